@@ -1,0 +1,75 @@
+import type { ErrorCode } from "../core/errors.js";
+import type { PrincipalKind } from "../core/principal.js";
+
+/** Stable audit event types: a schema someone can still query a year later. */
+export const AUDIT_EVENT_TYPES = [
+  "session.start", // access decision for a new session (allow or deny)
+  "session.end",
+  "db.query", // a statement's decision, written before it is forwarded
+  "auth.failure",
+  "token.create",
+  "token.revoke",
+  "gateway.start",
+  "gateway.stop",
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export interface AuditPrincipal {
+  readonly id: string;
+  readonly kind: PrincipalKind;
+  readonly name: string;
+}
+
+/** What a caller hands to the audit log. Never contains result values or secrets. */
+export interface AuditEventInput {
+  readonly type: AuditEventType;
+  readonly sessionId?: string;
+  readonly principal?: AuditPrincipal;
+  readonly connection?: string;
+  readonly protocol?: string;
+  readonly clientAddress?: string;
+  readonly decision?: "allow" | "deny";
+  readonly code?: ErrorCode;
+  readonly rule?: string;
+  readonly message?: string;
+  /** The statement or command judged (as the client sent it). */
+  readonly statement?: string;
+  /** Small structured facts: counts, reasons, token ids. JSON-serialisable. */
+  readonly details?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/**
+ * A record in the hash chain. `hash = HMAC-SHA256(key, prevHash + "\n" + canonical(record
+ * without hash))`, hex. The first record's prevHash is 64 zeros. `seq` starts at 1 and has no
+ * gaps, so an edited, removed, inserted or reordered record breaks verification.
+ */
+export interface AuditRecord extends AuditEventInput {
+  readonly seq: number;
+  /** ISO-8601 time the gateway wrote the record. */
+  readonly time: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface AuditLog {
+  /**
+   * Append a record. Resolves once the record is in the local log (group-committed with
+   * other appends in the same tick), before the action it describes is forwarded.
+   * Rejects with GatewayError GW_AUDIT_UNAVAILABLE if it cannot be written: callers fail closed.
+   */
+  append(input: AuditEventInput): Promise<AuditRecord>;
+  /** Wait until everything appended so far has been shipped to the store. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type AuditVerifyResult =
+  | { readonly ok: true; readonly records: number; readonly lastSeq: number }
+  | {
+      readonly ok: false;
+      readonly records: number;
+      /** The first record that fails (or the seq where one is missing). */
+      readonly failedSeq: number;
+      readonly reason: "hash_mismatch" | "chain_broken" | "sequence_gap" | "malformed";
+      readonly detail: string;
+    };

@@ -1,0 +1,26 @@
+import type { SecretRef } from "./secret.js";
+
+/** A configured target that clients ask for by name. */
+export type Connection = PostgresConnection;
+
+export type ConnectionType = Connection["type"];
+
+/** libpq's sslmode names, for the gateway's own leg to the target. */
+export type UpstreamSslMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
+
+export interface PostgresConnection {
+  readonly type: "postgres";
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  /** Absent for targets that trust the gateway (e.g. trust auth). */
+  readonly password?: SecretRef;
+  readonly groups: readonly string[];
+  readonly sslmode: UpstreamSslMode;
+  /** CA bundle (PEM) for verify-ca / verify-full. */
+  readonly sslRootCert?: SecretRef;
+  /** Server name to verify, when it differs from `host`. */
+  readonly sslServerName?: string;
+}

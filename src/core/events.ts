@@ -1,0 +1,80 @@
+import type { ErrorCode } from "./errors.js";
+import type { SessionEndReason, SessionInfo } from "./session.js";
+import type { ConnectionType } from "./connection.js";
+
+/**
+ * Everything that happens on the data path, as typed events. Protocol engines produce them;
+ * the one pipeline judges the decidable ones (`JudgedEvent`) and records/audits all of them.
+ */
+export type GatewayEvent = JudgedEvent | ObservedEvent;
+
+/** Events that need a decision before anything is forwarded. */
+export type JudgedEvent = SessionStartEvent | DbQueryEvent;
+
+/** Facts: recorded and audited, never refused. */
+export type ObservedEvent = SessionEndEvent | DbResultEvent | AuthFailureEvent;
+
+export interface SessionStartEvent {
+  readonly type: "session.start";
+  readonly session: SessionInfo;
+}
+
+export interface SessionEndEvent {
+  readonly type: "session.end";
+  readonly session: SessionInfo;
+  readonly reason: SessionEndReason;
+  /** A safe, client-facing description of why the session ended abnormally. */
+  readonly detail?: string;
+  readonly statements: number;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+}
+
+/** How a statement reached the gateway. */
+export type DbQueryStage =
+  | "simple" // a simple-protocol Query (may hold several statements)
+  | "parse" // extended protocol: Parse of a (named or unnamed) prepared statement
+  | "function_call"; // fastpath FunctionCall: no SQL to inspect
+
+export interface DbQueryEvent {
+  readonly type: "db.query";
+  readonly session: SessionInfo;
+  /** 1-based sequence of statements within the session. */
+  readonly seq: number;
+  readonly stage: DbQueryStage;
+  readonly sql: string;
+  /** Prepared statement name for `parse` ("" = unnamed). */
+  readonly statementName?: string;
+}
+
+/** One result (or failure) of a statement that was forwarded. */
+export interface DbResultEvent {
+  readonly type: "db.result";
+  readonly session: SessionInfo;
+  /** The `seq` of the DbQueryEvent this result belongs to. */
+  readonly seq: number;
+  /** Bind parameters as the client sent them (text, or `\x…` hex for binary), for `execute`. */
+  readonly params?: readonly (string | null)[];
+  /** Portal execution of a prepared statement, or the simple query itself. */
+  readonly kind: "simple" | "execute";
+  readonly commandTag?: string;
+  readonly rowCount: number;
+  readonly columns?: readonly string[];
+  /** The first rows the client received (text), up to the configured cap. */
+  readonly rows?: readonly (readonly (string | null)[])[];
+  readonly rowsTruncated?: boolean;
+  readonly error?: { readonly sqlstate: string; readonly message: string };
+  readonly durationMs: number;
+}
+
+export interface AuthFailureEvent {
+  readonly type: "auth.failure";
+  readonly protocol: ConnectionType;
+  readonly connection?: string;
+  readonly clientAddress: string;
+  readonly code: ErrorCode;
+  /** Safe description (never the presented credential). */
+  readonly reason: string;
+  /** The user name the client claimed, if any. */
+  readonly claimedUser?: string;
+}

@@ -1,0 +1,296 @@
+/**
+ * The configuration file (contract: shared INTERFACE.md). Parsed once at the edge with zod;
+ * everything after this sees typed, validated values. Errors name the bad key.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import type { Connection, PostgresConnection } from "../core/connection.js";
+import { GatewayError } from "../core/errors.js";
+import type { SecretRef } from "../core/secret.js";
+import { parseDuration } from "./duration.js";
+
+/** `env:NAME`, `file:PATH`, or a literal value. */
+export function parseSecretRef(text: string): SecretRef {
+  if (text.startsWith("env:")) return { kind: "env", name: text.slice(4) };
+  if (text.startsWith("file:")) return { kind: "file", path: text.slice(5) };
+  return { kind: "literal", value: text };
+}
+
+const secretRef = z
+  .string()
+  .min(1)
+  .describe("secret reference: env:NAME | file:PATH | literal value")
+  .transform((s, ctx) => {
+    const ref = parseSecretRef(s);
+    if (ref.kind === "env" && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref.name)) {
+      ctx.addIssue({ code: "custom", message: "env: needs a variable name, e.g. env:ORDERS_PG_PASSWORD" });
+    }
+    if (ref.kind === "file" && ref.path.length === 0) {
+      ctx.addIssue({ code: "custom", message: "file: needs a path" });
+    }
+    return ref;
+  });
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port`, `[v6]:port` or `:port` (loopback). */
+export function parseListenAddress(text: string): ListenAddress | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  const host = m[1] ?? (m[2] === "" || m[2] === undefined ? "127.0.0.1" : m[2]);
+  return { host, port };
+}
+
+const listenAddress = z
+  .string()
+  .describe("host:port to listen on, e.g. 127.0.0.1:15432 (port 0 picks a free port)")
+  .transform((s, ctx) => {
+    const a = parseListenAddress(s);
+    if (a === undefined) {
+      ctx.addIssue({ code: "custom", message: `expected host:port, got "${s}"` });
+      return z.NEVER;
+    }
+    return a;
+  });
+
+const duration = z
+  .union([z.string(), z.number().int().nonnegative()])
+  .describe("a duration: 30s, 15m, 1h, or milliseconds as a number")
+  .transform((v, ctx) => {
+    if (typeof v === "number") return v;
+    try {
+      return parseDuration(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `invalid duration "${v}" (use e.g. 30s, 15m, 1h)` });
+      return z.NEVER;
+    }
+  });
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "use letters, digits, '_', '.', '-' (at most 63, starting with a letter or digit)");
+
+const group = z.string().min(1).max(200);
+
+const serviceAccount = z.strictObject({
+  name,
+  groups: z.array(group).default([]),
+  sshPublicKeys: z.array(z.string()).default([]),
+  description: z.string().optional(),
+});
+
+const oidcIssuer = z.strictObject({
+  issuer: z.url(),
+  audience: z.string().min(1),
+  groupsClaim: z.string().default("groups"),
+});
+
+const postgresConnection = z.strictObject({
+  name,
+  type: z.literal("postgres"),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: z.string().min(1),
+  user: z.string().min(1),
+  password: secretRef.optional(),
+  groups: z.array(group).default([]),
+  sslmode: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
+  sslRootCert: secretRef.optional(),
+  sslServerName: z.string().optional(),
+});
+
+const connection = z.discriminatedUnion("type", [postgresConnection]);
+
+const stringList = z.array(z.string().min(1));
+
+const policyMatch = z.strictObject({
+  operations: stringList.optional(),
+  relations: stringList.optional(),
+  columns: stringList.optional(),
+  functions: stringList.optional(),
+  noWhere: z.boolean().optional(),
+  statementRegex: z.string().optional(),
+  commands: stringList.optional(),
+  arguments: stringList.optional(),
+  forwardTo: stringList.optional(),
+  methods: stringList.optional(),
+  paths: stringList.optional(),
+  verbs: stringList.optional(),
+  resources: stringList.optional(),
+  namespaces: stringList.optional(),
+});
+
+const policy = z.strictObject({
+  name,
+  connections: stringList.default(["*"]),
+  groups: stringList.optional(),
+  match: policyMatch.optional(),
+  action: z.enum(["deny", "require_approval", "mask", "allow"]),
+  message: z.string().optional(),
+  approvers: stringList.optional(),
+  columns: stringList.optional(),
+  detectors: stringList.optional(),
+  strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
+});
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().default("./.airlock").describe("embedded store, keys, recordings, admin credential"),
+  store: z
+    .strictObject({
+      url: secretRef.optional().describe("PostgreSQL URL for the store instead of the embedded one"),
+    })
+    .default({}),
+  listen: z
+    .strictObject({
+      api: listenAddress.optional(),
+      postgres: listenAddress.optional(),
+      mysql: listenAddress.optional(),
+      ssh: listenAddress.optional(),
+      http: listenAddress.optional(),
+    })
+    .default({}),
+  tls: z
+    .strictObject({
+      cert: secretRef.optional().describe("PEM certificate for the client-facing listeners"),
+      key: secretRef.optional().describe("PEM private key for cert"),
+      selfSigned: z.boolean().default(false).describe("generate a self-signed certificate under dataDir"),
+      require: z.boolean().default(false).describe("refuse clients that do not use TLS"),
+    })
+    .default({ selfSigned: false, require: false }),
+  tokens: z
+    .strictObject({
+      defaultTtl: duration.default(15 * 60_000),
+      maxTtl: duration.default(24 * 3_600_000),
+      endSessionsAtExpiry: z.boolean().default(true),
+    })
+    .default({ defaultTtl: 15 * 60_000, maxTtl: 24 * 3_600_000, endSessionsAtExpiry: true }),
+  recording: z
+    .strictObject({
+      maxRowsPerStatement: z.number().int().min(0).max(100_000).default(100),
+      maxValueBytes: z.number().int().min(16).max(1_048_576).default(1024),
+    })
+    .default({ maxRowsPerStatement: 100, maxValueBytes: 1024 }),
+  audit: z
+    .strictObject({
+      fsync: z.boolean().default(false).describe("fsync the local audit log on every group commit"),
+    })
+    .default({ fsync: false }),
+  limits: z
+    .strictObject({
+      maxMessageBytes: z.number().int().min(1024).max(1_073_741_824).default(64 * 1_048_576),
+      connectTimeout: duration.default(10_000),
+      authTimeout: duration.default(30_000),
+    })
+    .default({ maxMessageBytes: 64 * 1_048_576, connectTimeout: 10_000, authTimeout: 30_000 }),
+  log: z
+    .strictObject({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
+    .default({ level: "info" }),
+  serviceAccounts: z.array(serviceAccount).default([]),
+  oidc: z.array(oidcIssuer).default([]),
+  connections: z.array(connection).default([]),
+  policies: z.array(policy).default([]),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+type ParsedConfig = z.output<typeof configSchema>;
+export type ServiceAccountConfig = ParsedConfig["serviceAccounts"][number];
+export type PolicyConfig = ParsedConfig["policies"][number];
+export type OidcIssuerConfig = ParsedConfig["oidc"][number];
+
+export interface Config extends Omit<ParsedConfig, "connections"> {
+  readonly connections: readonly Connection[];
+  /** The file it came from, if any (relative paths resolve against its directory). */
+  readonly source?: string;
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path
+        .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+        .join("");
+      return `${path === "" ? "(top level)" : path}: ${issue.message}`;
+    })
+    .join("\n");
+}
+
+/** Validate an already-parsed document. Throws GatewayError GW_CONFIG naming each bad key. */
+export function parseConfig(doc: unknown, source?: string): Config {
+  const result = configSchema.safeParse(doc ?? {});
+  if (!result.success) {
+    throw new GatewayError("GW_CONFIG", `invalid configuration${source === undefined ? "" : ` in ${source}`}:\n${formatIssues(result.error)}`);
+  }
+  const parsed = result.data;
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  parsed.connections.forEach((c, i) => {
+    if (seen.has(c.name)) problems.push(`connections[${i}].name: duplicate connection "${c.name}"`);
+    seen.add(c.name);
+    if ((c.sslmode === "verify-ca" || c.sslmode === "verify-full") && c.sslRootCert === undefined) {
+      // Without a CA bundle the system roots are used; that is allowed.
+    }
+  });
+  const accounts = new Set<string>();
+  parsed.serviceAccounts.forEach((s, i) => {
+    if (accounts.has(s.name)) problems.push(`serviceAccounts[${i}].name: duplicate service account "${s.name}"`);
+    accounts.add(s.name);
+  });
+  if ((parsed.tls.cert === undefined) !== (parsed.tls.key === undefined)) {
+    problems.push("tls: cert and key must be given together");
+  }
+  if (problems.length > 0) {
+    throw new GatewayError("GW_CONFIG", `invalid configuration${source === undefined ? "" : ` in ${source}`}:\n${problems.join("\n")}`);
+  }
+  const baseDir = source === undefined ? process.cwd() : dirname(resolve(source));
+  const connections: Connection[] = parsed.connections.map((c): PostgresConnection => {
+    const { password, sslRootCert, sslServerName, ...rest } = c;
+    return {
+      ...rest,
+      ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+      ...(sslRootCert === undefined ? {} : { sslRootCert: resolveFileRef(sslRootCert, baseDir) }),
+      ...(sslServerName === undefined ? {} : { sslServerName }),
+    };
+  });
+  return {
+    ...parsed,
+    dataDir: resolve(baseDir, parsed.dataDir),
+    connections,
+    ...(source === undefined ? {} : { source: resolve(source) }),
+  };
+}
+
+function resolveFileRef(ref: SecretRef, baseDir: string): SecretRef {
+  return ref.kind === "file" ? { kind: "file", path: resolve(baseDir, ref.path) } : ref;
+}
+
+/** Read and validate a YAML file. */
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new GatewayError("GW_CONFIG", `cannot read configuration file ${path}`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true, maxAliasCount: 100 });
+  } catch (e) {
+    const detail = e instanceof Error ? e.message : String(e);
+    throw new GatewayError("GW_CONFIG", `${path} is not valid YAML: ${detail}`, { cause: e });
+  }
+  return parseConfig(doc, path);
+}
+
+/** The JSON Schema of the configuration file (shipped as schema/airlock.schema.json). */
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+}

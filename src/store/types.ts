@@ -1,0 +1,78 @@
+import type { AuditRecord } from "../audit/types.js";
+import type { PrincipalKind } from "../core/principal.js";
+import type { SessionEndReason } from "../core/session.js";
+
+/**
+ * Persistence for the control plane. Two implementations share one schema and one set of
+ * migrations: embedded PGlite (default, under dataDir) and PostgreSQL (`store.url`).
+ * The data path never waits on the store per statement: audit records reach it
+ * asynchronously from the local audit log.
+ */
+export interface Store {
+  readonly kind: "pglite" | "postgres";
+  /** Apply pending migrations (idempotent; safe to call at every start). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // Tokens: metadata only, never the token itself.
+  insertToken(row: TokenRow): Promise<void>;
+  getToken(id: string): Promise<TokenRow | undefined>;
+  /** Returns false when the token id is unknown. Idempotent for already revoked tokens. */
+  revokeToken(id: string, revokedAt: Date, revokedBy: string): Promise<boolean>;
+  /** Revoked token ids (optionally only those revoked after `since`) that have not expired yet. */
+  listRevokedTokens(since?: Date): Promise<readonly { id: string; revokedAt: Date }[]>;
+
+  // Sessions.
+  insertSession(row: SessionRow): Promise<void>;
+  endSession(id: string, end: SessionEnd): Promise<void>;
+  getSession(id: string): Promise<SessionRow | undefined>;
+  /** Newest first. */
+  listSessions(query: { readonly limit: number; readonly offset?: number; readonly connection?: string }): Promise<readonly SessionRow[]>;
+
+  // Audit (written by the audit shipper, read by verify and the API).
+  appendAudit(records: readonly AuditRecord[]): Promise<void>;
+  lastAudit(): Promise<AuditRecord | undefined>;
+  /** Records with seq > afterSeq, ascending, at most `limit`. */
+  readAudit(afterSeq: number, limit: number): Promise<readonly AuditRecord[]>;
+}
+
+export interface TokenRow {
+  readonly id: string; // the JWT's jti
+  readonly principalId: string;
+  readonly principalKind: PrincipalKind;
+  readonly principalName: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly createdBy: string;
+  readonly revokedAt?: Date;
+  readonly revokedBy?: string;
+}
+
+export interface SessionRow {
+  readonly id: string;
+  readonly protocol: string;
+  readonly connection: string;
+  readonly principalId: string;
+  readonly principalKind: PrincipalKind;
+  readonly principalName: string;
+  readonly groups: readonly string[];
+  readonly tokenId?: string;
+  readonly clientAddress: string;
+  readonly startedAt: Date;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly endedAt?: Date;
+  readonly endReason?: SessionEndReason;
+  readonly endDetail?: string;
+  readonly statements?: number;
+  readonly bytesFromClient?: number;
+  readonly bytesToClient?: number;
+}
+
+export interface SessionEnd {
+  readonly endedAt: Date;
+  readonly reason: SessionEndReason;
+  readonly detail?: string;
+  readonly statements: number;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+}
