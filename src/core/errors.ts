@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   "GW_AUTH_INVALID", // malformed, badly signed, or unknown token
   "GW_AUTH_EXPIRED", // token past its expiry
   "GW_AUTH_REVOKED", // token (or its service account) revoked
+  "GW_TLS_REQUIRED", // the client must use TLS and did not
   // Authorization and policy
   "GW_UNKNOWN_CONNECTION", // the client asked for a connection that is not configured
   "GW_ACCESS_DENIED", // the principal's groups may not use this connection

@@ -1,0 +1,421 @@
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DestinationStream } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuditEventInput, AuditRecord, AuditVerifyResult } from "../audit/types.js";
+import type { SessionInfo } from "../core/session.js";
+import { writeAdminToken } from "../identity/admin.js";
+import { TokenService } from "../identity/tokens.js";
+import { createLogger } from "../observability/logger.js";
+import { GatewayMetrics } from "../observability/metrics.js";
+import { SessionRegistry } from "../policy/registry.js";
+import { FileRecordingStore } from "../recording/file-store.js";
+import type { RecordingEntry } from "../recording/types.js";
+import { openStore } from "../store/index.js";
+import type { Store } from "../store/types.js";
+import { createApiServer } from "./server.js";
+import type { ApiDeps, ApiServer } from "./server.js";
+
+const logLines: string[] = [];
+const logStream: DestinationStream = {
+  write(msg: string) {
+    logLines.push(msg);
+  },
+};
+
+let root: string;
+let store: Store;
+let tokens: TokenService;
+let api: ApiServer;
+let adminToken: string;
+let registry: SessionRegistry;
+let metrics: GatewayMetrics;
+let recordings: FileRecordingStore;
+let auditResult: AuditVerifyResult = { ok: true, records: 0, lastSeq: 0 };
+let auditThrows: Error | undefined;
+const appended: AuditEventInput[] = [];
+let appendFails = false;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "airlock-api-"));
+  store = await openStore({ dataDir: join(root, "data") });
+  recordings = new FileRecordingStore({ dataDir: join(root, "data") });
+  const logger = createLogger({ level: "debug", destination: logStream });
+  tokens = await TokenService.open({
+    keyDir: join(root, "data"),
+    store,
+    serviceAccounts: [{ name: "ci-bot", groups: ["agents"], sshPublicKeys: [] }],
+    defaultTtlMs: 15 * 60_000,
+    maxTtlMs: 3_600_000,
+    logger,
+  });
+  adminToken = await writeAdminToken(join(root, "data"));
+  registry = new SessionRegistry();
+  metrics = new GatewayMetrics();
+  const deps: ApiDeps = {
+    store,
+    tokens,
+    recordings,
+    audit: {
+      verify: () => (auditThrows === undefined ? Promise.resolve(auditResult) : Promise.reject(auditThrows)),
+    },
+    liveSessions: registry,
+    adminToken,
+    metrics,
+    logger,
+    auditLog: {
+      append: (input: AuditEventInput): Promise<AuditRecord> => {
+        if (appendFails) return Promise.reject(new Error("disk full"));
+        appended.push(input);
+        return Promise.resolve({ ...input, seq: appended.length, time: new Date().toISOString(), prevHash: "0".repeat(64), hash: "0".repeat(64) });
+      },
+    },
+  };
+  api = await createApiServer(deps);
+});
+
+afterAll(async () => {
+  await api.close();
+  await tokens.close();
+  await metrics.close();
+  await recordings.close();
+  await store.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+function asAdmin(): Record<string, string> {
+  return { authorization: `Bearer ${adminToken}` };
+}
+
+interface ErrorShape {
+  error: { code: string; message: string; rule?: string };
+}
+
+function sessionInfo(id: string, tokenId: string): SessionInfo {
+  return {
+    id,
+    protocol: "postgres",
+    connection: "orders",
+    principal: { kind: "service_account", id: "sa:ci-bot", name: "ci-bot", groups: ["agents"], tokenId },
+    clientAddress: "127.0.0.1:50000",
+    startedAt: new Date("2026-01-01T00:00:00Z"),
+    attributes: {},
+  };
+}
+
+describe("public routes", () => {
+  it("GET /healthz answers without credentials", async () => {
+    const res = await api.inject({ method: "GET", url: "/healthz" });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: "ok" });
+  });
+
+  it("GET /metrics serves Prometheus text without secrets", async () => {
+    metrics.statement("postgres", "deny");
+    const res = await api.inject({ method: "GET", url: "/metrics" });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toContain("text/plain");
+    expect(res.body).toContain('airlock_statements_total{protocol="postgres",decision="deny"} 1');
+    expect(res.body).not.toContain(adminToken);
+  });
+
+  it("unknown routes are 404 in the error shape", async () => {
+    const res = await api.inject({ method: "GET", url: "/nope" });
+    expect(res.statusCode).toBe(404);
+    expect(res.json<ErrorShape>().error.code).toBe("GW_NOT_FOUND");
+  });
+});
+
+describe("every /v1 route requires the admin role", () => {
+  it("answers 401 without credentials and 403 for a service-account token, on every registered route", async () => {
+    const { token } = await tokens.mint("ci-bot", { createdBy: "test" });
+    const v1 = api.routes.filter((r) => r.url.startsWith("/v1"));
+    // Guard against the enumeration silently finding nothing.
+    expect(v1.length).toBeGreaterThanOrEqual(8);
+    for (const route of v1) {
+      const url = route.url.replace(/:[A-Za-z]+/g, randomUUID());
+      const method = route.method as "GET" | "POST" | "HEAD";
+      const anon = await api.inject({ method, url });
+      expect(anon.statusCode, `${route.method} ${route.url} without credentials`).toBe(401);
+      const sa = await api.inject({ method, url, headers: { authorization: `Bearer ${token}` } });
+      expect(sa.statusCode, `${route.method} ${route.url} as a service account`).toBe(403);
+      if (method !== "HEAD") {
+        expect(anon.json<ErrorShape>().error.code).toBe("GW_AUTH_MISSING");
+        expect(sa.json<ErrorShape>().error.code).toBe("GW_FORBIDDEN");
+      }
+    }
+    // Only these routes are public; adding another public route must be a conscious change here.
+    const publicRoutes = api.routes.filter((r) => r.access === "public").map((r) => `${r.method} ${r.url}`);
+    expect(new Set(publicRoutes)).toEqual(new Set(["GET /healthz", "HEAD /healthz", "GET /metrics", "HEAD /metrics"]));
+  });
+
+  it("rejects a wrong admin token, a malformed header and an expired token", async () => {
+    const wrong = await api.inject({ method: "GET", url: "/v1/sessions", headers: { authorization: `Bearer ${adminToken}x` } });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.json<ErrorShape>().error.code).toBe("GW_AUTH_INVALID");
+    expect(wrong.headers["www-authenticate"]).toContain("Bearer");
+    const basic = await api.inject({ method: "GET", url: "/v1/sessions", headers: { authorization: "Basic YWRtaW46YWRtaW4=" } });
+    expect(basic.json<ErrorShape>().error.code).toBe("GW_AUTH_INVALID");
+    const garbage = await api.inject({ method: "GET", url: "/v1/sessions", headers: { authorization: "Bearer not.a.token" } });
+    expect(garbage.statusCode).toBe(401);
+    expect(garbage.body).not.toContain("not.a.token");
+
+    // A token minted two hours ago with a one-minute lifetime, by a service sharing key and store.
+    const past = await TokenService.open({
+      keyDir: join(root, "data"),
+      store,
+      serviceAccounts: [{ name: "ci-bot", groups: ["agents"], sshPublicKeys: [] }],
+      defaultTtlMs: 60_000,
+      maxTtlMs: 3_600_000,
+      logger: createLogger({ level: "silent" }),
+      clock: () => new Date(Date.now() - 2 * 3_600_000),
+    });
+    try {
+      const old = await past.mint("ci-bot", { createdBy: "test" });
+      const expired = await api.inject({ method: "GET", url: "/v1/sessions", headers: { authorization: `Bearer ${old.token}` } });
+      expect(expired.statusCode).toBe(401);
+      expect(expired.json<ErrorShape>().error).toEqual({ code: "GW_AUTH_EXPIRED", message: `token expired at ${old.expiresAt.toISOString()}` });
+    } finally {
+      await past.close();
+    }
+  });
+});
+
+describe("tokens", () => {
+  it("creates, reads and revokes a token, ending its live sessions", async () => {
+    const created = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "ci-bot", ttl: "10m" } });
+    expect(created.statusCode).toBe(201);
+    const body = created.json<{ token: string; id: string; expiresAt: string; serviceAccount: string }>();
+    expect(body.serviceAccount).toBe("ci-bot");
+    const principal = await tokens.verify(body.token);
+    expect(principal.tokenId).toBe(body.id);
+    const ttl = new Date(body.expiresAt).getTime() - Date.now();
+    expect(ttl).toBeGreaterThan(9 * 60_000);
+    expect(ttl).toBeLessThanOrEqual(10 * 60_000 + 1000);
+
+    const meta = await api.inject({ method: "GET", url: `/v1/tokens/${body.id}`, headers: asAdmin() });
+    expect(meta.statusCode).toBe(200);
+    expect(meta.json()).toMatchObject({ id: body.id, revoked: false, createdBy: "admin", principal: { id: "sa:ci-bot" } });
+    expect(meta.body).not.toContain(body.token);
+
+    const live = registry.register(sessionInfo(randomUUID(), body.id));
+    const other = registry.register(sessionInfo(randomUUID(), "another-token"));
+    const revoked = await api.inject({ method: "POST", url: `/v1/tokens/${body.id}/revoke`, headers: asAdmin() });
+    expect(revoked.statusCode).toBe(200);
+    expect(revoked.json()).toEqual({ revoked: true, sessionsEnded: 1 });
+    expect(live.signal.aborted).toBe(true);
+    expect(other.signal.aborted).toBe(false);
+    live.unregister();
+    other.unregister();
+
+    const after = await api.inject({ method: "GET", url: `/v1/tokens/${body.id}`, headers: asAdmin() });
+    expect(after.json()).toMatchObject({ revoked: true, revokedBy: "admin" });
+    await expect(tokens.verify(body.token)).rejects.toMatchObject({ code: "GW_AUTH_REVOKED" });
+
+    // The revoked token now fails authentication on the API too.
+    const used = await api.inject({ method: "GET", url: "/v1/sessions", headers: { authorization: `Bearer ${body.token}` } });
+    expect(used.json<ErrorShape>().error.code).toBe("GW_AUTH_REVOKED");
+  });
+
+  it("counts sessions ended by an onRevoke listener that runs inside revoke", async () => {
+    const off = tokens.onRevoke((id) => registry.terminate({ tokenId: id }, "revoked", "token revoked"));
+    try {
+      const minted = await tokens.mint("ci-bot", { createdBy: "test" });
+      const s = registry.register(sessionInfo(randomUUID(), minted.id));
+      const res = await api.inject({ method: "POST", url: `/v1/tokens/${minted.id}/revoke`, headers: asAdmin() });
+      expect(res.json()).toEqual({ revoked: true, sessionsEnded: 1 });
+      expect(s.signal.aborted).toBe(true);
+      s.unregister();
+    } finally {
+      off();
+    }
+  });
+
+  it("audits token creation and revocation, and takes back a token it cannot audit", async () => {
+    appended.length = 0;
+    const created = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "ci-bot" } });
+    const { id, token } = created.json<{ id: string; token: string }>();
+    await api.inject({ method: "POST", url: `/v1/tokens/${id}/revoke`, headers: asAdmin() });
+    expect(appended.map((a) => [a.type, a.principal?.id, a.details?.["tokenId"]])).toEqual([
+      ["token.create", "admin", id],
+      ["token.revoke", "admin", id],
+    ]);
+    expect(JSON.stringify(appended)).not.toContain(token);
+
+    appendFails = true;
+    try {
+      const before = (await store.listRevokedTokens()).length;
+      const failed = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "ci-bot" } });
+      expect(failed.statusCode).toBe(500);
+      expect(failed.json<ErrorShape>().error.code).toBe("GW_AUDIT_UNAVAILABLE");
+      expect(failed.body).not.toContain("disk full");
+      const revoked = await store.listRevokedTokens();
+      expect(revoked.length).toBe(before + 1);
+    } finally {
+      appendFails = false;
+    }
+  });
+
+  it("validates the request", async () => {
+    const unknown = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "nobody" } });
+    expect(unknown.statusCode).toBe(404);
+    const tooLong = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "ci-bot", ttl: "2h" } });
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.json<ErrorShape>().error.message).toContain("1h");
+    const badTtl = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "ci-bot", ttl: "soon" } });
+    expect(badTtl.json<ErrorShape>().error.code).toBe("GW_BAD_REQUEST");
+    const msTtl = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "ci-bot", ttl: 60_000 } });
+    expect(msTtl.statusCode).toBe(201);
+    const extra = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: { serviceAccount: "ci-bot", admin: true } });
+    expect(extra.statusCode).toBe(400);
+    const missing = await api.inject({ method: "POST", url: "/v1/tokens", headers: asAdmin(), payload: {} });
+    expect(missing.json<ErrorShape>().error.message).toContain("serviceAccount");
+    const revokeUnknown = await api.inject({ method: "POST", url: `/v1/tokens/${randomUUID()}/revoke`, headers: asAdmin() });
+    expect(revokeUnknown.statusCode).toBe(404);
+    const getUnknown = await api.inject({ method: "GET", url: `/v1/tokens/${randomUUID()}`, headers: asAdmin() });
+    expect(getUnknown.statusCode).toBe(404);
+  });
+
+  it("never echoes a malformed body, and caps the body size", async () => {
+    const secretish = "airlock_admin_leakcheck_value";
+    const bad = await api.inject({
+      method: "POST",
+      url: "/v1/tokens",
+      headers: { ...asAdmin(), "content-type": "application/json" },
+      payload: `{"serviceAccount": ${secretish}`,
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json<ErrorShape>().error.code).toBe("GW_BAD_REQUEST");
+    expect(bad.body).not.toContain("leakcheck");
+    const big = await api.inject({
+      method: "POST",
+      url: "/v1/tokens",
+      headers: asAdmin(),
+      payload: { serviceAccount: "ci-bot", pad: "x".repeat(70 * 1024) },
+    });
+    expect(big.statusCode).toBe(413);
+    expect(big.json<ErrorShape>().error.code).toBe("GW_BAD_REQUEST");
+  });
+});
+
+describe("sessions", () => {
+  const ended = randomUUID();
+  const running = randomUUID();
+
+  beforeAll(async () => {
+    await store.insertSession({
+      id: ended,
+      protocol: "postgres",
+      connection: "orders",
+      principalId: "sa:ci-bot",
+      principalKind: "service_account",
+      principalName: "ci-bot",
+      groups: ["agents"],
+      clientAddress: "127.0.0.1:1",
+      startedAt: new Date("2026-01-01T00:00:00Z"),
+      attributes: { application_name: "psql" },
+    });
+    await store.endSession(ended, {
+      endedAt: new Date("2026-01-01T00:01:00Z"),
+      reason: "client_closed",
+      statements: 1,
+      bytesFromClient: 10,
+      bytesToClient: 20,
+    });
+    await store.insertSession({
+      id: running,
+      protocol: "postgres",
+      connection: "billing",
+      principalId: "sa:ci-bot",
+      principalKind: "service_account",
+      principalName: "ci-bot",
+      groups: ["agents"],
+      clientAddress: "127.0.0.1:2",
+      startedAt: new Date("2026-01-02T00:00:00Z"),
+      attributes: {},
+    });
+    const rec = recordings.open(ended);
+    rec.append({ kind: "header", sessionId: ended, protocol: "postgres", connection: "orders", principal: "sa:ci-bot", startedAt: "2026-01-01T00:00:00.000Z", version: 1 });
+    rec.append({ kind: "query", seq: 1, stage: "simple", sql: "select 1", decision: "allow" });
+    rec.append({ kind: "result", seq: 1, resultKind: "simple", commandTag: "SELECT 1", rowCount: 1, columns: ["?column?"], rows: [["1"]], durationMs: 2 });
+    await rec.close();
+  });
+
+  it("lists sessions newest first with live flags and filters by connection", async () => {
+    const live = registry.register({ ...sessionInfo(running, "t"), connection: "billing" });
+    try {
+      const res = await api.inject({ method: "GET", url: "/v1/sessions?limit=10", headers: asAdmin() });
+      expect(res.statusCode).toBe(200);
+      const { sessions } = res.json<{ sessions: { id: string; live: boolean; endReason?: string }[] }>();
+      const byId = new Map(sessions.map((s) => [s.id, s]));
+      expect(byId.get(running)?.live).toBe(true);
+      expect(byId.get(ended)).toMatchObject({ live: false, endReason: "client_closed" });
+      expect(sessions.findIndex((s) => s.id === running)).toBeLessThan(sessions.findIndex((s) => s.id === ended));
+
+      const filtered = await api.inject({ method: "GET", url: "/v1/sessions?connection=orders", headers: asAdmin() });
+      expect(filtered.json<{ sessions: { id: string }[] }>().sessions.map((s) => s.id)).toEqual([ended]);
+      const bad = await api.inject({ method: "GET", url: "/v1/sessions?limit=0", headers: asAdmin() });
+      expect(bad.statusCode).toBe(400);
+    } finally {
+      live.unregister();
+    }
+  });
+
+  it("shows a session with its recording, and 404s for unknown ids", async () => {
+    const res = await api.inject({ method: "GET", url: `/v1/sessions/${ended}`, headers: asAdmin() });
+    expect(res.statusCode).toBe(200);
+    const body = res.json<{ session: { id: string; attributes: Record<string, string> }; recording: RecordingEntry[] }>();
+    expect(body.session.attributes).toEqual({ application_name: "psql" });
+    expect(body.recording.map((e) => e.kind)).toEqual(["header", "query", "result"]);
+    const none = await api.inject({ method: "GET", url: `/v1/sessions/${randomUUID()}`, headers: asAdmin() });
+    expect(none.statusCode).toBe(404);
+  });
+
+  it("terminates a live session", async () => {
+    const live = registry.register({ ...sessionInfo(running, "t"), connection: "billing" });
+    try {
+      const res = await api.inject({ method: "POST", url: `/v1/sessions/${running}/terminate`, headers: asAdmin() });
+      expect(res.json()).toEqual({ terminated: 1 });
+      expect(live.signal.aborted).toBe(true);
+      const again = await api.inject({ method: "POST", url: `/v1/sessions/${ended}/terminate`, headers: asAdmin() });
+      expect(again.json()).toEqual({ terminated: 0 });
+      const unknown = await api.inject({ method: "POST", url: `/v1/sessions/${randomUUID()}/terminate`, headers: asAdmin() });
+      expect(unknown.statusCode).toBe(404);
+    } finally {
+      live.unregister();
+    }
+  });
+});
+
+describe("audit", () => {
+  it("returns the verify result and records", async () => {
+    auditResult = { ok: false, records: 3, failedSeq: 2, reason: "hash_mismatch", detail: "record 2 was edited" };
+    const res = await api.inject({ method: "GET", url: "/v1/audit/verify", headers: asAdmin() });
+    expect(res.json()).toEqual(auditResult);
+    const recs = await api.inject({ method: "GET", url: "/v1/audit?afterSeq=0&limit=5", headers: asAdmin() });
+    expect(recs.statusCode).toBe(200);
+    expect(Array.isArray(recs.json<{ records: unknown[] }>().records)).toBe(true);
+  });
+
+  it("hides the text of unexpected exceptions", async () => {
+    auditThrows = new Error("db password is hunter2hunter2");
+    try {
+      const res = await api.inject({ method: "GET", url: "/v1/audit/verify", headers: asAdmin() });
+      expect(res.statusCode).toBe(500);
+      expect(res.json()).toEqual({ error: { code: "GW_INTERNAL", message: "internal gateway error" } });
+    } finally {
+      auditThrows = undefined;
+    }
+  });
+});
+
+describe("logging", () => {
+  it("logs requests without headers or credentials", () => {
+    const text = logLines.join("");
+    expect(text).toContain('"msg":"api request"');
+    expect(text).not.toContain(adminToken);
+    expect(text.toLowerCase()).not.toContain("authorization");
+  });
+});

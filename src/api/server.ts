@@ -1,0 +1,354 @@
+/**
+ * The control-plane HTTP API (fastify). JSON in and out; bodies and query strings validated
+ * with zod; every error answered as `{ "error": { "code", "message", "rule"? } }` with a status
+ * derived from the GatewayError code. Unexpected exceptions are logged and answered with a
+ * generic message: their text never reaches the client.
+ */
+import type { AddressInfo } from "node:net";
+import { fastify } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
+import type { Logger } from "pino";
+import { z } from "zod";
+import type { AuditLog, AuditPrincipal, AuditVerifyResult } from "../audit/types.js";
+import { GatewayError, isGatewayError } from "../core/errors.js";
+import type { ErrorCode } from "../core/errors.js";
+import type { Principal } from "../core/principal.js";
+import type { SessionInfo } from "../core/session.js";
+import type { TokenService } from "../identity/tokens.js";
+import type { GatewayMetrics } from "../observability/metrics.js";
+import type { LiveSessions } from "../policy/registry.js";
+import type { RecordingStore } from "../recording/types.js";
+import { parseDuration } from "../runtime/duration.js";
+import type { SessionRow, Store, TokenRow } from "../store/types.js";
+import { DEFAULT_ROUTE_ACCESS, authenticate, authorize, callerOf, rolesOf, setCaller } from "./auth.js";
+import type { RouteAccess } from "./auth.js";
+
+export interface ApiDeps {
+  readonly store: Store;
+  readonly tokens: TokenService;
+  readonly recordings: RecordingStore;
+  readonly audit: { verify(): Promise<AuditVerifyResult> };
+  readonly liveSessions: LiveSessions;
+  readonly adminToken: string;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  /**
+   * Optional: where token.create / token.revoke audit records go. When given, a token whose
+   * creation cannot be audited is revoked again and the request fails (fail closed).
+   */
+  readonly auditLog?: Pick<AuditLog, "append">;
+}
+
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly access: RouteAccess;
+}
+
+export interface ApiServer {
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  close(): Promise<void>;
+  inject: FastifyInstance["inject"];
+  /** Every route registered on the server (collected by an onRoute hook), for audits and tests. */
+  readonly routes: readonly RegisteredRoute[];
+}
+
+export const API_BODY_LIMIT = 64 * 1024;
+
+/** HTTP status for a GatewayError code; anything not listed is a server-side failure. */
+const CLIENT_ERROR_STATUS: Partial<Readonly<Record<ErrorCode, number>>> = {
+  GW_AUTH_MISSING: 401,
+  GW_AUTH_INVALID: 401,
+  GW_AUTH_EXPIRED: 401,
+  GW_AUTH_REVOKED: 401,
+  GW_FORBIDDEN: 403,
+  GW_ACCESS_DENIED: 403,
+  GW_NOT_FOUND: 404,
+  GW_BAD_REQUEST: 400,
+};
+
+export function statusForCode(code: ErrorCode): number {
+  return CLIENT_ERROR_STATUS[code] ?? 500;
+}
+
+interface ErrorBody {
+  readonly error: { readonly code: string; readonly message: string; readonly rule?: string };
+}
+
+/** fastify's own client errors (bad JSON, body too large, …): our wording, their status. */
+function fastifyClientError(e: unknown): { status: number; message: string } | undefined {
+  if (typeof e !== "object" || e === null || !("statusCode" in e) || typeof e.statusCode !== "number") return undefined;
+  const status = e.statusCode;
+  if (status < 400 || status > 499) return undefined;
+  // Never echo fastify's message: a JSON parse error quotes the body, which may hold a token.
+  const message =
+    status === 413 ? `request body too large (limit ${API_BODY_LIMIT} bytes)` : status === 415 ? "unsupported content type (send application/json)" : "invalid request";
+  return { status, message };
+}
+
+const idParam = z.object({ id: z.string().min(1).max(200) });
+
+const tokenCreateBody = z.strictObject({
+  serviceAccount: z.string().min(1).max(200),
+  ttl: z.union([z.string().min(1).max(50), z.number().int().positive()]).optional(),
+});
+
+const sessionsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  offset: z.coerce.number().int().min(0).default(0),
+  connection: z.string().min(1).max(200).optional(),
+});
+
+const auditQuery = z.object({
+  afterSeq: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const path = issue === undefined || issue.path.length === 0 ? what : issue.path.map(String).join(".");
+  throw new GatewayError("GW_BAD_REQUEST", `${path}: ${issue?.message ?? "invalid"}`);
+}
+
+function auditPrincipal(p: Principal): AuditPrincipal {
+  return { id: p.id, kind: p.kind, name: p.name };
+}
+
+function tokenJson(row: TokenRow): Record<string, unknown> {
+  return {
+    id: row.id,
+    principal: { id: row.principalId, kind: row.principalKind, name: row.principalName },
+    createdAt: row.createdAt.toISOString(),
+    expiresAt: row.expiresAt.toISOString(),
+    createdBy: row.createdBy,
+    revoked: row.revokedAt !== undefined,
+    ...(row.revokedAt === undefined ? {} : { revokedAt: row.revokedAt.toISOString() }),
+    ...(row.revokedBy === undefined ? {} : { revokedBy: row.revokedBy }),
+  };
+}
+
+export function sessionJson(row: SessionRow, live: boolean): Record<string, unknown> {
+  return {
+    id: row.id,
+    protocol: row.protocol,
+    connection: row.connection,
+    principal: { id: row.principalId, kind: row.principalKind, name: row.principalName },
+    groups: row.groups,
+    ...(row.tokenId === undefined ? {} : { tokenId: row.tokenId }),
+    clientAddress: row.clientAddress,
+    startedAt: row.startedAt.toISOString(),
+    attributes: row.attributes,
+    ...(row.endedAt === undefined ? {} : { endedAt: row.endedAt.toISOString() }),
+    ...(row.endReason === undefined ? {} : { endReason: row.endReason }),
+    ...(row.endDetail === undefined ? {} : { endDetail: row.endDetail }),
+    ...(row.statements === undefined ? {} : { statements: row.statements }),
+    ...(row.bytesFromClient === undefined ? {} : { bytesFromClient: row.bytesFromClient }),
+    ...(row.bytesToClient === undefined ? {} : { bytesToClient: row.bytesToClient }),
+    live,
+  };
+}
+
+/** A live session the store does not know (yet): shown from the registry's facts. */
+function rowFromLive(info: SessionInfo): SessionRow {
+  return {
+    id: info.id,
+    protocol: info.protocol,
+    connection: info.connection,
+    principalId: info.principal.id,
+    principalKind: info.principal.kind,
+    principalName: info.principal.name,
+    groups: info.principal.groups,
+    ...(info.principal.tokenId === undefined ? {} : { tokenId: info.principal.tokenId }),
+    clientAddress: info.clientAddress,
+    startedAt: info.startedAt,
+    attributes: info.attributes,
+  };
+}
+
+export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
+  const app = fastify({
+    logger: false,
+    bodyLimit: API_BODY_LIMIT,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+  });
+  const routes: RegisteredRoute[] = [];
+  app.addHook("onRoute", (opts) => {
+    const methods: readonly HTTPMethods[] = Array.isArray(opts.method) ? opts.method : [opts.method];
+    for (const method of methods) {
+      routes.push({ method, url: opts.url, access: opts.config?.airlockAccess ?? DEFAULT_ROUTE_ACCESS });
+    }
+  });
+
+  app.addHook("onRequest", async (request) => {
+    if (request.is404) return; // answered by the not-found handler; reveals nothing
+    const access = request.routeOptions.config.airlockAccess ?? DEFAULT_ROUTE_ACCESS;
+    if (access === "public") return;
+    const principal = await authenticate(request.headers.authorization, deps);
+    const caller = { principal, roles: rolesOf(principal) };
+    authorize(caller, access);
+    setCaller(request, caller);
+  });
+
+  app.addHook("onResponse", async (request, reply) => {
+    // Debug only, and never headers: they carry the bearer credential.
+    deps.logger.debug(
+      { method: request.method, route: request.routeOptions.url ?? "(none)", status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      "api request",
+    );
+  });
+
+  app.setErrorHandler(async (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    let body: ErrorBody;
+    let status: number;
+    const clientError = isGatewayError(error) ? undefined : fastifyClientError(error);
+    if (isGatewayError(error)) {
+      status = statusForCode(error.code);
+      if (status === 500) {
+        deps.logger.error({ err: error, method: request.method, route: request.routeOptions.url }, "api request failed");
+        body = { error: { code: error.code, message: "internal gateway error" } };
+      } else {
+        body = { error: { code: error.code, message: error.message, ...(error.rule === undefined ? {} : { rule: error.rule }) } };
+      }
+    } else if (clientError !== undefined) {
+      status = clientError.status;
+      body = { error: { code: "GW_BAD_REQUEST", message: clientError.message } };
+    } else {
+      status = 500;
+      deps.logger.error({ err: error, method: request.method, route: request.routeOptions.url }, "api request failed");
+      body = { error: { code: "GW_INTERNAL", message: "internal gateway error" } };
+    }
+    if (status === 401) void reply.header("www-authenticate", 'Bearer realm="airlock"');
+    return reply.code(status).type("application/json; charset=utf-8").send(body);
+  });
+
+  app.setNotFoundHandler(async (request, reply) => {
+    return reply.code(404).send({ error: { code: "GW_NOT_FOUND", message: `no route ${request.method} ${request.url.split("?")[0] ?? ""}` } });
+  });
+
+  registerRoutes(app, deps);
+  await app.ready();
+
+  return {
+    routes,
+    inject: app.inject.bind(app),
+    async listen(host: string, port: number) {
+      await app.listen({ host, port });
+      const addr = app.server.address() as AddressInfo;
+      return { host: addr.address, port: addr.port };
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}
+
+function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const pub = { config: { airlockAccess: "public" as const } };
+  const admin = { config: { airlockAccess: "admin" as const } };
+
+  app.get("/healthz", pub, () => Promise.resolve({ status: "ok" }));
+
+  app.get("/metrics", pub, async (_request, reply) => {
+    const text = await deps.metrics.render();
+    return reply.type(deps.metrics.contentType).send(text);
+  });
+
+  // --- tokens -------------------------------------------------------------------------------
+
+  app.post("/v1/tokens", admin, async (request, reply) => {
+    const body = parse(tokenCreateBody, request.body, "body");
+    const ttlMs = body.ttl === undefined ? undefined : typeof body.ttl === "number" ? body.ttl : parseDuration(body.ttl);
+    const caller = callerOf(request);
+    const minted = await deps.tokens.mint(body.serviceAccount, { ...(ttlMs === undefined ? {} : { ttlMs }), createdBy: caller.principal.id });
+    if (deps.auditLog !== undefined) {
+      try {
+        await deps.auditLog.append({
+          type: "token.create",
+          principal: auditPrincipal(caller.principal),
+          details: { tokenId: minted.id, serviceAccount: minted.principal.name, expiresAt: minted.expiresAt.toISOString() },
+        });
+      } catch (e) {
+        // An unaudited credential must not exist: take it back before failing.
+        await deps.tokens.revoke(minted.id, "airlock:audit-failure").catch((e2: unknown) => {
+          deps.logger.error({ err: e2, tokenId: minted.id }, "could not revoke an unaudited token");
+        });
+        throw new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable", { cause: e });
+      }
+    }
+    return reply.code(201).send({
+      token: minted.token,
+      id: minted.id,
+      expiresAt: minted.expiresAt.toISOString(),
+      serviceAccount: minted.principal.name,
+    });
+  });
+
+  app.get("/v1/tokens/:id", admin, async (request) => {
+    const { id } = parse(idParam, request.params, "id");
+    const row = await deps.store.getToken(id);
+    if (row === undefined) throw new GatewayError("GW_NOT_FOUND", `no token ${id}`);
+    return tokenJson(row);
+  });
+
+  app.post("/v1/tokens/:id/revoke", admin, async (request) => {
+    const { id } = parse(idParam, request.params, "id");
+    const caller = callerOf(request);
+    // The runtime's onRevoke listener may end the sessions inside revoke(); count them first
+    // so the answer reports them either way.
+    const liveBefore = deps.liveSessions.list().filter((s) => s.principal.tokenId === id).length;
+    const known = await deps.tokens.revoke(id, caller.principal.id);
+    if (!known) throw new GatewayError("GW_NOT_FOUND", `no token ${id}`);
+    const ended = deps.liveSessions.terminate({ tokenId: id }, "revoked", "token revoked");
+    const sessionsEnded = Math.max(liveBefore, ended);
+    // The revocation already took effect (the safe direction): an audit failure is logged, not answered.
+    await deps.auditLog
+      ?.append({ type: "token.revoke", principal: auditPrincipal(caller.principal), details: { tokenId: id, sessionsEnded } })
+      .catch((e: unknown) => {
+        deps.logger.error({ err: e, tokenId: id }, "could not audit a token revocation");
+      });
+    return { revoked: true, sessionsEnded };
+  });
+
+  // --- sessions -----------------------------------------------------------------------------
+
+  app.get("/v1/sessions", admin, async (request) => {
+    const q = parse(sessionsQuery, request.query, "query");
+    const rows = await deps.store.listSessions({
+      limit: q.limit,
+      offset: q.offset,
+      ...(q.connection === undefined ? {} : { connection: q.connection }),
+    });
+    const live = new Set(deps.liveSessions.list().map((s) => s.id));
+    return { sessions: rows.map((r) => sessionJson(r, live.has(r.id))) };
+  });
+
+  app.get("/v1/sessions/:id", admin, async (request) => {
+    const { id } = parse(idParam, request.params, "id");
+    const liveInfo = deps.liveSessions.list().find((s) => s.id === id);
+    const row = (await deps.store.getSession(id)) ?? (liveInfo === undefined ? undefined : rowFromLive(liveInfo));
+    if (row === undefined) throw new GatewayError("GW_NOT_FOUND", `no session ${id}`);
+    const recording = (await deps.recordings.read(id)) ?? [];
+    return { session: sessionJson(row, liveInfo !== undefined), recording };
+  });
+
+  app.post("/v1/sessions/:id/terminate", admin, async (request) => {
+    const { id } = parse(idParam, request.params, "id");
+    const caller = callerOf(request);
+    const isLive = deps.liveSessions.list().some((s) => s.id === id);
+    if (!isLive && (await deps.store.getSession(id)) === undefined) throw new GatewayError("GW_NOT_FOUND", `no session ${id}`);
+    const terminated = deps.liveSessions.terminate({ sessionId: id }, "terminated", `terminated by ${caller.principal.id}`);
+    return { terminated };
+  });
+
+  // --- audit --------------------------------------------------------------------------------
+
+  app.get("/v1/audit/verify", admin, async () => deps.audit.verify());
+
+  app.get("/v1/audit", admin, async (request) => {
+    const q = parse(auditQuery, request.query, "query");
+    return { records: await deps.store.readAudit(q.afterSeq, q.limit) };
+  });
+}

@@ -1,0 +1,352 @@
+/**
+ * The PostgreSQL protocol engine: accept → TLS → authenticate the Airlock token → judge the
+ * session → log in upstream with the real credential → serve (PgProxySession).
+ * (protocol-flow: "Start-up", "SSL Session Encryption", "Canceling Requests in Progress".)
+ *
+ * Refusals reach the client as native ErrorResponses whose message starts with `airlock:`;
+ * the codes follow the contract in INTERFACE.md (28P01, 3D000, 42501, …).
+ */
+import { randomBytes, randomInt, randomUUID, timingSafeEqual } from "node:crypto";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { TLSSocket, type SecureContext } from "node:tls";
+import type { Logger } from "pino";
+import type { PostgresConnection } from "../../core/connection.js";
+import type { Dialer, ProtocolEngine } from "../../core/engine.js";
+import { GatewayError, isGatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
+import type { Principal } from "../../core/principal.js";
+import type { SecretRef } from "../../core/secret.js";
+import type { SessionInfo } from "../../core/session.js";
+import type { Pipeline, SessionGate } from "../../policy/pipeline.js";
+import { sqlstateFor } from "./errors.js";
+import { FramedSocket } from "./framed.js";
+import { PgProxySession } from "./session.js";
+import { connectUpstream, sendCancel, type UpstreamSession } from "./upstream.js";
+import {
+  FrameReader,
+  decodePassword,
+  decodeStartupPacket,
+  encodeAuthenticationCleartextPassword,
+  encodeAuthenticationOk,
+  encodeBackendKeyData,
+  encodeErrorResponse,
+  encodeNegotiateProtocolVersion,
+  encodeParameterStatus,
+  encodeReadyForQuery,
+} from "./wire/index.js";
+
+export interface PostgresEngineOptions {
+  /** Looks up a configured connection by the name the client asked for. */
+  readonly connection: (name: string) => PostgresConnection | undefined;
+  /** Verifies a presented Airlock token; rejects with a GatewayError (GW_AUTH_*). */
+  readonly authenticate: (token: string) => Promise<Principal>;
+  readonly pipeline: Pipeline;
+  readonly dialer: Dialer;
+  readonly resolveSecret: (ref: SecretRef) => Promise<string>;
+  readonly tls?: { readonly context: SecureContext; readonly require: boolean };
+  readonly maxMessageBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly authTimeoutMs: number;
+  readonly maxRowsPerStatement: number;
+  readonly maxValueBytes: number;
+  readonly logger: Logger;
+}
+
+const PASSWORD_MESSAGE = 0x70; // 'p'
+
+/**
+ * Startup parameters passed on to the target. Others are dropped: `user` and `database` are
+ * the gateway's own, `options` could smuggle server settings past the gateway, and
+ * `replication` is refused outright.
+ */
+const FORWARDED_PARAMS = new Set([
+  "application_name",
+  "client_encoding",
+  "datestyle",
+  "timezone",
+  "intervalstyle",
+  "extra_float_digits",
+  "search_path",
+  "default_transaction_isolation",
+  "lc_monetary",
+  "lc_numeric",
+  "lc_time",
+  "bytea_output",
+]);
+
+interface CancelEntry {
+  readonly secret: Buffer;
+  readonly connection: PostgresConnection;
+  readonly upstreamKey: { readonly processId: number; readonly secretKey: Buffer };
+}
+
+export class PostgresEngine implements ProtocolEngine {
+  readonly protocol = "postgres" as const;
+  readonly #o: PostgresEngineOptions;
+  readonly #log: Logger;
+  readonly #live = new Set<Promise<void>>();
+  readonly #cancelKeys = new Map<number, CancelEntry>();
+  readonly #sockets = new Set<Duplex>();
+  #closing = false;
+
+  constructor(options: PostgresEngineOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ protocol: "postgres" });
+  }
+
+  handle(socket: Socket): Promise<void> {
+    if (this.#closing) {
+      socket.destroy();
+      return Promise.resolve();
+    }
+    const p = this.#serve(socket).catch((e: unknown) => {
+      this.#log.error({ err: e }, "unexpected error serving a client");
+      socket.destroy();
+    });
+    this.#live.add(p);
+    void p.finally(() => this.#live.delete(p));
+    return p;
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    // Sessions are terminated through the registry by the runtime; connections still in
+    // their handshake are cut here.
+    const deadline = setTimeout(() => {
+      for (const s of this.#sockets) s.destroy();
+    }, 5000);
+    deadline.unref();
+    await Promise.allSettled([...this.#live]);
+    clearTimeout(deadline);
+  }
+
+  async #serve(socket: Socket): Promise<void> {
+    socket.setNoDelay(true);
+    const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
+    const framed = new FramedSocket(socket, new FrameReader({ maxMessageBytes: this.#o.maxMessageBytes, untagged: true }));
+    this.#sockets.add(socket);
+    socket.on("error", () => undefined);
+    try {
+      await this.#session(framed, clientAddress);
+    } finally {
+      this.#sockets.delete(socket);
+    }
+  }
+
+  async #session(framed: FramedSocket, clientAddress: string): Promise<void> {
+    const o = this.#o;
+    let tls = false;
+    let params: ReadonlyMap<string, string> | undefined;
+    let protocolVersion = 0;
+    // Start-up: SSLRequest / GSSENCRequest / CancelRequest may come first.
+    try {
+      while (params === undefined) {
+        const frame = await framed.read(o.authTimeoutMs);
+        const packet = decodeStartupPacket(frame.body);
+        switch (packet.kind) {
+          case "ssl_request":
+            if (tls) throw new GatewayError("GW_PROTOCOL", "SSLRequest after TLS was established");
+            if (o.tls === undefined) {
+              framed.write(Buffer.from("N"));
+              break;
+            }
+            // Plaintext pipelined after SSLRequest would be treated as if it came over TLS.
+            if (framed.reader.buffered > 0) throw new GatewayError("GW_PROTOCOL", "unexpected data after SSLRequest");
+            framed.write(Buffer.from("S"));
+            framed.replace(await upgradeToTls(framed, o.tls.context, o.authTimeoutMs));
+            this.#sockets.add(framed.socket);
+            tls = true;
+            break;
+          case "gssenc_request":
+            framed.write(Buffer.from("N"));
+            break;
+          case "cancel":
+            framed.detach();
+            framed.socket.destroy();
+            await this.#cancel(packet.processId, packet.secretKey);
+            return;
+          case "startup":
+            params = packet.params;
+            protocolVersion = packet.protocolVersion;
+            break;
+        }
+      }
+    } catch (e) {
+      this.#log.debug({ err: e, clientAddress }, "start-up failed");
+      const ge = toGatewayError(e, "GW_PROTOCOL");
+      fatal(framed, ge.code === "GW_INTERNAL" ? "GW_PROTOCOL" : ge.code, ge.code === "GW_INTERNAL" ? "invalid start-up" : ge.message);
+      return;
+    }
+    framed.reader.setTagged();
+
+    const claimedUser = params.get("user") ?? "";
+    const database = params.get("database") ?? claimedUser;
+
+    if (o.tls?.require === true && !tls) {
+      await o.pipeline.authFailure({ type: "auth.failure", protocol: "postgres", connection: database, clientAddress, code: "GW_TLS_REQUIRED", reason: "client did not use TLS", claimedUser });
+      fatal(framed, "GW_TLS_REQUIRED", "TLS is required: connect with sslmode=require");
+      return;
+    }
+    if (params.has("replication") && params.get("replication") !== "false" && params.get("replication") !== "0") {
+      fatal(framed, "GW_UNSUPPORTED", "replication connections are not supported through the gateway");
+      return;
+    }
+    // Protocol 3.x: we speak 3.0 and say so (protocol-message-formats: NegotiateProtocolVersion).
+    const minor = protocolVersion & 0xffff;
+    const unknownOptions = [...params.keys()].filter((k) => k.startsWith("_pq_."));
+    if (minor > 0 || unknownOptions.length > 0) framed.write(encodeNegotiateProtocolVersion(0, unknownOptions));
+
+    // The Airlock token is the password.
+    let principal: Principal;
+    try {
+      framed.write(encodeAuthenticationCleartextPassword());
+      const frame = await framed.read(o.authTimeoutMs);
+      if (frame.type !== PASSWORD_MESSAGE) throw new GatewayError("GW_PROTOCOL", "expected a password message");
+      const token = decodePassword(frame.body).toString("utf8");
+      if (token.length === 0) throw new GatewayError("GW_AUTH_MISSING", "no token presented: use an Airlock access token as the password");
+      principal = await o.authenticate(token);
+    } catch (e) {
+      const ge = toGatewayError(e, "GW_AUTH_INVALID");
+      const code: ErrorCode = ge.code === "GW_INTERNAL" ? "GW_AUTH_INVALID" : ge.code;
+      const message = ge.code === "GW_INTERNAL" ? "invalid token" : ge.message;
+      if (ge.code !== "GW_PROTOCOL") {
+        await o.pipeline.authFailure({ type: "auth.failure", protocol: "postgres", connection: database, clientAddress, code, reason: message, claimedUser });
+      }
+      fatal(framed, code, message);
+      return;
+    }
+
+    const connection = o.connection(database);
+    const attributes: Record<string, string> = { tls: tls ? "on" : "off", user: claimedUser.slice(0, 200) };
+    const app = params.get("application_name");
+    if (app !== undefined) attributes["application_name"] = app.slice(0, 200);
+    const info: SessionInfo = {
+      id: randomUUID(),
+      protocol: "postgres",
+      connection: database,
+      principal,
+      clientAddress,
+      startedAt: new Date(),
+      attributes,
+    };
+    // Unknown connections are judged too (the access evaluator denies them) so that the
+    // refusal is an audit record like any other.
+    const { decision, gate } = await o.pipeline.startSession(info);
+    if (decision.type === "deny" || gate === undefined || connection === undefined) {
+      const code = decision.type === "deny" ? decision.code : "GW_UNKNOWN_CONNECTION";
+      const message = decision.type === "deny" ? decision.message : `unknown connection "${database}"`;
+      fatal(framed, code, message);
+      if (gate !== undefined) await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, message);
+      return;
+    }
+    await this.#serveAdmitted(framed, gate, connection, params);
+  }
+
+  async #serveAdmitted(framed: FramedSocket, gate: SessionGate, connection: PostgresConnection, params: ReadonlyMap<string, string>): Promise<void> {
+    const o = this.#o;
+    const forward = new Map<string, string>();
+    for (const [k, v] of params) if (FORWARDED_PARAMS.has(k.toLowerCase())) forward.set(k, v);
+
+    let upstream: UpstreamSession;
+    try {
+      upstream = await connectUpstream(connection, forward, {
+        dialer: o.dialer,
+        resolveSecret: o.resolveSecret,
+        timeoutMs: o.connectTimeoutMs,
+        maxMessageBytes: o.maxMessageBytes,
+        signal: gate.signal,
+      });
+    } catch (e) {
+      const ge = toGatewayError(e, "GW_UPSTREAM_UNAVAILABLE");
+      this.#log.warn({ err: ge.cause ?? ge, connection: connection.name, code: ge.code }, "could not open the target session");
+      const message = messageForUpstreamFailure(ge, connection.name);
+      fatal(framed, ge.code === "GW_INTERNAL" ? "GW_UPSTREAM_UNAVAILABLE" : ge.code, message);
+      await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, message);
+      return;
+    }
+    this.#sockets.add(upstream.socket);
+
+    // Our own cancel key: the client never learns the target's.
+    let processId = randomInt(1, 2 ** 31 - 1);
+    while (this.#cancelKeys.has(processId)) processId = randomInt(1, 2 ** 31 - 1);
+    const secret = randomBytes(4);
+    this.#cancelKeys.set(processId, { secret, connection, upstreamKey: upstream.backendKey });
+
+    framed.write(encodeAuthenticationOk());
+    for (const [name, value] of upstream.parameters) framed.write(encodeParameterStatus(name, value));
+    framed.write(encodeBackendKeyData(processId, secret));
+    for (const n of upstream.notices) framed.write(n);
+    framed.write(encodeReadyForQuery(upstream.txStatus));
+    framed.detach();
+
+    const session = new PgProxySession({
+      gate,
+      client: framed.socket,
+      clientReader: framed.reader,
+      upstream,
+      maxRowsPerStatement: o.maxRowsPerStatement,
+      maxValueBytes: o.maxValueBytes,
+      logger: this.#log.child({ sessionId: gate.info.id }),
+    });
+    try {
+      const outcome = await session.run();
+      await gate.end(outcome.reason, outcome.stats, outcome.detail);
+    } finally {
+      this.#cancelKeys.delete(processId);
+      this.#sockets.delete(upstream.socket);
+    }
+  }
+
+  async #cancel(processId: number, secretKey: Buffer): Promise<void> {
+    const entry = this.#cancelKeys.get(processId);
+    if (entry === undefined || entry.secret.length !== secretKey.length || !timingSafeEqual(entry.secret, secretKey)) {
+      this.#log.debug("cancel request with an unknown key ignored");
+      return;
+    }
+    try {
+      await sendCancel(entry.connection, entry.upstreamKey, {
+        dialer: this.#o.dialer,
+        resolveSecret: this.#o.resolveSecret,
+        timeoutMs: this.#o.connectTimeoutMs,
+        maxMessageBytes: this.#o.maxMessageBytes,
+      });
+    } catch (e) {
+      this.#log.warn({ err: e, connection: entry.connection.name }, "could not forward a cancel request");
+    }
+  }
+}
+
+function messageForUpstreamFailure(e: GatewayError, connection: string): string {
+  if (e.code === "GW_UPSTREAM_AUTH") return `connection "${connection}": the target refused the gateway's credential`;
+  if (e.code === "GW_UPSTREAM_TLS") return `connection "${connection}": TLS to the target failed`;
+  if (e.code === "GW_SECRET_UNRESOLVED") return `connection "${connection}": the gateway could not resolve its credential`;
+  return `connection "${connection}": the target is unavailable`;
+}
+
+function fatal(framed: FramedSocket, code: ErrorCode, message: string): void {
+  const socket = framed.socket;
+  framed.detach();
+  if (!socket.destroyed && !socket.writableEnded) {
+    socket.end(encodeErrorResponse({ severity: "FATAL", code: sqlstateFor(code), message: `airlock: ${message}` }));
+  }
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+function upgradeToTls(framed: FramedSocket, context: SecureContext, timeoutMs: number): Promise<TLSSocket> {
+  framed.detach();
+  const secure = new TLSSocket(framed.socket, { isServer: true, secureContext: context });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      secure.destroy();
+      reject(new GatewayError("GW_PROTOCOL", "TLS handshake timed out"));
+    }, timeoutMs);
+    secure.once("secure", () => {
+      clearTimeout(timer);
+      resolve(secure);
+    });
+    secure.once("error", (e) => {
+      clearTimeout(timer);
+      reject(isGatewayError(e) ? e : new GatewayError("GW_PROTOCOL", "TLS handshake failed", { cause: e }));
+    });
+  });
+}

@@ -1,0 +1,47 @@
+import type { ErrorCode } from "../../core/errors.js";
+
+/**
+ * SQLSTATE for each gateway error code (PostgreSQL Appendix A, "PostgreSQL Error Codes").
+ * Contract (INTERFACE.md): 42501 for a policy or access deny, 28P01 for bad credentials,
+ * 3D000 for an unknown connection.
+ */
+export function sqlstateFor(code: ErrorCode): string {
+  switch (code) {
+    case "GW_AUTH_MISSING":
+    case "GW_AUTH_INVALID":
+    case "GW_AUTH_EXPIRED":
+    case "GW_AUTH_REVOKED":
+      return "28P01"; // invalid_password
+    case "GW_TLS_REQUIRED":
+      return "28000"; // invalid_authorization_specification
+    case "GW_UNKNOWN_CONNECTION":
+      return "3D000"; // invalid_catalog_name
+    case "GW_ACCESS_DENIED":
+    case "GW_POLICY_DENIED":
+    case "GW_FORBIDDEN":
+      return "42501"; // insufficient_privilege
+    case "GW_UPSTREAM_UNAVAILABLE":
+    case "GW_UPSTREAM_TLS":
+      return "08001"; // sqlclient_unable_to_establish_sqlconnection
+    case "GW_UPSTREAM_AUTH":
+      return "08004"; // sqlserver_rejected_establishment_of_sqlconnection
+    case "GW_PROTOCOL":
+      return "08P01"; // protocol_violation
+    case "GW_LIMIT":
+      return "54000"; // program_limit_exceeded
+    case "GW_UNSUPPORTED":
+      return "0A000"; // feature_not_supported
+    case "GW_AUDIT_UNAVAILABLE":
+      return "58000"; // system_error: fail closed, not a permission problem
+    case "GW_SESSION_TERMINATED":
+    case "GW_SHUTTING_DOWN":
+      return "57P01"; // admin_shutdown
+    case "GW_NOT_FOUND":
+    case "GW_BAD_REQUEST":
+    case "GW_CONFIG":
+    case "GW_SECRET_UNRESOLVED":
+    case "GW_STORE":
+    case "GW_INTERNAL":
+      return "XX000"; // internal_error
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * The gateway's own leg to the target PostgreSQL: dial (through the Dialer), optional TLS per
+ * libpq's sslmode, StartupMessage, and answering the server's password challenge with the
+ * real credential (protocol-flow: "Start-up"; SCRAM per "sasl-authentication"). The client
+ * never sees this credential or any byte of this exchange.
+ */
+import { isIP } from "node:net";
+import type { Duplex } from "node:stream";
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from "node:tls";
+import type { PostgresConnection } from "../../core/connection.js";
+import type { Dialer } from "../../core/engine.js";
+import { GatewayError } from "../../core/errors.js";
+import type { SecretRef } from "../../core/secret.js";
+import { FramedSocket } from "./framed.js";
+import {
+  FrameReader,
+  ScramClient,
+  decodeAuthentication,
+  decodeBackendKeyData,
+  decodeErrorOrNotice,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+  encodeCancelRequest,
+  encodePasswordMessage,
+  encodeSASLInitialResponse,
+  encodeSASLResponse,
+  encodeSSLRequest,
+  encodeStartupMessage,
+  md5PasswordResponse,
+} from "./wire/index.js";
+
+export interface UpstreamDeps {
+  readonly dialer: Dialer;
+  readonly resolveSecret: (ref: SecretRef) => Promise<string>;
+  readonly timeoutMs: number;
+  readonly maxMessageBytes: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface UpstreamSession {
+  readonly socket: Duplex;
+  /** Holds any bytes the server sent after ReadyForQuery. */
+  readonly reader: FrameReader;
+  readonly parameters: ReadonlyMap<string, string>;
+  readonly backendKey: { readonly processId: number; readonly secretKey: Buffer };
+  readonly txStatus: "I" | "T" | "E";
+  /** NoticeResponse frames sent during login, to pass on to the client. */
+  readonly notices: readonly Buffer[];
+  readonly tls: boolean;
+}
+
+const T_AUTH = 0x52; // 'R'
+const T_ERROR = 0x45; // 'E'
+const T_NOTICE = 0x4e; // 'N'
+const T_PARAM = 0x53; // 'S'
+const T_KEY = 0x4b; // 'K'
+const T_READY = 0x5a; // 'Z'
+const T_NEGOTIATE = 0x76; // 'v'
+
+/** Open an authenticated session on the target. Rejects with a GatewayError (GW_UPSTREAM_*). */
+export async function connectUpstream(
+  conn: PostgresConnection,
+  clientParams: ReadonlyMap<string, string>,
+  deps: UpstreamDeps,
+): Promise<UpstreamSession> {
+  const raw = await deps.dialer.dial({ host: conn.host, port: conn.port }, {
+    timeoutMs: deps.timeoutMs,
+    ...(deps.signal === undefined ? {} : { signal: deps.signal }),
+  });
+  const reader = new FrameReader({ maxMessageBytes: deps.maxMessageBytes, untagged: true });
+  reader.setTagged();
+  const framed = new FramedSocket(raw, reader);
+  try {
+    let tls = false;
+    if (conn.sslmode !== "disable") {
+      tls = await negotiateTls(framed, conn, deps);
+    }
+    const params = new Map<string, string>(clientParams);
+    params.set("user", conn.user);
+    params.set("database", conn.database);
+    framed.write(encodeStartupMessage(params));
+    await authenticate(framed, conn, deps);
+    const parameters = new Map<string, string>();
+    const notices: Buffer[] = [];
+    let backendKey: UpstreamSession["backendKey"] | undefined;
+    for (;;) {
+      const f = await framed.read(deps.timeoutMs);
+      switch (f.type) {
+        case T_PARAM: {
+          const p = decodeParameterStatus(f.body);
+          parameters.set(p.name, p.value);
+          break;
+        }
+        case T_KEY:
+          backendKey = decodeBackendKeyData(f.body);
+          break;
+        case T_NOTICE:
+          notices.push(Buffer.from(f.bytes));
+          break;
+        case T_NEGOTIATE:
+          break;
+        case T_ERROR:
+          throw upstreamError(f.body);
+        case T_READY: {
+          framed.detach();
+          return {
+            socket: framed.socket,
+            reader,
+            parameters,
+            backendKey: backendKey ?? { processId: 0, secretKey: Buffer.alloc(4) },
+            txStatus: decodeReadyForQuery(f.body),
+            notices,
+            tls,
+          };
+        }
+        default:
+          throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target sent an unexpected message during start-up");
+      }
+    }
+  } catch (e) {
+    framed.detach();
+    framed.socket.destroy();
+    if (e instanceof GatewayError && e.code.startsWith("GW_UPSTREAM")) throw e;
+    if (e instanceof GatewayError && e.code === "GW_SECRET_UNRESOLVED") throw e;
+    throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not complete start-up", { cause: e });
+  }
+}
+
+/** SSLRequest, then a TLS handshake per sslmode (libpq semantics). Returns whether TLS is on. */
+async function negotiateTls(framed: FramedSocket, conn: PostgresConnection, deps: UpstreamDeps): Promise<boolean> {
+  // The answer is a single byte, not a framed message: read it straight off the socket.
+  framed.detach();
+  framed.write(encodeSSLRequest());
+  const answer = await readOneByte(framed.socket, deps.timeoutMs);
+  if (answer !== 0x53 /* 'S' */) {
+    if (conn.sslmode === "prefer" && answer === 0x4e /* 'N' */) {
+      framed.replace(framed.socket);
+      return false;
+    }
+    throw new GatewayError("GW_UPSTREAM_TLS", `the target does not offer TLS (sslmode=${conn.sslmode})`);
+  }
+  // Bytes after 'S' and before the TLS handshake would be injected plaintext (CVE-2021-23222).
+  if (framed.socket.readableLength > 0) {
+    throw new GatewayError("GW_UPSTREAM_TLS", "the target sent unexpected data before the TLS handshake");
+  }
+  const verify = conn.sslmode === "verify-ca" || conn.sslmode === "verify-full";
+  const ca = conn.sslRootCert === undefined ? undefined : await deps.resolveSecret(conn.sslRootCert);
+  const name = conn.sslServerName ?? conn.host;
+  const secure = tlsConnect({
+    socket: framed.socket,
+    ...(isIP(name) === 0 ? { servername: name } : {}),
+    ...(ca === undefined ? {} : { ca }),
+    rejectUnauthorized: verify,
+    checkServerIdentity:
+      conn.sslmode === "verify-full" ? (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert) : () => undefined,
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new GatewayError("GW_UPSTREAM_TLS", "TLS handshake with the target timed out")), deps.timeoutMs);
+    secure.once("secureConnect", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    secure.once("error", (e) => {
+      clearTimeout(timer);
+      reject(new GatewayError("GW_UPSTREAM_TLS", "TLS to the target failed verification or handshake", { cause: e }));
+    });
+  });
+  framed.replace(secure);
+  return true;
+}
+
+function readOneByte(socket: Duplex, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new GatewayError("GW_UPSTREAM_TLS", "no answer to SSLRequest")), timeoutMs);
+    const onReadable = (): void => {
+      const b = socket.read(1) as Buffer | null;
+      if (b !== null) done(undefined, b[0]);
+    };
+    const onEnd = (): void => done(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target closed the connection"));
+    const done = (e: unknown, v?: number): void => {
+      clearTimeout(timer);
+      socket.off("readable", onReadable);
+      socket.off("end", onEnd);
+      socket.off("error", onEnd);
+      if (e !== undefined || v === undefined) reject(e instanceof Error ? e : new GatewayError("GW_UPSTREAM_UNAVAILABLE", "no answer"));
+      else resolve(v);
+    };
+    socket.on("readable", onReadable);
+    socket.once("end", onEnd);
+    socket.once("error", onEnd);
+    onReadable();
+  });
+}
+
+async function authenticate(framed: FramedSocket, conn: PostgresConnection, deps: UpstreamDeps): Promise<void> {
+  let password: string | undefined;
+  const needPassword = async (): Promise<string> => {
+    if (conn.password === undefined) {
+      throw new GatewayError("GW_UPSTREAM_AUTH", `the target asks for a password but connection "${conn.name}" has none configured`);
+    }
+    password ??= await deps.resolveSecret(conn.password);
+    return password;
+  };
+  let scram: ScramClient | undefined;
+  for (;;) {
+    const f = await framed.read(deps.timeoutMs);
+    if (f.type === T_ERROR) throw upstreamError(f.body);
+    if (f.type === T_NEGOTIATE || f.type === T_NOTICE) continue;
+    if (f.type !== T_AUTH) throw new GatewayError("GW_UPSTREAM_AUTH", "the target sent an unexpected message during authentication");
+    const auth = decodeAuthentication(f.body);
+    switch (auth.kind) {
+      case "ok":
+        return;
+      case "cleartext":
+        framed.write(encodePasswordMessage(await needPassword()));
+        break;
+      case "md5":
+        framed.write(encodePasswordMessage(md5PasswordResponse(conn.user, await needPassword(), auth.salt)));
+        break;
+      case "sasl": {
+        if (!auth.mechanisms.includes("SCRAM-SHA-256")) {
+          throw new GatewayError("GW_UPSTREAM_AUTH", `the target offers no supported SASL mechanism (${auth.mechanisms.join(", ")})`);
+        }
+        scram = new ScramClient(await needPassword());
+        framed.write(encodeSASLInitialResponse("SCRAM-SHA-256", scram.clientFirstMessage()));
+        break;
+      }
+      case "sasl_continue":
+        if (scram === undefined) throw new GatewayError("GW_UPSTREAM_AUTH", "unexpected SASL continue from the target");
+        framed.write(encodeSASLResponse(await scram.handleServerFirstAsync(auth.data)));
+        break;
+      case "sasl_final":
+        if (scram === undefined) throw new GatewayError("GW_UPSTREAM_AUTH", "unexpected SASL final from the target");
+        scram.verifyServerFinal(auth.data);
+        break;
+      case "unsupported":
+        throw new GatewayError("GW_UPSTREAM_AUTH", `the target asks for an unsupported authentication method (code ${auth.code})`);
+    }
+  }
+}
+
+/** An ErrorResponse from the target during login, as a GatewayError that keeps the text for logs only. */
+function upstreamError(body: Buffer): GatewayError {
+  const e = decodeErrorOrNotice(body);
+  const authFailure = e.code.startsWith("28");
+  return new GatewayError(
+    authFailure ? "GW_UPSTREAM_AUTH" : "GW_UPSTREAM_UNAVAILABLE",
+    authFailure ? "the target refused the gateway's credential" : "the target refused the connection",
+    { cause: new Error(`${e.code}: ${e.message}`) },
+  );
+}
+
+/**
+ * Forward a client's cancel to the target with the target's own key (protocol-flow:
+ * "Canceling Requests in Progress"): a new connection carrying only a CancelRequest.
+ */
+export async function sendCancel(
+  conn: PostgresConnection,
+  key: { readonly processId: number; readonly secretKey: Buffer },
+  deps: UpstreamDeps,
+): Promise<void> {
+  const raw = await deps.dialer.dial({ host: conn.host, port: conn.port }, { timeoutMs: deps.timeoutMs });
+  const reader = new FrameReader({ maxMessageBytes: deps.maxMessageBytes });
+  reader.setTagged();
+  const framed = new FramedSocket(raw, reader);
+  try {
+    if (conn.sslmode !== "disable") await negotiateTls(framed, conn, deps);
+    framed.detach();
+    await new Promise<void>((resolve) => {
+      framed.socket.end(encodeCancelRequest(key.processId, key.secretKey), () => resolve());
+    });
+  } finally {
+    setTimeout(() => framed.socket.destroy(), 1000).unref();
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The composition root: config → wiring → listeners. Everything long-lived is created here,
+ * explicitly (no registration by import side effects), and closed here in reverse order:
+ * stop accepting, drain sessions, flush recordings, then close the audit log and the store.
+ */
+import { mkdir } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { createApiServer, type ApiServer } from "../api/server.js";
+import { loadOrCreateKey } from "../audit/key.js";
+import { verifyAudit } from "../audit/verify.js";
+import { AUDIT_FILE_NAME, LocalAuditLog } from "../audit/log.js";
+import type { PostgresConnection } from "../core/connection.js";
+import type { ProtocolEngine } from "../core/engine.js";
+import { GatewayError } from "../core/errors.js";
+import { writeAdminToken } from "../identity/admin.js";
+import { TokenService } from "../identity/tokens.js";
+import { createLogger } from "../observability/logger.js";
+import { GatewayMetrics } from "../observability/metrics.js";
+import { AccessEvaluator } from "../policy/access.js";
+import { Pipeline } from "../policy/pipeline.js";
+import { SessionRegistry } from "../policy/registry.js";
+import { PostgresEngine } from "../protocols/postgres/engine.js";
+import { FileRecordingStore } from "../recording/file-store.js";
+import type { RecordingStore } from "../recording/types.js";
+import { resolveSecret } from "../secrets/resolve.js";
+import { openStore } from "../store/index.js";
+import type { Store } from "../store/types.js";
+import type { Config, ListenAddress } from "./config.js";
+import { DirectDialer } from "./dialer.js";
+import { loadListenerTls, type ListenerTls } from "./tls.js";
+
+export interface RunningGateway {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress };
+  readonly store: Store;
+  readonly tokens: TokenService;
+  readonly registry: SessionRegistry;
+  readonly audit: LocalAuditLog;
+  readonly recordings: RecordingStore;
+  readonly metrics: GatewayMetrics;
+  readonly adminToken: string;
+  readonly tls: ListenerTls | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  readonly logger?: Logger;
+}
+
+interface Listener {
+  readonly server: Server;
+  readonly sockets: Set<Socket>;
+  readonly address: ListenAddress;
+}
+
+function listen(addr: ListenAddress, onSocket: (s: Socket) => void, what: string): Promise<Listener> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    onSocket(socket);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", (e: NodeJS.ErrnoException) => {
+      const why = e.code === "EADDRINUSE" ? "the address is already in use" : e.code === "EACCES" ? "permission denied" : e.message;
+      reject(new GatewayError("GW_CONFIG", `cannot listen for ${what} on ${addr.host}:${addr.port}: ${why}`, { cause: e }));
+    });
+    server.listen(addr.port, addr.host, 511, () => {
+      const a = server.address();
+      const port = a !== null && typeof a === "object" ? a.port : addr.port;
+      resolve({ server, sockets, address: { host: addr.host, port } });
+    });
+  });
+}
+
+function closeListener(l: Listener): Promise<void> {
+  return new Promise((resolve) => l.server.close(() => resolve()));
+}
+
+export async function startGateway(config: Config, options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  const logger = options.logger ?? createLogger({ level: config.log.level });
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, "error while closing"));
+  };
+  try {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    const keysDir = join(config.dataDir, "keys");
+    await mkdir(keysDir, { recursive: true, mode: 0o700 });
+
+    const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);
+    const store = await openStore({ dataDir: config.dataDir, ...(storeUrl === undefined ? {} : { url: storeUrl }), logger });
+    cleanups.push(() => store.close());
+
+    const auditKey = await loadOrCreateKey(join(keysDir, "audit.key"));
+    const auditDir = join(config.dataDir, "audit");
+    const audit = await LocalAuditLog.open({ dir: auditDir, key: auditKey, store, fsync: config.audit.fsync, logger });
+    cleanups.push(() => audit.close());
+
+    const recordings = new FileRecordingStore({ dataDir: config.dataDir, logger });
+    cleanups.push(() => recordings.close());
+
+    const tokens = await TokenService.open({
+      keyDir: keysDir,
+      store,
+      serviceAccounts: config.serviceAccounts,
+      defaultTtlMs: config.tokens.defaultTtl,
+      maxTtlMs: config.tokens.maxTtl,
+      logger,
+    });
+    cleanups.push(() => tokens.close());
+
+    const metrics = new GatewayMetrics();
+    cleanups.push(() => metrics.close());
+
+    const registry = new SessionRegistry();
+    tokens.onRevoke((tokenId) => {
+      const n = registry.terminate({ tokenId }, "revoked", "the access token was revoked");
+      if (n > 0) logger.info({ tokenId, sessions: n }, "ended sessions of a revoked token");
+    });
+
+    const pipeline = new Pipeline({
+      evaluators: [new AccessEvaluator(config.connections)],
+      audit,
+      recordings,
+      store,
+      registry,
+      metrics,
+      logger,
+      endSessionsAtExpiry: config.tokens.endSessionsAtExpiry,
+    });
+
+    const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
+    const dialer = new DirectDialer();
+    const engines: ProtocolEngine[] = [];
+    const listeners: Listener[] = [];
+    const addresses: { api?: ListenAddress; postgres?: ListenAddress } = {};
+
+    // Stop accepting first, then end live sessions, then wait for engines to drain.
+    cleanups.push(async () => {
+      await Promise.all(listeners.map(closeListener));
+      registry.terminateAll("shutdown", "the gateway is shutting down");
+      await Promise.all(engines.map((e) => e.close()));
+      for (const l of listeners) for (const s of l.sockets) s.destroy();
+    });
+
+    if (config.listen.postgres !== undefined) {
+      const pgConnections = new Map<string, PostgresConnection>();
+      // Every connection type is postgres today; other engines get their own maps.
+      for (const c of config.connections) pgConnections.set(c.name, c);
+      const engine = new PostgresEngine({
+        connection: (name) => pgConnections.get(name),
+        authenticate: (token) => tokens.verify(token),
+        pipeline,
+        dialer,
+        resolveSecret,
+        ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
+        maxMessageBytes: config.limits.maxMessageBytes,
+        connectTimeoutMs: config.limits.connectTimeout,
+        authTimeoutMs: config.limits.authTimeout,
+        maxRowsPerStatement: config.recording.maxRowsPerStatement,
+        maxValueBytes: config.recording.maxValueBytes,
+        logger,
+      });
+      engines.push(engine);
+      const l = await listen(config.listen.postgres, (s) => void engine.handle(s), "PostgreSQL");
+      listeners.push(l);
+      addresses.postgres = l.address;
+    }
+
+    const adminToken = await writeAdminToken(config.dataDir);
+
+    let api: ApiServer | undefined;
+    if (config.listen.api !== undefined) {
+      api = await createApiServer({
+        store,
+        tokens,
+        recordings,
+        audit: {
+          verify: async () => {
+            // The local log and the store anchor each other's newest record, so records
+            // deleted from the tail of either are detected too.
+            await audit.flush();
+            return verifyAudit({ store, key: auditKey, filePath: join(auditDir, AUDIT_FILE_NAME) });
+          },
+        },
+        auditLog: audit,
+        liveSessions: registry,
+        adminToken,
+        metrics,
+        logger,
+      });
+      const server = api;
+      addresses.api = await server.listen(config.listen.api.host, config.listen.api.port).catch((e: unknown) => {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new GatewayError(
+          "GW_CONFIG",
+          `cannot listen for the API on ${config.listen.api?.host ?? ""}:${config.listen.api?.port ?? ""}: ${code === "EADDRINUSE" ? "the address is already in use" : String(code)}`,
+          { cause: e },
+        );
+      });
+      // Close the API before the data path so nothing new starts during shutdown.
+      cleanups.push(() => server.close());
+    }
+
+    await audit.append({ type: "gateway.start", details: { connections: config.connections.length } });
+    logger.info({ addresses, store: store.kind, tls: tls?.source ?? "off" }, "gateway started");
+
+    let closed: Promise<void> | undefined;
+    return {
+      config,
+      logger,
+      addresses,
+      store,
+      tokens,
+      registry,
+      audit,
+      recordings,
+      metrics,
+      adminToken,
+      tls,
+      close: () => {
+        closed ??= (async () => {
+          await audit.append({ type: "gateway.stop" }).catch(() => undefined);
+          await cleanup();
+        })();
+        return closed;
+      },
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * `airlock gateway`: run the gateway with `--config FILE`, `AIRLOCK_CONFIG`, `./airlock.yaml`,
+ * or — when none exists — the built-in demo (embedded store, embedded demo PostgreSQL with
+ * sample customer data, a demo service account), printing commands a newcomer can paste.
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Writable } from "node:stream";
+import { isGatewayError } from "../core/errors.js";
+import { createLogger } from "../observability/logger.js";
+import { loadConfigFile, parseConfig, type Config, type RawConfig } from "./config.js";
+import { DEMO_CONNECTION, DEMO_GROUP, DEMO_SERVICE_ACCOUNT, startDemoTarget, type DemoTarget } from "./demo.js";
+import { startGateway, type RunningGateway } from "./gateway.js";
+
+export interface GatewayCommandOptions {
+  readonly configPath?: string;
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  /** Resolves when the gateway should stop (default: SIGINT or SIGTERM). */
+  readonly until?: Promise<void>;
+}
+
+export function demoConfig(cwd: string, target: DemoTarget, dataDir: string): Config {
+  const raw: RawConfig = {
+    dataDir,
+    listen: { api: "127.0.0.1:8780", postgres: "127.0.0.1:15432" },
+    tls: { selfSigned: true },
+    serviceAccounts: [{ name: DEMO_SERVICE_ACCOUNT, groups: [DEMO_GROUP], description: "the demo agent" }],
+    connections: [
+      {
+        name: DEMO_CONNECTION,
+        type: "postgres",
+        host: target.host,
+        port: target.port,
+        database: target.database,
+        user: target.user,
+        password: `file:${target.passwordFile}`,
+        groups: [DEMO_GROUP],
+        sslmode: "disable",
+      },
+    ],
+  };
+  return parseConfig(raw, resolve(cwd, "airlock.demo.yaml"));
+}
+
+function banner(gw: RunningGateway, demo: boolean): string {
+  const lines: string[] = [];
+  const api = gw.addresses.api;
+  const pg = gw.addresses.postgres;
+  lines.push("", `Airlock gateway is running${demo ? " with the built-in demo" : ""}.`);
+  if (api !== undefined) lines.push(`  API and metrics:  http://${api.host}:${api.port}`);
+  if (pg !== undefined) lines.push(`  PostgreSQL:       ${pg.host}:${pg.port}${gw.tls === undefined ? "" : " (TLS available)"}`);
+  lines.push(`  Data directory:   ${gw.config.dataDir}`);
+  if (demo && pg !== undefined) {
+    const ssl = gw.tls === undefined ? "" : " sslmode=require";
+    lines.push(
+      "",
+      "Try it (in another terminal, from this directory):",
+      `  TOKEN=$(npx airlock token create --service-account ${DEMO_SERVICE_ACCOUNT} --ttl 1h)`,
+      `  psql "host=${pg.host} port=${pg.port} dbname=${DEMO_CONNECTION} user=${DEMO_SERVICE_ACCOUNT} password=$TOKEN${ssl}" -c "select id, name, email, card_number from customers limit 5"`,
+      "  npx airlock sessions list",
+      "  npx airlock sessions show <SESSION_ID>",
+      "  npx airlock audit verify",
+      "",
+      "Stop with Ctrl-C. To use your own targets, write ./airlock.yaml (see README).",
+    );
+  }
+  lines.push("");
+  return lines.join("\n");
+}
+
+export async function runGatewayCommand(options: GatewayCommandOptions): Promise<number> {
+  const configPath = options.configPath ?? options.env["AIRLOCK_CONFIG"] ?? (existsSync(resolve(options.cwd, "airlock.yaml")) ? "airlock.yaml" : undefined);
+  let demo: DemoTarget | undefined;
+  let gw: RunningGateway | undefined;
+  try {
+    let config: Config;
+    if (configPath !== undefined) {
+      config = loadConfigFile(resolve(options.cwd, configPath));
+    } else {
+      const dataDir = resolve(options.cwd, ".airlock");
+      const bootLogger = createLogger({ level: "warn" });
+      options.stdout.write("No airlock.yaml found: starting the built-in demo (first start initialises a demo PostgreSQL)…\n");
+      demo = await startDemoTarget(dataDir, bootLogger);
+      config = demoConfig(options.cwd, demo, dataDir);
+    }
+    gw = await startGateway(config);
+    options.stdout.write(banner(gw, demo !== undefined));
+    await (options.until ?? untilSignal());
+    return 0;
+  } catch (e) {
+    const message = isGatewayError(e) ? e.message : e instanceof Error ? e.message : String(e);
+    options.stderr.write(`airlock: ${message}\n`);
+    return 1;
+  } finally {
+    await gw?.close();
+    await demo?.stop().catch(() => undefined);
+  }
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off("SIGINT", done);
+      process.off("SIGTERM", done);
+      resolve();
+    };
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
+}

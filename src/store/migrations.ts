@@ -1,0 +1,117 @@
+/**
+ * Schema migrations: ordered, append-only, identical SQL for PGlite and PostgreSQL.
+ *
+ * Invariants:
+ * - A migration is never edited once released; changes are new migrations with higher ids.
+ * - Each migration runs in its own transaction together with its `schema_migrations` row, so
+ *   it is applied completely or not at all.
+ * - Every step takes `pg_advisory_xact_lock(MIGRATION_LOCK)` first (PostgreSQL backend), so two
+ *   gateways starting against the same database serialise instead of racing on DDL (concurrent
+ *   `CREATE TABLE IF NOT EXISTS` can still fail on the catalog's unique index). The lock is
+ *   released with the transaction. PGlite is single-process and needs no lock.
+ */
+import { z } from "zod";
+import type { SqlClient } from "./sql.js";
+
+export interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Arbitrary constant naming the migration lock ("airlock" in ASCII, fits int8). */
+export const MIGRATION_LOCK = 0x6169726c6f636bn;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: "tokens, sessions, audit",
+    sql: `
+CREATE TABLE tokens (
+  id             text PRIMARY KEY,
+  principal_id   text NOT NULL,
+  principal_kind text NOT NULL,
+  principal_name text NOT NULL,
+  created_at     timestamptz NOT NULL,
+  expires_at     timestamptz NOT NULL,
+  created_by     text NOT NULL,
+  revoked_at     timestamptz,
+  revoked_by     text
+);
+CREATE INDEX tokens_revoked_idx ON tokens (revoked_at) WHERE revoked_at IS NOT NULL;
+
+CREATE TABLE sessions (
+  id                text PRIMARY KEY,
+  protocol          text NOT NULL,
+  connection        text NOT NULL,
+  principal_id      text NOT NULL,
+  principal_kind    text NOT NULL,
+  principal_name    text NOT NULL,
+  groups            jsonb NOT NULL,
+  token_id          text,
+  client_address    text NOT NULL,
+  started_at        timestamptz NOT NULL,
+  attributes        jsonb NOT NULL,
+  ended_at          timestamptz,
+  end_reason        text,
+  end_detail        text,
+  statements        bigint,
+  bytes_from_client bigint,
+  bytes_to_client   bigint
+);
+CREATE INDEX sessions_started_at_idx ON sessions (started_at DESC);
+CREATE INDEX sessions_connection_started_at_idx ON sessions (connection, started_at DESC);
+
+CREATE TABLE audit (
+  seq        bigint PRIMARY KEY,
+  time       timestamptz NOT NULL,
+  type       text NOT NULL,
+  session_id text,
+  record     jsonb NOT NULL,
+  hash       text NOT NULL,
+  prev_hash  text NOT NULL
+);
+CREATE INDEX audit_session_id_idx ON audit (session_id);
+CREATE INDEX audit_type_idx ON audit (type);
+`,
+  },
+];
+
+const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });
+
+async function lock(c: SqlClient): Promise<void> {
+  if (c.kind === "postgres") {
+    await c.query("SELECT pg_advisory_xact_lock($1::bigint) AS locked", [MIGRATION_LOCK.toString()], z.unknown());
+  }
+}
+
+/**
+ * Apply pending migrations in id order. Idempotent: safe at every start and concurrently from
+ * several processes. Returns the ids applied by this call.
+ */
+export async function migrate(client: SqlClient, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  const ordered = [...migrations].sort((a, b) => a.id - b.id);
+  for (let i = 1; i < ordered.length; i++) {
+    if (ordered[i]?.id === ordered[i - 1]?.id) throw new Error(`duplicate migration id ${ordered[i]?.id}`);
+  }
+  await client.transaction(async (tx) => {
+    await lock(tx);
+    await tx.script(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    );
+  });
+  const applied: number[] = [];
+  for (const m of ordered) {
+    const done = await client.transaction(async (tx) => {
+      await lock(tx);
+      // Re-checked under the lock: another process may have applied it since we last looked.
+      const rows = await tx.query("SELECT id FROM schema_migrations WHERE id = $1", [m.id], appliedRow);
+      if (rows.length > 0) return false;
+      await tx.script(m.sql);
+      await tx.execute("INSERT INTO schema_migrations (id, name) VALUES ($1, $2)", [m.id, m.name]);
+      return true;
+    });
+    if (done) applied.push(m.id);
+  }
+  return applied;
+}

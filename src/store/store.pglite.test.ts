@@ -1,0 +1,44 @@
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { openStore } from "./index.js";
+import { registerStoreSuite } from "./store.suite.js";
+
+registerStoreSuite("pglite", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "airlock-store-"));
+  const store = await openStore({ dataDir: dir });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe("openStore (pglite)", () => {
+  it("creates <dataDir>/store and keeps data across reopen", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "airlock-store-"));
+    try {
+      const s1 = await openStore({ dataDir: join(dir, "nested") });
+      expect((await stat(join(dir, "nested", "store"))).isDirectory()).toBe(true);
+      await s1.insertToken({
+        id: "t1",
+        principalId: "sa:x",
+        principalKind: "service_account",
+        principalName: "x",
+        createdAt: new Date(0),
+        expiresAt: new Date(1000),
+        createdBy: "admin",
+      });
+      await s1.close();
+      await s1.close(); // idempotent
+      const s2 = await openStore({ dataDir: join(dir, "nested") });
+      expect((await s2.getToken("t1"))?.principalName).toBe("x");
+      await s2.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
