@@ -1,0 +1,61 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { isGatewayError } from "../core/errors.js";
+import { configJsonSchema, parseConfig, parseListenAddress } from "./config.js";
+import { parseDuration } from "./duration.js";
+
+function configError(doc: unknown): string {
+  try {
+    parseConfig(doc);
+  } catch (e) {
+    if (isGatewayError(e) && e.code === "GW_CONFIG") return e.message;
+    throw e;
+  }
+  throw new Error("expected a configuration error");
+}
+
+describe("configuration", () => {
+  it("parses the contract's example keys with defaults", () => {
+    const c = parseConfig({
+      listen: { api: "127.0.0.1:8780", postgres: "127.0.0.1:15432" },
+      serviceAccounts: [{ name: "ci-bot", groups: ["agents"] }],
+      connections: [
+        { name: "orders", type: "postgres", host: "127.0.0.1", database: "orders", user: "app", password: "env:ORDERS_PG_PASSWORD", groups: ["agents"] },
+      ],
+    });
+    expect(c.listen.postgres).toEqual({ host: "127.0.0.1", port: 15432 });
+    expect(c.connections[0]).toMatchObject({ port: 5432, sslmode: "prefer", password: { kind: "env", name: "ORDERS_PG_PASSWORD" } });
+    expect(c.tokens.defaultTtl).toBe(15 * 60_000);
+  });
+
+  it("names the bad key in its errors", () => {
+    expect(configError({ connections: [{ name: "x", type: "postgres", host: "h", database: "d", user: "u", port: "5432" }] })).toContain(
+      "connections[0].port",
+    );
+    expect(configError({ listen: { postgres: "nonsense" } })).toContain("listen.postgres");
+    expect(configError({ unknownKey: 1 })).toContain("unknownKey");
+    expect(configError({ serviceAccounts: [{ name: "a" }, { name: "a" }] })).toContain("serviceAccounts[1].name");
+  });
+
+  it("resolves file: references relative to the config file", () => {
+    const c = parseConfig(
+      { connections: [{ name: "o", type: "postgres", host: "h", database: "d", user: "u", password: "file:secrets/pw" }] },
+      "/etc/airlock/airlock.yaml",
+    );
+    expect(c.connections[0]?.password).toEqual({ kind: "file", path: "/etc/airlock/secrets/pw" });
+    expect(c.dataDir).toBe("/etc/airlock/.airlock");
+  });
+
+  it("parses listen addresses and durations", () => {
+    expect(parseListenAddress("[::1]:5432")).toEqual({ host: "::1", port: 5432 });
+    expect(parseListenAddress(":5432")).toEqual({ host: "127.0.0.1", port: 5432 });
+    expect(parseListenAddress("host:70000")).toBeUndefined();
+    expect(parseDuration("1h30m")).toBe(5_400_000);
+    expect(() => parseDuration("15 minutes")).toThrow();
+  });
+
+  it("ships a JSON Schema that matches the code (regenerate: npx airlock config schema > schema/airlock.schema.json)", () => {
+    const shipped = JSON.parse(readFileSync(new URL("../../schema/airlock.schema.json", import.meta.url), "utf8")) as unknown;
+    expect(shipped).toEqual(JSON.parse(JSON.stringify(configJsonSchema())));
+  });
+});
