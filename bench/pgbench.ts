@@ -1,0 +1,633 @@
+/**
+ * pgbench through three paths, side by side in ONE run on this machine:
+ *   direct    pgbench → PostgreSQL
+ *   pgbouncer pgbench → PgBouncer (session mode) → PostgreSQL      (the peer proxy)
+ *   airlock   pgbench → Airlock gateway (separate process) → PostgreSQL
+ *
+ * Runs are interleaved per repetition (direct, pgbouncer, airlock, direct, …) so slow drift of
+ * the machine (thermal, page cache, background work) hits every path alike; each table shows
+ * medians. Results are prepended to bench/results.md (newest first).
+ *
+ * Run: `npm run bench`. Environment (all optional):
+ *   BENCH_DURATION  seconds per pgbench run (default 15)
+ *   BENCH_REPS      repetitions of the headline workloads (default 3)
+ *   BENCH_CLIENTS   pgbench clients (default 8; threads = min(2, clients))
+ *   BENCH_SCALE     pgbench -i scale (default 10)
+ *   BENCH_PATHS     comma list from direct,pgbouncer,airlock (default all three)
+ *   BENCH_WORKLOADS comma list from select-only,select-only-extended,tpcb,reconnect (default all)
+ *   BENCH_RESULTS   file to prepend results to (default bench/results.md)
+ *
+ * Secrets: every password and the Airlock token reach pgbench/psql through PGPASSWORD in the
+ * child's environment, never on a command line (visible to every user in /proc), and are never
+ * printed. The Airlock config names the upstream password as `env:…`.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify as toYaml } from "yaml";
+import { z } from "zod";
+import { startPgBouncer, type PgBouncerServer } from "../test/harness/pgbouncer.js";
+import { freePort } from "../test/harness/ports.js";
+import { startPostgres, SUPERUSER, SUPERUSER_PASSWORD, type PgServer } from "../test/harness/postgres.js";
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const PATHS = ["direct", "pgbouncer", "airlock"] as const;
+type PathId = (typeof PATHS)[number];
+const WORKLOAD_IDS = ["select-only", "select-only-extended", "tpcb", "reconnect"] as const;
+type WorkloadId = (typeof WORKLOAD_IDS)[number];
+
+const envSchema = z.object({
+  BENCH_DURATION: z.coerce.number().int().min(1).max(3600).default(15),
+  BENCH_REPS: z.coerce.number().int().min(1).max(20).default(3),
+  BENCH_CLIENTS: z.coerce.number().int().min(1).max(150).default(8),
+  BENCH_SCALE: z.coerce.number().int().min(1).max(1000).default(10),
+  BENCH_PATHS: z.string().optional(),
+  BENCH_WORKLOADS: z.string().optional(),
+  BENCH_RESULTS: z.string().min(1).optional(),
+});
+
+/** A comma list naming members of `all` (unknown names are an error); undefined means all. */
+function pickList<T extends string>(name: string, raw: string | undefined, all: readonly T[]): T[] {
+  if (raw === undefined || raw.trim() === "") return [...all];
+  const wanted = raw.split(",").map((x) => x.trim()).filter((x) => x !== "");
+  const unknown = wanted.filter((x) => !(all as readonly string[]).includes(x));
+  if (unknown.length > 0) throw new Error(`bench: ${name}: unknown ${unknown.join(", ")} (choose from ${all.join(", ")})`);
+  return all.filter((x) => wanted.includes(x));
+}
+
+interface Workload {
+  readonly id: WorkloadId;
+  readonly title: string;
+  readonly args: readonly string[];
+  readonly reps: number;
+  readonly durationS: number;
+  /** TPC-B writes: reset the tables (as pgbench's own pre-run vacuum would) before each run. */
+  readonly resetBefore: boolean;
+}
+
+/**
+ * The plan. Budget: about 6 minutes with the defaults and three paths (3 × (45 + 45 + 20 + 10) s
+ * of pgbench plus ~20 s of setup and warm-up). The two headline workloads (select-only, which
+ * isolates per-statement proxy cost, and TPC-B-like, the mixed read/write default) get
+ * BENCH_REPS × BENCH_DURATION; the extended-protocol variant gets at most 2 × 10 s and the
+ * reconnect variant at most 2 × 5 s (their numbers are stable enough for that).
+ */
+function plan(o: Options): Workload[] {
+  const secondary = Math.min(o.reps, 2);
+  const all: Workload[] = [
+    { id: "select-only", title: "select-only (`-S`, simple protocol)", args: ["-S", "-M", "simple"], reps: o.reps, durationS: o.duration, resetBefore: false },
+    { id: "select-only-extended", title: "select-only, extended protocol (`-S -M extended`)", args: ["-S", "-M", "extended"], reps: secondary, durationS: Math.min(o.duration, 10), resetBefore: false },
+    { id: "tpcb", title: "TPC-B-like (default script, simple protocol)", args: ["-M", "simple"], reps: o.reps, durationS: o.duration, resetBefore: true },
+    { id: "reconnect", title: "select-only, new connection per transaction (`-S -C`)", args: ["-S", "-C", "-M", "simple"], reps: secondary, durationS: Math.min(o.duration, 5), resetBefore: false },
+  ];
+  return all.filter((w) => o.workloads.includes(w.id));
+}
+
+interface Options {
+  readonly duration: number;
+  readonly reps: number;
+  readonly clients: number;
+  readonly threads: number;
+  readonly scale: number;
+  readonly paths: readonly PathId[];
+  readonly workloads: readonly WorkloadId[];
+  readonly resultsFile: string;
+}
+
+function repoRoot(): string {
+  // Compiled to dist/bench/pgbench.js; source in bench/. Walk up to the package.json.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "bin", "airlock.js"))) return dir;
+    dir = dirname(dir);
+  }
+  // Compiled elsewhere (e.g. --outDir outside the checkout) and run from the repository root.
+  if (existsSync(join(process.cwd(), "package.json")) && existsSync(join(process.cwd(), "bin", "airlock.js"))) return process.cwd();
+  throw new Error("bench: cannot find the repository root (package.json with bin/airlock.js)");
+}
+
+function readOptions(root: string): Options {
+  const parsed = envSchema.safeParse(process.env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new Error(`bench: bad environment:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  return {
+    duration: e.BENCH_DURATION,
+    reps: e.BENCH_REPS,
+    clients: e.BENCH_CLIENTS,
+    threads: Math.min(2, e.BENCH_CLIENTS),
+    scale: e.BENCH_SCALE,
+    paths: pickList("BENCH_PATHS", e.BENCH_PATHS, PATHS),
+    workloads: pickList("BENCH_WORKLOADS", e.BENCH_WORKLOADS, WORKLOAD_IDS),
+    resultsFile: resolve(root, e.BENCH_RESULTS ?? join("bench", "results.md")),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+const t0 = Date.now();
+function log(msg: string): void {
+  process.stderr.write(`[bench +${((Date.now() - t0) / 1000).toFixed(0)}s] ${msg}\n`);
+}
+
+interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, [...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-65536)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+function tail(text: string, lines = 15): string {
+  return text.trim().split("\n").slice(-lines).join("\n");
+}
+
+/** libpq environment shared by every client: TLS off on every path alike (none offers it here). */
+function clientEnv(password: string): NodeJS.ProcessEnv {
+  return { ...process.env, PGPASSWORD: password, PGSSLMODE: "disable", PGGSSENCMODE: "disable", PGCONNECT_TIMEOUT: "10" };
+}
+
+function pgbenchBinary(pg: PgServer): string {
+  const own = join(pg.binDir, "pgbench");
+  return existsSync(own) ? own : "pgbench";
+}
+
+function psqlBinary(pg: PgServer): string {
+  const own = join(pg.binDir, "psql");
+  return existsSync(own) ? own : "psql";
+}
+
+interface Target {
+  readonly id: PathId;
+  readonly label: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly dbname: string;
+  readonly password: string;
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolvePromise(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Peak and current resident set of a process, from /proc (Linux). */
+function memoryOf(pid: number): { hwmKiB: number; rssKiB: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+    if (hwm === undefined || rss === undefined) return undefined;
+    return { hwmKiB: Number(hwm), rssKiB: Number(rss) };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Airlock gateway as a separate process
+
+interface Gateway {
+  readonly host: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly token: string;
+  stop(): Promise<void>;
+}
+
+const AIRLOCK_PG_PASSWORD_ENV = "AIRLOCK_BENCH_PG_PASSWORD";
+
+/** Fails fast, before any server starts, when the gateway cannot be run from this checkout. */
+function checkAirlockBuilt(root: string): void {
+  const cliMain = join(root, "dist", "src", "cli", "main.js");
+  if (!existsSync(cliMain)) {
+    throw new Error(
+      `Airlock is not built (${cliMain} is missing). \`npm run bench\` builds first; if the build did not produce the CLI, ` +
+        "the gateway is not there yet. To measure the other paths only: BENCH_PATHS=direct,pgbouncer npm run bench",
+    );
+  }
+}
+
+async function startGateway(root: string, work: string, pg: PgServer): Promise<Gateway> {
+  checkAirlockBuilt(root);
+  const bin = join(root, "bin", "airlock.js");
+  const [apiPort, pgPort] = [await freePort(), await freePort()];
+  const configFile = join(work, "airlock.yaml");
+  // No secret in this file: the upstream password is an env: reference resolved by the gateway.
+  writeFileSync(
+    configFile,
+    toYaml({
+      dataDir: join(work, "airlock-data"),
+      listen: { api: `127.0.0.1:${apiPort}`, postgres: `127.0.0.1:${pgPort}` },
+      log: { level: "warn" },
+      serviceAccounts: [{ name: "bench", groups: ["bench"] }],
+      connections: [
+        {
+          name: "bench",
+          type: "postgres",
+          host: pg.host,
+          port: pg.port,
+          database: "bench",
+          user: SUPERUSER,
+          password: `env:${AIRLOCK_PG_PASSWORD_ENV}`,
+          groups: ["bench"],
+          sslmode: "disable",
+        },
+      ],
+    }),
+  );
+  const env = { ...process.env, [AIRLOCK_PG_PASSWORD_ENV]: SUPERUSER_PASSWORD };
+  const child = spawn(process.execPath, [bin, "gateway", "--config", configFile], { env, stdio: ["ignore", "pipe", "pipe"], cwd: work });
+  let output = "";
+  const keep = (d: string): void => {
+    output = (output + d).slice(-16384);
+  };
+  child.stdout.setEncoding("utf8").on("data", keep);
+  child.stderr.setEncoding("utf8").on("data", keep);
+  let exited = false;
+  let exitCode: number | null = null;
+  const exitPromise = new Promise<void>((r) => {
+    child.once("exit", (code) => {
+      exited = true;
+      exitCode = code;
+      r();
+    });
+  });
+  const hasExited = (): boolean => exited;
+  const stop = async (): Promise<void> => stopChild(child, exitPromise, hasExited);
+  try {
+    const deadline = Date.now() + 60_000;
+    let ready = false;
+    while (!hasExited() && Date.now() < deadline) {
+      if ((await canConnect("127.0.0.1", pgPort)) && (await canConnect("127.0.0.1", apiPort))) {
+        ready = true;
+        break;
+      }
+      await sleep(100);
+    }
+    if (!ready || child.pid === undefined) {
+      const why = hasExited() ? `exited with code ${String(exitCode)}` : "did not listen within 60 s";
+      throw new Error(`Airlock gateway ${why}:\n${tail(output, 30)}`);
+    }
+    // The CLI finds the API and the admin credential (written at start) through the config.
+    let token = "";
+    let lastFailure = "";
+    const tokenDeadline = Date.now() + 30_000;
+    while (token === "" && Date.now() < tokenDeadline) {
+      const r = await run(
+        process.execPath,
+        [bin, "token", "create", "--service-account", "bench", "--ttl", "2h", "--config", configFile],
+        process.env,
+        Math.max(1000, tokenDeadline - Date.now()),
+      );
+      const out = r.stdout.trim();
+      if (r.code === 0 && out !== "" && !/\s/.test(out)) token = out;
+      else {
+        lastFailure = `exit ${String(r.code)}: ${tail(r.stderr, 5)}`;
+        await sleep(250);
+      }
+    }
+    if (token === "") throw new Error(`\`airlock token create\` failed: ${lastFailure}`);
+    return { host: "127.0.0.1", port: pgPort, pid: child.pid, token, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+async function stopChild(child: ChildProcess, exitPromise: Promise<void>, exited: () => boolean): Promise<void> {
+  if (exited()) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => {
+    if (!exited()) child.kill("SIGKILL");
+  }, 10_000);
+  await exitPromise;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pgbench
+
+interface Sample {
+  readonly tps: number;
+  readonly latencyMs: number;
+  readonly connectMs: number | undefined;
+  readonly transactions: number;
+}
+
+/** Parses pgbench 15's report (doc: pgbench "Notes" → output format). */
+function parsePgbench(stdout: string): Sample {
+  const num = (re: RegExp): number | undefined => {
+    const m = re.exec(stdout)?.[1];
+    return m === undefined ? undefined : Number(m);
+  };
+  const tps = num(/^tps = ([0-9.]+)/m);
+  const latencyMs = num(/^latency average = ([0-9.]+) ms/m);
+  const transactions = num(/^number of transactions actually processed: (\d+)/m);
+  const failed = num(/^number of failed transactions: (\d+)/m) ?? 0;
+  if (tps === undefined || latencyMs === undefined || transactions === undefined) {
+    throw new Error(`unrecognised pgbench output:\n${tail(stdout)}`);
+  }
+  if (failed > 0) throw new Error(`pgbench reported ${failed} failed transactions`);
+  if (transactions === 0) throw new Error("pgbench processed no transaction");
+  return { tps, latencyMs, connectMs: num(/^average connection time = ([0-9.]+) ms/m), transactions };
+}
+
+async function pgbench(pg: PgServer, t: Target, w: Workload, o: Options, durationS = w.durationS): Promise<Sample> {
+  const args = [
+    "-h", t.host, "-p", String(t.port), "-U", t.user,
+    // -n: no pre-run vacuum through the path being measured (done directly instead).
+    "-n", "-c", String(o.clients), "-j", String(o.threads), "-T", String(durationS),
+    ...w.args,
+    t.dbname,
+  ];
+  const r = await run(pgbenchBinary(pg), args, clientEnv(t.password), (durationS + 120) * 1000);
+  if (r.code !== 0) throw new Error(`pgbench exited ${String(r.code)}:\n${tail(r.stderr)}`);
+  return parsePgbench(r.stdout);
+}
+
+async function smoke(pg: PgServer, t: Target): Promise<void> {
+  const r = await run(
+    psqlBinary(pg),
+    ["-X", "-At", "-h", t.host, "-p", String(t.port), "-U", t.user, "-d", t.dbname, "-c", "select count(*) from pgbench_branches"],
+    clientEnv(t.password),
+    30_000,
+  );
+  if (r.code !== 0 || r.stdout.trim() === "") throw new Error(`${t.label}: cannot query through this path: ${tail(r.stderr, 5)}`);
+}
+
+async function resetTpcb(pg: PgServer): Promise<void> {
+  // What pgbench's own pre-run vacuum does; VACUUM cannot share a multi-statement string.
+  for (const sql of ["VACUUM pgbench_branches", "VACUUM pgbench_tellers", "TRUNCATE pgbench_history"]) {
+    await pg.psql(sql, { database: "bench" });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  if (s.length === 0) return Number.NaN;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const fmtInt = (n: number): string => Math.round(n).toLocaleString("en-US");
+const fmtMs = (n: number): string => (n < 1 ? n.toFixed(3) : n.toFixed(2));
+const fmtRatio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "–");
+
+interface Cell {
+  readonly samples: Sample[];
+  readonly errors: string[];
+}
+
+function workloadTable(w: Workload, targets: readonly Target[], cells: ReadonlyMap<string, Cell>): string {
+  const key = (p: PathId): string => `${w.id}/${p}`;
+  const medTps = (p: PathId): number => median(cells.get(key(p))?.samples.map((s) => s.tps) ?? []);
+  const direct = medTps("direct");
+  const bouncer = medTps("pgbouncer");
+  const withConnect = w.args.includes("-C");
+  const head = [
+    `### ${w.title}`,
+    "",
+    `${w.reps} × ${w.durationS} s per path; \`pgbench -n -c C -j J -T ${w.durationS} ${w.args.join(" ")}\``,
+    "",
+    `| path | TPS (median) | latency avg ms (median)${withConnect ? " | connect ms (median)" : ""} | vs direct | vs PgBouncer | runs (TPS) |`,
+    `|---|---:|---:|${withConnect ? "---:|" : ""}---:|---:|---|`,
+  ];
+  const rows = targets.map((t) => {
+    const cell = cells.get(key(t.id));
+    const samples = cell?.samples ?? [];
+    if (samples.length === 0) {
+      const err = cell?.errors[0] ?? "not run";
+      return `| ${t.label} | error | – |${withConnect ? " – |" : ""} – | – | ${err.split("\n")[0] ?? ""} |`;
+    }
+    const tps = median(samples.map((s) => s.tps));
+    const lat = median(samples.map((s) => s.latencyMs));
+    const conn = median(samples.map((s) => s.connectMs ?? Number.NaN));
+    const runs = samples.map((s) => fmtInt(s.tps)).join(" / ") + (cell !== undefined && cell.errors.length > 0 ? ` (+${cell.errors.length} failed)` : "");
+    return `| ${t.label} | ${fmtInt(tps)} | ${fmtMs(lat)} |${withConnect ? ` ${Number.isFinite(conn) ? fmtMs(conn) : "–"} |` : ""} ${fmtRatio(tps / direct)} | ${fmtRatio(tps / bouncer)} | ${runs} |`;
+  });
+  return [...head, ...rows, ""].join("\n");
+}
+
+const RESULTS_HEADER = `# pgbench results
+
+Produced by \`npm run bench\` (bench/pgbench.ts; see bench/README.md). Newest first. All paths
+run in one process tree on the same machine, interleaved per repetition; compare rows within one
+run, not across runs or machines.
+
+<!-- newest results below this line -->
+`;
+
+function prependResults(file: string, section: string): void {
+  const marker = "<!-- newest results below this line -->\n";
+  let existing = existsSync(file) ? readFileSync(file, "utf8") : "";
+  if (!existing.includes(marker)) existing = RESULTS_HEADER + (existing === "" ? "" : `\n${existing}`);
+  const at = existing.indexOf(marker) + marker.length;
+  writeFileSync(file, `${existing.slice(0, at)}\n${section.trim()}\n${existing.slice(at)}`);
+}
+
+async function gitDescribe(root: string): Promise<string> {
+  try {
+    const head = await run("git", ["-C", root, "rev-parse", "--short", "HEAD"], process.env, 10_000);
+    const dirty = await run("git", ["-C", root, "status", "--porcelain", "--untracked-files=no"], process.env, 10_000);
+    if (head.code !== 0) return "unknown";
+    return `${head.stdout.trim()}${dirty.stdout.trim() === "" ? "" : " + uncommitted changes"}`;
+  } catch {
+    return "unknown";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<number> {
+  const root = repoRoot();
+  const o = readOptions(root);
+  if (o.paths.includes("airlock")) checkAirlockBuilt(root);
+  const workloads = plan(o);
+  const runSeconds = workloads.reduce((acc, w) => acc + w.reps * w.durationS * o.paths.length, 0);
+  log(
+    `plan: ${workloads.map((w) => `${w.id} ${w.reps}×${w.durationS}s`).join(", ")} over ${o.paths.join(", ")}; ` +
+      `about ${Math.ceil((runSeconds + 40) / 60)} min`,
+  );
+
+  const work = mkdtempSync(join(tmpdir(), "airlock-bench-"));
+  let pg: PgServer | undefined;
+  let bouncer: PgBouncerServer | undefined;
+  let gateway: Gateway | undefined;
+  const cleanup = async (): Promise<void> => {
+    await gateway?.stop().catch(() => undefined);
+    await bouncer?.stop().catch(() => undefined);
+    await pg?.stop().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  };
+  const onSignal = (): void => {
+    log("interrupted: stopping servers");
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  let failures = 0;
+  try {
+    log("starting PostgreSQL");
+    // Client-edge authentication is a cleartext password on EVERY path: Airlock's token is a
+    // password, and SCRAM's client-side key derivation (in pgbench, on the same 2 cores) would
+    // otherwise dominate the reconnect numbers. Upstream, PgBouncer and Airlock log in as the
+    // superuser with SCRAM, as against a real server.
+    const benchPassword = randomBytes(18).toString("base64url");
+    pg = await startPostgres({ users: [{ name: "bench", password: benchPassword, auth: "password", superuser: true }], databases: ["bench"] });
+    const server = pg;
+    log(`pgbench -i -s ${o.scale}`);
+    const init = await run(
+      pgbenchBinary(server),
+      ["-i", "-s", String(o.scale), "-q", "-h", server.host, "-p", String(server.port), "-U", SUPERUSER, "bench"],
+      clientEnv(SUPERUSER_PASSWORD),
+      600_000,
+    );
+    if (init.code !== 0) throw new Error(`pgbench -i failed:\n${tail(init.stderr)}`);
+
+    const targets: Target[] = [];
+    if (o.paths.includes("direct")) {
+      targets.push({ id: "direct", label: "direct", host: server.host, port: server.port, user: "bench", dbname: "bench", password: benchPassword });
+    }
+    if (o.paths.includes("pgbouncer")) {
+      log("starting PgBouncer (session mode)");
+      const clientPassword = randomBytes(18).toString("base64url");
+      bouncer = await startPgBouncer({
+        upstream: { host: server.host, port: server.port },
+        databases: { bench: { dbname: "bench", user: SUPERUSER, password: SUPERUSER_PASSWORD } },
+        authUsers: [{ name: "bench", password: clientPassword }],
+        poolMode: "session",
+        authType: "plain",
+        poolSize: Math.max(20, o.clients + 2),
+      });
+      targets.push({ id: "pgbouncer", label: "PgBouncer", host: bouncer.host, port: bouncer.port, user: "bench", dbname: "bench", password: clientPassword });
+    }
+    if (o.paths.includes("airlock")) {
+      log("starting the Airlock gateway");
+      gateway = await startGateway(root, work, server);
+      targets.push({ id: "airlock", label: "Airlock", host: gateway.host, port: gateway.port, user: "bench", dbname: "bench", password: gateway.token });
+    }
+
+    for (const t of targets) await smoke(server, t);
+    // Warm-up: caches, JIT of the gateway, PgBouncer's pool; not recorded.
+    const warm = workloads.find((w) => w.id === "select-only") ?? workloads[0];
+    if (warm !== undefined) {
+      for (const t of targets) await pgbench(server, t, { ...warm, args: ["-S", "-M", "simple"] }, o, 3);
+    }
+
+    const cells = new Map<string, Cell>();
+    for (const w of workloads) {
+      for (let rep = 1; rep <= w.reps; rep++) {
+        for (const t of targets) {
+          const key = `${w.id}/${t.id}`;
+          const cell = cells.get(key) ?? { samples: [], errors: [] };
+          cells.set(key, cell);
+          if (w.resetBefore) await resetTpcb(server);
+          try {
+            const s = await pgbench(server, t, w, o);
+            cell.samples.push(s);
+            log(`${w.id} rep ${rep}/${w.reps} ${t.label}: ${fmtInt(s.tps)} TPS, ${fmtMs(s.latencyMs)} ms`);
+          } catch (e) {
+            failures++;
+            const msg = e instanceof Error ? e.message : String(e);
+            cell.errors.push(msg);
+            log(`${w.id} rep ${rep}/${w.reps} ${t.label}: FAILED: ${msg}`);
+          }
+        }
+      }
+    }
+
+    const gwMem = gateway === undefined ? undefined : memoryOf(gateway.pid);
+    const pbMem = bouncer === undefined ? undefined : memoryOf(bouncer.pid);
+    const pgVersion = (await server.psql("show server_version")).trim();
+    const settings = (await server.psql("select string_agg(name || '=' || current_setting(name), ', ' order by name) from pg_settings where name in ('fsync','synchronous_commit','shared_buffers','max_connections')")).trim();
+    const pgbenchVersion = (await run(pgbenchBinary(server), ["--version"], process.env, 10_000)).stdout.trim();
+    const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
+    const when = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
+
+    const lines = [
+      `## ${when} — scale ${o.scale}, ${o.clients} clients, ${o.threads} threads`,
+      "",
+      `- Machine: ${availableParallelism()} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}; Node ${process.version}`,
+      `- PostgreSQL ${pgVersion} (throwaway test harness server: ${settings}); ${pgbenchVersion}`,
+      ...(bouncer === undefined ? [] : [`- ${bouncer.version}, session mode; peak RSS (VmHWM) ${pbMem === undefined ? "n/a" : mib(pbMem.hwmKiB)}`]),
+      ...(gateway === undefined
+        ? ["- Airlock: not measured in this run"]
+        : [
+            `- Airlock ${await gitDescribe(root)}, gateway as a separate process, token as password; gateway peak RSS (VmHWM) after the runs ${gwMem === undefined ? "n/a" : mib(gwMem.hwmKiB)}, current RSS ${gwMem === undefined ? "n/a" : mib(gwMem.rssKiB)}`,
+          ]),
+      `- Reproduce: \`npm run bench\` (here: BENCH_DURATION=${o.duration} BENCH_REPS=${o.reps} BENCH_CLIENTS=${o.clients} BENCH_SCALE=${o.scale}${o.paths.length < PATHS.length ? ` BENCH_PATHS=${o.paths.join(",")}` : ""}${o.workloads.length < WORKLOAD_IDS.length ? ` BENCH_WORKLOADS=${o.workloads.join(",")}` : ""})`,
+      `- Order: per repetition ${targets.map((t) => t.label).join(" → ")}; medians; ratios are TPS ratios (higher is better)`,
+      "- Client auth: cleartext password on every path (Airlock's token is a password); PgBouncer and Airlock log in upstream as `postgres` with SCRAM; TLS off everywhere",
+      "",
+      ...workloads.map((w) => workloadTable(w, targets, cells)),
+    ];
+    prependResults(o.resultsFile, lines.join("\n"));
+    log(`results prepended to ${o.resultsFile}`);
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+    await cleanup();
+  }
+  if (failures > 0) {
+    log(`${failures} pgbench run(s) failed`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    log(`FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+  },
+);
