@@ -24,6 +24,26 @@ export function parseRecordLine(line: string): AuditRecord | undefined {
   return r.success ? r.data : undefined;
 }
 
+/**
+ * Parse a line for shipping to the store: the gateway wrote it itself moments ago, so only the
+ * fields the store indexes are checked here (the full schema check costs more than the rest of
+ * shipping). Content is verified end to end by `airlock audit verify`, which re-hashes records.
+ */
+export function parseShippedLine(line: string): AuditRecord | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof json !== "object" || json === null) return undefined;
+  const r = json as Partial<Record<keyof AuditRecord, unknown>>;
+  if (typeof r.seq !== "number" || typeof r.hash !== "string" || typeof r.prevHash !== "string" || typeof r.time !== "string" || typeof r.type !== "string") {
+    return undefined;
+  }
+  return json as AuditRecord;
+}
+
 export type LastLine =
   | { readonly kind: "empty" }
   | { readonly kind: "torn" } // the file does not end with "\n"

@@ -88,8 +88,6 @@ const SESSION_COLUMNS =
   "id, protocol, connection, principal_id, principal_kind, principal_name, groups, token_id, client_address, started_at, attributes, ended_at, end_reason, end_detail, statements, bytes_from_client, bytes_to_client";
 const TOKEN_COLUMNS = "id, principal_id, principal_kind, principal_name, created_at, expires_at, created_by, revoked_at, revoked_by";
 
-/** Rows per INSERT for audit batches: 7 parameters each, well under PostgreSQL's 65535. */
-const AUDIT_ROWS_PER_STATEMENT = 500;
 const MAX_LIST_LIMIT = 10_000;
 
 function iso(d: Date): string {
@@ -231,22 +229,22 @@ export class SqlStore implements Store {
    */
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.sql.transaction(async (tx) => {
-      for (let i = 0; i < records.length; i += AUDIT_ROWS_PER_STATEMENT) {
-        const chunk = records.slice(i, i + AUDIT_ROWS_PER_STATEMENT);
-        const values: string[] = [];
-        const params: unknown[] = [];
-        for (const r of chunk) {
-          const b = params.length;
-          values.push(`($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}::jsonb, $${b + 6}, $${b + 7})`);
-          params.push(r.seq, r.time, r.type, r.sessionId ?? null, JSON.stringify(r), r.hash, r.prevHash);
-        }
-        await tx.execute(
-          `INSERT INTO audit (seq, time, type, session_id, record, hash, prev_hash) VALUES ${values.join(", ")} ON CONFLICT (seq) DO NOTHING`,
-          params,
-        );
-      }
-    });
+    // One statement per batch with array parameters: seven parameters in all, whatever the
+    // batch size, so the store parses and plans once per batch, not once per record.
+    await this.sql.execute(
+      `INSERT INTO audit (seq, time, type, session_id, record, hash, prev_hash)
+       SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])
+       ON CONFLICT (seq) DO NOTHING`,
+      [
+        records.map((r) => r.seq),
+        records.map((r) => r.time),
+        records.map((r) => r.type),
+        records.map((r) => r.sessionId ?? null),
+        records.map((r) => JSON.stringify(r)),
+        records.map((r) => r.hash),
+        records.map((r) => r.prevHash),
+      ],
+    );
   }
 
   async lastAudit(): Promise<AuditRecord | undefined> {
