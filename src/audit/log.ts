@@ -493,7 +493,7 @@ export class LocalAuditLog implements AuditLog {
       }
       // Let records accumulate into one larger batch: shipping each group commit on its own
       // costs the store (and the CPU the data path shares with it) far more per record.
-      if (!this.shipStopped && this.flushWaiters.length === 0 && this.committedSeq - this.shippedSeq < SHIP_BATCH) {
+      if (this.flushWaiters.length === 0 && this.committedSeq - this.shippedSeq < SHIP_BATCH) {
         await this.idle(SHIP_INTERVAL_MS, false);
       }
       const batch = await this.readBatch();

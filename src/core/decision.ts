@@ -10,6 +10,28 @@ export interface AllowDecision {
   readonly type: "allow";
   /** The rule that explicitly allowed it, if any. */
   readonly rule?: string;
+  /** How the results must be treated on the way back (masking, limits). */
+  readonly plan?: ResultPlan;
+}
+
+/** The masking plan and limits for a statement's results, decided before it is forwarded. */
+export interface ResultPlan {
+  readonly masks: readonly MaskRule[];
+  /** Rows beyond this are dropped, the client is told, and the statement is cancelled. */
+  readonly maxRows?: number;
+  /** The rule that set maxRows, for the notice. */
+  readonly maxRowsRule?: string;
+}
+
+export type MaskStrategyName = "redact" | "partial" | "hash" | "null";
+
+export interface MaskRule {
+  readonly rule: string;
+  /** table.column globs (schema.table.column also), matched case-insensitively. */
+  readonly columns: readonly string[];
+  /** Content detectors applied to every text value. */
+  readonly detectors: readonly string[];
+  readonly strategy: MaskStrategyName;
 }
 
 export interface DenyDecision {

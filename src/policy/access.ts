@@ -1,6 +1,6 @@
 import { ALLOW, deny, type Decision } from "../core/decision.js";
 import type { Connection } from "../core/connection.js";
-import type { JudgedEvent } from "../core/events.js";
+import type { SessionStartEvent } from "../core/events.js";
 import type { Evaluator } from "./evaluator.js";
 
 /**
@@ -16,8 +16,7 @@ export class AccessEvaluator implements Evaluator {
     this.#connections = new Map(connections.map((c) => [c.name, c]));
   }
 
-  evaluate(event: JudgedEvent): Decision | undefined {
-    if (event.type !== "session.start") return undefined;
+  evaluateSession(event: SessionStartEvent): Decision | undefined {
     const { session } = event;
     const connection = this.#connections.get(session.connection);
     if (connection === undefined) {

@@ -1,13 +1,25 @@
 import type { Decision } from "../core/decision.js";
-import type { JudgedEvent } from "../core/events.js";
+import type { DbQueryEvent, SessionStartEvent } from "../core/events.js";
+import type { SessionInfo } from "../core/session.js";
 
 /**
  * One stage of judgement. Evaluators run in the pipeline's fixed order; each returns a
- * decision or `undefined` (no opinion). The first `deny` ends judgement. Evaluators are
- * synchronous on purpose: they run for every statement on the hot path; anything slow
- * (catalog lookups, approvals) is prepared ahead or handled as its own pipeline stage.
+ * decision or `undefined` (no opinion). The first `deny` ends judgement.
+ *
+ * Session-level judgement (`evaluateSession`) is synchronous. Statement judgement happens in a
+ * per-session evaluator (it keeps session state: prepared statements, search_path); it is
+ * synchronous on the hot path and may return a promise only when it must look something up
+ * (e.g. a view's definition in the target's catalog), which is then cached.
  */
 export interface Evaluator {
   readonly name: string;
-  evaluate(event: JudgedEvent): Decision | undefined;
+  evaluateSession?(event: SessionStartEvent): Decision | undefined;
+  /** Per-session state for statement judgement; undefined when this evaluator has nothing to judge there. */
+  openSession?(session: SessionInfo): SessionEvaluator | undefined;
+}
+
+export interface SessionEvaluator {
+  /** Settings injected into the target session at connect (e.g. statement_timeout). */
+  readonly settings?: Readonly<Record<string, string>>;
+  evaluate(event: DbQueryEvent): Decision | undefined | Promise<Decision | undefined>;
 }

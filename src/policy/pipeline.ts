@@ -10,14 +10,14 @@
  */
 import type { Logger } from "pino";
 import type { AuditEventInput, AuditLog, AuditPrincipal } from "../audit/types.js";
-import { ALLOW, deny, type Decision } from "../core/decision.js";
+import { ALLOW, deny, type AllowDecision, type Decision, type ResultPlan } from "../core/decision.js";
 import { isGatewayError, type ErrorCode } from "../core/errors.js";
 import type { AuthFailureEvent, DbQueryEvent, DbResultEvent, SessionStartEvent } from "../core/events.js";
 import type { Principal } from "../core/principal.js";
 import type { SessionEndReason, SessionInfo } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import type { Store } from "../store/types.js";
-import type { Evaluator } from "./evaluator.js";
+import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import type { SessionRegistry, TerminationReason } from "./registry.js";
 
 /** The counters the pipeline feeds (implemented by observability/metrics GatewayMetrics). */
@@ -49,16 +49,65 @@ export interface SessionStats {
   readonly bytesToClient: number;
 }
 
-/** Run the evaluators in order: the first deny wins; otherwise the first explicit allow. */
-export function evaluate(evaluators: readonly Evaluator[], event: SessionStartEvent | DbQueryEvent): Decision {
+/** Session admission: the first deny wins; otherwise the first explicit allow. */
+export function evaluateSession(evaluators: readonly Evaluator[], event: SessionStartEvent): Decision {
   let decision: Decision | undefined;
   for (const evaluator of evaluators) {
-    const d = evaluator.evaluate(event);
+    const d = evaluator.evaluateSession?.(event);
     if (d === undefined) continue;
     if (d.type === "deny") return d;
     decision ??= d;
   }
   return decision ?? ALLOW;
+}
+
+/** Merge allow decisions: masks accumulate, the smallest row limit wins. */
+export function mergeAllows(a: AllowDecision, b: AllowDecision): AllowDecision {
+  if (b.plan === undefined) return a.rule === undefined && b.rule !== undefined ? { ...a, rule: b.rule } : a;
+  if (a.plan === undefined) return a.rule === undefined ? b : { ...b, rule: a.rule };
+  const limitFromB = b.plan.maxRows !== undefined && (a.plan.maxRows === undefined || b.plan.maxRows < a.plan.maxRows);
+  const plan: ResultPlan = {
+    masks: [...a.plan.masks, ...b.plan.masks],
+    ...(limitFromB ? { maxRows: b.plan.maxRows, ...(b.plan.maxRowsRule === undefined ? {} : { maxRowsRule: b.plan.maxRowsRule }) } : {}),
+    ...(!limitFromB && a.plan.maxRows !== undefined ? { maxRows: a.plan.maxRows, ...(a.plan.maxRowsRule === undefined ? {} : { maxRowsRule: a.plan.maxRowsRule }) } : {}),
+  };
+  return { type: "allow", plan, ...(a.rule ?? b.rule) === undefined ? {} : { rule: a.rule ?? b.rule } };
+}
+
+/**
+ * Statement judgement over the session's evaluators, in order. Synchronous unless an
+ * evaluator needs a lookup; the first deny wins, allows merge.
+ */
+export function evaluateStatement(evaluators: readonly SessionEvaluator[], event: DbQueryEvent): Decision | Promise<Decision> {
+  let acc: AllowDecision = ALLOW;
+  for (let i = 0; i < evaluators.length; i++) {
+    const d = evaluators[i]?.evaluate(event);
+    if (d instanceof Promise) return finishAsync(evaluators, event, i, d, acc);
+    if (d === undefined) continue;
+    if (d.type === "deny") return d;
+    acc = mergeAllows(acc, d);
+  }
+  return acc;
+}
+
+async function finishAsync(
+  evaluators: readonly SessionEvaluator[],
+  event: DbQueryEvent,
+  index: number,
+  pending: Promise<Decision | undefined>,
+  acc: AllowDecision,
+): Promise<Decision> {
+  let current = acc;
+  const first = await pending;
+  if (first?.type === "deny") return first;
+  if (first !== undefined) current = mergeAllows(current, first);
+  for (let i = index + 1; i < evaluators.length; i++) {
+    const d = await evaluators[i]?.evaluate(event);
+    if (d === undefined) continue;
+    if (d.type === "deny") return d;
+    current = mergeAllows(current, d);
+  }
+  return current;
 }
 
 export function auditPrincipal(p: Principal): AuditPrincipal {
@@ -94,7 +143,7 @@ export class Pipeline {
    */
   async startSession(session: SessionInfo): Promise<{ decision: Decision; gate?: SessionGate }> {
     const event: SessionStartEvent = { type: "session.start", session };
-    let decision = evaluate(this.#o.evaluators, event);
+    let decision = evaluateSession(this.#o.evaluators, event);
     const failed = await this.audit({
       type: "session.start",
       sessionId: session.id,
@@ -144,6 +193,9 @@ export class SessionGate {
   readonly #unregister: () => void;
   readonly #stored: Promise<void>;
   readonly #principal: AuditPrincipal;
+  readonly #evaluators: readonly SessionEvaluator[];
+  /** Settings to inject into the target session at connect (limits from policies). */
+  readonly settings: Readonly<Record<string, string>>;
   #expiryTimer: NodeJS.Timeout | undefined;
   #ended = false;
 
@@ -152,6 +204,16 @@ export class SessionGate {
     this.#o = o;
     this.info = info;
     this.#principal = auditPrincipal(info.principal);
+    const evaluators: SessionEvaluator[] = [];
+    const settings: Record<string, string> = {};
+    for (const e of o.evaluators) {
+      const se = e.openSession?.(info);
+      if (se === undefined) continue;
+      evaluators.push(se);
+      Object.assign(settings, se.settings);
+    }
+    this.#evaluators = evaluators;
+    this.settings = settings;
     const live = o.registry.register(info);
     this.signal = live.signal;
     this.#unregister = () => {
@@ -209,7 +271,8 @@ export class SessionGate {
 
   /** Judge a statement: evaluators, then audit (before forward), then record. */
   async judge(event: DbQueryEvent): Promise<Decision> {
-    let decision = evaluate(this.#o.evaluators, event);
+    const judged = evaluateStatement(this.#evaluators, event);
+    let decision = judged instanceof Promise ? await judged : judged;
     const failed = await this.#pipeline.audit({
       type: "db.query",
       sessionId: this.info.id,

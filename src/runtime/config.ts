@@ -138,6 +138,12 @@ const policy = z.strictObject({
   columns: stringList.optional(),
   detectors: stringList.optional(),
   strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
+  /** Limits (any action): rows beyond are dropped, with a notice, and the statement cancelled. */
+  maxRows: z.number().int().min(0).optional(),
+  /** Injected as the session's statement_timeout at connect; SET of it is then refused. */
+  statementTimeout: duration.optional(),
+  /** Sessions are read-only: injected at connect, writes and attempts to switch it off are refused. */
+  readOnly: z.boolean().optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -243,6 +249,23 @@ export function parseConfig(doc: unknown, source?: string): Config {
   parsed.serviceAccounts.forEach((s, i) => {
     if (accounts.has(s.name)) problems.push(`serviceAccounts[${i}].name: duplicate service account "${s.name}"`);
     accounts.add(s.name);
+  });
+  const policyNames = new Set<string>();
+  parsed.policies.forEach((p, i) => {
+    if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
+    policyNames.add(p.name);
+    if (p.action === "mask" && p.columns === undefined && p.detectors === undefined) {
+      problems.push(`policies[${i}]: a mask policy needs columns and/or detectors`);
+    }
+    if (p.action !== "mask" && (p.columns !== undefined || p.detectors !== undefined || p.strategy !== undefined)) {
+      problems.push(`policies[${i}]: columns/detectors/strategy belong to mask policies (use match.columns to match statements)`);
+    }
+    if (p.match !== undefined && (p.statementTimeout !== undefined || p.readOnly !== undefined)) {
+      problems.push(`policies[${i}]: statementTimeout and readOnly apply to whole sessions and cannot be combined with match`);
+    }
+    if (p.action === "require_approval" && (p.approvers === undefined || p.approvers.length === 0)) {
+      problems.push(`policies[${i}].approvers: require_approval needs at least one approver group`);
+    }
   });
   if ((parsed.tls.cert === undefined) !== (parsed.tls.key === undefined)) {
     problems.push("tls: cert and key must be given together");
