@@ -6,6 +6,7 @@ export const AUDIT_EVENT_TYPES = [
   "session.start", // access decision for a new session (allow or deny)
   "session.end",
   "db.query", // a statement's decision, written before it is forwarded
+  "db.result", // facts about a result worth auditing: masked value counts, row limits (never values)
   "auth.failure",
   "token.create",
   "token.revoke",

@@ -65,6 +65,10 @@ export interface DbResultEvent {
   readonly rowsTruncated?: boolean;
   readonly error?: { readonly sqlstate: string; readonly message: string };
   readonly durationMs: number;
+  /** Values masked in this result, per kind (counts only, never values). */
+  readonly masked?: Readonly<Record<string, number>>;
+  /** Rows the client received, when a row limit cut the result. */
+  readonly rowsSent?: number;
 }
 
 export interface AuthFailureEvent {

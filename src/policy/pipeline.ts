@@ -314,7 +314,23 @@ export class SessionGate {
       ...(event.rows === undefined ? {} : { rows: event.rows }),
       ...(event.rowsTruncated === true ? { rowsTruncated: true } : {}),
       ...(event.error === undefined ? {} : { error: event.error }),
+      ...(event.masked === undefined ? {} : { masked: event.masked }),
+      ...(event.rowsSent === undefined ? {} : { rowsSent: event.rowsSent }),
     });
+    if (event.masked !== undefined || event.rowsSent !== undefined) {
+      // Counts per kind, never values. Not awaited: the result has already been delivered.
+      const details: Record<string, number> = { seq: event.seq, rowCount: event.rowCount };
+      for (const [k, n] of Object.entries(event.masked ?? {})) details[`masked.${k}`] = n;
+      if (event.rowsSent !== undefined) details["rowsSent"] = event.rowsSent;
+      void this.#pipeline.audit({
+        type: "db.result",
+        sessionId: this.info.id,
+        principal: this.#principal,
+        connection: this.info.connection,
+        protocol: this.info.protocol,
+        details,
+      });
+    }
   }
 
   /** End the session: audit, close the recording, update the store. Idempotent. */

@@ -80,6 +80,8 @@ const recordingEntrySchema = z.discriminatedUnion("kind", [
     rowsTruncated: z.boolean().exactOptional(),
     error: z.object({ sqlstate: z.string(), message: z.string() }).exactOptional(),
     durationMs: z.number(),
+    masked: z.record(z.string(), z.number()).exactOptional(),
+    rowsSent: z.number().exactOptional(),
   }),
   z.object({
     t: z.number(),

@@ -40,6 +40,8 @@ export type RecordingEntry =
       readonly rowsTruncated?: boolean;
       readonly error?: { readonly sqlstate: string; readonly message: string };
       readonly durationMs: number;
+      readonly masked?: Readonly<Record<string, number>>;
+      readonly rowsSent?: number;
     }
   | {
       readonly t: number;

@@ -19,6 +19,8 @@ import { TokenService } from "../identity/tokens.js";
 import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { AccessEvaluator } from "../policy/access.js";
+import { PolicyEvaluator } from "../policy/policies.js";
+import { ClassificationCache, initSqlParser } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
@@ -29,6 +31,7 @@ import { openStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import type { Config, ListenAddress } from "./config.js";
 import { DirectDialer } from "./dialer.js";
+import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
 
 export interface RunningGateway {
@@ -122,8 +125,14 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       if (n > 0) logger.info({ tokenId, sessions: n }, "ended sessions of a revoked token");
     });
 
+    // Guardrails and masking: the real PostgreSQL parser (WASM), loaded once.
+    await initSqlParser();
+    for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
+    const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
+    const maskerFor = createMaskerFactory(maskKey);
+    const classifications = new ClassificationCache();
     const pipeline = new Pipeline({
-      evaluators: [new AccessEvaluator(config.connections)],
+      evaluators: [new AccessEvaluator(config.connections), new PolicyEvaluator(config.policies, config.connections, classifications)],
       audit,
       recordings,
       store,
@@ -164,6 +173,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         maxRowsPerStatement: config.recording.maxRowsPerStatement,
         maxValueBytes: config.recording.maxValueBytes,
         logger,
+        maskerFor,
       });
       engines.push(engine);
       const l = await listen(config.listen.postgres, (s) => void engine.handle(s), "PostgreSQL");

@@ -12,13 +12,16 @@ import type { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import type { PostgresConnection } from "../../core/connection.js";
+import type { MaskRule } from "../../core/decision.js";
 import type { Dialer, ProtocolEngine } from "../../core/engine.js";
 import { GatewayError, isGatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
 import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
 import type { SessionInfo } from "../../core/session.js";
 import type { Pipeline, SessionGate } from "../../policy/pipeline.js";
+import { PgCatalog } from "./catalog.js";
 import { sqlstateFor } from "./errors.js";
+import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
 import { PgProxySession } from "./session.js";
 import { connectUpstream, sendCancel, type UpstreamSession } from "./upstream.js";
@@ -50,6 +53,8 @@ export interface PostgresEngineOptions {
   readonly maxRowsPerStatement: number;
   readonly maxValueBytes: number;
   readonly logger: Logger;
+  /** The masker for a mask rule (content detectors and strategies). */
+  readonly maskerFor: (rule: MaskRule) => RuleMasker;
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
@@ -87,6 +92,7 @@ export class PostgresEngine implements ProtocolEngine {
   readonly #live = new Set<Promise<void>>();
   readonly #cancelKeys = new Map<number, CancelEntry>();
   readonly #sockets = new Set<Duplex>();
+  readonly #catalogs = new Map<string, PgCatalog>();
   #closing = false;
 
   constructor(options: PostgresEngineOptions) {
@@ -118,6 +124,7 @@ export class PostgresEngine implements ProtocolEngine {
     deadline.unref();
     await Promise.allSettled([...this.#live]);
     clearTimeout(deadline);
+    await Promise.allSettled([...this.#catalogs.values()].map((c) => c.close()));
   }
 
   async #serve(socket: Socket): Promise<void> {
@@ -246,6 +253,8 @@ export class PostgresEngine implements ProtocolEngine {
     const o = this.#o;
     const forward = new Map<string, string>();
     for (const [k, v] of params) if (FORWARDED_PARAMS.has(k.toLowerCase())) forward.set(k, v);
+    // Limits from policies (statement_timeout, default_transaction_read_only) win over the client's.
+    for (const [k, v] of Object.entries(gate.settings)) forward.set(k, v);
 
     let upstream: UpstreamSession;
     try {
@@ -287,6 +296,16 @@ export class PostgresEngine implements ProtocolEngine {
       maxRowsPerStatement: o.maxRowsPerStatement,
       maxValueBytes: o.maxValueBytes,
       logger: this.#log.child({ sessionId: gate.info.id }),
+      catalog: this.#catalog(connection),
+      maskerFor: o.maskerFor,
+      cancelUpstream: () => {
+        void sendCancel(connection, upstream.backendKey, {
+          dialer: o.dialer,
+          resolveSecret: o.resolveSecret,
+          timeoutMs: o.connectTimeoutMs,
+          maxMessageBytes: o.maxMessageBytes,
+        }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target"));
+      },
     });
     try {
       const outcome = await session.run();
@@ -295,6 +314,24 @@ export class PostgresEngine implements ProtocolEngine {
       this.#cancelKeys.delete(processId);
       this.#sockets.delete(upstream.socket);
     }
+  }
+
+  #catalog(connection: PostgresConnection): PgCatalog {
+    let c = this.#catalogs.get(connection.name);
+    if (c === undefined) {
+      c = new PgCatalog(
+        connection,
+        {
+          dialer: this.#o.dialer,
+          resolveSecret: this.#o.resolveSecret,
+          timeoutMs: this.#o.connectTimeoutMs,
+          maxMessageBytes: this.#o.maxMessageBytes,
+        },
+        this.#log,
+      );
+      this.#catalogs.set(connection.name, c);
+    }
+    return c;
   }
 
   async #cancel(processId: number, secretKey: Buffer): Promise<void> {

@@ -17,13 +17,15 @@
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
-import type { DenyDecision } from "../../core/decision.js";
+import type { Decision, DenyDecision, MaskRule, ResultPlan } from "../../core/decision.js";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { DbQueryEvent, DbQueryStage } from "../../core/events.js";
 import type { SessionEndReason } from "../../core/session.js";
 import type { SessionGate, SessionStats } from "../../policy/pipeline.js";
+import type { PgCatalog } from "./catalog.js";
 import { sqlstateFor } from "./errors.js";
 import { OutBuffer } from "./out-buffer.js";
+import { needsWork, planFields, rewriteDataRow, type FieldAction, type ResolvedField, type RuleMasker } from "./result-masking.js";
 import type { UpstreamSession } from "./upstream.js";
 import {
   type Frame,
@@ -31,6 +33,7 @@ import {
   decodeBind,
   decodeClose,
   decodeCommandComplete,
+  decodeCopyResponse,
   decodeDataRow,
   decodeErrorOrNotice,
   decodeExecute,
@@ -38,8 +41,12 @@ import {
   decodeQuery,
   decodeReadyForQuery,
   decodeRowDescription,
+  type RowDescriptionField,
+  encodeCommandComplete,
   encodeErrorResponse,
+  encodeNoticeResponse,
   encodeParse,
+  encodeCopyData,
   encodeQuery,
   encodeTerminate,
 } from "./wire/index.js";
@@ -83,27 +90,56 @@ export interface PgSessionOptions {
   readonly maxRowsPerStatement: number;
   readonly maxValueBytes: number;
   readonly logger: Logger;
+  /** The target's catalog (column masking resolves RowDescription origins through it). */
+  readonly catalog: PgCatalog;
+  /** The masker for a mask rule (built once per rule). */
+  readonly maskerFor: (rule: MaskRule) => RuleMasker;
+  /** Send a CancelRequest for the session's running statement on the target. */
+  readonly cancelUpstream: () => void;
 }
 
 /** A statement execution whose results are still arriving (or a Sync marker). */
-type Pending =
-  | { kind: "simple"; seq: number; denied: boolean; started: number; result: ResultAcc }
-  | { kind: "execute"; seq: number; params: readonly (string | null)[] | undefined; started: number; result: ResultAcc }
-  | { kind: "sync" };
+type Pending = Execution | { kind: "sync" };
+
+interface Execution {
+  readonly kind: "simple" | "execute";
+  readonly seq: number;
+  readonly denied: boolean;
+  readonly started: number;
+  readonly params?: readonly (string | null)[] | undefined;
+  readonly plan: ResultPlan | undefined;
+  /** Result formats requested at Bind (extended protocol). */
+  readonly resultFormats?: readonly number[] | undefined;
+  result: ResultAcc;
+}
 
 interface ResultAcc {
   rowCount: number;
   rows: (string | null)[][];
   truncated: boolean;
+  /** Rows actually sent to the client (maxRows). */
+  sent: number;
+  /** How each field is masked, once the RowDescription is resolved. */
+  actions?: FieldAction[] | undefined;
+  /** COPY out in progress: text (0) or binary (1) format. */
+  copyFormat?: number | undefined;
+  /** The result is refused: rows are dropped and its completion becomes this error. */
+  refused?: string | undefined;
+  /** maxRows was exceeded and a cancel was sent. */
+  cancelled?: boolean;
+  masked: Record<string, number>;
 }
 
 interface StatementRef {
   readonly seq: number;
+  readonly plan: ResultPlan | undefined;
 }
 
 interface PortalRef {
   readonly seq: number;
   readonly params: readonly (string | null)[];
+  readonly plan: ResultPlan | undefined;
+  readonly resultFormats: readonly number[];
 }
 
 export interface PgSessionOutcome {
@@ -134,6 +170,13 @@ export class PgProxySession {
   #skipUntilSync = false;
   #columns: string[] | undefined;
   #formats: number[] | undefined;
+  /** The last RowDescription's fields, for results whose DataRows come without one. */
+  #lastFields: readonly RowDescriptionField[] | undefined;
+  /** Upstream processing waits (catalog lookup); frames stay in the reader meanwhile. */
+  #blocked: Frame | undefined;
+  /** After a maxRows cancel, new client work waits until the cancelled statement completes. */
+  #cancelBarrier: Promise<void> | undefined;
+  #releaseCancelBarrier: (() => void) | undefined;
   #txStatus: "I" | "T" | "E";
 
   #finished = false;
@@ -205,6 +248,11 @@ export class PgProxySession {
     const out = new OutBuffer();
     for (let frame = reader.next(); frame !== undefined; frame = reader.next()) {
       if (this.#finished) return false;
+      if (this.#cancelBarrier !== undefined && frame.type !== F_SYNC && frame.type !== F_FLUSH) {
+        // A maxRows cancel is in flight: no new work reaches the target until it has landed.
+        await this.#flushUpstream(out);
+        await this.#cancelBarrier;
+      }
       switch (frame.type) {
         case F_QUERY:
           await this.#flushUpstream(out);
@@ -268,7 +316,7 @@ export class PgProxySession {
     if (!ok && !this.#finished) await waitDrain(this.#upstream);
   }
 
-  async #judge(stage: DbQueryStage, sql: string, statementName?: string): Promise<{ seq: number; denial: DenyDecision | undefined }> {
+  async #judge(stage: DbQueryStage, sql: string, statementName?: string): Promise<{ seq: number; denial: DenyDecision | undefined; plan: ResultPlan | undefined }> {
     const seq = ++this.#seq;
     this.#statementsJudged++;
     const event: DbQueryEvent = {
@@ -279,29 +327,29 @@ export class PgProxySession {
       sql,
       ...(statementName === undefined ? {} : { statementName }),
     };
-    const decision = await this.#o.gate.judge(event);
-    return { seq, denial: decision.type === "deny" ? decision : undefined };
+    const decision: Decision = await this.#o.gate.judge(event);
+    return decision.type === "deny" ? { seq, denial: decision, plan: undefined } : { seq, denial: undefined, plan: decision.plan };
   }
 
   async #onQuery(frame: Frame, out: OutBuffer): Promise<void> {
     const { sql } = decodeQuery(frame.body);
-    const { seq, denial } = await this.#judge("simple", sql);
+    const { seq, denial, plan } = await this.#judge("simple", sql);
     const started = performance.now();
     if (denial === undefined) {
-      this.#pending.push({ kind: "simple", seq, denied: false, started, result: newResult() });
+      this.#pending.push({ kind: "simple", seq, denied: false, started, plan, result: newResult() });
       out.add(frame.bytes);
       return;
     }
-    this.#pending.push({ kind: "simple", seq, denied: true, started, result: newResult() });
+    this.#pending.push({ kind: "simple", seq, denied: true, started, plan: undefined, result: newResult() });
     out.add(encodeQuery(this.#poison(denial)));
   }
 
   async #onParse(frame: Frame, out: OutBuffer): Promise<void> {
     if (this.#skipUntilSync) return;
     const parse = decodeParse(frame.body);
-    const { seq, denial } = await this.#judge("parse", parse.sql, parse.name);
+    const { seq, denial, plan } = await this.#judge("parse", parse.sql, parse.name);
     if (denial === undefined) {
-      this.#statements.set(parse.name, { seq });
+      this.#statements.set(parse.name, { seq, plan });
       out.add(frame.bytes);
       return;
     }
@@ -323,7 +371,7 @@ export class PgProxySession {
       message: "the fastpath function-call interface is not allowed through the gateway",
       rule: "no-fastpath",
     };
-    this.#pending.push({ kind: "simple", seq, denied: true, started: performance.now(), result: newResult() });
+    this.#pending.push({ kind: "simple", seq, denied: true, started: performance.now(), plan: undefined, result: newResult() });
     out.add(encodeQuery(this.#poison(denial)));
   }
 
@@ -335,7 +383,7 @@ export class PgProxySession {
       const fmt = bind.paramFormats.length === 1 ? bind.paramFormats[0] : bind.paramFormats[i];
       return renderValue(v, fmt ?? 0, this.#o.maxValueBytes);
     });
-    this.#portals.set(bind.portal, { seq: stmt?.seq ?? 0, params });
+    this.#portals.set(bind.portal, { seq: stmt?.seq ?? 0, params, plan: stmt?.plan, resultFormats: bind.resultFormats });
   }
 
   #onExecute(frame: Frame): void {
@@ -344,7 +392,10 @@ export class PgProxySession {
     this.#pending.push({
       kind: "execute",
       seq: portal?.seq ?? 0,
+      denied: false,
       params: portal?.params,
+      plan: portal?.plan,
+      resultFormats: portal?.resultFormats,
       started: performance.now(),
       result: newResult(),
     });
@@ -369,11 +420,18 @@ export class PgProxySession {
     if (this.#finished) return;
     const reader = this.#o.upstream.reader;
     if (chunk !== undefined) reader.push(chunk);
+    if (this.#blocked !== undefined) return; // resumes when the lookup completes
     const out = new OutBuffer();
     try {
       for (let frame = reader.next(); frame !== undefined; frame = reader.next()) {
-        const replacement = this.#observeUpstream(frame);
-        out.add(replacement ?? frame.bytes);
+        const r = this.#observeUpstream(frame, out);
+        if (r === "block") {
+          this.#blocked = frame;
+          break;
+        }
+        if (r !== undefined) {
+          if (r.length > 0) out.add(r);
+        } else out.add(frame.bytes);
       }
     } catch (e) {
       this.#log.error({ err: e }, "malformed message from the target");
@@ -382,8 +440,33 @@ export class PgProxySession {
       this.#finish("error", "the target sent a malformed message", e);
       return;
     }
-    if (out.length === 0) return;
-    if (!out.flushTo((b) => this.#writeClient(b))) this.#upstream.pause();
+    if (out.length > 0 && !out.flushTo((b) => this.#writeClient(b))) this.#upstream.pause();
+    if (this.#blocked !== undefined) this.#upstream.pause();
+  }
+
+  /** Continue after a lookup: re-observe the held frame, then carry on with the reader. */
+  #unblock(): void {
+    const held = this.#blocked;
+    this.#blocked = undefined;
+    if (held === undefined || this.#finished) return;
+    const out = new OutBuffer();
+    const r = this.#observeUpstream(held, out);
+    if (r === "block") {
+      // The lookup failed and the result was refused meanwhile, or new OIDs appeared: try again.
+      this.#blocked = held;
+      return;
+    }
+    if (r !== undefined) {
+      if (r.length > 0) out.add(r);
+    } else out.add(held.bytes);
+    out.flushTo((b) => this.#writeClient(b));
+    this.#onUpstreamData(undefined);
+    if (!this.#isBlockedOrFinished()) this.#upstream.resume();
+  }
+
+  /** Read through a method: callbacks may have changed these since the last check. */
+  #isBlockedOrFinished(): boolean {
+    return this.#blocked !== undefined || this.#finished;
   }
 
   #writeClient(b: Buffer): boolean {
@@ -391,52 +474,59 @@ export class PgProxySession {
     return this.#client.write(b);
   }
 
-  /** Observe one frame from the target; returns replacement bytes when it must be rewritten. */
-  #observeUpstream(frame: Frame): Buffer | undefined {
+  /**
+   * Observe one frame from the target. Returns undefined to forward it as is, replacement
+   * bytes (empty to drop it), or "block" to wait for a catalog lookup before going on.
+   * Extra frames to send before it may be added to `out`.
+   */
+  #observeUpstream(frame: Frame, out: OutBuffer): Buffer | "block" | undefined {
     switch (frame.type) {
-      case B_ROW_DESCRIPTION: {
-        const fields = decodeRowDescription(frame.body);
-        this.#columns = fields.map((f) => f.name);
-        this.#formats = fields.map((f) => f.format);
-        return undefined;
-      }
-      case B_DATA_ROW: {
-        const p = this.#current();
-        if (p !== undefined) this.#captureRow(p.result, frame.body);
-        return undefined;
-      }
-      case B_COPY_OUT:
+      case B_ROW_DESCRIPTION:
+        return this.#onRowDescription(frame);
+      case B_DATA_ROW:
+        return this.#onDataRow(frame, out);
+      case B_COPY_OUT: {
         this.#columns = ["copy"];
         this.#formats = [0];
-        return undefined;
-      case B_COPY_DATA: {
         const p = this.#current();
-        if (p !== undefined) {
-          p.result.rowCount++;
-          if (p.result.rows.length < this.#o.maxRowsPerStatement) {
-            p.result.rows.push([renderValue(frame.body, 0, this.#o.maxValueBytes)]);
-          } else p.result.truncated = true;
+        if (p !== undefined && p.plan !== undefined && p.plan.masks.length > 0) {
+          const format = decodeCopyResponse(frame.body).format;
+          p.result.copyFormat = format;
+          if (p.plan.masks.some((m) => m.columns.length > 0)) {
+            return this.#refuse(p, "COPY … TO STDOUT is refused while column masking applies to this session; use SELECT");
+          }
+          if (format === 1) return this.#refuse(p, "binary COPY cannot be masked; use text or CSV format");
         }
         return undefined;
       }
+      case B_COPY_DATA:
+        return this.#onCopyData(frame, out);
       case B_COMMAND_COMPLETE: {
         const p = this.#current();
+        let replacement: Buffer | undefined;
         if (p !== undefined) {
           const { tag, rows } = decodeCommandComplete(frame.body);
+          const acc = p.result;
+          if (acc.refused !== undefined) {
+            replacement = this.#refusalError(acc.refused);
+          } else if (acc.cancelled === true && p.plan?.maxRows !== undefined) {
+            // The target finished before the cancel arrived: report what the client got.
+            const shown = tagWithRows(tag, p.plan.maxRows);
+            replacement = encodeCommandComplete(shown);
+          }
           this.#emitResult(p, { tag, rows });
-          if (p.kind === "execute") this.#shift();
-          else p.result = newResult();
+          this.#completeExecution(p);
         }
         this.#columns = undefined;
         this.#formats = undefined;
-        return undefined;
+        return replacement;
       }
       case B_EMPTY_QUERY:
       case B_PORTAL_SUSPENDED: {
         const p = this.#current();
         if (p?.kind === "execute") {
           this.#emitResult(p, { tag: frame.type === B_EMPTY_QUERY ? "EMPTY" : "SUSPENDED" });
-          this.#shift();
+          this.#completeExecution(p);
         }
         return undefined;
       }
@@ -449,6 +539,7 @@ export class PgProxySession {
         while (this.#pendingHead < this.#pending.length) {
           const p = this.#pending[this.#pendingHead];
           this.#shift();
+          if (p !== undefined && p.kind !== "sync") this.#releaseBarrier();
           if (p === undefined || p.kind === "sync" || p.kind === "simple") break;
         }
         return undefined;
@@ -456,6 +547,170 @@ export class PgProxySession {
       default:
         return undefined;
     }
+  }
+
+  #onRowDescription(frame: Frame): Buffer | "block" | undefined {
+    const fields = decodeRowDescription(frame.body);
+    this.#columns = fields.map((f) => f.name);
+    this.#formats = fields.map((f) => f.format);
+    this.#lastFields = fields;
+    const p = this.#current();
+    const masks = p?.plan?.masks;
+    if (p === undefined || masks === undefined || masks.length === 0) return undefined;
+    const resolved = this.#resolveFields(fields, p);
+    if (resolved === "block") return "block";
+    if (resolved === undefined) return this.#refuse(p, "the masking rules could not be resolved against the target's catalog");
+    const actions = planFields(resolved, masks, this.#o.maskerFor);
+    const refusal = actions.find((a) => a.kind === "refuse");
+    if (refusal?.kind === "refuse") return this.#refuse(p, refusal.message);
+    p.result.actions = needsWork(actions) ? actions : undefined;
+    return undefined;
+  }
+
+  /**
+   * Field origins (relation.column) for masking. Returns "block" after starting a catalog
+   * lookup (processing resumes when it completes), or undefined when the lookup failed.
+   */
+  #resolveFields(fields: readonly RowDescriptionField[], p: Execution): ResolvedField[] | "block" | undefined {
+    const catalog = this.#o.catalog;
+    const needColumnRules = p.plan?.masks.some((m) => m.columns.length > 0) === true;
+    const missing: number[] = [];
+    if (needColumnRules) for (const f of fields) if (f.tableOid !== 0 && catalog.cached(f.tableOid) === "missing") missing.push(f.tableOid);
+    if (missing.length > 0) {
+      if (p.result.refused !== undefined) return undefined;
+      catalog.relations(missing).then(
+        () => this.#unblock(),
+        (e: unknown) => {
+          this.#log.warn({ err: e }, "catalog lookup for masking failed; refusing the result");
+          p.result.refused = "the masking rules could not be resolved against the target's catalog";
+          this.#unblock();
+        },
+      );
+      return "block";
+    }
+    const formats = p.resultFormats;
+    return fields.map((f, i): ResolvedField => {
+      const format = formats === undefined || formats.length === 0 ? f.format : formats.length === 1 ? (formats[0] ?? 0) : (formats[i] ?? 0);
+      const info = f.tableOid !== 0 ? catalog.cached(f.tableOid) : undefined;
+      const rel = info !== undefined && info !== "missing" ? info : undefined;
+      const column = rel?.columns.get(f.columnAttr);
+      return {
+        name: f.name,
+        typeOid: f.typeOid,
+        format,
+        ...(rel === undefined || column === undefined ? {} : { relation: { schema: rel.schema, name: rel.name }, column }),
+      };
+    });
+  }
+
+  #onDataRow(frame: Frame, out: OutBuffer): Buffer | "block" | undefined {
+    const p = this.#current();
+    if (p === undefined) return undefined;
+    const acc = p.result;
+    if (acc.refused !== undefined) return EMPTY;
+    const plan = p.plan;
+    if (plan !== undefined && plan.masks.length > 0 && acc.actions === undefined && this.#lastFields !== undefined && acc.rowCount === 0) {
+      // Rows without a RowDescription of their own (Describe of the statement came earlier).
+      const r = this.#onRowDescriptionFields(this.#lastFields, p);
+      if (r === "block") return "block";
+      if (isRefused(acc)) return EMPTY;
+    }
+    let bytes: Buffer | undefined;
+    if (acc.actions !== undefined) {
+      bytes = rewriteDataRow(frame.body, acc.actions, acc.masked);
+    }
+    if (plan?.maxRows !== undefined && acc.sent >= plan.maxRows) {
+      acc.rowCount++;
+      this.#limitExceeded(p, out);
+      return EMPTY;
+    }
+    acc.sent++;
+    this.#captureRow(acc, bytes === undefined ? frame.body : bytes.subarray(5));
+    return bytes;
+  }
+
+  #onRowDescriptionFields(fields: readonly RowDescriptionField[], p: Execution): "block" | undefined {
+    const masks = p.plan?.masks ?? [];
+    const resolved = this.#resolveFields(fields, p);
+    if (resolved === "block") return "block";
+    if (resolved === undefined) {
+      p.result.refused = "the masking rules could not be resolved against the target's catalog";
+      return undefined;
+    }
+    const actions = planFields(resolved, masks, this.#o.maskerFor);
+    const refusal = actions.find((a) => a.kind === "refuse");
+    if (refusal?.kind === "refuse") p.result.refused = refusal.message;
+    else p.result.actions = needsWork(actions) ? actions : undefined;
+    return undefined;
+  }
+
+  #onCopyData(frame: Frame, out: OutBuffer): Buffer | undefined {
+    const p = this.#current();
+    if (p === undefined) return undefined;
+    const acc = p.result;
+    if (acc.refused !== undefined) return EMPTY;
+    if (p.plan?.maxRows !== undefined && acc.sent >= p.plan.maxRows) {
+      acc.rowCount++;
+      this.#limitExceeded(p, out);
+      return EMPTY;
+    }
+    let replacement: Buffer | undefined;
+    const masks = p.plan?.masks ?? [];
+    if (masks.length > 0 && acc.copyFormat === 0) {
+      const line = frame.body.toString("utf8");
+      const masked = maskCopyLine(line, masks, this.#o.maskerFor, acc.masked);
+      if (masked !== undefined) replacement = encodeCopyData(Buffer.from(masked, "utf8"));
+    }
+    acc.sent++;
+    acc.rowCount++;
+    if (acc.rows.length < this.#o.maxRowsPerStatement) {
+      acc.rows.push([renderValue(replacement === undefined ? frame.body : replacement.subarray(5), 0, this.#o.maxValueBytes)]);
+    } else acc.truncated = true;
+    return replacement;
+  }
+
+  /** maxRows reached: tell the client once, and cancel the statement on the target. */
+  #limitExceeded(p: Execution, out: OutBuffer): void {
+    const acc = p.result;
+    if (acc.cancelled === true) return;
+    acc.cancelled = true;
+    const limit = p.plan?.maxRows ?? 0;
+    const rule = p.plan?.maxRowsRule;
+    out.add(
+      encodeNoticeResponse({
+        severity: "NOTICE",
+        code: "01000",
+        message: `airlock: the result was cut at ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement is cancelled`,
+      }),
+    );
+    // New client work waits until this statement has completed, so that the asynchronous
+    // cancel cannot hit a later statement.
+    this.#cancelBarrier ??= new Promise<void>((resolve) => (this.#releaseCancelBarrier = resolve));
+    this.#o.cancelUpstream();
+  }
+
+  #releaseBarrier(): void {
+    const release = this.#releaseCancelBarrier;
+    if (release === undefined) return;
+    this.#releaseCancelBarrier = undefined;
+    this.#cancelBarrier = undefined;
+    release();
+  }
+
+  #refuse(p: Execution, message: string): Buffer {
+    p.result.refused = message;
+    return EMPTY;
+  }
+
+  #refusalError(message: string): Buffer {
+    return encodeErrorResponse({ severity: "ERROR", code: "42501", message: `airlock: ${message}` });
+  }
+
+  #completeExecution(p: Execution): void {
+    if (p.kind === "execute") {
+      this.#shift();
+      this.#releaseBarrier();
+    } else p.result = newResult();
   }
 
   #onUpstreamError(frame: Frame): Buffer | undefined {
@@ -470,15 +725,35 @@ export class PgProxySession {
       }
     }
     const p = this.#current();
-    if (p !== undefined && !(p.kind === "simple" && p.denied)) {
-      this.#emitResult(p, { error: { sqlstate: err.code, message: err.message } });
-      if (p.kind === "execute") this.#shift();
+    if (p === undefined || p.denied) return undefined;
+    const acc = p.result;
+    let replacement: Buffer | undefined;
+    if (acc.refused !== undefined) {
+      replacement = this.#refusalError(acc.refused);
+    } else if (acc.cancelled === true && err.code === "57014") {
+      const limit = p.plan?.maxRows ?? 0;
+      const rule = p.plan?.maxRowsRule;
+      // In an implicit transaction the cut result is the whole answer; inside a transaction
+      // block the cancel aborted it, and the client must know.
+      replacement =
+        this.#txStatus === "I" && p.kind === "simple"
+          ? encodeCommandComplete(`SELECT ${limit}`)
+          : encodeErrorResponse({
+              severity: "ERROR",
+              code: "57014",
+              message: `airlock: the result exceeded ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement was cancelled`,
+            });
     }
-    return undefined;
+    this.#emitResult(p, { error: { sqlstate: err.code, message: err.message } });
+    if (p.kind === "execute") {
+      this.#shift();
+      this.#releaseBarrier();
+    }
+    return replacement;
   }
 
   /** The execution that incoming rows belong to (not a Sync marker). */
-  #current(): Exclude<Pending, { kind: "sync" }> | undefined {
+  #current(): Execution | undefined {
     const p = this.#pending[this.#pendingHead];
     return p === undefined || p.kind === "sync" ? undefined : p;
   }
@@ -505,12 +780,10 @@ export class PgProxySession {
     acc.rows.push(values.map((v, i) => (v === null ? null : renderValue(v, formats?.[i] ?? 0, this.#o.maxValueBytes))));
   }
 
-  #emitResult(
-    p: Exclude<Pending, { kind: "sync" }>,
-    r: { tag?: string; rows?: number | undefined; error?: { sqlstate: string; message: string } },
-  ): void {
-    if (p.kind === "simple" && p.denied) return;
+  #emitResult(p: Execution, r: { tag?: string; rows?: number | undefined; error?: { sqlstate: string; message: string } }): void {
+    if (p.denied) return;
     const acc = p.result;
+    const masked = Object.keys(acc.masked).length > 0 ? acc.masked : undefined;
     this.#o.gate.result({
       type: "db.result",
       session: this.#o.gate.info,
@@ -524,6 +797,8 @@ export class PgProxySession {
       ...(acc.rows.length > 0 ? { rows: acc.rows } : {}),
       ...(acc.truncated ? { rowsTruncated: true } : {}),
       ...(r.error === undefined ? {} : { error: r.error }),
+      ...(masked === undefined ? {} : { masked }),
+      ...(acc.cancelled === true ? { rowsSent: acc.sent } : {}),
     });
   }
 
@@ -565,7 +840,45 @@ export class PgProxySession {
 }
 
 function newResult(): ResultAcc {
-  return { rowCount: 0, rows: [], truncated: false };
+  return { rowCount: 0, rows: [], truncated: false, sent: 0, masked: {} };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function isRefused(acc: ResultAcc): boolean {
+  return acc.refused !== undefined;
+}
+
+/** Replace the row count in a command tag (`SELECT 5000` → `SELECT 100`). */
+function tagWithRows(tag: string, rows: number): string {
+  const i = tag.lastIndexOf(" ");
+  return i > 0 && /^\d+$/.test(tag.slice(i + 1)) ? `${tag.slice(0, i)} ${rows}` : tag;
+}
+
+/**
+ * Mask one line of COPY text/CSV output. Fields are masked one by one (tab-separated text
+ * format) so that the null strategy can emit `\N`; CSV lines are masked as a whole. The
+ * replacement tokens contain no tab, newline, quote or backslash, so the line stays valid.
+ */
+function maskCopyLine(line: string, rules: readonly MaskRule[], maskerFor: (r: MaskRule) => RuleMasker, counts: Record<string, number>): string | undefined {
+  const detectors = rules.filter((r) => r.detectors.length > 0).map(maskerFor);
+  if (detectors.length === 0) return undefined;
+  const nl = line.endsWith("\n") ? "\n" : "";
+  const body = nl === "" ? line : line.slice(0, -1);
+  const state = { changed: false };
+  const fields = body.split("\t").map((field) => {
+    let current: string | null = field;
+    for (const m of detectors) {
+      if (current === null) break;
+      const r = m.maskText(current);
+      if (r === undefined) continue;
+      current = r.value;
+      for (const [k, n] of Object.entries(r.counts)) counts[k] = (counts[k] ?? 0) + n;
+    }
+    if (current !== field) state.changed = true;
+    return current === null ? "\\N" : current;
+  });
+  return state.changed ? fields.join("\t") + nl : undefined;
 }
 
 /** A value as text for the recording: text format as UTF-8, binary as `\x` hex; capped. */

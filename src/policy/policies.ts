@@ -1,0 +1,340 @@
+/**
+ * Guardrails and masking plans from the `policies:` list (INTERFACE.md). Policies are judged
+ * in order: the first matching deny / require_approval / allow decides; mask policies
+ * accumulate into the statement's result plan; limits (maxRows, statementTimeout, readOnly)
+ * come from every applicable policy.
+ *
+ * Facts come from the real PostgreSQL parser (./sql). Fail closed: when any deny or approval
+ * policy applies to the session, a statement that cannot be parsed, or whose effects cannot
+ * be known (DO blocks, COPY … PROGRAM, EXECUTE of an unknown prepared statement), is refused.
+ */
+import { RE2JS } from "re2js";
+import { deny, type AllowDecision, type Decision, type MaskRule } from "../core/decision.js";
+import type { Connection } from "../core/connection.js";
+import { GatewayError } from "../core/errors.js";
+import type { DbQueryEvent } from "../core/events.js";
+import type { SessionInfo } from "../core/session.js";
+import type { PolicyConfig } from "../runtime/config.js";
+import type { Evaluator, SessionEvaluator } from "./evaluator.js";
+import { ColumnGlob, Glob, anyGlob } from "./glob.js";
+import { settingsTouched } from "./sql-settings.js";
+import type { ClassificationCache, QualifiedName, StatementFacts } from "./sql/index.js";
+
+type GuardAction = "deny" | "require_approval" | "allow";
+
+interface CompiledMatch {
+  readonly operations?: readonly Glob[];
+  readonly relations?: readonly Glob[];
+  readonly columns?: readonly ColumnGlob[];
+  readonly functions?: readonly Glob[];
+  readonly noWhere?: boolean;
+  readonly statementRegex?: RE2JS;
+}
+
+interface CompiledPolicy {
+  readonly config: PolicyConfig;
+  readonly name: string;
+  readonly connections: readonly Glob[];
+  readonly groups: readonly string[] | undefined;
+  readonly match: CompiledMatch | undefined;
+}
+
+/** Operations that change data or schema: refused in read-only sessions (PostgreSQL refuses them too). */
+const WRITE_OPERATIONS = new Set([
+  "insert", "update", "delete", "merge", "truncate", "copy_from", "create", "alter", "drop", "grant", "revoke",
+  "vacuum", "cluster", "reindex", "refresh_materialized_view", "lock", "call", "do", "comment", "security_label",
+  "import_foreign_schema", "alter_system", "create_extension",
+]);
+
+/** Settings a session-level limit injects; changing them in the session would undo the limit. */
+const READ_ONLY_SETTINGS = ["default_transaction_read_only", "transaction_read_only"];
+const TIMEOUT_SETTINGS = ["statement_timeout"];
+
+function compileMatch(p: PolicyConfig): CompiledMatch | undefined {
+  const m = p.match;
+  if (m === undefined) return undefined;
+  const ignored = (["commands", "arguments", "forwardTo", "methods", "paths", "verbs", "resources", "namespaces"] as const).filter((k) => m[k] !== undefined);
+  const sqlKeys = (["operations", "relations", "columns", "functions", "noWhere", "statementRegex"] as const).filter((k) => m[k] !== undefined);
+  if (sqlKeys.length === 0 && ignored.length > 0) return { operations: [new Glob("\u0000never")] }; // a non-SQL policy never matches SQL
+  let statementRegex: RE2JS | undefined;
+  if (m.statementRegex !== undefined) {
+    try {
+      statementRegex = RE2JS.compile(m.statementRegex, RE2JS.CASE_INSENSITIVE | RE2JS.DOTALL);
+    } catch (e) {
+      throw new GatewayError("GW_CONFIG", `policy "${p.name}": match.statementRegex is not a valid (RE2) regular expression`, { cause: e });
+    }
+  }
+  return {
+    ...(m.operations === undefined ? {} : { operations: m.operations.map((g) => new Glob(g)) }),
+    ...(m.relations === undefined ? {} : { relations: m.relations.map((g) => new Glob(g)) }),
+    ...(m.columns === undefined ? {} : { columns: m.columns.map((g) => new ColumnGlob(g)) }),
+    ...(m.functions === undefined ? {} : { functions: m.functions.map((g) => new Glob(g)) }),
+    ...(m.noWhere === undefined ? {} : { noWhere: m.noWhere }),
+    ...(statementRegex === undefined ? {} : { statementRegex }),
+  };
+}
+
+export class PolicyEvaluator implements Evaluator {
+  readonly name = "policies";
+  readonly #policies: readonly CompiledPolicy[];
+  readonly #cache: ClassificationCache;
+  readonly #connections: ReadonlyMap<string, Connection>;
+
+  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache) {
+    this.#policies = policies.map((p) => ({
+      config: p,
+      name: p.name,
+      connections: p.connections.map((g) => new Glob(g)),
+      groups: p.groups,
+      match: compileMatch(p),
+    }));
+    this.#cache = cache;
+    this.#connections = new Map(connections.map((c) => [c.name, c]));
+  }
+
+  openSession(session: SessionInfo): SessionEvaluator | undefined {
+    const applicable = this.#policies.filter(
+      (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
+    );
+    if (applicable.length === 0) return undefined;
+    const connection = this.#connections.get(session.connection);
+    return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined);
+  }
+}
+
+/** Per-session judgement: keeps prepared statements and the search_path it has seen. */
+class SessionPolicies implements SessionEvaluator {
+  readonly settings: Readonly<Record<string, string>>;
+  readonly #policies: readonly CompiledPolicy[];
+  readonly #guards: readonly CompiledPolicy[];
+  readonly #masks: readonly { policy: CompiledPolicy; rule: MaskRule }[];
+  readonly #rowLimits: readonly CompiledPolicy[];
+  readonly #cache: ClassificationCache;
+  /** Prepared statements (SQL PREPARE and protocol Parse share one namespace) → their facts. */
+  readonly #prepared = new Map<string, readonly StatementFacts[]>();
+  /**
+   * Every schema an unqualified name may resolve to in this session: the default path plus
+   * every search_path ever set (an over-approximation: a relation guarded as public.users is
+   * also guarded when it is reached unqualified through any of these).
+   */
+  readonly #schemas = new Set<string>(["public", "pg_catalog", "pg_temp"]);
+  #searchPathUnknown = false;
+  /** Schema parts named in policy globs: with an unknown search_path, a bare name may be any of them. */
+  readonly #policySchemas: readonly string[];
+  readonly #readOnly: boolean;
+  readonly #timeout: boolean;
+
+  constructor(policies: readonly CompiledPolicy[], cache: ClassificationCache, session: SessionInfo, upstreamUser: string | undefined) {
+    this.#policies = policies;
+    this.#cache = cache;
+    this.#guards = policies.filter((p) => p.config.action !== "mask");
+    this.#masks = policies
+      .filter((p) => p.config.action === "mask")
+      .map((p) => ({
+        policy: p,
+        rule: { rule: p.name, columns: p.config.columns ?? [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" },
+      }));
+    this.#rowLimits = policies.filter((p) => p.config.maxRows !== undefined);
+    const schemaParts = new Set<string>();
+    for (const p of policies) {
+      for (const g of p.config.match?.relations ?? []) if (g.includes(".")) schemaParts.add(g.slice(0, g.lastIndexOf(".")));
+      for (const g of p.config.match?.columns ?? []) {
+        const rel = g.includes(".") ? g.slice(0, g.lastIndexOf(".")) : "";
+        if (rel.includes(".")) schemaParts.add(rel.slice(0, rel.lastIndexOf(".")));
+      }
+    }
+    this.#policySchemas = [...schemaParts];
+    if (upstreamUser !== undefined) this.#schemas.add(upstreamUser.toLowerCase());
+    const initialPath = session.attributes["search_path"];
+    if (initialPath !== undefined) this.#addSearchPath(initialPath.split(","));
+    const settings: Record<string, string> = {};
+    const timeouts = policies.map((p) => p.config.statementTimeout).filter((t): t is number => t !== undefined);
+    if (timeouts.length > 0) settings["statement_timeout"] = String(Math.min(...timeouts));
+    this.#timeout = timeouts.length > 0;
+    this.#readOnly = policies.some((p) => p.config.readOnly === true);
+    if (this.#readOnly) settings["default_transaction_read_only"] = "on";
+    this.settings = settings;
+  }
+
+  #addSearchPath(entries: readonly string[]): void {
+    for (const e of entries) {
+      const s = e.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
+      if (s === "$user" || s === "") continue;
+      this.#schemas.add(s);
+    }
+  }
+
+  evaluate(event: DbQueryEvent): Decision | undefined {
+    const guarded = this.#guards.length > 0 || this.#readOnly || this.#timeout;
+    if (event.stage === "function_call") return undefined; // the engine refuses fastpath calls itself
+    const classification = this.#cache.classify(event.sql);
+    if (!classification.ok) {
+      if (!guarded) return this.#allow([]);
+      return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");
+    }
+    // Resolve EXECUTE to what it runs; remember PREPARE and Parse for later.
+    const effective: StatementFacts[] = [];
+    for (const f of classification.statements) {
+      if (f.executes !== undefined) {
+        const target = this.#prepared.get(f.executes.toLowerCase());
+        if (target === undefined) {
+          if (guarded) return deny("GW_POLICY_DENIED", `EXECUTE of an unknown prepared statement "${f.executes}" is refused (fail closed)`, "fail-closed");
+        } else effective.push(...target);
+      }
+      effective.push(f);
+    }
+    if (guarded) {
+      for (const f of effective) {
+        if (f.unknownEffects !== undefined) {
+          return deny("GW_POLICY_DENIED", `${f.unknownEffects}: its effects cannot be checked, so it is refused (fail closed)`, "fail-closed");
+        }
+      }
+      if (this.#searchPathUnknown || effective.some((f) => f.functions.includes("set_config") || f.functions.includes("pg_catalog.set_config"))) {
+        // set_config() can change search_path (or a limit) invisibly.
+        this.#searchPathUnknown = true;
+      }
+      const limit = this.#checkLimits(event.sql, effective);
+      if (limit !== undefined) return limit;
+    }
+    for (const p of this.#guards) {
+      if (!effective.some((f) => this.#matches(p, f, event.sql))) continue;
+      const action = p.config.action as GuardAction;
+      if (action === "allow") break;
+      const message = p.config.message ?? defaultMessage(action, p);
+      if (action === "require_approval") {
+        return deny("GW_POLICY_DENIED", `${message} (approval by ${(p.config.approvers ?? []).join(", ")} is required; approvals are not enabled on this gateway)`, p.name);
+      }
+      return deny("GW_POLICY_DENIED", message, p.name);
+    }
+    // Allowed: now record what it defines for later statements.
+    for (const f of classification.statements) {
+      if (f.prepares !== undefined) this.#prepared.set(f.prepares.toLowerCase(), [f]);
+      if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
+    }
+    if (event.stage === "parse" && event.statementName !== undefined && event.statementName !== "") {
+      this.#prepared.set(event.statementName.toLowerCase(), effective);
+    }
+    return this.#allow(effective, event.sql);
+  }
+
+  #checkLimits(sql: string, facts: readonly StatementFacts[]): Decision | undefined {
+    if (!this.#readOnly && !this.#timeout) return undefined;
+    const ops = new Set(facts.flatMap((f) => f.operations));
+    if (this.#readOnly) {
+      for (const op of ops) {
+        if (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter")) {
+          return deny("GW_POLICY_DENIED", `this session is read-only (${op} is not allowed)`, this.#limitRule("readOnly"));
+        }
+      }
+    }
+    const touches = ops.has("set") || ops.has("reset") || ops.has("begin") || ops.has("start_transaction") || ops.has("set_transaction") || ops.has("discard");
+    const callsSetConfig = facts.some((f) => f.functions.some((fn) => fn === "set_config" || fn.endsWith(".set_config")));
+    if (callsSetConfig) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    if (!touches) return undefined;
+    const s = settingsTouched(sql);
+    if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    const guardedNames = [...(this.#readOnly ? READ_ONLY_SETTINGS : []), ...(this.#timeout ? TIMEOUT_SETTINGS : [])];
+    const hit = s.variables.find((v) => guardedNames.includes(v));
+    if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule(TIMEOUT_SETTINGS.includes(hit) ? "statementTimeout" : "readOnly"));
+    if (this.#readOnly && s.readWrite) {
+      return deny("GW_POLICY_DENIED", "this session is read-only (READ WRITE transactions are not allowed)", this.#limitRule("readOnly"));
+    }
+    return undefined;
+  }
+
+  #limitRule(kind: "readOnly" | "statementTimeout"): string {
+    const p = this.#policies.find((x) => (kind === "readOnly" ? x.config.readOnly === true : x.config.statementTimeout !== undefined));
+    return p?.name ?? kind;
+  }
+
+  #allow(facts: readonly StatementFacts[], sql?: string): AllowDecision {
+    const masks: MaskRule[] = [];
+    const copyTo = facts.some((f) => f.operations.includes("copy_to"));
+    for (const m of this.#masks) {
+      if (m.policy.match !== undefined && (sql === undefined || !facts.some((f) => this.#matches(m.policy, f, sql)))) continue;
+      // COPY output carries no column origins, so the engine refuses it under column rules;
+      // drop the rules that cannot touch the columns this COPY reads.
+      if (copyTo && m.rule.columns.length > 0 && !facts.some((f) => this.#copyTouches(m.rule, f))) {
+        if (m.rule.detectors.length > 0) masks.push({ ...m.rule, columns: [] });
+        continue;
+      }
+      masks.push(m.rule);
+    }
+    let maxRows: number | undefined;
+    let maxRowsRule: string | undefined;
+    for (const p of this.#rowLimits) {
+      const limit = p.config.maxRows;
+      if (limit === undefined) continue;
+      if (p.match !== undefined && (sql === undefined || !facts.some((f) => this.#matches(p, f, sql)))) continue;
+      if (maxRows === undefined || limit < maxRows) {
+        maxRows = limit;
+        maxRowsRule = p.name;
+      }
+    }
+    if (masks.length === 0 && maxRows === undefined) return { type: "allow" };
+    return {
+      type: "allow",
+      plan: { masks, ...(maxRows === undefined ? {} : { maxRows }), ...(maxRowsRule === undefined ? {} : { maxRowsRule }) },
+    };
+  }
+
+  /** Whether a COPY's columns (or, lacking column facts, its relations) may meet a column rule. */
+  #copyTouches(rule: MaskRule, f: StatementFacts): boolean {
+    const globs = rule.columns.map((c) => new ColumnGlob(c));
+    for (const c of f.columns) {
+      if (c.access !== "read") continue;
+      for (const g of globs) {
+        const relOk = c.relation === undefined || this.#relationCandidates(c.relation).some((r) => g.relation.test(r));
+        if (relOk && (c.column === "*" || g.column.test(c.column))) return true;
+      }
+    }
+    const withColumns = new Set(f.columns.filter((c) => c.relation !== undefined).map((c) => `${c.relation?.schema ?? ""}.${c.relation?.name ?? ""}`));
+    return f.relationsRead.some(
+      (r) => !withColumns.has(`${r.schema ?? ""}.${r.name}`) && globs.some((g) => this.#relationCandidates(r).some((cand) => g.relation.test(cand))),
+    );
+  }
+
+  /** All given match keys must hold for one statement. */
+  #matches(p: CompiledPolicy, f: StatementFacts, sql: string): boolean {
+    const m = p.match;
+    if (m === undefined) return true;
+    if (m.operations !== undefined && !f.operations.some((op) => anyGlob(m.operations ?? [], op))) return false;
+    if (m.relations !== undefined) {
+      const rels = [...f.relationsRead, ...f.relationsWritten];
+      if (!rels.some((r) => this.#relationCandidates(r).some((c) => anyGlob(m.relations ?? [], c)))) return false;
+    }
+    if (m.columns !== undefined) {
+      const globs = m.columns;
+      const hit = f.columns.some((c) =>
+        globs.some((g) => {
+          const relOk = c.relation === undefined || this.#relationCandidates(c.relation).some((r) => g.relation.test(r));
+          return relOk && (c.column === "*" || g.column.test(c.column));
+        }),
+      );
+      if (!hit) return false;
+    }
+    if (m.functions !== undefined) {
+      const globs = m.functions;
+      const hit = f.functions.some((fn) => {
+        const dot = fn.lastIndexOf(".");
+        return anyGlob(globs, fn) || (dot >= 0 && anyGlob(globs, fn.slice(dot + 1)));
+      });
+      if (!hit) return false;
+    }
+    if (m.noWhere === true && !f.noWhere) return false;
+    if (m.noWhere === false && f.noWhere) return false;
+    if (m.statementRegex !== undefined && !m.statementRegex.test(sql)) return false;
+    return true;
+  }
+
+  /** Names a relation may be matched under: as written, and qualified by every schema it may resolve to. */
+  #relationCandidates(r: QualifiedName): string[] {
+    if (r.schema !== undefined) return [`${r.schema}.${r.name}`, r.name];
+    if (this.#searchPathUnknown) return [r.name, ...[...this.#schemas, ...this.#policySchemas].map((s) => `${s}.${r.name}`)];
+    return [r.name, ...[...this.#schemas].map((s) => `${s}.${r.name}`)];
+  }
+}
+
+function defaultMessage(action: GuardAction, p: CompiledPolicy): string {
+  return action === "require_approval" ? `the statement needs approval (rule ${p.name})` : `the statement is not allowed (rule ${p.name})`;
+}

@@ -1,0 +1,77 @@
+/**
+ * Which session settings a statement touches, for the limits a policy injects (statement_timeout,
+ * read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
+ * of a second parse does not reach the hot path.
+ */
+import { parseSync } from "libpg-query";
+
+export interface SettingsTouched {
+  /** Lower-cased names of variables SET or RESET. */
+  readonly variables: readonly string[];
+  readonly resetAll: boolean;
+  readonly discardAll: boolean;
+  /** BEGIN / START TRANSACTION / SET TRANSACTION … READ WRITE. */
+  readonly readWrite: boolean;
+  /** SET TRANSACTION / SET SESSION CHARACTERISTICS (any form). */
+  readonly transactionCharacteristics: boolean;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** `transaction_read_only` option whose value is false (0) means READ WRITE. */
+function readWriteOption(options: unknown): boolean {
+  if (!Array.isArray(options)) return false;
+  for (const o of options) {
+    const d = isRecord(o) ? o["DefElem"] : undefined;
+    if (!isRecord(d) || d["defname"] !== "transaction_read_only") continue;
+    const arg = d["arg"];
+    const c = isRecord(arg) ? arg["A_Const"] : undefined;
+    const iv = isRecord(c) ? c["ival"] : undefined;
+    // An absent ival means 0 in libpg_query's JSON (zero values are omitted).
+    const value = isRecord(iv) ? iv["ival"] : undefined;
+    if (value === undefined || value === 0) return true;
+  }
+  return false;
+}
+
+export function settingsTouched(sql: string): SettingsTouched {
+  const variables: string[] = [];
+  let resetAll = false;
+  let discardAll = false;
+  let readWrite = false;
+  let transactionCharacteristics = false;
+  let tree: unknown;
+  try {
+    tree = parseSync(sql);
+  } catch {
+    // Unparseable statements are refused earlier; report everything as touched to be safe.
+    return { variables: [], resetAll: true, discardAll: true, readWrite: true, transactionCharacteristics: true };
+  }
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const n of node) visit(n);
+      return;
+    }
+    if (!isRecord(node)) return;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "VariableSetStmt" && isRecord(value)) {
+        const kind = value["kind"];
+        const name = typeof value["name"] === "string" ? value["name"].toLowerCase() : "";
+        if (kind === "VAR_RESET_ALL") resetAll = true;
+        else if (kind === "VAR_SET_MULTI") {
+          transactionCharacteristics = true;
+          if (readWriteOption(value["args"])) readWrite = true;
+        } else if (name !== "") variables.push(name);
+      } else if (key === "TransactionStmt" && isRecord(value)) {
+        if (readWriteOption(value["options"])) readWrite = true;
+      } else if (key === "DiscardStmt" && isRecord(value)) {
+        if (value["target"] === "DISCARD_ALL") discardAll = true;
+      }
+      visit(value);
+    }
+  };
+  visit(tree);
+  return { variables, resetAll, discardAll, readWrite, transactionCharacteristics };
+}

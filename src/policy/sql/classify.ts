@@ -1,0 +1,105 @@
+/**
+ * SQL classification with the real PostgreSQL parser (libpg-query: PostgreSQL 18's own
+ * grammar compiled to WASM). `classify(sql)` returns one StatementFacts per statement of a
+ * (possibly multi-statement) query string, or `ok: false` when PostgreSQL's parser rejects it or
+ * it exceeds a bound: callers deny what can't be classified (fail closed).
+ *
+ * The parser parses as a server with standard_conforming_strings = on and UTF-8 encoding
+ * (PostgreSQL's defaults). A session that changes either would read later statements
+ * differently from us, so the walker reports those SETs as unknown effects.
+ */
+import { hasSqlDetails, loadModule, parseSync } from "libpg-query";
+import { GatewayError, isGatewayError } from "../../core/errors.js";
+import { isObj, list } from "./ast.js";
+import type { Classification, StatementFacts } from "./facts.js";
+import { MAX_WALK_NODES, walkStatement } from "./walk.js";
+
+/** Longest statement text classified (UTF-8 bytes); longer is refused. */
+export const MAX_SQL_BYTES = 1024 * 1024;
+
+let ready: Promise<void> | undefined;
+let loaded = false;
+
+/** Loads the WASM parser. Await once at startup, before the first classify(). Idempotent. */
+export function initSqlParser(): Promise<void> {
+  ready ??= loadModule().then(
+    () => {
+      loaded = true;
+    },
+    (e: unknown) => {
+      ready = undefined;
+      throw new GatewayError("GW_INTERNAL", "the SQL parser could not be loaded", { cause: e });
+    },
+  );
+  return ready;
+}
+
+export interface DetailedClassification {
+  readonly classification: Classification;
+  /** False when some fact was derived from a literal's value (SET values, regclass literals,
+   * sequence/table names passed as text, EXPLAIN/VACUUM option values, …) or the effects are
+   * unknown: such a classification must not be reused for another statement of the same shape. */
+  readonly cacheable: boolean;
+}
+
+/** Classifies a query string. Synchronous; requires `await initSqlParser()` first. */
+export function classify(sql: string): Classification {
+  return classifyDetailed(sql).classification;
+}
+
+export function classifyDetailed(sql: string): DetailedClassification {
+  if (!loaded) throw new GatewayError("GW_INTERNAL", "the SQL parser is not initialised (await initSqlParser())");
+  // Cheap test first: a UTF-16 code unit is at most 3 UTF-8 bytes.
+  if (sql.length * 3 > MAX_SQL_BYTES && Buffer.byteLength(sql, "utf8") > MAX_SQL_BYTES) {
+    return refused(`statement too long (more than ${MAX_SQL_BYTES} bytes)`);
+  }
+  // The C parser would stop reading at a NUL and judge only the text before it; PostgreSQL
+  // never accepts one in query text (a Query message is a NUL-terminated string).
+  if (sql.includes("\u0000")) return refused("statement contains a NUL character");
+  // libpg_query refuses an empty string; PostgreSQL answers it with EmptyQueryResponse.
+  if (sql === "") return { classification: { ok: true, statements: [] }, cacheable: true };
+  let parsed: unknown;
+  try {
+    parsed = parseSync(sql);
+  } catch (e) {
+    return parseError(sql, e);
+  }
+  const stmts = isObj(parsed) ? list(parsed, "stmts") : [];
+  const statements: StatementFacts[] = [];
+  let cacheable = true;
+  try {
+    // One budget for the whole string: many small statements can't add up past the bound.
+    const budget = { nodes: MAX_WALK_NODES };
+    for (const raw of stmts) {
+      if (!isObj(raw)) continue;
+      const { facts, literalDependent } = walkStatement(raw.stmt, budget);
+      if (literalDependent || facts.unknownEffects !== undefined) cacheable = false;
+      statements.push(facts);
+    }
+  } catch (e) {
+    if ((isGatewayError(e) && e.code === "GW_LIMIT") || e instanceof RangeError) {
+      // RangeError: the JS stack ran out before our own depth bound did. Fail closed.
+      return refused("statement too complex");
+    }
+    throw e;
+  }
+  return { classification: { ok: true, statements }, cacheable };
+}
+
+function refused(error: string): DetailedClassification {
+  return { classification: { ok: false, error }, cacheable: false };
+}
+
+function parseError(sql: string, e: unknown): DetailedClassification {
+  if (hasSqlDetails(e) && e.sqlDetails !== undefined) {
+    const message = e.sqlDetails.message;
+    const pos = e.sqlDetails.cursorPosition;
+    // libpg_query's cursorPosition is a 0-based character offset; PostgreSQL's `P` is 1-based.
+    const classification: Classification =
+      Number.isInteger(pos) && pos >= 0 && pos <= sql.length
+        ? { ok: false, error: message, position: pos + 1 }
+        : { ok: false, error: message };
+    return { classification, cacheable: false };
+  }
+  return refused("the statement could not be parsed");
+}
