@@ -29,6 +29,7 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
+import { DEMO_POLICIES } from "../src/runtime/demo-policies.js";
 import { z } from "zod";
 import { startPgBouncer, type PgBouncerServer } from "../test/harness/pgbouncer.js";
 import { freePort } from "../test/harness/ports.js";
@@ -260,6 +261,8 @@ async function startGateway(root: string, work: string, pg: PgServer): Promise<G
       listen: { api: `127.0.0.1:${apiPort}`, postgres: `127.0.0.1:${pgPort}` },
       log: { level: "warn" },
       serviceAccounts: [{ name: "bench", groups: ["bench"] }],
+      // Measured with the demo policy set on: guardrails, masking, limits (plus recording and audit).
+      policies: DEMO_POLICIES,
       connections: [
         {
           name: "bench",

@@ -46,6 +46,8 @@ beforeAll(async () => {
     `create table users (id int primary key, name text, password text);
      insert into users values (1, 'ada', 'hunter2'), (2, 'bob', 'swordfish');
      create view user_names as select id, name from users;
+     create view user_secrets as select id, password as pw from users;
+     create view nested_secrets as select * from user_secrets;
      create table customers (id int primary key, name text, email text, card_number text, notes text, meta jsonb);
      insert into customers select g, 'customer ' || g, 'c' || g || '@example.com', '${CARD}',
        'call me at +1 (415) 555-0' || lpad(g::text, 3, '0') || ' or mail c' || g || '@example.org',
@@ -55,7 +57,8 @@ beforeAll(async () => {
      insert into orders select g, g, g * 10 from generate_series(1, 300) g;
      create schema evil;
      alter table users owner to app; alter table customers owner to app; alter table orders owner to app;
-     alter view user_names owner to app; alter schema evil owner to app;`,
+     alter view user_names owner to app; alter view user_secrets owner to app; alter view nested_secrets owner to app;
+     alter schema evil owner to app;`,
     { database: "shop" },
   );
   const conn = { type: "postgres" as const, host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password", sslmode: "disable" as const };
@@ -131,6 +134,11 @@ describe("deny policies", () => {
       expect(ok.rows.map((r) => r.name)).toEqual(["ada", "bob"]);
       const view = await c.query<{ name: string }>("select name from user_names order by id");
       expect(view.rows).toHaveLength(2);
+      // Views are resolved against the target's catalog, nested ones included.
+      for (const sql of ["select pw from user_secrets", "select * from public.nested_secrets", "select count(*) from (select pw from nested_secrets) s"]) {
+        const e = await refused(c, sql);
+        expect(e.message, sql).toContain("no-passwords");
+      }
     });
   });
 

@@ -18,7 +18,26 @@ import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
 import { settingsTouched } from "./sql-settings.js";
-import type { ClassificationCache, QualifiedName, StatementFacts } from "./sql/index.js";
+import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+
+/**
+ * Sees through views for column guards: the base-table columns that views among these
+ * relations read (from the target's catalog). Synchronous when cached.
+ */
+export interface ViewResolver {
+  resolve(connection: string, candidates: readonly { schema: string; name: string }[]): readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>;
+}
+
+const VIEW_LOOKUP_FAILED = deny(
+  "GW_POLICY_DENIED",
+  "the views this statement reads could not be resolved against the target's catalog, so it is refused (fail closed)",
+  "fail-closed",
+);
+
+function withViewColumns(facts: readonly StatementFacts[], cols: readonly ColumnAccess[]): StatementFacts[] {
+  if (cols.length === 0) return [...facts];
+  return facts.map((f, i) => (i === 0 ? { ...f, columns: [...f.columns, ...cols] } : f));
+}
 
 type GuardAction = "deny" | "require_approval" | "allow";
 
@@ -80,7 +99,10 @@ export class PolicyEvaluator implements Evaluator {
   readonly #cache: ClassificationCache;
   readonly #connections: ReadonlyMap<string, Connection>;
 
-  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache) {
+  readonly #viewResolver: ViewResolver | undefined;
+
+  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache, viewResolver?: ViewResolver) {
+    this.#viewResolver = viewResolver;
     this.#policies = policies.map((p) => ({
       config: p,
       name: p.name,
@@ -98,7 +120,7 @@ export class PolicyEvaluator implements Evaluator {
     );
     if (applicable.length === 0) return undefined;
     const connection = this.#connections.get(session.connection);
-    return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined);
+    return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined, this.#viewResolver);
   }
 }
 
@@ -124,8 +146,15 @@ class SessionPolicies implements SessionEvaluator {
   readonly #readOnly: boolean;
   readonly #timeout: boolean;
 
-  constructor(policies: readonly CompiledPolicy[], cache: ClassificationCache, session: SessionInfo, upstreamUser: string | undefined) {
+  readonly #viewResolver: ViewResolver | undefined;
+  readonly #columnGuards: boolean;
+  readonly #connection: string;
+
+  constructor(policies: readonly CompiledPolicy[], cache: ClassificationCache, session: SessionInfo, upstreamUser: string | undefined, viewResolver?: ViewResolver) {
     this.#policies = policies;
+    this.#viewResolver = viewResolver;
+    this.#connection = session.connection;
+    this.#columnGuards = policies.some((p) => p.config.action !== "mask" && p.match?.columns !== undefined);
     this.#cache = cache;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies
@@ -164,7 +193,7 @@ class SessionPolicies implements SessionEvaluator {
     }
   }
 
-  evaluate(event: DbQueryEvent): Decision | undefined {
+  evaluate(event: DbQueryEvent): Decision | undefined | Promise<Decision> {
     const guarded = this.#guards.length > 0 || this.#readOnly || this.#timeout;
     if (event.stage === "function_call") return undefined; // the engine refuses fastpath calls itself
     const classification = this.#cache.classify(event.sql);
@@ -196,6 +225,42 @@ class SessionPolicies implements SessionEvaluator {
       const limit = this.#checkLimits(event.sql, effective);
       if (limit !== undefined) return limit;
     }
+    // Column guards see through views: add the base columns each view read here reads.
+    if (this.#viewResolver !== undefined && this.#columnGuards) {
+      const candidates = this.#viewCandidates(effective);
+      if (candidates.length > 0) {
+        let resolved: readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>;
+        try {
+          resolved = this.#viewResolver.resolve(this.#connection, candidates);
+        } catch {
+          return VIEW_LOOKUP_FAILED;
+        }
+        if (resolved instanceof Promise) {
+          return resolved.then(
+            (cols) => this.#decide(event, classification.statements, withViewColumns(effective, cols)),
+            () => VIEW_LOOKUP_FAILED,
+          );
+        }
+        return this.#decide(event, classification.statements, withViewColumns(effective, resolved));
+      }
+    }
+    return this.#decide(event, classification.statements, effective);
+  }
+
+  /** Relations read that may be views, with every schema an unqualified name may resolve to. */
+  #viewCandidates(facts: readonly StatementFacts[]): { schema: string; name: string }[] {
+    const out = new Map<string, { schema: string; name: string }>();
+    for (const f of facts) {
+      for (const r of f.relationsRead) {
+        if (r.name === "*") continue;
+        const schemas = r.schema !== undefined ? [r.schema] : [...this.#schemas];
+        for (const s of schemas) out.set(`${s}.${r.name}`, { schema: s, name: r.name });
+      }
+    }
+    return [...out.values()];
+  }
+
+  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Decision {
     for (const p of this.#guards) {
       if (!effective.some((f) => this.#matches(p, f, event.sql))) continue;
       const action = p.config.action as GuardAction;
@@ -207,12 +272,12 @@ class SessionPolicies implements SessionEvaluator {
       return deny("GW_POLICY_DENIED", message, p.name);
     }
     // Allowed: now record what it defines for later statements.
-    for (const f of classification.statements) {
+    for (const f of statements) {
       if (f.prepares !== undefined) this.#prepared.set(f.prepares.toLowerCase(), [f]);
       if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
     }
     if (event.stage === "parse" && event.statementName !== undefined && event.statementName !== "") {
-      this.#prepared.set(event.statementName.toLowerCase(), effective);
+      this.#prepared.set(event.statementName.toLowerCase(), [...effective]);
     }
     return this.#allow(effective, event.sql);
   }

@@ -30,6 +30,7 @@ import { resolveSecret } from "../secrets/resolve.js";
 import { openStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import type { Config, ListenAddress } from "./config.js";
+import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
 import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
@@ -131,8 +132,18 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
     const classifications = new ClassificationCache();
+    const dialer = new DirectDialer();
+    const catalogs = new Catalogs(
+      config.connections,
+      { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes },
+      logger,
+    );
+    cleanups.push(() => catalogs.close());
     const pipeline = new Pipeline({
-      evaluators: [new AccessEvaluator(config.connections), new PolicyEvaluator(config.policies, config.connections, classifications)],
+      evaluators: [
+        new AccessEvaluator(config.connections),
+        new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
+      ],
       audit,
       recordings,
       store,
@@ -143,7 +154,6 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
-    const dialer = new DirectDialer();
     const engines: ProtocolEngine[] = [];
     const listeners: Listener[] = [];
     const addresses: { api?: ListenAddress; postgres?: ListenAddress } = {};
@@ -174,6 +184,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         maxValueBytes: config.recording.maxValueBytes,
         logger,
         maskerFor,
+        catalogFor: (c) => catalogs.for(c),
       });
       engines.push(engine);
       const l = await listen(config.listen.postgres, (s) => void engine.handle(s), "PostgreSQL");

@@ -9,6 +9,7 @@ import type { Writable } from "node:stream";
 import { isGatewayError } from "../core/errors.js";
 import { createLogger } from "../observability/logger.js";
 import { loadConfigFile, parseConfig, type Config, type RawConfig } from "./config.js";
+import { DEMO_POLICIES } from "./demo-policies.js";
 import { DEMO_CONNECTION, DEMO_GROUP, DEMO_SERVICE_ACCOUNT, startDemoTarget, type DemoTarget } from "./demo.js";
 import { startGateway, type RunningGateway } from "./gateway.js";
 
@@ -41,6 +42,7 @@ export function demoConfig(cwd: string, target: DemoTarget, dataDir: string): Co
         sslmode: "disable",
       },
     ],
+    policies: DEMO_POLICIES,
   };
   return parseConfig(raw, resolve(cwd, "airlock.demo.yaml"));
 }
@@ -60,6 +62,7 @@ function banner(gw: RunningGateway, demo: boolean): string {
       "Try it (in another terminal, from this directory):",
       `  TOKEN=$(npx airlock token create --service-account ${DEMO_SERVICE_ACCOUNT} --ttl 1h)`,
       `  psql "host=${pg.host} port=${pg.port} dbname=${DEMO_CONNECTION} user=${DEMO_SERVICE_ACCOUNT} password=$TOKEN${ssl}" -c "select id, name, email, card_number from customers limit 5"`,
+      `  psql "host=${pg.host} port=${pg.port} dbname=${DEMO_CONNECTION} user=${DEMO_SERVICE_ACCOUNT} password=$TOKEN${ssl}" -c "drop table customers"   # refused by a policy`,
       "  npx airlock sessions list",
       "  npx airlock sessions show <SESSION_ID>",
       "  npx airlock audit verify",

@@ -21,7 +21,15 @@ export interface RelationInfo {
   readonly columns: ReadonlyMap<number, string>;
 }
 
+/** The base columns a view reads (through nested views), as `schema.table.column`. */
+export interface ViewColumns {
+  readonly view: { readonly schema: string; readonly name: string };
+  readonly columns: readonly { readonly schema: string; readonly table: string; readonly column: string }[];
+}
+
 const TTL_MS = 60_000;
+/** Views nested deeper than this are treated as unknown (fail closed by the caller). */
+const MAX_VIEW_DEPTH = 8;
 const MAX_ENTRIES = 50_000;
 
 export class PgCatalog {
@@ -29,6 +37,8 @@ export class PgCatalog {
   readonly #deps: UpstreamDeps;
   readonly #log: Logger;
   readonly #cache = new Map<number, { info: RelationInfo | undefined; at: number }>();
+  /** `schema.name` → the view's base columns, or null when it is not a view. */
+  readonly #views = new Map<string, { info: ViewColumns | null; at: number }>();
   #session: Promise<UpstreamSession> | undefined;
   /** Queries run one at a time on the side connection. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -85,6 +95,71 @@ export class PgCatalog {
       result.set(oid, info);
     }
     return result;
+  }
+
+  /** Cached view info for `schema.name`: the view's base columns, null (not a view), or "missing". */
+  cachedView(schema: string, name: string): ViewColumns | null | "missing" {
+    const hit = this.#views.get(`${schema}.${name}`);
+    if (hit === undefined || Date.now() - hit.at > TTL_MS) return "missing";
+    return hit.info;
+  }
+
+  /**
+   * Which of these relations are views (or materialized views), and which base-table columns
+   * each reads, following nested views. From pg_depend: a view's rewrite rule depends on every
+   * column it uses, which is what PostgreSQL itself checks before dropping a column.
+   */
+  async views(names: readonly { readonly schema: string; readonly name: string }[]): Promise<void> {
+    const pending = names.filter((n) => this.cachedView(n.schema, n.name) === "missing");
+    if (pending.length === 0) return;
+    const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+    const keys = pending.map((n) => `(${literal(n.schema)}, ${literal(n.name)})`).join(", ");
+    const rows = await this.#query(
+      `with recursive start(oid, schema, name) as (
+         select c.oid, n.nspname::text, c.relname::text
+           from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+          where (n.nspname::text, c.relname::text) in (${keys}) and c.relkind in ('v', 'm')
+       ), deps(root, relid, attnum, depth) as (
+         select s.oid, d.refobjid, d.refobjsubid, 1
+           from start s
+           join pg_catalog.pg_rewrite r on r.ev_class = s.oid
+           join pg_catalog.pg_depend d on d.objid = r.oid and d.classid = 'pg_catalog.pg_rewrite'::regclass
+                and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> s.oid
+         union
+         select deps.root, d.refobjid, d.refobjsubid, deps.depth + 1
+           from deps
+           join pg_catalog.pg_class vc on vc.oid = deps.relid and vc.relkind in ('v', 'm')
+           join pg_catalog.pg_rewrite r on r.ev_class = vc.oid
+           join pg_catalog.pg_depend d on d.objid = r.oid and d.classid = 'pg_catalog.pg_rewrite'::regclass
+                and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> vc.oid
+          where deps.depth < ${MAX_VIEW_DEPTH}
+       )
+       select s.schema, s.name, n.nspname::text, c.relname::text, coalesce(a.attname::text, '*'), c.relkind::text
+         from start s
+         left join deps on deps.root = s.oid
+         left join pg_catalog.pg_class c on c.oid = deps.relid
+         left join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         left join pg_catalog.pg_attribute a on a.attrelid = deps.relid and a.attnum = deps.attnum and deps.attnum > 0`,
+    );
+    const found = new Map<string, { schema: string; table: string; column: string }[]>();
+    for (const [vs, vn, bs, bt, col, kind] of rows) {
+      const key = `${vs ?? ""}.${vn ?? ""}`;
+      let list = found.get(key);
+      if (list === undefined) {
+        list = [];
+        found.set(key, list);
+      }
+      // Columns of intermediate views are covered by their own dependencies; keep base relations.
+      if (bs !== null && bs !== undefined && bt !== null && bt !== undefined && kind !== "v") {
+        list.push({ schema: bs, table: bt, column: col ?? "*" });
+      }
+    }
+    const now = Date.now();
+    for (const n of pending) {
+      const key = `${n.schema}.${n.name}`;
+      const cols = found.get(key);
+      this.#views.set(key, { info: cols === undefined ? null : { view: n, columns: cols }, at: now });
+    }
   }
 
   #query(sql: string): Promise<(string | null)[][]> {

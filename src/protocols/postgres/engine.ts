@@ -19,7 +19,7 @@ import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
 import type { SessionInfo } from "../../core/session.js";
 import type { Pipeline, SessionGate } from "../../policy/pipeline.js";
-import { PgCatalog } from "./catalog.js";
+import type { PgCatalog } from "./catalog.js";
 import { sqlstateFor } from "./errors.js";
 import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
@@ -55,6 +55,8 @@ export interface PostgresEngineOptions {
   readonly logger: Logger;
   /** The masker for a mask rule (content detectors and strategies). */
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
+  /** The target's catalog for a connection (shared with the policy evaluator). */
+  readonly catalogFor: (connection: PostgresConnection) => PgCatalog;
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
@@ -92,7 +94,6 @@ export class PostgresEngine implements ProtocolEngine {
   readonly #live = new Set<Promise<void>>();
   readonly #cancelKeys = new Map<number, CancelEntry>();
   readonly #sockets = new Set<Duplex>();
-  readonly #catalogs = new Map<string, PgCatalog>();
   #closing = false;
 
   constructor(options: PostgresEngineOptions) {
@@ -124,7 +125,6 @@ export class PostgresEngine implements ProtocolEngine {
     deadline.unref();
     await Promise.allSettled([...this.#live]);
     clearTimeout(deadline);
-    await Promise.allSettled([...this.#catalogs.values()].map((c) => c.close()));
   }
 
   async #serve(socket: Socket): Promise<void> {
@@ -296,7 +296,7 @@ export class PostgresEngine implements ProtocolEngine {
       maxRowsPerStatement: o.maxRowsPerStatement,
       maxValueBytes: o.maxValueBytes,
       logger: this.#log.child({ sessionId: gate.info.id }),
-      catalog: this.#catalog(connection),
+      catalog: o.catalogFor(connection),
       maskerFor: o.maskerFor,
       cancelUpstream: () => {
         void sendCancel(connection, upstream.backendKey, {
@@ -314,24 +314,6 @@ export class PostgresEngine implements ProtocolEngine {
       this.#cancelKeys.delete(processId);
       this.#sockets.delete(upstream.socket);
     }
-  }
-
-  #catalog(connection: PostgresConnection): PgCatalog {
-    let c = this.#catalogs.get(connection.name);
-    if (c === undefined) {
-      c = new PgCatalog(
-        connection,
-        {
-          dialer: this.#o.dialer,
-          resolveSecret: this.#o.resolveSecret,
-          timeoutMs: this.#o.connectTimeoutMs,
-          maxMessageBytes: this.#o.maxMessageBytes,
-        },
-        this.#log,
-      );
-      this.#catalogs.set(connection.name, c);
-    }
-    return c;
   }
 
   async #cancel(processId: number, secretKey: Buffer): Promise<void> {
