@@ -38,6 +38,11 @@ export function createMaskerFactory(key: Buffer): (rule: MaskRule) => RuleMasker
         const r = masker.maskText(text);
         return r === undefined ? undefined : { value: r.value, counts: r.counts };
       },
+      maskBytes(bytes) {
+        const counts = new MaskCounts();
+        const r = masker.maskBytes(bytes, counts);
+        return r === undefined ? undefined : { value: r, counts: counts.toJSON() };
+      },
       maskWhole(text) {
         return masker.maskWhole(text, kindOf(text));
       },

@@ -64,11 +64,12 @@ const PASSWORD_MESSAGE = 0x70; // 'p'
 /**
  * Startup parameters passed on to the target. Others are dropped: `user` and `database` are
  * the gateway's own, `options` could smuggle server settings past the gateway, and
- * `replication` is refused outright.
+ * `replication` is refused outright. `client_encoding` is pinned to UTF8: the gateway decodes
+ * and parses statements as UTF-8, and the target must read them the same way (a multi-byte
+ * encoding such as SJIS would let a quote hide inside a character the gateway reads differently).
  */
 const FORWARDED_PARAMS = new Set([
   "application_name",
-  "client_encoding",
   "datestyle",
   "timezone",
   "intervalstyle",
@@ -253,6 +254,7 @@ export class PostgresEngine implements ProtocolEngine {
     const o = this.#o;
     const forward = new Map<string, string>();
     for (const [k, v] of params) if (FORWARDED_PARAMS.has(k.toLowerCase())) forward.set(k, v);
+    forward.set("client_encoding", "UTF8");
     // Limits from policies (statement_timeout, default_transaction_read_only) win over the client's.
     for (const [k, v] of Object.entries(gate.settings)) forward.set(k, v);
 

@@ -13,6 +13,8 @@ import { encodeDataRow, forEachDataRowValue } from "./wire/index.js";
 export interface RuleMasker {
   /** Content detection over a text value; undefined when nothing was found. */
   maskText(text: string): { readonly value: string | null; readonly counts: Readonly<Record<string, number>> } | undefined;
+  /** Content detection over UTF-8 bytes: undefined when nothing was found (clean values are never decoded). */
+  maskBytes(bytes: Buffer): { readonly value: Buffer | null; readonly counts: Readonly<Record<string, number>> } | undefined;
   /** A column rule: the whole value, labelled `kind`. */
   maskWhole(text: string): string | null;
 }
@@ -112,26 +114,26 @@ export function rewriteDataRow(body: Buffer, actions: readonly FieldAction[], co
     if (action.kind === "refuse") return; // refused results never reach here
     const raw = body.subarray(start, start + length);
     const offset = action.kind === "detect" && action.jsonbBinary ? 1 : 0;
-    const text = raw.toString("utf8", offset);
-    let out: string | null | undefined;
+    let out: Buffer | null;
     if (action.kind === "whole") {
-      const masked = action.masker.maskWhole(text);
-      out = masked === null ? null : action.json ? jsonString(masked) : masked;
+      const masked = action.masker.maskWhole(raw.toString("utf8"));
+      out = masked === null ? null : Buffer.from(action.json ? jsonString(masked) : masked, "utf8");
       counts[`column:${action.rule}`] = (counts[`column:${action.rule}`] ?? 0) + 1;
     } else {
-      let current: string | null = text;
+      const original = offset === 1 ? raw.subarray(1) : raw;
+      let current: Buffer | null = original;
       for (const m of action.maskers) {
         if (current === null) break;
-        const r = m.maskText(current);
+        const r = m.maskBytes(current);
         if (r === undefined) continue;
         current = r.value;
         for (const [k, n] of Object.entries(r.counts)) counts[k] = (counts[k] ?? 0) + n;
       }
-      if (current === text) return;
-      out = current;
+      if (current === original) return;
+      out = current === null ? null : offset === 1 ? Buffer.concat([raw.subarray(0, 1), current]) : current;
     }
     const v = ensure();
-    v[i] = out === null ? null : offset === 1 ? Buffer.concat([raw.subarray(0, 1), Buffer.from(out, "utf8")]) : Buffer.from(out, "utf8");
+    v[i] = out;
     state.changed = true;
   });
   return state.changed && values !== undefined ? encodeDataRow(values) : undefined;
