@@ -262,10 +262,22 @@ async function startGateway(root: string, work: string, pg: PgServer): Promise<G
       log: { level: "warn" },
       serviceAccounts: [{ name: "bench", groups: ["bench"] }],
       // Measured with the demo policy set on: guardrails, masking, limits (plus recording and audit).
-      policies: DEMO_POLICIES,
+      // The row cap stays on the pgbench connection so the streaming run can fetch its million rows.
+      policies: DEMO_POLICIES.map((p) => (p.maxRows === undefined ? p : { ...p, connections: ["bench"] })),
       connections: [
         {
           name: "bench",
+          type: "postgres",
+          host: pg.host,
+          port: pg.port,
+          database: "bench",
+          user: SUPERUSER,
+          password: `env:${AIRLOCK_PG_PASSWORD_ENV}`,
+          groups: ["bench"],
+          sslmode: "disable",
+        },
+        {
+          name: "bench_stream",
           type: "postgres",
           host: pg.host,
           port: pg.port,
@@ -485,6 +497,57 @@ async function gitDescribe(root: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Main
 
+/**
+ * Streaming a large masked result: direct vs Airlock (masking on: the demo policy set without
+ * its row cap), timed with psql, the gateway's RSS sampled during the stream to show that
+ * memory stays flat (DataRows are rewritten one at a time).
+ */
+async function streamMasked(pg: PgServer, targets: readonly Target[], gateway: Gateway | undefined, o: Options): Promise<string[]> {
+  const rows = Number(process.env["BENCH_STREAM_ROWS"] ?? "1000000");
+  const direct = targets.find((t) => t.id === "direct");
+  const airlock = targets.find((t) => t.id === "airlock");
+  if (!(rows > 0) || direct === undefined || airlock === undefined || gateway === undefined) return [];
+  const sql = `select g, 'user' || g || '@example.com' as email, '4111 1111 1111 1111' as card, 'note for customer ' || g as note from generate_series(1, ${rows}) g`;
+  const via = (t: Target, dbname: string): string[] => ["-X", "-Atq", "-o", "/dev/null", "-h", t.host, "-p", String(t.port), "-U", t.user, "-d", dbname, "-c", sql];
+  // Masking really is on for the stream connection.
+  const check = await run(psqlBinary(pg), ["-X", "-Atq", "-h", airlock.host, "-p", String(airlock.port), "-U", airlock.user, "-d", "bench_stream", "-c", "select 'someone@example.com'"], clientEnv(airlock.password), 30_000);
+  if (check.stdout.trim() !== "[EMAIL]") throw new Error(`masking is not on for the stream connection: ${check.stdout}${check.stderr}`);
+  const times: Record<"direct" | "airlock", number[]> = { direct: [], airlock: [] };
+  let peakRss = 0;
+  const before = memoryOf(gateway.pid)?.rssKiB ?? 0;
+  const reps = Math.max(1, Math.min(2, o.reps));
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const [id, t, db] of [["direct", direct, "bench"], ["airlock", airlock, "bench_stream"]] as const) {
+      const sampler = setInterval(() => {
+        const m = memoryOf(gateway.pid);
+        if (m !== undefined) peakRss = Math.max(peakRss, m.rssKiB);
+      }, 100);
+      const started = performance.now();
+      const r = await run(psqlBinary(pg), via(t, db), clientEnv(t.password), 600_000);
+      const seconds = (performance.now() - started) / 1000;
+      clearInterval(sampler);
+      if (r.code !== 0) throw new Error(`streaming through ${t.label} failed: ${tail(r.stderr)}`);
+      times[id].push(seconds);
+      log(`stream ${rows} rows rep ${rep}/${reps} ${t.label}: ${seconds.toFixed(2)} s`);
+    }
+  }
+  const after = memoryOf(gateway.pid)?.rssKiB ?? 0;
+  const d = median(times.direct);
+  const a = median(times.airlock);
+  const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
+  return [
+    `### Streaming ${rows.toLocaleString("en-US")} rows with masking (email and card in every row)`,
+    "",
+    "| path | seconds (median) | rows/s | ratio vs direct |",
+    "|---|---:|---:|---:|",
+    `| direct | ${d.toFixed(2)} | ${fmtInt(rows / d)} | 1.00× |`,
+    `| Airlock (masking on) | ${a.toFixed(2)} | ${fmtInt(rows / a)} | ${(d / a).toFixed(2)}× |`,
+    "",
+    `Gateway RSS: ${mib(before)} before, ${mib(peakRss)} peak while streaming, ${mib(after)} after (psql holds the result client-side; the gateway streams).`,
+    "",
+  ];
+}
+
 async function main(): Promise<number> {
   const root = repoRoot();
   const o = readOptions(root);
@@ -584,6 +647,8 @@ async function main(): Promise<number> {
       }
     }
 
+    const streamLines = await streamMasked(server, targets, gateway, o);
+
     const gwMem = gateway === undefined ? undefined : memoryOf(gateway.pid);
     const pbMem = bouncer === undefined ? undefined : memoryOf(bouncer.pid);
     const pgVersion = (await server.psql("show server_version")).trim();
@@ -609,6 +674,7 @@ async function main(): Promise<number> {
       "- Client auth: cleartext password on every path (Airlock's token is a password); PgBouncer and Airlock log in upstream as `postgres` with SCRAM; TLS off everywhere",
       "",
       ...workloads.map((w) => workloadTable(w, targets, cells)),
+      ...streamLines,
     ];
     prependResults(o.resultsFile, lines.join("\n"));
     log(`results prepended to ${o.resultsFile}`);

@@ -3,11 +3,16 @@
  * written once against plain PostgreSQL SQL. Rows arrive as `unknown` from either driver and
  * are parsed with a zod schema at this boundary: nothing above sees an unchecked row.
  *
+ * PGlite runs in a worker thread (pglite-worker.mjs): its WASM execution costs real CPU for
+ * every audit batch, and on the main thread it stalled the data path. The in-thread adapter is
+ * kept (`openPgliteClientInThread`) for comparison and tests.
+ *
  * The drivers decode types differently (node-postgres returns int8 as a string, PGlite as a
  * number; both decode timestamptz to Date and jsonb to values), so row schemas use the
  * tolerant helpers below instead of assuming one driver's representation.
  */
 import { mkdir } from "node:fs/promises";
+import { Worker } from "node:worker_threads";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import type { Logger } from "pino";
@@ -160,13 +165,270 @@ class PgliteClient extends PgliteTxClient {
   }
 }
 
-/** Open (creating if missing) an embedded PGlite database in `dir`. */
-export async function openPgliteClient(dir: string): Promise<SqlClient> {
+/** Open (creating if missing) an embedded PGlite database in `dir`, running in a worker thread. */
+export function openPgliteClient(dir: string): Promise<SqlClient> {
+  return openPgliteWorkerClient(dir);
+}
+
+/**
+ * The same database run on the calling thread: every statement's WASM execution blocks this
+ * event loop. Not used in production; kept for comparison and tests.
+ */
+export async function openPgliteClientInThread(dir: string): Promise<SqlClient> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const db = await PGlite.create(dir);
     return new PgliteClient(db);
   } catch (e) {
+    throw new GatewayError("GW_STORE", `cannot open the embedded store in ${dir}`, { cause: e });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PGlite in a worker thread (the worker's side and the message protocol: pglite-worker.mjs)
+
+type WorkerRequest =
+  | { readonly op: "open"; readonly dir: string }
+  | { readonly op: "query" | "execute"; readonly sql: string; readonly params: readonly unknown[]; readonly tx: number | null }
+  | { readonly op: "script"; readonly sql: string; readonly tx: number | null }
+  | { readonly op: "begin" }
+  | { readonly op: "commit" | "rollback"; readonly tx: number }
+  | { readonly op: "close" };
+
+/** An Error as the worker flattens it (structured clone alone would drop PGlite's fields). */
+interface WorkerError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string | undefined;
+  readonly props: Record<string, unknown>;
+  readonly cause?: WorkerError | undefined;
+}
+
+const workerError: z.ZodType<WorkerError> = z.object({
+  name: z.string(),
+  message: z.string(),
+  stack: z.string().optional(),
+  props: z.record(z.string(), z.unknown()),
+  get cause() {
+    return workerError.optional();
+  },
+});
+
+const workerReply = z.discriminatedUnion("ok", [
+  z.object({ id: z.number(), ok: z.literal(true), value: z.unknown() }),
+  z.object({ id: z.number(), ok: z.literal(false), error: workerError }),
+]);
+
+/** Rebuild the driver's error in this thread: same name, message, stack and fields (logs only). */
+function reviveError(w: WorkerError): Error {
+  const e = new Error(w.message, w.cause === undefined ? undefined : { cause: reviveError(w.cause) });
+  Object.assign(e, w.props);
+  e.name = w.name;
+  if (w.stack !== undefined) e.stack = w.stack;
+  return e;
+}
+
+interface PendingCall {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (e: GatewayError) => void;
+  /** The GW_STORE message this call fails with (the same as the in-thread adapter's). */
+  readonly failure: string;
+}
+
+/** The default worker script: beside this module, in src/ (vitest) and in dist/ (copied by the build). */
+function defaultWorkerUrl(): URL {
+  return new URL("./pglite-worker.mjs", import.meta.url);
+}
+
+/**
+ * The main thread's end of the worker: request ids, pending replies, and the worker's death.
+ *
+ * Invariants:
+ * - every call settles exactly once: by its reply, or with GW_STORE when the worker stops
+ *   (crash, exit, close) before replying; once stopped, every later call fails at once;
+ * - the worker keeps the process alive only while a call is pending (like a socket with a
+ *   request in flight); an idle store does not hold the gateway open.
+ */
+class PgliteWorkerConnection {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, PendingCall>();
+  #nextId = 1;
+  /** Why the worker is gone; set once, never cleared. */
+  #stopped: Error | undefined;
+  /** close() was called: statements outside a transaction are refused from now on. */
+  closeRequested = false;
+
+  constructor(url: URL) {
+    this.#worker = new Worker(url);
+    this.#worker.unref();
+    this.#worker.on("message", (m: unknown) => {
+      this.#onMessage(m);
+    });
+    this.#worker.on("error", (err: Error) => {
+      this.#stop(new Error("the store worker crashed", { cause: err }));
+    });
+    this.#worker.on("messageerror", (err: Error) => {
+      // A reply that cannot be decoded cannot be matched to its call: fail everything.
+      this.#stop(new Error("undecodable message from the store worker", { cause: err }));
+      void this.#worker.terminate();
+    });
+    this.#worker.on("exit", (code: number) => {
+      this.#stop(new Error(this.closeRequested ? "PGlite is closed" : `the store worker exited (code ${code})`));
+    });
+  }
+
+  call(request: WorkerRequest, failure: string): Promise<unknown> {
+    if (this.#stopped !== undefined) {
+      return Promise.reject(new GatewayError("GW_STORE", failure, { cause: this.#stopped }));
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      try {
+        this.#worker.postMessage({ id, ...request });
+      } catch (e) {
+        // DataCloneError: a parameter structured clone cannot carry (a function, a symbol).
+        reject(new GatewayError("GW_STORE", failure, { cause: e }));
+        return;
+      }
+      this.#pending.set(id, { resolve, reject, failure });
+      if (this.#pending.size === 1) this.#worker.ref();
+    });
+  }
+
+  /** Close PGlite in the worker (after everything queued before), then end the thread. */
+  async close(): Promise<void> {
+    this.closeRequested = true;
+    try {
+      if (this.#stopped === undefined) await this.call({ op: "close" }, "store close failed");
+    } finally {
+      await this.#worker.terminate();
+    }
+  }
+
+  #onMessage(m: unknown): void {
+    const r = workerReply.safeParse(m);
+    if (!r.success) {
+      this.#stop(new Error("malformed message from the store worker", { cause: r.error }));
+      void this.#worker.terminate();
+      return;
+    }
+    const reply = r.data;
+    const call = this.#pending.get(reply.id);
+    if (call === undefined) return;
+    this.#settled(reply.id);
+    if (reply.ok) call.resolve(reply.value);
+    else call.reject(new GatewayError("GW_STORE", call.failure, { cause: reviveError(reply.error) }));
+  }
+
+  #settled(id: number): void {
+    this.#pending.delete(id);
+    if (this.#pending.size === 0) this.#worker.unref();
+  }
+
+  #stop(why: Error): void {
+    this.#stopped ??= why;
+    const calls = [...this.#pending.entries()];
+    this.#pending.clear();
+    this.#worker.unref();
+    for (const [, call] of calls) call.reject(new GatewayError("GW_STORE", call.failure, { cause: this.#stopped }));
+  }
+}
+
+function rowsOf(value: unknown): readonly unknown[] {
+  if (!Array.isArray(value)) throw new GatewayError("GW_STORE", "store returned a result of an unexpected shape");
+  return value;
+}
+
+class PgliteWorkerTxClient implements SqlClient {
+  readonly kind = "pglite" as const;
+  constructor(
+    protected readonly conn: PgliteWorkerConnection,
+    /** The worker's transaction id; null for the top-level client. */
+    private readonly tx: number | null,
+  ) {}
+
+  /** Outside a transaction, nothing new is sent once close() has begun (as PGlite refuses it). */
+  protected refuseIfClosing(failure: string): void {
+    if (this.tx === null && this.conn.closeRequested) {
+      throw new GatewayError("GW_STORE", failure, { cause: new Error("PGlite is closed") });
+    }
+  }
+
+  async query<R>(sql: string, params: readonly unknown[], row: z.ZodType<R>): Promise<R[]> {
+    this.refuseIfClosing("store query failed");
+    const value = await this.conn.call({ op: "query", sql, params, tx: this.tx }, "store query failed");
+    return parseRows(rowsOf(value), row);
+  }
+
+  async execute(sql: string, params?: readonly unknown[]): Promise<number> {
+    this.refuseIfClosing("store statement failed");
+    const value = await this.conn.call({ op: "execute", sql, params: params ?? [], tx: this.tx }, "store statement failed");
+    if (typeof value !== "number") throw new GatewayError("GW_STORE", "store returned a result of an unexpected shape");
+    return value;
+  }
+
+  async script(sql: string): Promise<void> {
+    this.refuseIfClosing("store script failed");
+    await this.conn.call({ op: "script", sql, tx: this.tx }, "store script failed");
+  }
+
+  transaction<T>(fn: (c: SqlClient) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+class PgliteWorkerClient extends PgliteWorkerTxClient {
+  private closing: Promise<void> | undefined;
+
+  constructor(conn: PgliteWorkerConnection) {
+    super(conn, null);
+  }
+
+  /**
+   * Same semantics as the in-thread adapter (PGlite's transaction()): the worker holds PGlite's
+   * single connection from BEGIN until COMMIT/ROLLBACK, so statements from other callers queue
+   * behind the transaction; `fn` throwing rolls back and rethrows (a GatewayError unchanged).
+   */
+  override async transaction<T>(fn: (c: SqlClient) => Promise<T>): Promise<T> {
+    this.refuseIfClosing("store transaction failed");
+    const id = await this.conn.call({ op: "begin" }, "store transaction failed");
+    if (typeof id !== "number") throw new GatewayError("GW_STORE", "store returned a result of an unexpected shape");
+    let result: T;
+    try {
+      result = await fn(new PgliteWorkerTxClient(this.conn, id));
+    } catch (e) {
+      // A failing ROLLBACK is what PGlite itself would report in place of fn's error.
+      await this.conn.call({ op: "rollback", tx: id }, "store transaction failed");
+      throw storeError(e, "transaction");
+    }
+    await this.conn.call({ op: "commit", tx: id }, "store transaction failed");
+    return result;
+  }
+
+  override close(): Promise<void> {
+    this.closing ??= this.conn.close();
+    return this.closing;
+  }
+}
+
+/**
+ * `openPgliteClient` with an explicit worker script (tests use one that can crash on request).
+ * The directory is created here; PGlite opens it in the worker.
+ */
+export async function openPgliteWorkerClient(dir: string, workerUrl: URL = defaultWorkerUrl()): Promise<SqlClient> {
+  let conn: PgliteWorkerConnection | undefined;
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    conn = new PgliteWorkerConnection(workerUrl);
+    await conn.call({ op: "open", dir }, `cannot open the embedded store in ${dir}`);
+    return new PgliteWorkerClient(conn);
+  } catch (e) {
+    await conn?.close().catch(() => undefined);
+    if (e instanceof GatewayError) throw e;
     throw new GatewayError("GW_STORE", `cannot open the embedded store in ${dir}`, { cause: e });
   }
 }
