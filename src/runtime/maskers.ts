@@ -33,15 +33,18 @@ export function createMaskerFactory(key: Buffer): (rule: MaskRule) => RuleMasker
     let m = cache.get(rule);
     if (m !== undefined) return m;
     const masker = new ValueMasker({ detectors: detectorNames(rule), strategy: rule.strategy, key });
+    const scratch = new MaskCounts();
     m = {
       maskText(text) {
         const r = masker.maskText(text);
         return r === undefined ? undefined : { value: r.value, counts: r.counts };
       },
-      maskBytes(bytes) {
-        const counts = new MaskCounts();
-        const r = masker.maskBytes(bytes, counts);
-        return r === undefined ? undefined : { value: r, counts: counts.toJSON() };
+      maskBytes(bytes, counts) {
+        // One reusable accumulator per masker: nothing is allocated for clean values.
+        scratch.clear();
+        const r = masker.maskBytes(bytes, scratch);
+        if (r !== undefined) for (const [k, n] of Object.entries(scratch.toJSON())) counts[k] = (counts[k] ?? 0) + n;
+        return r;
       },
       maskWhole(text) {
         return masker.maskWhole(text, kindOf(text));

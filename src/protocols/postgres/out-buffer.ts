@@ -22,12 +22,19 @@ export class OutBuffer {
     return this.#bytes;
   }
 
-  /** Hand the collected parts to a writer; returns false if the writer asked to back off. */
+  /**
+   * Hand the collected parts to a writer in one write; returns false if the writer asked to
+   * back off. Several parts (rewritten rows between forwarded slices) are joined first: one
+   * copy of a chunk costs far less than a socket write per part.
+   */
   flushTo(write: (b: Buffer) => boolean): boolean {
-    let ok = true;
-    for (const p of this.#parts) ok = write(p) && ok;
+    const parts = this.#parts;
+    const total = this.#bytes;
     this.#parts = [];
     this.#bytes = 0;
-    return ok;
+    if (parts.length === 0) return true;
+    const only = parts[0];
+    if (parts.length === 1 && only !== undefined) return write(only);
+    return write(Buffer.concat(parts, total));
   }
 }

@@ -13,8 +13,11 @@ import { encodeDataRow, forEachDataRowValue } from "./wire/index.js";
 export interface RuleMasker {
   /** Content detection over a text value; undefined when nothing was found. */
   maskText(text: string): { readonly value: string | null; readonly counts: Readonly<Record<string, number>> } | undefined;
-  /** Content detection over UTF-8 bytes: undefined when nothing was found (clean values are never decoded). */
-  maskBytes(bytes: Buffer): { readonly value: Buffer | null; readonly counts: Readonly<Record<string, number>> } | undefined;
+  /**
+   * Content detection over UTF-8 bytes: undefined when nothing was found (clean values are
+   * never decoded). Masked values are counted per kind into `counts`.
+   */
+  maskBytes(bytes: Buffer, counts: Record<string, number>): Buffer | null | undefined;
   /** A column rule: the whole value, labelled `kind`. */
   maskWhole(text: string): string | null;
 }
@@ -124,10 +127,9 @@ export function rewriteDataRow(body: Buffer, actions: readonly FieldAction[], co
       let current: Buffer | null = original;
       for (const m of action.maskers) {
         if (current === null) break;
-        const r = m.maskBytes(current);
+        const r = m.maskBytes(current, counts);
         if (r === undefined) continue;
-        current = r.value;
-        for (const [k, n] of Object.entries(r.counts)) counts[k] = (counts[k] ?? 0) + n;
+        current = r;
       }
       if (current === original) return;
       out = current === null ? null : offset === 1 ? Buffer.concat([raw.subarray(0, 1), current]) : current;
