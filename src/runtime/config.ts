@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { Connection, PostgresConnection } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
+import { detectorNameSchema } from "../masking/detectors.js";
 import { parseDuration } from "./duration.js";
 
 /** `env:NAME`, `file:PATH`, or a literal value. */
@@ -136,7 +137,7 @@ const policy = z.strictObject({
   message: z.string().optional(),
   approvers: stringList.optional(),
   columns: stringList.optional(),
-  detectors: stringList.optional(),
+  detectors: z.array(detectorNameSchema).optional(),
   strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
   /** Limits (any action): rows beyond are dropped, with a notice, and the statement cancelled. */
   maxRows: z.number().int().min(0).optional(),
