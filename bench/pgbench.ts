@@ -264,30 +264,17 @@ async function startGateway(root: string, work: string, pg: PgServer): Promise<G
       // Measured with the demo policy set on: guardrails, masking, limits (plus recording and audit).
       // The row cap stays on the pgbench connection so the streaming run can fetch its million rows.
       policies: DEMO_POLICIES.map((p) => (p.maxRows === undefined ? p : { ...p, connections: ["bench"] })),
-      connections: [
-        {
-          name: "bench",
-          type: "postgres",
-          host: pg.host,
-          port: pg.port,
-          database: "bench",
-          user: SUPERUSER,
-          password: `env:${AIRLOCK_PG_PASSWORD_ENV}`,
-          groups: ["bench"],
-          sslmode: "disable",
-        },
-        {
-          name: "bench_stream",
-          type: "postgres",
-          host: pg.host,
-          port: pg.port,
-          database: "bench",
-          user: SUPERUSER,
-          password: `env:${AIRLOCK_PG_PASSWORD_ENV}`,
-          groups: ["bench"],
-          sslmode: "disable",
-        },
-      ],
+      connections: ["bench", "bench_stream"].map((name) => ({
+        name,
+        type: "postgres",
+        host: pg.host,
+        port: pg.port,
+        database: "bench",
+        user: SUPERUSER,
+        password: `env:${AIRLOCK_PG_PASSWORD_ENV}`,
+        groups: ["bench"],
+        sslmode: "disable",
+      })),
     }),
   );
   const env = { ...process.env, [AIRLOCK_PG_PASSWORD_ENV]: SUPERUSER_PASSWORD };

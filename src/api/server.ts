@@ -5,6 +5,7 @@
  * generic message: their text never reaches the client.
  */
 import type { AddressInfo } from "node:net";
+import { sessionRowFromInfo } from "../store/session-row.js";
 import { fastify } from "fastify";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
 import type { Logger } from "pino";
@@ -152,19 +153,7 @@ export function sessionJson(row: SessionRow, live: boolean): Record<string, unkn
 
 /** A live session the store does not know (yet): shown from the registry's facts. */
 function rowFromLive(info: SessionInfo): SessionRow {
-  return {
-    id: info.id,
-    protocol: info.protocol,
-    connection: info.connection,
-    principalId: info.principal.id,
-    principalKind: info.principal.kind,
-    principalName: info.principal.name,
-    groups: info.principal.groups,
-    ...(info.principal.tokenId === undefined ? {} : { tokenId: info.principal.tokenId }),
-    clientAddress: info.clientAddress,
-    startedAt: info.startedAt,
-    attributes: info.attributes,
-  };
+  return sessionRowFromInfo(info);
 }
 
 export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {

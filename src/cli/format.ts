@@ -4,6 +4,7 @@
  * overrides) are made visible so a recorded statement cannot rewrite the operator's terminal.
  */
 import { z } from "zod";
+import { recordingEntrySchema } from "../recording/file-store.js";
 
 // --- schemas of what the API answers (tolerant of added fields) ------------------------------
 
@@ -25,44 +26,9 @@ export const sessionSchema = z.object({
 });
 export type SessionView = z.infer<typeof sessionSchema>;
 
-const cell = z.string().nullable();
 
-export const headerEntry = z.object({
-  t: z.number(),
-  kind: z.literal("header"),
-  sessionId: z.string(),
-  protocol: z.string(),
-  connection: z.string(),
-  principal: z.string(),
-  startedAt: z.string(),
-});
-export const queryEntry = z.object({
-  t: z.number(),
-  kind: z.literal("query"),
-  seq: z.number(),
-  stage: z.string(),
-  sql: z.string(),
-  statementName: z.string().optional(),
-  decision: z.string(),
-  rule: z.string().optional(),
-  message: z.string().optional(),
-});
-export const resultEntry = z.object({
-  t: z.number(),
-  kind: z.literal("result"),
-  seq: z.number(),
-  resultKind: z.string(),
-  params: z.array(cell).optional(),
-  commandTag: z.string().optional(),
-  rowCount: z.number(),
-  columns: z.array(z.string()).optional(),
-  rows: z.array(z.array(cell)).optional(),
-  rowsTruncated: z.boolean().optional(),
-  error: z.object({ sqlstate: z.string(), message: z.string() }).optional(),
-  durationMs: z.number(),
-});
-export const endEntry = z.object({ t: z.number(), kind: z.literal("end"), reason: z.string(), detail: z.string().optional() });
-export const entrySchema = z.discriminatedUnion("kind", [headerEntry, queryEntry, resultEntry, endEntry]);
+/** Recording entries as the API returns them: the recording store's own schema. */
+export const entrySchema = recordingEntrySchema;
 export type EntryView = z.infer<typeof entrySchema>;
 
 /** Entries the CLI understands; unknown kinds (from a newer gateway) are kept as `undefined`. */
@@ -201,6 +167,10 @@ export function renderEntry(e: EntryView | undefined): string[] {
       }
       if (e.rowsTruncated === true) {
         lines.push(`    (${e.rows?.length ?? 0} of the rows were captured)`);
+      }
+      if (e.rowsSent !== undefined) lines.push(`    (the client received ${e.rowsSent} rows: row limit)`);
+      if (e.masked !== undefined) {
+        lines.push(`    masked: ${Object.entries(e.masked).map(([k, n]) => `${sanitizeInline(k)}=${n}`).join(", ")}`);
       }
       return lines;
     }

@@ -16,6 +16,7 @@ import type { AuthFailureEvent, DbQueryEvent, DbResultEvent, SessionStartEvent }
 import type { Principal } from "../core/principal.js";
 import type { SessionEndReason, SessionInfo } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
+import { sessionRowFromInfo } from "../store/session-row.js";
 import type { Store } from "../store/types.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import type { SessionRegistry, TerminationReason } from "./registry.js";
@@ -232,19 +233,7 @@ export class SessionGate {
     // The session row is for listing; the audit record above is the authoritative fact,
     // so a slow store never delays the data path.
     this.#stored = o.store
-      .insertSession({
-        id: info.id,
-        protocol: info.protocol,
-        connection: info.connection,
-        principalId: info.principal.id,
-        principalKind: info.principal.kind,
-        principalName: info.principal.name,
-        groups: info.principal.groups,
-        ...(info.principal.tokenId === undefined ? {} : { tokenId: info.principal.tokenId }),
-        clientAddress: info.clientAddress,
-        startedAt: info.startedAt,
-        attributes: info.attributes,
-      })
+      .insertSession(sessionRowFromInfo(info))
       .catch((e: unknown) => {
         o.logger.error({ err: e, sessionId: info.id }, "could not store session row");
       });

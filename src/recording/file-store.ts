@@ -45,7 +45,8 @@ export interface FileRecordingStoreOptions {
 const decision = z.enum(["allow", "deny"]);
 const cell = z.string().nullable();
 
-const recordingEntrySchema = z.discriminatedUnion("kind", [
+/** Parses recording entries (also used by the CLI to read them back from the API). */
+export const recordingEntrySchema = z.discriminatedUnion("kind", [
   z.object({
     t: z.number(),
     kind: z.literal("header"),
