@@ -316,6 +316,63 @@ describe("refusals", () => {
   });
 });
 
+describe("bad input from clients", () => {
+  /** Send raw bytes, collect the answer until the gateway closes the socket. */
+  async function rawExchange(chunks: readonly Buffer[]): Promise<Buffer> {
+    const socket = connect(t.pgPort, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    const received: Buffer[] = [];
+    socket.on("data", (d: Buffer) => received.push(d));
+    for (const c of chunks) socket.write(c);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the gateway did not close the connection")), 10_000);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return Buffer.concat(received);
+  }
+
+  /** The SQLSTATE of the first ErrorResponse in `bytes`. */
+  function sqlstateIn(bytes: Buffer): string | undefined {
+    const i = bytes.indexOf(0x45); // 'E'
+    if (i < 0) return undefined;
+    const m = /C([0-9A-Z]{5})\0/.exec(bytes.subarray(i).toString("latin1"));
+    return m?.[1];
+  }
+
+  it("answers garbage instead of a start-up packet with a protocol error and closes", async () => {
+    // Read as protocol version 258.772: PostgreSQL itself answers 0A000 (unsupported frontend protocol).
+    const out = await rawExchange([Buffer.from([0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8])]);
+    expect(sqlstateIn(out)).toBe("0A000");
+    const short = await rawExchange([Buffer.from([0, 0, 0, 2])]);
+    expect(sqlstateIn(short)).toBe("08P01");
+    expect(out.toString("latin1")).toContain("airlock:");
+  });
+
+  it("refuses an oversized message before authentication without buffering it", async () => {
+    const startup = serialize.startup({ user: "agent", database: "orders" });
+    const header = Buffer.alloc(5);
+    header[0] = 0x70; // PasswordMessage
+    header.writeInt32BE(50 * 1024 * 1024, 1);
+    const out = await rawExchange([startup, header]);
+    expect(sqlstateIn(out)).toBe("54000");
+  });
+
+  it("refuses plaintext pipelined after SSLRequest", async () => {
+    const ssl = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    const out = await rawExchange([Buffer.concat([ssl, serialize.startup({ user: "agent", database: "orders" })])]);
+    expect(out.subarray(0, 1).toString("latin1")).not.toBe("S");
+    expect(sqlstateIn(out)).toBe("08P01");
+  });
+
+  it("keeps serving other clients after all that", async () => {
+    const r = await t.psql("orders", token, ["-At", "-c", "select 1"]);
+    expect(r.stdout.trim()).toBe("1");
+  });
+});
+
 describe("recording, sessions and audit", () => {
   it("records every statement with its bind parameters, decision, row count and rows", async () => {
     const c = client("orders", token, { application_name: "recorder-test" });

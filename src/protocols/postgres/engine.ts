@@ -60,6 +60,8 @@ export interface PostgresEngineOptions {
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
+/** Before the client is authenticated, no message may be larger than this (a token is < 4 KiB). */
+const PRE_AUTH_MAX_MESSAGE_BYTES = 16 * 1024;
 
 /**
  * Startup parameters passed on to the target. Others are dropped: `user` and `database` are
@@ -186,6 +188,7 @@ export class PostgresEngine implements ProtocolEngine {
       return;
     }
     framed.reader.setTagged();
+    framed.reader.setMaxMessageBytes(Math.min(PRE_AUTH_MAX_MESSAGE_BYTES, o.maxMessageBytes));
 
     const claimedUser = params.get("user") ?? "";
     const database = params.get("database") ?? claimedUser;
@@ -213,6 +216,7 @@ export class PostgresEngine implements ProtocolEngine {
       const token = decodePassword(frame.body).toString("utf8");
       if (token.length === 0) throw new GatewayError("GW_AUTH_MISSING", "no token presented: use an Airlock access token as the password");
       principal = await o.authenticate(token);
+      framed.reader.setMaxMessageBytes(o.maxMessageBytes);
     } catch (e) {
       const ge = toGatewayError(e, "GW_AUTH_INVALID");
       const code: ErrorCode = ge.code === "GW_INTERNAL" ? "GW_AUTH_INVALID" : ge.code;

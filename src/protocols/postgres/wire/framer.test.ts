@@ -272,3 +272,21 @@ describe("FrameReader", () => {
     );
   });
 });
+
+describe("FrameReader.setMaxMessageBytes", () => {
+  it("applies a smaller cap before authentication and the configured one after", async () => {
+    const { FrameReader } = await import("./framer.js");
+    const big = Buffer.alloc(5 + 20_000);
+    big[0] = 0x70;
+    big.writeInt32BE(4 + 20_000, 1);
+    const pre = new FrameReader({ maxMessageBytes: 1 << 20 });
+    pre.setMaxMessageBytes(16 * 1024);
+    pre.push(big.subarray(0, 5));
+    expect(() => pre.next()).toThrow(/20004|limit|large|exceeds/i);
+    const post = new FrameReader({ maxMessageBytes: 1 << 20 });
+    post.setMaxMessageBytes(16 * 1024);
+    post.setMaxMessageBytes(1 << 20);
+    post.push(big);
+    expect(post.next()?.bytes.length).toBe(big.length);
+  });
+});

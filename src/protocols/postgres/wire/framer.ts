@@ -70,7 +70,7 @@ export interface FrameReaderOptions {
 }
 
 export class FrameReader {
-  private readonly maxTagged: number;
+  private maxTagged: number;
   private readonly maxUntagged: number;
   private tagged: boolean;
 
@@ -112,6 +112,18 @@ export class FrameReader {
       throw new GatewayError("GW_INTERNAL", "setTagged called in the middle of a frame");
     }
     this.tagged = true;
+  }
+
+  /**
+   * Change the cap for tagged frames (e.g. a small cap before authentication, the configured
+   * one after). Applies to frames whose header has not been read yet.
+   */
+  setMaxMessageBytes(max: number): void {
+    if (!Number.isSafeInteger(max) || max < 4 || max > 0x7fff_ffff) {
+      throw new GatewayError("GW_CONFIG", "maxMessageBytes must be an integer between 4 and 2147483647");
+    }
+    if (this.need !== 0) throw new GatewayError("GW_INTERNAL", "setMaxMessageBytes called in the middle of a frame");
+    this.maxTagged = max;
   }
 
   /** Queue a chunk. Never copies it and never throws: all parsing happens in `next()`. */
