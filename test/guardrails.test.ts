@@ -82,6 +82,7 @@ beforeAll(async () => {
       { name: "regex-guard", connections: ["shop"], match: { statementRegex: "forbidden_marker" }, action: "deny" },
       { name: "orders-writes-need-approval", connections: ["shop"], match: { operations: ["insert"], relations: ["orders"] }, action: "require_approval", approvers: ["dba"] },
       { name: "hide-pii", connections: ["shop", "shop_ro"], action: "mask", columns: ["customers.email"], detectors: ["credit_card", "email", "phone"], strategy: "redact" },
+      { name: "hide-totals", connections: ["shop"], action: "mask", columns: ["orders.total"], strategy: "redact" },
       { name: "cap-rows", connections: ["shop"], match: { relations: ["orders"] }, action: "allow", maxRows: 50 },
       { name: "read-only", connections: ["shop_ro"], action: "allow", readOnly: true, statementTimeout: "1s" },
     ],
@@ -257,6 +258,18 @@ describe("masking", () => {
       },
       token,
     );
+  });
+
+  it("masks non-text columns as NULL, in binary and text formats, so typed clients keep working", async () => {
+    await withClient("shop", async (c) => {
+      const bin = await c.query<{ total: number | null; id: number }>({ text: "select total, id from orders where id = $1", values: [3], binary: true } as pg.QueryConfig);
+      expect(bin.rows[0]).toEqual({ total: null, id: 3 });
+      const plain = await c.query<{ total: number | null }>("select total from orders where id = 3");
+      expect(plain.rows[0]?.total).toBeNull();
+      // An expression named like the column carries no origin: matched by name, and text.
+      const text = await c.query<{ total: string; id: number }>("select total::text as total, id from orders where id = 3");
+      expect(text.rows[0]).toEqual({ total: "[REDACTED]", id: 3 });
+    });
   });
 
   it("streams large masked results and masks COPY TO STDOUT by detector", async () => {

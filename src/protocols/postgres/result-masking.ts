@@ -1,8 +1,8 @@
 /**
  * Masking of result rows on the wire (pure: no I/O). For each result, the fields of its
  * RowDescription are resolved to relation.column (through the catalog) and planned once:
- * keep, mask whole (a column rule), detect (content detectors on text values), or refuse
- * (a masked column requested in a binary format that cannot carry a masked value). Each
+ * keep, mask whole (a column rule on a text column), null (a column rule on a non-text column),
+ * or detect (content detectors on text values). Each
  * DataRow is then rewritten with recomputed lengths, one at a time (constant memory).
  * (protocol-message-formats: RowDescription, DataRow.)
  */
@@ -34,8 +34,9 @@ export interface ResolvedField {
 export type FieldAction =
   | { readonly kind: "keep" }
   | { readonly kind: "whole"; readonly masker: RuleMasker; readonly rule: string; readonly json: boolean }
-  | { readonly kind: "detect"; readonly maskers: readonly RuleMasker[]; readonly json: boolean; readonly jsonbBinary: boolean }
-  | { readonly kind: "refuse"; readonly message: string };
+  /** A column rule on a non-text type (integer, date, …): no masked text fits it, so it becomes NULL. */
+  | { readonly kind: "null"; readonly rule: string }
+  | { readonly kind: "detect"; readonly maskers: readonly RuleMasker[]; readonly json: boolean; readonly jsonbBinary: boolean };
 
 /** Types whose binary form is their UTF-8 text (jsonb: a version byte, then text). */
 const TEXT_TYPES = new Set([25 /* text */, 1043 /* varchar */, 1042 /* bpchar */, 19 /* name */, 114 /* json */, 3802 /* jsonb */, 142 /* xml */, 705 /* unknown */, 18 /* char */]);
@@ -73,10 +74,9 @@ export function planFields(fields: readonly ResolvedField[], rules: readonly Mas
     const json = JSON_TYPES.has(f.typeOid);
     const whole = rules.find((r) => r.columns.length > 0 && columnRuleMatches(r, f));
     if (whole !== undefined) {
-      if (f.format === 1 && !textual && whole.strategy !== "null") {
-        const col = f.relation === undefined ? f.name : `${f.relation.name}.${f.column ?? f.name}`;
-        return { kind: "refuse", message: `column ${col} is masked and cannot be sent in binary format; request it in text format` };
-      }
+      // `[REDACTED]` in an integer or timestamp column would break every typed client (text
+      // format) or cannot be encoded at all (binary): such values are masked as NULL.
+      if (!textual || whole.strategy === "null") return { kind: "null", rule: whole.rule };
       return { kind: "whole", masker: maskerFor(whole), rule: whole.rule, json };
     }
     const detectors = rules.filter((r) => r.detectors.length > 0);
@@ -114,7 +114,12 @@ export function rewriteDataRow(body: Buffer, actions: readonly FieldAction[], co
   forEachDataRowValue(body, (i, start, length) => {
     const action = actions[i];
     if (action === undefined || action.kind === "keep" || length < 0) return;
-    if (action.kind === "refuse") return; // refused results never reach here
+    if (action.kind === "null") {
+      counts[`column:${action.rule}`] = (counts[`column:${action.rule}`] ?? 0) + 1;
+      ensure()[i] = null;
+      state.changed = true;
+      return;
+    }
     const raw = body.subarray(start, start + length);
     const offset = action.kind === "detect" && action.jsonbBinary ? 1 : 0;
     let out: Buffer | null;

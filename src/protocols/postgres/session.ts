@@ -331,8 +331,34 @@ export class PgProxySession {
     return decision.type === "deny" ? { seq, denial: decision, plan: undefined } : { seq, denial: undefined, plan: decision.plan };
   }
 
+  /**
+   * A Query or Parse whose framing is sound but whose content is not (a NUL inside the text,
+   * invalid UTF-8): refused like PostgreSQL does (08P01 "invalid message format", the session
+   * goes on), never forwarded.
+   */
+  #malformed(frame: Frame, e: unknown, out: OutBuffer): boolean {
+    if (!isGatewayError(e) || e.code !== "GW_PROTOCOL") return false;
+    this.#log.warn({ err: e, type: String.fromCharCode(frame.type) }, "malformed statement refused");
+    const denial: DenyDecision = { type: "deny", code: "GW_PROTOCOL", message: `invalid message format: ${e.message}` };
+    if (frame.type === F_QUERY) {
+      this.#pending.push({ kind: "simple", seq: ++this.#seq, denied: true, started: performance.now(), plan: undefined, result: newResult() });
+      out.add(encodeQuery(this.#poison(denial)));
+    } else {
+      const poison = this.#poison(denial);
+      out.add(encodeParse(poison, poison));
+      this.#skipUntilSync = true;
+    }
+    return true;
+  }
+
   async #onQuery(frame: Frame, out: OutBuffer): Promise<void> {
-    const { sql } = decodeQuery(frame.body);
+    let sql: string;
+    try {
+      sql = decodeQuery(frame.body).sql;
+    } catch (e) {
+      if (this.#malformed(frame, e, out)) return;
+      throw e;
+    }
     const { seq, denial, plan } = await this.#judge("simple", sql);
     const started = performance.now();
     if (denial === undefined) {
@@ -346,7 +372,13 @@ export class PgProxySession {
 
   async #onParse(frame: Frame, out: OutBuffer): Promise<void> {
     if (this.#skipUntilSync) return;
-    const parse = decodeParse(frame.body);
+    let parse: ReturnType<typeof decodeParse>;
+    try {
+      parse = decodeParse(frame.body);
+    } catch (e) {
+      if (this.#malformed(frame, e, out)) return;
+      throw e;
+    }
     const { seq, denial, plan } = await this.#judge("parse", parse.sql, parse.name);
     if (denial === undefined) {
       this.#statements.set(parse.name, { seq, plan });
@@ -561,8 +593,6 @@ export class PgProxySession {
     if (resolved === "block") return "block";
     if (resolved === undefined) return this.#refuse(p, "the masking rules could not be resolved against the target's catalog");
     const actions = planFields(resolved, masks, this.#o.maskerFor);
-    const refusal = actions.find((a) => a.kind === "refuse");
-    if (refusal?.kind === "refuse") return this.#refuse(p, refusal.message);
     p.result.actions = needsWork(actions) ? actions : undefined;
     return undefined;
   }
@@ -638,9 +668,7 @@ export class PgProxySession {
       return undefined;
     }
     const actions = planFields(resolved, masks, this.#o.maskerFor);
-    const refusal = actions.find((a) => a.kind === "refuse");
-    if (refusal?.kind === "refuse") p.result.refused = refusal.message;
-    else p.result.actions = needsWork(actions) ? actions : undefined;
+    p.result.actions = needsWork(actions) ? actions : undefined;
     return undefined;
   }
 
