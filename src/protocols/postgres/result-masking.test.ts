@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import type { MaskRule } from "../../core/decision.js";
+import { needsWork, planFields, rewriteDataRow, type ResolvedField, type RuleMasker } from "./result-masking.js";
+import { decodeDataRow, encodeDataRow } from "./wire/index.js";
+
+/** A masker that replaces "secret" wherever it appears, and labels whole values. */
+const fake: RuleMasker = {
+  maskText: (text) => (text.includes("secret") ? { value: text.replaceAll("secret", "[S]"), counts: { secret: 1 } } : undefined),
+  maskBytes: (bytes, counts) => {
+    const text = bytes.toString("utf8");
+    if (!text.includes("secret")) return undefined;
+    counts["secret"] = (counts["secret"] ?? 0) + 1;
+    return Buffer.from(text.replaceAll("secret", "[S]"), "utf8");
+  },
+  maskWhole: () => "[REDACTED]",
+};
+
+const columnRule: MaskRule = { rule: "cols", columns: ["users.email", "*.card"], detectors: [], strategy: "redact" };
+const detectRule: MaskRule = { rule: "detect", columns: [], detectors: ["secret"], strategy: "redact" };
+
+const TEXT = 25;
+const INT4 = 23;
+const JSONB = 3802;
+
+function field(name: string, typeOid: number, format = 0, origin?: [string, string]): ResolvedField {
+  return { name, typeOid, format, ...(origin === undefined ? {} : { relation: { schema: "public", name: origin[0] }, column: origin[1] }) };
+}
+
+function row(values: (string | Buffer | null)[]): Buffer {
+  // encodeDataRow returns the whole message; the masker works on its body.
+  return encodeDataRow(values.map((v) => (v === null ? null : Buffer.isBuffer(v) ? v : Buffer.from(v, "utf8")))).subarray(5);
+}
+
+describe("planFields", () => {
+  it("masks whole by column origin or, for expressions, by result name; NULL for non-text types", () => {
+    const actions = planFields(
+      [
+        field("email", TEXT, 0, ["users", "email"]),
+        field("card", TEXT), // an expression named like a guarded column
+        field("id", INT4, 0, ["users", "id"]),
+        field("balance", INT4, 1, ["accounts", "card"]), // non-text column under a column rule
+        field("note", TEXT, 0, ["users", "note"]),
+      ],
+      [columnRule, detectRule],
+      () => fake,
+    );
+    expect(actions.map((a) => a.kind)).toEqual(["whole", "whole", "keep", "null", "detect"]);
+    expect(needsWork(actions)).toBe(true);
+  });
+
+  it("keeps everything when no rule applies", () => {
+    const actions = planFields([field("id", INT4, 0, ["orders", "id"])], [detectRule], () => fake);
+    expect(needsWork(actions)).toBe(false);
+  });
+});
+
+describe("rewriteDataRow", () => {
+  it("returns undefined (forward the original bytes) when nothing changes", () => {
+    const actions = planFields([field("note", TEXT)], [detectRule], () => fake);
+    const counts: Record<string, number> = {};
+    expect(rewriteDataRow(row(["nothing here"]), actions, counts)).toBeUndefined();
+    expect(counts).toEqual({});
+  });
+
+  it("rewrites only the masked values, with recomputed lengths, and counts per kind", () => {
+    const actions = planFields(
+      [field("id", INT4), field("email", TEXT, 0, ["users", "email"]), field("note", TEXT), field("gone", INT4, 0, ["t", "card"])],
+      [columnRule, detectRule],
+      () => fake,
+    );
+    const counts: Record<string, number> = {};
+    const out = rewriteDataRow(row(["7", "a@example.com", "my secret and another secret", "42"]), actions, counts);
+    expect(out).toBeDefined();
+    const values = decodeDataRow((out ?? Buffer.alloc(0)).subarray(5)).map((v) => (v === null ? null : v.toString("utf8")));
+    expect(values).toEqual(["7", "[REDACTED]", "my [S] and another [S]", null]);
+    expect(counts).toEqual({ "column:cols": 2, secret: 1 });
+    expect(out?.readInt32BE(1)).toBe((out?.length ?? 0) - 1);
+  });
+
+  it("keeps NULLs and keeps json valid", () => {
+    const actions = planFields([field("email", JSONB, 0, ["users", "email"]), field("note", TEXT)], [columnRule, detectRule], () => fake);
+    const out = rewriteDataRow(row(['{"a":1}', null]), actions, {});
+    const values = decodeDataRow((out ?? Buffer.alloc(0)).subarray(5));
+    expect(values[0]?.toString("utf8")).toBe('"[REDACTED]"');
+    expect(JSON.parse(values[0]?.toString("utf8") ?? "")).toBe("[REDACTED]");
+    expect(values[1]).toBeNull();
+  });
+
+  it("masks binary jsonb after its version byte", () => {
+    const actions = planFields([field("doc", JSONB, 1)], [detectRule], () => fake);
+    const value = Buffer.concat([Buffer.from([1]), Buffer.from('{"k":"secret"}', "utf8")]);
+    const out = rewriteDataRow(row([value]), actions, {});
+    const v = decodeDataRow((out ?? Buffer.alloc(0)).subarray(5))[0];
+    expect(v?.[0]).toBe(1);
+    expect(v?.subarray(1).toString("utf8")).toBe('{"k":"[S]"}');
+  });
+});
