@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startTap, type Tap } from "./harness/tap.js";
+import { encodeFunctionCall } from "../src/protocols/postgres/wire/index.js";
 
 const CANARY = `canary-${randomBytes(12).toString("hex")}`;
 
@@ -182,6 +183,22 @@ describe("node-postgres through the gateway", () => {
     expect(i42).toBeGreaterThan(0);
     expect(iTwo).toBeGreaterThan(i42);
     expect(i100).toBeGreaterThan(iTwo);
+  });
+
+  it("refuses the fastpath function-call interface (no SQL to inspect), and audits it as a deny", async () => {
+    // lo_creat(int4) via FunctionCall, then a normal query in the same batch.
+    const bytes = Buffer.concat([
+      encodeFunctionCall({ functionOid: 957, args: [Buffer.from([0, 0, 0, 0])], argFormats: [1], resultFormat: 1 }),
+      serialize.query("select 'still here' as s"),
+    ]);
+    const text = (await rawSession("orders", token, bytes, 2)).toString("latin1");
+    expect(text).toContain("42501");
+    expect(text).toContain("fastpath");
+    expect(text).toContain("still here");
+    await t.api("/v1/audit/verify"); // flushes the local log to the store
+    const audit = (await t.api("/v1/audit?afterSeq=0&limit=1000")).body as { records: { statement?: string; decision?: string; rule?: string }[] };
+    const rec = audit.records.find((r) => r.statement === "<fastpath function call>");
+    expect(rec).toMatchObject({ decision: "deny", rule: "no-fastpath" });
   });
 
   it("delivers LISTEN/NOTIFY", async () => {

@@ -62,6 +62,12 @@ export function evaluateSession(evaluators: readonly Evaluator[], event: Session
   return decision ?? ALLOW;
 }
 
+/**
+ * The fastpath function-call interface calls a function by OID with arguments in binary: there
+ * is no statement to inspect (e.g. lo_import), so it is refused whatever the policies say.
+ */
+const FASTPATH_DENIED = deny("GW_POLICY_DENIED", "the fastpath function-call interface is not allowed through the gateway", "no-fastpath");
+
 /** Merge allow decisions: masks accumulate, the smallest row limit wins. */
 export function mergeAllows(a: AllowDecision, b: AllowDecision): AllowDecision {
   if (b.plan === undefined) return a.rule === undefined && b.rule !== undefined ? { ...a, rule: b.rule } : a;
@@ -80,6 +86,7 @@ export function mergeAllows(a: AllowDecision, b: AllowDecision): AllowDecision {
  * evaluator needs a lookup; the first deny wins, allows merge.
  */
 export function evaluateStatement(evaluators: readonly SessionEvaluator[], event: DbQueryEvent): Decision | Promise<Decision> {
+  if (event.stage === "function_call") return FASTPATH_DENIED;
   let acc: AllowDecision = ALLOW;
   for (let i = 0; i < evaluators.length; i++) {
     const d = evaluators[i]?.evaluate(event);

@@ -195,7 +195,7 @@ class SessionPolicies implements SessionEvaluator {
 
   evaluate(event: DbQueryEvent): Decision | undefined | Promise<Decision> {
     const guarded = this.#guards.length > 0 || this.#readOnly || this.#timeout;
-    if (event.stage === "function_call") return undefined; // the engine refuses fastpath calls itself
+    if (event.stage === "function_call") return undefined; // refused by the pipeline itself
     const classification = this.#cache.classify(event.sql);
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);

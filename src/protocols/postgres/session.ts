@@ -264,7 +264,7 @@ export class PgProxySession {
           break;
         case F_FUNCTION_CALL:
           await this.#flushUpstream(out);
-          await this.#onFunctionCall(out);
+          await this.#onFunctionCall(frame, out);
           break;
         case F_BIND:
           if (this.#skipUntilSync) break;
@@ -392,19 +392,14 @@ export class PgProxySession {
     this.#skipUntilSync = true;
   }
 
-  async #onFunctionCall(out: OutBuffer): Promise<void> {
+  async #onFunctionCall(frame: Frame, out: OutBuffer): Promise<void> {
     if (this.#skipUntilSync) return;
-    // The fastpath interface calls a function by OID with no SQL to inspect (e.g. lo_import):
-    // always refused. A poison Query yields the same ErrorResponse + ReadyForQuery shape.
-    const { seq } = await this.#judge("function_call", "<fastpath function call>");
-    const denial: DenyDecision = {
-      type: "deny",
-      code: "GW_POLICY_DENIED",
-      message: "the fastpath function-call interface is not allowed through the gateway",
-      rule: "no-fastpath",
-    };
-    this.#pending.push({ kind: "simple", seq, denied: true, started: performance.now(), plan: undefined, result: newResult() });
-    out.add(encodeQuery(this.#poison(denial)));
+    // The pipeline refuses the fastpath interface (no SQL to inspect). A FunctionCall is
+    // answered like a simple Query (result or error, then ReadyForQuery), so a poison Query
+    // takes its place when refused.
+    const { seq, denial } = await this.#judge("function_call", "<fastpath function call>");
+    this.#pending.push({ kind: "simple", seq, denied: denial !== undefined, started: performance.now(), plan: undefined, result: newResult() });
+    out.add(denial === undefined ? frame.bytes : encodeQuery(this.#poison(denial)));
   }
 
   #onBind(frame: Frame): void {
