@@ -1,19 +1,675 @@
-import { beforeAll, it } from "vitest";
-import { initSqlParser, classify } from "./sql/index.js";
-beforeAll(async () => { await initSqlParser(); });
-it("dump", () => {
-  for (const sql of [
-    "select x.password from f() x", "select password from users, f() x", "select password from users u join lateral f() x on true",
-    "select set_config('search_path', current_user, false)", "select set_config('search_path', $1, false)",
-    "drop schema evil cascade", "select schema_to_xml('public', true, false, '')", "grant select on all tables in schema evil to r",
-    "set role other", "copy (select count(*) from users) to stdout", "select 1 from users", "select count(*) from users",
-    "start transaction read write", "set session characteristics as transaction read write", "set transaction read write",
-    "reset statement_timeout", "set local statement_timeout = 0", "set default_transaction_read_only = off",
-    "insert into t values (1)", "select nextval('s')", "select * from v1 join v2 using (id)", "selec 1",
-    "SELECT 1 AS Forbidden_Marker", "select 1 as a\n-- x\n", "select * from public.users", "select u.* from users u",
-    "execute P", "prepare P as select 1", "begin; select * from v",
-  ]) {
-    const c = classify(sql);
-    console.log(sql, JSON.stringify(c));
+/**
+ * PolicyEvaluator / SessionPolicies unit tests: the evaluator is driven directly (no server),
+ * with policies validated by parseConfig exactly as in production. End-to-end behaviour with a
+ * real PostgreSQL lives in test/guardrails.test.ts.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { AllowDecision, Decision, DenyDecision, MaskRule } from "../core/decision.js";
+import { isGatewayError } from "../core/errors.js";
+import type { DbQueryEvent } from "../core/events.js";
+import type { SessionInfo } from "../core/session.js";
+import { parseConfig, type RawConfig } from "../runtime/config.js";
+import type { SessionEvaluator } from "./evaluator.js";
+import { PolicyEvaluator, type ViewResolver } from "./policies.js";
+import { ClassificationCache, initSqlParser, type ColumnAccess } from "./sql/index.js";
+
+type RawPolicy = NonNullable<RawConfig["policies"]>[number];
+
+beforeAll(async () => {
+  await initSqlParser();
+});
+
+/** `shop` connects upstream as "App": its schema `app` is on the default search_path ($user). */
+const CONNECTIONS = [
+  { name: "shop", type: "postgres", host: "db", database: "shop", user: "App", groups: ["agents", "dba"] },
+  { name: "shop_ro", type: "postgres", host: "db", database: "shop", user: "reader", groups: ["agents"] },
+  { name: "billing", type: "postgres", host: "db", database: "billing", user: "billing", groups: ["agents"] },
+];
+
+function makeEvaluator(policies: readonly RawPolicy[], resolver?: ViewResolver): PolicyEvaluator {
+  const config = parseConfig({ connections: CONNECTIONS, policies });
+  return new PolicyEvaluator(config.policies, config.connections, new ClassificationCache(), resolver);
+}
+
+interface SessionOptions {
+  readonly connection?: string;
+  readonly groups?: readonly string[];
+  readonly attributes?: Readonly<Record<string, string>>;
+}
+
+function sessionInfo(opts: SessionOptions = {}): SessionInfo {
+  return {
+    id: crypto.randomUUID(),
+    protocol: "postgres",
+    connection: opts.connection ?? "shop",
+    principal: { kind: "service_account", id: "sa:bot", name: "bot", groups: opts.groups ?? ["agents"] },
+    clientAddress: "127.0.0.1:5000",
+    startedAt: new Date(),
+    attributes: opts.attributes ?? {},
+  };
+}
+
+/** One open session: numbers statements and unwraps synchronous decisions. */
+class Session {
+  #seq = 0;
+  constructor(
+    readonly evaluator: SessionEvaluator,
+    readonly info: SessionInfo,
+  ) {}
+
+  event(sql: string, stage: DbQueryEvent["stage"] = "simple", statementName?: string): DbQueryEvent {
+    this.#seq++;
+    const base = { type: "db.query" as const, session: this.info, seq: this.#seq, stage, sql };
+    return statementName === undefined ? base : { ...base, statementName };
   }
+
+  raw(sql: string, stage: DbQueryEvent["stage"] = "simple", statementName?: string): ReturnType<SessionEvaluator["evaluate"]> {
+    return this.evaluator.evaluate(this.event(sql, stage, statementName));
+  }
+
+  /** A simple-protocol Query, judged synchronously. */
+  query(sql: string): Decision {
+    return syncDecision(this.raw(sql));
+  }
+
+  /** An extended-protocol Parse of a (named) prepared statement. */
+  parse(sql: string, statementName: string): Decision {
+    return syncDecision(this.raw(sql, "parse", statementName));
+  }
+}
+
+function syncDecision(d: ReturnType<SessionEvaluator["evaluate"]>): Decision {
+  if (d instanceof Promise) throw new Error("expected a synchronous decision, got a promise");
+  if (d === undefined) throw new Error("expected a decision, got none");
+  return d;
+}
+
+function open(policies: readonly RawPolicy[], opts: SessionOptions & { readonly resolver?: ViewResolver } = {}): Session {
+  const info = sessionInfo(opts);
+  const s = makeEvaluator(policies, opts.resolver).openSession(info);
+  if (s === undefined) throw new Error("no policy applies to this session");
+  return new Session(s, info);
+}
+
+function denied(d: Decision, rule: string): DenyDecision {
+  if (d.type !== "deny") throw new Error(`expected a deny by ${rule}, got ${JSON.stringify(d)}`);
+  expect(d.code).toBe("GW_POLICY_DENIED");
+  expect(d.rule).toBe(rule);
+  return d;
+}
+
+function allowed(d: Decision): AllowDecision {
+  if (d.type !== "allow") throw new Error(`expected allow, got ${JSON.stringify(d)}`);
+  return d;
+}
+
+function ruleNames(d: Decision): string[] {
+  return (allowed(d).plan?.masks ?? []).map((m) => m.rule);
+}
+
+const NO_DROP: RawPolicy = { name: "no-drop", match: { operations: ["drop"] }, action: "deny" };
+
+describe("applicability", () => {
+  it("opens no session evaluator when no policy applies", () => {
+    expect(makeEvaluator([]).openSession(sessionInfo())).toBeUndefined();
+    const ev = makeEvaluator([{ ...NO_DROP, connections: ["shop*"] }]);
+    expect(ev.openSession(sessionInfo({ connection: "shop" }))).toBeDefined();
+    expect(ev.openSession(sessionInfo({ connection: "shop_ro" }))).toBeDefined();
+    expect(ev.openSession(sessionInfo({ connection: "billing" }))).toBeUndefined();
+  });
+
+  it("filters by groups: any one shared group suffices", () => {
+    const ev = makeEvaluator([{ ...NO_DROP, groups: ["dba", "ops"] }]);
+    expect(ev.openSession(sessionInfo({ groups: ["agents"] }))).toBeUndefined();
+    expect(ev.openSession(sessionInfo({ groups: [] }))).toBeUndefined();
+    expect(ev.openSession(sessionInfo({ groups: ["agents", "ops"] }))).toBeDefined();
+  });
+
+  it("judges a session only by the policies of its connection", () => {
+    const policies: RawPolicy[] = [
+      { ...NO_DROP, connections: ["billing"] },
+      { name: "hide-email", connections: ["shop"], action: "mask", columns: ["customers.email"] },
+    ];
+    const shop = open(policies, { connection: "shop" });
+    expect(ruleNames(shop.query("drop table orders"))).toEqual(["hide-email"]);
+    const billing = open(policies, { connection: "billing" });
+    denied(billing.query("drop table orders"), "no-drop");
+  });
+
+  it("lets a group-scoped allow exempt only that group", () => {
+    const policies: RawPolicy[] = [
+      { name: "dba-may-drop-tables", groups: ["dba"], match: { operations: ["drop_table"] }, action: "allow" },
+      NO_DROP,
+    ];
+    denied(open(policies, { groups: ["agents"] }).query("drop table t"), "no-drop");
+    const dba = open(policies, { groups: ["dba"] });
+    expect(dba.query("drop table t")).toEqual({ type: "allow" });
+    denied(dba.query("drop index i"), "no-drop");
+  });
+
+  it("has no opinion on fastpath function calls (the engine refuses them)", () => {
+    const s = open([NO_DROP]);
+    expect(s.raw("", "function_call")).toBeUndefined();
+  });
+});
+
+describe("ordering and refusals", () => {
+  const first: RawPolicy = { name: "first", match: { operations: ["delete"] }, action: "deny" };
+  const second: RawPolicy = { name: "second", match: { relations: ["orders"] }, action: "deny", message: "orders are off limits" };
+
+  it("the first matching guard decides", () => {
+    denied(open([first, second]).query("delete from orders where id = 1"), "first");
+    const d = denied(open([second, first]).query("delete from orders where id = 1"), "second");
+    expect(d.message).toBe("orders are off limits");
+    denied(open([first, second]).query("select * from orders"), "second");
+  });
+
+  it("an earlier matching allow exempts the statement from later guards; a later or non-matching one does not", () => {
+    const allowOrders: RawPolicy = { name: "orders-ok", match: { relations: ["orders"] }, action: "allow" };
+    expect(open([allowOrders, first]).query("delete from orders where id = 1")).toEqual({ type: "allow" });
+    denied(open([allowOrders, first]).query("delete from customers where id = 1"), "first");
+    denied(open([first, allowOrders]).query("delete from orders where id = 1"), "first");
+  });
+
+  it("uses a default message naming the rule, or the policy's message", () => {
+    const d = denied(open([first]).query("delete from t where id = 1"), "first");
+    expect(d.message).toBe("the statement is not allowed (rule first)");
+    const custom = denied(open([{ ...first, message: "no deletes today" }]).query("delete from t where id = 1"), "first");
+    expect(custom.message).toBe("no deletes today");
+  });
+
+  it("refuses require_approval statements, naming the approver groups", () => {
+    const approval: RawPolicy = { name: "writes-need-approval", match: { operations: ["insert"] }, action: "require_approval", approvers: ["dba", "leads"] };
+    const d = denied(open([approval]).query("insert into orders values (1)"), "writes-need-approval");
+    expect(d.message).toBe(
+      "the statement needs approval (rule writes-need-approval) (approval by dba, leads is required; approvals are not enabled on this gateway)",
+    );
+    const custom = denied(open([{ ...approval, message: "ask a DBA" }]).query("insert into orders values (1)"), "writes-need-approval");
+    expect(custom.message).toBe("ask a DBA (approval by dba, leads is required; approvals are not enabled on this gateway)");
+    expect(open([approval]).query("select 1")).toEqual({ type: "allow" });
+  });
+
+  it("refuses a whole multi-statement query when any one statement matches", () => {
+    const s = open([NO_DROP]);
+    denied(s.query("insert into t values (1); drop table t; select 1"), "no-drop");
+    expect(s.query("insert into t values (1); select 1")).toEqual({ type: "allow" });
+  });
+});
+
+describe("matchers", () => {
+  it("operations: exact tags, case-insensitive, and globs", () => {
+    const exact = open([{ name: "r", match: { operations: ["DROP_TABLE"] }, action: "deny" }]);
+    denied(exact.query("drop table t"), "r");
+    expect(exact.query("drop index i").type).toBe("allow");
+    const glob = open([{ name: "r", match: { operations: ["drop*"] }, action: "deny" }]);
+    for (const sql of ["drop table t", "drop index i", "drop schema s cascade", "drop owned by r"]) denied(glob.query(sql), "r");
+    expect(glob.query("create table t (a int)").type).toBe("allow");
+  });
+
+  it("relations: unqualified globs match any schema; qualified globs follow the search path", () => {
+    const bare = open([{ name: "r", match: { relations: ["users"] }, action: "deny" }]);
+    for (const sql of ["select 1 from users", "select 1 from public.users", "select 1 from evil.users", "insert into users values (1)"]) denied(bare.query(sql), "r");
+    expect(bare.query("select 1 from accounts").type).toBe("allow");
+
+    const qualified = open([{ name: "r", match: { relations: ["public.users"] }, action: "deny" }]);
+    denied(qualified.query("select 1 from users"), "r");
+    denied(qualified.query("select 1 from PUBLIC.users"), "r");
+    expect(qualified.query("select 1 from evil.users").type).toBe("allow");
+  });
+
+  it("relations: after SET search_path an unqualified name also matches the new schemas' globs", () => {
+    const s = open([{ name: "evil-schema", match: { relations: ["evil.*"] }, action: "deny" }]);
+    expect(s.query("select * from x").type).toBe("allow");
+    expect(s.query("SET search_path = evil, public").type).toBe("allow");
+    denied(s.query("select * from x"), "evil-schema");
+    denied(s.query("drop table secrets"), "evil-schema");
+    // A qualified name is not resolved through the search path.
+    expect(s.query("select * from public.x").type).toBe("allow");
+  });
+
+  it("relations: a quoted search_path entry is tracked too", () => {
+    const s = open([{ name: "r", match: { relations: ["vault.secrets"] }, action: "deny" }]);
+    expect(s.query("select * from secrets").type).toBe("allow");
+    expect(s.query(`set search_path to "Vault"`).type).toBe("allow");
+    denied(s.query("select * from secrets"), "r");
+  });
+
+  it("relations: the session's initial search_path and the upstream user's schema ($user) count", () => {
+    const policy: RawPolicy = { name: "r", match: { relations: ["evil.x", "app.secrets"] }, action: "deny" };
+    denied(open([policy], { attributes: { search_path: `"$user", evil` } }).query("select * from x"), "r");
+    expect(open([policy]).query("select * from x").type).toBe("allow");
+    // shop connects as "App"; billing as "billing".
+    denied(open([policy], { connection: "shop" }).query("select * from secrets"), "r");
+    expect(open([policy], { connection: "billing" }).query("select * from secrets").type).toBe("allow");
+  });
+
+  it("relations: after set_config() the search path is unknown, so a bare name may be in any schema a policy names", () => {
+    const s = open([{ name: "vault", match: { relations: ["vault.secrets"] }, action: "deny" }]);
+    expect(s.query("select * from secrets").type).toBe("allow");
+    expect(s.query("select set_config('work_mem', '64kB', false)").type).toBe("allow");
+    denied(s.query("select * from secrets"), "vault");
+    expect(s.query("select * from other").type).toBe("allow");
+  });
+
+  it("relations: set_config of search_path to a value not known statically fails closed", () => {
+    const s = open([{ name: "vault", match: { relations: ["vault.secrets"] }, action: "deny" }]);
+    const d = denied(s.query("select set_config('search_path', current_user, false)"), "fail-closed");
+    expect(d.message).toContain("fail closed");
+  });
+
+  it("columns: named, star, whole-row, written and relation-less columns all match", () => {
+    const s = open([{ name: "no-passwords", match: { columns: ["users.password"] }, action: "deny" }]);
+    for (const sql of [
+      "select password from users",
+      'select "password" from "users"',
+      "select * from users",
+      "select u.* from users u",
+      "select u from users u",
+      "select row_to_json(u) from users u",
+      "select * from public.users",
+      "insert into users values (1, 'ada', 'x')",
+      "update users set password = 'x' where id = 1",
+      "select password", // no relation could own it: matched by column name alone
+    ]) {
+      denied(s.query(sql), "no-passwords");
+    }
+    for (const sql of ["select name from users", "select 1 from users", "select count(*) from users", "select password from accounts", "select * from accounts"]) {
+      expect(s.query(sql).type, sql).toBe("allow");
+    }
+  });
+
+  it("columns: qualified, bare and globbed column patterns", () => {
+    const qualified = open([{ name: "r", match: { columns: ["public.users.password"] }, action: "deny" }]);
+    denied(qualified.query("select password from users"), "r");
+    expect(qualified.query("select password from evil.users").type).toBe("allow");
+    const bare = open([{ name: "r", match: { columns: ["password"] }, action: "deny" }]);
+    denied(bare.query("select password from accounts"), "r");
+    expect(bare.query("select name from accounts").type).toBe("allow");
+    const glob = open([{ name: "r", match: { columns: ["users.pass*"] }, action: "deny" }]);
+    denied(glob.query("select passphrase from users"), "r");
+    expect(glob.query("select name from users").type).toBe("allow");
+  });
+
+  it("functions: unqualified globs match any schema, qualified ones only theirs", () => {
+    const bare = open([{ name: "r", match: { functions: ["pg_sleep", "pg_read_*"] }, action: "deny" }]);
+    for (const sql of ["select pg_sleep(1)", "select pg_catalog.pg_sleep(1)", "select evil.pg_sleep(1)", "select pg_read_file('/etc/passwd')"]) denied(bare.query(sql), "r");
+    expect(bare.query("select now()").type).toBe("allow");
+    const qualified = open([{ name: "r", match: { functions: ["pg_catalog.pg_sleep"] }, action: "deny" }]);
+    denied(qualified.query("select pg_catalog.pg_sleep(1)"), "r");
+    expect(qualified.query("select evil.pg_sleep(1)").type).toBe("allow");
+  });
+
+  it("noWhere: true matches only unrestricted writes, false only restricted ones", () => {
+    const bulk = open([{ name: "bulk", match: { operations: ["delete", "update"], noWhere: true }, action: "deny" }]);
+    for (const sql of ["delete from orders", "update orders set total = 0", "update orders set total = 0 where true"]) denied(bulk.query(sql), "bulk");
+    for (const sql of ["delete from orders where id = 1", "select * from orders"]) expect(bulk.query(sql).type, sql).toBe("allow");
+    const restricted = open([{ name: "restricted", match: { operations: ["delete"], noWhere: false }, action: "deny" }]);
+    denied(restricted.query("delete from orders where id = 1"), "restricted");
+    expect(restricted.query("delete from orders").type).toBe("allow");
+  });
+
+  it("statementRegex: unanchored, case-insensitive, dot matches newlines, RE2 (linear time)", () => {
+    const s = open([
+      { name: "marker", match: { statementRegex: "forbidden_marker" }, action: "deny" },
+      { name: "activity", match: { statementRegex: "^select.*pg_stat_activity" }, action: "deny" },
+      { name: "nested", match: { statementRegex: "(a+)+$" }, action: "deny" },
+    ]);
+    denied(s.query("SELECT 1 AS Forbidden_Marker"), "marker");
+    denied(s.query("select 'x forbidden_marker y'"), "marker");
+    denied(s.query("select\n*\nfrom pg_stat_activity"), "activity");
+    expect(s.query("select 1").type).toBe("allow");
+    // Exponential for a backtracking engine; RE2 answers at once.
+    const started = Date.now();
+    expect(s.query(`select '${"a".repeat(64)}!'`).type).toBe("allow");
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it("statementRegex: a pattern RE2 cannot compile is a configuration error naming the policy", () => {
+    for (const pattern of ["(a)\\1", "(?=x)", "["]) {
+      let error: unknown;
+      try {
+        makeEvaluator([{ name: "bad-regex", match: { statementRegex: pattern }, action: "deny" }]);
+      } catch (e) {
+        error = e;
+      }
+      expect(isGatewayError(error) && error.code === "GW_CONFIG", pattern).toBe(true);
+      expect(isGatewayError(error) ? error.message : "", pattern).toContain('"bad-regex"');
+    }
+  });
+
+  it("combined keys must all hold for one and the same statement", () => {
+    const s = open([{ name: "orders-deletes", match: { operations: ["delete"], relations: ["orders"] }, action: "deny" }]);
+    denied(s.query("delete from orders where id = 1"), "orders-deletes");
+    expect(s.query("delete from customers where id = 1").type).toBe("allow");
+    expect(s.query("select * from orders").type).toBe("allow");
+    expect(s.query("delete from customers where id = 1; select * from orders").type).toBe("allow");
+    const cols = open([{ name: "pw-writes", match: { operations: ["update"], columns: ["users.password"], noWhere: false }, action: "deny" }]);
+    denied(cols.query("update users set password = 'x' where id = 1"), "pw-writes");
+    expect(cols.query("update users set password = 'x'").type).toBe("allow");
+    expect(cols.query("update users set name = 'x' where id = 1").type).toBe("allow");
+    expect(cols.query("select password from users").type).toBe("allow");
+  });
+
+  it("a policy with only non-SQL match keys never matches SQL, but still guards the session", () => {
+    const s = open([{ name: "no-rm", match: { commands: ["rm"] }, action: "deny" }]);
+    expect(s.query("select rm from rm").type).toBe("allow");
+    denied(s.query("do $$ begin perform 1; end $$"), "fail-closed");
+  });
+});
+
+describe("fail closed only when guarded", () => {
+  const unknowable: readonly (readonly [string, RegExp])[] = [
+    ["selec 1", /^the statement could not be parsed, so it is refused \(fail closed\): syntax error at or near "selec"$/],
+    ["select * from", /could not be parsed/],
+    ["select 1\u0000", /could not be parsed/],
+    ["do $$ begin perform 1; end $$", /^DO blocks .*: its effects cannot be checked, so it is refused \(fail closed\)$/],
+    ["copy users to program 'cat > /tmp/x'", /PROGRAM.*fail closed/],
+    ["execute nope", /^EXECUTE of an unknown prepared statement "nope" is refused \(fail closed\)$/],
+    ["explain analyze execute nope", /unknown prepared statement "nope"/],
+  ];
+
+  it("refuses statements whose effects cannot be known when a guard applies", () => {
+    for (const guard of [
+      NO_DROP,
+      { name: "approve", match: { operations: ["insert"] }, action: "require_approval", approvers: ["dba"] } satisfies RawPolicy,
+      // Limits guard a session on their own (on a mask policy, no guard policy applies).
+      { name: "ro", action: "mask", detectors: ["email"], readOnly: true } satisfies RawPolicy,
+      { name: "timeout", action: "mask", detectors: ["email"], statementTimeout: "5s" } satisfies RawPolicy,
+    ]) {
+      const s = open([guard]);
+      for (const [sql, message] of unknowable) expect(denied(s.query(sql), "fail-closed").message, `${guard.name}: ${sql}`).toMatch(message);
+    }
+  });
+
+  it("lets them through when only mask policies apply, with the masking plan", () => {
+    const s = open([
+      { name: "hide-email", action: "mask", columns: ["*.email"] },
+      { name: "orders-only", match: { relations: ["orders"] }, action: "mask", detectors: ["email"] },
+    ]);
+    for (const [sql] of unknowable) expect(ruleNames(s.query(sql)), sql).toEqual(["hide-email"]);
+  });
+});
+
+describe("prepared statements", () => {
+  it("EXECUTE is judged by the prepared statement's facts, with the current search path", () => {
+    const s = open([{ name: "evil-secrets", match: { relations: ["evil.secrets"] }, action: "deny" }]);
+    expect(s.query("prepare p as delete from secrets where id = $1").type).toBe("allow");
+    expect(s.query("execute p(1)").type).toBe("allow");
+    expect(s.query("set search_path = evil, public").type).toBe("allow");
+    denied(s.query("execute p(1)"), "evil-secrets");
+    denied(s.query("explain analyze execute p(1)"), "evil-secrets");
+  });
+
+  const planPolicies: RawPolicy[] = [
+    NO_DROP,
+    { name: "customers-pii", match: { relations: ["customers"] }, action: "mask", columns: ["customers.email"] },
+    { name: "customers-cap", match: { relations: ["customers"] }, action: "allow", maxRows: 5 },
+  ];
+  const customersPlan = {
+    masks: [{ rule: "customers-pii", columns: ["customers.email"], detectors: [], strategy: "redact" }],
+    maxRows: 5,
+    maxRowsRule: "customers-cap",
+  };
+
+  it("EXECUTE carries the prepared statement's masking plan and row limit (names fold like PostgreSQL)", () => {
+    const s = open(planPolicies);
+    expect(s.query("prepare c as select email from customers").type).toBe("allow");
+    expect(allowed(s.query("execute c")).plan).toEqual(customersPlan);
+    expect(allowed(s.query("EXECUTE C")).plan).toEqual(customersPlan);
+    expect(s.query("select 1")).toEqual({ type: "allow" });
+  });
+
+  it("a protocol Parse with a name can be run by SQL EXECUTE", () => {
+    const s = open(planPolicies);
+    expect(allowed(s.parse("select email from customers where id = $1", "fetch_customer")).plan).toEqual(customersPlan);
+    expect(allowed(s.query("execute fetch_customer(1)")).plan).toEqual(customersPlan);
+    // The unnamed statement is not remembered.
+    expect(s.parse("select email from customers", "").type).toBe("allow");
+    denied(s.query('execute "p"'), "fail-closed");
+  });
+
+  it("a refused PREPARE or Parse is not remembered; an earlier allowed one with that name still is", () => {
+    const s = open([{ name: "bulk", match: { operations: ["delete"], noWhere: true }, action: "deny" }]);
+    denied(s.query("prepare d as delete from orders"), "bulk");
+    denied(s.query("execute d"), "fail-closed");
+    denied(s.parse("delete from orders", "d2"), "bulk");
+    denied(s.query("execute d2"), "fail-closed");
+    expect(s.query("prepare p as select 1").type).toBe("allow");
+    denied(s.query("prepare p as delete from orders"), "bulk");
+    expect(s.query("execute p").type).toBe("allow");
+  });
+
+  it("EXECUTE of an unknown name passes when only mask policies apply", () => {
+    const s = open([{ name: "hide-email", action: "mask", columns: ["*.email"] }]);
+    expect(ruleNames(s.query("execute nope"))).toEqual(["hide-email"]);
+  });
+});
+
+describe("limits", () => {
+  it("injects the smallest statement_timeout (ms) and read-only, from applicable policies only", () => {
+    const ev = makeEvaluator([
+      { name: "slow", action: "allow", statementTimeout: "2s" },
+      { name: "fast", action: "allow", statementTimeout: 1500 },
+      { name: "faster-elsewhere", connections: ["billing"], action: "allow", statementTimeout: 10 },
+      { name: "faster-for-dba", groups: ["dba"], action: "allow", statementTimeout: "1s" },
+      { name: "ro", connections: ["shop_ro"], action: "allow", readOnly: true },
+      { name: "not-ro", action: "allow", readOnly: false },
+    ]);
+    expect(ev.openSession(sessionInfo({ connection: "shop" }))?.settings).toEqual({ statement_timeout: "1500" });
+    expect(ev.openSession(sessionInfo({ connection: "shop", groups: ["dba"] }))?.settings).toEqual({ statement_timeout: "1000" });
+    expect(ev.openSession(sessionInfo({ connection: "shop_ro" }))?.settings).toEqual({ statement_timeout: "1500", default_transaction_read_only: "on" });
+    expect(ev.openSession(sessionInfo({ connection: "billing" }))?.settings).toEqual({ statement_timeout: "10" });
+    expect(makeEvaluator([NO_DROP]).openSession(sessionInfo())?.settings).toEqual({});
+  });
+
+  it("read-only refuses writes and attempts to switch it off", () => {
+    const s = open([{ name: "ro", action: "allow", readOnly: true }]);
+    for (const sql of [
+      "insert into t values (1)",
+      "update t set a = 1 where id = 1",
+      "delete from t where id = 1",
+      "truncate t",
+      "create table t (a int)",
+      "alter table t add column b int",
+      "drop table t",
+      "copy t from stdin",
+      "grant select on t to r",
+      "prepare p as insert into t values (1)",
+      "select 1; insert into t values (1)",
+      "set default_transaction_read_only = off",
+      "set transaction_read_only = off",
+      "reset default_transaction_read_only",
+      "reset all",
+      "discard all",
+      "begin read write",
+      "start transaction isolation level serializable, read write",
+      "set transaction read write",
+      "set session characteristics as transaction read write",
+      "select set_config('work_mem', '64kB', false)",
+      "select pg_catalog.set_config('default_transaction_read_only', 'off', false)",
+    ]) {
+      const d = denied(s.query(sql), "ro");
+      expect(d.message, sql).toMatch(/read-only|set by the gateway|undo this session's limits|set_config/);
+    }
+  });
+
+  it("read-only allows reads, harmless settings and read-only transactions", () => {
+    const s = open([{ name: "ro", action: "allow", readOnly: true }]);
+    for (const sql of [
+      "select * from t",
+      "copy t to stdout",
+      "show all",
+      "set work_mem = '64kB'",
+      "reset work_mem",
+      "discard plans",
+      "set transaction isolation level serializable",
+      "set transaction read only",
+      "begin read only",
+      "begin",
+      "commit",
+    ]) {
+      expect(s.query(sql).type, sql).toBe("allow");
+    }
+  });
+
+  it("statement_timeout refuses changing it, and nothing read-only would", () => {
+    const s = open([{ name: "timeout", action: "allow", statementTimeout: "30s" }]);
+    for (const sql of [
+      "set statement_timeout = 0",
+      "set local statement_timeout = 0",
+      "reset statement_timeout",
+      "reset all",
+      "discard all",
+      "select set_config('statement_timeout', '0', false)",
+    ]) {
+      denied(s.query(sql), "timeout");
+    }
+    expect(denied(s.query("set statement_timeout = 0"), "timeout").message).toBe("statement_timeout is set by the gateway for this session and cannot be changed");
+    for (const sql of ["set default_transaction_read_only = off", "begin read write", "insert into t values (1)", "set lock_timeout = 0"]) {
+      expect(s.query(sql).type, sql).toBe("allow");
+    }
+  });
+
+  it("names the policy that set the limit being protected", () => {
+    const s = open([
+      { name: "ro", action: "allow", readOnly: true },
+      { name: "timeout", action: "allow", statementTimeout: "30s" },
+    ]);
+    denied(s.query("set statement_timeout = 0"), "timeout");
+    denied(s.query("set default_transaction_read_only = off"), "ro");
+    denied(s.query("insert into t values (1)"), "ro");
+  });
+});
+
+describe("result plans", () => {
+  it("accumulates the mask rules whose match holds, in policy order, with defaults filled in", () => {
+    const s = open([
+      NO_DROP,
+      { name: "emails", action: "mask", columns: ["*.email"] },
+      { name: "order-totals", match: { relations: ["orders"] }, action: "mask", columns: ["orders.total"], strategy: "null" },
+      { name: "secret-scan", match: { relations: ["vault.*"] }, action: "mask", detectors: ["secret"], strategy: "hash" },
+    ]);
+    const emails: MaskRule = { rule: "emails", columns: ["*.email"], detectors: [], strategy: "redact" };
+    const totals: MaskRule = { rule: "order-totals", columns: ["orders.total"], detectors: [], strategy: "null" };
+    const scan: MaskRule = { rule: "secret-scan", columns: [], detectors: ["secret"], strategy: "hash" };
+    expect(s.query("select 1")).toEqual({ type: "allow", plan: { masks: [emails] } });
+    expect(s.query("select * from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals] } });
+    expect(s.query("select * from vault.keys join orders using (id)")).toEqual({ type: "allow", plan: { masks: [emails, totals, scan] } });
+    expect(denied(s.query("drop table orders"), "no-drop")).not.toHaveProperty("plan");
+  });
+
+  it("maxRows is the smallest limit among the policies that match, with its rule", () => {
+    const s = open([
+      NO_DROP,
+      { name: "cap-all", action: "mask", detectors: ["email"], maxRows: 1000 },
+      { name: "cap-orders", match: { relations: ["orders"] }, action: "allow", maxRows: 50 },
+      { name: "cap-customers", match: { relations: ["customers"] }, action: "allow", maxRows: 10 },
+      { name: "cap-unused", match: { relations: ["nothing_reads_this"] }, action: "allow", maxRows: 1 },
+    ]);
+    const plan = (sql: string): AllowDecision["plan"] => allowed(s.query(sql)).plan;
+    expect(plan("select 1")).toMatchObject({ maxRows: 1000, maxRowsRule: "cap-all" });
+    expect(plan("select * from orders")).toMatchObject({ maxRows: 50, maxRowsRule: "cap-orders" });
+    expect(plan("select * from orders join customers using (id)")).toMatchObject({ maxRows: 10, maxRowsRule: "cap-customers" });
+    expect(open([{ name: "zero", action: "allow", maxRows: 0 }]).query("select 1")).toEqual({ type: "allow", plan: { masks: [], maxRows: 0, maxRowsRule: "zero" } });
+  });
+
+  it("COPY TO drops column rules that cannot touch the copied columns, keeping their detectors", () => {
+    const s = open([
+      { name: "pii", action: "mask", columns: ["customers.email"], detectors: ["email"] },
+      { name: "totals", action: "mask", columns: ["orders.total"] },
+    ]);
+    const pii: MaskRule = { rule: "pii", columns: ["customers.email"], detectors: ["email"], strategy: "redact" };
+    const piiDetectorsOnly: MaskRule = { ...pii, columns: [] };
+    const totals: MaskRule = { rule: "totals", columns: ["orders.total"], detectors: [], strategy: "redact" };
+    const masks = (sql: string): readonly MaskRule[] => allowed(s.query(sql)).plan?.masks ?? [];
+    expect(masks("copy (select id, name from customers) to stdout")).toEqual([piiDetectorsOnly]);
+    expect(masks("copy customers (id, name) to stdout")).toEqual([piiDetectorsOnly]);
+    expect(masks("copy customers to stdout")).toEqual([pii]);
+    expect(masks("copy (select email from customers) to stdout")).toEqual([pii]);
+    expect(masks("copy (select u.* from public.customers u) to stdout")).toEqual([pii]);
+    // No column facts for the relation: judged by relation.
+    expect(masks("copy (select count(*) from orders) to stdout")).toEqual([piiDetectorsOnly, totals]);
+    expect(masks("copy (select id from orders) to stdout")).toEqual([piiDetectorsOnly]);
+    // Outside COPY nothing is dropped: the engine maps result columns to their origins.
+    expect(masks("select id from customers")).toEqual([pii, totals]);
+  });
+
+  it("COPY TO without detectors leaves no plan when no column rule can apply", () => {
+    const s = open([{ name: "totals", action: "mask", columns: ["orders.total"] }]);
+    expect(s.query("copy (select id from customers) to stdout")).toEqual({ type: "allow" });
+    expect(ruleNames(s.query("copy orders to stdout"))).toEqual(["totals"]);
+  });
+});
+
+describe("view resolution", () => {
+  const PASSWORD: ColumnAccess = { relation: { schema: "public", name: "users" }, column: "password", access: "read" };
+  const NAME: ColumnAccess = { relation: { schema: "public", name: "users" }, column: "name", access: "read" };
+  const GUARD: RawPolicy = { name: "no-passwords", match: { columns: ["users.password"] }, action: "deny" };
+
+  type Mode = "sync" | "async" | "throw" | "reject";
+
+  /** Views of the target's catalog: `schema.name` → the base columns the view reads. */
+  class FakeResolver implements ViewResolver {
+    readonly calls: { connection: string; candidates: string[] }[] = [];
+    constructor(
+      private readonly mode: Mode,
+      private readonly views: Readonly<Record<string, readonly ColumnAccess[]>> = { "public.user_secrets": [PASSWORD], "public.user_names": [NAME] },
+    ) {}
+
+    resolve(connection: string, candidates: readonly { schema: string; name: string }[]): readonly ColumnAccess[] | Promise<readonly ColumnAccess[]> {
+      this.calls.push({ connection, candidates: candidates.map((c) => `${c.schema}.${c.name}`).sort() });
+      if (this.mode === "throw") throw new Error("catalog unreachable");
+      if (this.mode === "reject") return Promise.reject(new Error("catalog unreachable"));
+      const cols = candidates.flatMap((c) => this.views[`${c.schema}.${c.name}`] ?? []);
+      return this.mode === "async" ? Promise.resolve(cols) : cols;
+    }
+  }
+
+  it("sees a guarded column through a view (synchronous resolver)", () => {
+    const resolver = new FakeResolver("sync");
+    const s = open([GUARD], { resolver });
+    denied(s.query("select * from user_secrets"), "no-passwords");
+    denied(s.query("select count(*) from (select * from public.user_secrets) s"), "no-passwords");
+    expect(s.query("select * from user_names").type).toBe("allow");
+    expect(resolver.calls[0]).toEqual({ connection: "shop", candidates: ["app.user_secrets", "pg_catalog.user_secrets", "pg_temp.user_secrets", "public.user_secrets"] });
+    expect(resolver.calls[1]?.candidates).toEqual(["public.user_secrets"]);
+  });
+
+  it("asks about the schemas a bare name may resolve to, including SET search_path ones", () => {
+    const resolver = new FakeResolver("sync", { "evil.v": [PASSWORD] });
+    const s = open([GUARD], { resolver });
+    expect(s.query("select * from v").type).toBe("allow");
+    expect(s.query("set search_path = evil").type).toBe("allow");
+    denied(s.query("select * from v"), "no-passwords");
+    expect(resolver.calls.at(-1)?.candidates).toContain("evil.v");
+  });
+
+  it("awaits an asynchronous resolver", async () => {
+    const s = open([GUARD], { resolver: new FakeResolver("async") });
+    const pending = s.raw("select * from user_secrets");
+    expect(pending).toBeInstanceOf(Promise);
+    const d = await pending;
+    if (d === undefined) throw new Error("no decision");
+    denied(d, "no-passwords");
+    const ok = await s.raw("select name from user_names");
+    expect(ok?.type).toBe("allow");
+  });
+
+  it("fails closed when the resolver throws or rejects", async () => {
+    const thrown = denied(open([GUARD], { resolver: new FakeResolver("throw") }).query("select * from anything"), "fail-closed");
+    expect(thrown.message).toContain("could not be resolved");
+    const rejected = await open([GUARD], { resolver: new FakeResolver("reject") }).raw("select * from anything");
+    if (rejected === undefined) throw new Error("no decision");
+    expect(denied(rejected, "fail-closed").message).toContain("could not be resolved");
+  });
+
+  it("is not consulted without column guards or without relations read", () => {
+    const resolver = new FakeResolver("throw");
+    const masksOnly = open([NO_DROP, { name: "hide", action: "mask", columns: ["users.password"] }, { name: "deny-users", match: { relations: ["users"] }, action: "deny" }], { resolver });
+    expect(masksOnly.query("select * from user_secrets").type).toBe("allow");
+    const guarded = open([GUARD], { resolver });
+    expect(guarded.query("select 1").type).toBe("allow");
+    expect(guarded.query("select now()").type).toBe("allow");
+    expect(resolver.calls).toEqual([]);
+  });
 });
