@@ -673,3 +673,50 @@ describe("view resolution", () => {
     expect(resolver.calls).toEqual([]);
   });
 });
+
+describe("regressions found in review", () => {
+  const SECRETS: RawPolicy = { name: "no-evil-secrets", match: { relations: ["evil.secrets"] }, action: "deny" };
+
+  it("applies SET search_path to the later statements of the same message", () => {
+    const s = open([SECRETS]);
+    denied(s.query("set search_path = evil; drop table secrets"), "no-evil-secrets");
+  });
+
+  it("treats SET ROLE as making the search path unknown ($user changes)", () => {
+    const s = open([SECRETS]);
+    allowed(s.query("set role evil"));
+    denied(s.query("drop table secrets"), "no-evil-secrets");
+  });
+
+  it("matches statements that touch every table of a schema", () => {
+    denied(open([SECRETS]).query("drop schema evil cascade"), "no-evil-secrets");
+    const pw: RawPolicy = { name: "no-pw", match: { columns: ["public.users.password"] }, action: "deny" };
+    denied(open([pw]).query("select schema_to_xml('public', true, false, '')"), "no-pw");
+    allowed(open([SECRETS]).query("drop schema other cascade"));
+  });
+
+  it("matches a schema-qualified function glob against an unqualified call", () => {
+    const sleep: RawPolicy = { name: "no-sleep", match: { functions: ["pg_catalog.pg_sleep"] }, action: "deny" };
+    denied(open([sleep]).query("select pg_sleep(1)"), "no-sleep");
+  });
+
+  it("attaches a view's base columns to the statement that reads the view", () => {
+    const policy: RawPolicy = { name: "no-pw-select", match: { operations: ["select"], columns: ["users.password"] }, action: "deny" };
+    const resolver: ViewResolver = {
+      resolve: (_c, candidates) =>
+        candidates.some((c) => c.name === "v") ? [{ relation: { schema: "public", name: "users" }, column: "password", access: "read" }] : [],
+    };
+    const s = open([policy], { resolver });
+    denied(s.query("begin; select * from v"), "no-pw-select");
+  });
+
+  it("resolves PREPARE then EXECUTE within one message", () => {
+    const s = open([NO_DROP]);
+    allowed(s.query("prepare q as select 1; execute q"));
+  });
+
+  it("does not fail closed when only allow policies apply", () => {
+    const s = open([{ name: "cap", action: "allow", maxRows: 10 }]);
+    allowed(s.query("do $$ begin end $$"));
+  });
+});

@@ -34,9 +34,15 @@ const VIEW_LOOKUP_FAILED = deny(
   "fail-closed",
 );
 
-function withViewColumns(facts: readonly StatementFacts[], cols: readonly ColumnAccess[]): StatementFacts[] {
-  if (cols.length === 0) return [...facts];
-  return facts.map((f, i) => (i === 0 ? { ...f, columns: [...f.columns, ...cols] } : f));
+/**
+ * Whether a relation glob (`table`, `schema.table`, globs allowed) can name some table of
+ * `schema`: a statement that touches every table of a schema (DROP SCHEMA … CASCADE, GRANT … ON
+ * ALL TABLES IN SCHEMA, schema_to_xml) touches whatever such a glob guards there.
+ */
+function globCoversSchema(relationGlob: string, schema: string | undefined): boolean {
+  const dot = relationGlob.lastIndexOf(".");
+  if (dot < 0 || schema === undefined) return true;
+  return new Glob(relationGlob.slice(0, dot)).test(schema);
 }
 
 type GuardAction = "deny" | "require_approval" | "allow";
@@ -148,6 +154,8 @@ class SessionPolicies implements SessionEvaluator {
 
   readonly #viewResolver: ViewResolver | undefined;
   readonly #columnGuards: boolean;
+  /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
+  readonly #denyGuards: boolean;
   readonly #connection: string;
 
   constructor(policies: readonly CompiledPolicy[], cache: ClassificationCache, session: SessionInfo, upstreamUser: string | undefined, viewResolver?: ViewResolver) {
@@ -155,6 +163,7 @@ class SessionPolicies implements SessionEvaluator {
     this.#viewResolver = viewResolver;
     this.#connection = session.connection;
     this.#columnGuards = policies.some((p) => p.config.action !== "mask" && p.match?.columns !== undefined);
+    this.#denyGuards = policies.some((p) => p.config.action === "deny" || p.config.action === "require_approval");
     this.#cache = cache;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies
@@ -194,22 +203,32 @@ class SessionPolicies implements SessionEvaluator {
   }
 
   evaluate(event: DbQueryEvent): Decision | undefined | Promise<Decision> {
-    const guarded = this.#guards.length > 0 || this.#readOnly || this.#timeout;
+    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (event.stage === "function_call") return undefined; // refused by the pipeline itself
     const classification = this.#cache.classify(event.sql);
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
       return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");
     }
-    // Resolve EXECUTE to what it runs; remember PREPARE and Parse for later.
+    // Resolve EXECUTE to what it runs; remember PREPARE and Parse for later. Effects of earlier
+    // statements of the same message apply to the later ones (`SET search_path = evil; DROP
+    // TABLE secrets`): they only widen what names may resolve to, so they are applied at once,
+    // even if the message is then refused.
     const effective: StatementFacts[] = [];
+    const preparedHere = new Map<string, StatementFacts>();
     for (const f of classification.statements) {
+      if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
+      // SET ROLE / SESSION AUTHORIZATION change what "$user" in the search_path means.
+      if (f.operations.includes("set_role")) this.#searchPathUnknown = true;
       if (f.executes !== undefined) {
-        const target = this.#prepared.get(f.executes.toLowerCase());
+        const name = f.executes.toLowerCase();
+        const here = preparedHere.get(name);
+        const target = here === undefined ? this.#prepared.get(name) : [here];
         if (target === undefined) {
           if (guarded) return deny("GW_POLICY_DENIED", `EXECUTE of an unknown prepared statement "${f.executes}" is refused (fail closed)`, "fail-closed");
         } else effective.push(...target);
       }
+      if (f.prepares !== undefined) preparedHere.set(f.prepares.toLowerCase(), f);
       effective.push(f);
     }
     if (guarded) {
@@ -225,37 +244,41 @@ class SessionPolicies implements SessionEvaluator {
       const limit = this.#checkLimits(event.sql, effective);
       if (limit !== undefined) return limit;
     }
-    // Column guards see through views: add the base columns each view read here reads.
+    // Column guards see through views: each statement gets the base columns of the views it reads.
     if (this.#viewResolver !== undefined && this.#columnGuards) {
-      const candidates = this.#viewCandidates(effective);
-      if (candidates.length > 0) {
-        let resolved: readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>;
-        try {
-          resolved = this.#viewResolver.resolve(this.#connection, candidates);
-        } catch {
-          return VIEW_LOOKUP_FAILED;
+      const resolver = this.#viewResolver;
+      const perStatement: (readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>)[] = [];
+      try {
+        for (const f of effective) {
+          const candidates = this.#viewCandidates(f);
+          perStatement.push(candidates.length === 0 ? [] : resolver.resolve(this.#connection, candidates));
         }
-        if (resolved instanceof Promise) {
-          return resolved.then(
-            (cols) => this.#decide(event, classification.statements, withViewColumns(effective, cols)),
-            () => VIEW_LOOKUP_FAILED,
-          );
-        }
-        return this.#decide(event, classification.statements, withViewColumns(effective, resolved));
+      } catch {
+        return VIEW_LOOKUP_FAILED;
       }
+      const withViews = (cols: readonly (readonly ColumnAccess[])[]): StatementFacts[] =>
+        effective.map((f, i) => {
+          const extra = cols[i] ?? [];
+          return extra.length === 0 ? f : { ...f, columns: [...f.columns, ...extra] };
+        });
+      if (perStatement.some((r) => r instanceof Promise)) {
+        return Promise.all(perStatement.map(async (r) => r)).then(
+          (cols) => this.#decide(event, classification.statements, withViews(cols)),
+          () => VIEW_LOOKUP_FAILED,
+        );
+      }
+      return this.#decide(event, classification.statements, withViews(perStatement as readonly (readonly ColumnAccess[])[]));
     }
     return this.#decide(event, classification.statements, effective);
   }
 
-  /** Relations read that may be views, with every schema an unqualified name may resolve to. */
-  #viewCandidates(facts: readonly StatementFacts[]): { schema: string; name: string }[] {
+  /** Relations a statement reads that may be views, with every schema an unqualified name may resolve to. */
+  #viewCandidates(f: StatementFacts): { schema: string; name: string }[] {
     const out = new Map<string, { schema: string; name: string }>();
-    for (const f of facts) {
-      for (const r of f.relationsRead) {
-        if (r.name === "*") continue;
-        const schemas = r.schema !== undefined ? [r.schema] : [...this.#schemas];
-        for (const s of schemas) out.set(`${s}.${r.name}`, { schema: s, name: r.name });
-      }
+    for (const r of f.relationsRead) {
+      if (r.name === "*") continue;
+      const schemas = r.schema !== undefined ? [r.schema] : [...this.#schemas];
+      for (const s of schemas) out.set(`${s}.${r.name}`, { schema: s, name: r.name });
     }
     return [...out.values()];
   }
@@ -365,14 +388,23 @@ class SessionPolicies implements SessionEvaluator {
     if (m === undefined) return true;
     if (m.operations !== undefined && !f.operations.some((op) => anyGlob(m.operations ?? [], op))) return false;
     if (m.relations !== undefined) {
+      const globs = m.relations;
       const rels = [...f.relationsRead, ...f.relationsWritten];
-      if (!rels.some((r) => this.#relationCandidates(r).some((c) => anyGlob(m.relations ?? [], c)))) return false;
+      const hit = rels.some((r) =>
+        r.name === "*"
+          ? globs.some((g) => globCoversSchema(g.source, r.schema))
+          : this.#relationCandidates(r).some((c) => anyGlob(globs, c)),
+      );
+      if (!hit) return false;
     }
     if (m.columns !== undefined) {
       const globs = m.columns;
       const hit = f.columns.some((c) =>
         globs.some((g) => {
-          const relOk = c.relation === undefined || this.#relationCandidates(c.relation).some((r) => g.relation.test(r));
+          const rel = c.relation;
+          const relOk =
+            rel === undefined ||
+            (rel.name === "*" ? globCoversSchema(g.relation.source, rel.schema) : this.#relationCandidates(rel).some((r) => g.relation.test(r)));
           return relOk && (c.column === "*" || g.column.test(c.column));
         }),
       );
@@ -380,16 +412,24 @@ class SessionPolicies implements SessionEvaluator {
     }
     if (m.functions !== undefined) {
       const globs = m.functions;
-      const hit = f.functions.some((fn) => {
-        const dot = fn.lastIndexOf(".");
-        return anyGlob(globs, fn) || (dot >= 0 && anyGlob(globs, fn.slice(dot + 1)));
-      });
+      const hit = f.functions.some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
       if (!hit) return false;
     }
     if (m.noWhere === true && !f.noWhere) return false;
     if (m.noWhere === false && f.noWhere) return false;
     if (m.statementRegex !== undefined && !m.statementRegex.test(sql)) return false;
     return true;
+  }
+
+  /**
+   * Names a function call may be matched under: as written, bare, and (unqualified) under every
+   * schema it may resolve to — pg_catalog first, as PostgreSQL resolves it.
+   */
+  #functionCandidates(fn: string): string[] {
+    const dot = fn.lastIndexOf(".");
+    if (dot >= 0) return [fn, fn.slice(dot + 1)];
+    const schemas = this.#searchPathUnknown ? [...this.#schemas, ...this.#policySchemas] : [...this.#schemas];
+    return [fn, ...schemas.map((s) => `${s}.${fn}`)];
   }
 
   /** Names a relation may be matched under: as written, and qualified by every schema it may resolve to. */
