@@ -314,6 +314,13 @@ describe("limits", () => {
       expect(after.rows[0]?.n).toBe(1);
       const big = await c.query("select o.* from orders o, generate_series(1, 2000)");
       expect(big.rows).toHaveLength(50);
+      // The cancel sent for a cut result must never hit the statement after it.
+      for (let i = 0; i < 25; i++) {
+        const cut = await c.query("select o.* from orders o, generate_series(1, 200)");
+        expect(cut.rows).toHaveLength(50);
+        const next = await c.query<{ n: number }>("select $1::int as n", [i]);
+        expect(next.rows[0]?.n).toBe(i);
+      }
     });
   });
 

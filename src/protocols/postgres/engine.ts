@@ -304,14 +304,13 @@ export class PostgresEngine implements ProtocolEngine {
       logger: this.#log.child({ sessionId: gate.info.id }),
       catalog: o.catalogFor(connection),
       maskerFor: o.maskerFor,
-      cancelUpstream: () => {
-        void sendCancel(connection, upstream.backendKey, {
+      cancelUpstream: () =>
+        sendCancel(connection, upstream.backendKey, {
           dialer: o.dialer,
           resolveSecret: o.resolveSecret,
           timeoutMs: o.connectTimeoutMs,
           maxMessageBytes: o.maxMessageBytes,
-        }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target"));
-      },
+        }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target")),
     });
     try {
       const outcome = await session.run();

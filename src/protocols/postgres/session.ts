@@ -94,8 +94,8 @@ export interface PgSessionOptions {
   readonly catalog: PgCatalog;
   /** The masker for a mask rule (built once per rule). */
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
-  /** Send a CancelRequest for the session's running statement on the target. */
-  readonly cancelUpstream: () => void;
+  /** Send a CancelRequest for the session's running statement; resolves once the target has taken it. */
+  readonly cancelUpstream: () => Promise<void>;
 }
 
 /** A statement execution whose results are still arriving (or a Sync marker). */
@@ -708,16 +708,21 @@ export class PgProxySession {
     );
     // New client work waits until this statement has completed, so that the asynchronous
     // cancel cannot hit a later statement.
-    this.#cancelBarrier ??= new Promise<void>((resolve) => (this.#releaseCancelBarrier = resolve));
-    this.#o.cancelUpstream();
+    // Both must happen before new work goes out: the statement has completed, and the target has
+    // taken the cancel (a cancel still in flight could otherwise hit the next statement).
+    const completed = new Promise<void>((resolve) => (this.#releaseCancelBarrier = resolve));
+    this.#cancelBarrier ??= Promise.all([completed, this.#o.cancelUpstream()]).then(() => undefined);
   }
 
   #releaseBarrier(): void {
     const release = this.#releaseCancelBarrier;
     if (release === undefined) return;
     this.#releaseCancelBarrier = undefined;
-    this.#cancelBarrier = undefined;
+    const barrier = this.#cancelBarrier;
     release();
+    void barrier?.then(() => {
+      if (this.#cancelBarrier === barrier) this.#cancelBarrier = undefined;
+    });
   }
 
   #refuse(p: Execution, message: string): Buffer {

@@ -266,8 +266,19 @@ export async function sendCancel(
   try {
     if (conn.sslmode !== "disable") await negotiateTls(framed, conn, deps);
     framed.detach();
+    // The server closes the connection once it has signalled the backend: waiting for that
+    // lets a caller know the cancel has landed (or will be ignored by an idle backend).
     await new Promise<void>((resolve) => {
-      framed.socket.end(encodeCancelRequest(key.processId, key.secretKey), () => resolve());
+      const socket = framed.socket;
+      const timer = setTimeout(resolve, Math.min(deps.timeoutMs, 2000));
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      socket.once("close", done);
+      socket.once("error", done);
+      socket.resume();
+      socket.end(encodeCancelRequest(key.processId, key.secretKey));
     });
   } finally {
     setTimeout(() => framed.socket.destroy(), 1000).unref();
