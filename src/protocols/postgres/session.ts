@@ -25,7 +25,20 @@ import type { SessionGate, SessionStats } from "../../policy/pipeline.js";
 import type { PgCatalog } from "./catalog.js";
 import { sqlstateFor } from "./errors.js";
 import { OutBuffer } from "./out-buffer.js";
-import { needsWork, planFields, rewriteDataRow, type FieldAction, type ResolvedField, type RuleMasker } from "./result-masking.js";
+import {
+  EMPTY,
+  isRefused,
+  maskCopyLine,
+  newResult,
+  renderValue,
+  tagWithRows,
+  type Execution,
+  type Pending,
+  type PortalRef,
+  type ResultAcc,
+  type StatementRef,
+} from "./executions.js";
+import { needsWork, planFields, rewriteDataRow, type ResolvedField, type RuleMasker } from "./result-masking.js";
 import type { UpstreamSession } from "./upstream.js";
 import {
   type Frame,
@@ -49,34 +62,13 @@ import {
   encodeCopyData,
   encodeQuery,
   encodeTerminate,
+  BackendType,
+  FrontendType,
 } from "./wire/index.js";
 
-// Frontend message types (protocol-message-formats).
-const F_QUERY = 0x51; // 'Q'
-const F_PARSE = 0x50; // 'P'
-const F_BIND = 0x42; // 'B'
-const F_EXECUTE = 0x45; // 'E'
-const F_DESCRIBE = 0x44; // 'D'
-const F_CLOSE = 0x43; // 'C'
-const F_SYNC = 0x53; // 'S'
-const F_FLUSH = 0x48; // 'H'
-const F_TERMINATE = 0x58; // 'X'
-const F_FUNCTION_CALL = 0x46; // 'F'
-const F_COPY_DATA = 0x64; // 'd'
-const F_COPY_DONE = 0x63; // 'c'
-const F_COPY_FAIL = 0x66; // 'f'
-const F_PASSWORD = 0x70; // 'p' (also SASL/GSS responses)
-
-// Backend message types.
-const B_ROW_DESCRIPTION = 0x54; // 'T'
-const B_DATA_ROW = 0x44; // 'D'
-const B_COMMAND_COMPLETE = 0x43; // 'C'
-const B_EMPTY_QUERY = 0x49; // 'I'
-const B_PORTAL_SUSPENDED = 0x73; // 's'
-const B_ERROR = 0x45; // 'E'
-const B_READY = 0x5a; // 'Z'
-const B_COPY_OUT = 0x48; // 'H'
-const B_COPY_DATA = 0x64; // 'd'
+// Message types (protocol-message-formats), named as in the codecs.
+const F = FrontendType;
+const B = BackendType;
 
 const POISON_PREFIX = "airlock_denied_";
 const POISON_RE = /airlock_denied_([0-9a-f]{16})/;
@@ -96,50 +88,6 @@ export interface PgSessionOptions {
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
   /** Send a CancelRequest for the session's running statement; resolves once the target has taken it. */
   readonly cancelUpstream: () => Promise<void>;
-}
-
-/** A statement execution whose results are still arriving (or a Sync marker). */
-type Pending = Execution | { kind: "sync" };
-
-interface Execution {
-  readonly kind: "simple" | "execute";
-  readonly seq: number;
-  readonly denied: boolean;
-  readonly started: number;
-  readonly params?: readonly (string | null)[] | undefined;
-  readonly plan: ResultPlan | undefined;
-  /** Result formats requested at Bind (extended protocol). */
-  readonly resultFormats?: readonly number[] | undefined;
-  result: ResultAcc;
-}
-
-interface ResultAcc {
-  rowCount: number;
-  rows: (string | null)[][];
-  truncated: boolean;
-  /** Rows actually sent to the client (maxRows). */
-  sent: number;
-  /** How each field is masked, once the RowDescription is resolved. */
-  actions?: FieldAction[] | undefined;
-  /** COPY out in progress: text (0) or binary (1) format. */
-  copyFormat?: number | undefined;
-  /** The result is refused: rows are dropped and its completion becomes this error. */
-  refused?: string | undefined;
-  /** maxRows was exceeded and a cancel was sent. */
-  cancelled?: boolean;
-  masked: Record<string, number>;
-}
-
-interface StatementRef {
-  readonly seq: number;
-  readonly plan: ResultPlan | undefined;
-}
-
-interface PortalRef {
-  readonly seq: number;
-  readonly params: readonly (string | null)[];
-  readonly plan: ResultPlan | undefined;
-  readonly resultFormats: readonly number[];
 }
 
 export interface PgSessionOutcome {
@@ -248,56 +196,56 @@ export class PgProxySession {
     const out = new OutBuffer();
     for (let frame = reader.next(); frame !== undefined; frame = reader.next()) {
       if (this.#finished) return false;
-      if (this.#cancelBarrier !== undefined && frame.type !== F_SYNC && frame.type !== F_FLUSH) {
+      if (this.#cancelBarrier !== undefined && frame.type !== F.Sync && frame.type !== F.Flush) {
         // A maxRows cancel is in flight: no new work reaches the target until it has landed.
         await this.#flushUpstream(out);
         await this.#cancelBarrier;
       }
       switch (frame.type) {
-        case F_QUERY:
+        case F.Query:
           await this.#flushUpstream(out);
           await this.#onQuery(frame, out);
           break;
-        case F_PARSE:
+        case F.Parse:
           await this.#flushUpstream(out);
           await this.#onParse(frame, out);
           break;
-        case F_FUNCTION_CALL:
+        case F.FunctionCall:
           await this.#flushUpstream(out);
           await this.#onFunctionCall(frame, out);
           break;
-        case F_BIND:
+        case F.Bind:
           if (this.#skipUntilSync) break;
           this.#onBind(frame);
           out.add(frame.bytes);
           break;
-        case F_EXECUTE:
+        case F.Execute:
           if (this.#skipUntilSync) break;
           this.#onExecute(frame);
           out.add(frame.bytes);
           break;
-        case F_CLOSE:
+        case F.Close:
           if (this.#skipUntilSync) break;
           this.#onClose(frame);
           out.add(frame.bytes);
           break;
-        case F_DESCRIBE:
-        case F_COPY_DATA:
-        case F_COPY_DONE:
-        case F_COPY_FAIL:
-        case F_PASSWORD:
+        case F.Describe:
+        case F.CopyData:
+        case F.CopyDone:
+        case F.CopyFail:
+        case F.Password:
           if (this.#skipUntilSync) break;
           out.add(frame.bytes);
           break;
-        case F_SYNC:
+        case F.Sync:
           this.#skipUntilSync = false;
           this.#pending.push({ kind: "sync" });
           out.add(frame.bytes);
           break;
-        case F_FLUSH:
+        case F.Flush:
           out.add(frame.bytes);
           break;
-        case F_TERMINATE:
+        case F.Terminate:
           await this.#flushUpstream(out);
           this.#upstream.end(encodeTerminate());
           this.#finish("client_closed");
@@ -340,7 +288,7 @@ export class PgProxySession {
     if (!isGatewayError(e) || e.code !== "GW_PROTOCOL") return false;
     this.#log.warn({ err: e, type: String.fromCharCode(frame.type) }, "malformed statement refused");
     const denial: DenyDecision = { type: "deny", code: "GW_PROTOCOL", message: `invalid message format: ${e.message}` };
-    if (frame.type === F_QUERY) {
+    if (frame.type === F.Query) {
       this.#pending.push({ kind: "simple", seq: ++this.#seq, denied: true, started: performance.now(), plan: undefined, result: newResult() });
       out.add(encodeQuery(this.#poison(denial)));
     } else {
@@ -508,11 +456,11 @@ export class PgProxySession {
    */
   #observeUpstream(frame: Frame, out: OutBuffer): Buffer | "block" | undefined {
     switch (frame.type) {
-      case B_ROW_DESCRIPTION:
+      case B.RowDescription:
         return this.#onRowDescription(frame);
-      case B_DATA_ROW:
+      case B.DataRow:
         return this.#onDataRow(frame, out);
-      case B_COPY_OUT: {
+      case B.CopyOutResponse: {
         this.#columns = ["copy"];
         this.#formats = [0];
         const p = this.#current();
@@ -526,9 +474,9 @@ export class PgProxySession {
         }
         return undefined;
       }
-      case B_COPY_DATA:
+      case B.CopyData:
         return this.#onCopyData(frame, out);
-      case B_COMMAND_COMPLETE: {
+      case B.CommandComplete: {
         const p = this.#current();
         let replacement: Buffer | undefined;
         if (p !== undefined) {
@@ -548,18 +496,18 @@ export class PgProxySession {
         this.#formats = undefined;
         return replacement;
       }
-      case B_EMPTY_QUERY:
-      case B_PORTAL_SUSPENDED: {
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended: {
         const p = this.#current();
         if (p?.kind === "execute") {
-          this.#emitResult(p, { tag: frame.type === B_EMPTY_QUERY ? "EMPTY" : "SUSPENDED" });
+          this.#emitResult(p, { tag: frame.type === B.EmptyQueryResponse ? "EMPTY" : "SUSPENDED" });
           this.#completeExecution(p);
         }
         return undefined;
       }
-      case B_ERROR:
+      case B.ErrorResponse:
         return this.#onUpstreamError(frame);
-      case B_READY: {
+      case B.ReadyForQuery: {
         this.#txStatus = decodeReadyForQuery(frame.body);
         // Everything up to the Sync (or the simple Query) this answers is finished; executions
         // still pending were skipped by the server after an error.
@@ -865,58 +813,6 @@ export class PgProxySession {
   get transactionStatus(): "I" | "T" | "E" {
     return this.#txStatus;
   }
-}
-
-function newResult(): ResultAcc {
-  return { rowCount: 0, rows: [], truncated: false, sent: 0, masked: {} };
-}
-
-const EMPTY = Buffer.alloc(0);
-
-function isRefused(acc: ResultAcc): boolean {
-  return acc.refused !== undefined;
-}
-
-/** Replace the row count in a command tag (`SELECT 5000` → `SELECT 100`). */
-function tagWithRows(tag: string, rows: number): string {
-  const i = tag.lastIndexOf(" ");
-  return i > 0 && /^\d+$/.test(tag.slice(i + 1)) ? `${tag.slice(0, i)} ${rows}` : tag;
-}
-
-/**
- * Mask one line of COPY text/CSV output. Fields are masked one by one (tab-separated text
- * format) so that the null strategy can emit `\N`; CSV lines are masked as a whole. The
- * replacement tokens contain no tab, newline, quote or backslash, so the line stays valid.
- */
-function maskCopyLine(line: string, rules: readonly MaskRule[], maskerFor: (r: MaskRule) => RuleMasker, counts: Record<string, number>): string | undefined {
-  const detectors = rules.filter((r) => r.detectors.length > 0).map(maskerFor);
-  if (detectors.length === 0) return undefined;
-  const nl = line.endsWith("\n") ? "\n" : "";
-  const body = nl === "" ? line : line.slice(0, -1);
-  const state = { changed: false };
-  const fields = body.split("\t").map((field) => {
-    let current: string | null = field;
-    for (const m of detectors) {
-      if (current === null) break;
-      const r = m.maskText(current);
-      if (r === undefined) continue;
-      current = r.value;
-      for (const [k, n] of Object.entries(r.counts)) counts[k] = (counts[k] ?? 0) + n;
-    }
-    if (current !== field) state.changed = true;
-    return current === null ? "\\N" : current;
-  });
-  return state.changed ? fields.join("\t") + nl : undefined;
-}
-
-/** A value as text for the recording: text format as UTF-8, binary as `\x` hex; capped. */
-export function renderValue(v: Buffer, format: number, maxBytes: number): string {
-  if (format === 1) {
-    const shown = v.subarray(0, Math.floor(maxBytes / 2));
-    return `\\x${shown.toString("hex")}${shown.length < v.length ? "…" : ""}`;
-  }
-  if (v.length <= maxBytes) return v.toString("utf8");
-  return `${v.subarray(0, maxBytes).toString("utf8")}…`;
 }
 
 function waitDrain(stream: Duplex): Promise<void> {
