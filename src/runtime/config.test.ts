@@ -35,6 +35,8 @@ describe("configuration", () => {
     expect(configError({ listen: { postgres: "nonsense" } })).toContain("listen.postgres");
     expect(configError({ unknownKey: 1 })).toContain("unknownKey");
     expect(configError({ serviceAccounts: [{ name: "a" }, { name: "a" }] })).toContain("serviceAccounts[1].name");
+    expect(configError({ connections: [{ name: "web1", type: "ssh", host: "h" }] })).toContain('connections[0].type: type "ssh" is not supported by this version yet');
+    expect(configError({ policies: [{ name: "m", action: "mask", detectors: ["emial"] }] })).toContain("policies[0].detectors[0]");
   });
 
   it("resolves file: references relative to the config file", () => {

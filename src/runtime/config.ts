@@ -107,7 +107,20 @@ const postgresConnection = z.strictObject({
   sslServerName: z.string().optional(),
 });
 
-const connection = z.discriminatedUnion("type", [postgresConnection]);
+/** Connection types of the contract that later versions add (INTERFACE.md). */
+const PLANNED_TYPES = ["mysql", "ssh", "http", "kubernetes"];
+
+const connection = z.discriminatedUnion("type", [postgresConnection], {
+  error: (issue) => {
+    if (issue.code !== "invalid_union") return undefined;
+    const input: unknown = issue.input;
+    const type = typeof input === "object" && input !== null && "type" in input ? (input as { type: unknown }).type : undefined;
+    if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
+      return `type "${type}" is not supported by this version yet (supported: postgres)`;
+    }
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres)`;
+  },
+});
 
 const stringList = z.array(z.string().min(1));
 
