@@ -112,9 +112,8 @@ const PLANNED_TYPES = ["mysql", "ssh", "http", "kubernetes"];
 
 const connection = z.discriminatedUnion("type", [postgresConnection], {
   error: (issue) => {
-    if (issue.code !== "invalid_union") return undefined;
     const input: unknown = issue.input;
-    const type = typeof input === "object" && input !== null && "type" in input ? (input as { type: unknown }).type : undefined;
+    const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
     if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
       return `type "${type}" is not supported by this version yet (supported: postgres)`;
     }
