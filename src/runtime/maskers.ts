@@ -46,9 +46,11 @@ export function createMaskerFactory(key: Buffer): (rule: MaskRule) => RuleMasker
         if (r !== undefined) for (const [k, n] of Object.entries(scratch.toJSON())) counts[k] = (counts[k] ?? 0) + n;
         return r;
       },
-      maskWhole(text) {
-        return masker.maskWhole(text, kindOf(text));
+      kindOf,
+      maskWhole(text, kind) {
+        return masker.maskWhole(text, kind);
       },
+      constantPerKind: rule.strategy === "redact" || rule.strategy === "null",
     };
     cache.set(rule, m);
     return m;

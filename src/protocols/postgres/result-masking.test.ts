@@ -12,7 +12,9 @@ const fake: RuleMasker = {
     counts["secret"] = (counts["secret"] ?? 0) + 1;
     return Buffer.from(text.replaceAll("secret", "[S]"), "utf8");
   },
+  kindOf: () => "column",
   maskWhole: () => "[REDACTED]",
+  constantPerKind: true,
 };
 
 const columnRule: MaskRule = { rule: "cols", columns: ["users.email", "*.card"], detectors: [], strategy: "redact" };

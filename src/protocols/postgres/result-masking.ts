@@ -18,8 +18,12 @@ export interface RuleMasker {
    * never decoded). Masked values are counted per kind into `counts`.
    */
   maskBytes(bytes: Buffer, counts: Record<string, number>): Buffer | null | undefined;
+  /** The kind a value shows (`email`, …), for labelling a whole-value mask; "column" when none. */
+  kindOf(text: string): string;
   /** A column rule: the whole value, labelled `kind`. */
-  maskWhole(text: string): string | null;
+  maskWhole(text: string, kind: string): string | null;
+  /** Whether maskWhole's output depends only on the kind (redact): then it is computed once per column. */
+  readonly constantPerKind: boolean;
 }
 
 export interface ResolvedField {
@@ -33,7 +37,18 @@ export interface ResolvedField {
 
 export type FieldAction =
   | { readonly kind: "keep" }
-  | { readonly kind: "whole"; readonly masker: RuleMasker; readonly rule: string; readonly json: boolean }
+  | {
+      readonly kind: "whole";
+      readonly masker: RuleMasker;
+      readonly rule: string;
+      readonly json: boolean;
+      /**
+       * Per result column: the label, taken from the first value (columns hold one kind of
+       * data; labelling is cosmetic, the whole value is masked whatever it holds), and, when
+       * the output depends only on the label, the encoded output itself.
+       */
+      readonly memo: { label?: string; bytes?: Buffer | null };
+    }
   /** A column rule on a non-text type (integer, date, …): no masked text fits it, so it becomes NULL. */
   | { readonly kind: "null"; readonly rule: string }
   | { readonly kind: "detect"; readonly maskers: readonly RuleMasker[]; readonly json: boolean; readonly jsonbBinary: boolean };
@@ -77,7 +92,7 @@ export function planFields(fields: readonly ResolvedField[], rules: readonly Mas
       // `[REDACTED]` in an integer or timestamp column would break every typed client (text
       // format) or cannot be encoded at all (binary): such values are masked as NULL.
       if (!textual || whole.strategy === "null") return { kind: "null", rule: whole.rule };
-      return { kind: "whole", masker: maskerFor(whole), rule: whole.rule, json };
+      return { kind: "whole", masker: maskerFor(whole), rule: whole.rule, json, memo: {} };
     }
     const detectors = rules.filter((r) => r.detectors.length > 0);
     if (detectors.length === 0 || !(textual || f.format === 0)) return { kind: "keep" };
@@ -124,8 +139,15 @@ export function rewriteDataRow(body: Buffer, actions: readonly FieldAction[], co
     const offset = action.kind === "detect" && action.jsonbBinary ? 1 : 0;
     let out: Buffer | null;
     if (action.kind === "whole") {
-      const masked = action.masker.maskWhole(raw.toString("utf8"));
-      out = masked === null ? null : Buffer.from(action.json ? jsonString(masked) : masked, "utf8");
+      const memo = action.memo;
+      if (memo.bytes !== undefined) out = memo.bytes;
+      else {
+        const text = raw.toString("utf8");
+        memo.label ??= action.masker.kindOf(text);
+        const masked = action.masker.maskWhole(text, memo.label);
+        out = masked === null ? null : Buffer.from(action.json ? jsonString(masked) : masked, "utf8");
+        if (action.masker.constantPerKind) memo.bytes = out;
+      }
       counts[`column:${action.rule}`] = (counts[`column:${action.rule}`] ?? 0) + 1;
     } else {
       const original = offset === 1 ? raw.subarray(1) : raw;
