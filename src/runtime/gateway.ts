@@ -227,6 +227,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       cleanups.push(() => server.close());
     }
 
+    if (config.oidc.length > 0) {
+      // A contract key whose feature (workload and person identity, issue 4) is not built yet:
+      // such tokens are refused like any unknown token (fail closed). Say so rather than surprise.
+      logger.warn({ issuers: config.oidc.map((o) => o.issuer) }, "oidc issuers are configured but not used by this version: only Airlock tokens are accepted");
+    }
     await audit.append({ type: "gateway.start", details: { connections: config.connections.length } });
     logger.info({ addresses, store: store.kind, tls: tls?.source ?? "off" }, "gateway started");
 
