@@ -3,7 +3,9 @@
  * real clients (psql and node-postgres).
  */
 import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import pg from "pg";
+import { serialize } from "pg-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
@@ -38,6 +40,44 @@ async function refused(c: pg.Client, sql: string, values?: unknown[]): Promise<{
     return e as { code?: string; message: string };
   }
   throw new Error(`not refused: ${sql}`);
+}
+
+/** Log in with the raw protocol (extra start-up parameters), run one simple query, return what came back. */
+async function rawQuery(extra: Record<string, string>, sql: string): Promise<string> {
+  const socket = connect(t.pgPort, "127.0.0.1");
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  const chunks: Buffer[] = [];
+  let pending = Buffer.alloc(0);
+  let loggedIn = false;
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("raw query timed out")), 10_000);
+    socket.on("data", (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+      while (pending.length >= 5) {
+        const len = pending.readInt32BE(1);
+        if (pending.length < len + 1) break;
+        const msg = pending.subarray(0, len + 1);
+        pending = pending.subarray(len + 1);
+        const type = String.fromCharCode(msg[0] ?? 0);
+        if (!loggedIn) {
+          if (type === "R" && msg.readInt32BE(5) === 3) socket.write(serialize.password(token));
+          if (type === "E") reject(new Error(msg.toString("latin1")));
+          if (type === "Z") {
+            loggedIn = true;
+            socket.write(serialize.query(sql));
+          }
+          continue;
+        }
+        chunks.push(Buffer.from(msg));
+        if (type === "Z") {
+          clearTimeout(timer);
+          socket.end(serialize.end());
+          resolve(Buffer.concat(chunks).toString("latin1"));
+        }
+      }
+    });
+    socket.write(serialize.startup({ user: "agent", database: "shop", ...extra }));
+  });
 }
 
 beforeAll(async () => {
@@ -80,6 +120,7 @@ beforeAll(async () => {
       { name: "no-sleep", connections: ["shop"], match: { functions: ["pg_sleep", "pg_read_file"] }, action: "deny" },
       { name: "no-secrets-table", connections: ["shop"], match: { relations: ["public.secrets*"] }, action: "deny" },
       { name: "regex-guard", connections: ["shop"], match: { statementRegex: "forbidden_marker" }, action: "deny" },
+      { name: "no-evil-tables", connections: ["shop"], match: { operations: ["create_table"], relations: ["evil.*"] }, action: "deny" },
       { name: "orders-writes-need-approval", connections: ["shop"], match: { operations: ["insert"], relations: ["orders"] }, action: "require_approval", approvers: ["dba"] },
       { name: "hide-pii", connections: ["shop", "shop_ro"], action: "mask", columns: ["customers.email"], detectors: ["credit_card", "email", "phone"], strategy: "redact" },
       { name: "hide-totals", connections: ["shop"], action: "mask", columns: ["orders.total"], strategy: "redact" },
@@ -163,6 +204,13 @@ describe("deny policies", () => {
       expect((await refused(c, "create table secrets (x int)")).message).toContain("no-secrets-table");
       expect((await refused(c, "select 1 as forbidden_marker")).message).toContain("regex-guard");
     });
+  });
+
+  it("resolves names with a search_path sent as a start-up parameter", async () => {
+    const text = await rawQuery({ search_path: "evil" }, "create table sneaky (x int)");
+    expect(text).toContain("42501");
+    expect(text).toContain("no-evil-tables");
+    expect((await server.psql("select to_regclass('evil.sneaky') is null", { database: "shop" })).trim()).toBe("t");
   });
 
   it("fails closed on statements whose effects cannot be known, or that cannot be parsed", async () => {

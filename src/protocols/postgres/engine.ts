@@ -232,6 +232,9 @@ export class PostgresEngine implements ProtocolEngine {
     const attributes: Record<string, string> = { tls: tls ? "on" : "off", user: claimedUser.slice(0, 200) };
     const app = params.get("application_name");
     if (app !== undefined) attributes["application_name"] = app.slice(0, 200);
+    // Forwarded to the target, so the guardrails must resolve names the way it will.
+    const searchPath = [...params].find(([k]) => k.toLowerCase() === "search_path")?.[1];
+    if (searchPath !== undefined) attributes["search_path"] = searchPath;
     const info: SessionInfo = {
       id: randomUUID(),
       protocol: "postgres",
