@@ -3,12 +3,12 @@
  * real clients (psql and node-postgres).
  */
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
 import pg from "pg";
 import { serialize } from "pg-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
+import { rawSession } from "./harness/raw-pg.js";
 
 let server: PgServer;
 let t: TestGateway;
@@ -43,41 +43,9 @@ async function refused(c: pg.Client, sql: string, values?: unknown[]): Promise<{
 }
 
 /** Log in with the raw protocol (extra start-up parameters), run one simple query, return what came back. */
-async function rawQuery(extra: Record<string, string>, sql: string): Promise<string> {
-  const socket = connect(t.pgPort, "127.0.0.1");
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
-  const chunks: Buffer[] = [];
-  let pending = Buffer.alloc(0);
-  let loggedIn = false;
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("raw query timed out")), 10_000);
-    socket.on("data", (d: Buffer) => {
-      pending = Buffer.concat([pending, d]);
-      while (pending.length >= 5) {
-        const len = pending.readInt32BE(1);
-        if (pending.length < len + 1) break;
-        const msg = pending.subarray(0, len + 1);
-        pending = pending.subarray(len + 1);
-        const type = String.fromCharCode(msg[0] ?? 0);
-        if (!loggedIn) {
-          if (type === "R" && msg.readInt32BE(5) === 3) socket.write(serialize.password(token));
-          if (type === "E") reject(new Error(msg.toString("latin1")));
-          if (type === "Z") {
-            loggedIn = true;
-            socket.write(serialize.query(sql));
-          }
-          continue;
-        }
-        chunks.push(Buffer.from(msg));
-        if (type === "Z") {
-          clearTimeout(timer);
-          socket.end(serialize.end());
-          resolve(Buffer.concat(chunks).toString("latin1"));
-        }
-      }
-    });
-    socket.write(serialize.startup({ user: "agent", database: "shop", ...extra }));
-  });
+async function rawQuery(startup: Record<string, string>, sql: string): Promise<string> {
+  const out = await rawSession({ port: t.pgPort, database: "shop", password: token, bytes: serialize.query(sql), startup });
+  return out.toString("latin1");
 }
 
 beforeAll(async () => {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startTap, type Tap } from "./harness/tap.js";
+import { rawSession } from "./harness/raw-pg.js";
 import { encodeFunctionCall } from "../src/protocols/postgres/wire/index.js";
 
 const CANARY = `canary-${randomBytes(12).toString("hex")}`;
@@ -174,7 +175,7 @@ describe("node-postgres through the gateway", () => {
       serialize.execute({}),
       serialize.sync(),
     ]);
-    const received = await rawSession("orders", token, bytes, 2);
+    const received = await rawSession({ port: t.pgPort, database: "orders", password: token, bytes, readyCount: 2 });
     const text = received.toString("latin1");
     // DataRows carry "42", "two", "100" in that order, followed by two ReadyForQuery.
     const i42 = text.indexOf("42");
@@ -191,7 +192,7 @@ describe("node-postgres through the gateway", () => {
       encodeFunctionCall({ functionOid: 957, args: [Buffer.from([0, 0, 0, 0])], argFormats: [1], resultFormat: 1 }),
       serialize.query("select 'still here' as s"),
     ]);
-    const text = (await rawSession("orders", token, bytes, 2)).toString("latin1");
+    const text = (await rawSession({ port: t.pgPort, database: "orders", password: token, bytes, readyCount: 2 })).toString("latin1");
     expect(text).toContain("42501");
     expect(text).toContain("fastpath");
     expect(text).toContain("still here");
@@ -482,47 +483,4 @@ function allFiles(dir: string): string[] {
     else out.push(p);
   }
   return out;
-}
-
-/**
- * Log in with the raw protocol, send `bytes` in one write, and collect what comes back until
- * `readyCount` ReadyForQuery messages have arrived after login.
- */
-async function rawSession(database: string, password: string, bytes: Buffer, readyCount: number): Promise<Buffer> {
-  const socket = connect(t.pgPort, "127.0.0.1");
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
-  const startup = serialize.startup({ user: "agent", database });
-  const chunks: Buffer[] = [];
-  let loggedIn = false;
-  let ready = 0;
-  return new Promise<Buffer>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("raw session timed out")), 10_000);
-    let pending = Buffer.alloc(0);
-    socket.on("data", (d: Buffer) => {
-      pending = Buffer.concat([pending, d]);
-      while (pending.length >= 5) {
-        const len = pending.readInt32BE(1);
-        if (pending.length < len + 1) break;
-        const msg = pending.subarray(0, len + 1);
-        pending = pending.subarray(len + 1);
-        const type = String.fromCharCode(msg[0] ?? 0);
-        if (!loggedIn) {
-          if (type === "R" && msg.readInt32BE(5) === 3) socket.write(serialize.password(password));
-          if (type === "E") reject(new Error(msg.toString("latin1")));
-          if (type === "Z") {
-            loggedIn = true;
-            socket.write(bytes);
-          }
-          continue;
-        }
-        chunks.push(Buffer.from(msg));
-        if (type === "Z" && ++ready === readyCount) {
-          clearTimeout(timer);
-          socket.end(serialize.end());
-          resolve(Buffer.concat(chunks));
-        }
-      }
-    });
-    socket.write(startup);
-  });
 }

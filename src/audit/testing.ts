@@ -18,8 +18,9 @@ export class MemoryAuditStore implements Store {
   private downError(): GatewayError {
     return new GatewayError("GW_STORE", "store is down (test)");
   }
+  /** Tokens and sessions are outside this audit-only test double: calls reject, by design. */
   private unsupported(): Promise<never> {
-    return Promise.reject(new GatewayError("GW_INTERNAL", "not implemented by MemoryAuditStore"));
+    return Promise.reject(new GatewayError("GW_INTERNAL", "MemoryAuditStore keeps audit records only"));
   }
 
   migrate(): Promise<void> {
