@@ -14,7 +14,13 @@ import type { Principal } from "../core/principal.js";
 import { ADMIN_TOKEN_PREFIX, adminTokenMatches } from "../identity/admin.js";
 import type { TokenService } from "../identity/tokens.js";
 
-export type ControlPlaneRole = "admin";
+/**
+ * Control-plane roles. `admin` configures and can do everything; `approver` decides approval
+ * requests (and only those whose policy names one of its groups: checked per request);
+ * `auditor` reads sessions, recordings and audit; `user` is any authenticated principal
+ * (its own tokens, its own approval and access requests).
+ */
+export type ControlPlaneRole = "admin" | "approver" | "auditor" | "user";
 export type RouteAccess = "public" | ControlPlaneRole;
 
 declare module "fastify" {
@@ -31,15 +37,15 @@ export interface Caller {
   readonly roles: readonly ControlPlaneRole[];
 }
 
-/** Roles of a principal. Service accounts, people and workloads have none until roles are configurable. */
+/** Roles of a principal. Every authenticated principal is a `user`; approver/auditor come from configured group mappings (identity issue). */
 export function rolesOf(principal: Principal): readonly ControlPlaneRole[] {
   switch (principal.kind) {
     case "admin":
-      return ["admin"];
+      return ["admin", "approver", "auditor", "user"];
     case "service_account":
     case "person":
     case "workload":
-      return [];
+      return ["user"];
   }
 }
 
