@@ -13,6 +13,7 @@ import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 const DANGEROUS_OPS = new Set([
   "drop", "drop_table", "truncate", "alter", "rename", "alter_role", "alter_system", "grant", "revoke", "set_role",
   "create_rule", "create_trigger", "create_function", "disable_trigger", "do", "call", "program", "copy_file", "copy_from",
+  "create_extension",
 ]);
 const DENIED_FUNCTIONS = ["pg_read_file", "pg_sleep", "lo_import", "lo_export", "dblink*", "pg_terminate_backend", "drop_everything", "evil", "f"];
 const WRITE_OPS = new Set(["insert", "update", "delete", "merge"]);
@@ -23,9 +24,10 @@ function bare(fn: string): string {
 
 /** Whether this suite's policies must refuse the case (by what the case says its facts are). */
 function mustRefuse(c: BypassCase): boolean {
-  if (c.refused === true || c.unknown === true || c.noWhere === true) return true;
+  if (c.refused === true || c.unknown === true || c.noWhere === true || c.refusedOnWire !== undefined) return true;
   if (c.ops?.some((op) => DANGEROUS_OPS.has(op)) === true) return true;
-  if (c.columns?.some((col) => col.startsWith("users.password:") || col.startsWith("public.users.password:")) === true) return true;
+  // users.password, reached by name, as the whole row, or as a column of any relation.
+  if (c.columns?.some((col) => /^(?:(?:[^.]+\.)?users\.(?:password|\*)|[?*]\.(?:password|\*)):/.test(col)) === true) return true;
   if (c.functions?.some((f) => DENIED_FUNCTIONS.includes(bare(f))) === true) return true;
   const writesUsers = c.written?.some((r) => r === "users" || r === "public.users") === true;
   if (writesUsers && c.ops?.some((op) => WRITE_OPS.has(op)) === true) return true;
@@ -33,6 +35,24 @@ function mustRefuse(c: BypassCase): boolean {
 }
 
 const CASES = BYPASS_CASES.filter(mustRefuse);
+
+/**
+ * A second, narrow policy set on its own connection ("narrow", the same database): only DROP
+ * TABLE / TRUNCATE, reads of users.password, four functions and SET ROLE are denied. The carrier
+ * of a hidden effect (CREATE FUNCTION, ALTER ROLE, CREATE OPERATOR, DROP OWNED, RENAME …) is
+ * allowed here, so a refusal proves the classifier revealed what it hides.
+ */
+const NARROW_OPS = ["drop_table", "truncate", "set_role"];
+const NARROW_FUNCTIONS = ["pg_read_file", "lo_import", "lo_export", "pg_sleep"];
+
+function mustRefuseNarrow(c: BypassCase): boolean {
+  if (c.refused === true || c.unknown === true || c.refusedOnWire === true) return true;
+  if (c.ops?.some((op) => NARROW_OPS.includes(op)) === true) return true;
+  if (c.columns?.some((col) => /^(?:(?:[^.]+\.)?users\.(?:password|\*)|[?*]\.(?:password|\*)):/.test(col)) === true) return true;
+  return c.functions?.some((f) => NARROW_FUNCTIONS.includes(bare(f))) === true;
+}
+
+const NARROW_CASES = BYPASS_CASES.filter(mustRefuseNarrow);
 
 let server: PgServer;
 let t: TestGateway;
@@ -45,18 +65,36 @@ beforeAll(async () => {
      insert into users values (1, 'ada', 'hunter2'), (2, 'bob', 'swordfish');
      create table orders (id int primary key, total int);
      insert into orders select g, g from generate_series(1, 10) g;
-     alter table users owner to app; alter table orders owner to app;`,
+     alter table users owner to app; alter table orders owner to app;
+     create view users_v as select * from users;
+     create view users_v2 (a, b, c) as select id, name, password from users;
+     create view users_v3 as select id, upper(password) as shout from users;
+     create view nested_v as select * from users_v2;
+     create materialized view users_mv as select * from users;
+     create schema shadow; create view shadow.uv as select password from users;
+     create view names_v as select id, name from users; alter view names_v owner to app;
+     alter view users_v owner to app; alter view users_v2 owner to app; alter view users_v3 owner to app;
+     alter view nested_v owner to app; alter materialized view users_mv owner to app; alter view shadow.uv owner to app;
+     alter schema shadow owner to app;
+     -- A legacy role default: the gateway must still pin standard_conforming_strings on.
+     alter role app set standard_conforming_strings = off;`,
     { database: "shop" },
   );
   t = await startTestGateway({
     serviceAccounts: [{ name: "agent", groups: ["agents"] }],
-    connections: [{ name: "shop", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password", groups: ["agents"], sslmode: "disable" }],
+    connections: [
+      { name: "shop", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password", groups: ["agents"], sslmode: "disable" },
+      { name: "narrow", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password", groups: ["agents"], sslmode: "disable" },
+    ],
     policies: [
-      { name: "no-ddl", match: { operations: [...DANGEROUS_OPS] }, action: "deny" },
-      { name: "no-user-writes", match: { operations: [...WRITE_OPS, "copy_from"], relations: ["users", "*.users"] }, action: "deny" },
-      { name: "no-passwords", match: { columns: ["users.password"] }, action: "deny" },
-      { name: "no-bulk", match: { operations: ["update", "delete"], noWhere: true }, action: "deny" },
-      { name: "no-functions", match: { functions: DENIED_FUNCTIONS }, action: "deny" },
+      { name: "no-ddl", connections: ["shop"], match: { operations: [...DANGEROUS_OPS] }, action: "deny" },
+      { name: "no-user-writes", connections: ["shop"], match: { operations: [...WRITE_OPS, "copy_from"], relations: ["users", "*.users"] }, action: "deny" },
+      { name: "no-passwords", connections: ["shop"], match: { columns: ["users.password"] }, action: "deny" },
+      { name: "no-bulk", connections: ["shop"], match: { operations: ["update", "delete"], noWhere: true }, action: "deny" },
+      { name: "no-functions", connections: ["shop"], match: { functions: DENIED_FUNCTIONS }, action: "deny" },
+      { name: "narrow-drop", connections: ["narrow"], match: { operations: NARROW_OPS }, action: "deny" },
+      { name: "narrow-passwords", connections: ["narrow"], match: { columns: ["users.password"] }, action: "deny" },
+      { name: "narrow-functions", connections: ["narrow"], match: { functions: NARROW_FUNCTIONS }, action: "deny" },
     ],
   });
   token = await t.mint("agent", "1h");
@@ -67,26 +105,63 @@ afterAll(async () => {
   await server.stop();
 });
 
+/** Sends a case through the gateway on `connection` and expects an Airlock refusal. */
+async function expectRefused(connection: string, c: BypassCase): Promise<void> {
+  const client = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database: connection, user: "agent", password: token });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    for (const b of c.before ?? []) await client.query(b).catch(() => undefined);
+    let error: { code?: string; message: string } | undefined;
+    try {
+      if (c.params === undefined) await client.query(c.sql);
+      else await client.query(c.sql, [...c.params]);
+    } catch (e) {
+      error = e as { code?: string; message: string };
+    }
+    expect(error, `not refused: ${c.sql}`).toBeDefined();
+    // A malformed message (a NUL inside the text) is refused as PostgreSQL does: 08P01.
+    expect(["42501", "08P01"], `${c.sql} → ${error?.message ?? ""}`).toContain(error?.code);
+    expect(error?.message).toMatch(/^airlock: /);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 describe("bypass attempts through the wire are refused", () => {
   it("covers a meaningful part of the permanent list", () => {
     expect(CASES.length).toBeGreaterThan(60);
   });
 
   it.each(CASES.map((c) => [c.trick, c] as const))("%s", async (_trick, c) => {
+    await expectRefused("shop", c);
+  });
+});
+
+describe("hidden effects are refused under a narrow policy set that allows their carrier", () => {
+  it("covers the hidden-effect cases", () => {
+    expect(NARROW_CASES.length).toBeGreaterThan(60);
+  });
+
+  it.each(NARROW_CASES.map((c) => [c.trick, c] as const))("%s", async (_trick, c) => {
+    await expectRefused("narrow", c);
+  });
+});
+
+describe("the target reads statements as the gateway does", () => {
+  it("pins standard_conforming_strings on although the role's default is off", async () => {
     const client = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database: "shop", user: "agent", password: token });
     client.on("error", () => undefined);
     await client.connect();
     try {
-      let error: { code?: string; message: string } | undefined;
-      try {
-        await client.query(c.sql);
-      } catch (e) {
-        error = e as { code?: string; message: string };
-      }
-      expect(error, `not refused: ${c.sql}`).toBeDefined();
-      // A malformed message (a NUL inside the text) is refused as PostgreSQL does: 08P01.
-      expect(["42501", "08P01"], `${c.sql} → ${error?.message ?? ""}`).toContain(error?.code);
-      expect(error?.message).toMatch(/^airlock: /);
+      const show = await client.query<{ standard_conforming_strings: string }>("SHOW standard_conforming_strings");
+      expect(show.rows[0]?.standard_conforming_strings).toBe("on");
+      // With it off, the server would read a backslash-quote as an escaped quote and run the DROP.
+      const r = await client.query<{ s: string }>("SELECT 'a\\'\n'; DROP TABLE users; --' AS s");
+      expect(r.rows[0]?.s).toBe("a\\; DROP TABLE users; --");
+      await client.query("RESET standard_conforming_strings");
+      const again = await client.query<{ standard_conforming_strings: string }>("SHOW standard_conforming_strings");
+      expect(again.rows[0]?.standard_conforming_strings).toBe("on");
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -7,6 +7,8 @@
  * (fail closed). Add to this list; never delete from it.
  */
 
+import { BYPASS_CASES_2 } from "./bypass-cases-2.js";
+
 export interface BypassCase {
   readonly trick: string;
   readonly sql: string;
@@ -27,9 +29,19 @@ export interface BypassCase {
   readonly notOps?: readonly string[];
   readonly notRead?: readonly string[];
   readonly notColumns?: readonly string[];
+  /** The wire suite (test/guardrails.bypass.test.ts) must refuse it although the facts alone
+   * don't say why: the gateway knows more (views resolved through the target's catalog,
+   * prepared statements and search_path from earlier statements of the session). "main": only
+   * by its main policy set (write guards), not by its narrow one. */
+  readonly refusedOnWire?: true | "main";
+  /** Wire suite: statements sent first on the same connection (their outcome is ignored). */
+  readonly before?: readonly string[];
+  /** Wire suite: send with the extended protocol (Parse/Bind/Execute) and these parameters. */
+  readonly params?: readonly (string | number | null)[];
 }
 
 export const BYPASS_CASES: readonly BypassCase[] = [
+  // The second, independent corpus (bypass-cases-2.ts) is appended at the end.
   // --- comments --------------------------------------------------------------------------
   { trick: "comment inside a keyword is a syntax error", sql: "DR/**/OP TABLE users", refused: true },
   { trick: "comments between tokens", sql: "DROP/**/TABLE/**/users", ops: ["drop_table"], written: ["users"] },
@@ -198,4 +210,5 @@ export const BYPASS_CASES: readonly BypassCase[] = [
   { trick: "pg_read_file", sql: "SELECT pg_read_file('/etc/passwd')", functions: ["pg_read_file"] },
   { trick: "function called through EXECUTE parameters", sql: "EXECUTE p(pg_terminate_backend(1))", functions: ["pg_terminate_backend"], executes: "p" },
   { trick: "SELECT … FOR UPDATE locks rows", sql: "SELECT * FROM users FOR UPDATE", ops: ["lock_rows"] },
+  ...BYPASS_CASES_2,
 ];

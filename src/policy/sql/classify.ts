@@ -11,7 +11,7 @@
 import { hasSqlDetails, loadModule, parseSync } from "libpg-query";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import { isObj, list } from "./ast.js";
-import type { Classification, StatementFacts } from "./facts.js";
+import type { Classification, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
 import { MAX_WALK_NODES, walkStatement } from "./walk.js";
 
 /** Longest statement text classified (UTF-8 bytes); longer is refused. */
@@ -83,7 +83,37 @@ export function classifyDetailed(sql: string): DetailedClassification {
     }
     throw e;
   }
-  return { classification: { ok: true, statements }, cacheable };
+  return { classification: { ok: true, statements: throughNewViews(statements) }, cacheable };
+}
+
+function sameRelation(a: QualifiedName, b: QualifiedName): boolean {
+  return a.name === b.name && (a.schema === undefined || b.schema === undefined || a.schema === b.schema);
+}
+
+/**
+ * A view created earlier in the same message is not in the target's catalog yet, so the
+ * gateway can't resolve it there: a later statement writing it (an updatable view writes its
+ * base tables) is reported as writing the view's base relations too.
+ */
+function throughNewViews(statements: readonly StatementFacts[]): readonly StatementFacts[] {
+  if (statements.length < 2 || !statements.some((f) => f.operations.includes("create_view"))) return statements;
+  const views: { view: QualifiedName; base: readonly QualifiedName[] }[] = [];
+  return statements.map((f) => {
+    const base = new Map<string, QualifiedName>();
+    for (const v of views) {
+      if (!f.relationsWritten.some((w) => sameRelation(w, v.view))) continue;
+      for (const b of v.base) base.set(`${b.schema ?? ""}\u0000${b.name}`, b);
+    }
+    if (f.operations.includes("create_view")) {
+      for (const w of f.relationsWritten) views.push({ view: w, base: f.relationsRead });
+    }
+    if (base.size === 0) return f;
+    const known = new Set(f.relationsWritten.map((w) => `${w.schema ?? ""}\u0000${w.name}`));
+    const extra = [...base].filter(([k]) => !known.has(k)).map(([, b]) => b);
+    const columns: ColumnAccess[] = [...f.columns];
+    for (const b of extra) if (!columns.some((c) => c.relation !== undefined && c.column === "*" && c.access === "write" && sameRelation(c.relation, b))) columns.push({ relation: b, column: "*", access: "write" });
+    return { ...f, relationsWritten: [...f.relationsWritten, ...extra], columns };
+  });
 }
 
 function refused(error: string): DetailedClassification {

@@ -173,6 +173,9 @@ interface Entry {
   /** The base relations a column of this item may come from: [] for subqueries, CTEs and
    * functions, whose own facts were collected when their query was walked. */
   readonly relations: readonly QualifiedName[];
+  /** The item renames its columns (`users AS u(a, b, c)`, `(… JOIN …) AS j(x, y)`): a column
+   * reached through it may be any column of its relations, so it is reported as `*`. */
+  readonly renamed?: true;
 }
 
 class Scope {
@@ -186,8 +189,13 @@ class Scope {
   }
 }
 
-function derived(refname: string | undefined, relations: readonly QualifiedName[]): Entry {
-  return { refname, qualifiable: false, schema: undefined, relations };
+function derived(refname: string | undefined, relations: readonly QualifiedName[], renamed = false): Entry {
+  return renamed ? { refname, qualifiable: false, schema: undefined, relations, renamed: true } : { refname, qualifiable: false, schema: undefined, relations };
+}
+
+/** Whether an Alias node renames columns (`AS u(a, b, c)`). */
+function renamesColumns(alias: Obj | undefined): boolean {
+  return alias !== undefined && list(alias, "colnames").length > 0;
 }
 
 function self(r: QualifiedName, relations: readonly QualifiedName[]): Entry {
@@ -212,6 +220,16 @@ function findQualified(qual: readonly string[], scope: Scope): readonly Entry[] 
 // ---------------------------------------------------------------------------------------------
 // Functions whose arguments change the facts
 
+/** Functions that return their (row) argument's content, so that attribute notation `u.f`
+ * reads the whole row (see Walker.rowAttribute; `*_out`/`*_send` are matched too). */
+const ROW_READING_FUNCTIONS: ReadonlySet<string> = new Set([
+  "row_to_json", "to_json", "to_jsonb", "json_build_array", "jsonb_build_array", "json_build_object", "jsonb_build_object",
+  "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "array_agg", "string_agg", "xmlagg", "concat", "concat_ws",
+  "format", "quote_literal", "quote_nullable", "quote_ident", "hstore", "hstore_to_json", "hstore_to_jsonb", "to_tsvector",
+  "textin", "text", "mode", "min", "max", "first_value", "last_value", "lag", "lead", "nth_value", "array_to_json",
+  "array_to_string", "json_strip_nulls", "jsonb_strip_nulls", "jsonb_pretty", "row_to_jsonb", "coalesce", "greatest", "least",
+]);
+
 /** Sequence functions: the argument names a sequence (text or regclass). */
 const SEQUENCE_FUNCTIONS: Readonly<Record<string, "read" | "write">> = {
   nextval: "write",
@@ -235,6 +253,11 @@ const SCHEMA_READING_FUNCTIONS: ReadonlySet<string> = new Set([
 ]);
 
 const DATABASE_READING_FUNCTIONS: ReadonlySet<string> = new Set([
+  // Logical decoding returns the changed rows of every table.
+  "pg_logical_slot_get_changes",
+  "pg_logical_slot_peek_changes",
+  "pg_logical_slot_get_binary_changes",
+  "pg_logical_slot_peek_binary_changes",
   "database_to_xml",
   "database_to_xmlschema",
   "database_to_xml_and_xmlschema",
@@ -341,7 +364,56 @@ const UNKNOWN = {
   settings: "writing to pg_settings changes session settings",
   scs: "turning standard_conforming_strings off would make the server read string literals differently from the gateway",
   encoding: "the gateway only judges UTF-8 traffic; changing client_encoding is refused",
+  futureSettings: "the statement changes the search_path, role or parsing settings that later sessions start with",
+  foreign: "a foreign server, user mapping or subscription lets later statements reach data through a connection the gateway can't check",
+  unparsableBody: "the function body can't be parsed",
 } as const;
+
+/** Options of CREATE OPERATOR / AGGREGATE / TYPE / TEXT SEARCH … / FOREIGN DATA WRAPPER whose
+ * value is a function the object will call (`CREATE OPERATOR ### (PROCEDURE = pg_read_file)`). */
+const FUNCTION_OPTIONS: ReadonlySet<string> = new Set([
+  "procedure", "function", "restrict", "join", "sfunc", "finalfunc", "combinefunc", "serialfunc", "deserialfunc",
+  "msfunc", "minvfunc", "mfinalfunc", "input", "output", "receive", "send", "typmod_in", "typmod_out", "analyze",
+  "subscript", "canonical", "subtype_diff", "handler", "validator", "inline", "start", "gettoken", "end", "lextypes",
+  "headline", "init", "lexize",
+]);
+
+/** Type names (unqualified, as the parser leaves them) that are never a table's row type. The
+ * SQL-standard names (int, varchar, …) come back as pg_catalog.*, which is skipped too. */
+const BUILTIN_TYPE_NAMES: ReadonlySet<string> = new Set([
+  "text", "name", "char", "bpchar", "varchar", "int2", "int4", "int8", "float4", "float8", "numeric", "bool", "date",
+  "time", "timetz", "timestamp", "timestamptz", "interval", "json", "jsonb", "jsonpath", "xml", "bytea", "uuid", "oid",
+  "inet", "cidr", "macaddr", "macaddr8", "money", "tsvector", "tsquery", "point", "line", "lseg", "box", "path",
+  "polygon", "circle", "bit", "varbit", "record", "void", "trigger", "event_trigger", "cstring", "internal",
+  "anyelement", "anyarray", "anynonarray", "anyenum", "anyrange", "anymultirange", "anycompatible",
+  "anycompatiblearray", "anycompatiblenonarray", "anycompatiblerange", "anycompatiblemultirange", "refcursor",
+  "regclass", "regproc", "regprocedure", "regoper", "regoperator", "regtype", "regnamespace", "regrole",
+  "regconfig", "regdictionary", "regcollation", "int4range", "int8range", "numrange", "tsrange", "tstzrange",
+  "daterange", "language_handler", "fdw_handler", "index_am_handler", "tsm_handler", "table_am_handler", "xid", "xid8",
+  "cid", "tid", "pg_lsn", "txid_snapshot", "pg_snapshot", "hstore", "citext", "ltree", "vector", "geometry", "geography",
+]);
+
+/** The relation whose row type a TypeName may be (`users`, `public.users`, `users[]`). */
+function rowTypeRelation(t: Obj | undefined): QualifiedName | undefined {
+  if (t === undefined || bool(t, "pct_type")) return undefined;
+  const names = stringList(list(t, "names"));
+  if (names === undefined || names.length === 0 || names.length > 3) return undefined;
+  const name = names[names.length - 1] ?? "";
+  const schema = names.length >= 2 ? names[names.length - 2] : undefined;
+  if (schema === "pg_catalog" || (schema === undefined && BUILTIN_TYPE_NAMES.has(name))) return undefined;
+  return qn(schema, name);
+}
+
+/** Catalogs holding column statistics: most common values and histograms are table data. */
+const STATISTICS_RELATIONS: ReadonlySet<string> = new Set([
+  "pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
+]);
+
+/** Settings that, changed for later sessions (ALTER ROLE / DATABASE / SYSTEM … SET), would make
+ * the gateway read their statements differently from the server. */
+const FUTURE_SESSION_SETTINGS: ReadonlySet<string> = new Set([
+  "search_path", "role", "session_authorization", "standard_conforming_strings", "client_encoding",
+]);
 
 function isFalseOption(arg: unknown): boolean {
   // defGetBoolean (src/backend/commands/define.c): false is 0, FALSE/OFF (any case)
@@ -405,6 +477,12 @@ class Walker {
         this.c.unknown(UNKNOWN.settings);
       }
     }
+    // Statistics hold sample values of every analysed column: a read of any column, of any table.
+    for (const r of [...this.c.read.values()]) {
+      if (STATISTICS_RELATIONS.has(r.name) && (r.schema === undefined || r.schema === "pg_catalog")) {
+        this.c.column(undefined, "*", "read");
+      }
+    }
   }
 
   private enter(): void {
@@ -432,6 +510,11 @@ class Walker {
       // An inline struct. The only inline struct with `relname` is a RangeVar.
       if (typeof o.relname === "string") {
         this.rangeVarRead(o, scope);
+        return;
+      }
+      // An inline ObjectWithArgs (CREATE CAST … WITH FUNCTION, CREATE TRANSFORM).
+      if (Array.isArray(o.objname)) {
+        this.node("ObjectWithArgs", o, scope);
         return;
       }
       for (const k in o) this.visit(o[k], scope);
@@ -499,6 +582,24 @@ class Walker {
       case "WithClause":
         this.withClause(body, new Scope(scope));
         return;
+      case "DefElem": {
+        const name = str(body, "defname");
+        if (name !== undefined && FUNCTION_OPTIONS.has(name)) {
+          const tn = nodeOf(body.arg, "TypeName");
+          const fn = tn === undefined ? stringList(listItems(body.arg) ?? []) : stringList(list(tn, "names"));
+          if (fn !== undefined && fn.length > 0) this.c.functions.add(fn.join("."));
+        }
+        this.visitFields(body, scope, SKIP_NONE);
+        return;
+      }
+      case "ObjectWithArgs": {
+        // A function named by a DDL statement (CREATE CAST … WITH FUNCTION, CREATE TRANSFORM,
+        // CREATE OPERATOR CLASS … FUNCTION, ALTER FUNCTION): reported as if called.
+        const fn = stringList(list(body, "objname"));
+        if (fn !== undefined && fn.length > 0) this.c.functions.add(fn.join("."));
+        this.visitFields(body, scope, SKIP_NONE);
+        return;
+      }
       default:
         if (type.endsWith("Stmt")) {
           this.statement(type, body, scope, false);
@@ -531,7 +632,7 @@ class Walker {
   private entryFor(rv: Obj, r: QualifiedName, relations: readonly QualifiedName[]): Entry {
     const alias = obj(rv, "alias");
     const aliasName = alias === undefined ? undefined : str(alias, "aliasname");
-    return aliasName !== undefined ? derived(aliasName, relations) : self(r, relations);
+    return aliasName !== undefined ? derived(aliasName, relations, renamesColumns(alias)) : self(r, relations);
   }
 
   private hitProbe(entries: readonly Entry[]): void {
@@ -541,7 +642,7 @@ class Walker {
 
   private columnOf(entries: readonly Entry[], column: string, access: "read" | "write"): void {
     this.hitProbe(entries);
-    for (const e of entries) for (const r of e.relations) this.c.column(r, column, access);
+    for (const e of entries) for (const r of e.relations) this.c.column(r, e.renamed === true ? "*" : column, access);
   }
 
   /** Entries an unqualified column may belong to: every item of every visible level. */
@@ -552,7 +653,7 @@ class Walker {
       this.hitProbe(s.entries);
       for (const e of s.entries) {
         for (const r of e.relations) {
-          this.c.column(r, name, access);
+          this.c.column(r, e.renamed === true ? "*" : name, access);
           any = true;
         }
       }
@@ -596,7 +697,10 @@ class Walker {
     for (let k = Math.min(n - 1, 3); k >= 1; k--) {
       const entries = findQualified(names.slice(0, k), scope);
       if (entries.length > 0) {
-        this.columnOf(entries, names[k] ?? "*", "read");
+        const field = names[k] ?? "*";
+        this.columnOf(entries, field, "read");
+        this.rowAttribute(entries, field);
+        this.fieldSelections(names.slice(k + 1));
         return;
       }
     }
@@ -608,6 +712,26 @@ class Walker {
     }
     // Otherwise (or also) a column, possibly of composite type with `.field` selections.
     this.unqualifiedColumn(first, scope, "read");
+    this.fieldSelections(names.slice(1));
+  }
+
+  /**
+   * PostgreSQL's attribute notation: `t.f` and `(t).f` call `f(t)` when t has no column f. A
+   * function that serialises its argument (`u.row_to_json`, `u.record_out`) reads the row.
+   */
+  private rowAttribute(entries: readonly Entry[], field: string): void {
+    if (!ROW_READING_FUNCTIONS.has(field) && !/_(out|send)$/.test(field)) return;
+    this.c.functions.add(field);
+    this.columnOf(entries, "*", "read");
+  }
+
+  /** `(value).f`: a field selection on a value that is not a row of a FROM item may be the
+   * call `f(value)` (`('/etc/passwd'::text).pg_read_file`): reported as a function. */
+  private fieldSelections(fields: readonly unknown[]): void {
+    for (const f of fields) {
+      const name = typeof f === "string" ? f : stringValue(f);
+      if (name !== undefined) this.c.functions.add(name);
+    }
   }
 
   /** `(u).password`, `(u).*`: a field of a whole-row reference names the column. */
@@ -623,13 +747,16 @@ class Walker {
           const firstField = ind[0];
           const fieldName = stringValue(firstField);
           this.columnOf(entries, fieldName ?? "*", "read");
+          if (fieldName !== undefined) this.rowAttribute(entries, fieldName);
           this.unqualifiedColumn(only, scope, "read"); // or a composite column named so
+          this.fieldSelections(ind.slice(1));
           this.visit(ind, scope);
           return;
         }
       }
     }
     this.visit(body.arg, scope);
+    this.fieldSelections(ind);
     this.visit(ind, scope);
   }
 
@@ -659,7 +786,7 @@ class Walker {
       c.literalDependent = true;
       return;
     }
-    if (schema === "cron") {
+    if (schema === "cron" || last === "schedule_in_database" || last === "alter_job" || (last === "schedule" && (args.length === 2 || args.length === 3))) {
       c.unknown(UNKNOWN.cron);
       c.literalDependent = true;
       return;
@@ -763,6 +890,7 @@ class Walker {
     const value = constString(args[1]);
     const setting = name.trim().toLowerCase();
     c.settings.add(setting);
+    if (setting === "role" || setting === "session_authorization") c.op("set_role");
     if (setting === "search_path") {
       const path = value === undefined ? undefined : splitIdentifiers(value, ",");
       if (path === undefined) c.unknown(UNKNOWN.searchPath);
@@ -890,7 +1018,7 @@ class Walker {
             const a = obj(body, key);
             const refname = a === undefined ? undefined : str(a, "aliasname");
             if (refname !== undefined) {
-              const e = derived(refname, rels);
+              const e = derived(refname, rels, key === "alias" && renamesColumns(a));
               level.entries.push(e);
               out.push(e);
             }
@@ -1211,8 +1339,31 @@ class Walker {
       case "AlterSystemStmt":
       case "AlterRoleSetStmt":
       case "AlterDatabaseSetStmt":
+        this.tags(type, body);
+        this.futureSetting(obj(body, "setstmt"));
+        return;
       case "ConstraintsSetStmt": // its constraint names are parsed as RangeVars
         this.tags(type, body);
+        return;
+      case "CreateForeignServerStmt":
+      case "AlterForeignServerStmt":
+      case "CreateUserMappingStmt":
+      case "AlterUserMappingStmt":
+      case "CreateSubscriptionStmt":
+      case "AlterSubscriptionStmt":
+        this.tags(type, body);
+        c.unknown(UNKNOWN.foreign);
+        return;
+      case "DropOwnedStmt":
+        // Drops every object the roles own: any table, with all its columns.
+        this.tags(type, body);
+        c.op("drop_table");
+        c.column(qn(undefined, "*"), "*", "write");
+        return;
+      case "TruncateStmt":
+        this.genericStatement(type, body, scope);
+        // CASCADE also empties every table that references these ones, whatever its name.
+        if (str(body, "behavior") === "DROP_CASCADE") c.column(qn(undefined, "*"), "*", "write");
         return;
       case "CreateRoleStmt": {
         const kind = str(body, "stmt_type");
@@ -1235,7 +1386,9 @@ class Walker {
         if (r !== undefined) {
           c.writeRel(r);
           if (newSchema !== undefined) c.writeRel(qn(newSchema, r.name));
+          c.column(r, "*", "write"); // its columns move out of reach of guards on the old name
         }
+        this.visit(body.object, scope); // ALTER FUNCTION f(…) SET SCHEMA: reports f
         return;
       }
       case "AlterTableStmt":
@@ -1506,6 +1659,9 @@ class Walker {
     if (type === "CreateTrigStmt") {
       const fn = stringList(list(body, "funcname"));
       if (fn !== undefined && fn.length > 0) c.functions.add(fn.join("."));
+      // A row trigger hands its function every changed row, whole (NEW / OLD): an existing
+      // generic audit function would copy secrets somewhere readable.
+      if (r !== undefined && bool(body, "row")) c.column(r, "*", "read");
       const constr = obj(body, "constrrel");
       const cr = constr === undefined ? undefined : this.relation(constr);
       if (cr !== undefined) c.readRel(cr);
@@ -1519,25 +1675,76 @@ class Walker {
   private createFunction(body: Obj, scope: Scope): void {
     const c = this.c;
     c.op(bool(body, "is_procedure") ? "create_procedure" : "create_function");
+    const options: Obj[] = [];
     for (const o of list(body, "options")) {
       const d = nodeOf(o, "DefElem");
-      if (d === undefined || str(d, "defname") !== "language") continue;
+      if (d !== undefined) options.push(d);
+    }
+    let language: string | undefined;
+    for (const d of options) {
+      if (str(d, "defname") !== "language") continue;
       // LANGUAGE c and LANGUAGE 'c' parse alike: the fact may come from a literal.
       c.literalDependent = true;
-      const lang = stringValue(d.arg)?.toLowerCase();
-      if (lang === "c") c.unknown(UNKNOWN.cLanguage);
+      language = stringValue(d.arg)?.toLowerCase();
+      if (language === "c") c.unknown(UNKNOWN.cLanguage);
+    }
+    // The body runs whenever the function is called (by name, or hidden in a trigger, a
+    // default, an operator, a cast …): what it does is reported at CREATE, where it can be
+    // refused. A SQL body given as a string is parsed like one written inline; a body in any
+    // other language can't be checked (fail closed). The facts depend on the literal.
+    const as = options.find((o) => str(o, "defname") === "as");
+    if (as !== undefined) {
+      c.literalDependent = true;
+      const items = listItems(as.arg) ?? [];
+      const text = items.length === 1 ? stringValue(items[0]) : undefined;
+      if (language === "sql") {
+        if (text === undefined) c.unknown(UNKNOWN.unparsableBody);
+        else this.embeddedSql(text);
+      } else if (language !== "c") {
+        c.unknown(`the body of a LANGUAGE ${language ?? "(none)"} function can't be checked before it runs`);
+      }
+    }
+    // A parameter of a table's row type hands the function whole rows: called in attribute
+    // notation (`u.f` for `f(u)`), nothing else in the calling statement shows it.
+    for (const p of list(body, "parameters")) {
+      const fp = nodeOf(p, "FunctionParameter");
+      const r = fp === undefined ? undefined : rowTypeRelation(obj(fp, "argType"));
+      if (r !== undefined) c.column(r, "*", "read");
     }
     // Parameter defaults and a SQL-standard body (BEGIN ATOMIC … END / RETURN …) are parsed
-    // SQL: report what they do. A body given as a string literal is not analysed (it runs
-    // only when the function is called, and calls are reported as functions).
+    // SQL: report what they do.
     this.visit(body.parameters, scope);
     this.visit(body.sql_body, scope);
+  }
+
+  /** ALTER ROLE / DATABASE / SYSTEM … SET: settings of later sessions (never this one's). */
+  private futureSetting(setstmt: Obj | undefined): void {
+    if (setstmt === undefined) return;
+    const name = (str(setstmt, "name") ?? "").toLowerCase();
+    const kind = str(setstmt, "kind") ?? "VAR_SET_VALUE";
+    this.c.literalDependent = true;
+    if (kind === "VAR_RESET_ALL" || kind === "VAR_RESET" || kind === "VAR_SET_DEFAULT" || !FUTURE_SESSION_SETTINGS.has(name)) return;
+    const values = list(setstmt, "args").map((a) => constString(a));
+    const one = values.length === 1 ? values[0] : undefined;
+    if (name === "standard_conforming_strings" && one !== undefined && isOnValue(one)) return;
+    if (name === "client_encoding" && one !== undefined && isUtf8Name(one)) return;
+    this.c.unknown(UNKNOWN.futureSettings);
   }
 
   private drop(body: Obj): void {
     const c = this.c;
     const removeType = str(body, "removeType");
     c.op("drop_" + objectKind(removeType));
+    if (str(body, "behavior") === "DROP_CASCADE") {
+      // CASCADE drops whatever depends on the objects: views of any name, and for types,
+      // domains, functions, collations, extensions … the columns, defaults and indexes using
+      // them. A schema takes its own tables with it (written as `schema.*` below).
+      if (removeType === "OBJECT_SCHEMA" || removeType === "OBJECT_EXTENSION") c.op("drop_table");
+      if (removeType !== "OBJECT_SCHEMA") {
+        c.writeRel(qn(undefined, "*"));
+        if (removeType === undefined || !RELATION_OBJECT_TYPES.has(removeType)) c.column(qn(undefined, "*"), "*", "write");
+      }
+    }
     for (const o of list(body, "objects")) {
       if (removeType !== undefined && RELATION_OBJECT_TYPES.has(removeType)) {
         const r = this.nameToRelation(listItems(o));
@@ -1570,6 +1777,7 @@ class Walker {
     const sub = renameType === "OBJECT_COLUMN" || renameType === "OBJECT_TABCONSTRAINT" || renameType === "OBJECT_ATTRIBUTE";
     c.op("alter_" + objectKind(sub ? str(body, "relationType") : renameType));
     c.op("rename");
+    this.visit(body.object, new Scope(undefined)); // ALTER FUNCTION f(…) RENAME: reports f
     const newname = str(body, "newname");
     const rv = obj(body, "relation");
     const r = rv === undefined ? undefined : this.relation(rv);
@@ -1577,6 +1785,8 @@ class Walker {
       c.writeRel(r);
       if (renameType !== undefined && RELATION_OBJECT_TYPES.has(renameType) && newname !== undefined) {
         c.writeRel(qn(r.schema, newname));
+        // Its columns now live under another name, out of reach of guards on the old one.
+        c.column(r, "*", "write");
       }
       if (renameType === "OBJECT_COLUMN" || renameType === "OBJECT_ATTRIBUTE") {
         const old = str(body, "subname");
