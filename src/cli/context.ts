@@ -2,11 +2,13 @@
  * Where the CLI finds the gateway and its credential:
  * - API address: --api URL > AIRLOCK_API > listen.api of the configuration > http://127.0.0.1:8780
  * - configuration: --config FILE > AIRLOCK_CONFIG > ./airlock.yaml when it exists
- * - credential: AIRLOCK_TOKEN > <dataDir>/admin.token (dataDir from the configuration,
+ * - credential: AIRLOCK_TOKEN > the token `airlock login` saved ($XDG_CONFIG_HOME/airlock/token,
+ *   default ~/.config/airlock/token) > <dataDir>/admin.token (dataDir from the configuration,
  *   default ./.airlock)
  * The configuration is only read when one of those actually needs it.
  */
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isGatewayError } from "../core/errors.js";
 import { readAdminToken } from "../identity/admin.js";
@@ -14,6 +16,7 @@ import { loadConfigFile } from "../runtime/config.js";
 import type { Config, ListenAddress } from "../runtime/config.js";
 import { ApiClient } from "./client.js";
 import { CliError } from "./errors.js";
+import { tokenFilePath } from "./login.js";
 
 export const DEFAULT_API = "http://127.0.0.1:8780";
 export const DEFAULT_CONFIG_FILE = "airlock.yaml";
@@ -77,6 +80,8 @@ export function connect(options: ConnectOptions, io: CliEnv): ApiClient {
   return new ApiClient(api, async () => {
     const fromEnv = nonEmpty(io.env["AIRLOCK_TOKEN"]);
     if (fromEnv !== undefined) return fromEnv.trim();
+    const saved = await readFile(tokenFilePath(io.env), "utf8").catch(() => undefined);
+    if (saved !== undefined && saved.trim() !== "") return saved.trim();
     const dataDir = loadConfig()?.dataDir ?? resolve(io.cwd, ".airlock");
     try {
       return await readAdminToken(dataDir);

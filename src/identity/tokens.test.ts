@@ -246,3 +246,48 @@ describe("TokenService", () => {
     await expectCode(svc.verify("not.a.jwt"), "GW_AUTH_INVALID");
   });
 });
+
+describe("tokens for people and workloads, and principal blocks", () => {
+  it("mints for a person with the IdP's groups, never past notAfter", async () => {
+    const s = await open();
+    const notAfter = new Date(Date.now() + 30_000);
+    const m = await s.mintFor({ kind: "person", id: "user:ann@example.com", name: "ann@example.com", groups: ["dba"] }, { ttlMs: 3_600_000, notAfter, createdBy: "oidc" });
+    expect(m.expiresAt.getTime()).toBeLessThanOrEqual(notAfter.getTime());
+    const p = await s.verify(m.token);
+    expect(p).toMatchObject({ kind: "person", id: "user:ann@example.com", groups: ["dba"], tokenId: m.id });
+    await expect(s.mintFor({ kind: "person", id: "sa:ci-bot", name: "x", groups: [] }, { ttlMs: 60_000, createdBy: "t" })).rejects.toMatchObject({ code: "GW_INTERNAL" });
+    await expect(
+      s.mintFor({ kind: "workload", id: "wl:x:y", name: "y", groups: [] }, { ttlMs: 60_000, notAfter: new Date(Date.now() - 1000), createdBy: "t" }),
+    ).rejects.toMatchObject({ code: "GW_AUTH_EXPIRED" });
+  });
+
+  it("blocks a principal: its tokens are refused here and on a gateway sharing the store, even after a restart", async () => {
+    const a = await open({ revocationPollMs: 50 });
+    const b = await open({ revocationPollMs: 50 });
+    const person = await a.mintFor({ kind: "person", id: "user:bob@example.com", name: "bob@example.com", groups: [] }, { ttlMs: 600_000, createdBy: "t" });
+    const sa = await a.mint("other", { createdBy: "t" });
+    const fired: string[] = [];
+    b.onRevoke((id) => fired.push(id));
+    const block = await a.blockPrincipal({ id: "user:bob@example.com", kind: "person", name: "bob@example.com" }, { by: "admin" });
+    expect(block.alreadyBlocked).toBe(false);
+    expect((await failure(a.verify(person.token))).code).toBe("GW_AUTH_REVOKED");
+    for (let i = 0; i < 100 && !b.isBlocked("user:bob@example.com"); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(fired).toContain(block.id);
+    expect((await failure(b.verify(person.token))).code).toBe("GW_AUTH_REVOKED");
+    await a.blockPrincipal({ id: "sa:other", kind: "service_account", name: "other" }, { by: "admin" });
+    expect((await failure(a.verify(sa.token))).code).toBe("GW_AUTH_REVOKED");
+    const restarted = await open();
+    expect(restarted.isBlocked("user:bob@example.com")).toBe(true);
+    expect(restarted.isBlocked("sa:other")).toBe(true);
+    expect(restarted.isBlocked("user:someone-else@example.com")).toBe(false);
+  });
+
+  it("lifts a time-boxed block when it expires", async () => {
+    const s = await open();
+    await s.blockPrincipal({ id: "wl:x:brief", kind: "workload", name: "brief" }, { by: "admin", until: new Date(Date.now() + 1500) });
+    expect(s.isBlocked("wl:x:brief")).toBe(true);
+    await new Promise((r) => setTimeout(r, 1600));
+    const fresh = await open();
+    expect(fresh.isBlocked("wl:x:brief")).toBe(false);
+  });
+});

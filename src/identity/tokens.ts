@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { SignJWT, calculateJwkThumbprint, errors as joseErrors, exportJWK, jwtVerify } from "jose";
 import type { JWK, JWTPayload } from "jose";
 import type { Logger } from "pino";
+import { z } from "zod";
 import { GatewayError } from "../core/errors.js";
 import type { Principal } from "../core/principal.js";
 import type { ServiceAccountConfig } from "../runtime/config.js";
@@ -32,6 +33,38 @@ export const MAX_TOKEN_LENGTH = 4096;
 export const CLOCK_TOLERANCE_S = 5;
 /** Shortest lifetime a token may be minted with (JWT times have one-second resolution). */
 export const MIN_TTL_MS = 1000;
+/**
+ * Principal blocks live in the token table as revoked pseudo-tokens with this id prefix
+ * (`block:<uuid>:<principal id>`), so they reach every gateway sharing the store through the
+ * revocation poll that already exists, and expire like tokens (then the block lifts).
+ */
+export const BLOCK_ID_PREFIX = "block:";
+
+/** Claims of a token minted for a person or workload (not a configured service account). */
+const identityClaims = z.object({
+  sub: z.string().regex(/^(user|wl):/),
+  airlock_kind: z.enum(["person", "workload"]),
+  name: z.string().min(1).max(500),
+  groups: z.array(z.string().min(1).max(200)).max(500),
+  email: z.string().max(500).optional(),
+});
+
+/** A principal a token can be minted for besides a configured service account. */
+export interface IdentityForToken {
+  readonly kind: "person" | "workload";
+  readonly id: string;
+  readonly name: string;
+  readonly groups: readonly string[];
+  readonly email?: string;
+}
+
+/** The principal id a block pseudo-token id names, if it is one. */
+export function blockedPrincipalOf(id: string): string | undefined {
+  if (!id.startsWith(BLOCK_ID_PREFIX)) return undefined;
+  const rest = id.slice(BLOCK_ID_PREFIX.length);
+  const colon = rest.indexOf(":");
+  return colon < 0 ? undefined : rest.slice(colon + 1);
+}
 
 /** How far back an incremental revocation poll looks again: covers clock skew between gateways and slow commits. */
 const POLL_OVERLAP_MS = 60_000;
@@ -77,6 +110,8 @@ export class TokenService {
 
   /** Invariant: every revoked, unexpired token id known to the store is in here after a poll. */
   #revoked = new Set<string>();
+  /** Principal ids blocked by a revoked `block:` pseudo-token in #revoked (derived, see #deriveBlocks). */
+  #blocked = new Set<string>();
   /** Ids being revoked locally right now (kept across a full resync that races the store write). */
   readonly #pendingLocal = new Set<string>();
   readonly #listeners = new Set<(tokenId: string) => void>();
@@ -165,6 +200,85 @@ export class TokenService {
     return { token, id, expiresAt, principal: principalFor(account, id, expiresAt) };
   }
 
+  /**
+   * Mint a token for a person (OIDC/SAML login) or a workload (token exchange). Its groups are
+   * carried in the token (they came from the identity provider); it expires at
+   * min(now + ttl, notAfter), so it never outlives the credential it was exchanged for.
+   */
+  async mintFor(
+    identity: IdentityForToken,
+    options: { readonly ttlMs: number; readonly notAfter?: Date; readonly createdBy: string },
+  ): Promise<MintedToken> {
+    if (!/^(user|wl):/.test(identity.id)) throw new GatewayError("GW_INTERNAL", "identity ids start with user: or wl:");
+    const ttlMs = Math.min(options.ttlMs, this.#maxTtlMs);
+    const now = this.#clock();
+    const iat = Math.floor(now.getTime() / 1000);
+    let exp = iat + Math.ceil(ttlMs / 1000);
+    if (options.notAfter !== undefined) exp = Math.min(exp, Math.floor(options.notAfter.getTime() / 1000));
+    if (exp - iat < MIN_TTL_MS / 1000) throw new GatewayError("GW_AUTH_EXPIRED", "the presented credential expires too soon to issue a token");
+    if (this.#blocked.has(identity.id)) throw new GatewayError("GW_AUTH_REVOKED", "this principal is blocked");
+    const id = randomUUID();
+    const token = await new SignJWT({
+      airlock_kind: identity.kind,
+      name: identity.name,
+      groups: [...identity.groups],
+      ...(identity.email === undefined ? {} : { email: identity.email }),
+    })
+      .setProtectedHeader({ alg: "EdDSA", typ: TOKEN_TYPE, kid: this.#kid })
+      .setIssuer(TOKEN_ISSUER)
+      .setAudience(TOKEN_AUDIENCE)
+      .setSubject(identity.id)
+      .setJti(id)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(this.#privateKey);
+    if (token.length > MAX_TOKEN_LENGTH) throw new GatewayError("GW_LIMIT", "too many groups to fit in a token");
+    const expiresAt = new Date(exp * 1000);
+    await this.#store.insertToken({
+      id,
+      principalId: identity.id,
+      principalKind: identity.kind,
+      principalName: identity.name,
+      createdAt: now,
+      expiresAt,
+      createdBy: options.createdBy,
+    });
+    this.#logger.info({ tokenId: id, principal: identity.id, expiresAt: expiresAt.toISOString(), createdBy: options.createdBy }, "token minted");
+    const principal: Principal = { kind: identity.kind, id: identity.id, name: identity.name, groups: [...identity.groups], tokenId: id, expiresAt };
+    return { token, id, expiresAt, principal };
+  }
+
+  /** True while a principal id is blocked (see blockPrincipal). */
+  isBlocked(principalId: string): boolean {
+    return this.#blocked.has(principalId);
+  }
+
+  /**
+   * Block a principal id: every token and credential of it is refused from now on, on every
+   * gateway sharing the store, and onRevoke listeners fire with the block's id (use
+   * blockedPrincipalOf to map it back) so live sessions end. `until` lifts the block.
+   */
+  async blockPrincipal(
+    principal: { readonly id: string; readonly kind: Principal["kind"]; readonly name: string },
+    options: { readonly by: string; readonly until?: Date },
+  ): Promise<{ readonly id: string; readonly alreadyBlocked: boolean }> {
+    const alreadyBlocked = this.#blocked.has(principal.id);
+    const id = `${BLOCK_ID_PREFIX}${randomUUID()}:${principal.id}`;
+    const now = this.#clock();
+    await this.#store.insertToken({
+      id,
+      principalId: principal.id,
+      principalKind: principal.kind,
+      principalName: principal.name,
+      createdAt: now,
+      // Far future unless given: a block stays until it is explicitly time-boxed.
+      expiresAt: options.until ?? new Date(Date.UTC(9999, 0, 1)),
+      createdBy: options.by,
+    });
+    await this.revoke(id, options.by);
+    return { id, alreadyBlocked };
+  }
+
   /** Verify a presented token and return its principal. Never includes the token in errors. */
   async verify(token: string): Promise<Principal> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
@@ -197,7 +311,21 @@ export class TokenService {
     // jose checks iat only with maxTokenAge: a token issued in the future is not valid yet.
     if (iat > Math.floor(now.getTime() / 1000) + CLOCK_TOLERANCE_S) throw invalid();
     if (this.#revoked.has(jti)) throw new GatewayError("GW_AUTH_REVOKED", "token revoked");
-    if (!sub.startsWith("sa:")) throw invalid();
+    if (this.#blocked.has(sub)) throw new GatewayError("GW_AUTH_REVOKED", "token revoked: its principal is blocked");
+    if (!sub.startsWith("sa:")) {
+      // A person or workload: who it is and its groups were fixed at login/exchange time.
+      const claims = identityClaims.safeParse(payload);
+      if (!claims.success) throw invalid();
+      const c = claims.data;
+      return {
+        kind: c.airlock_kind,
+        id: c.sub,
+        name: c.name,
+        groups: [...c.groups],
+        tokenId: jti,
+        expiresAt: new Date(exp * 1000),
+      };
+    }
     const account = this.#accounts.get(sub.slice(3));
     if (account === undefined) {
       throw new GatewayError("GW_AUTH_REVOKED", "token revoked: its service account no longer exists");
@@ -212,6 +340,7 @@ export class TokenService {
   async revoke(id: string, by: string): Promise<boolean> {
     const had = this.#revoked.has(id);
     this.#revoked.add(id);
+    this.#deriveBlocks();
     this.#pendingLocal.add(id);
     let known: boolean;
     try {
@@ -221,6 +350,7 @@ export class TokenService {
     }
     if (!known) {
       if (!had) this.#revoked.delete(id);
+      this.#deriveBlocks();
       return false;
     }
     this.#logger.info({ tokenId: id, revokedBy: by }, "token revoked");
@@ -252,6 +382,15 @@ export class TokenService {
         this.#logger.error({ err: e, tokenId: id }, "revocation listener failed");
       }
     }
+  }
+
+  #deriveBlocks(): void {
+    const blocked = new Set<string>();
+    for (const id of this.#revoked) {
+      const p = blockedPrincipalOf(id);
+      if (p !== undefined) blocked.add(p);
+    }
+    this.#blocked = blocked;
   }
 
   #schedule(): void {
@@ -296,6 +435,7 @@ export class TokenService {
     } else {
       for (const id of fresh) this.#revoked.add(id);
     }
+    this.#deriveBlocks();
     this.#pollFailing = false;
     if (!initial) for (const id of fresh) this.#fire(id);
   }
