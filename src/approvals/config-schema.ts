@@ -1,0 +1,90 @@
+/**
+ * The `approvals:` block of the configuration file: notifications for approval and access
+ * requests, the public URL used in their links, and who may approve time-boxed access grants.
+ * (Per-statement approval rules live on `require_approval` policies.)
+ */
+import { z } from "zod";
+import type { SecretRef } from "../core/secret.js";
+import { parseDuration } from "../runtime/duration.js";
+
+function secretRefOf(text: string): SecretRef {
+  if (text.startsWith("env:")) return { kind: "env", name: text.slice(4) };
+  if (text.startsWith("file:")) return { kind: "file", path: text.slice(5) };
+  return { kind: "literal", value: text };
+}
+
+const secretRef = z
+  .string()
+  .min(1)
+  .describe("secret reference: env:NAME | file:PATH | literal value")
+  .transform((s, ctx) => {
+    const ref = secretRefOf(s);
+    if (ref.kind === "env" && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref.name)) ctx.addIssue({ code: "custom", message: "env: needs a variable name" });
+    if (ref.kind === "file" && ref.path.length === 0) ctx.addIssue({ code: "custom", message: "file: needs a path" });
+    return ref;
+  });
+
+const duration = z
+  .union([z.string(), z.number().int().nonnegative()])
+  .describe("a duration: 30s, 15m, 1h, or milliseconds as a number")
+  .transform((v, ctx) => {
+    if (typeof v === "number") return v;
+    try {
+      return parseDuration(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `invalid duration "${v}" (use e.g. 30s, 15m, 1h)` });
+      return z.NEVER;
+    }
+  });
+
+const webhook = z.strictObject({
+  /** A secret reference too: Slack incoming-webhook URLs carry their credential in the path. */
+  url: secretRef.describe("the receiver's URL (secret reference: Slack webhook URLs are credentials)"),
+  /** HMAC-SHA256 key for X-Airlock-Signature. Optional for receivers that cannot verify (Slack). */
+  secret: secretRef.optional(),
+  format: z.enum(["json", "slack"]).default("json"),
+  maxAttempts: z.number().int().min(1).max(10).default(5),
+  /** First retry delay; doubled per attempt. */
+  retryDelay: duration.default(1000),
+  timeout: duration.default(10_000),
+});
+
+const email = z.strictObject({
+  smtp: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(587),
+    /** true = TLS from the start (port 465); false = STARTTLS when offered. */
+    secure: z.boolean().default(false),
+    user: z.string().optional(),
+    password: secretRef.optional(),
+  }),
+  from: z.string().min(3),
+  to: z.array(z.string().min(3)).min(1),
+});
+
+const grants = z.strictObject({
+  /** Groups whose members may approve access requests (admin always may). */
+  approvers: z.array(z.string().min(1)).min(1),
+  minApprovals: z.number().int().min(1).max(10).default(1),
+  /** The longest grant that may be requested. */
+  maxDuration: duration.default(8 * 3_600_000),
+  /** How long an access request waits for its decision. */
+  timeout: duration.default(60 * 60_000),
+  /** Connections (globs) that nobody may use without an active grant, whatever their groups. */
+  required: z.array(z.string().min(1)).default([]),
+});
+
+export const approvalsSchema = z
+  .strictObject({
+    /** Base URL of the control-plane API as approvers reach it; links are <publicUrl>/v1/approvals/ID. */
+    publicUrl: z.url().optional(),
+    webhooks: z.array(webhook).default([]),
+    email: email.optional(),
+    grants: grants.optional(),
+  })
+  .default({ webhooks: [] });
+
+export type ApprovalsConfig = z.output<typeof approvalsSchema>;
+export type WebhookConfig = ApprovalsConfig["webhooks"][number];
+export type EmailConfig = NonNullable<ApprovalsConfig["email"]>;
+export type GrantsConfig = NonNullable<ApprovalsConfig["grants"]>;

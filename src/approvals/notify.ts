@@ -1,0 +1,281 @@
+/**
+ * Notifications about approval and access requests: outgoing webhooks (JSON signed with
+ * HMAC-SHA256, or a Slack-compatible incoming-webhook payload) and email over SMTP
+ * (nodemailer). Every attempt is recorded in the store (approval_deliveries).
+ *
+ * Invariants:
+ * - Notifying never blocks, approves or denies anything: `notify` returns at once and every
+ *   failure ends in a delivery record and a log line.
+ * - Secrets (webhook URLs, signing keys, the SMTP password) are resolved here and never appear
+ *   in logs, delivery records or API answers: channels are named `webhook[i] <host>` / `email`.
+ * - Webhooks are retried with exponential backoff on network errors, timeouts, 429 and 5xx,
+ *   up to `maxAttempts`; other 4xx answers are final.
+ *
+ * Signature: `X-Airlock-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` with
+ * `X-Airlock-Timestamp: <unix seconds>`. The timestamp is inside the MAC so a receiver can
+ * refuse replays (e.g. older than 5 minutes). `X-Airlock-Delivery` is the same for every
+ * attempt of one notification (receivers deduplicate on it).
+ */
+import { createHmac, randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createTransport, type Transporter } from "nodemailer";
+import type { Logger } from "pino";
+import type { SecretRef } from "../core/secret.js";
+import type { ApprovalRow, ApprovalStore, DeliveryRow } from "../store/approvals.js";
+import type { EmailConfig, WebhookConfig } from "./config-schema.js";
+
+export type NoticeEvent = "approval.requested" | "approval.decided";
+
+export interface Notifier {
+  notify(event: NoticeEvent, request: ApprovalRow): void;
+  /** Wait for deliveries in flight (shutdown, tests). */
+  idle(): Promise<void>;
+}
+
+export interface NotifierOptions {
+  readonly webhooks: readonly WebhookConfig[];
+  readonly email?: EmailConfig;
+  readonly publicUrl?: string;
+  readonly store: Pick<ApprovalStore, "recordDelivery">;
+  readonly resolveSecret: (ref: SecretRef) => Promise<string>;
+  readonly logger: Logger;
+}
+
+/** The request as notifications show it: what was asked, by whom, and how to decide. */
+export function noticePayload(event: NoticeEvent, r: ApprovalRow, publicUrl: string | undefined): Record<string, unknown> {
+  return {
+    type: event,
+    request: {
+      id: r.id,
+      kind: r.kind,
+      status: r.status,
+      requester: { id: r.requesterId, kind: r.requesterKind, name: r.requesterName },
+      connection: r.connection,
+      ...(r.statement === undefined ? {} : { statement: r.statement }),
+      ...(r.params === undefined ? {} : { params: r.params }),
+      ...(r.summary === undefined ? {} : { summary: r.summary }),
+      ...(r.rule === undefined ? {} : { rule: r.rule }),
+      ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...(r.durationMs === undefined ? {} : { durationMs: r.durationMs }),
+      approvers: r.approvers,
+      minApprovals: r.minApprovals,
+      ...(r.mode === undefined ? {} : { mode: r.mode }),
+      createdAt: r.createdAt.toISOString(),
+      expiresAt: r.expiresAt.toISOString(),
+      ...(r.decidedAt === undefined ? {} : { decidedAt: r.decidedAt.toISOString() }),
+      ...(r.decisionReason === undefined ? {} : { decisionReason: r.decisionReason }),
+    },
+    ...(publicUrl === undefined ? {} : { url: approvalUrl(publicUrl, r.id) }),
+    commands: { approve: `airlock approvals approve ${r.id}`, deny: `airlock approvals deny ${r.id} --reason TEXT` },
+  };
+}
+
+export function approvalUrl(publicUrl: string, id: string): string {
+  return `${publicUrl.replace(/\/+$/, "")}/v1/approvals/${encodeURIComponent(id)}`;
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function headline(event: NoticeEvent, r: ApprovalRow): string {
+  const who = r.requesterName;
+  if (event === "approval.decided") return `Airlock request ${r.id} for ${who} on ${r.connection}: ${r.status}${r.decisionReason === undefined ? "" : ` (${r.decisionReason})`}`;
+  if (r.kind === "grant") return `Airlock: ${who} requests access to ${r.connection} for ${formatMs(r.durationMs ?? 0)}`;
+  return `Airlock: ${who} needs approval to run a statement on ${r.connection} (rule ${r.rule ?? "?"})`;
+}
+
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
+}
+
+/** Slack incoming-webhook payload: `text` (fallback) plus Block Kit blocks. */
+export function slackPayload(event: NoticeEvent, r: ApprovalRow, publicUrl: string | undefined): Record<string, unknown> {
+  const text = headline(event, r);
+  const blocks: Record<string, unknown>[] = [{ type: "section", text: { type: "mrkdwn", text: clip(text, 2900) } }];
+  if (r.statement !== undefined) blocks.push({ type: "section", text: { type: "mrkdwn", text: `\`\`\`${clip(r.statement, 2800)}\`\`\`` } });
+  const fields = [
+    `*Request*\n${r.id}`,
+    `*Requester*\n${r.requesterName}`,
+    `*Connection*\n${r.connection}`,
+    `*Approvers*\n${r.approvers.join(", ")} (${r.minApprovals} needed)`,
+    ...(r.reason === undefined ? [] : [`*Reason*\n${clip(r.reason, 500)}`]),
+    ...(r.summary === undefined ? [] : [`*Operations*\n${r.summary.operations.join(", ")}`]),
+    `*Expires*\n${r.expiresAt.toISOString()}`,
+  ];
+  blocks.push({ type: "section", fields: fields.slice(0, 10).map((f) => ({ type: "mrkdwn", text: f })) });
+  const how = `\`airlock approvals approve ${r.id}\` or \`airlock approvals deny ${r.id} --reason …\``;
+  blocks.push({
+    type: "context",
+    elements: [{ type: "mrkdwn", text: publicUrl === undefined ? how : `${how} · <${approvalUrl(publicUrl, r.id)}|details>` }],
+  });
+  return { text, blocks };
+}
+
+export function emailText(event: NoticeEvent, r: ApprovalRow, publicUrl: string | undefined): { subject: string; text: string } {
+  const lines = [
+    headline(event, r),
+    "",
+    `Request:    ${r.id} (${r.kind})`,
+    `Status:     ${r.status}`,
+    `Requester:  ${r.requesterName} (${r.requesterId})`,
+    `Connection: ${r.connection}`,
+    ...(r.rule === undefined ? [] : [`Rule:       ${r.rule}`]),
+    ...(r.reason === undefined ? [] : [`Reason:     ${r.reason}`]),
+    ...(r.summary === undefined ? [] : [`Operations: ${r.summary.operations.join(", ")}`, `Relations:  ${r.summary.relations.join(", ")}`]),
+    `Approvers:  ${r.approvers.join(", ")} (${r.minApprovals} needed)`,
+    `Expires:    ${r.expiresAt.toISOString()}`,
+    ...(r.statement === undefined ? [] : ["", "Statement:", r.statement]),
+    "",
+    `Approve: airlock approvals approve ${r.id}`,
+    `Deny:    airlock approvals deny ${r.id} --reason TEXT`,
+    ...(publicUrl === undefined ? [] : [`Details: ${approvalUrl(publicUrl, r.id)}`]),
+  ];
+  return { subject: clip(headline(event, r), 200), text: lines.join("\n") };
+}
+
+export function sign(secret: string, timestamp: number, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
+}
+
+/** A short, safe reason for a failed attempt (never a URL or a server's text). */
+function failureCode(e: unknown): string {
+  if (typeof e === "object" && e !== null) {
+    if ("name" in e && (e.name === "TimeoutError" || e.name === "AbortError")) return "timeout";
+    const cause = "cause" in e ? e.cause : undefined;
+    if (typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string") return cause.code;
+    if ("code" in e && typeof e.code === "string") return e.code;
+  }
+  return "network error";
+}
+
+export class ApprovalNotifier implements Notifier {
+  readonly #o: NotifierOptions;
+  readonly #inFlight = new Set<Promise<void>>();
+  #mailer: Transporter | undefined;
+
+  constructor(options: NotifierOptions) {
+    this.#o = options;
+  }
+
+  get enabled(): boolean {
+    return this.#o.webhooks.length > 0 || this.#o.email !== undefined;
+  }
+
+  notify(event: NoticeEvent, request: ApprovalRow): void {
+    const jobs: Promise<void>[] = this.#o.webhooks.map((hook, i) => this.#webhook(i, hook, event, request));
+    if (this.#o.email !== undefined) jobs.push(this.#email(this.#o.email, event, request));
+    for (const job of jobs) {
+      const p = job.catch((e: unknown) => {
+        this.#o.logger.error({ err: e, approvalId: request.id }, "notification failed");
+      });
+      this.#inFlight.add(p);
+      void p.finally(() => this.#inFlight.delete(p));
+    }
+  }
+
+  async idle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  close(): void {
+    this.#mailer?.close();
+  }
+
+  async #record(row: DeliveryRow): Promise<void> {
+    await this.#o.store.recordDelivery(row).catch((e: unknown) => {
+      this.#o.logger.error({ err: e, approvalId: row.requestId, channel: row.channel }, "could not record a notification delivery");
+    });
+  }
+
+  async #webhook(index: number, hook: WebhookConfig, event: NoticeEvent, r: ApprovalRow): Promise<void> {
+    let channel = `webhook[${index}]`;
+    let url: string;
+    let secret: string | undefined;
+    try {
+      url = await this.#o.resolveSecret(hook.url);
+      secret = hook.secret === undefined ? undefined : await this.#o.resolveSecret(hook.secret);
+      channel = `webhook[${index}] ${new URL(url).host}`;
+    } catch {
+      await this.#record({ requestId: r.id, channel, event, attempt: 1, ok: false, error: "the webhook URL or secret could not be resolved", at: new Date() });
+      this.#o.logger.warn({ approvalId: r.id, channel }, "webhook not sent: its URL or secret could not be resolved");
+      return;
+    }
+    const payload = hook.format === "slack" ? slackPayload(event, r, this.#o.publicUrl) : noticePayload(event, r, this.#o.publicUrl);
+    const body = JSON.stringify(payload);
+    const delivery = randomUUID();
+    for (let attempt = 1; attempt <= hook.maxAttempts; attempt++) {
+      const timestamp = Math.floor(Date.now() / 1000);
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "user-agent": "Airlock-Approvals/1",
+        "x-airlock-event": event,
+        "x-airlock-delivery": delivery,
+        "x-airlock-timestamp": String(timestamp),
+      };
+      if (secret !== undefined) headers["x-airlock-signature"] = sign(secret, timestamp, body);
+      let status: number | undefined;
+      let error: string | undefined;
+      try {
+        const res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(hook.timeout) });
+        status = res.status;
+        await res.body?.cancel().catch(() => undefined);
+      } catch (e) {
+        error = failureCode(e);
+      }
+      const ok = status !== undefined && status >= 200 && status < 300;
+      await this.#record({
+        requestId: r.id,
+        channel,
+        event,
+        attempt,
+        ok,
+        ...(status === undefined ? {} : { httpStatus: status }),
+        ...(error === undefined ? {} : { error }),
+        at: new Date(),
+      });
+      if (ok) return;
+      const retry = status === undefined || status === 429 || status >= 500;
+      this.#o.logger.warn({ approvalId: r.id, channel, attempt, status, error, retry: retry && attempt < hook.maxAttempts }, "webhook delivery failed");
+      if (!retry) return;
+      if (attempt < hook.maxAttempts) await sleep(hook.retryDelay * 2 ** (attempt - 1));
+    }
+  }
+
+  async #email(cfg: EmailConfig, event: NoticeEvent, r: ApprovalRow): Promise<void> {
+    const channel = "email";
+    const maxAttempts = 3;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      let error: string | undefined;
+      try {
+        const mailer = await this.#transport(cfg);
+        const { subject, text } = emailText(event, r, this.#o.publicUrl);
+        await mailer.sendMail({ from: cfg.from, to: [...cfg.to], subject, text });
+      } catch (e) {
+        error = failureCode(e);
+      }
+      await this.#record({ requestId: r.id, channel, event, attempt, ok: error === undefined, ...(error === undefined ? {} : { error }), at: new Date() });
+      if (error === undefined) return;
+      this.#o.logger.warn({ approvalId: r.id, channel, attempt, error }, "email delivery failed");
+      if (attempt < maxAttempts) await sleep(1000 * 2 ** (attempt - 1));
+    }
+  }
+
+  async #transport(cfg: EmailConfig): Promise<Transporter> {
+    if (this.#mailer !== undefined) return this.#mailer;
+    const password = cfg.smtp.password === undefined ? undefined : await this.#o.resolveSecret(cfg.smtp.password);
+    this.#mailer = createTransport({
+      host: cfg.smtp.host,
+      port: cfg.smtp.port,
+      secure: cfg.smtp.secure,
+      ...(cfg.smtp.user === undefined ? {} : { auth: { user: cfg.smtp.user, pass: password ?? "" } }),
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 20_000,
+      logger: false,
+    });
+    return this.#mailer;
+  }
+}

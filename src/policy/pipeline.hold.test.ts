@@ -1,0 +1,157 @@
+/**
+ * The pipeline's side of approvals: a hold becomes the final allow or deny through the
+ * HoldResolver (fail closed without one, or when it fails), a grant can only stand in for the
+ * groups check at session admission, and sessions admitted under a grant end with it.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { MemoryAuditStore } from "../audit/testing.js";
+import type { AuditEventInput, AuditLog, AuditRecord } from "../audit/types.js";
+import { deny, type Decision, type HoldDecision } from "../core/decision.js";
+import type { SessionInfo } from "../core/session.js";
+import { GatewayMetrics } from "../observability/metrics.js";
+import { FileRecordingStore } from "../recording/file-store.js";
+import { AccessEvaluator } from "./access.js";
+import type { Evaluator } from "./evaluator.js";
+import { Pipeline, type HoldRequest, type HoldResolver } from "./pipeline.js";
+import { SessionRegistry } from "./registry.js";
+
+class FakeAudit implements AuditLog {
+  readonly records: AuditEventInput[] = [];
+  append(input: AuditEventInput): Promise<AuditRecord> {
+    this.records.push(input);
+    return Promise.resolve({ ...input, seq: this.records.length, time: new Date().toISOString(), prevHash: "", hash: "" });
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const connections = [{ type: "postgres" as const, name: "orders", host: "h", port: 5432, database: "d", user: "u", groups: ["agents"], sslmode: "disable" as const }];
+
+function session(groups: string[]): SessionInfo {
+  return {
+    id: crypto.randomUUID(),
+    protocol: "postgres",
+    connection: "orders",
+    principal: { kind: "service_account", id: "sa:bot", name: "bot", groups },
+    clientAddress: "127.0.0.1:1",
+    startedAt: new Date(),
+    attributes: {},
+  };
+}
+
+let allowedCalls = 0;
+const hold: HoldDecision = {
+  type: "hold",
+  need: "approval",
+  rule: "writes",
+  message: "needs approval",
+  approvers: ["dba"],
+  minApprovals: 1,
+  timeoutMs: 1000,
+  mode: "wait",
+  allow: { type: "allow" },
+  onAllowed: () => {
+    allowedCalls++;
+  },
+};
+
+/** Holds every statement. */
+const holding: Evaluator = { name: "holding", openSession: () => ({ evaluate: () => hold }) };
+
+class FakeResolver implements HoldResolver {
+  grantUntil: Date | undefined;
+  answer: ((r: HoldRequest) => Promise<{ decision: Decision; approvalId?: string }>) | undefined;
+  admit(_s: SessionInfo, d: Decision): { decision: Decision; grantUntil?: Date } {
+    if (d.type === "deny" && this.grantUntil !== undefined) return { decision: { type: "allow", rule: "grant:g1" }, grantUntil: this.grantUntil };
+    return { decision: d };
+  }
+  resolve(r: HoldRequest): Promise<{ decision: Decision; approvalId?: string }> {
+    if (this.answer === undefined) return Promise.reject(new Error("store down"));
+    return this.answer(r);
+  }
+}
+
+describe("Pipeline holds and grants", () => {
+  let dir: string;
+  let audit: FakeAudit;
+  let registry: SessionRegistry;
+  let recordings: FileRecordingStore;
+
+  const make = (evaluators: Evaluator[], approvals?: HoldResolver): Pipeline =>
+    new Pipeline({
+      evaluators,
+      audit,
+      recordings,
+      store: new MemoryAuditStore(),
+      registry,
+      metrics: new GatewayMetrics(),
+      logger: pino({ level: "silent" }),
+      endSessionsAtExpiry: true,
+      ...(approvals === undefined ? {} : { approvals }),
+    });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "airlock-hold-"));
+    audit = new FakeAudit();
+    registry = new SessionRegistry();
+    recordings = new FileRecordingStore({ dataDir: dir });
+    allowedCalls = 0;
+  });
+  afterEach(async () => {
+    await recordings.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const judge = async (p: Pipeline) => {
+    const { gate } = await p.startSession(session(["agents"]));
+    if (gate === undefined) throw new Error("not admitted");
+    return gate.judge({ type: "db.query", session: gate.info, seq: 1, stage: "simple", sql: "delete from t" });
+  };
+
+  it("refuses holds when approvals are not configured", async () => {
+    const d = await judge(make([new AccessEvaluator(connections), holding]));
+    expect(d).toEqual(deny("GW_POLICY_DENIED", "needs approval (approval by dba is required; approvals are not enabled on this gateway)", "writes"));
+    expect(allowedCalls).toBe(0);
+  });
+
+  it("fails closed when the resolver fails", async () => {
+    const d = await judge(make([new AccessEvaluator(connections), holding], new FakeResolver()));
+    expect(d).toMatchObject({ type: "deny", rule: "writes", message: "needs approval: approvals are unavailable right now, so it is refused (fail closed)" });
+    expect(audit.records.at(-1)).toMatchObject({ type: "db.query", decision: "deny" });
+  });
+
+  it("forwards the resolver's allow, audits it with the approval id, and lets the evaluator record what the statement defines", async () => {
+    const r = new FakeResolver();
+    r.answer = (req) => {
+      req.onHold?.({ approvalId: "apr_x", message: "waiting" });
+      return Promise.resolve({ decision: { type: "allow", rule: "writes" }, approvalId: "apr_x" });
+    };
+    const d = await judge(make([new AccessEvaluator(connections), holding], r));
+    expect(d).toEqual({ type: "allow", rule: "writes" });
+    expect(allowedCalls).toBe(1);
+    expect(audit.records.at(-1)).toMatchObject({ type: "db.query", decision: "allow", details: { approvalId: "apr_x" } });
+  });
+
+  it("lets a grant stand in for the groups check only, and ends the session when the grant ends", async () => {
+    const r = new FakeResolver();
+    r.grantUntil = new Date(Date.now() + 50);
+    const admitted = await make([new AccessEvaluator(connections)], r).startSession(session(["other"]));
+    expect(admitted.decision).toEqual({ type: "allow", rule: "grant:g1" });
+    expect(audit.records.at(-1)).toMatchObject({ type: "session.start", decision: "allow", rule: "grant:g1" });
+    await new Promise((res) => setTimeout(res, 120));
+    expect(admitted.gate?.termination).toEqual({ reason: "expired", detail: "the access grant expired" });
+
+    const refusing: Evaluator = { name: "other", evaluateSession: () => deny("GW_ACCESS_DENIED", "blocked", "blocked") };
+    const blocked = await make([new AccessEvaluator(connections), refusing], r).startSession(session(["other"]));
+    expect(blocked.decision).toMatchObject({ type: "deny", rule: "blocked" });
+    expect(blocked.gate).toBeUndefined();
+  });
+});
