@@ -1,0 +1,121 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Connection } from "../core/connection.js";
+import type { SshCommandEvent } from "../core/events.js";
+import type { SessionInfo } from "../core/session.js";
+import { parseConfig, type RawConfig } from "../runtime/config.js";
+import { PolicyEvaluator } from "./policies.js";
+import { ClassificationCache, initSqlParser } from "./sql/index.js";
+import { SshPolicyEvaluator } from "./ssh-policies.js";
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+function setup(policies: RawConfig["policies"]): { ssh: SshPolicyEvaluator; sql: PolicyEvaluator; connections: readonly Connection[] } {
+  const config = parseConfig({
+    connections: [
+      { name: "web1", type: "ssh", host: "h", user: "u", password: "p", hostKey: HOST_KEY, groups: ["agents"] },
+      { name: "db", type: "postgres", host: "h", database: "d", user: "u", groups: ["agents"] },
+    ],
+    policies,
+  });
+  return {
+    ssh: new SshPolicyEvaluator(config.policies, config.connections),
+    sql: new PolicyEvaluator(config.policies, config.connections, new ClassificationCache()),
+    connections: config.connections,
+  };
+}
+
+const session = (connection: string, protocol: "ssh" | "postgres" = "ssh"): SessionInfo => ({
+  id: "00000000-0000-4000-8000-000000000001",
+  protocol,
+  connection,
+  principal: { kind: "service_account", id: "sa:a", name: "a", groups: ["agents"] },
+  clientAddress: "127.0.0.1:1",
+  startedAt: new Date(),
+  attributes: {},
+});
+
+type EventInput = SshCommandEvent extends infer E ? (E extends SshCommandEvent ? Omit<E, "session" | "seq"> : never) : never;
+
+async function judge(ev: SshPolicyEvaluator, e: EventInput): Promise<string> {
+  const s = ev.openSession(session("web1"));
+  const d = await s?.evaluateCommand?.({ ...e, session: session("web1"), seq: 1 });
+  if (d === undefined) return "none";
+  return d.type === "deny" ? `deny:${d.rule ?? ""}` : `allow${d.rule === undefined ? "" : `:${d.rule}`}`;
+}
+
+beforeAll(async () => {
+  await initSqlParser();
+});
+
+describe("SshPolicyEvaluator", () => {
+  it("judges every program of a command, first matching policy per program", async () => {
+    const { ssh } = setup([
+      { name: "allow-ls", match: { commands: ["ls"] }, action: "allow" },
+      { name: "no-rm", match: { commands: ["rm"] }, action: "deny" },
+    ]);
+    expect(await judge(ssh, { type: "ssh.exec", command: "ls -la" })).toBe("allow:allow-ls");
+    expect(await judge(ssh, { type: "ssh.exec", command: "ls && sudo rm x" })).toBe("deny:no-rm");
+    expect(await judge(ssh, { type: "ssh.exec", command: "echo hi" })).toBe("allow");
+  });
+
+  it("refuses what cannot be known when a deny applies, and allows it otherwise", async () => {
+    const guarded = setup([{ name: "no-rm", match: { commands: ["rm"] }, action: "deny" }]);
+    expect(await judge(guarded.ssh, { type: "ssh.exec", command: "$X" })).toBe("deny:fail-closed");
+    expect(await judge(guarded.ssh, { type: "ssh.exec", command: "echo 'unterminated" })).toBe("deny:fail-closed");
+    expect(await judge(guarded.ssh, { type: "ssh.input", line: "ls", edited: true })).toBe("deny:fail-closed");
+    for (const line of ["!!", "!rm", "echo x; !-2", "^echo ^", "ls !$"]) expect(await judge(guarded.ssh, { type: "ssh.input", line, edited: false })).toBe("deny:fail-closed");
+    for (const line of ["[ ! -f x ] && echo y", "test 1 != 2", "echo $!", "echo hi!"]) expect(await judge(guarded.ssh, { type: "ssh.input", line, edited: false })).toBe("allow");
+    const open = setup([{ name: "allow-all", match: { commands: ["*"] }, action: "allow" }]);
+    expect(await judge(open.ssh, { type: "ssh.exec", command: "$X" })).toBe("allow");
+  });
+
+  it("matches arguments with globs and re: regexes; run-time arguments count for a deny only", async () => {
+    const { ssh } = setup([
+      { name: "no-force", match: { commands: ["git"], arguments: ["--force", "re:^-f$"] }, action: "deny" },
+      { name: "allow-cat-logs", match: { commands: ["cat"], arguments: ["/var/log/*"] }, action: "allow" },
+      { name: "no-cat", match: { commands: ["cat"] }, action: "deny" },
+    ]);
+    expect(await judge(ssh, { type: "ssh.exec", command: "git push --force" })).toBe("deny:no-force");
+    expect(await judge(ssh, { type: "ssh.exec", command: "git push -f" })).toBe("deny:no-force");
+    expect(await judge(ssh, { type: "ssh.exec", command: "git push" })).toBe("allow");
+    expect(await judge(ssh, { type: "ssh.exec", command: "git push $OPTS" })).toBe("deny:no-force");
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat /var/log/syslog" })).toBe("allow:allow-cat-logs");
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat /var/log/$F" })).toBe("deny:no-cat");
+  });
+
+  it("refuses forwarding unless an allow with forwardTo matches first", async () => {
+    const { ssh } = setup([
+      { name: "no-db", match: { forwardTo: ["*:5432"] }, action: "deny" },
+      { name: "web", match: { forwardTo: ["10.0.0.*:80", "127.0.0.1:*"] }, action: "allow" },
+    ]);
+    expect(await judge(ssh, { type: "ssh.forward", host: "10.0.0.7", port: 80 })).toBe("allow:web");
+    expect(await judge(ssh, { type: "ssh.forward", host: "127.0.0.1", port: 5432 })).toBe("deny:no-db");
+    expect(await judge(ssh, { type: "ssh.forward", host: "10.0.0.7", port: 22 })).toBe("deny:no-forwarding");
+    const none = setup([]);
+    expect(await judge(none.ssh, { type: "ssh.forward", host: "127.0.0.1", port: 80 })).toBe("deny:no-forwarding");
+  });
+
+  it("ignores SQL-only policies, and the SQL evaluator ignores SSH sessions", async () => {
+    const { ssh, sql } = setup([
+      { name: "no-drop", match: { operations: ["drop"] }, action: "deny" },
+      { name: "no-rm", match: { commands: ["rm"] }, action: "deny" },
+      { name: "mask", action: "mask", detectors: ["email"], columns: ["*.email"] },
+    ]);
+    expect(await judge(ssh, { type: "ssh.exec", command: "drop table x" })).toBe("allow");
+    expect(sql.openSession(session("web1"))).toBeUndefined();
+    const pg = sql.openSession(session("db", "postgres"));
+    expect(pg?.evaluate({ type: "db.query", session: session("db", "postgres"), seq: 1, stage: "simple", sql: "select 1" })).toMatchObject({ type: "allow" });
+    expect(ssh.openSession(session("db", "postgres"))).toBeUndefined();
+    // mask detectors apply to SSH output; columns do not
+    const d = await ssh.openSession(session("web1"))?.evaluateCommand?.({ type: "ssh.exec", command: "cat x", session: session("web1"), seq: 1 });
+    expect(d).toMatchObject({ type: "allow", plan: { masks: [{ rule: "mask", detectors: ["email"], columns: [] }] } });
+  });
+
+  it("refuses require_approval policies for now, naming the approvers", async () => {
+    const { ssh } = setup([{ name: "ask", match: { commands: ["reboot"] }, action: "require_approval", approvers: ["ops"] }]);
+    const s = ssh.openSession(session("web1"));
+    const d = await s?.evaluateCommand?.({ type: "ssh.exec", command: "sudo reboot", session: session("web1"), seq: 1 });
+    expect(d).toMatchObject({ type: "deny", rule: "ask" });
+    expect(d?.type === "deny" ? d.message : "").toContain("ops");
+  });
+});

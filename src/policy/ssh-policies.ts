@@ -1,0 +1,206 @@
+/**
+ * Guardrails and masking plans for SSH sessions (issue 6), from the same `policies:` list as SQL.
+ *
+ * Which policies apply to SSH: a policy whose `match` uses only SSH keys (`commands`,
+ * `arguments`, `forwardTo`), or has no `match` at all. A policy matching only on SQL (or HTTP)
+ * keys never applies to SSH, and the SQL evaluator ignores SSH-only policies and SSH sessions.
+ *
+ * Commands (exec requests and shell lines) are analysed with the shell analyser
+ * (./shell/analyze.ts). Each program found is judged on its own: the first policy matching it
+ * decides (allow stops there, deny / require_approval refuse the whole command). When any
+ * deny or approval policy applies to the session, a command that cannot be parsed or whose
+ * programs cannot be known before they run is refused (fail closed).
+ *
+ * Forwarding (direct-tcpip, `ssh -L`) is refused unless an `allow` policy with
+ * `match.forwardTo` (host:port globs) matches before any deny does.
+ */
+import { RE2JS } from "re2js";
+import type { Connection } from "../core/connection.js";
+import { deny, type AllowDecision, type Decision, type MaskRule } from "../core/decision.js";
+import { GatewayError } from "../core/errors.js";
+import type { SshCommandEvent } from "../core/events.js";
+import type { SessionInfo } from "../core/session.js";
+import type { PolicyConfig } from "../runtime/config.js";
+import type { Evaluator, SessionEvaluator } from "./evaluator.js";
+import { Glob, anyGlob } from "./glob.js";
+import { analyzeShell, type ShellCommand } from "./shell/analyze.js";
+
+const SSH_KEYS = ["commands", "arguments", "forwardTo"] as const;
+const OTHER_KEYS = ["operations", "relations", "columns", "functions", "noWhere", "statementRegex", "methods", "paths", "verbs", "resources", "namespaces"] as const;
+
+/** An argument pattern: a glob, or `re:REGEX` (RE2 syntax: linear time, unanchored). */
+type ArgPattern = { readonly kind: "glob"; readonly glob: Glob } | { readonly kind: "re"; readonly re: RE2JS };
+
+interface SshPolicy {
+  readonly config: PolicyConfig;
+  readonly name: string;
+  readonly connections: readonly Glob[];
+  readonly groups: readonly string[] | undefined;
+  readonly hasMatch: boolean;
+  readonly commands?: readonly Glob[];
+  readonly arguments?: readonly ArgPattern[];
+  readonly forwardTo?: readonly Glob[];
+}
+
+function compileArg(p: PolicyConfig, pattern: string): ArgPattern {
+  if (pattern.startsWith("re:")) {
+    try {
+      return { kind: "re", re: RE2JS.compile(pattern.slice(3)) };
+    } catch (e) {
+      throw new GatewayError("GW_CONFIG", `policy "${p.name}": match.arguments ${pattern} is not a valid (RE2) regular expression`, { cause: e });
+    }
+  }
+  return { kind: "glob", glob: new Glob(pattern) };
+}
+
+/** Undefined when the policy does not apply to SSH at all. */
+function compile(p: PolicyConfig): SshPolicy | undefined {
+  const m = p.match;
+  const base = { config: p, name: p.name, connections: p.connections.map((g) => new Glob(g)), groups: p.groups };
+  if (m === undefined) return { ...base, hasMatch: false };
+  const ssh = SSH_KEYS.filter((k) => m[k] !== undefined);
+  if (ssh.length === 0) return undefined; // SQL/HTTP only
+  if (OTHER_KEYS.some((k) => m[k] !== undefined)) return undefined; // mixed: can never hold for an SSH command
+  return {
+    ...base,
+    hasMatch: true,
+    ...(m.commands === undefined ? {} : { commands: m.commands.map((g) => new Glob(g)) }),
+    ...(m.arguments === undefined ? {} : { arguments: m.arguments.map((a) => compileArg(p, a)) }),
+    ...(m.forwardTo === undefined ? {} : { forwardTo: m.forwardTo.map((g) => new Glob(g)) }),
+  };
+}
+
+export class SshPolicyEvaluator implements Evaluator {
+  readonly name = "ssh-policies";
+  readonly #policies: readonly SshPolicy[];
+  readonly #connections: ReadonlyMap<string, Connection>;
+
+  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[]) {
+    this.#policies = policies.map(compile).filter((p): p is SshPolicy => p !== undefined);
+    this.#connections = new Map(connections.map((c) => [c.name, c]));
+  }
+
+  openSession(session: SessionInfo): SessionEvaluator | undefined {
+    if (this.#connections.get(session.connection)?.type !== "ssh") return undefined;
+    const applicable = this.#policies.filter(
+      (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
+    );
+    return new SshSessionPolicies(applicable);
+  }
+}
+
+/** `!x` history references (not `! `, `!=`, `!(`, `$!`) and `^old^new` quick substitution. */
+const HISTORY_EXPANSION = /(?:^|[^\\$])![^\s=(]|^\s*\^/m;
+
+const isGuard = (p: SshPolicy): boolean => p.config.action !== "mask";
+const isRefusing = (p: SshPolicy): boolean => p.config.action === "deny" || p.config.action === "require_approval" || p.config.action === "require_grant";
+
+export class SshSessionPolicies implements SessionEvaluator {
+  readonly #commandGuards: readonly SshPolicy[];
+  readonly #forwardGuards: readonly SshPolicy[];
+  readonly #failClosed: boolean;
+  readonly #allow: AllowDecision;
+
+  constructor(policies: readonly SshPolicy[]) {
+    // Policies about commands (or about everything); forwardTo-only policies judge forwards only.
+    this.#commandGuards = policies.filter((p) => isGuard(p) && (p.commands !== undefined || p.arguments !== undefined || !p.hasMatch));
+    this.#forwardGuards = policies.filter((p) => isGuard(p) && (p.forwardTo !== undefined || !p.hasMatch));
+    this.#failClosed = this.#commandGuards.some(isRefusing);
+    const masks: MaskRule[] = policies
+      .filter((p) => p.config.action === "mask" && (p.config.detectors ?? []).length > 0 && !p.hasMatch)
+      .map((p) => ({ rule: p.name, columns: [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" }));
+    this.#allow = masks.length === 0 ? { type: "allow" } : { type: "allow", plan: { masks } };
+  }
+
+  /** SQL statements never reach an SSH session. */
+  evaluate(): undefined {
+    return undefined;
+  }
+
+  async evaluateCommand(event: SshCommandEvent): Promise<Decision> {
+    switch (event.type) {
+      case "ssh.exec":
+        return this.#judgeText(event.command, false);
+      case "ssh.input":
+        // An interactive shell expands history (`!!`, `!rm`, `^old^new`) before it runs the line.
+        if (this.#failClosed && HISTORY_EXPANSION.test(event.line)) {
+          return deny("GW_POLICY_DENIED", "history expansion (!, ^) runs a line the gateway cannot see, so it is refused (fail closed)", "fail-closed");
+        }
+        return this.#judgeText(event.line, event.edited);
+      case "ssh.channel":
+        if (event.channel === "shell") return this.#allow;
+        return this.#judgeCommands([{ name: event.name ?? "", path: event.name ?? "", args: [], dynamicArgs: false, via: ["subsystem"] }]);
+      case "ssh.forward":
+        return this.#judgeForward(event.host, event.port);
+    }
+  }
+
+  async #judgeText(text: string, edited: boolean): Promise<Decision> {
+    if (this.#commandGuards.length === 0) return this.#allow;
+    if (edited && this.#failClosed) {
+      return deny("GW_POLICY_DENIED", "the line was edited with keys the gateway cannot follow (arrows, tab completion, history): type it again without them", "fail-closed");
+    }
+    const a = await analyzeShell(text);
+    if (!a.ok) {
+      if (!this.#failClosed) return this.#allow;
+      return deny("GW_POLICY_DENIED", `the command could not be parsed, so it is refused (fail closed): ${a.error}`, "fail-closed");
+    }
+    if (a.unknowable.length > 0 && this.#failClosed) {
+      return deny("GW_POLICY_DENIED", `${a.unknowable[0] ?? "the command cannot be inspected"}, so it is refused (fail closed)`, "fail-closed");
+    }
+    return this.#judgeCommands(a.commands);
+  }
+
+  #judgeCommands(commands: readonly ShellCommand[]): Decision {
+    let allowedBy: string | undefined;
+    for (const c of commands) {
+      for (const p of this.#commandGuards) {
+        if (!matchesCommand(p, c)) continue;
+        if (p.config.action === "allow") {
+          allowedBy ??= p.name;
+          break;
+        }
+        return refusal(p, `${c.name} is not allowed here (rule ${p.name})`);
+      }
+    }
+    return allowedBy === undefined ? this.#allow : { ...this.#allow, rule: allowedBy };
+  }
+
+  #judgeForward(host: string, port: number): Decision {
+    const target = `${host}:${port}`;
+    for (const p of this.#forwardGuards) {
+      if (p.forwardTo !== undefined && !anyGlob(p.forwardTo, target)) continue;
+      if (p.config.action === "allow") {
+        if (p.forwardTo === undefined) continue; // only an explicit forwardTo allows forwarding
+        return { type: "allow", rule: p.name };
+      }
+      return refusal(p, `forwarding to ${target} is not allowed (rule ${p.name})`);
+    }
+    return deny("GW_POLICY_DENIED", `forwarding to ${target} is refused: no policy allows it (match.forwardTo)`, "no-forwarding");
+  }
+}
+
+function refusal(p: SshPolicy, fallback: string): Decision {
+  const message = p.config.message ?? fallback;
+  if (p.config.action === "require_approval" || p.config.action === "require_grant") {
+    // TODO(approvals): hold SSH commands for approval once the pipeline's hold flow covers judgeCommand.
+    return deny("GW_POLICY_DENIED", `${message} (approval by ${(p.config.approvers ?? []).join(", ") || "an approver"} is required; approvals are not available for SSH commands yet)`, p.name);
+  }
+  return deny("GW_POLICY_DENIED", message, p.name);
+}
+
+/** All given match keys must hold for the one program. */
+function matchesCommand(p: SshPolicy, c: ShellCommand): boolean {
+  if (!p.hasMatch) return true;
+  if (p.forwardTo !== undefined && p.commands === undefined && p.arguments === undefined) return false;
+  if (p.commands !== undefined && !anyGlob(p.commands, c.name) && !anyGlob(p.commands, c.path)) return false;
+  if (p.arguments !== undefined) {
+    const patterns = p.arguments;
+    const hit = c.args.some((a) => patterns.some((pt) => (pt.kind === "glob" ? pt.glob.test(a) : pt.re.test(a))));
+    // Arguments only known at run time may be anything: they match a refusing policy (fail
+    // closed) but never count for an allow.
+    if (c.dynamicArgs) return isRefusing(p);
+    if (!hit) return false;
+  }
+  return true;
+}

@@ -1,0 +1,117 @@
+/**
+ * Follows what is typed into an interactive shell so each line can be judged at Enter
+ * (best effort: the gateway sees keystrokes, not the shell's line buffer).
+ *
+ * Printable text is appended, Backspace/DEL removes the last character, Ctrl-U and Ctrl-C
+ * clear the line, Ctrl-W removes the last word. Keys that edit invisibly (arrows, Home/End,
+ * Tab completion, history search, Ctrl-A/E/K/Y, …) mark the line `edited`: what the shell runs
+ * may differ from what the gateway saw, and the policy refuses such lines when guards apply.
+ * Bracketed-paste markers are not edits. Enter is `\r` (PTY) or `\n`.
+ *
+ * Pure: `feed` returns what to forward at once and the lines that wait for a decision.
+ */
+import { StringDecoder } from "node:string_decoder";
+
+export type TrackerOutput =
+  | { readonly kind: "pass"; readonly bytes: Buffer }
+  | { readonly kind: "line"; readonly line: string; readonly edited: boolean; readonly enter: Buffer };
+
+const ESC = 0x1b;
+
+export class LineTracker {
+  #line = "";
+  #edited = false;
+  #decoder = new StringDecoder("utf8");
+  /** Inside an escape sequence: the bytes seen so far (ESC …). */
+  #escape: number[] | undefined;
+  /** Bytes are never held back except Enter, so a line is at most this long before it is judged as edited. */
+  readonly #maxLine: number;
+
+  constructor(maxLine = 16 * 1024) {
+    this.#maxLine = maxLine;
+  }
+
+  feed(data: Buffer): TrackerOutput[] {
+    const out: TrackerOutput[] = [];
+    let passStart = 0;
+    for (let i = 0; i < data.length; i++) {
+      const b = data[i] ?? 0;
+      if (this.#escape !== undefined) {
+        this.#escape.push(b);
+        if (this.#escapeDone()) {
+          const seq = Buffer.from(this.#escape).toString("latin1");
+          this.#escape = undefined;
+          if (seq !== "\x1b[200~" && seq !== "\x1b[201~") this.#edited = true;
+        }
+        continue;
+      }
+      if (b === 0x0d || b === 0x0a) {
+        if (i > passStart) out.push({ kind: "pass", bytes: data.subarray(passStart, i) });
+        // \r\n counts as one Enter.
+        const enterEnd = b === 0x0d && data[i + 1] === 0x0a ? i + 2 : i + 1;
+        this.#line += this.#decoder.end();
+        out.push({ kind: "line", line: this.#line, edited: this.#edited, enter: data.subarray(i, enterEnd) });
+        this.#line = "";
+        this.#edited = false;
+        this.#decoder = new StringDecoder("utf8");
+        i = enterEnd - 1;
+        passStart = enterEnd;
+        continue;
+      }
+      if (b === ESC) {
+        this.#escape = [b];
+        continue;
+      }
+      if (b === 0x7f || b === 0x08) {
+        const chars = Array.from(this.#line);
+        chars.pop();
+        this.#line = chars.join("");
+        continue;
+      }
+      if (b === 0x15 || b === 0x03) {
+        this.#line = "";
+        this.#edited = false;
+        continue;
+      }
+      if (b === 0x17) {
+        this.#line = this.#line.replace(/\S+\s*$/, "");
+        continue;
+      }
+      // Ctrl-D on an empty line is end-of-input, Ctrl-L redraws: neither changes the line.
+      if ((b === 0x04 && this.#line === "") || b === 0x0c) continue;
+      if (b === 0x09 || b < 0x20) {
+        this.#edited = true;
+        continue;
+      }
+      this.#line += this.#decoder.write(data.subarray(i, i + 1));
+      if (this.#line.length > this.#maxLine) this.#edited = true;
+    }
+    if (passStart < data.length) out.push({ kind: "pass", bytes: data.subarray(passStart) });
+    return out;
+  }
+
+  /** Text typed since the last Enter, if any (input ended without a newline). */
+  pendingLine(): { readonly line: string; readonly edited: boolean } | undefined {
+    const line = this.#line + this.#decoder.end();
+    this.#decoder = new StringDecoder("utf8");
+    this.#line = "";
+    if (line === "" && !this.#edited) return undefined;
+    const edited = this.#edited;
+    this.#edited = false;
+    return { line, edited };
+  }
+
+  /** ESC x, ESC [ params final, ESC O x: ended? */
+  #escapeDone(): boolean {
+    const e = this.#escape ?? [];
+    if (e.length < 2) return false;
+    const second = e[1] ?? 0;
+    if (second === 0x5b /* [ */) {
+      if (e.length < 3) return false;
+      const last = e[e.length - 1] ?? 0;
+      return (last >= 0x40 && last <= 0x7e) || e.length > 32;
+    }
+    if (second === 0x4f /* O */) return e.length >= 3;
+    return true;
+  }
+}

@@ -1,0 +1,453 @@
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, readdirSync, writeFileSync, chownSync, statSync } from "node:fs";
+import { createServer, connect, type Server } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isFileTransfer } from "../src/protocols/ssh/engine.js";
+import { startSshWorld, type SshWorld } from "./harness/ssh-gateway.js";
+import type { ClientChannel } from "ssh2";
+
+const AWS_KEY = "AKIAIOSFODNN7EXAMPLE";
+const AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const CANARY = `canary-${randomBytes(12).toString("hex")}`;
+
+let w: SshWorld;
+let token: string;
+let echo: Server;
+let echoPort: number;
+
+beforeAll(async () => {
+  echo = createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+  const a = echo.address();
+  echoPort = typeof a === "object" && a !== null ? a.port : 0;
+  w = await startSshWorld({
+    sshdPassword: CANARY,
+    extraConnections: (sshd) => [
+      { name: "canary", type: "ssh", host: sshd.host, port: sshd.port, user: sshd.user, password: CANARY, hostKey: sshd.hostKey, groups: ["agents"] },
+      // A pinned key that is not the target's.
+      { name: "wrongkey", type: "ssh", host: sshd.host, port: sshd.port, user: sshd.user, password: CANARY, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", groups: ["agents"] },
+      { name: "private", type: "ssh", host: sshd.host, port: sshd.port, user: sshd.user, password: CANARY, hostKey: sshd.hostKey, groups: ["admins"] },
+    ],
+    policies: [
+      { name: "no-destructive-shell", connections: ["web1", "canary"], match: { commands: ["rm", "shutdown", "reboot", "mkfs", "dd"] }, action: "deny" },
+      { name: "no-shadow", match: { commands: ["cat", "less", "head", "tail"], arguments: ["/etc/shadow", "re:^/etc/gshadow"] }, action: "deny", message: "reading the shadow files is not allowed" },
+      { name: "forward-to-echo", match: { forwardTo: [`127.0.0.1:${echoPort}`] }, action: "allow" },
+      { name: "mask-secrets", action: "mask", detectors: ["secret", "email"] },
+    ],
+  });
+  token = await w.gw.mint("agent", "1h");
+  const env = join(w.sshd.home, ".env");
+  writeFileSync(env, `AWS_ACCESS_KEY_ID=${AWS_KEY}\nAWS_SECRET_ACCESS_KEY=${AWS_SECRET}\nOWNER=alice@example.com\n`);
+  const st = statSync(w.sshd.home);
+  chownSync(env, st.uid, st.gid);
+}, 60_000);
+
+afterAll(async () => {
+  await w.stop();
+  echo.close();
+});
+
+describe("ssh exec", () => {
+  it("runs a command with the token as the password", async () => {
+    const r = await w.ssh("web1", token, "echo hello; id -un");
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(`hello\n${w.sshd.user}\n`);
+    expect(r.code).toBe(0);
+  });
+
+  it("passes the exit status through", async () => {
+    const r = await w.ssh("web1", token, "exit 7");
+    expect(r.code).toBe(7);
+  });
+
+  it("accepts the token through keyboard-interactive", async () => {
+    const r = await w.ssh("web1", token, "echo kbd", { method: "keyboard-interactive" });
+    expect(r.stdout).toBe("kbd\n");
+  });
+
+  it("denies a guarded command with status 126 and one airlock line", async () => {
+    const r = await w.ssh("web1", token, "ls / && rm -rf /tmp/nothing-here");
+    expect(r.code).toBe(126);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^airlock: rm is not allowed here \(rule no-destructive-shell\)\n$/);
+  });
+
+  it("matches arguments (globs and RE2 regexes)", async () => {
+    const a = await w.ssh("web1", token, "cat /etc/shadow");
+    expect(a.code).toBe(126);
+    expect(a.stderr).toContain("reading the shadow files is not allowed");
+    const b = await w.ssh("web1", token, "head -1 /etc/gshadow-");
+    expect(b.code).toBe(126);
+    const c = await w.ssh("web1", token, "head -1 /etc/hostname");
+    expect(c.code).toBe(0);
+  });
+
+  it("masks secrets in output line by line", async () => {
+    const r = await w.ssh("web1", token, "cat .env");
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain(AWS_KEY);
+    expect(r.stdout).not.toContain(AWS_SECRET);
+    expect(r.stdout).not.toContain("alice@example.com");
+    expect(r.stdout).toContain("[EMAIL]");
+    expect(r.stdout).toMatch(/AWS_ACCESS_KEY_ID=\[/);
+  });
+});
+
+/** Collect a shell channel's output until `pattern` appears (or fail after timeoutMs). */
+function waitFor(out: { text: string }, ch: ClientChannel, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = (): boolean => {
+      const m = pattern.exec(out.text);
+      if (m === null) return false;
+      cleanup();
+      resolve(m[0]);
+      return true;
+    };
+    const onData = (): void => {
+      check();
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out waiting for ${pattern} in ${JSON.stringify(out.text.slice(-500))}`));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      ch.off("data", onData);
+      ch.stderr.off("data", onData);
+    };
+    ch.on("data", onData);
+    ch.stderr.on("data", onData);
+    check();
+  });
+}
+
+function openShell(c: Awaited<ReturnType<SshWorld["ssh2Client"]>>, window: { rows: number; cols: number } | false): Promise<{ ch: ClientChannel; out: { text: string } }> {
+  return new Promise((resolve, reject) => {
+    const cb = (err: Error | undefined, ch: ClientChannel): void => {
+      if (err !== undefined) {
+        reject(err);
+        return;
+      }
+      const out = { text: "" };
+      ch.on("data", (d: Buffer) => (out.text += d.toString("utf8")));
+      ch.stderr.on("data", (d: Buffer) => (out.text += d.toString("utf8")));
+      resolve({ ch, out });
+    };
+    if (window === false) c.shell(false, cb);
+    else c.shell({ ...window, term: "xterm", height: 0, width: 0 }, cb);
+  });
+}
+
+describe("ssh interactive shell", () => {
+  it("serves a PTY shell whose window changes reach the target, and refuses a denied line", async () => {
+    const c = await w.ssh2Client("web1", token);
+    try {
+      const { ch, out } = await openShell(c, { rows: 24, cols: 80 });
+      ch.write("stty size\r");
+      await waitFor(out, ch, /24 80/);
+      ch.setWindow(40, 100, 0, 0);
+      ch.write("stty size\r");
+      await waitFor(out, ch, /40 100/);
+      ch.write("touch /tmp/airlock-keep && rm -f /tmp/airlock-keep\r");
+      await waitFor(out, ch, /airlock: rm is not allowed here/);
+      ch.write("echo still-$((40+2))\r");
+      await waitFor(out, ch, /still-42/);
+      // Keys the gateway cannot follow (history recall) make the line unknowable.
+      ch.write("\x1b[Aecho recalled\r");
+      await waitFor(out, ch, /airlock: the line was edited with keys the gateway cannot follow/);
+      ch.write("cat ~/.env\r");
+      await waitFor(out, ch, /\[EMAIL\]/);
+      expect(out.text).not.toContain(AWS_SECRET);
+      expect(out.text).not.toContain("alice@example.com");
+      ch.write("exit\r");
+      await new Promise((r) => ch.once("close", r));
+    } finally {
+      c.end();
+    }
+  });
+
+  it("judges a non-PTY shell's input lines, multi-line constructs as a whole", async () => {
+    const c = await w.ssh2Client("web1", token);
+    try {
+      const { ch, out } = await openShell(c, false);
+      ch.write("echo one\n");
+      await waitFor(out, ch, /one\n/);
+      ch.write("for i in 1 2; do\necho loop-$i\nrm -f /tmp/nothing\ndone\n");
+      await waitFor(out, ch, /airlock: rm is not allowed here/);
+      ch.write("echo two\n");
+      await waitFor(out, ch, /two\n/);
+      expect(out.text).not.toContain("loop-1");
+      // A last line without a newline is judged when input ends.
+      ch.write("echo three; rm -f /tmp/nothing");
+      ch.end();
+      await waitFor(out, ch, /airlock: rm is not allowed here[^\n]*\n[\s\S]*$/);
+      await new Promise((r) => ch.once("close", r));
+      expect(out.text).not.toContain("three");
+    } finally {
+      c.end();
+    }
+  });
+});
+
+describe("ssh file transfer", () => {
+  const sizes = 3 * 1024 * 1024 + 17;
+
+  it("copies with legacy scp (-O) up and down", async () => {
+    const local = join(w.dir, "up.bin");
+    const data = randomBytes(sizes);
+    writeFileSync(local, data);
+    const up = await w.client("scp", token, ["-O", "-P", String(w.sshPort), local, `web1@127.0.0.1:${w.sshd.home}/airlock-scp-up.bin`]);
+    expect(up.stderr).toBe("");
+    expect(up.code).toBe(0);
+    const down = join(w.dir, "down.bin");
+    const r = await w.client("scp", token, ["-O", "-P", String(w.sshPort), `web1@127.0.0.1:${w.sshd.home}/airlock-scp-up.bin`, down]);
+    expect(r.code).toBe(0);
+    expect(createHash("sha256").update(readFileSync(down)).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+    // Each direction was one legacy scp server command, judged and audited like any exec.
+    const statements = [...readAudit().matchAll(/"statement":"(scp [^"]*)"/g)].map((m) => m[1] ?? "");
+    expect(statements.some((c) => / -t /.test(c) && isFileTransfer(c))).toBe(true);
+    expect(statements.some((c) => / -f /.test(c) && isFileTransfer(c))).toBe(true);
+  });
+
+  it("copies with modern scp (over sftp) and sftp, recording file operations with sizes and hashes", async () => {
+    const local = join(w.dir, "up2.bin");
+    const data = randomBytes(sizes);
+    writeFileSync(local, data);
+    const up = await w.client("scp", token, ["-P", String(w.sshPort), local, `web1@127.0.0.1:${w.sshd.home}/airlock-sftp-up.bin`]);
+    expect(up.code).toBe(0);
+    const batch = join(w.dir, "batch");
+    const remote = `${w.sshd.home}/airlock-sftp-up.bin`;
+    writeFileSync(batch, `get ${remote} ${join(w.dir, "down2.bin")}\nls\nrm ${remote}\n`);
+    const r = await w.client("sftp", token, ["-P", String(w.sshPort), "-b", batch, "web1@127.0.0.1"]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(w.dir, "down2.bin")).equals(data)).toBe(true);
+    const hash = createHash("sha256").update(data).digest("hex");
+    const sessions = (await w.gw.api("/v1/sessions?limit=50")).body as { sessions: { id: string }[] };
+    let ops = "";
+    for (const s of sessions.sessions) ops += JSON.stringify((await w.gw.api(`/v1/sessions/${s.id}`)).body);
+    expect(ops).toContain(`sftp wrote ${sizes} bytes: ${remote}`);
+    expect(ops).toContain(`sftp read ${sizes} bytes: ${remote}`);
+    expect(ops).toContain(`sftp remove ${remote}`);
+    const audit = readAudit();
+    expect(audit).toContain(hash);
+  });
+});
+
+function readAudit(): string {
+  const dir = join(w.gw.dataDir, "audit");
+  return readdirSync(dir)
+    .map((f) => readFileSync(join(dir, f), "utf8"))
+    .join("");
+}
+
+function forwardOut(c: Awaited<ReturnType<SshWorld["ssh2Client"]>>, port: number): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => c.forwardOut("127.0.0.1", 40000, "127.0.0.1", port, (err, ch) => (err === undefined ? resolve(ch) : reject(err))));
+}
+
+describe("ssh port forwarding", () => {
+  it("forwards to a destination a policy allows", async () => {
+    const c = await w.ssh2Client("web1", token);
+    try {
+      const ch = await forwardOut(c, echoPort);
+      const got = new Promise<string>((r) => ch.once("data", (d: Buffer) => r(d.toString())));
+      ch.write("ping through airlock");
+      expect(await got).toBe("ping through airlock");
+      ch.end();
+    } finally {
+      c.end();
+    }
+  });
+
+  it("refuses a destination no policy allows", async () => {
+    const c = await w.ssh2Client("web1", token);
+    try {
+      await expect(forwardOut(c, w.sshd.port)).rejects.toThrow();
+    } finally {
+      c.end();
+    }
+  });
+
+  it("refuses remote forwarding and agent forwarding", async () => {
+    const c = await w.ssh2Client("web1", token);
+    try {
+      await expect(new Promise((resolve, reject) => c.forwardIn("127.0.0.1", 0, (err) => (err === undefined ? resolve(undefined) : reject(err))))).rejects.toThrow();
+      // The session still works afterwards.
+      const r = await w.ssh("web1", token, "echo after");
+      expect(r.stdout).toBe("after\n");
+    } finally {
+      c.end();
+    }
+    const { runSshClient, clientOptions, askpass } = await import("./harness/sshd.js");
+    const agent = await runSshClient("ssh", [...clientOptions("password"), "-A", "-o", "ExitOnForwardFailure=yes", "-p", String(w.sshPort), "web1@127.0.0.1", "echo ${SSH_AUTH_SOCK:-no-agent}"], { askpassPath: askpass(w.dir, token) });
+    expect(agent.stdout).toBe("no-agent\n");
+  });
+
+  it("forwards with the real ssh -L", async () => {
+    const { freePort } = await import("./harness/ports.js");
+    const local = await freePort();
+    const { spawn } = await import("node:child_process");
+    const { askpass, clientOptions } = await import("./harness/sshd.js");
+    const child = spawn("ssh", [...clientOptions("password"), "-N", "-L", `${local}:127.0.0.1:${echoPort}`, "-p", String(w.sshPort), "web1@127.0.0.1"], {
+      env: { ...process.env, DISPLAY: ":0", SSH_ASKPASS_REQUIRE: "force", SSH_ASKPASS: askpass(w.dir, token) },
+      stdio: "ignore",
+    });
+    try {
+      let answer = "";
+      for (let i = 0; i < 100 && answer === ""; i++) {
+        answer = await new Promise<string>((resolve) => {
+          const s = connect(local, "127.0.0.1");
+          s.once("error", () => resolve(""));
+          s.once("connect", () => s.write("hello -L"));
+          s.once("data", (d: Buffer) => {
+            resolve(d.toString());
+            s.destroy();
+          });
+          s.once("close", () => resolve(""));
+        });
+        if (answer === "") await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(answer).toBe("hello -L");
+    } finally {
+      child.kill();
+    }
+  });
+});
+
+describe("ssh identity and target checks", () => {
+  it("logs in with a service account's registered public key", async () => {
+    const { runSshClient, clientOptions } = await import("./harness/sshd.js");
+    const k = await runSshClient("ssh", [...clientOptions("publickey"), "-i", w.agentKeyPath, "-o", "IdentitiesOnly=yes", "-p", String(w.sshPort), "web1@127.0.0.1", "echo by-key"]);
+    expect(k.stdout).toBe("by-key\n");
+    expect(k.code).toBe(0);
+  });
+
+  it("refuses bad tokens, unknown connections and connections the groups may not use, auditing each", async () => {
+    const bad = await w.ssh("web1", "not-a-token", "echo hi");
+    expect(bad.code).toBe(255);
+    expect(bad.stdout).toBe("");
+    const unknown = await w.ssh("nosuch", token, "echo hi");
+    expect(unknown.code).toBe(255);
+    const denied = await w.ssh("private", token, "echo hi");
+    expect(denied.code).toBe(255);
+    const audit = readAudit();
+    expect(audit).toContain('"auth.failure"');
+    expect(audit).toMatch(/"connection":"nosuch"[^\n]*"decision":"deny"|"decision":"deny"[^\n]*"connection":"nosuch"/);
+    expect(audit).toMatch(/GW_ACCESS_DENIED/);
+  });
+
+  it("closes a connection after six failed attempts", async () => {
+    const { default: ssh2 } = await import("ssh2");
+    let attempts = 0;
+    const outcome = await new Promise<string>((resolve) => {
+      const c = new ssh2.Client();
+      c.once("ready", () => resolve("ready"));
+      c.once("error", (e) => resolve(`error: ${e.message}`));
+      c.once("close", () => resolve("closed"));
+      c.connect({
+        host: "127.0.0.1",
+        port: w.sshPort,
+        username: "web1",
+        readyTimeout: 10_000,
+        authHandler: (_methods, _partial, next) => {
+          attempts++;
+          if (attempts > 20) return false;
+          next({ type: "password", username: "web1", password: `bad-${attempts}` });
+          return undefined;
+        },
+      });
+    });
+    expect(outcome).not.toBe("ready");
+    expect(attempts).toBeLessThanOrEqual(7);
+  });
+
+  it("refuses a target whose host key is not the pinned one, saying why", async () => {
+    const r = await w.ssh("wrongkey", token, "echo hi");
+    expect(r.code).toBe(255);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain('airlock: connection "wrongkey": the target\'s host key does not match the pinned hostKey');
+  });
+
+  it("never lets the target's password reach the client, the logs or the recordings", async () => {
+    const ok = await w.ssh("canary", token, "echo canary-ok; echo $SSH_CONNECTION >/dev/null");
+    expect(ok.stderr + ok.stdout).toBe("canary-ok\n");
+    const denied = await w.ssh("canary", token, "rm -rf /");
+    expect(denied.code).toBe(126);
+    const mismatch = await w.ssh("wrongkey", token, "echo hi");
+    const c = await w.ssh2Client("canary", token);
+    const { ch, out } = await openShell(c, { rows: 24, cols: 80 });
+    ch.write("echo shell-ok\r");
+    await waitFor(out, ch, /shell-ok/);
+    ch.write("exit\r");
+    await new Promise((r) => ch.once("close", r));
+    c.end();
+    await new Promise((r) => setTimeout(r, 300));
+    for (const seen of [ok.stdout, ok.stderr, denied.stdout, denied.stderr, mismatch.stdout, mismatch.stderr, out.text]) expect(seen).not.toContain(CANARY);
+    expect(w.gw.logs()).not.toContain(CANARY);
+    expect(readAudit()).not.toContain(CANARY);
+    const recordings = join(w.gw.dataDir, "recordings");
+    let all = "";
+    for (const shard of readdirSync(recordings)) for (const f of readdirSync(join(recordings, shard))) all += readFileSync(join(recordings, shard, f), "utf8");
+    expect(all.length).toBeGreaterThan(0);
+    expect(all).not.toContain(CANARY);
+  });
+
+  it("ends a live SSH session when its token is revoked", async () => {
+    const t = await w.gw.mint("agent", "10m");
+    const tokenId = (JSON.parse(Buffer.from(t.split(".")[1] ?? "", "base64url").toString()) as { jti: string }).jti;
+    const c = await w.ssh2Client("web1", t);
+    const { ch, out } = await openShell(c, { rows: 24, cols: 80 });
+    ch.write("echo alive\r");
+    await waitFor(out, ch, /alive/);
+    const closed = new Promise<void>((r) => c.once("close", () => r()));
+    const res = await w.gw.api(`/v1/tokens/${tokenId}/revoke`, { method: "POST", body: {} });
+    expect(res.status).toBe(200);
+    await closed;
+    expect(out.text).toContain("airlock: the access token was revoked");
+  });
+});
+
+describe("ssh recordings", () => {
+  it("records commands in the session and the terminal as asciicast v2, served by the API", async () => {
+    const c = await w.ssh2Client("web1", token);
+    const { ch, out } = await openShell(c, { rows: 30, cols: 90 });
+    ch.write("echo recorded-$((6*7))\r");
+    await waitFor(out, ch, /recorded-42/);
+    ch.write("exit\r");
+    await new Promise((r) => ch.once("close", r));
+    c.end();
+    await new Promise((r) => setTimeout(r, 500));
+    const sessions = (await w.gw.api("/v1/sessions?limit=100")).body as { sessions: { id: string; protocol?: string }[] };
+    let found: string | undefined;
+    for (const s of sessions.sessions) {
+      const cast = await w.gw.api(`/v1/sessions/${s.id}/cast`);
+      if (cast.status === 200 && cast.text.includes("recorded-42")) {
+        found = cast.text;
+        const header = JSON.parse(cast.text.split("\n")[0] ?? "{}") as { version: number; width: number; height: number };
+        expect(header).toMatchObject({ version: 2, width: 90, height: 30 });
+        expect(cast.text).toMatch(/\[[0-9.]+,"i","echo recorded/);
+        const show = JSON.stringify((await w.gw.api(`/v1/sessions/${s.id}`)).body);
+        expect(show).toContain("echo recorded-$((6*7))");
+        // `airlock sessions replay` plays the cast.
+        const { runCli } = await import("../src/cli/cli.js");
+        const { PassThrough } = await import("node:stream");
+        const stdout = new PassThrough();
+        const stderr = new PassThrough();
+        let played = "";
+        stdout.on("data", (d: Buffer) => (played += d.toString()));
+        const code = await runCli(["sessions", "replay", s.id, "--speed", "0", "--api", w.gw.apiUrl], {
+          stdout,
+          stderr,
+          env: { AIRLOCK_TOKEN: w.gw.gw.adminToken },
+          cwd: w.dir,
+        });
+        expect(code).toBe(0);
+        expect(played).toContain("recorded-42");
+        break;
+      }
+    }
+    expect(found).toBeDefined();
+    const none = await w.gw.api(`/v1/sessions/00000000-0000-4000-8000-000000000000/cast`);
+    expect(none.status).toBe(404);
+  });
+});
