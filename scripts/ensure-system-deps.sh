@@ -24,9 +24,8 @@ REQUIREMENTS=(
   "openssh-client|ssh|ssh-keygen"
   "mariadb-server|mariadbd|mariadb-install-db"
   "mariadb-client|mariadb"
-  # --- chromium (web console end-to-end tests, a later issue) ---
-  # When those tests land, enable this line; `chromium` is the Debian package and binary.
-  # "chromium|chromium"
+  # --- chromium: browser login tests (test/identity.browser.test.ts) via playwright-core ---
+  "chromium|chromium"
 )
 
 has_binary() {

@@ -89,7 +89,7 @@ beforeAll(async () => {
       { name: "no-secrets-table", connections: ["shop"], match: { relations: ["public.secrets*"] }, action: "deny" },
       { name: "regex-guard", connections: ["shop"], match: { statementRegex: "forbidden_marker" }, action: "deny" },
       { name: "no-evil-tables", connections: ["shop"], match: { operations: ["create_table"], relations: ["evil.*"] }, action: "deny" },
-      { name: "orders-writes-need-approval", connections: ["shop"], match: { operations: ["insert"], relations: ["orders"] }, action: "require_approval", approvers: ["dba"] },
+      { name: "orders-writes-need-approval", connections: ["shop"], match: { operations: ["insert"], relations: ["orders"] }, action: "require_approval", approvers: ["dba"], mode: "async" },
       { name: "hide-pii", connections: ["shop", "shop_ro"], action: "mask", columns: ["customers.email"], detectors: ["credit_card", "email", "phone"], strategy: "redact" },
       { name: "hide-totals", connections: ["shop"], action: "mask", columns: ["orders.total"], strategy: "redact" },
       { name: "cap-rows", connections: ["shop"], match: { relations: ["orders"] }, action: "allow", maxRows: 50 },
@@ -191,11 +191,11 @@ describe("deny policies", () => {
     });
   });
 
-  it("refuses a require_approval statement (approvals are a later feature) with a clear message", async () => {
+  it("refuses an async require_approval statement at once, naming the approval request and its approvers", async () => {
     await withClient("shop", async (c) => {
       const e = await refused(c, "insert into orders values (1000, 1, 1)");
       expect(e.code).toBe("42501");
-      expect(e.message).toContain("approval by dba is required");
+      expect(e.message).toMatch(/approval apr_[a-z0-9]+ requested from dba/);
     });
     expect((await server.psql("select count(*) from orders where id = 1000", { database: "shop" })).trim()).toBe("0");
   });

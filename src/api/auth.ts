@@ -12,6 +12,9 @@ import { GatewayError } from "../core/errors.js";
 import { ADMIN_PRINCIPAL } from "../core/principal.js";
 import type { Principal } from "../core/principal.js";
 import { ADMIN_TOKEN_PREFIX, adminTokenMatches } from "../identity/admin.js";
+import type { RolesSettings } from "../identity/config-schema.js";
+import { rolesFor } from "../identity/roles.js";
+import type { ControlPlaneRole } from "../identity/roles.js";
 import type { TokenService } from "../identity/tokens.js";
 
 /**
@@ -20,7 +23,7 @@ import type { TokenService } from "../identity/tokens.js";
  * `auditor` reads sessions, recordings and audit; `user` is any authenticated principal
  * (its own tokens, its own approval and access requests).
  */
-export type ControlPlaneRole = "admin" | "approver" | "auditor" | "user";
+export type { ControlPlaneRole } from "../identity/roles.js";
 export type RouteAccess = "public" | ControlPlaneRole;
 
 declare module "fastify" {
@@ -37,22 +40,20 @@ export interface Caller {
   readonly roles: readonly ControlPlaneRole[];
 }
 
-/** Roles of a principal. Every authenticated principal is a `user`; approver/auditor come from configured group mappings (identity issue). */
-export function rolesOf(principal: Principal): readonly ControlPlaneRole[] {
-  switch (principal.kind) {
-    case "admin":
-      return ["admin", "approver", "auditor", "user"];
-    case "service_account":
-    case "person":
-    case "workload":
-      return ["user"];
-  }
+/** Roles of a principal: every authenticated principal is a `user`; others by group (`roles:` in the config). */
+export function rolesOf(principal: Principal, settings?: RolesSettings): readonly ControlPlaneRole[] {
+  return rolesFor(principal, settings);
 }
 
 /** Parse `Authorization: Bearer <token>` (RFC 6750 §2.1) into a Principal. */
 export async function authenticate(
   header: string | undefined,
-  deps: { readonly adminToken: string; readonly tokens: Pick<TokenService, "verify"> },
+  deps: {
+    readonly adminToken: string;
+    readonly tokens: Pick<TokenService, "verify">;
+    /** The gateway's authenticator (Airlock tokens and trusted issuers' JWTs); default: Airlock tokens only. */
+    readonly authenticate?: (token: string) => Promise<Principal>;
+  },
 ): Promise<Principal> {
   if (header === undefined || header.trim() === "") {
     throw new GatewayError("GW_AUTH_MISSING", "missing credential: send Authorization: Bearer <token>");
@@ -64,7 +65,7 @@ export async function authenticate(
     if (adminTokenMatches(deps.adminToken, presented)) return ADMIN_PRINCIPAL;
     throw new GatewayError("GW_AUTH_INVALID", "invalid token");
   }
-  return deps.tokens.verify(presented);
+  return deps.authenticate === undefined ? deps.tokens.verify(presented) : deps.authenticate(presented);
 }
 
 /** Check the caller may use a route needing `access`. */

@@ -8,6 +8,9 @@ import type { AuditEventInput, AuditRecord, AuditVerifyResult } from "../audit/t
 import type { SessionInfo } from "../core/session.js";
 import { writeAdminToken } from "../identity/admin.js";
 import { TokenService } from "../identity/tokens.js";
+import { Authenticator } from "../identity/authenticator.js";
+import { TrustedIssuers } from "../identity/issuers.js";
+import { resolveSecret } from "../secrets/resolve.js";
 import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { SessionRegistry } from "../policy/registry.js";
@@ -37,6 +40,7 @@ let auditResult: AuditVerifyResult = { ok: true, records: 0, lastSeq: 0 };
 let auditThrows: Error | undefined;
 const appended: AuditEventInput[] = [];
 let appendFails = false;
+const ROLE_GROUPS = { admin: ["platform"], approver: ["dba"], auditor: ["security"] };
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "airlock-api-"));
@@ -54,7 +58,26 @@ beforeAll(async () => {
   adminToken = await writeAdminToken(join(root, "data"));
   registry = new SessionRegistry();
   metrics = new GatewayMetrics();
+  const authenticator = new Authenticator({ tokens, issuers: new TrustedIssuers({ issuers: [], logger }) });
+  const appendAudit = (input: AuditEventInput): Promise<AuditRecord> => {
+    if (appendFails) return Promise.reject(new Error("disk full"));
+    appended.push(input);
+    return Promise.resolve({ ...input, seq: appended.length, time: new Date().toISOString(), prevHash: "0".repeat(64), hash: "0".repeat(64) });
+  };
   const deps: ApiDeps = {
+    authenticate: authenticator.authenticate,
+    roles: ROLE_GROUPS,
+    identity: {
+      tokens,
+      authenticator,
+      oidc: [],
+      login: { tokenTtl: 3_600_000, exchangeTtl: 900_000 },
+      roles: ROLE_GROUPS,
+      liveSessions: registry,
+      auditLog: { append: appendAudit },
+      resolveSecret,
+      logger,
+    },
     store,
     tokens,
     recordings,
@@ -128,27 +151,92 @@ describe("public routes", () => {
   });
 });
 
-describe("every /v1 route requires the admin role", () => {
-  it("answers 401 without credentials and 403 for a service-account token, on every registered route", async () => {
-    const { token } = await tokens.mint("ci-bot", { createdBy: "test" });
-    const v1 = api.routes.filter((r) => r.url.startsWith("/v1"));
+/** The access each route needs. A route missing here is still checked against the access it declares. */
+const EXPECTED_ACCESS: Readonly<Record<string, string>> = {
+  "POST /v1/tokens": "admin",
+  "GET /v1/tokens/:id": "user",
+  "POST /v1/tokens/:id/revoke": "user",
+  "GET /v1/sessions": "auditor",
+  "GET /v1/sessions/:id": "auditor",
+  "POST /v1/sessions/:id/terminate": "admin",
+  "GET /v1/audit/verify": "auditor",
+  "GET /v1/audit": "auditor",
+  "GET /v1/auth/whoami": "user",
+  "POST /v1/principals/:id/revoke": "admin",
+};
+
+describe("every /v1 route checks the caller's role", () => {
+  it("answers 401 without credentials, and 403 to every role that lacks the route's role, on every registered route", async () => {
+    const sa = await tokens.mint("ci-bot", { createdBy: "test" });
+    const person = async (groups: string[]): Promise<string> =>
+      (await tokens.mintFor({ kind: "person", id: `user:${groups.join("-") || "plain"}@example.com`, name: "p", groups }, { ttlMs: 600_000, createdBy: "test" })).token;
+    const callers: { name: string; token: string; roles: readonly string[] }[] = [
+      { name: "service account", token: sa.token, roles: ["user"] },
+      { name: "person", token: await person([]), roles: ["user"] },
+      { name: "auditor", token: await person(["security"]), roles: ["auditor", "user"] },
+      { name: "approver", token: await person(["dba"]), roles: ["approver", "user"] },
+      { name: "admin group", token: await person(["platform"]), roles: ["admin", "approver", "auditor", "user"] },
+      { name: "admin token", token: adminToken, roles: ["admin", "approver", "auditor", "user"] },
+    ];
+    const v1 = api.routes.filter((r) => r.url.startsWith("/v1") && r.access !== "public");
     // Guard against the enumeration silently finding nothing.
-    expect(v1.length).toBeGreaterThanOrEqual(8);
+    expect(v1.length).toBeGreaterThanOrEqual(10);
     for (const route of v1) {
+      const key = `${route.method === "HEAD" ? "GET" : route.method} ${route.url}`;
+      const expected = EXPECTED_ACCESS[key];
+      if (expected !== undefined) expect(route.access, `${key} declared access`).toBe(expected);
       const url = route.url.replace(/:[A-Za-z]+/g, randomUUID());
-      const method = route.method as "GET" | "POST" | "HEAD";
+      const method = route.method as "GET" | "POST" | "HEAD" | "DELETE" | "PUT" | "PATCH";
       const anon = await api.inject({ method, url });
       expect(anon.statusCode, `${route.method} ${route.url} without credentials`).toBe(401);
-      const sa = await api.inject({ method, url, headers: { authorization: `Bearer ${token}` } });
-      expect(sa.statusCode, `${route.method} ${route.url} as a service account`).toBe(403);
-      if (method !== "HEAD") {
-        expect(anon.json<ErrorShape>().error.code).toBe("GW_AUTH_MISSING");
-        expect(sa.json<ErrorShape>().error.code).toBe("GW_FORBIDDEN");
+      if (method !== "HEAD") expect(anon.json<ErrorShape>().error.code).toBe("GW_AUTH_MISSING");
+      for (const c of callers) {
+        const res = await api.inject({ method, url, headers: { authorization: `Bearer ${c.token}` } });
+        const what = `${route.method} ${route.url} as ${c.name}`;
+        expect(res.statusCode, what).not.toBe(401);
+        const roleRefusal = res.statusCode === 403 && (method === "HEAD" || res.json<ErrorShape>().error.message.includes(`needs role ${route.access}`));
+        expect(roleRefusal, what).toBe(!c.roles.includes(route.access));
+        if (roleRefusal && method !== "HEAD") expect(res.json<ErrorShape>().error.code).toBe("GW_FORBIDDEN");
       }
     }
     // Only these routes are public; adding another public route must be a conscious change here.
     const publicRoutes = api.routes.filter((r) => r.access === "public").map((r) => `${r.method} ${r.url}`);
-    expect(new Set(publicRoutes)).toEqual(new Set(["GET /healthz", "HEAD /healthz", "GET /metrics", "HEAD /metrics"]));
+    expect(new Set(publicRoutes)).toEqual(
+      new Set([
+        "GET /healthz",
+        "HEAD /healthz",
+        "GET /metrics",
+        "HEAD /metrics",
+        "POST /v1/token/exchange",
+        "GET /v1/auth/oidc/login",
+        "HEAD /v1/auth/oidc/login",
+        "GET /v1/auth/oidc/callback",
+        "HEAD /v1/auth/oidc/callback",
+      ]),
+    );
+  });
+
+  it("lets a user read and revoke its own token only", async () => {
+    const own = await tokens.mintFor({ kind: "person", id: "user:owner@example.com", name: "owner@example.com", groups: [] }, { ttlMs: 600_000, createdBy: "test" });
+    const other = await tokens.mint("ci-bot", { createdBy: "test" });
+    const auth = { authorization: `Bearer ${own.token}` };
+    expect((await api.inject({ method: "GET", url: `/v1/tokens/${own.id}`, headers: auth })).statusCode).toBe(200);
+    expect((await api.inject({ method: "GET", url: `/v1/tokens/${other.id}`, headers: auth })).statusCode).toBe(404);
+    expect((await api.inject({ method: "POST", url: `/v1/tokens/${other.id}/revoke`, headers: auth })).statusCode).toBe(404);
+    await expect(tokens.verify(other.token)).resolves.toMatchObject({ id: "sa:ci-bot" });
+    expect((await api.inject({ method: "POST", url: `/v1/tokens/${own.id}/revoke`, headers: auth })).json()).toMatchObject({ revoked: true });
+    expect((await api.inject({ method: "GET", url: "/v1/auth/whoami", headers: auth })).statusCode).toBe(401);
+  });
+
+  it("audits refused API credentials without the credential", async () => {
+    appended.length = 0;
+    await api.inject({ method: "GET", url: "/v1/sessions", headers: { authorization: "Bearer forged.credential.value" } });
+    await api.inject({ method: "GET", url: "/v1/sessions" });
+    expect(appended.map((a) => [a.type, a.protocol, a.code])).toEqual([
+      ["auth.failure", "api", "GW_AUTH_INVALID"],
+      ["auth.failure", "api", "GW_AUTH_MISSING"],
+    ]);
+    expect(JSON.stringify(appended)).not.toContain("forged.credential");
   });
 
   it("rejects a wrong admin token, a malformed header and an expired token", async () => {

@@ -22,7 +22,12 @@ import type { RecordingStore } from "../recording/types.js";
 import { parseDuration } from "../runtime/duration.js";
 import type { SessionRow, Store, TokenRow } from "../store/types.js";
 import { DEFAULT_ROUTE_ACCESS, authenticate, authorize, callerOf, rolesOf, setCaller } from "./auth.js";
-import type { RouteAccess } from "./auth.js";
+import type { Caller, RouteAccess } from "./auth.js";
+import type { RolesSettings } from "../identity/config-schema.js";
+import { auditApiAuthFailure, registerIdentityRoutes } from "./identity-routes.js";
+import { registerSshRoutes, type SshRoutesDeps } from "./ssh-routes.js";
+import type { IdentityRoutesDeps } from "./identity-routes.js";
+import { registerApprovalRoutes, type ApprovalRoutesDeps } from "./approvals-routes.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -38,6 +43,16 @@ export interface ApiDeps {
    * creation cannot be audited is revoked again and the request fails (fail closed).
    */
   readonly auditLog?: Pick<AuditLog, "append">;
+  /** The gateway's authenticator (Airlock tokens, then trusted issuers' JWTs); default: Airlock tokens only. */
+  readonly authenticate?: (token: string) => Promise<Principal>;
+  /** Group → control-plane role mapping (`roles:`). */
+  readonly roles?: RolesSettings;
+  /** Identity routes (token exchange, OIDC/SAML login, principal revocation): identity-routes.ts. */
+  readonly identity?: IdentityRoutesDeps;
+  /** Approvals and access requests (approvals-routes.ts). */
+  readonly approvals?: ApprovalRoutesDeps;
+  /** SSH terminal recordings (ssh-routes.ts). */
+  readonly ssh?: SshRoutesDeps;
 }
 
 export interface RegisteredRoute {
@@ -66,6 +81,7 @@ const CLIENT_ERROR_STATUS: Partial<Readonly<Record<ErrorCode, number>>> = {
   GW_ACCESS_DENIED: 403,
   GW_NOT_FOUND: 404,
   GW_BAD_REQUEST: 400,
+  GW_CONFLICT: 409,
 };
 
 export function statusForCode(code: ErrorCode): number {
@@ -175,8 +191,14 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     if (request.is404) return; // answered by the not-found handler; reveals nothing
     const access = request.routeOptions.config.airlockAccess ?? DEFAULT_ROUTE_ACCESS;
     if (access === "public") return;
-    const principal = await authenticate(request.headers.authorization, deps);
-    const caller = { principal, roles: rolesOf(principal) };
+    let principal: Principal;
+    try {
+      principal = await authenticate(request.headers.authorization, deps);
+    } catch (e) {
+      await auditApiAuthFailure(deps, request, e);
+      throw e;
+    }
+    const caller = { principal, roles: rolesOf(principal, deps.roles) };
     authorize(caller, access);
     setCaller(request, caller);
   });
@@ -218,6 +240,9 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
   });
 
   registerRoutes(app, deps);
+  if (deps.identity !== undefined) registerIdentityRoutes(app, deps.identity);
+  if (deps.approvals !== undefined) registerApprovalRoutes(app, deps.approvals);
+  if (deps.ssh !== undefined) registerSshRoutes(app, deps.ssh);
   await app.ready();
 
   return {
@@ -237,6 +262,11 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
 function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const pub = { config: { airlockAccess: "public" as const } };
   const admin = { config: { airlockAccess: "admin" as const } };
+  const auditor = { config: { airlockAccess: "auditor" as const } };
+  const user = { config: { airlockAccess: "user" as const } };
+  /** Admins and auditors see every token; anyone else only their own (others are "not found"). */
+  const mayReadToken = (caller: Caller, row: TokenRow, write: boolean): boolean =>
+    caller.roles.includes("admin") || (!write && caller.roles.includes("auditor")) || row.principalId === caller.principal.id;
 
   app.get("/healthz", pub, () => Promise.resolve({ status: "ok" }));
 
@@ -275,16 +305,21 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
     });
   });
 
-  app.get("/v1/tokens/:id", admin, async (request) => {
+  app.get("/v1/tokens/:id", user, async (request) => {
     const { id } = parse(idParam, request.params, "id");
     const row = await deps.store.getToken(id);
-    if (row === undefined) throw new GatewayError("GW_NOT_FOUND", `no token ${id}`);
+    if (row === undefined || !mayReadToken(callerOf(request), row, false)) throw new GatewayError("GW_NOT_FOUND", `no token ${id}`);
     return tokenJson(row);
   });
 
-  app.post("/v1/tokens/:id/revoke", admin, async (request) => {
+  app.post("/v1/tokens/:id/revoke", user, async (request) => {
     const { id } = parse(idParam, request.params, "id");
     const caller = callerOf(request);
+    if (!caller.roles.includes("admin")) {
+      // Anyone may revoke their own token (e.g. at logout); nobody else's.
+      const row = await deps.store.getToken(id);
+      if (row === undefined || !mayReadToken(caller, row, true)) throw new GatewayError("GW_NOT_FOUND", `no token ${id}`);
+    }
     // The runtime's onRevoke listener may end the sessions inside revoke(); count them first
     // so the answer reports them either way.
     const liveBefore = deps.liveSessions.list().filter((s) => s.principal.tokenId === id).length;
@@ -303,7 +338,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   // --- sessions -----------------------------------------------------------------------------
 
-  app.get("/v1/sessions", admin, async (request) => {
+  app.get("/v1/sessions", auditor, async (request) => {
     const q = parse(sessionsQuery, request.query, "query");
     const rows = await deps.store.listSessions({
       limit: q.limit,
@@ -314,7 +349,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { sessions: rows.map((r) => sessionJson(r, live.has(r.id))) };
   });
 
-  app.get("/v1/sessions/:id", admin, async (request) => {
+  app.get("/v1/sessions/:id", auditor, async (request) => {
     const { id } = parse(idParam, request.params, "id");
     const liveInfo = deps.liveSessions.list().find((s) => s.id === id);
     const row = (await deps.store.getSession(id)) ?? (liveInfo === undefined ? undefined : rowFromLive(liveInfo));
@@ -334,9 +369,9 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   // --- audit --------------------------------------------------------------------------------
 
-  app.get("/v1/audit/verify", admin, async () => deps.audit.verify());
+  app.get("/v1/audit/verify", auditor, async () => deps.audit.verify());
 
-  app.get("/v1/audit", admin, async (request) => {
+  app.get("/v1/audit", auditor, async (request) => {
     const q = parse(auditQuery, request.query, "query");
     return { records: await deps.store.readAudit(q.afterSeq, q.limit) };
   });

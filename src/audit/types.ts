@@ -6,12 +6,20 @@ export const AUDIT_EVENT_TYPES = [
   "session.start", // access decision for a new session (allow or deny)
   "session.end",
   "db.query", // a statement's decision, written before it is forwarded
+  "ssh.command", // an SSH exec, shell line, channel or forward and its decision, written before it is forwarded
   "db.result", // facts about a result worth auditing: masked value counts, row limits (never values)
   "auth.failure",
   "token.create",
   "token.revoke",
   "gateway.start",
   "gateway.stop",
+  "approval.requested", // a statement was held, or access was requested (src/approvals)
+  "approval.decided", // one approver's vote (approve or deny), with the request's resulting status
+  "approval.expired", // no decision in time
+  "approval.cancelled", // the waiting client went away, or the gateway restarted
+  "approval.used", // an approved async statement ran (single use)
+  "grant.expired", // an access grant ended; sessions opened under it end too
+  "grant.revoked", // an access grant was ended early; sessions opened under it end too
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -14,7 +14,10 @@ import { parseDuration } from "../runtime/duration.js";
 import { connect, configPath, loadConfigOneLine } from "./context.js";
 import type { ConnectOptions } from "./context.js";
 import { CliError } from "./errors.js";
+import { playCast } from "./replay.js";
 import { parseEntries, renderEntry, sessionHeader, sessionSchema, sessionsTable } from "./format.js";
+import { registerApprovalCommands } from "./approvals.js";
+import { registerLoginCommand } from "./login.js";
 
 export interface CliIo {
   readonly stdout: Writable;
@@ -237,6 +240,12 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   ).action(async (id: string, opts: { speed: number; api?: string; config?: string }) => {
     const client = connect(connectOptions(opts), io);
     const res = await client.request("GET", `/v1/sessions/${encodeURIComponent(id)}`, sessionAnswer);
+    // Terminal sessions (SSH) replay their asciicast recording.
+    const cast = await client.getText(`/v1/sessions/${encodeURIComponent(id)}/cast`);
+    if (cast.status === 200) {
+      await playCast(cast.text, opts.speed, { write: (s) => void io.stdout.write(s), sleep });
+      return;
+    }
     const entries = parseEntries(res.recording);
     if (entries.length === 0) {
       print("(no recording for this session)");
@@ -265,6 +274,11 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     else print(`audit chain broken at seq ${res.failedSeq}: ${res.reason}: ${res.detail}`);
     setExit(res.ok ? 0 : 1);
   });
+
+  // --- approvals and access requests: ./approvals.ts -----------------------------------------
+  registerApprovalCommands(program, io, setExit);
+  // --- people's login: ./login.ts ---------------------------------------------------------
+  registerLoginCommand(program, io, (opts) => connect(connectOptions(opts), io).baseUrl.href, setExit);
 
   // --- config -------------------------------------------------------------------------------
   const config = program.command("config").description("the configuration file");

@@ -100,6 +100,13 @@ export class ApiClient {
     return parsed.data;
   }
 
+  /** GET a non-JSON resource (e.g. an asciicast): status and body text. */
+  async getText(path: string): Promise<{ status: number; text: string }> {
+    const url = new URL(path.replace(/^\//, ""), this.baseUrl);
+    const token = await this.#credential();
+    return this.#send(url, "GET", { authorization: `Bearer ${token}` }, undefined);
+  }
+
   #send(
     url: URL,
     method: string,

@@ -1,7 +1,7 @@
 import type { SecretRef } from "./secret.js";
 
 /** A configured target that clients ask for by name. */
-export type Connection = PostgresConnection;
+export type Connection = PostgresConnection | SshConnection;
 
 export type ConnectionType = Connection["type"];
 
@@ -23,4 +23,20 @@ export interface PostgresConnection {
   readonly sslRootCert?: SecretRef;
   /** Server name to verify, when it differs from `host`. */
   readonly sslServerName?: string;
+}
+
+/** An SSH target (issue 6): the gateway logs in as `user` with its own key or password. */
+export interface SshConnection {
+  readonly type: "ssh";
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKey?: SecretRef;
+  /** Passphrase of an encrypted privateKey. */
+  readonly passphrase?: SecretRef;
+  readonly password?: SecretRef;
+  /** The pinned host key, `type base64` as in known_hosts; a mismatch refuses the session. */
+  readonly hostKey: string;
+  readonly groups: readonly string[];
 }

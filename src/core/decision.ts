@@ -42,6 +42,36 @@ export interface DenyDecision {
   readonly message: string;
 }
 
+/**
+ * An evaluator's verdict that a person must decide first (`require_approval`), or that an
+ * active access grant is needed (`require_grant`). Only the pipeline sees it: it turns a hold
+ * into the final allow or deny (src/approvals), so engines only ever render allow and deny.
+ */
+export interface HoldDecision {
+  readonly type: "hold";
+  readonly need: "approval" | "grant";
+  readonly rule: string;
+  /** The policy's message (or a default naming the rule). */
+  readonly message: string;
+  /** Groups whose members may approve (approval only). */
+  readonly approvers: readonly string[];
+  /** Distinct approvers needed; any deny denies. */
+  readonly minApprovals: number;
+  /** How long a request waits for its decision; in async mode also how long an approval stays usable. */
+  readonly timeoutMs: number;
+  /** wait: the client waits for the decision; async: refused at once, the approved re-send runs once. */
+  readonly mode: "wait" | "async";
+  /** What the statement is allowed with (masks, limits) once approved. */
+  readonly allow: AllowDecision;
+  /** Classification summary shown to approvers. */
+  readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[] };
+  /** Called once if the statement is finally allowed (session state such as prepared statements). */
+  readonly onAllowed?: () => void;
+}
+
+/** What evaluators may return for a statement: a decision, or a hold the pipeline resolves. */
+export type Verdict = Decision | HoldDecision;
+
 export const ALLOW: AllowDecision = Object.freeze({ type: "allow" });
 
 export function deny(code: ErrorCode, message: string, rule?: string): DenyDecision {

@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   "GW_UPSTREAM_UNAVAILABLE", // could not reach the target
   "GW_UPSTREAM_AUTH", // the target refused the gateway's own credential
   "GW_UPSTREAM_TLS", // TLS to the target failed or was required and refused
+  "GW_UPSTREAM_HOSTKEY", // the target's SSH host key is not the pinned one
   "GW_PROTOCOL", // the client sent something the protocol does not allow
   "GW_LIMIT", // a bound was exceeded (message size, buffer, rate)
   "GW_UNSUPPORTED", // a valid protocol feature the gateway refuses (e.g. GSSAPI, replication)
@@ -29,6 +30,7 @@ export const ERROR_CODES = [
   // Control plane and configuration
   "GW_NOT_FOUND",
   "GW_BAD_REQUEST",
+  "GW_CONFLICT", // control-plane: the request conflicts with the current state (e.g. already decided)
   "GW_CONFIG",
   "GW_SECRET_UNRESOLVED", // a secret reference could not be resolved (never says the value)
   "GW_STORE", // the store failed

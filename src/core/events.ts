@@ -9,7 +9,7 @@ import type { ConnectionType } from "./connection.js";
 export type GatewayEvent = JudgedEvent | ObservedEvent;
 
 /** Events that need a decision before anything is forwarded. */
-export type JudgedEvent = SessionStartEvent | DbQueryEvent;
+export type JudgedEvent = SessionStartEvent | DbQueryEvent | SshCommandEvent;
 
 /** Facts: recorded and audited, never refused. */
 export type ObservedEvent = SessionEndEvent | DbResultEvent | AuthFailureEvent;
@@ -81,4 +81,46 @@ export interface AuthFailureEvent {
   readonly reason: string;
   /** The user name the client claimed, if any. */
   readonly claimedUser?: string;
+}
+
+/**
+ * SSH events (issue 6), judged by `SessionGate.judgeCommand` before anything reaches the target:
+ * an exec request, one line typed into an interactive shell, a subsystem or shell channel, or a
+ * local port forward (direct-tcpip).
+ */
+export type SshCommandEvent = SshExecEvent | SshInputEvent | SshChannelEvent | SshForwardEvent;
+
+export interface SshExecEvent {
+  readonly type: "ssh.exec";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  readonly command: string;
+}
+
+/** A line typed into an interactive shell, judged at Enter (best effort: see README). */
+export interface SshInputEvent {
+  readonly type: "ssh.input";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  readonly line: string;
+  /** Editing keys (arrows, tab completion, history) were used: the line may differ from what the shell runs. */
+  readonly edited: boolean;
+}
+
+/** A shell or subsystem (sftp) channel being opened. */
+export interface SshChannelEvent {
+  readonly type: "ssh.channel";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  readonly channel: "shell" | "subsystem";
+  /** The subsystem name (sftp). */
+  readonly name?: string;
+}
+
+export interface SshForwardEvent {
+  readonly type: "ssh.forward";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  readonly host: string;
+  readonly port: number;
 }

@@ -1,5 +1,5 @@
-import type { Decision } from "../core/decision.js";
-import type { DbQueryEvent, SessionStartEvent } from "../core/events.js";
+import type { Decision, Verdict } from "../core/decision.js";
+import type { DbQueryEvent, SessionStartEvent, SshCommandEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 
 /**
@@ -21,5 +21,8 @@ export interface Evaluator {
 export interface SessionEvaluator {
   /** Settings injected into the target session at connect (e.g. statement_timeout). */
   readonly settings?: Readonly<Record<string, string>>;
-  evaluate(event: DbQueryEvent): Decision | undefined | Promise<Decision | undefined>;
+  /** A hold (require_approval / require_grant) is resolved by the pipeline, never by engines. */
+  evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict | undefined>;
+  /** SSH commands, shell lines, channels and forwards (issue 6); evaluators without it have no opinion. */
+  evaluateCommand?(event: SshCommandEvent): Decision | undefined | Promise<Decision | undefined>;
 }

@@ -10,9 +10,9 @@
  */
 import type { Logger } from "pino";
 import type { AuditEventInput, AuditLog, AuditPrincipal } from "../audit/types.js";
-import { ALLOW, deny, type AllowDecision, type Decision, type ResultPlan } from "../core/decision.js";
+import { ALLOW, deny, type AllowDecision, type Decision, type HoldDecision, type ResultPlan, type Verdict } from "../core/decision.js";
 import { isGatewayError, type ErrorCode } from "../core/errors.js";
-import type { AuthFailureEvent, DbQueryEvent, DbResultEvent, SessionStartEvent } from "../core/events.js";
+import type { AuthFailureEvent, DbQueryEvent, DbResultEvent, SessionStartEvent, SshCommandEvent } from "../core/events.js";
 import type { Principal } from "../core/principal.js";
 import type { SessionEndReason, SessionInfo } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
@@ -42,6 +42,42 @@ export interface PipelineOptions {
   readonly logger: Logger;
   /** End sessions when the principal's credential expires. */
   readonly endSessionsAtExpiry: boolean;
+  /** Approvals and access grants (src/approvals). Without it, holds are refused. */
+  readonly approvals?: HoldResolver;
+}
+
+/** What an engine is told while a statement waits for a person's decision. */
+export interface HoldNotice {
+  readonly approvalId: string;
+  /** e.g. "waiting for approval …: airlock approvals approve ID" (no secrets). */
+  readonly message: string;
+}
+
+/** Engine hooks for one judgement. */
+export interface JudgeHooks {
+  /** Called once when the statement is held (wait mode), before waiting. */
+  readonly onHold?: (notice: HoldNotice) => void;
+  /** Aborts the wait (e.g. the client sent a cancel request). */
+  readonly signal?: AbortSignal;
+}
+
+/** Turns holds into allow or deny, and grants into session admission (implemented by src/approvals). */
+export interface HoldResolver {
+  /** Session admission with access grants: may turn an access deny into an allow, or require a grant. */
+  admit(session: SessionInfo, decision: Decision): { readonly decision: Decision; readonly grantUntil?: Date };
+  resolve(request: HoldRequest): Promise<{ readonly decision: Decision; readonly approvalId?: string }>;
+}
+
+export interface HoldRequest {
+  readonly session: SessionInfo;
+  readonly hold: HoldDecision;
+  /** The exact statement or command. */
+  readonly text: string;
+  /** Bind parameters when known. */
+  readonly params?: readonly (string | null)[];
+  /** Aborted when the client goes away or the session ends: the request is cancelled. */
+  readonly signal: AbortSignal;
+  readonly onHold?: (notice: HoldNotice) => void;
 }
 
 export interface SessionStats {
@@ -85,37 +121,47 @@ export function mergeAllows(a: AllowDecision, b: AllowDecision): AllowDecision {
  * Statement judgement over the session's evaluators, in order. Synchronous unless an
  * evaluator needs a lookup; the first deny wins, allows merge.
  */
-export function evaluateStatement(evaluators: readonly SessionEvaluator[], event: DbQueryEvent): Decision | Promise<Decision> {
+export function evaluateStatement(evaluators: readonly SessionEvaluator[], event: DbQueryEvent): Verdict | Promise<Verdict> {
   if (event.stage === "function_call") return FASTPATH_DENIED;
   let acc: AllowDecision = ALLOW;
+  // The first hold is kept while later evaluators may still deny (no person is asked about
+  // a statement that is refused anyway); allows merge into what the hold allows once approved.
+  let hold: HoldDecision | undefined;
   for (let i = 0; i < evaluators.length; i++) {
     const d = evaluators[i]?.evaluate(event);
-    if (d instanceof Promise) return finishAsync(evaluators, event, i, d, acc);
+    if (d instanceof Promise) return finishAsync(evaluators, event, i, d, acc, hold);
     if (d === undefined) continue;
     if (d.type === "deny") return d;
-    acc = mergeAllows(acc, d);
+    if (d.type === "hold") hold ??= d;
+    else acc = mergeAllows(acc, d);
   }
-  return acc;
+  return hold === undefined ? acc : { ...hold, allow: mergeAllows(acc, hold.allow) };
 }
 
 async function finishAsync(
   evaluators: readonly SessionEvaluator[],
   event: DbQueryEvent,
   index: number,
-  pending: Promise<Decision | undefined>,
+  pending: Promise<Verdict | undefined>,
   acc: AllowDecision,
-): Promise<Decision> {
+  held: HoldDecision | undefined,
+): Promise<Verdict> {
   let current = acc;
-  const first = await pending;
-  if (first?.type === "deny") return first;
-  if (first !== undefined) current = mergeAllows(current, first);
-  for (let i = index + 1; i < evaluators.length; i++) {
-    const d = await evaluators[i]?.evaluate(event);
-    if (d === undefined) continue;
+  let hold = held;
+  const take = (d: Verdict | undefined): Verdict | undefined => {
+    if (d === undefined) return undefined;
     if (d.type === "deny") return d;
-    current = mergeAllows(current, d);
+    if (d.type === "hold") hold ??= d;
+    else current = mergeAllows(current, d);
+    return undefined;
+  };
+  const first = take(await pending);
+  if (first !== undefined) return first;
+  for (let i = index + 1; i < evaluators.length; i++) {
+    const denied = take(await evaluators[i]?.evaluate(event));
+    if (denied !== undefined) return denied;
   }
-  return current;
+  return hold === undefined ? current : { ...hold, allow: mergeAllows(current, hold.allow) };
 }
 
 export function auditPrincipal(p: Principal): AuditPrincipal {
@@ -152,6 +198,21 @@ export class Pipeline {
   async startSession(session: SessionInfo): Promise<{ decision: Decision; gate?: SessionGate }> {
     const event: SessionStartEvent = { type: "session.start", session };
     let decision = evaluateSession(this.#o.evaluators, event);
+    // Access grants: time-boxed access to a connection the groups do not give (or that needs a grant).
+    const admitted = this.#o.approvals?.admit(session, decision);
+    if (admitted !== undefined) {
+      // A grant stands in for the groups check only: every other evaluator still judges the session.
+      const granted = decision.type === "deny" && admitted.decision.type === "allow";
+      decision = admitted.decision;
+      if (granted) {
+        const others = evaluateSession(
+          this.#o.evaluators.filter((e) => e.name !== "access"),
+          event,
+        );
+        if (others.type === "deny") decision = others;
+      }
+    }
+    const grantUntil = decision.type === "allow" ? admitted?.grantUntil : undefined;
     const failed = await this.audit({
       type: "session.start",
       sessionId: session.id,
@@ -162,13 +223,20 @@ export class Pipeline {
       decision: decision.type,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      ...(session.principal.tokenId === undefined ? {} : { details: { tokenId: session.principal.tokenId } }),
+      ...(session.principal.tokenId === undefined && grantUntil === undefined
+        ? {}
+        : {
+            details: {
+              ...(session.principal.tokenId === undefined ? {} : { tokenId: session.principal.tokenId }),
+              ...(grantUntil === undefined ? {} : { grantUntil: grantUntil.toISOString() }),
+            },
+          }),
     });
     if (failed !== undefined) decision = failed;
     if (decision.type === "deny") this.#o.metrics.sessionDenied(session.protocol);
     else this.#o.metrics.sessionOpened(session.protocol);
     if (decision.type === "deny") return { decision };
-    const gate = new SessionGate(this, this.#o, session);
+    const gate = new SessionGate(this, this.#o, session, grantUntil);
     return { decision, gate };
   }
 
@@ -205,9 +273,12 @@ export class SessionGate {
   /** Settings to inject into the target session at connect (limits from policies). */
   readonly settings: Readonly<Record<string, string>>;
   #expiryTimer: NodeJS.Timeout | undefined;
+  #grantTimer: NodeJS.Timeout | undefined;
+  /** Aborted when the session ends: statements waiting for approval are cancelled. */
+  readonly #holds = new AbortController();
   #ended = false;
 
-  constructor(pipeline: Pipeline, o: PipelineOptions, info: SessionInfo) {
+  constructor(pipeline: Pipeline, o: PipelineOptions, info: SessionInfo, grantUntil?: Date) {
     this.#pipeline = pipeline;
     this.#o = o;
     this.info = info;
@@ -256,6 +327,23 @@ export class SessionGate {
       );
       this.#expiryTimer.unref();
     }
+    if (grantUntil !== undefined) {
+      // Admitted under an access grant: the session ends with the grant.
+      this.#grantTimer = setTimeout(
+        () => {
+          o.registry.terminate({ sessionId: info.id }, "expired", "the access grant expired");
+        },
+        Math.max(0, Math.min(grantUntil.getTime() - Date.now(), 2_147_000_000)),
+      );
+      this.#grantTimer.unref();
+    }
+    this.signal.addEventListener(
+      "abort",
+      () => {
+        this.#holds.abort(`the session was ended: ${this.termination?.detail ?? "terminated"}`);
+      },
+      { once: true },
+    );
   }
 
   /** Why the session was terminated, once `signal` has aborted. */
@@ -265,10 +353,45 @@ export class SessionGate {
     return undefined;
   }
 
-  /** Judge a statement: evaluators, then audit (before forward), then record. */
-  async judge(event: DbQueryEvent): Promise<Decision> {
+  /**
+   * Turn a hold into the final decision: approvals (wait or async) and grants are resolved by
+   * the HoldResolver. Any judge method (SQL statements, shell commands) calls this. Fails closed.
+   */
+  async #resolveHold(hold: HoldDecision, text: string, params: readonly (string | null)[] | undefined, hooks: JudgeHooks): Promise<{ decision: Decision; approvalId?: string }> {
+    const resolver = this.#o.approvals;
+    if (resolver === undefined) {
+      const what = hold.need === "approval" ? `approval by ${hold.approvers.join(", ")} is required` : "an access grant is required";
+      return { decision: deny("GW_POLICY_DENIED", `${hold.message} (${what}; approvals are not enabled on this gateway)`, hold.rule) };
+    }
+    const signal = hooks.signal === undefined ? this.#holds.signal : AbortSignal.any([this.#holds.signal, hooks.signal]);
+    try {
+      const r = await resolver.resolve({
+        session: this.info,
+        hold,
+        text,
+        ...(params === undefined ? {} : { params }),
+        signal,
+        ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
+      });
+      if (r.decision.type === "allow") hold.onAllowed?.();
+      return r;
+    } catch (e) {
+      this.#o.logger.error({ err: e, sessionId: this.info.id, rule: hold.rule }, "approval could not be resolved; refusing");
+      return { decision: deny("GW_POLICY_DENIED", `${hold.message}: approvals are unavailable right now, so it is refused (fail closed)`, hold.rule) };
+    }
+  }
+
+  /** Judge a statement: evaluators, then approval, then audit (before forward), then record. */
+  async judge(event: DbQueryEvent, hooks: JudgeHooks = {}): Promise<Decision> {
     const judged = evaluateStatement(this.#evaluators, event);
-    let decision = judged instanceof Promise ? await judged : judged;
+    const verdict = judged instanceof Promise ? await judged : judged;
+    let decision: Decision;
+    let approvalId: string | undefined;
+    if (verdict.type === "hold") {
+      const r = await this.#resolveHold(verdict, event.sql, undefined, hooks);
+      decision = r.decision;
+      approvalId = r.approvalId;
+    } else decision = verdict;
     const failed = await this.#pipeline.audit({
       type: "db.query",
       sessionId: this.info.id,
@@ -279,7 +402,7 @@ export class SessionGate {
       statement: event.sql,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      details: { seq: event.seq, stage: event.stage },
+      details: { seq: event.seq, stage: event.stage, ...(approvalId === undefined ? {} : { approvalId }) },
     });
     if (failed !== undefined) decision = failed;
     this.#o.metrics.statement(this.info.protocol, decision.type);
@@ -294,6 +417,68 @@ export class SessionGate {
       ...(decision.type === "deny" ? { message: decision.message } : {}),
     });
     return decision;
+  }
+
+  /**
+   * Judge an SSH command, shell line, channel or forward (issue 6) in the same order as
+   * `judge`: evaluators (first deny wins, allows merge), audit before forward, record.
+   * TODO(approvals): holds for SSH are refused by the SSH evaluator until the approval flow is
+   * unified with `judge`.
+   */
+  async judgeCommand(event: SshCommandEvent): Promise<Decision> {
+    let acc: AllowDecision = ALLOW;
+    let decision: Decision | undefined;
+    for (const e of this.#evaluators) {
+      const d = await e.evaluateCommand?.(event);
+      if (d === undefined) continue;
+      if (d.type === "deny") {
+        decision = d;
+        break;
+      }
+      acc = mergeAllows(acc, d);
+    }
+    decision ??= acc;
+    const text = sshCommandText(event);
+    const failed = await this.#pipeline.audit({
+      type: "ssh.command",
+      sessionId: this.info.id,
+      principal: this.#principal,
+      connection: this.info.connection,
+      protocol: this.info.protocol,
+      decision: decision.type,
+      statement: text,
+      ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
+      ...(decision.rule === undefined ? {} : { rule: decision.rule }),
+      details: { seq: event.seq, kind: event.type },
+    });
+    if (failed !== undefined) decision = failed;
+    this.#o.metrics.statement(this.info.protocol, decision.type);
+    // Recorded as a `query` entry (stage = the SSH event type) so `airlock sessions show` lists
+    // SSH commands like statements; the terminal stream itself goes to the asciicast file.
+    this.#recorder.append({
+      kind: "query",
+      seq: event.seq,
+      stage: event.type,
+      sql: text,
+      decision: decision.type,
+      ...(decision.rule === undefined ? {} : { rule: decision.rule }),
+      ...(decision.type === "deny" ? { message: decision.message } : {}),
+    });
+    return decision;
+  }
+
+  /** Facts about an SSH channel worth keeping (sftp operations, forwarded bytes): recorded and audited as counts. */
+  sshFact(seq: number, stage: string, text: string, details: Readonly<Record<string, string | number | boolean>>): void {
+    this.#recorder.append({ kind: "query", seq, stage, sql: text, decision: "allow" });
+    void this.#pipeline.audit({
+      type: "ssh.command",
+      sessionId: this.info.id,
+      principal: this.#principal,
+      connection: this.info.connection,
+      protocol: this.info.protocol,
+      statement: text,
+      details: { seq, kind: stage, ...details },
+    });
   }
 
   /** A statement's result as the client received it: recorded, never audited by value. */
@@ -334,6 +519,8 @@ export class SessionGate {
     if (this.#ended) return;
     this.#ended = true;
     if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
+    if (this.#grantTimer !== undefined) clearTimeout(this.#grantTimer);
+    this.#holds.abort("the client went away or the session ended");
     this.#unregister();
     this.#o.metrics.sessionClosed(this.info.protocol, reason);
     this.#o.metrics.bytes(this.info.protocol, "from_client", stats.bytesFromClient);
@@ -358,5 +545,19 @@ export class SessionGate {
     await this.#o.store
       .endSession(this.info.id, { endedAt: new Date(), reason, ...(detail === undefined ? {} : { detail }), ...stats })
       .catch((e: unknown) => this.#o.logger.error({ err: e, sessionId: this.info.id }, "could not store session end"));
+  }
+}
+
+/** The text an SSH event is audited and recorded under. */
+export function sshCommandText(event: SshCommandEvent): string {
+  switch (event.type) {
+    case "ssh.exec":
+      return event.command;
+    case "ssh.input":
+      return event.line;
+    case "ssh.channel":
+      return event.channel === "shell" ? "(interactive shell)" : `(subsystem ${event.name ?? "?"})`;
+    case "ssh.forward":
+      return `(forward to ${event.host}:${event.port})`;
   }
 }

@@ -4,7 +4,7 @@
  * real PostgreSQL lives in test/guardrails.test.ts.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import type { AllowDecision, Decision, DenyDecision, MaskRule } from "../core/decision.js";
+import type { AllowDecision, DenyDecision, HoldDecision, MaskRule, Verdict } from "../core/decision.js";
 import { isGatewayError } from "../core/errors.js";
 import type { DbQueryEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
@@ -68,17 +68,17 @@ class Session {
   }
 
   /** A simple-protocol Query, judged synchronously. */
-  query(sql: string): Decision {
+  query(sql: string): Verdict {
     return syncDecision(this.raw(sql));
   }
 
   /** An extended-protocol Parse of a (named) prepared statement. */
-  parse(sql: string, statementName: string): Decision {
+  parse(sql: string, statementName: string): Verdict {
     return syncDecision(this.raw(sql, "parse", statementName));
   }
 }
 
-function syncDecision(d: ReturnType<SessionEvaluator["evaluate"]>): Decision {
+function syncDecision(d: ReturnType<SessionEvaluator["evaluate"]>): Verdict {
   if (d instanceof Promise) throw new Error("expected a synchronous decision, got a promise");
   if (d === undefined) throw new Error("expected a decision, got none");
   return d;
@@ -91,19 +91,24 @@ function open(policies: readonly RawPolicy[], opts: SessionOptions & { readonly 
   return new Session(s, info);
 }
 
-function denied(d: Decision, rule: string): DenyDecision {
+function held(d: Verdict): HoldDecision {
+  if (d.type !== "hold") throw new Error(`expected a hold, got ${JSON.stringify(d)}`);
+  return d;
+}
+
+function denied(d: Verdict, rule: string): DenyDecision {
   if (d.type !== "deny") throw new Error(`expected a deny by ${rule}, got ${JSON.stringify(d)}`);
   expect(d.code).toBe("GW_POLICY_DENIED");
   expect(d.rule).toBe(rule);
   return d;
 }
 
-function allowed(d: Decision): AllowDecision {
+function allowed(d: Verdict): AllowDecision {
   if (d.type !== "allow") throw new Error(`expected allow, got ${JSON.stringify(d)}`);
   return d;
 }
 
-function ruleNames(d: Decision): string[] {
+function ruleNames(d: Verdict): string[] {
   return (allowed(d).plan?.masks ?? []).map((m) => m.rule);
 }
 
@@ -178,15 +183,34 @@ describe("ordering and refusals", () => {
     expect(custom.message).toBe("no deletes today");
   });
 
-  it("refuses require_approval statements, naming the approver groups", () => {
+  it("holds require_approval statements for the pipeline, naming the approver groups and the rule's settings", () => {
     const approval: RawPolicy = { name: "writes-need-approval", match: { operations: ["insert"] }, action: "require_approval", approvers: ["dba", "leads"] };
-    const d = denied(open([approval]).query("insert into orders values (1)"), "writes-need-approval");
-    expect(d.message).toBe(
-      "the statement needs approval (rule writes-need-approval) (approval by dba, leads is required; approvals are not enabled on this gateway)",
-    );
-    const custom = denied(open([{ ...approval, message: "ask a DBA" }]).query("insert into orders values (1)"), "writes-need-approval");
-    expect(custom.message).toBe("ask a DBA (approval by dba, leads is required; approvals are not enabled on this gateway)");
+    const d = held(open([approval]).query("insert into orders values (1)"));
+    expect(d).toMatchObject({
+      need: "approval",
+      rule: "writes-need-approval",
+      message: "the statement needs approval (rule writes-need-approval)",
+      approvers: ["dba", "leads"],
+      minApprovals: 1,
+      timeoutMs: 600_000,
+      mode: "wait",
+      summary: { operations: ["insert"], relations: ["orders"] },
+    });
+    const custom = held(open([{ ...approval, message: "ask a DBA", minApprovals: 2, timeout: "30s", mode: "async" }]).query("insert into orders values (1)"));
+    expect(custom).toMatchObject({ message: "ask a DBA", minApprovals: 2, timeoutMs: 30_000, mode: "async" });
     expect(open([approval]).query("select 1")).toEqual({ type: "allow" });
+  });
+
+  it("records a held PREPARE only once it is allowed", () => {
+    const approval: RawPolicy = { name: "deletes", match: { operations: ["delete"] }, action: "require_approval", approvers: ["dba"] };
+    const s = open([approval]);
+    held(s.query("prepare p as delete from orders where id = 2"));
+    // Not allowed yet: EXECUTE of it is unknown (fail closed).
+    denied(s.query("execute p"), "fail-closed");
+    const h = held(s.query("prepare q as delete from orders where id = 1"));
+    h.onAllowed?.();
+    // Now known, with the DELETE's facts: running it needs approval again.
+    expect(held(s.query("execute q")).rule).toBe("deletes");
   });
 
   it("refuses a whole multi-statement query when any one statement matches", () => {
@@ -663,14 +687,25 @@ describe("view resolution", () => {
     expect(denied(rejected, "fail-closed").message).toContain("could not be resolved");
   });
 
-  it("is not consulted without column guards or without relations read", () => {
+  it("is not consulted without column or relation guards, or without relations touched", () => {
     const resolver = new FakeResolver("throw");
-    const masksOnly = open([NO_DROP, { name: "hide", action: "mask", columns: ["users.password"] }, { name: "deny-users", match: { relations: ["users"] }, action: "deny" }], { resolver });
+    // (Relation guards consult it too: a view read or written stands for its base tables.)
+    const masksOnly = open([NO_DROP, { name: "hide", action: "mask", columns: ["users.password"] }], { resolver });
     expect(masksOnly.query("select * from user_secrets").type).toBe("allow");
     const guarded = open([GUARD], { resolver });
     expect(guarded.query("select 1").type).toBe("allow");
     expect(guarded.query("select now()").type).toBe("allow");
     expect(resolver.calls).toEqual([]);
+  });
+
+  it("sees a guarded relation through a view that is read or written", () => {
+    const resolver = new FakeResolver("sync");
+    const writes: RawPolicy = { name: "no-user-writes", match: { operations: ["insert", "update", "delete"], relations: ["users"] }, action: "deny" };
+    const s = open([writes], { resolver });
+    denied(s.query("insert into user_names values (3, 'eve')"), "no-user-writes");
+    denied(s.query("update user_names set name = 'eve' where id = 1"), "no-user-writes");
+    expect(s.query("select * from user_names").type).toBe("allow");
+    expect(s.query("insert into orders values (1)").type).toBe("allow");
   });
 });
 

@@ -9,7 +9,7 @@
  * be known (DO blocks, COPY … PROGRAM, EXECUTE of an unknown prepared statement), is refused.
  */
 import { RE2JS } from "re2js";
-import { deny, type AllowDecision, type Decision, type MaskRule } from "../core/decision.js";
+import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { Connection } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
 import type { DbQueryEvent } from "../core/events.js";
@@ -45,7 +45,10 @@ function globCoversSchema(relationGlob: string, schema: string | undefined): boo
   return new Glob(relationGlob.slice(0, dot)).test(schema);
 }
 
-type GuardAction = "deny" | "require_approval" | "allow";
+type GuardAction = "deny" | "require_approval" | "require_grant" | "allow";
+
+/** Defaults of require_approval policies (INTERFACE.md / README "Approvals"). */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 10 * 60_000;
 
 interface CompiledMatch {
   readonly operations?: readonly Glob[];
@@ -121,6 +124,8 @@ export class PolicyEvaluator implements Evaluator {
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
+    // SQL guardrails only: SSH sessions are judged by SshPolicyEvaluator (src/policy/ssh-policies.ts).
+    if (session.protocol === "ssh") return undefined;
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
@@ -162,8 +167,9 @@ class SessionPolicies implements SessionEvaluator {
     this.#policies = policies;
     this.#viewResolver = viewResolver;
     this.#connection = session.connection;
-    this.#columnGuards = policies.some((p) => p.config.action !== "mask" && p.match?.columns !== undefined);
-    this.#denyGuards = policies.some((p) => p.config.action === "deny" || p.config.action === "require_approval");
+    // Column and relation guards both see through views (see evaluate()).
+    this.#columnGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.relations !== undefined));
+    this.#denyGuards = policies.some((p) => p.config.action === "deny" || p.config.action === "require_approval" || p.config.action === "require_grant");
     this.#cache = cache;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies
@@ -202,7 +208,7 @@ class SessionPolicies implements SessionEvaluator {
     }
   }
 
-  evaluate(event: DbQueryEvent): Decision | undefined | Promise<Decision> {
+  evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict> {
     const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (event.stage === "function_call") return undefined; // refused by the pipeline itself
     const classification = this.#cache.classify(event.sql);
@@ -244,22 +250,35 @@ class SessionPolicies implements SessionEvaluator {
       const limit = this.#checkLimits(event.sql, effective);
       if (limit !== undefined) return limit;
     }
-    // Column guards see through views: each statement gets the base columns of the views it reads.
+    // Column and relation guards see through views: each statement gets the base columns and
+    // relations of the views it reads, and of the views it writes (an updatable view writes its
+    // base table).
     if (this.#viewResolver !== undefined && this.#columnGuards) {
       const resolver = this.#viewResolver;
+      // [2i]: the views statement i reads; [2i + 1]: the views it writes.
       const perStatement: (readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>)[] = [];
       try {
         for (const f of effective) {
-          const candidates = this.#viewCandidates(f);
-          perStatement.push(candidates.length === 0 ? [] : resolver.resolve(this.#connection, candidates));
+          for (const rels of [f.relationsRead, f.relationsWritten]) {
+            const candidates = this.#viewCandidates(rels);
+            perStatement.push(candidates.length === 0 ? [] : resolver.resolve(this.#connection, candidates));
+          }
         }
       } catch {
         return VIEW_LOOKUP_FAILED;
       }
+      const relationsOf = (cs: readonly ColumnAccess[]): QualifiedName[] => cs.flatMap((c) => (c.relation === undefined ? [] : [c.relation]));
       const withViews = (cols: readonly (readonly ColumnAccess[])[]): StatementFacts[] =>
         effective.map((f, i) => {
-          const extra = cols[i] ?? [];
-          return extra.length === 0 ? f : { ...f, columns: [...f.columns, ...extra] };
+          const read = cols[2 * i] ?? [];
+          const written = (cols[2 * i + 1] ?? []).map((c): ColumnAccess => ({ ...c, access: "write" }));
+          if (read.length === 0 && written.length === 0) return f;
+          return {
+            ...f,
+            columns: [...f.columns, ...read, ...written],
+            relationsRead: [...f.relationsRead, ...relationsOf(read)],
+            relationsWritten: [...f.relationsWritten, ...relationsOf(written)],
+          };
         });
       if (perStatement.some((r) => r instanceof Promise)) {
         return Promise.all(perStatement.map(async (r) => r)).then(
@@ -272,10 +291,10 @@ class SessionPolicies implements SessionEvaluator {
     return this.#decide(event, classification.statements, effective);
   }
 
-  /** Relations a statement reads that may be views, with every schema an unqualified name may resolve to. */
-  #viewCandidates(f: StatementFacts): { schema: string; name: string }[] {
+  /** Relations that may be views, with every schema an unqualified name may resolve to. */
+  #viewCandidates(relations: readonly QualifiedName[]): { schema: string; name: string }[] {
     const out = new Map<string, { schema: string; name: string }>();
-    for (const r of f.relationsRead) {
+    for (const r of relations) {
       if (r.name === "*") continue;
       const schemas = r.schema !== undefined ? [r.schema] : [...this.#schemas];
       for (const s of schemas) out.set(`${s}.${r.name}`, { schema: s, name: r.name });
@@ -283,18 +302,40 @@ class SessionPolicies implements SessionEvaluator {
     return [...out.values()];
   }
 
-  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Decision {
+  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Verdict {
     for (const p of this.#guards) {
       if (!effective.some((f) => this.#matches(p, f, event.sql))) continue;
       const action = p.config.action as GuardAction;
       if (action === "allow") break;
       const message = p.config.message ?? defaultMessage(action, p);
-      if (action === "require_approval") {
-        return deny("GW_POLICY_DENIED", `${message} (approval by ${(p.config.approvers ?? []).join(", ")} is required; approvals are not enabled on this gateway)`, p.name);
+      if (action === "require_approval" || action === "require_grant") {
+        // The pipeline turns the hold into allow or deny (src/approvals). What the statement
+        // defines for later ones (prepared statements) is recorded only once it is allowed.
+        const hold: HoldDecision = {
+          type: "hold",
+          need: action === "require_approval" ? "approval" : "grant",
+          rule: p.name,
+          message,
+          approvers: p.config.approvers ?? [],
+          minApprovals: p.config.minApprovals ?? 1,
+          timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+          mode: p.config.mode ?? "wait",
+          allow: this.#allow(effective, event.sql),
+          summary: summarize(effective),
+          onAllowed: () => {
+            this.#defined(event, statements, effective);
+          },
+        };
+        return hold;
       }
       return deny("GW_POLICY_DENIED", message, p.name);
     }
-    // Allowed: now record what it defines for later statements.
+    this.#defined(event, statements, effective);
+    return this.#allow(effective, event.sql);
+  }
+
+  /** An allowed statement: record what it defines for later statements. */
+  #defined(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): void {
     for (const f of statements) {
       if (f.prepares !== undefined) this.#prepared.set(f.prepares.toLowerCase(), [f]);
       if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
@@ -302,7 +343,6 @@ class SessionPolicies implements SessionEvaluator {
     if (event.stage === "parse" && event.statementName !== undefined && event.statementName !== "") {
       this.#prepared.set(event.statementName.toLowerCase(), [...effective]);
     }
-    return this.#allow(effective, event.sql);
   }
 
   #checkLimits(sql: string, facts: readonly StatementFacts[]): Decision | undefined {
@@ -441,5 +481,24 @@ class SessionPolicies implements SessionEvaluator {
 }
 
 function defaultMessage(action: GuardAction, p: CompiledPolicy): string {
-  return action === "require_approval" ? `the statement needs approval (rule ${p.name})` : `the statement is not allowed (rule ${p.name})`;
+  switch (action) {
+    case "require_approval":
+      return `the statement needs approval (rule ${p.name})`;
+    case "require_grant":
+      return `the statement needs an active access grant (rule ${p.name})`;
+    case "deny":
+    case "allow":
+      return `the statement is not allowed (rule ${p.name})`;
+  }
+}
+
+/** What approvers are shown about a held statement: its operations and the relations it touches. */
+function summarize(facts: readonly StatementFacts[]): { operations: string[]; relations: string[] } {
+  const operations = new Set<string>();
+  const relations = new Set<string>();
+  for (const f of facts) {
+    for (const op of f.operations) operations.add(op);
+    for (const r of [...f.relationsWritten, ...f.relationsRead]) relations.add(r.schema === undefined ? r.name : `${r.schema}.${r.name}`);
+  }
+  return { operations: [...operations].slice(0, 20), relations: [...relations].slice(0, 20) };
 }

@@ -6,10 +6,12 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import type { Connection, PostgresConnection } from "../core/connection.js";
+import type { Connection } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
 import { detectorNameSchema } from "../masking/detectors.js";
+import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
+import { approvalsSchema } from "../approvals/config-schema.js";
 import { parseDuration } from "./duration.js";
 
 /** `env:NAME`, `file:PATH`, or a literal value. */
@@ -87,11 +89,8 @@ const serviceAccount = z.strictObject({
   description: z.string().optional(),
 });
 
-const oidcIssuer = z.strictObject({
-  issuer: z.url(),
-  audience: z.string().min(1),
-  groupsClaim: z.string().default("groups"),
-});
+/** Trusted issuers, SAML, roles and login: src/identity/config-schema.ts. */
+const oidcIssuer = oidcIssuerSchema;
 
 const postgresConnection = z.strictObject({
   name,
@@ -108,16 +107,35 @@ const postgresConnection = z.strictObject({
 });
 
 /** Connection types of the contract that later versions add (INTERFACE.md). */
-const PLANNED_TYPES = ["mysql", "ssh", "http", "kubernetes"];
+const PLANNED_TYPES = ["mysql", "http", "kubernetes"];
 
-const connection = z.discriminatedUnion("type", [postgresConnection], {
+/** An OpenSSH public key line: `type base64 [comment]`. */
+const SSH_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
+
+/** SSH targets (issue 6; src/protocols/ssh). */
+const sshConnection = z
+  .strictObject({
+    name,
+    type: z.literal("ssh"),
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(22),
+    user: z.string().min(1).describe("the account the gateway logs in as"),
+    privateKey: secretRef.optional().describe("OpenSSH/PEM private key (secret reference)"),
+    passphrase: secretRef.optional().describe("passphrase of an encrypted privateKey"),
+    password: secretRef.optional(),
+    hostKey: z.string().regex(SSH_KEY_LINE, 'expected the target\'s public host key as in known_hosts: "ssh-ed25519 AAAA…"').describe("pinned target host key; a mismatch refuses the session"),
+    groups: z.array(group).default([]),
+  })
+  .refine((c) => c.privateKey !== undefined || c.password !== undefined, { message: "an ssh connection needs privateKey or password" });
+
+const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection], {
   error: (issue) => {
     const input: unknown = issue.input;
     const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
     if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
-      return `type "${type}" is not supported by this version yet (supported: postgres)`;
+      return `type "${type}" is not supported by this version yet (supported: postgres, ssh)`;
     }
-    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres)`;
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh)`;
   },
 });
 
@@ -145,9 +163,15 @@ const policy = z.strictObject({
   connections: stringList.default(["*"]),
   groups: stringList.optional(),
   match: policyMatch.optional(),
-  action: z.enum(["deny", "require_approval", "mask", "allow"]),
+  action: z.enum(["deny", "require_approval", "require_grant", "mask", "allow"]),
   message: z.string().optional(),
   approvers: stringList.optional(),
+  /** require_approval: distinct approvers needed (any deny denies). Default 1. */
+  minApprovals: z.number().int().min(1).max(10).optional(),
+  /** require_approval: how long a request waits for its decision (default 10m). */
+  timeout: duration.optional(),
+  /** require_approval: wait (the client waits) or async (refused at once; the approved re-send runs once). Default wait. */
+  mode: z.enum(["wait", "async"]).optional(),
   columns: stringList.optional(),
   detectors: z.array(detectorNameSchema).optional(),
   strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
@@ -213,10 +237,21 @@ export const configSchema = z.strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .default({ level: "info" }),
+  ssh: z
+    .strictObject({
+      hostKey: secretRef.optional().describe("the gateway's SSH host key (OpenSSH private key); default: generated once as <dataDir>/ssh_host_ed25519_key"),
+    })
+    .default({})
+    .describe("the SSH listener (listen.ssh)"),
   serviceAccounts: z.array(serviceAccount).default([]),
   oidc: z.array(oidcIssuer).default([]),
+  saml: samlSchema.optional(),
+  roles: rolesSchema,
+  login: loginSchema,
   connections: z.array(connection).default([]),
   policies: z.array(policy).default([]),
+  /** Notifications and access grants for approvals: src/approvals/config-schema.ts. */
+  approvals: approvalsSchema,
 });
 
 export type RawConfig = z.input<typeof configSchema>;
@@ -254,12 +289,15 @@ export function parseConfig(doc: unknown, source?: string): Config {
   parsed.connections.forEach((c, i) => {
     if (seen.has(c.name)) problems.push(`connections[${i}].name: duplicate connection "${c.name}"`);
     seen.add(c.name);
-    if ((c.sslmode === "verify-ca" || c.sslmode === "verify-full") && c.sslRootCert === undefined) {
+    if (c.type === "postgres" && (c.sslmode === "verify-ca" || c.sslmode === "verify-full") && c.sslRootCert === undefined) {
       // Without a CA bundle the system roots are used; that is allowed.
     }
   });
   const accounts = new Set<string>();
   parsed.serviceAccounts.forEach((s, i) => {
+    s.sshPublicKeys.forEach((k, j) => {
+      if (!SSH_KEY_LINE.test(k.trim())) problems.push(`serviceAccounts[${i}].sshPublicKeys[${j}]: expected an OpenSSH public key line ("ssh-ed25519 AAAA… comment")`);
+    });
     if (accounts.has(s.name)) problems.push(`serviceAccounts[${i}].name: duplicate service account "${s.name}"`);
     accounts.add(s.name);
   });
@@ -279,7 +317,14 @@ export function parseConfig(doc: unknown, source?: string): Config {
     if (p.action === "require_approval" && (p.approvers === undefined || p.approvers.length === 0)) {
       problems.push(`policies[${i}].approvers: require_approval needs at least one approver group`);
     }
+    if (p.action !== "require_approval" && (p.minApprovals !== undefined || p.timeout !== undefined || p.mode !== undefined)) {
+      problems.push(`policies[${i}]: minApprovals/timeout/mode belong to require_approval policies`);
+    }
+    if (p.action === "require_grant" && parsed.approvals.grants === undefined) {
+      problems.push(`policies[${i}]: require_grant needs approvals.grants (who approves access requests)`);
+    }
   });
+  problems.push(...identityProblems(parsed));
   if ((parsed.tls.cert === undefined) !== (parsed.tls.key === undefined)) {
     problems.push("tls: cert and key must be given together");
   }
@@ -287,7 +332,16 @@ export function parseConfig(doc: unknown, source?: string): Config {
     throw new GatewayError("GW_CONFIG", `invalid configuration${source === undefined ? "" : ` in ${source}`}:\n${problems.join("\n")}`);
   }
   const baseDir = source === undefined ? process.cwd() : dirname(resolve(source));
-  const connections: Connection[] = parsed.connections.map((c): PostgresConnection => {
+  const connections: Connection[] = parsed.connections.map((c): Connection => {
+    if (c.type === "ssh") {
+      const { privateKey, passphrase, password, ...rest } = c;
+      return {
+        ...rest,
+        ...(privateKey === undefined ? {} : { privateKey: resolveFileRef(privateKey, baseDir) }),
+        ...(passphrase === undefined ? {} : { passphrase: resolveFileRef(passphrase, baseDir) }),
+        ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+      };
+    }
     const { password, sslRootCert, sslServerName, ...rest } = c;
     return {
       ...rest,

@@ -15,11 +15,18 @@ import type { PostgresConnection } from "../core/connection.js";
 import type { ProtocolEngine } from "../core/engine.js";
 import { GatewayError } from "../core/errors.js";
 import { writeAdminToken } from "../identity/admin.js";
-import { TokenService } from "../identity/tokens.js";
+import { ApprovalNotifier } from "../approvals/notify.js";
+import { ApprovalService } from "../approvals/service.js";
+import { TokenService, blockedPrincipalOf } from "../identity/tokens.js";
+import { Authenticator } from "../identity/authenticator.js";
+import { TrustedIssuers } from "../identity/issuers.js";
 import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { AccessEvaluator } from "../policy/access.js";
 import { PolicyEvaluator } from "../policy/policies.js";
+import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
+import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
+import { readCast } from "../recording/asciicast.js";
 import { ClassificationCache, initSqlParser } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
@@ -38,7 +45,7 @@ import { loadListenerTls, type ListenerTls } from "./tls.js";
 export interface RunningGateway {
   readonly config: Config;
   readonly logger: Logger;
-  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress };
+  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress };
   readonly store: Store;
   readonly tokens: TokenService;
   readonly registry: SessionRegistry;
@@ -47,6 +54,7 @@ export interface RunningGateway {
   readonly metrics: GatewayMetrics;
   readonly adminToken: string;
   readonly tls: ListenerTls | undefined;
+  readonly approvals: ApprovalService;
   close(): Promise<void>;
 }
 
@@ -121,6 +129,15 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     cleanups.push(() => metrics.close());
 
     const registry = new SessionRegistry();
+    // One authenticator for every engine and the API: Airlock tokens, then trusted issuers' JWTs.
+    const authenticator = new Authenticator({ tokens, issuers: new TrustedIssuers({ issuers: config.oidc, logger }) });
+    tokens.onRevoke((blockId) => {
+      // A principal block (POST /v1/principals/:id/revoke, here or on a gateway sharing the store).
+      const principalId = blockedPrincipalOf(blockId);
+      if (principalId === undefined) return;
+      const n = registry.terminate({ principalId }, "revoked", "the principal was revoked");
+      if (n > 0) logger.info({ principalId, sessions: n }, "ended sessions of a revoked principal");
+    });
     tokens.onRevoke((tokenId) => {
       const n = registry.terminate({ tokenId }, "revoked", "the access token was revoked");
       if (n > 0) logger.info({ tokenId, sessions: n }, "ended sessions of a revoked token");
@@ -134,15 +151,42 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const classifications = new ClassificationCache();
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(
-      config.connections,
+      config.connections.filter((c): c is PostgresConnection => c.type === "postgres"),
       { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes },
       logger,
     );
     cleanups.push(() => catalogs.close());
+
+    // Just-in-time approvals and access grants (src/approvals); requests persist in the store.
+    const approvalStore = store.approvals;
+    if (approvalStore === undefined) throw new GatewayError("GW_CONFIG", "this store does not keep approval requests");
+    const notifier = new ApprovalNotifier({
+      webhooks: config.approvals.webhooks,
+      ...(config.approvals.email === undefined ? {} : { email: config.approvals.email }),
+      ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
+      store: approvalStore,
+      resolveSecret,
+      logger,
+    });
+    const approvals = new ApprovalService({
+      store: approvalStore,
+      audit,
+      notifier,
+      logger,
+      liveSessions: registry,
+      connections: config.connections.map((c) => c.name),
+      ...(config.approvals.grants === undefined ? {} : { grants: config.approvals.grants }),
+    });
+    await approvals.start();
+    cleanups.push(async () => {
+      await approvals.close();
+      notifier.close();
+    });
     const pipeline = new Pipeline({
       evaluators: [
         new AccessEvaluator(config.connections),
         new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
+        new SshPolicyEvaluator(config.policies, config.connections),
       ],
       audit,
       recordings,
@@ -151,12 +195,13 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       metrics,
       logger,
       endSessionsAtExpiry: config.tokens.endSessionsAtExpiry,
+      approvals,
     });
 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
     const engines: ProtocolEngine[] = [];
     const listeners: Listener[] = [];
-    const addresses: { api?: ListenAddress; postgres?: ListenAddress } = {};
+    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress } = {};
 
     // Stop accepting first, then end live sessions, then wait for engines to drain.
     cleanups.push(async () => {
@@ -168,11 +213,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
 
     if (config.listen.postgres !== undefined) {
       const pgConnections = new Map<string, PostgresConnection>();
-      // Every connection type is postgres today; other engines get their own maps.
-      for (const c of config.connections) pgConnections.set(c.name, c);
+      // Each engine gets the connections of its own type.
+      for (const c of config.connections) if (c.type === "postgres") pgConnections.set(c.name, c);
       const engine = new PostgresEngine({
         connection: (name) => pgConnections.get(name),
-        authenticate: (token) => tokens.verify(token),
+        authenticate: authenticator.authenticate,
         pipeline,
         dialer,
         resolveSecret,
@@ -192,6 +237,29 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       addresses.postgres = l.address;
     }
 
+    if (config.listen.ssh !== undefined) {
+      const { engine, hostPublicKey } = await createSshEngine({
+        dataDir: config.dataDir,
+        hostKey: config.ssh.hostKey,
+        connections: config.connections,
+        serviceAccounts: config.serviceAccounts,
+        isBlocked: (id) => tokens.isBlocked(id),
+        authenticate: authenticator.authenticate,
+        pipeline,
+        resolveSecret,
+        connectTimeoutMs: config.limits.connectTimeout,
+        authTimeoutMs: config.limits.authTimeout,
+        logger,
+        maskerFor,
+        recordingDir: (id) => recordings.pathOf(id).dir,
+      });
+      engines.push(engine);
+      const l = await listen(config.listen.ssh, (s) => void engine.handle(s), "SSH");
+      listeners.push(l);
+      addresses.ssh = l.address;
+      logger.info({ hostKey: hostPublicKey }, "SSH listener host key (pin it in clients' known_hosts)");
+    }
+
     const adminToken = await writeAdminToken(config.dataDir);
 
     let api: ApiServer | undefined;
@@ -200,6 +268,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         store,
         tokens,
         recordings,
+        ssh: { readCast: (id) => readCast(castPathOf(recordings.pathOf(id).dir, id)) },
         audit: {
           verify: async () => {
             // The local log and the store anchor each other's newest record, so records
@@ -210,6 +279,21 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         },
         auditLog: audit,
         liveSessions: registry,
+        approvals: { approvals, deliveries: (id) => approvalStore.listDeliveries(id) },
+        authenticate: authenticator.authenticate,
+        roles: config.roles,
+        identity: {
+          tokens,
+          authenticator,
+          oidc: config.oidc,
+          login: config.login,
+          ...(config.saml === undefined ? {} : { saml: config.saml }),
+          roles: config.roles,
+          liveSessions: registry,
+          auditLog: audit,
+          resolveSecret,
+          logger,
+        },
         adminToken,
         metrics,
         logger,
@@ -227,11 +311,6 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       cleanups.push(() => server.close());
     }
 
-    if (config.oidc.length > 0) {
-      // A contract key whose feature (workload and person identity, issue 4) is not built yet:
-      // such tokens are refused like any unknown token (fail closed). Say so rather than surprise.
-      logger.warn({ issuers: config.oidc.map((o) => o.issuer) }, "oidc issuers are configured but not used by this version: only Airlock tokens are accepted");
-    }
     await audit.append({ type: "gateway.start", details: { connections: config.connections.length } });
     logger.info({ addresses, store: store.kind, tls: tls?.source ?? "off" }, "gateway started");
 
@@ -248,6 +327,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       metrics,
       adminToken,
       tls,
+      approvals,
       close: () => {
         closed ??= (async () => {
           await audit.append({ type: "gateway.stop" }).catch(() => undefined);

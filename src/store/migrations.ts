@@ -75,6 +75,67 @@ CREATE INDEX audit_session_id_idx ON audit (session_id);
 CREATE INDEX audit_type_idx ON audit (type);
 `,
   },
+  {
+    id: 2,
+    name: "approval requests, votes, notification deliveries",
+    sql: `
+CREATE TABLE approval_requests (
+  id              text PRIMARY KEY,
+  kind            text NOT NULL,
+  status          text NOT NULL,
+  requester_id    text NOT NULL,
+  requester_kind  text NOT NULL,
+  requester_name  text NOT NULL,
+  connection      text NOT NULL,
+  protocol        text,
+  session_id      text,
+  statement       text,
+  params          jsonb,
+  statement_hash  text,
+  summary         jsonb,
+  rule            text,
+  message         text,
+  reason          text,
+  approvers       jsonb NOT NULL,
+  min_approvals   integer NOT NULL,
+  mode            text,
+  duration_ms     bigint,
+  created_at      timestamptz NOT NULL,
+  expires_at      timestamptz NOT NULL,
+  decided_at      timestamptz,
+  decision_reason text,
+  usable_until    timestamptz,
+  used_at         timestamptz
+);
+CREATE INDEX approval_requests_created_idx ON approval_requests (created_at DESC);
+CREATE INDEX approval_requests_pending_idx ON approval_requests (status) WHERE status = 'pending';
+CREATE INDEX approval_requests_binding_idx ON approval_requests (requester_id, connection, statement_hash);
+
+CREATE TABLE approval_votes (
+  request_id    text NOT NULL REFERENCES approval_requests (id),
+  approver_id   text NOT NULL,
+  approver_kind text NOT NULL,
+  approver_name text NOT NULL,
+  vote          text NOT NULL,
+  reason        text,
+  at            timestamptz NOT NULL,
+  PRIMARY KEY (request_id, approver_id)
+);
+
+CREATE TABLE approval_deliveries (
+  id          bigserial PRIMARY KEY,
+  request_id  text NOT NULL,
+  channel     text NOT NULL,
+  event       text NOT NULL,
+  attempt     integer NOT NULL,
+  ok          boolean NOT NULL,
+  http_status integer,
+  error       text,
+  at          timestamptz NOT NULL
+);
+CREATE INDEX approval_deliveries_request_idx ON approval_deliveries (request_id, id);
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

@@ -8,6 +8,7 @@ import type { SessionEndReason } from "../core/session.js";
 import { auditRecordSchema } from "../audit/chain.js";
 import type { AuditRecord } from "../audit/types.js";
 import { migrate } from "./migrations.js";
+import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
 import type { SessionEnd, SessionRow, Store, TokenRow } from "./types.js";
 
@@ -97,8 +98,12 @@ function iso(d: Date): string {
 export class SqlStore implements Store {
   readonly kind: "pglite" | "postgres";
 
+  /** Approval requests, votes and notification deliveries (src/store/approvals.ts). */
+  readonly approvals: ApprovalStore;
+
   constructor(private readonly sql: SqlClient) {
     this.kind = sql.kind;
+    this.approvals = new SqlApprovalStore(sql);
   }
 
   async migrate(): Promise<void> {

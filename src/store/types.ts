@@ -1,4 +1,5 @@
 import type { AuditRecord } from "../audit/types.js";
+import type { ApprovalStore } from "./approvals.js";
 import type { PrincipalKind } from "../core/principal.js";
 import type { SessionEndReason } from "../core/session.js";
 
@@ -10,6 +11,8 @@ import type { SessionEndReason } from "../core/session.js";
  */
 export interface Store {
   readonly kind: "pglite" | "postgres";
+  /** Approval requests and grants (absent in test doubles that keep audit records only). */
+  readonly approvals?: ApprovalStore;
   /** Apply pending migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
   close(): Promise<void>;

@@ -7,7 +7,7 @@
  * the codes follow the contract in INTERFACE.md (28P01, 3D000, 42501, …).
  */
 import { randomBytes, randomInt, randomUUID, timingSafeEqual } from "node:crypto";
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
@@ -60,8 +60,14 @@ export interface PostgresEngineOptions {
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
-/** Before the client is authenticated, no message may be larger than this (a token is < 4 KiB). */
-const PRE_AUTH_MAX_MESSAGE_BYTES = 16 * 1024;
+/** Initial delay of TCP keepalive probes on both legs. */
+const KEEPALIVE_MS = 30_000;
+/**
+ * Before the client is authenticated, no message may be larger than this. An Airlock token is
+ * < 4 KiB; an external JWT may be up to 16 KiB (MAX_EXTERNAL_TOKEN_LENGTH), refused as 28P01
+ * above that by the authenticator; the margin keeps that refusal a precise one.
+ */
+const PRE_AUTH_MAX_MESSAGE_BYTES = 20 * 1024;
 
 /**
  * Startup parameters passed on to the target. Others are dropped: `user` and `database` are
@@ -85,6 +91,8 @@ const FORWARDED_PARAMS = new Set([
 ]);
 
 interface CancelEntry {
+  /** Set once the session runs: withdraws a statement waiting for approval. */
+  cancelHold?: () => boolean;
   readonly secret: Buffer;
   readonly connection: PostgresConnection;
   readonly upstreamKey: { readonly processId: number; readonly secretKey: Buffer };
@@ -132,6 +140,9 @@ export class PostgresEngine implements ProtocolEngine {
 
   async #serve(socket: Socket): Promise<void> {
     socket.setNoDelay(true);
+    // TCP keepalive: a client waiting for an approval sends nothing for minutes; idle-timeout
+    // middleboxes must not drop it, and a peer that vanished is noticed.
+    socket.setKeepAlive(true, KEEPALIVE_MS);
     const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     const framed = new FramedSocket(socket, new FrameReader({ maxMessageBytes: this.#o.maxMessageBytes, untagged: true }));
     this.#sockets.add(socket);
@@ -235,6 +246,13 @@ export class PostgresEngine implements ProtocolEngine {
     // Forwarded to the target, so the guardrails must resolve names the way it will.
     const searchPath = [...params].find(([k]) => k.toLowerCase() === "search_path")?.[1];
     if (searchPath !== undefined) attributes["search_path"] = searchPath;
+    // The gateway's own session setting (consumed here, never forwarded): approval mode.
+    const approvalMode = approvalModeFrom(params);
+    if (approvalMode === "invalid") {
+      fatal(framed, "GW_UNSUPPORTED", "airlock.approval must be wait or async");
+      return;
+    }
+    if (approvalMode !== undefined) attributes["airlock.approval"] = approvalMode;
     const info: SessionInfo = {
       id: randomUUID(),
       protocol: "postgres",
@@ -262,6 +280,10 @@ export class PostgresEngine implements ProtocolEngine {
     const forward = new Map<string, string>();
     for (const [k, v] of params) if (FORWARDED_PARAMS.has(k.toLowerCase())) forward.set(k, v);
     forward.set("client_encoding", "UTF8");
+    // The classifier reads string literals as standard_conforming_strings = on does; a target
+    // (or a role / database default) with it off would read `'a\'…` differently. Pinned at
+    // start-up, RESET and DISCARD ALL come back to it too.
+    forward.set("standard_conforming_strings", "on");
     // Limits from policies (statement_timeout, default_transaction_read_only) win over the client's.
     for (const [k, v] of Object.entries(gate.settings)) forward.set(k, v);
 
@@ -283,12 +305,14 @@ export class PostgresEngine implements ProtocolEngine {
       return;
     }
     this.#sockets.add(upstream.socket);
+    if (upstream.socket instanceof Socket) upstream.socket.setKeepAlive(true, KEEPALIVE_MS);
 
     // Our own cancel key: the client never learns the target's.
     let processId = randomInt(1, 2 ** 31 - 1);
     while (this.#cancelKeys.has(processId)) processId = randomInt(1, 2 ** 31 - 1);
     const secret = randomBytes(4);
-    this.#cancelKeys.set(processId, { secret, connection, upstreamKey: upstream.backendKey });
+    const cancelEntry: CancelEntry = { secret, connection, upstreamKey: upstream.backendKey };
+    this.#cancelKeys.set(processId, cancelEntry);
 
     framed.write(encodeAuthenticationOk());
     for (const [name, value] of upstream.parameters) framed.write(encodeParameterStatus(name, value));
@@ -315,6 +339,7 @@ export class PostgresEngine implements ProtocolEngine {
           maxMessageBytes: o.maxMessageBytes,
         }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target")),
     });
+    cancelEntry.cancelHold = () => session.cancelHold();
     try {
       const outcome = await session.run();
       await gate.end(outcome.reason, outcome.stats, outcome.detail);
@@ -330,6 +355,8 @@ export class PostgresEngine implements ProtocolEngine {
       this.#log.debug("cancel request with an unknown key ignored");
       return;
     }
+    // A statement waiting for approval has not reached the target: withdraw it here.
+    if (entry.cancelHold?.() === true) return;
     try {
       await sendCancel(entry.connection, entry.upstreamKey, {
         dialer: this.#o.dialer,
@@ -341,6 +368,23 @@ export class PostgresEngine implements ProtocolEngine {
       this.#log.warn({ err: e, connection: entry.connection.name }, "could not forward a cancel request");
     }
   }
+}
+
+/**
+ * `airlock.approval=wait|async` as a start-up parameter, or inside `options` as
+ * `-c airlock.approval=async` / `--airlock.approval=async` (what libpq's PGOPTIONS and drivers'
+ * `options` send). Neither is forwarded to the target.
+ */
+export function approvalModeFrom(params: ReadonlyMap<string, string>): "wait" | "async" | "invalid" | undefined {
+  let value = params.get("airlock.approval");
+  const options = params.get("options");
+  if (value === undefined && options !== undefined) {
+    const m = /(?:^|\s)(?:-c\s*|--)airlock\.approval=(\S+)/.exec(options);
+    value = m?.[1];
+  }
+  if (value === undefined) return undefined;
+  const v = value.trim().toLowerCase();
+  return v === "wait" || v === "async" ? v : "invalid";
 }
 
 function messageForUpstreamFailure(e: GatewayError, connection: string): string {

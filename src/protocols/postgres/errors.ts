@@ -22,6 +22,7 @@ export function sqlstateFor(code: ErrorCode): string {
       return "42501"; // insufficient_privilege
     case "GW_UPSTREAM_UNAVAILABLE":
     case "GW_UPSTREAM_TLS":
+    case "GW_UPSTREAM_HOSTKEY":
       return "08001"; // sqlclient_unable_to_establish_sqlconnection
     case "GW_UPSTREAM_AUTH":
       return "08004"; // sqlserver_rejected_establishment_of_sqlconnection
@@ -38,6 +39,7 @@ export function sqlstateFor(code: ErrorCode): string {
       return "57P01"; // admin_shutdown
     case "GW_NOT_FOUND":
     case "GW_BAD_REQUEST":
+    case "GW_CONFLICT":
     case "GW_CONFIG":
     case "GW_SECRET_UNRESOLVED":
     case "GW_STORE":

@@ -21,7 +21,7 @@ import type { Decision, DenyDecision, MaskRule, ResultPlan } from "../../core/de
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { DbQueryEvent, DbQueryStage } from "../../core/events.js";
 import type { SessionEndReason } from "../../core/session.js";
-import type { SessionGate, SessionStats } from "../../policy/pipeline.js";
+import type { HoldNotice, SessionGate, SessionStats } from "../../policy/pipeline.js";
 import type { PgCatalog } from "./catalog.js";
 import { sqlstateFor } from "./errors.js";
 import { OutBuffer } from "./out-buffer.js";
@@ -71,6 +71,8 @@ const F = FrontendType;
 const B = BackendType;
 
 const POISON_PREFIX = "airlock_denied_";
+/** While a statement is held, at most this much of the client's later input is read ahead. */
+const HOLD_READ_CAP = 1024 * 1024;
 const POISON_RE = /airlock_denied_([0-9a-f]{16})/;
 
 export interface PgSessionOptions {
@@ -128,6 +130,10 @@ export class PgProxySession {
   #txStatus: "I" | "T" | "E";
 
   #finished = false;
+  /** While a statement waits for approval: aborts the wait (client cancel request). */
+  #holdAbort: AbortController | undefined;
+  /** Set while a statement waits for approval: stops reading the client in the background. */
+  #holdWatch: (() => void) | undefined;
   #resolve!: (o: PgSessionOutcome) => void;
   readonly #done: Promise<PgSessionOutcome>;
 
@@ -259,7 +265,8 @@ export class PgProxySession {
   }
 
   async #flushUpstream(out: OutBuffer): Promise<void> {
-    if (out.length === 0) return;
+    // After a long wait (a statement held for approval) the session may have ended meanwhile.
+    if (out.length === 0 || this.#isFinished()) return;
     const ok = out.flushTo((b) => this.#upstream.write(b));
     if (!ok && !this.#finished) await waitDrain(this.#upstream);
   }
@@ -275,8 +282,51 @@ export class PgProxySession {
       sql,
       ...(statementName === undefined ? {} : { statementName }),
     };
-    const decision: Decision = await this.#o.gate.judge(event);
+    // A statement held for approval keeps the client's later messages queued behind it (they
+    // stay in the reader, in order); the hold ends when the decision, the timeout, a cancel
+    // request or the client's disconnect arrives. No gateway timer ends the session meanwhile.
+    const hold = new AbortController();
+    this.#holdAbort = hold;
+    let decision: Decision;
+    try {
+      decision = await this.#o.gate.judge(event, { onHold: (n) => this.#onHold(n), signal: hold.signal });
+    } finally {
+      this.#holdAbort = undefined;
+      this.#holdWatch?.();
+      this.#holdWatch = undefined;
+    }
     return decision.type === "deny" ? { seq, denial: decision, plan: undefined } : { seq, denial: undefined, plan: decision.plan };
+  }
+
+  /**
+   * A statement is waiting for approval: tell the client (NoticeResponse, which the protocol
+   * allows at any time between messages), and keep reading it meanwhile so that a client that
+   * goes away is noticed (EOF ends the session, which cancels the request). Frames read meanwhile
+   * queue in the reader behind the held statement, up to a cap; beyond it reading pauses.
+   */
+  #onHold(notice: HoldNotice): void {
+    this.#writeClient(encodeNoticeResponse({ severity: "NOTICE", code: "01000", message: `airlock: ${notice.message}` }));
+    const client = this.#client;
+    const reader = this.#o.clientReader;
+    const onReadable = (): void => {
+      while (reader.buffered < HOLD_READ_CAP) {
+        const chunk = client.read() as Buffer | null;
+        if (chunk === null) break;
+        this.#bytesFromClient += chunk.length;
+        reader.push(chunk);
+      }
+    };
+    client.on("readable", onReadable);
+    this.#holdWatch = () => client.off("readable", onReadable);
+    onReadable();
+  }
+
+  /** The client sent a CancelRequest: a statement waiting for approval is withdrawn. */
+  cancelHold(): boolean {
+    // Only a statement actually waiting for a decision; otherwise the cancel goes to the target.
+    if (this.#holdWatch === undefined || this.#holdAbort === undefined) return false;
+    this.#holdAbort.abort("the client cancelled the statement");
+    return true;
   }
 
   /**
@@ -437,6 +487,10 @@ export class PgProxySession {
     out.flushTo((b) => this.#writeClient(b));
     this.#onUpstreamData(undefined);
     if (!this.#isBlockedOrFinished()) this.#upstream.resume();
+  }
+
+  #isFinished(): boolean {
+    return this.#finished;
   }
 
   /** Read through a method: callbacks may have changed these since the last check. */
