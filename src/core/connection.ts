@@ -23,4 +23,6 @@ export interface PostgresConnection {
   readonly sslRootCert?: SecretRef;
   /** Server name to verify, when it differs from `host`. */
   readonly sslServerName?: string;
+  /** Idle target sessions kept for reuse; absent or maxIdle 0 = no pooling. */
+  readonly pool?: { readonly maxIdle: number; readonly idleTimeoutMs: number };
 }

@@ -24,6 +24,7 @@ import { sqlstateFor } from "./errors.js";
 import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
 import { PgProxySession } from "./session.js";
+import { UpstreamPool } from "./pool.js";
 import { connectUpstream, sendCancel, type UpstreamSession } from "./upstream.js";
 import {
   FrameReader,
@@ -98,10 +99,23 @@ export class PostgresEngine implements ProtocolEngine {
   readonly #cancelKeys = new Map<number, CancelEntry>();
   readonly #sockets = new Set<Duplex>();
   #closing = false;
+  /** Idle target sessions per connection (session pooling), created on first use. */
+  readonly #pools = new Map<string, UpstreamPool>();
 
   constructor(options: PostgresEngineOptions) {
     this.#o = options;
     this.#log = options.logger.child({ protocol: "postgres" });
+  }
+
+  #poolFor(connection: PostgresConnection): UpstreamPool | undefined {
+    const cfg = connection.pool;
+    if (cfg === undefined || cfg.maxIdle === 0) return undefined;
+    let pool = this.#pools.get(connection.name);
+    if (pool === undefined) {
+      pool = new UpstreamPool({ maxIdle: cfg.maxIdle, idleTimeoutMs: cfg.idleTimeoutMs, resetTimeoutMs: this.#o.connectTimeoutMs, logger: this.#log });
+      this.#pools.set(connection.name, pool);
+    }
+    return pool;
   }
 
   handle(socket: Socket): Promise<void> {
@@ -128,6 +142,7 @@ export class PostgresEngine implements ProtocolEngine {
     deadline.unref();
     await Promise.allSettled([...this.#live]);
     clearTimeout(deadline);
+    for (const pool of this.#pools.values()) pool.close();
   }
 
   async #serve(socket: Socket): Promise<void> {
@@ -265,9 +280,11 @@ export class PostgresEngine implements ProtocolEngine {
     // Limits from policies (statement_timeout, default_transaction_read_only) win over the client's.
     for (const [k, v] of Object.entries(gate.settings)) forward.set(k, v);
 
+    const pool = this.#poolFor(connection);
+    const poolKey = UpstreamPool.key(connection.name, forward);
     let upstream: UpstreamSession;
     try {
-      upstream = await connectUpstream(connection, forward, {
+      upstream = pool?.acquire(poolKey) ?? await connectUpstream(connection, forward, {
         dialer: o.dialer,
         resolveSecret: o.resolveSecret,
         timeoutMs: o.connectTimeoutMs,
@@ -314,9 +331,11 @@ export class PostgresEngine implements ProtocolEngine {
           timeoutMs: o.connectTimeoutMs,
           maxMessageBytes: o.maxMessageBytes,
         }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target")),
+      poolable: pool !== undefined && !this.#closing,
     });
     try {
       const outcome = await session.run();
+      if (outcome.released !== undefined && pool !== undefined) void pool.release(poolKey, outcome.released);
       await gate.end(outcome.reason, outcome.stats, outcome.detail);
     } finally {
       this.#cancelKeys.delete(processId);
