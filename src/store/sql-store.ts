@@ -8,6 +8,7 @@ import { GatewayError } from "../core/errors.js";
 import type { SessionEndReason } from "../core/session.js";
 import { auditRecordSchema } from "../audit/chain.js";
 import type { AuditRecord } from "../audit/types.js";
+import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./migrations.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
 import type { SessionEnd, SessionRow, Store, TokenRow } from "./types.js";
@@ -90,6 +91,8 @@ const TOKEN_COLUMNS = "id, principal_id, principal_kind, principal_name, created
 
 const MAX_LIST_LIMIT = 10_000;
 
+type SessionWrite = { readonly kind: "insert"; readonly row: SessionRow } | { readonly kind: "end"; readonly id: string; readonly end: SessionEnd };
+
 function iso(d: Date): string {
   return d.toISOString();
 }
@@ -163,36 +166,96 @@ export class SqlStore implements Store {
 
   // --- sessions -----------------------------------------------------------------------------
 
-  async insertSession(row: SessionRow): Promise<void> {
-    await this.sql.execute(
-      `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17)`,
-      [
-        row.id,
-        row.protocol,
-        row.connection,
-        row.principalId,
-        row.principalKind,
-        row.principalName,
-        JSON.stringify(row.groups),
-        row.tokenId ?? null,
-        row.clientAddress,
-        iso(row.startedAt),
-        JSON.stringify(row.attributes),
-        row.endedAt === undefined ? null : iso(row.endedAt),
-        row.endReason ?? null,
-        row.endDetail ?? null,
-        row.statements ?? null,
-        row.bytesFromClient ?? null,
-        row.bytesToClient ?? null,
-      ],
-    );
+  /**
+   * Session rows are written by group commit: a connection-per-task agent opens and ends
+   * hundreds of sessions a second, and one multi-row statement per flush costs the embedded
+   * store a fraction of one statement per row. An end that arrives in the same flush as its
+   * start is written as one row.
+   */
+  readonly #sessionWrites = new GroupCommit<SessionWrite>((writes) => this.#writeSessions(writes));
+
+  insertSession(row: SessionRow): Promise<void> {
+    return this.#sessionWrites.submit({ kind: "insert", row });
   }
 
-  async endSession(id: string, end: SessionEnd): Promise<void> {
-    await this.sql.execute(
-      "UPDATE sessions SET ended_at = $2, end_reason = $3, end_detail = $4, statements = $5, bytes_from_client = $6, bytes_to_client = $7 WHERE id = $1",
-      [id, iso(end.endedAt), end.reason, end.detail ?? null, end.statements, end.bytesFromClient, end.bytesToClient],
-    );
+  endSession(id: string, end: SessionEnd): Promise<void> {
+    return this.#sessionWrites.submit({ kind: "end", id, end });
+  }
+
+  async #writeSessions(writes: readonly SessionWrite[]): Promise<void> {
+    const inserts = new Map<string, SessionRow>();
+    const ends = new Map<string, SessionEnd>();
+    for (const w of writes) {
+      if (w.kind === "insert") {
+        inserts.set(w.row.id, w.row);
+        continue;
+      }
+      const row = inserts.get(w.id);
+      if (row === undefined) {
+        ends.set(w.id, w.end);
+        continue;
+      }
+      inserts.set(w.id, {
+        ...row,
+        endedAt: w.end.endedAt,
+        endReason: w.end.reason,
+        ...(w.end.detail === undefined ? {} : { endDetail: w.end.detail }),
+        statements: w.end.statements,
+        bytesFromClient: w.end.bytesFromClient,
+        bytesToClient: w.end.bytesToClient,
+      });
+    }
+    const rows = [...inserts.values()];
+    const ended = [...ends];
+    // A transaction only when there are two statements (it costs two more store round trips).
+    const run = rows.length > 0 && ended.length > 0 ? <T>(fn: (c: SqlClient) => Promise<T>) => this.sql.transaction(fn) : <T>(fn: (c: SqlClient) => Promise<T>) => fn(this.sql);
+    await run(async (tx) => {
+      if (rows.length > 0) {
+        // One statement with one array parameter per column, whatever the number of rows.
+        await tx.execute(
+          `INSERT INTO sessions (${SESSION_COLUMNS})
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[],
+                                $10::timestamptz[], $11::jsonb[], $12::timestamptz[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[])`,
+          [
+            rows.map((r) => r.id),
+            rows.map((r) => r.protocol),
+            rows.map((r) => r.connection),
+            rows.map((r) => r.principalId),
+            rows.map((r) => r.principalKind),
+            rows.map((r) => r.principalName),
+            rows.map((r) => JSON.stringify(r.groups)),
+            rows.map((r) => r.tokenId ?? null),
+            rows.map((r) => r.clientAddress),
+            rows.map((r) => iso(r.startedAt)),
+            rows.map((r) => JSON.stringify(r.attributes)),
+            rows.map((r) => (r.endedAt === undefined ? null : iso(r.endedAt))),
+            rows.map((r) => r.endReason ?? null),
+            rows.map((r) => r.endDetail ?? null),
+            rows.map((r) => r.statements ?? null),
+            rows.map((r) => r.bytesFromClient ?? null),
+            rows.map((r) => r.bytesToClient ?? null),
+          ],
+        );
+      }
+      if (ended.length > 0) {
+        await tx.execute(
+          `UPDATE sessions AS s SET ended_at = u.ended_at, end_reason = u.end_reason, end_detail = u.end_detail,
+                  statements = u.statements, bytes_from_client = u.bytes_from_client, bytes_to_client = u.bytes_to_client
+           FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+                AS u(id, ended_at, end_reason, end_detail, statements, bytes_from_client, bytes_to_client)
+           WHERE s.id = u.id`,
+          [
+            ended.map(([id]) => id),
+            ended.map(([, e]) => iso(e.endedAt)),
+            ended.map(([, e]) => e.reason),
+            ended.map(([, e]) => e.detail ?? null),
+            ended.map(([, e]) => e.statements),
+            ended.map(([, e]) => e.bytesFromClient),
+            ended.map(([, e]) => e.bytesToClient),
+          ],
+        );
+      }
+    });
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {

@@ -307,11 +307,11 @@ export class PostgresEngine implements ProtocolEngine {
     const secret = randomBytes(4);
     this.#cancelKeys.set(processId, { secret, connection, upstreamKey: upstream.backendKey });
 
-    framed.write(encodeAuthenticationOk());
-    for (const [name, value] of upstream.parameters) framed.write(encodeParameterStatus(name, value));
-    framed.write(encodeBackendKeyData(processId, secret));
-    for (const n of upstream.notices) framed.write(n);
-    framed.write(encodeReadyForQuery(upstream.txStatus));
+    // One write for the whole log-in answer (a dozen small messages): one syscall, one packet.
+    const hello: Buffer[] = [encodeAuthenticationOk()];
+    for (const [name, value] of upstream.parameters) hello.push(encodeParameterStatus(name, value));
+    hello.push(encodeBackendKeyData(processId, secret), ...upstream.notices, encodeReadyForQuery(upstream.txStatus));
+    framed.write(Buffer.concat(hello));
     framed.detach();
 
     const session = new PgProxySession({

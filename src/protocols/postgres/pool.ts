@@ -79,7 +79,7 @@ export class UpstreamPool {
    * Never rejects; a connection that cannot be reset is closed.
    */
   async release(key: string, session: UpstreamSession): Promise<void> {
-    if (this.#closed || this.#o.maxIdle === 0 || (this.#idle.get(key)?.length ?? 0) >= this.#o.maxIdle) {
+    if (!this.#hasRoom(key)) {
       close(session.socket);
       return;
     }
@@ -88,7 +88,8 @@ export class UpstreamPool {
       close(session.socket);
       return;
     }
-    if (this.#closed || (this.#idle.get(key)?.length ?? 0) >= this.#o.maxIdle) {
+    // Checked again: the pool may have closed or filled while the reset ran.
+    if (!this.#hasRoom(key)) {
       close(reset.socket);
       return;
     }
@@ -122,6 +123,10 @@ export class UpstreamPool {
     this.#closed = true;
     for (const list of [...this.#idle.values()]) for (const idle of [...list]) idle.drop();
     this.#idle.clear();
+  }
+
+  #hasRoom(key: string): boolean {
+    return !this.#closed && (this.#idle.get(key)?.length ?? 0) < this.#o.maxIdle;
   }
 
   #detach(idle: Idle): void {
