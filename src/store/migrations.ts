@@ -80,7 +80,7 @@ CREATE INDEX audit_type_idx ON audit (type);
     // JSON lines. Storing a record as its own row (three indexes, a jsonb parse) cost the
     // embedded store about 40 µs of CPU per record, as much as the data path itself; a segment
     // costs a few µs per record. The `audit` view keeps one row per record for SQL readers.
-    id: 20,
+    id: 3,
     name: "audit segments",
     sql: `
 CREATE TABLE audit_segments (
