@@ -16,6 +16,8 @@
  *   BENCH_PATHS     comma list from direct,pgbouncer,airlock (default all three)
  *   BENCH_WORKLOADS comma list from select-only,select-only-extended,tpcb,reconnect (default all)
  *   BENCH_RESULTS   file to prepend results to (default bench/results.md)
+ *   BENCH_GATEWAY_NODE_ARGS  extra node options for the gateway process, space-separated
+ *                   (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it)
  *
  * Secrets: every password and the Airlock token reach pgbench/psql through PGPASSWORD in the
  * child's environment, never on a command line (visible to every user in /proc), and are never
@@ -192,6 +194,8 @@ interface Target {
   readonly user: string;
   readonly dbname: string;
   readonly password: string;
+  /** The proxy's process id (PgBouncer, Airlock), for its CPU time; none for direct. */
+  readonly pid?: number;
 }
 
 function canConnect(host: string, port: number): Promise<boolean> {
@@ -212,6 +216,22 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Peak and current resident set of a process, from /proc (Linux). */
+/** utime + stime of a process (all its threads) in clock ticks (USER_HZ, 100 on Linux), from /proc/PID/stat. */
+function cpuTicksOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the parenthesised command name (which may hold spaces): state is field 3.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const utime = Number(rest[11]);
+    const stime = Number(rest[12]);
+    return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const USER_HZ = 100;
+
 function memoryOf(pid: number): { hwmKiB: number; rssKiB: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -278,7 +298,8 @@ async function startGateway(root: string, work: string, pg: PgServer): Promise<G
     }),
   );
   const env = { ...process.env, [AIRLOCK_PG_PASSWORD_ENV]: SUPERUSER_PASSWORD };
-  const child = spawn(process.execPath, [bin, "gateway", "--config", configFile], { env, stdio: ["ignore", "pipe", "pipe"], cwd: work });
+  const nodeArgs = (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
+  const child = spawn(process.execPath, [...nodeArgs, bin, "gateway", "--config", configFile], { env, stdio: ["ignore", "pipe", "pipe"], cwd: work });
   let output = "";
   const keep = (d: string): void => {
     output = (output + d).slice(-16384);
@@ -354,6 +375,8 @@ interface Sample {
   readonly latencyMs: number;
   readonly connectMs: number | undefined;
   readonly transactions: number;
+  /** CPU time (user + system, all threads) the proxy process spent per transaction, in µs. */
+  readonly proxyCpuUs?: number;
 }
 
 /** Parses pgbench 15's report (doc: pgbench "Notes" → output format). */
@@ -382,9 +405,13 @@ async function pgbench(pg: PgServer, t: Target, w: Workload, o: Options, duratio
     ...w.args,
     t.dbname,
   ];
+  const ticksBefore = t.pid === undefined ? undefined : cpuTicksOf(t.pid);
   const r = await run(pgbenchBinary(pg), args, clientEnv(t.password), (durationS + 120) * 1000);
+  const ticksAfter = t.pid === undefined ? undefined : cpuTicksOf(t.pid);
   if (r.code !== 0) throw new Error(`pgbench exited ${String(r.code)}:\n${tail(r.stderr)}`);
-  return parsePgbench(r.stdout);
+  const sample = parsePgbench(r.stdout);
+  if (ticksBefore === undefined || ticksAfter === undefined) return sample;
+  return { ...sample, proxyCpuUs: (((ticksAfter - ticksBefore) / USER_HZ) * 1e6) / sample.transactions };
 }
 
 async function smoke(pg: PgServer, t: Target): Promise<void> {
@@ -434,21 +461,22 @@ function workloadTable(w: Workload, targets: readonly Target[], cells: ReadonlyM
     "",
     `${w.reps} × ${w.durationS} s per path; \`pgbench -n -c C -j J -T ${w.durationS} ${w.args.join(" ")}\``,
     "",
-    `| path | TPS (median) | latency avg ms (median)${withConnect ? " | connect ms (median)" : ""} | vs direct | vs PgBouncer | runs (TPS) |`,
-    `|---|---:|---:|${withConnect ? "---:|" : ""}---:|---:|---|`,
+    `| path | TPS (median) | latency avg ms (median)${withConnect ? " | connect ms (median)" : ""} | proxy CPU µs/txn (median) | vs direct | vs PgBouncer | runs (TPS) |`,
+    `|---|---:|---:|${withConnect ? "---:|" : ""}---:|---:|---:|---|`,
   ];
   const rows = targets.map((t) => {
     const cell = cells.get(key(t.id));
     const samples = cell?.samples ?? [];
     if (samples.length === 0) {
       const err = cell?.errors[0] ?? "not run";
-      return `| ${t.label} | error | – |${withConnect ? " – |" : ""} – | – | ${err.split("\n")[0] ?? ""} |`;
+      return `| ${t.label} | error | – |${withConnect ? " – |" : ""} – | – | – | ${err.split("\n")[0] ?? ""} |`;
     }
     const tps = median(samples.map((s) => s.tps));
     const lat = median(samples.map((s) => s.latencyMs));
     const conn = median(samples.map((s) => s.connectMs ?? Number.NaN));
+    const cpuUs = median(samples.map((s) => s.proxyCpuUs ?? Number.NaN));
     const runs = samples.map((s) => fmtInt(s.tps)).join(" / ") + (cell !== undefined && cell.errors.length > 0 ? ` (+${cell.errors.length} failed)` : "");
-    return `| ${t.label} | ${fmtInt(tps)} | ${fmtMs(lat)} |${withConnect ? ` ${Number.isFinite(conn) ? fmtMs(conn) : "–"} |` : ""} ${fmtRatio(tps / direct)} | ${fmtRatio(tps / bouncer)} | ${runs} |`;
+    return `| ${t.label} | ${fmtInt(tps)} | ${fmtMs(lat)} |${withConnect ? ` ${Number.isFinite(conn) ? fmtMs(conn) : "–"} |` : ""} ${Number.isFinite(cpuUs) ? fmtInt(cpuUs) : "–"} | ${fmtRatio(tps / direct)} | ${fmtRatio(tps / bouncer)} | ${runs} |`;
   });
   return [...head, ...rows, ""].join("\n");
 }
@@ -597,12 +625,12 @@ async function main(): Promise<number> {
         authType: "plain",
         poolSize: Math.max(20, o.clients + 2),
       });
-      targets.push({ id: "pgbouncer", label: "PgBouncer", host: bouncer.host, port: bouncer.port, user: "bench", dbname: "bench", password: clientPassword });
+      targets.push({ id: "pgbouncer", label: "PgBouncer", host: bouncer.host, port: bouncer.port, user: "bench", dbname: "bench", password: clientPassword, pid: bouncer.pid });
     }
     if (o.paths.includes("airlock")) {
       log("starting the Airlock gateway");
       gateway = await startGateway(root, work, server);
-      targets.push({ id: "airlock", label: "Airlock", host: gateway.host, port: gateway.port, user: "bench", dbname: "bench", password: gateway.token });
+      targets.push({ id: "airlock", label: "Airlock", host: gateway.host, port: gateway.port, user: "bench", dbname: "bench", password: gateway.token, pid: gateway.pid });
     }
 
     for (const t of targets) await smoke(server, t);

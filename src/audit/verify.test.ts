@@ -133,16 +133,25 @@ describe("verifyAuditStore over a real (PGlite) store", () => {
     await store.appendAudit(makeChain(Array.from({ length: N }, (_, i) => ({ type: "db.query" as const, statement: `SELECT ${i}` }))));
     expect(await verifyAuditStore(store, chainKey)).toEqual({ ok: true, records: N, lastSeq: N });
 
-    await client.execute("UPDATE audit SET record = jsonb_set(record, '{statement}', '\"SELECT 0\"') WHERE seq = $1", [1_100]);
+    // Tampering with SQL, on the stored segments' JSON lines.
+    const edit = (from: string, to: string): Promise<number> =>
+      client.execute("UPDATE audit_segments SET body = replace(body, $1, $2) WHERE strpos(body, $1) > 0", [from, to]);
+    await edit('"statement":"SELECT 1099"', '"statement":"SELECT 0"');
     expect(await verifyAuditStore(store, chainKey)).toMatchObject({ ok: false, failedSeq: 1_100, reason: "hash_mismatch", records: 1_099 });
 
-    await client.execute("DELETE FROM audit WHERE seq = $1", [900]);
+    await client.execute("UPDATE audit_segments SET body = regexp_replace(body, $1, '') WHERE strpos(body, $2) > 0", [
+      '[^\\n]*"statement":"SELECT 899"[^\\n]*\\n',
+      '"statement":"SELECT 899"',
+    ]);
     expect(await verifyAuditStore(store, chainKey)).toMatchObject({ ok: false, failedSeq: 900, reason: "sequence_gap" });
 
-    await client.execute("UPDATE audit SET record = record || '{\"note\":\"x\"}'::jsonb WHERE seq = $1", [300]);
+    await edit('"statement":"SELECT 299"', '"statement":"SELECT 299","note":"x"');
     expect(await verifyAuditStore(store, chainKey)).toMatchObject({ ok: false, failedSeq: 300, reason: "malformed" });
 
-    await client.execute("UPDATE audit SET record = '\"not a record\"'::jsonb WHERE seq = $1", [10]);
+    await client.execute("UPDATE audit_segments SET body = regexp_replace(body, $1, '\"not a record\"') WHERE strpos(body, $2) > 0", [
+      '[^\\n]*"statement":"SELECT 9"[^\\n]*',
+      '"statement":"SELECT 9"',
+    ]);
     expect(await verifyAuditStore(store, chainKey)).toMatchObject({ ok: false, failedSeq: 10, reason: "malformed" });
   });
 });

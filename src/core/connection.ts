@@ -23,6 +23,8 @@ export interface PostgresConnection {
   readonly sslRootCert?: SecretRef;
   /** Server name to verify, when it differs from `host`. */
   readonly sslServerName?: string;
+  /** Idle target sessions kept for reuse; absent or maxIdle 0 = no pooling. */
+  readonly pool?: { readonly maxIdle: number; readonly idleTimeoutMs: number };
 }
 
 /** An SSH target (issue 6): the gateway logs in as `user` with its own key or password. */

@@ -66,6 +66,9 @@ export function blockedPrincipalOf(id: string): string | undefined {
   return colon < 0 ? undefined : rest.slice(colon + 1);
 }
 
+/** How many verified token signatures are remembered (a token is at most MAX_TOKEN_LENGTH). */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 /** How far back an incremental revocation poll looks again: covers clock skew between gateways and slow commits. */
 const POLL_OVERLAP_MS = 60_000;
 /** A full re-read of the revocation list every so often forgets revocations of expired tokens. */
@@ -280,11 +283,23 @@ export class TokenService {
   }
 
   /** Verify a presented token and return its principal. Never includes the token in errors. */
-  async verify(token: string): Promise<Principal> {
-    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
-    const now = this.#clock();
-    let payload: JWTPayload;
-    let kid: string | undefined;
+  /**
+   * Tokens whose signature verified, by their exact text (insertion-ordered, oldest evicted).
+   * Agents present the same token on every connection; verifying its EdDSA signature again
+   * each time (WebCrypto, on the libuv thread pool) cost milliseconds of latency per login.
+   */
+  readonly #verified = new Map<string, { readonly payload: JWTPayload; readonly kid: string | undefined }>();
+
+  #remember(token: string, payload: JWTPayload, kid: string | undefined): void {
+    if (this.#verified.size >= VERIFIED_CACHE_SIZE) {
+      const oldest = this.#verified.keys().next();
+      if (oldest.done !== true) this.#verified.delete(oldest.value);
+    }
+    this.#verified.set(token, { payload, kid });
+  }
+
+  /** Full JWS and claims verification with jose; remembered on success. */
+  async #verifySignature(token: string, now: Date): Promise<{ readonly payload: JWTPayload; readonly kid: string | undefined }> {
     try {
       const result = await jwtVerify(token, this.#publicKey, {
         // The allow-list is what defeats `alg: none` and HS256-with-the-public-key confusion.
@@ -296,13 +311,30 @@ export class TokenService {
         currentDate: now,
         requiredClaims: ["jti", "sub", "iat", "exp"],
       });
-      payload = result.payload;
-      kid = result.protectedHeader.kid;
+      this.#remember(token, result.payload, result.protectedHeader.kid);
+      return { payload: result.payload, kid: result.protectedHeader.kid };
     } catch (e) {
       if (e instanceof joseErrors.JWTExpired && typeof e.payload.exp === "number") {
         throw new GatewayError("GW_AUTH_EXPIRED", `token expired at ${new Date(e.payload.exp * 1000).toISOString()}`);
       }
       throw invalid(e);
+    }
+  }
+
+  async verify(token: string): Promise<Principal> {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
+    const now = this.#clock();
+    const cached = this.#verified.get(token);
+    const { payload, kid } = cached ?? (await this.#verifySignature(token, now));
+    if (cached !== undefined) {
+      // The signature, issuer, audience and type of this exact string were verified before;
+      // the time-based claims are checked again now (revocation and the account below, too).
+      const nowS = now.getTime() / 1000;
+      if (typeof payload.exp === "number" && payload.exp + CLOCK_TOLERANCE_S <= nowS) {
+        this.#verified.delete(token);
+        throw new GatewayError("GW_AUTH_EXPIRED", `token expired at ${new Date(payload.exp * 1000).toISOString()}`);
+      }
+      if (typeof payload.nbf === "number" && payload.nbf - CLOCK_TOLERANCE_S > nowS) throw invalid();
     }
     const { jti, sub, iat, exp } = payload;
     if (kid !== this.#kid || typeof jti !== "string" || typeof sub !== "string" || iat === undefined || exp === undefined) {

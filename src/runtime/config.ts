@@ -104,6 +104,20 @@ const postgresConnection = z.strictObject({
   sslmode: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
   sslRootCert: secretRef.optional(),
   sslServerName: z.string().optional(),
+  /**
+   * Reuse target sessions between client sessions (like PgBouncer's session mode): a client
+   * session that ends cleanly hands its target connection back, reset with DISCARD ALL.
+   * `false` turns it off.
+   */
+  pool: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        maxIdle: z.number().int().min(0).max(1000).default(10),
+        idleTimeout: duration.default(60_000),
+      }),
+    ])
+    .default({ maxIdle: 10, idleTimeout: 60_000 }),
 });
 
 /** Connection types of the contract that later versions add (INTERFACE.md). */
@@ -342,9 +356,10 @@ export function parseConfig(doc: unknown, source?: string): Config {
         ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
       };
     }
-    const { password, sslRootCert, sslServerName, ...rest } = c;
+    const { password, sslRootCert, sslServerName, pool, ...rest } = c;
     return {
       ...rest,
+      pool: pool === false ? { maxIdle: 0, idleTimeoutMs: 0 } : { maxIdle: pool.maxIdle, idleTimeoutMs: pool.idleTimeout },
       ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
       ...(sslRootCert === undefined ? {} : { sslRootCert: resolveFileRef(sslRootCert, baseDir) }),
       ...(sslServerName === undefined ? {} : { sslServerName }),

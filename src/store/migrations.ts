@@ -136,6 +136,30 @@ CREATE TABLE approval_deliveries (
 CREATE INDEX approval_deliveries_request_idx ON approval_deliveries (request_id, id);
 `,
   },
+  {
+    // Audit records are stored in segments: one row per shipped batch holding its records as
+    // JSON lines. Storing a record as its own row (three indexes, a jsonb parse) cost the
+    // embedded store about 40 µs of CPU per record, as much as the data path itself; a segment
+    // costs a few µs per record. The `audit` view keeps one row per record for SQL readers.
+    id: 3,
+    name: "audit segments",
+    sql: `
+CREATE TABLE audit_segments (
+  first_seq bigint PRIMARY KEY,
+  last_seq  bigint NOT NULL UNIQUE,
+  records   integer NOT NULL,
+  body      text NOT NULL
+);
+INSERT INTO audit_segments (first_seq, last_seq, records, body)
+  SELECT min(seq), max(seq), count(*), string_agg(record::text, E'\n' ORDER BY seq)
+  FROM audit GROUP BY (seq - 1) / 1000;
+DROP TABLE audit;
+CREATE VIEW audit AS
+  SELECT (r ->> 'seq')::bigint AS seq, (r ->> 'time')::timestamptz AS time, r ->> 'type' AS type,
+         r ->> 'sessionId' AS session_id, r AS record, r ->> 'hash' AS hash, r ->> 'prevHash' AS prev_hash
+  FROM audit_segments s, LATERAL (SELECT l::jsonb AS r FROM regexp_split_to_table(s.body, E'\n') AS l) x;
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

@@ -4,9 +4,11 @@
  * as ISO-8601 strings and jsonb as JSON text, so both drivers serialise them identically.
  */
 import { z } from "zod";
+import { GatewayError } from "../core/errors.js";
 import type { SessionEndReason } from "../core/session.js";
 import { auditRecordSchema } from "../audit/chain.js";
 import type { AuditRecord } from "../audit/types.js";
+import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./migrations.js";
 import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
@@ -83,13 +85,14 @@ function toSession(r: z.output<typeof sessionRow>): SessionRow {
   };
 }
 
-const auditRow = z.object({ record: sqlJson.pipe(auditRecordSchema) });
 
 const SESSION_COLUMNS =
   "id, protocol, connection, principal_id, principal_kind, principal_name, groups, token_id, client_address, started_at, attributes, ended_at, end_reason, end_detail, statements, bytes_from_client, bytes_to_client";
 const TOKEN_COLUMNS = "id, principal_id, principal_kind, principal_name, created_at, expires_at, created_by, revoked_at, revoked_by";
 
 const MAX_LIST_LIMIT = 10_000;
+
+type SessionWrite = { readonly kind: "insert"; readonly row: SessionRow } | { readonly kind: "end"; readonly id: string; readonly end: SessionEnd };
 
 function iso(d: Date): string {
   return d.toISOString();
@@ -168,36 +171,96 @@ export class SqlStore implements Store {
 
   // --- sessions -----------------------------------------------------------------------------
 
-  async insertSession(row: SessionRow): Promise<void> {
-    await this.sql.execute(
-      `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17)`,
-      [
-        row.id,
-        row.protocol,
-        row.connection,
-        row.principalId,
-        row.principalKind,
-        row.principalName,
-        JSON.stringify(row.groups),
-        row.tokenId ?? null,
-        row.clientAddress,
-        iso(row.startedAt),
-        JSON.stringify(row.attributes),
-        row.endedAt === undefined ? null : iso(row.endedAt),
-        row.endReason ?? null,
-        row.endDetail ?? null,
-        row.statements ?? null,
-        row.bytesFromClient ?? null,
-        row.bytesToClient ?? null,
-      ],
-    );
+  /**
+   * Session rows are written by group commit: a connection-per-task agent opens and ends
+   * hundreds of sessions a second, and one multi-row statement per flush costs the embedded
+   * store a fraction of one statement per row. An end that arrives in the same flush as its
+   * start is written as one row.
+   */
+  readonly #sessionWrites = new GroupCommit<SessionWrite>((writes) => this.#writeSessions(writes));
+
+  insertSession(row: SessionRow): Promise<void> {
+    return this.#sessionWrites.submit({ kind: "insert", row });
   }
 
-  async endSession(id: string, end: SessionEnd): Promise<void> {
-    await this.sql.execute(
-      "UPDATE sessions SET ended_at = $2, end_reason = $3, end_detail = $4, statements = $5, bytes_from_client = $6, bytes_to_client = $7 WHERE id = $1",
-      [id, iso(end.endedAt), end.reason, end.detail ?? null, end.statements, end.bytesFromClient, end.bytesToClient],
-    );
+  endSession(id: string, end: SessionEnd): Promise<void> {
+    return this.#sessionWrites.submit({ kind: "end", id, end });
+  }
+
+  async #writeSessions(writes: readonly SessionWrite[]): Promise<void> {
+    const inserts = new Map<string, SessionRow>();
+    const ends = new Map<string, SessionEnd>();
+    for (const w of writes) {
+      if (w.kind === "insert") {
+        inserts.set(w.row.id, w.row);
+        continue;
+      }
+      const row = inserts.get(w.id);
+      if (row === undefined) {
+        ends.set(w.id, w.end);
+        continue;
+      }
+      inserts.set(w.id, {
+        ...row,
+        endedAt: w.end.endedAt,
+        endReason: w.end.reason,
+        ...(w.end.detail === undefined ? {} : { endDetail: w.end.detail }),
+        statements: w.end.statements,
+        bytesFromClient: w.end.bytesFromClient,
+        bytesToClient: w.end.bytesToClient,
+      });
+    }
+    const rows = [...inserts.values()];
+    const ended = [...ends];
+    // A transaction only when there are two statements (it costs two more store round trips).
+    const run = rows.length > 0 && ended.length > 0 ? <T>(fn: (c: SqlClient) => Promise<T>) => this.sql.transaction(fn) : <T>(fn: (c: SqlClient) => Promise<T>) => fn(this.sql);
+    await run(async (tx) => {
+      if (rows.length > 0) {
+        // One statement with one array parameter per column, whatever the number of rows.
+        await tx.execute(
+          `INSERT INTO sessions (${SESSION_COLUMNS})
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[],
+                                $10::timestamptz[], $11::jsonb[], $12::timestamptz[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[])`,
+          [
+            rows.map((r) => r.id),
+            rows.map((r) => r.protocol),
+            rows.map((r) => r.connection),
+            rows.map((r) => r.principalId),
+            rows.map((r) => r.principalKind),
+            rows.map((r) => r.principalName),
+            rows.map((r) => JSON.stringify(r.groups)),
+            rows.map((r) => r.tokenId ?? null),
+            rows.map((r) => r.clientAddress),
+            rows.map((r) => iso(r.startedAt)),
+            rows.map((r) => JSON.stringify(r.attributes)),
+            rows.map((r) => (r.endedAt === undefined ? null : iso(r.endedAt))),
+            rows.map((r) => r.endReason ?? null),
+            rows.map((r) => r.endDetail ?? null),
+            rows.map((r) => r.statements ?? null),
+            rows.map((r) => r.bytesFromClient ?? null),
+            rows.map((r) => r.bytesToClient ?? null),
+          ],
+        );
+      }
+      if (ended.length > 0) {
+        await tx.execute(
+          `UPDATE sessions AS s SET ended_at = u.ended_at, end_reason = u.end_reason, end_detail = u.end_detail,
+                  statements = u.statements, bytes_from_client = u.bytes_from_client, bytes_to_client = u.bytes_to_client
+           FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+                AS u(id, ended_at, end_reason, end_detail, statements, bytes_from_client, bytes_to_client)
+           WHERE s.id = u.id`,
+          [
+            ended.map(([id]) => id),
+            ended.map(([, e]) => iso(e.endedAt)),
+            ended.map(([, e]) => e.reason),
+            ended.map(([, e]) => e.detail ?? null),
+            ended.map(([, e]) => e.statements),
+            ended.map(([, e]) => e.bytesFromClient),
+            ended.map(([, e]) => e.bytesToClient),
+          ],
+        );
+      }
+    });
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {
@@ -228,38 +291,100 @@ export class SqlStore implements Store {
   // --- audit --------------------------------------------------------------------------------
 
   /**
-   * Insert a batch atomically. Records already present (same seq) are left alone: a retried
-   * batch is harmless, and a DIFFERENT record at an existing seq keeps the stored one — that
-   * is tampering or a forked chain, and verification reports it.
+   * Store a batch atomically as one segment (more when it is very large). Records already
+   * present (seq at or below the stored head) are left alone: a retried batch is harmless, and a
+   * DIFFERENT record at an existing seq keeps the stored one — that is tampering or a forked
+   * chain, and verification reports it. The audit shipper is the only writer.
    */
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    // One statement per batch with array parameters: seven parameters in all, whatever the
-    // batch size, so the store parses and plans once per batch, not once per record.
-    await this.sql.execute(
-      `INSERT INTO audit (seq, time, type, session_id, record, hash, prev_hash)
-       SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])
-       ON CONFLICT (seq) DO NOTHING`,
-      [
-        records.map((r) => r.seq),
-        records.map((r) => r.time),
-        records.map((r) => r.type),
-        records.map((r) => r.sessionId ?? null),
-        records.map((r) => JSON.stringify(r)),
-        records.map((r) => r.hash),
-        records.map((r) => r.prevHash),
-      ],
-    );
+    await this.sql.transaction(async (tx) => {
+      const head = (await tx.query("SELECT max(last_seq) AS seq FROM audit_segments", [], headRow))[0]?.seq ?? 0;
+      const fresh = records.filter((r) => r.seq > head);
+      for (let i = 0; i < fresh.length; i += SEGMENT_RECORDS) {
+        const part = fresh.slice(i, i + SEGMENT_RECORDS);
+        const first = part[0];
+        const last = part[part.length - 1];
+        if (first === undefined || last === undefined) continue;
+        await tx.execute("INSERT INTO audit_segments (first_seq, last_seq, records, body) VALUES ($1, $2, $3, $4)", [
+          first.seq,
+          last.seq,
+          part.length,
+          part.map((r) => JSON.stringify(r)).join("\n"),
+        ]);
+      }
+    });
   }
 
   async lastAudit(): Promise<AuditRecord | undefined> {
-    const rows = await this.sql.query("SELECT record FROM audit ORDER BY seq DESC LIMIT 1", [], auditRow);
-    return rows[0]?.record;
+    const rows = await this.sql.query("SELECT body FROM audit_segments ORDER BY last_seq DESC LIMIT 1", [], segmentRow);
+    const body = rows[0]?.body;
+    if (body === undefined) return undefined;
+    return toAuditRecord(jsonOf(body.slice(body.lastIndexOf("\n") + 1)));
   }
 
+  /**
+   * Up to `limit` records with seq > afterSeq, in order. Segments are read a few at a time, and
+   * a line is fully validated only when it is returned: a malformed record surfaces as a
+   * GW_STORE error (cause: ZodError) exactly when the reader reaches it.
+   */
   async readAudit(afterSeq: number, limit: number): Promise<readonly AuditRecord[]> {
     const n = Math.max(0, Math.min(MAX_LIST_LIMIT, Math.floor(limit)));
-    const rows = await this.sql.query("SELECT record FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2", [Math.floor(afterSeq), n], auditRow);
-    return rows.map((r) => r.record);
+    const out: AuditRecord[] = [];
+    let cursor = Math.floor(afterSeq);
+    let segmentCursor = Number.MIN_SAFE_INTEGER;
+    while (out.length < n) {
+      const segments = await this.sql.query(
+        "SELECT first_seq, body FROM audit_segments WHERE last_seq > $1 AND first_seq > $2 ORDER BY first_seq LIMIT 4",
+        [cursor, segmentCursor],
+        segmentPageRow,
+      );
+      if (segments.length === 0) break;
+      for (const seg of segments) {
+        segmentCursor = seg.first_seq;
+        for (const line of seg.body.split("\n")) {
+          if (out.length >= n) break;
+          const value = jsonOf(line);
+          if (seqOf(value) <= cursor) continue;
+          const record = toAuditRecord(value);
+          out.push(record);
+          cursor = Math.max(cursor, record.seq);
+        }
+        if (out.length >= n) break;
+      }
+    }
+    return out;
   }
+}
+
+/** Records per stored segment row (a shipped batch is at most this big in practice). */
+const SEGMENT_RECORDS = 5_000;
+
+const headRow = z.object({ seq: z.union([z.null(), sqlInt]).transform((v) => v ?? undefined) });
+const segmentRow = z.object({ body: z.string() });
+const segmentPageRow = z.object({ first_seq: sqlInt, body: z.string() });
+
+/** A stored line parsed as JSON; the line itself when it is not JSON (the schema then rejects it). */
+function jsonOf(line: string): unknown {
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    return line;
+  }
+}
+
+/** A stored value as a record; a malformed one is a GW_STORE error whose cause is the ZodError. */
+function toAuditRecord(value: unknown): AuditRecord {
+  const r = auditRecordSchema.safeParse(value);
+  if (r.success) return r.data;
+  throw new GatewayError("GW_STORE", "the store holds a malformed audit record", { cause: r.error });
+}
+
+/**
+ * The seq a stored value claims, without validating the rest (for skipping records already
+ * read); Infinity when it has none, so that a malformed record is never silently skipped.
+ */
+function seqOf(value: unknown): number {
+  if (typeof value !== "object" || value === null || !("seq" in value)) return Number.POSITIVE_INFINITY;
+  return typeof value.seq === "number" && Number.isSafeInteger(value.seq) ? value.seq : Number.POSITIVE_INFINITY;
 }

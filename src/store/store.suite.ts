@@ -251,13 +251,35 @@ export function registerStoreSuite(name: string, factory: () => Promise<StoreUnd
         expect(await verifyChain(pages, KEY)).toMatchObject({ ok: true, lastSeq: 1_208 });
       });
 
-      it("rolls back a whole batch when one record cannot be stored", async () => {
+      it("round-trips what jsonb could not hold (NUL) and batches larger than one segment", async () => {
         const last = await store.lastAudit();
-        const batch = makeChain([{ type: "db.query" }, { type: "db.query" }], last);
-        // NUL cannot be stored in jsonb: the second insert fails and the first must not remain.
-        const bad = { ...at(batch, 1), statement: "a\u0000b" };
-        await expect(store.appendAudit([at(batch, 0), bad])).rejects.toMatchObject({ code: "GW_STORE" });
-        expect((await store.lastAudit())?.seq).toBe(last?.seq);
+        const batch = makeChain(
+          Array.from({ length: 5_007 }, (_, i) => ({ type: "db.query" as const, statement: i === 3 ? "a\u0000b" : `SELECT ${i}` })),
+          last,
+        );
+        await store.appendAudit(batch);
+        const from = last?.seq ?? 0;
+        expect((await store.readAudit(from + 3, 1))[0]?.statement).toBe("a\u0000b");
+        expect(await store.lastAudit()).toEqual(batch[batch.length - 1]);
+        // Read across the segment boundary in odd-sized pages.
+        const pages: AuditRecord[] = [];
+        let after = from;
+        for (;;) {
+          const page = await store.readAudit(after, 777);
+          if (page.length === 0) break;
+          pages.push(...page);
+          after = at(page, page.length - 1).seq;
+        }
+        expect(pages).toEqual(batch);
+      });
+
+      it("keeps records already stored when a retried batch overlaps the head", async () => {
+        const last = await store.lastAudit();
+        const next = makeChain([{ type: "db.query" }, { type: "db.query" }, { type: "db.query" }], last);
+        await store.appendAudit(next.slice(0, 2));
+        await store.appendAudit([{ ...at(next, 1), message: "forged" }, at(next, 2)]);
+        const back = await store.readAudit(last?.seq ?? 0, 10);
+        expect(back).toEqual(next);
       });
     });
   });

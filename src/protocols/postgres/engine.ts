@@ -24,6 +24,7 @@ import { sqlstateFor } from "./errors.js";
 import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
 import { PgProxySession } from "./session.js";
+import { UpstreamPool } from "./pool.js";
 import { connectUpstream, sendCancel, type UpstreamSession } from "./upstream.js";
 import {
   FrameReader,
@@ -106,10 +107,23 @@ export class PostgresEngine implements ProtocolEngine {
   readonly #cancelKeys = new Map<number, CancelEntry>();
   readonly #sockets = new Set<Duplex>();
   #closing = false;
+  /** Idle target sessions per connection (session pooling), created on first use. */
+  readonly #pools = new Map<string, UpstreamPool>();
 
   constructor(options: PostgresEngineOptions) {
     this.#o = options;
     this.#log = options.logger.child({ protocol: "postgres" });
+  }
+
+  #poolFor(connection: PostgresConnection): UpstreamPool | undefined {
+    const cfg = connection.pool;
+    if (cfg === undefined || cfg.maxIdle === 0) return undefined;
+    let pool = this.#pools.get(connection.name);
+    if (pool === undefined) {
+      pool = new UpstreamPool({ maxIdle: cfg.maxIdle, idleTimeoutMs: cfg.idleTimeoutMs, resetTimeoutMs: this.#o.connectTimeoutMs, logger: this.#log });
+      this.#pools.set(connection.name, pool);
+    }
+    return pool;
   }
 
   handle(socket: Socket): Promise<void> {
@@ -136,6 +150,7 @@ export class PostgresEngine implements ProtocolEngine {
     deadline.unref();
     await Promise.allSettled([...this.#live]);
     clearTimeout(deadline);
+    for (const pool of this.#pools.values()) pool.close();
   }
 
   async #serve(socket: Socket): Promise<void> {
@@ -287,9 +302,11 @@ export class PostgresEngine implements ProtocolEngine {
     // Limits from policies (statement_timeout, default_transaction_read_only) win over the client's.
     for (const [k, v] of Object.entries(gate.settings)) forward.set(k, v);
 
+    const pool = this.#poolFor(connection);
+    const poolKey = UpstreamPool.key(connection.name, forward);
     let upstream: UpstreamSession;
     try {
-      upstream = await connectUpstream(connection, forward, {
+      upstream = pool?.acquire(poolKey) ?? await connectUpstream(connection, forward, {
         dialer: o.dialer,
         resolveSecret: o.resolveSecret,
         timeoutMs: o.connectTimeoutMs,
@@ -314,11 +331,11 @@ export class PostgresEngine implements ProtocolEngine {
     const cancelEntry: CancelEntry = { secret, connection, upstreamKey: upstream.backendKey };
     this.#cancelKeys.set(processId, cancelEntry);
 
-    framed.write(encodeAuthenticationOk());
-    for (const [name, value] of upstream.parameters) framed.write(encodeParameterStatus(name, value));
-    framed.write(encodeBackendKeyData(processId, secret));
-    for (const n of upstream.notices) framed.write(n);
-    framed.write(encodeReadyForQuery(upstream.txStatus));
+    // One write for the whole log-in answer (a dozen small messages): one syscall, one packet.
+    const hello: Buffer[] = [encodeAuthenticationOk()];
+    for (const [name, value] of upstream.parameters) hello.push(encodeParameterStatus(name, value));
+    hello.push(encodeBackendKeyData(processId, secret), ...upstream.notices, encodeReadyForQuery(upstream.txStatus));
+    framed.write(Buffer.concat(hello));
     framed.detach();
 
     const session = new PgProxySession({
@@ -338,10 +355,12 @@ export class PostgresEngine implements ProtocolEngine {
           timeoutMs: o.connectTimeoutMs,
           maxMessageBytes: o.maxMessageBytes,
         }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target")),
+      poolable: pool !== undefined && !this.#closing,
     });
     cancelEntry.cancelHold = () => session.cancelHold();
     try {
       const outcome = await session.run();
+      if (outcome.released !== undefined && pool !== undefined) void pool.release(poolKey, outcome.released);
       await gate.end(outcome.reason, outcome.stats, outcome.detail);
     } finally {
       this.#cancelKeys.delete(processId);

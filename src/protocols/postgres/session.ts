@@ -90,12 +90,20 @@ export interface PgSessionOptions {
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
   /** Send a CancelRequest for the session's running statement; resolves once the target has taken it. */
   readonly cancelUpstream: () => Promise<void>;
+  /**
+   * The target session may outlive this client session (pooling): when the client ends with
+   * Terminate while nothing is in flight and no transaction is open, the target connection is
+   * left open and handed back in the outcome instead of being closed.
+   */
+  readonly poolable?: boolean;
 }
 
 export interface PgSessionOutcome {
   readonly reason: SessionEndReason;
   readonly detail?: string;
   readonly stats: SessionStats;
+  /** The target session, idle and detached from this session, when it may be reused. */
+  readonly released?: UpstreamSession;
 }
 
 export class PgProxySession {
@@ -134,6 +142,14 @@ export class PgProxySession {
   #holdAbort: AbortController | undefined;
   /** Set while a statement waits for approval: stops reading the client in the background. */
   #holdWatch: (() => void) | undefined;
+  /** Set when the client ended cleanly and the target session is handed back for reuse. */
+  #release = false;
+  readonly #onUpstreamFailure = (e: Error): void => this.#finish("upstream_closed", "the target connection failed", e);
+  readonly #onUpstreamClose = (): void => this.#finish("upstream_closed", "the target closed the connection");
+  readonly #onUpstreamChunk = (chunk: Buffer): void => this.#onUpstreamData(chunk);
+  readonly #onClientDrain = (): void => {
+    this.#upstream.resume();
+  };
   #resolve!: (o: PgSessionOutcome) => void;
   readonly #done: Promise<PgSessionOutcome>;
 
@@ -156,15 +172,15 @@ export class PgProxySession {
     if (gate.signal.aborted) onAbort();
     else gate.signal.addEventListener("abort", onAbort, { once: true });
 
-    this.#upstream.on("error", (e) => this.#finish("upstream_closed", "the target connection failed", e));
-    this.#upstream.on("close", () => this.#finish("upstream_closed", "the target closed the connection"));
+    this.#upstream.on("error", this.#onUpstreamFailure);
+    this.#upstream.on("close", this.#onUpstreamClose);
     this.#client.on("error", (e) => this.#finish("client_closed", undefined, e));
     this.#client.on("close", () => this.#finish("client_closed"));
-    this.#client.on("drain", () => this.#upstream.resume());
+    this.#client.on("drain", this.#onClientDrain);
 
     // Frames the target sent right after ReadyForQuery.
     this.#onUpstreamData(undefined);
-    this.#upstream.on("data", (chunk: Buffer) => this.#onUpstreamData(chunk));
+    this.#upstream.on("data", this.#onUpstreamChunk);
     this.#upstream.resume();
     void this.#pumpClient();
     return this.#done.finally(() => gate.signal.removeEventListener("abort", onAbort));
@@ -253,7 +269,11 @@ export class PgProxySession {
           break;
         case F.Terminate:
           await this.#flushUpstream(out);
-          this.#upstream.end(encodeTerminate());
+          if (this.#reusable()) {
+            this.#release = true;
+          } else {
+            this.#upstream.end(encodeTerminate());
+          }
           this.#finish("client_closed");
           return false;
         default:
@@ -845,11 +865,36 @@ export class PgProxySession {
     this.#finish(reason, detail);
   }
 
+  /**
+   * Whether the target session is idle and clean enough to hand back for reuse: no result
+   * pending, no transaction open, no statement cancelled or waiting, no unread target bytes.
+   * (Session state that survives — settings, prepared statements, LISTEN, temp tables — is
+   * what the pool's DISCARD ALL resets.)
+   */
+  #reusable(): boolean {
+    return (
+      this.#o.poolable === true &&
+      this.#pendingHead >= this.#pending.length &&
+      this.#txStatus === "I" &&
+      this.#blocked === undefined &&
+      this.#cancelBarrier === undefined &&
+      this.#o.upstream.reader.buffered === 0 &&
+      !this.#upstream.destroyed &&
+      this.#upstream.writable
+    );
+  }
+
   #finish(reason: SessionEndReason, detail?: string, cause?: unknown): void {
     if (this.#finished) return;
     this.#finished = true;
     if (cause !== undefined) this.#log.debug({ err: cause, reason }, "session ending");
-    if (!this.#upstream.destroyed) {
+    if (this.#release) {
+      this.#upstream.off("error", this.#onUpstreamFailure);
+      this.#upstream.off("close", this.#onUpstreamClose);
+      this.#upstream.off("data", this.#onUpstreamChunk);
+      this.#client.off("drain", this.#onClientDrain);
+      this.#upstream.pause();
+    } else if (!this.#upstream.destroyed) {
       this.#upstream.end(encodeTerminate());
       setTimeout(() => this.#upstream.destroy(), 2000).unref();
     }
@@ -861,6 +906,7 @@ export class PgProxySession {
       reason,
       ...(detail === undefined ? {} : { detail }),
       stats: { statements: this.#statementsJudged, bytesFromClient: this.#bytesFromClient, bytesToClient: this.#bytesToClient },
+      ...(this.#release ? { released: this.#o.upstream } : {}),
     });
   }
 
