@@ -24,5 +24,5 @@ export interface SessionEvaluator {
   /** A hold (require_approval / require_grant) is resolved by the pipeline, never by engines. */
   evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict | undefined>;
   /** SSH commands, shell lines, channels and forwards (issue 6); evaluators without it have no opinion. */
-  evaluateCommand?(event: SshCommandEvent): Decision | undefined | Promise<Decision | undefined>;
+  evaluateCommand?(event: SshCommandEvent): Verdict | undefined | Promise<Verdict | undefined>;
 }

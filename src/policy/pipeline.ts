@@ -421,13 +421,13 @@ export class SessionGate {
 
   /**
    * Judge an SSH command, shell line, channel or forward (issue 6) in the same order as
-   * `judge`: evaluators (first deny wins, allows merge), audit before forward, record.
-   * TODO(approvals): holds for SSH are refused by the SSH evaluator until the approval flow is
-   * unified with `judge`.
+   * `judge`: evaluators (first deny wins, allows merge), approval (holds resolved with the
+   * engine's hooks, as for statements), audit before forward, record.
    */
-  async judgeCommand(event: SshCommandEvent): Promise<Decision> {
+  async judgeCommand(event: SshCommandEvent, hooks: JudgeHooks = {}): Promise<Decision> {
     let acc: AllowDecision = ALLOW;
     let decision: Decision | undefined;
+    let hold: HoldDecision | undefined;
     for (const e of this.#evaluators) {
       const d = await e.evaluateCommand?.(event);
       if (d === undefined) continue;
@@ -435,10 +435,17 @@ export class SessionGate {
         decision = d;
         break;
       }
-      acc = mergeAllows(acc, d);
+      if (d.type === "hold") hold ??= d;
+      else acc = mergeAllows(acc, d);
+    }
+    const text = sshCommandText(event);
+    let approvalId: string | undefined;
+    if (decision === undefined && hold !== undefined) {
+      const r = await this.#resolveHold({ ...hold, allow: mergeAllows(acc, hold.allow) }, text, undefined, hooks);
+      decision = r.decision;
+      approvalId = r.approvalId;
     }
     decision ??= acc;
-    const text = sshCommandText(event);
     const failed = await this.#pipeline.audit({
       type: "ssh.command",
       sessionId: this.info.id,
@@ -449,7 +456,7 @@ export class SessionGate {
       statement: text,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      details: { seq: event.seq, kind: event.type },
+      details: { seq: event.seq, kind: event.type, ...(approvalId === undefined ? {} : { approvalId }) },
     });
     if (failed !== undefined) decision = failed;
     this.#o.metrics.statement(this.info.protocol, decision.type);

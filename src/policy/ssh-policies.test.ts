@@ -9,8 +9,9 @@ import { SshPolicyEvaluator } from "./ssh-policies.js";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
-function setup(policies: RawConfig["policies"]): { ssh: SshPolicyEvaluator; sql: PolicyEvaluator; connections: readonly Connection[] } {
+function setup(policies: RawConfig["policies"], extra: Partial<RawConfig> = {}): { ssh: SshPolicyEvaluator; sql: PolicyEvaluator; connections: readonly Connection[] } {
   const config = parseConfig({
+    ...extra,
     connections: [
       { name: "web1", type: "ssh", host: "h", user: "u", password: "p", hostKey: HOST_KEY, groups: ["agents"] },
       { name: "db", type: "postgres", host: "h", database: "d", user: "u", groups: ["agents"] },
@@ -40,6 +41,7 @@ async function judge(ev: SshPolicyEvaluator, e: EventInput): Promise<string> {
   const s = ev.openSession(session("web1"));
   const d = await s?.evaluateCommand?.({ ...e, session: session("web1"), seq: 1 });
   if (d === undefined) return "none";
+  if (d.type === "hold") return `hold:${d.need}:${d.rule}`;
   return d.type === "deny" ? `deny:${d.rule ?? ""}` : `allow${d.rule === undefined ? "" : `:${d.rule}`}`;
 }
 
@@ -111,11 +113,30 @@ describe("SshPolicyEvaluator", () => {
     expect(d).toMatchObject({ type: "allow", plan: { masks: [{ rule: "mask", detectors: ["email"], columns: [] }] } });
   });
 
-  it("refuses require_approval policies for now, naming the approvers", async () => {
-    const { ssh } = setup([{ name: "ask", match: { commands: ["reboot"] }, action: "require_approval", approvers: ["ops"] }]);
+  it("holds require_approval and require_grant commands for the pipeline, unless another program is denied", async () => {
+    const { ssh } = setup([
+      { name: "no-rm", match: { commands: ["rm"] }, action: "deny" },
+      { name: "ask", match: { commands: ["reboot"] }, action: "require_approval", approvers: ["ops"], mode: "async", timeout: "2m" },
+      { name: "grant", match: { commands: ["systemctl"] }, action: "require_grant" },
+      { name: "mask", action: "mask", detectors: ["email"] },
+    ], { approvals: { grants: { approvers: ["ops"] } } });
     const s = ssh.openSession(session("web1"));
-    const d = await s?.evaluateCommand?.({ type: "ssh.exec", command: "sudo reboot", session: session("web1"), seq: 1 });
-    expect(d).toMatchObject({ type: "deny", rule: "ask" });
-    expect(d?.type === "deny" ? d.message : "").toContain("ops");
+    const d = await s?.evaluateCommand?.({ type: "ssh.exec", command: "uptime; sudo reboot", session: session("web1"), seq: 1 });
+    expect(d).toMatchObject({
+      type: "hold",
+      need: "approval",
+      rule: "ask",
+      approvers: ["ops"],
+      minApprovals: 1,
+      mode: "async",
+      timeoutMs: 120_000,
+      summary: { operations: ["uptime", "sudo", "reboot"], relations: [] },
+      // once approved, output masking still applies
+      allow: { type: "allow", plan: { masks: [{ rule: "mask" }] } },
+    });
+    expect(d?.type === "hold" ? d.message : "").toBe("reboot needs approval (rule ask)");
+    expect(await judge(ssh, { type: "ssh.exec", command: "sudo reboot && rm -rf /" })).toBe("deny:no-rm");
+    expect(await judge(ssh, { type: "ssh.input", line: "systemctl restart nginx", edited: false })).toBe("hold:grant:grant");
+    expect(await judge(ssh, { type: "ssh.exec", command: "uptime" })).toBe("allow");
   });
 });

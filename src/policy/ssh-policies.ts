@@ -7,7 +7,9 @@
  *
  * Commands (exec requests and shell lines) are analysed with the shell analyser
  * (./shell/analyze.ts). Each program found is judged on its own: the first policy matching it
- * decides (allow stops there, deny / require_approval refuse the whole command). When any
+ * decides (allow stops there, deny refuses the whole command, require_approval /
+ * require_grant hold the whole command for the pipeline to resolve, unless another program of
+ * it is denied: nobody is asked about a command that is refused anyway). When any
  * deny or approval policy applies to the session, a command that cannot be parsed or whose
  * programs cannot be known before they run is refused (fail closed).
  *
@@ -16,13 +18,14 @@
  */
 import { RE2JS } from "re2js";
 import type { Connection } from "../core/connection.js";
-import { deny, type AllowDecision, type Decision, type MaskRule } from "../core/decision.js";
+import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import { GatewayError } from "../core/errors.js";
 import type { SshCommandEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
+import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 import { analyzeShell, type ShellCommand } from "./shell/analyze.js";
 
 const SSH_KEYS = ["commands", "arguments", "forwardTo"] as const;
@@ -117,7 +120,7 @@ export class SshSessionPolicies implements SessionEvaluator {
     return undefined;
   }
 
-  async evaluateCommand(event: SshCommandEvent): Promise<Decision> {
+  async evaluateCommand(event: SshCommandEvent): Promise<Verdict> {
     switch (event.type) {
       case "ssh.exec":
         return this.#judgeText(event.command, false);
@@ -135,7 +138,7 @@ export class SshSessionPolicies implements SessionEvaluator {
     }
   }
 
-  async #judgeText(text: string, edited: boolean): Promise<Decision> {
+  async #judgeText(text: string, edited: boolean): Promise<Verdict> {
     if (this.#commandGuards.length === 0) return this.#allow;
     if (edited && this.#failClosed) {
       return deny("GW_POLICY_DENIED", "the line was edited with keys the gateway cannot follow (arrows, tab completion, history): type it again without them", "fail-closed");
@@ -151,8 +154,10 @@ export class SshSessionPolicies implements SessionEvaluator {
     return this.#judgeCommands(a.commands);
   }
 
-  #judgeCommands(commands: readonly ShellCommand[]): Decision {
+  #judgeCommands(commands: readonly ShellCommand[]): Verdict {
     let allowedBy: string | undefined;
+    // The first hold is kept while later programs may still be denied.
+    let held: { readonly policy: SshPolicy; readonly program: string } | undefined;
     for (const c of commands) {
       for (const p of this.#commandGuards) {
         if (!matchesCommand(p, c)) continue;
@@ -160,13 +165,38 @@ export class SshSessionPolicies implements SessionEvaluator {
           allowedBy ??= p.name;
           break;
         }
-        return refusal(p, `${c.name} is not allowed here (rule ${p.name})`);
+        if (p.config.action === "require_approval" || p.config.action === "require_grant") {
+          held ??= { policy: p, program: c.name };
+          break;
+        }
+        return deny("GW_POLICY_DENIED", p.config.message ?? `${c.name} is not allowed here (rule ${p.name})`, p.name);
       }
+    }
+    if (held !== undefined) {
+      const programs = [...new Set(commands.map((c) => c.name))].slice(0, 20);
+      return this.#hold(held.policy, `${held.program} needs ${held.policy.config.action === "require_grant" ? "an active access grant" : "approval"} (rule ${held.policy.name})`, programs);
     }
     return allowedBy === undefined ? this.#allow : { ...this.#allow, rule: allowedBy };
   }
 
-  #judgeForward(host: string, port: number): Decision {
+  /** A require_approval / require_grant policy matched: the pipeline turns this into allow or deny (src/approvals). */
+  #hold(p: SshPolicy, fallback: string, programs: readonly string[]): HoldDecision {
+    return {
+      type: "hold",
+      need: p.config.action === "require_grant" ? "grant" : "approval",
+      rule: p.name,
+      message: p.config.message ?? fallback,
+      approvers: p.config.approvers ?? [],
+      minApprovals: p.config.minApprovals ?? 1,
+      timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+      mode: p.config.mode ?? "wait",
+      allow: { ...this.#allow, rule: p.name },
+      // Shown to approvers: the programs the command runs (SSH has no relations).
+      summary: { operations: [...programs], relations: [] },
+    };
+  }
+
+  #judgeForward(host: string, port: number): Verdict {
     const target = `${host}:${port}`;
     for (const p of this.#forwardGuards) {
       if (p.forwardTo !== undefined && !anyGlob(p.forwardTo, target)) continue;
@@ -174,19 +204,13 @@ export class SshSessionPolicies implements SessionEvaluator {
         if (p.forwardTo === undefined) continue; // only an explicit forwardTo allows forwarding
         return { type: "allow", rule: p.name };
       }
-      return refusal(p, `forwarding to ${target} is not allowed (rule ${p.name})`);
+      if (p.config.action === "require_approval" || p.config.action === "require_grant") {
+        return this.#hold(p, `forwarding to ${target} needs ${p.config.action === "require_grant" ? "an active access grant" : "approval"} (rule ${p.name})`, [`forward ${target}`]);
+      }
+      return deny("GW_POLICY_DENIED", p.config.message ?? `forwarding to ${target} is not allowed (rule ${p.name})`, p.name);
     }
     return deny("GW_POLICY_DENIED", `forwarding to ${target} is refused: no policy allows it (match.forwardTo)`, "no-forwarding");
   }
-}
-
-function refusal(p: SshPolicy, fallback: string): Decision {
-  const message = p.config.message ?? fallback;
-  if (p.config.action === "require_approval" || p.config.action === "require_grant") {
-    // TODO(approvals): hold SSH commands for approval once the pipeline's hold flow covers judgeCommand.
-    return deny("GW_POLICY_DENIED", `${message} (approval by ${(p.config.approvers ?? []).join(", ") || "an approver"} is required; approvals are not available for SSH commands yet)`, p.name);
-  }
-  return deny("GW_POLICY_DENIED", message, p.name);
 }
 
 /** All given match keys must hold for the one program. */

@@ -35,6 +35,9 @@ export interface SshWorldOptions {
   readonly policies?: RawConfig["policies"];
   readonly extraConnections?: (sshd: SshdServer) => NonNullable<RawConfig["connections"]>;
   readonly sshdPassword?: string;
+  /** More service accounts (e.g. approvers), besides `agent` and `outsider`. */
+  readonly extraServiceAccounts?: NonNullable<RawConfig["serviceAccounts"]>;
+  readonly approvals?: RawConfig["approvals"];
 }
 
 export async function startSshWorld(options: SshWorldOptions = {}): Promise<SshWorld> {
@@ -50,12 +53,14 @@ export async function startSshWorld(options: SshWorldOptions = {}): Promise<SshW
       serviceAccounts: [
         { name: "agent", groups: ["agents"], sshPublicKeys: [agentPub] },
         { name: "outsider", groups: ["others"] },
+        ...(options.extraServiceAccounts ?? []),
       ],
       connections: [
         { name: "web1", type: "ssh", host: sshd.host, port: sshd.port, user: sshd.user, privateKey: `file:${sshd.clientKeyPath}`, hostKey: sshd.hostKey, groups: ["agents"] },
         ...(options.extraConnections?.(sshd) ?? []),
       ],
       policies: options.policies ?? [],
+      ...(options.approvals === undefined ? {} : { approvals: options.approvals }),
     });
   } catch (e) {
     await sshd.stop();

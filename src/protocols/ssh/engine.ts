@@ -21,7 +21,7 @@ import { isGatewayError, toGatewayError, type ErrorCode } from "../../core/error
 import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
 import type { SessionEndReason, SessionInfo } from "../../core/session.js";
-import type { Pipeline, SessionGate } from "../../policy/pipeline.js";
+import type { JudgeHooks, Pipeline, SessionGate } from "../../policy/pipeline.js";
 import { isIncompleteShell } from "../../policy/shell/analyze.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
 import { LineMasker, type LineMaskFn } from "./line-masker.js";
@@ -445,7 +445,11 @@ export class SshEngine implements ProtocolEngine {
     setUpstream: (c: ClientChannel) => void,
   ): Promise<void> {
     if (ch === undefined) return;
-    const decision = await gate.judgeCommand({ type: "ssh.exec", session: gate.info, seq: ++state.seq, command });
+    const eol = pty === undefined ? "\n" : "\r\n";
+    const wait = holdHooks(ch, (message) => {
+      ch.stderr.write(`airlock: ${message}${eol}`);
+    });
+    const decision = await gate.judgeCommand({ type: "ssh.exec", session: gate.info, seq: ++state.seq, command }, wait.hooks).finally(wait.done);
     if (decision.type === "deny") {
       refuse(ch, decision.message, DENIED_STATUS);
       return;
@@ -497,6 +501,17 @@ export class SshEngine implements ProtocolEngine {
         for (const b of held) up.write(b);
         held = [];
       };
+      // A line held for approval: the notice is printed in the terminal (recorded with the
+      // session), or on stderr without a PTY.
+      const notify = (message: string): void => {
+        if (pty === undefined) {
+          ch.stderr.write(`airlock: ${message}\n`);
+          return;
+        }
+        const note = Buffer.from(`\r\nairlock: ${message}\r\n`);
+        ch.write(note);
+        state.cast?.output(note);
+      };
       // Input is handled one chunk at a time: a line waits for its decision, and so does
       // everything typed after it.
       const handleInput = async (data: Buffer): Promise<void> => {
@@ -518,7 +533,9 @@ export class SshEngine implements ProtocolEngine {
             release();
             continue;
           }
-          const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: part.edited });
+          // A held line waits here (input typed meanwhile waits behind it); the notice goes to the terminal.
+          const wait = holdHooks(ch, notify);
+          const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: part.edited }, wait.hooks).finally(wait.done);
           pending = "";
           if (d.type === "allow") {
             send(part.enter);
@@ -553,7 +570,8 @@ export class SshEngine implements ProtocolEngine {
           release();
           return;
         }
-        const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: rest.edited });
+        const wait = holdHooks(ch, notify);
+        const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: rest.edited }, wait.hooks).finally(wait.done);
         if (d.type === "allow") release();
         else ch.stderr.write(`airlock: ${d.message}\n`);
       };
@@ -563,7 +581,10 @@ export class SshEngine implements ProtocolEngine {
 
   async #sftp(ch: ServerChannel | undefined, state: ClientState, gate: SessionGate): Promise<void> {
     if (ch === undefined) return;
-    const decision = await gate.judgeCommand({ type: "ssh.channel", session: gate.info, seq: ++state.seq, channel: "subsystem", name: "sftp" });
+    const wait = holdHooks(ch, (message) => {
+      ch.stderr.write(`airlock: ${message}\n`);
+    });
+    const decision = await gate.judgeCommand({ type: "ssh.channel", session: gate.info, seq: ++state.seq, channel: "subsystem", name: "sftp" }, wait.hooks).finally(wait.done);
     if (decision.type === "deny") {
       refuse(ch, decision.message, DENIED_STATUS);
       return;
@@ -739,6 +760,39 @@ const RSYNC_SERVER = /^rsync --server(?: --?[A-Za-z0-9_.=,+-]+)* \. (?:'[^']*'|[
 
 export function isFileTransfer(command: string): boolean {
   return SCP_SERVER.test(command) || RSYNC_SERVER.test(command);
+}
+
+/**
+ * Hooks for a judgement that may wait for a person's decision: `notify` tells the client once
+ * it is held, and the wait is cancelled (the approval request with it) when the client closes
+ * the channel. The client closing the whole connection ends the session, which cancels every
+ * wait too (SessionGate). Call `done` once judged.
+ */
+function holdHooks(ch: ServerChannel, notify: (message: string) => void): { readonly hooks: JudgeHooks; readonly done: () => void } {
+  const ac = new AbortController();
+  const cancel = (): void => {
+    ac.abort("the client closed the channel while waiting for approval");
+  };
+  // A paused channel emits `close` only once its input is read; ssh2 ends stderr at CHANNEL_CLOSE at once.
+  ch.once("close", cancel);
+  ch.stderr.once("finish", cancel);
+  if (ch.stderr.writableEnded || ch.destroyed) cancel();
+  return {
+    hooks: {
+      signal: ac.signal,
+      onHold: (notice) => {
+        try {
+          notify(notice.message);
+        } catch {
+          // the client went away: the signal cancels the request
+        }
+      },
+    },
+    done: () => {
+      ch.off("close", cancel);
+      ch.stderr.off("finish", cancel);
+    },
+  };
 }
 
 /**
