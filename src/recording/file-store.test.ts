@@ -54,6 +54,25 @@ function strip(entries: readonly RecordingEntry[] | undefined): unknown[] {
 }
 
 describe("FileRecordingStore", () => {
+  it("writes short sessions in one append, 0600, and recreates a directory removed by hand", async () => {
+    // Two ids in the same two-character directory.
+    const a = `ab${randomUUID().slice(2)}`;
+    const b = `ab${randomUUID().slice(2)}`;
+    const r1 = store.open(a);
+    r1.append(header(a));
+    await r1.close();
+    expect(strip(await store.read(a))).toEqual([header(a)]);
+    const { dir, file } = store.pathOf(a);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    await rm(dir, { recursive: true });
+    const r2 = store.open(b);
+    r2.append(header(b));
+    r2.append(q(1));
+    await r2.close();
+    expect(strip(await store.read(b))).toEqual([header(b), q(1)]);
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+  });
+
   it("round-trips every entry kind in order, with monotonic t", async () => {
     const id = randomUUID();
     const rec = store.open(id);

@@ -13,7 +13,7 @@
  * capped (1 MiB by default): oversized string values are cut with a `…[truncated]` marker and,
  * if needed, rows are dropped (`rowsTruncated: true`).
  */
-import { mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
+import { appendFile, mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
@@ -172,6 +172,8 @@ interface StoreCallbacks {
   writeError(e: unknown, path: string): void;
   dropped(n: number): void;
   closed(r: FileSessionRecorder): void;
+  /** Recording directories known to exist (created once, not once per session). */
+  readonly knownDirs: Set<string>;
 }
 
 class FileSessionRecorder implements SessionRecorder {
@@ -233,8 +235,12 @@ class FileSessionRecorder implements SessionRecorder {
     this.timer.unref();
   }
 
-  /** Queue the buffered lines behind any write in flight (single writer, in order). */
-  flush(): Promise<void> {
+  /**
+   * Queue the buffered lines behind any write in flight (single writer, in order). `last`: the
+   * recorder is closing; a recording that never opened its file (a short session) is then
+   * written with one append instead of open + write + close.
+   */
+  flush(last = false): Promise<void> {
     if (this.chunks.length === 0) return this.writing;
     const data = this.chunks.join("");
     const size = this.bufferedBytes;
@@ -243,8 +249,15 @@ class FileSessionRecorder implements SessionRecorder {
     this.writing = this.writing.then(async () => {
       try {
         if (this.fh === undefined) {
-          await mkdir(this.dir, { recursive: true, mode: 0o700 });
-          this.fh = await open(this.path, "a", 0o600);
+          try {
+            await this.openOrAppend(data, last);
+          } catch (e) {
+            // The directory went away (recordings cleaned up by hand): create it again, once.
+            if (errnoCode(e) !== "ENOENT") throw e;
+            this.cb.knownDirs.delete(this.dir);
+            await this.openOrAppend(data, last);
+          }
+          return;
         }
         await this.fh.write(data);
       } catch (e) {
@@ -256,11 +269,25 @@ class FileSessionRecorder implements SessionRecorder {
     return this.writing;
   }
 
+  /** First write of a recording: the whole of it when `last`, else open the file for appending. */
+  private async openOrAppend(data: string, last: boolean): Promise<void> {
+    if (!this.cb.knownDirs.has(this.dir)) {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      this.cb.knownDirs.add(this.dir);
+    }
+    if (last) {
+      await appendFile(this.path, data, { mode: 0o600 });
+      return;
+    }
+    this.fh = await open(this.path, "a", 0o600);
+    await this.fh.write(data);
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
-      await this.flush();
+      await this.flush(true);
       const fh = this.fh;
       this.fh = undefined;
       if (fh !== undefined) {
@@ -295,6 +322,7 @@ export class FileRecordingStore implements RecordingStore {
       flushBytes: options.flushBytes ?? 64 * 1024,
       maxLineBytes: options.maxLineBytes ?? 1024 * 1024,
       maxPendingBytes: options.maxPendingBytes ?? 16 * 1024 * 1024,
+      knownDirs: new Set<string>(),
       writeError: (e, path) => {
         this.errors++;
         if (!this.loggedError) {
