@@ -59,7 +59,7 @@ let t: TestGateway;
 let token: string;
 
 beforeAll(async () => {
-  server = await startPostgres({ users: [{ name: "app", password: "app-password", auth: "scram-sha-256", superuser: true }], databases: ["shop"] });
+  server = await startPostgres({ users: [{ name: "app", password: "app-password", auth: "scram-sha-256", superuser: true }], databases: ["shop", "vaultdb"] });
   await server.psql(
     `create table users (id int primary key, name text, password text);
      insert into users values (1, 'ada', 'hunter2'), (2, 'bob', 'swordfish');
@@ -76,15 +76,25 @@ beforeAll(async () => {
      alter view users_v owner to app; alter view users_v2 owner to app; alter view users_v3 owner to app;
      alter view nested_v owner to app; alter materialized view users_mv owner to app; alter view shadow.uv owner to app;
      alter schema shadow owner to app;
+     -- A function over the row type: u.users_pw is users_pw(u) (attribute notation).
+     create function users_pw(users) returns text language sql as 'select $1.password';
      -- A legacy role default: the gateway must still pin standard_conforming_strings on.
      alter role app set standard_conforming_strings = off;`,
     { database: "shop" },
+  );
+  // A database whose search_path default (not known to the gateway's config) reaches a guarded schema.
+  await server.psql(
+    `create schema secret; create table secret.vault (x text); insert into secret.vault values ('gold');
+     create table plain (x int); alter schema secret owner to app; alter table secret.vault owner to app; alter table plain owner to app;
+     alter database vaultdb set search_path = "$user", public, secret;`,
+    { database: "vaultdb" },
   );
   t = await startTestGateway({
     serviceAccounts: [{ name: "agent", groups: ["agents"] }],
     connections: [
       { name: "shop", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password", groups: ["agents"], sslmode: "disable" },
       { name: "narrow", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password", groups: ["agents"], sslmode: "disable" },
+      { name: "vault", type: "postgres", host: "127.0.0.1", port: server.port, database: "vaultdb", user: "app", password: "app-password", groups: ["agents"], sslmode: "disable" },
     ],
     policies: [
       { name: "no-ddl", connections: ["shop"], match: { operations: [...DANGEROUS_OPS] }, action: "deny" },
@@ -95,6 +105,7 @@ beforeAll(async () => {
       { name: "narrow-drop", connections: ["narrow"], match: { operations: NARROW_OPS }, action: "deny" },
       { name: "narrow-passwords", connections: ["narrow"], match: { columns: ["users.password"] }, action: "deny" },
       { name: "narrow-functions", connections: ["narrow"], match: { functions: NARROW_FUNCTIONS }, action: "deny" },
+      { name: "no-vault", connections: ["vault"], match: { relations: ["secret.vault"] }, action: "deny" },
     ],
   });
   token = await t.mint("agent", "1h");
@@ -145,6 +156,89 @@ describe("hidden effects are refused under a narrow policy set that allows their
 
   it.each(NARROW_CASES.map((c) => [c.trick, c] as const))("%s", async (_trick, c) => {
     await expectRefused("narrow", c);
+  });
+});
+
+/** A gateway client on `connection`; closed by the caller. */
+async function connect(connection: string): Promise<pg.Client> {
+  const client = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database: connection, user: "agent", password: token });
+  client.on("error", () => undefined);
+  await client.connect();
+  return client;
+}
+
+async function refusal(client: pg.Client, sql: string): Promise<{ code?: string; message: string } | undefined> {
+  try {
+    await client.query(sql);
+    return undefined;
+  } catch (e) {
+    return e as { code?: string; message: string };
+  }
+}
+
+describe("what only the target's catalog can tell", () => {
+  it("refuses attribute notation that hands the row to an existing function (u.users_pw is users_pw(u))", async () => {
+    for (const connection of ["shop", "narrow"]) {
+      const client = await connect(connection);
+      try {
+        for (const sql of ["SELECT u.users_pw FROM users u", "SELECT (u).users_pw FROM users u", "SELECT 1 FROM users u WHERE u.users_pw LIKE 'h%'"]) {
+          const e = await refusal(client, sql);
+          expect(e?.code, `${connection}: ${sql}`).toBe("42501");
+          expect(e?.message).toMatch(/^airlock: /);
+        }
+        // Real columns stay precise.
+        const ok = await client.query<{ name: string }>("SELECT u.name FROM users u ORDER BY u.id");
+        expect(ok.rows.map((r) => r.name)).toEqual(["ada", "bob"]);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+  });
+
+  it("sees a view created by another session right after it was looked up as a table (no stale cache)", async () => {
+    const a = await connect("shop");
+    const b = await connect("shop");
+    try {
+      // Looked up (and cached) as "not a view" …
+      expect((await refusal(a, "SELECT * FROM v10"))?.code).toBe("42P01");
+      expect((await refusal(b, "SELECT * FROM v10"))?.code).toBe("42P01");
+      // … then created by one session, and written through by another at once.
+      await a.query("CREATE VIEW v10 AS SELECT id, name FROM users");
+      const e = await refusal(b, "INSERT INTO v10 VALUES (3, 'eve')");
+      expect(e?.code).toBe("42501");
+      expect(e?.message).toMatch(/^airlock: /);
+    } finally {
+      await a.end().catch(() => undefined);
+      await b.end().catch(() => undefined);
+      await server.psql("drop view if exists v10", { database: "shop" });
+    }
+  });
+
+  it("sees a view created earlier in the same message or the same open transaction", async () => {
+    const client = await connect("shop");
+    try {
+      expect((await refusal(client, "CREATE VIEW v11 AS SELECT id, name FROM users; INSERT INTO v11 VALUES (3, 'eve')"))?.code).toBe("42501");
+      await client.query("BEGIN");
+      await client.query("CREATE VIEW v12 AS SELECT id, name FROM users");
+      expect((await refusal(client, "INSERT INTO v12 VALUES (3, 'eve')"))?.code).toBe("42501");
+      await client.query("ROLLBACK");
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  });
+
+  it("resolves bare names through the database's search_path default", async () => {
+    // The target really does resolve the bare name there.
+    expect((await server.psql("select x from vault", { database: "vaultdb" })).trim()).toBe("gold");
+    const client = await connect("vault");
+    try {
+      const e = await refusal(client, "SELECT x FROM vault");
+      expect(e?.code).toBe("42501");
+      expect(e?.message).toMatch(/^airlock: /);
+      expect((await client.query("SELECT x FROM plain")).rows).toEqual([]);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   });
 });
 

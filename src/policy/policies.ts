@@ -26,6 +26,27 @@ import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts }
  */
 export interface ViewResolver {
   resolve(connection: string, candidates: readonly { schema: string; name: string }[]): readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>;
+  /**
+   * The columns of every relation with one of these names: name → schema → column names
+   * (a name absent or mapped to nothing: no such relation is visible in the catalog). Tells
+   * whether `t.x` is a column of t or the call x(t) (attribute notation). Synchronous when cached.
+   */
+  columns?(connection: string, names: readonly string[]): ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>> | Promise<ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>>;
+  /** Every schema the search_path of a new target session may name (role, database and server
+   * defaults; `$user` as written). Synchronous when cached. */
+  searchPath?(connection: string): readonly string[] | Promise<readonly string[]>;
+}
+
+const ATTRIBUTE_LOOKUP_FAILED = deny(
+  "GW_POLICY_DENIED",
+  "whether the statement's qualified names are columns or function calls (attribute notation) could not be checked against the target's catalog, so it is refused (fail closed)",
+  "fail-closed",
+);
+
+/** What a view created (or renamed) by this session reads: its catalog entry may not be visible yet. */
+interface SessionView {
+  readonly columns: readonly ColumnAccess[];
+  readonly relations: readonly QualifiedName[];
 }
 
 const VIEW_LOOKUP_FAILED = deny(
@@ -159,6 +180,18 @@ class SessionPolicies implements SessionEvaluator {
 
   readonly #viewResolver: ViewResolver | undefined;
   readonly #columnGuards: boolean;
+  /** Column or function guards: `t.x` may be the call x(t), checked against the catalog. */
+  readonly #attributeGuards: boolean;
+  /** The role/database search_path default, while it is being looked up (first statement). */
+  #pathPending: Promise<void> | undefined;
+  /**
+   * Views this session created, by bare name (CREATE VIEW, then INSERT INTO it, in one message
+   * or one transaction: the catalog doesn't see the view yet). An over-approximation: kept for
+   * the session's life.
+   */
+  readonly #sessionViews = new Map<string, SessionView>();
+  /** Relation names this session renamed into one another (ALTER … RENAME TO), by bare name. */
+  readonly #aliases = new Map<string, Set<string>>();
   /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
   readonly #denyGuards: boolean;
   readonly #connection: string;
@@ -170,6 +203,7 @@ class SessionPolicies implements SessionEvaluator {
     // Column and relation guards both see through views (see evaluate()).
     this.#columnGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.relations !== undefined));
     this.#denyGuards = policies.some((p) => p.config.action === "deny" || p.config.action === "require_approval" || p.config.action === "require_grant");
+    this.#attributeGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.functions !== undefined));
     this.#cache = cache;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies
@@ -191,6 +225,29 @@ class SessionPolicies implements SessionEvaluator {
     if (upstreamUser !== undefined) this.#schemas.add(upstreamUser.toLowerCase());
     const initialPath = session.attributes["search_path"];
     if (initialPath !== undefined) this.#addSearchPath(initialPath.split(","));
+    // The role/database default (ALTER ROLE … SET search_path) the target session starts with
+    // (and a pooled one returns to on DISCARD ALL): needed wherever names are matched.
+    const nameGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.relations !== undefined || p.match?.columns !== undefined || p.match?.functions !== undefined));
+    if (nameGuards && viewResolver?.searchPath !== undefined) {
+      try {
+        const path = viewResolver.searchPath(session.connection);
+        if (path instanceof Promise) {
+          this.#pathPending = path
+            .then(
+              (schemas) => this.#addSchemas(schemas),
+              // Unknown: every schema a policy names may be where a bare name resolves.
+              () => {
+                this.#searchPathUnknown = true;
+              },
+            )
+            .finally(() => {
+              this.#pathPending = undefined;
+            });
+        } else this.#addSchemas(path);
+      } catch {
+        this.#searchPathUnknown = true;
+      }
+    }
     const settings: Record<string, string> = {};
     const timeouts = policies.map((p) => p.config.statementTimeout).filter((t): t is number => t !== undefined);
     if (timeouts.length > 0) settings["statement_timeout"] = String(Math.min(...timeouts));
@@ -198,6 +255,15 @@ class SessionPolicies implements SessionEvaluator {
     this.#readOnly = policies.some((p) => p.config.readOnly === true);
     if (this.#readOnly) settings["default_transaction_read_only"] = "on";
     this.settings = settings;
+  }
+
+  /** Schema names as the catalog reports them (exact; lower-cased too, which only widens). */
+  #addSchemas(schemas: readonly string[]): void {
+    for (const s of schemas) {
+      if (s === "$user" || s === "") continue;
+      this.#schemas.add(s);
+      this.#schemas.add(s.toLowerCase());
+    }
   }
 
   #addSearchPath(entries: readonly string[]): void {
@@ -208,9 +274,11 @@ class SessionPolicies implements SessionEvaluator {
     }
   }
 
-  evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict> {
+  evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict | undefined> {
     const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (event.stage === "function_call") return undefined; // refused by the pipeline itself
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.evaluate(event));
     const classification = this.#cache.classify(event.sql);
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
@@ -250,18 +318,39 @@ class SessionPolicies implements SessionEvaluator {
       const limit = this.#checkLimits(event.sql, effective);
       if (limit !== undefined) return limit;
     }
-    // Column and relation guards see through views: each statement gets the base columns and
-    // relations of the views it reads, and of the views it writes (an updatable view writes its
-    // base table).
-    if (this.#viewResolver !== undefined && this.#columnGuards) {
-      const resolver = this.#viewResolver;
+    this.#learnDefinitions(effective);
+    // `t.x` may be the call x(t) (attribute notation): only the catalog can tell.
+    let withAttributes: readonly StatementFacts[] | Promise<readonly StatementFacts[]>;
+    try {
+      withAttributes = this.#attributeCalls(effective);
+    } catch {
+      return ATTRIBUTE_LOOKUP_FAILED;
+    }
+    if (withAttributes instanceof Promise) {
+      return withAttributes.then(
+        (facts) => this.#throughViews(event, classification.statements, facts),
+        () => ATTRIBUTE_LOOKUP_FAILED,
+      );
+    }
+    return this.#throughViews(event, classification.statements, withAttributes);
+  }
+
+  /**
+   * Column and relation guards see through views: each statement gets the base columns and
+   * relations of the views it reads, and of the views it writes (an updatable view writes its
+   * base table), from the catalog and from the views this session defined itself.
+   */
+  #throughViews(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Verdict | Promise<Verdict> {
+    const sessionViews = this.#sessionViews.size > 0 ? effective.map((f) => [this.#sessionViewsOf(f.relationsRead), this.#sessionViewsOf(f.relationsWritten)] as const) : undefined;
+    const resolver = this.#viewResolver;
+    if (this.#columnGuards && (resolver !== undefined || sessionViews !== undefined)) {
       // [2i]: the views statement i reads; [2i + 1]: the views it writes.
       const perStatement: (readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>)[] = [];
       try {
         for (const f of effective) {
           for (const rels of [f.relationsRead, f.relationsWritten]) {
-            const candidates = this.#viewCandidates(rels);
-            perStatement.push(candidates.length === 0 ? [] : resolver.resolve(this.#connection, candidates));
+            const candidates = resolver === undefined ? [] : this.#viewCandidates(rels);
+            perStatement.push(candidates.length === 0 || resolver === undefined ? [] : resolver.resolve(this.#connection, candidates));
           }
         }
       } catch {
@@ -270,34 +359,139 @@ class SessionPolicies implements SessionEvaluator {
       const relationsOf = (cs: readonly ColumnAccess[]): QualifiedName[] => cs.flatMap((c) => (c.relation === undefined ? [] : [c.relation]));
       const withViews = (cols: readonly (readonly ColumnAccess[])[]): StatementFacts[] =>
         effective.map((f, i) => {
-          const read = cols[2 * i] ?? [];
-          const written = (cols[2 * i + 1] ?? []).map((c): ColumnAccess => ({ ...c, access: "write" }));
-          if (read.length === 0 && written.length === 0) return f;
+          const local = sessionViews?.[i];
+          const read = [...(cols[2 * i] ?? []), ...(local?.[0].columns ?? [])];
+          const written = [...(cols[2 * i + 1] ?? []), ...(local?.[1].columns ?? [])].map((c): ColumnAccess => ({ ...c, access: "write" }));
+          const readRels = local?.[0].relations ?? [];
+          const writtenRels = local?.[1].relations ?? [];
+          if (read.length === 0 && written.length === 0 && readRels.length === 0 && writtenRels.length === 0) return f;
           return {
             ...f,
             columns: [...f.columns, ...read, ...written],
-            relationsRead: [...f.relationsRead, ...relationsOf(read)],
-            relationsWritten: [...f.relationsWritten, ...relationsOf(written)],
+            relationsRead: [...f.relationsRead, ...relationsOf(read), ...readRels],
+            relationsWritten: [...f.relationsWritten, ...relationsOf(written), ...writtenRels],
           };
         });
       if (perStatement.some((r) => r instanceof Promise)) {
         return Promise.all(perStatement.map(async (r) => r)).then(
-          (cols) => this.#decide(event, classification.statements, withViews(cols)),
+          (cols) => this.#decide(event, statements, withViews(cols)),
           () => VIEW_LOOKUP_FAILED,
         );
       }
-      return this.#decide(event, classification.statements, withViews(perStatement as readonly (readonly ColumnAccess[])[]));
+      return this.#decide(event, statements, withViews(perStatement as readonly (readonly ColumnAccess[])[]));
     }
-    return this.#decide(event, classification.statements, effective);
+    return this.#decide(event, statements, effective);
   }
 
-  /** Relations that may be views, with every schema an unqualified name may resolve to. */
+  /**
+   * Remembers what later statements of this session need before the catalog shows it: views
+   * it creates (their base columns and relations) and names it renames into one another.
+   * Applied at once, even if the message is then refused: it only widens what is guarded.
+   */
+  #learnDefinitions(effective: readonly StatementFacts[]): void {
+    for (const f of effective) {
+      const ops = f.operations;
+      if (ops.includes("create_view") || ops.includes("create_materialized_view")) {
+        const written = new Set(f.relationsWritten.map((r) => r.name));
+        const view: SessionView = {
+          columns: f.columns.filter((c) => c.access === "read" && (c.relation === undefined || !written.has(c.relation.name))),
+          relations: f.relationsRead.filter((r) => !written.has(r.name)),
+        };
+        for (const name of written) {
+          const prior = this.#sessionViews.get(name);
+          this.#sessionViews.set(name, prior === undefined ? view : { columns: [...prior.columns, ...view.columns], relations: [...prior.relations, ...view.relations] });
+        }
+      }
+      if (ops.includes("rename") && f.relationsWritten.length > 1) {
+        const names = f.relationsWritten.map((r) => r.name).filter((n) => n !== "*");
+        const group = new Set<string>(names.flatMap((n) => [n, ...(this.#aliases.get(n) ?? [])]));
+        for (const n of group) this.#aliases.set(n, group);
+      }
+    }
+  }
+
+  /** What the views this session created, among these relations (or their aliases), read. */
+  #sessionViewsOf(relations: readonly QualifiedName[]): SessionView {
+    const columns: ColumnAccess[] = [];
+    const rels: QualifiedName[] = [];
+    for (const r of relations) {
+      for (const name of this.#aliases.get(r.name) ?? [r.name]) {
+        const v = this.#sessionViews.get(name);
+        if (v === undefined) continue;
+        columns.push(...v.columns);
+        rels.push(...v.relations);
+      }
+    }
+    return { columns, relations: rels };
+  }
+
+  /**
+   * Attribute notation: `t.x` is the call x(t), handing the whole row of t to function x,
+   * when no relation t may resolve to has a column x. Such references become a whole-row read
+   * of t and a call of x. A relation the catalog doesn't show (created in this transaction) is
+   * assumed to be such a call. Only when a column or function guard applies; cached lookups.
+   */
+  #attributeCalls(effective: readonly StatementFacts[]): readonly StatementFacts[] | Promise<readonly StatementFacts[]> {
+    const resolver = this.#viewResolver;
+    if (!this.#attributeGuards || resolver?.columns === undefined) return effective;
+    let names: Set<string> | undefined;
+    for (const f of effective) {
+      if (f.attributeRefs === undefined) continue;
+      names ??= new Set();
+      for (const r of f.attributeRefs) {
+        for (const n of this.#aliases.get(r.relation.name) ?? [r.relation.name]) names.add(n);
+      }
+    }
+    if (names === undefined) return effective;
+    const answer = resolver.columns(this.#connection, [...names]);
+    const apply = (catalog: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>): readonly StatementFacts[] =>
+      effective.map((f) => this.#withAttributeCalls(f, catalog));
+    return answer instanceof Promise ? answer.then(apply) : apply(answer);
+  }
+
+  #withAttributeCalls(f: StatementFacts, catalog: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>): StatementFacts {
+    const refs = f.attributeRefs;
+    if (refs === undefined) return f;
+    const columns: ColumnAccess[] = [];
+    const functions: string[] = [];
+    for (const ref of refs) {
+      let seen = false;
+      let call = false;
+      for (const name of this.#aliases.get(ref.relation.name) ?? [ref.relation.name]) {
+        for (const [schema, cols] of catalog.get(name) ?? []) {
+          if (!this.#mayResolveTo(ref.relation, schema)) continue;
+          seen = true;
+          if (!cols.has(ref.name)) call = true;
+        }
+      }
+      if (call || !seen) {
+        columns.push({ relation: ref.relation, column: "*", access: "read" });
+        functions.push(ref.name);
+      }
+    }
+    if (columns.length === 0) return f;
+    return { ...f, columns: [...f.columns, ...columns], functions: [...f.functions, ...functions] };
+  }
+
+  /** Whether relation r, as written, may be the one in `schema`. */
+  #mayResolveTo(r: QualifiedName, schema: string): boolean {
+    if (r.schema !== undefined) return r.schema === schema || (r.schema === "pg_temp" && schema.startsWith("pg_temp"));
+    if (this.#searchPathUnknown || this.#schemas.has(schema)) return true;
+    // Temporary relations live in the session's pg_temp_N, searched first.
+    return schema.startsWith("pg_temp_");
+  }
+
+  /** Relations that may be views, with every schema an unqualified name may resolve to (and
+   * every name this session renamed them from or to). */
   #viewCandidates(relations: readonly QualifiedName[]): { schema: string; name: string }[] {
     const out = new Map<string, { schema: string; name: string }>();
     for (const r of relations) {
       if (r.name === "*") continue;
       const schemas = r.schema !== undefined ? [r.schema] : [...this.#schemas];
-      for (const s of schemas) out.set(`${s}.${r.name}`, { schema: s, name: r.name });
+      for (const name of this.#aliases.get(r.name) ?? [r.name]) {
+        // A renamed name may have been qualified differently: try every schema for the others.
+        for (const s of name === r.name ? schemas : [...this.#schemas, ...schemas]) out.set(`${s}.${name}`, { schema: s, name });
+      }
     }
     return [...out.values()];
   }

@@ -8,7 +8,7 @@ import type { Dialer } from "../core/engine.js";
 import type { SecretRef } from "../core/secret.js";
 import type { ViewResolver } from "../policy/policies.js";
 import type { ColumnAccess } from "../policy/sql/index.js";
-import { PgCatalog } from "../protocols/postgres/catalog.js";
+import { PgCatalog, type ViewColumns } from "../protocols/postgres/catalog.js";
 
 export class Catalogs {
   readonly #catalogs = new Map<string, PgCatalog>();
@@ -35,25 +35,53 @@ export class Catalogs {
     return c;
   }
 
-  /** Column guards through views, answered from each connection's catalog. */
+  /** Column guards through views, attribute notation and search_path defaults, answered from each connection's catalog. */
   viewResolver(): ViewResolver {
+    const catalogOf = (name: string): PgCatalog | undefined => {
+      const conn = this.#connections.get(name);
+      return conn === undefined ? undefined : this.for(conn);
+    };
     return {
       resolve: (connectionName, candidates) => {
-        const conn = this.#connections.get(connectionName);
-        if (conn === undefined) return [];
-        const catalog = this.for(conn);
-        const collect = (): ColumnAccess[] => {
+        const catalog = catalogOf(connectionName);
+        if (catalog === undefined) return [];
+        const collect = (views: ReadonlyMap<string, ViewColumns | null>): ColumnAccess[] => {
           const out: ColumnAccess[] = [];
-          for (const c of candidates) {
-            const v = catalog.cachedView(c.schema, c.name);
-            if (v === null || v === "missing") continue;
+          for (const v of views.values()) {
+            if (v === null) continue;
             for (const col of v.columns) out.push({ relation: { schema: col.schema, name: col.table }, column: col.column, access: "read" });
           }
           return out;
         };
-        const missing = candidates.filter((c) => catalog.cachedView(c.schema, c.name) === "missing");
-        if (missing.length === 0) return collect();
-        return catalog.views(missing).then(collect);
+        const cached = new Map<string, ViewColumns | null>();
+        let missing = false;
+        for (const c of candidates) {
+          const v = catalog.cachedView(c.schema, c.name);
+          if (v === "missing") {
+            missing = true;
+            break;
+          }
+          cached.set(`${c.schema}.${c.name}`, v);
+        }
+        // The lookup's own answer is used (it may be too new or too old to be cached).
+        return missing ? catalog.views(candidates).then(collect) : collect(cached);
+      },
+      columns: (connectionName, names) => {
+        const catalog = catalogOf(connectionName);
+        if (catalog === undefined) return new Map();
+        const cached = new Map<string, ReadonlyMap<string, ReadonlySet<string>>>();
+        for (const n of names) {
+          const c = catalog.cachedColumns(n);
+          if (c === "missing") return catalog.columnsByName(names);
+          cached.set(n, c);
+        }
+        return cached;
+      },
+      searchPath: (connectionName) => {
+        const catalog = catalogOf(connectionName);
+        if (catalog === undefined) return [];
+        const cached = catalog.cachedSearchPath();
+        return cached === "missing" ? catalog.searchPath() : cached;
       },
     };
   }

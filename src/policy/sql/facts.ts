@@ -107,6 +107,19 @@ export interface StatementFacts {
    * (`transaction_read_only`, `default_transaction_read_only`, `transaction_isolation`, …).
    * Lets the limits feature refuse an agent undoing `statementTimeout` or `readOnly`. */
   readonly settings?: readonly string[];
+  /**
+   * Qualified column references `t.x` / `(t).x` of a relation's row: PostgreSQL's attribute
+   * notation makes such a reference the call `x(t)` — the whole row handed to a function —
+   * when relation t has no column x. Only the target's catalog can tell, so the caller checks
+   * these names when a column or function guard applies (absent when there are none).
+   */
+  readonly attributeRefs?: readonly AttributeRef[];
+}
+
+/** A qualified reference `t.x` that is a column of t, or else the call `x(t)`. */
+export interface AttributeRef {
+  readonly relation: QualifiedName;
+  readonly name: string;
 }
 
 export type Classification =

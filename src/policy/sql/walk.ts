@@ -34,7 +34,7 @@ import {
   truncateIdentifier,
   type Obj,
 } from "./ast.js";
-import type { ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
+import type { AttributeRef, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
 import { objectKind, RELATION_OBJECT_TYPES, staticTags } from "./operations.js";
 
 /** Nesting depth of the walk (objects and lists), beyond which a statement is refused. */
@@ -65,6 +65,8 @@ class Collector {
   readonly written = new Map<string, QualifiedName>();
   readonly columns = new Map<string, ColumnAccess>();
   readonly functions = new Set<string>();
+  /** `t.x` references: a column of t, or the call x(t) (see StatementFacts.attributeRefs). */
+  readonly attributeRefs = new Map<string, AttributeRef>();
   noWhere = false;
   unknownEffects: string | undefined;
   prepares: string | undefined;
@@ -102,6 +104,11 @@ class Collector {
     }
   }
 
+  attributeRef(relation: QualifiedName, name: string): void {
+    const key = relKey(relation) + "\u0002" + name;
+    if (!this.attributeRefs.has(key)) this.attributeRefs.set(key, { relation, name });
+  }
+
   unknown(reason: string): void {
     this.unknownEffects ??= reason;
   }
@@ -114,6 +121,7 @@ class Collector {
     for (const [k, v] of o.written) (planOnly ? this.read : this.written).set(k, v);
     for (const c of o.columns.values()) this.column(c.relation, c.column, planOnly ? "read" : c.access);
     for (const f of o.functions) this.functions.add(f);
+    for (const [k, v] of o.attributeRefs) this.attributeRefs.set(k, v);
     if (!planOnly && o.noWhere) this.noWhere = true;
     if (o.unknownEffects !== undefined) this.unknown(o.unknownEffects);
     this.prepares ??= o.prepares;
@@ -138,6 +146,7 @@ class Collector {
       executes?: string;
       setsSearchPath?: readonly string[] | "default";
       settings?: readonly string[];
+      attributeRefs?: readonly AttributeRef[];
     } = {
       operations: [...this.ops].sort(compareStrings),
       relationsRead: sortedValues(this.read),
@@ -151,6 +160,7 @@ class Collector {
     if (this.executes !== undefined) facts.executes = this.executes;
     if (this.setsSearchPath !== undefined) facts.setsSearchPath = this.setsSearchPath;
     if (this.settings.size > 0) facts.settings = [...this.settings].sort(compareStrings);
+    if (this.attributeRefs.size > 0) facts.attributeRefs = sortedValues(this.attributeRefs);
     return facts;
   }
 }
@@ -720,6 +730,8 @@ class Walker {
    * function that serialises its argument (`u.row_to_json`, `u.record_out`) reads the row.
    */
   private rowAttribute(entries: readonly Entry[], field: string): void {
+    // Whether t has a column `field` is for the caller to check against the catalog.
+    for (const e of entries) if (e.renamed !== true) for (const r of e.relations) this.c.attributeRef(r, field);
     if (!ROW_READING_FUNCTIONS.has(field) && !/_(out|send)$/.test(field)) return;
     this.c.functions.add(field);
     this.columnOf(entries, "*", "read");

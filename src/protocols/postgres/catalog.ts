@@ -28,6 +28,13 @@ export interface ViewColumns {
 }
 
 const TTL_MS = 60_000;
+/** The role/database search_path default changes only by DDL (ALTER ROLE/DATABASE … SET),
+ * which invalidates it; the short TTL covers changes made outside the gateway. */
+const SEARCH_PATH_TTL_MS = 10_000;
+/** Schemas learned from search_path defaults are kept (a pooled or long-lived target session
+ * still runs with the default it logged in with); beyond this many, new ones are still added
+ * to the answer but not remembered. */
+const MAX_PATH_SCHEMAS = 1_000;
 /** Views nested deeper than this are treated as unknown (fail closed by the caller). */
 const MAX_VIEW_DEPTH = 8;
 const MAX_ENTRIES = 50_000;
@@ -39,6 +46,17 @@ export class PgCatalog {
   readonly #cache = new Map<number, { info: RelationInfo | undefined; at: number }>();
   /** `schema.name` → the view's base columns, or null when it is not a view. */
   readonly #views = new Map<string, { info: ViewColumns | null; at: number }>();
+  /** Relation name → schema → its column names (system columns included). */
+  readonly #byName = new Map<string, { info: ReadonlyMap<string, ReadonlySet<string>>; at: number }>();
+  /** Every schema named by a search_path default this connection's sessions may start with. */
+  readonly #pathSchemas = new Set<string>();
+  #pathAt = 0;
+  /**
+   * Bumped by `invalidate()` (after DDL): a lookup that started under an older generation may
+   * have read the catalog before the change was visible, so its answer is used once but not
+   * cached (it cannot re-poison the cache).
+   */
+  #generation = 0;
   #session: Promise<UpstreamSession> | undefined;
   /** Queries run one at a time on the side connection. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -69,6 +87,7 @@ export class PgCatalog {
     }
     if (missing.length === 0) return result;
     // OIDs are integers we validated above: safe to inline (the side connection speaks the simple protocol).
+    const generation = this.#generation;
     const rows = await this.#query(
       `select c.oid::text, n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname
          from pg_catalog.pg_class c
@@ -86,7 +105,8 @@ export class PgCatalog {
       }
       if (attnum !== null && attnum !== undefined && attname !== null && attname !== undefined) r.columns.set(Number(attnum), attname);
     }
-    const now = Date.now();
+    // From an older generation: kept just long enough for the waiting result to read it.
+    const now = generation === this.#generation ? Date.now() : Date.now() - TTL_MS + 1_000;
     if (this.#cache.size > MAX_ENTRIES) this.#cache.clear();
     for (const oid of missing) {
       const b = built.get(oid);
@@ -109,10 +129,16 @@ export class PgCatalog {
    * each reads, following nested views. From pg_depend: a view's rewrite rule depends on every
    * column it uses, which is what PostgreSQL itself checks before dropping a column.
    */
-  async views(names: readonly { readonly schema: string; readonly name: string }[]): Promise<void> {
-    const pending = names.filter((n) => this.cachedView(n.schema, n.name) === "missing");
-    if (pending.length === 0) return;
-    const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+  async views(names: readonly { readonly schema: string; readonly name: string }[]): Promise<ReadonlyMap<string, ViewColumns | null>> {
+    const result = new Map<string, ViewColumns | null>();
+    const pending: { readonly schema: string; readonly name: string }[] = [];
+    for (const n of names) {
+      const c = this.cachedView(n.schema, n.name);
+      if (c === "missing") pending.push(n);
+      else result.set(`${n.schema}.${n.name}`, c);
+    }
+    if (pending.length === 0) return result;
+    const generation = this.#generation;
     const keys = pending.map((n) => `(${literal(n.schema)}, ${literal(n.name)})`).join(", ");
     const rows = await this.#query(
       `with recursive start(oid, schema, name) as (
@@ -155,11 +181,117 @@ export class PgCatalog {
       }
     }
     const now = Date.now();
+    const cache = generation === this.#generation;
+    if (cache && this.#views.size > MAX_ENTRIES) this.#views.clear();
     for (const n of pending) {
       const key = `${n.schema}.${n.name}`;
       const cols = found.get(key);
-      this.#views.set(key, { info: cols === undefined ? null : { view: n, columns: cols }, at: now });
+      const info = cols === undefined ? null : { view: n, columns: cols };
+      if (cache) this.#views.set(key, { info, at: now });
+      result.set(key, info);
     }
+    return result;
+  }
+
+  /** Cached columns of every relation named `name`, by schema, or "missing". */
+  cachedColumns(name: string): ReadonlyMap<string, ReadonlySet<string>> | "missing" {
+    const hit = this.#byName.get(name);
+    if (hit === undefined || Date.now() - hit.at > TTL_MS) return "missing";
+    return hit.info;
+  }
+
+  /**
+   * The columns (system columns included) of every relation (table, view, materialized view,
+   * partitioned or foreign table, sequence) with one of these names, in any schema: whether
+   * `t.x` is a column of t or the call x(t) (attribute notation).
+   */
+  async columnsByName(names: readonly string[]): Promise<ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>> {
+    const result = new Map<string, ReadonlyMap<string, ReadonlySet<string>>>();
+    const pending: string[] = [];
+    for (const n of new Set(names)) {
+      const c = this.cachedColumns(n);
+      if (c === "missing") pending.push(n);
+      else result.set(n, c);
+    }
+    if (pending.length === 0) return result;
+    const generation = this.#generation;
+    const rows = await this.#query(
+      `select n.nspname::text, c.relname::text, a.attname::text
+         from pg_catalog.pg_class c
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         left join pg_catalog.pg_attribute a on a.attrelid = c.oid and not a.attisdropped
+        where c.relname::text in (${pending.map(literal).join(", ")}) and c.relkind in ('r', 'v', 'm', 'p', 'f', 'S')`,
+    );
+    const built = new Map<string, Map<string, Set<string>>>();
+    for (const [schema, name, column] of rows) {
+      if (schema === null || schema === undefined || name === null || name === undefined) continue;
+      let bySchema = built.get(name);
+      if (bySchema === undefined) {
+        bySchema = new Map();
+        built.set(name, bySchema);
+      }
+      let cols = bySchema.get(schema);
+      if (cols === undefined) {
+        cols = new Set();
+        bySchema.set(schema, cols);
+      }
+      if (column !== null && column !== undefined) cols.add(column);
+    }
+    const now = Date.now();
+    const cache = generation === this.#generation;
+    if (cache && this.#byName.size > MAX_ENTRIES) this.#byName.clear();
+    for (const n of pending) {
+      const info: ReadonlyMap<string, ReadonlySet<string>> = built.get(n) ?? new Map<string, ReadonlySet<string>>();
+      if (cache) this.#byName.set(n, { info, at: now });
+      result.set(n, info);
+    }
+    return result;
+  }
+
+  /** The schemas of the search_path defaults, when known and fresh. */
+  cachedSearchPath(): readonly string[] | "missing" {
+    if (this.#pathAt === 0 || Date.now() - this.#pathAt > SEARCH_PATH_TTL_MS) return "missing";
+    return [...this.#pathSchemas];
+  }
+
+  /**
+   * Every schema the search_path of a new target session may name (`$user` stays as written):
+   * the role's and database's defaults (ALTER ROLE / DATABASE … SET search_path, in every
+   * combination that applies to this user and database) and the server's, as this side
+   * connection (same user, same database) sees it. Schemas learned earlier are kept: a pooled
+   * target session resets (DISCARD ALL) to the default it logged in with.
+   */
+  async searchPath(): Promise<readonly string[]> {
+    const cached = this.cachedSearchPath();
+    if (cached !== "missing") return cached;
+    const generation = this.#generation;
+    const rows = await this.#query(
+      `select current_setting('search_path')
+       union all
+       select substr(s, 13)
+         from pg_catalog.pg_db_role_setting d, unnest(d.setconfig) s
+        where d.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = current_database()))
+          and d.setrole in (0, (select oid from pg_catalog.pg_roles where rolname = session_user))
+          and s like 'search\\_path=%'`,
+    );
+    const found = new Set<string>();
+    for (const [value] of rows) if (value !== null && value !== undefined) for (const s of parseSearchPath(value)) found.add(s);
+    for (const s of found) if (this.#pathSchemas.size < MAX_PATH_SCHEMAS) this.#pathSchemas.add(s);
+    if (generation === this.#generation) this.#pathAt = Date.now();
+    return [...new Set([...this.#pathSchemas, ...found])];
+  }
+
+  /**
+   * Forget what the catalog said (after DDL on this connection, from any session): views,
+   * relations, columns and the search_path defaults are looked up again, and answers of
+   * lookups already running are not cached.
+   */
+  invalidate(): void {
+    this.#generation++;
+    this.#cache.clear();
+    this.#views.clear();
+    this.#byName.clear();
+    this.#pathAt = 0;
   }
 
   #query(sql: string): Promise<(string | null)[][]> {
@@ -197,6 +329,50 @@ export class PgCatalog {
       session?.socket.destroy();
     }
   }
+}
+
+/** A string literal for the side connection (standard_conforming_strings is on by default there;
+ * backslashes are doubled anyway, and an E'' literal makes that reading certain). */
+function literal(s: string): string {
+  return `E'${s.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
+}
+
+/**
+ * The schema names of a search_path value as SHOW prints it (`"$user", public, "My Schema"`):
+ * quoted names as written (`""` is a quote), unquoted ones folded to lower case.
+ */
+export function parseSearchPath(value: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  const n = value.length;
+  while (i < n) {
+    while (i < n && (value[i] === " " || value[i] === "\t" || value[i] === ",")) i++;
+    if (i >= n) break;
+    let name = "";
+    if (value[i] === '"') {
+      i++;
+      while (i < n) {
+        if (value[i] === '"') {
+          if (value[i + 1] === '"') {
+            name += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        name += value.charAt(i);
+        i++;
+      }
+      while (i < n && value[i] !== ",") i++;
+    } else {
+      const start = i;
+      while (i < n && value[i] !== ",") i++;
+      name = value.slice(start, i).trim().toLowerCase();
+    }
+    if (name !== "") out.push(name);
+  }
+  return out;
 }
 
 /** Run one simple-protocol query on an idle session and collect its rows as text. */
