@@ -21,6 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createTransport, type Transporter } from "nodemailer";
 import type { Logger } from "pino";
 import type { SecretRef } from "../core/secret.js";
+import { scrubSecrets } from "../observability/logger.js";
 import type { ApprovalRow, ApprovalStore, DeliveryRow } from "../store/approvals.js";
 import type { EmailConfig, WebhookConfig } from "./config-schema.js";
 
@@ -41,6 +42,47 @@ export interface NotifierOptions {
   readonly logger: Logger;
 }
 
+/** `PASSWORD '…'` (also `E'…'` with backslash escapes, and dollar quotes), as in ALTER ROLE or user mappings. */
+const SQL_PASSWORD_LITERAL = /\b(password\s+)(?:[eE]'(?:[^'\\]|\\[\s\S]|'')*'|'(?:[^']|'')*'|\$([A-Za-z_]*)\$[\s\S]*?\$\2\$)/giu;
+/** `password=…` inside connection strings (dblink, postgres_fdw). */
+const CONNINFO_PASSWORD = /\b(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s'"]+)/giu;
+
+/**
+ * A statement as notifications show it. Notifications leave Airlock (Slack, mail servers,
+ * webhook receivers), so what looks like a credential is redacted: password literals
+ * (`PASSWORD '…'`, `password=…` in connection strings), registered secret values and token
+ * shapes. Approvers see the exact text through the API and the CLI (`airlock approvals show`).
+ */
+export function noticeStatement(text: string): string {
+  return visible(scrubSecrets(text.replace(SQL_PASSWORD_LITERAL, "$1'[redacted]'").replace(CONNINFO_PASSWORD, "$1[redacted]")));
+}
+
+/**
+ * Controls and invisible format characters (bidi overrides, zero-width characters, escape
+ * sequences) shown as `\uXXXX`: what approvers read must be what runs, not a rendering the
+ * requester arranged ("Trojan Source"). Newlines and tabs stay.
+ */
+// eslint-disable-next-line no-control-regex
+const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]|\p{Cf}/gu;
+
+function visible(text: string): string {
+  return text.replace(INVISIBLE, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * The extended protocol is judged at Parse: the statement has `$n` placeholders and its values
+ * are bound after the approval. Said wherever approvers read the request.
+ */
+export const PLACEHOLDER_NOTE = "Parameters ($1, $2, …) are bound after approval: approving covers one execution with any values.";
+
+function placeholders(r: ApprovalRow): boolean {
+  return r.params === undefined && r.statement !== undefined && /\$[1-9][0-9]*/u.test(r.statement);
+}
+
+function noticeParams(params: readonly (string | null)[]): (string | null)[] {
+  return params.map((p) => (p === null ? null : scrubSecrets(p)));
+}
+
 /** The request as notifications show it: what was asked, by whom, and how to decide. */
 export function noticePayload(event: NoticeEvent, r: ApprovalRow, publicUrl: string | undefined): Record<string, unknown> {
   return {
@@ -51,11 +93,12 @@ export function noticePayload(event: NoticeEvent, r: ApprovalRow, publicUrl: str
       status: r.status,
       requester: { id: r.requesterId, kind: r.requesterKind, name: r.requesterName },
       connection: r.connection,
-      ...(r.statement === undefined ? {} : { statement: r.statement }),
-      ...(r.params === undefined ? {} : { params: r.params }),
+      ...(r.statement === undefined ? {} : { statement: noticeStatement(r.statement) }),
+      ...(r.params === undefined ? {} : { params: noticeParams(r.params) }),
+      ...(placeholders(r) ? { parameters: "bound after approval: any values, one execution" } : {}),
       ...(r.summary === undefined ? {} : { summary: r.summary }),
       ...(r.rule === undefined ? {} : { rule: r.rule }),
-      ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...(r.reason === undefined ? {} : { reason: visible(scrubSecrets(r.reason)) }),
       ...(r.durationMs === undefined ? {} : { durationMs: r.durationMs }),
       approvers: r.approvers,
       minApprovals: r.minApprovals,
@@ -78,7 +121,40 @@ function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
+/** One line: control characters (CR, LF, …) and line separators become spaces. */
+function oneLine(text: string): string {
+  return text.replace(/[\p{Cc}\p{Zl}\p{Zp}]+/gu, " ");
+}
+
+/**
+ * Text for Slack mrkdwn: invisible characters shown, and `&`, `<` and `>` escaped as Slack
+ * requires, so request fields cannot make links (`<https://…|Approve>`), mentions
+ * (`<!channel>`) or other markup.
+ */
+function slackEscape(text: string): string {
+  return visible(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** Clipped to `max` characters without cutting an entity in half. */
+function clipEscaped(escaped: string, max: number): string {
+  if (escaped.length <= max) return escaped;
+  return `${escaped.slice(0, max - 1).replace(/&[a-z]*$/u, "")}…`;
+}
+
+function slackText(text: string, max: number): string {
+  return clipEscaped(slackEscape(text), max);
+}
+
+/** A Slack code block the text cannot close early: a zero-width space follows every backtick. */
+function slackCode(text: string, max: number): string {
+  return `\`\`\`${clipEscaped(slackEscape(text).replace(/`/g, "`\u200b"), max - 6)}\`\`\``;
+}
+
 function headline(event: NoticeEvent, r: ApprovalRow): string {
+  return visible(oneLine(rawHeadline(event, r)));
+}
+
+function rawHeadline(event: NoticeEvent, r: ApprovalRow): string {
   const who = r.requesterName;
   if (event === "approval.decided") return `Airlock request ${r.id} for ${who} on ${r.connection}: ${r.status}${r.decisionReason === undefined ? "" : ` (${r.decisionReason})`}`;
   if (r.kind === "grant") return `Airlock: ${who} requests access to ${r.connection} for ${formatMs(r.durationMs ?? 0)}`;
@@ -93,20 +169,21 @@ function formatMs(ms: number): string {
 
 /** Slack incoming-webhook payload: `text` (fallback) plus Block Kit blocks. */
 export function slackPayload(event: NoticeEvent, r: ApprovalRow, publicUrl: string | undefined): Record<string, unknown> {
-  const text = headline(event, r);
-  const blocks: Record<string, unknown>[] = [{ type: "section", text: { type: "mrkdwn", text: clip(text, 2900) } }];
-  if (r.statement !== undefined) blocks.push({ type: "section", text: { type: "mrkdwn", text: `\`\`\`${clip(r.statement, 2800)}\`\`\`` } });
+  const text = slackText(headline(event, r), 2900);
+  const blocks: Record<string, unknown>[] = [{ type: "section", text: { type: "mrkdwn", text } }];
+  if (r.statement !== undefined) blocks.push({ type: "section", text: { type: "mrkdwn", text: slackCode(noticeStatement(r.statement), 2900) } });
+  if (placeholders(r)) blocks.push({ type: "context", elements: [{ type: "mrkdwn", text: slackText(PLACEHOLDER_NOTE, 300) }] });
   const fields = [
-    `*Request*\n${r.id}`,
-    `*Requester*\n${r.requesterName}`,
-    `*Connection*\n${r.connection}`,
-    `*Approvers*\n${r.approvers.join(", ")} (${r.minApprovals} needed)`,
-    ...(r.reason === undefined ? [] : [`*Reason*\n${clip(r.reason, 500)}`]),
-    ...(r.summary === undefined ? [] : [`*Operations*\n${r.summary.operations.join(", ")}`]),
+    `*Request*\n${slackText(r.id, 100)}`,
+    `*Requester*\n${slackText(r.requesterName, 300)}`,
+    `*Connection*\n${slackText(r.connection, 300)}`,
+    `*Approvers*\n${slackText(`${r.approvers.join(", ")} (${r.minApprovals} needed)`, 500)}`,
+    ...(r.reason === undefined ? [] : [`*Reason*\n${slackText(visible(scrubSecrets(r.reason)), 500)}`]),
+    ...(r.summary === undefined ? [] : [`*Operations*\n${slackText(r.summary.operations.join(", "), 500)}`]),
     `*Expires*\n${r.expiresAt.toISOString()}`,
   ];
   blocks.push({ type: "section", fields: fields.slice(0, 10).map((f) => ({ type: "mrkdwn", text: f })) });
-  const how = `\`airlock approvals approve ${r.id}\` or \`airlock approvals deny ${r.id} --reason …\``;
+  const how = slackText(`\`airlock approvals approve ${r.id}\` or \`airlock approvals deny ${r.id} --reason …\``, 1000);
   blocks.push({
     type: "context",
     elements: [{ type: "mrkdwn", text: publicUrl === undefined ? how : `${how} · <${approvalUrl(publicUrl, r.id)}|details>` }],
@@ -123,17 +200,19 @@ export function emailText(event: NoticeEvent, r: ApprovalRow, publicUrl: string 
     `Requester:  ${r.requesterName} (${r.requesterId})`,
     `Connection: ${r.connection}`,
     ...(r.rule === undefined ? [] : [`Rule:       ${r.rule}`]),
-    ...(r.reason === undefined ? [] : [`Reason:     ${r.reason}`]),
+    ...(r.reason === undefined ? [] : [`Reason:     ${oneLine(visible(scrubSecrets(r.reason)))}`]),
     ...(r.summary === undefined ? [] : [`Operations: ${r.summary.operations.join(", ")}`, `Relations:  ${r.summary.relations.join(", ")}`]),
     `Approvers:  ${r.approvers.join(", ")} (${r.minApprovals} needed)`,
     `Expires:    ${r.expiresAt.toISOString()}`,
-    ...(r.statement === undefined ? [] : ["", "Statement:", r.statement]),
+    // Indented: lines of the statement cannot pose as the instructions below.
+    ...(r.statement === undefined ? [] : ["", "Statement:", ...noticeStatement(r.statement).split(/\r\n|\r|\n/u).map((l) => `    ${l}`)]),
+    ...(placeholders(r) ? ["", PLACEHOLDER_NOTE] : []),
     "",
     `Approve: airlock approvals approve ${r.id}`,
     `Deny:    airlock approvals deny ${r.id} --reason TEXT`,
     ...(publicUrl === undefined ? [] : [`Details: ${approvalUrl(publicUrl, r.id)}`]),
   ];
-  return { subject: clip(headline(event, r), 200), text: lines.join("\n") };
+  return { subject: clip(headline(event, r), 200), text: visible(lines.join("\n")) };
 }
 
 export function sign(secret: string, timestamp: number, body: string): string {

@@ -40,6 +40,8 @@ export interface ApprovalServiceOptions {
   readonly grants?: GrantsConfig;
   /** How often pending async/access requests are checked for expiry. */
   readonly sweepIntervalMs?: number;
+  /** Undecided requests one principal may have at once (default MAX_PENDING_PER_PRINCIPAL). */
+  readonly maxPendingPerPrincipal?: number;
 }
 
 export interface RequestView {
@@ -62,6 +64,13 @@ interface ActiveGrant {
 export const APPROVAL_MODE_ATTRIBUTE = "airlock.approval";
 
 const SWEEP_MS = 5_000;
+
+/**
+ * An agent in a loop must not bury approvers under requests (each one notifies people): beyond
+ * this many undecided requests of one principal, new ones are refused until some are decided
+ * or expire.
+ */
+export const MAX_PENDING_PER_PRINCIPAL = 20;
 
 /** Short, unambiguous ids people can type: `apr_` + 16 base32 characters (80 bits). */
 export function newApprovalId(): string {
@@ -245,7 +254,7 @@ export class ApprovalService implements HoldResolver {
     const now = new Date();
 
     // An approved, unused approval of exactly this statement runs it once.
-    const used = await store.consume(principal.id, session.connection, hash, now);
+    const used = await store.consume(principal.id, session.connection, hash, now, { rule: hold.rule, approvers: hold.approvers, minApprovals: hold.minApprovals });
     if (used !== undefined) {
       const failed = await this.#audit({
         type: "approval.used",
@@ -262,6 +271,10 @@ export class ApprovalService implements HoldResolver {
     if (mode === "async") {
       const pending = await store.findPending(principal.id, session.connection, hash, now);
       if (pending !== undefined) return { decision: this.#asyncDenial(hold, pending), approvalId: pending.id };
+    }
+    const limit = this.#pendingLimit();
+    if ((await store.countPending(principal.id, now)) >= limit) {
+      return { decision: deny("GW_LIMIT", `${hold.message}: ${principal.name} already has ${limit} undecided approval requests; wait for decisions before asking again`, hold.rule) };
     }
 
     const row: ApprovalRow = {
@@ -394,6 +407,10 @@ export class ApprovalService implements HoldResolver {
     }
     if (principal.kind === "admin") throw new GatewayError("GW_BAD_REQUEST", "the admin credential does not open data sessions; request access as the principal that will use it");
     const now = new Date();
+    const limit = this.#pendingLimit();
+    if ((await this.#o.store.countPending(principal.id, now)) >= limit) {
+      throw new GatewayError("GW_CONFLICT", `${principal.name} already has ${limit} undecided requests; wait for decisions before asking again`);
+    }
     const row: ApprovalRow = {
       id: newApprovalId(),
       kind: "grant",
@@ -502,6 +519,10 @@ export class ApprovalService implements HoldResolver {
   }
 
   // ------------------------------------------------------------------ internals
+
+  #pendingLimit(): number {
+    return this.#o.maxPendingPerPrincipal ?? MAX_PENDING_PER_PRINCIPAL;
+  }
 
   async #expire(r: ApprovalRow): Promise<void> {
     const ended = await this.#o.store.finish(r.id, "expired", new Date(), { reason: "no decision in time" });

@@ -122,6 +122,10 @@ export function requestsTable(rows: readonly RequestView[]): string[] {
   return [line(header), ...cells.map(line)];
 }
 
+/** `$1`-style bind parameter placeholders (extended protocol: judged at Parse, values come later). */
+const PLACEHOLDER = /\$[1-9][0-9]*/u;
+export const PLACEHOLDER_NOTE = "params: bound after approval ($n placeholders): approving covers one execution with any values";
+
 export function requestDetail(r: RequestView): string[] {
   const lines = [
     `request     ${r.id} (${r.kind})`,
@@ -140,6 +144,7 @@ export function requestDetail(r: RequestView): string[] {
   for (const v of r.votes ?? []) lines.push(`vote        ${v.vote} by ${sanitizeInline(v.approver.name)} at ${v.at}${v.reason === undefined ? "" : `: ${sanitizeInline(v.reason)}`}`);
   if (r.statement !== undefined) lines.push("", sanitize(r.statement));
   if (r.params !== undefined) lines.push(`params: ${sanitizeInline(JSON.stringify(r.params))}`);
+  else if (r.statement !== undefined && PLACEHOLDER.test(r.statement)) lines.push(PLACEHOLDER_NOTE);
   return lines;
 }
 

@@ -59,6 +59,12 @@ export interface JudgeHooks {
   readonly onHold?: (notice: HoldNotice) => void;
   /** Aborts the wait (e.g. the client sent a cancel request). */
   readonly signal?: AbortSignal;
+  /**
+   * Called when the statement is allowed because people approved it (wait mode, or an async
+   * approval used now): an approval covers one execution, which the engine enforces for what
+   * a client can run again without a new judgement (prepared statements).
+   */
+  readonly onApproved?: (approvalId: string) => void;
 }
 
 /** Turns holds into allow or deny, and grants into session admission (implemented by src/approvals). */
@@ -373,7 +379,10 @@ export class SessionGate {
         signal,
         ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
       });
-      if (r.decision.type === "allow") hold.onAllowed?.();
+      if (r.decision.type === "allow") {
+        hold.onAllowed?.();
+        if (hold.need === "approval" && r.approvalId !== undefined) hooks.onApproved?.(r.approvalId);
+      }
       return r;
     } catch (e) {
       this.#o.logger.error({ err: e, sessionId: this.info.id, rule: hold.rule }, "approval could not be resolved; refusing");

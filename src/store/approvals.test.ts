@@ -87,7 +87,11 @@ describe.each(backends)("SqlApprovalStore (%s)", (_name, open) => {
     expect(await store.consume("sa:other", "c", "h1", now)).toBeUndefined();
     expect(await store.consume("sa:a", "c", "other-hash", now)).toBeUndefined();
     expect(await store.consume("sa:a", "c", "h1", new Date(now.getTime() + 120_000))).toBeUndefined();
-    expect(await store.consume("sa:a", "c", "h1", now)).toMatchObject({ id: "r1" });
+    // Only under the rule, approver groups and approval count it was given for.
+    expect(await store.consume("sa:a", "c", "h1", now, { rule: "other", approvers: ["dba"], minApprovals: 1 })).toBeUndefined();
+    expect(await store.consume("sa:a", "c", "h1", now, { rule: "r", approvers: ["dba", "security"], minApprovals: 1 })).toBeUndefined();
+    expect(await store.consume("sa:a", "c", "h1", now, { rule: "r", approvers: ["dba"], minApprovals: 2 })).toBeUndefined();
+    expect(await store.consume("sa:a", "c", "h1", now, { rule: "r", approvers: ["dba"], minApprovals: 1 })).toMatchObject({ id: "r1" });
     expect(await store.consume("sa:a", "c", "h1", now)).toBeUndefined();
     expect(await store.markUsed("r1", now)).toBe(false);
   });

@@ -50,6 +50,13 @@ export interface ApprovalRow {
   readonly usedAt?: Date;
 }
 
+/** What an approval must have been given under to be used (see ApprovalStore.consume). */
+export interface ApprovalRequirements {
+  readonly rule: string;
+  readonly approvers: readonly string[];
+  readonly minApprovals: number;
+}
+
 export interface VoteRow {
   readonly requestId: string;
   readonly approverId: string;
@@ -82,10 +89,17 @@ export interface ApprovalStore {
   /** Returns false when this approver already voted on the request. */
   insertVote(vote: VoteRow): Promise<boolean>;
   listVotes(requestId: string): Promise<readonly VoteRow[]>;
-  /** Use an approved, unused, unexpired statement approval bound to this principal, connection and hash: at most once. */
-  consume(requesterId: string, connection: string, statementHash: string, now: Date): Promise<ApprovalRow | undefined>;
+  /**
+   * Use an approved, unused, unexpired statement approval bound to this principal, connection
+   * and hash: at most once. With `under`, only one given under that rule, by the same approver
+   * groups, with at least that many approvals (a configuration that got stricter meanwhile is
+   * not satisfied by an approval given under the old one).
+   */
+  consume(requesterId: string, connection: string, statementHash: string, now: Date, under?: ApprovalRequirements): Promise<ApprovalRow | undefined>;
   /** Mark an approved request used (wait mode: the held statement ran). False if it already was. */
   markUsed(id: string, at: Date): Promise<boolean>;
+  /** How many undecided, unexpired requests (statements and access) this principal has. */
+  countPending(requesterId: string, now: Date): Promise<number>;
   /** A pending statement request with the same binding (async re-sends before the decision). */
   findPending(requesterId: string, connection: string, statementHash: string, now: Date): Promise<ApprovalRow | undefined>;
   /** approved grant → revoked, ending now. Undefined when it is not an active grant. */
@@ -288,17 +302,18 @@ export class SqlApprovalStore implements ApprovalStore {
     }));
   }
 
-  async consume(requesterId: string, connection: string, statementHash: string, now: Date): Promise<ApprovalRow | undefined> {
+  async consume(requesterId: string, connection: string, statementHash: string, now: Date, under?: ApprovalRequirements): Promise<ApprovalRow | undefined> {
     const rows = await this.#sql.query(
       `UPDATE approval_requests SET used_at = $4
        WHERE id = (
          SELECT id FROM approval_requests
          WHERE kind = 'statement' AND status = 'approved' AND used_at IS NULL
            AND requester_id = $1 AND connection = $2 AND statement_hash = $3 AND usable_until > $4
+           AND ($5::text IS NULL OR (rule = $5 AND approvers @> $6::jsonb AND approvers <@ $6::jsonb AND min_approvals >= $7))
          ORDER BY decided_at LIMIT 1
        ) AND used_at IS NULL
        RETURNING ${COLUMNS}`,
-      [requesterId, connection, statementHash, iso(now)],
+      [requesterId, connection, statementHash, iso(now), under?.rule ?? null, JSON.stringify(under?.approvers ?? []), under?.minApprovals ?? 0],
       requestRow,
     );
     const r = rows[0];
@@ -308,6 +323,15 @@ export class SqlApprovalStore implements ApprovalStore {
   async markUsed(id: string, at: Date): Promise<boolean> {
     const n = await this.#sql.execute("UPDATE approval_requests SET used_at = $2 WHERE id = $1 AND status = 'approved' AND used_at IS NULL", [id, iso(at)]);
     return n > 0;
+  }
+
+  async countPending(requesterId: string, now: Date): Promise<number> {
+    const rows = await this.#sql.query(
+      "SELECT count(*)::int AS n FROM approval_requests WHERE status = 'pending' AND requester_id = $1 AND expires_at > $2",
+      [requesterId, iso(now)],
+      z.object({ n: sqlInt }),
+    );
+    return rows[0]?.n ?? 0;
   }
 
   async findPending(requesterId: string, connection: string, statementHash: string, now: Date): Promise<ApprovalRow | undefined> {

@@ -136,12 +136,19 @@ export class PgProxySession {
   #cancelBarrier: Promise<void> | undefined;
   #releaseCancelBarrier: (() => void) | undefined;
   #txStatus: "I" | "T" | "E";
+  /** A DDL statement completed and its transaction has not ended yet (see ReadyForQuery). */
+  #catalogChanged = false;
 
   #finished = false;
   /** While a statement waits for approval: aborts the wait (client cancel request). */
   #holdAbort: AbortController | undefined;
   /** Set while a statement waits for approval: stops reading the client in the background. */
   #holdWatch: (() => void) | undefined;
+  /**
+   * Prepared statements (by name) that run because people approved them: an approval covers
+   * one execution, so the statement may be bound once; a second Bind is refused.
+   */
+  readonly #approvedOnce = new Map<string, { readonly approvalId: string; bound: boolean }>();
   /** Set when the client ended cleanly and the target session is handed back for reuse. */
   #release = false;
   readonly #onUpstreamFailure = (e: Error): void => this.#finish("upstream_closed", "the target connection failed", e);
@@ -238,6 +245,7 @@ export class PgProxySession {
           break;
         case F.Bind:
           if (this.#skipUntilSync) break;
+          if (this.#refuseRebind(frame, out)) break;
           this.#onBind(frame);
           out.add(frame.bytes);
           break;
@@ -291,7 +299,11 @@ export class PgProxySession {
     if (!ok && !this.#finished) await waitDrain(this.#upstream);
   }
 
-  async #judge(stage: DbQueryStage, sql: string, statementName?: string): Promise<{ seq: number; denial: DenyDecision | undefined; plan: ResultPlan | undefined }> {
+  async #judge(
+    stage: DbQueryStage,
+    sql: string,
+    statementName?: string,
+  ): Promise<{ seq: number; denial: DenyDecision | undefined; plan: ResultPlan | undefined; approvalId?: string }> {
     const seq = ++this.#seq;
     this.#statementsJudged++;
     const event: DbQueryEvent = {
@@ -308,14 +320,22 @@ export class PgProxySession {
     const hold = new AbortController();
     this.#holdAbort = hold;
     let decision: Decision;
+    let approvalId: string | undefined;
     try {
-      decision = await this.#o.gate.judge(event, { onHold: (n) => this.#onHold(n), signal: hold.signal });
+      decision = await this.#o.gate.judge(event, {
+        onHold: (n) => this.#onHold(n),
+        signal: hold.signal,
+        onApproved: (id) => {
+          approvalId = id;
+        },
+      });
     } finally {
       this.#holdAbort = undefined;
       this.#holdWatch?.();
       this.#holdWatch = undefined;
     }
-    return decision.type === "deny" ? { seq, denial: decision, plan: undefined } : { seq, denial: undefined, plan: decision.plan };
+    if (decision.type === "deny") return { seq, denial: decision, plan: undefined };
+    return { seq, denial: undefined, plan: decision.plan, ...(approvalId === undefined ? {} : { approvalId }) };
   }
 
   /**
@@ -339,6 +359,28 @@ export class PgProxySession {
     client.on("readable", onReadable);
     this.#holdWatch = () => client.off("readable", onReadable);
     onReadable();
+  }
+
+  /**
+   * A Bind of a prepared statement that ran because people approved it, once it was bound
+   * already: refused like a denied Parse (poison, then skip to Sync), so an approval of
+   * `DELETE … WHERE id = $1` is not a licence to run it again with other parameters.
+   */
+  #refuseRebind(frame: Frame, out: OutBuffer): boolean {
+    const approved = this.#approvedOnce.get(decodeBind(frame.body).statement);
+    if (approved === undefined) return false;
+    if (!approved.bound) {
+      approved.bound = true;
+      return false;
+    }
+    const poison = this.#poison({
+      type: "deny",
+      code: "GW_POLICY_DENIED",
+      message: `approval ${approved.approvalId} covered one execution of this prepared statement; prepare it again to ask for a new approval`,
+    });
+    out.add(encodeParse(poison, poison));
+    this.#skipUntilSync = true;
+    return true;
   }
 
   /** The client sent a CancelRequest: a statement waiting for approval is withdrawn. */
@@ -397,9 +439,11 @@ export class PgProxySession {
       if (this.#malformed(frame, e, out)) return;
       throw e;
     }
-    const { seq, denial, plan } = await this.#judge("parse", parse.sql, parse.name);
+    const { seq, denial, plan, approvalId } = await this.#judge("parse", parse.sql, parse.name);
+    this.#approvedOnce.delete(parse.name);
     if (denial === undefined) {
       this.#statements.set(parse.name, { seq, plan });
+      if (approvalId !== undefined) this.#approvedOnce.set(parse.name, { approvalId, bound: false });
       out.add(frame.bytes);
       return;
     }
@@ -555,6 +599,7 @@ export class PgProxySession {
         let replacement: Buffer | undefined;
         if (p !== undefined) {
           const { tag, rows } = decodeCommandComplete(frame.body);
+          if (changesCatalog(tag)) this.#catalogChanged = true;
           const acc = p.result;
           if (acc.refused !== undefined) {
             replacement = this.#refusalError(acc.refused);
@@ -583,6 +628,13 @@ export class PgProxySession {
         return this.#onUpstreamError(frame);
       case B.ReadyForQuery: {
         this.#txStatus = decodeReadyForQuery(frame.body);
+        if (this.#catalogChanged) {
+          // DDL ran: what the gateway's catalog lookups cached (views, columns, search_path
+          // defaults) may be stale for every session of this connection. Again at the end of
+          // the transaction, when the change becomes visible to the side connection.
+          this.#o.catalog.invalidate();
+          if (this.#txStatus === "I") this.#catalogChanged = false;
+        }
         // Everything up to the Sync (or the simple Query) this answers is finished; executions
         // still pending were skipped by the server after an error.
         while (this.#pendingHead < this.#pending.length) {
@@ -925,4 +977,10 @@ function waitDrain(stream: Duplex): Promise<void> {
     stream.once("drain", done);
     stream.once("close", done);
   });
+}
+
+/** Command tags of statements that may change what the catalog lookups cache (CREATE …, ALTER …
+ * including ALTER ROLE/DATABASE … SET, DROP …, IMPORT FOREIGN SCHEMA, COMMENT, SECURITY LABEL). */
+function changesCatalog(tag: string): boolean {
+  return tag.startsWith("CREATE") || tag.startsWith("ALTER") || tag.startsWith("DROP") || tag.startsWith("IMPORT") || tag === "COMMENT" || tag === "SECURITY LABEL";
 }
