@@ -18,6 +18,13 @@ export const DEMO_POLICIES: NonNullable<RawConfig["policies"]> = [
     message: "UPDATE and DELETE need a WHERE clause",
   },
   {
+    name: "deletes-need-approval",
+    match: { operations: ["delete"] },
+    action: "require_approval",
+    approvers: ["dba"],
+    message: "DELETE needs a person's approval",
+  },
+  {
     name: "no-server-files",
     match: { functions: ["pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export", "dblink*"] },
     action: "deny",
