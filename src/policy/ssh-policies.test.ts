@@ -140,3 +140,39 @@ describe("SshPolicyEvaluator", () => {
     expect(await judge(ssh, { type: "ssh.exec", command: "uptime" })).toBe("allow");
   });
 });
+
+// Second bypass corpus (src/policy/shell/bypass-cases-2.ts): argument spellings and redirections.
+describe("SshPolicyEvaluator argument bypasses", () => {
+  it("matches paths however they are spelled, redirections included, for a deny", async () => {
+    const { ssh } = setup([{ name: "no-shadow", match: { commands: ["cat", "head"], arguments: ["/etc/shadow"] }, action: "deny" }]);
+    for (const command of ["cat /etc//shadow", "cat /etc/./shadow", "cat /etc/../etc/shadow", "cat /./etc/shadow", "cat < /etc/shadow", "sudo cat < /etc/shadow", "head --file=/etc//shadow", "cat ~root/../etc/shadow", "cat ~/../../etc/shadow"]) {
+      expect(await judge(ssh, { type: "ssh.exec", command }), command).toBe("deny:no-shadow");
+    }
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat /etc/hostname" })).toBe("allow");
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat ~/notes.txt" })).toBe("allow");
+  });
+
+  it("allows by argument only when every non-option argument matches, path spelled plainly", async () => {
+    const { ssh } = setup([
+      { name: "allow-cat-logs", match: { commands: ["cat"], arguments: ["/var/log/*"] }, action: "allow" },
+      { name: "no-cat", match: { commands: ["cat"] }, action: "deny" },
+    ]);
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat -n /var/log/syslog /var/log/auth.log" })).toBe("allow:allow-cat-logs");
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat /var/log/../../etc/shadow" })).toBe("deny:no-cat");
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat /var/log/syslog /etc/shadow" })).toBe("deny:no-cat");
+    expect(await judge(ssh, { type: "ssh.exec", command: "cat /var/log//syslog" })).toBe("allow:allow-cat-logs");
+  });
+});
+
+describe("SshPolicyEvaluator interactive lines", () => {
+  it("refuses arithmetic on variables in shell lines (a value set by an earlier line may hold code)", async () => {
+    const { ssh } = setup([{ name: "no-rm", match: { commands: ["rm"] }, action: "deny" }]);
+    // `read -r x` then typing a[$(rm -f f)] stores code in x; a later line evaluates it.
+    expect(await judge(ssh, { type: "ssh.input", line: "read -r x", edited: false })).toBe("allow");
+    for (const line of ["echo $((x))", "echo ${!x}", "(( x ))", "[[ $x -eq 1 ]]", "echo ${a[x]}"]) {
+      expect(await judge(ssh, { type: "ssh.input", line, edited: false }), line).toBe("deny:fail-closed");
+    }
+    expect(await judge(ssh, { type: "ssh.input", line: "echo $((6 * 7))", edited: false })).toBe("allow");
+    expect(await judge(ssh, { type: "ssh.exec", command: "echo $((x))" })).toBe("allow");
+  });
+});

@@ -129,7 +129,7 @@ export class SshSessionPolicies implements SessionEvaluator {
         if (this.#failClosed && HISTORY_EXPANSION.test(event.line)) {
           return deny("GW_POLICY_DENIED", "history expansion (!, ^) runs a line the gateway cannot see, so it is refused (fail closed)", "fail-closed");
         }
-        return this.#judgeText(event.line, event.edited);
+        return this.#judgeText(event.line, event.edited, true);
       case "ssh.channel":
         if (event.channel === "shell") return this.#allow;
         return this.#judgeCommands([{ name: event.name ?? "", path: event.name ?? "", args: [], dynamicArgs: false, via: ["subsystem"] }]);
@@ -138,7 +138,7 @@ export class SshSessionPolicies implements SessionEvaluator {
     }
   }
 
-  async #judgeText(text: string, edited: boolean): Promise<Verdict> {
+  async #judgeText(text: string, edited: boolean, interactive = false): Promise<Verdict> {
     if (this.#commandGuards.length === 0) return this.#allow;
     if (edited && this.#failClosed) {
       return deny("GW_POLICY_DENIED", "the line was edited with keys the gateway cannot follow (arrows, tab completion, history): type it again without them", "fail-closed");
@@ -150,6 +150,10 @@ export class SshSessionPolicies implements SessionEvaluator {
     }
     if (a.unknowable.length > 0 && this.#failClosed) {
       return deny("GW_POLICY_DENIED", `${a.unknowable[0] ?? "the command cannot be inspected"}, so it is refused (fail closed)`, "fail-closed");
+    }
+    if (interactive && a.evaluatesValues === true && this.#failClosed) {
+      // Variables outlive the line: one set earlier may hold code that arithmetic runs.
+      return deny("GW_POLICY_DENIED", "arithmetic on variables in an interactive shell can run code stored in an earlier line, so it is refused (fail closed)", "fail-closed");
     }
     return this.#judgeCommands(a.commands);
   }
@@ -220,11 +224,56 @@ function matchesCommand(p: SshPolicy, c: ShellCommand): boolean {
   if (p.commands !== undefined && !anyGlob(p.commands, c.name) && !anyGlob(p.commands, c.path)) return false;
   if (p.arguments !== undefined) {
     const patterns = p.arguments;
-    const hit = c.args.some((a) => patterns.some((pt) => (pt.kind === "glob" ? pt.glob.test(a) : pt.re.test(a))));
+    const test = (a: string): boolean => patterns.some((pt) => (pt.kind === "glob" ? pt.glob.test(a) : pt.re.test(a)));
+    let hit: boolean;
+    if (isRefusing(p)) {
+      // Each argument as written and with its path spelled plainly (`/etc//./x/../shadow` is
+      // `/etc/shadow`), and the files named by redirections (`cat < /etc/shadow`).
+      hit = argumentForms([...c.args, ...(c.redirects ?? [])]).some(test);
+    } else {
+      // An allow holds only when every non-option argument matches, path spelled plainly
+      // (`cat /var/log/x /etc/shadow` and `cat /var/log/../../etc/shadow` are not "logs").
+      const plain = c.args.map((a) => (a.includes("/") && !a.startsWith("-") ? normalisePath(a) : a));
+      const positional = plain.filter((a) => !a.startsWith("-"));
+      hit = plain.some(test) && positional.every(test);
+    }
     // Arguments only known at run time may be anything: they match a refusing policy (fail
     // closed) but never count for an allow.
     if (c.dynamicArgs) return isRefusing(p);
     if (!hit) return false;
   }
   return true;
+}
+
+/** An argument, the value of `--opt=value`, and paths among them normalised lexically. */
+export function argumentForms(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const a of args) {
+    out.push(a);
+    const eq = a.startsWith("-") ? a.indexOf("=") : -1;
+    const prefix = eq < 0 ? "" : a.slice(0, eq + 1);
+    const value = eq < 0 ? a : a.slice(eq + 1);
+    if (prefix !== "") out.push(value);
+    if (!value.includes("/")) continue;
+    const n = normalisePath(value);
+    if (n !== value) out.push(prefix + n, n);
+  }
+  return out;
+}
+
+/** Collapse `//` and `/./`, resolve `..` lexically (symlinks are not followed). */
+export function normalisePath(p: string): string {
+  const absolute = p.startsWith("/");
+  const parts: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      if (parts.length > 0 && parts[parts.length - 1] !== "..") parts.pop();
+      else if (!absolute) parts.push("..");
+      continue;
+    }
+    parts.push(seg);
+  }
+  const body = parts.join("/");
+  return absolute ? `/${body}` : body === "" ? "." : body;
 }

@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { getProcessor, LangVariant } from "sh-syntax";
 import { DYNAMIC_MARK, MAX_DEPTH, parseScript, ShellParseError, type ArithmeticFacts, type RawCommand, type Word } from "./parse.js";
+import { hiddenCode, isStreamPath } from "./code-runners.js";
 import { HIDDEN_RUNNERS, SHELLS, SUBCOMMAND_WRAPPERS, WRAPPERS, type WrapperSpec } from "./wrappers.js";
 
 /** Longer command strings are refused (the analysis must stay bounded). */
@@ -27,10 +28,21 @@ export interface ShellCommand {
   readonly dynamicArgs: boolean;
   /** Wrappers it runs under, outermost first (e.g. ["sudo", "env"]). */
   readonly via: readonly string[];
+  /** Files its redirections name (matched by refusing argument policies only). */
+  readonly redirects?: readonly string[];
 }
 
 export type ShellAnalysis =
-  | { readonly ok: true; readonly commands: readonly ShellCommand[]; readonly unknowable: readonly string[] }
+  | {
+      readonly ok: true;
+      readonly commands: readonly ShellCommand[];
+      readonly unknowable: readonly string[];
+      /**
+       * Arithmetic, `${!ref}` or a nameref evaluates some variable's value: in an interactive
+       * shell that value may come from an earlier line (`x='a[$(rm x)]'`, then `echo $((x))`).
+       */
+      readonly evaluatesValues?: boolean;
+    }
   | { readonly ok: false; readonly error: string; readonly incomplete: boolean };
 
 interface WasmApi {
@@ -98,10 +110,11 @@ export function analyzeValidated(text: string): ShellAnalysis {
   const facts: Facts = { arithmetic: false, literalCode: false, dynamicValue: false };
   FACTS.set(commands, facts);
   expandScript(text, [], 0, commands, unknowable);
+  checkPlantedPrograms(commands, unknowable);
   if (facts.arithmetic && (facts.literalCode || facts.dynamicValue)) {
     unknowable.push("arithmetic evaluation could run code hidden in a variable's value");
   }
-  return { ok: true, commands, unknowable: [...new Set(unknowable)] };
+  return { ok: true, commands, unknowable: [...new Set(unknowable)], evaluatesValues: facts.arithmetic };
 }
 
 interface Facts extends ArithmeticFacts {
@@ -140,7 +153,18 @@ function expandScript(text: string, via: readonly string[], depth: number, out: 
   const facts = factsOf(out);
   if (parsed.facts.arithmetic) facts.arithmetic = true;
   if (parsed.facts.literalCode) facts.literalCode = true;
-  for (const c of parsed.commands) expandCommand(c, via, depth, out, unknowable);
+  for (const c of parsed.commands) {
+    const from = out.length;
+    expandCommand(c, via, depth, out, unknowable);
+    // Redirections apply to whatever the command runs (`sudo cat < /etc/shadow`).
+    const redirects = c.redirects;
+    if (redirects !== undefined) {
+      for (let k = from; k < out.length; k++) {
+        const sc = out[k];
+        if (sc !== undefined) out[k] = { ...sc, redirects, dynamicArgs: sc.dynamicArgs || redirects.some((r) => r.includes(DYNAMIC_MARK)) };
+      }
+    }
+  }
 }
 
 /** The program name as the kernel will find it: basename of the path. */
@@ -166,11 +190,41 @@ function expandCommand(c: RawCommand, via: readonly string[], depth: number, out
  * Environment variables that make a program run code the command does not show: bash function
  * imports, startup files of non-interactive shells, prompt hooks, preloaded libraries.
  */
-const CODE_VARIABLES = /^(BASH_FUNC_|BASH_ENV=|ENV=|PROMPT_COMMAND=|PS[0-4]=|SHELLOPTS=|BASHOPTS=|LD_PRELOAD=|LD_AUDIT=|LD_LIBRARY_PATH=|GLOBIGNORE=|IFS=)/;
+const CODE_VARIABLES = /^(BASH_FUNC_|(BASH_ENV|ENV|PROMPT_COMMAND|PS[0-4]|SHELLOPTS|BASHOPTS|GLOBIGNORE|IFS|PATH|BASH_ALIASES|BASH_CMDS|BASH_LOADABLES_PATH|EXECIGNORE|SHELL|INPUTRC|ZDOTDIR|FPATH|CDPATH|LD_[A-Z_]*|GCONV_PATH|PAGER|MANPAGER|SYSTEMD_PAGER|PSQL_PAGER|PSQL_EDITOR|LESS|LESSOPEN|LESSCLOSE|LESSKEY|MORE|EDITOR|VISUAL|SUDO_EDITOR|SUDO_ASKPASS|SSH_ASKPASS|BROWSER|RSYNC_RSH|TAR_OPTIONS|GIT_[A-Z_]*|NODE_OPTIONS|NODE_PATH|PERL5OPT|PERL5LIB|PERLLIB|RUBYOPT|RUBYLIB|PYTHONPATH|PYTHONSTARTUP|PYTHONHOME|PYTHONINSPECT|PYTHONWARNINGS|MAKEFLAGS|MFLAGS)(\[[^\]]*\])?\+?(=|$))/;
 
 function checkAssignment(text: string, unknowable: string[]): void {
-  if (CODE_VARIABLES.test(text)) unknowable.push(`${text.slice(0, text.indexOf("=") < 0 ? 40 : Math.min(40, text.indexOf("=")))} can make programs run code the command does not show`);
+  if (CODE_VARIABLES.test(text)) unknowable.push(`${text.slice(0, Math.min(40, /[[+=]/.exec(text)?.index ?? 40))} can make programs run code the command does not show`);
 }
+
+/**
+ * A program the same command copies, links or moves into place under another name (`cp
+ * /bin/rm /tmp/x; /tmp/x`) runs as whatever it was: a program named like a file those
+ * commands write is unknowable. (Across commands this cannot be seen: see README.)
+ */
+const PLANTERS = new Set(["cp", "ln", "mv", "install", "link", "rsync", "scp", "tee", "dd", "ditto", "gcp", "busybox", "toybox", "curl", "wget", "unzip", "tar", "chmod"]);
+
+function checkPlantedPrograms(commands: readonly ShellCommand[], unknowable: string[]): void {
+  const written = new Set<string>();
+  for (const c of commands) {
+    if (!PLANTERS.has(c.name.toLowerCase())) continue;
+    for (const a of c.args) {
+      if (a.startsWith("-") && !a.includes("=")) continue;
+      const value = a.startsWith("of=") || a.startsWith("--output=") ? a.slice(a.indexOf("=") + 1) : a;
+      written.add(normaliseProgram(value).toLowerCase());
+    }
+  }
+  if (written.size === 0) return;
+  for (const c of commands) {
+    if (PLANTERS.has(c.name.toLowerCase()) && !c.path.includes("/")) continue;
+    if (written.has(c.name.toLowerCase())) {
+      unknowable.push(`${c.path.slice(0, 60)} may be a program the same command copied, linked or downloaded`);
+      return;
+    }
+  }
+}
+
+/** Builtins whose non-option words are variable names (or NAME=VALUE). */
+const NAME_TAKERS = new Set(["declare", "typeset", "local", "export", "readonly", "read", "mapfile", "readarray", "getopts", "unset", "printf"]);
 
 function argText(w: Word): string {
   return w.text;
@@ -195,16 +249,41 @@ function expandWords(
     unknowable.push("the program name is empty");
     return;
   }
+  // zsh runs `=rm` as the path of rm; a name with control or non-ASCII characters (homoglyphs,
+  // zero-width spaces) is not what it looks like to people reading the audit log.
+  if (first.text.startsWith("=") || /[^\x21-\x7e]/.test(first.text)) {
+    unknowable.push("the program name has characters that hide what it runs (=, control or non-ASCII)");
+    return;
+  }
   const name = normaliseProgram(first.text);
   const args = words.slice(1);
   out.push({
     name,
     path: first.text,
     args: args.map(argText),
-    dynamicArgs: argsArriveLater || args.some((a) => a.dynamic || a.expands),
+    // `~user/…` and `~/..` leave the directory they seem to name.
+    dynamicArgs: argsArriveLater || args.some((a) => a.dynamic || a.expands || /^~([^/]|.*\/\.\.(\/|$))/.test(a.text)),
     via,
   });
   const lower = name.toLowerCase();
+  // Interpreters with inline code, options naming a command, builtins that rebind names.
+  const code = hiddenCode(name, args.map(argText));
+  if (code !== undefined) {
+    unknowable.push(code);
+    return;
+  }
+  if (NAME_TAKERS.has(lower)) {
+    for (const a of args) {
+      if (a.text.startsWith("-")) continue;
+      checkAssignment(a.text.includes("=") ? a.text : `${a.text}=`, unknowable);
+      // A subscript in a variable name is arithmetic: its substitutions run.
+      if (a.text.includes("[")) factsOf(out).arithmetic = true;
+    }
+    if (lower === "declare" || lower === "typeset" || lower === "local") {
+      if (args.some((a) => /^-[A-Za-z]*n/.test(a.text))) factsOf(out).arithmetic = true; // namerefs resolve subscripts
+    }
+  }
+  if ((lower === "test" || lower === "[") && args.some((a) => a.text === "-v")) factsOf(out).arithmetic = true;
   if (VALUE_SETTERS.has(lower)) {
     const facts = factsOf(out);
     if (lower === "read" || lower === "mapfile" || lower === "readarray" || lower === "getopts" || args.some((a) => a.dynamic)) facts.dynamicValue = true;
@@ -224,12 +303,12 @@ function expandWords(
     if (args.some((a) => a.text.includes("="))) unknowable.push("an alias is defined in the command");
     return;
   }
-  if (lower === "trap" && args.length >= 2) {
-    const handler = args[0];
-    if (handler !== undefined) {
-      if (handler.dynamic) unknowable.push("a trap handler is computed at run time");
-      else expandScript(handler.text, [...via, name], depth + 1, out, unknowable);
-    }
+  if (lower === "trap") {
+    const targs = args[0]?.text === "--" ? args.slice(1) : args;
+    const handler = targs[0];
+    if (targs.length < 2 || handler === undefined || (handler.text.startsWith("-") && !handler.dynamic)) return; // trap -p, trap -l, trap - SIG
+    if (handler.dynamic) unknowable.push("a trap handler is computed at run time");
+    else expandScript(handler.text, [...via, name], depth + 1, out, unknowable);
     return;
   }
   const shell = SHELLS.has(lower);
@@ -327,6 +406,12 @@ function expandShell(
   }
   if (rest.length === 0 || readsStdin) {
     unknowable.push(stdinFromHere ? `${name} reads its commands from a here-document or here-string` : `${name} reads its commands from standard input`);
+    return;
+  }
+  // A script read from a stream (/dev/stdin, /dev/fd/N, /proc/self/fd/N, <(…), $VAR) is input, not a file on disk.
+  const script = rest[0];
+  if (script !== undefined && (script.dynamic || script.expands || isStreamPath(script.text))) {
+    unknowable.push(`${name} reads its commands from a stream or a name computed at run time`);
   }
   // `bash script.sh`: the script file is a program like any other; its name is recorded.
 }
@@ -385,8 +470,13 @@ function expandWrapper(
     expandShell(name, r.rest, via, depth, out, unknowable, stdinFromHere);
     return;
   }
-  const skip = spec.skip ?? 0;
-  let words: readonly Word[] = r.rest.length > skip ? r.rest.slice(skip) : [];
+  const lower = lowerName(name);
+  // su (and runuser without -u) take a user, then arguments for the user's shell.
+  const suMode = lower === "su" || (lower === "runuser" && !args.some((a) => a.text === "--user" || a.text.startsWith("--user=") || /^-[A-Za-z]*u/.test(a.text)));
+  const skip = lower === "runuser" && suMode ? 1 : (spec.skip ?? 0);
+  // A lone "-" is an option for env (-i) and su/runuser (-l).
+  const rest0 = (lower === "env" || lower === "su" || lower === "runuser") && r.rest[0]?.text === "-" ? r.rest.slice(1) : r.rest;
+  let words: readonly Word[] = rest0.length > skip ? rest0.slice(skip) : [];
   let scriptGiven = r.scriptGiven;
   if (spec.permute === true && words[0]?.text.startsWith("-") === true) {
     // su USER -c CMD: options may follow the positional words.
@@ -398,6 +488,11 @@ function expandWrapper(
     words = again.rest;
   }
   if (scriptGiven && spec.permute === true) return;
+  if (suMode && words.length > 0) {
+    // `su USER -- -c CMD`, `su USER script`: the words are the shell's arguments.
+    expandShell(name, words, nextVia, depth + 1, out, unknowable, stdinFromHere);
+    return;
+  }
   if (spec.assigns === true) {
     // env and sudo take any NAME=VALUE word (not only shell identifiers) as an assignment.
     let k = 0;
@@ -489,7 +584,8 @@ function skipOptions(
       return false;
     }
     scriptGiven = true;
-    expandScript(text, via, depth + 1, out, unknowable);
+    // env -S splits its string itself: `\_` is a space there (not a shell escape).
+    expandScript(lowerName(name) === "env" ? text.replace(/\\_/g, " ") : text, via, depth + 1, out, unknowable);
     return true;
   };
   let i = 0;

@@ -5,6 +5,8 @@
  * or `allow` (harmless look-alikes that must keep working). Run by analyze.bypass.test.ts and,
  * in part, through the real SSH wire path by test/ssh.bypass.test.ts.
  */
+import { SHELL_BYPASS_CASES_2 } from "./bypass-cases-2.js";
+
 export interface ShellBypassCase {
   readonly command: string;
   readonly expect: "deny" | "allow";
@@ -248,4 +250,6 @@ export const SHELL_BYPASS_CASES: readonly ShellBypassCase[] = [
   { command: "bash deploy.sh", expect: "allow", note: "a script file is a program" },
   { command: "[[ $x == rm ]] && echo yes", expect: "allow" },
   { command: "cat <<EOF\nrm x\nEOF", expect: "allow", note: "here-document body is data" },
+  // The second, independent corpus (bypass-cases-2.ts) is appended here.
+  ...SHELL_BYPASS_CASES_2,
 ];

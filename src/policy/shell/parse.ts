@@ -33,6 +33,8 @@ export interface RawCommand {
   readonly words: readonly Word[];
   /** Standard input comes from a here-document or here-string. */
   readonly stdinFromHere: boolean;
+  /** Files named by the command's redirections (`cat < /etc/shadow`): matched by refusing argument policies. */
+  readonly redirects?: readonly string[];
 }
 
 export interface ParsedScript {
@@ -62,6 +64,11 @@ export class ShellParseError extends Error {
 
 const META = new Set([" ", "\t", "\n", ";", "&", "|", "(", ")", "<", ">"]);
 const RESERVED_END = new Set(["then", "elif", "else", "fi", "do", "done", "esac", "}", "in"]);
+
+interface RedirectInfo {
+  v: boolean;
+  target?: string;
+}
 
 interface Ctx {
   readonly out: ParsedScript;
@@ -410,7 +417,8 @@ class Parser {
             continue;
           }
           const w = this.readWord();
-          if (/^-(eq|ne|lt|le|gt|ge)$/.test(w.text)) this.ctx.out.facts.arithmetic = true;
+          // -v NAME[SUB] evaluates the subscript (second bypass corpus).
+          if (/^-(eq|ne|lt|le|gt|ge|v)$/.test(w.text)) this.ctx.out.facts.arithmetic = true;
         }
       }
       case "function":
@@ -462,6 +470,7 @@ class Parser {
 
   #parseSimple(closer: string | undefined): void {
     const words: Word[] = [];
+    const redirects: string[] = [];
     let stdinFromHere = false;
     for (;;) {
       this.skipBlanks();
@@ -471,9 +480,10 @@ class Parser {
         if (closer === ")") break;
         throw new ShellParseError(`unexpected ")" at offset ${this.pos}`);
       }
-      const here = { v: false };
+      const here: RedirectInfo = { v: false };
       if (this.#tryRedirect(here)) {
         if (here.v) stdinFromHere = true;
+        if (here.target !== undefined) redirects.push(here.target);
         continue;
       }
       if (c === "(") {
@@ -486,11 +496,11 @@ class Parser {
       }
       words.push(this.readWord());
     }
-    if (words.length > 0 || stdinFromHere) this.ctx.out.commands.push({ words, stdinFromHere });
+    if (words.length > 0 || stdinFromHere) this.ctx.out.commands.push({ words, stdinFromHere, ...(redirects.length > 0 ? { redirects } : {}) });
   }
 
   /** A redirection operator and its word, if one starts here. */
-  #tryRedirect(here: { v: boolean } | undefined): boolean {
+  #tryRedirect(here: RedirectInfo | undefined): boolean {
     const start = this.pos;
     let i = this.pos;
     while (/[0-9]/.test(this.src.charAt(i))) i++;
@@ -531,7 +541,8 @@ class Parser {
       }
       throw new ShellParseError(`redirection without a target at offset ${this.pos}`);
     }
-    this.readWord();
+    const target = this.readWord();
+    if (here !== undefined && op !== "<<<") here.target = target.dynamic || target.expands ? DYNAMIC_MARK : target.text;
     return true;
   }
 
@@ -829,6 +840,10 @@ class Parser {
       }
       const inner = this.src.slice(from, this.pos);
       if (/\[[^\]]*[A-Za-z_$]/.test(inner) || /:(?![-=+?])[^}]*[A-Za-z_$]/.test(inner)) this.ctx.out.facts.arithmetic = true;
+      // ${!ref} resolves a name held in a value (its subscript is evaluated); ${x@P} expands a
+      // value like a prompt, running the substitutions in it (second bypass corpus).
+      if (inner.startsWith("!")) this.ctx.out.facts.arithmetic = true;
+      if (/@P\}$/.test(inner)) this.ctx.out.unknowable.push("${…@P} runs substitutions held in a variable's value");
       return true;
     }
     if (/[A-Za-z_]/.test(n)) {

@@ -80,6 +80,7 @@ const entries: [string, WrapperSpec][] = [
   ["flock", {
     kind: "plain",
     skip: 1,
+    permute: true,
     value: ["-w", "--timeout", "-E", "--conflict-exit-code"],
     flag: [...letters("sxunoFe"), "--shared", "--exclusive", "--unlock", "--nonblock", "--close", "--no-fork", "--verbose"],
     script: ["-c", "--command"],
@@ -108,6 +109,10 @@ const entries: [string, WrapperSpec][] = [
   ["proxychains", { kind: "plain", value: ["-f"], flag: ["-q"] }],
   ["proxychains4", { kind: "plain", value: ["-f"], flag: ["-q"] }],
   ["busybox", { kind: "plain", flag: [] }],
+  // zsh precommand modifiers (`- rm` runs rm with a dash in argv[0])
+  ["noglob", { kind: "plain", flag: [] }],
+  ["nocorrect", { kind: "plain", flag: [] }],
+  ["-", { kind: "plain", flag: [] }],
   ["toybox", { kind: "plain", flag: [] }],
   ["dbus-run-session", { kind: "plain", value: ["--config-file", "--dbus-daemon"], flag: [] }],
   ["xvfb-run", { kind: "plain", value: ["-n", "--server-num", "-s", "--server-args", "-e", "--error-file", "-f", "--auth-file", "-p", "--xauth-protocol", "-w", "--wait"], flag: ["-a", "--auto-servernum"] }],

@@ -487,7 +487,7 @@ export class SshEngine implements ProtocolEngine {
         return;
       }
       setUpstream(up);
-      const tracker = new LineTracker();
+      const tracker = new LineTracker(undefined, { pty: pty !== undefined });
       let pending = "";
       // Without a PTY nothing is echoed, so the lines of an unfinished command are held back
       // and forwarded (or dropped) together; with a PTY they go on at once (the shell echoes
@@ -527,7 +527,8 @@ export class SshEngine implements ProtocolEngine {
             send(part.enter);
             continue;
           }
-          if (text.trim() === "") {
+          // An edited empty line (a history key at an empty prompt) is judged like any other.
+          if (text.trim() === "" && !part.edited) {
             pending = "";
             send(part.enter);
             release();
@@ -566,7 +567,7 @@ export class SshEngine implements ProtocolEngine {
         const rest = tracker.pendingLine();
         if (pty !== undefined || rest === undefined) return;
         const text = pending === "" ? rest.line : `${pending}\n${rest.line}`;
-        if (text.trim() === "") {
+        if (text.trim() === "" && !rest.edited) {
           release();
           return;
         }

@@ -3,10 +3,19 @@
  * (best effort: the gateway sees keystrokes, not the shell's line buffer).
  *
  * Printable text is appended, Backspace/DEL removes the last character, Ctrl-U and Ctrl-C
- * clear the line, Ctrl-W removes the last word. Keys that edit invisibly (arrows, Home/End,
- * Tab completion, history search, Ctrl-A/E/K/Y, …) mark the line `edited`: what the shell runs
- * may differ from what the gateway saw, and the policy refuses such lines when guards apply.
- * Bracketed-paste markers are not edits. Enter is `\r` (PTY) or `\n`.
+ * clear the line. Ctrl-W removes the last word but marks the line `edited` (shells disagree on
+ * what a word is), and so does Backspace on a line with non-ASCII text (readline deletes a
+ * combining mark together with its base character).
+ *
+ * Every other control key and escape sequence (arrows, Home/End, Tab completion, history
+ * search, Ctrl-O operate-and-get-next, Ctrl-X Ctrl-E edit-and-execute, …) may make the shell
+ * change *or run* its line without Enter, so it is held back like Enter: it yields the line so
+ * far as `edited`, with the key as its `enter` bytes, and the key is forwarded only if that line
+ * is allowed (the policy refuses edited lines when guards apply). Bracketed-paste markers are
+ * not edits. Enter is `\r` (PTY) or `\n`.
+ *
+ * Without a PTY no line editor runs: every byte but Enter is part of the line as typed
+ * (`{ pty: false }`), so DEL or Ctrl-U cannot hide text the shell will still read.
  *
  * Pure: `feed` returns what to forward at once and the lines that wait for a decision.
  */
@@ -26,9 +35,20 @@ export class LineTracker {
   #escape: number[] | undefined;
   /** Bytes are never held back except Enter, so a line is at most this long before it is judged as edited. */
   readonly #maxLine: number;
+  readonly #pty: boolean;
 
-  constructor(maxLine = 16 * 1024) {
+  constructor(maxLine = 16 * 1024, options: { readonly pty?: boolean } = {}) {
     this.#maxLine = maxLine;
+    this.#pty = options.pty ?? true;
+  }
+
+  /** A key that may change or run the line: yield the line as edited, with the key held back. */
+  #key(out: TrackerOutput[], key: Buffer): void {
+    this.#line += this.#decoder.end();
+    out.push({ kind: "line", line: this.#line, edited: true, enter: key });
+    this.#line = "";
+    this.#edited = false;
+    this.#decoder = new StringDecoder("utf8");
   }
 
   feed(data: Buffer): TrackerOutput[] {
@@ -39,10 +59,13 @@ export class LineTracker {
       if (this.#escape !== undefined) {
         this.#escape.push(b);
         if (this.#escapeDone()) {
-          const seq = Buffer.from(this.#escape).toString("latin1");
+          const bytes = Buffer.from(this.#escape);
+          const seq = bytes.toString("latin1");
           this.#escape = undefined;
-          if (seq !== "\x1b[200~" && seq !== "\x1b[201~") this.#edited = true;
+          if (seq === "\x1b[200~" || seq === "\x1b[201~") out.push({ kind: "pass", bytes });
+          else this.#key(out, bytes);
         }
+        passStart = i + 1;
         continue;
       }
       if (b === 0x0d || b === 0x0a) {
@@ -58,11 +81,21 @@ export class LineTracker {
         passStart = enterEnd;
         continue;
       }
+      if (!this.#pty) {
+        // No line editor: the byte is part of the line as the shell reads it.
+        this.#line += this.#decoder.write(data.subarray(i, i + 1));
+        if (this.#line.length > this.#maxLine) this.#edited = true;
+        continue;
+      }
       if (b === ESC) {
+        if (i > passStart) out.push({ kind: "pass", bytes: data.subarray(passStart, i) });
         this.#escape = [b];
+        passStart = i + 1;
         continue;
       }
       if (b === 0x7f || b === 0x08) {
+        // eslint-disable-next-line no-control-regex
+        if (/[^\x00-\x7f]/.test(this.#line)) this.#edited = true;
         const chars = Array.from(this.#line);
         chars.pop();
         this.#line = chars.join("");
@@ -74,13 +107,16 @@ export class LineTracker {
         continue;
       }
       if (b === 0x17) {
-        this.#line = this.#line.replace(/\S+\s*$/, "");
+        this.#line = this.#line.replace(/[^ \t]+[ \t]*$/, "");
+        this.#edited = true;
         continue;
       }
       // Ctrl-D on an empty line is end-of-input, Ctrl-L redraws: neither changes the line.
       if ((b === 0x04 && this.#line === "") || b === 0x0c) continue;
-      if (b === 0x09 || b < 0x20) {
-        this.#edited = true;
+      if (b < 0x20) {
+        if (i > passStart) out.push({ kind: "pass", bytes: data.subarray(passStart, i) });
+        this.#key(out, data.subarray(i, i + 1));
+        passStart = i + 1;
         continue;
       }
       this.#line += this.#decoder.write(data.subarray(i, i + 1));
