@@ -142,6 +142,8 @@ export class PgProxySession {
   #finished = false;
   /** While a statement waits for approval: aborts the wait (client cancel request). */
   #holdAbort: AbortController | undefined;
+  /** The controller lent to judgements (see #judge); replaced once it has aborted. */
+  #holdController = new AbortController();
   /** Set while a statement waits for approval: stops reading the client in the background. */
   #holdWatch: (() => void) | undefined;
   /**
@@ -317,7 +319,10 @@ export class PgProxySession {
     // A statement held for approval keeps the client's later messages queued behind it (they
     // stay in the reader, in order); the hold ends when the decision, the timeout, a cancel
     // request or the client's disconnect arrives. No gateway timer ends the session meanwhile.
-    const hold = new AbortController();
+    // One controller serves statement after statement until a cancel uses it up (creating an
+    // AbortSignal per statement showed in profiles of the hot path).
+    if (this.#holdController.signal.aborted) this.#holdController = new AbortController();
+    const hold = this.#holdController;
     this.#holdAbort = hold;
     let decision: Decision;
     let approvalId: string | undefined;
