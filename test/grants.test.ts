@@ -106,9 +106,16 @@ describe("access grants", () => {
     expect(ended.message).toContain("the access grant expired");
     await c.end().catch(() => undefined);
     expect((await connectRefusal("restricted", tokens["agent"] ?? "")).code).toBe("42501");
-    const sessions = await t.api("/v1/sessions?connection=restricted");
-    const rows = (sessions.body as { sessions: { endReason?: string; principal: { id: string } }[] }).sessions;
-    expect(rows.some((s) => s.principal.id === "sa:agent" && s.endReason === "expired")).toBe(true);
+    // The session row is written after the client has been told (the store never delays the
+    // data path), so the listing catches up shortly after.
+    const endedRow = async (): Promise<boolean> => {
+      const sessions = await t.api("/v1/sessions?connection=restricted");
+      const rows = (sessions.body as { sessions: { endReason?: string; principal: { id: string } }[] }).sessions;
+      return rows.some((s) => s.principal.id === "sa:agent" && s.endReason === "expired");
+    };
+    const deadline = Date.now() + 5_000;
+    while (!(await endedRow()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await endedRow()).toBe(true);
     await t.gw.audit.flush();
     const audit = await t.api("/v1/audit?limit=1000");
     const records = (audit.body as { records: { type: string; decision?: string; rule?: string; details?: Record<string, unknown> }[] }).records;

@@ -82,9 +82,15 @@ describe("workload JWTs as the psql password", () => {
     const r = await t.psql("orders", jwt, ["-At", "-c", "select name from items order by id"]);
     expect(r.stderr).toBe("");
     expect(r.stdout.trim().split("\n")).toEqual(["one", "two"]);
-    const rows = await t.api("/v1/sessions?limit=5");
-    const sessions = (rows.body as { sessions: { principal: { id: string; kind: string }; groups: string[] }[] }).sessions;
-    const mine = sessions.find((s) => s.principal.id === "wl:idp:agent-1");
+    // Session rows reach the store just after the data path moves on: poll briefly.
+    type Row = { principal: { id: string; kind: string }; groups: string[] };
+    const find = async (): Promise<Row | undefined> =>
+      ((await t.api("/v1/sessions?limit=5")).body as { sessions: Row[] }).sessions.find((s) => s.principal.id === "wl:idp:agent-1");
+    let mine = await find();
+    for (let i = 0; i < 100 && mine === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      mine = await find();
+    }
     expect(mine?.principal.kind).toBe("workload");
     expect(new Set(mine?.groups)).toEqual(new Set(["agents", "from-idp"]));
   });
