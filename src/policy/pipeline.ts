@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { AuditEventInput, AuditLog, AuditPrincipal } from "../audit/types.js";
-import { ALLOW, deny, type AllowDecision, type Decision, type HoldDecision, type ResultPlan, type Verdict } from "../core/decision.js";
+import { deny, type Decision, type HoldDecision, type Verdict } from "../core/decision.js";
 import { isGatewayError, type ErrorCode } from "../core/errors.js";
 import type { AuthFailureEvent, DbQueryEvent, DbResultEvent, SessionStartEvent, SshCommandEvent } from "../core/events.js";
 import type { Principal } from "../core/principal.js";
@@ -19,7 +19,10 @@ import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
 import type { Store } from "../store/types.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
+import { combineVerdicts, evaluateSession, evaluateStatement } from "./verdicts.js";
 import type { SessionRegistry, TerminationReason } from "./registry.js";
+
+export { evaluateSession, evaluateStatement, mergeAllows } from "./verdicts.js";
 
 /** The counters the pipeline feeds (implemented by observability/metrics GatewayMetrics). */
 export interface PipelineMetrics {
@@ -90,84 +93,6 @@ export interface SessionStats {
   readonly statements: number;
   readonly bytesFromClient: number;
   readonly bytesToClient: number;
-}
-
-/** Session admission: the first deny wins; otherwise the first explicit allow. */
-export function evaluateSession(evaluators: readonly Evaluator[], event: SessionStartEvent): Decision {
-  let decision: Decision | undefined;
-  for (const evaluator of evaluators) {
-    const d = evaluator.evaluateSession?.(event);
-    if (d === undefined) continue;
-    if (d.type === "deny") return d;
-    decision ??= d;
-  }
-  return decision ?? ALLOW;
-}
-
-/**
- * The fastpath function-call interface calls a function by OID with arguments in binary: there
- * is no statement to inspect (e.g. lo_import), so it is refused whatever the policies say.
- */
-const FASTPATH_DENIED = deny("GW_POLICY_DENIED", "the fastpath function-call interface is not allowed through the gateway", "no-fastpath");
-
-/** Merge allow decisions: masks accumulate, the smallest row limit wins. */
-export function mergeAllows(a: AllowDecision, b: AllowDecision): AllowDecision {
-  if (b.plan === undefined) return a.rule === undefined && b.rule !== undefined ? { ...a, rule: b.rule } : a;
-  if (a.plan === undefined) return a.rule === undefined ? b : { ...b, rule: a.rule };
-  const limitFromB = b.plan.maxRows !== undefined && (a.plan.maxRows === undefined || b.plan.maxRows < a.plan.maxRows);
-  const plan: ResultPlan = {
-    masks: [...a.plan.masks, ...b.plan.masks],
-    ...(limitFromB ? { maxRows: b.plan.maxRows, ...(b.plan.maxRowsRule === undefined ? {} : { maxRowsRule: b.plan.maxRowsRule }) } : {}),
-    ...(!limitFromB && a.plan.maxRows !== undefined ? { maxRows: a.plan.maxRows, ...(a.plan.maxRowsRule === undefined ? {} : { maxRowsRule: a.plan.maxRowsRule }) } : {}),
-  };
-  return { type: "allow", plan, ...(a.rule ?? b.rule) === undefined ? {} : { rule: a.rule ?? b.rule } };
-}
-
-/**
- * Statement judgement over the session's evaluators, in order. Synchronous unless an
- * evaluator needs a lookup; the first deny wins, allows merge.
- */
-export function evaluateStatement(evaluators: readonly SessionEvaluator[], event: DbQueryEvent): Verdict | Promise<Verdict> {
-  if (event.stage === "function_call") return FASTPATH_DENIED;
-  let acc: AllowDecision = ALLOW;
-  // The first hold is kept while later evaluators may still deny (no person is asked about
-  // a statement that is refused anyway); allows merge into what the hold allows once approved.
-  let hold: HoldDecision | undefined;
-  for (let i = 0; i < evaluators.length; i++) {
-    const d = evaluators[i]?.evaluate(event);
-    if (d instanceof Promise) return finishAsync(evaluators, event, i, d, acc, hold);
-    if (d === undefined) continue;
-    if (d.type === "deny") return d;
-    if (d.type === "hold") hold ??= d;
-    else acc = mergeAllows(acc, d);
-  }
-  return hold === undefined ? acc : { ...hold, allow: mergeAllows(acc, hold.allow) };
-}
-
-async function finishAsync(
-  evaluators: readonly SessionEvaluator[],
-  event: DbQueryEvent,
-  index: number,
-  pending: Promise<Verdict | undefined>,
-  acc: AllowDecision,
-  held: HoldDecision | undefined,
-): Promise<Verdict> {
-  let current = acc;
-  let hold = held;
-  const take = (d: Verdict | undefined): Verdict | undefined => {
-    if (d === undefined) return undefined;
-    if (d.type === "deny") return d;
-    if (d.type === "hold") hold ??= d;
-    else current = mergeAllows(current, d);
-    return undefined;
-  };
-  const first = take(await pending);
-  if (first !== undefined) return first;
-  for (let i = index + 1; i < evaluators.length; i++) {
-    const denied = take(await evaluators[i]?.evaluate(event));
-    if (denied !== undefined) return denied;
-  }
-  return hold === undefined ? current : { ...hold, allow: mergeAllows(current, hold.allow) };
 }
 
 export function auditPrincipal(p: Principal): AuditPrincipal {
@@ -394,88 +319,73 @@ export class SessionGate {
   async judge(event: DbQueryEvent, hooks: JudgeHooks = {}): Promise<Decision> {
     const judged = evaluateStatement(this.#evaluators, event);
     const verdict = judged instanceof Promise ? await judged : judged;
-    let decision: Decision;
-    let approvalId: string | undefined;
-    if (verdict.type === "hold") {
-      const r = await this.#resolveHold(verdict, event.sql, undefined, hooks);
-      decision = r.decision;
-      approvalId = r.approvalId;
-    } else decision = verdict;
-    const failed = await this.#pipeline.audit({
-      type: "db.query",
-      sessionId: this.info.id,
-      principal: this.#principal,
-      connection: this.info.connection,
-      protocol: this.info.protocol,
-      decision: decision.type,
-      statement: event.sql,
-      ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
-      ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      details: { seq: event.seq, stage: event.stage, ...(approvalId === undefined ? {} : { approvalId }) },
-    });
-    if (failed !== undefined) decision = failed;
-    this.#o.metrics.statement(this.info.protocol, decision.type);
-    this.#recorder.append({
-      kind: "query",
+    return this.#conclude(verdict, hooks, {
+      audit: "db.query",
+      text: event.sql,
       seq: event.seq,
       stage: event.stage,
-      sql: event.sql,
+      details: { seq: event.seq, stage: event.stage },
       ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
-      decision: decision.type,
-      ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      ...(decision.type === "deny" ? { message: decision.message } : {}),
     });
-    return decision;
   }
 
   /**
    * Judge an SSH command, shell line, channel or forward (issue 6) in the same order as
-   * `judge`: evaluators (first deny wins, allows merge), approval (holds resolved with the
-   * engine's hooks, as for statements), audit before forward, record.
+   * `judge`. Recorded as a `query` entry (stage = the SSH event type) so `airlock sessions show`
+   * lists SSH commands like statements; the terminal stream itself goes to the asciicast file.
    */
   async judgeCommand(event: SshCommandEvent, hooks: JudgeHooks = {}): Promise<Decision> {
-    let acc: AllowDecision = ALLOW;
-    let decision: Decision | undefined;
-    let hold: HoldDecision | undefined;
-    for (const e of this.#evaluators) {
-      const d = await e.evaluateCommand?.(event);
-      if (d === undefined) continue;
-      if (d.type === "deny") {
-        decision = d;
-        break;
-      }
-      if (d.type === "hold") hold ??= d;
-      else acc = mergeAllows(acc, d);
-    }
-    const text = sshCommandText(event);
+    const judged = combineVerdicts(this.#evaluators, (e) => e.evaluateCommand?.(event));
+    const verdict = judged instanceof Promise ? await judged : judged;
+    return this.#conclude(verdict, hooks, {
+      audit: "ssh.command",
+      text: sshCommandText(event),
+      seq: event.seq,
+      stage: event.type,
+      details: { seq: event.seq, kind: event.type },
+    });
+  }
+
+  /** The common tail of every judgement: resolve a hold, audit (fail closed), count, record. */
+  async #conclude(
+    verdict: Verdict,
+    hooks: JudgeHooks,
+    what: {
+      readonly audit: "db.query" | "ssh.command";
+      readonly text: string;
+      readonly seq: number;
+      readonly stage: string;
+      readonly details: Readonly<Record<string, string | number>>;
+      readonly statementName?: string;
+    },
+  ): Promise<Decision> {
+    let decision: Decision;
     let approvalId: string | undefined;
-    if (decision === undefined && hold !== undefined) {
-      const r = await this.#resolveHold({ ...hold, allow: mergeAllows(acc, hold.allow) }, text, undefined, hooks);
+    if (verdict.type === "hold") {
+      const r = await this.#resolveHold(verdict, what.text, undefined, hooks);
       decision = r.decision;
       approvalId = r.approvalId;
-    }
-    decision ??= acc;
+    } else decision = verdict;
     const failed = await this.#pipeline.audit({
-      type: "ssh.command",
+      type: what.audit,
       sessionId: this.info.id,
       principal: this.#principal,
       connection: this.info.connection,
       protocol: this.info.protocol,
       decision: decision.type,
-      statement: text,
+      statement: what.text,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      details: { seq: event.seq, kind: event.type, ...(approvalId === undefined ? {} : { approvalId }) },
+      details: { ...what.details, ...(approvalId === undefined ? {} : { approvalId }) },
     });
     if (failed !== undefined) decision = failed;
     this.#o.metrics.statement(this.info.protocol, decision.type);
-    // Recorded as a `query` entry (stage = the SSH event type) so `airlock sessions show` lists
-    // SSH commands like statements; the terminal stream itself goes to the asciicast file.
     this.#recorder.append({
       kind: "query",
-      seq: event.seq,
-      stage: event.type,
-      sql: text,
+      seq: what.seq,
+      stage: what.stage,
+      sql: what.text,
+      ...(what.statementName === undefined ? {} : { statementName: what.statementName }),
       decision: decision.type,
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
       ...(decision.type === "deny" ? { message: decision.message } : {}),
