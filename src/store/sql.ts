@@ -104,14 +104,19 @@ interface PgliteQueryable {
   exec(sql: string): Promise<unknown>;
 }
 
-class PgliteTxClient implements SqlClient {
-  readonly kind = "pglite" as const;
-  constructor(private readonly q: PgliteQueryable) {}
+/**
+ * The SqlClient surface over any driver that can run one statement (rows + affected count) and
+ * a script: error wrapping, parameter copying and row validation live here once.
+ */
+abstract class DriverClient implements SqlClient {
+  abstract readonly kind: "pglite" | "postgres";
+  protected abstract run(sql: string, params: unknown[]): Promise<{ rows: unknown[]; affected: number }>;
+  protected abstract runScript(sql: string): Promise<void>;
 
   async query<R>(sql: string, params: readonly unknown[], row: z.ZodType<R>): Promise<R[]> {
     let rows: unknown[];
     try {
-      rows = (await this.q.query(sql, paramList(params))).rows;
+      rows = (await this.run(sql, paramList(params))).rows;
     } catch (e) {
       throw storeError(e, "query");
     }
@@ -120,7 +125,7 @@ class PgliteTxClient implements SqlClient {
 
   async execute(sql: string, params?: readonly unknown[]): Promise<number> {
     try {
-      return (await this.q.query(sql, paramList(params))).affectedRows ?? 0;
+      return (await this.run(sql, paramList(params))).affected;
     } catch (e) {
       throw storeError(e, "statement");
     }
@@ -128,7 +133,7 @@ class PgliteTxClient implements SqlClient {
 
   async script(sql: string): Promise<void> {
     try {
-      await this.q.exec(sql);
+      await this.runScript(sql);
     } catch (e) {
       throw storeError(e, "script");
     }
@@ -140,6 +145,22 @@ class PgliteTxClient implements SqlClient {
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+}
+
+class PgliteTxClient extends DriverClient {
+  readonly kind = "pglite" as const;
+  constructor(private readonly q: PgliteQueryable) {
+    super();
+  }
+
+  protected async run(sql: string, params: unknown[]): Promise<{ rows: unknown[]; affected: number }> {
+    const r = await this.q.query(sql, params);
+    return { rows: r.rows, affected: r.affectedRows ?? 0 };
+  }
+
+  protected async runScript(sql: string): Promise<void> {
+    await this.q.exec(sql);
   }
 }
 
@@ -440,43 +461,20 @@ interface PgQueryable {
   query(sql: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
 }
 
-class PgTxClient implements SqlClient {
+class PgTxClient extends DriverClient {
   readonly kind = "postgres" as const;
-  constructor(protected readonly q: PgQueryable) {}
-
-  async query<R>(sql: string, params: readonly unknown[], row: z.ZodType<R>): Promise<R[]> {
-    let rows: unknown[];
-    try {
-      rows = (await this.q.query(sql, paramList(params))).rows;
-    } catch (e) {
-      throw storeError(e, "query");
-    }
-    return parseRows(rows, row);
+  constructor(protected readonly q: PgQueryable) {
+    super();
   }
 
-  async execute(sql: string, params?: readonly unknown[]): Promise<number> {
-    try {
-      return (await this.q.query(sql, paramList(params))).rowCount ?? 0;
-    } catch (e) {
-      throw storeError(e, "statement");
-    }
+  protected async run(sql: string, params: unknown[]): Promise<{ rows: unknown[]; affected: number }> {
+    const r = await this.q.query(sql, params);
+    return { rows: r.rows, affected: r.rowCount ?? 0 };
   }
 
-  async script(sql: string): Promise<void> {
-    try {
-      // Without parameters node-postgres uses the simple protocol, which allows several statements.
-      await this.q.query(sql);
-    } catch (e) {
-      throw storeError(e, "script");
-    }
-  }
-
-  transaction<T>(fn: (c: SqlClient) => Promise<T>): Promise<T> {
-    return fn(this);
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
+  protected async runScript(sql: string): Promise<void> {
+    // Without parameters node-postgres uses the simple protocol, which allows several statements.
+    await this.q.query(sql);
   }
 }
 
