@@ -176,3 +176,24 @@ describe("SshPolicyEvaluator interactive lines", () => {
     expect(await judge(ssh, { type: "ssh.exec", command: "echo $((x))" })).toBe("allow");
   });
 });
+
+describe("SshPolicyEvaluator fallback for programs without a table", () => {
+  it("uses the refusing policies' program globs, but not wildcard-only ones", async () => {
+    const exec = (command: string): EventInput => ({ type: "ssh.exec", command });
+    const named = setup([{ name: "no-reboot", match: { commands: ["reboot", "shut*"] }, action: "require_approval", approvers: ["ops"] }]).ssh;
+    expect(await judge(named, exec("unknown-runner reboot"))).toBe("deny:fail-closed");
+    expect(await judge(named, exec("unknown-runner shutdown -h now"))).toBe("deny:fail-closed");
+    expect(await judge(named, exec("unknown-runner rm x"))).toBe("allow");
+    // An allowlist: `make` is allowed and everything else denied; make's words are not programs.
+    const allowlist = setup([
+      { name: "ok", match: { commands: ["make", "ls", "mytool"] }, action: "allow" },
+      { name: "rest", match: { commands: ["*"] }, action: "deny" },
+    ]).ssh;
+    expect(await judge(allowlist, exec("make build"))).toBe("allow:ok");
+    expect(await judge(allowlist, exec("mytool build"))).toBe("allow:ok");
+    expect(await judge(allowlist, exec("mytool -- bash"))).toBe("deny:fail-closed");
+    // Without a refusing policy nothing fails closed.
+    const open = setup([{ name: "mask", action: "mask", detectors: ["secret"] }]).ssh;
+    expect(await judge(open, exec("unknown-runner -- bash"))).toBe("allow");
+  });
+});

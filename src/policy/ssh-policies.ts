@@ -103,12 +103,19 @@ export class SshSessionPolicies implements SessionEvaluator {
   readonly #forwardGuards: readonly SshPolicy[];
   readonly #failClosed: boolean;
   readonly #allow: AllowDecision;
+  /** Programs refusing policies name (wildcard-only globs left out), for the analysis's fallback. */
+  readonly #guarded: ((program: string) => boolean) | undefined;
 
   constructor(policies: readonly SshPolicy[]) {
     // Policies about commands (or about everything); forwardTo-only policies judge forwards only.
     this.#commandGuards = policies.filter((p) => isGuard(p) && (p.commands !== undefined || p.arguments !== undefined || !p.hasMatch));
     this.#forwardGuards = policies.filter((p) => isGuard(p) && (p.forwardTo !== undefined || !p.hasMatch));
     this.#failClosed = this.#commandGuards.some(isRefusing);
+    // `commands: ["*"]` (an allowlist's final deny) would make every word suspect: left out.
+    const named = this.#commandGuards
+      .filter(isRefusing)
+      .flatMap((p) => (p.config.match?.commands ?? []).filter((g) => !/^[*?]*$/.test(g)).map((g) => new Glob(g)));
+    this.#guarded = named.length === 0 ? undefined : (program) => anyGlob(named, program);
     const masks: MaskRule[] = policies
       .filter((p) => p.config.action === "mask" && (p.config.detectors ?? []).length > 0 && !p.hasMatch)
       .map((p) => ({ rule: p.name, columns: [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" }));
@@ -143,7 +150,7 @@ export class SshSessionPolicies implements SessionEvaluator {
     if (edited && this.#failClosed) {
       return deny("GW_POLICY_DENIED", "the line was edited with keys the gateway cannot follow (arrows, tab completion, history): type it again without them", "fail-closed");
     }
-    const a = await analyzeShell(text);
+    const a = await analyzeShell(text, this.#guarded === undefined ? {} : { guarded: this.#guarded });
     if (!a.ok) {
       if (!this.#failClosed) return this.#allow;
       return deny("GW_POLICY_DENIED", `the command could not be parsed, so it is refused (fail closed): ${a.error}`, "fail-closed");

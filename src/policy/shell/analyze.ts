@@ -11,8 +11,8 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { getProcessor, LangVariant } from "sh-syntax";
 import { DYNAMIC_MARK, MAX_DEPTH, parseScript, ShellParseError, type ArithmeticFacts, type RawCommand, type Word } from "./parse.js";
-import { hiddenCode, isStreamPath } from "./code-runners.js";
-import { HIDDEN_RUNNERS, SHELLS, SUBCOMMAND_WRAPPERS, WRAPPERS, type WrapperSpec } from "./wrappers.js";
+import { CODE_RUNNERS, hiddenCode, isStreamPath } from "./code-runners.js";
+import { HIDDEN_RUNNERS, NON_RUNNERS, SHELLS, SUBCOMMAND_PROGRAMS, SUBCOMMAND_WRAPPERS, WRAPPERS, type WrapperSpec } from "./wrappers.js";
 
 /** Longer command strings are refused (the analysis must stay bounded). */
 export const MAX_COMMAND_BYTES = 64 * 1024;
@@ -94,20 +94,28 @@ export async function isIncompleteShell(text: string): Promise<boolean> {
   return !v.ok && v.incomplete;
 }
 
+export interface AnalyzeOptions {
+  /**
+   * Whether a word names a program a refusing policy guards (its `commands` globs). Used by the
+   * fallback for programs the analysis has no table for (see `unknownRunner`).
+   */
+  readonly guarded?: (program: string) => boolean;
+}
+
 /** Analyse a command string as bash would run it. */
-export async function analyzeShell(text: string): Promise<ShellAnalysis> {
+export async function analyzeShell(text: string, options: AnalyzeOptions = {}): Promise<ShellAnalysis> {
   if (Buffer.byteLength(text, "utf8") > MAX_COMMAND_BYTES) return { ok: false, error: `the command is longer than ${MAX_COMMAND_BYTES} bytes`, incomplete: false };
   if (text.includes("\u0000")) return { ok: false, error: "the command contains a NUL byte", incomplete: false };
   const v = await validate(text);
   if (!v.ok) return v;
-  return analyzeValidated(text);
+  return analyzeValidated(text, options);
 }
 
 /** The extraction step alone (synchronous), for text sh-syntax already accepted. */
-export function analyzeValidated(text: string): ShellAnalysis {
+export function analyzeValidated(text: string, options: AnalyzeOptions = {}): ShellAnalysis {
   const commands: ShellCommand[] = [];
   const unknowable: string[] = [];
-  const facts: Facts = { arithmetic: false, literalCode: false, dynamicValue: false };
+  const facts: Facts = { arithmetic: false, literalCode: false, dynamicValue: false, ...(options.guarded === undefined ? {} : { guarded: options.guarded }) };
   FACTS.set(commands, facts);
   expandScript(text, [], 0, commands, unknowable);
   checkPlantedPrograms(commands, unknowable);
@@ -120,6 +128,7 @@ export function analyzeValidated(text: string): ShellAnalysis {
 interface Facts extends ArithmeticFacts {
   /** Some variable gets a value only known at run time (substitution, read, mapfile, …). */
   dynamicValue: boolean;
+  readonly guarded?: (program: string) => boolean;
 }
 
 /** The facts of the analysis a command list belongs to (one list per analysis). */
@@ -321,6 +330,10 @@ function expandWords(
     unknowable.push(`${name} runs commands the gateway cannot see`);
     return;
   }
+  if (lower === "start-stop-daemon") {
+    startStopDaemon(name, args, via, depth, out, unknowable, stdinFromHere);
+    return;
+  }
   const spec = WRAPPERS.get(lower);
   if (spec !== undefined) {
     expandWrapper(name, spec, args, via, depth, out, unknowable, stdinFromHere);
@@ -350,6 +363,100 @@ function expandWords(
       return;
     }
   }
+  unknownRunner(name, lower, args, out, unknowable);
+}
+
+/**
+ * The fallback for a program the analysis has no table for (not a shell, wrapper, hidden or
+ * code runner, nor a known non-runner such as `echo`, `grep`, `git`, `cp`): it may run its
+ * arguments as a command, as the wrappers do (`chronic rm x`, `faketime @0 rm x`). It counts as
+ * unknowable when a word that could start a command follows `--` (`foo -- rm`), or when a
+ * non-option argument (by itself or its basename) is a shell or a program a refusing policy
+ * names (`guarded`). For programs with subcommands (`docker rm`, `apt remove`) the subcommand
+ * word itself is not counted.
+ */
+function unknownRunner(name: string, lower: string, args: readonly Word[], out: ShellCommand[], unknowable: string[]): void {
+  if (NON_RUNNERS.has(lower) || CODE_RUNNERS.has(lower) || hiddenCode(name, []) !== undefined || /^(python|perl|ruby|php|node|lua)[0-9.]*$/.test(lower)) return;
+  const guarded = factsOf(out).guarded;
+  let positional = 0;
+  const skipFirst = SUBCOMMAND_PROGRAMS.has(lower);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === undefined) break;
+    const t = a.text;
+    if (t === "--") {
+      const next = args[i + 1];
+      if (next !== undefined && next.text !== "") {
+        unknowable.push(`${name} is followed by "--" and a word: it may run that as a command the gateway cannot follow`);
+        return;
+      }
+      continue;
+    }
+    if (t.startsWith("-") || a.dynamic || t.includes(DYNAMIC_MARK)) continue;
+    positional++;
+    if (skipFirst && positional === 1) continue;
+    const base = normaliseProgram(t).toLowerCase();
+    if (base === "") continue;
+    if (SHELLS.has(base) || (guarded !== undefined && (guarded(t) || guarded(base)))) {
+      unknowable.push(`${name} may run its argument ${t.slice(0, 40)} as a command the gateway cannot follow`);
+      return;
+    }
+  }
+}
+
+/**
+ * `start-stop-daemon --start --exec PROG [--startas PROG] -- ARGS`: the program is an option's
+ * value and its arguments follow `--`. Stopping or querying runs nothing.
+ */
+function startStopDaemon(name: string, args: readonly Word[], via: readonly string[], depth: number, out: ShellCommand[], unknowable: string[], stdinFromHere: boolean): void {
+  const VALUED = "pxnugsRardNPkcIO";
+  let start = false;
+  let exec: Word | undefined;
+  let startas: Word | undefined;
+  let after: readonly Word[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === undefined) break;
+    const t = a.text;
+    if (a.dynamic) {
+      unknowable.push(`${name} gets an option computed at run time`);
+      return;
+    }
+    if (t === "--") {
+      after = args.slice(i + 1);
+      break;
+    }
+    if (t.startsWith("--")) {
+      const { name: opt, value } = splitOpt(t);
+      if (opt === "--start") start = true;
+      const take = (): Word | undefined => (value === undefined ? args[++i] : { ...a, text: value });
+      if (opt === "--exec") exec = take();
+      else if (opt === "--startas") startas = take();
+      continue;
+    }
+    if (!t.startsWith("-") || t === "-") {
+      unknowable.push(`${name} has an argument the gateway does not follow (${t.slice(0, 40)})`);
+      return;
+    }
+    const cluster = t.slice(1);
+    for (let k = 0; k < cluster.length; k++) {
+      const ch = cluster.charAt(k);
+      if (ch === "S") start = true;
+      if (!VALUED.includes(ch)) continue;
+      const rest = cluster.slice(k + 1);
+      const w = rest === "" ? args[++i] : { ...a, text: rest };
+      if (ch === "x") exec = w;
+      if (ch === "a") startas = w;
+      break;
+    }
+  }
+  if (!start) return;
+  const program = startas ?? exec;
+  if (program === undefined) {
+    unknowable.push(`${name} --start without a program the gateway can tell`);
+    return;
+  }
+  expandWords([program, ...after], [...via, name], depth + 1, out, unknowable, stdinFromHere, false);
 }
 
 /** `sh -c STRING`, `bash script.sh`, or a shell reading commands from its standard input. */
@@ -471,9 +578,31 @@ function expandWrapper(
     return;
   }
   const lower = lowerName(name);
+  if (spec.filesOnly === true) {
+    // Positional words are files; getopt permutes, so options may follow them.
+    let scriptGiven = r.scriptGiven;
+    let noRun = r.noRun;
+    let rest = r.rest;
+    while (rest.length > 0) {
+      const w = rest[0];
+      if (w !== undefined && w.text.startsWith("-") && w.text !== "-") {
+        const again = skipOptions(name, spec, rest, nextVia, depth, out, unknowable);
+        if (again === undefined) return;
+        scriptGiven ||= again.scriptGiven;
+        noRun ||= again.noRun;
+        rest = again.rest;
+      } else {
+        rest = rest.slice(1);
+      }
+    }
+    if (!scriptGiven && !noRun && spec.bare === "shell") unknowable.push(`${name} without a command starts a shell reading its input`);
+    return;
+  }
   // su (and runuser without -u) take a user, then arguments for the user's shell.
   const suMode = lower === "su" || (lower === "runuser" && !args.some((a) => a.text === "--user" || a.text.startsWith("--user=") || /^-[A-Za-z]*u/.test(a.text)));
-  const skip = lower === "runuser" && suMode ? 1 : (spec.skip ?? 0);
+  const optionWords = args.slice(0, args.length - r.rest.length).map((a) => a.text);
+  const skipOff = spec.skipUnless?.some((o) => optionWords.some((t) => t === o || t.startsWith(o.startsWith("--") ? `${o}=` : o))) === true;
+  const skip = lower === "runuser" && suMode ? 1 : skipOff ? 0 : (spec.skip ?? 0);
   // A lone "-" is an option for env (-i) and su/runuser (-l).
   const rest0 = (lower === "env" || lower === "su" || lower === "runuser") && r.rest[0]?.text === "-" ? r.rest.slice(1) : r.rest;
   let words: readonly Word[] = rest0.length > skip ? rest0.slice(skip) : [];

@@ -6,6 +6,7 @@
  * in part, through the real SSH wire path by test/ssh.bypass.test.ts.
  */
 import { SHELL_BYPASS_CASES_2 } from "./bypass-cases-2.js";
+import { SHELL_BYPASS_CASES_3 } from "./bypass-cases-3.js";
 
 export interface ShellBypassCase {
   readonly command: string;
@@ -252,4 +253,5 @@ export const SHELL_BYPASS_CASES: readonly ShellBypassCase[] = [
   { command: "cat <<EOF\nrm x\nEOF", expect: "allow", note: "here-document body is data" },
   // The second, independent corpus (bypass-cases-2.ts) is appended here.
   ...SHELL_BYPASS_CASES_2,
+  ...SHELL_BYPASS_CASES_3,
 ];

@@ -30,6 +30,13 @@ export interface WrapperSpec {
   readonly permute?: boolean;
   /** The command is whatever follows `--` (kubectl exec); without `--` it cannot be told. */
   readonly dashdash?: boolean;
+  /**
+   * Positional words are files, never a command (`script [options] [file]`): only a `script`
+   * option runs a command; without one the program starts a shell (`bare`).
+   */
+  readonly filesOnly?: boolean;
+  /** `skip` applies only when none of these options is given (`runcon CONTEXT CMD` vs `runcon -t TYPE CMD`). */
+  readonly skipUnless?: readonly string[];
 }
 
 /** Shells: `-c STRING` is analysed; without it they read commands from input (unknowable). */
@@ -37,6 +44,16 @@ export const SHELLS: ReadonlySet<string> = new Set(["sh", "bash", "dash", "zsh",
 
 /** ASCII option letters: "abc" → ["-a", "-b", "-c"]. */
 const letters = (s: string): string[] => Array.from({ length: s.length }, (_, i) => `-${s.charAt(i)}`);
+
+/** util-linux setarch's options (also taken by its arch-named links). */
+const SETARCH_OPTIONS = {
+  flag: [...letters("vRFZLXBIST3"), "--verbose", "--uname-2.6", "--addr-no-randomize", "--fdpic-funcptrs", "--mmap-page-zero", "--addr-compat-layout", "--read-implies-exec", "--32bit", "--short-inode", "--whole-seconds", "--sticky-timeouts"],
+  noRun: ["--list", "-h", "--help", "-V", "--version"],
+  bare: "shell",
+} as const satisfies Partial<WrapperSpec>;
+
+/** The arch-named links util-linux installs to setarch. */
+const SETARCH_LINKS = ["linux32", "linux64", "uname26", "i386", "i486", "i586", "i686", "athlon", "x86_64", "ia64", "ppc", "ppc32", "ppc64", "ppcle", "ppc64le", "s390", "s390x", "sparc", "sparc32", "sparc32bash", "sparc64", "mips", "mips32", "mips64", "parisc", "parisc32", "parisc64", "alpha", "arm", "armh", "armv7l", "armv8l", "aarch64", "loongarch", "loongarch64", "riscv64"];
 
 const entries: [string, WrapperSpec][] = [
   ["env", {
@@ -88,7 +105,9 @@ const entries: [string, WrapperSpec][] = [
   ["su", { kind: "plain", skip: 1, permute: true, value: ["-s", "--shell", "-g", "--group", "-G", "--supp-group", "-w", "--whitelist-environment"], flag: [...letters("lmpfP"), "--login", "--preserve-environment", "--pty"], script: ["-c", "--command", "--session-command"], bare: "shell" }],
   ["runuser", { kind: "plain", permute: true, value: ["-u", "--user", "-s", "--shell", "-g", "--group", "-G", "--supp-group", "-w", "--whitelist-environment"], flag: [...letters("lmpP"), "--login", "--preserve-environment", "--pty"], script: ["-c", "--command", "--session-command"], bare: "shell" }],
   ["sg", { kind: "joined", skip: 1, flag: [], script: ["-c"], bare: "shell" }],
-  ["script", { kind: "plain", value: ["-E", "--echo", "-I", "--log-in", "-O", "--log-out", "-B", "--log-io", "-T", "--log-timing", "-m", "--logging-format", "-o", "--output-limit"], flag: [...letters("aefqt"), "--append", "--return", "--flush", "--force", "--quiet"], script: ["-c", "--command"], bare: "shell" }],
+  // `script [options] [file]`: the file is the typescript, not a program (`script -q /dev/null`
+  // starts a shell); getopt permutes, so options may follow the file.
+  ["script", { kind: "plain", filesOnly: true, permute: true, value: ["-E", "--echo", "-I", "--log-in", "-O", "--log-out", "-B", "--log-io", "-T", "--log-timing", "-m", "--logging-format", "-o", "--output-limit"], flag: [...letters("aefqt"), "--append", "--return", "--flush", "--force", "--quiet"], script: ["-c", "--command"], bare: "shell" }],
   ["watch", { kind: "joined", value: ["-n", "--interval", "-q", "--equexit"], flag: [...letters("bcCdegtwpx"), "--beep", "--color", "--no-color", "--differences", "--errexit", "--chgexit", "--no-title", "--no-wrap", "--precise", "--exec", "--no-linewrap"] }],
   ["ssh", {
     kind: "joined",
@@ -135,11 +154,52 @@ const entries: [string, WrapperSpec][] = [
   ["entr", { kind: "xargs", flag: letters("acdnprsz") }],
   ["cpulimit", { kind: "plain", value: ["-l", "--limit", "-p", "--pid", "-e", "--exe"], flag: ["-z", "--lazy", "-i", "--include-children", "-v", "--verbose", "-q", "--quiet"] }],
   ["rlwrap", { kind: "plain", value: letters("aAbCDefFgHlmoOpPqRsStwz"), flag: letters("cEinNrv") }],
-  ["runcon", { kind: "plain", value: ["-u", "--user", "-r", "--role", "-t", "--type", "-l", "--range"], flag: ["-c", "--compute"] }],
+  // `runcon CONTEXT CMD`, or `runcon [-c] [-u USER] [-r ROLE] [-t TYPE] [-l RANGE] CMD`
+  ["runcon", { kind: "plain", skip: 1, skipUnless: ["-u", "--user", "-r", "--role", "-t", "--type", "-l", "--range"], value: ["-u", "--user", "-r", "--role", "-t", "--type", "-l", "--range"], flag: ["-c", "--compute"] }],
   ["aa-exec", { kind: "plain", value: ["-p", "--profile", "-n", "--namespace"], flag: ["-i", "--immediate", "-v", "--verbose", "-d", "--debug"] }],
   ["systemd-nspawn", { kind: "plain", value: ["-D", "--directory", "-M", "--machine", "-u", "--user", "--bind", "--bind-ro", "-E", "--setenv", "--chdir"], flag: ["-q", "--quiet", "-x", "--ephemeral", "--private-network", "-a", "--as-pid2", "--pipe"], bare: "shell" }],
+  // util-linux setarch: `setarch ARCH [options] [CMD]`; its arch-named links (`linux32`, `x86_64`,
+  // …) take no ARCH. Without a command they start $SHELL.
+  ["setarch", { kind: "plain", skip: 1, permute: true, ...SETARCH_OPTIONS }],
+  ...SETARCH_LINKS.map((n): [string, WrapperSpec] => [n, { kind: "plain", ...SETARCH_OPTIONS }]),
+  ["start-stop-daemon", { kind: "plain" }], // handled in analyze.ts: the program is an option's value
+  ["ssh-agent", { kind: "plain", value: ["-a", "-E", "-t", "-P", "-O"], flag: ["-c", "-s", "-D", "-d"], noRun: ["-k"] }],
+  ["schroot", {
+    kind: "plain",
+    value: ["-c", "--chroot", "-u", "--user", "-d", "--directory", "-n", "--session-name", "-o", "--option"],
+    flag: [...letters("apqvbr"), "--all", "--all-chroots", "--all-sessions", "--all-source-chroots", "--preserve-environment", "--quiet", "--verbose", "--begin-session", "--run-session", "--automatic-session", "--force"],
+    noRun: [...letters("lihVe"), "--list", "--info", "--config", "--location", "--help", "--version", "--end-session", "--recover-session"],
+    bare: "shell",
+  }],
+  ["lxc-attach", {
+    kind: "plain",
+    value: ["-n", "--name", "-P", "--lxcpath", "-s", "--namespaces", "-v", "--set-var", "--keep-var", "-u", "--uid", "-g", "--gid", "-a", "--arch", "-L", "--pty-log", "-o", "--logfile", "-l", "--logpriority", "-f", "--rcfile", "--context"],
+    flag: ["-R", "--remount-sys-proc", "--clear-env", "--keep-env", "-q", "--quiet", "-e", "--elevated-privileges"],
+    bare: "shell",
+  }],
+  ["flatpak-spawn", {
+    kind: "plain",
+    value: ["--forward-fd", "--env", "--unset-env", "--directory", "--sandbox-expose", "--sandbox-expose-ro", "--sandbox-flag", "--sandbox-a11y-own-name", "--app-path", "--usr-path"],
+    flag: ["--host", "--watch-bus", "--expose-pids", "--share-pids", "--clear-env", "--latest-version", "--no-network", "--sandbox", "-v", "--verbose"],
+  }],
+  ["uclampset", { kind: "plain", value: ["-m", "-M"], flag: ["-a", "--all-tasks", "-R", "--reset-on-fork", "-v", "--verbose", "--max", "--min"], noRun: ["-p", "--pid", "-s", "--system", "-V", "--version", "-h", "--help"] }],
+  ["faketime", { kind: "plain", skip: 1, value: ["-p", "--date-prog"], flag: ["-m", "-f", "--exclude-monotonic", "--disable-shm"], noRun: ["-h", "--help", "-v", "--version"] }],
+  ["chronic", { kind: "plain", flag: ["-e", "-v"] }],
+  ["ifne", { kind: "plain", flag: ["-n"] }],
+  ["dbus-launch", { kind: "plain", value: ["--autolaunch", "--config-file"], flag: ["--sh-syntax", "--csh-syntax", "--auto-syntax", "--binary-syntax", "--close-stderr", "--exit-with-session", "--exit-with-x11"], noRun: ["--version", "--help"] }],
+  // GNU parallel's semaphore front end: `sem [options] CMD`.
+  ["sem", { kind: "plain", value: ["-j", "--jobs", "--id", "--semaphorename", "--st", "--semaphoretimeout"], flag: ["--fg", "--bg", "-u", "--ungroup", "--will-cite", "-q", "--quiet"], noRun: ["--wait"] }],
   ["capsh", { kind: "shellArgs", value: ["--caps", "--drop", "--inh", "--user", "--uid", "--gid", "--groups", "--keep", "--secbits", "--chroot", "--addamb", "--delamb", "--iab", "--mode"], flag: ["--print", "--noamb", "--noenv", "--quiet", "--has-p", "--has-i", "--has-a", "--has-b"] }],
 ];
+
+/**
+ * The options of `perf stat|record|trace|ftrace` this analysis follows (any other option makes
+ * the command unknowable; `perf stat -- CMD` always works).
+ */
+const PERF_OPTIONS = {
+  value: ["-e", "--event", "-p", "--pid", "-t", "--tid", "-r", "--repeat", "-C", "--cpu", "-o", "--output", "-x", "--field-separator", "-G", "--cgroup", "-I", "--interval-print", "-M", "--metrics", "-F", "--freq", "-c", "--count", "-m", "--mmap-pages", "-u", "--uid", "--call-graph", "-D", "--delay", "--filter", "--duration", "--switch-output", "--max-size", "-T", "--threshold"],
+  flag: [...letters("aAdgnqsvBNPRTSz"), "--all-cpus", "--append", "--detailed", "--null", "--quiet", "--scale", "--verbose", "--no-buildid", "--no-inherit", "--raw-samples", "--sample-cpu", "--timestamp", "--per-core", "--per-socket", "--per-thread", "--no-aggr", "--summary", "--big-num", "--no-big-num", "--topdown", "--all-user", "--all-kernel", "--no-syscalls", "--sched"],
+} as const satisfies Partial<WrapperSpec>;
 
 /**
  * Programs that run commands through a subcommand: `docker exec CONTAINER CMD`, `kubectl exec
@@ -150,7 +210,32 @@ export const SUBCOMMAND_WRAPPERS: ReadonlyMap<string, readonly { readonly path: 
   ["podman", [{ path: ["exec"], spec: { kind: "plain", skip: 1, value: ["-e", "--env", "--env-file", "-u", "--user", "-w", "--workdir", "--detach-keys"], flag: [...letters("idtl"), "--interactive", "--tty", "--detach", "--privileged", "--latest"] } }]],
   ["kubectl", [{ path: ["exec"], spec: { kind: "plain", dashdash: true } }]],
   ["ip", [{ path: ["netns", "exec"], spec: { kind: "plain", skip: 1, flag: [] } }]],
+  ["perf", [
+    { path: ["stat"], spec: { kind: "plain", ...PERF_OPTIONS } },
+    { path: ["record"], spec: { kind: "plain", ...PERF_OPTIONS } },
+    { path: ["trace"], spec: { kind: "plain", ...PERF_OPTIONS } },
+    { path: ["ftrace"], spec: { kind: "plain", ...PERF_OPTIONS } },
+  ]],
 ]);
+
+/**
+ * tmux (and byobu, which passes its arguments to tmux) runs commands the analysis cannot see
+ * when it starts a session (a bare `tmux`, or only global options), runs `-c CMD`, or gets a
+ * subcommand that creates panes, types keys or runs shell commands.
+ */
+function tmuxRuns(args: readonly string[]): boolean {
+  const valued = new Set(["-f", "-L", "-S", "-T"]);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? "";
+    if (a === "--") return i + 1 >= args.length || TMUX_RUNNERS.test(args[i + 1] ?? "");
+    if (!a.startsWith("-") || a === "-") return TMUX_RUNNERS.test(a);
+    if (a.slice(1).includes("c")) return true; // -c SHELL-COMMAND
+    if (valued.has(a)) i++;
+  }
+  return true; // no subcommand: new-session
+}
+
+const TMUX_RUNNERS = /^(new|new-session|new-window|neww|split-window|splitw|send-keys|send|respawn-pane|respawnp|respawn-window|respawnw|run-shell|run|if-shell|if|source-file|source|command-prompt|pipe-pane|pipep|display-popup|popup)$/;
 
 /**
  * Programs that, with these subcommands or options, run commands the analysis cannot see
@@ -158,8 +243,14 @@ export const SUBCOMMAND_WRAPPERS: ReadonlyMap<string, readonly { readonly path: 
  * unknowable.
  */
 export const HIDDEN_RUNNERS: ReadonlyMap<string, (args: readonly string[]) => boolean> = new Map([
-  ["tmux", (args: readonly string[]) => args.some((a) => /^(new|new-session|new-window|neww|split-window|splitw|send-keys|send|respawn-pane|respawn-window|run-shell|run|if-shell|if|source-file|source|command-prompt|pipe-pane|display-popup|popup)$/.test(a))],
-  ["screen", (args: readonly string[]) => !args.every((a) => a === "-ls" || a === "-list" || a === "-r" || a === "-x" || a === "-R")],
+  ["tmux", tmuxRuns],
+  ["byobu", tmuxRuns],
+  ["byobu-tmux", tmuxRuns],
+  // bare `screen` starts a shell; only listing and reattaching are let through
+  ["screen", (args: readonly string[]) => args.length === 0 || !args.every((a) => a === "-ls" || a === "-list" || a === "-r" || a === "-x" || a === "-R")],
+  ["byobu-screen", (args: readonly string[]) => args.length === 0 || !args.every((a) => a === "-ls" || a === "-list" || a === "-r" || a === "-x" || a === "-R")],
+  // `newgrp [-] [GROUP]` starts a new shell reading its input
+  ["newgrp", () => true],
   ["at", () => true],
   ["batch", () => true],
   ["expect", () => true],
@@ -171,3 +262,36 @@ export const HIDDEN_RUNNERS: ReadonlyMap<string, (args: readonly string[]) => bo
 ]);
 
 export const WRAPPERS: ReadonlyMap<string, WrapperSpec> = new Map(entries);
+
+/**
+ * Programs and builtins known not to run their arguments as commands: the fallback for unknown
+ * programs (analyze.ts `unknownRunner`) leaves them alone, so `grep rm notes.txt`, `which bash`,
+ * `cp -- a b` and `pkill bash` stay allowed.
+ */
+export const NON_RUNNERS: ReadonlySet<string> = new Set([
+  // shell builtins and keywords
+  "echo", "printf", "test", "[", "[[", "true", "false", ":", "cd", "pushd", "popd", "dirs", "pwd", "read", "declare", "typeset", "local",
+  "export", "readonly", "unset", "set", "shopt", "exit", "return", "wait", "jobs", "fg", "bg", "disown", "history", "ulimit", "umask",
+  "getopts", "shift", "mapfile", "readarray", "let", "type", "help", "logout", "suspend", "times", "caller", "kill",
+  // looking things up
+  "which", "whereis", "whatis", "apropos", "info", "locate", "plocate", "mlocate", "getent", "id", "groups", "whoami", "who", "w", "last",
+  "grep", "egrep", "fgrep", "rg", "ag", "ack", "ps", "pgrep", "pkill", "pidof", "killall", "lsof", "fuser", "file", "stat",
+  // files and text (coreutils and friends)
+  "ls", "dir", "vdir", "tree", "cat", "tac", "nl", "head", "tail", "less", "more", "most", "wc", "sort", "uniq", "cut", "tr", "paste",
+  "join", "comm", "diff", "diff3", "sdiff", "cmp", "fold", "fmt", "column", "expand", "unexpand", "rev", "shuf", "split", "csplit",
+  "touch", "mkdir", "rmdir", "chmod", "chown", "chgrp", "chattr", "lsattr", "getfacl", "setfacl", "du", "df", "mv", "cp", "ln",
+  "install", "basename", "dirname", "realpath", "readlink", "mktemp", "md5sum", "sha1sum", "sha256sum", "sha512sum", "b2sum", "cksum",
+  "base64", "base32", "xxd", "od", "hexdump", "strings", "iconv", "jq", "yq", "date", "sleep", "seq", "yes", "uname", "hostname",
+  "uptime", "free", "lsblk", "blkid", "mount", "umount", "journalctl", "dmesg", "useradd", "usermod", "userdel", "groupadd", "chsh",
+  "passwd", "ping", "dig", "host", "nslookup", "ss", "netstat", "openssl", "gzip", "gunzip", "bzip2", "xz", "zstd", "zcat", "unzip",
+]);
+
+/**
+ * Programs whose first non-option word is a subcommand (`docker rm`, `apt remove`, `systemctl
+ * restart`): the fallback does not count that word as a command; later words count.
+ */
+export const SUBCOMMAND_PROGRAMS: ReadonlySet<string> = new Set([
+  "docker", "podman", "nerdctl", "ctr", "crictl", "kubectl", "oc", "helm", "systemctl", "service", "apt", "apt-get", "apt-cache",
+  "dpkg", "dnf", "yum", "zypper", "apk", "snap", "npm", "pnpm", "yarn", "pip", "pip3", "cargo", "go", "gem", "bundle", "composer",
+  "terraform", "aws", "gcloud", "az", "gh", "brew", "svn", "hg", "lxc", "incus", "virsh", "nmcli", "ip", "perf", "tmux", "byobu",
+]);
