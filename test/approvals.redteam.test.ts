@@ -18,6 +18,7 @@ interface ApprovalJson {
   id: string;
   status: string;
   statement?: string;
+  params?: (string | null)[];
   usedAt?: string;
 }
 
@@ -118,28 +119,39 @@ afterAll(async () => {
   await server.stop();
 });
 
-describe("an approved prepared statement (extended protocol)", () => {
-  it("runs once: re-executing the named statement with other parameters is refused (node-postgres)", async () => {
+describe("a prepared statement held for approval (extended protocol: decided at each Bind, with its values)", () => {
+  it("needs an approval per execution: re-executing the named statement with other values is held again (node-postgres)", async () => {
     const c = client(tokens["agent"] ?? "");
     await c.connect();
+    c.on("notice", () => undefined);
     const text = "update rt set n = n + 1 where id = $1 returning id, n";
     const first = c.query<{ id: number; n: number }>({ name: "bump", text, values: [1] });
     const req = await pending("update rt set n = n + 1 where id = $1");
+    expect(req.params).toEqual(["1"]);
     expect((await decide(req.id, "dba1", "approve")).status).toBe(200);
     expect((await first).rows).toEqual([{ id: 1, n: 1 }]);
-    // node-postgres knows "bump" is prepared: it sends only Bind/Execute now.
-    const again = await refusal(c.query({ name: "bump", text, values: [2] }));
-    expect(again.code).toBe("42501");
-    expect(again.message).toContain(req.id);
-    expect(again.message).toContain("one execution");
+    // node-postgres knows "bump" is prepared: it sends only Bind/Execute now. Not covered by
+    // the first approval: a new request, showing the new value.
+    const second = refusal(c.query({ name: "bump", text, values: [2] }));
+    const req2 = await until("a second request", async () => (await listRequests("?status=pending")).find((r) => r.statement === text && r.id !== req.id));
+    expect(req2.params).toEqual(["2"]);
     expect(await value("select n from rt where id = 2")).toBe("0");
-    expect(await value("select n from rt where id = 1")).toBe("1");
-    // The session stays usable.
+    expect((await decide(req2.id, "dba1", "deny", "not that one")).status).toBe(200);
+    const e = await second;
+    expect(e.code).toBe("42501");
+    expect(e.message).toContain(req2.id);
+    expect(await value("select n from rt where id = 2")).toBe("0");
+    // The session stays usable, and the prepared statement too: a third execution, approved, runs.
     expect((await c.query<{ one: number }>("select 1 as one")).rows).toEqual([{ one: 1 }]);
+    const third = c.query<{ id: number; n: number }>({ name: "bump", text, values: [5] });
+    const req3 = await until("a third request", async () => (await listRequests("?status=pending")).find((r) => r.statement === text && r.params?.[0] === "5"));
+    expect((await decide(req3.id, "dba2", "approve")).status).toBe(200);
+    expect((await third).rows).toEqual([{ id: 5, n: 1 }]);
+    expect(await value("select n from rt where id = 1")).toBe("1");
     await c.end();
   });
 
-  it("runs once: a second Bind of the unnamed statement, pipelined after the first, is refused (raw protocol)", async () => {
+  it("pipelined Binds of one statement are decided one by one, in order, and a denied one skips only its batch (raw protocol)", async () => {
     const sql = "update rt set n = n + 10 where id = $1";
     const bytes = Buffer.concat([
       serialize.parse({ name: "", text: sql, types: [] }),
@@ -149,36 +161,75 @@ describe("an approved prepared statement (extended protocol)", () => {
       serialize.bind({ portal: "", statement: "", values: ["4"] }),
       serialize.execute({ portal: "" }),
       serialize.sync(),
+      serialize.query("select n from rt where id = 4"),
     ]);
-    const run = rawSession({ port: t.pgPort, database: "orders", password: tokens["agent"] ?? "", bytes, readyCount: 2 });
+    const run = rawSession({ port: t.pgPort, database: "orders", password: tokens["agent"] ?? "", bytes, readyCount: 3 });
     const req = await pending(sql);
+    expect(req.params).toEqual(["3"]);
+    // The second Bind waits behind the first: no request for it yet, nothing ran.
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await listRequests("?status=pending")).filter((r) => r.statement === sql)).toHaveLength(1);
+    expect(await value("select n from rt where id = 3")).toBe("0");
     expect((await decide(req.id, "dba2", "approve")).status).toBe(200);
+    const req2 = await until("the second Bind's request", async () => (await listRequests("?status=pending")).find((r) => r.statement === sql && r.id !== req.id));
+    expect(req2.params).toEqual(["4"]);
+    expect(await value("select n from rt where id = 3")).toBe("10");
+    expect((await decide(req2.id, "dba2", "deny")).status).toBe(200);
     const out = messages(await run);
-    expect(out.filter((m) => m.type === "C").map((m) => m.text)).toEqual(["UPDATE 1"]);
-    const errors = out.filter((m) => m.type === "E").map((m) => m.text);
-    expect(errors).toHaveLength(1);
-    expect(errors[0]).toContain(req.id);
+    // Responses in the order sent: the first batch's result, the second's refusal, then the query
+    // behind it, which sees row 4 untouched.
+    expect(out.filter((m) => ["C", "E", "Z"].includes(m.type)).map((m) => `${m.type}${m.type === "E" ? "" : m.text.replace(/[IT]$/, "")}`)).toEqual([
+      "CUPDATE 1",
+      "Z",
+      "E",
+      "Z",
+      "CSELECT 1",
+      "Z",
+    ]);
+    expect(out.find((m) => m.type === "E")?.text).toContain(req2.id);
+    expect(out.find((m) => m.type === "D")?.text).toBe("0");
     expect(await value("select n from rt where id = 3")).toBe("10");
     expect(await value("select n from rt where id = 4")).toBe("0");
   });
 
-  it("an async approval re-sent through the extended protocol also runs once", async () => {
+  it("an async approval covers exactly the values it showed: other values are refused, the same values run once (node-postgres)", async () => {
     const c = client(tokens["agent"] ?? "");
     await c.connect();
     const text = "insert into rt_async values ($1)";
     const first = await refusal(c.query({ name: "ins", text, values: [1] }));
+    expect(first.code).toBe("42501");
     const id = /approval (apr_\w+) requested/.exec(first.message)?.[1] ?? "";
     expect(id).not.toBe("");
+    expect((await listRequests()).find((r) => r.id === id)?.params).toEqual(["1"]);
     expect((await decide(id, "dba1", "approve")).status).toBe(200);
-    // The refused Parse did not create "ins": node-postgres parses it again.
-    await c.end();
-    const c2 = client(tokens["agent"] ?? "");
-    await c2.connect();
-    expect((await c2.query({ name: "ins", text, values: [7] })).rowCount).toBe(1);
-    const again = await refusal(c2.query({ name: "ins", text, values: [8] }));
+    // The Parse went through ("ins" exists): node-postgres now sends only Bind/Execute.
+    const other = await refusal(c.query({ name: "ins", text, values: [8] }));
+    expect(other.code).toBe("42501");
+    expect(other.message).not.toContain(id);
+    expect(await value("select count(*) from rt_async where id in (1, 8)")).toBe("0");
+    expect((await c.query({ name: "ins", text, values: [1] })).rowCount).toBe(1);
+    const again = await refusal(c.query({ name: "ins", text, values: [1] }));
     expect(again.code).toBe("42501");
-    expect(await value("select count(*) from rt_async")).toBe("1");
-    await c2.end();
+    expect(await value("select count(*) from rt_async where id in (1, 8)")).toBe("1");
+    await c.end();
+  });
+
+  it("an async approval of a long value does not cover another long value that differs only past the displayed cap", async () => {
+    const c = client(tokens["agent"] ?? "");
+    await c.connect();
+    const text = "insert into rt_async select length($1::text)";
+    const long = "v".repeat(5000);
+    const first = await refusal(c.query(text, [`${long}a`]));
+    const id = /approval (apr_\w+) requested/.exec(first.message)?.[1] ?? "";
+    const shown = (await listRequests()).find((r) => r.id === id)?.params?.[0] ?? "";
+    // What approvers read is capped; what the approval is bound to is not.
+    expect(shown.length).toBeLessThan(5000);
+    expect((await decide(id, "dba1", "approve")).status).toBe(200);
+    const other = await refusal(c.query(text, [`${long}b`]));
+    expect(other.message).not.toContain(id);
+    expect((await c.query(text, [`${long}a`])).rowCount).toBe(1);
+    expect(await value("select count(*) from rt_async where id = 5001")).toBe("1");
+    await c.end();
   });
 });
 

@@ -19,6 +19,7 @@ interface ApprovalJson {
   kind: string;
   status: string;
   statement?: string;
+  params?: (string | null)[];
   requester: { id: string };
   approvals?: number;
   votes?: unknown[];
@@ -94,6 +95,8 @@ beforeAll(async () => {
      create table shorty (id int primary key);
      insert into shorty values (1);
      create table async_t (id int);
+     create table async_ttl (id int);
+     alter table async_ttl owner to app;
      alter table items owner to app; alter table vault owner to app; alter table shorty owner to app; alter table async_t owner to app;`,
     { database: "orders" },
   );
@@ -112,6 +115,7 @@ beforeAll(async () => {
       { name: "vault-two-approvers", match: { relations: ["vault"], operations: ["update", "delete", "insert"] }, action: "require_approval", approvers: ["dba"], minApprovals: 2 },
       { name: "shorty-fast-expiry", match: { relations: ["shorty"], operations: ["delete"] }, action: "require_approval", approvers: ["dba"], timeout: "1s" },
       { name: "async-writes", match: { relations: ["async_t"], operations: ["insert", "update", "delete"] }, action: "require_approval", approvers: ["dba"], mode: "async" },
+      { name: "async-short-use", match: { relations: ["async_ttl"], operations: ["insert"] }, action: "require_approval", approvers: ["dba"], mode: "async", timeout: "1s" },
       { name: "writes-need-approval", match: { operations: ["update", "delete"] }, action: "require_approval", approvers: ["dba"] },
     ],
     approvals: { publicUrl: "https://airlock.example.com" },
@@ -134,6 +138,14 @@ describe("a statement held for approval (wait mode)", () => {
     const req = await pending("update items set name = $1");
     expect(req.requester.id).toBe("sa:agent");
     expect(req.summary).toEqual({ operations: ["update"], relations: ["items"] });
+    // Held at Bind: approvers see the values that will run (API, CLI list --json and show).
+    expect(req.params).toEqual(["approved-name", "1"]);
+    const listed = await cli(["approvals", "list", "--json"], tokens["dba1"] ?? "");
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { requests: ApprovalJson[] }).requests.find((r) => r.id === req.id)?.params).toEqual(["approved-name", "1"]);
+    const shown = await cli(["approvals", "show", req.id], tokens["dba1"] ?? "");
+    expect(shown.stdout).toContain('params: ["approved-name","1"]');
+    expect(shown.stdout).not.toContain("bound after approval");
     const notice = await until("the hold notice", () => notices.find((n) => n.includes(req.id)));
     expect(notice).toMatch(/^airlock: .*waiting for approval apr_\w+ by dba .*airlock approvals approve apr_\w+$/);
     const r = await decide(req.id, "dba1", "approve");
@@ -340,6 +352,50 @@ describe("async mode", () => {
     expect((await server.psql("select count(*) from async_t where id = 1", { database: "orders" })).trim()).toBe("1");
     expect((await getRequest(id)).usedAt).toBeDefined();
     await c2.end();
+  });
+
+  it("per session (airlock.approval=async): the approved retry of a parameterised statement runs once, with the same values only", async () => {
+    const opts = { options: "-c airlock.approval=async" };
+    const c = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database: "orders", user: "agent", password: tokens["agent"] ?? "", ...opts });
+    c.on("error", () => undefined);
+    await c.connect();
+    const sql = "delete from items where id = $1";
+    const first = await refusal(c.query(sql, [9]));
+    expect(first.code).toBe("42501");
+    const id = /approval (apr_\w+) requested from dba/.exec(first.message)?.[1] ?? "";
+    expect(id).not.toBe("");
+    const req = await getRequest(id);
+    expect(req).toMatchObject({ status: "pending", statement: sql, params: ["9"] });
+    expect((await decide(id, "dba1", "approve")).status).toBe(200);
+    // Other values: not covered (a new request).
+    const other = await refusal(c.query(sql, [10]));
+    expect(other.message).not.toContain(id);
+    expect((await server.psql("select count(*) from items where id in (9, 10)", { database: "orders" })).trim()).toBe("2");
+    // The same values run once.
+    expect((await c.query(sql, [9])).rowCount).toBe(1);
+    expect((await getRequest(id)).usedAt).toBeDefined();
+    const again = await refusal(c.query(sql, [9]));
+    expect(again.message).not.toContain(id);
+    await c.end();
+  });
+
+  it("an async approval past its time to use is refused: the retry asks again", async () => {
+    const c = client(tokens["agent"] ?? "");
+    await c.connect();
+    const sql = "insert into async_ttl values ($1)";
+    const first = await refusal(c.query(sql, [1]));
+    const id = /approval (apr_\w+) requested from dba/.exec(first.message)?.[1] ?? "";
+    expect(id).not.toBe("");
+    expect((await decide(id, "dba1", "approve")).status).toBe(200);
+    // The policy's timeout (1s) is also how long the approval stays usable after the decision.
+    await new Promise((r) => setTimeout(r, 1500));
+    const late = await refusal(c.query(sql, [1]));
+    expect(late.code).toBe("42501");
+    expect(late.message).toMatch(/approval apr_\w+ requested from dba/);
+    expect(late.message).not.toContain(id);
+    expect((await getRequest(id)).usedAt).toBeUndefined();
+    expect((await server.psql("select count(*) from async_ttl", { database: "orders" })).trim()).toBe("0");
+    await c.end();
   });
 
   it("can be chosen per session with airlock.approval=async in the start-up options (PGOPTIONS)", async () => {

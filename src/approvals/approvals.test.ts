@@ -14,7 +14,7 @@ import { evaluateStatement } from "../policy/pipeline.js";
 import { approvalModeFrom } from "../protocols/postgres/engine.js";
 import { parseConfig } from "../runtime/config.js";
 import type { ApprovalRow } from "../store/approvals.js";
-import { normalizeStatement, statementHash } from "./binding.js";
+import { normalizeStatement, statementHash, type ParamBinding } from "./binding.js";
 import { emailText, noticePayload, sign, slackPayload } from "./notify.js";
 import { ApprovalService, newApprovalId } from "./service.js";
 
@@ -83,6 +83,10 @@ describe("holds in statement judgement", () => {
   });
 });
 
+function bound(values: readonly (string | null)[], formats: readonly number[] = [], types: readonly number[] = []): ParamBinding {
+  return { values: values.map((v) => (v === null ? null : Buffer.from(v, "utf8"))), formats, types };
+}
+
 describe("approval binding", () => {
   it("ignores only surrounding whitespace and trailing semicolons", () => {
     expect(normalizeStatement("  delete from t;; \n")).toBe("delete from t");
@@ -91,9 +95,29 @@ describe("approval binding", () => {
     expect(statementHash("sa:a", "c", "delete  from t")).not.toBe(h);
     expect(statementHash("sa:b", "c", "delete from t")).not.toBe(h);
     expect(statementHash("sa:a", "d", "delete from t")).not.toBe(h);
-    expect(statementHash("sa:a", "c", "delete from t", ["1"])).not.toBe(h);
+    expect(statementHash("sa:a", "c", "delete from t", bound(["1"]))).not.toBe(h);
     // Field boundaries cannot be shifted.
     expect(statementHash("sa:a", "cx", "y")).not.toBe(statementHash("sa:a", "c", "xy"));
+  });
+
+  it("binds the raw parameter bytes, formats and declared types, not their capped rendering", () => {
+    const sql = "delete from t where note = $1";
+    const long = "x".repeat(10_000);
+    const h = statementHash("sa:a", "c", sql, bound([`${long}a`]));
+    expect(statementHash("sa:a", "c", sql, bound([`${long}a`]))).toBe(h);
+    // Differ only beyond any display cap.
+    expect(statementHash("sa:a", "c", sql, bound([`${long}b`]))).not.toBe(h);
+    // Same bytes, other format or other declared type: another value.
+    expect(statementHash("sa:a", "c", sql, bound(["1"], [1]))).not.toBe(statementHash("sa:a", "c", sql, bound(["1"], [0])));
+    expect(statementHash("sa:a", "c", sql, bound(["1"], [], [23]))).not.toBe(statementHash("sa:a", "c", sql, bound(["1"])));
+    // One format for all values equals the same format given per value; unspecified type = 0.
+    expect(statementHash("sa:a", "c", sql, bound(["1", "2"], [1]))).toBe(statementHash("sa:a", "c", sql, bound(["1", "2"], [1, 1])));
+    expect(statementHash("sa:a", "c", sql, bound(["1"], [], [0]))).toBe(statementHash("sa:a", "c", sql, bound(["1"])));
+    // NULL, the empty string, and value boundaries.
+    expect(statementHash("sa:a", "c", sql, bound([null]))).not.toBe(statementHash("sa:a", "c", sql, bound([""])));
+    expect(statementHash("sa:a", "c", sql, bound(["ab", "c"]))).not.toBe(statementHash("sa:a", "c", sql, bound(["a", "bc"])));
+    // No values: the same statement as sent by the simple protocol.
+    expect(statementHash("sa:a", "c", sql, bound([]))).toBe(statementHash("sa:a", "c", sql));
   });
 
   it("ids are short, typeable and unique", () => {

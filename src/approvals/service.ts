@@ -9,7 +9,8 @@
  *   approvers approve; any deny denies. Every vote is an audit record, written before it counts.
  * - A request is decided once (conditional update in the store); an approved statement runs
  *   once: wait mode runs the held statement itself; async mode lets the same principal run the
- *   identical statement (same hash) on the same connection once, until `usableUntil`.
+ *   identical statement (same hash: text, and the raw bind parameters of an extended-protocol
+ *   execution) on the same connection once, until `usableUntil`.
  * - Fail closed: a request that cannot be stored or audited is refused, never allowed.
  * - One gateway process owns its waiting clients; after a restart, pending wait-mode requests
  *   (whose clients are gone) are cancelled.
@@ -288,7 +289,7 @@ export class ApprovalService implements HoldResolver {
       protocol: session.protocol,
       sessionId: session.id,
       statement: req.text,
-      ...(req.params === undefined ? {} : { params: req.params }),
+      ...(req.params === undefined ? {} : { params: req.params.shown }),
       statementHash: hash,
       ...(hold.summary === undefined ? {} : { summary: hold.summary }),
       rule: hold.rule,

@@ -140,6 +140,49 @@ describe("Pipeline holds and grants", () => {
     expect(audit.records.at(-1)).toMatchObject({ type: "db.query", decision: "allow", details: { approvalId: "apr_x" } });
   });
 
+  it("defers a held Parse unaudited, then decides, audits and records each Bind with its parameters", async () => {
+    const r = new FakeResolver();
+    const asked: HoldRequest[] = [];
+    r.answer = (req) => {
+      asked.push(req);
+      return Promise.resolve(
+        req.params?.shown[0] === "1" ? { decision: { type: "allow", rule: "writes" }, approvalId: `apr_${asked.length}` } : { decision: deny("GW_POLICY_DENIED", "denied", "writes"), approvalId: `apr_${asked.length}` },
+      );
+    };
+    const { gate } = await make([new AccessEvaluator(connections), holding], r).startSession(session(["agents"]));
+    if (gate === undefined) throw new Error("not admitted");
+    const before = audit.records.length;
+    const parsed = await gate.judgeParse({ type: "db.query", session: gate.info, seq: 1, stage: "parse", sql: "delete from t where id = $1", statementName: "s1" });
+    if (parsed.type !== "deferred") throw new Error(`expected a deferred hold, got ${parsed.type}`);
+    // Nothing asked, nothing audited yet; the statement is defined for later ones (it exists on the target).
+    expect(asked).toHaveLength(0);
+    expect(audit.records).toHaveLength(before);
+    expect(allowedCalls).toBe(1);
+    const raw = (v: string): { shown: string[]; values: Buffer[]; formats: number[]; types: number[] } => ({ shown: [v], values: [Buffer.from(v)], formats: [], types: [] });
+    expect(await gate.resolveDeferred(parsed, { seq: 2, params: raw("1") })).toEqual({ type: "allow", rule: "writes" });
+    expect(await gate.resolveDeferred(parsed, { seq: 3, params: raw("2") })).toMatchObject({ type: "deny", rule: "writes" });
+    // Each Bind was its own request, with its own values.
+    expect(asked.map((q) => [q.text, q.params?.shown])).toEqual([
+      ["delete from t where id = $1", ["1"]],
+      ["delete from t where id = $1", ["2"]],
+    ]);
+    expect(allowedCalls).toBe(1);
+    const records = audit.records.slice(before);
+    expect(records).toMatchObject([
+      { type: "db.query", decision: "allow", statement: "delete from t where id = $1", details: { seq: 2, stage: "bind", approvalId: "apr_1" } },
+      { type: "db.query", decision: "deny", details: { seq: 3, stage: "bind", approvalId: "apr_2" } },
+    ]);
+    // Values go to the recording, never to the audit log.
+    expect(JSON.stringify(records)).not.toMatch(/"1"|"2"/);
+    await gate.end("client_closed", { statements: 3, bytesFromClient: 0, bytesToClient: 0 });
+    const entries = (await recordings.read(gate.info.id)) ?? [];
+    const queries = entries.flatMap((e) => (e.kind === "query" ? [[e.seq, e.stage, e.statementName, e.params, e.decision]] : []));
+    expect(queries).toEqual([
+      [2, "bind", "s1", ["1"], "allow"],
+      [3, "bind", "s1", ["2"], "deny"],
+    ]);
+  });
+
   it("lets a grant stand in for the groups check only, and ends the session when the grant ends", async () => {
     const r = new FakeResolver();
     r.grantUntil = new Date(Date.now() + 50);

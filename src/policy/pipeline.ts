@@ -5,7 +5,8 @@
  *
  * Invariants:
  * - An audit record is appended (to the local group-committed log) before the engine is told
- *   to forward. If the audit write fails, the decision becomes a deny (fail closed).
+ *   to forward. If the audit write fails, the decision becomes a deny (fail closed). A held
+ *   Parse, which runs nothing, is decided and audited at each of its Binds (judgeParse).
  * - The recording stores what the agent saw; audit stores decisions and counts, never values.
  */
 import type { Logger } from "pino";
@@ -62,12 +63,33 @@ export interface JudgeHooks {
   readonly onHold?: (notice: HoldNotice) => void;
   /** Aborts the wait (e.g. the client sent a cancel request). */
   readonly signal?: AbortSignal;
-  /**
-   * Called when the statement is allowed because people approved it (wait mode, or an async
-   * approval used now): an approval covers one execution, which the engine enforces for what
-   * a client can run again without a new judgement (prepared statements).
-   */
-  readonly onApproved?: (approvalId: string) => void;
+}
+
+/**
+ * A prepared statement (extended-protocol Parse) whose verdict is a hold. Preparing runs
+ * nothing, so the Parse is forwarded and the hold is kept, unresolved, for its executions:
+ * every Bind is decided on its own, with its parameters, by `SessionGate.resolveDeferred`.
+ * Engines keep it as is and hand it back; they never look inside.
+ */
+export interface DeferredHold {
+  readonly type: "deferred";
+  readonly hold: HoldDecision;
+  readonly sql: string;
+  readonly statementName?: string;
+}
+
+/**
+ * Bind parameters of one execution. `shown` is what people read (approvers, recordings: text,
+ * or `\x…` hex for binary, capped); an async approval is bound to the raw values, their format
+ * codes and the declared types, so two values that render alike (clipped) never match.
+ */
+export interface BoundParams {
+  readonly shown: readonly (string | null)[];
+  readonly values: readonly (Uint8Array | null)[];
+  /** As in Bind: empty = all text, one entry = applies to all, else one per value. */
+  readonly formats: readonly number[];
+  /** Type OIDs declared at Parse (0 or missing = unspecified). */
+  readonly types: readonly number[];
 }
 
 /** Turns holds into allow or deny, and grants into session admission (implemented by src/approvals). */
@@ -82,8 +104,8 @@ export interface HoldRequest {
   readonly hold: HoldDecision;
   /** The exact statement or command. */
   readonly text: string;
-  /** Bind parameters when known. */
-  readonly params?: readonly (string | null)[];
+  /** Bind parameters of the execution (extended protocol). */
+  readonly params?: BoundParams;
   /** Aborted when the client goes away or the session ends: the request is cancelled. */
   readonly signal: AbortSignal;
   readonly onHold?: (notice: HoldNotice) => void;
@@ -288,7 +310,7 @@ export class SessionGate {
    * Turn a hold into the final decision: approvals (wait or async) and grants are resolved by
    * the HoldResolver. Any judge method (SQL statements, shell commands) calls this. Fails closed.
    */
-  async #resolveHold(hold: HoldDecision, text: string, params: readonly (string | null)[] | undefined, hooks: JudgeHooks): Promise<{ decision: Decision; approvalId?: string }> {
+  async #resolveHold(hold: HoldDecision, text: string, params: BoundParams | undefined, hooks: JudgeHooks): Promise<{ decision: Decision; approvalId?: string }> {
     const resolver = this.#o.approvals;
     if (resolver === undefined) {
       const what = hold.need === "approval" ? `approval by ${hold.approvers.join(", ")} is required` : "an access grant is required";
@@ -304,10 +326,8 @@ export class SessionGate {
         signal,
         ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
       });
-      if (r.decision.type === "allow") {
-        hold.onAllowed?.();
-        if (hold.need === "approval" && r.approvalId !== undefined) hooks.onApproved?.(r.approvalId);
-      }
+      // A deferred hold's statement was defined when its Parse went through (judgeParse).
+      if (r.decision.type === "allow" && params === undefined) hold.onAllowed?.();
       return r;
     } catch (e) {
       this.#o.logger.error({ err: e, sessionId: this.info.id, rule: hold.rule }, "approval could not be resolved; refusing");
@@ -326,6 +346,48 @@ export class SessionGate {
       stage: event.stage,
       details: { seq: event.seq, stage: event.stage },
       ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
+    });
+  }
+
+  /**
+   * Judge an extended-protocol Parse. Like `judge`, except that a hold is not resolved now but
+   * returned as a DeferredHold: preparing a statement runs nothing, and the approval request
+   * must show what will run, which the parameters of each Bind complete (protocol-flow
+   * "Extended Query"). Nothing is audited or recorded for a deferred Parse: the decision is
+   * made, audited and recorded at each Bind (`resolveDeferred`). The statement is defined for
+   * later ones at once (EXECUTE of it is judged with its facts), since the target now has it.
+   */
+  async judgeParse(event: DbQueryEvent): Promise<Decision | DeferredHold> {
+    const judged = evaluateStatement(this.#evaluators, event);
+    const verdict = judged instanceof Promise ? await judged : judged;
+    if (verdict.type === "hold") {
+      verdict.onAllowed?.();
+      return { type: "deferred", hold: verdict, sql: event.sql, ...(event.statementName === undefined ? {} : { statementName: event.statementName }) };
+    }
+    return this.#conclude(verdict, {}, {
+      audit: "db.query",
+      text: event.sql,
+      seq: event.seq,
+      stage: event.stage,
+      details: { seq: event.seq, stage: event.stage },
+      ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
+    });
+  }
+
+  /**
+   * Decide one execution (Bind) of a statement whose Parse was deferred: the hold is resolved
+   * with this Bind's parameters (a new approval request each time, or an async approval bound
+   * to exactly these values), then audited and recorded under `seq` like any judgement.
+   */
+  async resolveDeferred(deferred: DeferredHold, execution: { readonly seq: number; readonly params: BoundParams }, hooks: JudgeHooks = {}): Promise<Decision> {
+    return this.#conclude(deferred.hold, hooks, {
+      audit: "db.query",
+      text: deferred.sql,
+      seq: execution.seq,
+      stage: "bind",
+      details: { seq: execution.seq, stage: "bind" },
+      params: execution.params,
+      ...(deferred.statementName === undefined ? {} : { statementName: deferred.statementName }),
     });
   }
 
@@ -357,12 +419,14 @@ export class SessionGate {
       readonly stage: string;
       readonly details: Readonly<Record<string, string | number>>;
       readonly statementName?: string;
+      /** Bind parameters: go to the approval request and the recording, never to the audit log (values). */
+      readonly params?: BoundParams;
     },
   ): Promise<Decision> {
     let decision: Decision;
     let approvalId: string | undefined;
     if (verdict.type === "hold") {
-      const r = await this.#resolveHold(verdict, what.text, undefined, hooks);
+      const r = await this.#resolveHold(verdict, what.text, what.params, hooks);
       decision = r.decision;
       approvalId = r.approvalId;
     } else decision = verdict;
@@ -386,6 +450,7 @@ export class SessionGate {
       stage: what.stage,
       sql: what.text,
       ...(what.statementName === undefined ? {} : { statementName: what.statementName }),
+      ...(what.params === undefined ? {} : { params: what.params.shown }),
       decision: decision.type,
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
       ...(decision.type === "deny" ? { message: decision.message } : {}),

@@ -64,6 +64,7 @@ export const recordingEntrySchema = z.discriminatedUnion("kind", [
     stage: z.string(),
     sql: z.string(),
     statementName: z.string().exactOptional(),
+    params: z.array(cell).exactOptional(),
     decision,
     rule: z.string().exactOptional(),
     message: z.string().exactOptional(),

@@ -23,6 +23,8 @@ export type RecordingEntry =
       readonly stage: string;
       readonly sql: string;
       readonly statementName?: string;
+      /** Bind parameters of a statement decided at Bind (held for approval), as shown to approvers. */
+      readonly params?: readonly (string | null)[];
       readonly decision: Decision["type"];
       readonly rule?: string;
       readonly message?: string;

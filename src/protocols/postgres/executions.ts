@@ -3,6 +3,7 @@
  * statement, and how they are treated), and the pure helpers of the proxy loop.
  */
 import type { MaskRule, ResultPlan } from "../../core/decision.js";
+import type { DeferredHold } from "../../policy/pipeline.js";
 import type { FieldAction, RuleMasker } from "./result-masking.js";
 
 /** A statement execution whose results are still arriving (or a Sync marker). */
@@ -40,6 +41,8 @@ export interface ResultAcc {
 export interface StatementRef {
   readonly seq: number;
   readonly plan: ResultPlan | undefined;
+  /** Held for approval (or a grant): each Bind of it is decided on its own, with its parameters. */
+  readonly held?: { readonly deferred: DeferredHold; readonly paramTypes: readonly number[] };
 }
 
 export interface PortalRef {

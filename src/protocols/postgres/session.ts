@@ -13,6 +13,12 @@
  * (25P02 until ROLLBACK) as with any error, the rest of an extended-protocol batch is skipped
  * until Sync, and a prepared statement whose Parse was denied does not exist upstream, so a
  * later Bind/Execute of it cannot run. (protocol-flow: "Extended Query", error handling.)
+ *
+ * A statement held for approval (or a grant) is held where it would run: a simple Query at
+ * once; an extended-protocol statement at each Bind, not at its Parse. Preparing runs nothing,
+ * so the Parse is forwarded, and every Bind of the statement is decided on its own with its
+ * parameters (the approver sees the values that will run); a refused Bind is a poison, as
+ * above, so the server skips the rest of the batch until Sync as it would after a failed Bind.
  */
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
@@ -21,7 +27,7 @@ import type { Decision, DenyDecision, MaskRule, ResultPlan } from "../../core/de
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { DbQueryEvent, DbQueryStage } from "../../core/events.js";
 import type { SessionEndReason } from "../../core/session.js";
-import type { HoldNotice, SessionGate, SessionStats } from "../../policy/pipeline.js";
+import type { DeferredHold, HoldNotice, JudgeHooks, SessionGate, SessionStats } from "../../policy/pipeline.js";
 import type { PgCatalog } from "./catalog.js";
 import { sqlstateFor } from "./errors.js";
 import { OutBuffer } from "./out-buffer.js";
@@ -41,6 +47,7 @@ import {
 import { needsWork, planFields, rewriteDataRow, type ResolvedField, type RuleMasker } from "./result-masking.js";
 import type { UpstreamSession } from "./upstream.js";
 import {
+  type BindMessage,
   type Frame,
   type FrameReader,
   decodeBind,
@@ -146,11 +153,7 @@ export class PgProxySession {
   #holdController = new AbortController();
   /** Set while a statement waits for approval: stops reading the client in the background. */
   #holdWatch: (() => void) | undefined;
-  /**
-   * Prepared statements (by name) that run because people approved them: an approval covers
-   * one execution, so the statement may be bound once; a second Bind is refused.
-   */
-  readonly #approvedOnce = new Map<string, { readonly approvalId: string; bound: boolean }>();
+  readonly #onHoldNotice = (n: HoldNotice): void => this.#onHold(n);
   /** Set when the client ended cleanly and the target session is handed back for reuse. */
   #release = false;
   readonly #onUpstreamFailure = (e: Error): void => this.#finish("upstream_closed", "the target connection failed", e);
@@ -245,12 +248,21 @@ export class PgProxySession {
           await this.#flushUpstream(out);
           await this.#onFunctionCall(frame, out);
           break;
-        case F.Bind:
+        case F.Bind: {
           if (this.#skipUntilSync) break;
-          if (this.#refuseRebind(frame, out)) break;
-          this.#onBind(frame);
-          out.add(frame.bytes);
+          const bind = decodeBind(frame.body);
+          const stmt = this.#statements.get(bind.statement);
+          if (stmt?.held === undefined) {
+            this.#onBind(bind, stmt);
+            out.add(frame.bytes);
+            break;
+          }
+          // Decided now, with its values: what the client sent before it reaches the target
+          // first, what it sends after it stays queued in the reader (as for a held Parse).
+          await this.#flushUpstream(out);
+          await this.#onHeldBind(frame, bind, stmt.held.deferred, stmt.held.paramTypes, out);
           break;
+        }
         case F.Execute:
           if (this.#skipUntilSync) break;
           this.#onExecute(frame);
@@ -305,7 +317,7 @@ export class PgProxySession {
     stage: DbQueryStage,
     sql: string,
     statementName?: string,
-  ): Promise<{ seq: number; denial: DenyDecision | undefined; plan: ResultPlan | undefined; approvalId?: string }> {
+  ): Promise<{ seq: number; denial: DenyDecision | undefined; plan: ResultPlan | undefined; deferred?: DeferredHold }> {
     const seq = ++this.#seq;
     this.#statementsJudged++;
     const event: DbQueryEvent = {
@@ -316,31 +328,36 @@ export class PgProxySession {
       sql,
       ...(statementName === undefined ? {} : { statementName }),
     };
-    // A statement held for approval keeps the client's later messages queued behind it (they
-    // stay in the reader, in order); the hold ends when the decision, the timeout, a cancel
-    // request or the client's disconnect arrives. No gateway timer ends the session meanwhile.
-    // One controller serves statement after statement until a cancel uses it up (creating an
-    // AbortSignal per statement showed in profiles of the hot path).
+    let decision: Decision;
+    if (stage === "parse") {
+      // Never waits for a person: a hold comes back deferred, to be decided at each Bind.
+      const d = await this.#o.gate.judgeParse(event);
+      if (d.type === "deferred") return { seq, denial: undefined, plan: undefined, deferred: d };
+      decision = d;
+    } else decision = await this.#holding((hooks) => this.#o.gate.judge(event, hooks));
+    if (decision.type === "deny") return { seq, denial: decision, plan: undefined };
+    return { seq, denial: undefined, plan: decision.plan };
+  }
+
+  /**
+   * Run a judgement that may wait for a person's decision. A statement held for approval keeps
+   * the client's later messages queued behind it (they stay in the reader, in order); the hold
+   * ends when the decision, the timeout, a cancel request or the client's disconnect arrives.
+   * No gateway timer ends the session meanwhile. One controller serves statement after
+   * statement until a cancel uses it up (creating an AbortSignal per statement showed in
+   * profiles of the hot path).
+   */
+  async #holding(judge: (hooks: JudgeHooks) => Promise<Decision>): Promise<Decision> {
     if (this.#holdController.signal.aborted) this.#holdController = new AbortController();
     const hold = this.#holdController;
     this.#holdAbort = hold;
-    let decision: Decision;
-    let approvalId: string | undefined;
     try {
-      decision = await this.#o.gate.judge(event, {
-        onHold: (n) => this.#onHold(n),
-        signal: hold.signal,
-        onApproved: (id) => {
-          approvalId = id;
-        },
-      });
+      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal });
     } finally {
       this.#holdAbort = undefined;
       this.#holdWatch?.();
       this.#holdWatch = undefined;
     }
-    if (decision.type === "deny") return { seq, denial: decision, plan: undefined };
-    return { seq, denial: undefined, plan: decision.plan, ...(approvalId === undefined ? {} : { approvalId }) };
   }
 
   /**
@@ -364,28 +381,6 @@ export class PgProxySession {
     client.on("readable", onReadable);
     this.#holdWatch = () => client.off("readable", onReadable);
     onReadable();
-  }
-
-  /**
-   * A Bind of a prepared statement that ran because people approved it, once it was bound
-   * already: refused like a denied Parse (poison, then skip to Sync), so an approval of
-   * `DELETE … WHERE id = $1` is not a licence to run it again with other parameters.
-   */
-  #refuseRebind(frame: Frame, out: OutBuffer): boolean {
-    const approved = this.#approvedOnce.get(decodeBind(frame.body).statement);
-    if (approved === undefined) return false;
-    if (!approved.bound) {
-      approved.bound = true;
-      return false;
-    }
-    const poison = this.#poison({
-      type: "deny",
-      code: "GW_POLICY_DENIED",
-      message: `approval ${approved.approvalId} covered one execution of this prepared statement; prepare it again to ask for a new approval`,
-    });
-    out.add(encodeParse(poison, poison));
-    this.#skipUntilSync = true;
-    return true;
   }
 
   /** The client sent a CancelRequest: a statement waiting for approval is withdrawn. */
@@ -444,11 +439,9 @@ export class PgProxySession {
       if (this.#malformed(frame, e, out)) return;
       throw e;
     }
-    const { seq, denial, plan, approvalId } = await this.#judge("parse", parse.sql, parse.name);
-    this.#approvedOnce.delete(parse.name);
+    const { seq, denial, plan, deferred } = await this.#judge("parse", parse.sql, parse.name);
     if (denial === undefined) {
-      this.#statements.set(parse.name, { seq, plan });
-      if (approvalId !== undefined) this.#approvedOnce.set(parse.name, { approvalId, bound: false });
+      this.#statements.set(parse.name, deferred === undefined ? { seq, plan } : { seq, plan, held: { deferred, paramTypes: parse.paramTypes } });
       out.add(frame.bytes);
       return;
     }
@@ -469,15 +462,41 @@ export class PgProxySession {
     out.add(denial === undefined ? frame.bytes : encodeQuery(this.#poison(denial)));
   }
 
-  #onBind(frame: Frame): void {
-    const bind = decodeBind(frame.body);
-    const stmt = this.#statements.get(bind.statement);
-    const params = bind.params.map((v, i) => {
+  #onBind(bind: BindMessage, stmt: StatementRef | undefined): void {
+    this.#portals.set(bind.portal, { seq: stmt?.seq ?? 0, params: this.#renderParams(bind), plan: stmt?.plan, resultFormats: bind.resultFormats });
+  }
+
+  /** Bind parameters as people read them (recordings, approvers): text, or `\x…` hex for binary; capped. */
+  #renderParams(bind: BindMessage): (string | null)[] {
+    return bind.params.map((v, i) => {
       if (v === null) return null;
       const fmt = bind.paramFormats.length === 1 ? bind.paramFormats[0] : bind.paramFormats[i];
       return renderValue(v, fmt ?? 0, this.#o.maxValueBytes);
     });
-    this.#portals.set(bind.portal, { seq: stmt?.seq ?? 0, params, plan: stmt?.plan, resultFormats: bind.resultFormats });
+  }
+
+  /**
+   * A Bind of a statement held for approval: this execution is decided now, with its values
+   * (a new request each time; in async mode, an approval of exactly these bytes). Allowed: the
+   * Bind goes on and its portal carries the decision's plan. Refused: a poison takes its place
+   * and the rest of the batch is skipped until Sync, as the server does after a failed Bind
+   * (protocol-flow "Extended Query": errors discard messages until Sync).
+   */
+  async #onHeldBind(frame: Frame, bind: BindMessage, deferred: DeferredHold, paramTypes: readonly number[], out: OutBuffer): Promise<void> {
+    const seq = ++this.#seq;
+    this.#statementsJudged++;
+    const shown = this.#renderParams(bind);
+    const params = { shown, values: bind.params, formats: bind.paramFormats, types: paramTypes };
+    const decision = await this.#holding((hooks) => this.#o.gate.resolveDeferred(deferred, { seq, params }, hooks));
+    if (decision.type === "allow") {
+      this.#portals.set(bind.portal, { seq, params: shown, plan: decision.plan, resultFormats: bind.resultFormats });
+      out.add(frame.bytes);
+      return;
+    }
+    this.#portals.delete(bind.portal);
+    const poison = this.#poison(decision);
+    out.add(encodeParse(poison, poison));
+    this.#skipUntilSync = true;
   }
 
   #onExecute(frame: Frame): void {
