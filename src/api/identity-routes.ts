@@ -26,11 +26,13 @@ import type { LoginSettings, OidcIssuerSettings, RolesSettings, SamlSettings } f
 import { SamlServiceProvider } from "../identity/saml.js";
 import { LOGIN_COOKIE, LoginStates, readCookie } from "../identity/login-state.js";
 import { cleanGroup, personName } from "../identity/issuers.js";
+import type { PersonRechecks, RecheckAnswer } from "../identity/recheck.js";
 import { rolesFor } from "../identity/roles.js";
 import type { TokenService } from "../identity/tokens.js";
 import type { LiveSessions } from "../policy/registry.js";
 import { parseDuration } from "../runtime/duration.js";
 import { callerOf } from "./auth.js";
+import { completeWebLogin, safeReturnPath } from "./approval-page.js";
 import { escapeHtml, resultPage } from "./pages.js";
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -50,6 +52,8 @@ export interface IdentityRoutesDeps {
   readonly saml?: SamlSettings;
   readonly roles: RolesSettings;
   readonly liveSessions: LiveSessions;
+  /** Re-checks people's groups at their issuer after a browser login (src/identity/recheck.ts). */
+  readonly rechecks?: PersonRechecks;
   readonly auditLog?: Pick<AuditLog, "append">;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   readonly logger: Logger;
@@ -108,6 +112,8 @@ interface OidcPending {
   readonly codeVerifier: string;
   readonly nonce: string;
   readonly redirectUri: string;
+  /** The approval page the login started from (approval-page.ts): back there, with a login cookie. */
+  readonly returnTo?: string;
 }
 
 /**
@@ -257,14 +263,15 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       // Login CSRF defence, as for OIDC: the response must come back (RelayState) to the browser
       // that started the login (cookie). The IdP posts cross-site, so on https the cookie is
       // SameSite=None; plain http is only allowed on loopback, where Lax reaches the ACS.
-      const samlPending = new LoginStates<{ readonly requestId: string }>();
+      const samlPending = new LoginStates<{ readonly requestId: string; readonly returnTo?: string }>();
       const samlCookieAttrs = acsUrl.startsWith("https:") ? "SameSite=None; Secure" : "SameSite=Lax";
-      child.get("/v1/auth/saml/login", pub, async (_request, reply) => {
+      child.get("/v1/auth/saml/login", pub, async (request, reply) => {
+        const returnTo = safeReturnPath(z.object({ return: z.string().max(200).optional() }).safeParse(request.query).data?.return);
         const relayState = randomBytes(24).toString("base64url");
         const { url, requestId } = await sp.loginUrl(relayState).catch((e: unknown) => {
           throw new GatewayError("GW_CONFIG", "SAML is misconfigured", { cause: e });
         });
-        const cookie = samlPending.put(relayState, { requestId });
+        const cookie = samlPending.put(relayState, { requestId, ...(returnTo === undefined ? {} : { returnTo }) });
         return reply
           .header("set-cookie", `${SAML_LOGIN_COOKIE}=${cookie}; HttpOnly; Path=/v1/auth/saml; Max-Age=600; ${samlCookieAttrs}`)
           .header("cache-control", "no-store")
@@ -273,6 +280,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       child.post("/v1/auth/saml/acs", pub, async (request, reply) => {
         const body = z.object({ SAMLResponse: z.string().min(1).max(FORM_BODY_LIMIT), RelayState: z.string().max(200).optional() }).safeParse(request.body ?? {});
         let principal: Principal;
+        let returnTo: string | undefined;
         try {
           if (!body.success) throw new GatewayError("GW_AUTH_INVALID", "SAML login failed: no SAMLResponse");
           const relayState = body.data.RelayState;
@@ -284,6 +292,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
           // The response must answer this browser's request, not another login's (a swapped response).
           if (result.inResponseTo !== started.requestId) throw new GatewayError("GW_AUTH_INVALID", "SAML login failed: the response answers another login attempt");
           principal = result.principal;
+          returnTo = started.returnTo;
           if (deps.tokens.isBlocked(principal.id)) throw new GatewayError("GW_AUTH_REVOKED", "SAML login failed: this principal is blocked");
         } catch (e) {
           const ge = isGatewayError(e) ? e : new GatewayError("GW_AUTH_INVALID", "SAML login failed", { cause: e });
@@ -291,7 +300,9 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
           await auditFailure(request, "/v1/auth/saml/acs", ge);
           return resultPage(reply, 401, "Login failed", `<p>${escapeHtml(ge.message)}</p>`);
         }
-        const minted = await issue(principal, deps.login.tokenTtl, "saml");
+        // SAML has no back channel to ask the IdP again: groups are fixed until this token expires.
+        const minted = await issue(principal, Math.min(samlSettings.tokenTtl, deps.login.tokenTtl), "saml");
+        if (returnTo !== undefined) return completeWebLogin(reply, minted, returnTo, acsUrl.startsWith("https:"));
         return resultPage(reply, 200, "Signed in to Airlock", tokenPageBody(principal, minted));
       });
     }
@@ -334,9 +345,44 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
     return `${base.replace(/\/$/, "")}/v1/auth/oidc/callback`;
   };
 
+  /** Ask the issuer for a person's current groups with their refresh token (see PersonRechecks). */
+  const askAgain = async (entry: OidcIssuerSettings, subject: string, refreshToken: string): Promise<RecheckAnswer> => {
+    const config = await clientFor(entry);
+    let tokens: Awaited<ReturnType<typeof oidcClient.refreshTokenGrant>>;
+    try {
+      tokens = await oidcClient.refreshTokenGrant(config, refreshToken);
+    } catch (e) {
+      // RFC 6749 §5.2: invalid_grant = the refresh token is revoked, expired, or its user is gone.
+      if (e instanceof oidcClient.ResponseBodyError && e.error === "invalid_grant") {
+        throw new GatewayError("GW_AUTH_REVOKED", "the identity provider refused the refresh grant");
+      }
+      throw e;
+    }
+    const claims = tokens.claims();
+    if (claims !== undefined && claims.sub !== subject) throw new GatewayError("GW_AUTH_REVOKED", "the identity provider answered for another subject");
+    let raw: unknown = claims?.[entry.groupsClaim];
+    if (raw === undefined) {
+      const info = await oidcClient.fetchUserInfo(config, tokens.access_token, subject);
+      raw = info[entry.groupsClaim];
+    }
+    const groups = new Set(entry.groups);
+    // The same hygiene as at login (no control or invisible characters, bounded).
+    if (Array.isArray(raw)) {
+      for (const g of raw.slice(0, 500)) {
+        const clean = cleanGroup(g);
+        if (clean !== undefined) groups.add(clean);
+      }
+    } else if (typeof raw === "string") {
+      const clean = cleanGroup(raw);
+      if (clean !== undefined) groups.add(clean);
+    }
+    return { groups: [...groups], ...(tokens.refresh_token === undefined ? {} : { refreshToken: tokens.refresh_token }) };
+  };
+
   app.get("/v1/auth/oidc/login", pub, async (request, reply) => {
-    const q = z.object({ issuer: z.string().max(500).optional() }).safeParse(request.query);
+    const q = z.object({ issuer: z.string().max(500).optional(), return: z.string().max(200).optional() }).safeParse(request.query);
     const want = q.success ? q.data.issuer : undefined;
+    const returnTo = safeReturnPath(q.data?.return);
     const entry = want === undefined ? loginIssuers[0] : loginIssuers.find((o) => o.issuer === want || issuerAlias(o) === want);
     if (entry === undefined) throw new GatewayError("GW_NOT_FOUND", "no OIDC issuer is configured for login (oidc[].clientId)");
     const config = await clientFor(entry).catch((e: unknown) => {
@@ -354,7 +400,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       state,
       nonce,
     });
-    const cookie = pending.put(state, { issuer: entry.issuer, codeVerifier, nonce, redirectUri });
+    const cookie = pending.put(state, { issuer: entry.issuer, codeVerifier, nonce, redirectUri, ...(returnTo === undefined ? {} : { returnTo }) });
     const secure = redirectUri.startsWith("https:") ? "; Secure" : "";
     return reply
       .header("set-cookie", `${LOGIN_COOKIE}=${cookie}; HttpOnly; SameSite=Lax; Path=/v1/auth; Max-Age=600${secure}`)
@@ -374,6 +420,8 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
     const entry = loginIssuers.find((o) => o.issuer === p.issuer);
     if (entry === undefined) return fail(new GatewayError("GW_AUTH_INVALID", "login failed"));
     let principal: Principal;
+    let refreshToken: string | undefined;
+    let subject: string | undefined;
     try {
       const config = await clientFor(entry);
       // The URL the IdP redirected to: our redirect URI plus the query it added.
@@ -387,6 +435,8 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       });
       const idToken = tokens.id_token;
       if (idToken === undefined) throw new GatewayError("GW_AUTH_INVALID", "login failed: no ID token");
+      refreshToken = tokens.refresh_token;
+      subject = tokens.claims()?.sub;
       // The same verification and claim mapping as every other JWT from this issuer.
       principal = (await deps.authenticator.verifyExternal(idToken)).principal;
       if (principal.kind !== "person") {
@@ -414,6 +464,25 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       return fail(isGatewayError(e) && e.code.startsWith("GW_AUTH_") ? e : new GatewayError("GW_AUTH_INVALID", "login failed", { cause: e }));
     }
     const minted = await issue(principal, deps.login.tokenTtl, "oidc");
+    if (deps.rechecks !== undefined && entry.recheckInterval > 0) {
+      const sub = subject;
+      if (refreshToken === undefined || sub === undefined) {
+        deps.logger.warn({ issuer: entry.issuer, principalId: principal.id }, "the issuer gave no refresh token: this person's groups cannot be re-checked until the token expires (allow the refresh_token grant for the client)");
+      } else {
+        deps.rechecks.track({
+          tokenId: minted.id,
+          principalId: principal.id,
+          name: principal.name,
+          groups: principal.groups,
+          expiresAt: minted.expiresAt,
+          refreshToken,
+          intervalMs: entry.recheckInterval,
+          graceMs: entry.recheckGrace,
+          ask: (rt) => askAgain(entry, sub, rt),
+        });
+      }
+    }
+    if (p.returnTo !== undefined) return completeWebLogin(reply, minted, p.returnTo, p.redirectUri.startsWith("https:"));
     return resultPage(reply, 200, "Signed in to Airlock", tokenPageBody(principal, minted));
   });
 

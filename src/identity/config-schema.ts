@@ -91,6 +91,12 @@ export const oidcIssuerSchema = z.strictObject({
   clientSecret: secretRef.optional(),
   redirectUri: secureUrl.optional().describe("default: <login.publicUrl>/v1/auth/oidc/callback"),
   scopes: z.array(z.string().min(1)).default(["openid", "email", "profile"]),
+  recheckInterval: duration
+    .default(60_000)
+    .describe("how often a person's groups are asked again at the issuer (refresh grant) after a browser login; 0 turns re-checks off"),
+  recheckGrace: duration
+    .default(5 * 60_000)
+    .describe("how long a person's sessions outlive an unreachable issuer before they end (fail closed)"),
 });
 
 export const samlSchema = z.strictObject({
@@ -105,6 +111,9 @@ export const samlSchema = z.strictObject({
   groups: z.array(group).default([]).describe("groups added to every person logging in through SAML"),
   clockSkew: clockSkew.describe("tolerated clock skew for the assertion's time conditions (at most 5m)"),
   maxAssertionAge: duration.default(5 * 60_000),
+  tokenTtl: duration
+    .default(15 * 60_000)
+    .describe("lifetime of an Airlock token issued at a SAML login: SAML has no back channel, so groups are fixed until it expires"),
 });
 
 export const rolesSchema = z

@@ -118,6 +118,12 @@ export class TokenService {
   /** Ids being revoked locally right now (kept across a full resync that races the store write). */
   readonly #pendingLocal = new Set<string>();
   readonly #listeners = new Set<(tokenId: string) => void>();
+  /**
+   * A person's current groups by token id, when a re-check at their identity provider found
+   * they changed since login (see PersonRechecks). They replace the groups signed into the
+   * token on this gateway until the token expires.
+   */
+  readonly #groupOverrides = new Map<string, { readonly groups: readonly string[]; readonly until: number }>();
   #lastSeenRevokedAt: number | undefined;
   #lastFullSyncAt = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -251,6 +257,17 @@ export class TokenService {
     return { token, id, expiresAt, principal };
   }
 
+  /**
+   * Replace the groups of a person's or workload's token (its signed claims stay as minted):
+   * used when the identity provider reports changed groups. Without `groups`, forget the override.
+   */
+  setGroups(tokenId: string, groups: readonly string[] | undefined, until: Date): void {
+    const now = this.#clock().getTime();
+    for (const [id, o] of this.#groupOverrides) if (o.until <= now) this.#groupOverrides.delete(id);
+    if (groups === undefined) this.#groupOverrides.delete(tokenId);
+    else this.#groupOverrides.set(tokenId, { groups: [...groups], until: until.getTime() });
+  }
+
   /** True while a principal id is blocked (see blockPrincipal). */
   isBlocked(principalId: string): boolean {
     return this.#blocked.has(principalId);
@@ -345,15 +362,17 @@ export class TokenService {
     if (this.#revoked.has(jti)) throw new GatewayError("GW_AUTH_REVOKED", "token revoked");
     if (this.#blocked.has(sub)) throw new GatewayError("GW_AUTH_REVOKED", "token revoked: its principal is blocked");
     if (!sub.startsWith("sa:")) {
-      // A person or workload: who it is and its groups were fixed at login/exchange time.
+      // A person or workload: who it is was fixed at login/exchange time; its groups too,
+      // unless a re-check at the identity provider has found them changed since.
       const claims = identityClaims.safeParse(payload);
       if (!claims.success) throw invalid();
       const c = claims.data;
+      const override = this.#groupOverrides.get(jti);
       return {
         kind: c.airlock_kind,
         id: c.sub,
         name: c.name,
-        groups: [...c.groups],
+        groups: [...(override?.groups ?? c.groups)],
         tokenId: jti,
         expiresAt: new Date(exp * 1000),
       };

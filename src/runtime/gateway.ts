@@ -20,6 +20,7 @@ import { ApprovalService } from "../approvals/service.js";
 import { TokenService, blockedPrincipalOf } from "../identity/tokens.js";
 import { Authenticator } from "../identity/authenticator.js";
 import { TrustedIssuers } from "../identity/issuers.js";
+import { PersonRechecks } from "../identity/recheck.js";
 import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { AccessEvaluator } from "../policy/access.js";
@@ -182,6 +183,18 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       await approvals.close();
       notifier.close();
     });
+    // People's groups, asked again at their issuer after a browser login (src/identity/recheck.ts).
+    const connectionGroups = new Map(config.connections.map((c) => [c.name, c.groups]));
+    const rechecks = new PersonRechecks({
+      liveSessions: registry,
+      admits: (s, groups) =>
+        (connectionGroups.get(s.connection) ?? []).some((g) => groups.includes(g)) || approvals.activeGrant(s.principal.id, s.connection) !== undefined,
+      tokens,
+      audit: (input) => audit.append(input),
+      logger,
+    });
+    tokens.onRevoke((tokenId) => rechecks.untrack(tokenId));
+    cleanups.push(() => rechecks.close());
     const pipeline = new Pipeline({
       evaluators: [
         new AccessEvaluator(config.connections),
@@ -290,6 +303,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           ...(config.saml === undefined ? {} : { saml: config.saml }),
           roles: config.roles,
           liveSessions: registry,
+          rechecks,
           auditLog: audit,
           resolveSecret,
           logger,

@@ -6,12 +6,15 @@
  *
  * Accounts: any login name works on the dev login page (password ignored); the account's
  * email is `<login>@example.com` unless the login already contains an `@`, and its groups come
- * from `groupsOf` (mutable, so a test can remove a person's group).
+ * from `groupsOf` (mutable, so a test can remove a person's group). An account in `deleted`
+ * no longer exists: its refresh tokens are refused (invalid_grant), as when a person leaves.
+ * Clients allowed the `refresh_token` grant get a refresh token at every code exchange.
  *
  * The harness also exposes the provider's signing key so attack tests can forge tokens that
  * are validly signed but wrong in every other way.
  */
 import { KeyObject, sign as cryptoSign } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
@@ -25,6 +28,10 @@ export interface TestOidcProvider {
   readonly port: number;
   /** Groups per account id (login name); default ["engineers"]. */
   readonly groupsOf: Map<string, string[]>;
+  /** Listen to the provider's own events (e.g. `refresh_token.saved` with the token model). */
+  onEvent(name: string, listener: (model: { readonly jti?: string }) => void): void;
+  /** Account ids (login names) that no longer exist at the provider. */
+  readonly deleted: Set<string>;
   /** Groups put into client-credentials access tokens, per client id. */
   readonly clientGroups: Map<string, string[]>;
   /** The provider's private signing key and its kid (RS256). */
@@ -53,6 +60,7 @@ export async function startOidcProvider(clients: readonly OidcClientSpec[]): Pro
   const kid = `test-${Math.random().toString(36).slice(2, 10)}`;
   const groupsOf = new Map<string, string[]>();
   const clientGroups = new Map<string, string[]>();
+  const deleted = new Set<string>();
 
   // Listen first so the issuer URL carries the real port.
   const server: Server = createServer();
@@ -75,16 +83,20 @@ export async function startOidcProvider(clients: readonly OidcClientSpec[]): Pro
     conformIdTokenClaims: false,
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"], groups: ["groups"] },
     scopes: ["openid", "email", "profile", "groups", "offline_access"],
-    findAccount: (_ctx: unknown, id: string) => ({
-      accountId: id,
-      claims: () => ({
-        sub: id,
-        email: id.includes("@") ? id : `${id}@example.com`,
-        email_verified: true,
-        name: id,
-        groups: groupsOf.get(id) ?? ["engineers"],
-      }),
-    }),
+    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed("refresh_token"),
+    findAccount: (_ctx: unknown, id: string) =>
+      deleted.has(id)
+        ? undefined
+        : {
+            accountId: id,
+            claims: () => ({
+              sub: id,
+              email: id.includes("@") ? id : `${id}@example.com`,
+              email_verified: true,
+              name: id,
+              groups: groupsOf.get(id) ?? ["engineers"],
+            }),
+          },
     features: {
       devInteractions: { enabled: true },
       deviceFlow: { enabled: true },
@@ -124,6 +136,11 @@ export async function startOidcProvider(clients: readonly OidcClientSpec[]): Pro
     issuer,
     port,
     groupsOf,
+    deleted,
+    onEvent(name, listener) {
+      // The provider is a Koa application, hence an EventEmitter; its typings omit that.
+      (provider as unknown as EventEmitter).on(name, listener);
+    },
     clientGroups,
     privateKey,
     kid,
