@@ -190,6 +190,35 @@ describe("ssh interactive shell", () => {
   });
 });
 
+describe("ssh exec with a PTY (real ssh -tt)", () => {
+  it("judges what is typed into a program reading the terminal line by line, as in a shell", async () => {
+    // A script that runs every line it reads: allowed as a command (a script file is a
+    // program), but what it is fed through the terminal must be judged like shell input.
+    const probe = join(w.sshd.home, `airlock-pty-probe-${randomBytes(4).toString("hex")}`);
+    const repl = join(w.sshd.home, "repl.sh");
+    writeFileSync(probe, "keep\n");
+    writeFileSync(repl, 'while IFS= read -r line; do eval "$line"; done\n');
+    const st = statSync(w.sshd.home);
+    chownSync(probe, st.uid, st.gid);
+    chownSync(repl, st.uid, st.gid);
+    const r = await w.client("ssh", token, ["-tt", "-p", String(w.sshPort), "web1@127.0.0.1", "bash repl.sh"], {
+      input: `echo ran-$((6*7))\rrm -f ${probe}\r`,
+      timeoutMs: 20_000,
+    });
+    expect(r.stdout).toContain("ran-42");
+    expect(r.stdout).toContain("airlock: rm is not allowed here");
+    expect(readFileSync(probe, "utf8")).toBe("keep\n");
+  });
+
+  it("refuses programs that start a shell or a multiplexer reading the terminal", async () => {
+    for (const command of ["bash", "tmux", "screen", "script -q /dev/null"]) {
+      const r = await w.client("ssh", token, ["-tt", "-p", String(w.sshPort), "web1@127.0.0.1", command], { input: "rm -f x\r" });
+      expect(r.code, command).toBe(126);
+      expect(r.stdout + r.stderr, command).toMatch(/airlock: [^\n]*(reads its|starts a shell|cannot see)/);
+    }
+  });
+});
+
 describe("ssh file transfer", () => {
   const sizes = 3 * 1024 * 1024 + 17;
 

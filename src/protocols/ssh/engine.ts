@@ -465,6 +465,13 @@ export class SshEngine implements ProtocolEngine {
         return;
       }
       setUpstream(up);
+      if (pty !== undefined && !raw) {
+        // With a PTY the program may read the terminal and run what is typed (`ssh -t web1 tmux
+        // attach`, a script reading lines): input is judged line by line, as in a shell.
+        const lines = this.#lineInput(ch, up, pty, state, gate);
+        this.#bridge(ch, up, state, this.#maskFn(decision), true, lines.input, lines.atEnd);
+        return;
+      }
       this.#bridge(ch, up, state, raw ? undefined : this.#maskFn(decision), !raw, (d) => {
         up.write(d);
       });
@@ -487,97 +494,113 @@ export class SshEngine implements ProtocolEngine {
         return;
       }
       setUpstream(up);
-      const tracker = new LineTracker(undefined, { pty: pty !== undefined });
-      let pending = "";
-      // Without a PTY nothing is echoed, so the lines of an unfinished command are held back
-      // and forwarded (or dropped) together; with a PTY they go on at once (the shell echoes
-      // them) and a refusal cancels the whole command with Ctrl-C.
-      let held: Buffer[] = [];
-      const send = (b: Buffer): void => {
-        if (pty === undefined) held.push(b);
-        else up.write(b);
-      };
-      const release = (): void => {
-        for (const b of held) up.write(b);
-        held = [];
-      };
-      // A line held for approval: the notice is printed in the terminal (recorded with the
-      // session), or on stderr without a PTY.
-      const notify = (message: string): void => {
-        if (pty === undefined) {
-          ch.stderr.write(`airlock: ${message}\n`);
-          return;
-        }
-        const note = Buffer.from(`\r\nairlock: ${message}\r\n`);
-        ch.write(note);
-        state.cast?.output(note);
-      };
-      // Input is handled one chunk at a time: a line waits for its decision, and so does
-      // everything typed after it.
-      const handleInput = async (data: Buffer): Promise<void> => {
-        for (const part of tracker.feed(data)) {
-          if (part.kind === "pass") {
-            send(part.bytes);
-            continue;
-          }
-          const text = pending === "" ? part.line : `${pending}\n${part.line}`;
-          if (!part.edited && (await isIncompleteShell(text))) {
-            // Nothing runs until the command is complete: judged then, as a whole.
-            pending = text;
-            send(part.enter);
-            continue;
-          }
-          // An edited empty line (a history key at an empty prompt) is judged like any other.
-          if (text.trim() === "" && !part.edited) {
-            pending = "";
-            send(part.enter);
-            release();
-            continue;
-          }
-          // A held line waits here (input typed meanwhile waits behind it); the notice goes to the terminal.
-          const wait = holdHooks(ch, notify);
-          const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: part.edited }, wait.hooks).finally(wait.done);
-          pending = "";
-          if (d.type === "allow") {
-            send(part.enter);
-            release();
-            continue;
-          }
-          held = [];
-          state.cast?.marker(`refused: ${d.message}`);
-          if (pty !== undefined) {
-            // The shell already holds the typed line: Ctrl-C makes it discard the line (and any
-            // unfinished multi-line command) and print a fresh prompt.
-            const note = Buffer.from(`\r\nairlock: ${d.message}\r\n`);
-            ch.write(note);
-            state.cast?.output(note);
-            // The shell handles the interrupt asynchronously: input it reads before that would be
-            // discarded with the line, so the next input waits until the shell has moved to a new
-            // line (or a second).
-            const settled = untilNewline(up, 1000);
-            up.write("\x03");
-            await settled;
-          } else {
-            ch.stderr.write(`airlock: ${d.message}\n`);
-          }
-        }
-      };
-      // Without a PTY, a last line without a newline still runs when input ends: judge it too.
-      const atEnd = async (): Promise<void> => {
-        const rest = tracker.pendingLine();
-        if (pty !== undefined || rest === undefined) return;
-        const text = pending === "" ? rest.line : `${pending}\n${rest.line}`;
-        if (text.trim() === "" && !rest.edited) {
-          release();
-          return;
-        }
-        const wait = holdHooks(ch, notify);
-        const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: rest.edited }, wait.hooks).finally(wait.done);
-        if (d.type === "allow") release();
-        else ch.stderr.write(`airlock: ${d.message}\n`);
-      };
-      this.#bridge(ch, up, state, this.#maskFn(decision), true, handleInput, atEnd);
+      const lines = this.#lineInput(ch, up, pty, state, gate);
+      this.#bridge(ch, up, state, this.#maskFn(decision), true, lines.input, lines.atEnd);
     });
+  }
+
+  /**
+   * Input judged line by line at Enter (shells, and exec with a PTY, where a program reading
+   * the terminal — an attached tmux, a script reading lines — may run what is typed): the
+   * `input` and `atEnd` handlers for #bridge.
+   */
+  #lineInput(
+    ch: ServerChannel,
+    up: ClientChannel,
+    pty: PseudoTtyInfo | undefined,
+    state: ClientState,
+    gate: SessionGate,
+  ): { readonly input: (data: Buffer) => Promise<void>; readonly atEnd: () => Promise<void> } {
+    const tracker = new LineTracker(undefined, { pty: pty !== undefined });
+    let pending = "";
+    // Without a PTY nothing is echoed, so the lines of an unfinished command are held back
+    // and forwarded (or dropped) together; with a PTY they go on at once (the shell echoes
+    // them) and a refusal cancels the whole command with Ctrl-C.
+    let held: Buffer[] = [];
+    const send = (b: Buffer): void => {
+      if (pty === undefined) held.push(b);
+      else up.write(b);
+    };
+    const release = (): void => {
+      for (const b of held) up.write(b);
+      held = [];
+    };
+    // A line held for approval: the notice is printed in the terminal (recorded with the
+    // session), or on stderr without a PTY.
+    const notify = (message: string): void => {
+      if (pty === undefined) {
+        ch.stderr.write(`airlock: ${message}\n`);
+        return;
+      }
+      const note = Buffer.from(`\r\nairlock: ${message}\r\n`);
+      ch.write(note);
+      state.cast?.output(note);
+    };
+    // Input is handled one chunk at a time: a line waits for its decision, and so does
+    // everything typed after it.
+    const handleInput = async (data: Buffer): Promise<void> => {
+      for (const part of tracker.feed(data)) {
+        if (part.kind === "pass") {
+          send(part.bytes);
+          continue;
+        }
+        const text = pending === "" ? part.line : `${pending}\n${part.line}`;
+        if (!part.edited && (await isIncompleteShell(text))) {
+          // Nothing runs until the command is complete: judged then, as a whole.
+          pending = text;
+          send(part.enter);
+          continue;
+        }
+        // An edited empty line (a history key at an empty prompt) is judged like any other.
+        if (text.trim() === "" && !part.edited) {
+          pending = "";
+          send(part.enter);
+          release();
+          continue;
+        }
+        // A held line waits here (input typed meanwhile waits behind it); the notice goes to the terminal.
+        const wait = holdHooks(ch, notify);
+        const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: part.edited }, wait.hooks).finally(wait.done);
+        pending = "";
+        if (d.type === "allow") {
+          send(part.enter);
+          release();
+          continue;
+        }
+        held = [];
+        state.cast?.marker(`refused: ${d.message}`);
+        if (pty !== undefined) {
+          // The shell already holds the typed line: Ctrl-C makes it discard the line (and any
+          // unfinished multi-line command) and print a fresh prompt.
+          const note = Buffer.from(`\r\nairlock: ${d.message}\r\n`);
+          ch.write(note);
+          state.cast?.output(note);
+          // The shell handles the interrupt asynchronously: input it reads before that would be
+          // discarded with the line, so the next input waits until the shell has moved to a new
+          // line (or a second).
+          const settled = untilNewline(up, 1000);
+          up.write("\x03");
+          await settled;
+        } else {
+          ch.stderr.write(`airlock: ${d.message}\n`);
+        }
+      }
+    };
+    // Without a PTY, a last line without a newline still runs when input ends: judge it too.
+    const atEnd = async (): Promise<void> => {
+      const rest = tracker.pendingLine();
+      if (pty !== undefined || rest === undefined) return;
+      const text = pending === "" ? rest.line : `${pending}\n${rest.line}`;
+      if (text.trim() === "" && !rest.edited) {
+        release();
+        return;
+      }
+      const wait = holdHooks(ch, notify);
+      const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: rest.edited }, wait.hooks).finally(wait.done);
+      if (d.type === "allow") release();
+      else ch.stderr.write(`airlock: ${d.message}\n`);
+    };
+    return { input: handleInput, atEnd };
   }
 
   async #sftp(ch: ServerChannel | undefined, state: ClientState, gate: SessionGate): Promise<void> {
