@@ -297,7 +297,7 @@ describe("ssh port forwarding", () => {
     }
   });
 
-  it("refuses remote forwarding and agent forwarding", async () => {
+  it("refuses remote forwarding (ssh2 forwardIn, and the real ssh -R with ExitOnForwardFailure)", async () => {
     const c = await w.ssh2Client("web1", token);
     try {
       await expect(new Promise((resolve, reject) => c.forwardIn("127.0.0.1", 0, (err) => (err === undefined ? resolve(undefined) : reject(err))))).rejects.toThrow();
@@ -307,9 +307,52 @@ describe("ssh port forwarding", () => {
     } finally {
       c.end();
     }
-    const { runSshClient, clientOptions, askpass } = await import("./harness/sshd.js");
-    const agent = await runSshClient("ssh", [...clientOptions("password"), "-A", "-o", "ExitOnForwardFailure=yes", "-p", String(w.sshPort), "web1@127.0.0.1", "echo ${SSH_AUTH_SOCK:-no-agent}"], { askpassPath: askpass(w.dir, token) });
-    expect(agent.stdout).toBe("no-agent\n");
+    const { freePort } = await import("./harness/ports.js");
+    const remote = await freePort();
+    const r = await w.client("ssh", token, ["-R", `${remote}:127.0.0.1:${echoPort}`, "-o", "ExitOnForwardFailure=yes", "-p", String(w.sshPort), "web1@127.0.0.1", "echo forwarded"]);
+    expect(r.code).toBe(255);
+    expect(r.stdout).not.toContain("forwarded");
+    expect(r.stderr).toMatch(/remote port forwarding failed/i);
+  });
+
+  it("refuses X11 and agent forwarding requests on a session channel", async () => {
+    const ssh2 = (await import("ssh2")).default;
+    const connectWith = (extra: Record<string, unknown>): Promise<InstanceType<typeof ssh2.Client>> =>
+      new Promise((resolve, reject) => {
+        const c = new ssh2.Client();
+        c.once("ready", () => {
+          c.on("error", () => undefined); // a reset at the end is not what is tested
+          resolve(c);
+        });
+        c.once("error", reject);
+        c.connect({ host: "127.0.0.1", port: w.sshPort, username: "web1", password: token, readyTimeout: 10_000, ...extra });
+      });
+    const execWith = (c: InstanceType<typeof ssh2.Client>, options: Record<string, unknown>): Promise<string> =>
+      new Promise((resolve, reject) => {
+        c.exec("echo ran", options, (err, ch) => {
+          if (err !== undefined) {
+            reject(err);
+            return;
+          }
+          let out = "";
+          ch.on("data", (d: Buffer) => (out += d.toString()));
+          ch.on("close", () => resolve(out));
+        });
+      });
+    const x = await connectWith({});
+    try {
+      await expect(execWith(x, { x11: true })).rejects.toThrow(/X11/);
+      await expect(execWith(x, {})).resolves.toBe("ran\n");
+    } finally {
+      x.end();
+    }
+    // An agent socket that does not exist: the gateway must refuse before anyone could use it.
+    const a = await connectWith({ agent: join(w.dir, "no-agent.sock"), agentForward: true });
+    try {
+      await expect(execWith(a, {})).rejects.toThrow(/agent forwarding/);
+    } finally {
+      a.end();
+    }
   });
 
   it("forwards with the real ssh -L", async () => {
