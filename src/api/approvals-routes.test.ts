@@ -105,11 +105,11 @@ async function call(method: "GET" | "POST", url: string, as?: string, body?: unk
 }
 
 describe("approvals routes", () => {
-  it("are all declared for the user role and refuse anonymous callers", async () => {
+  it("are declared for the user role (deciding: approver) and refuse anonymous callers", async () => {
     const mine = api.routes.filter((r) => r.url.startsWith("/v1/approvals") || r.url.startsWith("/v1/access"));
     expect(mine.length).toBeGreaterThanOrEqual(9);
     for (const r of mine) {
-      expect(r.access, `${r.method} ${r.url}`).toBe("user");
+      expect(r.access, `${r.method} ${r.url}`).toBe(/\/(approve|deny)$/.test(r.url) ? "approver" : "user");
       if (r.method === "HEAD") continue;
       const res = await call(r.method as "GET" | "POST", r.url.replace(":id", "apr_x"));
       expect(res.status, `${r.method} ${r.url}`).toBe(401);

@@ -97,6 +97,9 @@ export function approvalJson(r: ApprovalRow, votes?: readonly VoteRow[]): Record
 
 export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoutesDeps): void {
   const user = { config: { airlockAccess: "user" as const } };
+  // Deciding needs the approver role (members of any approver group, and admins: identity/roles.ts);
+  // which requests, the request's own approver groups (ApprovalService.mayDecide).
+  const approver = { config: { airlockAccess: "approver" as const } };
   const service = deps.approvals;
 
   const list = (kind?: "statement" | "grant") => async (request: FastifyRequest) => {
@@ -144,8 +147,8 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
 
   app.get("/v1/approvals", user, list());
   app.get("/v1/approvals/:id", user, show);
-  app.post("/v1/approvals/:id/approve", user, decide("approve"));
-  app.post("/v1/approvals/:id/deny", user, decide("deny"));
+  app.post("/v1/approvals/:id/approve", approver, decide("approve"));
+  app.post("/v1/approvals/:id/deny", approver, decide("deny"));
 
   app.post("/v1/access/requests", user, async (request, reply) => {
     const body = parse(accessBody, request.body, "body");
@@ -161,8 +164,8 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
   });
   app.get("/v1/access/requests", user, list("grant"));
   app.get("/v1/access/requests/:id", user, show);
-  app.post("/v1/access/requests/:id/approve", user, decide("approve"));
-  app.post("/v1/access/requests/:id/deny", user, decide("deny"));
+  app.post("/v1/access/requests/:id/approve", approver, decide("approve"));
+  app.post("/v1/access/requests/:id/deny", approver, decide("deny"));
   app.post("/v1/access/requests/:id/revoke", user, async (request) => {
     const { id } = parse(idParam, request.params, "id");
     const body = parse(decideBody, request.body, "body");

@@ -3,6 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DestinationStream } from "pino";
+import { parseConfig } from "../runtime/config.js";
+import { startGateway, type RunningGateway } from "../runtime/gateway.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEventInput, AuditRecord, AuditVerifyResult } from "../audit/types.js";
 import type { SessionInfo } from "../core/session.js";
@@ -505,5 +507,128 @@ describe("logging", () => {
     expect(text).toContain('"msg":"api request"');
     expect(text).not.toContain(adminToken);
     expect(text.toLowerCase()).not.toContain("authorization");
+  });
+});
+
+/**
+ * The access every route of a fully configured gateway needs (identity with OIDC login and
+ * SAML, approvals and access grants, the approval page, SSH recordings). The list is checked
+ * against the routes fastify itself reports (its onRoute hook, for every plugin scope): a route
+ * without an entry here fails, so a new route needs a conscious decision about who may use it.
+ */
+const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
+  "GET /healthz": "public",
+  "GET /metrics": "public",
+  "POST /v1/token/exchange": "public",
+  "GET /v1/auth/oidc/login": "public",
+  "GET /v1/auth/oidc/callback": "public",
+  "GET /v1/auth/saml/login": "public",
+  "POST /v1/auth/saml/acs": "public",
+  // The approval page authenticates by its own login cookie (approval-page.ts and its tests).
+  "GET /approvals/:id": "public",
+  "POST /approvals/:id": "public",
+  "POST /v1/tokens": "admin",
+  "GET /v1/tokens/:id": "user",
+  "POST /v1/tokens/:id/revoke": "user",
+  "GET /v1/sessions": "auditor",
+  "GET /v1/sessions/:id": "auditor",
+  "GET /v1/sessions/:id/cast": "auditor",
+  "POST /v1/sessions/:id/terminate": "admin",
+  "GET /v1/audit/verify": "auditor",
+  "GET /v1/audit": "auditor",
+  "GET /v1/auth/whoami": "user",
+  "POST /v1/principals/:id/revoke": "admin",
+  "GET /v1/approvals": "user",
+  "GET /v1/approvals/:id": "user",
+  "POST /v1/approvals/:id/approve": "approver",
+  "POST /v1/approvals/:id/deny": "approver",
+  "POST /v1/access/requests": "user",
+  "GET /v1/access/requests": "user",
+  "GET /v1/access/requests/:id": "user",
+  "POST /v1/access/requests/:id/approve": "approver",
+  "POST /v1/access/requests/:id/deny": "approver",
+  "POST /v1/access/requests/:id/revoke": "user",
+};
+
+const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBfTCCASOgAwIBAgIUJ1cRs5pGvOZ3H7xC0Yv1l0fQ9ZswCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJdGVzdC1zYW1sMB4XDTI2MDEwMTAwMDAwMFoXDTM2MDEwMTAw
+MDAwMFowFDESMBAGA1UEAwwJdGVzdC1zYW1sMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAE
+-----END CERTIFICATE-----`;
+
+describe("every route of a fully configured gateway checks the caller's role", () => {
+  let gw: RunningGateway;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "airlock-api-full-"));
+    const config = parseConfig({
+      dataDir,
+      listen: { api: "127.0.0.1:0" },
+      serviceAccounts: [{ name: "ci-bot", groups: ["agents"] }],
+      roles: { admin: ["platform"], auditor: ["security"] },
+      login: { publicUrl: "http://127.0.0.1:8780" },
+      oidc: [{ issuer: "http://127.0.0.1:9", audience: "airlock-web", clientId: "airlock-web", principal: { kind: "person", name: "email" } }],
+      saml: { entryPoint: "http://127.0.0.1:9/sso", idpIssuer: "http://127.0.0.1:9/entity", idpCert: TEST_CERT },
+      approvals: { publicUrl: "http://127.0.0.1:8780", grants: { approvers: ["dba"] } },
+      connections: [{ type: "postgres", name: "orders", host: "127.0.0.1", port: 9, database: "orders", user: "app", password: "x", groups: ["agents"] }],
+      // `oncall` is an approver group only through this policy: it must confer the approver role.
+      policies: [{ name: "writes-need-approval", match: { operations: ["update"] }, action: "require_approval", approvers: ["oncall"] }],
+    });
+    gw = await startGateway(config, { logger: createLogger({ level: "silent" }) });
+  });
+
+  afterAll(async () => {
+    await gw.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("lists every route with its access, and answers 401 without credentials and 403 to every role below the route's", async () => {
+    const full = gw.api;
+    if (full === undefined) throw new Error("the API is not listening");
+    const routes = full.routes;
+    const keys = new Set(routes.map((r) => `${r.method} ${r.url}`));
+    // Guard against an enumeration that silently misses whole route families.
+    for (const k of ["POST /v1/auth/saml/acs", "GET /v1/sessions/:id/cast", "POST /v1/approvals/:id/approve", "POST /v1/access/requests/:id/deny", "POST /v1/principals/:id/revoke"]) {
+      expect(keys.has(k), k).toBe(true);
+    }
+    const person = async (groups: string[]): Promise<string> =>
+      (await gw.tokens.mintFor({ kind: "person", id: `user:${groups.join("-") || "plain"}@example.com`, name: "p", groups }, { ttlMs: 600_000, createdBy: "test" })).token;
+    const callers: { name: string; token: string; roles: readonly string[] }[] = [
+      { name: "service account", token: (await gw.tokens.mint("ci-bot", { createdBy: "test" })).token, roles: ["user"] },
+      { name: "person", token: await person([]), roles: ["user"] },
+      { name: "auditor", token: await person(["security"]), roles: ["auditor", "user"] },
+      { name: "policy approver", token: await person(["oncall"]), roles: ["approver", "user"] },
+      { name: "grant approver", token: await person(["dba"]), roles: ["approver", "user"] },
+      { name: "admin group", token: await person(["platform"]), roles: ["admin", "approver", "auditor", "user"] },
+      { name: "admin token", token: gw.adminToken, roles: ["admin", "approver", "auditor", "user"] },
+    ];
+    for (const c of callers) {
+      const who = await full.inject({ method: "GET", url: "/v1/auth/whoami", headers: { authorization: `Bearer ${c.token}` } });
+      expect(who.json<{ roles: string[] }>().roles, c.name).toEqual(c.roles);
+    }
+    let checked = 0;
+    for (const route of routes) {
+      const key = `${route.method === "HEAD" ? "GET" : route.method} ${route.url}`;
+      const expected = FULL_GATEWAY_ACCESS[key];
+      expect(expected, `${route.method} ${route.url} has no entry in FULL_GATEWAY_ACCESS: decide who may use it`).toBeDefined();
+      expect(route.access, `${key} declared access`).toBe(expected);
+      if (route.access === "public") continue;
+      const url = route.url.replace(/:[A-Za-z]+/g, randomUUID());
+      const method = route.method as "GET" | "POST" | "HEAD" | "DELETE" | "PUT" | "PATCH";
+      const anon = await full.inject({ method, url });
+      expect(anon.statusCode, `${route.method} ${route.url} without credentials`).toBe(401);
+      if (method !== "HEAD") expect(anon.json<ErrorShape>().error.code).toBe("GW_AUTH_MISSING");
+      for (const c of callers) {
+        const res = await full.inject({ method, url, headers: { authorization: `Bearer ${c.token}` } });
+        const what = `${route.method} ${route.url} as ${c.name}`;
+        expect(res.statusCode, what).not.toBe(401);
+        const roleRefusal = res.statusCode === 403 && (method === "HEAD" || res.json<ErrorShape>().error.message.includes(`needs role ${route.access}`));
+        expect(roleRefusal, what).toBe(!c.roles.includes(route.access));
+      }
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(20);
   });
 });

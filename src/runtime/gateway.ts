@@ -21,6 +21,7 @@ import { TokenService, blockedPrincipalOf } from "../identity/tokens.js";
 import { Authenticator } from "../identity/authenticator.js";
 import { TrustedIssuers } from "../identity/issuers.js";
 import { PersonRechecks } from "../identity/recheck.js";
+import { withApproverGroups } from "../identity/roles.js";
 import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { AccessEvaluator } from "../policy/access.js";
@@ -56,6 +57,8 @@ export interface RunningGateway {
   readonly adminToken: string;
   readonly tls: ListenerTls | undefined;
   readonly approvals: ApprovalService;
+  /** The control-plane API, when `listen.api` is set (route audits in tests). */
+  readonly api: ApiServer | undefined;
   close(): Promise<void>;
 }
 
@@ -276,6 +279,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const adminToken = await writeAdminToken(config.dataDir);
 
     let api: ApiServer | undefined;
+    // The approver role: `roles.approver` plus every group named as approvers (identity/roles.ts).
+    const roles = withApproverGroups(config.roles, [
+      ...config.policies.flatMap((p) => p.approvers ?? []),
+      ...(config.approvals.grants?.approvers ?? []),
+    ]);
     if (config.listen.api !== undefined) {
       api = await createApiServer({
         store,
@@ -294,14 +302,14 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         liveSessions: registry,
         approvals: { approvals, deliveries: (id) => approvalStore.listDeliveries(id) },
         authenticate: authenticator.authenticate,
-        roles: config.roles,
+        roles,
         identity: {
           tokens,
           authenticator,
           oidc: config.oidc,
           login: config.login,
           ...(config.saml === undefined ? {} : { saml: config.saml }),
-          roles: config.roles,
+          roles,
           liveSessions: registry,
           rechecks,
           auditLog: audit,
@@ -342,6 +350,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       adminToken,
       tls,
       approvals,
+      api,
       close: () => {
         closed ??= (async () => {
           await audit.append({ type: "gateway.stop" }).catch(() => undefined);
