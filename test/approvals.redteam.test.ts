@@ -266,6 +266,27 @@ describe("an approved SQL-level PREPARE", () => {
   });
 });
 
+describe("a SQL-level PREPARE bound through the extended protocol", () => {
+  it("is held at each Bind like its EXECUTE: approving the PREPARE approves no execution", async () => {
+    const bytes = Buffer.concat([
+      serialize.query("prepare del_bound (int) as delete from rt where id = $1"),
+      serialize.bind({ portal: "", statement: "del_bound", values: ["33"] }),
+      serialize.execute({ portal: "" }),
+      serialize.sync(),
+    ]);
+    const run = rawSession({ port: t.pgPort, database: "orders", password: tokens["agent"] ?? "", bytes, readyCount: 2 });
+    const req = await pending("prepare del_bound");
+    expect((await decide(req.id, "dba1", "approve")).status).toBe(200);
+    const held = await until("the Bind's request", async () => (await listRequests("?status=pending")).find((r) => r.params?.[0] === "33"));
+    expect(held.statement).toContain("del_bound");
+    expect(await value("select count(*) from rt where id = 33")).toBe("1");
+    expect((await decide(held.id, "dba1", "deny")).status).toBe(200);
+    const out = messages(await run);
+    expect(out.filter((m) => m.type === "E").map((m) => m.text).join()).toContain(held.id);
+    expect(await value("select count(*) from rt where id = 33")).toBe("1");
+  });
+});
+
 describe("single use under races", () => {
   it("two sessions re-sending an approved async statement at the same time: exactly one runs", async () => {
     const sql = "delete from rt_async where id = 7";

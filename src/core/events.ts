@@ -34,6 +34,7 @@ export interface SessionEndEvent {
 export type DbQueryStage =
   | "simple" // a simple-protocol Query (may hold several statements)
   | "parse" // extended protocol: Parse of a (named or unnamed) prepared statement
+  | "bind" // extended protocol: Bind of a statement prepared by SQL PREPARE (judged as `EXECUTE name`)
   | "function_call"; // fastpath FunctionCall: no SQL to inspect
 
 export interface DbQueryEvent {

@@ -152,7 +152,7 @@ describe("Pipeline holds and grants", () => {
     const { gate } = await make([new AccessEvaluator(connections), holding], r).startSession(session(["agents"]));
     if (gate === undefined) throw new Error("not admitted");
     const before = audit.records.length;
-    const parsed = await gate.judgeParse({ type: "db.query", session: gate.info, seq: 1, stage: "parse", sql: "delete from t where id = $1", statementName: "s1" });
+    const parsed = await gate.judgeDeferring({ type: "db.query", session: gate.info, seq: 1, stage: "parse", sql: "delete from t where id = $1", statementName: "s1" });
     if (parsed.type !== "deferred") throw new Error(`expected a deferred hold, got ${parsed.type}`);
     // Nothing asked, nothing audited yet; the statement is defined for later ones (it exists on the target).
     expect(asked).toHaveLength(0);

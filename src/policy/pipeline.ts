@@ -6,7 +6,7 @@
  * Invariants:
  * - An audit record is appended (to the local group-committed log) before the engine is told
  *   to forward. If the audit write fails, the decision becomes a deny (fail closed). A held
- *   Parse, which runs nothing, is decided and audited at each of its Binds (judgeParse).
+ *   Parse, which runs nothing, is decided and audited at each of its Binds (judgeDeferring).
  * - The recording stores what the agent saw; audit stores decisions and counts, never values.
  */
 import type { Logger } from "pino";
@@ -350,14 +350,15 @@ export class SessionGate {
   }
 
   /**
-   * Judge an extended-protocol Parse. Like `judge`, except that a hold is not resolved now but
-   * returned as a DeferredHold: preparing a statement runs nothing, and the approval request
-   * must show what will run, which the parameters of each Bind complete (protocol-flow
-   * "Extended Query"). Nothing is audited or recorded for a deferred Parse: the decision is
-   * made, audited and recorded at each Bind (`resolveDeferred`). The statement is defined for
-   * later ones at once (EXECUTE of it is judged with its facts), since the target now has it.
+   * Judge an extended-protocol statement whose values come with its Bind (a Parse; or a Bind
+   * of a statement prepared by SQL PREPARE). Like `judge`, except that a hold is not resolved
+   * now but returned as a DeferredHold: preparing a statement runs nothing, and the approval
+   * request must show what will run, which the parameters of each Bind complete (protocol-flow
+   * "Extended Query"). Nothing is audited or recorded for a deferred hold yet: the decision is
+   * made, audited and recorded at each Bind (`resolveDeferred`). A Parse defines its statement
+   * for later ones at once (EXECUTE of it is judged with its facts): the target now has it.
    */
-  async judgeParse(event: DbQueryEvent): Promise<Decision | DeferredHold> {
+  async judgeDeferring(event: DbQueryEvent): Promise<Decision | DeferredHold> {
     const judged = evaluateStatement(this.#evaluators, event);
     const verdict = judged instanceof Promise ? await judged : judged;
     if (verdict.type === "hold") {

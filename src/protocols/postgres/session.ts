@@ -252,7 +252,7 @@ export class PgProxySession {
           if (this.#skipUntilSync) break;
           const bind = decodeBind(frame.body);
           const stmt = this.#statements.get(bind.statement);
-          if (stmt?.held === undefined) {
+          if (stmt !== undefined && stmt.held === undefined) {
             this.#onBind(bind, stmt);
             out.add(frame.bytes);
             break;
@@ -260,7 +260,8 @@ export class PgProxySession {
           // Decided now, with its values: what the client sent before it reaches the target
           // first, what it sends after it stays queued in the reader (as for a held Parse).
           await this.#flushUpstream(out);
-          await this.#onHeldBind(frame, bind, stmt.held.deferred, stmt.held.paramTypes, out);
+          if (stmt === undefined) await this.#onUnknownBind(frame, bind, out);
+          else if (stmt.held !== undefined) await this.#onHeldBind(frame, bind, stmt.held.deferred, stmt.held.paramTypes, out);
           break;
         }
         case F.Execute:
@@ -331,7 +332,7 @@ export class PgProxySession {
     let decision: Decision;
     if (stage === "parse") {
       // Never waits for a person: a hold comes back deferred, to be decided at each Bind.
-      const d = await this.#o.gate.judgeParse(event);
+      const d = await this.#o.gate.judgeDeferring(event);
       if (d.type === "deferred") return { seq, denial: undefined, plan: undefined, deferred: d };
       decision = d;
     } else decision = await this.#holding((hooks) => this.#o.gate.judge(event, hooks));
@@ -482,12 +483,48 @@ export class PgProxySession {
    * and the rest of the batch is skipped until Sync, as the server does after a failed Bind
    * (protocol-flow "Extended Query": errors discard messages until Sync).
    */
-  async #onHeldBind(frame: Frame, bind: BindMessage, deferred: DeferredHold, paramTypes: readonly number[], out: OutBuffer): Promise<void> {
-    const seq = ++this.#seq;
-    this.#statementsJudged++;
+  async #onHeldBind(frame: Frame, bind: BindMessage, deferred: DeferredHold, paramTypes: readonly number[], out: OutBuffer, judged?: number): Promise<void> {
+    const seq = judged ?? ++this.#seq;
+    if (judged === undefined) this.#statementsJudged++;
     const shown = this.#renderParams(bind);
     const params = { shown, values: bind.params, formats: bind.paramFormats, types: paramTypes };
     const decision = await this.#holding((hooks) => this.#o.gate.resolveDeferred(deferred, { seq, params }, hooks));
+    this.#bindDecided(frame, bind, seq, shown, decision, out);
+  }
+
+  /**
+   * A Bind of a statement this session did not see prepared by Parse. A named one may exist on
+   * the target through SQL PREPARE (the guardrails know those): it is judged as `EXECUTE name`
+   * is, with this Bind's values when held, so a Bind cannot run what an EXECUTE may not, nor
+   * escape its masking. The unnamed statement exists only through Parse; when its Parse was
+   * refused (or it was closed), the target may still hold an older one, so the Bind is refused
+   * rather than forwarded to run that.
+   */
+  async #onUnknownBind(frame: Frame, bind: BindMessage, out: OutBuffer): Promise<void> {
+    if (bind.statement === "") {
+      this.#bindDecided(frame, bind, 0, [], { type: "deny", code: "GW_POLICY_DENIED", message: "the unnamed prepared statement does not exist (its Parse was refused or never sent)" }, out);
+      return;
+    }
+    const seq = ++this.#seq;
+    this.#statementsJudged++;
+    const event: DbQueryEvent = {
+      type: "db.query",
+      session: this.#o.gate.info,
+      seq,
+      stage: "bind",
+      sql: `EXECUTE "${bind.statement.replaceAll('"', '""')}"`,
+      statementName: bind.statement,
+    };
+    const d = await this.#o.gate.judgeDeferring(event);
+    if (d.type === "deferred") {
+      await this.#onHeldBind(frame, bind, d, [], out, seq);
+      return;
+    }
+    this.#bindDecided(frame, bind, seq, d.type === "allow" ? this.#renderParams(bind) : [], d, out);
+  }
+
+  /** Forward a decided Bind with its portal's plan, or refuse it (poison, then skip to Sync). */
+  #bindDecided(frame: Frame, bind: BindMessage, seq: number, shown: readonly (string | null)[], decision: Decision, out: OutBuffer): void {
     if (decision.type === "allow") {
       this.#portals.set(bind.portal, { seq, params: shown, plan: decision.plan, resultFormats: bind.resultFormats });
       out.add(frame.bytes);
