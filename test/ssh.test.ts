@@ -165,6 +165,38 @@ describe("ssh interactive shell", () => {
     } finally {
       c.end();
     }
+    // The window change is in the cast as an asciicast "r" event.
+    const cast = await castContaining("still-42");
+    expect(cast).toMatch(/\[[0-9.]+,"r","100x40"\]/);
+  });
+
+  it("passes a real ssh -tt client's window change through (under script, resized with stty)", async () => {
+    const { askpass, clientOptions } = await import("./harness/sshd.js");
+    const { spawn } = await import("node:child_process");
+    const mark = `size-start-${randomBytes(4).toString("hex")}`;
+    const started = join(w.sshd.home, mark);
+    // The target prints its terminal size, writes a mark, then waits until the size changes.
+    const remote = `stty size; stty size > ${mark}; for i in $(seq 1 100); do s=$(stty size); if [ "$s" = "50 120" ]; then echo resized-$s; break; fi; sleep 0.1; done`;
+    const quote = (x: string): string => `'${x.replace(/'/g, "'\\''")}'`;
+    const sshCmd = ["ssh", ...clientOptions("password"), "-tt", "-p", String(w.sshPort), "web1@127.0.0.1", remote].map(quote).join(" ");
+    // In script's terminal: start at 24x80, wait for the mark, then resize (the kernel sends
+    // SIGWINCH to ssh, which sends window-change).
+    // (an asynchronous command's stdin is /dev/null unless redirected: ssh gets the terminal)
+    const inner = `stty rows 24 cols 80; ${sshCmd} < /dev/tty & p=$!; while [ ! -s ${quote(started)} ]; do sleep 0.1; done; stty rows 50 cols 120; wait $p`;
+    const child = spawn("script", ["-qec", inner, "/dev/null"], {
+      env: { ...process.env, DISPLAY: ":0", SSH_ASKPASS_REQUIRE: "force", SSH_ASKPASS: askpass(w.dir, token) },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const code = await new Promise<number | null>((r) => child.once("close", r));
+    clearTimeout(timer);
+    expect(out).toContain("24 80");
+    expect(out).toContain("resized-50 120");
+    expect(code).toBe(0);
+    const cast = await castContaining("resized-50 120");
+    expect(cast).toMatch(/\[[0-9.]+,"r","120x50"\]/);
   });
 
   it("judges a non-PTY shell's input lines, multi-line constructs as a whole", async () => {
@@ -258,10 +290,36 @@ describe("ssh file transfer", () => {
     expect(ops).toContain(`sftp wrote ${sizes} bytes: ${remote}`);
     expect(ops).toContain(`sftp read ${sizes} bytes: ${remote}`);
     expect(ops).toContain(`sftp remove ${remote}`);
+    // The recorded entries carry the details too: sizes and SHA-256 of the bytes moved.
+    expect(ops).toContain(`bytesWritten=${sizes}`);
+    expect(ops).toContain(`sha256Written=${hash}`);
+    expect(ops).toContain(`sha256Read=${hash}`);
     const audit = readAudit();
     expect(audit).toContain(hash);
   });
 });
+
+/** Poll `fn` until it returns a value (10 s at most). */
+async function eventually<T>(fn: () => Promise<T | undefined>): Promise<T | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
+/** The cast (asciicast text) of the session whose recording contains `text`. */
+function castContaining(text: string): Promise<string | undefined> {
+  return eventually(async () => {
+    const sessions = (await w.gw.api("/v1/sessions?limit=100")).body as { sessions: { id: string }[] };
+    for (const s of sessions.sessions) {
+      const cast = await w.gw.api(`/v1/sessions/${s.id}/cast`);
+      if (cast.status === 200 && cast.text.includes(text)) return cast.text;
+    }
+    return undefined;
+  });
+}
 
 function readAudit(): string {
   const dir = join(w.gw.dataDir, "audit");
@@ -283,6 +341,16 @@ describe("ssh port forwarding", () => {
       ch.write("ping through airlock");
       expect(await got).toBe("ping through airlock");
       ch.end();
+      // The closed forward is recorded with its byte counts (20 bytes each way).
+      const recorded = await eventually(async () => {
+        const sessions = (await w.gw.api("/v1/sessions?limit=100")).body as { sessions: { id: string }[] };
+        for (const s of sessions.sessions) {
+          const show = JSON.stringify((await w.gw.api(`/v1/sessions/${s.id}`)).body);
+          if (show.includes(`forward to 127.0.0.1:${echoPort} closed`)) return show;
+        }
+        return undefined;
+      });
+      expect(recorded).toContain("bytesFromClient=20 bytesToClient=20");
     } finally {
       c.end();
     }

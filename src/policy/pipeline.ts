@@ -461,7 +461,9 @@ export class SessionGate {
 
   /** Facts about an SSH channel worth keeping (sftp operations, forwarded bytes): recorded and audited as counts. */
   sshFact(seq: number, stage: string, text: string, details: Readonly<Record<string, string | number | boolean>>): void {
-    this.#recorder.append({ kind: "query", seq, stage, sql: text, decision: "allow" });
+    // The details (sizes, SHA-256 hashes, byte counts) go into the recording as `k=v` pairs.
+    const facts = Object.entries(details).map(([k, v]) => `${k}=${String(v)}`).join(" ");
+    this.#recorder.append({ kind: "query", seq, stage, sql: text, decision: "allow", ...(facts === "" ? {} : { message: facts }) });
     void this.#pipeline.audit({
       type: "ssh.command",
       sessionId: this.info.id,
