@@ -30,13 +30,18 @@ beforeAll(async () => {
     { clientId: "agent-1", clientSecret: "agent-1-secret-0123456789abcdef0123456789", grantTypes: ["client_credentials"] },
     { clientId: "agent-2", clientSecret: "agent-2-secret-0123456789abcdef0123456789", grantTypes: ["client_credentials"] },
     { clientId: "stranger", clientSecret: "stranger-secret-0123456789abcdef01234567", grantTypes: ["client_credentials"] },
+    { clientId: "deployer", clientSecret: "deployer-secret-0123456789abcdef012345678", grantTypes: ["client_credentials"] },
   ]);
+  idp.clientGroups.set("deployer", ["agents"]);
   idp.clientGroups.set("agent-1", ["agents"]);
   idp.clientGroups.set("agent-2", ["agents", "security"]);
   idp.clientGroups.set("stranger", ["agents"]);
   const base = { type: "postgres" as const, host: "127.0.0.1", port: pgServer.port, database: "orders", user: "app", password: "app-pw-identity", sslmode: "disable" as const };
   t = await startTestGateway({
     oidc: [
+      // Two rules for one issuer, tried in order: the deployer client is the configured service
+      // account of its name; other agent-* clients are workloads.
+      { issuer: idp.issuer, alias: "idp", audience: "airlock", claims: { client_id: "deployer" }, principal: { serviceAccount: { claim: "client_id" } } },
       {
         issuer: idp.issuer,
         alias: "idp",
@@ -48,7 +53,10 @@ beforeAll(async () => {
       },
     ],
     roles: { auditor: ["security"] },
-    serviceAccounts: [{ name: "ci-bot", groups: ["agents"] }],
+    serviceAccounts: [
+      { name: "ci-bot", groups: ["agents"] },
+      { name: "deployer", groups: ["dba"] },
+    ],
     connections: [
       { ...base, name: "orders", groups: ["agents"] },
       { ...base, name: "restricted", groups: ["dba"] },
@@ -75,6 +83,23 @@ async function exchange(subject: string, extra: Record<string, string> = {}): Pr
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
+
+describe("claims mapped to a configured service account", () => {
+  it("a client-credentials token naming a service account acts as sa:<name> with its configured groups, on psql and through exchange", async () => {
+    const jwt = await idp.clientCredentials("deployer", "deployer-secret-0123456789abcdef012345678");
+    // The account's groups (dba) admit `restricted`; the token's own groups (agents) do not count.
+    const q = await t.psql("restricted", jwt, ["-At", "-c", "select 'as deployer'"]);
+    expect(q.stdout.trim(), q.stderr).toBe("as deployer");
+    const denied = await t.psql("orders", jwt, ["-At", "-c", "select 1"]);
+    expect(denied.code).not.toBe(0);
+    const ex = await exchange(jwt);
+    expect(ex.status).toBe(200);
+    expect(ex.body["principal"]).toMatchObject({ id: "sa:deployer", kind: "service_account", groups: ["dba"] });
+    const who = await t.api("/v1/auth/whoami", { token: String(ex.body["access_token"]) });
+    expect(who.body).toMatchObject({ principal: { id: "sa:deployer", kind: "service_account", groups: ["dba"] } });
+    expect(ex.body["expires_in"]).toBeLessThanOrEqual(600);
+  });
+});
 
 describe("workload JWTs as the psql password", () => {
   it("accepts a client-credentials token from the trusted issuer, with groups from the token", async () => {

@@ -28,6 +28,7 @@ import { LOGIN_COOKIE, LoginStates, readCookie } from "../identity/login-state.j
 import { cleanGroup, personName } from "../identity/issuers.js";
 import type { PersonRechecks, RecheckAnswer } from "../identity/recheck.js";
 import { rolesFor } from "../identity/roles.js";
+import { MIN_TTL_MS } from "../identity/tokens.js";
 import type { TokenService } from "../identity/tokens.js";
 import type { LiveSessions } from "../policy/registry.js";
 import { parseDuration } from "../runtime/duration.js";
@@ -162,6 +163,20 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
 
   /** Issue an Airlock token for an external identity; audit first, take it back if that fails. */
   const issue = async (principal: Principal, ttlMs: number, via: string): Promise<{ token: string; expiresAt: Date; id: string }> => {
+    if (principal.kind === "service_account") {
+      // A trusted issuer's token mapped to a configured service account (principal.serviceAccount):
+      // an ordinary service-account token, never outliving the subject token.
+      const left = principal.expiresAt === undefined ? ttlMs : Math.min(ttlMs, principal.expiresAt.getTime() - Date.now());
+      if (left < MIN_TTL_MS) throw new GatewayError("GW_AUTH_EXPIRED", "the presented credential expires too soon to issue a token");
+      const minted = await deps.tokens.mint(principal.name, { ttlMs: left, createdBy: `${via}:${principal.id}` });
+      try {
+        await audit({ type: "token.create", principal: auditOf(principal), details: { tokenId: minted.id, via, expiresAt: minted.expiresAt.toISOString(), serviceAccount: principal.name } });
+      } catch (e) {
+        await deps.tokens.revoke(minted.id, "airlock:audit-failure").catch(() => undefined);
+        throw new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable", { cause: e });
+      }
+      return { token: minted.token, expiresAt: minted.expiresAt, id: minted.id };
+    }
     if (principal.kind !== "person" && principal.kind !== "workload") throw new GatewayError("GW_AUTH_INVALID", "invalid token");
     const minted = await deps.tokens.mintFor(
       { kind: principal.kind, id: principal.id, name: principal.name, groups: principal.groups },

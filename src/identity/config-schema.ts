@@ -74,11 +74,21 @@ export const oidcIssuerSchema = z.strictObject({
   clockSkew: clockSkew.describe("tolerated clock skew for exp/nbf/iat (at most 5m)"),
   jwksUri: secureUrl.optional().describe("JWKS URL; default: discovered from /.well-known/openid-configuration"),
   principal: z
-    .strictObject({
-      kind: z.enum(["workload", "person"]).default("workload"),
-      name: claimName.default("sub").describe("claim naming the principal: sub, email, client_id, …"),
-      prefix: z.string().max(100).default(""),
-    })
+    .union([
+      z.strictObject({
+        kind: z.enum(["workload", "person"]).default("workload"),
+        name: claimName.default("sub").describe("claim naming the principal: sub, email, client_id, …"),
+        prefix: z.string().max(100).default(""),
+      }),
+      z.strictObject({
+        serviceAccount: z
+          .strictObject({
+            claim: claimName.default("sub").describe("claim naming a configured service account (with `prefix` prepended)"),
+            prefix: z.string().max(100).default(""),
+          })
+          .describe("map the token to the configured service account it names: sa:<name> with that account's groups; refused when there is none"),
+      }),
+    ])
     .default({ kind: "workload", name: "sub", prefix: "" }),
   groups: z.array(group).default([]).describe("groups added to every principal from this issuer"),
   claims: z
@@ -134,6 +144,11 @@ export const loginSchema = z
   .default({ tokenTtl: 3_600_000, exchangeTtl: 15 * 60_000 });
 
 export type OidcIssuerSettings = z.output<typeof oidcIssuerSchema>;
+export type PrincipalRule = OidcIssuerSettings["principal"];
+/** The rule's kind of principal: a person, a workload (wl:<alias>:<name>) or a configured service account. */
+export function ruleKind(rule: PrincipalRule): "person" | "workload" | "service_account" {
+  return "serviceAccount" in rule ? "service_account" : rule.kind;
+}
 export type SamlSettings = z.output<typeof samlSchema>;
 export type RolesSettings = z.output<typeof rolesSchema>;
 export type LoginSettings = z.output<typeof loginSchema>;

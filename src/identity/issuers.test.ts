@@ -101,3 +101,63 @@ describe("TrustedIssuers against a live JWKS (loopback)", () => {
     }
   });
 });
+
+describe("claims mapped to a configured service account", () => {
+  it("parses principal.serviceAccount and refuses mixing it with a person/workload rule", () => {
+    const parsed = parseConfig({ oidc: [{ issuer: "https://idp.example.com", audience: "airlock", principal: { serviceAccount: { claim: "client_id" } } }] }).oidc[0];
+    expect(parsed?.principal).toEqual({ serviceAccount: { claim: "client_id", prefix: "" } });
+    expect(() => parseConfig({ oidc: [{ issuer: "https://idp.example.com", audience: "airlock", principal: { kind: "person", serviceAccount: { claim: "sub" } } }] })).toThrow();
+  });
+
+  it("maps sub to sa:<name> with the account's configured groups, refuses unknown accounts, and falls through two rules of one issuer in order", async () => {
+    const { createServer } = await import("node:http");
+    const { exportJWK } = await import("jose");
+    const k = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(k.publicKey)), kid: "k", alg: "ES256", use: "sig" };
+    const server = createServer((req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(req.url === "/jwks" ? { keys: [jwk] } : { issuer, jwks_uri: `${issuer}/jwks` }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const addr = server.address();
+    const issuer = `http://127.0.0.1:${typeof addr === "object" && addr !== null ? addr.port : 0}`;
+    const accounts = new Map([["ci-bot", { name: "ci-bot", groups: ["agents"] }]]);
+    const sign = (sub: string, extra: Record<string, unknown> = {}): Promise<string> =>
+      new SignJWT({ groups: ["platform"], ...extra }).setProtectedHeader({ alg: "ES256", kid: "k" }).setIssuer(issuer).setAudience("airlock").setSubject(sub).setExpirationTime("5m").sign(k.privateKey);
+    try {
+      const only = new TrustedIssuers({
+        issuers: parseConfig({ oidc: [{ issuer, audience: "airlock", alias: "ci", principal: { serviceAccount: { claim: "sub" } } }] }).oidc,
+        logger,
+        serviceAccount: (n) => accounts.get(n),
+      });
+      const v = await only.verify(await sign("ci-bot"));
+      // The account's groups, not the token's `platform`: an issuer cannot widen a service account.
+      expect(v.principal).toMatchObject({ kind: "service_account", id: "sa:ci-bot", name: "ci-bot", groups: ["agents"] });
+      expect(v.principal.expiresAt).toBeInstanceOf(Date);
+      await expect(only.verify(await sign("ghost"))).rejects.toMatchObject({ code: "GW_AUTH_INVALID", message: "invalid token: claim sub names no configured service account" });
+      // Removing the account from the configuration takes effect at the next verification.
+      accounts.delete("ci-bot");
+      await expect(only.verify(await sign("ci-bot"))).rejects.toMatchObject({ code: "GW_AUTH_INVALID" });
+      accounts.set("ci-bot", { name: "ci-bot", groups: ["agents"] });
+
+      // Two rules for one issuer, tried in order: service accounts for tokens of the deploy
+      // pipeline, every other job of the same issuer a workload.
+      const two = new TrustedIssuers({
+        issuers: parseConfig({
+          oidc: [
+            { issuer, audience: "airlock", alias: "ci", claims: { pipeline: "deploy" }, principal: { serviceAccount: { claim: "sub" } } },
+            { issuer, audience: "airlock", alias: "ci", principal: { kind: "workload", name: "sub" } },
+          ],
+        }).oidc,
+        logger,
+        serviceAccount: (n) => accounts.get(n),
+      });
+      expect((await two.verify(await sign("ci-bot", { pipeline: "deploy" }))).principal).toMatchObject({ id: "sa:ci-bot", groups: ["agents"] });
+      expect((await two.verify(await sign("ci-bot", { pipeline: "test" }))).principal).toMatchObject({ kind: "workload", id: "wl:ci:ci-bot", groups: ["platform"] });
+      expect((await two.verify(await sign("job-7", { pipeline: "deploy" }))).principal).toMatchObject({ kind: "workload", id: "wl:ci:job-7" });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -123,6 +123,8 @@ export interface TrustedIssuersOptions {
   readonly clock?: () => Date;
   /** After a JWKS fetch, an unknown `kid` triggers no new fetch for this long (default 30 s). */
   readonly jwksCooldownMs?: number;
+  /** The configured service account of a name, for `principal: { serviceAccount: … }` rules (read at every verification). */
+  readonly serviceAccount?: (name: string) => { readonly name: string; readonly groups: readonly string[] } | undefined;
 }
 
 export class TrustedIssuers {
@@ -131,9 +133,11 @@ export class TrustedIssuers {
   readonly #logger: Logger;
   readonly #clock: () => Date;
   readonly #cooldownMs: number;
+  readonly #serviceAccount: NonNullable<TrustedIssuersOptions["serviceAccount"]>;
 
   constructor(options: TrustedIssuersOptions) {
     this.#cooldownMs = options.jwksCooldownMs ?? 30_000;
+    this.#serviceAccount = options.serviceAccount ?? (() => undefined);
     for (const o of options.issuers) {
       const list = this.#byIssuer.get(o.issuer) ?? [];
       list.push(o);
@@ -261,23 +265,34 @@ export class TrustedIssuers {
         return invalid(`invalid token: claim ${claim} does not match this issuer's rules`);
       }
     }
-    const rawName = readClaim(payload, entry.principal.name);
+    const rule = entry.principal;
+    const exp = typeof payload.exp === "number" ? new Date(payload.exp * 1000) : undefined;
+    if ("serviceAccount" in rule) {
+      // The token names a configured service account: it becomes sa:<name> with that account's
+      // configured groups (never the token's: an issuer must not widen a service account).
+      const raw = readClaim(payload, rule.serviceAccount.claim);
+      const value = typeof raw === "string" ? cleanText(raw, 300) : undefined;
+      if (value === undefined) return invalid(`invalid token: claim ${rule.serviceAccount.claim} missing or not a string`);
+      const account = this.#serviceAccount(`${rule.serviceAccount.prefix}${value}`);
+      if (account === undefined) return invalid(`invalid token: claim ${rule.serviceAccount.claim} names no configured service account`);
+      return { kind: "service_account", id: `sa:${account.name}`, name: account.name, groups: [...account.groups], ...(exp === undefined ? {} : { expiresAt: exp }) };
+    }
+    const rawName = readClaim(payload, rule.name);
     const nameValue = typeof rawName === "string" ? cleanText(rawName, 300) : undefined;
-    if (nameValue === undefined) return invalid(`invalid token: claim ${entry.principal.name} missing or not a string`);
+    if (nameValue === undefined) return invalid(`invalid token: claim ${rule.name} missing or not a string`);
     // OpenID Connect Core §5.1: an address the provider has not verified is anybody's claim
     // (the "nOAuth" impersonation). A token naming its principal by email must not say it is unverified.
-    if (entry.principal.name === "email" && (payload["email_verified"] === false || payload["email_verified"] === "false")) {
+    if (rule.name === "email" && (payload["email_verified"] === false || payload["email_verified"] === "false")) {
       return invalid("invalid token: the email address is not verified");
     }
-    const kind = entry.principal.kind;
-    const name = kind === "person" ? personName(`${entry.principal.prefix}${nameValue}`) : `${entry.principal.prefix}${nameValue}`;
+    const kind = rule.kind;
+    const name = kind === "person" ? personName(`${rule.prefix}${nameValue}`) : `${rule.prefix}${nameValue}`;
     const groupValues = claimValues(readClaim(payload, entry.groupsClaim)) ?? [];
     const groups = new Set<string>(entry.groups);
     for (const g of groupValues.slice(0, 500)) {
       const clean = cleanGroup(g);
       if (clean !== undefined) groups.add(clean);
     }
-    const exp = typeof payload.exp === "number" ? new Date(payload.exp * 1000) : undefined;
     const id = kind === "person" ? `user:${name}` : `wl:${issuerAlias(entry)}:${name}`;
     return { kind, id, name, groups: [...groups], ...(exp === undefined ? {} : { expiresAt: exp }) };
   }

@@ -169,6 +169,12 @@ export class TokenService {
     this.#accounts = new Map(list.map((a) => [a.name, { name: a.name, groups: [...a.groups] }]));
   }
 
+  /** The configured service account of a name (current configuration), or undefined. */
+  serviceAccount(name: string): { readonly name: string; readonly groups: readonly string[] } | undefined {
+    const a = this.#accounts.get(name);
+    return a === undefined ? undefined : { name: a.name, groups: [...a.groups] };
+  }
+
   async mint(serviceAccount: string, options: { readonly ttlMs?: number; readonly createdBy: string }): Promise<MintedToken> {
     const account = this.#accounts.get(serviceAccount);
     if (account === undefined) {

@@ -134,7 +134,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
 
     const registry = new SessionRegistry();
     // One authenticator for every engine and the API: Airlock tokens, then trusted issuers' JWTs.
-    const authenticator = new Authenticator({ tokens, issuers: new TrustedIssuers({ issuers: config.oidc, logger }) });
+    const authenticator = new Authenticator({ tokens, issuers: new TrustedIssuers({ issuers: config.oidc, logger, serviceAccount: (name) => tokens.serviceAccount(name) }) });
     tokens.onRevoke((blockId) => {
       // A principal block (POST /v1/principals/:id/revoke, here or on a gateway sharing the store).
       const principalId = blockedPrincipalOf(blockId);
