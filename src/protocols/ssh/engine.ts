@@ -623,11 +623,12 @@ export class SshEngine implements ProtocolEngine {
       const observer = new SftpObserver((op) => {
         gate.sshFact(state.seq, "ssh.sftp", op.text, op.details);
       });
-      ch.on("data", (d: Buffer) => observer.fromClient(d));
-      up.on("data", (d: Buffer) => observer.fromServer(d));
       this.#bridge(ch, up, state, undefined, false, (d) => {
         up.write(d);
       });
+      // Observed after the bridge's listeners: each chunk is on its way before it is hashed.
+      ch.on("data", (d: Buffer) => observer.fromClient(d));
+      up.on("data", (d: Buffer) => observer.fromServer(d));
       up.once("close", () => observer.close());
     });
   }

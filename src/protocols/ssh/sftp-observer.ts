@@ -4,9 +4,13 @@
  * concludes). Hashes are over the bytes in the order they crossed the gateway, which is the
  * file's hash for the sequential transfers sftp and scp make; `sequential: false` says when
  * offsets jumped. If the stream cannot be framed (a bug or a non-v3 peer) observation stops.
+ *
+ * File data is hashed as slices of the chunks that cross the gateway (SftpStreamFramer): WRITE
+ * and DATA packets are never reassembled or copied, which keeps the observer's cost on the data
+ * path to the SHA-256 itself.
  */
 import { createHash, type Hash } from "node:crypto";
-import { FXP, SftpFramer, SftpReader } from "./wire/sftp.js";
+import { FXP, SftpReader, SftpStreamFramer, type SftpFrame } from "./wire/sftp.js";
 
 export interface SftpOperation {
   readonly text: string;
@@ -28,8 +32,11 @@ const MAX_TRACKED = 4096;
 
 export class SftpObserver {
   readonly #emit: (op: SftpOperation) => void;
-  readonly #client = new SftpFramer();
-  readonly #server = new SftpFramer();
+  readonly #client = new SftpStreamFramer(FXP.WRITE);
+  readonly #server = new SftpStreamFramer(FXP.DATA);
+  /** The file the WRITE (client) / DATA (server) being streamed belongs to, if tracked. */
+  #writing: OpenFile | undefined;
+  #reading: OpenFile | undefined;
   readonly #pendingOpen = new Map<number, string>();
   readonly #pendingRead = new Map<number, Buffer>();
   readonly #files = new Map<string, OpenFile>();
@@ -41,14 +48,56 @@ export class SftpObserver {
 
   fromClient(chunk: Buffer): void {
     this.#safely(() => {
-      for (const p of this.#client.push(chunk)) this.#clientPacket(p);
+      for (const f of this.#client.push(chunk)) this.#clientFrame(f);
     });
   }
 
   fromServer(chunk: Buffer): void {
     this.#safely(() => {
-      for (const p of this.#server.push(chunk)) this.#serverPacket(p);
+      for (const f of this.#server.push(chunk)) this.#serverFrame(f);
     });
+  }
+
+  #clientFrame(fr: SftpFrame): void {
+    switch (fr.kind) {
+      case "packet":
+        this.#clientPacket(fr.packet);
+        return;
+      case "start": {
+        // WRITE: uint32 id, string handle, uint64 offset, string data (draft-02 §6.4)
+        const f = fr.handle === undefined ? undefined : this.#files.get(fr.handle.toString("hex"));
+        this.#writing = f;
+        if (f === undefined) return;
+        if (fr.offset !== f.nextWriteOffset) f.sequential = false;
+        f.nextWriteOffset = fr.offset + fr.length;
+        return;
+      }
+      case "data":
+        if (this.#writing === undefined) return;
+        this.#writing.written += fr.data.length;
+        this.#writing.writeHash.update(fr.data);
+        return;
+    }
+  }
+
+  #serverFrame(fr: SftpFrame): void {
+    switch (fr.kind) {
+      case "packet":
+        this.#serverPacket(fr.packet);
+        return;
+      case "start": {
+        // DATA: uint32 id, string data (draft-02 §7), the answer to a READ
+        const handle = this.#pendingRead.get(fr.id);
+        this.#pendingRead.delete(fr.id);
+        this.#reading = handle === undefined ? undefined : this.#files.get(handle.toString("hex"));
+        return;
+      }
+      case "data":
+        if (this.#reading === undefined) return;
+        this.#reading.read += fr.data.length;
+        this.#reading.readHash.update(fr.data);
+        return;
+    }
   }
 
   /** The channel closed: files still open are reported as they are. */
@@ -85,18 +134,6 @@ export class SftpObserver {
         if (f !== undefined && offset !== f.nextReadOffset) f.sequential = false;
         if (f !== undefined) f.nextReadOffset = offset + r.u32();
         if (this.#pendingRead.size < MAX_TRACKED) this.#pendingRead.set(id, handle);
-        return;
-      }
-      case FXP.WRITE: {
-        const handle = r.bytes().toString("hex");
-        const offset = r.u64();
-        const data = r.bytes();
-        const f = this.#files.get(handle);
-        if (f === undefined) return;
-        if (offset !== f.nextWriteOffset) f.sequential = false;
-        f.nextWriteOffset = offset + data.length;
-        f.written += data.length;
-        f.writeHash.update(data);
         return;
       }
       case FXP.CLOSE: {
@@ -157,17 +194,6 @@ export class SftpObserver {
           nextWriteOffset: 0,
           sequential: true,
         });
-        return;
-      }
-      case FXP.DATA: {
-        const handle = this.#pendingRead.get(id);
-        this.#pendingRead.delete(id);
-        if (handle === undefined) return;
-        const f = this.#files.get(handle.toString("hex"));
-        if (f === undefined) return;
-        const data = r.bytes();
-        f.read += data.length;
-        f.readHash.update(data);
         return;
       }
       case FXP.STATUS:

@@ -95,3 +95,123 @@ export class SftpReader {
     return this.bytes().toString("utf8");
   }
 }
+
+/** Longest file handle accepted in a streamed WRITE (draft-02 §6.2: handles are at most 256 bytes). */
+export const SFTP_MAX_HANDLE = 256;
+
+/**
+ * What SftpStreamFramer yields: whole packets (type + payload) for the small ones, and for
+ * the bulk ones (WRITE from the client, DATA from the server) a `start` with their fields,
+ * then their data as `data` slices of the chunks pushed (never copied), in order.
+ */
+export type SftpFrame =
+  | { readonly kind: "packet"; readonly packet: Buffer }
+  | { readonly kind: "start"; readonly type: number; readonly id: number; readonly handle: Buffer | undefined; readonly offset: number; readonly length: number }
+  | { readonly kind: "data"; readonly data: Buffer };
+
+/**
+ * A streaming framer for one direction of an sftp channel. Bulk packets are not reassembled:
+ * `WRITE` (`uint32 id, string handle, uint64 offset, string data`, draft-02 §6.4) and `DATA`
+ * (`uint32 id, string data`, §7) yield their header fields, then their data as slices, so the
+ * observer hashes file bytes without copying them. Other packets are framed whole, bounded by
+ * `maxPacket` as SftpFramer does. Throws SftpFramingError on a length that does not add up.
+ */
+export class SftpStreamFramer {
+  readonly #streamed: number;
+  readonly #max: number;
+  /** The packet header being collected (length, type and, for a bulk packet, its fields). */
+  readonly #head = Buffer.alloc(4 + 1 + 4 + 4 + SFTP_MAX_HANDLE + 8 + 4);
+  #headFill = 0;
+  #mode: "head" | "body" | "data" = "head";
+  #remaining = 0;
+  #body: Buffer[] = [];
+
+  /** `streamed`: the bulk packet type of this direction (FXP.WRITE or FXP.DATA). */
+  constructor(streamed: typeof FXP.WRITE | typeof FXP.DATA, maxPacket = SFTP_MAX_PACKET) {
+    this.#streamed = streamed;
+    this.#max = maxPacket;
+  }
+
+  push(chunk: Buffer): SftpFrame[] {
+    const out: SftpFrame[] = [];
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.#mode === "body" || this.#mode === "data") {
+        const n = Math.min(this.#remaining, chunk.length - pos);
+        const slice = chunk.subarray(pos, pos + n);
+        pos += n;
+        this.#remaining -= n;
+        if (this.#mode === "data") {
+          out.push({ kind: "data", data: slice });
+        } else {
+          this.#body.push(slice);
+        }
+        if (this.#remaining === 0) this.#finish(out);
+        continue;
+      }
+      // Collect the header one field at a time: as many bytes as the next decision needs.
+      const need = this.#headNeed();
+      const n = Math.min(need - this.#headFill, chunk.length - pos);
+      chunk.copy(this.#head, this.#headFill, pos, pos + n);
+      this.#headFill += n;
+      pos += n;
+      if (this.#headFill === need) this.#headStep(out);
+    }
+    return out;
+  }
+
+  /** Header bytes needed before the next step. */
+  #headNeed(): number {
+    if (this.#headFill < 5) return 5;
+    const type = this.#head[4];
+    if (type !== this.#streamed) return 5;
+    if (this.#streamed === FXP.DATA) return 5 + 4 + 4;
+    if (this.#headFill < 5 + 4 + 4) return 5 + 4 + 4;
+    const handleLength = this.#head.readUInt32BE(9);
+    return 5 + 4 + 4 + handleLength + 8 + 4;
+  }
+
+  #headStep(out: SftpFrame[]): void {
+    const len = this.#head.readUInt32BE(0);
+    const type = this.#head[4] ?? 0;
+    if (this.#headFill === 5) {
+      if (len < 1 || len > this.#max) throw new SftpFramingError(`SFTP packet length ${len} out of bounds`);
+      if (type === this.#streamed) return; // its fields come next
+      this.#mode = "body";
+      this.#body = [Buffer.from([type])];
+      this.#remaining = len - 1;
+      if (this.#remaining === 0) this.#finish(out);
+      return;
+    }
+    if (this.#streamed === FXP.WRITE && this.#headFill === 5 + 4 + 4) {
+      const handleLength = this.#head.readUInt32BE(9);
+      if (handleLength > SFTP_MAX_HANDLE) throw new SftpFramingError(`SFTP handle length ${handleLength} out of bounds`);
+      return; // the handle, offset and data length come next
+    }
+    const id = this.#head.readUInt32BE(5);
+    let handle: Buffer | undefined;
+    let offset = 0;
+    if (this.#streamed === FXP.WRITE) {
+      const handleLength = this.#head.readUInt32BE(9);
+      handle = Buffer.from(this.#head.subarray(13, 13 + handleLength));
+      offset = this.#head.readUInt32BE(13 + handleLength) * 2 ** 32 + this.#head.readUInt32BE(17 + handleLength);
+    }
+    const length = this.#head.readUInt32BE(this.#headFill - 4);
+    if (len !== this.#headFill - 4 + length) throw new SftpFramingError("SFTP packet length does not match its data length");
+    out.push({ kind: "start", type, id, handle, offset, length });
+    this.#mode = "data";
+    this.#remaining = length;
+    if (length === 0) this.#finish(out);
+  }
+
+  #finish(out: SftpFrame[]): void {
+    if (this.#mode === "body") {
+      const parts = this.#body;
+      out.push({ kind: "packet", packet: parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts) });
+      this.#body = [];
+    }
+    this.#mode = "head";
+    this.#headFill = 0;
+    this.#remaining = 0;
+  }
+}
