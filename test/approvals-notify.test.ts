@@ -155,7 +155,8 @@ describe("notifications", () => {
     expect(payload).toMatchObject({
       type: "approval.requested",
       request: { id, kind: "grant", status: "pending", requester: { id: "sa:agent" }, connection: "restricted", reason: "rotate the keys", durationMs: 1_800_000, approvers: ["dba"] },
-      url: `https://airlock.example.com/v1/approvals/${id}`,
+      url: `https://airlock.example.com/approvals/${id}`,
+      apiUrl: `https://airlock.example.com/v1/approvals/${id}`,
       commands: { approve: `airlock approvals approve ${id}` },
     });
     // A tampered body fails verification.
@@ -167,6 +168,7 @@ describe("notifications", () => {
     expect(slackBody.text).toBe("Airlock: agent requests access to restricted for 30m");
     expect(slackBody.blocks.map((b) => b.type)).toEqual(["section", "section", "context"]);
     expect(slack.body).toContain(`airlock approvals approve ${id}`);
+    expect(slack.body).toContain(`<https://airlock.example.com/approvals/${id}|Approve or deny in the browser>`);
     expect(slack.headers["x-airlock-signature"]).toBeUndefined();
 
     // Email over SMTP, authenticated.
@@ -176,6 +178,7 @@ describe("notifications", () => {
     expect(mail.user).toBe("airlock");
     expect(mail.raw).toContain("Subject: Airlock: agent requests access to restricted for 30m");
     expect(mail.raw).toContain(`Approve: airlock approvals approve ${id}`);
+    expect(mail.raw).toContain(`Decide:  https://airlock.example.com/approvals/${id}`);
 
     // Deliveries are recorded and shown to admins, without URLs or secrets.
     const shown = await until("four delivery records", async () => {

@@ -26,6 +26,8 @@ export interface ApprovalRoutesDeps {
   readonly approvals: ApprovalService;
   /** Delivery records of a request's notifications (shown to admins). */
   readonly deliveries?: (requestId: string) => Promise<readonly DeliveryRow[]>;
+  /** `approvals.publicUrl`: the approval page (approval-page.ts) accepts forms from its origin. */
+  readonly publicUrl?: string;
 }
 
 const idParam = z.object({ id: z.string().min(1).max(100) });
@@ -53,7 +55,8 @@ function seesAll(caller: Caller): boolean {
   return caller.roles.includes("admin") || caller.roles.includes("auditor");
 }
 
-function visible(caller: Caller, r: ApprovalRow): boolean {
+/** Who may see a request (the API and the approval page): admins and auditors, its requester, those who may decide it. */
+export function visibleTo(caller: Caller, r: ApprovalRow): boolean {
   return seesAll(caller) || r.requesterId === caller.principal.id || ApprovalService.mayDecide(caller.principal, r, caller.roles.includes("admin"));
 }
 
@@ -107,7 +110,7 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
     const caller = callerOf(request);
     const k = kind ?? q.kind;
     const rows = await service.list({ ...(q.status === undefined ? {} : { status: q.status }), ...(k === undefined ? {} : { kind: k }), limit: q.limit });
-    return { requests: rows.filter((r) => visible(caller, r)).map((r) => approvalJson(r)) };
+    return { requests: rows.filter((r) => visibleTo(caller, r)).map((r) => approvalJson(r)) };
   };
 
   const show = async (request: FastifyRequest) => {
@@ -115,7 +118,7 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
     const caller = callerOf(request);
     const view = await service.get(id);
     // Not visible = not found: ids of other people's requests are not confirmed.
-    if (view === undefined || !visible(caller, view.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
+    if (view === undefined || !visibleTo(caller, view.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
     const deliveries = caller.roles.includes("admin") && deps.deliveries !== undefined ? await deps.deliveries(id) : undefined;
     return {
       request: approvalJson(view.request, view.votes),
@@ -140,7 +143,7 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
     const body = parse(decideBody, request.body, "body");
     const caller = callerOf(request);
     const existing = await service.get(id);
-    if (existing === undefined || !visible(caller, existing.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
+    if (existing === undefined || !visibleTo(caller, existing.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
     const view: RequestView = await service.decide(id, caller.principal, vote, body.reason, caller.roles.includes("admin"));
     return { request: approvalJson(view.request, view.votes) };
   };
@@ -171,7 +174,7 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
     const body = parse(decideBody, request.body, "body");
     const caller = callerOf(request);
     const existing = await service.get(id);
-    if (existing === undefined || !visible(caller, existing.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
+    if (existing === undefined || !visibleTo(caller, existing.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
     const view = await service.revokeGrant(id, caller.principal, caller.roles.includes("admin"), body.reason);
     return { request: approvalJson(view.request, view.votes) };
   });

@@ -33,6 +33,7 @@ import type { TokenService } from "../identity/tokens.js";
 import type { LiveSessions } from "../policy/registry.js";
 import { parseDuration } from "../runtime/duration.js";
 import { callerOf } from "./auth.js";
+import { completeWebLogin, safeReturnPath } from "./approval-page.js";
 import { escapeHtml, resultPage } from "./pages.js";
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -112,6 +113,8 @@ interface OidcPending {
   readonly codeVerifier: string;
   readonly nonce: string;
   readonly redirectUri: string;
+  /** The approval page the login started from (approval-page.ts): back there, with a login cookie. */
+  readonly returnTo?: string;
 }
 
 /**
@@ -275,14 +278,15 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       // Login CSRF defence, as for OIDC: the response must come back (RelayState) to the browser
       // that started the login (cookie). The IdP posts cross-site, so on https the cookie is
       // SameSite=None; plain http is only allowed on loopback, where Lax reaches the ACS.
-      const samlPending = new LoginStates<{ readonly requestId: string }>();
+      const samlPending = new LoginStates<{ readonly requestId: string; readonly returnTo?: string }>();
       const samlCookieAttrs = acsUrl.startsWith("https:") ? "SameSite=None; Secure" : "SameSite=Lax";
-      child.get("/v1/auth/saml/login", pub, async (_request, reply) => {
+      child.get("/v1/auth/saml/login", pub, async (request, reply) => {
+        const returnTo = safeReturnPath(z.object({ return: z.string().max(200).optional() }).safeParse(request.query).data?.return);
         const relayState = randomBytes(24).toString("base64url");
         const { url, requestId } = await sp.loginUrl(relayState).catch((e: unknown) => {
           throw new GatewayError("GW_CONFIG", "SAML is misconfigured", { cause: e });
         });
-        const cookie = samlPending.put(relayState, { requestId });
+        const cookie = samlPending.put(relayState, { requestId, ...(returnTo === undefined ? {} : { returnTo }) });
         return reply
           .header("set-cookie", `${SAML_LOGIN_COOKIE}=${cookie}; HttpOnly; Path=/v1/auth/saml; Max-Age=600; ${samlCookieAttrs}`)
           .header("cache-control", "no-store")
@@ -291,6 +295,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       child.post("/v1/auth/saml/acs", pub, async (request, reply) => {
         const body = z.object({ SAMLResponse: z.string().min(1).max(FORM_BODY_LIMIT), RelayState: z.string().max(200).optional() }).safeParse(request.body ?? {});
         let principal: Principal;
+        let returnTo: string | undefined;
         try {
           if (!body.success) throw new GatewayError("GW_AUTH_INVALID", "SAML login failed: no SAMLResponse");
           const relayState = body.data.RelayState;
@@ -302,6 +307,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
           // The response must answer this browser's request, not another login's (a swapped response).
           if (result.inResponseTo !== started.requestId) throw new GatewayError("GW_AUTH_INVALID", "SAML login failed: the response answers another login attempt");
           principal = result.principal;
+          returnTo = started.returnTo;
           if (deps.tokens.isBlocked(principal.id)) throw new GatewayError("GW_AUTH_REVOKED", "SAML login failed: this principal is blocked");
         } catch (e) {
           const ge = isGatewayError(e) ? e : new GatewayError("GW_AUTH_INVALID", "SAML login failed", { cause: e });
@@ -311,6 +317,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
         }
         // SAML has no back channel to ask the IdP again: groups are fixed until this token expires.
         const minted = await issue(principal, Math.min(samlSettings.tokenTtl, deps.login.tokenTtl), "saml");
+        if (returnTo !== undefined) return completeWebLogin(reply, minted, returnTo, acsUrl.startsWith("https:"));
         return resultPage(reply, 200, "Signed in to Airlock", tokenPageBody(principal, minted));
       });
     }
@@ -388,8 +395,9 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   };
 
   app.get("/v1/auth/oidc/login", pub, async (request, reply) => {
-    const q = z.object({ issuer: z.string().max(500).optional() }).safeParse(request.query);
+    const q = z.object({ issuer: z.string().max(500).optional(), return: z.string().max(200).optional() }).safeParse(request.query);
     const want = q.success ? q.data.issuer : undefined;
+    const returnTo = safeReturnPath(q.data?.return);
     const entry = want === undefined ? loginIssuers[0] : loginIssuers.find((o) => o.issuer === want || issuerAlias(o) === want);
     if (entry === undefined) throw new GatewayError("GW_NOT_FOUND", "no OIDC issuer is configured for login (oidc[].clientId)");
     const config = await clientFor(entry).catch((e: unknown) => {
@@ -407,7 +415,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       state,
       nonce,
     });
-    const cookie = pending.put(state, { issuer: entry.issuer, codeVerifier, nonce, redirectUri });
+    const cookie = pending.put(state, { issuer: entry.issuer, codeVerifier, nonce, redirectUri, ...(returnTo === undefined ? {} : { returnTo }) });
     const secure = redirectUri.startsWith("https:") ? "; Secure" : "";
     return reply
       .header("set-cookie", `${LOGIN_COOKIE}=${cookie}; HttpOnly; SameSite=Lax; Path=/v1/auth; Max-Age=600${secure}`)
@@ -489,6 +497,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
         });
       }
     }
+    if (p.returnTo !== undefined) return completeWebLogin(reply, minted, p.returnTo, p.redirectUri.startsWith("https:"));
     return resultPage(reply, 200, "Signed in to Airlock", tokenPageBody(principal, minted));
   });
 

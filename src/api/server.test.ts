@@ -20,6 +20,7 @@ import { FileRecordingStore } from "../recording/file-store.js";
 import type { RecordingEntry } from "../recording/types.js";
 import { openStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
+import { ApprovalService } from "../approvals/service.js";
 import { createApiServer } from "./server.js";
 import type { ApiDeps, ApiServer } from "./server.js";
 
@@ -66,7 +67,18 @@ beforeAll(async () => {
     appended.push(input);
     return Promise.resolve({ ...input, seq: appended.length, time: new Date().toISOString(), prevHash: "0".repeat(64), hash: "0".repeat(64) });
   };
+  const approvalStore = store.approvals;
+  if (approvalStore === undefined) throw new Error("the embedded store keeps approval requests");
+  const approvals = new ApprovalService({
+    store: approvalStore,
+    audit: { append: appendAudit },
+    notifier: { notify: () => undefined, idle: () => Promise.resolve() },
+    logger,
+    liveSessions: registry,
+    connections: ["orders"],
+  });
   const deps: ApiDeps = {
+    approvals: { approvals },
     authenticate: authenticator.authenticate,
     roles: ROLE_GROUPS,
     identity: {
@@ -165,6 +177,8 @@ const EXPECTED_ACCESS: Readonly<Record<string, string>> = {
   "GET /v1/audit": "auditor",
   "GET /v1/auth/whoami": "user",
   "POST /v1/principals/:id/revoke": "admin",
+  "GET /v1/approvals": "user",
+  "GET /v1/approvals/:id": "user",
 };
 
 describe("every /v1 route checks the caller's role", () => {
@@ -214,8 +228,31 @@ describe("every /v1 route checks the caller's role", () => {
         "HEAD /v1/auth/oidc/login",
         "GET /v1/auth/oidc/callback",
         "HEAD /v1/auth/oidc/callback",
+        // The approval page authenticates by its login cookie, not a bearer token (approval-page.ts).
+        "GET /approvals/:id",
+        "HEAD /approvals/:id",
+        "POST /approvals/:id",
       ]),
     );
+  });
+
+  it("the approval page's public routes refuse without a browser login (and a bearer token is no login)", async () => {
+    const url = "/approvals/apr_abcdefghijkmnpqr";
+    for (const headers of [{}, asAdmin()]) {
+      const get = await api.inject({ method: "GET", url, headers });
+      // No browser login is configured here: a page saying so, never the request.
+      expect(get.statusCode).toBe(401);
+      expect(get.headers["content-type"]).toContain("text/html");
+      expect(get.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+      const post = await api.inject({
+        method: "POST",
+        url,
+        headers: { ...headers, origin: "http://localhost:80", "content-type": "application/x-www-form-urlencoded" },
+        payload: "vote=approve&csrf=x",
+      });
+      expect(post.statusCode).toBe(401);
+      expect(post.headers["content-type"]).toContain("text/html");
+    }
   });
 
   it("lets a user read and revoke its own token only", async () => {

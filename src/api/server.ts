@@ -28,6 +28,7 @@ import { auditApiAuthFailure, registerIdentityRoutes } from "./identity-routes.j
 import { registerSshRoutes, type SshRoutesDeps } from "./ssh-routes.js";
 import type { IdentityRoutesDeps } from "./identity-routes.js";
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from "./approvals-routes.js";
+import { approvalPageDepsFrom, registerApprovalPage } from "./approval-page.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -241,7 +242,11 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
 
   registerRoutes(app, deps);
   if (deps.identity !== undefined) registerIdentityRoutes(app, deps.identity);
-  if (deps.approvals !== undefined) registerApprovalRoutes(app, deps.approvals);
+  if (deps.approvals !== undefined) {
+    registerApprovalRoutes(app, deps.approvals);
+    // The page people reach from notifications (browser login cookie, CSRF-protected form).
+    registerApprovalPage(app, approvalPageDepsFrom(deps, deps.approvals.approvals, deps.approvals.publicUrl));
+  }
   if (deps.ssh !== undefined) registerSshRoutes(app, deps.ssh);
   await app.ready();
 

@@ -148,7 +148,8 @@ describe("notifications", () => {
     expect(noticePayload("approval.requested", ROW, "https://gw.example.com/")).toMatchObject({
       type: "approval.requested",
       request: { id: "apr_abc", statement: "delete from items where id = 1", approvers: ["dba"] },
-      url: "https://gw.example.com/v1/approvals/apr_abc",
+      url: "https://gw.example.com/approvals/apr_abc",
+      apiUrl: "https://gw.example.com/v1/approvals/apr_abc",
       commands: { approve: "airlock approvals approve apr_abc", deny: "airlock approvals deny apr_abc --reason TEXT" },
     });
     const slack = slackPayload("approval.requested", ROW, undefined) as { text: string; blocks: { type: string }[] };

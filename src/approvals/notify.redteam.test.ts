@@ -56,7 +56,7 @@ describe("Slack payloads", () => {
     const { blocks } = slackTexts({ ...ROW, kind: "grant", reason: "<!here> please <https://evil.example|approve>", requesterName: "<@U123>" }, "https://gw.example.com");
     const all = blocks.join("\n");
     expect(all).not.toMatch(/<!here>|<https:\/\/evil|<@U123>/);
-    expect(all).toContain("<https://gw.example.com/v1/approvals/apr_abc|details>");
+    expect(all).toContain("<https://gw.example.com/approvals/apr_abc|Approve or deny in the browser>");
   });
 
   it("stay within Slack's 3000-character text limit even when every character needs escaping", () => {

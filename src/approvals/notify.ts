@@ -65,7 +65,7 @@ export function noticeStatement(text: string): string {
 // eslint-disable-next-line no-control-regex
 const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]|\p{Cf}/gu;
 
-function visible(text: string): string {
+export function visible(text: string): string {
   return text.replace(INVISIBLE, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`);
 }
 
@@ -75,11 +75,11 @@ function visible(text: string): string {
  */
 export const PLACEHOLDER_NOTE = "Parameters ($1, $2, …) are bound after approval: approving covers one execution with any values.";
 
-function placeholders(r: ApprovalRow): boolean {
+export function placeholders(r: ApprovalRow): boolean {
   return r.params === undefined && r.statement !== undefined && /\$[1-9][0-9]*/u.test(r.statement);
 }
 
-function noticeParams(params: readonly (string | null)[]): (string | null)[] {
+export function noticeParams(params: readonly (string | null)[]): (string | null)[] {
   return params.map((p) => (p === null ? null : scrubSecrets(p)));
 }
 
@@ -108,12 +108,19 @@ export function noticePayload(event: NoticeEvent, r: ApprovalRow, publicUrl: str
       ...(r.decidedAt === undefined ? {} : { decidedAt: r.decidedAt.toISOString() }),
       ...(r.decisionReason === undefined ? {} : { decisionReason: r.decisionReason }),
     },
-    ...(publicUrl === undefined ? {} : { url: approvalUrl(publicUrl, r.id) }),
+    // `url`: the approval page (people decide there, after signing in); `apiUrl`: the JSON view.
+    ...(publicUrl === undefined ? {} : { url: approvalUrl(publicUrl, r.id), apiUrl: approvalApiUrl(publicUrl, r.id) }),
     commands: { approve: `airlock approvals approve ${r.id}`, deny: `airlock approvals deny ${r.id} --reason TEXT` },
   };
 }
 
+/** The approval page (src/api/approval-page.ts): what a person clicks in Slack or an email. */
 export function approvalUrl(publicUrl: string, id: string): string {
+  return `${publicUrl.replace(/\/+$/, "")}/approvals/${encodeURIComponent(id)}`;
+}
+
+/** The API's JSON view of a request (needs a bearer token). */
+export function approvalApiUrl(publicUrl: string, id: string): string {
   return `${publicUrl.replace(/\/+$/, "")}/v1/approvals/${encodeURIComponent(id)}`;
 }
 
@@ -186,7 +193,7 @@ export function slackPayload(event: NoticeEvent, r: ApprovalRow, publicUrl: stri
   const how = slackText(`\`airlock approvals approve ${r.id}\` or \`airlock approvals deny ${r.id} --reason …\``, 1000);
   blocks.push({
     type: "context",
-    elements: [{ type: "mrkdwn", text: publicUrl === undefined ? how : `${how} · <${approvalUrl(publicUrl, r.id)}|details>` }],
+    elements: [{ type: "mrkdwn", text: publicUrl === undefined ? how : `<${approvalUrl(publicUrl, r.id)}|Approve or deny in the browser> · ${how}` }],
   });
   return { text, blocks };
 }
@@ -210,7 +217,7 @@ export function emailText(event: NoticeEvent, r: ApprovalRow, publicUrl: string 
     "",
     `Approve: airlock approvals approve ${r.id}`,
     `Deny:    airlock approvals deny ${r.id} --reason TEXT`,
-    ...(publicUrl === undefined ? [] : [`Details: ${approvalUrl(publicUrl, r.id)}`]),
+    ...(publicUrl === undefined ? [] : [`Decide:  ${approvalUrl(publicUrl, r.id)}`]),
   ];
   return { subject: clip(headline(event, r), 200), text: visible(lines.join("\n")) };
 }

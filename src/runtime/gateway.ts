@@ -300,7 +300,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         },
         auditLog: audit,
         liveSessions: registry,
-        approvals: { approvals, deliveries: (id) => approvalStore.listDeliveries(id) },
+        approvals: {
+          approvals,
+          deliveries: (id) => approvalStore.listDeliveries(id),
+          ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
+        },
         authenticate: authenticator.authenticate,
         roles,
         identity: {
