@@ -16,6 +16,7 @@ import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startOidcProvider, type TestOidcProvider } from "./harness/oidc.js";
 
 let idp: TestOidcProvider;
+let noDevice: TestOidcProvider;
 let t: TestGateway;
 let browser: Browser;
 let home: string;
@@ -30,9 +31,17 @@ beforeAll(async () => {
     },
   ]);
   idp.groupsOf.set("carol", ["security"]);
+  // A provider without a device authorization endpoint: `airlock login` must fall back to the browser.
+  noDevice = await startOidcProvider(
+    [{ clientId: "airlock-cli", grantTypes: ["authorization_code"], redirectUris: ["http://127.0.0.1/callback"], native: true }],
+    { deviceFlow: false },
+  );
   t = await startTestGateway({
     roles: { auditor: ["security"] },
-    oidc: [{ issuer: idp.issuer, alias: "corp", audience: "airlock-cli", principal: { kind: "person", name: "email" } }],
+    oidc: [
+      { issuer: idp.issuer, alias: "corp", audience: "airlock-cli", principal: { kind: "person", name: "email" } },
+      { issuer: noDevice.issuer, alias: "corp2", audience: "airlock-cli", principal: { kind: "person", name: "email" } },
+    ],
   });
   browser = await launchBrowser();
   home = await mkdtemp(join(tmpdir(), "airlock-cli-home-"));
@@ -42,6 +51,7 @@ afterAll(async () => {
   await browser.close();
   await t.stop();
   await idp.close();
+  await noDevice.close();
   await rm(home, { recursive: true, force: true });
 });
 
@@ -129,6 +139,34 @@ describe("airlock login", () => {
     expect(token.split(".")).toHaveLength(3);
     const who = await t.api("/v1/auth/whoami", { token });
     expect(who.body).toMatchObject({ principal: { id: "user:dave@example.com", groups: ["engineers"] }, roles: ["user"] });
+  });
+
+  it("falls back to the loopback redirect when the provider has no device endpoint; --device then fails clearly", async () => {
+    const meta = (await (await fetch(`${noDevice.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(meta["device_authorization_endpoint"]).toBeUndefined();
+    const env = { PATH: process.env["PATH"], HOME: home, XDG_CONFIG_HOME: join(home, "xdg-fallback") };
+    // No --browser: the CLI chooses the loopback redirect itself.
+    const run = cli(["login", "--issuer", noDevice.issuer, "--client-id", "airlock-cli", "--api", t.apiUrl, "--print"], env);
+    const m = await run.waitFor(/open this URL in a browser on this machine:\n(\S+)\n/);
+    expect(run.stderr()).not.toContain("enter the code");
+    const authUrl = new URL(m[1] ?? "");
+    expect(authUrl.origin).toBe(noDevice.issuer);
+    expect(authUrl.searchParams.get("redirect_uri")).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    const { context, page } = await loopbackPage(browser);
+    try {
+      await page.goto(authUrl.href);
+      await completeDevLogin(page, "erin");
+      await page.waitForURL(/127\.0\.0\.1:\d+\/callback/, { timeout: 15_000 });
+    } finally {
+      await context.close();
+    }
+    expect(await run.done).toBe(0);
+    const who = await t.api("/v1/auth/whoami", { token: run.stdout().trim() });
+    expect(who.body).toMatchObject({ principal: { id: "user:erin@example.com", kind: "person" } });
+
+    const forced = cli(["login", "--issuer", noDevice.issuer, "--client-id", "airlock-cli", "--api", t.apiUrl, "--device"], env);
+    expect(await forced.done).toBe(1);
+    expect(forced.stderr()).toContain("does not support the device flow");
   });
 
   it("fails with one clear line for an issuer it cannot reach", async () => {

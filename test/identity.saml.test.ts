@@ -86,6 +86,17 @@ describe("SAML login", () => {
     expect(rec?.principal?.id).toBe("user:erin@example.com");
   });
 
+  it("accepts a signed response around a signed assertion (control for the wrapped-unsigned case)", async () => {
+    const id = await startLogin();
+    const r = await post(samlResponse(base(id, { signResponse: true })));
+    expect(r.status, r.html).toBe(200);
+    // SAML has no back channel to re-check groups: the token is short-lived (saml.tokenTtl, default 15m).
+    const who = await t.api("/v1/auth/whoami", { token: tokenOf(r.html) });
+    const expiresAt = Date.parse((who.body as { principal: { expiresAt: string } }).principal.expiresAt);
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(15 * 60_000 + 2000);
+    expect(expiresAt - Date.now()).toBeGreaterThan(14 * 60_000);
+  });
+
   it("refuses a replayed response", async () => {
     const id = await startLogin();
     const body = samlResponse(base(id));
@@ -98,6 +109,8 @@ describe("SAML login", () => {
     const before = (await t.gw.store.readAudit(0, 10_000)).filter((a) => a.type === "auth.failure" && a.protocol === "api").length;
     const cases: [string, (id: string) => string][] = [
       ["unsigned", (id) => samlResponse(base(id, { sign: false }))],
+      // The Response's signature is valid (see the next test), but only the assertion's vouches for who signs in.
+      ["signed response wrapping an unsigned assertion", (id) => samlResponse(base(id, { sign: false, signResponse: true }))],
       ["tampered groups", (id) => samlResponse(base(id, { mutate: (x) => x.replace("<saml:AttributeValue>engineers</saml:AttributeValue>", "<saml:AttributeValue>admins</saml:AttributeValue>") }))],
       ["tampered subject", (id) => samlResponse(base(id, { mutate: (x) => x.replace(/erin@example\.com/g, "root@example.com") }))],
       ["signed by another key", (id) => samlResponse(base(id, { keys: otherKeys }))],

@@ -54,7 +54,12 @@ export interface OidcClientSpec {
   readonly native?: boolean;
 }
 
-export async function startOidcProvider(clients: readonly OidcClientSpec[]): Promise<TestOidcProvider> {
+export interface OidcProviderOptions {
+  /** Offer the device authorization grant (RFC 8628); default true. */
+  readonly deviceFlow?: boolean;
+}
+
+export async function startOidcProvider(clients: readonly OidcClientSpec[], options: OidcProviderOptions = {}): Promise<TestOidcProvider> {
   const { privateKey } = await generateKeyPair("RS256", { extractable: true });
   const jwk: JWK = await exportJWK(privateKey);
   const kid = `test-${Math.random().toString(36).slice(2, 10)}`;
@@ -99,7 +104,7 @@ export async function startOidcProvider(clients: readonly OidcClientSpec[]): Pro
           },
     features: {
       devInteractions: { enabled: true },
-      deviceFlow: { enabled: true },
+      deviceFlow: { enabled: options.deviceFlow ?? true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,

@@ -2,7 +2,7 @@
  * A SAML 2.0 identity provider fixture: builds Responses with an Assertion signed (enveloped
  * XML-DSig, RSA-SHA256, exclusive c14n) by a test key with xml-crypto, the way a real IdP
  * does. Options let tests produce every kind of bad response (unsigned, tampered, other key,
- * wrong audience/issuer, expired, no InResponseTo).
+ * wrong audience/issuer, expired, no InResponseTo, a signed Response around an unsigned Assertion).
  */
 import { randomUUID } from "node:crypto";
 import { inflateRawSync } from "node:zlib";
@@ -37,6 +37,8 @@ export interface ResponseOptions {
   readonly nameId: string;
   readonly attributes?: Readonly<Record<string, readonly string[]>>;
   readonly sign?: boolean;
+  /** Also sign the whole Response (enveloped signature after its Issuer), as some IdPs do. */
+  readonly signResponse?: boolean;
   readonly notOnOrAfterMs?: number;
   /** Change the signed XML afterwards (tamper tests). */
   readonly mutate?: (signedXml: string) => string;
@@ -87,6 +89,16 @@ export function samlResponse(o: ResponseOptions): string {
     `<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>` +
     signedAssertion +
     `</samlp:Response>`;
-  if (o.mutate !== undefined) xml = o.mutate(xml);
+  if (o.signResponse === true) {
+    const sig = new SignedXml({ privateKey: o.keys.key, publicCert: o.keys.cert, signatureAlgorithm: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", canonicalizationAlgorithm: "http://www.w3.org/2001/10/xml-exc-c14n#" });
+    sig.addReference({
+      xpath: "/*[local-name(.)='Response']",
+      transforms: ["http://www.w3.org/2000/09/xmldsig#enveloped-signature", "http://www.w3.org/2001/10/xml-exc-c14n#"],
+      digestAlgorithm: "http://www.w3.org/2001/04/xmlenc#sha256",
+    });
+    sig.computeSignature(xml, { location: { reference: "/*/*[local-name(.)='Issuer']", action: "after" } });
+    xml = sig.getSignedXml();
+  }
+    if (o.mutate !== undefined) xml = o.mutate(xml);
   return Buffer.from(xml).toString("base64");
 }
