@@ -158,7 +158,7 @@ describe("people's groups are re-checked at the IdP", () => {
     expect(await Promise.race([orders.exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 5000))])).not.toBe("timeout");
     expect(orders.out()).not.toContain("still here");
     expect(orders.err()).toContain("airlock:");
-    expect(orders.err()).toContain("no longer admit connection \"orders\"");
+    expect(orders.err()).toContain("groups changed at the identity provider; this session on connection \"orders\" is not admitted");
 
     // The session on a connection her groups still admit goes on.
     expect(liveOn("wiki", "user:erin@example.com")).toBe(1);

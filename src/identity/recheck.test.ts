@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { GatewayError } from "../core/errors.js";
 import type { SessionInfo } from "../core/session.js";
 import { SessionRegistry } from "../policy/registry.js";
-import { PersonRechecks, type RecheckAnswer } from "./recheck.js";
+import { PersonRechecks, stillAdmitted, type RecheckAnswer } from "./recheck.js";
 
 function setup(answers: (() => Promise<RecheckAnswer>)[]) {
   let now = 1_000_000;
@@ -65,7 +65,7 @@ describe("PersonRechecks", () => {
     expect(s.asked).toEqual(["rt-0", "rt-1"]);
     expect(s.overrides.get("t1")).toEqual(["engineers"]);
     expect(orders.signal.aborted).toBe(true);
-    expect(orders.signal.reason).toMatchObject({ reason: "revoked", detail: expect.stringContaining('no longer admit connection "orders"') as unknown });
+    expect(orders.signal.reason).toMatchObject({ reason: "revoked", detail: expect.stringContaining('session on connection "orders" is not admitted') as unknown });
     expect(wiki.signal.aborted).toBe(false);
     expect(s.revoked).toEqual([]);
     await s.rechecks.close();
@@ -100,5 +100,23 @@ describe("PersonRechecks", () => {
     expect(orders.signal.aborted).toBe(true);
     expect(orders.signal.reason).toMatchObject({ detail: expect.stringContaining("could not be reached") as unknown });
     expect(s.revoked).toEqual(["t1"]);
+  });
+});
+
+describe("stillAdmitted", () => {
+  const rules = {
+    connectionGroups: (c: string) => (c === "orders" ? ["dba"] : ["engineers"]),
+    policyGroups: new Set(["contractors", "dba"]),
+    hasGrant: (_p: string, c: string) => c === "granted",
+  };
+  const session = (connection: string, groups: string[]) => ({ connection, principal: { kind: "person" as const, id: "user:e", name: "e", groups } });
+  it("needs a group the connection admits, or an access grant", () => {
+    expect(stillAdmitted(session("wiki", ["engineers", "x"]), ["engineers"], rules)).toBe(true);
+    expect(stillAdmitted(session("wiki", ["engineers"]), ["x"], rules)).toBe(false);
+    expect(stillAdmitted(session("granted", ["x"]), ["y"], rules)).toBe(true);
+  });
+  it("ends a session when a group that selects policies came or went, even if the connection still admits it", () => {
+    expect(stillAdmitted(session("wiki", ["engineers"]), ["engineers", "contractors"], rules)).toBe(false);
+    expect(stillAdmitted(session("wiki", ["engineers", "dba"]), ["engineers"], rules)).toBe(false);
   });
 });

@@ -11,7 +11,8 @@
  *
  *  - groups unchanged: nothing happens;
  *  - groups changed: the token's groups are replaced on this gateway (TokenService.setGroups),
- *    and each live session of the token on a connection the new groups no longer admit ends;
+ *    and each live session of the token the new groups no longer admit ends (the `admits`
+ *    callback; the gateway uses stillAdmitted below);
  *  - the issuer refuses the grant (invalid_grant: revoked, the account is gone, a different
  *    subject): every session of the token ends and the token is revoked;
  *  - the issuer cannot be reached: sessions go on until `recheckGrace` has passed since the
@@ -185,7 +186,7 @@ export class PersonRechecks {
       ended += this.#o.liveSessions.terminate(
         { sessionId: s.id },
         "revoked",
-        `${login.name}'s groups changed at the identity provider; they no longer admit connection "${s.connection}"`,
+        `${login.name}'s groups changed at the identity provider; this session on connection "${s.connection}" is not admitted under them (sign in again)`,
       );
     }
     this.#o.logger.info({ principalId: login.principalId, tokenId: login.tokenId, before, after: e.groups, sessionsEnded: ended }, "a person's groups changed at the identity provider");
@@ -220,4 +221,21 @@ function safeErr(err: unknown): { name: string; code?: string; message: string }
     return { name: err.name, ...(typeof code === "string" ? { code } : {}), message: err.message.slice(0, 300) };
   }
   return { name: "unknown", message: "non-error thrown" };
+}
+
+/**
+ * The access rule for a live session after a person's groups changed: its connection must still
+ * admit one of the new groups (or an access grant covers it), and no group that decides which
+ * policies apply (a policy's `groups:`) may have come or gone — the session's guardrails were
+ * chosen by the groups it started with, so it must start again under the new ones.
+ */
+export function stillAdmitted(
+  session: Pick<SessionInfo, "connection" | "principal">,
+  groups: readonly string[],
+  rules: { readonly connectionGroups: (connection: string) => readonly string[]; readonly policyGroups: ReadonlySet<string>; readonly hasGrant: (principalId: string, connection: string) => boolean },
+): boolean {
+  const now = new Set(groups);
+  const before = new Set(session.principal.groups);
+  for (const g of rules.policyGroups) if (now.has(g) !== before.has(g)) return false;
+  return rules.connectionGroups(session.connection).some((g) => now.has(g)) || rules.hasGrant(session.principal.id, session.connection);
 }

@@ -20,7 +20,7 @@ import { ApprovalService } from "../approvals/service.js";
 import { TokenService, blockedPrincipalOf } from "../identity/tokens.js";
 import { Authenticator } from "../identity/authenticator.js";
 import { TrustedIssuers } from "../identity/issuers.js";
-import { PersonRechecks } from "../identity/recheck.js";
+import { PersonRechecks, stillAdmitted } from "../identity/recheck.js";
 import { withApproverGroups } from "../identity/roles.js";
 import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
@@ -191,7 +191,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const rechecks = new PersonRechecks({
       liveSessions: registry,
       admits: (s, groups) =>
-        (connectionGroups.get(s.connection) ?? []).some((g) => groups.includes(g)) || approvals.activeGrant(s.principal.id, s.connection) !== undefined,
+        stillAdmitted(s, groups, {
+          connectionGroups: (name) => connectionGroups.get(name) ?? [],
+          policyGroups,
+          hasGrant: (principalId, connection) => approvals.activeGrant(principalId, connection) !== undefined,
+        }),
       tokens,
       audit: (input) => audit.append(input),
       logger,
