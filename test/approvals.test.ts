@@ -229,6 +229,22 @@ describe("a statement held for approval (wait mode)", () => {
     expect((await server.psql("select count(*) from items where id = 3", { database: "orders" })).trim()).toBe("1");
   });
 
+  it("held at its Bind (extended protocol), is cancelled when the client goes away; nothing ran", async () => {
+    const c = client(tokens["agent"] ?? "");
+    await c.connect();
+    const q = refusal(c.query("delete from items where id = $1", [11]));
+    const req = await pending("delete from items where id = $1");
+    expect(req.params).toEqual(["11"]);
+    (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    await q;
+    const cancelled = await until("the request to be cancelled", async () => {
+      const r = await getRequest(req.id);
+      return r.status === "cancelled" ? r : undefined;
+    });
+    expect(cancelled.decisionReason).toContain("client");
+    expect((await server.psql("select count(*) from items where id = 11", { database: "orders" })).trim()).toBe("1");
+  });
+
   it("is withdrawn by the client's cancel request (psql Ctrl-C)", async () => {
     const child = spawn(
       "psql",

@@ -142,9 +142,17 @@ describe("access grants", () => {
     expect(e.message).toBe(
       "airlock: the statement needs an active access grant (rule ddl-needs-grant): request one with airlock access request orders --duration 30m --reason TEXT (rule: ddl-needs-grant)",
     );
+    // Through the extended protocol the check is made at the Bind: the Parse goes through, the
+    // execution is refused, and the prepared statement stays usable once a grant exists.
+    const ext = await refusal(c.query({ name: "mk", text: "create table made_by_agent3_ext (id int)" }));
+    expect(ext.code).toBe("42501");
+    expect(ext.message).toContain("needs an active access grant");
     await grant("agent3", "orders", "30m");
     await c.query("create table made_by_agent3 (id int)");
     expect((await server.psql("select count(*) from pg_tables where tablename = 'made_by_agent3'", { database: "orders" })).trim()).toBe("1");
+    expect((await server.psql("select count(*) from pg_tables where tablename = 'made_by_agent3_ext'", { database: "orders" })).trim()).toBe("0");
+    await c.query({ name: "mk", text: "create table made_by_agent3_ext (id int)" });
+    expect((await server.psql("select count(*) from pg_tables where tablename = 'made_by_agent3_ext'", { database: "orders" })).trim()).toBe("1");
     await c.end();
   });
 
