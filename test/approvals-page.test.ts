@@ -16,6 +16,7 @@ import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startOidcProvider, type TestOidcProvider } from "./harness/oidc.js";
 import { freePort } from "./harness/ports.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
+import { authnRequestId, samlIdpKeys, samlResponse } from "./harness/saml.js";
 
 let pgServer: PgServer;
 let idp: TestOidcProvider;
@@ -333,6 +334,78 @@ describe("an approver decides in Chromium, from the notification's link", () => 
     } finally {
       await context.close();
       await h.end();
+    }
+  });
+});
+
+describe("with SAML as the browser login", () => {
+  it("sends the browser to SAML, comes back with a login cookie, and decides an access request", async () => {
+    const keys = await samlIdpKeys();
+    const apiPort = await freePort();
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const acsUrl = `${apiUrl}/v1/auth/saml/acs`;
+    const g = await startTestGateway({
+      listen: { api: `127.0.0.1:${apiPort}` },
+      login: { publicUrl: apiUrl },
+      saml: { entryPoint: "https://idp.test/sso", idpIssuer: "https://idp.test/saml", idpCert: keys.cert, issuer: "airlock-sp", groupsAttribute: "groups", emailAttribute: "email" },
+      serviceAccounts: [{ name: "agent", groups: ["agents"] }],
+      connections: [{ name: "restricted", type: "postgres", host: "127.0.0.1", port: 1, database: "x", user: "x", groups: ["dba"], sslmode: "disable" }],
+      approvals: { publicUrl: apiUrl, grants: { approvers: ["dba"] } },
+    });
+    try {
+      const agent = await g.mint("agent", "1h");
+      const asked = await g.api("/v1/access/requests", { token: agent, body: { connection: "restricted", duration: "30m", reason: "rotate <the> keys" } });
+      expect(asked.status).toBe(201);
+      const id = (asked.body as { request: { id: string } }).request.id;
+      const path = `/approvals/${id}`;
+
+      const first = await fetch(`${apiUrl}${path}`, { redirect: "manual" });
+      expect(first.status).toBe(302);
+      expect(first.headers.get("location")).toBe(`/v1/auth/saml/login?return=${encodeURIComponent(path)}`);
+      const login = await fetch(`${apiUrl}${first.headers.get("location") ?? ""}`, { redirect: "manual" });
+      expect(login.status).toBe(302);
+      const location = login.headers.get("location") ?? "";
+      const samlCookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const relayState = new URL(location).searchParams.get("RelayState") ?? "";
+      const response = samlResponse({
+        keys,
+        idpIssuer: "https://idp.test/saml",
+        audience: "airlock-sp",
+        acsUrl,
+        inResponseTo: authnRequestId(location),
+        nameId: "dana@example.com",
+        attributes: { email: ["dana@example.com"], groups: ["dba"] },
+      });
+      const acs = await fetch(acsUrl, {
+        method: "POST",
+        redirect: "manual",
+        headers: { "content-type": "application/x-www-form-urlencoded", cookie: samlCookie },
+        body: new URLSearchParams({ SAMLResponse: response, RelayState: relayState }).toString(),
+      });
+      expect(acs.status).toBe(303);
+      expect(acs.headers.get("location")).toBe(path);
+      const setCookie = acs.headers.get("set-cookie") ?? "";
+      expect(setCookie).toMatch(new RegExp(`^${WEB_SESSION_COOKIE}=[^;]+; HttpOnly; SameSite=Lax; Path=/approvals; Max-Age=\\d+$`, "u"));
+      const cookie = setCookie.split(";")[0] ?? "";
+
+      const shown = await fetch(`${apiUrl}${path}`, { headers: { cookie }, redirect: "manual" });
+      expect(shown.status).toBe(200);
+      const html = await shown.text();
+      expect(html).toContain("Access request");
+      expect(html).toContain("rotate &#60;the&#62; keys");
+      expect(html).toContain("dana@example.com");
+      const csrf = csrfIn(html);
+      const decided = await fetch(`${apiUrl}${path}`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { cookie, origin: apiUrl, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ csrf, vote: "approve", reason: "ok for today" }).toString(),
+      });
+      expect(decided.status).toBe(303);
+      const after = await g.api(`/v1/approvals/${id}`);
+      expect(after.body).toMatchObject({ request: { status: "approved", votes: [{ approver: { id: "user:dana@example.com" }, vote: "approve", reason: "ok for today" }] } });
+    } finally {
+      await g.stop();
     }
   });
 });
