@@ -145,7 +145,7 @@ describe("a statement held for approval (wait mode)", () => {
     expect((JSON.parse(listed.stdout) as { requests: ApprovalJson[] }).requests.find((r) => r.id === req.id)?.params).toEqual(["approved-name", "1"]);
     const shown = await cli(["approvals", "show", req.id], tokens["dba1"] ?? "");
     expect(shown.stdout).toContain('params: ["approved-name","1"]');
-    expect(shown.stdout).not.toContain("bound after approval");
+    expect(shown.stdout).not.toContain("filled when the prepared statement runs");
     const notice = await until("the hold notice", () => notices.find((n) => n.includes(req.id)));
     expect(notice).toMatch(/^airlock: .*waiting for approval apr_\w+ by dba .*airlock approvals approve apr_\w+$/);
     const r = await decide(req.id, "dba1", "approve");

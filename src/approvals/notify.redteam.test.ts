@@ -127,12 +127,17 @@ describe("what approvers read", () => {
 });
 
 describe("statements with bind parameters (extended protocol)", () => {
-  it("say that their values are bound after approval, for one execution", () => {
-    const r = { ...ROW, statement: "delete from items where id = $1" };
-    expect(noticePayload("approval.requested", r, undefined)).toMatchObject({ request: { parameters: "bound after approval: any values, one execution" } });
+  it("show the values when the request has them, and otherwise say that each execution is approved on its own", () => {
+    const r = { ...ROW, statement: "prepare d (int) as delete from items where id = $1" };
+    expect(noticePayload("approval.requested", r, undefined)).toMatchObject({ request: { parameters: "filled at each execution, which is approved on its own" } });
     expect(emailText("approval.requested", r, undefined).text).toContain(PLACEHOLDER_NOTE);
-    expect(JSON.stringify(slackPayload("approval.requested", r, undefined))).toContain("bound after approval");
+    expect(JSON.stringify(slackPayload("approval.requested", r, undefined))).toContain("each execution is held for approval on its own");
     expect(noticePayload("approval.requested", ROW, undefined)).not.toHaveProperty("request.parameters");
+    // A Bind held for approval carries its values: no note, the params themselves.
+    const bound = { ...ROW, statement: "delete from items where id = $1", params: ["7"] };
+    expect(noticePayload("approval.requested", bound, undefined)).toMatchObject({ request: { params: ["7"] } });
+    expect(noticePayload("approval.requested", bound, undefined)).not.toHaveProperty("request.parameters");
+    expect(emailText("approval.requested", bound, undefined).text).not.toContain(PLACEHOLDER_NOTE);
   });
 });
 

@@ -70,10 +70,12 @@ export function visible(text: string): string {
 }
 
 /**
- * The extended protocol is judged at Parse: the statement has `$n` placeholders and its values
- * are bound after the approval. Said wherever approvers read the request.
+ * A request without parameters whose text has `$n` placeholders (SQL `PREPARE … $1`): its values
+ * come when the prepared statement is executed, and each execution (EXECUTE, or an
+ * extended-protocol Bind, which carries its parameters into its own request) is held on its
+ * own. Said wherever approvers read the request.
  */
-export const PLACEHOLDER_NOTE = "Parameters ($1, $2, …) are bound after approval: approving covers one execution with any values.";
+export const PLACEHOLDER_NOTE = "Parameters ($1, $2, …) are filled when the prepared statement runs: each execution is held for approval on its own, with its values.";
 
 export function placeholders(r: ApprovalRow): boolean {
   return r.params === undefined && r.statement !== undefined && /\$[1-9][0-9]*/u.test(r.statement);
@@ -95,7 +97,7 @@ export function noticePayload(event: NoticeEvent, r: ApprovalRow, publicUrl: str
       connection: r.connection,
       ...(r.statement === undefined ? {} : { statement: noticeStatement(r.statement) }),
       ...(r.params === undefined ? {} : { params: noticeParams(r.params) }),
-      ...(placeholders(r) ? { parameters: "bound after approval: any values, one execution" } : {}),
+      ...(placeholders(r) ? { parameters: "filled at each execution, which is approved on its own" } : {}),
       ...(r.summary === undefined ? {} : { summary: r.summary }),
       ...(r.rule === undefined ? {} : { rule: r.rule }),
       ...(r.reason === undefined ? {} : { reason: visible(scrubSecrets(r.reason)) }),

@@ -122,9 +122,9 @@ export function requestsTable(rows: readonly RequestView[]): string[] {
   return [line(header), ...cells.map(line)];
 }
 
-/** `$1`-style bind parameter placeholders (extended protocol: judged at Parse, values come later). */
+/** `$1`-style placeholders in a request without parameters (SQL PREPARE: values come at each execution). */
 const PLACEHOLDER = /\$[1-9][0-9]*/u;
-export const PLACEHOLDER_NOTE = "params: bound after approval ($n placeholders): approving covers one execution with any values";
+export const PLACEHOLDER_NOTE = "params: filled when the prepared statement runs ($n placeholders): each execution is held for approval on its own";
 
 export function requestDetail(r: RequestView): string[] {
   const lines = [
