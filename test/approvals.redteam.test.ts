@@ -6,6 +6,7 @@
 import pg from "pg";
 import { serialize } from "pg-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEntries, renderEntry } from "../src/cli/format.js";
 import { rawSession } from "./harness/raw-pg.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
@@ -190,6 +191,18 @@ describe("a prepared statement held for approval (extended protocol: decided at 
     expect(out.find((m) => m.type === "D")?.text).toBe("0");
     expect(await value("select n from rt where id = 3")).toBe("10");
     expect(await value("select n from rt where id = 4")).toBe("0");
+    // The recording has each decision at its Bind, with its values (`airlock sessions show`).
+    const shown = await until("the session's recording", async () => {
+      const list = (await t.api("/v1/sessions?limit=100")).body as { sessions: { id: string }[] };
+      for (const { id } of list.sessions) {
+        const r = (await t.api(`/v1/sessions/${id}`)).body as { recording: unknown[] };
+        const lines = parseEntries(r.recording).flatMap((e) => (e === undefined ? [] : renderEntry(e)));
+        if (lines.some((l) => l.includes(sql)) && lines.some((l) => l.includes("bind deny"))) return lines.join("\n");
+      }
+      return undefined;
+    });
+    expect(shown).toMatch(/bind allow[^\n]*\n[^\n]*update rt set n = n \+ 10[\s\S]*params: \$1='3'/);
+    expect(shown).toMatch(/bind deny[^\n]*\n[^\n]*update rt set n = n \+ 10[^\n]*\n {4}params: \$1='4'/);
   });
 
   it("an async approval covers exactly the values it showed: other values are refused, the same values run once (node-postgres)", async () => {

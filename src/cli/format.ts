@@ -134,6 +134,10 @@ function showValue(v: string | null): string {
   return v === null ? "NULL" : truncate(sanitizeInline(v), MAX_CELL);
 }
 
+function paramsLine(params: readonly (string | null)[]): string {
+  return `    params: ${params.map((p, i) => `$${i + 1}=${p === null ? "NULL" : `'${showValue(p)}'`}`).join(", ")}`;
+}
+
 /** The lines for one recording entry (without any delay logic). */
 export function renderEntry(e: EntryView | undefined): string[] {
   if (e === undefined) return ["(an entry this CLI does not understand)"];
@@ -148,13 +152,14 @@ export function renderEntry(e: EntryView | undefined): string[] {
       }
       const name = e.statementName === undefined || e.statementName === "" ? "" : ` (statement ${sanitizeInline(e.statementName)})`;
       const head = `#${e.seq} ${seconds(e.t)} ${sanitizeInline(e.stage)} ${decision}${name}`;
-      return [head, ...sanitize(e.sql).split(/\r?\n/).map((l) => `    ${l}`)];
+      const lines = [head, ...sanitize(e.sql).split(/\r?\n/).map((l) => `    ${l}`)];
+      // A refused Bind has no result entry: its values are shown here (an allowed one's with its result).
+      if (e.decision !== "allow" && e.params !== undefined && e.params.length > 0) lines.push(paramsLine(e.params));
+      return lines;
     }
     case "result": {
       const lines: string[] = [];
-      if (e.params !== undefined && e.params.length > 0) {
-        lines.push(`    params: ${e.params.map((p, i) => `$${i + 1}=${p === null ? "NULL" : `'${showValue(p)}'`}`).join(", ")}`);
-      }
+      if (e.params !== undefined && e.params.length > 0) lines.push(paramsLine(e.params));
       if (e.error !== undefined) {
         lines.push(`    error ${sanitizeInline(e.error.sqlstate)}: ${sanitizeInline(e.error.message)} (${e.durationMs} ms)`);
       } else {
