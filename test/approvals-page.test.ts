@@ -5,6 +5,7 @@
  * Approve / Deny. Plus the page's refusals over plain HTTP: no login → the login, cross-site
  * and CSRF-less forms, people who may not see or decide a request.
  */
+import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
@@ -207,6 +208,9 @@ describe("the approval page over HTTP", () => {
     // Same-origin only: a form POST then carries the page's Origin (under no-referrer it is "null").
     expect(r.headers.get("referrer-policy")).toBe("same-origin");
     const html = await r.text();
+    // The page's only style is allowed by its hash (no 'unsafe-inline'); it must match exactly.
+    const style = /<style>([\s\S]*?)<\/style>/u.exec(html)?.[1] ?? "";
+    expect(csp).toContain(`style-src 'sha256-${createHash("sha256").update(style).digest("base64")}'`);
     expect(html).not.toContain("<script>");
     expect(html).toContain("&#60;script&#62;alert(1)&#60;&#47;script&#62;\\u202e");
     expect(html).toContain("writes-need-approval");
@@ -326,6 +330,7 @@ describe("an approver decides in Chromium, from the notification's link", () => 
       await tab.fill("#reason", "not during the freeze <b>sorry</b>");
       await tab.click("#deny");
       await tab.waitForSelector("#status.denied", { timeout: 15_000 });
+      await tab.screenshot({ path: "/tmp/airlock-approval-page-denied.png", fullPage: true });
       expect(await tab.textContent("#decided")).toContain("not during the freeze <b>sorry</b>");
       const refused = await d.done;
       expect(refused.error?.code).toBe("42501");

@@ -25,7 +25,7 @@ beforeAll(async () => {
   idp = await startOidcProvider([
     {
       clientId: "airlock-cli",
-      grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", "authorization_code"],
+      grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", "authorization_code", "refresh_token"],
       redirectUris: ["http://127.0.0.1/callback"],
       native: true,
     },
@@ -39,7 +39,8 @@ beforeAll(async () => {
   t = await startTestGateway({
     roles: { auditor: ["security"] },
     oidc: [
-      { issuer: idp.issuer, alias: "corp", audience: "airlock-cli", principal: { kind: "person", name: "email" } },
+      // Groups of people signed in through `airlock login` are re-checked every second (test speed).
+      { issuer: idp.issuer, alias: "corp", audience: "airlock-cli", principal: { kind: "person", name: "email" }, recheckInterval: "1s" },
       { issuer: noDevice.issuer, alias: "corp2", audience: "airlock-cli", principal: { kind: "person", name: "email" } },
     ],
   });
@@ -167,6 +168,51 @@ describe("airlock login", () => {
     const forced = cli(["login", "--issuer", noDevice.issuer, "--client-id", "airlock-cli", "--api", t.apiUrl, "--device"], env);
     expect(await forced.done).toBe(1);
     expect(forced.stderr()).toContain("does not support the device flow");
+  });
+
+  it("hands the refresh token to the gateway, which re-checks the person's groups: a removed group is gone within 5 s, a deleted account is revoked", async () => {
+    const refreshTokens: string[] = [];
+    idp.onEvent("refresh_token.saved", (m) => {
+      if (m.jti !== undefined) refreshTokens.push(m.jti);
+    });
+    idp.groupsOf.set("gina", ["security", "engineers"]);
+    const env = { PATH: process.env["PATH"], HOME: home, XDG_CONFIG_HOME: join(home, "xdg-recheck") };
+    const run = cli(["login", "--issuer", idp.issuer, "--client-id", "airlock-cli", "--api", t.apiUrl, "--browser", "--print"], env);
+    const m = await run.waitFor(/open this URL in a browser on this machine:\n(\S+)\n/);
+    const { context, page } = await loopbackPage(browser);
+    try {
+      await page.goto(m[1] ?? "");
+      await completeDevLogin(page, "gina");
+      await page.waitForURL(/127\.0\.0\.1:\d+\/callback/, { timeout: 15_000 });
+    } finally {
+      await context.close();
+    }
+    expect(await run.done).toBe(0);
+    const token = run.stdout().trim();
+    expect((await t.api("/v1/auth/whoami", { token })).body).toMatchObject({ roles: ["auditor", "user"] });
+    expect(refreshTokens.length).toBeGreaterThan(0);
+
+    idp.groupsOf.set("gina", ["engineers"]);
+    const started = Date.now();
+    let who = await t.api("/v1/auth/whoami", { token });
+    while ((who.body as { roles: string[] }).roles.includes("auditor") && Date.now() - started < 5000) {
+      await new Promise((r) => setTimeout(r, 100));
+      who = await t.api("/v1/auth/whoami", { token });
+    }
+    expect(who.body).toMatchObject({ principal: { id: "user:gina@example.com", groups: ["engineers"] }, roles: ["user"] });
+
+    idp.deleted.add("gina");
+    let status = 200;
+    while (status === 200 && Date.now() - started < 10_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = (await t.api("/v1/auth/whoami", { token })).status;
+    }
+    expect(status).toBe(401);
+    // The refresh token went to the gateway only: not on the CLI's output, not in the gateway's logs.
+    for (const rt of refreshTokens) {
+      expect(run.stdout() + run.stderr()).not.toContain(rt);
+      expect(t.logs()).not.toContain(rt);
+    }
   });
 
   it("fails with one clear line for an issuer it cannot reach", async () => {

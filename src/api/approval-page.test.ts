@@ -72,6 +72,9 @@ describe("the approval page", () => {
     const without = renderApprovalPage({ view: { request: ROW, votes: [] }, viewer: VIEWER, cannotDecide: "no", now: NOW }).body;
     expect(without).not.toContain("<form");
     expect(without).toContain('id="cannot-decide"');
+    const decided = renderApprovalPage({ view: { request: { ...ROW, status: "denied", decidedAt: NOW, decisionReason: "no" }, votes: [] }, viewer: VIEWER, now: NOW }).body;
+    expect(decided).toContain("<dt>Deadline</dt>");
+    expect(decided).not.toContain("(in ");
   });
 
   it("lists bind parameters, redacting token-shaped values", () => {

@@ -170,7 +170,7 @@ export function renderApprovalPage(m: PageModel): { title: string; body: string 
     ...(r.mode === undefined ? [] : [row("Mode", escapeHtml(r.mode))]),
     row("Requested", when(r.createdAt)),
     row(
-      r.status === "pending" ? "Expires" : "Expired",
+      r.status === "pending" ? "Expires" : r.status === "expired" ? "Expired" : "Deadline",
       `${when(r.expiresAt)}${r.status === "pending" ? ` (in ${escapeHtml(formatMs(r.expiresAt.getTime() - m.now.getTime()))})` : ""}`,
       "expires",
     ),

@@ -69,6 +69,9 @@ const exchangeForm = z.object({
   scope: z.string().max(1000).optional(),
   audience: z.string().max(1000).optional(),
   resource: z.string().max(1000).optional(),
+  // Our extension for `airlock login`: the person's refresh token at their IdP (for the ID
+  // token's client), so the gateway can re-check their groups (src/identity/recheck.ts).
+  refresh_token: z.string().min(1).max(8192).optional(),
 });
 
 const revokeBody = z.strictObject({ until: z.iso.datetime().optional(), reason: z.string().max(500).optional() }).optional();
@@ -239,8 +242,10 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
         }
       }
       let principal: Principal;
+      let verified: Awaited<ReturnType<Authenticator["verifyExternal"]>>;
       try {
-        principal = (await deps.authenticator.verifyExternal(f.subject_token)).principal;
+        verified = await deps.authenticator.verifyExternal(f.subject_token);
+        principal = verified.principal;
       } catch (e) {
         const ge = toGatewayError(e, "GW_AUTH_INVALID");
         const safe = ge.code === "GW_INTERNAL" ? new GatewayError("GW_AUTH_INVALID", "invalid token") : ge;
@@ -248,7 +253,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
         return oauthError(reply, 400, "invalid_grant", safe.message, safe.code);
       }
       const defaultTtl = principal.kind === "person" ? deps.login.tokenTtl : deps.login.exchangeTtl;
-      let minted: { token: string; expiresAt: Date };
+      let minted: { token: string; expiresAt: Date; id: string };
       try {
         minted = await issue(principal, Math.min(ttlMs ?? defaultTtl, defaultTtl), "exchange");
       } catch (e) {
@@ -259,6 +264,16 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
         }
         deps.logger.error({ err: e }, "token exchange failed");
         return oauthError(reply, 500, "server_error", "internal gateway error", ge.code === "GW_AUDIT_UNAVAILABLE" ? ge.code : "GW_INTERNAL");
+      }
+      if (principal.kind === "person" && f.refresh_token !== undefined && f.subject_token_type === ID_TOKEN_TYPE) {
+        // The ID token's client (azp, else its single audience) owns the refresh token.
+        const aud = verified.claims.aud;
+        const azp = verified.claims["azp"];
+        const clientId = typeof azp === "string" ? azp : typeof aud === "string" ? aud : Array.isArray(aud) && aud.length === 1 ? aud[0] : undefined;
+        const sub = verified.claims.sub;
+        if (clientId !== undefined && sub !== undefined) {
+          trackLogin(verified.issuer, principal, minted, f.refresh_token, sub, clientId);
+        }
       }
       const expiresIn = Math.max(0, Math.floor((minted.expiresAt.getTime() - Date.now()) / 1000));
       return reply.header("cache-control", "no-store").send({
@@ -330,16 +345,21 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   const clients = new Map<string, Promise<oidcClient.Configuration>>();
   const loginIssuers = deps.oidc.filter((o) => o.clientId !== undefined);
 
-  const clientFor = (entry: OidcIssuerSettings): Promise<oidcClient.Configuration> => {
-    const key = `${entry.issuer}\0${entry.clientId ?? ""}`;
+  /**
+   * The OpenID client for an issuer entry: its confidential login client, or (clientId given
+   * and different) a public client — the CLI's, whose refresh tokens `airlock login` hands over.
+   */
+  const clientFor = (entry: OidcIssuerSettings, publicClientId?: string): Promise<oidcClient.Configuration> => {
+    const clientId = publicClientId ?? entry.clientId ?? "";
+    const key = `${entry.issuer}\0${clientId}`;
     let c = clients.get(key);
     if (c === undefined) {
       c = (async () => {
-        const secret = entry.clientSecret === undefined ? undefined : await deps.resolveSecret(entry.clientSecret);
+        const secret = entry.clientSecret === undefined || clientId !== entry.clientId ? undefined : await deps.resolveSecret(entry.clientSecret);
         const insecure = new URL(entry.issuer).protocol === "http:";
         return oidcClient.discovery(
           new URL(entry.issuer),
-          entry.clientId ?? "",
+          clientId,
           secret,
           secret === undefined ? oidcClient.None() : undefined,
           // Plain http is allowed by the config schema only for loopback issuers (tests, a local IdP).
@@ -361,8 +381,8 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
   };
 
   /** Ask the issuer for a person's current groups with their refresh token (see PersonRechecks). */
-  const askAgain = async (entry: OidcIssuerSettings, subject: string, refreshToken: string): Promise<RecheckAnswer> => {
-    const config = await clientFor(entry);
+  const askAgain = async (entry: OidcIssuerSettings, subject: string, refreshToken: string, clientId?: string): Promise<RecheckAnswer> => {
+    const config = await clientFor(entry, clientId);
     let tokens: Awaited<ReturnType<typeof oidcClient.refreshTokenGrant>>;
     try {
       tokens = await oidcClient.refreshTokenGrant(config, refreshToken);
@@ -392,6 +412,29 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       if (clean !== undefined) groups.add(clean);
     }
     return { groups: [...groups], ...(tokens.refresh_token === undefined ? {} : { refreshToken: tokens.refresh_token }) };
+  };
+
+  /** Start re-checking a person's groups (a no-op when re-checks are off for the issuer). */
+  const trackLogin = (
+    entry: OidcIssuerSettings,
+    principal: Principal,
+    minted: { readonly id: string; readonly expiresAt: Date },
+    refreshToken: string,
+    subject: string,
+    clientId?: string,
+  ): void => {
+    if (deps.rechecks === undefined || entry.recheckInterval <= 0) return;
+    deps.rechecks.track({
+      tokenId: minted.id,
+      principalId: principal.id,
+      name: principal.name,
+      groups: principal.groups,
+      expiresAt: minted.expiresAt,
+      refreshToken,
+      intervalMs: entry.recheckInterval,
+      graceMs: entry.recheckGrace,
+      ask: (rt) => askAgain(entry, subject, rt, clientId),
+    });
   };
 
   app.get("/v1/auth/oidc/login", pub, async (request, reply) => {
@@ -484,17 +527,7 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
       if (refreshToken === undefined || sub === undefined) {
         deps.logger.warn({ issuer: entry.issuer, principalId: principal.id }, "the issuer gave no refresh token: this person's groups cannot be re-checked until the token expires (allow the refresh_token grant for the client)");
       } else {
-        deps.rechecks.track({
-          tokenId: minted.id,
-          principalId: principal.id,
-          name: principal.name,
-          groups: principal.groups,
-          expiresAt: minted.expiresAt,
-          refreshToken,
-          intervalMs: entry.recheckInterval,
-          graceMs: entry.recheckGrace,
-          ask: (rt) => askAgain(entry, sub, rt),
-        });
+        trackLogin(entry, principal, minted, refreshToken, sub);
       }
     }
     if (p.returnTo !== undefined) return completeWebLogin(reply, minted, p.returnTo, p.redirectUri.startsWith("https:"));

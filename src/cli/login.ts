@@ -78,7 +78,18 @@ async function discover(o: LoginOptions): Promise<oidcClient.Configuration> {
   }
 }
 
-async function deviceLogin(config: oidcClient.Configuration, o: LoginOptions, io: LoginCliIo): Promise<string> {
+/** What a login at the provider yields: the ID token to exchange, and a refresh token when the provider issued one. */
+interface IdpLogin {
+  readonly idToken: string;
+  readonly refreshToken?: string;
+}
+
+function loginOf(tokens: { readonly id_token?: string; readonly refresh_token?: string }, missing: string): IdpLogin {
+  if (tokens.id_token === undefined) throw new CliError(missing);
+  return { idToken: tokens.id_token, ...(tokens.refresh_token === undefined ? {} : { refreshToken: tokens.refresh_token }) };
+}
+
+async function deviceLogin(config: oidcClient.Configuration, o: LoginOptions, io: LoginCliIo): Promise<IdpLogin> {
   const auth = await oidcClient.initiateDeviceAuthorization(config, { scope: o.scope });
   io.stderr.write(`To sign in, open ${auth.verification_uri_complete ?? auth.verification_uri}\n`);
   io.stderr.write(`and enter the code ${auth.user_code}\n`);
@@ -86,14 +97,13 @@ async function deviceLogin(config: oidcClient.Configuration, o: LoginOptions, io
   const timer = setTimeout(() => controller.abort(), Math.min(LOGIN_TIMEOUT_MS, auth.expires_in * 1000));
   try {
     const tokens = await oidcClient.pollDeviceAuthorizationGrant(config, auth, undefined, { signal: controller.signal });
-    if (tokens.id_token === undefined) throw new CliError("the identity provider returned no ID token (is the openid scope allowed?)");
-    return tokens.id_token;
+    return loginOf(tokens, "the identity provider returned no ID token (is the openid scope allowed?)");
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function loopbackLogin(config: oidcClient.Configuration, o: LoginOptions, io: LoginCliIo): Promise<string> {
+async function loopbackLogin(config: oidcClient.Configuration, o: LoginOptions, io: LoginCliIo): Promise<IdpLogin> {
   const verifier = oidcClient.randomPKCECodeVerifier();
   const state = oidcClient.randomState();
   const nonce = oidcClient.randomNonce();
@@ -135,8 +145,7 @@ async function loopbackLogin(config: oidcClient.Configuration, o: LoginOptions, 
       const current = new URL(redirectUri);
       current.search = got.search;
       const tokens = await oidcClient.authorizationCodeGrant(config, current, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
-      if (tokens.id_token === undefined) throw new CliError("the identity provider returned no ID token");
-      return tokens.id_token;
+      return loginOf(tokens, "the identity provider returned no ID token");
     } finally {
       clearTimeout(timer);
     }
@@ -146,13 +155,23 @@ async function loopbackLogin(config: oidcClient.Configuration, o: LoginOptions, 
   }
 }
 
-async function exchange(api: string, idToken: string): Promise<z.infer<typeof exchangeAnswer>> {
+/**
+ * Exchange the ID token at the gateway. The refresh token goes along (and is then forgotten
+ * here): the gateway keeps it in memory to re-check the person's groups at the provider, so
+ * removing a group there ends their sessions (the gateway's oidc[].recheckInterval).
+ */
+async function exchange(api: string, login: IdpLogin): Promise<z.infer<typeof exchangeAnswer>> {
   let res: Response;
   try {
     res = await fetch(`${api.replace(/\/$/, "")}/v1/token/exchange`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: idToken, subject_token_type: "urn:ietf:params:oauth:token-type:id_token" }).toString(),
+      body: new URLSearchParams({
+        grant_type: TOKEN_EXCHANGE_GRANT,
+        subject_token: login.idToken,
+        subject_token_type: "urn:ietf:params:oauth:token-type:id_token",
+        ...(login.refreshToken === undefined ? {} : { refresh_token: login.refreshToken }),
+      }).toString(),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (e) {
@@ -184,9 +203,9 @@ export function registerLoginCommand(program: Command, io: LoginCliIo, apiFor: (
       const config = await discover(opts);
       const hasDevice = typeof config.serverMetadata().device_authorization_endpoint === "string";
       if (opts.device === true && !hasDevice) throw new CliError("the provider does not support the device flow", 1);
-      const idToken = opts.browser !== true && hasDevice ? await deviceLogin(config, opts, io) : await loopbackLogin(config, opts, io);
+      const login = opts.browser !== true && hasDevice ? await deviceLogin(config, opts, io) : await loopbackLogin(config, opts, io);
       const api = apiFor({ ...(opts.api === undefined ? {} : { api: opts.api }), ...(opts.config === undefined ? {} : { config: opts.config }) });
-      const answer = await exchange(api, idToken);
+      const answer = await exchange(api, login);
       if (opts.print === true) {
         io.stdout.write(`${answer.access_token}\n`);
       } else {

@@ -188,6 +188,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
     // People's groups, asked again at their issuer after a browser login (src/identity/recheck.ts).
     const connectionGroups = new Map(config.connections.map((c) => [c.name, c.groups]));
+    const policyGroups = new Set(config.policies.flatMap((p) => p.groups ?? []));
     const rechecks = new PersonRechecks({
       liveSessions: registry,
       admits: (s, groups) =>
