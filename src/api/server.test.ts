@@ -179,6 +179,8 @@ const EXPECTED_ACCESS: Readonly<Record<string, string>> = {
   "POST /v1/principals/:id/revoke": "admin",
   "GET /v1/approvals": "user",
   "GET /v1/approvals/:id": "user",
+  "POST /v1/approvals/:id/approve": "approver",
+  "POST /v1/approvals/:id/deny": "approver",
 };
 
 describe("every /v1 route checks the caller's role", () => {
