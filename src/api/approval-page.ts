@@ -248,7 +248,7 @@ export function registerApprovalPage(app: FastifyInstance, deps: ApprovalPageDep
   const csrfOf = (cookie: string): string => createHmac("sha256", csrfKey).update(`airlock-approval-page\u0000${cookie}`).digest("base64url");
   const pub = { config: { airlockAccess: "public" as const } };
 
-  /** The browser's login, or undefined (no cookie, or one that no longer verifies). */
+  /** The browser's login: the caller and its cookie, "none" (no cookie), or "invalid" (one that no longer verifies). */
   const login = async (request: FastifyRequest): Promise<{ caller: Caller; cookie: string } | "none" | "invalid"> => {
     const cookie = readCookie(request.headers.cookie, WEB_SESSION_COOKIE);
     if (cookie === undefined || cookie === "") return "none";
@@ -317,8 +317,9 @@ export function registerApprovalPage(app: FastifyInstance, deps: ApprovalPageDep
       else if (r.requesterId === caller.principal.id) cannotDecide = "This is your own request: someone in the approver groups decides it.";
       else if (!caller.roles.includes("approver") || !ApprovalService.mayDecide(caller.principal, r, isAdmin)) {
         cannotDecide = `Only people with the approver role in ${r.approvers.join(", ")} (or an admin) decide this request.`;
+      } else if (view.votes.some((v) => v.approverId === caller.principal.id)) {
+        cannotDecide = "You have voted on this request; it waits for more approvals.";
       }
-      else if (view.votes.some((v) => v.approverId === caller.principal.id)) cannotDecide = "You have voted on this request; it waits for more approvals.";
       const html = renderApprovalPage({ view, viewer: caller.principal, now: new Date(), ...(cannotDecide === undefined ? { csrf: csrfOf(cookie) } : { cannotDecide }) });
       return sendPage(reply, 200, html.title, html.body, { formAction: "self", referrer: "same-origin" });
     });
