@@ -341,7 +341,8 @@ describe("who sees and decides", () => {
     const id = /approval (apr_\w+) requested/.exec(first.message)?.[1] ?? "";
     expect((await t.api(`/v1/approvals/${id}`, { token: tokens["other-agent"] ?? "" })).status).toBe(404);
     expect((await listRequests("", tokens["other-agent"])).some((r) => r.id === id)).toBe(false);
-    expect((await decide(id, "other-agent", "approve")).status).toBe(404);
+    // Not an approver at all: the decide routes refuse before looking the request up.
+    expect((await decide(id, "other-agent", "approve")).status).toBe(403);
     expect((await decide(id, "agent", "approve")).status).toBe(403);
     expect((await t.api(`/v1/approvals/${id}`, { token: tokens["agent"] ?? "" })).status).toBe(200);
     await c.end();

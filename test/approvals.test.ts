@@ -294,7 +294,8 @@ describe("a statement held for approval (wait mode)", () => {
     const viaCli = await cli(["approvals", "approve", req.id], tokens["dba-agent"] ?? "");
     expect(viaCli.code).toBe(1);
     expect(viaCli.stderr).toBe("airlock: nobody approves or denies their own request\n");
-    expect((await decide(req.id, "other-agent", "approve")).status).toBe(404);
+    // Not an approver at all: the decide routes refuse before looking the request up.
+    expect((await decide(req.id, "other-agent", "approve")).status).toBe(403);
     expect((await getRequest(req.id)).status).toBe("pending");
     expect((await decide(req.id, "dba2", "approve")).status).toBe(200);
     expect((await q).rows).toEqual([{ id: 5 }]);
