@@ -138,7 +138,8 @@ export class PersonRechecks {
         this.untrack(e.login.tokenId);
         return;
       }
-      void this.#check(e).finally(() => this.#schedule(e));
+      // Never two asks at once: a rotated refresh token used twice looks like theft to the IdP.
+      void (e.running ?? this.#check(e)).finally(() => this.#schedule(e));
     }, Math.min(e.login.intervalMs, untilExpiry));
     // Re-checks alone must not keep the process alive.
     e.timer.unref();

@@ -248,6 +248,18 @@ describe("TokenService", () => {
 });
 
 describe("tokens for people and workloads, and principal blocks", () => {
+  it("replaces a person's token groups when a re-check at the IdP found them changed (that token only), and forgets it on request", async () => {
+    const s = await open();
+    const a = await s.mintFor({ kind: "person", id: "user:gus@example.com", name: "gus@example.com", groups: ["dba", "engineers"] }, { ttlMs: 600_000, createdBy: "oidc" });
+    const b = await s.mintFor({ kind: "person", id: "user:gus@example.com", name: "gus@example.com", groups: ["dba", "engineers"] }, { ttlMs: 600_000, createdBy: "oidc" });
+    s.setGroups(a.id, ["engineers"], a.expiresAt);
+    expect((await s.verify(a.token)).groups).toEqual(["engineers"]);
+    expect((await s.verify(b.token)).groups).toEqual(["dba", "engineers"]);
+    s.setGroups(a.id, undefined, a.expiresAt);
+    expect((await s.verify(a.token)).groups).toEqual(["dba", "engineers"]);
+    expect(s.serviceAccount("ci-bot")).toMatchObject({ name: "ci-bot" });
+    expect(s.serviceAccount("nobody")).toBeUndefined();
+  });
   it("mints for a person with the IdP's groups, never past notAfter", async () => {
     const s = await open();
     const notAfter = new Date(Date.now() + 30_000);
