@@ -211,6 +211,7 @@ describe("a prepared statement held for approval (extended protocol: decided at 
     const text = "insert into rt_async values ($1)";
     const first = await refusal(c.query({ name: "ins", text, values: [1] }));
     expect(first.code).toBe("42501");
+    expect(first.message).toContain("send the identical statement with the same parameters again");
     const id = /approval (apr_\w+) requested/.exec(first.message)?.[1] ?? "";
     expect(id).not.toBe("");
     expect((await listRequests()).find((r) => r.id === id)?.params).toEqual(["1"]);
