@@ -5,6 +5,7 @@
  * connection is refused before any credential is sent.
  */
 import { timingSafeEqual } from "node:crypto";
+import { Socket } from "node:net";
 import ssh2, { type ServerHostKeyAlgorithm } from "ssh2";
 import type { SshConnection } from "../../core/connection.js";
 import { GatewayError } from "../../core/errors.js";
@@ -12,6 +13,13 @@ import type { SecretRef } from "../../core/secret.js";
 
 const { Client } = ssh2;
 export type UpstreamClient = InstanceType<typeof Client>;
+
+/** The TCP socket under each upstream client (the engine corks it to coalesce writes). */
+const SOCKETS = new WeakMap<UpstreamClient, Socket>();
+
+export function upstreamSocket(c: UpstreamClient): Socket | undefined {
+  return SOCKETS.get(c);
+}
 
 /** `type base64 [comment]` → the key type and its wire blob. */
 export function parsePinnedKey(line: string): { type: string; blob: Buffer } {
@@ -49,6 +57,10 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
   const passphrase = c.passphrase === undefined ? undefined : await o.resolveSecret(c.passphrase);
   const password = c.password === undefined ? undefined : await o.resolveSecret(c.password);
   const client = new Client();
+  // Our own socket (ssh2 waits for its connect event, readyTimeout included), so that the
+  // engine can cork it.
+  const sock = new Socket();
+  SOCKETS.set(client, sock);
   let mismatch = false;
   return new Promise<UpstreamClient>((resolve, reject) => {
     let settled = false;
@@ -77,7 +89,9 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
     });
     client.once("close", () => fail(new GatewayError("GW_UPSTREAM_UNAVAILABLE", `connection "${c.name}": the target closed the connection`)));
     try {
+      sock.connect({ host: c.host, port: c.port });
       client.connect({
+        sock,
         host: c.host,
         port: c.port,
         username: c.user,

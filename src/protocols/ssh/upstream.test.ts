@@ -1,0 +1,62 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import type { SshConnection } from "../../core/connection.js";
+import { isGatewayError } from "../../core/errors.js";
+import { connectUpstream } from "./upstream.js";
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+const connection = (port: number): SshConnection => ({
+  type: "ssh",
+  name: "t",
+  host: "127.0.0.1",
+  port,
+  user: "u",
+  password: { kind: "literal", value: "p" },
+  hostKey: HOST_KEY,
+  groups: [],
+});
+
+const options = { resolveSecret: (): Promise<string> => Promise.resolve("p"), timeoutMs: 500 };
+
+let server: Server | undefined;
+const held: Socket[] = [];
+
+afterEach(async () => {
+  for (const s of held) s.destroy();
+  await new Promise((r) => (server === undefined ? r(undefined) : server.close(r)));
+  server = undefined;
+});
+
+async function listen(onConnection: (s: Socket) => void): Promise<number> {
+  server = createServer(onConnection);
+  await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+  const a = server.address();
+  return typeof a === "object" && a !== null ? a.port : 0;
+}
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "resolved";
+  } catch (e) {
+    return isGatewayError(e) ? `${e.code}: ${e.message}` : "other error";
+  }
+}
+
+describe("connectUpstream over the gateway's own socket", () => {
+  it("says the target is unavailable when nothing listens", async () => {
+    const port = await listen(() => undefined);
+    await new Promise((r) => server?.close(r));
+    server = undefined;
+    expect(await failure(connectUpstream(connection(port), options))).toMatch(/^GW_UPSTREAM_UNAVAILABLE: connection "t": the target (is unavailable|closed the connection)/);
+  });
+
+  it("times out (readyTimeout) when the target accepts but never speaks SSH", async () => {
+    const port = await listen((s) => held.push(s));
+    const t0 = Date.now();
+    expect(await failure(connectUpstream(connection(port), options))).toBe('GW_UPSTREAM_UNAVAILABLE: connection "t": the target did not answer in time');
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+});
