@@ -184,6 +184,10 @@ describe("SshPolicyEvaluator fallback for programs without a table", () => {
     expect(await judge(named, exec("unknown-runner reboot"))).toBe("deny:fail-closed");
     expect(await judge(named, exec("unknown-runner shutdown -h now"))).toBe("deny:fail-closed");
     expect(await judge(named, exec("unknown-runner rm x"))).toBe("allow");
+    // Programs known not to run their arguments keep `--` and names as plain words.
+    for (const command of ["rm -- -odd-name", "curl -- https://example.com/reboot", "grep -- reboot /var/log/syslog", "cp -- a b"]) {
+      expect(await judge(named, exec(command)), command).toBe("allow");
+    }
     // An allowlist: `make` is allowed and everything else denied; make's words are not programs.
     const allowlist = setup([
       { name: "ok", match: { commands: ["make", "ls", "mytool"] }, action: "allow" },

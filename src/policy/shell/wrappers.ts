@@ -284,6 +284,7 @@ export const NON_RUNNERS: ReadonlySet<string> = new Set([
   "base64", "base32", "xxd", "od", "hexdump", "strings", "iconv", "jq", "yq", "date", "sleep", "seq", "yes", "uname", "hostname",
   "uptime", "free", "lsblk", "blkid", "mount", "umount", "journalctl", "dmesg", "useradd", "usermod", "userdel", "groupadd", "chsh",
   "passwd", "ping", "dig", "host", "nslookup", "ss", "netstat", "openssl", "gzip", "gunzip", "bzip2", "xz", "zstd", "zcat", "unzip",
+  "rm", "unlink", "shred", "truncate", "tee", "curl", "wget",
 ]);
 
 /**

@@ -58,5 +58,4 @@ describe("connectUpstream over the gateway's own socket", () => {
     expect(await failure(connectUpstream(connection(port), options))).toBe('GW_UPSTREAM_UNAVAILABLE: connection "t": the target did not answer in time');
     expect(Date.now() - t0).toBeLessThan(5000);
   });
-
 });
