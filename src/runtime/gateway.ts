@@ -224,12 +224,15 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const listeners: Listener[] = [];
     const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress } = {};
 
-    // Stop accepting first, then end live sessions, then wait for engines to drain.
+    // Stop accepting first, then end live sessions, then wait for engines to drain. A listener's
+    // close completes only once its last connection has gone, so it is awaited last: awaiting it
+    // first would wait for clients (idle, or waiting for an approval) that nothing ends.
     cleanups.push(async () => {
-      await Promise.all(listeners.map(closeListener));
+      const closed = listeners.map(closeListener);
       registry.terminateAll("shutdown", "the gateway is shutting down");
       await Promise.all(engines.map((e) => e.close()));
       for (const l of listeners) for (const s of l.sockets) s.destroy();
+      await Promise.all(closed);
     });
 
     if (config.listen.postgres !== undefined) {
