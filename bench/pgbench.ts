@@ -1,7 +1,9 @@
 /**
- * pgbench through three paths, side by side in ONE run on this machine:
+ * pgbench through four paths, side by side in ONE run on this machine:
  *   direct    pgbench → PostgreSQL
  *   pgbouncer pgbench → PgBouncer (session mode) → PostgreSQL      (the peer proxy)
+ *   pipe      pgbench → a bare Node.js TCP relay (bench/node-pipe.ts) → PostgreSQL: no parsing,
+ *             no policy; the ceiling of any proxy on Node's socket layer on this machine
  *   airlock   pgbench → Airlock gateway (separate process) → PostgreSQL
  *
  * Runs are interleaved per repetition (direct, pgbouncer, airlock, direct, …) so slow drift of
@@ -13,7 +15,7 @@
  *   BENCH_REPS      repetitions of the headline workloads (default 3)
  *   BENCH_CLIENTS   pgbench clients (default 8; threads = min(2, clients))
  *   BENCH_SCALE     pgbench -i scale (default 10)
- *   BENCH_PATHS     comma list from direct,pgbouncer,airlock (default all three)
+ *   BENCH_PATHS     comma list from direct,pgbouncer,pipe,airlock (default all four)
  *   BENCH_WORKLOADS comma list from select-only,select-only-extended,tpcb,reconnect (default all)
  *   BENCH_RESULTS   file to prepend results to (default bench/results.md)
  *   BENCH_GATEWAY_NODE_ARGS  extra node options for the gateway process, space-separated
@@ -40,7 +42,7 @@ import { startPostgres, SUPERUSER, SUPERUSER_PASSWORD, type PgServer } from "../
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const PATHS = ["direct", "pgbouncer", "airlock"] as const;
+const PATHS = ["direct", "pgbouncer", "pipe", "airlock"] as const;
 type PathId = (typeof PATHS)[number];
 const WORKLOAD_IDS = ["select-only", "select-only-extended", "tpcb", "reconnect"] as const;
 type WorkloadId = (typeof WORKLOAD_IDS)[number];
@@ -357,6 +359,29 @@ async function startGateway(root: string, work: string, pg: PgServer): Promise<G
   }
 }
 
+/** The bare Node relay (bench/node-pipe.ts) in its own process, so that its CPU time is its own. */
+async function startNodePipe(root: string, pg: PgServer): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+  const script = join(root, "dist", "bench", "node-pipe.js");
+  const port = await freePort();
+  const child = spawn(process.execPath, [script, String(port), pg.host, String(pg.port)], { stdio: ["ignore", "pipe", "pipe"] });
+  let exited = false;
+  const exitPromise = new Promise<void>((r) => {
+    child.once("exit", () => {
+      exited = true;
+      r();
+    });
+  });
+  const hasExited = (): boolean => exited;
+  const stop = (): Promise<void> => stopChild(child, exitPromise, hasExited);
+  const deadline = Date.now() + 10_000;
+  while (!hasExited() && Date.now() < deadline && !(await canConnect("127.0.0.1", port))) await sleep(50);
+  if (hasExited() || child.pid === undefined || !(await canConnect("127.0.0.1", port))) {
+    await stop();
+    throw new Error("the Node pipe relay did not start");
+  }
+  return { port, pid: child.pid, stop };
+}
+
 async function stopChild(child: ChildProcess, exitPromise: Promise<void>, exited: () => boolean): Promise<void> {
   if (exited()) return;
   child.kill("SIGTERM");
@@ -578,8 +603,10 @@ async function main(): Promise<number> {
   let pg: PgServer | undefined;
   let bouncer: PgBouncerServer | undefined;
   let gateway: Gateway | undefined;
+  let pipe: { stop(): Promise<void> } | undefined;
   const cleanup = async (): Promise<void> => {
     await gateway?.stop().catch(() => undefined);
+    await pipe?.stop().catch(() => undefined);
     await bouncer?.stop().catch(() => undefined);
     await pg?.stop().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
@@ -626,6 +653,12 @@ async function main(): Promise<number> {
         poolSize: Math.max(20, o.clients + 2),
       });
       targets.push({ id: "pgbouncer", label: "PgBouncer", host: bouncer.host, port: bouncer.port, user: "bench", dbname: "bench", password: clientPassword, pid: bouncer.pid });
+    }
+    if (o.paths.includes("pipe")) {
+      log("starting the bare Node relay");
+      const relay = await startNodePipe(root, server);
+      pipe = relay;
+      targets.push({ id: "pipe", label: "Node pipe (no inspection)", host: "127.0.0.1", port: relay.port, user: "bench", dbname: "bench", password: benchPassword, pid: relay.pid });
     }
     if (o.paths.includes("airlock")) {
       log("starting the Airlock gateway");

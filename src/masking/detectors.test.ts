@@ -455,6 +455,21 @@ describe("resolveOverlaps", () => {
     expect(resolveOverlaps([m(0, 16, "secret"), m(0, 16, "credit_card")])).toEqual([m(0, 16, "credit_card")]);
   });
 
+  it("does not depend on the order matches were found in, whatever their number (small and large sorts agree)", () => {
+    const match = fc.tuple(fc.nat(40), fc.integer({ min: 1, max: 12 }), fc.constantFrom(...DETECTOR_KINDS)).map(([s, len, kind]) => m(s, s + len, kind));
+    fc.assert(
+      fc.property(fc.array(match, { maxLength: 20 }), fc.nat(), (ms, seed) => {
+        const shuffled = ms.map((x, i) => ({ x, k: (i * 7919 + seed) % 10007 })).sort((a, b) => a.k - b.k).map((e) => e.x);
+        const out = resolveOverlaps(shuffled);
+        expect(out).toEqual(resolveOverlaps(ms));
+        // Disjoint, in order, and covering exactly the union of the input spans.
+        for (let i = 1; i < out.length; i++) expect((out[i]?.start ?? 0) >= (out[i - 1]?.end ?? 0)).toBe(true);
+        const covered = (spans: readonly Match[], at: number): boolean => spans.some((x) => x.start <= at && at < x.end);
+        for (let at = 0; at < 60; at++) expect(covered(out, at)).toBe(covered(ms, at));
+      }),
+    );
+  });
+
   it("keeps disjoint and adjacent matches apart, sorted", () => {
     expect(resolveOverlaps([m(10, 12, "ssn"), m(0, 5, "email"), m(5, 7, "phone")])).toEqual([
       m(0, 5, "email"),

@@ -42,6 +42,7 @@ export {
   MIN_MATCH_LENGTH,
   MIN_MAX_SCAN_BYTES,
   MaskCounts,
+  type CountSink,
   ValueMasker,
   type MaskTextResult,
   type ValueMaskerOptions,

@@ -128,6 +128,32 @@ describe("maskBytes", () => {
     expect(counts.toJSON()).toEqual({ ssn: 1 });
   });
 
+  it("masks a range inside a larger buffer exactly as the value on its own (maskRange)", () => {
+    const values = ["a@b.io", "4111 1111 1111 1111", "call +1 (415) 555-2671 now", "nothing", "ssn 123-45-6789 and x@y.org", "jürgen@example.com"];
+    for (const strategy of ["redact", "partial", "hash", "null"] as const) {
+      const m = masker(strategy);
+      for (const v of values) {
+        const own = Buffer.from(v, "utf8");
+        const whole = Buffer.concat([Buffer.from("xx a@b.io "), own, Buffer.from(" 4111 1111 1111 1111")]);
+        const start = 10;
+        const a = new MaskCounts();
+        const b = new MaskCounts();
+        expect(m.maskRange(whole, start, start + own.length, a)).toEqual(m.maskBytes(own, b));
+        expect(a.toJSON()).toEqual(b.toJSON());
+      }
+    }
+  });
+
+  it("gives a value that is one match its label, equal to rendering it (and counts it)", () => {
+    const m = masker("redact");
+    const counts = new MaskCounts();
+    const first = m.maskBytes(Buffer.from("4111 1111 1111 1111"), counts);
+    const second = m.maskBytes(Buffer.from("5500-0000-0000-0004"), counts);
+    expect(first?.toString()).toBe(m.maskText("4111 1111 1111 1111")?.value);
+    expect(second?.toString()).toBe("[CREDIT_CARD]");
+    expect(counts.toJSON()).toEqual({ credit_card: 2 });
+  });
+
   it("accepts a Uint8Array view that is not a Buffer", () => {
     const bytes = new TextEncoder().encode("xx a@b.io");
     const view = new Uint8Array(bytes.buffer, 3, bytes.length - 3);

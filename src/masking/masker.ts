@@ -53,8 +53,16 @@ export const MIN_MAX_SCAN_BYTES = 1024;
 export const MIN_MATCH_LENGTH = 5;
 const MAX_TRUNCATION_MARGIN = 4096;
 
+/**
+ * Where a masker adds its per-kind counts. `MaskCounts` is one; the protocol engines use a
+ * reusable adapter over a plain record so that nothing is allocated per clean value.
+ */
+export interface CountSink {
+  add(kind: string, n?: number): void;
+}
+
 /** Per-kind counts of masked values, for the audit record. Never holds values. */
-export class MaskCounts {
+export class MaskCounts implements CountSink {
   private readonly counts = new Map<string, number>();
 
   add(kind: string, n = 1): void {
@@ -132,6 +140,7 @@ export class ValueMasker {
   private readonly bits: readonly number[];
   private readonly enabled: number;
   private readonly features: Features = newFeatures();
+  private readonly labels = new Map<string, Buffer>();
   private closed = false;
 
   constructor(options: ValueMaskerOptions) {
@@ -163,7 +172,7 @@ export class ValueMasker {
    * Content detection over a string. `undefined` = nothing to mask (nothing allocated);
    * otherwise the masked text (null for strategy `null`) and the counts per kind.
    */
-  maskText(text: string, counts?: MaskCounts): MaskTextResult | undefined {
+  maskText(text: string, counts?: CountSink): MaskTextResult | undefined {
     this.assertOpen();
     const n = text.length;
     if (n < MIN_MATCH_LENGTH) return undefined;
@@ -184,37 +193,61 @@ export class ValueMasker {
    * Content detection over the bytes of one value (UTF-8 or any ASCII-compatible encoding).
    * `undefined` = forward the original bytes; `null` = send SQL NULL; else the replacement.
    */
-  maskBytes(buf: Uint8Array, counts?: MaskCounts): Buffer | null | undefined {
-    this.assertOpen();
-    const n = buf.length;
-    if (n < MIN_MATCH_LENGTH) return undefined;
+  maskBytes(buf: Uint8Array, counts?: CountSink): Buffer | null | undefined {
     const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    return this.maskRange(b, 0, b.length, counts);
+  }
+
+  /**
+   * maskBytes over `buf[start, end)` — a value inside a larger message (a DataRow field), so
+   * that a clean value is judged without even a view of it being allocated.
+   */
+  maskRange(buf: Buffer, start: number, end: number, counts?: CountSink): Buffer | null | undefined {
+    this.assertOpen();
+    const n = end - start;
+    if (n < MIN_MATCH_LENGTH) return undefined;
     let result: MaskTextResult | undefined;
     let encoding: Encoding;
     if (n > this.maxScanBytes) {
-      let limit = this.maxScanBytes;
+      let limit = start + this.maxScanBytes;
       // Back off to a UTF-8 character boundary (at most three continuation bytes).
-      for (let k = 0; k < 3 && limit > 0 && ((b[limit] ?? 0) & 0xc0) === 0x80; k++) limit--;
-      const head = b.subarray(0, limit);
+      for (let k = 0; k < 3 && limit > start && ((buf[limit] ?? 0) & 0xc0) === 0x80; k++) limit--;
+      const head = buf.subarray(start, limit);
       encoding = isUtf8(head) ? "utf8" : "latin1";
       result = this.truncate(head.toString(encoding), encoding, counts);
     } else {
-      const f = scanBytes(b, n, this.features);
+      const f = scanBytes(buf, end, this.features, start);
       const candidates = candidateKinds(f) & this.enabled;
       if (candidates === 0) return undefined;
       // Valid UTF-8 is decoded as such (so results equal maskText's); anything else as latin1,
       // byte for byte, so that bytes outside the matches come back exactly.
-      encoding = f.nonAscii && isUtf8(b) ? "utf8" : "latin1";
-      const text = b.toString(encoding);
+      encoding = f.nonAscii && isUtf8(buf.subarray(start, end)) ? "utf8" : "latin1";
+      const text = buf.toString(encoding, start, end);
       const spans = this.find(text, candidates);
       if (spans === undefined) return undefined;
+      const only = spans.length === 1 ? spans[0] : undefined;
+      if (only !== undefined && this.strategy === "redact" && only.start === 0 && only.end === text.length) {
+        // The whole value is one match (a card-number or email column): its label, encoded once.
+        counts?.add(only.kind);
+        return this.labelBytes(only.kind);
+      }
       result = this.render(text, text.length, spans, encoding, false, counts);
     }
     return result.value === null ? null : Buffer.from(result.value, encoding);
   }
 
+  /** `[KIND]` as bytes, built once per kind. Callers copy it and never write into it. */
+  private labelBytes(kind: string): Buffer {
+    let b = this.labels.get(kind);
+    if (b === undefined) {
+      b = Buffer.from(redactLabel(kind), "latin1");
+      this.labels.set(kind, b);
+    }
+    return b;
+  }
+
   /** A column rule: the whole value, whatever it contains. `kind` defaults to "column" (`[REDACTED]`). */
-  maskWhole(text: string, kind: string = WHOLE_VALUE_KIND, counts?: MaskCounts): string | null {
+  maskWhole(text: string, kind: string = WHOLE_VALUE_KIND, counts?: CountSink): string | null {
     this.assertOpen();
     counts?.add(kind);
     if (this.strategy === "partial" && text.length > this.maxScanBytes) return redactLabel(kind);
@@ -222,7 +255,7 @@ export class ValueMasker {
   }
 
   /** maskWhole over raw bytes: `hash` hashes the bytes as they are (equal to maskWhole for UTF-8). */
-  maskWholeBytes(buf: Uint8Array, kind: string = WHOLE_VALUE_KIND, counts?: MaskCounts): Buffer | null {
+  maskWholeBytes(buf: Uint8Array, kind: string = WHOLE_VALUE_KIND, counts?: CountSink): Buffer | null {
     this.assertOpen();
     counts?.add(kind);
     switch (this.strategy) {
@@ -265,7 +298,7 @@ export class ValueMasker {
   }
 
   /** `prefix` is the scanned head of an oversized value; the rest is never shown. */
-  private truncate(prefix: string, encoding: Encoding, counts: MaskCounts | undefined): MaskTextResult {
+  private truncate(prefix: string, encoding: Encoding, counts: CountSink | undefined): MaskTextResult {
     const limit = prefix.length;
     const candidates = candidateKinds(scanText(prefix, limit, this.features)) & this.enabled;
     const spans = candidates === 0 ? [] : (this.find(prefix, candidates) ?? []);
@@ -291,12 +324,17 @@ export class ValueMasker {
     spans: readonly Match[],
     encoding: Encoding,
     truncated: boolean,
-    acc: MaskCounts | undefined,
+    acc: CountSink | undefined,
   ): MaskTextResult {
     const counts: Record<string, number> = {};
-    for (const s of spans) counts[s.kind] = (counts[s.kind] ?? 0) + 1;
-    if (truncated) counts[TRUNCATED_KIND] = 1;
-    acc?.addAll(counts);
+    for (const s of spans) {
+      counts[s.kind] = (counts[s.kind] ?? 0) + 1;
+      acc?.add(s.kind);
+    }
+    if (truncated) {
+      counts[TRUNCATED_KIND] = 1;
+      acc?.add(TRUNCATED_KIND);
+    }
     if (this.strategy === "null") return { value: null, counts };
     let out = "";
     let pos = 0;

@@ -80,4 +80,17 @@ describe("scanBytes", () => {
       }),
     );
   });
+
+  it("summarises a range inside a larger buffer exactly like the range on its own", () => {
+    const ascii = fc.string({ unit: fc.constantFrom(..."aZ09 -.()+@=:'_/~\t\u00e9".split("")), maxLength: 40 });
+    fc.assert(
+      fc.property(ascii, ascii, ascii, (before, value, after) => {
+        const whole = Buffer.from(before + value + after, "utf8");
+        const start = Buffer.byteLength(before, "utf8");
+        const end = start + Buffer.byteLength(value, "utf8");
+        const own = Buffer.from(value, "utf8");
+        expect(scanBytes(whole, end, newFeatures(), start)).toEqual(scanBytes(own, own.length, newFeatures()));
+      }),
+    );
+  });
 });

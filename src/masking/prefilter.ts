@@ -162,13 +162,13 @@ export function scanText(text: string, end: number, f: Features): Features {
   return f;
 }
 
-/** Summarise `buf[0, end)` (UTF-8 or any ASCII-compatible encoding) into `f`. */
-export function scanBytes(buf: Uint8Array, end: number, f: Features): Features {
+/** Summarise `buf[start, end)` (UTF-8 or any ASCII-compatible encoding) into `f`. */
+export function scanBytes(buf: Uint8Array, end: number, f: Features, start = 0): Features {
   let digits = 0, upper = 0, lower = 0, at = 0, dots = 0, dashes = 0, plus = 0, parens = 0;
   let spaces = 0, assigns = 0, quotes = 0, nonAscii = 0;
   let run = 0, gap = 0, maxRun = 0, tok = 0, maxTok = 0, td = 0, maxTd = 0;
   let prev = 0, glued = false;
-  for (let i = 0; i < end; i++) {
+  for (let i = start; i < end; i++) {
     const c = buf[i] ?? 0;
     const k = CLASS[c] ?? 0;
     if ((k & DIGIT) !== 0) {
@@ -211,7 +211,7 @@ export function scanBytes(buf: Uint8Array, end: number, f: Features): Features {
       }
     } else if (k === NONASCII) nonAscii++;
   }
-  f.length = end;
+  f.length = end - start;
   f.digits = digits;
   f.upper = upper;
   f.lower = lower;

@@ -88,6 +88,8 @@ interface CompiledPolicy {
   readonly match: CompiledMatch | undefined;
 }
 
+/** Operations that can change session settings (and so undo injected limits). */
+const SETTINGS_OPERATIONS: ReadonlySet<string> = new Set(["set", "reset", "begin", "start_transaction", "set_transaction", "discard"]);
 /** Operations that change data or schema: refused in read-only sessions (PostgreSQL refuses them too). */
 const WRITE_OPERATIONS = new Set([
   "insert", "update", "delete", "merge", "truncate", "copy_from", "create", "alter", "drop", "grant", "revoke",
@@ -541,15 +543,16 @@ class SessionPolicies implements SessionEvaluator {
 
   #checkLimits(sql: string, facts: readonly StatementFacts[]): Decision | undefined {
     if (!this.#readOnly && !this.#timeout) return undefined;
-    const ops = new Set(facts.flatMap((f) => f.operations));
-    if (this.#readOnly) {
-      for (const op of ops) {
-        if (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter")) {
+    // Runs for every statement of a session with limits: plain loops, nothing allocated.
+    let touches = false;
+    for (const f of facts) {
+      for (const op of f.operations) {
+        if (this.#readOnly && (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter"))) {
           return deny("GW_POLICY_DENIED", `this session is read-only (${op} is not allowed)`, this.#limitRule("readOnly"));
         }
+        if (SETTINGS_OPERATIONS.has(op)) touches = true;
       }
     }
-    const touches = ops.has("set") || ops.has("reset") || ops.has("begin") || ops.has("start_transaction") || ops.has("set_transaction") || ops.has("discard");
     const callsSetConfig = facts.some((f) => f.functions.some((fn) => fn === "set_config" || fn.endsWith(".set_config")));
     if (callsSetConfig) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
     if (!touches) return undefined;

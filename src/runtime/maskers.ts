@@ -5,7 +5,7 @@
  */
 import type { MaskRule } from "../core/decision.js";
 import { GatewayError } from "../core/errors.js";
-import { MaskCounts, ValueMasker, WHOLE_VALUE_KIND, detectorNameSchema, type DetectorName } from "../masking/index.js";
+import { MaskCounts, ValueMasker, WHOLE_VALUE_KIND, detectorNameSchema, type CountSink, type DetectorName } from "../masking/index.js";
 import type { RuleMasker } from "../protocols/postgres/result-masking.js";
 
 const KIND_SNIFFER_DETECTORS: readonly DetectorName[] = ["email", "credit_card", "phone", "ssn", "iban", "secret"];
@@ -18,6 +18,18 @@ export function detectorNames(rule: { readonly rule: string; readonly detectors:
     }
     return r.data;
   });
+}
+
+/**
+ * Adds a masker's counts straight into the record the engine passes for the current value: one
+ * instance per masker, retargeted per call, so a clean value costs no allocation and no clearing
+ * (clearing a Map per value showed as the largest item in profiles of masked streams).
+ */
+class RecordSink implements CountSink {
+  target: Record<string, number> = {};
+  add(kind: string, n = 1): void {
+    this.target[kind] = (this.target[kind] ?? 0) + n;
+  }
 }
 
 export function createMaskerFactory(key: Buffer): (rule: MaskRule) => RuleMasker {
@@ -33,18 +45,15 @@ export function createMaskerFactory(key: Buffer): (rule: MaskRule) => RuleMasker
     let m = cache.get(rule);
     if (m !== undefined) return m;
     const masker = new ValueMasker({ detectors: detectorNames(rule), strategy: rule.strategy, key });
-    const scratch = new MaskCounts();
+    const sink = new RecordSink();
     m = {
       maskText(text) {
         const r = masker.maskText(text);
         return r === undefined ? undefined : { value: r.value, counts: r.counts };
       },
-      maskBytes(bytes, counts) {
-        // One reusable accumulator per masker: nothing is allocated for clean values.
-        scratch.clear();
-        const r = masker.maskBytes(bytes, scratch);
-        if (r !== undefined) for (const [k, n] of Object.entries(scratch.toJSON())) counts[k] = (counts[k] ?? 0) + n;
-        return r;
+      maskBytes(buf, start, end, counts) {
+        sink.target = counts;
+        return masker.maskRange(buf, start, end, sink);
       },
       kindOf,
       maskWhole(text, kind) {

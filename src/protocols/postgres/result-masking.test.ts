@@ -1,4 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { GatewayError } from "../../core/errors.js";
 import type { MaskRule } from "../../core/decision.js";
 import { needsWork, planFields, rewriteDataRow, type ResolvedField, type RuleMasker } from "./result-masking.js";
 import { decodeDataRow, encodeDataRow } from "./wire/index.js";
@@ -6,8 +8,8 @@ import { decodeDataRow, encodeDataRow } from "./wire/index.js";
 /** A masker that replaces "secret" wherever it appears, and labels whole values. */
 const fake: RuleMasker = {
   maskText: (text) => (text.includes("secret") ? { value: text.replaceAll("secret", "[S]"), counts: { secret: 1 } } : undefined),
-  maskBytes: (bytes, counts) => {
-    const text = bytes.toString("utf8");
+  maskBytes: (buf, start, end, counts) => {
+    const text = buf.toString("utf8", start, end);
     if (!text.includes("secret")) return undefined;
     counts["secret"] = (counts["secret"] ?? 0) + 1;
     return Buffer.from(text.replaceAll("secret", "[S]"), "utf8");
@@ -95,5 +97,60 @@ describe("rewriteDataRow", () => {
     const v = decodeDataRow((out ?? Buffer.alloc(0)).subarray(5))[0];
     expect(v?.[0]).toBe(1);
     expect(v?.subarray(1).toString("utf8")).toBe('{"k":"[S]"}');
+  });
+
+  it("equals decoding, masking value by value and encoding again, for any row and any plan", () => {
+    const kinds = ["keep", "whole", "null", "detect"] as const;
+    const value = fc.option(fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom("secret", "a secret b", "")), { nil: null });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(value, fc.constantFrom(...kinds)), { maxLength: 12 }), (cols) => {
+        const actions = cols.map(([, kind]) => {
+          switch (kind) {
+            case "keep":
+              return { kind: "keep" } as const;
+            case "whole":
+              return { kind: "whole", masker: fake, rule: "cols", json: false, memo: {}, countKey: "column:cols" } as const;
+            case "null":
+              return { kind: "null", rule: "cols", countKey: "column:cols" } as const;
+            case "detect":
+              return { kind: "detect", maskers: [fake], json: false, jsonbBinary: false } as const;
+          }
+        });
+        const values = cols.map(([v]) => v);
+        const expected = values.map((v, i) => {
+          const kind = cols[i]?.[1];
+          if (v === null || kind === "keep") return v;
+          if (kind === "null") return null;
+          if (kind === "whole") return "[REDACTED]";
+          return v.replaceAll("secret", "[S]");
+        });
+        const counts: Record<string, number> = {};
+        const out = rewriteDataRow(row(values), actions, counts);
+        const got = out === undefined ? values : decodeDataRow(out.subarray(5)).map((v) => (v === null ? null : v.toString("utf8")));
+        expect(got).toEqual(expected);
+        if (out !== undefined) {
+          expect(out[0]).toBe(0x44);
+          expect(out.readInt32BE(1)).toBe(out.length - 1);
+        }
+        const changed = expected.some((v, i) => v !== values[i]);
+        expect(out === undefined).toBe(!changed);
+      }),
+    );
+  });
+
+  it("refuses malformed rows with GW_PROTOCOL (short, bad count, bad length, trailing bytes)", () => {
+    const actions = planFields([field("note", TEXT), field("x", TEXT)], [detectRule], () => fake);
+    const good = row(["a secret", "b"]);
+    const bad = [
+      Buffer.from([0]),
+      Buffer.from([0, 9, 0, 0]),
+      Buffer.concat([good.subarray(0, 2), Buffer.from([0x7f, 0, 0, 0]), good.subarray(6)]),
+      Buffer.concat([good.subarray(0, 2), Buffer.from([0xff, 0xff, 0xff, 0xfe]), good.subarray(6)]),
+      Buffer.concat([good, Buffer.from([1])]),
+      good.subarray(0, good.length - 1),
+    ];
+    for (const b of bad) {
+      expect(() => rewriteDataRow(b, actions, {})).toThrow(GatewayError);
+    }
   });
 });

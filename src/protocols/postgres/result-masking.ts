@@ -8,16 +8,17 @@
  */
 import type { MaskRule } from "../../core/decision.js";
 import { ColumnGlob } from "../../policy/glob.js";
-import { encodeDataRow, forEachDataRowValue } from "./wire/index.js";
+import { GatewayError } from "../../core/errors.js";
+import { BackendType } from "./wire/index.js";
 
 export interface RuleMasker {
   /** Content detection over a text value; undefined when nothing was found. */
   maskText(text: string): { readonly value: string | null; readonly counts: Readonly<Record<string, number>> } | undefined;
   /**
-   * Content detection over UTF-8 bytes: undefined when nothing was found (clean values are
-   * never decoded). Masked values are counted per kind into `counts`.
+   * Content detection over the UTF-8 bytes `buf[start, end)`: undefined when nothing was found
+   * (clean values are never decoded, nor sliced). Masked values are counted per kind into `counts`.
    */
-  maskBytes(bytes: Buffer, counts: Record<string, number>): Buffer | null | undefined;
+  maskBytes(buf: Buffer, start: number, end: number, counts: Record<string, number>): Buffer | null | undefined;
   /** The kind a value shows (`email`, …), for labelling a whole-value mask; "column" when none. */
   kindOf(text: string): string;
   /** A column rule: the whole value, labelled `kind`. */
@@ -48,9 +49,11 @@ export type FieldAction =
        * the output depends only on the label, the encoded output itself.
        */
       readonly memo: { label?: string; bytes?: Buffer | null };
+      /** `column:<rule>`, the key its masked values are counted under (built once, not per row). */
+      readonly countKey: string;
     }
   /** A column rule on a non-text type (integer, date, …): no masked text fits it, so it becomes NULL. */
-  | { readonly kind: "null"; readonly rule: string }
+  | { readonly kind: "null"; readonly rule: string; readonly countKey: string }
   | { readonly kind: "detect"; readonly maskers: readonly RuleMasker[]; readonly json: boolean; readonly jsonbBinary: boolean };
 
 /** Types whose binary form is their UTF-8 text (jsonb: a version byte, then text). */
@@ -91,8 +94,9 @@ export function planFields(fields: readonly ResolvedField[], rules: readonly Mas
     if (whole !== undefined) {
       // `[REDACTED]` in an integer or timestamp column would break every typed client (text
       // format) or cannot be encoded at all (binary): such values are masked as NULL.
-      if (!textual || whole.strategy === "null") return { kind: "null", rule: whole.rule };
-      return { kind: "whole", masker: maskerFor(whole), rule: whole.rule, json, memo: {} };
+      const countKey = `column:${whole.rule}`;
+      if (!textual || whole.strategy === "null") return { kind: "null", rule: whole.rule, countKey };
+      return { kind: "whole", masker: maskerFor(whole), rule: whole.rule, json, memo: {}, countKey };
     }
     const detectors = rules.filter((r) => r.detectors.length > 0);
     if (detectors.length === 0 || !(textual || f.format === 0)) return { kind: "keep" };
@@ -111,59 +115,115 @@ function jsonString(s: string): string {
   return JSON.stringify(s);
 }
 
+// Scratch space for rewriteDataRow (synchronous, so one set serves every session): the fields
+// that change, as (value start, value length, replacement) in field order.
+let scratchStart: number[] = [];
+let scratchLength: number[] = [];
+let scratchValue: (Buffer | null)[] = [];
+
+function malformed(why: string): GatewayError {
+  return new GatewayError("GW_PROTOCOL", `malformed DataRow message: ${why}`);
+}
+
+/** The replacement of one value under a `whole` action (a column rule on a text column). */
+function maskWholeValue(body: Buffer, start: number, length: number, action: Extract<FieldAction, { kind: "whole" }>): Buffer | null {
+  const memo = action.memo;
+  if (memo.bytes !== undefined) return memo.bytes;
+  const text = body.toString("utf8", start, start + length);
+  memo.label ??= action.masker.kindOf(text);
+  const masked = action.masker.maskWhole(text, memo.label);
+  const out = masked === null ? null : Buffer.from(action.json ? jsonString(masked) : masked, "utf8");
+  if (action.masker.constantPerKind) memo.bytes = out;
+  return out;
+}
+
+/** The replacement of one value under a `detect` action, or undefined when it is clean. */
+function detectValue(body: Buffer, start: number, length: number, action: Extract<FieldAction, { kind: "detect" }>, counts: Record<string, number>): Buffer | null | undefined {
+  // jsonb in binary format: a version byte, then the JSON text (kept as it is).
+  const from = action.jsonbBinary && length > 0 ? start + 1 : start;
+  const end = start + length;
+  let current: Buffer | undefined;
+  for (const m of action.maskers) {
+    const r = current === undefined ? m.maskBytes(body, from, end, counts) : m.maskBytes(current, 0, current.length, counts);
+    if (r === undefined) continue;
+    if (r === null) return null; // strategy null: the value becomes SQL NULL
+    current = r;
+  }
+  if (current === undefined || from === start) return current;
+  return Buffer.concat([body.subarray(start, from), current]);
+}
+
 /**
  * Rewrite one DataRow body. Returns the whole new message (type + length + body), or
  * undefined when nothing changed (the original bytes are forwarded). Adds masked counts per
- * kind to `counts`.
+ * kind to `counts`. One pass over the fields without allocating for the ones that stay; the
+ * new message is written in one buffer: unchanged stretches of the original copied as they
+ * are, replaced values with their new lengths. A malformed row throws GW_PROTOCOL.
  */
 export function rewriteDataRow(body: Buffer, actions: readonly FieldAction[], counts: Record<string, number>): Buffer | undefined {
-  let values: (Buffer | null)[] | undefined;
-  const ensure = (): (Buffer | null)[] => {
-    if (values !== undefined) return values;
-    const v: (Buffer | null)[] = [];
-    forEachDataRowValue(body, (_i, start, length) => v.push(length < 0 ? null : body.subarray(start, start + length)));
-    values = v;
-    return v;
-  };
-  const state = { changed: false };
-  forEachDataRowValue(body, (i, start, length) => {
+  if (body.length < 2) throw malformed("message is shorter than its fields");
+  const n = body.readUInt16BE(0);
+  if (n * 4 > body.length - 2) throw malformed("count does not fit the message");
+  let changed = 0;
+  let delta = 0;
+  let pos = 2;
+  for (let i = 0; i < n; i++) {
+    if (body.length - pos < 4) throw malformed("message is shorter than its fields");
+    const length = body.readInt32BE(pos);
+    pos += 4;
+    if (length === -1) continue;
+    if (length < 0 || length > body.length - pos) throw malformed("value length does not fit the message");
+    const start = pos;
+    pos += length;
     const action = actions[i];
-    if (action === undefined || action.kind === "keep" || length < 0) return;
+    if (action === undefined || action.kind === "keep") continue;
+    let out: Buffer | null | undefined;
     if (action.kind === "null") {
-      counts[`column:${action.rule}`] = (counts[`column:${action.rule}`] ?? 0) + 1;
-      ensure()[i] = null;
-      state.changed = true;
-      return;
-    }
-    const raw = body.subarray(start, start + length);
-    const offset = action.kind === "detect" && action.jsonbBinary ? 1 : 0;
-    let out: Buffer | null;
-    if (action.kind === "whole") {
-      const memo = action.memo;
-      if (memo.bytes !== undefined) out = memo.bytes;
-      else {
-        const text = raw.toString("utf8");
-        memo.label ??= action.masker.kindOf(text);
-        const masked = action.masker.maskWhole(text, memo.label);
-        out = masked === null ? null : Buffer.from(action.json ? jsonString(masked) : masked, "utf8");
-        if (action.masker.constantPerKind) memo.bytes = out;
-      }
-      counts[`column:${action.rule}`] = (counts[`column:${action.rule}`] ?? 0) + 1;
+      out = null;
+      counts[action.countKey] = (counts[action.countKey] ?? 0) + 1;
+    } else if (action.kind === "whole") {
+      out = maskWholeValue(body, start, length, action);
+      counts[action.countKey] = (counts[action.countKey] ?? 0) + 1;
     } else {
-      const original = offset === 1 ? raw.subarray(1) : raw;
-      let current: Buffer | null = original;
-      for (const m of action.maskers) {
-        if (current === null) break;
-        const r = m.maskBytes(current, counts);
-        if (r === undefined) continue;
-        current = r;
-      }
-      if (current === original) return;
-      out = current === null ? null : offset === 1 ? Buffer.concat([raw.subarray(0, 1), current]) : current;
+      out = detectValue(body, start, length, action, counts);
+      if (out === undefined) continue;
     }
-    const v = ensure();
-    v[i] = out;
-    state.changed = true;
-  });
-  return state.changed && values !== undefined ? encodeDataRow(values) : undefined;
+    scratchStart[changed] = start;
+    scratchLength[changed] = length;
+    scratchValue[changed] = out;
+    changed++;
+    delta += (out === null ? 0 : out.length) - length;
+  }
+  if (pos !== body.length) throw malformed("trailing bytes after the last field");
+  if (changed === 0) return undefined;
+  // protocol-message-formats "DataRow": Byte1('D'), Int32 length (self-inclusive), Int16 count,
+  // then per field Int32 length (-1 = NULL) and the bytes.
+  const bodyLength = body.length + delta;
+  const msg = Buffer.allocUnsafe(1 + 4 + bodyLength);
+  msg[0] = BackendType.DataRow;
+  msg.writeInt32BE(4 + bodyLength, 1);
+  let w = 5;
+  let r = 0;
+  for (let k = 0; k < changed; k++) {
+    const start = scratchStart[k] ?? 0;
+    const value = scratchValue[k] ?? null;
+    // Everything before this value's length field, unchanged.
+    w += body.copy(msg, w, r, start - 4);
+    if (value === null) {
+      w = msg.writeInt32BE(-1, w);
+    } else {
+      w = msg.writeInt32BE(value.length, w);
+      w += value.copy(msg, w);
+    }
+    r = start + (scratchLength[k] ?? 0);
+    scratchValue[k] = null; // hold no masked bytes past this call
+  }
+  body.copy(msg, w, r);
+  if (scratchStart.length > 4096) {
+    // A very wide row once: do not keep its scratch space forever.
+    scratchStart = [];
+    scratchLength = [];
+    scratchValue = [];
+  }
+  return msg;
 }
