@@ -110,6 +110,9 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);
     const store = await openStore({ dataDir: config.dataDir, ...(storeUrl === undefined ? {} : { url: storeUrl }), logger });
     cleanups.push(() => store.close());
+    // Before the audit log continues the chain from the store's head: a second gateway on the
+    // same store would continue it too, and the two chains would fork.
+    await store.claimWriter?.();
 
     const auditKey = await loadOrCreateKey(join(keysDir, "audit.key"));
     const auditDir = join(config.dataDir, "audit");

@@ -113,6 +113,14 @@ export class SqlStore implements Store {
     await migrate(this.sql);
   }
 
+  async claimWriter(): Promise<void> {
+    if (this.sql.claimWriter === undefined || (await this.sql.claimWriter())) return;
+    throw new GatewayError(
+      "GW_CONFIG",
+      "another Airlock gateway is writing to this store: one gateway per store (two would fork the audit chain); stop it, or give this gateway a store of its own",
+    );
+  }
+
   close(): Promise<void> {
     return this.sql.close();
   }

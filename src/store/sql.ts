@@ -32,6 +32,13 @@ export interface SqlClient {
    * `transaction` on the given client runs `fn` in the same transaction (no savepoints).
    */
   transaction<T>(fn: (c: SqlClient) => Promise<T>): Promise<T>;
+  /**
+   * Become the store's one writer of the audit chain for as long as this client is open: false
+   * when another gateway holds it. PostgreSQL: a session advisory lock on a connection of its
+   * own (released when the client closes or that connection ends); PGlite: always true (one
+   * process owns its data directory).
+   */
+  claimWriter?(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -478,10 +485,41 @@ class PgTxClient extends DriverClient {
   }
 }
 
+/** The advisory lock key of the audit chain's writer: hashtext('airlock.audit-writer'), fixed. */
+const WRITER_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('airlock.audit-writer')) AS locked";
+
 class PgPoolClient extends PgTxClient {
   private closing: Promise<void> | undefined;
-  constructor(private readonly pool: pg.Pool) {
+  /** The connection holding the writer lock (outside the pool, so no query ever releases it). */
+  private writer: pg.Client | undefined;
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: PostgresClientOptions,
+  ) {
     super(pool);
+  }
+
+  async claimWriter(): Promise<boolean> {
+    if (this.writer !== undefined) return true;
+    const c = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: 10_000 });
+    c.on("error", (err) => {
+      // Losing this connection releases the lock: another gateway could then start writing the
+      // same chain. Said loudly; the operator's fix is to restart this gateway.
+      this.options.logger?.error({ err: { message: err.message } }, "the store connection holding the audit writer lock was lost");
+    });
+    try {
+      await c.connect();
+      const r = await c.query<{ locked: boolean }>(WRITER_LOCK_SQL);
+      if (r.rows[0]?.locked !== true) {
+        await c.end().catch(() => undefined);
+        return false;
+      }
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      throw storeError(e, "connection");
+    }
+    this.writer = c;
+    return true;
   }
 
   override async transaction<T>(fn: (c: SqlClient) => Promise<T>): Promise<T> {
@@ -510,7 +548,9 @@ class PgPoolClient extends PgTxClient {
   }
 
   override close(): Promise<void> {
-    this.closing ??= this.pool.end();
+    const writer = this.writer;
+    this.writer = undefined;
+    this.closing ??= Promise.all([this.pool.end(), writer?.end().catch(() => undefined)]).then(() => undefined);
     return this.closing;
   }
 }
@@ -534,5 +574,5 @@ export function openPostgresClient(options: PostgresClientOptions): SqlClient {
   pool.on("error", (err) => {
     options.logger?.warn({ err: { message: err.message } }, "store connection lost");
   });
-  return new PgPoolClient(pool);
+  return new PgPoolClient(pool, options);
 }

@@ -15,6 +15,11 @@ export interface Store {
   readonly approvals?: ApprovalStore;
   /** Apply pending migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
+  /**
+   * Claim the store for this gateway's audit chain (one writer per store: two would fork it).
+   * Throws GW_CONFIG when another gateway holds it. Absent in test doubles.
+   */
+  claimWriter?(): Promise<void>;
   close(): Promise<void>;
 
   // Tokens: metadata only, never the token itself.
