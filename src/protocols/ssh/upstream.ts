@@ -81,7 +81,10 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
       o.signal?.removeEventListener("abort", onAbort);
       resolve(client);
     });
-    client.once("error", (e: Error & { level?: string }) => {
+    // `on`, not `once`: ssh2 can emit a second error after the first (a handshake timeout, then
+    // "Connection lost before handshake" when the socket goes), and an error with no listener
+    // would take the whole gateway down. `fail` settles once.
+    client.on("error", (e: Error & { level?: string }) => {
       if (mismatch) fail(new GatewayError("GW_UPSTREAM_HOSTKEY", `connection "${c.name}": the target's host key does not match the pinned hostKey`, { cause: e }));
       else if (e.level === "client-authentication") fail(new GatewayError("GW_UPSTREAM_AUTH", `connection "${c.name}": the target refused the gateway's credential`, { cause: e }));
       else if (e.level === "client-timeout") fail(new GatewayError("GW_UPSTREAM_UNAVAILABLE", `connection "${c.name}": the target did not answer in time`, { cause: e }));
