@@ -339,14 +339,7 @@ export class SessionGate {
   async judge(event: DbQueryEvent, hooks: JudgeHooks = {}): Promise<Decision> {
     const judged = evaluateStatement(this.#evaluators, event);
     const verdict = judged instanceof Promise ? await judged : judged;
-    return this.#conclude(verdict, hooks, {
-      audit: "db.query",
-      text: event.sql,
-      seq: event.seq,
-      stage: event.stage,
-      details: { seq: event.seq, stage: event.stage },
-      ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
-    });
+    return this.#conclude(verdict, hooks, statementWhat(event));
   }
 
   /**
@@ -365,14 +358,7 @@ export class SessionGate {
       verdict.onAllowed?.();
       return { type: "deferred", hold: verdict, sql: event.sql, ...(event.statementName === undefined ? {} : { statementName: event.statementName }) };
     }
-    return this.#conclude(verdict, {}, {
-      audit: "db.query",
-      text: event.sql,
-      seq: event.seq,
-      stage: event.stage,
-      details: { seq: event.seq, stage: event.stage },
-      ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
-    });
+    return this.#conclude(verdict, {}, statementWhat(event));
   }
 
   /**
@@ -540,6 +526,25 @@ export class SessionGate {
       .endSession(this.info.id, { endedAt: new Date(), reason, ...(detail === undefined ? {} : { detail }), ...stats })
       .catch((e: unknown) => this.#o.logger.error({ err: e, sessionId: this.info.id }, "could not store session end"));
   }
+}
+
+/** How a statement is audited and recorded (`#conclude`'s `what`). */
+function statementWhat(event: DbQueryEvent): {
+  readonly audit: "db.query";
+  readonly text: string;
+  readonly seq: number;
+  readonly stage: string;
+  readonly details: Readonly<Record<string, string | number>>;
+  readonly statementName?: string;
+} {
+  return {
+    audit: "db.query",
+    text: event.sql,
+    seq: event.seq,
+    stage: event.stage,
+    details: { seq: event.seq, stage: event.stage },
+    ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
+  };
 }
 
 /** The text an SSH event is audited and recorded under. */
