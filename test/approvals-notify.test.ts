@@ -16,6 +16,7 @@ import { parseConfig } from "../src/runtime/config.js";
 import { startGateway } from "../src/runtime/gateway.js";
 import { newApprovalId } from "../src/approvals/service.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
+import { until } from "./harness/until.js";
 
 const SECRET = `whsec-${randomBytes(12).toString("hex")}`;
 const SMTP_PASSWORD = `smtp-${randomBytes(12).toString("hex")}`;
@@ -40,16 +41,6 @@ const mails: { from: string; to: string[]; raw: string; user?: string }[] = [];
 let t: TestGateway;
 let token: string;
 let dbaToken: string;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function verify(r: Received): boolean {
   const ts = r.headers["x-airlock-timestamp"];

@@ -18,6 +18,7 @@ import { startOidcProvider, type TestOidcProvider } from "./harness/oidc.js";
 import { freePort } from "./harness/ports.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { authnRequestId, samlIdpKeys, samlResponse } from "./harness/saml.js";
+import { until } from "./harness/until.js";
 
 let pgServer: PgServer;
 let idp: TestOidcProvider;
@@ -27,16 +28,6 @@ let hooks: Server;
 const notices: { url?: string; apiUrl?: string; type?: string; request?: { id: string; statement?: string } }[] = [];
 const tokens: Record<string, string> = {};
 const WEB_SECRET = "web-secret-approval-page-0123456789abcdef";
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function client(token: string): pg.Client {
   const c = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database: "orders", user: "agent", password: token });

@@ -10,6 +10,7 @@ import { parseEntries, renderEntry } from "../src/cli/format.js";
 import { rawSession } from "./harness/raw-pg.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
+import { until } from "./harness/until.js";
 
 let server: PgServer;
 let t: TestGateway;
@@ -27,16 +28,6 @@ function client(token: string): pg.Client {
   const c = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database: "orders", user: "agent", password: token });
   c.on("error", () => undefined);
   return c;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function listRequests(query = "", token?: string): Promise<ApprovalJson[]> {

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClientChannel } from "ssh2";
 import { startSshWorld, type SshWorld } from "./harness/ssh-gateway.js";
+import { until } from "./harness/until.js";
 
 let w: SshWorld;
 const tokens: Record<string, string> = {};
@@ -20,16 +21,6 @@ interface ApprovalJson {
   usedAt?: string;
   decisionReason?: string;
   summary?: { operations: string[]; relations: string[] };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function listRequests(query = ""): Promise<ApprovalJson[]> {
