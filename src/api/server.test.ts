@@ -22,7 +22,7 @@ import { openStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import { ApprovalService } from "../approvals/service.js";
 import { createApiServer } from "./server.js";
-import type { ApiDeps, ApiServer } from "./server.js";
+import type { ApiDeps, ApiServer, RegisteredRoute } from "./server.js";
 
 const logLines: string[] = [];
 const logStream: DestinationStream = {
@@ -183,6 +183,26 @@ const EXPECTED_ACCESS: Readonly<Record<string, string>> = {
   "POST /v1/approvals/:id/deny": "approver",
 };
 
+/**
+ * One route, every caller: 401 without credentials; with each caller's token, never 401, and a
+ * 403 naming the route's role exactly when the caller lacks that role.
+ */
+async function expectRoleChecks(server: ApiServer, route: RegisteredRoute, callers: readonly { name: string; token: string; roles: readonly string[] }[]): Promise<void> {
+  const url = route.url.replace(/:[A-Za-z]+/g, randomUUID());
+  const method = route.method as "GET" | "POST" | "HEAD" | "DELETE" | "PUT" | "PATCH";
+  const anon = await server.inject({ method, url });
+  expect(anon.statusCode, `${route.method} ${route.url} without credentials`).toBe(401);
+  if (method !== "HEAD") expect(anon.json<ErrorShape>().error.code).toBe("GW_AUTH_MISSING");
+  for (const c of callers) {
+    const res = await server.inject({ method, url, headers: { authorization: `Bearer ${c.token}` } });
+    const what = `${route.method} ${route.url} as ${c.name}`;
+    expect(res.statusCode, what).not.toBe(401);
+    const roleRefusal = res.statusCode === 403 && (method === "HEAD" || res.json<ErrorShape>().error.message.includes(`needs role ${route.access}`));
+    expect(roleRefusal, what).toBe(!c.roles.includes(route.access));
+    if (roleRefusal && method !== "HEAD") expect(res.json<ErrorShape>().error.code).toBe("GW_FORBIDDEN");
+  }
+}
+
 describe("every /v1 route checks the caller's role", () => {
   it("answers 401 without credentials, and 403 to every role that lacks the route's role, on every registered route", async () => {
     const sa = await tokens.mint("ci-bot", { createdBy: "test" });
@@ -203,19 +223,7 @@ describe("every /v1 route checks the caller's role", () => {
       const key = `${route.method === "HEAD" ? "GET" : route.method} ${route.url}`;
       const expected = EXPECTED_ACCESS[key];
       if (expected !== undefined) expect(route.access, `${key} declared access`).toBe(expected);
-      const url = route.url.replace(/:[A-Za-z]+/g, randomUUID());
-      const method = route.method as "GET" | "POST" | "HEAD" | "DELETE" | "PUT" | "PATCH";
-      const anon = await api.inject({ method, url });
-      expect(anon.statusCode, `${route.method} ${route.url} without credentials`).toBe(401);
-      if (method !== "HEAD") expect(anon.json<ErrorShape>().error.code).toBe("GW_AUTH_MISSING");
-      for (const c of callers) {
-        const res = await api.inject({ method, url, headers: { authorization: `Bearer ${c.token}` } });
-        const what = `${route.method} ${route.url} as ${c.name}`;
-        expect(res.statusCode, what).not.toBe(401);
-        const roleRefusal = res.statusCode === 403 && (method === "HEAD" || res.json<ErrorShape>().error.message.includes(`needs role ${route.access}`));
-        expect(roleRefusal, what).toBe(!c.roles.includes(route.access));
-        if (roleRefusal && method !== "HEAD") expect(res.json<ErrorShape>().error.code).toBe("GW_FORBIDDEN");
-      }
+      await expectRoleChecks(api, route, callers);
     }
     // Only these routes are public; adding another public route must be a conscious change here.
     const publicRoutes = api.routes.filter((r) => r.access === "public").map((r) => `${r.method} ${r.url}`);
@@ -654,18 +662,7 @@ describe("every route of a fully configured gateway checks the caller's role", (
       expect(expected, `${route.method} ${route.url} has no entry in FULL_GATEWAY_ACCESS: decide who may use it`).toBeDefined();
       expect(route.access, `${key} declared access`).toBe(expected);
       if (route.access === "public") continue;
-      const url = route.url.replace(/:[A-Za-z]+/g, randomUUID());
-      const method = route.method as "GET" | "POST" | "HEAD" | "DELETE" | "PUT" | "PATCH";
-      const anon = await full.inject({ method, url });
-      expect(anon.statusCode, `${route.method} ${route.url} without credentials`).toBe(401);
-      if (method !== "HEAD") expect(anon.json<ErrorShape>().error.code).toBe("GW_AUTH_MISSING");
-      for (const c of callers) {
-        const res = await full.inject({ method, url, headers: { authorization: `Bearer ${c.token}` } });
-        const what = `${route.method} ${route.url} as ${c.name}`;
-        expect(res.statusCode, what).not.toBe(401);
-        const roleRefusal = res.statusCode === 403 && (method === "HEAD" || res.json<ErrorShape>().error.message.includes(`needs role ${route.access}`));
-        expect(roleRefusal, what).toBe(!c.roles.includes(route.access));
-      }
+      await expectRoleChecks(full, route, callers);
       checked++;
     }
     expect(checked).toBeGreaterThanOrEqual(20);
