@@ -138,7 +138,8 @@ describe("a statement held for approval (wait mode)", () => {
     expect(shown.stdout).toContain('params: ["approved-name","1"]');
     expect(shown.stdout).not.toContain("filled when the prepared statement runs");
     const notice = await until("the hold notice", () => notices.find((n) => n.includes(req.id)));
-    expect(notice).toMatch(/^airlock: .*waiting for approval apr_\w+ by dba .*airlock approvals approve apr_\w+$/);
+    // The CLI command, and the approval page (approvals.publicUrl is set here).
+    expect(notice).toMatch(/^airlock: .*waiting for approval apr_\w+ by dba .*airlock approvals approve apr_\w+ or at https:\/\/airlock\.example\.com\/approvals\/apr_\w+$/);
     const r = await decide(req.id, "dba1", "approve");
     expect(r.status).toBe(200);
     expect((r.body as { request: ApprovalJson }).request.status).toBe("approved");

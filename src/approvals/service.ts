@@ -28,7 +28,7 @@ import type { LiveSessions } from "../policy/registry.js";
 import type { ApprovalRow, ApprovalStatus, ApprovalStore, VoteRow } from "../store/approvals.js";
 import { statementHash } from "./binding.js";
 import type { GrantsConfig } from "./config-schema.js";
-import type { Notifier } from "./notify.js";
+import { approvalUrl, type Notifier } from "./notify.js";
 
 export interface ApprovalServiceOptions {
   readonly store: ApprovalStore;
@@ -43,6 +43,8 @@ export interface ApprovalServiceOptions {
   readonly sweepIntervalMs?: number;
   /** Undecided requests one principal may have at once (default MAX_PENDING_PER_PRINCIPAL). */
   readonly maxPendingPerPrincipal?: number;
+  /** approvals.publicUrl: the waiting client is told the approval page's address too. */
+  readonly publicUrl?: string;
 }
 
 export interface RequestView {
@@ -322,7 +324,9 @@ export class ApprovalService implements HoldResolver {
     // Wait mode: tell the client, then wait for the decision, the timeout or the client leaving.
     req.onHold?.({
       approvalId: row.id,
-      message: `${hold.message}: waiting for approval ${row.id} by ${hold.approvers.join(", ")} (until ${row.expiresAt.toISOString()}); approve with: airlock approvals approve ${row.id}`,
+      message:
+        `${hold.message}: waiting for approval ${row.id} by ${hold.approvers.join(", ")} (until ${row.expiresAt.toISOString()}); approve with: airlock approvals approve ${row.id}` +
+        (this.#o.publicUrl === undefined ? "" : ` or at ${approvalUrl(this.#o.publicUrl, row.id)}`),
     });
     const outcome = await this.#wait(row, req.signal);
     switch (outcome.status) {

@@ -183,6 +183,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       liveSessions: registry,
       connections: config.connections.map((c) => c.name),
       ...(config.approvals.grants === undefined ? {} : { grants: config.approvals.grants }),
+      ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
     });
     await approvals.start();
     cleanups.push(async () => {
