@@ -404,11 +404,7 @@ export class PgProxySession {
     if (frame.type === F.Query) {
       this.#pending.push({ kind: "simple", seq: ++this.#seq, denied: true, started: performance.now(), plan: undefined, result: newResult() });
       out.add(encodeQuery(this.#poison(denial)));
-    } else {
-      const poison = this.#poison(denial);
-      out.add(encodeParse(poison, poison));
-      this.#skipUntilSync = true;
-    }
+    } else this.#refuseExtended(denial, out);
     return true;
   }
 
@@ -447,10 +443,7 @@ export class PgProxySession {
       return;
     }
     this.#statements.delete(parse.name);
-    const poison = this.#poison(denial);
-    // A named poison: its Parse fails, so it never replaces the client's unnamed statement.
-    out.add(encodeParse(poison, poison));
-    this.#skipUntilSync = true;
+    this.#refuseExtended(denial, out);
   }
 
   async #onFunctionCall(frame: Frame, out: OutBuffer): Promise<void> {
@@ -531,7 +524,16 @@ export class PgProxySession {
       return;
     }
     this.#portals.delete(bind.portal);
-    const poison = this.#poison(decision);
+    this.#refuseExtended(decision, out);
+  }
+
+  /**
+   * Refuse an extended-protocol message (Parse or Bind): a poison Parse takes its place and the
+   * client's messages are dropped until Sync, as the server does after an error. The poison is
+   * named, so its failed Parse never replaces the client's unnamed statement.
+   */
+  #refuseExtended(denial: DenyDecision, out: OutBuffer): void {
+    const poison = this.#poison(denial);
     out.add(encodeParse(poison, poison));
     this.#skipUntilSync = true;
   }
