@@ -3,6 +3,7 @@
  * duplicates merge, and turned into sorted, de-duplicated StatementFacts at the end (see
  * facts.ts for why the order matters). Also the reasons the walker gives for unknown effects.
  */
+import { familiesOf } from "./function-families.js";
 import type { AttributeRef, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
 
 export function relKey(q: QualifiedName): string {
@@ -19,6 +20,9 @@ export class Collector {
   readonly written = new Map<string, QualifiedName>();
   readonly columns = new Map<string, ColumnAccess>();
   readonly functions = new Set<string>();
+  /** Families (function-families.ts) of the functions called, and their other members. */
+  readonly families = new Set<string>();
+  readonly equivalents = new Set<string>();
   /** `t.x` references: a column of t, or the call x(t) (see StatementFacts.attributeRefs). */
   readonly attributeRefs = new Map<string, AttributeRef>();
   noWhere = false;
@@ -58,6 +62,22 @@ export class Collector {
     }
   }
 
+  /**
+   * A function called (or named by DDL), as written: `name` or `schema.name`. A member of a
+   * dangerous family brings the family's name and every other member, qualified alike.
+   */
+  fn(name: string): void {
+    this.functions.add(name);
+    const dot = name.lastIndexOf(".");
+    const families = familiesOf(name.slice(dot + 1));
+    if (families.length === 0) return;
+    const prefix = name.slice(0, dot + 1);
+    for (const f of families) {
+      this.families.add(f.name);
+      for (const m of f.members) this.equivalents.add(prefix + m);
+    }
+  }
+
   attributeRef(relation: QualifiedName, name: string): void {
     const key = relKey(relation) + "\u0002" + name;
     if (!this.attributeRefs.has(key)) this.attributeRefs.set(key, { relation, name });
@@ -75,6 +95,8 @@ export class Collector {
     for (const [k, v] of o.written) (planOnly ? this.read : this.written).set(k, v);
     for (const c of o.columns.values()) this.column(c.relation, c.column, planOnly ? "read" : c.access);
     for (const f of o.functions) this.functions.add(f);
+    for (const f of o.families) this.families.add(f);
+    for (const f of o.equivalents) this.equivalents.add(f);
     for (const [k, v] of o.attributeRefs) this.attributeRefs.set(k, v);
     if (!planOnly && o.noWhere) this.noWhere = true;
     if (o.unknownEffects !== undefined) this.unknown(o.unknownEffects);
@@ -94,6 +116,8 @@ export class Collector {
       relationsWritten: QualifiedName[];
       columns: ColumnAccess[];
       functions: string[];
+      functionFamilies?: readonly string[];
+      equivalentFunctions?: readonly string[];
       noWhere: boolean;
       unknownEffects?: string;
       prepares?: string;
@@ -114,6 +138,10 @@ export class Collector {
     if (this.executes !== undefined) facts.executes = this.executes;
     if (this.setsSearchPath !== undefined) facts.setsSearchPath = this.setsSearchPath;
     if (this.settings.size > 0) facts.settings = [...this.settings].sort(compareStrings);
+    if (this.families.size > 0) {
+      facts.functionFamilies = [...this.families].sort(compareStrings);
+      facts.equivalentFunctions = [...this.equivalents].filter((f) => !this.functions.has(f)).sort(compareStrings);
+    }
     if (this.attributeRefs.size > 0) facts.attributeRefs = sortedValues(this.attributeRefs);
     return facts;
   }

@@ -10,7 +10,7 @@ import { embeddedSql } from "./functions.js";
 import { rowTypeRelation } from "./known-functions.js";
 import { objectKind, RELATION_OBJECT_TYPES } from "./operations.js";
 import { derived, Scope, self } from "./scope.js";
-import { tags } from "./statements.js";
+import { genericStatement, tags } from "./statements.js";
 import type { Walker } from "./walk.js";
 
 /** ALTER TABLE sub-commands whose `name` is a column. */
@@ -42,6 +42,34 @@ const DISABLING_SUBCOMMANDS: Readonly<Record<string, string>> = {
   AT_DisableRule: "disable_rule",
   AT_DisableRowSecurity: "disable_row_security",
   AT_NoForceRowSecurity: "disable_row_security",
+};
+
+/**
+ * ALTER TABLE / FOREIGN TABLE / TYPE sub-commands that destroy data or a definition: each gets
+ * its own tag, and `drop` too, so that a policy on `drop` covers `ALTER TABLE … DROP COLUMN`
+ * as it covers DROP TABLE. Every sub-command written DROP is here, plus the ones that rewrite
+ * or remove stored values without saying DROP: a column type change (its USING expression, or
+ * the cast, may lose any value), SET EXPRESSION (recomputes a stored generated column),
+ * DETACH PARTITION and NO INHERIT (the rows leave the parent table). RENAME keeps the data and
+ * has its own tag (`rename`).
+ */
+const DESTRUCTIVE_SUBCOMMANDS: Readonly<Record<string, string>> = {
+  AT_DropColumn: "drop_column",
+  AT_AlterColumnType: "alter_column_type",
+  AT_DropConstraint: "drop_constraint",
+  AT_DropNotNull: "drop_not_null",
+  AT_DropExpression: "drop_expression",
+  AT_DropIdentity: "drop_identity",
+  AT_SetExpression: "set_expression",
+  AT_DetachPartition: "detach_partition",
+  AT_DetachPartitionFinalize: "detach_partition",
+  AT_DropInherit: "no_inherit",
+};
+
+/** ALTER DOMAIN sub-commands (the parser's one-letter codes) that drop something. */
+const DESTRUCTIVE_DOMAIN_SUBCOMMANDS: Readonly<Record<string, string>> = {
+  X: "drop_constraint",
+  N: "drop_not_null",
 };
 
 const SKIP_NAME: ReadonlySet<string> = new Set(["name"]);
@@ -87,7 +115,7 @@ export function ruleOrTrigger(w: Walker, type: string, body: Obj, scope: Scope):
   }
   if (type === "CreateTrigStmt") {
     const fn = stringList(list(body, "funcname"));
-    if (fn !== undefined && fn.length > 0) c.functions.add(fn.join("."));
+    if (fn !== undefined && fn.length > 0) c.fn(fn.join("."));
     // A row trigger hands its function every changed row, whole (NEW / OLD): an existing
     // generic audit function would copy secrets somewhere readable.
     if (r !== undefined && bool(body, "row")) c.column(r, "*", "read");
@@ -229,6 +257,14 @@ export function alterTable(w: Walker, body: Obj, scope: Scope): void {
     const name = str(cmd, "name");
     const extra = DISABLING_SUBCOMMANDS[subtype];
     if (extra !== undefined) c.op(extra);
+    // SET DEFAULT and DROP DEFAULT share a sub-command: DROP has no expression.
+    const destructive = subtype === "AT_ColumnDefault" && cmd.def === undefined ? "drop_default" : DESTRUCTIVE_SUBCOMMANDS[subtype];
+    if (destructive !== undefined) {
+      c.op(destructive);
+      c.op("drop");
+      // CASCADE also drops the views, indexes and constraints that use it, whatever their names.
+      if (str(cmd, "behavior") === "DROP_CASCADE") c.writeRel(qn(undefined, "*"));
+    }
     if (subtype === "AT_ChangeOwner") c.op("alter_owner");
     if (r !== undefined && name !== undefined && COLUMN_SUBCOMMANDS.has(subtype)) c.column(r, name, "write");
     const def = cmd.def;
@@ -245,6 +281,17 @@ export function alterTable(w: Walker, body: Obj, scope: Scope): void {
     }
     w.visit(def, level);
   }
+}
+
+/** ALTER DOMAIN: its tags, and a tag for a sub-command that drops (see DESTRUCTIVE_SUBCOMMANDS). */
+export function alterDomain(w: Walker, body: Obj, scope: Scope): void {
+  const subtype = str(body, "subtype") ?? "";
+  const destructive = subtype === "T" && body.def === undefined ? "drop_default" : DESTRUCTIVE_DOMAIN_SUBCOMMANDS[subtype];
+  if (destructive !== undefined) {
+    w.c.op(destructive);
+    w.c.op("drop");
+  }
+  genericStatement(w, "AlterDomainStmt", body, scope);
 }
 
 export function grant(w: Walker, body: Obj): void {

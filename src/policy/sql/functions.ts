@@ -17,15 +17,16 @@ import type { Walker } from "./walk.js";
 const SKIP_FUNCNAME: ReadonlySet<string> = new Set(["funcname"]);
 
 export function funcCall(w: Walker, body: Obj, scope: Scope): void {
+  w.calls++;
   const names = stringList(list(body, "funcname")) ?? [];
   if (names.length > 0) {
-    w.c.functions.add(names.join("."));
-    specialFunction(w, names, list(body, "args"));
+    w.c.fn(names.join("."));
+    specialFunction(w, names, list(body, "args"), scope);
   }
   w.visitFields(body, scope, SKIP_FUNCNAME);
 }
 
-export function specialFunction(w: Walker, names: readonly string[], args: readonly unknown[]): void {
+export function specialFunction(w: Walker, names: readonly string[], args: readonly unknown[], scope: Scope): void {
   const last = names[names.length - 1] ?? "";
   const schema = names.length > 1 ? names[names.length - 2] : undefined;
   const c = w.c;
@@ -96,7 +97,7 @@ export function specialFunction(w: Walker, names: readonly string[], args: reado
     return;
   }
   if (last === "set_config") {
-    setConfig(w, args);
+    setConfig(w, args, scope);
     return;
   }
   if (LITERAL_SENSITIVE_FUNCTIONS.has(last)) c.literalDependent = true;

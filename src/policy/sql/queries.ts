@@ -9,9 +9,10 @@ import { derived, renamesColumns, Scope, type Entry } from "./scope.js";
 import type { Probe, Walker } from "./walk.js";
 
 const SKIP_SETOP: ReadonlySet<string> = new Set(["larg", "rarg", "withClause", "intoClause"]);
-const SKIP_SELECT: ReadonlySet<string> = new Set(["fromClause", "withClause", "intoClause"]);
+const SKIP_SELECT: ReadonlySet<string> = new Set(["fromClause", "withClause", "intoClause", "whereClause"]);
 const SKIP_RELATION: ReadonlySet<string> = new Set(["relation"]);
 const SKIP_ALIAS: ReadonlySet<string> = new Set(["alias"]);
+const SKIP_SUBQUERY: ReadonlySet<string> = new Set(["alias", "subquery"]);
 
 export function withClause(w: Walker, clause: Obj, level: Scope): void {
   const ctes = list(clause, "ctes");
@@ -32,7 +33,14 @@ export function withClause(w: Walker, clause: Obj, level: Scope): void {
   });
 }
 
-export function select(w: Walker, body: Obj, parent: Scope): void {
+/**
+ * Walks a SELECT (or set operation, or VALUES list) at a new query level. Returns whether its
+ * rows are bounded: a VALUES list, a FROM-less SELECT that calls no function (so no
+ * set-returning one), a SELECT whose FROM items are all bounded or whose WHERE refers to
+ * them; a set operation when both sides are. Anything else may return every row of a table:
+ * an upsert fed by it is a bulk update (see insert()).
+ */
+export function select(w: Walker, body: Obj, parent: Scope): boolean {
   w.enter();
   try {
     const level = new Scope(parent);
@@ -43,15 +51,22 @@ export function select(w: Walker, body: Obj, parent: Scope): void {
     if (op !== undefined && op !== "SETOP_NONE") {
       const l = obj(body, "larg");
       const r = obj(body, "rarg");
-      if (l !== undefined) select(w, l, level);
-      if (r !== undefined) select(w, r, level);
+      const lb = l === undefined || select(w, l, level);
+      const rb = r === undefined || select(w, r, level);
       w.visitFields(body, level, SKIP_SETOP);
-      return;
+      return lb && rb;
     }
     const valuesOnly = list(body, "valuesLists").length > 0 && list(body, "targetList").length === 0;
     if (!valuesOnly) w.c.op("select");
-    for (const item of list(body, "fromClause")) fromItem(w, item, level);
+    const from = list(body, "fromClause");
+    for (const item of from) fromItem(w, item, level);
+    level.where = body.whereClause;
+    const calls = w.calls;
+    const restricted = restricts(w, body.whereClause, level, level.entries);
     w.visitFields(body, level, SKIP_SELECT);
+    if (valuesOnly) return true;
+    if (from.length === 0) return w.calls === calls;
+    return restricted || (level.entries.length > 0 && level.entries.every((e) => e.bounded === true));
   } finally {
     w.leave();
   }
@@ -120,10 +135,17 @@ export function fromItem(w: Walker, item: unknown, level: Scope): readonly Entry
         // RangeSubselect, RangeFunction, RangeTableFunc, JsonTable: derived items whose own
         // facts are collected by walking them (LATERAL or not, they see this level: harmless
         // over-approximation).
-        w.visitFields(body, level, SKIP_ALIAS);
+        const sub = type === "RangeSubselect" ? nodeOf(body.subquery, "SelectStmt") : undefined;
+        let bounded = false;
+        if (sub === undefined) w.visitFields(body, level, SKIP_ALIAS);
+        else {
+          w.visitFields(body, level, SKIP_SUBQUERY);
+          bounded = select(w, sub, level);
+        }
         const a = obj(body, "alias");
         const refname = a === undefined ? undefined : str(a, "aliasname");
         const e = derived(refname, []);
+        if (bounded) e.bounded = true;
         level.entries.push(e);
         return [e];
       }
@@ -180,11 +202,12 @@ function insertColumns(w: Walker, r: QualifiedName, cols: readonly unknown[]): v
   }
 }
 
-/** Walks a WHERE clause, noting whether it ever refers to the target's rows. */
-export function restricts(w: Walker, where: unknown, level: Scope, target: Entry): boolean {
+/** Walks a WHERE clause (join condition, MERGE action condition), noting whether it ever
+ * refers to the rows of one of `targets`. */
+export function restricts(w: Walker, where: unknown, level: Scope, targets: readonly Entry[]): boolean {
   if (where === undefined) return false;
   const saved = w.probe;
-  const probe: Probe = { target, hit: false };
+  const probe: Probe = { targets, hit: false, outer: saved };
   w.probe = probe;
   try {
     w.visit(where, level);
@@ -197,18 +220,32 @@ export function restricts(w: Walker, where: unknown, level: Scope, target: Entry
 export function insert(w: Walker, body: Obj, parent: Scope): void {
   const { level, t } = dmlStart(w, body, parent, "insert");
   if (t !== undefined) insertColumns(w, t.r, list(body, "cols"));
-  // The source query can't see the target; it sees the WITH clause.
-  w.visit(body.selectStmt, level);
+  // The source query can't see the target; it sees the WITH clause. DEFAULT VALUES (no
+  // source) is one row.
+  const source = nodeOf(body.selectStmt, "SelectStmt");
+  let bounded = true;
+  if (source === undefined) w.visit(body.selectStmt, level);
+  else {
+    w.enter();
+    try {
+      bounded = select(w, source, level);
+    } finally {
+      w.leave();
+    }
+  }
   if (t === undefined) return;
   level.entries.push(t.target, derived("excluded", [t.r]));
   const oc = obj(body, "onConflictClause");
   if (oc !== undefined) {
+    w.visit(oc.infer, level);
     if (str(oc, "action") === "ONCONFLICT_UPDATE") {
       w.c.op("update");
       setTargets(w, list(oc, "targetList"), t.r, level);
-    }
-    w.visit(oc.infer, level);
-    w.visit(oc.whereClause, level);
+      // The update arm rewrites every target row that conflicts with a source row: its reach
+      // is the source's. Without a WHERE of its own on the target, an upsert fed by a query
+      // that may return a whole table is a bulk update.
+      if (!restricts(w, oc.whereClause, level, [t.target]) && !bounded) w.c.noWhere = true;
+    } else w.visit(oc.whereClause, level);
   }
   returning(w, body, level, t.target);
 }
@@ -234,7 +271,7 @@ export function update(w: Walker, body: Obj, parent: Scope): void {
   level.entries.push(t.target);
   for (const item of list(body, "fromClause")) fromItem(w, item, level);
   setTargets(w, list(body, "targetList"), t.r, level);
-  if (!restricts(w, body.whereClause, level, t.target)) w.c.noWhere = true;
+  if (!restricts(w, body.whereClause, level, [t.target])) w.c.noWhere = true;
   returning(w, body, level, t.target);
 }
 
@@ -243,7 +280,7 @@ export function deleteStmt(w: Walker, body: Obj, parent: Scope): void {
   if (t === undefined) return;
   level.entries.push(t.target);
   for (const item of list(body, "usingClause")) fromItem(w, item, level);
-  if (!restricts(w, body.whereClause, level, t.target)) w.c.noWhere = true;
+  if (!restricts(w, body.whereClause, level, [t.target])) w.c.noWhere = true;
   returning(w, body, level, t.target);
 }
 
@@ -251,19 +288,25 @@ export function merge(w: Walker, body: Obj, parent: Scope): void {
   const { level, t } = dmlStart(w, body, parent, "merge");
   if (t === undefined) return;
   level.entries.push(t.target);
-  fromItem(w, body.sourceRelation, level);
-  const joinRestricts = restricts(w, body.joinCondition, level, t.target);
+  // Like an upsert's update arm, a MATCHED action reaches every target row the source
+  // matches: the join restricts it only when it names the target and the source is bounded.
+  const source = fromItem(w, body.sourceRelation, level);
+  const sourceBounded = source.length > 0 && source.every((e) => e.bounded === true);
+  const joinRestricts = restricts(w, body.joinCondition, level, [t.target]) && sourceBounded;
   for (const item of list(body, "mergeWhenClauses")) {
     const wc = nodeOf(item, "MergeWhenClause");
     if (wc === undefined) {
       w.visit(item, level);
       continue;
     }
-    const condRestricts = restricts(w, wc.condition, level, t.target);
+    const condRestricts = restricts(w, wc.condition, level, [t.target]);
     const cmd = str(wc, "commandType");
     if (cmd === "CMD_UPDATE" || cmd === "CMD_DELETE") {
       w.c.op(cmd === "CMD_UPDATE" ? "update" : "delete");
-      if (!joinRestricts && !condRestricts) w.c.noWhere = true;
+      // WHEN NOT MATCHED BY SOURCE acts on the target rows the join did not match: only its
+      // own condition restricts it.
+      const bySource = str(wc, "matchKind") === "MERGE_WHEN_NOT_MATCHED_BY_SOURCE";
+      if ((bySource || !joinRestricts) && !condRestricts) w.c.noWhere = true;
       setTargets(w, list(wc, "targetList"), t.r, level);
     } else if (cmd === "CMD_INSERT") {
       w.c.op("insert");

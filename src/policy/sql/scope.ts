@@ -18,11 +18,18 @@ export interface Entry {
   /** The item renames its columns (`users AS u(a, b, c)`, `(… JOIN …) AS j(x, y)`): a column
    * reached through it may be any column of its relations, so it is reported as `*`. */
   readonly renamed?: true;
+  /** A subquery whose rows are few and explicit (VALUES, a FROM-less SELECT without function
+   * calls, a SELECT whose WHERE restricts its own rows): an upsert or MERGE fed by it does
+   * not reach every row of its target. */
+  bounded?: true;
 }
 
 export class Scope {
   readonly entries: Entry[] = [];
   ctes: Set<string> | undefined;
+  /** The level's WHERE clause (SELECT levels): it may pin a column to a constant, which
+   * set_config(name, …) FROM pg_settings WHERE name = '…' relies on. */
+  where: unknown;
   constructor(readonly parent: Scope | undefined) {}
 
   isCte(name: string): boolean {

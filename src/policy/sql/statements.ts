@@ -6,7 +6,7 @@
  */
 import { bool, isObj, list, nodeOf, obj, str, stringList, type Obj } from "./ast.js";
 import { qn, UNKNOWN } from "./collector.js";
-import { alterTable, createFunction, createTable, drop, grant, objectComment, rename, ruleOrTrigger } from "./ddl.js";
+import { alterDomain, alterTable, createFunction, createTable, drop, grant, objectComment, rename, ruleOrTrigger } from "./ddl.js";
 import type { QualifiedName } from "./facts.js";
 import { funcCall } from "./functions.js";
 import { staticTags } from "./operations.js";
@@ -156,7 +156,7 @@ export function statementInner(w: Walker, type: string, body: Obj, scope: Scope,
     case "CreateEventTrigStmt": {
       tags(w, type, body);
       const fn = stringList(list(body, "funcname"));
-      if (fn !== undefined && fn.length > 0) c.functions.add(fn.join("."));
+      if (fn !== undefined && fn.length > 0) c.fn(fn.join("."));
       w.visit(body.whenclause, scope);
       return;
     }
@@ -219,6 +219,9 @@ export function statementInner(w: Walker, type: string, body: Obj, scope: Scope,
     }
     case "AlterTableStmt":
       alterTable(w, body, scope);
+      return;
+    case "AlterDomainStmt":
+      alterDomain(w, body, scope);
       return;
     case "GrantStmt":
       grant(w, body);

@@ -54,10 +54,13 @@ export function walkStatement(stmt: unknown, budget: { nodes: number }): WalkRes
   return { facts: w.c.toFacts(), literalDependent: w.c.literalDependent };
 }
 
-/** Set while a WHERE clause is walked: whether it refers to the target's rows (queries.ts). */
+/** Set while a WHERE clause (or join condition) is walked: whether it refers to the rows of
+ * one of `targets` (queries.ts). Probes nest: a reference inside a subquery of the clause
+ * (`WHERE EXISTS (… WHERE s.id = t.id)`) counts for every enclosing probe it names. */
 export interface Probe {
-  readonly target: Entry;
+  readonly targets: readonly Entry[];
   hit: boolean;
+  readonly outer: Probe | undefined;
 }
 
 /**
@@ -68,6 +71,8 @@ export class Walker {
   c = new Collector();
   private depth = 0;
   probe: Probe | undefined;
+  /** Function calls walked so far (a FROM-less SELECT without any returns one row). */
+  calls = 0;
 
   constructor(private readonly budget: { nodes: number }) {}
 
@@ -193,7 +198,7 @@ export class Walker {
         if (name !== undefined && FUNCTION_OPTIONS.has(name)) {
           const tn = nodeOf(body.arg, "TypeName");
           const fn = tn === undefined ? stringList(listItems(body.arg) ?? []) : stringList(list(tn, "names"));
-          if (fn !== undefined && fn.length > 0) this.c.functions.add(fn.join("."));
+          if (fn !== undefined && fn.length > 0) this.c.fn(fn.join("."));
         }
         this.visitFields(body, scope, SKIP_NONE);
         return;
@@ -202,7 +207,7 @@ export class Walker {
         // A function named by a DDL statement (CREATE CAST … WITH FUNCTION, CREATE TRANSFORM,
         // CREATE OPERATOR CLASS … FUNCTION, ALTER FUNCTION): reported as if called.
         const fn = stringList(list(body, "objname"));
-        if (fn !== undefined && fn.length > 0) this.c.functions.add(fn.join("."));
+        if (fn !== undefined && fn.length > 0) this.c.fn(fn.join("."));
         this.visitFields(body, scope, SKIP_NONE);
         return;
       }
@@ -245,8 +250,7 @@ export class Walker {
   }
 
   private hitProbe(entries: readonly Entry[]): void {
-    const p = this.probe;
-    if (p !== undefined && entries.includes(p.target)) p.hit = true;
+    for (let p = this.probe; p !== undefined; p = p.outer) if (entries.some((e) => p.targets.includes(e))) p.hit = true;
   }
 
   columnOf(entries: readonly Entry[], column: string, access: "read" | "write"): void {
@@ -332,7 +336,7 @@ export class Walker {
     // Whether t has a column `field` is for the caller to check against the catalog.
     for (const e of entries) if (e.renamed !== true) for (const r of e.relations) this.c.attributeRef(r, field);
     if (!ROW_READING_FUNCTIONS.has(field) && !/_(out|send)$/.test(field)) return;
-    this.c.functions.add(field);
+    this.c.fn(field);
     this.columnOf(entries, "*", "read");
   }
 
@@ -341,7 +345,7 @@ export class Walker {
   private fieldSelections(fields: readonly unknown[]): void {
     for (const f of fields) {
       const name = typeof f === "string" ? f : stringValue(f);
-      if (name !== undefined) this.c.functions.add(name);
+      if (name !== undefined) this.c.fn(name);
     }
   }
 
