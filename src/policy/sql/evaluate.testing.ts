@@ -16,7 +16,8 @@ export function policySession(policies: readonly RawPolicy[]): (sql: string) => 
   const evaluator = new PolicyEvaluator(config.policies, config.connections, new ClassificationCache(), undefined);
   const info: SessionInfo = {
     id: crypto.randomUUID(),
-    protocol: "postgres",
+    clientProtocol: "postgres",
+    targetType: "postgres",
     connection: "shop",
     principal: { kind: "service_account", id: "sa:bot", name: "bot", groups: ["agents"] },
     clientAddress: "127.0.0.1:5000",
