@@ -207,7 +207,7 @@ function insertColumns(w: Walker, r: QualifiedName, cols: readonly unknown[]): v
 export function restricts(w: Walker, where: unknown, level: Scope, targets: readonly Entry[]): boolean {
   if (where === undefined) return false;
   const saved = w.probe;
-  const probe: Probe = { targets, hit: false, outer: saved };
+  const probe: Probe = { targets: new Set(targets), hit: false, outer: saved };
   w.probe = probe;
   try {
     w.visit(where, level);

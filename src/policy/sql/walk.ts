@@ -58,7 +58,7 @@ export function walkStatement(stmt: unknown, budget: { nodes: number }): WalkRes
  * one of `targets` (queries.ts). Probes nest: a reference inside a subquery of the clause
  * (`WHERE EXISTS (… WHERE s.id = t.id)`) counts for every enclosing probe it names. */
 export interface Probe {
-  readonly targets: readonly Entry[];
+  readonly targets: ReadonlySet<Entry>;
   hit: boolean;
   readonly outer: Probe | undefined;
 }
@@ -250,7 +250,8 @@ export class Walker {
   }
 
   private hitProbe(entries: readonly Entry[]): void {
-    for (let p = this.probe; p !== undefined; p = p.outer) if (entries.some((e) => p.targets.includes(e))) p.hit = true;
+    // A Set, and probes already hit skipped: a reference costs O(entries) per open probe.
+    for (let p = this.probe; p !== undefined; p = p.outer) if (!p.hit && entries.some((e) => p.targets.has(e))) p.hit = true;
   }
 
   columnOf(entries: readonly Entry[], column: string, access: "read" | "write"): void {
