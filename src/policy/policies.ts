@@ -18,7 +18,7 @@ import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
 import { settingsTouched } from "./sql-settings.js";
-import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 
 /**
  * Sees through views for column guards: the base-table columns that views among these
@@ -277,11 +277,19 @@ class SessionPolicies implements SessionEvaluator {
   }
 
   evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict | undefined> {
-    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (event.stage === "function_call") return undefined; // refused by the pipeline itself
     const pathPending = this.#pathPending;
     if (pathPending !== undefined) return pathPending.then(() => this.evaluate(event));
-    const classification = this.#cache.classify(event.sql);
+    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const classified = this.#cache.classifyBounded(event.sql);
+    if (classified instanceof Promise) return classified.then((c) => this.#judge(event, c));
+    return this.#judge(event, classified);
+  }
+
+  #judge(event: DbQueryEvent, classification: Classification): Verdict | undefined | Promise<Verdict | undefined> {
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.#judge(event, classification));
+    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
       return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");

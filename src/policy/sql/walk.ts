@@ -15,7 +15,6 @@
  * Bounds: depth and node count are capped (statement too complex → GW_LIMIT), so a hostile
  * statement can't exhaust the stack or the CPU.
  */
-import { parseSync } from "libpg-query";
 import { GatewayError } from "../../core/errors.js";
 import {
   asNode,
@@ -35,6 +34,7 @@ import {
   type Obj,
 } from "./ast.js";
 import type { AttributeRef, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
+import { EMBEDDED_PARSE_LIMITS, parseSyncBounded } from "./limits.js";
 import { objectKind, RELATION_OBJECT_TYPES, staticTags } from "./operations.js";
 
 /** Nesting depth of the walk (objects and lists), beyond which a statement is refused. */
@@ -878,7 +878,7 @@ class Walker {
     }
     let stmts: readonly unknown[];
     try {
-      const parsed: unknown = parseSync(text);
+      const parsed: unknown = parseSyncBounded(text, EMBEDDED_PARSE_LIMITS);
       stmts = isObj(parsed) ? list(parsed, "stmts") : [];
     } catch {
       this.c.unknown(UNKNOWN.unparsableSql);
