@@ -29,7 +29,7 @@ import { PolicyEvaluator } from "../policy/policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
 import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
 import { readCast } from "../recording/asciicast.js";
-import { ClassificationCache, initSqlParser } from "../policy/sql/index.js";
+import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
@@ -155,7 +155,15 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
-    const classifications = new ClassificationCache();
+    // Statements not cached yet are parsed in parser threads, bounded (issue 12: a statement must
+    // not be a way to stall or break the parser of every session).
+    const parsers = new ParserPool({
+      limits: { maxBytes: config.limits.sqlMaxBytes, maxDepth: config.limits.sqlMaxDepth },
+      timeoutMs: config.limits.sqlParseTimeout,
+    });
+    cleanups.push(() => parsers.close());
+    await parsers.ready();
+    const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(
       config.connections.filter((c): c is PostgresConnection => c.type === "postgres"),
