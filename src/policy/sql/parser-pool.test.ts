@@ -34,7 +34,7 @@ parentPort.on("message", ({ id, sql }) => {
   if (sql === "select 'throw'") throw new Error("boom");
   if (sql === "select 'hang'") for (;;) {}
   if (sql === "select 'garbage'") { parentPort.postMessage({ nonsense: true }); return; }
-  parentPort.postMessage({ id, ok: true, tree: { stmts: [] } });
+  parentPort.postMessage({ id, ok: true, json: '{"stmts":[]}' });
 });
 parentPort.postMessage({ ready: true });
 `,
@@ -100,21 +100,23 @@ describe("ParserPool", () => {
       // a second statement queued behind it is parsed by the replacement
       const [bad, next] = await Promise.all([p.parse(sql), p.parse("select 2")]);
       expect(bad).toEqual({ ok: false, syntax: false, message });
-      expect(next).toEqual({ ok: true, tree: { stmts: [] } });
+      expect(next).toEqual({ ok: true, tree: { stmts: [] } }); // JSON text from the worker, parsed here
     }
     expect(p.stats().replaced).toBe(3);
   });
 
   it("terminates a worker that exceeds the time budget; the others keep answering", async () => {
-    const p = pool({ size: 2, timeoutMs: 300, workerUrl: fakeWorker() });
+    const p = pool({ size: 2, timeoutMs: 2_000, workerUrl: fakeWorker() });
     await p.ready();
-    const started = performance.now();
-    const hung = p.parse("select 'hang'");
+    let hungSettled = false;
+    const hung = p.parse("select 'hang'").then((o) => {
+      hungSettled = true;
+      return o;
+    });
     // the other worker serves meanwhile
     for (let k = 0; k < 20; k++) expect((await p.parse("select 1")).ok).toBe(true);
-    expect(performance.now() - started).toBeLessThan(300);
-    expect(await hung).toEqual({ ok: false, syntax: false, message: "statement took too long to parse (limit 300 ms)" });
-    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(hungSettled).toBe(false);
+    expect(await hung).toEqual({ ok: false, syntax: false, message: "statement took too long to parse (limit 2000 ms)" });
     expect(p.stats()).toMatchObject({ timeouts: 1, replaced: 1 });
     expect((await p.parse("select 1")).ok).toBe(true);
   });

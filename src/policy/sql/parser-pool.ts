@@ -50,7 +50,7 @@ export interface ParserPoolStats {
 
 const reply = z.union([
   z.object({ ready: z.literal(true) }),
-  z.object({ id: z.number(), ok: z.literal(true), tree: z.unknown() }),
+  z.object({ id: z.number(), ok: z.literal(true), json: z.string() }),
   z.object({ id: z.number(), ok: z.literal(false), message: z.string(), cursorPosition: z.number().optional() }),
   z.object({ id: z.number(), fault: z.string() }),
 ]);
@@ -212,8 +212,17 @@ export class ParserPool {
     }
     slot.job = undefined;
     slot.worker.unref();
-    if (msg.ok) this.#settle(job, { ok: true, tree: msg.tree });
-    else
+    if (msg.ok) {
+      let tree: unknown;
+      try {
+        tree = JSON.parse(msg.json);
+      } catch {
+        this.#settle(job, refused("the SQL parser's answer could not be read"));
+        this.#dispatch();
+        return;
+      }
+      this.#settle(job, { ok: true, tree });
+    } else
       this.#settle(
         job,
         msg.cursorPosition === undefined

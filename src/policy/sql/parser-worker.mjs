@@ -10,7 +10,7 @@
  *
  * Protocol: after loading, the worker posts `{ ready: true }`. Each request `{ id, sql }` gets
  * exactly one reply:
- *   `{ id, ok: true, tree }`                      the parse tree (libpg_query's JSON, as objects);
+ *   `{ id, ok: true, json }`                      the parse tree, as libpg_query's JSON text;
  *   `{ id, ok: false, message, cursorPosition }`  PostgreSQL's parser rejected the text;
  *   `{ id, fault }`                               anything else (stack overflow, abort, OOM): the
  *                                                 instance may be damaged; the pool replaces it.
@@ -25,9 +25,11 @@ await loadModule();
 
 port.on("message", (msg) => {
   const id = msg.id;
-  let tree;
+  let json;
   try {
-    tree = parseSync(msg.sql);
+    // As text: a string crosses to the main thread as one copy, and JSON.parse there is much
+    // cheaper than deserialising a structured clone of the object graph.
+    json = JSON.stringify(parseSync(msg.sql));
   } catch (e) {
     if (hasSqlDetails(e) && e.sqlDetails !== undefined) {
       port.postMessage({ id, ok: false, message: String(e.sqlDetails.message), cursorPosition: e.sqlDetails.cursorPosition });
@@ -37,7 +39,7 @@ port.on("message", (msg) => {
     }
     return;
   }
-  port.postMessage({ id, ok: true, tree });
+  port.postMessage({ id, ok: true, json });
 });
 
 port.postMessage({ ready: true });
