@@ -12,7 +12,7 @@ import { hasSqlDetails, loadModule, parseSync } from "libpg-query";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import { isObj, list } from "./ast.js";
 import type { Classification, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
-import { checkParseLimits, DEFAULT_PARSE_LIMITS } from "./limits.js";
+import { checkParseLimits, DEFAULT_PARSE_LIMITS, resetEmbeddedBudget } from "./limits.js";
 import type { ParseOutcome, ParserPool } from "./parser-pool.js";
 import { MAX_WALK_NODES, walkStatement } from "./walk.js";
 
@@ -100,6 +100,7 @@ function classifyTree(parsed: unknown): DetailedClassification {
   const stmts = isObj(parsed) ? list(parsed, "stmts") : [];
   const statements: StatementFacts[] = [];
   let cacheable = true;
+  resetEmbeddedBudget();
   try {
     // One budget for the whole string: many small statements can't add up past the bound.
     const budget = { nodes: MAX_WALK_NODES };

@@ -54,28 +54,36 @@ export interface LimitViolation {
 
 // Keyword operators that build a deeper tree when chained (a_expr productions in gram.y and
 // the left-deep JOIN and set-operation trees).
-const CHAINING_WORDS = new Set([
-  "not",
-  "is",
-  "isnull",
-  "notnull",
-  "like",
-  "ilike",
-  "similar",
-  "between",
-  "in",
-  "collate",
-  "at",
-  "operator",
-  "overlaps",
-  "escape",
-  "join",
-  "union",
-  "intersect",
-  "except",
-]);
+const CHAINING_WORDS = ["not", "is", "isnull", "notnull", "like", "ilike", "similar", "between", "in", "collate", "at", "operator", "overlaps", "escape", "join", "union", "intersect", "except"];
 // Words after which the following expression is a new element of a flat list.
-const SEPARATING_WORDS = new Set(["and", "or", "when", "then", "else"]);
+const SEPARATING_WORDS = ["and", "or", "when", "then", "else"];
+
+/** Keywords by length, to compare a word in place (no substring, no allocation per word). */
+function byLength(words: readonly string[]): readonly (readonly string[])[] {
+  const out: string[][] = [];
+  for (const w of words) (out[w.length] ??= []).push(w);
+  return out;
+}
+const CHAINING = byLength(CHAINING_WORDS);
+const SEPARATING = byLength(SEPARATING_WORDS);
+const CASE = byLength(["case"]);
+const END = byLength(["end"]);
+
+/** Whether s[i, i+len) is one of `words` (lower-case ASCII), ignoring ASCII case. */
+function isWord(s: string, i: number, len: number, words: readonly (readonly string[])[]): boolean {
+  const candidates = words[len];
+  if (candidates === undefined) return false;
+  next: for (const w of candidates) {
+    for (let k = 0; k < len; k++) {
+      const c = s.charCodeAt(i + k);
+      // Only ASCII letters fold; `| 32` maps A-Z to a-z and leaves a-z alone.
+      const lower = c >= 65 && c <= 90 ? c | 32 : c;
+      if (lower !== w.charCodeAt(k)) continue next;
+    }
+    return true;
+  }
+  return false;
+}
 
 function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13);
@@ -199,14 +207,14 @@ export function estimateDepth(sql: string, stopAbove = Infinity): number {
     } else if (isWordStart(c)) {
       let j = i + 1;
       while (j < n && isWordPart(sql.charCodeAt(j))) j++;
-      // Keywords are at most 9 letters: skip the lower-casing of longer words.
-      const word = j - i <= 9 ? sql.slice(i, j).toLowerCase() : "";
+      const len = j - i;
+      const at = i;
       i = j;
-      if (word === "case") {
+      if (isWord(sql, at, len, CASE)) {
         if (open(true)) return max;
-      } else if (word === "end") close(true);
-      else if (SEPARATING_WORDS.has(word)) reset();
-      else if (CHAINING_WORDS.has(word) && bump()) return max;
+      } else if (isWord(sql, at, len, END)) close(true);
+      else if (isWord(sql, at, len, SEPARATING)) reset();
+      else if (isWord(sql, at, len, CHAINING) && bump()) return max;
     } else if (c === 40 || c === 91) {
       i++;
       if (open(false)) return max;
@@ -242,7 +250,29 @@ export function checkParseLimits(sql: string, limits: ParseLimits = DEFAULT_PARS
  * Limits for SQL text found inside a statement (a constant passed to query_to_xml(), dblink(),
  * …): parsed in this thread, while the walker may already be deep in its own recursion.
  */
-export const EMBEDDED_PARSE_LIMITS: ParseLimits = { maxBytes: MAX_SQL_BYTES, maxDepth: 200 };
+export const EMBEDDED_PARSE_LIMITS: ParseLimits = { maxBytes: 128 * 1024, maxDepth: 200 };
+
+// What embedded SQL may still cost the event loop in the current classification: a statement
+// that the parser threads parsed can carry many such constants, and each is parsed here.
+let embeddedBytesLeft = EMBEDDED_PARSE_LIMITS.maxBytes;
+
+/** Starts the embedded-SQL budget of one classification (classify.ts, before each walk). */
+export function resetEmbeddedBudget(): void {
+  embeddedBytesLeft = EMBEDDED_PARSE_LIMITS.maxBytes;
+}
+
+/**
+ * Parses SQL text found inside a statement, in this thread: within EMBEDDED_PARSE_LIMITS, and
+ * within what is left of the budget of the classification under way (all of its embedded
+ * texts together). Throws GatewayError GW_LIMIT beyond them (the walker reports the text as
+ * unparsable: fail closed), SqlError for a syntax error.
+ */
+export function parseEmbeddedSync(sql: string): unknown {
+  const bytes = Buffer.byteLength(sql, "utf8");
+  if (bytes > embeddedBytesLeft) throw new GatewayError("GW_LIMIT", "embedded SQL beyond the budget of one statement");
+  embeddedBytesLeft -= bytes;
+  return parseSyncBounded(sql, EMBEDDED_PARSE_LIMITS);
+}
 
 /**
  * libpg-query's parseSync in this thread, after the limits: throws GatewayError GW_LIMIT (with

@@ -186,7 +186,7 @@ describe("ClassificationCache with a pool", () => {
       expect(c.ok && c.statements[0]?.relationsRead).toEqual([{ name: "users" }]);
     }
     const perMiss = (performance.now() - t1) / 100;
-    expect(perMiss).toBeLessThan(20);
+    expect(perMiss).toBeLessThan(50);
     expect(process.memoryUsage().rss - rss0).toBeLessThan(512 * 1024 * 1024);
     expect(p.stats()).toMatchObject({ refusedLimits: 50, faults: 0, replaced: 0 });
     console.log(`flood: 50 refusals in ${floodMs.toFixed(0)} ms; then ${perMiss.toFixed(2)} ms per uncached statement`);

@@ -107,8 +107,16 @@ export class ParserPool {
     return this.#limits;
   }
 
-  /** Resolves once every worker has loaded its parser (startup; tests). */
-  async ready(): Promise<void> {
+  /**
+   * Resolves once every worker has loaded its parser and parsed a statement (startup, tests):
+   * the time a worker takes to start does not count against the parse budget here.
+   */
+  async ready(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#closed && this.#slots.some((s) => !s.ready)) {
+      if (Date.now() > deadline) throw new Error("the SQL parser threads did not start");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const outcome = await this.parse("select 1");
     if (!outcome.ok) throw new Error(`the SQL parser pool is not working: ${outcome.message}`);
   }

@@ -34,7 +34,7 @@ import {
   type Obj,
 } from "./ast.js";
 import type { AttributeRef, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
-import { EMBEDDED_PARSE_LIMITS, parseSyncBounded } from "./limits.js";
+import { parseEmbeddedSync } from "./limits.js";
 import { objectKind, RELATION_OBJECT_TYPES, staticTags } from "./operations.js";
 
 /** Nesting depth of the walk (objects and lists), beyond which a statement is refused. */
@@ -878,7 +878,7 @@ class Walker {
     }
     let stmts: readonly unknown[];
     try {
-      const parsed: unknown = parseSyncBounded(text, EMBEDDED_PARSE_LIMITS);
+      const parsed: unknown = parseEmbeddedSync(text);
       stmts = isObj(parsed) ? list(parsed, "stmts") : [];
     } catch {
       this.c.unknown(UNKNOWN.unparsableSql);
