@@ -66,7 +66,8 @@ export function classifyDetailed(sql: string): DetailedClassification {
     if (hasSqlDetails(e) && e.sqlDetails !== undefined) {
       return syntaxError(sql, { ok: false, syntax: true, message: e.sqlDetails.message, cursorPosition: e.sqlDetails.cursorPosition });
     }
-    // Not a syntax error: the WASM instance failed (stack, memory). Fail closed.
+    // Not a syntax error: the WASM instance failed (stack, memory). Fail closed. Within the
+    // limits this is not expected in this thread; the data path's threads are replaced instead.
     return refused("the SQL parser failed on this statement");
   }
   return classifyTree(parsed);
@@ -74,8 +75,8 @@ export function classifyDetailed(sql: string): DetailedClassification {
 
 /**
  * Classifies with a parser thread of `pool` (its limits checked first, its time budget
- * applied): never blocks the event loop on the parser, never throws, and refuses (fail closed)
- * whatever the pool could not parse.
+ * applied): never blocks the event loop on the parser, and refuses (fail closed) whatever the
+ * pool could not parse. The walk over the tree runs here, bounded as in classifyDetailed().
  */
 export function classifyDetailedWith(pool: ParserPool, sql: string): DetailedClassification | Promise<DetailedClassification> {
   const early = precheck(sql);
