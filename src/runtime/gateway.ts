@@ -114,6 +114,14 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, "error while closing"));
   };
   try {
+    // Statements not cached yet are parsed in parser threads, bounded (issue 12: a statement must
+    // not be a way to stall or break the parser of every session). Started first, so that their
+    // WASM compiles while the store opens; awaited before the cache below.
+    const parsers = new ParserPool({
+      limits: { maxBytes: config.limits.sqlMaxBytes, maxDepth: config.limits.sqlMaxDepth },
+      timeoutMs: config.limits.sqlParseTimeout,
+    });
+    cleanups.push(() => parsers.close());
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const keysDir = join(config.dataDir, "keys");
     await mkdir(keysDir, { recursive: true, mode: 0o700 });
@@ -166,13 +174,6 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
-    // Statements not cached yet are parsed in parser threads, bounded (issue 12: a statement must
-    // not be a way to stall or break the parser of every session).
-    const parsers = new ParserPool({
-      limits: { maxBytes: config.limits.sqlMaxBytes, maxDepth: config.limits.sqlMaxDepth },
-      timeoutMs: config.limits.sqlParseTimeout,
-    });
-    cleanups.push(() => parsers.close());
     await parsers.ready();
     const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
