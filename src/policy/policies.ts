@@ -19,7 +19,7 @@ import type { SqlMatch } from "./match.js";
 import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
 import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
-import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 
 /**
  * Sees through views for column guards: the base-table columns that views among these
@@ -295,10 +295,18 @@ class SessionPolicies implements SessionEvaluator {
   }
 
   #statement(event: DbQueryEvent): Answer {
-    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     const pathPending = this.#pathPending;
     if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
-    const classification = this.#cache.classify(event.sql);
+    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const classified = this.#cache.classifyBounded(event.sql);
+    if (classified instanceof Promise) return classified.then((c) => this.#classified(event, c));
+    return this.#classified(event, classified);
+  }
+
+  #classified(event: DbQueryEvent, classification: Classification): Answer {
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.#classified(event, classification));
+    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
       return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");

@@ -3,8 +3,8 @@
  * read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
  * of a second parse does not reach the hot path.
  */
-import { parseSync } from "libpg-query";
 import type { StatementFacts } from "./sql/facts.js";
+import { parseSyncBounded } from "./sql/limits.js";
 
 export interface SettingsTouched {
   /** Lower-cased names of variables SET or RESET. */
@@ -45,9 +45,10 @@ export function settingsTouched(sql: string): SettingsTouched {
   let transactionCharacteristics = false;
   let tree: unknown;
   try {
-    tree = parseSync(sql);
+    tree = parseSyncBounded(sql);
   } catch {
-    // Unparseable statements are refused earlier; report everything as touched to be safe.
+    // Unparseable statements are refused earlier (and one beyond the limits is never parsed
+    // here); report everything as touched to be safe.
     return { variables: [], resetAll: true, discardAll: true, readWrite: true, transactionCharacteristics: true };
   }
   const visit = (node: unknown): void => {

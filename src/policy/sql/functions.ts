@@ -4,7 +4,7 @@
  * dblink, pg_background, pg_cron, set_config) are handled here, from the catalog in
  * known-functions.ts.
  */
-import { parseSync } from "libpg-query";
+import { parseEmbeddedSync } from "./limits.js";
 import { asNode, constString, isIntegerConst, isObj, list, obj, splitIdentifiers, stringList, type Obj } from "./ast.js";
 import { qn, UNKNOWN } from "./collector.js";
 import type { QualifiedName } from "./facts.js";
@@ -120,7 +120,7 @@ export function embeddedSql(w: Walker, text: string | undefined): void {
   }
   let stmts: readonly unknown[];
   try {
-    const parsed: unknown = parseSync(text);
+    const parsed: unknown = parseEmbeddedSync(text);
     stmts = isObj(parsed) ? list(parsed, "stmts") : [];
   } catch {
     w.c.unknown(UNKNOWN.unparsableSql);
