@@ -2,7 +2,8 @@ import { createHmac } from "node:crypto";
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import { GatewayError } from "../core/errors.js";
-import { MaskCounts, ValueMasker } from "./masker.js";
+import { MaskCounts } from "./counts.js";
+import { ValueMasker } from "./masker.js";
 import type { DetectorName } from "./detectors.js";
 import type { MaskStrategy } from "./strategies.js";
 

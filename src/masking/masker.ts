@@ -33,6 +33,7 @@ import {
   type DetectorName,
   type Match,
 } from "./detectors.js";
+import type { CountSink } from "./counts.js";
 import { newFeatures, scanBytes, scanText, type Features } from "./prefilter.js";
 import {
   KeyedHasher,
@@ -52,52 +53,6 @@ export const MIN_MAX_SCAN_BYTES = 1024;
 /** No detector matches fewer characters than this ("pwd=x" is the shortest). */
 export const MIN_MATCH_LENGTH = 5;
 const MAX_TRUNCATION_MARGIN = 4096;
-
-/**
- * Where a masker adds its per-kind counts. `MaskCounts` is one; the protocol engines use a
- * reusable adapter over a plain record so that nothing is allocated per clean value.
- */
-export interface CountSink {
-  add(kind: string, n?: number): void;
-}
-
-/** Per-kind counts of masked values, for the audit record. Never holds values. */
-export class MaskCounts implements CountSink {
-  private readonly counts = new Map<string, number>();
-
-  add(kind: string, n = 1): void {
-    this.counts.set(kind, (this.counts.get(kind) ?? 0) + n);
-  }
-
-  addAll(counts: Readonly<Record<string, number>>): void {
-    for (const [kind, n] of Object.entries(counts)) this.add(kind, n);
-  }
-
-  get(kind: string): number {
-    return this.counts.get(kind) ?? 0;
-  }
-
-  get total(): number {
-    let t = 0;
-    for (const n of this.counts.values()) t += n;
-    return t;
-  }
-
-  isEmpty(): boolean {
-    return this.counts.size === 0;
-  }
-
-  /** A plain snapshot, keys sorted. */
-  toJSON(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const kind of [...this.counts.keys()].sort()) out[kind] = this.counts.get(kind) ?? 0;
-    return out;
-  }
-
-  clear(): void {
-    this.counts.clear();
-  }
-}
 
 export interface ValueMaskerOptions {
   /** Policy detector names; `secret` expands to the whole secret family. */

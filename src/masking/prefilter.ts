@@ -162,7 +162,12 @@ export function scanText(text: string, end: number, f: Features): Features {
   return f;
 }
 
-/** Summarise `buf[start, end)` (UTF-8 or any ASCII-compatible encoding) into `f`. */
+/**
+ * Summarise `buf[start, end)` (UTF-8 or any ASCII-compatible encoding) into `f`.
+ * A deliberate hot-path twin of scanText: one loop over string code units, one over bytes,
+ * because a shared loop taking an accessor costs a call per character on every value of every
+ * row. A property test (prefilter.test.ts) keeps the two equal.
+ */
 export function scanBytes(buf: Uint8Array, end: number, f: Features, start = 0): Features {
   let digits = 0, upper = 0, lower = 0, at = 0, dots = 0, dashes = 0, plus = 0, parens = 0;
   let spaces = 0, assigns = 0, quotes = 0, nonAscii = 0;
