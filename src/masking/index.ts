@@ -6,6 +6,8 @@
  * line. Pure and synchronous; the wire framing (DataRow, COPY, SSH channels) stays in the engines.
  */
 export {
+  DEFAULT_PHONE_REGIONS,
+  phoneDetectorFor,
   DETECTOR_KINDS,
   DETECTORS,
   SECRET_FAMILY,

@@ -25,6 +25,7 @@ import {
   candidateKinds,
   detectorNameSchema,
   expandDetectorNames,
+  phoneDetectorFor,
   resolveOverlaps,
   DETECTORS,
   KIND_BITS,
@@ -62,6 +63,12 @@ export interface ValueMaskerOptions {
   readonly key: Buffer;
   /** Bytes of a value scanned by content detectors (default 1 MiB, minimum 1 KiB). */
   readonly maxScanBytes?: number;
+  /**
+   * The countries (ISO 3166 codes) whose national phone formats `phone` finds; default
+   * DEFAULT_PHONE_REGIONS. Naming them also admits unseparated national numbers of countries
+   * written without a trunk prefix (see detectors/phone.ts).
+   */
+  readonly phoneRegions?: readonly string[];
 }
 
 export interface MaskTextResult {
@@ -116,7 +123,8 @@ export class ValueMasker {
     }
     this.strategy = strategy.data;
     this.kinds = expandDetectorNames(names.data);
-    this.detectors = this.kinds.map((k) => DETECTORS[k]);
+    const regions = options.phoneRegions;
+    this.detectors = this.kinds.map((k) => (k === "phone" && regions !== undefined ? phoneDetectorFor(regions) : DETECTORS[k]));
     this.bits = this.kinds.map((k) => KIND_BITS[k]);
     this.enabled = this.bits.reduce((a, b) => a | b, 0);
     this.maxScanBytes = maxScan;

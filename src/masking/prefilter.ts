@@ -18,7 +18,7 @@ const UPPER = 2;
 const LOWER = 4;
 /** Base64 / base64url / hex alphabet: [A-Za-z0-9+/=_-]. */
 const TOKEN = 8;
-/** Characters that may sit between the digit groups of a card, phone, SSN or IPv4: " -.()". */
+/** Characters that may sit between the digit groups of a card, phone, SSN or IPv4: " -.()/". */
 const RUNSEP = 16;
 /** TOKEN plus '.' and '~': JWTs and bearer tokens. */
 const TOKDOT = 32;
@@ -34,7 +34,7 @@ for (let c = 97; c <= 122; c++) CLASS[c] = LOWER | TOKEN | TOKDOT;
 for (let c = 128; c <= 255; c++) CLASS[c] = NONASCII;
 for (const ch of "+/=_-") CLASS[ch.charCodeAt(0)] = TOKEN | TOKDOT;
 for (const ch of ".~") CLASS[ch.charCodeAt(0)] = TOKDOT;
-for (const ch of " -.()") CLASS[ch.charCodeAt(0)] = (CLASS[ch.charCodeAt(0)] ?? 0) | RUNSEP;
+for (const ch of " -.()/") CLASS[ch.charCodeAt(0)] = (CLASS[ch.charCodeAt(0)] ?? 0) | RUNSEP;
 for (const ch of "@.-+() \t=:'") CLASS[ch.charCodeAt(0)] = (CLASS[ch.charCodeAt(0)] ?? 0) | SPECIAL;
 
 /** A summary of one value, filled in place (one instance is reused per masker: no allocation). */
@@ -45,7 +45,7 @@ export interface Features {
   upper: number;
   lower: number;
   /**
-   * Longest run of digits in which gaps of at most two characters from " -.()" do not break
+   * Longest run of digits in which gaps of at most two characters from " -.()/" do not break
    * the run: "4111 1111 1111 1111" → 16, "+1 (415) 555-2671" → 11, "10.0.0.1" → 5. A digit
    * group glued to a letter on its left is not counted ("a716-4466" → 4).
    */

@@ -3,9 +3,10 @@ import type { Match } from "./base.js";
 import { isDigit, isWord } from "./chars.js";
 import { makeDetector } from "./overlaps.js";
 
-// credit_card — 13–19 digits, optionally grouped by single spaces or dashes, Luhn-valid, with a
-// known issuer prefix (IIN). A longer grouped sequence is searched for a card on group boundaries
-// ("order 12 4111 1111 1111 1111"); a longer ungrouped number is never a card.
+// credit_card — 13–19 digits, optionally grouped by single spaces or dashes as cards are printed
+// (fours, or 4-6-5 / 4-6-4), Luhn-valid, with a known issuer prefix (IIN). A longer grouped
+// sequence is searched for a card on group boundaries ("order 12 4111 1111 1111 1111"); a
+// longer ungrouped number is never a card.
 
 /** Luhn (ISO/IEC 7812-1 annex B) over the digits of text[s, e). */
 function luhnValid(text: string, s: number, e: number): boolean {
@@ -91,6 +92,22 @@ const GROUP_CHUNK = 64;
 const groupStart = new Int32Array(GROUP_CHUNK);
 const groupEnd = new Int32Array(GROUP_CHUNK);
 
+function glen(g: number): number {
+  return (groupEnd[g] ?? 0) - (groupStart[g] ?? 0);
+}
+
+/**
+ * Groups a..b are printed as a card is: one run, groups of four (the last one shorter:
+ * 4-4-4-4-3, 4-4-4-1), or 4-6-5 / 4-6-4 (American Express, Diners Club). Rows of numbers in a
+ * table ("1 4 8416 0 1499414498", "26 00 00 00 00 00 00 00") are not.
+ */
+function cardGrouping(a: number, b: number): boolean {
+  if (a === b) return true;
+  if (b - a === 2 && glen(a) === 4 && glen(a + 1) === 6 && (glen(b) === 5 || glen(b) === 4)) return true;
+  for (let g = a; g < b; g++) if (glen(g) !== 4) return false;
+  return glen(b) <= 4;
+}
+
 /**
  * Card windows starting at buffered groups [a, limit): whole groups with 13–19 digits; the
  * longest valid window from each start. `endOk` says whether the last buffered group may end a
@@ -108,7 +125,7 @@ function cardWindows(text: string, a: number, limit: number, count: number, endO
     for (let b = a; b < count; b++) {
       digits += (groupEnd[b] ?? 0) - (groupStart[b] ?? 0);
       if (digits > 19) break;
-      if (digits >= 13 && (endOk || b < count - 1) && isCard(text, groupStart[a] ?? 0, groupEnd[b] ?? 0, digits)) found = b;
+      if (digits >= 13 && (endOk || b < count - 1) && cardGrouping(a, b) && isCard(text, groupStart[a] ?? 0, groupEnd[b] ?? 0, digits)) found = b;
     }
     if (found >= 0) {
       out.push({ start: groupStart[a] ?? 0, end: groupEnd[found] ?? 0, kind: "credit_card" });
@@ -133,7 +150,8 @@ function collectCards(text: string, out: Match[]): void {
     const start = i;
     const before = start > 0 ? text.charCodeAt(start - 1) : -1;
     // Glued to a larger token or number ("x4111…", "3.4111…"): no window may use that group.
-    const startOk = !(isWord(before) || ((before === 46 || before === 44) && start > 1 && isDigit(text.charCodeAt(start - 2))));
+    // "+4947374606620" is an international phone number, not a card.
+    const startOk = !(isWord(before) || before === 43 || ((before === 46 || before === 44) && start > 1 && isDigit(text.charCodeAt(start - 2))));
     let a = startOk ? 0 : 1;
     let count = 0;
     let j = i;

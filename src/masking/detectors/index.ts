@@ -9,7 +9,8 @@ import { couldCard, creditCardDetector } from "./card.js";
 import { couldEmail, emailDetector } from "./email.js";
 import { couldIban, couldSsn, ibanDetector, ssnDetector } from "./national-ids.js";
 import { couldIpv4, ipv4Detector } from "./network.js";
-import { couldPhone, phoneDetector } from "./phone.js";
+import { couldPhone, phoneDetector, phoneDetectorFor } from "./phone.js";
+import { DEFAULT_PHONE_REGIONS } from "./phone-regions.js";
 import { couldSecret, entropyThreshold, isSecretKeyName, secretDetector, shannonEntropy } from "./secrets.js";
 import { apiKeyDetector, awsKeyDetector, couldApiKey, couldAws, couldJwt, couldPrivateKey, jwtDetector, privateKeyDetector } from "./tokens.js";
 
@@ -26,6 +27,7 @@ export {
 } from "./base.js";
 export { resolveOverlaps } from "./overlaps.js";
 export {
+  DEFAULT_PHONE_REGIONS,
   apiKeyDetector,
   awsKeyDetector,
   creditCardDetector,
@@ -36,6 +38,7 @@ export {
   isSecretKeyName,
   jwtDetector,
   phoneDetector,
+  phoneDetectorFor,
   privateKeyDetector,
   secretDetector,
   shannonEntropy,

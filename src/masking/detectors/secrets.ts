@@ -47,6 +47,10 @@ const NOT_SECRET_LAST: ReadonlySet<string> = new Set([
   "expires", "expiration", "expire", "ttl", "lifetime", "timeout", "enabled", "required", "prefix",
   "header", "field", "label", "format", "algorithm", "algo", "method", "version", "min", "max", "at",
   "changed", "updated", "created", "strength", "rotation", "location", "ref", "env", "var",
+  // settings about authentication rather than credentials: auth_delay.milliseconds, --auth-host
+  "milliseconds", "seconds", "ms", "delay", "host", "local", "port", "mode", "level", "methods",
+  "retries", "attempts", "limit", "size", "interval", "provider", "providers", "mechanism", "encryption",
+  "callback", "handler", "option", "options", "flag", "strategy", "store", "storage",
 ]);
 
 function isKeywordPart(p: string): boolean {
@@ -135,6 +139,31 @@ function scanQuoted(text: string, from: number, quote: number): number {
 
 const PLACEHOLDER_VALUES: ReadonlySet<string> = new Set(["null", "true", "false", "none", "nil", "undefined", "~"]);
 
+/** A plain word: letters, '-' and '_' only ("authmethod", "scram-sha-256" is not: it has digits). */
+const PLAIN_WORD = /^[A-Za-z][A-Za-z_-]{0,39}$/;
+/** `ident(.ident)*(…)` with an optional trailing ',' or ';'. */
+const CODE_CALL = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\([^)]{0,64}\)[,;]?$/;
+/** Key words that hold a credential even as a command-line flag: `--password=…`, `--token=…`. */
+const FLAG_CREDENTIAL = /pass|pwd|secret|token|key|cookie|credential/i;
+
+/**
+ * Values that only look assigned to a secret: `--auth-host=authmethod`, `-auth=trust` (a
+ * command-line flag whose unquoted value is a plain word names a setting, as usage text does;
+ * `--password=…` and `--token=…` stay secrets whatever their value), and an unquoted function
+ * call in code (`password: getPassword(),`).
+ */
+function flagWord(text: string, keyStart: number, keyEnd: number, vs: number, ve: number, quoted: boolean): boolean {
+  if (quoted) return false;
+  // An unquoted call in code (`password: faker.internet.password(),`) refers to a value.
+  if (CODE_CALL.test(text.slice(vs, ve))) return true;
+  // Key characters include '-': a flag's key starts with it ("--auth-host"), or holds "--"
+  // where usage text runs into it ("authmethod--auth").
+  const key = text.slice(keyStart, keyEnd);
+  if (key.charCodeAt(0) !== 45 && !key.includes("--")) return false;
+  if (FLAG_CREDENTIAL.test(key)) return false;
+  return PLAIN_WORD.test(text.slice(vs, ve));
+}
+
 /** A separator (':' or '=') at s: if a secret-named key precedes it, report the value. Returns where to resume. */
 function tryAssignment(text: string, s: number, out: Match[]): number {
   const n = text.length;
@@ -188,7 +217,7 @@ function tryAssignment(text: string, s: number, out: Match[]): number {
     while (ve < n && !isInlineStop(text.charCodeAt(ve))) ve++;
     resume = ve;
   }
-  if (ve > vs && !(ve - vs <= 9 && PLACEHOLDER_VALUES.has(text.slice(vs, ve).toLowerCase()))) {
+  if (ve > vs && !(ve - vs <= 9 && PLACEHOLDER_VALUES.has(text.slice(vs, ve).toLowerCase())) && !flagWord(text, keyStart, keyEnd, vs, ve, isQuote(q))) {
     out.push({ start: vs, end: ve, kind: "secret" });
   }
   return resume > s ? resume : s + 1;
@@ -319,8 +348,37 @@ function collectHighEntropy(text: string, out: Match[]): void {
     while (j < n && isEntropyChar(text.charCodeAt(j))) j++;
     let e = j;
     while (e < n && e - j < 2 && text.charCodeAt(e) === 61) e++; // base64 padding
-    if (j - i >= ENTROPY_MIN_LENGTH && looksLikeSecretToken(text, i, j)) out.push({ start: i, end: e, kind: "secret" });
+    // A token right before '@' is an address's local part ("Ana_GarciaLeal49@…"): email's, not a secret.
+    if (j - i >= ENTROPY_MIN_LENGTH && text.charCodeAt(j) !== 64) {
+      if (text.indexOf("/", i) >= 0 && text.indexOf("/", i) < j && inUrl(text, i)) urlSegments(text, i, j, out);
+      else if (looksLikeSecretToken(text, i, j)) out.push({ start: i, end: e, kind: "secret" });
+    }
     i = e;
+  }
+}
+
+/** Is `i` inside a URL: does "://" occur in the same word before it (looking back 256 characters)? */
+function inUrl(text: string, i: number): boolean {
+  for (let k = i - 1; k >= 2 && i - k <= 256; k--) {
+    const c = text.charCodeAt(k);
+    if (isWhitespace(c) || c === 34 || c === 39 || c === 40 || c === 60) return false;
+    if (c === 47 && text.charCodeAt(k - 1) === 47 && text.charCodeAt(k - 2) === 58) return true;
+  }
+  return false;
+}
+
+/**
+ * A token in a URL's path ("shields.io/badge/license-Apache_2.0"): each '/'-separated segment is
+ * judged on its own, so that a path of words is not one "random" token, while a random segment
+ * (a capability id, a webhook secret) still is.
+ */
+function urlSegments(text: string, i: number, j: number, out: Match[]): void {
+  let s = i;
+  while (s < j) {
+    let e = s;
+    while (e < j && text.charCodeAt(e) !== 47) e++;
+    if (e - s >= ENTROPY_MIN_LENGTH && looksLikeSecretToken(text, s, e)) out.push({ start: s, end: e, kind: "secret" });
+    s = e + 1;
   }
 }
 

@@ -132,7 +132,8 @@ export const privateKeyDetector = makeDetector("private_key", couldPrivateKey, c
 //   npm npm_ + 36; Hugging Face hf_ + 30; SendGrid SG.x.y;
 // plus HTTP credentials after an auth scheme: "Bearer <token>", "Basic <base64>", "Token <t>"
 // (the credential only, ≥ 16 characters; for Basic/Token it must contain a digit or one of
-// "+/=" so that prose like "basic authentication" is left alone).
+// "+/=" so that prose like "basic authentication" is left alone; Basic's must be base64 of
+// mixed case).
 //
 // Linear: every alternative's repeated class is a subset of the boundary class [A-Za-z0-9_-]
 // (except SendGrid's bounded '.'), so a run scanned from one start cannot be rescanned from
@@ -168,6 +169,9 @@ function collectApiKeys(text: string, out: Match[]): void {
     const scheme = (m[1] ?? "").toLowerCase();
     const credential = m[2] ?? "";
     if (scheme !== "bearer" && !/[0-9+/=]/.test(credential)) continue;
+    // Basic carries base64 (RFC 7617): no '.', '~' or '-', and mixed case, so that prose such
+    // as "basic Statements43.5.1." or "basic language+country" is left alone.
+    if (scheme === "basic" && (/[._~-]/.test(credential) || !/[a-z]/.test(credential) || !/[A-Z]/.test(credential))) continue;
     const end = m.index + m[0].length;
     out.push({ start: end - credential.length, end, kind: "api_key" });
   }
