@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type ssh2 from "ssh2";
 import { startSshWorld } from "../harness/ssh-gateway.js";
 import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome } from "./suite.js";
 
@@ -33,13 +34,16 @@ async function start(): Promise<ConformanceWorld> {
     chownSync(secret, st.uid, st.gid);
     const approverToken = await w.gw.mint("approver", "1h");
 
+    // The ssh2 connection behind each session, for requests other than exec.
+    const clients = new WeakMap<EngineSession, InstanceType<typeof ssh2.Client>>();
+
     const open = async (token: string, connection = "web1"): Promise<EngineSession> => {
       const c = await w.ssh2Client(connection, token);
       c.on("error", () => undefined); // the gateway ending the connection is what some items test
       const notices: string[] = [];
       const closed = new Promise<void>((resolve) => c.once("close", () => resolve()));
       let ended = false;
-      return {
+      const session: EngineSession = {
         notices,
         run: (text: string) =>
           new Promise<Outcome>((resolve) => {
@@ -85,6 +89,8 @@ async function start(): Promise<ConformanceWorld> {
           return closed;
         },
       };
+      clients.set(session, c);
+      return session;
     };
 
     const login = async (connection: string, credential: string): Promise<NativeError | undefined> => {
@@ -108,6 +114,22 @@ async function start(): Promise<ConformanceWorld> {
         denied: (tag) => ({ text: `echo leak-${tag} | tr a-z A-Z; rm -f /tmp/airlock-conformance-nothing`, rule: DENY_RULE, wouldPrint: `LEAK-${tag.toUpperCase()}` }),
         longRunning: "sleep 60",
         masked: { text: `cat ${SECRET_FILE}`, original: SECRET_EMAIL, masked: "owner: [EMAIL]" },
+        // An exec that asks for X11 forwarding on its channel: the engine refuses the request.
+        engineRefusal: (s) =>
+          new Promise<NativeError>((resolve, reject) => {
+            const c = clients.get(s);
+            if (c === undefined) {
+              reject(new Error("not a session of this adapter"));
+              return;
+            }
+            c.exec("echo ran", { x11: true }, (err, ch) => {
+              if (err !== undefined) resolve({ code: "channel request refused", message: err.message });
+              else {
+                ch.resume();
+                reject(new Error("the X11 request was not refused"));
+              }
+            });
+          }),
       },
       open,
       login,
@@ -136,6 +158,9 @@ defineConformance({
     loginRefusalSaysWhy: false,
   },
   start,
+  knownFailures: {
+    "engine-refusal-audited": "issue 11: the engine refuses an X11 request itself, with no audit record",
+  },
   skip: {
     "recording-refused-result": "SSH output is masked line by line and never refused after the target started answering: no such result exists",
   },

@@ -64,6 +64,12 @@ export interface Workload {
   readonly masked: { readonly text: string; readonly original: string; readonly masked: string };
   /** A statement whose result the engine refuses after the target started answering (if the protocol has such a thing). */
   readonly refusedResult?: { readonly text: string };
+  /**
+   * Make session `s` ask for something the engine refuses (a request of the protocol that the
+   * gateway never forwards, or a result it will not pass on); resolves to the client's native
+   * error. Issue 11: every such refusal must be a decision of the pipeline, audited as a deny.
+   */
+  readonly engineRefusal?: (s: EngineSession) => Promise<NativeError>;
 }
 
 /** The native code each situation must produce in this protocol. */
@@ -120,6 +126,7 @@ export const ITEMS = [
   "recording-masked",
   "recording-deny",
   "recording-refused-result",
+  "engine-refusal-audited",
   "drain",
 ] as const;
 export type ConformanceItem = (typeof ITEMS)[number];
@@ -242,7 +249,9 @@ export function defineConformance(adapter: ConformanceAdapter): void {
     };
 
     item("deny", "deny arrives as native error and session continues", async () => {
-      const s = await session(await mint());
+      const token = await mint();
+      const s = await session(token);
+      const id = await sessionIdOf(token);
       const tag = tagOf();
       const denied = w.workload.denied(tag);
       const err = expectError(await s.run(denied.text), "denied statement");
@@ -256,6 +265,10 @@ export function defineConformance(adapter: ConformanceAdapter): void {
       expectOk(await s.run(w.workload.effect(tag)), "allowed statement with an effect after the deny");
       expect(await w.workload.marked(tag)).toBe(true);
       await s.close();
+      // The deny is in the audit log, as the decision on that statement in that session.
+      const records = (await audit()).filter((r) => r.sessionId === id && r.statement === denied.text);
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ decision: "deny", rule: denied.rule, protocol: w.protocol });
     });
 
     item("audit-failure", "an audit write failure denies natively (fail closed) and the session goes on", async () => {
@@ -448,6 +461,23 @@ export function defineConformance(adapter: ConformanceAdapter): void {
         expect(e).not.toHaveProperty("rows");
         expect(e).toHaveProperty("error.sqlstate", adapter.native.deny);
       }
+    });
+
+    item("engine-refusal-audited", "a refusal the engine makes is audited as a deny and the session goes on", async () => {
+      const refuse = w.workload.engineRefusal;
+      if (refuse === undefined) throw new Error(`the ${adapter.engine} adapter names no engineRefusal: list the item in skip with the reason`);
+      const token = await mint();
+      const s = await session(token);
+      const id = await sessionIdOf(token);
+      const err = await refuse(s);
+      expect(err.code).not.toBe("");
+      const tag = tagOf();
+      const allowed = w.workload.allowed(tag);
+      expect(expectOk(await s.run(allowed.text), "allowed statement after the refusal")).toContain(allowed.output);
+      await s.close();
+      await until("the session's end in the audit log", async () => ((await audit()).some((r) => r.sessionId === id && r.type === "session.end") ? true : undefined));
+      const denies = (await audit()).filter((r) => r.sessionId === id && r.decision === "deny");
+      expect(denies.length, "audit records of the session that say deny").toBeGreaterThan(0);
     });
 
     // Last: it shuts the shared gateway down.
