@@ -97,7 +97,11 @@ async function start(): Promise<ConformanceWorld> {
           return Number(n.trim()) > 0;
         },
         denied: (tag) => ({ text: `select upper('leak-${tag}') as v from forbidden`, rule: DENY_RULE, wouldPrint: `LEAK-${tag.toUpperCase()}` }),
-        longRunning: "select pg_sleep(60)",
+        longRunning: (tag) => `select '${tag}' as tag, pg_sleep(60)`,
+        async running(tag) {
+          const n = await server.psql(`select count(*) from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() and query like '%${tag}%'`);
+          return Number(n.trim()) > 0;
+        },
         masked: { text: "select email from people where id = 1", original: SECRET_EMAIL, masked: "[EMAIL]" },
         // Text COPY while a column mask applies: the target starts answering (CopyOutResponse),
         // then the engine refuses the result.

@@ -112,7 +112,8 @@ async function start(): Promise<ConformanceWorld> {
         held: (tag) => ({ text: `mkdir mark-${tag}`, rule: HOLD_RULE }),
         marked: (tag) => Promise.resolve(existsSync(join(w.sshd.home, `mark-${tag}`))),
         denied: (tag) => ({ text: `echo leak-${tag} | tr a-z A-Z; rm -f /tmp/airlock-conformance-nothing`, rule: DENY_RULE, wouldPrint: `LEAK-${tag.toUpperCase()}` }),
-        longRunning: "sleep 60",
+        longRunning: (tag) => `touch started-${tag}; sleep 60`,
+        running: (tag) => Promise.resolve(existsSync(join(w.sshd.home, `started-${tag}`))),
         masked: { text: `cat ${SECRET_FILE}`, original: SECRET_EMAIL, masked: "owner: [EMAIL]" },
         // An exec that asks for X11 forwarding on its channel: the engine refuses the request.
         engineRefusal: (s) =>

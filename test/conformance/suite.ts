@@ -59,7 +59,9 @@ export interface Workload {
    */
   denied(tag: string): { readonly text: string; readonly rule: string; readonly wouldPrint: string };
   /** Allowed, and runs until the session ends (terminate, revoke and drain end it meanwhile). */
-  readonly longRunning: string;
+  longRunning(tag: string): string;
+  /** Whether `longRunning(tag)` is running on the target now. */
+  running(tag: string): Promise<boolean>;
   /** Its output holds a value the adapter's masking policy rewrites to `masked`; `original` is not in `text`. */
   readonly masked: { readonly text: string; readonly original: string; readonly masked: string };
   /** A statement whose result the engine refuses after the target started answering (if the protocol has such a thing). */
@@ -232,13 +234,10 @@ export function defineConformance(adapter: ConformanceAdapter): void {
 
     /** A statement in flight that the gateway ends: its native error, and the connection closes. */
     const endedInFlight = async (s: EngineSession, token: string, end: () => Promise<void>, why: RegExp): Promise<void> => {
-      const id = await sessionIdOf(token);
-      const running = s.run(w.workload.longRunning);
-      // Its audit record is written just before it is forwarded: then give it a moment to reach the target.
-      await until("the long-running statement's audit record", async () =>
-        (await audit()).some((r) => r.sessionId === id && r.statement === w.workload.longRunning && r.decision === "allow") ? true : undefined,
-      );
-      await new Promise((r) => setTimeout(r, 300));
+      await sessionIdOf(token);
+      const tag = tagOf();
+      const running = s.run(w.workload.longRunning(tag));
+      await until("the long-running statement to run on the target", async () => ((await w.workload.running(tag)) ? true : undefined));
       await end();
       const outcome = await within("the statement in flight to end", running);
       const err = expectError(outcome, "statement in flight when the session ended");
