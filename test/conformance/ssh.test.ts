@@ -9,10 +9,13 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import type ssh2 from "ssh2";
 import { startSshWorld } from "../harness/ssh-gateway.js";
 import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome } from "./suite.js";
 
+const execFileP = promisify(execFile);
 const DENY_RULE = "conformance-deny";
 const HOLD_RULE = "conformance-hold";
 const SECRET_EMAIL = `owner-${randomBytes(6).toString("hex")}@example.com`;
@@ -112,8 +115,20 @@ async function start(): Promise<ConformanceWorld> {
         held: (tag) => ({ text: `mkdir mark-${tag}`, rule: HOLD_RULE }),
         marked: (tag) => Promise.resolve(existsSync(join(w.sshd.home, `mark-${tag}`))),
         denied: (tag) => ({ text: `echo leak-${tag} | tr a-z A-Z; rm -f /tmp/airlock-conformance-nothing`, rule: DENY_RULE, wouldPrint: `LEAK-${tag.toUpperCase()}` }),
-        longRunning: (tag) => `touch started-${tag}; sleep 60`,
-        running: (tag) => Promise.resolve(existsSync(join(w.sshd.home, `started-${tag}`))),
+        // The target's shell (`bash -c COMMAND`) stays the parent of sleep, its command line naming the tag.
+        longRunning: (tag) => `touch started-${tag}; sleep 60; echo finished-${tag}`,
+        async running(tag) {
+          if (!existsSync(join(w.sshd.home, `started-${tag}`))) return false;
+          const r = await execFileP("pgrep", ["-u", w.sshd.user, "-f", `finished-${tag}`]).then(
+            () => true,
+            (e: unknown) => {
+              // pgrep exits 1 when nothing matches; anything else is a broken check.
+              if ((e as { code?: unknown }).code === 1) return false;
+              throw e;
+            },
+          );
+          return r;
+        },
         masked: { text: `cat ${SECRET_FILE}`, original: SECRET_EMAIL, masked: "owner: [EMAIL]" },
         // An exec that asks for X11 forwarding on its channel: the engine refuses the request.
         engineRefusal: (s) =>
@@ -160,6 +175,8 @@ defineConformance({
   },
   start,
   knownFailures: {
+    "terminate-stops-target":
+      "the gateway closes its target connection but sends no signal to the command: OpenSSH's sshd leaves a command without a PTY running after its connection goes (sleep 60 here)",
     "engine-refusal-audited": "issue 11: the engine refuses an X11 request itself, with no audit record",
   },
   skip: {

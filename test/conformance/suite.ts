@@ -60,7 +60,7 @@ export interface Workload {
   denied(tag: string): { readonly text: string; readonly rule: string; readonly wouldPrint: string };
   /** Allowed, and runs until the session ends (terminate, revoke and drain end it meanwhile). */
   longRunning(tag: string): string;
-  /** Whether `longRunning(tag)` is running on the target now. */
+  /** Whether `longRunning(tag)` is running on the target now (started, and not ended or killed). */
   running(tag: string): Promise<boolean>;
   /** Its output holds a value the adapter's masking policy rewrites to `masked`; `original` is not in `text`. */
   readonly masked: { readonly text: string; readonly original: string; readonly masked: string };
@@ -122,6 +122,7 @@ export const ITEMS = [
   "audit-failure-at-login",
   "hold",
   "terminate",
+  "terminate-stops-target",
   "unknown-connection",
   "bad-credential",
   "revoke",
@@ -232,8 +233,8 @@ export function defineConformance(adapter: ConformanceAdapter): void {
       return w.gw.gw.store.readAudit(0, 1_000_000);
     };
 
-    /** A statement in flight that the gateway ends: its native error, and the connection closes. */
-    const endedInFlight = async (s: EngineSession, token: string, end: () => Promise<void>, why: RegExp): Promise<void> => {
+    /** A statement in flight that the gateway ends: its native error, and the connection closes. Returns its tag. */
+    const endedInFlight = async (s: EngineSession, token: string, end: () => Promise<void>, why: RegExp): Promise<string> => {
       await sessionIdOf(token);
       const tag = tagOf();
       const running = s.run(w.workload.longRunning(tag));
@@ -245,6 +246,7 @@ export function defineConformance(adapter: ConformanceAdapter): void {
       expect(err.message).toMatch(/^airlock: /);
       expect(err.message).toMatch(why);
       await within("the connection to close", s.closed());
+      return tag;
     };
 
     item("deny", "deny arrives as native error and session continues", async () => {
@@ -350,6 +352,23 @@ export function defineConformance(adapter: ConformanceAdapter): void {
         /terminated/,
       );
       await until("the session to leave the registry", () => (w.gw.gw.registry.list().some((l) => l.id === id) ? undefined : true));
+    });
+
+    item("terminate-stops-target", "terminate stops the statement in flight on the target too", async () => {
+      const token = await mint();
+      const s = await session(token);
+      const id = await sessionIdOf(token);
+      const tag = await endedInFlight(
+        s,
+        token,
+        async () => {
+          const r = await w.gw.api(`/v1/sessions/${id}/terminate`, { method: "POST", body: {} });
+          expect(r.status, r.text).toBe(200);
+        },
+        /terminated/,
+      );
+      // An operator who ends a session expects its work to stop, not to run on (and commit) unseen.
+      await until("the statement to stop on the target", async () => ((await w.workload.running(tag)) ? undefined : true), 5_000);
     });
 
     item("unknown-connection", "an unknown connection is refused natively and audited", async () => {
