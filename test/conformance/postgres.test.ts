@@ -55,8 +55,8 @@ async function start(): Promise<ConformanceWorld> {
     });
     const approverToken = await gw.mint("approver", "1h");
 
-    const open = async (token: string, connection = "shop"): Promise<EngineSession> => {
-      const c = new pg.Client({ host: "127.0.0.1", port: gw.pgPort, database: connection, user: "agent", password: token });
+    const open = async (token: string): Promise<EngineSession> => {
+      const c = new pg.Client({ host: "127.0.0.1", port: gw.pgPort, database: "shop", user: "agent", password: token });
       const notices: string[] = [];
       c.on("notice", (n) => notices.push(n.message ?? ""));
       // An error while idle (the gateway's FATAL) also arrives here; the close below reports it.

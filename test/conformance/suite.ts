@@ -12,6 +12,14 @@
  *
  * One gateway and one target per adapter file, shared by every item; each item mints its own
  * token, so it finds its own session by token id. Drain shuts the gateway down, so it runs last.
+ *
+ * Adding an engine (MySQL, Redis, HTTP, Kubernetes, MCP, …): one file
+ * test/conformance/<folder under src/protocols>.test.ts calling `defineConformance` with an
+ * adapter whose `start()` brings up a real target and a gateway whose policies make the
+ * `Workload` behave as documented (a deny rule, a hold rule whose approvers include the
+ * approver, a masking rule), whose `open()` drives the protocol's real client, and whose
+ * `native` table names the protocol's own codes. Skip an item only when the protocol has no
+ * such thing; an engine that gets it wrong lists it in `knownFailures` with the reason.
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -104,8 +112,8 @@ export interface ConformanceWorld {
   /** A token of a member of the hold rule's approver group. */
   readonly approverToken: string;
   readonly workload: Workload;
-  /** Log in to `connection` with `token` and open a session. */
-  open(token: string, connection?: string): Promise<EngineSession>;
+  /** Log in to `connection` with `token` and open a session (one connection of the real client). */
+  open(token: string): Promise<EngineSession>;
   /** Try to log in (and run one allowed statement); the native refusal, or undefined if it worked. */
   login(connection: string, credential: string): Promise<NativeError | undefined>;
   /**
