@@ -1,8 +1,9 @@
 /**
  * The engine conformance suite (suite.ts) for the PostgreSQL engine (src/protocols/postgres):
  * a real PostgreSQL 15, the in-process gateway, and node-postgres as the client. Native forms
- * are SQLSTATEs (INTERFACE.md): 42501 deny, 58000 audit unavailable, 3D000 unknown connection,
- * 28P01 bad credential, 57P01 (FATAL) when the gateway ends a session.
+ * are ErrorResponses, severity and SQLSTATE (INTERFACE.md): ERROR 42501 deny, ERROR 58000 audit
+ * unavailable, FATAL 3D000 unknown connection, FATAL 28P01 bad credential, FATAL 57P01 when
+ * the gateway ends a session.
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
@@ -14,9 +15,12 @@ const DENY_RULE = "conformance-deny";
 const HOLD_RULE = "conformance-hold";
 const SECRET_EMAIL = `owner-${randomBytes(6).toString("hex")}@example.com`;
 
+/** An ErrorResponse as `SEVERITY SQLSTATE` (ERROR leaves the session usable, FATAL ends it) and its message. */
 function nativeOf(e: unknown): NativeError {
-  const err = e as { code?: unknown; message?: unknown };
-  return { code: typeof err.code === "string" ? err.code : "no sqlstate", message: typeof err.message === "string" ? err.message : String(e) };
+  const err = e as { code?: unknown; severity?: unknown; message?: unknown };
+  const severity = typeof err.severity === "string" ? err.severity : "no severity";
+  const code = typeof err.code === "string" ? err.code : "no sqlstate";
+  return { code: `${severity} ${code}`, message: typeof err.message === "string" ? err.message : String(e) };
 }
 
 /** Rows as `a|b` lines, as psql -At would print them. */
@@ -147,12 +151,12 @@ async function start(): Promise<ConformanceWorld> {
 defineConformance({
   engine: "postgres",
   native: {
-    deny: "42501",
-    auditUnavailable: "58000",
-    auditUnavailableAtLogin: "58000",
-    unknownConnection: "3D000",
-    badCredential: "28P01",
-    sessionEnded: "57P01",
+    deny: "ERROR 42501",
+    auditUnavailable: "ERROR 58000",
+    auditUnavailableAtLogin: "FATAL 58000",
+    unknownConnection: "FATAL 3D000",
+    badCredential: "FATAL 28P01",
+    sessionEnded: "FATAL 57P01",
     loginRefusalSaysWhy: true,
   },
   start,

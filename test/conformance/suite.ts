@@ -198,13 +198,17 @@ export function defineConformance(adapter: ConformanceAdapter): void {
     let w: ConformanceWorld;
     const open: EngineSession[] = [];
 
+    let stop: (() => Promise<void>) | undefined;
+
     beforeAll(async () => {
       w = await adapter.start();
+      stop = () => w.stop();
     });
 
     afterAll(async () => {
       for (const s of open) await s.close().catch(() => undefined);
-      await w.stop();
+      // Nothing to stop when start() failed (its own error is the one to read).
+      await stop?.();
     });
 
     /** Declare an item: skipped or expected to fail as the adapter says, else a plain test. */
@@ -485,7 +489,7 @@ export function defineConformance(adapter: ConformanceAdapter): void {
       for (const e of results) {
         expect(e).not.toHaveProperty("commandTag");
         expect(e).not.toHaveProperty("rows");
-        expect(e).toHaveProperty("error.sqlstate", adapter.native.deny);
+        expect(e).toHaveProperty("error.message", err.message);
       }
     });
 
