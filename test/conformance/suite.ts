@@ -129,6 +129,7 @@ export const ITEMS = [
   "audit-failure",
   "audit-failure-at-login",
   "hold",
+  "hold-denied",
   "terminate",
   "terminate-stops-target",
   "unknown-connection",
@@ -346,6 +347,30 @@ export function defineConformance(adapter: ConformanceAdapter): void {
       // And the session goes on.
       const allowed = w.workload.allowed(tag);
       expect(expectOk(await s.run(allowed.text), "statement after the approved one")).toContain(allowed.output);
+      await s.close();
+    });
+
+    item("hold-denied", "a hold the approver denies arrives as native error, nothing runs, and the session goes on", async () => {
+      const s = await session(await mint());
+      const tag = tagOf();
+      const held = w.workload.held(tag);
+      const running = s.run(held.text);
+      const notice = await until("the waiting notice", () => s.notices.find((n) => /waiting for approval apr_\w+/.test(n)));
+      const id = /waiting for approval (apr_\w+)/.exec(notice)?.[1] ?? "";
+      const reason = `not now ${tag}`;
+      const denied = await w.gw.api(`/v1/approvals/${id}/deny`, { token: w.approverToken, body: { reason } });
+      expect(denied.status, denied.text).toBe(200);
+      const err = expectError(await within("the denied statement to finish", running), "statement whose approval was denied");
+      expect(err.code).toBe(adapter.native.deny);
+      // The last thing the client reads is one airlock line naming the request and the reason
+      // (on SSH's stderr the waiting line came before it).
+      const last = err.message.trimEnd().split("\n").at(-1) ?? "";
+      expect(last).toMatch(/^airlock: /);
+      expect(last).toContain(id);
+      expect(last).toContain(reason);
+      expect(await w.workload.marked(tag)).toBe(false);
+      const allowed = w.workload.allowed(tag);
+      expect(expectOk(await s.run(allowed.text), "statement after the denied one")).toContain(allowed.output);
       await s.close();
     });
 
