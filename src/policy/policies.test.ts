@@ -40,7 +40,7 @@ interface SessionOptions {
 function sessionInfo(opts: SessionOptions = {}): SessionInfo {
   return {
     id: crypto.randomUUID(),
-    protocol: "postgres",
+    clientProtocol: "postgres", targetType: "postgres",
     connection: opts.connection ?? "shop",
     principal: { kind: "service_account", id: "sa:bot", name: "bot", groups: opts.groups ?? ["agents"] },
     clientAddress: "127.0.0.1:5000",
@@ -74,7 +74,7 @@ class Session {
 
   /** An extended-protocol Parse of a (named) prepared statement. */
   parse(sql: string, statementName: string): Verdict {
-    return syncDecision(this.raw(sql, "parse", statementName));
+    return syncDecision(this.raw(sql, "prepare", statementName));
   }
 }
 
@@ -152,9 +152,10 @@ describe("applicability", () => {
     denied(dba.query("drop index i"), "no-drop");
   });
 
-  it("has no opinion on fastpath function calls (the engine refuses them)", () => {
+  it("has no opinion on fastpath function calls (the feature evaluator judges them)", () => {
     const s = open([NO_DROP]);
-    expect(s.raw("", "function_call")).toBeUndefined();
+    expect(s.evaluator.kinds).toEqual(["db.query"]);
+    expect(s.evaluator.evaluate({ type: "db.function_call", session: s.info, seq: 1, functionOid: 764, argumentCount: 1 })).toBeUndefined();
   });
 });
 

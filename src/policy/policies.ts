@@ -10,12 +10,12 @@
  */
 import { RE2JS } from "re2js";
 import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
-import type { Connection } from "../core/connection.js";
+import type { Connection, ConnectionType } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
-import type { DbQueryEvent } from "../core/events.js";
+import type { DbQueryEvent, JudgedEvent, JudgedKind } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
-import type { Evaluator, SessionEvaluator } from "./evaluator.js";
+import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
 import { settingsTouched } from "./sql-settings.js";
 import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
@@ -125,8 +125,13 @@ function compileMatch(p: PolicyConfig): CompiledMatch | undefined {
   };
 }
 
+/** Target types whose statements are SQL this evaluator's classifier reads (PostgreSQL's parser). */
+const SQL_TARGETS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres"]);
+const SQL_KINDS: readonly JudgedKind[] = ["db.query"];
+
 export class PolicyEvaluator implements Evaluator {
   readonly name = "policies";
+  readonly kinds = SQL_KINDS;
   readonly #policies: readonly CompiledPolicy[];
   readonly #cache: ClassificationCache;
   readonly #connections: ReadonlyMap<string, Connection>;
@@ -147,8 +152,9 @@ export class PolicyEvaluator implements Evaluator {
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
-    // SQL guardrails only: SSH sessions are judged by SshPolicyEvaluator (src/policy/ssh-policies.ts).
-    if (session.protocol === "ssh") return undefined;
+    // SQL guardrails, for targets whose SQL the classifier reads; shell targets are judged by
+    // SshPolicyEvaluator (src/policy/ssh-policies.ts).
+    if (!SQL_TARGETS.has(session.targetType)) return undefined;
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
@@ -160,6 +166,7 @@ export class PolicyEvaluator implements Evaluator {
 
 /** Per-session judgement: keeps prepared statements and the search_path it has seen. */
 class SessionPolicies implements SessionEvaluator {
+  readonly kinds = SQL_KINDS;
   readonly settings: Readonly<Record<string, string>>;
   readonly #policies: readonly CompiledPolicy[];
   readonly #guards: readonly CompiledPolicy[];
@@ -276,11 +283,14 @@ class SessionPolicies implements SessionEvaluator {
     }
   }
 
-  evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict | undefined> {
+  evaluate(event: JudgedEvent): Answer {
+    return event.type === "db.query" ? this.#statement(event) : undefined;
+  }
+
+  #statement(event: DbQueryEvent): Answer {
     const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
-    if (event.stage === "function_call") return undefined; // refused by the pipeline itself
     const pathPending = this.#pathPending;
-    if (pathPending !== undefined) return pathPending.then(() => this.evaluate(event));
+    if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
     const classification = this.#cache.classify(event.sql);
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
@@ -536,7 +546,7 @@ class SessionPolicies implements SessionEvaluator {
       if (f.prepares !== undefined) this.#prepared.set(f.prepares.toLowerCase(), [f]);
       if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
     }
-    if (event.stage === "parse" && event.statementName !== undefined && event.statementName !== "") {
+    if (event.stage === "prepare" && event.statementName !== undefined && event.statementName !== "") {
       this.#prepared.set(event.statementName.toLowerCase(), [...effective]);
     }
   }
