@@ -3,6 +3,7 @@
  * read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
  * of a second parse does not reach the hot path.
  */
+import type { StatementFacts } from "./sql/facts.js";
 import { parseSyncBounded } from "./sql/limits.js";
 
 export interface SettingsTouched {
@@ -75,4 +76,23 @@ export function settingsTouched(sql: string): SettingsTouched {
   };
   visit(tree);
   return { variables, resetAll, discardAll, readWrite, transactionCharacteristics };
+}
+
+/**
+ * Settings a set_config() call may not change while the gateway enforces session limits: the
+ * limits themselves, the name resolution and identity the guardrails rely on, and the parsing
+ * settings. Any other setting named knowably (pg_dump's `set_config(name, …) FROM pg_settings
+ * WHERE name = 'restrict_nonsystem_relation_kind'`) is the session's own business.
+ */
+export const PROTECTED_SETTINGS: ReadonlySet<string> = new Set([
+  "statement_timeout", "default_transaction_read_only", "transaction_read_only", "search_path", "role",
+  "session_authorization", "standard_conforming_strings", "client_encoding", "all",
+]);
+
+/** Whether a statement calling set_config() may change a protected setting: it names one, or
+ * names no setting the classifier could read (set_config named by DDL, attribute notation, …). */
+export function setConfigTouchesProtected(f: StatementFacts): boolean {
+  if (!f.functions.some((fn) => fn === "set_config" || fn.endsWith(".set_config"))) return false;
+  const settings = f.settings ?? [];
+  return settings.length === 0 || settings.some((s) => PROTECTED_SETTINGS.has(s));
 }

@@ -410,7 +410,9 @@ describe("noWhere", () => {
     ["SELECT * FROM t", false],
     ["INSERT INTO t VALUES (1)", false],
     ["MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", true],
-    ["MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", false],
+    // The join reaches every row of t that some row of the table s matches (issue 12): bulk.
+    ["MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", true],
+    ["MERGE INTO t USING (VALUES (1)) s (id) ON t.id = s.id WHEN MATCHED THEN DELETE", false],
     ["MERGE INTO t USING s ON s.x WHEN MATCHED AND t.y THEN UPDATE SET a = 1", false],
     ["EXPLAIN DELETE FROM t", false],
     ["EXPLAIN ANALYZE DELETE FROM t", true],
