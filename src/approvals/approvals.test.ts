@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { HoldDecision, Verdict } from "../core/decision.js";
 import type { DbQueryEvent } from "../core/events.js";
 import type { SessionEvaluator } from "../policy/evaluator.js";
-import { evaluateStatement } from "../policy/pipeline.js";
+import { evaluateEvent } from "../policy/pipeline.js";
 import { approvalModeFrom } from "../protocols/postgres/engine.js";
 import { parseConfig } from "../runtime/config.js";
 import type { ApprovalRow } from "../store/approvals.js";
@@ -37,7 +37,7 @@ const EVENT = {
   sql: "delete from t where id = 1",
   session: {
     id: "s",
-    protocol: "postgres",
+    clientProtocol: "postgres", targetType: "postgres",
     connection: "c",
     principal: { kind: "service_account", id: "sa:a", name: "a", groups: [] },
     clientAddress: "x",
@@ -47,7 +47,7 @@ const EVENT = {
 } satisfies DbQueryEvent;
 
 function evaluator(v: Verdict | undefined, async = false): SessionEvaluator {
-  return { evaluate: () => (async ? Promise.resolve(v) : v) };
+  return { kinds: ["db.query"], evaluate: () => (async ? Promise.resolve(v) : v) };
 }
 
 const ROW: ApprovalRow = {
@@ -71,14 +71,14 @@ const ROW: ApprovalRow = {
 describe("holds in statement judgement", () => {
   it("a later deny wins over a hold (nobody is asked about a refused statement)", () => {
     const deny: Verdict = { type: "deny", code: "GW_POLICY_DENIED", message: "no", rule: "r" };
-    expect(evaluateStatement([evaluator(HOLD), evaluator(deny)], EVENT)).toEqual(deny);
+    expect(evaluateEvent([evaluator(HOLD), evaluator(deny)], EVENT)).toEqual(deny);
   });
 
   it("keeps the first hold and merges other evaluators' allows into what it allows once approved", async () => {
     const limit: Verdict = { type: "allow", plan: { masks: [], maxRows: 10, maxRowsRule: "cap" } };
-    const v = evaluateStatement([evaluator(limit), evaluator(HOLD), evaluator({ ...HOLD, rule: "second" })], EVENT);
+    const v = evaluateEvent([evaluator(limit), evaluator(HOLD), evaluator({ ...HOLD, rule: "second" })], EVENT);
     expect(v).toMatchObject({ type: "hold", rule: "writes", allow: { plan: { maxRows: 10, masks: [{ rule: "pii" }] } } });
-    const asyncV = await evaluateStatement([evaluator(limit), evaluator(HOLD, true)], EVENT);
+    const asyncV = await evaluateEvent([evaluator(limit), evaluator(HOLD, true)], EVENT);
     expect(asyncV).toMatchObject({ type: "hold", rule: "writes", allow: { plan: { maxRows: 10 } } });
   });
 });

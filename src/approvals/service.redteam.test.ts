@@ -26,7 +26,7 @@ const agent: Principal = { kind: "service_account", id: "sa:agent", name: "agent
 const dba1: Principal = { kind: "service_account", id: "sa:dba1", name: "dba1", groups: ["dba"] };
 
 function session(): SessionInfo {
-  return { id: `s-${Math.random()}`, protocol: "postgres", connection: "orders", principal: agent, clientAddress: "127.0.0.1", startedAt: new Date(), attributes: {} };
+  return { id: `s-${Math.random()}`, clientProtocol: "postgres", targetType: "postgres", connection: "orders", principal: agent, clientAddress: "127.0.0.1", startedAt: new Date(), attributes: {} };
 }
 
 function hold(over: Partial<HoldDecision> = {}): HoldDecision {

@@ -7,6 +7,7 @@ export const AUDIT_EVENT_TYPES = [
   "session.end",
   "db.query", // a statement's decision, written before it is forwarded
   "ssh.command", // an SSH exec, shell line, channel or forward and its decision, written before it is forwarded
+  "protocol.request", // a protocol feature that is not a statement or command (SSH env/x11/agent/global request, a malformed message) and its decision
   "db.result", // facts about a result worth auditing: masked value counts, row limits (never values)
   "auth.failure",
   "token.create",
@@ -27,6 +28,11 @@ export interface AuditPrincipal {
   readonly id: string;
   readonly kind: PrincipalKind;
   readonly name: string;
+}
+
+/** Who acted, as the audit log keeps it: id, kind and name, nothing else (no groups, no token). */
+export function auditPrincipal(p: AuditPrincipal): AuditPrincipal {
+  return { id: p.id, kind: p.kind, name: p.name };
 }
 
 /** What a caller hands to the audit log. Never contains result values or secrets. */

@@ -107,7 +107,7 @@ function expectOneErrorLine(r: Run, code: number): string {
 function sessionInfo(id: string, tokenId: string): SessionInfo {
   return {
     id,
-    protocol: "postgres",
+    clientProtocol: "postgres", targetType: "postgres",
     connection: "orders",
     principal: { kind: "service_account", id: "sa:ci-bot", name: "ci-bot", groups: ["agents"], tokenId },
     clientAddress: "127.0.0.1:50000",

@@ -1,4 +1,5 @@
 import type { ErrorCode } from "./errors.js";
+import type { DeferredHold } from "./events.js";
 
 /**
  * What the pipeline decided about a judged event. Engines render it in their protocol:
@@ -12,6 +13,11 @@ export interface AllowDecision {
   readonly rule?: string;
   /** How the results must be treated on the way back (masking, limits). */
   readonly plan?: ResultPlan;
+  /**
+   * A prepared statement whose executions are held: preparing is allowed, and each execution
+   * is judged on its own (`db.execute` with this token and the execution's values).
+   */
+  readonly deferred?: DeferredHold;
 }
 
 /** The masking plan and limits for a statement's results, decided before it is forwarded. */
@@ -21,6 +27,18 @@ export interface ResultPlan {
   readonly maxRows?: number;
   /** The rule that set maxRows, for the notice. */
   readonly maxRowsRule?: string;
+  /**
+   * The result must not reach the client at all (e.g. a COPY whose columns a mask rule covers
+   * in a format that cannot be rewritten): the engine renders this refusal in place of the
+   * result, and the recording shows the refusal, not the target's answer.
+   */
+  readonly refuse?: DenyDecision;
+  /**
+   * The stream is passed as raw bytes, unmasked, and recorded as a file transfer (sizes and
+   * hashes, not content): a file-copy protocol (scp, rsync) whose bytes a text masker would
+   * corrupt. Only an evaluator that knows the command decides this.
+   */
+  readonly transfer?: "raw";
 }
 
 export type MaskStrategyName = "redact" | "partial" | "hash" | "null";

@@ -1,19 +1,46 @@
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { ConnectionType } from "./connection.js";
+import type { Connection, ConnectionType } from "./connection.js";
+import type { DenyDecision } from "./decision.js";
+import type { GatewayError } from "./errors.js";
+import type { SessionJudge } from "./judge.js";
+import type { Principal } from "./principal.js";
+import type { ClientProtocol } from "./session.js";
 
 /**
  * A protocol engine translates one protocol's wire traffic into typed events and the
  * pipeline's decisions back into wire bytes. It never decides anything itself.
  * The generic listener code knows nothing of wire formats: it hands each accepted socket
- * to `handle`.
+ * to `handle`. Every engine follows one contract:
+ *   accept → admit (the shared `Gatekeeper` step) → dial (through the `Dialer`) → serve,
+ *   judging through the session's `Judge`; refusals rendered by the engine's one renderer of
+ *   `Refusal`s; `close` drains.
  */
 export interface ProtocolEngine {
-  readonly protocol: ConnectionType;
+  /** The wire protocol this engine speaks with clients. */
+  readonly clientProtocol: ClientProtocol;
   /** Serve one accepted client socket until the session ends. Never rejects. */
   handle(socket: Socket): Promise<void>;
   /** Stop accepting work and end live sessions (drain), then resolve. */
   close(): Promise<void>;
+}
+
+/** Anything that reaches a client as a refusal: a pipeline deny or a gateway error. */
+export type Refusal = DenyDecision | GatewayError;
+
+/**
+ * The client-facing text of a refusal, the same in every protocol: `airlock: <message>`, and
+ * ` (rule: NAME)` where the protocol's error has no field of its own for the rule. Engines put
+ * it into their native error (ErrorResponse, SSH stderr line, HTTP body, …); no engine formats
+ * the prefix itself.
+ */
+export function refusalText(r: { readonly message: string; readonly rule?: string | undefined }, nameRule = false): string {
+  return nameRule && r.rule !== undefined ? `airlock: ${r.message} (rule: ${r.rule})` : `airlock: ${r.message}`;
+}
+
+/** The same convention for anything the gateway itself tells a client (notices, hold messages). */
+export function gatewayText(message: string): string {
+  return `airlock: ${message}`;
 }
 
 export interface DialTarget {
@@ -27,4 +54,47 @@ export interface DialTarget {
  */
 export interface Dialer {
   dial(target: DialTarget, options: { readonly timeoutMs: number; readonly signal?: AbortSignal }): Promise<Duplex>;
+}
+
+/** Where an authentication attempt came from, for its audit record. */
+export interface AuthContext {
+  readonly clientProtocol: ClientProtocol;
+  /** The connection the client asked for, when known. */
+  readonly connection?: string;
+  readonly clientAddress: string;
+  /** The user name the client claimed, if any. */
+  readonly claimedUser?: string;
+}
+
+export interface AdmissionRequest {
+  readonly clientProtocol: ClientProtocol;
+  /** The connection name the client asked for. */
+  readonly connection: string;
+  readonly principal: Principal;
+  readonly clientAddress: string;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** The configured connection of one type. */
+export type ConnectionOf<T extends ConnectionType> = Extract<Connection, { readonly type: T }>;
+
+export type Admission<T extends ConnectionType> =
+  | { readonly ok: true; readonly session: SessionJudge; readonly connection: ConnectionOf<T> }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+/**
+ * The one admission step every engine takes: verify the credential, resolve the connection,
+ * judge the session (access, grants), start its recording. Every failure is audited here
+ * (an auth failure, or a session.start deny for an unknown or unreachable connection).
+ */
+export interface Gatekeeper {
+  /** Verify a presented token (Airlock token or trusted JWT). A failure is audited, then thrown as a GatewayError. */
+  authenticate(token: string, context: AuthContext): Promise<Principal>;
+  /** Audit an authentication failure the engine found itself (TLS required, bad key signature). */
+  authFailure(context: AuthContext, error: GatewayError): Promise<void>;
+  /**
+   * Admit a session to a connection of one of `targets` (the connection types this engine can
+   * serve). A connection of another type is refused as unknown to this protocol.
+   */
+  admit<T extends ConnectionType>(request: AdmissionRequest, targets: readonly [T, ...T[]]): Promise<Admission<T>>;
 }

@@ -1,18 +1,27 @@
+import type { HoldDecision } from "./decision.js";
 import type { ErrorCode } from "./errors.js";
-import type { SessionEndReason, SessionInfo } from "./session.js";
-import type { ConnectionType } from "./connection.js";
+import type { ClientProtocol, SessionEndReason, SessionInfo } from "./session.js";
 
 /**
  * Everything that happens on the data path, as typed events. Protocol engines produce them;
- * the one pipeline judges the decidable ones (`JudgedEvent`) and records/audits all of them.
+ * the one pipeline judges the decidable ones (`JudgedEvent`, through `Judge.judge`) and records
+ * and audits the facts (`ObservedEvent`, through `Judge.observe`).
  */
-export type GatewayEvent = JudgedEvent | ObservedEvent;
+export type GatewayEvent = SessionStartEvent | JudgedEvent | ObservedEvent | SessionEndEvent | AuthFailureEvent;
 
-/** Events that need a decision before anything is forwarded. */
-export type JudgedEvent = SessionStartEvent | DbQueryEvent | SshCommandEvent;
+/**
+ * Events that need a decision before anything of them is forwarded. Evaluators opt in to the
+ * kinds they judge (`SessionEvaluator.kinds`); the pipeline routes each event by its `type`.
+ */
+export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | ProtocolRequestEvent;
+
+export type JudgedKind = JudgedEvent["type"];
+
+/** The judged event of one kind. */
+export type JudgedEventOf<K extends JudgedKind> = Extract<JudgedEvent, { readonly type: K }>;
 
 /** Facts: recorded and audited, never refused. */
-export type ObservedEvent = SessionEndEvent | DbResultEvent | AuthFailureEvent;
+export type ObservedEvent = DbResultEvent | TransferFactEvent | UpstreamFailureEvent;
 
 export interface SessionStartEvent {
   readonly type: "session.start";
@@ -30,12 +39,16 @@ export interface SessionEndEvent {
   readonly bytesToClient: number;
 }
 
-/** How a statement reached the gateway. */
-export type DbQueryStage =
-  | "simple" // a simple-protocol Query (may hold several statements)
-  | "parse" // extended protocol: Parse of a (named or unnamed) prepared statement
-  | "bind" // extended protocol: Bind of a statement prepared by SQL PREPARE (judged as `EXECUTE name`)
-  | "function_call"; // fastpath FunctionCall: no SQL to inspect
+/**
+ * How a statement reached the gateway, for any protocol with prepared statements:
+ * - `simple`: text that runs now (PostgreSQL Query, MySQL COM_QUERY; may hold several statements);
+ * - `prepare`: text prepared now and run later by executions that bring their values
+ *   (PostgreSQL Parse, MySQL COM_STMT_PREPARE);
+ * - `execute`: an execution of a statement prepared by other means (PostgreSQL Bind of a
+ *   statement made by SQL PREPARE), judged as `EXECUTE name` and, like `prepare`, decided per
+ *   execution when held.
+ */
+export type DbQueryStage = "simple" | "prepare" | "execute";
 
 export interface DbQueryEvent {
   readonly type: "db.query";
@@ -44,11 +57,78 @@ export interface DbQueryEvent {
   readonly seq: number;
   readonly stage: DbQueryStage;
   readonly sql: string;
-  /** Prepared statement name for `parse` ("" = unnamed). */
+  /** Prepared statement name for `prepare` and `execute` ("" = unnamed). */
   readonly statementName?: string;
 }
 
-/** One result (or failure) of a statement that was forwarded. */
+/**
+ * Bind parameters of one execution. `shown` is what people read (approvers, recordings: text,
+ * or `\x…` hex for binary, capped); an async approval is bound to the raw values, their format
+ * codes and the declared types, so two values that render alike (clipped) never match.
+ */
+export interface BoundParams {
+  readonly shown: readonly (string | null)[];
+  readonly values: readonly (Uint8Array | null)[];
+  /** As in PostgreSQL's Bind: empty = all text, one entry = applies to all, else one per value. */
+  readonly formats: readonly number[];
+  /** Declared type OIDs (0 or missing = unspecified). */
+  readonly types: readonly number[];
+}
+
+/**
+ * A prepared statement whose verdict is a hold. Preparing runs nothing, so the prepare is
+ * allowed and the hold is kept, unresolved, for its executions: each is decided on its own,
+ * with its values (`DbExecuteEvent`). Engines keep it as is and hand it back; they never look
+ * inside.
+ */
+export interface DeferredHold {
+  readonly type: "deferred";
+  readonly hold: HoldDecision;
+  readonly sql: string;
+  readonly statementName?: string;
+}
+
+/** One execution of a prepared statement whose hold was deferred: decided with these values. */
+export interface DbExecuteEvent {
+  readonly type: "db.execute";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  readonly deferred: DeferredHold;
+  readonly params: BoundParams;
+}
+
+/**
+ * A call of a server function by its identifier, with no statement text (PostgreSQL's fastpath
+ * FunctionCall: large objects through libpq's lo_* API).
+ */
+export interface DbFunctionCallEvent {
+  readonly type: "db.function_call";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  /** The function's OID on the target. */
+  readonly functionOid: number;
+  readonly argumentCount: number;
+}
+
+/**
+ * A protocol feature the client asked for that is not a statement or command: an SSH `env`,
+ * `x11`, agent-forwarding or global request, a PostgreSQL replication start-up, a message the
+ * gateway cannot attribute. Judged like everything else (a feature evaluator keeps the list of
+ * what the gateway serves), so every refusal is a decision, audited and recorded.
+ */
+export interface ProtocolRequestEvent {
+  readonly type: "protocol.request";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  /** Stable name, `<protocol>.<feature>`: `ssh.env`, `ssh.x11`, `ssh.agent`, `ssh.global`, `postgres.malformed`, … */
+  readonly feature: string;
+  /** Safe, human-readable description (never a value that could be a secret). */
+  readonly detail: string;
+  /** A refusal the engine already knows must follow (a malformed message): code and reason. */
+  readonly violation?: { readonly code: ErrorCode; readonly reason: string };
+}
+
+/** One result (or failure) of a statement that was forwarded, as the client received it. */
 export interface DbResultEvent {
   readonly type: "db.result";
   readonly session: SessionInfo;
@@ -64,7 +144,10 @@ export interface DbResultEvent {
   /** The first rows the client received (text), up to the configured cap. */
   readonly rows?: readonly (readonly (string | null)[])[];
   readonly rowsTruncated?: boolean;
+  /** The error the client received (a target error, or the gateway's refusal of the result). */
   readonly error?: { readonly sqlstate: string; readonly message: string };
+  /** The result was refused by its plan (e.g. a value its masking could not cover): the rule. */
+  readonly refusedBy?: string;
   readonly durationMs: number;
   /** Values masked in this result, per kind (counts only, never values). */
   readonly masked?: Readonly<Record<string, number>>;
@@ -72,9 +155,32 @@ export interface DbResultEvent {
   readonly rowsSent?: number;
 }
 
+/**
+ * A fact about data that passed as a whole (an SFTP file, a port forward, a raw scp/rsync
+ * stream): recorded and audited as sizes, hashes and counts, never content.
+ */
+export interface TransferFactEvent {
+  readonly type: "transfer.fact";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  /** e.g. `ssh.sftp`, `ssh.forward.closed`, `ssh.transfer`. */
+  readonly stage: string;
+  readonly text: string;
+  readonly details: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** The gateway could not open (or lost) its own session to the target. */
+export interface UpstreamFailureEvent {
+  readonly type: "upstream.failure";
+  readonly session: SessionInfo;
+  readonly code: ErrorCode;
+  /** Safe description (never the credential). */
+  readonly message: string;
+}
+
 export interface AuthFailureEvent {
   readonly type: "auth.failure";
-  readonly protocol: ConnectionType;
+  readonly protocol: ClientProtocol;
   readonly connection?: string;
   readonly clientAddress: string;
   readonly code: ErrorCode;
@@ -85,9 +191,8 @@ export interface AuthFailureEvent {
 }
 
 /**
- * SSH events (issue 6), judged by `SessionGate.judgeCommand` before anything reaches the target:
- * an exec request, one line typed into an interactive shell, a subsystem or shell channel, or a
- * local port forward (direct-tcpip).
+ * SSH events, judged before anything reaches the target: an exec request, one line typed into
+ * an interactive shell, a subsystem or shell channel, or a local port forward (direct-tcpip).
  */
 export type SshCommandEvent = SshExecEvent | SshInputEvent | SshChannelEvent | SshForwardEvent;
 

@@ -27,7 +27,7 @@ function setup(answers: (() => Promise<RecheckAnswer>)[]) {
   const session = (id: string, connection: string): ReturnType<SessionRegistry["register"]> =>
     registry.register({
       id,
-      protocol: "postgres",
+      clientProtocol: "postgres", targetType: "postgres",
       connection,
       principal: { kind: "person", id: "user:erin@example.com", name: "erin@example.com", groups: ["dba", "engineers"], tokenId: "t1" },
       clientAddress: "127.0.0.1:1",

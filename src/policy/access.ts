@@ -10,6 +10,8 @@ import type { Evaluator } from "./evaluator.js";
  */
 export class AccessEvaluator implements Evaluator {
   readonly name = "access";
+  /** Sessions only: statements inside an admitted session are not this evaluator's business. */
+  readonly kinds = [] as const;
   readonly #connections: ReadonlyMap<string, Connection>;
 
   constructor(connections: readonly Connection[]) {

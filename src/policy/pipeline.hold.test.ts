@@ -38,7 +38,7 @@ const connections = [{ type: "postgres" as const, name: "orders", host: "h", por
 function session(groups: string[]): SessionInfo {
   return {
     id: crypto.randomUUID(),
-    protocol: "postgres",
+    clientProtocol: "postgres", targetType: "postgres",
     connection: "orders",
     principal: { kind: "service_account", id: "sa:bot", name: "bot", groups },
     clientAddress: "127.0.0.1:1",
@@ -64,7 +64,7 @@ const hold: HoldDecision = {
 };
 
 /** Holds every statement. */
-const holding: Evaluator = { name: "holding", openSession: () => ({ evaluate: () => hold }) };
+const holding: Evaluator = { name: "holding", kinds: ["db.query"], openSession: () => ({ kinds: ["db.query"], evaluate: () => hold }) };
 
 class FakeResolver implements HoldResolver {
   grantUntil: Date | undefined;
@@ -152,15 +152,16 @@ describe("Pipeline holds and grants", () => {
     const { gate } = await make([new AccessEvaluator(connections), holding], r).startSession(session(["agents"]));
     if (gate === undefined) throw new Error("not admitted");
     const before = audit.records.length;
-    const parsed = await gate.judgeDeferring({ type: "db.query", session: gate.info, seq: 1, stage: "parse", sql: "delete from t where id = $1", statementName: "s1" });
-    if (parsed.type !== "deferred") throw new Error(`expected a deferred hold, got ${parsed.type}`);
+    const prepared = await gate.judge({ type: "db.query", session: gate.info, seq: 1, stage: "prepare", sql: "delete from t where id = $1", statementName: "s1" });
+    const parsed = prepared.type === "allow" ? prepared.deferred : undefined;
+    if (parsed === undefined) throw new Error(`expected a deferred hold, got ${prepared.type}`);
     // Nothing asked, nothing audited yet; the statement is defined for later ones (it exists on the target).
     expect(asked).toHaveLength(0);
     expect(audit.records).toHaveLength(before);
     expect(allowedCalls).toBe(1);
     const raw = (v: string): { shown: string[]; values: Buffer[]; formats: number[]; types: number[] } => ({ shown: [v], values: [Buffer.from(v)], formats: [], types: [] });
-    expect(await gate.resolveDeferred(parsed, { seq: 2, params: raw("1") })).toEqual({ type: "allow", rule: "writes" });
-    expect(await gate.resolveDeferred(parsed, { seq: 3, params: raw("2") })).toMatchObject({ type: "deny", rule: "writes" });
+    expect(await gate.judge({ type: "db.execute", session: gate.info, deferred: parsed, seq: 2, params: raw("1") })).toEqual({ type: "allow", rule: "writes" });
+    expect(await gate.judge({ type: "db.execute", session: gate.info, deferred: parsed, seq: 3, params: raw("2") })).toMatchObject({ type: "deny", rule: "writes" });
     // Each Bind was its own request, with its own values.
     expect(asked.map((q) => [q.text, q.params?.shown])).toEqual([
       ["delete from t where id = $1", ["1"]],
@@ -169,8 +170,8 @@ describe("Pipeline holds and grants", () => {
     expect(allowedCalls).toBe(1);
     const records = audit.records.slice(before);
     expect(records).toMatchObject([
-      { type: "db.query", decision: "allow", statement: "delete from t where id = $1", details: { seq: 2, stage: "bind", approvalId: "apr_1" } },
-      { type: "db.query", decision: "deny", details: { seq: 3, stage: "bind", approvalId: "apr_2" } },
+      { type: "db.query", decision: "allow", statement: "delete from t where id = $1", details: { seq: 2, stage: "execute", approvalId: "apr_1" } },
+      { type: "db.query", decision: "deny", details: { seq: 3, stage: "execute", approvalId: "apr_2" } },
     ]);
     // Values go to the recording, never to the audit log.
     expect(JSON.stringify(records)).not.toMatch(/"1"|"2"/);
@@ -178,8 +179,8 @@ describe("Pipeline holds and grants", () => {
     const entries = (await recordings.read(gate.info.id)) ?? [];
     const queries = entries.flatMap((e) => (e.kind === "query" ? [[e.seq, e.stage, e.statementName, e.params, e.decision]] : []));
     expect(queries).toEqual([
-      [2, "bind", "s1", ["1"], "allow"],
-      [3, "bind", "s1", ["2"], "deny"],
+      [2, "execute", "s1", ["1"], "allow"],
+      [3, "execute", "s1", ["2"], "deny"],
     ]);
   });
 
@@ -192,7 +193,7 @@ describe("Pipeline holds and grants", () => {
     await new Promise((res) => setTimeout(res, 120));
     expect(admitted.gate?.termination).toEqual({ reason: "expired", detail: "the access grant expired" });
 
-    const refusing: Evaluator = { name: "other", evaluateSession: () => deny("GW_ACCESS_DENIED", "blocked", "blocked") };
+    const refusing: Evaluator = { name: "other", kinds: [], evaluateSession: () => deny("GW_ACCESS_DENIED", "blocked", "blocked") };
     const blocked = await make([new AccessEvaluator(connections), refusing], r).startSession(session(["other"]));
     expect(blocked.decision).toMatchObject({ type: "deny", rule: "blocked" });
     expect(blocked.gate).toBeUndefined();

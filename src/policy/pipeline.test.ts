@@ -37,7 +37,7 @@ const connections = [
 function session(connection: string, groups: string[], extra: Partial<SessionInfo> = {}): SessionInfo {
   return {
     id: crypto.randomUUID(),
-    protocol: "postgres",
+    clientProtocol: "postgres", targetType: "postgres",
     connection,
     principal: { kind: "service_account", id: "sa:bot", name: "bot", groups, tokenId: "tok-1" },
     clientAddress: "127.0.0.1:1",

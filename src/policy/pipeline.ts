@@ -10,20 +10,33 @@
  * - The recording stores what the agent saw; audit stores decisions and counts, never values.
  */
 import type { Logger } from "pino";
-import type { AuditEventInput, AuditLog, AuditPrincipal } from "../audit/types.js";
-import { deny, type Decision, type HoldDecision, type Verdict } from "../core/decision.js";
-import { isGatewayError, type ErrorCode } from "../core/errors.js";
-import type { AuthFailureEvent, DbQueryEvent, DbResultEvent, SessionStartEvent, SshCommandEvent } from "../core/events.js";
-import type { Principal } from "../core/principal.js";
-import type { SessionEndReason, SessionInfo } from "../core/session.js";
+import { auditPrincipal, type AuditEventInput, type AuditLog, type AuditPrincipal } from "../audit/types.js";
+import { deny, type Decision, type DenyDecision, type HoldDecision, type Verdict } from "../core/decision.js";
+import type { ErrorCode } from "../core/errors.js";
+import type {
+  AuthFailureEvent,
+  BoundParams,
+  DbResultEvent,
+  JudgedEvent,
+  JudgedKind,
+  ObservedEvent,
+  SessionStartEvent,
+  SshCommandEvent,
+  TransferFactEvent,
+} from "../core/events.js";
+import type { HoldNotice, JudgeHooks, SessionJudge } from "../core/judge.js";
+import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
 import type { Store } from "../store/types.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
-import { combineVerdicts, evaluateSession, evaluateStatement } from "./verdicts.js";
-import type { SessionRegistry, TerminationReason } from "./registry.js";
+import { evaluateEvent, evaluateSession } from "./verdicts.js";
+import type { SessionRegistry } from "./registry.js";
 
-export { evaluateSession, evaluateStatement, mergeAllows } from "./verdicts.js";
+export { evaluateEvent, evaluateSession, mergeAllows } from "./verdicts.js";
+export type { BoundParams, DeferredHold } from "../core/events.js";
+export type { HoldNotice, JudgeHooks } from "../core/judge.js";
+export type { SessionStats } from "../core/session.js";
 
 /** The counters the pipeline feeds (implemented by observability/metrics GatewayMetrics). */
 export interface PipelineMetrics {
@@ -50,48 +63,6 @@ export interface PipelineOptions {
   readonly approvals?: HoldResolver;
 }
 
-/** What an engine is told while a statement waits for a person's decision. */
-export interface HoldNotice {
-  readonly approvalId: string;
-  /** e.g. "waiting for approval …: airlock approvals approve ID" (no secrets). */
-  readonly message: string;
-}
-
-/** Engine hooks for one judgement. */
-export interface JudgeHooks {
-  /** Called once when the statement is held (wait mode), before waiting. */
-  readonly onHold?: (notice: HoldNotice) => void;
-  /** Aborts the wait (e.g. the client sent a cancel request). */
-  readonly signal?: AbortSignal;
-}
-
-/**
- * A prepared statement (extended-protocol Parse) whose verdict is a hold. Preparing runs
- * nothing, so the Parse is forwarded and the hold is kept, unresolved, for its executions:
- * every Bind is decided on its own, with its parameters, by `SessionGate.resolveDeferred`.
- * Engines keep it as is and hand it back; they never look inside.
- */
-export interface DeferredHold {
-  readonly type: "deferred";
-  readonly hold: HoldDecision;
-  readonly sql: string;
-  readonly statementName?: string;
-}
-
-/**
- * Bind parameters of one execution. `shown` is what people read (approvers, recordings: text,
- * or `\x…` hex for binary, capped); an async approval is bound to the raw values, their format
- * codes and the declared types, so two values that render alike (clipped) never match.
- */
-export interface BoundParams {
-  readonly shown: readonly (string | null)[];
-  readonly values: readonly (Uint8Array | null)[];
-  /** As in Bind: empty = all text, one entry = applies to all, else one per value. */
-  readonly formats: readonly number[];
-  /** Type OIDs declared at Parse (0 or missing = unspecified). */
-  readonly types: readonly number[];
-}
-
 /** Turns holds into allow or deny, and grants into session admission (implemented by src/approvals). */
 export interface HoldResolver {
   /** Session admission with access grants: may turn an access deny into an allow, or require a grant. */
@@ -111,15 +82,9 @@ export interface HoldRequest {
   readonly onHold?: (notice: HoldNotice) => void;
 }
 
-export interface SessionStats {
-  readonly statements: number;
-  readonly bytesFromClient: number;
-  readonly bytesToClient: number;
-}
+const AUDIT_UNAVAILABLE = deny("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so nothing is forwarded");
 
-export function auditPrincipal(p: Principal): AuditPrincipal {
-  return { id: p.id, kind: p.kind, name: p.name };
-}
+
 
 export class Pipeline {
   readonly #o: PipelineOptions;
@@ -139,8 +104,7 @@ export class Pipeline {
     } catch (e) {
       this.#o.metrics.auditWriteError();
       this.#o.logger.error({ err: e, type: input.type }, "audit write failed; refusing");
-      const code = isGatewayError(e) ? e.code : "GW_AUDIT_UNAVAILABLE";
-      return deny(code === "GW_AUDIT_UNAVAILABLE" ? code : "GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so nothing is forwarded");
+      return AUDIT_UNAVAILABLE;
     }
   }
 
@@ -148,11 +112,13 @@ export class Pipeline {
    * Judge a new session. On allow, the session is registered (it can be terminated from now
    * on), its recording is opened and a gate for its statements is returned.
    */
-  async startSession(session: SessionInfo): Promise<{ decision: Decision; gate?: SessionGate }> {
+  async startSession(session: SessionInfo, refusal?: DenyDecision): Promise<{ decision: Decision; gate?: SessionGate }> {
     const event: SessionStartEvent = { type: "session.start", session };
-    let decision = evaluateSession(this.#o.evaluators, event);
+    // A refusal the admission step already knows (a connection this client protocol cannot
+    // reach) is audited like any session decision; no grant stands in for it.
+    let decision: Decision = refusal ?? evaluateSession(this.#o.evaluators, event);
     // Access grants: time-boxed access to a connection the groups do not give (or that needs a grant).
-    const admitted = this.#o.approvals?.admit(session, decision);
+    const admitted = refusal === undefined ? this.#o.approvals?.admit(session, decision) : undefined;
     if (admitted !== undefined) {
       // A grant stands in for the groups check only: every other evaluator still judges the session.
       const granted = decision.type === "deny" && admitted.decision.type === "allow";
@@ -171,23 +137,20 @@ export class Pipeline {
       sessionId: session.id,
       principal: auditPrincipal(session.principal),
       connection: session.connection,
-      protocol: session.protocol,
+      protocol: session.clientProtocol,
       clientAddress: session.clientAddress,
       decision: decision.type,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      ...(session.principal.tokenId === undefined && grantUntil === undefined
-        ? {}
-        : {
-            details: {
-              ...(session.principal.tokenId === undefined ? {} : { tokenId: session.principal.tokenId }),
-              ...(grantUntil === undefined ? {} : { grantUntil: grantUntil.toISOString() }),
-            },
-          }),
+      details: {
+        target: session.targetType,
+        ...(session.principal.tokenId === undefined ? {} : { tokenId: session.principal.tokenId }),
+        ...(grantUntil === undefined ? {} : { grantUntil: grantUntil.toISOString() }),
+      },
     });
     if (failed !== undefined) decision = failed;
-    if (decision.type === "deny") this.#o.metrics.sessionDenied(session.protocol);
-    else this.#o.metrics.sessionOpened(session.protocol);
+    if (decision.type === "deny") this.#o.metrics.sessionDenied(session.clientProtocol);
+    else this.#o.metrics.sessionOpened(session.clientProtocol);
     if (decision.type === "deny") return { decision };
     const gate = new SessionGate(this, this.#o, session, grantUntil);
     return { decision, gate };
@@ -209,11 +172,25 @@ export class Pipeline {
   }
 }
 
+
+/** How one judgement is audited and recorded. */
+interface Judged {
+  readonly audit: "db.query" | "ssh.command" | "protocol.request";
+  readonly text: string;
+  readonly seq: number;
+  readonly stage: string;
+  readonly details: Readonly<Record<string, string | number>>;
+  readonly statementName?: string;
+  /** Execution values: go to the approval request and the recording, never to the audit log. */
+  readonly params?: BoundParams;
+}
+
 /**
- * The pipeline's view of one admitted session: judges its statements, records its results,
- * and ends it. `signal` aborts (with a TerminationReason) when the session must end.
+ * The pipeline's view of one admitted session (the engine's `SessionJudge`): judges its events,
+ * records and audits its facts, and ends it. `signal` aborts (with a TerminationReason) when
+ * the session must end.
  */
-export class SessionGate {
+export class SessionGate implements SessionJudge {
   readonly info: SessionInfo;
   readonly signal: AbortSignal;
   readonly #pipeline: Pipeline;
@@ -222,7 +199,10 @@ export class SessionGate {
   readonly #unregister: () => void;
   readonly #stored: Promise<void>;
   readonly #principal: AuditPrincipal;
-  readonly #evaluators: readonly SessionEvaluator[];
+  /** The session's evaluators that opted in to each kind, in pipeline order. */
+  readonly #routes = new Map<JudgedKind, SessionEvaluator[]>();
+  /** Kinds some evaluator of the pipeline judges; any other kind is refused (fail closed). */
+  readonly #known: ReadonlySet<JudgedKind>;
   /** Settings to inject into the target session at connect (limits from policies). */
   readonly settings: Readonly<Record<string, string>>;
   #expiryTimer: NodeJS.Timeout | undefined;
@@ -236,15 +216,18 @@ export class SessionGate {
     this.#o = o;
     this.info = info;
     this.#principal = auditPrincipal(info.principal);
-    const evaluators: SessionEvaluator[] = [];
     const settings: Record<string, string> = {};
+    this.#known = new Set(o.evaluators.flatMap((e) => e.kinds));
     for (const e of o.evaluators) {
       const se = e.openSession?.(info);
       if (se === undefined) continue;
-      evaluators.push(se);
+      for (const kind of se.kinds) {
+        let list = this.#routes.get(kind);
+        if (list === undefined) this.#routes.set(kind, (list = []));
+        list.push(se);
+      }
       Object.assign(settings, se.settings);
     }
-    this.#evaluators = evaluators;
     this.settings = settings;
     const live = o.registry.register(info);
     this.signal = live.signal;
@@ -255,7 +238,7 @@ export class SessionGate {
     this.#recorder.append({
       kind: "header",
       sessionId: info.id,
-      protocol: info.protocol,
+      protocol: info.clientProtocol,
       connection: info.connection,
       principal: info.principal.id,
       startedAt: info.startedAt.toISOString(),
@@ -270,25 +253,11 @@ export class SessionGate {
       });
     const expiresAt = info.principal.expiresAt;
     if (o.endSessionsAtExpiry && expiresAt !== undefined) {
-      const ms = expiresAt.getTime() - Date.now();
-      // setTimeout caps at ~24.8 days; tokens are far shorter-lived than that.
-      this.#expiryTimer = setTimeout(
-        () => {
-          o.registry.terminate({ sessionId: info.id }, "expired", "the access token expired");
-        },
-        Math.max(0, Math.min(ms, 2_147_000_000)),
-      );
-      this.#expiryTimer.unref();
+      this.#expiryTimer = endAt(expiresAt, () => o.registry.terminate({ sessionId: info.id }, "expired", "the access token expired"));
     }
     if (grantUntil !== undefined) {
       // Admitted under an access grant: the session ends with the grant.
-      this.#grantTimer = setTimeout(
-        () => {
-          o.registry.terminate({ sessionId: info.id }, "expired", "the access grant expired");
-        },
-        Math.max(0, Math.min(grantUntil.getTime() - Date.now(), 2_147_000_000)),
-      );
-      this.#grantTimer.unref();
+      this.#grantTimer = endAt(grantUntil, () => o.registry.terminate({ sessionId: info.id }, "expired", "the access grant expired"));
     }
     this.signal.addEventListener(
       "abort",
@@ -307,8 +276,74 @@ export class SessionGate {
   }
 
   /**
+   * Judge an event: the evaluators that opted in to its kind, then approval, then audit (before
+   * the engine forwards anything; a failed write denies), then record.
+   *
+   * Prepared statements (`db.query` at stage `prepare` or `execute`): a hold is not resolved
+   * now. Preparing runs nothing, and the approval request must show what will run, which the
+   * values of each execution complete: the answer is an allow carrying the hold (`deferred`),
+   * and each execution is decided on its own as a `db.execute` event. Nothing is audited or
+   * recorded for a deferred hold until then. The statement is defined for later ones at once
+   * (an SQL EXECUTE of it is judged with its facts): the target now has it.
+   */
+  async judge(event: JudgedEvent, hooks: JudgeHooks = {}): Promise<Decision> {
+    if (event.type === "db.execute") {
+      const { deferred } = event;
+      return this.#conclude(deferred.hold, hooks, {
+        audit: "db.query",
+        text: deferred.sql,
+        seq: event.seq,
+        stage: "execute",
+        details: { seq: event.seq, stage: "execute" },
+        params: event.params,
+        ...(deferred.statementName === undefined ? {} : { statementName: deferred.statementName }),
+      });
+    }
+    const verdict = await this.#evaluate(event);
+    if (verdict.type === "hold" && event.type === "db.query" && event.stage !== "simple") {
+      verdict.onAllowed?.();
+      return { type: "allow", deferred: { type: "deferred", hold: verdict, sql: event.sql, ...(event.statementName === undefined ? {} : { statementName: event.statementName }) } };
+    }
+    return this.#conclude(verdict, hooks, judgedWhat(event));
+  }
+
+  #evaluate(event: JudgedEvent): Verdict | Promise<Verdict> {
+    if (!this.#known.has(event.type)) {
+      return deny("GW_UNSUPPORTED", `no evaluator judges ${event.type} events, so it is refused (fail closed)`, "fail-closed");
+    }
+    const evaluators = this.#routes.get(event.type);
+    return evaluators === undefined ? ALLOW_NO_OPINION : evaluateEvent(evaluators, event);
+  }
+
+  /** Record and audit a fact. Never refuses; the audit write is not awaited (the data has passed). */
+  observe(event: ObservedEvent): void {
+    switch (event.type) {
+      case "db.result":
+        this.#result(event);
+        return;
+      case "transfer.fact":
+        this.#transfer(event);
+        return;
+      case "upstream.failure":
+        void this.#pipeline.audit({
+          type: "protocol.request",
+          sessionId: this.info.id,
+          principal: this.#principal,
+          connection: this.info.connection,
+          protocol: this.info.clientProtocol,
+          decision: "deny",
+          code: event.code,
+          message: event.message,
+          details: { feature: "upstream" },
+        });
+        this.#o.logger.warn({ sessionId: this.info.id, connection: this.info.connection, code: event.code }, "the target session could not be opened");
+        return;
+    }
+  }
+
+  /**
    * Turn a hold into the final decision: approvals (wait or async) and grants are resolved by
-   * the HoldResolver. Any judge method (SQL statements, shell commands) calls this. Fails closed.
+   * the HoldResolver. Fails closed.
    */
   async #resolveHold(hold: HoldDecision, text: string, params: BoundParams | undefined, hooks: JudgeHooks): Promise<{ decision: Decision; approvalId?: string }> {
     const resolver = this.#o.approvals;
@@ -326,7 +361,7 @@ export class SessionGate {
         signal,
         ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
       });
-      // A deferred hold's statement was defined when its Parse went through (judgeParse).
+      // A deferred hold's statement was defined when its prepare went through (judge).
       if (r.decision.type === "allow" && params === undefined) hold.onAllowed?.();
       return r;
     } catch (e) {
@@ -335,81 +370,8 @@ export class SessionGate {
     }
   }
 
-  /** Judge a statement: evaluators, then approval, then audit (before forward), then record. */
-  async judge(event: DbQueryEvent, hooks: JudgeHooks = {}): Promise<Decision> {
-    const judged = evaluateStatement(this.#evaluators, event);
-    const verdict = judged instanceof Promise ? await judged : judged;
-    return this.#conclude(verdict, hooks, statementWhat(event));
-  }
-
-  /**
-   * Judge an extended-protocol statement whose values come with its Bind (a Parse; or a Bind
-   * of a statement prepared by SQL PREPARE). Like `judge`, except that a hold is not resolved
-   * now but returned as a DeferredHold: preparing a statement runs nothing, and the approval
-   * request must show what will run, which the parameters of each Bind complete (protocol-flow
-   * "Extended Query"). Nothing is audited or recorded for a deferred hold yet: the decision is
-   * made, audited and recorded at each Bind (`resolveDeferred`). A Parse defines its statement
-   * for later ones at once (EXECUTE of it is judged with its facts): the target now has it.
-   */
-  async judgeDeferring(event: DbQueryEvent): Promise<Decision | DeferredHold> {
-    const judged = evaluateStatement(this.#evaluators, event);
-    const verdict = judged instanceof Promise ? await judged : judged;
-    if (verdict.type === "hold") {
-      verdict.onAllowed?.();
-      return { type: "deferred", hold: verdict, sql: event.sql, ...(event.statementName === undefined ? {} : { statementName: event.statementName }) };
-    }
-    return this.#conclude(verdict, {}, statementWhat(event));
-  }
-
-  /**
-   * Decide one execution (Bind) of a statement whose Parse was deferred: the hold is resolved
-   * with this Bind's parameters (a new approval request each time, or an async approval bound
-   * to exactly these values), then audited and recorded under `seq` like any judgement.
-   */
-  async resolveDeferred(deferred: DeferredHold, execution: { readonly seq: number; readonly params: BoundParams }, hooks: JudgeHooks = {}): Promise<Decision> {
-    return this.#conclude(deferred.hold, hooks, {
-      audit: "db.query",
-      text: deferred.sql,
-      seq: execution.seq,
-      stage: "bind",
-      details: { seq: execution.seq, stage: "bind" },
-      params: execution.params,
-      ...(deferred.statementName === undefined ? {} : { statementName: deferred.statementName }),
-    });
-  }
-
-  /**
-   * Judge an SSH command, shell line, channel or forward (issue 6) in the same order as
-   * `judge`. Recorded as a `query` entry (stage = the SSH event type) so `airlock sessions show`
-   * lists SSH commands like statements; the terminal stream itself goes to the asciicast file.
-   */
-  async judgeCommand(event: SshCommandEvent, hooks: JudgeHooks = {}): Promise<Decision> {
-    const judged = combineVerdicts(this.#evaluators, (e) => e.evaluateCommand?.(event));
-    const verdict = judged instanceof Promise ? await judged : judged;
-    return this.#conclude(verdict, hooks, {
-      audit: "ssh.command",
-      text: sshCommandText(event),
-      seq: event.seq,
-      stage: event.type,
-      details: { seq: event.seq, kind: event.type },
-    });
-  }
-
-  /** The common tail of every judgement: resolve a hold, audit (fail closed), count, record. */
-  async #conclude(
-    verdict: Verdict,
-    hooks: JudgeHooks,
-    what: {
-      readonly audit: "db.query" | "ssh.command";
-      readonly text: string;
-      readonly seq: number;
-      readonly stage: string;
-      readonly details: Readonly<Record<string, string | number>>;
-      readonly statementName?: string;
-      /** Bind parameters: go to the approval request and the recording, never to the audit log (values). */
-      readonly params?: BoundParams;
-    },
-  ): Promise<Decision> {
+  /** The common tail of every judgement: resolve a hold, audit (fail closed), count, record, log a refusal. */
+  async #conclude(verdict: Verdict, hooks: JudgeHooks, what: Judged): Promise<Decision> {
     let decision: Decision;
     let approvalId: string | undefined;
     if (verdict.type === "hold") {
@@ -422,7 +384,7 @@ export class SessionGate {
       sessionId: this.info.id,
       principal: this.#principal,
       connection: this.info.connection,
-      protocol: this.info.protocol,
+      protocol: this.info.clientProtocol,
       decision: decision.type,
       statement: what.text,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
@@ -430,7 +392,14 @@ export class SessionGate {
       details: { ...what.details, ...(approvalId === undefined ? {} : { approvalId }) },
     });
     if (failed !== undefined) decision = failed;
-    this.#o.metrics.statement(this.info.protocol, decision.type);
+    this.#o.metrics.statement(this.info.clientProtocol, decision.type);
+    if (decision.type === "deny") {
+      // Operators see every refusal at info level: rule, code, principal, connection; never values.
+      this.#o.logger.info(
+        { sessionId: this.info.id, principal: this.info.principal.id, connection: this.info.connection, code: decision.code, rule: decision.rule, event: what.audit, seq: what.seq },
+        "refused",
+      );
+    }
     this.#recorder.append({
       kind: "query",
       seq: what.seq,
@@ -445,24 +414,24 @@ export class SessionGate {
     return decision;
   }
 
-  /** Facts about an SSH channel worth keeping (sftp operations, forwarded bytes): recorded and audited as counts. */
-  sshFact(seq: number, stage: string, text: string, details: Readonly<Record<string, string | number | boolean>>): void {
+  /** Facts about data that passed whole (sftp operations, forwarded bytes, raw transfers): recorded and audited as counts. */
+  #transfer(event: TransferFactEvent): void {
     // The details (sizes, SHA-256 hashes, byte counts) go into the recording as `k=v` pairs.
-    const facts = Object.entries(details).map(([k, v]) => `${k}=${String(v)}`).join(" ");
-    this.#recorder.append({ kind: "query", seq, stage, sql: text, decision: "allow", ...(facts === "" ? {} : { message: facts }) });
+    const facts = Object.entries(event.details).map(([k, v]) => `${k}=${String(v)}`).join(" ");
+    this.#recorder.append({ kind: "query", seq: event.seq, stage: event.stage, sql: event.text, decision: "allow", ...(facts === "" ? {} : { message: facts }) });
     void this.#pipeline.audit({
       type: "ssh.command",
       sessionId: this.info.id,
       principal: this.#principal,
       connection: this.info.connection,
-      protocol: this.info.protocol,
-      statement: text,
-      details: { seq, kind: stage, ...details },
+      protocol: this.info.clientProtocol,
+      statement: event.text,
+      details: { seq: event.seq, kind: event.stage, ...event.details },
     });
   }
 
   /** A statement's result as the client received it: recorded, never audited by value. */
-  result(event: DbResultEvent): void {
+  #result(event: DbResultEvent): void {
     this.#recorder.append({
       kind: "result",
       seq: event.seq,
@@ -478,17 +447,18 @@ export class SessionGate {
       ...(event.masked === undefined ? {} : { masked: event.masked }),
       ...(event.rowsSent === undefined ? {} : { rowsSent: event.rowsSent }),
     });
-    if (event.masked !== undefined || event.rowsSent !== undefined) {
+    if (event.masked !== undefined || event.rowsSent !== undefined || event.refusedBy !== undefined) {
       // Counts per kind, never values. Not awaited: the result has already been delivered.
-      const details: Record<string, number> = { seq: event.seq, rowCount: event.rowCount };
+      const details: Record<string, string | number> = { seq: event.seq, rowCount: event.rowCount };
       for (const [k, n] of Object.entries(event.masked ?? {})) details[`masked.${k}`] = n;
       if (event.rowsSent !== undefined) details["rowsSent"] = event.rowsSent;
+      if (event.refusedBy !== undefined) details["refusedBy"] = event.refusedBy;
       void this.#pipeline.audit({
         type: "db.result",
         sessionId: this.info.id,
         principal: this.#principal,
         connection: this.info.connection,
-        protocol: this.info.protocol,
+        protocol: this.info.clientProtocol,
         details,
       });
     }
@@ -502,16 +472,18 @@ export class SessionGate {
     if (this.#grantTimer !== undefined) clearTimeout(this.#grantTimer);
     this.#holds.abort("the client went away or the session ended");
     this.#unregister();
-    this.#o.metrics.sessionClosed(this.info.protocol, reason);
-    this.#o.metrics.bytes(this.info.protocol, "from_client", stats.bytesFromClient);
-    this.#o.metrics.bytes(this.info.protocol, "to_client", stats.bytesToClient);
+    const protocol = this.info.clientProtocol;
+    this.#o.metrics.sessionClosed(protocol, reason);
+    this.#o.metrics.bytes(protocol, "from_client", stats.bytesFromClient);
+    this.#o.metrics.bytes(protocol, "to_client", stats.bytesToClient);
+    this.#o.logger.info({ sessionId: this.info.id, principal: this.info.principal.id, connection: this.info.connection, reason, statements: stats.statements }, "session ended");
     this.#recorder.append({ kind: "end", reason, ...(detail === undefined ? {} : { detail }) });
     await this.#pipeline.audit({
       type: "session.end",
       sessionId: this.info.id,
       principal: this.#principal,
       connection: this.info.connection,
-      protocol: this.info.protocol,
+      protocol,
       details: {
         reason,
         statements: stats.statements,
@@ -528,23 +500,44 @@ export class SessionGate {
   }
 }
 
-/** How a statement is audited and recorded (`#conclude`'s `what`). */
-function statementWhat(event: DbQueryEvent): {
-  readonly audit: "db.query";
-  readonly text: string;
-  readonly seq: number;
-  readonly stage: string;
-  readonly details: Readonly<Record<string, string | number>>;
-  readonly statementName?: string;
-} {
-  return {
-    audit: "db.query",
-    text: event.sql,
-    seq: event.seq,
-    stage: event.stage,
-    details: { seq: event.seq, stage: event.stage },
-    ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
-  };
+/** No evaluator of this session has an opinion on the event: allowed, with no result plan. */
+const ALLOW_NO_OPINION: Decision = Object.freeze({ type: "allow" });
+
+/** A timer that runs `end` at `at` (setTimeout caps at ~24.8 days; credentials are far shorter-lived). */
+function endAt(at: Date, end: () => void): NodeJS.Timeout {
+  const t = setTimeout(end, Math.max(0, Math.min(at.getTime() - Date.now(), 2_147_000_000)));
+  t.unref();
+  return t;
+}
+
+/** How a judged event is audited and recorded (`#conclude`'s `what`). */
+function judgedWhat(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>): Judged {
+  switch (event.type) {
+    case "db.query":
+      return {
+        audit: "db.query",
+        text: event.sql,
+        seq: event.seq,
+        stage: event.stage,
+        details: { seq: event.seq, stage: event.stage },
+        ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
+      };
+    case "db.function_call":
+      return {
+        audit: "db.query",
+        text: `<function call: oid ${event.functionOid}, ${event.argumentCount} argument(s)>`,
+        seq: event.seq,
+        stage: "function_call",
+        details: { seq: event.seq, stage: "function_call", functionOid: event.functionOid },
+      };
+    case "protocol.request":
+      return { audit: "protocol.request", text: event.detail, seq: event.seq, stage: event.feature, details: { seq: event.seq, feature: event.feature } };
+    case "ssh.exec":
+    case "ssh.input":
+    case "ssh.channel":
+    case "ssh.forward":
+      return { audit: "ssh.command", text: sshCommandText(event), seq: event.seq, stage: event.type, details: { seq: event.seq, kind: event.type } };
+  }
 }
 
 /** The text an SSH event is audited and recorded under. */

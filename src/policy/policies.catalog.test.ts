@@ -72,7 +72,7 @@ function open(policies: readonly RawPolicy[], resolver: ViewResolver | undefined
   const config = parseConfig({ connections: CONNECTIONS, policies });
   const info: SessionInfo = {
     id: crypto.randomUUID(),
-    protocol: "postgres",
+    clientProtocol: "postgres", targetType: "postgres",
     connection: "shop",
     principal: { kind: "service_account", id: "sa:bot", name: "bot", groups: ["agents"] },
     clientAddress: "127.0.0.1:5000",

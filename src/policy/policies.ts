@@ -10,15 +10,16 @@
  */
 import { RE2JS } from "re2js";
 import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
-import type { Connection } from "../core/connection.js";
+import type { Connection, ConnectionType } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
-import type { DbQueryEvent } from "../core/events.js";
+import type { DbQueryEvent, JudgedEvent, JudgedKind } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
-import type { Evaluator, SessionEvaluator } from "./evaluator.js";
+import type { SqlMatch } from "./match.js";
+import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
-import { settingsTouched } from "./sql-settings.js";
-import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
+import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 
 /**
  * Sees through views for column guards: the base-table columns that views among these
@@ -80,8 +81,15 @@ interface CompiledMatch {
   readonly statementRegex?: RE2JS;
 }
 
+/** A policy whose match (if any) is about SQL. */
+type SqlPolicyConfig = PolicyConfig & { readonly match?: SqlMatch };
+
+function isSqlPolicy(p: PolicyConfig): p is SqlPolicyConfig {
+  return p.match === undefined || p.match.kind === "sql";
+}
+
 interface CompiledPolicy {
-  readonly config: PolicyConfig;
+  readonly config: SqlPolicyConfig;
   readonly name: string;
   readonly connections: readonly Glob[];
   readonly groups: readonly string[] | undefined;
@@ -101,12 +109,10 @@ const WRITE_OPERATIONS = new Set([
 const READ_ONLY_SETTINGS = ["default_transaction_read_only", "transaction_read_only"];
 const TIMEOUT_SETTINGS = ["statement_timeout"];
 
-function compileMatch(p: PolicyConfig): CompiledMatch | undefined {
+/** The policy's SQL match; undefined for a policy without match (it matches every statement). */
+function compileMatch(p: SqlPolicyConfig): CompiledMatch | undefined {
   const m = p.match;
   if (m === undefined) return undefined;
-  const ignored = (["commands", "arguments", "forwardTo", "methods", "paths", "verbs", "resources", "namespaces"] as const).filter((k) => m[k] !== undefined);
-  const sqlKeys = (["operations", "relations", "columns", "functions", "noWhere", "statementRegex"] as const).filter((k) => m[k] !== undefined);
-  if (sqlKeys.length === 0 && ignored.length > 0) return { operations: [new Glob("\u0000never")] }; // a non-SQL policy never matches SQL
   let statementRegex: RE2JS | undefined;
   if (m.statementRegex !== undefined) {
     try {
@@ -125,8 +131,13 @@ function compileMatch(p: PolicyConfig): CompiledMatch | undefined {
   };
 }
 
+/** Target types whose statements are SQL this evaluator's classifier reads (PostgreSQL's parser). */
+const SQL_TARGETS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres"]);
+const SQL_KINDS: readonly JudgedKind[] = ["db.query"];
+
 export class PolicyEvaluator implements Evaluator {
   readonly name = "policies";
+  readonly kinds = SQL_KINDS;
   readonly #policies: readonly CompiledPolicy[];
   readonly #cache: ClassificationCache;
   readonly #connections: ReadonlyMap<string, Connection>;
@@ -135,7 +146,8 @@ export class PolicyEvaluator implements Evaluator {
 
   constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache, viewResolver?: ViewResolver) {
     this.#viewResolver = viewResolver;
-    this.#policies = policies.map((p) => ({
+    // SQL matches, and policies without one: other kinds of match are about other targets.
+    this.#policies = policies.filter(isSqlPolicy).map((p) => ({
       config: p,
       name: p.name,
       connections: p.connections.map((g) => new Glob(g)),
@@ -147,8 +159,9 @@ export class PolicyEvaluator implements Evaluator {
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
-    // SQL guardrails only: SSH sessions are judged by SshPolicyEvaluator (src/policy/ssh-policies.ts).
-    if (session.protocol === "ssh") return undefined;
+    // SQL guardrails, for targets whose SQL the classifier reads; shell targets are judged by
+    // SshPolicyEvaluator (src/policy/ssh-policies.ts).
+    if (!SQL_TARGETS.has(session.targetType)) return undefined;
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
@@ -160,6 +173,7 @@ export class PolicyEvaluator implements Evaluator {
 
 /** Per-session judgement: keeps prepared statements and the search_path it has seen. */
 class SessionPolicies implements SessionEvaluator {
+  readonly kinds = SQL_KINDS;
   readonly settings: Readonly<Record<string, string>>;
   readonly #policies: readonly CompiledPolicy[];
   readonly #guards: readonly CompiledPolicy[];
@@ -276,12 +290,23 @@ class SessionPolicies implements SessionEvaluator {
     }
   }
 
-  evaluate(event: DbQueryEvent): Verdict | undefined | Promise<Verdict | undefined> {
-    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
-    if (event.stage === "function_call") return undefined; // refused by the pipeline itself
+  evaluate(event: JudgedEvent): Answer {
+    return event.type === "db.query" ? this.#statement(event) : undefined;
+  }
+
+  #statement(event: DbQueryEvent): Answer {
     const pathPending = this.#pathPending;
-    if (pathPending !== undefined) return pathPending.then(() => this.evaluate(event));
-    const classification = this.#cache.classify(event.sql);
+    if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
+    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const classified = this.#cache.classifyBounded(event.sql);
+    if (classified instanceof Promise) return classified.then((c) => this.#classified(event, c));
+    return this.#classified(event, classified);
+  }
+
+  #classified(event: DbQueryEvent, classification: Classification): Answer {
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.#classified(event, classification));
+    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
       return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");
@@ -536,7 +561,7 @@ class SessionPolicies implements SessionEvaluator {
       if (f.prepares !== undefined) this.#prepared.set(f.prepares.toLowerCase(), [f]);
       if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
     }
-    if (event.stage === "parse" && event.statementName !== undefined && event.statementName !== "") {
+    if (event.stage === "prepare" && event.statementName !== undefined && event.statementName !== "") {
       this.#prepared.set(event.statementName.toLowerCase(), [...effective]);
     }
   }
@@ -553,8 +578,7 @@ class SessionPolicies implements SessionEvaluator {
         if (SETTINGS_OPERATIONS.has(op)) touches = true;
       }
     }
-    const callsSetConfig = facts.some((f) => f.functions.some((fn) => fn === "set_config" || fn.endsWith(".set_config")));
-    if (callsSetConfig) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
     if (!touches) return undefined;
     const s = settingsTouched(sql);
     if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
@@ -649,7 +673,8 @@ class SessionPolicies implements SessionEvaluator {
     }
     if (m.functions !== undefined) {
       const globs = m.functions;
-      const hit = f.functions.some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
+      // A member of a dangerous family stands for all of them (sql/function-families.ts).
+      const hit = [...f.functions, ...(f.equivalentFunctions ?? [])].some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
       if (!hit) return false;
     }
     if (m.noWhere === true && !f.noWhere) return false;

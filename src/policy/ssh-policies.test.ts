@@ -19,7 +19,7 @@ function setup(policies: RawConfig["policies"], extra: Partial<RawConfig> = {}):
     policies,
   });
   return {
-    ssh: new SshPolicyEvaluator(config.policies, config.connections),
+    ssh: new SshPolicyEvaluator(config.policies),
     sql: new PolicyEvaluator(config.policies, config.connections, new ClassificationCache()),
     connections: config.connections,
   };
@@ -27,7 +27,7 @@ function setup(policies: RawConfig["policies"], extra: Partial<RawConfig> = {}):
 
 const session = (connection: string, protocol: "ssh" | "postgres" = "ssh"): SessionInfo => ({
   id: "00000000-0000-4000-8000-000000000001",
-  protocol,
+  clientProtocol: protocol, targetType: protocol,
   connection,
   principal: { kind: "service_account", id: "sa:a", name: "a", groups: ["agents"] },
   clientAddress: "127.0.0.1:1",
@@ -39,7 +39,7 @@ type EventInput = SshCommandEvent extends infer E ? (E extends SshCommandEvent ?
 
 async function judge(ev: SshPolicyEvaluator, e: EventInput): Promise<string> {
   const s = ev.openSession(session("web1"));
-  const d = await s?.evaluateCommand?.({ ...e, session: session("web1"), seq: 1 });
+  const d = await s?.evaluate({ ...e, session: session("web1"), seq: 1 });
   if (d === undefined) return "none";
   if (d.type === "hold") return `hold:${d.need}:${d.rule}`;
   return d.type === "deny" ? `deny:${d.rule ?? ""}` : `allow${d.rule === undefined ? "" : `:${d.rule}`}`;
@@ -109,7 +109,7 @@ describe("SshPolicyEvaluator", () => {
     expect(pg?.evaluate({ type: "db.query", session: session("db", "postgres"), seq: 1, stage: "simple", sql: "select 1" })).toMatchObject({ type: "allow" });
     expect(ssh.openSession(session("db", "postgres"))).toBeUndefined();
     // mask detectors apply to SSH output; columns do not
-    const d = await ssh.openSession(session("web1"))?.evaluateCommand?.({ type: "ssh.exec", command: "cat x", session: session("web1"), seq: 1 });
+    const d = await ssh.openSession(session("web1"))?.evaluate({ type: "ssh.exec", command: "cat x", session: session("web1"), seq: 1 });
     expect(d).toMatchObject({ type: "allow", plan: { masks: [{ rule: "mask", detectors: ["email"], columns: [] }] } });
   });
 
@@ -121,7 +121,7 @@ describe("SshPolicyEvaluator", () => {
       { name: "mask", action: "mask", detectors: ["email"] },
     ], { approvals: { grants: { approvers: ["ops"] } } });
     const s = ssh.openSession(session("web1"));
-    const d = await s?.evaluateCommand?.({ type: "ssh.exec", command: "uptime; sudo reboot", session: session("web1"), seq: 1 });
+    const d = await s?.evaluate({ type: "ssh.exec", command: "uptime; sudo reboot", session: session("web1"), seq: 1 });
     expect(d).toMatchObject({
       type: "hold",
       need: "approval",

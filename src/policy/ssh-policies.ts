@@ -17,10 +17,9 @@
  * `match.forwardTo` (host:port globs) matches before any deny does.
  */
 import { RE2JS } from "re2js";
-import type { Connection } from "../core/connection.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import { GatewayError } from "../core/errors.js";
-import type { SshCommandEvent } from "../core/events.js";
+import type { JudgedEvent, JudgedKind, SshCommandEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
@@ -28,8 +27,6 @@ import { Glob, anyGlob } from "./glob.js";
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 import { analyzeShell, type ShellCommand } from "./shell/analyze.js";
 
-const SSH_KEYS = ["commands", "arguments", "forwardTo"] as const;
-const OTHER_KEYS = ["operations", "relations", "columns", "functions", "noWhere", "statementRegex", "methods", "paths", "verbs", "resources", "namespaces"] as const;
 
 /** An argument pattern: a glob, or `re:REGEX` (RE2 syntax: linear time, unanchored). */
 type ArgPattern = { readonly kind: "glob"; readonly glob: Glob } | { readonly kind: "re"; readonly re: RE2JS };
@@ -61,9 +58,7 @@ function compile(p: PolicyConfig): SshPolicy | undefined {
   const m = p.match;
   const base = { config: p, name: p.name, connections: p.connections.map((g) => new Glob(g)), groups: p.groups };
   if (m === undefined) return { ...base, hasMatch: false };
-  const ssh = SSH_KEYS.filter((k) => m[k] !== undefined);
-  if (ssh.length === 0) return undefined; // SQL/HTTP only
-  if (OTHER_KEYS.some((k) => m[k] !== undefined)) return undefined; // mixed: can never hold for an SSH command
+  if (m.kind !== "shell") return undefined; // about another kind of target
   return {
     ...base,
     hasMatch: true,
@@ -73,18 +68,24 @@ function compile(p: PolicyConfig): SshPolicy | undefined {
   };
 }
 
+/** The events of a shell target: commands, typed lines, channels and forwards. */
+const SHELL_KINDS: readonly JudgedKind[] = ["ssh.exec", "ssh.input", "ssh.channel", "ssh.forward"];
+
+function isShellEvent(e: JudgedEvent): e is SshCommandEvent {
+  return (SHELL_KINDS as readonly string[]).includes(e.type);
+}
+
 export class SshPolicyEvaluator implements Evaluator {
   readonly name = "ssh-policies";
+  readonly kinds = SHELL_KINDS;
   readonly #policies: readonly SshPolicy[];
-  readonly #connections: ReadonlyMap<string, Connection>;
 
-  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[]) {
+  constructor(policies: readonly PolicyConfig[]) {
     this.#policies = policies.map(compile).filter((p): p is SshPolicy => p !== undefined);
-    this.#connections = new Map(connections.map((c) => [c.name, c]));
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
-    if (this.#connections.get(session.connection)?.type !== "ssh") return undefined;
+    if (session.targetType !== "ssh") return undefined;
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
@@ -99,6 +100,7 @@ const isGuard = (p: SshPolicy): boolean => p.config.action !== "mask";
 const isRefusing = (p: SshPolicy): boolean => p.config.action === "deny" || p.config.action === "require_approval" || p.config.action === "require_grant";
 
 export class SshSessionPolicies implements SessionEvaluator {
+  readonly kinds = SHELL_KINDS;
   readonly #commandGuards: readonly SshPolicy[];
   readonly #forwardGuards: readonly SshPolicy[];
   readonly #failClosed: boolean;
@@ -114,7 +116,7 @@ export class SshSessionPolicies implements SessionEvaluator {
     // `commands: ["*"]` (an allowlist's final deny) would make every word suspect: left out.
     const named = this.#commandGuards
       .filter(isRefusing)
-      .flatMap((p) => (p.config.match?.commands ?? []).filter((g) => !/^[*?]*$/.test(g)).map((g) => new Glob(g)));
+      .flatMap((p) => (p.config.match?.kind === "shell" ? (p.config.match.commands ?? []) : []).filter((g) => !/^[*?]*$/.test(g)).map((g) => new Glob(g)));
     this.#guarded = named.length === 0 ? undefined : (program) => anyGlob(named, program);
     const masks: MaskRule[] = policies
       .filter((p) => p.config.action === "mask" && (p.config.detectors ?? []).length > 0 && !p.hasMatch)
@@ -122,12 +124,8 @@ export class SshSessionPolicies implements SessionEvaluator {
     this.#allow = masks.length === 0 ? { type: "allow" } : { type: "allow", plan: { masks } };
   }
 
-  /** SQL statements never reach an SSH session. */
-  evaluate(): undefined {
-    return undefined;
-  }
-
-  async evaluateCommand(event: SshCommandEvent): Promise<Verdict> {
+  async evaluate(event: JudgedEvent): Promise<Verdict | undefined> {
+    if (!isShellEvent(event)) return undefined;
     switch (event.type) {
       case "ssh.exec":
         return this.#judgeText(event.command, false);

@@ -6,12 +6,9 @@
  * is kept while later evaluators may still deny (no person is asked about something refused
  * anyway), and the allows merge into what the hold allows once approved.
  */
-import { ALLOW, deny, type AllowDecision, type Decision, type HoldDecision, type ResultPlan, type Verdict } from "../core/decision.js";
-import type { DbQueryEvent, SessionStartEvent } from "../core/events.js";
-import type { Evaluator, SessionEvaluator } from "./evaluator.js";
-
-/** One evaluator's answer: synchronous on the hot path, a promise when it must look something up. */
-type Answer = Verdict | undefined | Promise<Verdict | undefined>;
+import { ALLOW, type AllowDecision, type Decision, type HoldDecision, type ResultPlan, type Verdict } from "../core/decision.js";
+import type { JudgedEvent, SessionStartEvent } from "../core/events.js";
+import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
 
 /** Session admission: the first deny wins; otherwise the first explicit allow. */
 export function evaluateSession(evaluators: readonly Evaluator[], event: SessionStartEvent): Decision {
@@ -26,27 +23,28 @@ export function evaluateSession(evaluators: readonly Evaluator[], event: Session
 }
 
 /**
- * The fastpath function-call interface calls a function by OID with arguments in binary: there
- * is no statement to inspect (e.g. lo_import), so it is refused whatever the policies say.
+ * Merge allow decisions: masks accumulate, the smallest row limit wins, the first refusal of
+ * the result stands, and a raw transfer stays raw. A deferred hold is never merged: only the
+ * pipeline makes one, after merging.
  */
-const FASTPATH_DENIED = deny("GW_POLICY_DENIED", "the fastpath function-call interface is not allowed through the gateway", "no-fastpath");
-
-/** Merge allow decisions: masks accumulate, the smallest row limit wins. */
 export function mergeAllows(a: AllowDecision, b: AllowDecision): AllowDecision {
+  const rule = a.rule ?? b.rule;
   if (b.plan === undefined) return a.rule === undefined && b.rule !== undefined ? { ...a, rule: b.rule } : a;
   if (a.plan === undefined) return a.rule === undefined ? b : { ...b, rule: a.rule };
-  const limitFromB = b.plan.maxRows !== undefined && (a.plan.maxRows === undefined || b.plan.maxRows < a.plan.maxRows);
+  const limit = b.plan.maxRows !== undefined && (a.plan.maxRows === undefined || b.plan.maxRows < a.plan.maxRows) ? b.plan : a.plan;
+  const refuse = a.plan.refuse ?? b.plan.refuse;
   const plan: ResultPlan = {
     masks: [...a.plan.masks, ...b.plan.masks],
-    ...(limitFromB ? { maxRows: b.plan.maxRows, ...(b.plan.maxRowsRule === undefined ? {} : { maxRowsRule: b.plan.maxRowsRule }) } : {}),
-    ...(!limitFromB && a.plan.maxRows !== undefined ? { maxRows: a.plan.maxRows, ...(a.plan.maxRowsRule === undefined ? {} : { maxRowsRule: a.plan.maxRowsRule }) } : {}),
+    ...(limit.maxRows === undefined ? {} : { maxRows: limit.maxRows }),
+    ...(limit.maxRowsRule === undefined ? {} : { maxRowsRule: limit.maxRowsRule }),
+    ...(refuse === undefined ? {} : { refuse }),
+    ...(a.plan.transfer === "raw" || b.plan.transfer === "raw" ? { transfer: "raw" as const } : {}),
   };
-  return { type: "allow", plan, ...(a.rule ?? b.rule) === undefined ? {} : { rule: a.rule ?? b.rule } };
+  return { type: "allow", plan, ...(rule === undefined ? {} : { rule }) };
 }
 
-/** Statement judgement over the session's evaluators, in order. */
-export function evaluateStatement(evaluators: readonly SessionEvaluator[], event: DbQueryEvent): Verdict | Promise<Verdict> {
-  if (event.stage === "function_call") return FASTPATH_DENIED;
+/** Event judgement over the evaluators that opted in to its kind, in order. */
+export function evaluateEvent(evaluators: readonly SessionEvaluator[], event: JudgedEvent): Verdict | Promise<Verdict> {
   return combineVerdicts(evaluators, (e) => e.evaluate(event));
 }
 

@@ -12,6 +12,8 @@ import { loadOrCreateKey } from "../audit/key.js";
 import { verifyAudit } from "../audit/verify.js";
 import { AUDIT_FILE_NAME, LocalAuditLog } from "../audit/log.js";
 import type { PostgresConnection } from "../core/connection.js";
+import { SessionAdmission } from "../protocols/common/admission.js";
+import { FeatureEvaluator } from "../policy/features.js";
 import type { ProtocolEngine } from "../core/engine.js";
 import { GatewayError } from "../core/errors.js";
 import { writeAdminToken } from "../identity/admin.js";
@@ -29,7 +31,7 @@ import { PolicyEvaluator } from "../policy/policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
 import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
 import { readCast } from "../recording/asciicast.js";
-import { ClassificationCache, initSqlParser } from "../policy/sql/index.js";
+import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
@@ -64,6 +66,15 @@ export interface RunningGateway {
 
 export interface StartGatewayOptions {
   readonly logger?: Logger;
+}
+
+/** One protocol listener: its config address (off when absent) and how its engine is made. */
+interface EngineSpec {
+  readonly key: "postgres" | "ssh";
+  /** For messages: "PostgreSQL", "SSH". */
+  readonly what: string;
+  readonly address: ListenAddress | undefined;
+  readonly create: () => Promise<ProtocolEngine>;
 }
 
 interface Listener {
@@ -103,6 +114,14 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, "error while closing"));
   };
   try {
+    // Statements not cached yet are parsed in parser threads, bounded (issue 12: a statement must
+    // not be a way to stall or break the parser of every session). Started first, so that their
+    // WASM compiles while the store opens; awaited before the cache below.
+    const parsers = new ParserPool({
+      limits: { maxBytes: config.limits.sqlMaxBytes, maxDepth: config.limits.sqlMaxDepth },
+      timeoutMs: config.limits.sqlParseTimeout,
+    });
+    cleanups.push(() => parsers.close());
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const keysDir = join(config.dataDir, "keys");
     await mkdir(keysDir, { recursive: true, mode: 0o700 });
@@ -155,7 +174,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
-    const classifications = new ClassificationCache();
+    await parsers.ready();
+    const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(
       config.connections.filter((c): c is PostgresConnection => c.type === "postgres"),
@@ -211,7 +231,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       evaluators: [
         new AccessEvaluator(config.connections),
         new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
-        new SshPolicyEvaluator(config.policies, config.connections),
+        new SshPolicyEvaluator(config.policies),
+        new FeatureEvaluator(),
       ],
       audit,
       recordings,
@@ -239,53 +260,63 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       await Promise.all(closed);
     });
 
-    if (config.listen.postgres !== undefined) {
-      const pgConnections = new Map<string, PostgresConnection>();
-      // Each engine gets the connections of its own type.
-      for (const c of config.connections) if (c.type === "postgres") pgConnections.set(c.name, c);
-      const engine = new PostgresEngine({
-        connection: (name) => pgConnections.get(name),
-        authenticate: authenticator.authenticate,
-        pipeline,
-        dialer,
-        resolveSecret,
-        ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
-        maxMessageBytes: config.limits.maxMessageBytes,
-        connectTimeoutMs: config.limits.connectTimeout,
-        authTimeoutMs: config.limits.authTimeout,
-        maxRowsPerStatement: config.recording.maxRowsPerStatement,
-        maxValueBytes: config.recording.maxValueBytes,
-        logger,
-        maskerFor,
-        catalogFor: (c) => catalogs.for(c),
-      });
+    // One admission step for every engine: credentials, connection, session judgement, audit.
+    const gatekeeper = new SessionAdmission({ pipeline, connections: config.connections, authenticate: authenticator.authenticate });
+    // The engines, as a list: adding a protocol is its folder plus one entry here.
+    const engineSpecs: readonly EngineSpec[] = [
+      {
+        key: "postgres",
+        what: "PostgreSQL",
+        address: config.listen.postgres,
+        create: () =>
+          Promise.resolve(
+            new PostgresEngine({
+              gatekeeper,
+              dialer,
+              resolveSecret,
+              ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
+              maxMessageBytes: config.limits.maxMessageBytes,
+              connectTimeoutMs: config.limits.connectTimeout,
+              authTimeoutMs: config.limits.authTimeout,
+              maxRowsPerStatement: config.recording.maxRowsPerStatement,
+              maxValueBytes: config.recording.maxValueBytes,
+              logger,
+              maskerFor,
+              catalogFor: (c) => catalogs.for(c),
+            }),
+          ),
+      },
+      {
+        key: "ssh",
+        what: "SSH",
+        address: config.listen.ssh,
+        create: async () => {
+          const { engine, hostPublicKey } = await createSshEngine({
+            dataDir: config.dataDir,
+            hostKey: config.ssh.hostKey,
+            serviceAccounts: config.serviceAccounts,
+            isBlocked: (id) => tokens.isBlocked(id),
+            gatekeeper,
+            dialer,
+            resolveSecret,
+            connectTimeoutMs: config.limits.connectTimeout,
+            authTimeoutMs: config.limits.authTimeout,
+            logger,
+            maskerFor,
+            recordingDir: (id) => recordings.pathOf(id).dir,
+          });
+          logger.info({ hostKey: hostPublicKey }, "SSH listener host key (pin it in clients' known_hosts)");
+          return engine;
+        },
+      },
+    ];
+    for (const spec of engineSpecs) {
+      if (spec.address === undefined) continue;
+      const engine = await spec.create();
       engines.push(engine);
-      const l = await listen(config.listen.postgres, (s) => void engine.handle(s), "PostgreSQL");
+      const l = await listen(spec.address, (s) => void engine.handle(s), spec.what);
       listeners.push(l);
-      addresses.postgres = l.address;
-    }
-
-    if (config.listen.ssh !== undefined) {
-      const { engine, hostPublicKey } = await createSshEngine({
-        dataDir: config.dataDir,
-        hostKey: config.ssh.hostKey,
-        connections: config.connections,
-        serviceAccounts: config.serviceAccounts,
-        isBlocked: (id) => tokens.isBlocked(id),
-        authenticate: authenticator.authenticate,
-        pipeline,
-        resolveSecret,
-        connectTimeoutMs: config.limits.connectTimeout,
-        authTimeoutMs: config.limits.authTimeout,
-        logger,
-        maskerFor,
-        recordingDir: (id) => recordings.pathOf(id).dir,
-      });
-      engines.push(engine);
-      const l = await listen(config.listen.ssh, (s) => void engine.handle(s), "SSH");
-      listeners.push(l);
-      addresses.ssh = l.address;
-      logger.info({ hostKey: hostPublicKey }, "SSH listener host key (pin it in clients' known_hosts)");
+      addresses[spec.key] = l.address;
     }
 
     const adminToken = await writeAdminToken(config.dataDir);

@@ -5,7 +5,7 @@ import type { SessionRow } from "./types.js";
 export function sessionRowFromInfo(info: SessionInfo): SessionRow {
   return {
     id: info.id,
-    protocol: info.protocol,
+    protocol: info.clientProtocol,
     connection: info.connection,
     principalId: info.principal.id,
     principalKind: info.principal.kind,

@@ -6,21 +6,21 @@
  * Refusals reach the client as native ErrorResponses whose message starts with `airlock:`;
  * the codes follow the contract in INTERFACE.md (28P01, 3D000, 42501, …).
  */
-import { randomBytes, randomInt, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomBytes, randomInt, timingSafeEqual } from "node:crypto";
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import type { PostgresConnection } from "../../core/connection.js";
 import type { MaskRule } from "../../core/decision.js";
-import type { Dialer, ProtocolEngine } from "../../core/engine.js";
-import { GatewayError, isGatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
+import type { AuthContext, Dialer, Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
+import { GatewayError, isGatewayError, toGatewayError } from "../../core/errors.js";
+import type { SessionJudge } from "../../core/judge.js";
 import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
-import type { SessionInfo } from "../../core/session.js";
-import type { Pipeline, SessionGate } from "../../policy/pipeline.js";
+import { LiveConnections } from "../common/live.js";
 import type { PgCatalog } from "./catalog.js";
-import { sqlstateFor } from "./errors.js";
+import { renderRefusal } from "./errors.js";
 import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
 import { PgProxySession } from "./session.js";
@@ -33,18 +33,14 @@ import {
   encodeAuthenticationCleartextPassword,
   encodeAuthenticationOk,
   encodeBackendKeyData,
-  encodeErrorResponse,
   encodeNegotiateProtocolVersion,
   encodeParameterStatus,
   encodeReadyForQuery,
 } from "./wire/index.js";
 
 export interface PostgresEngineOptions {
-  /** Looks up a configured connection by the name the client asked for. */
-  readonly connection: (name: string) => PostgresConnection | undefined;
-  /** Verifies a presented Airlock token; rejects with a GatewayError (GW_AUTH_*). */
-  readonly authenticate: (token: string) => Promise<Principal>;
-  readonly pipeline: Pipeline;
+  /** Authentication and admission, shared by every engine (audits every failure). */
+  readonly gatekeeper: Gatekeeper;
   readonly dialer: Dialer;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   readonly tls?: { readonly context: SecureContext; readonly require: boolean };
@@ -100,13 +96,11 @@ interface CancelEntry {
 }
 
 export class PostgresEngine implements ProtocolEngine {
-  readonly protocol = "postgres" as const;
+  readonly clientProtocol = "postgres" as const;
   readonly #o: PostgresEngineOptions;
   readonly #log: Logger;
-  readonly #live = new Set<Promise<void>>();
+  readonly #live = new LiveConnections();
   readonly #cancelKeys = new Map<number, CancelEntry>();
-  readonly #sockets = new Set<Duplex>();
-  #closing = false;
   /** Idle target sessions per connection (session pooling), created on first use. */
   readonly #pools = new Map<string, UpstreamPool>();
 
@@ -127,29 +121,13 @@ export class PostgresEngine implements ProtocolEngine {
   }
 
   handle(socket: Socket): Promise<void> {
-    if (this.#closing) {
-      socket.destroy();
-      return Promise.resolve();
-    }
-    const p = this.#serve(socket).catch((e: unknown) => {
-      this.#log.error({ err: e }, "unexpected error serving a client");
-      socket.destroy();
-    });
-    this.#live.add(p);
-    void p.finally(() => this.#live.delete(p));
-    return p;
+    return this.#live.serve(socket, () => this.#serve(socket), (e) => this.#log.error({ err: e }, "unexpected error serving a client"));
   }
 
   async close(): Promise<void> {
-    this.#closing = true;
     // Sessions are terminated through the registry by the runtime; connections still in
-    // their handshake are cut here.
-    const deadline = setTimeout(() => {
-      for (const s of this.#sockets) s.destroy();
-    }, 5000);
-    deadline.unref();
-    await Promise.allSettled([...this.#live]);
-    clearTimeout(deadline);
+    // their handshake are cut by the drain.
+    await this.#live.drain();
     for (const pool of this.#pools.values()) pool.close();
   }
 
@@ -160,16 +138,17 @@ export class PostgresEngine implements ProtocolEngine {
     socket.setKeepAlive(true, KEEPALIVE_MS);
     const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     const framed = new FramedSocket(socket, new FrameReader({ maxMessageBytes: this.#o.maxMessageBytes, untagged: true }));
-    this.#sockets.add(socket);
     socket.on("error", () => undefined);
+    const untrack: (() => void)[] = [];
     try {
-      await this.#session(framed, clientAddress);
+      await this.#session(framed, clientAddress, (s) => untrack.push(this.#live.track(s)));
     } finally {
-      this.#sockets.delete(socket);
+      for (const u of untrack) u();
     }
   }
 
-  async #session(framed: FramedSocket, clientAddress: string): Promise<void> {
+  /** One client connection, from its first start-up packet; `track` adds sockets the drain must cut. */
+  async #session(framed: FramedSocket, clientAddress: string, track: (s: Duplex) => void): Promise<void> {
     const o = this.#o;
     let tls = false;
     let params: ReadonlyMap<string, string> | undefined;
@@ -190,7 +169,7 @@ export class PostgresEngine implements ProtocolEngine {
             if (framed.reader.buffered > 0) throw new GatewayError("GW_PROTOCOL", "unexpected data after SSLRequest");
             framed.write(Buffer.from("S"));
             framed.replace(await upgradeToTls(framed, o.tls.context, o.authTimeoutMs));
-            this.#sockets.add(framed.socket);
+            track(framed.socket);
             tls = true;
             break;
           case "gssenc_request":
@@ -210,7 +189,7 @@ export class PostgresEngine implements ProtocolEngine {
     } catch (e) {
       this.#log.debug({ err: e, clientAddress }, "start-up failed");
       const ge = toGatewayError(e, "GW_PROTOCOL");
-      fatal(framed, ge.code === "GW_INTERNAL" ? "GW_PROTOCOL" : ge.code, ge.code === "GW_INTERNAL" ? "invalid start-up" : ge.message);
+      fatal(framed, ge.code === "GW_INTERNAL" ? new GatewayError("GW_PROTOCOL", "invalid start-up") : ge);
       return;
     }
     framed.reader.setTagged();
@@ -218,14 +197,16 @@ export class PostgresEngine implements ProtocolEngine {
 
     const claimedUser = params.get("user") ?? "";
     const database = params.get("database") ?? claimedUser;
+    const context: AuthContext = { clientProtocol: "postgres", connection: database, clientAddress, claimedUser };
 
     if (o.tls?.require === true && !tls) {
-      await o.pipeline.authFailure({ type: "auth.failure", protocol: "postgres", connection: database, clientAddress, code: "GW_TLS_REQUIRED", reason: "client did not use TLS", claimedUser });
-      fatal(framed, "GW_TLS_REQUIRED", "TLS is required: connect with sslmode=require");
+      const refusal = new GatewayError("GW_TLS_REQUIRED", "TLS is required: connect with sslmode=require");
+      await o.gatekeeper.authFailure(context, new GatewayError("GW_TLS_REQUIRED", "client did not use TLS"));
+      fatal(framed, refusal);
       return;
     }
     if (params.has("replication") && params.get("replication") !== "false" && params.get("replication") !== "0") {
-      fatal(framed, "GW_UNSUPPORTED", "replication connections are not supported through the gateway");
+      fatal(framed, new GatewayError("GW_UNSUPPORTED", "replication connections are not supported through the gateway"));
       return;
     }
     // Protocol 3.x: we speak 3.0 and say so (protocol-message-formats: NegotiateProtocolVersion).
@@ -240,21 +221,14 @@ export class PostgresEngine implements ProtocolEngine {
       const frame = await framed.read(o.authTimeoutMs);
       if (frame.type !== PASSWORD_MESSAGE) throw new GatewayError("GW_PROTOCOL", "expected a password message");
       const token = decodePassword(frame.body).toString("utf8");
-      if (token.length === 0) throw new GatewayError("GW_AUTH_MISSING", "no token presented: use an Airlock access token as the password");
-      principal = await o.authenticate(token);
+      principal = await o.gatekeeper.authenticate(token, context);
       framed.reader.setMaxMessageBytes(o.maxMessageBytes);
     } catch (e) {
-      const ge = toGatewayError(e, "GW_AUTH_INVALID");
-      const code: ErrorCode = ge.code === "GW_INTERNAL" ? "GW_AUTH_INVALID" : ge.code;
-      const message = ge.code === "GW_INTERNAL" ? "invalid token" : ge.message;
-      if (ge.code !== "GW_PROTOCOL") {
-        await o.pipeline.authFailure({ type: "auth.failure", protocol: "postgres", connection: database, clientAddress, code, reason: message, claimedUser });
-      }
-      fatal(framed, code, message);
+      // The gatekeeper audited an authentication failure; a protocol fault is not one.
+      fatal(framed, toGatewayError(e, "GW_AUTH_INVALID"));
       return;
     }
 
-    const connection = o.connection(database);
     const attributes: Record<string, string> = { tls: tls ? "on" : "off", user: claimedUser.slice(0, 200) };
     const app = params.get("application_name");
     if (app !== undefined) attributes["application_name"] = app.slice(0, 200);
@@ -264,33 +238,20 @@ export class PostgresEngine implements ProtocolEngine {
     // The gateway's own session setting (consumed here, never forwarded): approval mode.
     const approvalMode = approvalModeFrom(params);
     if (approvalMode === "invalid") {
-      fatal(framed, "GW_UNSUPPORTED", "airlock.approval must be wait or async");
+      fatal(framed, new GatewayError("GW_UNSUPPORTED", "airlock.approval must be wait or async"));
       return;
     }
     if (approvalMode !== undefined) attributes["airlock.approval"] = approvalMode;
-    const info: SessionInfo = {
-      id: randomUUID(),
-      protocol: "postgres",
-      connection: database,
-      principal,
-      clientAddress,
-      startedAt: new Date(),
-      attributes,
-    };
-    // Unknown connections are judged too (the access evaluator denies them) so that the
-    // refusal is an audit record like any other.
-    const { decision, gate } = await o.pipeline.startSession(info);
-    if (decision.type === "deny" || gate === undefined || connection === undefined) {
-      const code = decision.type === "deny" ? decision.code : "GW_UNKNOWN_CONNECTION";
-      const message = decision.type === "deny" ? decision.message : `unknown connection "${database}"`;
-      fatal(framed, code, message);
-      if (gate !== undefined) await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, message);
+    // Unknown connections are judged too (and audited) by the shared admission step.
+    const admitted = await o.gatekeeper.admit({ clientProtocol: "postgres", connection: database, principal, clientAddress, attributes }, ["postgres"]);
+    if (!admitted.ok) {
+      fatal(framed, admitted.refusal);
       return;
     }
-    await this.#serveAdmitted(framed, gate, connection, params);
+    await this.#serveAdmitted(framed, admitted.session, admitted.connection, params, track);
   }
 
-  async #serveAdmitted(framed: FramedSocket, gate: SessionGate, connection: PostgresConnection, params: ReadonlyMap<string, string>): Promise<void> {
+  async #serveAdmitted(framed: FramedSocket, gate: SessionJudge, connection: PostgresConnection, params: ReadonlyMap<string, string>, track: (s: Duplex) => void): Promise<void> {
     const o = this.#o;
     const forward = new Map<string, string>();
     for (const [k, v] of params) if (FORWARDED_PARAMS.has(k.toLowerCase())) forward.set(k, v);
@@ -316,12 +277,13 @@ export class PostgresEngine implements ProtocolEngine {
     } catch (e) {
       const ge = toGatewayError(e, "GW_UPSTREAM_UNAVAILABLE");
       this.#log.warn({ err: ge.cause ?? ge, connection: connection.name, code: ge.code }, "could not open the target session");
-      const message = messageForUpstreamFailure(ge, connection.name);
-      fatal(framed, ge.code === "GW_INTERNAL" ? "GW_UPSTREAM_UNAVAILABLE" : ge.code, message);
-      await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, message);
+      const refusal = new GatewayError(ge.code === "GW_INTERNAL" ? "GW_UPSTREAM_UNAVAILABLE" : ge.code, messageForUpstreamFailure(ge, connection.name));
+      gate.observe({ type: "upstream.failure", session: gate.info, code: refusal.code, message: refusal.message });
+      fatal(framed, refusal);
+      await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, refusal.message);
       return;
     }
-    this.#sockets.add(upstream.socket);
+    track(upstream.socket);
     if (upstream.socket instanceof Socket) upstream.socket.setKeepAlive(true, KEEPALIVE_MS);
 
     // Our own cancel key: the client never learns the target's.
@@ -355,7 +317,7 @@ export class PostgresEngine implements ProtocolEngine {
           timeoutMs: o.connectTimeoutMs,
           maxMessageBytes: o.maxMessageBytes,
         }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target")),
-      poolable: pool !== undefined && !this.#closing,
+      poolable: pool !== undefined && !this.#live.closing,
     });
     cancelEntry.cancelHold = () => session.cancelHold();
     try {
@@ -364,7 +326,6 @@ export class PostgresEngine implements ProtocolEngine {
       await gate.end(outcome.reason, outcome.stats, outcome.detail);
     } finally {
       this.#cancelKeys.delete(processId);
-      this.#sockets.delete(upstream.socket);
     }
   }
 
@@ -413,12 +374,11 @@ function messageForUpstreamFailure(e: GatewayError, connection: string): string 
   return `connection "${connection}": the target is unavailable`;
 }
 
-function fatal(framed: FramedSocket, code: ErrorCode, message: string): void {
+/** A refusal before the session runs: FATAL ErrorResponse, then the connection closes. */
+function fatal(framed: FramedSocket, refusal: Refusal): void {
   const socket = framed.socket;
   framed.detach();
-  if (!socket.destroyed && !socket.writableEnded) {
-    socket.end(encodeErrorResponse({ severity: "FATAL", code: sqlstateFor(code), message: `airlock: ${message}` }));
-  }
+  if (!socket.destroyed && !socket.writableEnded) socket.end(renderRefusal(refusal, "FATAL"));
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 

@@ -1,4 +1,20 @@
+import { gatewayText, refusalText, type Refusal } from "../../core/engine.js";
 import type { ErrorCode } from "../../core/errors.js";
+import { encodeErrorResponse, encodeNoticeResponse } from "./wire/index.js";
+
+/**
+ * The engine's one renderer of refusals: an ErrorResponse with the SQLSTATE of the code and the
+ * `airlock:` message naming the rule (INTERFACE.md "What a refusal looks like"). FATAL ends
+ * the session; ERROR leaves it usable.
+ */
+export function renderRefusal(r: Refusal, severity: "ERROR" | "FATAL" = "ERROR"): Buffer {
+  return encodeErrorResponse({ severity, code: sqlstateFor(r.code), message: refusalText(r, true) });
+}
+
+/** What the gateway itself tells a client between messages (a hold, a cut result): a NoticeResponse. */
+export function renderNotice(message: string, severity: "NOTICE" | "WARNING" = "NOTICE"): Buffer {
+  return encodeNoticeResponse({ severity, code: "01000", message: gatewayText(message) });
+}
 
 /**
  * SQLSTATE for each gateway error code (PostgreSQL Appendix A, "PostgreSQL Error Codes").

@@ -25,11 +25,12 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { Decision, DenyDecision, MaskRule, ResultPlan } from "../../core/decision.js";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
-import type { DbQueryEvent, DbQueryStage } from "../../core/events.js";
-import type { SessionEndReason } from "../../core/session.js";
-import type { DeferredHold, HoldNotice, JudgeHooks, SessionGate, SessionStats } from "../../policy/pipeline.js";
+import { gatewayText } from "../../core/engine.js";
+import type { DbQueryEvent, DbQueryStage, DeferredHold, JudgedEvent } from "../../core/events.js";
+import type { HoldNotice, JudgeHooks, SessionJudge } from "../../core/judge.js";
+import type { SessionEndReason, SessionStats } from "../../core/session.js";
 import type { PgCatalog } from "./catalog.js";
-import { sqlstateFor } from "./errors.js";
+import { renderNotice, renderRefusal } from "./errors.js";
 import { OutBuffer } from "./out-buffer.js";
 import {
   EMPTY,
@@ -57,6 +58,7 @@ import {
   decodeDataRow,
   decodeErrorOrNotice,
   decodeExecute,
+  decodeFunctionCall,
   decodeParse,
   decodeQuery,
   decodeReadyForQuery,
@@ -64,7 +66,6 @@ import {
   type RowDescriptionField,
   encodeCommandComplete,
   encodeErrorResponse,
-  encodeNoticeResponse,
   encodeParse,
   encodeCopyData,
   encodeQuery,
@@ -83,7 +84,7 @@ const HOLD_READ_CAP = 1024 * 1024;
 const POISON_RE = /airlock_denied_([0-9a-f]{16})/;
 
 export interface PgSessionOptions {
-  readonly gate: SessionGate;
+  readonly gate: SessionJudge;
   readonly client: Duplex;
   /** The client's reader, possibly holding frames already received. */
   readonly clientReader: FrameReader;
@@ -330,13 +331,12 @@ export class PgProxySession {
       ...(statementName === undefined ? {} : { statementName }),
     };
     let decision: Decision;
-    if (stage === "parse") {
+    if (stage === "prepare") {
       // Never waits for a person: a hold comes back deferred, to be decided at each Bind.
-      const d = await this.#o.gate.judgeDeferring(event);
-      if (d.type === "deferred") return { seq, denial: undefined, plan: undefined, deferred: d };
-      decision = d;
+      decision = await this.#o.gate.judge(event);
     } else decision = await this.#holding((hooks) => this.#o.gate.judge(event, hooks));
     if (decision.type === "deny") return { seq, denial: decision, plan: undefined };
+    if (decision.deferred !== undefined) return { seq, denial: undefined, plan: undefined, deferred: decision.deferred };
     return { seq, denial: undefined, plan: decision.plan };
   }
 
@@ -368,7 +368,7 @@ export class PgProxySession {
    * queue in the reader behind the held statement, up to a cap; beyond it reading pauses.
    */
   #onHold(notice: HoldNotice): void {
-    this.#writeClient(encodeNoticeResponse({ severity: "NOTICE", code: "01000", message: `airlock: ${notice.message}` }));
+    this.#writeClient(renderNotice(notice.message));
     const client = this.#client;
     const reader = this.#o.clientReader;
     const onReadable = (): void => {
@@ -436,7 +436,7 @@ export class PgProxySession {
       if (this.#malformed(frame, e, out)) return;
       throw e;
     }
-    const { seq, denial, plan, deferred } = await this.#judge("parse", parse.sql, parse.name);
+    const { seq, denial, plan, deferred } = await this.#judge("prepare", parse.sql, parse.name);
     if (denial === undefined) {
       this.#statements.set(parse.name, deferred === undefined ? { seq, plan } : { seq, plan, held: { deferred, paramTypes: parse.paramTypes } });
       out.add(frame.bytes);
@@ -448,10 +448,20 @@ export class PgProxySession {
 
   async #onFunctionCall(frame: Frame, out: OutBuffer): Promise<void> {
     if (this.#skipUntilSync) return;
-    // The pipeline refuses the fastpath interface (no SQL to inspect). A FunctionCall is
-    // answered like a simple Query (result or error, then ReadyForQuery), so a poison Query
-    // takes its place when refused.
-    const { seq, denial } = await this.#judge("function_call", "<fastpath function call>");
+    // Judged by the function it names (no SQL to inspect). A FunctionCall is answered like a
+    // simple Query (result or error, then ReadyForQuery), so a poison Query takes its place
+    // when refused.
+    let call: ReturnType<typeof decodeFunctionCall>;
+    try {
+      call = decodeFunctionCall(frame.body);
+    } catch (e) {
+      if (this.#malformed(frame, e, out)) return;
+      throw e;
+    }
+    const seq = ++this.#seq;
+    this.#statementsJudged++;
+    const decision = await this.#holding((hooks) => this.#o.gate.judge({ type: "db.function_call", session: this.#o.gate.info, seq, functionOid: call.functionOid, argumentCount: call.argCount }, hooks));
+    const denial = decision.type === "deny" ? decision : undefined;
     this.#pending.push({ kind: "simple", seq, denied: denial !== undefined, started: performance.now(), plan: undefined, result: newResult() });
     out.add(denial === undefined ? frame.bytes : encodeQuery(this.#poison(denial)));
   }
@@ -481,7 +491,8 @@ export class PgProxySession {
     if (judged === undefined) this.#statementsJudged++;
     const shown = this.#renderParams(bind);
     const params = { shown, values: bind.params, formats: bind.paramFormats, types: paramTypes };
-    const decision = await this.#holding((hooks) => this.#o.gate.resolveDeferred(deferred, { seq, params }, hooks));
+    const event: JudgedEvent = { type: "db.execute", session: this.#o.gate.info, seq, deferred, params };
+    const decision = await this.#holding((hooks) => this.#o.gate.judge(event, hooks));
     this.#bindDecided(frame, bind, seq, shown, decision, out);
   }
 
@@ -504,13 +515,13 @@ export class PgProxySession {
       type: "db.query",
       session: this.#o.gate.info,
       seq,
-      stage: "bind",
+      stage: "execute",
       sql: `EXECUTE "${bind.statement.replaceAll('"', '""')}"`,
       statementName: bind.statement,
     };
-    const d = await this.#o.gate.judgeDeferring(event);
-    if (d.type === "deferred") {
-      await this.#onHeldBind(frame, bind, d, [], out, seq);
+    const d = await this.#o.gate.judge(event);
+    if (d.type === "allow" && d.deferred !== undefined) {
+      await this.#onHeldBind(frame, bind, d.deferred, [], out, seq);
       return;
     }
     this.#bindDecided(frame, bind, seq, d.type === "allow" ? this.#renderParams(bind) : [], d, out);
@@ -561,8 +572,7 @@ export class PgProxySession {
 
   #poison(denial: DenyDecision): string {
     const nonce = randomBytes(8).toString("hex");
-    const message = denial.rule === undefined ? `airlock: ${denial.message}` : `airlock: ${denial.message} (rule: ${denial.rule})`;
-    this.#poisons.set(nonce, encodeErrorResponse({ severity: "ERROR", code: sqlstateFor(denial.code), message }));
+    this.#poisons.set(nonce, renderRefusal(denial));
     return POISON_PREFIX + nonce;
   }
 
@@ -836,13 +846,7 @@ export class PgProxySession {
     acc.cancelled = true;
     const limit = p.plan?.maxRows ?? 0;
     const rule = p.plan?.maxRowsRule;
-    out.add(
-      encodeNoticeResponse({
-        severity: "NOTICE",
-        code: "01000",
-        message: `airlock: the result was cut at ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement is cancelled`,
-      }),
-    );
+    out.add(renderNotice(`the result was cut at ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement is cancelled`));
     // New client work waits until this statement has completed, so that the asynchronous
     // cancel cannot hit a later statement.
     // Both must happen before new work goes out: the statement has completed, and the target has
@@ -868,7 +872,7 @@ export class PgProxySession {
   }
 
   #refusalError(message: string): Buffer {
-    return encodeErrorResponse({ severity: "ERROR", code: "42501", message: `airlock: ${message}` });
+    return renderRefusal({ type: "deny", code: "GW_POLICY_DENIED", message });
   }
 
   #completeExecution(p: Execution): void {
@@ -906,7 +910,7 @@ export class PgProxySession {
           : encodeErrorResponse({
               severity: "ERROR",
               code: "57014",
-              message: `airlock: the result exceeded ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement was cancelled`,
+              message: gatewayText(`the result exceeded ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement was cancelled`),
             });
     }
     this.#emitResult(p, { error: { sqlstate: err.code, message: err.message } });
@@ -949,7 +953,7 @@ export class PgProxySession {
     if (p.denied) return;
     const acc = p.result;
     const masked = Object.keys(acc.masked).length > 0 ? acc.masked : undefined;
-    this.#o.gate.result({
+    this.#o.gate.observe({
       type: "db.result",
       session: this.#o.gate.info,
       seq: p.seq,
@@ -971,7 +975,7 @@ export class PgProxySession {
 
   #fatalToClient(code: GatewayError["code"], message: string): void {
     if (this.#client.writableEnded || this.#client.destroyed) return;
-    this.#writeClient(encodeErrorResponse({ severity: "FATAL", code: sqlstateFor(code), message: `airlock: ${message}` }));
+    this.#writeClient(renderRefusal({ type: "deny", code, message }, "FATAL"));
   }
 
   #terminate(reason: SessionEndReason, detail: string): void {

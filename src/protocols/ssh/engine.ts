@@ -10,18 +10,19 @@
  * refused. Every command, shell line, channel and forward is judged (audited) before it is
  * forwarded; refusals are one `airlock: …` line on stderr and exit status 126.
  */
-import { randomUUID, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import ssh2, { type AuthContext, type ClientChannel, type Connection as ServerClient, type PseudoTtyInfo, type ServerChannel, type Session } from "ssh2";
 import type { SshConnection } from "../../core/connection.js";
 import type { Decision, MaskRule } from "../../core/decision.js";
-import type { ProtocolEngine } from "../../core/engine.js";
-import { isGatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
+import { gatewayText, refusalText, type AuthContext as AuthCtx, type Dialer, type Gatekeeper, type ProtocolEngine } from "../../core/engine.js";
+import { GatewayError, isGatewayError, toGatewayError } from "../../core/errors.js";
+import type { JudgeHooks, SessionJudge } from "../../core/judge.js";
 import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
-import type { SessionEndReason, SessionInfo } from "../../core/session.js";
-import type { JudgeHooks, Pipeline, SessionGate } from "../../policy/pipeline.js";
+import type { SessionEndReason } from "../../core/session.js";
+import { LiveConnections } from "../common/live.js";
 import { isIncompleteShell } from "../../policy/shell/analyze.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
 import { LineMasker, type LineMaskFn } from "./line-masker.js";
@@ -44,11 +45,10 @@ export interface RegisteredKey {
 }
 
 export interface SshEngineOptions {
-  readonly connection: (name: string) => SshConnection | undefined;
-  /** The same function the other engines use: an Airlock token (or trusted JWT) → Principal. */
-  readonly authenticate: (token: string) => Promise<Principal>;
+  /** Authentication and admission, shared by every engine (audits every failure). */
+  readonly gatekeeper: Gatekeeper;
+  readonly dialer: Dialer;
   readonly publicKeys: readonly RegisteredKey[];
-  readonly pipeline: Pipeline;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   /** The gateway's host key (OpenSSH private key text). */
   readonly hostKey: string;
@@ -87,7 +87,7 @@ interface ClientState {
   /** The client's SSH identification string (e.g. SSH-2.0-OpenSSH_9.2p1). */
   readonly ident: string;
   authFailures: number;
-  gate?: SessionGate;
+  gate?: SessionJudge;
   connection?: SshConnection;
   upstream?: Promise<UpstreamClient>;
   upstreamClient?: UpstreamClient;
@@ -101,16 +101,14 @@ interface ClientState {
 }
 
 export class SshEngine implements ProtocolEngine {
-  readonly protocol = "ssh" as const;
+  readonly clientProtocol = "ssh" as const;
   readonly #o: SshEngineOptions;
   readonly #log: Logger;
   readonly #server: InstanceType<typeof Server>;
   readonly #keys: readonly ParsedRegisteredKey[];
-  readonly #live = new Set<Promise<void>>();
-  readonly #sockets = new Set<Socket>();
+  readonly #live = new LiveConnections();
   /** Accepted sockets by `ip:port`, until ssh2 hands us their client. */
   readonly #byAddress = new Map<string, { socket: Socket; timer: NodeJS.Timeout }>();
-  #closing = false;
 
   constructor(options: SshEngineOptions) {
     this.#o = options;
@@ -128,17 +126,14 @@ export class SshEngine implements ProtocolEngine {
   }
 
   handle(socket: Socket): Promise<void> {
-    if (this.#closing) {
-      socket.destroy();
-      return Promise.resolve();
-    }
+    return this.#live.serve(socket, () => this.#serve(socket), (e) => this.#log.error({ err: e }, "unexpected error serving a client"));
+  }
+
+  /** Hand the socket to ssh2; resolves when it closes. */
+  #serve(socket: Socket): Promise<void> {
     socket.setNoDelay(true);
-    this.#sockets.add(socket);
     const done = new Promise<void>((resolve) => {
-      socket.once("close", () => {
-        this.#sockets.delete(socket);
-        resolve();
-      });
+      socket.once("close", () => resolve());
     });
     socket.on("error", () => undefined);
     // Unauthenticated connections get authTimeoutMs to log in.
@@ -151,19 +146,11 @@ export class SshEngine implements ProtocolEngine {
       this.#byAddress.delete(address);
     });
     this.#server.injectSocket(socket);
-    this.#live.add(done);
-    void done.finally(() => this.#live.delete(done));
     return done;
   }
 
-  async close(): Promise<void> {
-    this.#closing = true;
-    const deadline = setTimeout(() => {
-      for (const s of this.#sockets) s.destroy();
-    }, 5000);
-    deadline.unref();
-    await Promise.allSettled([...this.#live]);
-    clearTimeout(deadline);
+  close(): Promise<void> {
+    return this.#live.drain();
   }
 
   // --- authentication ------------------------------------------------------------------------
@@ -212,13 +199,13 @@ export class SshEngine implements ProtocolEngine {
           return;
         }
         if (!match.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) {
-          await this.#o.pipeline.authFailure({ type: "auth.failure", protocol: "ssh", connection: connectionName, clientAddress: state.clientAddress, code: "GW_AUTH_INVALID", reason: "bad public key signature", claimedUser: connectionName });
+          await this.#o.gatekeeper.authFailure(authContext(connectionName, state), new GatewayError("GW_AUTH_INVALID", "bad public key signature"));
           this.#authFailed(client, ctx, state);
           return;
         }
         principal = match.principal();
         if (principal === undefined) {
-          await this.#o.pipeline.authFailure({ type: "auth.failure", protocol: "ssh", connection: connectionName, clientAddress: state.clientAddress, code: "GW_AUTH_REVOKED", reason: "the key's service account is blocked", claimedUser: connectionName });
+          await this.#o.gatekeeper.authFailure(authContext(connectionName, state), new GatewayError("GW_AUTH_REVOKED", "the key's service account is blocked"));
         }
         break;
       }
@@ -233,22 +220,16 @@ export class SshEngine implements ProtocolEngine {
     }
     // The user name selects the connection; unknown connections are judged (and audited) too,
     // and the client learns only that authentication failed.
-    const info: SessionInfo = {
-      id: randomUUID(),
-      protocol: "ssh",
-      connection: connectionName,
-      principal,
-      clientAddress: state.clientAddress,
-      startedAt: new Date(),
-      attributes: { method: ctx.method, client: state.ident },
-    };
-    const connection = this.#o.connection(connectionName);
-    const { decision, gate } = await this.#o.pipeline.startSession(info);
-    if (decision.type === "deny" || gate === undefined || connection === undefined) {
-      if (gate !== undefined) await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, decision.type === "deny" ? decision.message : "unknown connection");
+    const admitted = await this.#o.gatekeeper.admit(
+      { clientProtocol: "ssh", connection: connectionName, principal, clientAddress: state.clientAddress, attributes: { method: ctx.method, client: state.ident } },
+      ["ssh"],
+    );
+    if (!admitted.ok) {
       this.#authFailed(client, ctx, state);
       return;
     }
+    const gate = admitted.session;
+    const connection = admitted.connection;
     state.gate = gate;
     state.connection = connection;
     const pending = this.#byAddress.get(state.clientAddress);
@@ -261,7 +242,7 @@ export class SshEngine implements ProtocolEngine {
         state.endDetail = t?.detail ?? "the session was ended";
         for (const ch of state.channels) {
           try {
-            ch.stderr.write(`\r\nairlock: ${state.endDetail}\r\n`);
+            ch.stderr.write(`\r\n${gatewayText(state.endDetail)}\r\n`);
           } catch {
             // the channel may be gone already
           }
@@ -281,24 +262,10 @@ export class SshEngine implements ProtocolEngine {
     if (state.authFailures >= MAX_AUTH_FAILURES) client.end();
   }
 
+  /** The token's principal, or undefined (the gatekeeper audited why). An empty answer is no attempt. */
   async #tokenPrincipal(token: string, connection: string, state: ClientState): Promise<Principal | undefined> {
-    try {
-      if (token === "") return undefined;
-      return await this.#o.authenticate(token);
-    } catch (e) {
-      const ge = toGatewayError(e, "GW_AUTH_INVALID");
-      const code: ErrorCode = ge.code === "GW_INTERNAL" ? "GW_AUTH_INVALID" : ge.code;
-      await this.#o.pipeline.authFailure({
-        type: "auth.failure",
-        protocol: "ssh",
-        connection,
-        clientAddress: state.clientAddress,
-        code,
-        reason: ge.code === "GW_INTERNAL" ? "invalid token" : ge.message,
-        claimedUser: connection,
-      });
-      return undefined;
-    }
+    if (token === "") return undefined;
+    return this.#o.gatekeeper.authenticate(token, authContext(connection, state)).catch(() => undefined);
   }
 
   // --- the admitted session ------------------------------------------------------------------
@@ -311,7 +278,7 @@ export class SshEngine implements ProtocolEngine {
       return;
     }
     state.cast = new AsciicastWriter(this.#o.castPath(gate.info.id));
-    const upstream = connectUpstream(connection, { resolveSecret: this.#o.resolveSecret, timeoutMs: this.#o.connectTimeoutMs, signal: gate.signal });
+    const upstream = connectUpstream(connection, { dialer: this.#o.dialer, resolveSecret: this.#o.resolveSecret, timeoutMs: this.#o.connectTimeoutMs, signal: gate.signal });
     state.upstream = upstream;
     upstream.then(
       (u) => {
@@ -341,16 +308,7 @@ export class SshEngine implements ProtocolEngine {
         this.#log.warn({ err: ge.cause ?? ge, connection: connection.name, code: ge.code }, "could not open the target session");
         state.endReason = "error";
         state.endDetail = ge.message;
-        void this.#o.pipeline.audit({
-          type: "ssh.command",
-          sessionId: gate.info.id,
-          connection: connection.name,
-          protocol: "ssh",
-          decision: "deny",
-          code: ge.code,
-          message: ge.message,
-          details: { kind: "upstream" },
-        });
+        gate.observe({ type: "upstream.failure", session: gate.info, code: ge.code, message: ge.message });
       },
     );
     client.on("session", (accept) => {
@@ -389,7 +347,7 @@ export class SshEngine implements ProtocolEngine {
     return undefined;
   }
 
-  #serveSession(session: Session, state: ClientState, gate: SessionGate): void {
+  #serveSession(session: Session, state: ClientState, gate: SessionJudge): void {
     let pty: PseudoTtyInfo | undefined;
     let upstreamChannel: ClientChannel | undefined;
     session.on("pty", (accept, _reject, info) => {
@@ -463,15 +421,15 @@ export class SshEngine implements ProtocolEngine {
     command: string,
     pty: PseudoTtyInfo | undefined,
     state: ClientState,
-    gate: SessionGate,
+    gate: SessionJudge,
     setUpstream: (c: ClientChannel) => void,
   ): Promise<void> {
     if (ch === undefined) return;
     const eol = pty === undefined ? "\n" : "\r\n";
     const wait = holdHooks(ch, (message) => {
-      ch.stderr.write(`airlock: ${message}${eol}`);
+      ch.stderr.write(`${gatewayText(message)}${eol}`);
     });
-    const decision = await gate.judgeCommand({ type: "ssh.exec", session: gate.info, seq: ++state.seq, command }, wait.hooks).finally(wait.done);
+    const decision = await gate.judge({ type: "ssh.exec", session: gate.info, seq: ++state.seq, command }, wait.hooks).finally(wait.done);
     if (decision.type === "deny") {
       refuse(ch, decision.message, DENIED_STATUS);
       return;
@@ -500,9 +458,9 @@ export class SshEngine implements ProtocolEngine {
     });
   }
 
-  async #shell(ch: ServerChannel | undefined, pty: PseudoTtyInfo | undefined, state: ClientState, gate: SessionGate, setUpstream: (c: ClientChannel) => void): Promise<void> {
+  async #shell(ch: ServerChannel | undefined, pty: PseudoTtyInfo | undefined, state: ClientState, gate: SessionJudge, setUpstream: (c: ClientChannel) => void): Promise<void> {
     if (ch === undefined) return;
-    const decision = await gate.judgeCommand({ type: "ssh.channel", session: gate.info, seq: ++state.seq, channel: "shell" });
+    const decision = await gate.judge({ type: "ssh.channel", session: gate.info, seq: ++state.seq, channel: "shell" });
     if (decision.type === "deny") {
       refuse(ch, decision.message, DENIED_STATUS);
       return;
@@ -531,7 +489,7 @@ export class SshEngine implements ProtocolEngine {
     up: ClientChannel,
     pty: PseudoTtyInfo | undefined,
     state: ClientState,
-    gate: SessionGate,
+    gate: SessionJudge,
   ): { readonly input: (data: Buffer) => Promise<void>; readonly atEnd: () => Promise<void> } {
     const tracker = new LineTracker(undefined, { pty: pty !== undefined });
     let pending = "";
@@ -551,10 +509,10 @@ export class SshEngine implements ProtocolEngine {
     // session), or on stderr without a PTY.
     const notify = (message: string): void => {
       if (pty === undefined) {
-        ch.stderr.write(`airlock: ${message}\n`);
+        ch.stderr.write(`${gatewayText(message)}\n`);
         return;
       }
-      const note = Buffer.from(`\r\nairlock: ${message}\r\n`);
+      const note = Buffer.from(`\r\n${gatewayText(message)}\r\n`);
       ch.write(note);
       state.cast?.output(note);
     };
@@ -582,7 +540,7 @@ export class SshEngine implements ProtocolEngine {
         }
         // A held line waits here (input typed meanwhile waits behind it); the notice goes to the terminal.
         const wait = holdHooks(ch, notify);
-        const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: part.edited }, wait.hooks).finally(wait.done);
+        const d = await gate.judge({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: part.edited }, wait.hooks).finally(wait.done);
         pending = "";
         if (d.type === "allow") {
           send(part.enter);
@@ -594,7 +552,7 @@ export class SshEngine implements ProtocolEngine {
         if (pty !== undefined) {
           // The shell already holds the typed line: Ctrl-C makes it discard the line (and any
           // unfinished multi-line command) and print a fresh prompt.
-          const note = Buffer.from(`\r\nairlock: ${d.message}\r\n`);
+          const note = Buffer.from(`\r\n${refusalText(d)}\r\n`);
           ch.write(note);
           state.cast?.output(note);
           // The shell handles the interrupt asynchronously: input it reads before that would be
@@ -604,7 +562,7 @@ export class SshEngine implements ProtocolEngine {
           up.write("\x03");
           await settled;
         } else {
-          ch.stderr.write(`airlock: ${d.message}\n`);
+          ch.stderr.write(`${refusalText(d)}\n`);
         }
       }
     };
@@ -618,19 +576,19 @@ export class SshEngine implements ProtocolEngine {
         return;
       }
       const wait = holdHooks(ch, notify);
-      const d = await gate.judgeCommand({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: rest.edited }, wait.hooks).finally(wait.done);
+      const d = await gate.judge({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: rest.edited }, wait.hooks).finally(wait.done);
       if (d.type === "allow") release();
-      else ch.stderr.write(`airlock: ${d.message}\n`);
+      else ch.stderr.write(`${refusalText(d)}\n`);
     };
     return { input: handleInput, atEnd };
   }
 
-  async #sftp(ch: ServerChannel | undefined, state: ClientState, gate: SessionGate): Promise<void> {
+  async #sftp(ch: ServerChannel | undefined, state: ClientState, gate: SessionJudge): Promise<void> {
     if (ch === undefined) return;
     const wait = holdHooks(ch, (message) => {
-      ch.stderr.write(`airlock: ${message}\n`);
+      ch.stderr.write(`${gatewayText(message)}\n`);
     });
-    const decision = await gate.judgeCommand({ type: "ssh.channel", session: gate.info, seq: ++state.seq, channel: "subsystem", name: "sftp" }, wait.hooks).finally(wait.done);
+    const decision = await gate.judge({ type: "ssh.channel", session: gate.info, seq: ++state.seq, channel: "subsystem", name: "sftp" }, wait.hooks).finally(wait.done);
     if (decision.type === "deny") {
       refuse(ch, decision.message, DENIED_STATUS);
       return;
@@ -643,7 +601,7 @@ export class SshEngine implements ProtocolEngine {
         return;
       }
       const observer = new SftpObserver((op) => {
-        gate.sshFact(state.seq, "ssh.sftp", op.text, op.details);
+        gate.observe({ type: "transfer.fact", session: gate.info, seq: state.seq, stage: "ssh.sftp", text: op.text, details: op.details });
       });
       this.#bridge(ch, up, state, undefined, false, (d) => {
         up.write(d);
@@ -734,9 +692,9 @@ export class SshEngine implements ProtocolEngine {
     srcIP: string,
     srcPort: number,
     state: ClientState,
-    gate: SessionGate,
+    gate: SessionJudge,
   ): Promise<void> {
-    const decision = await gate.judgeCommand({ type: "ssh.forward", session: gate.info, seq: ++state.seq, host, port });
+    const decision = await gate.judge({ type: "ssh.forward", session: gate.info, seq: ++state.seq, host, port });
     if (decision.type === "deny" || accept === undefined) {
       reply(reject);
       return;
@@ -771,7 +729,7 @@ export class SshEngine implements ProtocolEngine {
       ch.pipe(up).pipe(ch);
       up.once("close", () => {
         ch.end();
-        gate.sshFact(seq, "ssh.forward.closed", `(forward to ${host}:${port} closed)`, { bytesFromClient: sent, bytesToClient: received });
+        gate.observe({ type: "transfer.fact", session: gate.info, seq, stage: "ssh.forward.closed", text: `(forward to ${host}:${port} closed)`, details: { bytesFromClient: sent, bytesToClient: received } });
       });
       ch.once("close", () => up.end());
     });
@@ -829,7 +787,7 @@ export function isFileTransfer(command: string): boolean {
  * Hooks for a judgement that may wait for a person's decision: `notify` tells the client once
  * it is held, and the wait is cancelled (the approval request with it) when the client closes
  * the channel. The client closing the whole connection ends the session, which cancels every
- * wait too (SessionGate). Call `done` once judged.
+ * wait too (SessionJudge). Call `done` once judged.
  */
 function holdHooks(ch: ServerChannel, notify: (message: string) => void): { readonly hooks: JudgeHooks; readonly done: () => void } {
   const ac = new AbortController();
@@ -866,10 +824,15 @@ function reply(fn: unknown): void {
   if (typeof fn === "function") (fn as () => void)();
 }
 
+/** Where an SSH authentication attempt came from (the user name is the connection). */
+function authContext(connection: string, state: ClientState): AuthCtx {
+  return { clientProtocol: "ssh", connection, clientAddress: state.clientAddress, claimedUser: connection };
+}
+
 /** One `airlock: …` line on stderr, the exit status, and the channel closes. */
 function refuse(ch: ServerChannel, message: string, status: number): void {
   try {
-    ch.stderr.write(`airlock: ${message}\n`);
+    ch.stderr.write(`${gatewayText(message)}\n`);
     ch.exit(status);
     ch.end();
   } catch {

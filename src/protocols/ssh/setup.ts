@@ -9,9 +9,8 @@ import { GatewayError } from "../../core/errors.js";
 import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
 import type { Logger } from "pino";
-import type { Connection, SshConnection } from "../../core/connection.js";
 import type { MaskRule } from "../../core/decision.js";
-import type { Pipeline } from "../../policy/pipeline.js";
+import type { Dialer, Gatekeeper } from "../../core/engine.js";
 import { initShellParser } from "../../policy/shell/analyze.js";
 import { SshEngine, type RegisteredKey, type TextMasker } from "./engine.js";
 
@@ -76,11 +75,10 @@ export function registeredKeys(accounts: readonly ServiceAccountKeys[], isBlocke
 export interface SshEngineDeps {
   readonly dataDir: string;
   readonly hostKey: SecretRef | undefined;
-  readonly connections: readonly Connection[];
   readonly serviceAccounts: readonly ServiceAccountKeys[];
   readonly isBlocked: (principalId: string) => boolean;
-  readonly authenticate: (token: string) => Promise<Principal>;
-  readonly pipeline: Pipeline;
+  readonly gatekeeper: Gatekeeper;
+  readonly dialer: Dialer;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   readonly connectTimeoutMs: number;
   readonly authTimeoutMs: number;
@@ -94,13 +92,10 @@ export interface SshEngineDeps {
 export async function createSshEngine(d: SshEngineDeps): Promise<{ engine: SshEngine; hostPublicKey: string }> {
   await initShellParser();
   const hostKey = await loadOrCreateHostKey(d.dataDir, d.hostKey, d.resolveSecret);
-  const connections = new Map<string, SshConnection>();
-  for (const c of d.connections) if (c.type === "ssh") connections.set(c.name, c);
   const engine = new SshEngine({
-    connection: (name) => connections.get(name),
-    authenticate: d.authenticate,
+    gatekeeper: d.gatekeeper,
+    dialer: d.dialer,
     publicKeys: registeredKeys(d.serviceAccounts, d.isBlocked),
-    pipeline: d.pipeline,
     resolveSecret: d.resolveSecret,
     hostKey,
     connectTimeoutMs: d.connectTimeoutMs,

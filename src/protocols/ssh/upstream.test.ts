@@ -1,3 +1,4 @@
+import { DirectDialer } from "../../runtime/dialer.js";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { SshConnection } from "../../core/connection.js";
@@ -17,7 +18,7 @@ const connection = (port: number): SshConnection => ({
   groups: [],
 });
 
-const options = { resolveSecret: (): Promise<string> => Promise.resolve("p"), timeoutMs: 500 };
+const options = { dialer: new DirectDialer(), resolveSecret: (): Promise<string> => Promise.resolve("p"), timeoutMs: 500 };
 
 let server: Server | undefined;
 const held: Socket[] = [];

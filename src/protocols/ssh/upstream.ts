@@ -8,6 +8,7 @@ import { timingSafeEqual } from "node:crypto";
 import { Socket } from "node:net";
 import ssh2, { type ServerHostKeyAlgorithm } from "ssh2";
 import type { SshConnection } from "../../core/connection.js";
+import type { Dialer } from "../../core/engine.js";
 import { GatewayError } from "../../core/errors.js";
 import type { SecretRef } from "../../core/secret.js";
 
@@ -41,6 +42,8 @@ function hostKeyAlgorithms(type: string): string[] {
 }
 
 export interface UpstreamOptions {
+  /** How the target is reached (directly, or through a network-resident agent). */
+  readonly dialer: Dialer;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
@@ -56,11 +59,13 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
   const privateKey = c.privateKey === undefined ? undefined : await o.resolveSecret(c.privateKey);
   const passphrase = c.passphrase === undefined ? undefined : await o.resolveSecret(c.passphrase);
   const password = c.password === undefined ? undefined : await o.resolveSecret(c.password);
+  // Reached through the Dialer like every engine's target; ssh2 takes the connected stream.
+  const sock = await o.dialer.dial({ host: c.host, port: c.port }, { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) }).catch((e: unknown) => {
+    throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `connection "${c.name}": the target is unavailable`, { cause: e });
+  });
   const client = new Client();
-  // Our own socket (ssh2 waits for its connect event, readyTimeout included), so that the
-  // engine can cork it.
-  const sock = new Socket();
-  SOCKETS.set(client, sock);
+  // A TCP socket can be corked by the engine to coalesce writes.
+  if (sock instanceof Socket) SOCKETS.set(client, sock);
   let mismatch = false;
   return new Promise<UpstreamClient>((resolve, reject) => {
     let settled = false;
@@ -92,7 +97,6 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
     });
     client.once("close", () => fail(new GatewayError("GW_UPSTREAM_UNAVAILABLE", `connection "${c.name}": the target closed the connection`)));
     try {
-      sock.connect({ host: c.host, port: c.port });
       client.connect({
         sock,
         host: c.host,
@@ -111,6 +115,7 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
         },
       });
     } catch (e) {
+      sock.destroy();
       fail(new GatewayError("GW_UPSTREAM_UNAVAILABLE", `connection "${c.name}": the gateway could not use its credential`, { cause: e }));
     }
   });

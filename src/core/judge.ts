@@ -1,0 +1,46 @@
+/**
+ * What engines see of the pipeline: one `Judge` per admitted session. Engines depend on these
+ * interfaces, never on the pipeline's class (src/policy/pipeline.ts implements them).
+ */
+import type { Decision } from "./decision.js";
+import type { JudgedEvent, ObservedEvent } from "./events.js";
+import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "./session.js";
+
+/** What an engine is told while a statement waits for a person's decision. */
+export interface HoldNotice {
+  readonly approvalId: string;
+  /** e.g. "waiting for approval …: airlock approvals approve ID" (no secrets). */
+  readonly message: string;
+}
+
+/** Engine hooks for one judgement. */
+export interface JudgeHooks {
+  /** Called once when the event is held (wait mode), before waiting. */
+  readonly onHold?: (notice: HoldNotice) => void;
+  /** Aborts the wait (e.g. the client sent a cancel request). */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The one way an engine asks for decisions and reports facts. `judge` runs every evaluator
+ * that opted in to the event's kind, resolves holds (approvals, grants), audits the decision
+ * (a failed audit write turns it into a deny) and records it, before the engine forwards
+ * anything. `observe` records and audits facts (results, transfers); it never refuses.
+ */
+export interface Judge {
+  judge(event: JudgedEvent, hooks?: JudgeHooks): Promise<Decision>;
+  observe(event: ObservedEvent): void;
+}
+
+/** One admitted session as its engine holds it. */
+export interface SessionJudge extends Judge {
+  readonly info: SessionInfo;
+  /** Aborts (with a TerminationReason) when the session must end: revocation, expiry, operator, shutdown. */
+  readonly signal: AbortSignal;
+  /** Why the session was terminated, once `signal` has aborted. */
+  readonly termination: TerminationReason | undefined;
+  /** Settings the target session starts with (limits from policies, e.g. statement_timeout). */
+  readonly settings: Readonly<Record<string, string>>;
+  /** End the session: audit, close the recording, update the store. Idempotent. */
+  end(reason: SessionEndReason, stats: SessionStats, detail?: string): Promise<void>;
+}

@@ -1,0 +1,41 @@
+/**
+ * Protocol features that are not statements or commands (an SSH `env` or `x11` request, agent
+ * forwarding, a global request; a PostgreSQL fastpath call; a message the engine found
+ * malformed): judged here, so that every refusal is a decision of the pipeline, audited and
+ * recorded, and the engine only renders it. The list of what the gateway serves is positive:
+ * a feature not named here is refused.
+ */
+import { deny, type Verdict } from "../core/decision.js";
+import type { JudgedEvent, JudgedKind } from "../core/events.js";
+import type { Evaluator, SessionEvaluator } from "./evaluator.js";
+
+/** Features an engine may serve when asked (none yet: each is listed with the reason it is safe). */
+const SERVED_FEATURES: ReadonlySet<string> = new Set<string>([]);
+
+const KINDS: readonly JudgedKind[] = ["protocol.request", "db.function_call"];
+
+/** The fastpath interface names a function by OID with binary arguments: no statement to inspect. */
+const FASTPATH_DENIED = deny("GW_POLICY_DENIED", "the fastpath function-call interface is not allowed through the gateway", "no-fastpath");
+
+class FeatureJudge implements SessionEvaluator {
+  readonly kinds = KINDS;
+
+  evaluate(event: JudgedEvent): Verdict | undefined {
+    if (event.type === "db.function_call") return FASTPATH_DENIED;
+    if (event.type !== "protocol.request") return undefined;
+    if (event.violation !== undefined) return deny(event.violation.code, event.violation.reason, "protocol");
+    if (SERVED_FEATURES.has(event.feature)) return undefined;
+    return deny("GW_UNSUPPORTED", `${event.detail} is not supported through the gateway`, "unsupported-feature");
+  }
+}
+
+const JUDGE = new FeatureJudge();
+
+export class FeatureEvaluator implements Evaluator {
+  readonly name = "features";
+  readonly kinds = KINDS;
+
+  openSession(): SessionEvaluator {
+    return JUDGE;
+  }
+}
