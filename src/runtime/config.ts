@@ -244,8 +244,20 @@ export const configSchema = z.strictObject({
       maxMessageBytes: z.number().int().min(1024).max(1_073_741_824).default(64 * 1_048_576),
       connectTimeout: duration.default(10_000),
       authTimeout: duration.default(30_000),
+      maxUnauthenticated: z
+        .number()
+        .int()
+        .min(1)
+        .default(1000)
+        .describe("client connections not yet authenticated, in total (more are refused at once)"),
+      maxUnauthenticatedPerAddress: z
+        .number()
+        .int()
+        .min(1)
+        .default(100)
+        .describe("client connections not yet authenticated from one source address"),
     })
-    .default({ maxMessageBytes: 64 * 1_048_576, connectTimeout: 10_000, authTimeout: 30_000 }),
+    .default({ maxMessageBytes: 64 * 1_048_576, connectTimeout: 10_000, authTimeout: 30_000, maxUnauthenticated: 1000, maxUnauthenticatedPerAddress: 100 }),
   log: z
     .strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -269,6 +269,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               maxMessageBytes: config.limits.maxMessageBytes,
               connectTimeoutMs: config.limits.connectTimeout,
               authTimeoutMs: config.limits.authTimeout,
+              maxUnauthenticated: config.limits.maxUnauthenticated,
+              maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
               maxRowsPerStatement: config.recording.maxRowsPerStatement,
               maxValueBytes: config.recording.maxValueBytes,
               logger,

@@ -18,9 +18,9 @@ import { GatewayError, isGatewayError, toGatewayError } from "../../core/errors.
 import type { SessionJudge } from "../../core/judge.js";
 import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
-import { LiveConnections } from "../common/live.js";
+import { LiveConnections, PreAuthGate, type PreAuthSlot } from "../common/live.js";
 import type { PgCatalog } from "./catalog.js";
-import { renderRefusal } from "./errors.js";
+import { renderRefusal, renderTooManyConnections } from "./errors.js";
 import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
 import { PgProxySession } from "./session.js";
@@ -46,7 +46,11 @@ export interface PostgresEngineOptions {
   readonly tls?: { readonly context: SecureContext; readonly require: boolean };
   readonly maxMessageBytes: number;
   readonly connectTimeoutMs: number;
+  /** One deadline per client connection, from accept to authenticated. */
   readonly authTimeoutMs: number;
+  /** Caps on connections not yet authenticated (in total, per source address). */
+  readonly maxUnauthenticated: number;
+  readonly maxUnauthenticatedPerAddress: number;
   readonly maxRowsPerStatement: number;
   readonly maxValueBytes: number;
   readonly logger: Logger;
@@ -57,6 +61,7 @@ export interface PostgresEngineOptions {
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
+const TERMINATE_MESSAGE = 0x58; // 'X'
 /** Initial delay of TCP keepalive probes on both legs. */
 const KEEPALIVE_MS = 30_000;
 /**
@@ -100,6 +105,7 @@ export class PostgresEngine implements ProtocolEngine {
   readonly #o: PostgresEngineOptions;
   readonly #log: Logger;
   readonly #live = new LiveConnections();
+  readonly #preAuth: PreAuthGate;
   readonly #cancelKeys = new Map<number, CancelEntry>();
   /** Idle target sessions per connection (session pooling), created on first use. */
   readonly #pools = new Map<string, UpstreamPool>();
@@ -107,6 +113,12 @@ export class PostgresEngine implements ProtocolEngine {
   constructor(options: PostgresEngineOptions) {
     this.#o = options;
     this.#log = options.logger.child({ protocol: "postgres" });
+    this.#preAuth = new PreAuthGate({ maxTotal: options.maxUnauthenticated, maxPerAddress: options.maxUnauthenticatedPerAddress, timeoutMs: options.authTimeoutMs });
+  }
+
+  /** Connections accepted but not yet authenticated (tests, metrics). */
+  get unauthenticated(): number {
+    return this.#preAuth.size;
   }
 
   #poolFor(connection: PostgresConnection): UpstreamPool | undefined {
@@ -137,18 +149,36 @@ export class PostgresEngine implements ProtocolEngine {
     // middleboxes must not drop it, and a peer that vanished is noticed.
     socket.setKeepAlive(true, KEEPALIVE_MS);
     const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
-    const framed = new FramedSocket(socket, new FrameReader({ maxMessageBytes: this.#o.maxMessageBytes, untagged: true }));
     socket.on("error", () => undefined);
     const untrack: (() => void)[] = [];
+    // Every socket of this connection (the TCP one, a TLS one over it): cut at the deadline.
+    const sockets: Duplex[] = [socket];
+    const slot = this.#preAuth.acquire(socket.remoteAddress, () => {
+      this.#log.debug({ clientAddress }, "no authentication before the deadline: connection closed");
+      for (const s of sockets) s.destroy();
+    });
+    if (slot === undefined) {
+      // Refused before reading anything, as PostgreSQL does when it has no slot left ("sorry,
+      // too many clients already"); libpq shows an ErrorResponse even in answer to SSLRequest.
+      this.#log.info({ clientAddress }, "too many unauthenticated connections: refused");
+      socket.end(renderTooManyConnections("too many connections waiting to authenticate; try again later"));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const framed = new FramedSocket(socket, new FrameReader({ maxMessageBytes: this.#o.maxMessageBytes, untagged: true }));
     try {
-      await this.#session(framed, clientAddress, (s) => untrack.push(this.#live.track(s)));
+      await this.#session(framed, clientAddress, slot, (s) => {
+        sockets.push(s);
+        untrack.push(this.#live.track(s));
+      });
     } finally {
+      slot.release();
       for (const u of untrack) u();
     }
   }
 
   /** One client connection, from its first start-up packet; `track` adds sockets the drain must cut. */
-  async #session(framed: FramedSocket, clientAddress: string, track: (s: Duplex) => void): Promise<void> {
+  async #session(framed: FramedSocket, clientAddress: string, slot: PreAuthSlot, track: (s: Duplex) => void): Promise<void> {
     const o = this.#o;
     let tls = false;
     let params: ReadonlyMap<string, string> | undefined;
@@ -156,7 +186,7 @@ export class PostgresEngine implements ProtocolEngine {
     // Start-up: SSLRequest / GSSENCRequest / CancelRequest may come first.
     try {
       while (params === undefined) {
-        const frame = await framed.read(o.authTimeoutMs);
+        const frame = await framed.read(slot.remainingMs());
         const packet = decodeStartupPacket(frame.body);
         switch (packet.kind) {
           case "ssl_request":
@@ -168,7 +198,7 @@ export class PostgresEngine implements ProtocolEngine {
             // Plaintext pipelined after SSLRequest would be treated as if it came over TLS.
             if (framed.reader.buffered > 0) throw new GatewayError("GW_PROTOCOL", "unexpected data after SSLRequest");
             framed.write(Buffer.from("S"));
-            framed.replace(await upgradeToTls(framed, o.tls.context, o.authTimeoutMs));
+            framed.replace(await upgradeToTls(framed, o.tls.context, slot.remainingMs()));
             track(framed.socket);
             tls = true;
             break;
@@ -218,10 +248,19 @@ export class PostgresEngine implements ProtocolEngine {
     let principal: Principal;
     try {
       framed.write(encodeAuthenticationCleartextPassword());
-      const frame = await framed.read(o.authTimeoutMs);
+      const frame = await framed.read(slot.remainingMs());
+      // A client that gives up here (pg's end() during connect) says Terminate: PostgreSQL
+      // closes without a word (protocol-flow "Termination"), and so does the gateway.
+      if (frame.type === TERMINATE_MESSAGE) {
+        framed.detach();
+        framed.socket.destroy();
+        return;
+      }
       if (frame.type !== PASSWORD_MESSAGE) throw new GatewayError("GW_PROTOCOL", "expected a password message");
       const token = decodePassword(frame.body).toString("utf8");
       principal = await o.gatekeeper.authenticate(token, context);
+      // Authenticated: the connection leaves the pre-auth caps and its deadline.
+      slot.release();
       framed.reader.setMaxMessageBytes(o.maxMessageBytes);
     } catch (e) {
       // The gatekeeper audited an authentication failure; a protocol fault is not one.

@@ -1,0 +1,145 @@
+/**
+ * The PostgreSQL front door, against a real PostgreSQL 15 and real clients: what happens before
+ * a session runs (pre-auth deadline and caps, early Terminate, start-up settings, client
+ * encoding) and cancel requests.
+ */
+import { connect, type Socket } from "node:net";
+import { serialize } from "pg-protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPostgres, type PgServer } from "./harness/postgres.js";
+import { startTestGateway, type TestGateway } from "./harness/gateway.js";
+
+let server: PgServer;
+let t: TestGateway;
+/** A second gateway with a short auth deadline and a small total cap. */
+let tight: TestGateway;
+let token: string;
+
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+/** A raw TCP connection to the gateway from `localAddress`, collecting what comes back. */
+function rawConnect(port: number, localAddress = "127.0.0.1"): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: "127.0.0.1", localAddress });
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    const closed = new Promise<void>((r) => socket.once("close", () => r()));
+    socket.once("error", reject);
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      socket.on("error", () => undefined);
+      resolve({ socket, received: () => Buffer.concat(chunks), closed });
+    });
+  });
+}
+
+beforeAll(async () => {
+  server = await startPostgres({ users: [{ name: "app", password: "app-password-1", auth: "scram-sha-256" }], databases: ["shop"] });
+  await server.psql(`create table items (id int primary key); insert into items select generate_series(1, 10); grant all on items to app;`, { database: "shop" });
+  const base = { type: "postgres" as const, host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password-1", sslmode: "disable" as const, groups: ["agents"] };
+  t = await startTestGateway({
+    serviceAccounts: [{ name: "ci-bot", groups: ["agents"] }],
+    connections: [
+      { ...base, name: "shop" },
+      { ...base, name: "shop_limited" },
+      { ...base, name: "shop_pooled", pool: { maxIdle: 2 } },
+    ],
+    policies: [{ name: "limited-timeout", connections: ["shop_limited"], action: "allow", statementTimeout: 5000, readOnly: true }],
+  });
+  token = await t.mint("ci-bot");
+  tight = await startTestGateway({
+    serviceAccounts: [{ name: "ci-bot", groups: ["agents"] }],
+    limits: { authTimeout: 1500, maxUnauthenticated: 50 },
+    connections: [{ ...base, name: "shop" }],
+  });
+});
+
+afterAll(async () => {
+  await tight.stop();
+  await t.stop();
+  await server.stop();
+});
+
+describe("before authentication", () => {
+  it("closes quietly when the client sends Terminate right after its start-up message", async () => {
+    const c = await rawConnect(t.pgPort);
+    c.socket.write(serialize.startup({ user: "agent", database: "shop" }));
+    // The password request arrives; the client gives up instead (pg's end() during connect).
+    await new Promise((r) => setTimeout(r, 100));
+    c.socket.write(serialize.end());
+    await c.closed;
+    const got = c.received();
+    // AuthenticationCleartextPassword (R, length 8, code 3) and nothing else: no ErrorResponse.
+    expect(got.subarray(0, 1).toString()).toBe("R");
+    expect(got.includes(Buffer.from("exceeds"))).toBe(false);
+    expect(got.indexOf(0x45 /* E */, 9)).toBe(-1);
+  });
+
+  it("closes quietly on Terminate sent in the same packet as the start-up message", async () => {
+    const c = await rawConnect(t.pgPort);
+    c.socket.write(Buffer.concat([serialize.startup({ user: "agent", database: "shop" }), serialize.end()]));
+    await c.closed;
+    expect(c.received().indexOf(0x45 /* E */, 9)).toBe(-1);
+  });
+});
+
+describe("pre-authentication deadline and caps", () => {
+  it("keeps one deadline from accept: repeated SSLRequest/GSSENCRequest answers do not restart it", async () => {
+    const c = await rawConnect(tight.pgPort);
+    const started = Date.now();
+    const GSSENC_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
+    // Every 300 ms, a request the gateway answers with 'N' (authTimeout is 1.5 s in this gateway).
+    const tick = setInterval(() => {
+      if (!c.socket.destroyed) c.socket.write(Date.now() % 2 === 0 ? SSL_REQUEST : GSSENC_REQUEST);
+    }, 300);
+    await Promise.race([c.closed, new Promise((r) => setTimeout(r, 6000))]);
+    clearInterval(tick);
+    c.socket.destroy();
+    const lasted = Date.now() - started;
+    // 1.5 s after accept, give or take a loaded machine (it was never cut, before).
+    expect(lasted).toBeGreaterThanOrEqual(1400);
+    expect(lasted).toBeLessThan(4000);
+    // It was answered ('N') several times before the deadline cut it.
+    expect(c.received().toString("latin1")).toMatch(/^N{2,}/);
+  });
+
+  it("holds at most 100 unauthenticated connections per address; a client from another address gets in during a flood of 2,000", async () => {
+    const flood: { socket: Socket; received: () => Buffer; closed: Promise<void> }[] = [];
+    try {
+      for (let i = 0; i < 2000; i++) flood.push(await rawConnect(t.pgPort, "127.0.0.2"));
+      // The excess is refused at once, with PostgreSQL's own code for it (53300).
+      await Promise.race([Promise.all(flood.slice(100).map((f) => f.closed)), new Promise((r) => setTimeout(r, 10_000))]);
+      const refused = flood.filter((f) => f.socket.destroyed || f.received().length > 0);
+      expect(refused.length).toBe(1900);
+      const first = refused[0]?.received().toString("latin1") ?? "";
+      expect(first).toContain("53300");
+      expect(first).toContain("airlock:");
+      // The 100 held ones are still open, and a real client from 127.0.0.1 logs in and works.
+      expect(flood.slice(0, 100).every((f) => !f.socket.destroyed)).toBe(true);
+      const r = await t.psql("shop", token, ["-At", "-c", "select count(*) from items"]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout.trim()).toBe("10");
+    } finally {
+      for (const f of flood) f.socket.destroy();
+    }
+  }, 60_000);
+
+  it("caps unauthenticated connections in total: the excess is refused with 53300, and room comes back as they go", async () => {
+    const flood: { socket: Socket; received: () => Buffer; closed: Promise<void> }[] = [];
+    try {
+      // 80 connections from four addresses: under the per-address cap, over the total of 50.
+      for (let i = 0; i < 80; i++) flood.push(await rawConnect(tight.pgPort, `127.0.0.${3 + (i % 4)}`));
+      await Promise.race([Promise.all(flood.slice(50).map((f) => f.closed)), new Promise((r) => setTimeout(r, 5000))]);
+      expect(flood.slice(50).every((f) => f.received().toString("latin1").includes("53300"))).toBe(true);
+      const tightToken = await tight.mint("ci-bot");
+      const refused = await tight.psql("shop", tightToken, ["-At", "-c", "select 1"]);
+      expect(refused.stderr).toContain("too many connections waiting to authenticate");
+      for (const f of flood) f.socket.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      const r = await tight.psql("shop", tightToken, ["-At", "-c", "select 1"]);
+      expect(r.stdout.trim()).toBe("1");
+    } finally {
+      for (const f of flood) f.socket.destroy();
+    }
+  }, 60_000);
+});
