@@ -143,3 +143,22 @@ describe("pre-authentication deadline and caps", () => {
     }
   }, 60_000);
 });
+
+describe("the gateway log", () => {
+  it("shows each session's start at info, with principal, connection and address (never the token)", async () => {
+    const r = await t.psql("shop", token, ["-At", "-c", "select 1"]);
+    expect(r.stdout.trim()).toBe("1");
+    const lines = t
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes('"session started"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const line = lines.at(-1);
+    expect(line).toMatchObject({ level: 30, protocol: "postgres", principal: "sa:ci-bot", connection: "shop" });
+    expect(typeof line?.["sessionId"]).toBe("string");
+    expect(String(line?.["clientAddress"])).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(t.logs()).not.toContain(token);
+    // Its end is there too, under the same session id.
+    expect(t.logs()).toMatch(new RegExp(`"sessionId":"${String(line?.["sessionId"])}"[^\\n]*"session ended"`));
+  });
+});

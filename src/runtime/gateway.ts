@@ -252,7 +252,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
 
     // One admission step for every engine: credentials, connection, session judgement, audit.
-    const gatekeeper = new SessionAdmission({ pipeline, connections: config.connections, authenticate: authenticator.authenticate });
+    const gatekeeper = new SessionAdmission({ pipeline, connections: config.connections, authenticate: authenticator.authenticate, logger });
     // The engines, as a list: adding a protocol is its folder plus one entry here.
     const engineSpecs: readonly EngineSpec[] = [
       {
