@@ -4,6 +4,7 @@
  * encoding) and cancel requests.
  */
 import { connect, type Socket } from "node:net";
+import pg from "pg";
 import { serialize } from "pg-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
@@ -33,9 +34,19 @@ function rawConnect(port: number, localAddress = "127.0.0.1"): Promise<{ socket:
   });
 }
 
+function client(database: string, extra: Partial<pg.ClientConfig> = {}): pg.Client {
+  const c = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database, user: "agent", password: token, ...extra });
+  c.on("error", () => undefined);
+  return c;
+}
+
 beforeAll(async () => {
   server = await startPostgres({ users: [{ name: "app", password: "app-password-1", auth: "scram-sha-256" }], databases: ["shop"] });
-  await server.psql(`create table items (id int primary key); insert into items select generate_series(1, 10); grant all on items to app;`, { database: "shop" });
+  await server.psql(
+    `create table items (id int primary key); insert into items select generate_series(1, 10); grant all on items to app;
+     create schema app; grant usage on schema app to app; create table app.secrets (x int); grant all on app.secrets to app;`,
+    { database: "shop" },
+  );
   const base = { type: "postgres" as const, host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password-1", sslmode: "disable" as const, groups: ["agents"] };
   t = await startTestGateway({
     serviceAccounts: [{ name: "ci-bot", groups: ["agents"] }],
@@ -44,7 +55,10 @@ beforeAll(async () => {
       { ...base, name: "shop_limited" },
       { ...base, name: "shop_pooled", pool: { maxIdle: 2 } },
     ],
-    policies: [{ name: "limited-timeout", connections: ["shop_limited"], action: "allow", statementTimeout: 5000, readOnly: true }],
+    policies: [
+      { name: "limited-timeout", connections: ["shop_limited"], action: "allow", statementTimeout: 5000, readOnly: true },
+      { name: "no-secrets", connections: ["shop"], match: { relations: ["app.secrets"] }, action: "deny" },
+    ],
   });
   token = await t.mint("ci-bot");
   tight = await startTestGateway({
@@ -160,5 +174,78 @@ describe("the gateway log", () => {
     expect(t.logs()).not.toContain(token);
     // Its end is there too, under the same session id.
     expect(t.logs()).toMatch(new RegExp(`"sessionId":"${String(line?.["sessionId"])}"[^\\n]*"session ended"`));
+  });
+});
+
+describe("start-up settings are forwarded under the rules of SET, or refused by name", () => {
+  it("psql: options='-c statement_timeout=1234' and PGOPTIONS reach the target", async () => {
+    const viaEnv = await t.psql("shop", token, ["-At", "-c", "show statement_timeout", "-c", "show idle_in_transaction_session_timeout"], {
+      env: { PGOPTIONS: "-c statement_timeout=1234 --idle-in-transaction-session-timeout=4321" },
+    });
+    expect(viaEnv.stderr).toBe("");
+    expect(viaEnv.stdout.trim().split("\n")).toEqual(["1234ms", "4321ms"]);
+    const viaConninfo = await t.psql("shop", token, ["-At", "-c", "show work_mem"], { env: { PGOPTIONS: "-c work_mem=5MB" } });
+    expect(viaConninfo.stdout.trim()).toBe("5MB");
+  });
+
+  it("node-postgres: statement_timeout and idle_in_transaction_session_timeout as start-up parameters", async () => {
+    const c = client("shop", { statement_timeout: 2345, idle_in_transaction_session_timeout: 6789 });
+    await c.connect();
+    try {
+      const st = await c.query<{ statement_timeout: string }>("show statement_timeout");
+      const it2 = await c.query<{ idle_in_transaction_session_timeout: string }>("show idle_in_transaction_session_timeout");
+      expect(st.rows[0]?.statement_timeout).toBe("2345ms");
+      expect(it2.rows[0]?.idle_in_transaction_session_timeout).toBe("6789ms");
+      // And it works: the target cancels a statement that runs longer.
+      await expect(c.query("select pg_sleep(5)")).rejects.toMatchObject({ code: "57014" });
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("options=--search_path=… is the target's search path and the one the guardrails resolve against", async () => {
+    const r = await t.psql("shop", token, ["-At", "-c", "show search_path"], { env: { PGOPTIONS: "--search_path=app,public" } });
+    expect(r.stdout.trim()).toBe("app,public");
+    const denied = await t.psql("shop", token, ["-At", "-c", "select * from secrets"], { env: { PGOPTIONS: "--search_path=app,public" } });
+    expect(denied.stderr).toMatch(/airlock: .*no-secrets/);
+  });
+
+  it("a setting a policy injects, or the session's role, is refused at start-up with a FATAL naming it", async () => {
+    const timeout = await t.psql("shop_limited", token, ["-At", "-c", "select 1"], { env: { PGOPTIONS: "-c statement_timeout=0" } });
+    expect(timeout.code).not.toBe(0);
+    expect(timeout.stderr).toMatch(/FATAL: +airlock: statement_timeout is set by the gateway/);
+    const readOnly = client("shop_limited", { options: "-c default_transaction_read_only=off" });
+    await expect(readOnly.connect()).rejects.toMatchObject({ code: "42501", message: expect.stringContaining("default_transaction_read_only") as unknown });
+    const role = await t.psql("shop", token, ["-At", "-c", "select 1"], { env: { PGOPTIONS: "-c role=postgres" } });
+    expect(role.stderr).toMatch(/FATAL: +airlock: role is set by the gateway/);
+    // The same session without them runs, with the policy's limit in force.
+    const ok = await t.psql("shop_limited", token, ["-At", "-c", "show statement_timeout"]);
+    expect(ok.stdout.trim()).toBe("5s");
+  });
+
+  it("a setting the target rejects comes back with the target's words", async () => {
+    const r = await t.psql("shop", token, ["-At", "-c", "select 1"], { env: { PGOPTIONS: "-c statement_timeout=soon" } });
+    expect(r.stderr).toMatch(/airlock: .*invalid value for parameter "statement_timeout"/);
+  });
+});
+
+describe("client_encoding", () => {
+  it("refuses an encoding other than UTF8 with a FATAL naming it (psql with PGCLIENTENCODING=LATIN1)", async () => {
+    const r = await t.psql("shop", token, ["-At", "-c", "select 1"], { env: { PGCLIENTENCODING: "LATIN1" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/FATAL: +airlock: client_encoding "LATIN1" is not supported: the gateway speaks UTF8 only/);
+  });
+
+  it("accepts UTF8 in the spellings clients use", async () => {
+    for (const enc of ["UTF8", "utf-8", "UNICODE"]) {
+      const r = await t.psql("shop", token, ["-At", "-c", "show client_encoding"], { env: { PGCLIENTENCODING: enc } });
+      expect(r.stderr).toBe("");
+      expect(r.stdout.trim()).toBe("UTF8");
+    }
+    // node-postgres sends client_encoding=UTF8 itself.
+    const c = client("shop");
+    await c.connect();
+    expect((await c.query<{ client_encoding: string }>("show client_encoding")).rows[0]?.client_encoding).toBe("UTF8");
+    await c.end();
   });
 });

@@ -21,6 +21,8 @@ import type { SecretRef } from "../../core/secret.js";
 import { LiveConnections, PreAuthGate, type PreAuthSlot } from "../common/live.js";
 import type { PgCatalog } from "./catalog.js";
 import { renderRefusal, renderTooManyConnections } from "./errors.js";
+import { parseOptions, readStartupSettings, type StartupRequest } from "./startup.js";
+import { isProtectedSetting } from "../../policy/sql-settings.js";
 import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
 import { PgProxySession } from "./session.js";
@@ -70,27 +72,6 @@ const KEEPALIVE_MS = 30_000;
  * above that by the authenticator; the margin keeps that refusal a precise one.
  */
 const PRE_AUTH_MAX_MESSAGE_BYTES = 20 * 1024;
-
-/**
- * Startup parameters passed on to the target. Others are dropped: `user` and `database` are
- * the gateway's own, `options` could smuggle server settings past the gateway, and
- * `replication` is refused outright. `client_encoding` is pinned to UTF8: the gateway decodes
- * and parses statements as UTF-8, and the target must read them the same way (a multi-byte
- * encoding such as SJIS would let a quote hide inside a character the gateway reads differently).
- */
-const FORWARDED_PARAMS = new Set([
-  "application_name",
-  "datestyle",
-  "timezone",
-  "intervalstyle",
-  "extra_float_digits",
-  "search_path",
-  "default_transaction_isolation",
-  "lc_monetary",
-  "lc_numeric",
-  "lc_time",
-  "bytea_output",
-]);
 
 interface CancelEntry {
   /** Set once the session runs: withdraws a statement waiting for approval. */
@@ -268,32 +249,45 @@ export class PostgresEngine implements ProtocolEngine {
       return;
     }
 
-    const attributes: Record<string, string> = { tls: tls ? "on" : "off", user: claimedUser.slice(0, 200) };
-    const app = params.get("application_name");
-    if (app !== undefined) attributes["application_name"] = app.slice(0, 200);
-    // Forwarded to the target, so the guardrails must resolve names the way it will.
-    const searchPath = [...params].find(([k]) => k.toLowerCase() === "search_path")?.[1];
-    if (searchPath !== undefined) attributes["search_path"] = searchPath;
-    // The gateway's own session setting (consumed here, never forwarded): approval mode.
-    const approvalMode = approvalModeFrom(params);
-    if (approvalMode === "invalid") {
-      fatal(framed, new GatewayError("GW_UNSUPPORTED", "airlock.approval must be wait or async"));
+    // Settings the client asks for (its own parameters and `options`): forwarded, consumed by
+    // the gateway (airlock.approval) or refused by name, never dropped silently.
+    let request: StartupRequest;
+    try {
+      request = readStartupSettings(params);
+    } catch (e) {
+      fatal(framed, toGatewayError(e, "GW_PROTOCOL"));
       return;
     }
-    if (approvalMode !== undefined) attributes["airlock.approval"] = approvalMode;
+    const attributes: Record<string, string> = { tls: tls ? "on" : "off", user: claimedUser.slice(0, 200) };
+    const app = request.settings.get("application_name");
+    if (app !== undefined) attributes["application_name"] = app.slice(0, 200);
+    // Forwarded to the target, so the guardrails must resolve names the way it will.
+    const searchPath = request.settings.get("search_path");
+    if (searchPath !== undefined) attributes["search_path"] = searchPath;
+    if (request.approval !== undefined) attributes["airlock.approval"] = request.approval;
     // Unknown connections are judged too (and audited) by the shared admission step.
     const admitted = await o.gatekeeper.admit({ clientProtocol: "postgres", connection: database, principal, clientAddress, attributes }, ["postgres"]);
     if (!admitted.ok) {
       fatal(framed, admitted.refusal);
       return;
     }
-    await this.#serveAdmitted(framed, admitted.session, admitted.connection, params, track);
+    await this.#serveAdmitted(framed, admitted.session, admitted.connection, request.settings, track);
   }
 
-  async #serveAdmitted(framed: FramedSocket, gate: SessionJudge, connection: PostgresConnection, params: ReadonlyMap<string, string>, track: (s: Duplex) => void): Promise<void> {
+  async #serveAdmitted(framed: FramedSocket, gate: SessionJudge, connection: PostgresConnection, settings: ReadonlyMap<string, string>, track: (s: Duplex) => void): Promise<void> {
     const o = this.#o;
-    const forward = new Map<string, string>();
-    for (const [k, v] of params) if (FORWARDED_PARAMS.has(k.toLowerCase())) forward.set(k, v);
+    // A setting the session's policies own (a limit they inject, the session's identity) is
+    // refused as SET of it would be: the client learns which, and nothing reaches the target.
+    const owned = [...settings.keys()].find((name) => isProtectedSetting(name, gate.settings));
+    if (owned !== undefined) {
+      const refusal = new GatewayError("GW_POLICY_DENIED", `${owned} is set by the gateway for this session and cannot be changed at start-up`);
+      this.#log.info({ sessionId: gate.info.id, setting: owned }, "start-up setting refused");
+      fatal(framed, refusal);
+      await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, refusal.message);
+      return;
+    }
+    const forward = new Map<string, string>(settings);
+    // The client's encoding was checked (UTF8 only, startup.ts): the target speaks it too.
     forward.set("client_encoding", "UTF8");
     // The classifier reads string literals as standard_conforming_strings = on does; a target
     // (or a role / database default) with it off would read `'a\'…` differently. Pinned at
@@ -398,8 +392,11 @@ export function approvalModeFrom(params: ReadonlyMap<string, string>): "wait" | 
   let value = params.get("airlock.approval");
   const options = params.get("options");
   if (value === undefined && options !== undefined) {
-    const m = /(?:^|\s)(?:-c\s*|--)airlock\.approval=(\S+)/.exec(options);
-    value = m?.[1];
+    try {
+      value = parseOptions(options).findLast(([name]) => name === "airlock.approval")?.[1];
+    } catch {
+      value = undefined; // malformed options are refused by readStartupSettings
+    }
   }
   if (value === undefined) return undefined;
   const v = value.trim().toLowerCase();
@@ -409,6 +406,7 @@ export function approvalModeFrom(params: ReadonlyMap<string, string>): "wait" | 
 function messageForUpstreamFailure(e: GatewayError, connection: string): string {
   if (e.code === "GW_UPSTREAM_AUTH") return `connection "${connection}": the target refused the gateway's credential`;
   if (e.code === "GW_UPSTREAM_TLS") return `connection "${connection}": TLS to the target failed`;
+  if (e.code === "GW_UNSUPPORTED") return `connection "${connection}": ${e.message}`;
   if (e.code === "GW_SECRET_UNRESOLVED") return `connection "${connection}": the gateway could not resolve its credential`;
   return `connection "${connection}": the target is unavailable`;
 }
