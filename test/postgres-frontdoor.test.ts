@@ -7,7 +7,7 @@ import { connect, type Socket } from "node:net";
 import pg from "pg";
 import { serialize } from "pg-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPostgres, type PgServer } from "./harness/postgres.js";
+import { runClient, startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 
 let server: PgServer;
@@ -247,5 +247,70 @@ describe("client_encoding", () => {
     await c.connect();
     expect((await c.query<{ client_encoding: string }>("show client_encoding")).rows[0]?.client_encoding).toBe("UTF8");
     await c.end();
+  });
+});
+
+/**
+ * psycopg 3 (Debian's python3-psycopg, under /usr/bin/python3): `conn.cancel()` is libpq's
+ * PQcancel, which returns when the server closes the cancel connection. A cancel sent just as a
+ * statement finishes must not cancel the next one.
+ */
+const PSYCOPG_CANCEL = `
+import sys, threading, time, psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+late = 0
+for i in range(20):
+    conn.execute("select 1").fetchall()
+    conn.cancel()  # nothing runs: the target must ignore it
+    try:
+        conn.execute("select pg_sleep(0.3)").fetchall()
+    except psycopg.errors.QueryCanceled:
+        late += 1
+# A cancel of a statement that runs does cancel it.
+t = threading.Timer(0.5, conn.cancel)
+t.start()
+started = time.time()
+try:
+    conn.execute("select pg_sleep(20)")
+    print("not cancelled")
+except psycopg.errors.QueryCanceled:
+    print("cancelled after %.1fs" % (time.time() - started))
+print("late=%d" % late)
+`;
+
+describe("cancel requests", () => {
+  it("psycopg 3: a cancel lands on what it was sent for, never on the next statement", async () => {
+    const dsn = `host=127.0.0.1 port=${t.pgPort} dbname=shop user=agent password=${token} sslmode=disable`;
+    const r = await runClient("/usr/bin/python3", ["-c", PSYCOPG_CANCEL, dsn], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/cancelled after [0-4]\.\d+s/);
+    expect(r.stdout).toContain("late=0");
+  }, 90_000);
+
+  it("pooled target sessions: the cancel key of an ended session does not reach the next client on the same backend", async () => {
+    const a = client("shop_pooled");
+    await a.connect();
+    const targetPid = (await a.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
+    const key = a as unknown as { processID: number; secretKey: number };
+    await a.end();
+    await new Promise((r) => setTimeout(r, 300)); // the reset (DISCARD ALL) and release
+    const b = client("shop_pooled");
+    await b.connect();
+    try {
+      expect((await b.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid).toBe(targetPid);
+      const sleeping = b.query("select pg_sleep(1.5)");
+      await new Promise((r) => setTimeout(r, 300));
+      const c = await rawConnect(t.pgPort);
+      const cancel = Buffer.alloc(16);
+      cancel.writeInt32BE(16, 0);
+      cancel.writeInt32BE(80877102, 4);
+      cancel.writeInt32BE(key.processID, 8);
+      cancel.writeInt32BE(key.secretKey, 12);
+      c.socket.write(cancel);
+      await c.closed;
+      await expect(sleeping).resolves.toBeDefined();
+    } finally {
+      await b.end();
+    }
   });
 });

@@ -76,6 +76,14 @@ const PRE_AUTH_MAX_MESSAGE_BYTES = 20 * 1024;
 interface CancelEntry {
   /** Set once the session runs: withdraws a statement waiting for approval. */
   cancelHold?: () => boolean;
+  /** Cleared when the session ends: no cancel is forwarded for it after that. */
+  live: boolean;
+  /**
+   * Cancels on their way to the target. The target connection is handed to the pool (and so
+   * to another client) only once they have all landed: a late one would cancel that client's
+   * statement.
+   */
+  readonly inflight: Set<Promise<void>>;
   readonly secret: Buffer;
   readonly connection: PostgresConnection;
   readonly upstreamKey: { readonly processId: number; readonly secretKey: Buffer };
@@ -186,11 +194,17 @@ export class PostgresEngine implements ProtocolEngine {
           case "gssenc_request":
             framed.write(Buffer.from("N"));
             break;
-          case "cancel":
+          case "cancel": {
             framed.detach();
-            framed.socket.destroy();
+            // libpq's PQcancel (psql, psycopg) returns when this connection closes, and the
+            // client's next statement follows at once: close it only after the target has
+            // closed its own cancel connection, or the cancel lands on that next statement.
             await this.#cancel(packet.processId, packet.secretKey);
+            const socket = framed.socket;
+            socket.end();
+            setTimeout(() => socket.destroy(), 1000).unref();
             return;
+          }
           case "startup":
             params = packet.params;
             protocolVersion = packet.protocolVersion;
@@ -323,7 +337,7 @@ export class PostgresEngine implements ProtocolEngine {
     let processId = randomInt(1, 2 ** 31 - 1);
     while (this.#cancelKeys.has(processId)) processId = randomInt(1, 2 ** 31 - 1);
     const secret = randomBytes(4);
-    const cancelEntry: CancelEntry = { secret, connection, upstreamKey: upstream.backendKey };
+    const cancelEntry: CancelEntry = { secret, connection, upstreamKey: upstream.backendKey, live: true, inflight: new Set() };
     this.#cancelKeys.set(processId, cancelEntry);
 
     // One write for the whole log-in answer (a dozen small messages): one syscall, one packet.
@@ -343,23 +357,42 @@ export class PostgresEngine implements ProtocolEngine {
       logger: this.#log.child({ sessionId: gate.info.id }),
       catalog: o.catalogFor(connection),
       maskerFor: o.maskerFor,
-      cancelUpstream: () =>
-        sendCancel(connection, upstream.backendKey, {
-          dialer: o.dialer,
-          resolveSecret: o.resolveSecret,
-          timeoutMs: o.connectTimeoutMs,
-          maxMessageBytes: o.maxMessageBytes,
-        }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target")),
+      cancelUpstream: () => this.#forwardCancel(cancelEntry),
       poolable: pool !== undefined && !this.#live.closing,
     });
     cancelEntry.cancelHold = () => session.cancelHold();
+    let outcome: Awaited<ReturnType<PgProxySession["run"]>>;
     try {
-      const outcome = await session.run();
-      if (outcome.released !== undefined && pool !== undefined) void pool.release(poolKey, outcome.released);
-      await gate.end(outcome.reason, outcome.stats, outcome.detail);
+      outcome = await session.run();
     } finally {
+      cancelEntry.live = false;
       this.#cancelKeys.delete(processId);
     }
+    // Cancels already on their way must land (on this session's idle backend, where PostgreSQL
+    // ignores them) before the target connection can serve anyone else.
+    if (cancelEntry.inflight.size > 0) await Promise.allSettled([...cancelEntry.inflight]);
+    if (outcome.released !== undefined && pool !== undefined) void pool.release(poolKey, outcome.released);
+    await gate.end(outcome.reason, outcome.stats, outcome.detail);
+  }
+
+  /**
+   * Send a cancel for the session's statement to the target; resolves once the target has
+   * closed its cancel connection (it has signalled the backend) or the attempt failed. Never
+   * for a session that has ended.
+   */
+  #forwardCancel(entry: CancelEntry): Promise<void> {
+    if (!entry.live) return Promise.resolve();
+    const p = sendCancel(entry.connection, entry.upstreamKey, {
+      dialer: this.#o.dialer,
+      resolveSecret: this.#o.resolveSecret,
+      timeoutMs: this.#o.connectTimeoutMs,
+      maxMessageBytes: this.#o.maxMessageBytes,
+    }).catch((e: unknown) => {
+      this.#log.warn({ err: e, connection: entry.connection.name }, "could not forward a cancel request");
+    });
+    entry.inflight.add(p);
+    void p.finally(() => entry.inflight.delete(p));
+    return p;
   }
 
   async #cancel(processId: number, secretKey: Buffer): Promise<void> {
@@ -370,16 +403,7 @@ export class PostgresEngine implements ProtocolEngine {
     }
     // A statement waiting for approval has not reached the target: withdraw it here.
     if (entry.cancelHold?.() === true) return;
-    try {
-      await sendCancel(entry.connection, entry.upstreamKey, {
-        dialer: this.#o.dialer,
-        resolveSecret: this.#o.resolveSecret,
-        timeoutMs: this.#o.connectTimeoutMs,
-        maxMessageBytes: this.#o.maxMessageBytes,
-      });
-    } catch (e) {
-      this.#log.warn({ err: e, connection: entry.connection.name }, "could not forward a cancel request");
-    }
+    await this.#forwardCancel(entry);
   }
 }
 
