@@ -8,18 +8,12 @@
  * policy applies to the session, a statement that cannot be parsed, or whose effects cannot
  * be known (DO blocks, COPY … PROGRAM, EXECUTE of an unknown prepared statement), is refused.
  */
-import { RE2JS } from "re2js";
-import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { Connection, ConnectionType } from "../core/connection.js";
-import { GatewayError } from "../core/errors.js";
-import type { DbQueryEvent, JudgedEvent, JudgedKind } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
-import type { SqlMatch } from "./match.js";
-import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
-import { ColumnGlob, Glob, anyGlob } from "./glob.js";
-import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
-import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import type { Evaluator, SessionEvaluator } from "./evaluator.js";
+import { Glob, anyGlob } from "./glob.js";
+import type { ClassificationCache } from "./sql/index.js";
 
 import { SessionPolicies } from "./sql-session.js";
 import { SQL_KINDS, compileMatch, isSqlPolicy, type CompiledPolicy } from "./sql-policy.js";

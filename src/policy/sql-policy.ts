@@ -3,17 +3,13 @@
  * per-session judge uses, and what approvers are shown. Pure: no session state.
  */
 import { RE2JS } from "re2js";
-import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
-import type { Connection, ConnectionType } from "../core/connection.js";
+import { deny } from "../core/decision.js";
 import { GatewayError } from "../core/errors.js";
-import type { DbQueryEvent, JudgedEvent, JudgedKind } from "../core/events.js";
-import type { SessionInfo } from "../core/session.js";
+import type { JudgedKind } from "../core/events.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { SqlMatch } from "./match.js";
-import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
-import { ColumnGlob, Glob, anyGlob } from "./glob.js";
-import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
-import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import { ColumnGlob, Glob } from "./glob.js";
+import type { ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 
 export const ATTRIBUTE_LOOKUP_FAILED = deny(
   "GW_POLICY_DENIED",

@@ -5,16 +5,11 @@
  * longer than ~500 lines because that state and the decisions reading it are one piece;
  * compilation and matching helpers live in sql-policy.ts.
  */
-import { RE2JS } from "re2js";
 import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
-import type { Connection, ConnectionType } from "../core/connection.js";
-import { GatewayError } from "../core/errors.js";
-import type { DbQueryEvent, JudgedEvent, JudgedKind } from "../core/events.js";
+import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
-import type { PolicyConfig } from "../runtime/config.js";
-import type { SqlMatch } from "./match.js";
-import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
-import { ColumnGlob, Glob, anyGlob } from "./glob.js";
+import type { Answer, SessionEvaluator } from "./evaluator.js";
+import { ColumnGlob, anyGlob } from "./glob.js";
 import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
 import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 import {
