@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, writeFileSync, chownSync, statSync } from "n
 import { createServer, connect, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isFileTransfer } from "../src/protocols/ssh/engine.js";
+import { isFileTransfer } from "../src/policy/ssh-policies.js";
 import { startSshWorld, type SshWorld } from "./harness/ssh-gateway.js";
 import type { ClientChannel } from "ssh2";
 
