@@ -15,6 +15,7 @@ import { GatewayError } from "../core/errors.js";
 import type { DbQueryEvent, JudgedEvent, JudgedKind } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
+import type { SqlMatch } from "./match.js";
 import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
 import { settingsTouched } from "./sql-settings.js";
@@ -80,8 +81,15 @@ interface CompiledMatch {
   readonly statementRegex?: RE2JS;
 }
 
+/** A policy whose match (if any) is about SQL. */
+type SqlPolicyConfig = PolicyConfig & { readonly match?: SqlMatch };
+
+function isSqlPolicy(p: PolicyConfig): p is SqlPolicyConfig {
+  return p.match === undefined || p.match.kind === "sql";
+}
+
 interface CompiledPolicy {
-  readonly config: PolicyConfig;
+  readonly config: SqlPolicyConfig;
   readonly name: string;
   readonly connections: readonly Glob[];
   readonly groups: readonly string[] | undefined;
@@ -101,12 +109,10 @@ const WRITE_OPERATIONS = new Set([
 const READ_ONLY_SETTINGS = ["default_transaction_read_only", "transaction_read_only"];
 const TIMEOUT_SETTINGS = ["statement_timeout"];
 
-function compileMatch(p: PolicyConfig): CompiledMatch | undefined {
+/** The policy's SQL match; undefined for a policy without match (it matches every statement). */
+function compileMatch(p: SqlPolicyConfig): CompiledMatch | undefined {
   const m = p.match;
   if (m === undefined) return undefined;
-  const ignored = (["commands", "arguments", "forwardTo", "methods", "paths", "verbs", "resources", "namespaces"] as const).filter((k) => m[k] !== undefined);
-  const sqlKeys = (["operations", "relations", "columns", "functions", "noWhere", "statementRegex"] as const).filter((k) => m[k] !== undefined);
-  if (sqlKeys.length === 0 && ignored.length > 0) return { operations: [new Glob("\u0000never")] }; // a non-SQL policy never matches SQL
   let statementRegex: RE2JS | undefined;
   if (m.statementRegex !== undefined) {
     try {
@@ -140,7 +146,8 @@ export class PolicyEvaluator implements Evaluator {
 
   constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache, viewResolver?: ViewResolver) {
     this.#viewResolver = viewResolver;
-    this.#policies = policies.map((p) => ({
+    // SQL matches, and policies without one: other kinds of match are about other targets.
+    this.#policies = policies.filter(isSqlPolicy).map((p) => ({
       config: p,
       name: p.name,
       connections: p.connections.map((g) => new Glob(g)),

@@ -13,6 +13,7 @@ import { detectorNameSchema } from "../masking/detectors.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
 import { parseDuration } from "./duration.js";
+import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
 /** `env:NAME`, `file:PATH`, or a literal value. */
 export function parseSecretRef(text: string): SecretRef {
@@ -155,7 +156,13 @@ const connection = z.discriminatedUnion("type", [postgresConnection, sshConnecti
 
 const stringList = z.array(z.string().min(1));
 
+/**
+ * A policy's `match` as written: flat, every kind's keys (src/policy/match.ts); `kind` is
+ * optional and inferred from the keys and the policy's connections in parseConfig, which turns
+ * it into the typed union (PolicyMatch).
+ */
 const policyMatch = z.strictObject({
+  kind: z.enum(MATCH_KINDS as [MatchKind, ...MatchKind[]]).optional().describe("the kind of target the keys are about; inferred from the keys (and the policy's connections) when left out"),
   operations: stringList.optional(),
   relations: stringList.optional(),
   columns: stringList.optional(),
@@ -165,11 +172,17 @@ const policyMatch = z.strictObject({
   commands: stringList.optional(),
   arguments: stringList.optional(),
   forwardTo: stringList.optional(),
+  keys: stringList.optional(),
   methods: stringList.optional(),
   paths: stringList.optional(),
+  query: stringList.optional(),
+  headers: stringList.optional(),
+  body: stringList.optional(),
   verbs: stringList.optional(),
   resources: stringList.optional(),
   namespaces: stringList.optional(),
+  names: stringList.optional(),
+  tools: stringList.optional(),
 });
 
 const policy = z.strictObject({
@@ -271,11 +284,13 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.input<typeof configSchema>;
 type ParsedConfig = z.output<typeof configSchema>;
 export type ServiceAccountConfig = ParsedConfig["serviceAccounts"][number];
-export type PolicyConfig = ParsedConfig["policies"][number];
+/** A policy with its match typed by kind (inferred in parseConfig). */
+export type PolicyConfig = Omit<ParsedConfig["policies"][number], "match"> & { readonly match?: PolicyMatch };
 export type OidcIssuerConfig = ParsedConfig["oidc"][number];
 
-export interface Config extends Omit<ParsedConfig, "connections"> {
+export interface Config extends Omit<ParsedConfig, "connections" | "policies"> {
   readonly connections: readonly Connection[];
+  readonly policies: readonly PolicyConfig[];
   /** The file it came from, if any (relative paths resolve against its directory). */
   readonly source?: string;
 }
@@ -316,7 +331,15 @@ export function parseConfig(doc: unknown, source?: string): Config {
     accounts.add(s.name);
   });
   const policyNames = new Set<string>();
+  const policies: PolicyConfig[] = [];
   parsed.policies.forEach((p, i) => {
+    const { match, ...rest } = p;
+    if (match === undefined) policies.push(rest);
+    else {
+      const inferred = inferMatchKind(match, typesNamed(p.connections, parsed.connections));
+      if ("problem" in inferred) problems.push(`policies[${i}].${inferred.problem}`);
+      else policies.push({ ...rest, match: typedMatch(match, inferred.kind) });
+    }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
     if (p.action === "mask" && p.columns === undefined && p.detectors === undefined) {
@@ -369,6 +392,7 @@ export function parseConfig(doc: unknown, source?: string): Config {
     ...parsed,
     dataDir: resolve(baseDir, parsed.dataDir),
     connections,
+    policies,
     ...(source === undefined ? {} : { source: resolve(source) }),
   };
 }
