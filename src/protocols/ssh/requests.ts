@@ -3,7 +3,10 @@
  * forwarding, OpenSSH's agent forwarding and streamlocal forwarding, subsystems other than
  * sftp): each is judged as a `protocol.request` event, so its refusal is a decision of the
  * pipeline (src/policy/features.ts keeps the positive list of served features), audited and
- * recorded, and the engine only renders it: the request is rejected natively.
+ * recorded, and the engine renders it: the request is rejected natively. On a session channel
+ * the rejection goes out at once, with the judgement alongside (session.ts says why replies
+ * there cannot wait); a global request is answered after its judgement (ssh2 keeps global
+ * replies in order itself).
  *
  * No `airlock:` line is written for them: they arrive before the session's command, with no
  * channel output yet, and OpenSSH sends some with every session (Debian's `SendEnv LANG LC_*`),
@@ -67,16 +70,18 @@ export function judgeRequest(ctx: SessionContext, r: UnservedRequest): Promise<D
   return ctx.gate.judge({ type: "protocol.request", session: ctx.gate.info, seq: ++ctx.state.seq, feature: r.feature, detail: r.detail });
 }
 
-/**
- * Judge the request, then reject it natively (see the module comment for an allow). A
- * judgement that fails is logged and rejected too (fail closed).
- */
-export async function refuseRequest(ctx: SessionContext, r: UnservedRequest, reject: unknown): Promise<void> {
+/** Judge an unserved request; an allow (see the module comment) or a failed judgement is logged. Never rejects. */
+export async function judgeUnserved(ctx: SessionContext, r: UnservedRequest): Promise<void> {
   try {
     const d = await judgeRequest(ctx, r);
     if (d.type === "allow") ctx.log.warn({ feature: r.feature }, "a feature the SSH engine does not implement was allowed; rejected");
   } catch (e) {
     ctx.log.error({ err: e, feature: r.feature }, "judging an SSH request failed");
   }
+}
+
+/** Judge the request, then reject it natively (a judgement that fails: rejected too, fail closed). */
+export async function refuseRequest(ctx: SessionContext, r: UnservedRequest, reject: unknown): Promise<void> {
+  await judgeUnserved(ctx, r);
   reply(reject);
 }
