@@ -41,7 +41,7 @@ beforeAll(async () => {
   writeFileSync(env, `AWS_ACCESS_KEY_ID=${AWS_KEY}\nAWS_SECRET_ACCESS_KEY=${AWS_SECRET}\nOWNER=alice@example.com\n`);
   const st = statSync(w.sshd.home);
   chownSync(env, st.uid, st.gid);
-}, 60_000);
+}, 240_000);
 
 afterAll(async () => {
   await w.stop();
@@ -538,9 +538,9 @@ describe("ssh requests the gateway does not serve (judged, audited, recorded, re
     expect(s.code).not.toBe(0);
     expect(s.stderr).toMatch(/subsystem request failed/i);
     const features = await eventually(() => Promise.resolve(refusedRequests().has("ssh.subsystem.netconf") && refusedRequests().has("ssh.global.tcpip-forward") ? refusedRequests() : undefined));
-    expect(features?.get("ssh.global.tcpip-forward")).toEqual({ statement: `remote port forwarding of 127.0.0.1:${remote}`, code: "GW_UNSUPPORTED", decision: "deny" });
+    expect(features?.get("ssh.global.tcpip-forward")).toEqual({ statement: `remote port forwarding of localhost:${remote}` /* OpenSSH's default bind address */, code: "GW_UNSUPPORTED", decision: "deny" });
     expect(features?.get("ssh.subsystem.netconf")).toEqual({ statement: "the subsystem netconf", code: "GW_UNSUPPORTED", decision: "deny" });
-    expect(await recordedSession(`remote port forwarding of 127.0.0.1:${remote}`)).toContain("ssh.global.tcpip-forward");
+    expect(await recordedSession(`remote port forwarding of localhost:${remote}`)).toContain("ssh.global.tcpip-forward");
     expect(await recordedSession("the subsystem netconf is not supported")).toContain("ssh.subsystem.netconf");
   });
 });
