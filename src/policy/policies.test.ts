@@ -517,12 +517,14 @@ describe("limits", () => {
       "start transaction isolation level serializable, read write",
       "set transaction read write",
       "set session characteristics as transaction read write",
-      "select set_config('work_mem', '64kB', false)",
       "select pg_catalog.set_config('default_transaction_read_only', 'off', false)",
+      "select set_config(name, 'off', false) from pg_settings where name = 'transaction_read_only'",
     ]) {
       const d = denied(s.query(sql), "ro");
       expect(d.message, sql).toMatch(/read-only|set by the gateway|undo this session's limits|set_config/);
     }
+    // A setting set_config() may change that can't be known is refused whatever it is.
+    denied(s.query("select set_config(name, 'off', false) from pg_settings where name like '%read_only'"), "fail-closed");
   });
 
   it("read-only allows reads, harmless settings and read-only transactions", () => {
@@ -532,6 +534,9 @@ describe("limits", () => {
       "copy t to stdout",
       "show all",
       "set work_mem = '64kB'",
+      // A knowable, unprotected setting (issue 12: pg_dump sends this one).
+      "select set_config('work_mem', '64kB', false)",
+      "select set_config(name, 'view, foreign-table', false) from pg_settings where name = 'restrict_nonsystem_relation_kind'",
       "reset work_mem",
       "discard plans",
       "set transaction isolation level serializable",

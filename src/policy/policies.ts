@@ -18,8 +18,8 @@ import type { PolicyConfig } from "../runtime/config.js";
 import type { SqlMatch } from "./match.js";
 import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
-import { settingsTouched } from "./sql-settings.js";
-import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
+import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 
 /**
  * Sees through views for column guards: the base-table columns that views among these
@@ -295,10 +295,18 @@ class SessionPolicies implements SessionEvaluator {
   }
 
   #statement(event: DbQueryEvent): Answer {
-    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     const pathPending = this.#pathPending;
     if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
-    const classification = this.#cache.classify(event.sql);
+    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const classified = this.#cache.classifyBounded(event.sql);
+    if (classified instanceof Promise) return classified.then((c) => this.#classified(event, c));
+    return this.#classified(event, classified);
+  }
+
+  #classified(event: DbQueryEvent, classification: Classification): Answer {
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.#classified(event, classification));
+    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
       return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");
@@ -570,8 +578,7 @@ class SessionPolicies implements SessionEvaluator {
         if (SETTINGS_OPERATIONS.has(op)) touches = true;
       }
     }
-    const callsSetConfig = facts.some((f) => f.functions.some((fn) => fn === "set_config" || fn.endsWith(".set_config")));
-    if (callsSetConfig) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
     if (!touches) return undefined;
     const s = settingsTouched(sql);
     if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
@@ -666,7 +673,8 @@ class SessionPolicies implements SessionEvaluator {
     }
     if (m.functions !== undefined) {
       const globs = m.functions;
-      const hit = f.functions.some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
+      // A member of a dangerous family stands for all of them (sql/function-families.ts).
+      const hit = [...f.functions, ...(f.equivalentFunctions ?? [])].some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
       if (!hit) return false;
     }
     if (m.noWhere === true && !f.noWhere) return false;
