@@ -174,10 +174,6 @@ defineConformance({
     loginRefusalSaysWhy: false,
   },
   start,
-  knownFailures: {
-    "terminate-stops-target":
-      "the gateway closes its target connection but sends no signal to the command: OpenSSH's sshd leaves a command without a PTY running after its connection goes (sleep 60 here)",
-  },
   skip: {
     "recording-refused-result": "SSH output is masked line by line and never refused after the target started answering: no such result exists",
   },

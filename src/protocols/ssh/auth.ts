@@ -128,6 +128,15 @@ export class SshAuthenticator {
             // the channel may be gone already
           }
         }
+        // Closing the connection does not stop a command without a PTY (sshd leaves it running):
+        // the target is asked to end it first (RFC 4254 §6.9 "signal"), then the legs close.
+        for (const up of state.running) {
+          try {
+            up.signal("KILL");
+          } catch {
+            // the channel closed meanwhile
+          }
+        }
         state.upstreamClient?.end();
         client.end();
       },

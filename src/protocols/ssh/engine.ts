@@ -106,7 +106,7 @@ export class SshEngine implements ProtocolEngine {
   }
 
   #onClient(client: ServerClient, clientAddress: string, ident: string): void {
-    const state: ClientState = { clientAddress, ident, authFailures: 0, seq: 0, bytesFromClient: 0, bytesToClient: 0, channels: new Set() };
+    const state: ClientState = { clientAddress, ident, authFailures: 0, seq: 0, bytesFromClient: 0, bytesToClient: 0, channels: new Set(), running: new Set() };
     client.on("error", (e) => this.#log.debug({ err: e, clientAddress }, "client connection error"));
     client.on("authentication", (ctx) => {
       const admitted = (): void => {

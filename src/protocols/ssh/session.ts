@@ -21,6 +21,8 @@ export function serveSession(ctx: SessionContext, session: Session): void {
   let upstreamChannel: ClientChannel | undefined;
   const setUpstream = (c: ClientChannel): void => {
     upstreamChannel = c;
+    ctx.state.running.add(c);
+    c.once("close", () => ctx.state.running.delete(c));
   };
   const unserved = (r: UnservedRequest, reject: unknown): void => {
     reply(reject);

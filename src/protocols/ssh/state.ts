@@ -5,7 +5,7 @@
  */
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import type { PseudoTtyInfo, ServerChannel } from "ssh2";
+import type { ClientChannel, PseudoTtyInfo, ServerChannel } from "ssh2";
 import type { SshConnection } from "../../core/connection.js";
 import type { MaskRule } from "../../core/decision.js";
 import { gatewayText, refusalText, type Refusal } from "../../core/engine.js";
@@ -42,6 +42,8 @@ export interface ClientState {
   endReason?: SessionEndReason;
   endDetail?: string;
   readonly channels: Set<ServerChannel>;
+  /** The target's exec and shell channels, open: a terminated session signals what they run. */
+  readonly running: Set<ClientChannel>;
 }
 
 /** An admitted session as the channel handlers see it. */
