@@ -8,8 +8,8 @@
 import type { Logger } from "pino";
 import type { PostgresConnection } from "../../core/connection.js";
 import { GatewayError } from "../../core/errors.js";
-import { connectUpstream, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
-import { decodeDataRow, decodeErrorOrNotice, encodeQuery, type Frame } from "./wire/index.js";
+import { connectUpstream, sideQuery, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
+import { decodeDataRow, decodeErrorOrNotice } from "./wire/index.js";
 
 export interface RelationInfo {
   readonly oid: number;
@@ -376,61 +376,16 @@ export function parseSearchPath(value: string): string[] {
 }
 
 /** Run one simple-protocol query on an idle session and collect its rows as text. */
-function simpleQuery(session: UpstreamSession, sql: string, timeoutMs: number): Promise<(string | null)[][]> {
-  return new Promise((resolve, reject) => {
-    const rows: (string | null)[][] = [];
-    let failure: Error | undefined;
-    const { socket, reader } = session;
-    const timer = setTimeout(() => finish(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "catalog query timed out")), timeoutMs);
-    const onFrame = (f: Frame): boolean => {
-      switch (f.type) {
-        case 0x44: // DataRow
-          rows.push(decodeDataRow(f.body).map((v) => (v === null ? null : v.toString("utf8"))));
-          return false;
-        case 0x45: {
-          const e = decodeErrorOrNotice(f.body);
-          failure = new GatewayError("GW_UPSTREAM_UNAVAILABLE", "catalog query failed", { cause: new Error(`${e.code}: ${e.message}`) });
-          return false;
-        }
-        case 0x5a: // ReadyForQuery
-          return true;
-        default:
-          return false;
-      }
-    };
-    const drain = (): void => {
-      try {
-        for (let f = reader.next(); f !== undefined; f = reader.next()) {
-          if (onFrame(f)) {
-            finish(failure);
-            return;
-          }
-        }
-      } catch (e) {
-        finish(e instanceof Error ? e : new Error(String(e)));
-      }
-    };
-    const onData = (chunk: Buffer): void => {
-      reader.push(chunk);
-      drain();
-    };
-    const onClose = (): void => finish(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "catalog connection closed"));
-    let done = false;
-    const finish = (e: Error | undefined): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.off("data", onData);
-      socket.off("close", onClose);
-      socket.off("error", onClose);
-      socket.pause();
-      if (e === undefined) resolve(rows);
-      else reject(e);
-    };
-    socket.on("data", onData);
-    socket.once("close", onClose);
-    socket.once("error", onClose);
-    socket.write(encodeQuery(sql));
-    socket.resume();
+async function simpleQuery(session: UpstreamSession, sql: string, timeoutMs: number): Promise<(string | null)[][]> {
+  const rows: (string | null)[][] = [];
+  let failure: Error | undefined;
+  await sideQuery(session, sql, timeoutMs, (f) => {
+    if (f.type === 0x44 /* DataRow */) rows.push(decodeDataRow(f.body).map((v) => (v === null ? null : v.toString("utf8"))));
+    else if (f.type === 0x45 /* ErrorResponse */) {
+      const e = decodeErrorOrNotice(f.body);
+      failure = new GatewayError("GW_UPSTREAM_UNAVAILABLE", "catalog query failed", { cause: new Error(`${e.code}: ${e.message}`) });
+    }
   });
+  if (failure !== undefined) throw failure;
+  return rows;
 }

@@ -22,8 +22,8 @@
  */
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
-import type { UpstreamSession } from "./upstream.js";
-import { BackendType as B, encodeQuery, encodeTerminate, type Frame } from "./wire/index.js";
+import { sideQuery, type UpstreamSession } from "./upstream.js";
+import { BackendType as B, encodeTerminate } from "./wire/index.js";
 import { decodeParameterStatus } from "./wire/index.js";
 
 export interface PoolOptions {
@@ -151,61 +151,22 @@ function close(socket: Duplex): void {
  * updated from any ParameterStatus the reset reported (e.g. application_name back to its
  * start-up value), or undefined when the reset failed.
  */
-function resetSession(session: UpstreamSession, timeoutMs: number): Promise<UpstreamSession | undefined> {
-  const { socket, reader } = session;
-  if (socket.destroyed || !socket.writable) return Promise.resolve(undefined);
+async function resetSession(session: UpstreamSession, timeoutMs: number): Promise<UpstreamSession | undefined> {
   const parameters = new Map(session.parameters);
-  return new Promise((resolve) => {
-    let completed = false;
-    let settled = false;
-    const finish = (ok: boolean): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.off("data", onData);
-      socket.off("error", onFail);
-      socket.off("close", onFail);
-      socket.pause();
-      resolve(ok ? { ...session, parameters, txStatus: "I", notices: [] } : undefined);
-    };
-    const onFail = (): void => finish(false);
-    const onFrame = (f: Frame): boolean => {
-      switch (f.type) {
-        case B.CommandComplete:
-          completed = true;
-          return true;
-        case B.ParameterStatus: {
-          const p = decodeParameterStatus(f.body);
-          parameters.set(p.name, p.value);
-          return true;
-        }
-        case B.NoticeResponse:
-          return true;
-        case B.ReadyForQuery:
-          finish(completed && f.body.length === 1 && f.body[0] === 0x49 /* 'I' */ && reader.buffered === 0);
-          return false;
-        case B.ErrorResponse:
-          finish(false);
-          return false;
-        default:
-          finish(false);
-          return false;
-      }
-    };
-    const onData = (chunk: Buffer): void => {
-      try {
-        reader.push(chunk);
-        for (let f = reader.next(); f !== undefined; f = reader.next()) if (!onFrame(f)) return;
-      } catch {
-        finish(false);
-      }
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    timer.unref();
-    socket.on("data", onData);
-    socket.on("error", onFail);
-    socket.on("close", onFail);
-    socket.write(encodeQuery("DISCARD ALL"));
-    socket.resume();
-  });
+  // Set from the callback: an object, so the checks below read what the frames said.
+  const seen = { completed: false, unexpected: false };
+  try {
+    const ready = await sideQuery(session, "DISCARD ALL", timeoutMs, (f) => {
+      if (f.type === B.CommandComplete) seen.completed = true;
+      else if (f.type === B.ParameterStatus) {
+        const p = decodeParameterStatus(f.body);
+        parameters.set(p.name, p.value);
+      } else if (f.type !== B.NoticeResponse) seen.unexpected = true; // an ErrorResponse, or anything else
+    });
+    const idle = ready.body.length === 1 && ready.body[0] === 0x49; /* 'I' */
+    if (!seen.completed || seen.unexpected || !idle || session.reader.buffered !== 0) return undefined;
+    return { ...session, parameters, txStatus: "I", notices: [] };
+  } catch {
+    return undefined;
+  }
 }

@@ -22,6 +22,8 @@ import {
   decodeReadyForQuery,
   encodeCancelRequest,
   encodePasswordMessage,
+  encodeQuery,
+  type Frame,
   encodeSASLInitialResponse,
   encodeSASLResponse,
   encodeSSLRequest,
@@ -295,4 +297,54 @@ export async function sendCancel(
   } finally {
     setTimeout(() => framed.socket.destroy(), 1000).unref();
   }
+}
+
+/**
+ * One simple Query on an idle target session the gateway uses for itself (catalog look-ups,
+ * the pool's reset), not a client's: every answer frame goes to `onFrame` until ReadyForQuery,
+ * then the socket is detached and paused again. Resolves with the ReadyForQuery frame; rejects
+ * on close, socket error, bad framing or `timeoutMs`.
+ */
+export function sideQuery(session: UpstreamSession, sql: string, timeoutMs: number, onFrame: (f: Frame) => void): Promise<Frame> {
+  const { socket, reader } = session;
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (e: Error | undefined, ready?: Frame): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("close", onClose);
+      socket.off("error", onClose);
+      socket.pause();
+      if (ready !== undefined) resolve(ready);
+      else reject(e ?? new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target session ended"));
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        reader.push(chunk);
+        for (let f = reader.next(); f !== undefined; f = reader.next()) {
+          if (f.type === 0x5a /* ReadyForQuery */) {
+            finish(undefined, f);
+            return;
+          }
+          onFrame(f);
+        }
+      } catch (e) {
+        finish(e instanceof Error ? e : new Error(String(e)));
+      }
+    };
+    const onClose = (): void => finish(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target session closed"));
+    const timer = setTimeout(() => finish(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer in time")), timeoutMs);
+    timer.unref();
+    if (socket.destroyed || !socket.writable) {
+      finish(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target session is closed"));
+      return;
+    }
+    socket.on("data", onData);
+    socket.once("close", onClose);
+    socket.once("error", onClose);
+    socket.write(encodeQuery(sql));
+    socket.resume();
+  });
 }
