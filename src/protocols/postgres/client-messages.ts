@@ -60,8 +60,13 @@ export class ClientMessages {
     this.#c = c;
   }
 
+  /**
+   * The target will ignore this message: the gateway refused an extended message of this batch,
+   * or the target answered one with an error, and no Sync has been sent since. It is dropped
+   * unjudged, with no answer expected (postgres.c: ignore_till_sync).
+   */
   get #skip(): boolean {
-    return this.#c.refusals.skipUntilSync;
+    return this.#c.refusals.skipUntilSync || this.#c.model.ignoring;
   }
 
   /** Handle one client frame (not Terminate). */

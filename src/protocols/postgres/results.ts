@@ -144,12 +144,8 @@ export class ResultStage {
       case B.CommandComplete:
         return this.#onComplete(frame);
       case B.EmptyQueryResponse:
-      case B.PortalSuspended: {
-        const p = model.current();
-        if (p !== undefined) this.#emit(p, { tag: frame.type === B.EmptyQueryResponse ? "EMPTY" : "SUSPENDED" });
-        this.#endExecution(p, model.completed(frame.type === B.EmptyQueryResponse ? "empty" : "suspended"));
-        return undefined;
-      }
+      case B.PortalSuspended:
+        return this.#onComplete(frame);
       case B.ErrorResponse:
         return this.#onError(frame);
       case B.ReadyForQuery: {
@@ -315,11 +311,13 @@ export class ResultStage {
     return replacement;
   }
 
+  /** CommandComplete, EmptyQueryResponse or PortalSuspended: the result ends (refused: in its place, the refusal). */
   #onComplete(frame: Frame): Buffer | undefined {
     const model = this.#model;
     const p = model.current();
     let replacement: Buffer | undefined;
-    const { tag, rows } = decodeCommandComplete(frame.body);
+    const how = frame.type === B.CommandComplete ? "complete" : frame.type === B.EmptyQueryResponse ? "empty" : "suspended";
+    const { tag, rows } = how === "complete" ? decodeCommandComplete(frame.body) : { tag: how === "empty" ? "EMPTY" : "SUSPENDED", rows: undefined };
     if (changesCatalog(tag)) this.#catalogChanged = true;
     if (p !== undefined) {
       const acc = p.result;
@@ -329,14 +327,14 @@ export class ResultStage {
         replacement = renderRefusal(refused);
         this.#emit(p, { error: refusalRecord(replacement, refused) });
       } else {
-        if (acc.cancelled === true && p.plan?.maxRows !== undefined) {
+        if (how === "complete" && acc.cancelled === true && p.plan?.maxRows !== undefined) {
           // The target finished before the cancel arrived: report what the client got.
           replacement = encodeCommandComplete(tagWithRows(tag, acc.sent));
         }
         this.#emit(p, { tag, rows });
       }
     }
-    this.#endExecution(p, model.completed("complete"));
+    this.#endExecution(p, model.completed(how));
     this.#columns = undefined;
     this.#formats = undefined;
     return replacement;

@@ -99,6 +99,7 @@ export class TargetModel {
   /** Syncs sent so far: operations of the same epoch run only if all before them succeeded. */
   #epoch = 0;
   #waiters: (() => void)[] = [];
+  #ignoring = false;
 
   // ------------------------------------------------------------ sent (client → target)
 
@@ -130,11 +131,22 @@ export class TargetModel {
 
   sync(): void {
     this.#push({ k: "sync", epoch: this.#epoch });
+    this.#ignoring = false;
     this.#epoch++;
   }
 
   #push(op: Op): void {
+    // The target ignores everything until Sync after an error: nothing of it will be answered.
+    if (this.#ignoring && op.k !== "sync") return;
     this.#ops.push(op);
+  }
+
+  /**
+   * The target answered an extended-protocol message with an error and no Sync has been sent
+   * since: what the client sends now, up to Sync, is ignored by the target (a Query included).
+   */
+  get ignoring(): boolean {
+    return this.#ignoring;
   }
 
   /** Nothing is awaiting an answer. */
@@ -197,7 +209,8 @@ export class TargetModel {
     exec.seq = rec.seq;
     exec.params = rec.params;
     exec.resultFormats = rec.resultFormats;
-    exec.fields = rec.fields;
+    // Fields learned after the Bind was sent (a Describe of its statement) count too.
+    exec.fields = rec.fields ?? rec.statement?.fields;
     if (rec.effect.kind === "fetch") {
       // A FETCH bound as a portal: the rows are the cursor's.
       const cursor = this.portals.get(rec.effect.cursor);
@@ -338,6 +351,8 @@ export class TargetModel {
     // A failed Parse of the unnamed statement has dropped the old one (exec_parse_message).
     if (op.k === "parse" && op.name === "") this.statements.delete("");
     while (this.#head < this.#ops.length && this.#ops[this.#head]?.k !== "sync") this.#shift();
+    // No Sync sent yet: whatever the client sends until its Sync is ignored by the target.
+    if (this.#head >= this.#ops.length) this.#ignoring = true;
     return exec;
   }
 
