@@ -4,6 +4,7 @@
  * cursors, Describe of one statement and Execute of another, a second Parse of a held name)
  * against a real PostgreSQL through the gateway, checked on the bytes the client received.
  */
+import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import pg from "pg";
 import { serialize } from "pg-protocol";
@@ -200,6 +201,40 @@ describe("results paired with the statement the target executed", () => {
     } finally {
       await c.end();
     }
+  });
+});
+
+describe("refusals of results are decisions the recording shows", () => {
+  it("a COPY refused under column masking is recorded and audited as the refusal the client got", async () => {
+    const out = await raw([q("copy customers to stdout"), q("select 'after-copy'")], 2);
+    expectNoClearEmail(out);
+    const errs = errors(out).join("\n");
+    expect(errs).toContain("airlock:");
+    expect(out.toString("latin1")).toContain("after-copy");
+    await new Promise((r) => setTimeout(r, 500));
+    const audit = readFileSync(`${t.dataDir}/audit/audit.log`, "utf8");
+    expect(audit).toContain('"refusedBy":"masking"');
+    const sessions = (await t.api("/v1/sessions?limit=200")).body as { sessions: { id: string }[] };
+    const texts = await Promise.all(sessions.sessions.map(async (s) => (await t.api(`/v1/sessions/${s.id}`)).text));
+    const recorded = texts.find((x) => x.includes("copy customers to stdout"));
+    expect(recorded).toBeDefined();
+    // What the client saw (the refusal), not the target's tag.
+    expect(recorded).toContain("COPY … TO STDOUT is refused");
+    expect(recorded).not.toContain('"commandTag":"COPY 40"');
+  });
+
+  it("a malformed Query is refused by the pipeline and audited", async () => {
+    const bad = Buffer.from("select 1\0 and more\0", "latin1");
+    const msg = Buffer.alloc(5 + bad.length);
+    msg.write("Q", 0, "latin1");
+    msg.writeInt32BE(4 + bad.length, 1);
+    bad.copy(msg, 5);
+    const out = await raw([msg, q("select 'still-here'")], 2);
+    expect(errors(out).join("\n")).toContain("invalid message format");
+    expect(out.toString("latin1")).toContain("still-here");
+    await new Promise((r) => setTimeout(r, 500));
+    const audit = readFileSync(`${t.dataDir}/audit/audit.log`, "utf8");
+    expect(audit).toContain("postgres.malformed");
   });
 });
 
