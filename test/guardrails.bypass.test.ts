@@ -29,6 +29,7 @@ function mustRefuse(c: BypassCase): boolean {
   // users.password, reached by name, as the whole row, or as a column of any relation.
   if (c.columns?.some((col) => /^(?:(?:[^.]+\.)?users\.(?:password|\*)|[?*]\.(?:password|\*)):/.test(col)) === true) return true;
   if (c.functions?.some((f) => DENIED_FUNCTIONS.includes(bare(f))) === true) return true;
+  if (c.matches?.some((f) => DENIED_FUNCTIONS.includes(bare(f))) === true) return true;
   const writesUsers = c.written?.some((r) => r === "users" || r === "public.users") === true;
   if (writesUsers && c.ops?.some((op) => WRITE_OPS.has(op)) === true) return true;
   return false;

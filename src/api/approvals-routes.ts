@@ -14,6 +14,7 @@
  *   GET  /v1/access/requests/:id, POST /v1/access/requests/:id/approve|deny (same as above)
  *   POST /v1/access/requests/:id/revoke  {reason?}   end an approved grant now
  */
+import { parseInput } from "./parse.js";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { GatewayError } from "../core/errors.js";
@@ -43,13 +44,6 @@ const accessBody = z.strictObject({
   reason: z.string().min(1).max(2000),
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value ?? {});
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const path = issue === undefined || issue.path.length === 0 ? what : issue.path.map(String).join(".");
-  throw new GatewayError("GW_BAD_REQUEST", `${path}: ${issue?.message ?? "invalid"}`);
-}
 
 function seesAll(caller: Caller): boolean {
   return caller.roles.includes("admin") || caller.roles.includes("auditor");
@@ -106,7 +100,7 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
   const service = deps.approvals;
 
   const list = (kind?: "statement" | "grant") => async (request: FastifyRequest) => {
-    const q = parse(listQuery, request.query, "query");
+    const q = parseInput(listQuery, request.query, "query");
     const caller = callerOf(request);
     const k = kind ?? q.kind;
     const rows = await service.list({ ...(q.status === undefined ? {} : { status: q.status }), ...(k === undefined ? {} : { kind: k }), limit: q.limit });
@@ -114,7 +108,7 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
   };
 
   const show = async (request: FastifyRequest) => {
-    const { id } = parse(idParam, request.params, "id");
+    const { id } = parseInput(idParam, request.params, "id");
     const caller = callerOf(request);
     const view = await service.get(id);
     // Not visible = not found: ids of other people's requests are not confirmed.
@@ -139,8 +133,8 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
   };
 
   const decide = (vote: "approve" | "deny") => async (request: FastifyRequest) => {
-    const { id } = parse(idParam, request.params, "id");
-    const body = parse(decideBody, request.body, "body");
+    const { id } = parseInput(idParam, request.params, "id");
+    const body = parseInput(decideBody, request.body, "body");
     const caller = callerOf(request);
     const existing = await service.get(id);
     if (existing === undefined || !visibleTo(caller, existing.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
@@ -154,7 +148,7 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
   app.post("/v1/approvals/:id/deny", approver, decide("deny"));
 
   app.post("/v1/access/requests", user, async (request, reply) => {
-    const body = parse(accessBody, request.body, "body");
+    const body = parseInput(accessBody, request.body, "body");
     let durationMs: number;
     try {
       durationMs = typeof body.duration === "number" ? body.duration : parseDuration(body.duration);
@@ -170,8 +164,8 @@ export function registerApprovalRoutes(app: FastifyInstance, deps: ApprovalRoute
   app.post("/v1/access/requests/:id/approve", approver, decide("approve"));
   app.post("/v1/access/requests/:id/deny", approver, decide("deny"));
   app.post("/v1/access/requests/:id/revoke", user, async (request) => {
-    const { id } = parse(idParam, request.params, "id");
-    const body = parse(decideBody, request.body, "body");
+    const { id } = parseInput(idParam, request.params, "id");
+    const body = parseInput(decideBody, request.body, "body");
     const caller = callerOf(request);
     const existing = await service.get(id);
     if (existing === undefined || !visibleTo(caller, existing.request)) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);

@@ -4,13 +4,14 @@
  * derived from the GatewayError code. Unexpected exceptions are logged and answered with a
  * generic message: their text never reaches the client.
  */
+import { parseInput } from "./parse.js";
 import type { AddressInfo } from "node:net";
 import { sessionRowFromInfo } from "../store/session-row.js";
 import { fastify } from "fastify";
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
 import type { Logger } from "pino";
 import { z } from "zod";
-import type { AuditLog, AuditPrincipal, AuditVerifyResult } from "../audit/types.js";
+import { auditPrincipal, type AuditLog, type AuditVerifyResult } from "../audit/types.js";
 import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { ErrorCode } from "../core/errors.js";
 import type { Principal } from "../core/principal.js";
@@ -122,17 +123,8 @@ const auditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value ?? {});
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const path = issue === undefined || issue.path.length === 0 ? what : issue.path.map(String).join(".");
-  throw new GatewayError("GW_BAD_REQUEST", `${path}: ${issue?.message ?? "invalid"}`);
-}
 
-function auditPrincipal(p: Principal): AuditPrincipal {
-  return { id: p.id, kind: p.kind, name: p.name };
-}
+
 
 function tokenJson(row: TokenRow): Record<string, unknown> {
   return {
@@ -283,7 +275,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
   // --- tokens -------------------------------------------------------------------------------
 
   app.post("/v1/tokens", admin, async (request, reply) => {
-    const body = parse(tokenCreateBody, request.body, "body");
+    const body = parseInput(tokenCreateBody, request.body, "body");
     const ttlMs = body.ttl === undefined ? undefined : typeof body.ttl === "number" ? body.ttl : parseDuration(body.ttl);
     const caller = callerOf(request);
     const minted = await deps.tokens.mint(body.serviceAccount, { ...(ttlMs === undefined ? {} : { ttlMs }), createdBy: caller.principal.id });
@@ -311,14 +303,14 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get("/v1/tokens/:id", user, async (request) => {
-    const { id } = parse(idParam, request.params, "id");
+    const { id } = parseInput(idParam, request.params, "id");
     const row = await deps.store.getToken(id);
     if (row === undefined || !mayReadToken(callerOf(request), row, false)) throw new GatewayError("GW_NOT_FOUND", `no token ${id}`);
     return tokenJson(row);
   });
 
   app.post("/v1/tokens/:id/revoke", user, async (request) => {
-    const { id } = parse(idParam, request.params, "id");
+    const { id } = parseInput(idParam, request.params, "id");
     const caller = callerOf(request);
     if (!caller.roles.includes("admin")) {
       // Anyone may revoke their own token (e.g. at logout); nobody else's.
@@ -344,7 +336,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
   // --- sessions -----------------------------------------------------------------------------
 
   app.get("/v1/sessions", auditor, async (request) => {
-    const q = parse(sessionsQuery, request.query, "query");
+    const q = parseInput(sessionsQuery, request.query, "query");
     const rows = await deps.store.listSessions({
       limit: q.limit,
       offset: q.offset,
@@ -355,7 +347,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get("/v1/sessions/:id", auditor, async (request) => {
-    const { id } = parse(idParam, request.params, "id");
+    const { id } = parseInput(idParam, request.params, "id");
     const liveInfo = deps.liveSessions.list().find((s) => s.id === id);
     const row = (await deps.store.getSession(id)) ?? (liveInfo === undefined ? undefined : rowFromLive(liveInfo));
     if (row === undefined) throw new GatewayError("GW_NOT_FOUND", `no session ${id}`);
@@ -364,7 +356,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.post("/v1/sessions/:id/terminate", admin, async (request) => {
-    const { id } = parse(idParam, request.params, "id");
+    const { id } = parseInput(idParam, request.params, "id");
     const caller = callerOf(request);
     const isLive = deps.liveSessions.list().some((s) => s.id === id);
     if (!isLive && (await deps.store.getSession(id)) === undefined) throw new GatewayError("GW_NOT_FOUND", `no session ${id}`);
@@ -377,7 +369,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get("/v1/audit/verify", auditor, async () => deps.audit.verify());
 
   app.get("/v1/audit", auditor, async (request) => {
-    const q = parse(auditQuery, request.query, "query");
+    const q = parseInput(auditQuery, request.query, "query");
     return { records: await deps.store.readAudit(q.afterSeq, q.limit) };
   });
 }

@@ -4,38 +4,7 @@
  * (Per-statement approval rules live on `require_approval` policies.)
  */
 import { z } from "zod";
-import type { SecretRef } from "../core/secret.js";
-import { parseDuration } from "../runtime/duration.js";
-
-function secretRefOf(text: string): SecretRef {
-  if (text.startsWith("env:")) return { kind: "env", name: text.slice(4) };
-  if (text.startsWith("file:")) return { kind: "file", path: text.slice(5) };
-  return { kind: "literal", value: text };
-}
-
-const secretRef = z
-  .string()
-  .min(1)
-  .describe("secret reference: env:NAME | file:PATH | literal value")
-  .transform((s, ctx) => {
-    const ref = secretRefOf(s);
-    if (ref.kind === "env" && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref.name)) ctx.addIssue({ code: "custom", message: "env: needs a variable name" });
-    if (ref.kind === "file" && ref.path.length === 0) ctx.addIssue({ code: "custom", message: "file: needs a path" });
-    return ref;
-  });
-
-const duration = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .describe("a duration: 30s, 15m, 1h, or milliseconds as a number")
-  .transform((v, ctx) => {
-    if (typeof v === "number") return v;
-    try {
-      return parseDuration(v);
-    } catch {
-      ctx.addIssue({ code: "custom", message: `invalid duration "${v}" (use e.g. 30s, 15m, 1h)` });
-      return z.NEVER;
-    }
-  });
+import { durationSchema as duration, secretRefSchema as secretRef } from "../runtime/schema-parts.js";
 
 const webhook = z.strictObject({
   /** A secret reference too: Slack incoming-webhook URLs carry their credential in the path. */

@@ -17,7 +17,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { AuditEventInput, AuditLog } from "../audit/types.js";
+import { auditPrincipal, type AuditEventInput, type AuditLog } from "../audit/types.js";
 import { deny, type AllowDecision, type Decision, type HoldDecision } from "../core/decision.js";
 import { GatewayError } from "../core/errors.js";
 import type { Principal } from "../core/principal.js";
@@ -82,10 +82,6 @@ export function newApprovalId(): string {
   let out = "";
   for (const b of bytes) out += alphabet[b % 32] ?? "a";
   return `apr_${out}`;
-}
-
-function auditPrincipalOf(p: { id: string; kind: Principal["kind"]; name: string }): { id: string; kind: Principal["kind"]; name: string } {
-  return { id: p.id, kind: p.kind, name: p.name };
 }
 
 function requesterOf(r: ApprovalRow): { id: string; kind: Principal["kind"]; name: string } {
@@ -195,7 +191,7 @@ export class ApprovalService implements HoldResolver {
         throw new GatewayError("GW_CONFLICT", `request ${id} is not an active access grant`);
       }
       const why = reason ?? `revoked by ${caller.id}`;
-      await this.#auditOrThrow({ type: "grant.revoked", principal: auditPrincipalOf(caller), connection: r.connection, ...(reason === undefined ? {} : { message: reason }), details: { approvalId: id, requester: r.requesterId } });
+      await this.#auditOrThrow({ type: "grant.revoked", principal: auditPrincipal(caller), connection: r.connection, ...(reason === undefined ? {} : { message: reason }), details: { approvalId: id, requester: r.requesterId } });
       const revoked = await this.#o.store.revokeGrant(id, now, why);
       if (revoked === undefined) throw new GatewayError("GW_CONFLICT", `request ${id} is not an active access grant`);
       const sessions = [...(this.#grantSessions.get(id) ?? [])];
@@ -262,7 +258,7 @@ export class ApprovalService implements HoldResolver {
       const failed = await this.#audit({
         type: "approval.used",
         sessionId: session.id,
-        principal: auditPrincipalOf(principal),
+        principal: auditPrincipal(principal),
         connection: session.connection,
         rule: hold.rule,
         details: { approvalId: used.id },
@@ -306,7 +302,7 @@ export class ApprovalService implements HoldResolver {
     const failed = await this.#audit({
       type: "approval.requested",
       sessionId: session.id,
-      principal: auditPrincipalOf(principal),
+      principal: auditPrincipal(principal),
       connection: session.connection,
       protocol: session.clientProtocol,
       rule: hold.rule,
@@ -434,7 +430,7 @@ export class ApprovalService implements HoldResolver {
     // Audit first: an unaudited request must not exist.
     await this.#auditOrThrow({
       type: "approval.requested",
-      principal: auditPrincipalOf(principal),
+      principal: auditPrincipal(principal),
       connection,
       message: reason,
       details: { approvalId: row.id, kind: "grant", durationMs, approvers: grants.approvers.join(","), expiresAt: row.expiresAt.toISOString() },
@@ -478,7 +474,7 @@ export class ApprovalService implements HoldResolver {
       await this.#auditOrThrow({
         type: "approval.decided",
         ...(r.sessionId === undefined ? {} : { sessionId: r.sessionId }),
-        principal: auditPrincipalOf(caller),
+        principal: auditPrincipal(caller),
         connection: r.connection,
         decision: vote === "approve" ? "allow" : "deny",
         ...(r.rule === undefined ? {} : { rule: r.rule }),
@@ -531,7 +527,11 @@ export class ApprovalService implements HoldResolver {
 
   async #expire(r: ApprovalRow): Promise<void> {
     const ended = await this.#o.store.finish(r.id, "expired", new Date(), { reason: "no decision in time" });
-    if (ended === undefined) return;
+    if (ended !== undefined) await this.#expired(ended);
+  }
+
+  /** A request the store has just expired: audit it, wake its waiter, tell the notifiers. */
+  async #expired(r: ApprovalRow): Promise<void> {
     await this.#auditQuietly({
       type: "approval.expired",
       ...(r.sessionId === undefined ? {} : { sessionId: r.sessionId }),
@@ -539,8 +539,8 @@ export class ApprovalService implements HoldResolver {
       connection: r.connection,
       details: { approvalId: r.id },
     });
-    this.#waiters.get(r.id)?.resolve(ended);
-    this.#o.notifier.notify("approval.decided", ended);
+    this.#waiters.get(r.id)?.resolve(r);
+    this.#o.notifier.notify("approval.decided", r);
   }
 
   /** Expire overdue pending requests that nobody waits on (async statements, access requests). */
@@ -548,17 +548,7 @@ export class ApprovalService implements HoldResolver {
     if (this.#closed) return;
     try {
       const expired = await this.#o.store.expireDue(new Date());
-      for (const r of expired) {
-        await this.#auditQuietly({
-          type: "approval.expired",
-          ...(r.sessionId === undefined ? {} : { sessionId: r.sessionId }),
-          principal: requesterOf(r),
-          connection: r.connection,
-          details: { approvalId: r.id },
-        });
-        this.#waiters.get(r.id)?.resolve(r);
-        this.#o.notifier.notify("approval.decided", r);
-      }
+      for (const r of expired) await this.#expired(r);
     } catch (e) {
       this.#o.logger.error({ err: e }, "approval expiry sweep failed");
     }

@@ -30,6 +30,11 @@ export interface AuditPrincipal {
   readonly name: string;
 }
 
+/** Who acted, as the audit log keeps it: id, kind and name, nothing else (no groups, no token). */
+export function auditPrincipal(p: AuditPrincipal): AuditPrincipal {
+  return { id: p.id, kind: p.kind, name: p.name };
+}
+
 /** What a caller hands to the audit log. Never contains result values or secrets. */
 export interface AuditEventInput {
   readonly type: AuditEventType;

@@ -4,8 +4,7 @@
  * the configuration file's strict schema by src/runtime/config.ts; unknown keys are refused.
  */
 import { z } from "zod";
-import type { SecretRef } from "../core/secret.js";
-import { parseDuration } from "../runtime/duration.js";
+import { durationSchema as duration, secretRefSchema as secretRef } from "../runtime/schema-parts.js";
 
 /**
  * Asymmetric JWS algorithms we accept from external issuers (RFC 7518 §3.1, RFC 8037).
@@ -16,39 +15,10 @@ export const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384
 export type AsymmetricAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
 export const DEFAULT_ALGORITHMS: readonly AsymmetricAlgorithm[] = ["RS256", "PS256", "ES256", "EdDSA", "Ed25519"];
 
-const duration = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .describe("a duration: 30s, 15m, 1h, or milliseconds as a number")
-  .transform((v, ctx) => {
-    if (typeof v === "number") return v;
-    try {
-      return parseDuration(v);
-    } catch {
-      ctx.addIssue({ code: "custom", message: `invalid duration "${v}" (use e.g. 30s, 15m, 1h)` });
-      return z.NEVER;
-    }
-  });
-
 /** The largest clock skew we tolerate: more would keep expired credentials alive (RFC 7519 §4.1.4: "a few minutes"). */
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 const clockSkew = duration.refine((v) => v <= MAX_CLOCK_SKEW_MS, "at most 5m: a larger skew keeps expired credentials valid").default(30_000);
 
-const secretRef = z
-  .string()
-  .min(1)
-  .describe("secret reference: env:NAME | file:PATH | literal value")
-  .transform((s, ctx): SecretRef => {
-    if (s.startsWith("env:")) {
-      const name = s.slice(4);
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) ctx.addIssue({ code: "custom", message: "env: needs a variable name" });
-      return { kind: "env", name };
-    }
-    if (s.startsWith("file:")) {
-      if (s.length === 5) ctx.addIssue({ code: "custom", message: "file: needs a path" });
-      return { kind: "file", path: s.slice(5) };
-    }
-    return { kind: "literal", value: s };
-  });
 
 function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);

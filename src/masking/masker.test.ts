@@ -2,7 +2,8 @@ import { createHmac } from "node:crypto";
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import { GatewayError } from "../core/errors.js";
-import { MaskCounts, ValueMasker } from "./masker.js";
+import { MaskCounts } from "./counts.js";
+import { ValueMasker } from "./masker.js";
 import type { DetectorName } from "./detectors.js";
 import type { MaskStrategy } from "./strategies.js";
 
@@ -361,7 +362,8 @@ const phoneArb = fc.oneof(
   fc.tuple(lead, digits(2), lead, digits(2), digits(4), fc.constantFrom("-", ".", " ")).map(
     ([a, b, c, d, e, s]) => `${a}${b}${s}${c}${d}${s}${e}`,
   ),
-  fc.tuple(digits(2), digits(4), digits(4)).map(([a, b, c]) => `0${a} ${b} ${c}`),
+  // Trunk-0 national numbers: a 0, then a non-zero digit ("00" starts an international call).
+  fc.tuple(fc.integer({ min: 1, max: 9 }), digits(1), digits(4), digits(4)).map(([a, b, c, d]) => `0${a}${b} ${c} ${d}`),
 );
 
 const pad = (n: number, w: number): string => String(n).padStart(w, "0");

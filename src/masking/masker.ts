@@ -25,6 +25,7 @@ import {
   candidateKinds,
   detectorNameSchema,
   expandDetectorNames,
+  phoneDetectorFor,
   resolveOverlaps,
   DETECTORS,
   KIND_BITS,
@@ -33,6 +34,7 @@ import {
   type DetectorName,
   type Match,
 } from "./detectors.js";
+import type { CountSink } from "./counts.js";
 import { newFeatures, scanBytes, scanText, type Features } from "./prefilter.js";
 import {
   KeyedHasher,
@@ -53,52 +55,6 @@ export const MIN_MAX_SCAN_BYTES = 1024;
 export const MIN_MATCH_LENGTH = 5;
 const MAX_TRUNCATION_MARGIN = 4096;
 
-/**
- * Where a masker adds its per-kind counts. `MaskCounts` is one; the protocol engines use a
- * reusable adapter over a plain record so that nothing is allocated per clean value.
- */
-export interface CountSink {
-  add(kind: string, n?: number): void;
-}
-
-/** Per-kind counts of masked values, for the audit record. Never holds values. */
-export class MaskCounts implements CountSink {
-  private readonly counts = new Map<string, number>();
-
-  add(kind: string, n = 1): void {
-    this.counts.set(kind, (this.counts.get(kind) ?? 0) + n);
-  }
-
-  addAll(counts: Readonly<Record<string, number>>): void {
-    for (const [kind, n] of Object.entries(counts)) this.add(kind, n);
-  }
-
-  get(kind: string): number {
-    return this.counts.get(kind) ?? 0;
-  }
-
-  get total(): number {
-    let t = 0;
-    for (const n of this.counts.values()) t += n;
-    return t;
-  }
-
-  isEmpty(): boolean {
-    return this.counts.size === 0;
-  }
-
-  /** A plain snapshot, keys sorted. */
-  toJSON(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const kind of [...this.counts.keys()].sort()) out[kind] = this.counts.get(kind) ?? 0;
-    return out;
-  }
-
-  clear(): void {
-    this.counts.clear();
-  }
-}
-
 export interface ValueMaskerOptions {
   /** Policy detector names; `secret` expands to the whole secret family. */
   readonly detectors: readonly DetectorName[];
@@ -107,6 +63,12 @@ export interface ValueMaskerOptions {
   readonly key: Buffer;
   /** Bytes of a value scanned by content detectors (default 1 MiB, minimum 1 KiB). */
   readonly maxScanBytes?: number;
+  /**
+   * The countries (ISO 3166 codes) whose national phone formats `phone` finds; default
+   * DEFAULT_PHONE_REGIONS. Naming them also admits unseparated national numbers of countries
+   * written without a trunk prefix (see detectors/phone.ts).
+   */
+  readonly phoneRegions?: readonly string[];
 }
 
 export interface MaskTextResult {
@@ -161,7 +123,8 @@ export class ValueMasker {
     }
     this.strategy = strategy.data;
     this.kinds = expandDetectorNames(names.data);
-    this.detectors = this.kinds.map((k) => DETECTORS[k]);
+    const regions = options.phoneRegions;
+    this.detectors = this.kinds.map((k) => (k === "phone" && regions !== undefined ? phoneDetectorFor(regions) : DETECTORS[k]));
     this.bits = this.kinds.map((k) => KIND_BITS[k]);
     this.enabled = this.bits.reduce((a, b) => a | b, 0);
     this.maxScanBytes = maxScan;

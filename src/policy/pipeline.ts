@@ -10,7 +10,7 @@
  * - The recording stores what the agent saw; audit stores decisions and counts, never values.
  */
 import type { Logger } from "pino";
-import type { AuditEventInput, AuditLog, AuditPrincipal } from "../audit/types.js";
+import { auditPrincipal, type AuditEventInput, type AuditLog, type AuditPrincipal } from "../audit/types.js";
 import { deny, type Decision, type DenyDecision, type HoldDecision, type Verdict } from "../core/decision.js";
 import type { ErrorCode } from "../core/errors.js";
 import type {
@@ -25,7 +25,6 @@ import type {
   TransferFactEvent,
 } from "../core/events.js";
 import type { HoldNotice, JudgeHooks, SessionJudge } from "../core/judge.js";
-import type { Principal } from "../core/principal.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
@@ -85,9 +84,7 @@ export interface HoldRequest {
 
 const AUDIT_UNAVAILABLE = deny("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so nothing is forwarded");
 
-export function auditPrincipal(p: Principal): AuditPrincipal {
-  return { id: p.id, kind: p.kind, name: p.name };
-}
+
 
 export class Pipeline {
   readonly #o: PipelineOptions;

@@ -375,10 +375,17 @@ describe("matchers", () => {
     expect(cols.query("select password from users").type).toBe("allow");
   });
 
-  it("a policy with only non-SQL match keys never matches SQL, but still guards the session", () => {
-    const s = open([{ name: "no-rm", match: { commands: ["rm"] }, action: "deny" }]);
-    expect(s.query("select rm from rm").type).toBe("allow");
-    denied(s.query("do $$ begin perform 1; end $$"), "fail-closed");
+  it("a policy whose match is about another kind of target is a configuration error naming the key, never a silent no-match", () => {
+    // Only PostgreSQL connections here: `commands` (a shell or redis key) cannot apply.
+    expect(() => makeEvaluator([{ name: "no-rm", match: { commands: ["rm"] }, action: "deny" }])).toThrow(/policies\[0\]\.match\.commands is a shell or redis key, but the policy applies to only postgres connections/);
+    expect(() => makeEvaluator([{ name: "mixed", match: { operations: ["drop"], commands: ["rm"] }, action: "deny" }])).toThrow(/match\.commands cannot be combined with match\.operations/);
+    // With a shell connection beside them, the shell policy applies to it alone: SQL sessions are not judged by it.
+    const config = parseConfig({
+      connections: [...CONNECTIONS, { name: "web1", type: "ssh", host: "h", user: "u", password: "p", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", groups: ["agents"] }],
+      policies: [{ name: "no-rm", match: { commands: ["rm"] }, action: "deny" }],
+    });
+    expect(config.policies[0]?.match).toEqual({ kind: "shell", commands: ["rm"] });
+    expect(new PolicyEvaluator(config.policies, config.connections, new ClassificationCache()).openSession(sessionInfo())).toBeUndefined();
   });
 });
 
@@ -510,12 +517,14 @@ describe("limits", () => {
       "start transaction isolation level serializable, read write",
       "set transaction read write",
       "set session characteristics as transaction read write",
-      "select set_config('work_mem', '64kB', false)",
       "select pg_catalog.set_config('default_transaction_read_only', 'off', false)",
+      "select set_config(name, 'off', false) from pg_settings where name = 'transaction_read_only'",
     ]) {
       const d = denied(s.query(sql), "ro");
       expect(d.message, sql).toMatch(/read-only|set by the gateway|undo this session's limits|set_config/);
     }
+    // A setting set_config() may change that can't be known is refused whatever it is.
+    denied(s.query("select set_config(name, 'off', false) from pg_settings where name like '%read_only'"), "fail-closed");
   });
 
   it("read-only allows reads, harmless settings and read-only transactions", () => {
@@ -525,6 +534,9 @@ describe("limits", () => {
       "copy t to stdout",
       "show all",
       "set work_mem = '64kB'",
+      // A knowable, unprotected setting (issue 12: pg_dump sends this one).
+      "select set_config('work_mem', '64kB', false)",
+      "select set_config(name, 'view, foreign-table', false) from pg_settings where name = 'restrict_nonsystem_relation_kind'",
       "reset work_mem",
       "discard plans",
       "set transaction isolation level serializable",

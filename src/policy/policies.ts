@@ -15,10 +15,11 @@ import { GatewayError } from "../core/errors.js";
 import type { DbQueryEvent, JudgedEvent, JudgedKind } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
+import type { SqlMatch } from "./match.js";
 import type { Answer, Evaluator, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, Glob, anyGlob } from "./glob.js";
-import { settingsTouched } from "./sql-settings.js";
-import type { ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
+import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 
 /**
  * Sees through views for column guards: the base-table columns that views among these
@@ -80,8 +81,15 @@ interface CompiledMatch {
   readonly statementRegex?: RE2JS;
 }
 
+/** A policy whose match (if any) is about SQL. */
+type SqlPolicyConfig = PolicyConfig & { readonly match?: SqlMatch };
+
+function isSqlPolicy(p: PolicyConfig): p is SqlPolicyConfig {
+  return p.match === undefined || p.match.kind === "sql";
+}
+
 interface CompiledPolicy {
-  readonly config: PolicyConfig;
+  readonly config: SqlPolicyConfig;
   readonly name: string;
   readonly connections: readonly Glob[];
   readonly groups: readonly string[] | undefined;
@@ -101,12 +109,10 @@ const WRITE_OPERATIONS = new Set([
 const READ_ONLY_SETTINGS = ["default_transaction_read_only", "transaction_read_only"];
 const TIMEOUT_SETTINGS = ["statement_timeout"];
 
-function compileMatch(p: PolicyConfig): CompiledMatch | undefined {
+/** The policy's SQL match; undefined for a policy without match (it matches every statement). */
+function compileMatch(p: SqlPolicyConfig): CompiledMatch | undefined {
   const m = p.match;
   if (m === undefined) return undefined;
-  const ignored = (["commands", "arguments", "forwardTo", "methods", "paths", "verbs", "resources", "namespaces"] as const).filter((k) => m[k] !== undefined);
-  const sqlKeys = (["operations", "relations", "columns", "functions", "noWhere", "statementRegex"] as const).filter((k) => m[k] !== undefined);
-  if (sqlKeys.length === 0 && ignored.length > 0) return { operations: [new Glob("\u0000never")] }; // a non-SQL policy never matches SQL
   let statementRegex: RE2JS | undefined;
   if (m.statementRegex !== undefined) {
     try {
@@ -140,7 +146,8 @@ export class PolicyEvaluator implements Evaluator {
 
   constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache, viewResolver?: ViewResolver) {
     this.#viewResolver = viewResolver;
-    this.#policies = policies.map((p) => ({
+    // SQL matches, and policies without one: other kinds of match are about other targets.
+    this.#policies = policies.filter(isSqlPolicy).map((p) => ({
       config: p,
       name: p.name,
       connections: p.connections.map((g) => new Glob(g)),
@@ -288,10 +295,18 @@ class SessionPolicies implements SessionEvaluator {
   }
 
   #statement(event: DbQueryEvent): Answer {
-    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     const pathPending = this.#pathPending;
     if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
-    const classification = this.#cache.classify(event.sql);
+    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const classified = this.#cache.classifyBounded(event.sql);
+    if (classified instanceof Promise) return classified.then((c) => this.#classified(event, c));
+    return this.#classified(event, classified);
+  }
+
+  #classified(event: DbQueryEvent, classification: Classification): Answer {
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.#classified(event, classification));
+    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
     if (!classification.ok) {
       if (!guarded) return this.#allow([]);
       return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");
@@ -563,8 +578,7 @@ class SessionPolicies implements SessionEvaluator {
         if (SETTINGS_OPERATIONS.has(op)) touches = true;
       }
     }
-    const callsSetConfig = facts.some((f) => f.functions.some((fn) => fn === "set_config" || fn.endsWith(".set_config")));
-    if (callsSetConfig) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
     if (!touches) return undefined;
     const s = settingsTouched(sql);
     if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
@@ -659,7 +673,8 @@ class SessionPolicies implements SessionEvaluator {
     }
     if (m.functions !== undefined) {
       const globs = m.functions;
-      const hit = f.functions.some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
+      // A member of a dangerous family stands for all of them (sql/function-families.ts).
+      const hit = [...f.functions, ...(f.equivalentFunctions ?? [])].some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
       if (!hit) return false;
     }
     if (m.noWhere === true && !f.noWhere) return false;

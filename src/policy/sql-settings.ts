@@ -3,7 +3,8 @@
  * read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
  * of a second parse does not reach the hot path.
  */
-import { parseSync } from "libpg-query";
+import type { StatementFacts } from "./sql/facts.js";
+import { parseSyncBounded } from "./sql/limits.js";
 
 export interface SettingsTouched {
   /** Lower-cased names of variables SET or RESET. */
@@ -44,9 +45,10 @@ export function settingsTouched(sql: string): SettingsTouched {
   let transactionCharacteristics = false;
   let tree: unknown;
   try {
-    tree = parseSync(sql);
+    tree = parseSyncBounded(sql);
   } catch {
-    // Unparseable statements are refused earlier; report everything as touched to be safe.
+    // Unparseable statements are refused earlier (and one beyond the limits is never parsed
+    // here); report everything as touched to be safe.
     return { variables: [], resetAll: true, discardAll: true, readWrite: true, transactionCharacteristics: true };
   }
   const visit = (node: unknown): void => {
@@ -74,4 +76,23 @@ export function settingsTouched(sql: string): SettingsTouched {
   };
   visit(tree);
   return { variables, resetAll, discardAll, readWrite, transactionCharacteristics };
+}
+
+/**
+ * Settings a set_config() call may not change while the gateway enforces session limits: the
+ * limits themselves, the name resolution and identity the guardrails rely on, and the parsing
+ * settings. Any other setting named knowably (pg_dump's `set_config(name, …) FROM pg_settings
+ * WHERE name = 'restrict_nonsystem_relation_kind'`) is the session's own business.
+ */
+export const PROTECTED_SETTINGS: ReadonlySet<string> = new Set([
+  "statement_timeout", "default_transaction_read_only", "transaction_read_only", "search_path", "role",
+  "session_authorization", "standard_conforming_strings", "client_encoding", "all",
+]);
+
+/** Whether a statement calling set_config() may change a protected setting: it names one, or
+ * names no setting the classifier could read (set_config named by DDL, attribute notation, …). */
+export function setConfigTouchesProtected(f: StatementFacts): boolean {
+  if (!f.functions.some((fn) => fn === "set_config" || fn.endsWith(".set_config"))) return false;
+  const settings = f.settings ?? [];
+  return settings.length === 0 || settings.some((s) => PROTECTED_SETTINGS.has(s));
 }

@@ -27,8 +27,6 @@ import { Glob, anyGlob } from "./glob.js";
 import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 import { analyzeShell, type ShellCommand } from "./shell/analyze.js";
 
-const SSH_KEYS = ["commands", "arguments", "forwardTo"] as const;
-const OTHER_KEYS = ["operations", "relations", "columns", "functions", "noWhere", "statementRegex", "methods", "paths", "verbs", "resources", "namespaces"] as const;
 
 /** An argument pattern: a glob, or `re:REGEX` (RE2 syntax: linear time, unanchored). */
 type ArgPattern = { readonly kind: "glob"; readonly glob: Glob } | { readonly kind: "re"; readonly re: RE2JS };
@@ -60,9 +58,7 @@ function compile(p: PolicyConfig): SshPolicy | undefined {
   const m = p.match;
   const base = { config: p, name: p.name, connections: p.connections.map((g) => new Glob(g)), groups: p.groups };
   if (m === undefined) return { ...base, hasMatch: false };
-  const ssh = SSH_KEYS.filter((k) => m[k] !== undefined);
-  if (ssh.length === 0) return undefined; // SQL/HTTP only
-  if (OTHER_KEYS.some((k) => m[k] !== undefined)) return undefined; // mixed: can never hold for an SSH command
+  if (m.kind !== "shell") return undefined; // about another kind of target
   return {
     ...base,
     hasMatch: true,
@@ -120,7 +116,7 @@ export class SshSessionPolicies implements SessionEvaluator {
     // `commands: ["*"]` (an allowlist's final deny) would make every word suspect: left out.
     const named = this.#commandGuards
       .filter(isRefusing)
-      .flatMap((p) => (p.config.match?.commands ?? []).filter((g) => !/^[*?]*$/.test(g)).map((g) => new Glob(g)));
+      .flatMap((p) => (p.config.match?.kind === "shell" ? (p.config.match.commands ?? []) : []).filter((g) => !/^[*?]*$/.test(g)).map((g) => new Glob(g)));
     this.#guarded = named.length === 0 ? undefined : (program) => anyGlob(named, program);
     const masks: MaskRule[] = policies
       .filter((p) => p.config.action === "mask" && (p.config.detectors ?? []).length > 0 && !p.hasMatch)

@@ -12,29 +12,9 @@ import type { SecretRef } from "../core/secret.js";
 import { detectorNameSchema } from "../masking/detectors.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
-import { parseDuration } from "./duration.js";
-
-/** `env:NAME`, `file:PATH`, or a literal value. */
-export function parseSecretRef(text: string): SecretRef {
-  if (text.startsWith("env:")) return { kind: "env", name: text.slice(4) };
-  if (text.startsWith("file:")) return { kind: "file", path: text.slice(5) };
-  return { kind: "literal", value: text };
-}
-
-const secretRef = z
-  .string()
-  .min(1)
-  .describe("secret reference: env:NAME | file:PATH | literal value")
-  .transform((s, ctx) => {
-    const ref = parseSecretRef(s);
-    if (ref.kind === "env" && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref.name)) {
-      ctx.addIssue({ code: "custom", message: "env: needs a variable name, e.g. env:ORDERS_PG_PASSWORD" });
-    }
-    if (ref.kind === "file" && ref.path.length === 0) {
-      ctx.addIssue({ code: "custom", message: "file: needs a path" });
-    }
-    return ref;
-  });
+import { durationSchema as duration, secretRefSchema as secretRef } from "./schema-parts.js";
+export { parseSecretRef } from "./schema-parts.js";
+import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
 export interface ListenAddress {
   readonly host: string;
@@ -61,19 +41,6 @@ const listenAddress = z
       return z.NEVER;
     }
     return a;
-  });
-
-const duration = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .describe("a duration: 30s, 15m, 1h, or milliseconds as a number")
-  .transform((v, ctx) => {
-    if (typeof v === "number") return v;
-    try {
-      return parseDuration(v);
-    } catch {
-      ctx.addIssue({ code: "custom", message: `invalid duration "${v}" (use e.g. 30s, 15m, 1h)` });
-      return z.NEVER;
-    }
   });
 
 const name = z
@@ -155,7 +122,13 @@ const connection = z.discriminatedUnion("type", [postgresConnection, sshConnecti
 
 const stringList = z.array(z.string().min(1));
 
+/**
+ * A policy's `match` as written: flat, every kind's keys (src/policy/match.ts); `kind` is
+ * optional and inferred from the keys and the policy's connections in parseConfig, which turns
+ * it into the typed union (PolicyMatch).
+ */
 const policyMatch = z.strictObject({
+  kind: z.enum(MATCH_KINDS as [MatchKind, ...MatchKind[]]).optional().describe("the kind of target the keys are about; inferred from the keys (and the policy's connections) when left out"),
   operations: stringList.optional(),
   relations: stringList.optional(),
   columns: stringList.optional(),
@@ -165,11 +138,17 @@ const policyMatch = z.strictObject({
   commands: stringList.optional(),
   arguments: stringList.optional(),
   forwardTo: stringList.optional(),
+  keys: stringList.optional(),
   methods: stringList.optional(),
   paths: stringList.optional(),
+  query: stringList.optional(),
+  headers: stringList.optional(),
+  body: stringList.optional(),
   verbs: stringList.optional(),
   resources: stringList.optional(),
   namespaces: stringList.optional(),
+  names: stringList.optional(),
+  tools: stringList.optional(),
 });
 
 const policy = z.strictObject({
@@ -244,8 +223,11 @@ export const configSchema = z.strictObject({
       maxMessageBytes: z.number().int().min(1024).max(1_073_741_824).default(64 * 1_048_576),
       connectTimeout: duration.default(10_000),
       authTimeout: duration.default(30_000),
+      sqlMaxBytes: z.number().int().min(1024).max(16 * 1_048_576).default(1_048_576).describe("longest statement the SQL parser is given (UTF-8 bytes); longer is refused"),
+      sqlMaxDepth: z.number().int().min(16).max(10_000).default(1_000).describe("deepest nesting (brackets, CASE, chained operators) the SQL parser is given; deeper is refused"),
+      sqlParseTimeout: duration.default(5_000).describe("time budget of one parse in a parser thread (and of the wait for one)"),
     })
-    .default({ maxMessageBytes: 64 * 1_048_576, connectTimeout: 10_000, authTimeout: 30_000 }),
+    .default({ maxMessageBytes: 64 * 1_048_576, connectTimeout: 10_000, authTimeout: 30_000, sqlMaxBytes: 1_048_576, sqlMaxDepth: 1_000, sqlParseTimeout: 5_000 }),
   log: z
     .strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -271,11 +253,13 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.input<typeof configSchema>;
 type ParsedConfig = z.output<typeof configSchema>;
 export type ServiceAccountConfig = ParsedConfig["serviceAccounts"][number];
-export type PolicyConfig = ParsedConfig["policies"][number];
+/** A policy with its match typed by kind (inferred in parseConfig). */
+export type PolicyConfig = Omit<ParsedConfig["policies"][number], "match"> & { readonly match?: PolicyMatch };
 export type OidcIssuerConfig = ParsedConfig["oidc"][number];
 
-export interface Config extends Omit<ParsedConfig, "connections"> {
+export interface Config extends Omit<ParsedConfig, "connections" | "policies"> {
   readonly connections: readonly Connection[];
+  readonly policies: readonly PolicyConfig[];
   /** The file it came from, if any (relative paths resolve against its directory). */
   readonly source?: string;
 }
@@ -316,7 +300,15 @@ export function parseConfig(doc: unknown, source?: string): Config {
     accounts.add(s.name);
   });
   const policyNames = new Set<string>();
+  const policies: PolicyConfig[] = [];
   parsed.policies.forEach((p, i) => {
+    const { match, ...rest } = p;
+    if (match === undefined) policies.push(rest);
+    else {
+      const inferred = inferMatchKind(match, typesNamed(p.connections, parsed.connections));
+      if ("problem" in inferred) problems.push(`policies[${i}].${inferred.problem}`);
+      else policies.push({ ...rest, match: typedMatch(match, inferred.kind) });
+    }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
     if (p.action === "mask" && p.columns === undefined && p.detectors === undefined) {
@@ -369,6 +361,7 @@ export function parseConfig(doc: unknown, source?: string): Config {
     ...parsed,
     dataDir: resolve(baseDir, parsed.dataDir),
     connections,
+    policies,
     ...(source === undefined ? {} : { source: resolve(source) }),
   };
 }

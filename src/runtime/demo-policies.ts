@@ -26,7 +26,9 @@ export const DEMO_POLICIES: NonNullable<RawConfig["policies"]> = [
   },
   {
     name: "no-server-files",
-    match: { functions: ["pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export", "dblink*"] },
+    // Each name stands for its whole family of built-in equivalents (src/policy/sql/function-families.ts):
+    // pg_read_file also denies pg_read_file_old and pg_read_binary_file, pg_ls_dir every pg_ls_*dir, …
+    match: { functions: ["pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_file_write", "lo_import", "lo_export", "dblink*"] },
     action: "deny",
     message: "server-side file and network access is not allowed",
   },

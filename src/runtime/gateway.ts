@@ -31,7 +31,7 @@ import { PolicyEvaluator } from "../policy/policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
 import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
 import { readCast } from "../recording/asciicast.js";
-import { ClassificationCache, initSqlParser } from "../policy/sql/index.js";
+import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
@@ -114,6 +114,14 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, "error while closing"));
   };
   try {
+    // Statements not cached yet are parsed in parser threads, bounded (issue 12: a statement must
+    // not be a way to stall or break the parser of every session). Started first, so that their
+    // WASM compiles while the store opens; awaited before the cache below.
+    const parsers = new ParserPool({
+      limits: { maxBytes: config.limits.sqlMaxBytes, maxDepth: config.limits.sqlMaxDepth },
+      timeoutMs: config.limits.sqlParseTimeout,
+    });
+    cleanups.push(() => parsers.close());
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const keysDir = join(config.dataDir, "keys");
     await mkdir(keysDir, { recursive: true, mode: 0o700 });
@@ -166,7 +174,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
-    const classifications = new ClassificationCache();
+    await parsers.ready();
+    const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(
       config.connections.filter((c): c is PostgresConnection => c.type === "postgres"),

@@ -8,6 +8,7 @@
  */
 
 import { BYPASS_CASES_2 } from "./bypass-cases-2.js";
+import { BYPASS_CASES_3 } from "./bypass-cases-3.js";
 
 export interface BypassCase {
   readonly trick: string;
@@ -20,6 +21,9 @@ export interface BypassCase {
   readonly written?: readonly string[];
   readonly columns?: readonly string[];
   readonly functions?: readonly string[];
+  /** Names a `functions` guard may use that must match a call (the call itself, or an
+   * equivalent of the same family: function-families.ts). */
+  readonly matches?: readonly string[];
   readonly noWhere?: true;
   readonly unknown?: true;
   readonly prepares?: string;
@@ -211,4 +215,5 @@ export const BYPASS_CASES: readonly BypassCase[] = [
   { trick: "function called through EXECUTE parameters", sql: "EXECUTE p(pg_terminate_backend(1))", functions: ["pg_terminate_backend"], executes: "p" },
   { trick: "SELECT … FOR UPDATE locks rows", sql: "SELECT * FROM users FOR UPDATE", ops: ["lock_rows"] },
   ...BYPASS_CASES_2,
+  ...BYPASS_CASES_3,
 ];

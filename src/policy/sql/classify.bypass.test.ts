@@ -32,6 +32,7 @@ describe("bypass attempts", () => {
     for (const rel of c.written ?? []) expect(union((s) => s.written)).toContain(rel);
     for (const col of c.columns ?? []) expect(union((s) => s.columns)).toContain(col);
     for (const fn of c.functions ?? []) expect(union((s) => s.functions)).toContain(fn);
+    for (const fn of c.matches ?? []) expect(union((s) => [...s.functions, ...(s.facts.equivalentFunctions ?? [])])).toContain(fn);
     if (c.noWhere === true) expect(all.some((s) => s.noWhere)).toBe(true);
     if (c.unknown === true) expect(all.some((s) => s.unknown)).toBe(true);
     if (c.prepares !== undefined) expect(all.map((s) => s.facts.prepares)).toContain(c.prepares);

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { classify, classifyDetailed, initSqlParser, MAX_SQL_BYTES } from "./classify.js";
+import { MAX_SQL_DEPTH } from "./limits.js";
 import { genericTag, staticTags } from "./operations.js";
 import { one, statementsOf } from "./testing.js";
 
@@ -409,7 +410,9 @@ describe("noWhere", () => {
     ["SELECT * FROM t", false],
     ["INSERT INTO t VALUES (1)", false],
     ["MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", true],
-    ["MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", false],
+    // The join reaches every row of t that some row of the table s matches (issue 12): bulk.
+    ["MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", true],
+    ["MERGE INTO t USING (VALUES (1)) s (id) ON t.id = s.id WHEN MATCHED THEN DELETE", false],
     ["MERGE INTO t USING s ON s.x WHEN MATCHED AND t.y THEN UPDATE SET a = 1", false],
     ["EXPLAIN DELETE FROM t", false],
     ["EXPLAIN ANALYZE DELETE FROM t", true],
@@ -585,16 +588,21 @@ describe("multi-statement strings and errors", () => {
 
   it("refuses statements over the size bound", () => {
     const r = classify("SELECT '" + "x".repeat(MAX_SQL_BYTES) + "'");
-    expect(r).toEqual({ ok: false, error: `statement too long (more than ${MAX_SQL_BYTES} bytes)` });
+    expect(r).toEqual({ ok: false, error: `statement too long (limit ${MAX_SQL_BYTES} bytes)` });
     // multi-byte characters count as bytes
     expect(classify("SELECT '" + "é".repeat(MAX_SQL_BYTES / 2) + "'").ok).toBe(false);
   });
 
   it("refuses statements nested beyond the depth bound, and still classifies afterwards", () => {
+    // beyond the parser's bound (limits.ts): refused before the parser sees it
+    const tooDeep = { ok: false, error: `statement too deeply nested (limit ${MAX_SQL_DEPTH} levels of nesting or chained operators)` };
     const deep = "SELECT " + Array.from({ length: 3000 }, () => "a").join(" + ");
-    expect(classify(deep)).toEqual({ ok: false, error: "statement too complex" });
+    expect(classify(deep)).toEqual(tooDeep);
     const calls = "SELECT " + "f(".repeat(1500) + "1" + ")".repeat(1500);
-    expect(classify(calls)).toEqual({ ok: false, error: "statement too complex" });
+    expect(classify(calls)).toEqual(tooDeep);
+    // within it, but beyond the walker's own bound
+    const walked = "SELECT " + "f(".repeat(600) + "1" + ")".repeat(600);
+    expect(classify(walked)).toEqual({ ok: false, error: "statement too complex" });
     expect(one("SELECT " + Array.from({ length: 200 }, () => "a").join(" + ") + " FROM t").columns).toEqual(["t.a:read"]);
   });
 });

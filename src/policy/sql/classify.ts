@@ -12,10 +12,11 @@ import { hasSqlDetails, loadModule, parseSync } from "libpg-query";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import { isObj, list } from "./ast.js";
 import type { Classification, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
+import { checkParseLimits, DEFAULT_PARSE_LIMITS, resetEmbeddedBudget } from "./limits.js";
+import type { ParseOutcome, ParserPool } from "./parser-pool.js";
 import { MAX_WALK_NODES, walkStatement } from "./walk.js";
 
-/** Longest statement text classified (UTF-8 bytes); longer is refused. */
-export const MAX_SQL_BYTES = 1024 * 1024;
+export { MAX_SQL_BYTES } from "./limits.js";
 
 let ready: Promise<void> | undefined;
 let loaded = false;
@@ -47,26 +48,60 @@ export function classify(sql: string): Classification {
   return classifyDetailed(sql).classification;
 }
 
+/**
+ * Classifies in this thread, with the default limits (limits.ts) checked first. For tests,
+ * startup and the small statements the data path has already bounded; the data path parses
+ * what it has not cached with classifyDetailedWith() instead.
+ */
 export function classifyDetailed(sql: string): DetailedClassification {
   if (!loaded) throw new GatewayError("GW_INTERNAL", "the SQL parser is not initialised (await initSqlParser())");
-  // Cheap test first: a UTF-16 code unit is at most 3 UTF-8 bytes.
-  if (sql.length * 3 > MAX_SQL_BYTES && Buffer.byteLength(sql, "utf8") > MAX_SQL_BYTES) {
-    return refused(`statement too long (more than ${MAX_SQL_BYTES} bytes)`);
+  const early = precheck(sql);
+  if (early !== undefined) return early;
+  const over = checkParseLimits(sql, DEFAULT_PARSE_LIMITS);
+  if (over !== undefined) return refused(over.message);
+  let parsed: unknown;
+  try {
+    parsed = parseSync(sql);
+  } catch (e) {
+    if (hasSqlDetails(e) && e.sqlDetails !== undefined) {
+      return syntaxError(sql, { ok: false, syntax: true, message: e.sqlDetails.message, cursorPosition: e.sqlDetails.cursorPosition });
+    }
+    // Not a syntax error: the WASM instance failed (stack, memory). Fail closed. Within the
+    // limits this is not expected in this thread; the data path's threads are replaced instead.
+    return refused("the SQL parser failed on this statement");
   }
+  return classifyTree(parsed);
+}
+
+/**
+ * Classifies with a parser thread of `pool` (its limits checked first, its time budget
+ * applied): never blocks the event loop on the parser, and refuses (fail closed) whatever the
+ * pool could not parse. The walk over the tree runs here, bounded as in classifyDetailed().
+ */
+export function classifyDetailedWith(pool: ParserPool, sql: string): DetailedClassification | Promise<DetailedClassification> {
+  const early = precheck(sql);
+  if (early !== undefined) return early;
+  return pool.parse(sql).then((outcome) => {
+    if (outcome.ok) return classifyTree(outcome.tree);
+    return outcome.syntax ? syntaxError(sql, outcome) : refused(outcome.message);
+  });
+}
+
+/** What is decided before any parser sees the text. */
+function precheck(sql: string): DetailedClassification | undefined {
   // The C parser would stop reading at a NUL and judge only the text before it; PostgreSQL
   // never accepts one in query text (a Query message is a NUL-terminated string).
   if (sql.includes("\u0000")) return refused("statement contains a NUL character");
   // libpg_query refuses an empty string; PostgreSQL answers it with EmptyQueryResponse.
   if (sql === "") return { classification: { ok: true, statements: [] }, cacheable: true };
-  let parsed: unknown;
-  try {
-    parsed = parseSync(sql);
-  } catch (e) {
-    return parseError(sql, e);
-  }
+  return undefined;
+}
+
+function classifyTree(parsed: unknown): DetailedClassification {
   const stmts = isObj(parsed) ? list(parsed, "stmts") : [];
   const statements: StatementFacts[] = [];
   let cacheable = true;
+  resetEmbeddedBudget();
   try {
     // One budget for the whole string: many small statements can't add up past the bound.
     const budget = { nodes: MAX_WALK_NODES };
@@ -120,16 +155,12 @@ function refused(error: string): DetailedClassification {
   return { classification: { ok: false, error }, cacheable: false };
 }
 
-function parseError(sql: string, e: unknown): DetailedClassification {
-  if (hasSqlDetails(e) && e.sqlDetails !== undefined) {
-    const message = e.sqlDetails.message;
-    const pos = e.sqlDetails.cursorPosition;
-    // libpg_query's cursorPosition is a 0-based character offset; PostgreSQL's `P` is 1-based.
-    const classification: Classification =
-      Number.isInteger(pos) && pos >= 0 && pos <= sql.length
-        ? { ok: false, error: message, position: pos + 1 }
-        : { ok: false, error: message };
-    return { classification, cacheable: false };
-  }
-  return refused("the statement could not be parsed");
+function syntaxError(sql: string, e: Extract<ParseOutcome, { syntax: true }>): DetailedClassification {
+  const pos = e.cursorPosition;
+  // libpg_query's cursorPosition is a 0-based character offset; PostgreSQL's `P` is 1-based.
+  const classification: Classification =
+    pos !== undefined && Number.isInteger(pos) && pos >= 0 && pos <= sql.length
+      ? { ok: false, error: e.message, position: pos + 1 }
+      : { ok: false, error: e.message };
+  return { classification, cacheable: false };
 }

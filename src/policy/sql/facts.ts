@@ -53,6 +53,10 @@ export interface ColumnAccess {
  *   text_search_configuration / _dictionary / _parser / _template, large_object,
  *   default_privileges, constraint, column … (the ObjectType of the statement).
  *   SELECT … INTO and CREATE TABLE AS add create + create_table (create_materialized_view).
+ *   Destructive ALTER TABLE / FOREIGN TABLE / TYPE / DOMAIN sub-commands add their own tag and
+ *   drop (so `drop` matches them): drop_column, alter_column_type, drop_constraint,
+ *   drop_default, drop_not_null, drop_expression, drop_identity, set_expression,
+ *   detach_partition, no_inherit.
  *   rename (ALTER … RENAME), alter_owner (ALTER … OWNER TO), drop_owned, reassign_owned,
  *   import_foreign_schema (+ create_foreign_table), alter_system, refresh_materialized_view,
  *   comment, security_label.
@@ -84,9 +88,20 @@ export interface StatementFacts {
    * functions in DEFAULTs, CHECKs and index expressions), as written: schema-qualified when
    * written so (`pg_catalog.pg_sleep`), names as PostgreSQL folds them. */
   readonly functions: readonly string[];
+  /** The dangerous families (function-families.ts) of the functions called, e.g.
+   * `server_file_read`. Absent when none. */
+  readonly functionFamilies?: readonly string[];
+  /** The other members of those families, qualified as the call was (`pg_read_file_old`
+   * brings `pg_read_file`, `pg_read_binary_file`, …): a `functions` guard naming any member
+   * matches the call. Present with functionFamilies. */
+  readonly equivalentFunctions?: readonly string[];
   /** An UPDATE or DELETE (anywhere, including CTEs) without a WHERE clause, or whose WHERE
    * never refers to the target's columns (`WHERE true`, `WHERE 1 = 1`); a MERGE whose UPDATE or
-   * DELETE action is not restricted by a condition on the target. */
+   * DELETE action is not restricted by a condition on the target, or whose source may return a
+   * whole table (WHEN NOT MATCHED BY SOURCE: always, unless its own condition restricts it);
+   * an INSERT … ON CONFLICT DO UPDATE without a WHERE on the target whose source may return a
+   * whole table (anything but VALUES, a FROM-less SELECT without function calls, or a SELECT
+   * whose WHERE restricts its own FROM items): the update arm's reach is the source's. */
   readonly noWhere: boolean;
   /** Set when the statement's effects cannot be known statically (DO blocks, COPY … PROGRAM,
    * LOAD, dynamic SQL through functions such as dblink or query_to_xml with a non-constant

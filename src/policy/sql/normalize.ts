@@ -22,8 +22,9 @@
  * placeholders), unpaired surrogates — it returns undefined and the caller classifies without
  * the cache.
  */
-import { classify, classifyDetailed } from "./classify.js";
+import { classify, classifyDetailed, classifyDetailedWith, type DetailedClassification } from "./classify.js";
 import type { Classification } from "./facts.js";
+import type { ParserPool } from "./parser-pool.js";
 
 /** Longer inputs are not normalised (classified directly, never cached). */
 export const MAX_NORMALIZE_CHARS = 64 * 1024;
@@ -448,27 +449,62 @@ export class ClassificationCache {
   constructor(
     private readonly maxEntries = 10_000,
     private readonly maxKeyChars = 8 * 1024 * 1024,
+    /** Where classifyBounded() parses what is not cached; without one it parses in this thread. */
+    private readonly pool?: ParserPool,
   ) {}
 
+  /** Classifies in this thread (tests, startup): see classifyDetailed(). */
   classify(sql: string): Classification {
     const key = normalize(sql);
     if (key === undefined) {
       this.unnormalizable++;
       return classify(sql);
     }
-    const hit = this.map.get(key);
-    if (hit !== undefined) {
-      this.hits++;
-      // refresh recency: Map iterates in insertion order, oldest first
-      this.map.delete(key);
-      this.map.set(key, hit);
-      return hit;
-    }
+    const hit = this.#hit(key);
+    if (hit !== undefined) return hit;
     this.misses++;
-    const { classification, cacheable } = classifyDetailed(sql);
+    return this.#store(key, classifyDetailed(sql));
+  }
+
+  /**
+   * The data path: a cached statement is answered here and now (synchronously, as cheap as
+   * classify()); anything else is parsed by the pool's threads, bounded by its limits and time
+   * budget, so no statement can stall or damage the parser of other sessions.
+   */
+  classifyBounded(sql: string): Classification | Promise<Classification> {
+    const pool = this.pool;
+    if (pool === undefined) return this.classify(sql);
+    const key = normalize(sql);
+    if (key === undefined) {
+      this.unnormalizable++;
+      return settled(classifyDetailedWith(pool, sql), (d) => d.classification);
+    }
+    const hit = this.#hit(key);
+    if (hit !== undefined) return hit;
+    this.misses++;
+    return settled(classifyDetailedWith(pool, sql), (d) => this.#store(key, d));
+  }
+
+  #hit(key: string): Classification | undefined {
+    const hit = this.map.get(key);
+    if (hit === undefined) return undefined;
+    this.hits++;
+    // refresh recency: Map iterates in insertion order, oldest first
+    this.map.delete(key);
+    this.map.set(key, hit);
+    return hit;
+  }
+
+  #store(key: string, { classification, cacheable }: DetailedClassification): Classification {
     if (!cacheable || !classification.ok || this.maxEntries <= 0 || key.length > this.maxKeyChars) {
       this.uncacheable++;
       return classification;
+    }
+    const old = this.map.get(key);
+    if (old !== undefined) {
+      // Another session parsed the same shape meanwhile (classifyBounded): keep one entry.
+      this.map.delete(key);
+      this.keyChars -= key.length;
     }
     deepFreeze(classification);
     this.map.set(key, classification);
@@ -501,6 +537,10 @@ export class ClassificationCache {
     this.clear();
     return Promise.resolve();
   }
+}
+
+function settled<T, R>(v: T | Promise<T>, f: (t: T) => R): R | Promise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
 }
 
 function deepFreeze(v: unknown): void {

@@ -4,6 +4,7 @@ import { GatewayError } from "../../core/errors.js";
 import type { MaskRule } from "../../core/decision.js";
 import { needsWork, planFields, rewriteDataRow, type ResolvedField, type RuleMasker } from "./result-masking.js";
 import { decodeDataRow, encodeDataRow } from "./wire/index.js";
+import { MaskChain, createMaskerFactory } from "../../masking/index.js";
 
 /** A masker that replaces "secret" wherever it appears, and labels whole values. */
 const fake: RuleMasker = {
@@ -113,7 +114,7 @@ describe("rewriteDataRow", () => {
             case "null":
               return { kind: "null", rule: "cols", countKey: "column:cols" } as const;
             case "detect":
-              return { kind: "detect", maskers: [fake], json: false, jsonbBinary: false } as const;
+              return { kind: "detect", chain: new MaskChain([fake]), json: false, jsonbBinary: false } as const;
           }
         });
         const values = cols.map(([v]) => v);
@@ -152,5 +153,25 @@ describe("rewriteDataRow", () => {
     for (const b of bad) {
       expect(() => rewriteDataRow(b, actions, {})).toThrow(GatewayError);
     }
+  });
+});
+
+describe("json/jsonb values through the masking library's JSON API", () => {
+  const real = createMaskerFactory(Buffer.alloc(32, 3));
+  const pii: MaskRule = { rule: "pii", columns: [], detectors: ["email", "credit_card", "secret"], strategy: "partial" };
+
+  it("masks leaves and keeps the value valid JSON, escapes and numbers included; a clean value is forwarded", () => {
+    const actions = planFields([field("doc", JSONB, 0), field("plain", 114, 0)], [pii], real);
+    const doc = '{"mail":"ana\\u0040example.es","card":4111111111111111,"password":"x\\"y","ok":[1,2]}';
+    const counts: Record<string, number> = {};
+    const out = rewriteDataRow(row([doc, '{"a": [1, "b"]}']), actions, counts);
+    const [masked, clean] = decodeDataRow((out ?? Buffer.alloc(0)).subarray(5));
+    const parsed = JSON.parse(masked?.toString("utf8") ?? "") as Record<string, unknown>;
+    expect(parsed.ok).toEqual([1, 2]);
+    expect(JSON.stringify(parsed)).not.toContain("ana@example.es");
+    expect(JSON.stringify(parsed)).not.toContain("4111111111111111");
+    expect(parsed.password).not.toBe('x"y');
+    expect(counts).toEqual({ email: 1, credit_card: 1, secret: 1 });
+    expect(clean?.toString("utf8")).toBe('{"a": [1, "b"]}');
   });
 });

@@ -1,31 +1,19 @@
 /**
- * Masking of result rows on the wire (pure: no I/O). For each result, the fields of its
- * RowDescription are resolved to relation.column (through the catalog) and planned once:
- * keep, mask whole (a column rule on a text column), null (a column rule on a non-text column),
- * or detect (content detectors on text values). Each
- * DataRow is then rewritten with recomputed lengths, one at a time (constant memory).
+ * Masking of result rows on the wire (pure: no I/O): the PostgreSQL framing of the masking
+ * library. Which rule covers which field is the library's (masking/plan.ts); here each field of
+ * a RowDescription (resolved to relation.column through the catalog) gets, once per result, an
+ * action by its type: keep, mask whole (a column rule on a text column), null (a column rule
+ * on a non-text column), or detect (the rules' content detectors, chained, on text values;
+ * json/jsonb through the JSON document API so that they stay valid JSON). Each DataRow is then
+ * rewritten with recomputed lengths, one at a time (constant memory).
  * (protocol-message-formats: RowDescription, DataRow.)
  */
 import type { MaskRule } from "../../core/decision.js";
-import { ColumnGlob } from "../../policy/glob.js";
 import { GatewayError } from "../../core/errors.js";
+import { MaskChain, rulesForField, type RuleMasker } from "../../masking/index.js";
 import { BackendType } from "./wire/index.js";
 
-export interface RuleMasker {
-  /** Content detection over a text value; undefined when nothing was found. */
-  maskText(text: string): { readonly value: string | null; readonly counts: Readonly<Record<string, number>> } | undefined;
-  /**
-   * Content detection over the UTF-8 bytes `buf[start, end)`: undefined when nothing was found
-   * (clean values are never decoded, nor sliced). Masked values are counted per kind into `counts`.
-   */
-  maskBytes(buf: Buffer, start: number, end: number, counts: Record<string, number>): Buffer | null | undefined;
-  /** The kind a value shows (`email`, …), for labelling a whole-value mask; "column" when none. */
-  kindOf(text: string): string;
-  /** A column rule: the whole value, labelled `kind`. */
-  maskWhole(text: string, kind: string): string | null;
-  /** Whether maskWhole's output depends only on the kind (redact): then it is computed once per column. */
-  readonly constantPerKind: boolean;
-}
+export type { RuleMasker } from "../../masking/index.js";
 
 export interface ResolvedField {
   readonly name: string;
@@ -54,7 +42,7 @@ export type FieldAction =
     }
   /** A column rule on a non-text type (integer, date, …): no masked text fits it, so it becomes NULL. */
   | { readonly kind: "null"; readonly rule: string; readonly countKey: string }
-  | { readonly kind: "detect"; readonly maskers: readonly RuleMasker[]; readonly json: boolean; readonly jsonbBinary: boolean };
+  | { readonly kind: "detect"; readonly chain: MaskChain; readonly json: boolean; readonly jsonbBinary: boolean };
 
 /** Types whose binary form is their UTF-8 text (jsonb: a version byte, then text). */
 const TEXT_TYPES = new Set([25 /* text */, 1043 /* varchar */, 1042 /* bpchar */, 19 /* name */, 114 /* json */, 3802 /* jsonb */, 142 /* xml */, 705 /* unknown */, 18 /* char */]);
@@ -63,46 +51,23 @@ const JSONB = 3802;
 /** OIDs from here on are user-defined (domains, extensions such as citext): text in text format. */
 const FIRST_USER_OID = 16384;
 
-const columnGlobs = new WeakMap<MaskRule, readonly ColumnGlob[]>();
-function globsOf(rule: MaskRule): readonly ColumnGlob[] {
-  let g = columnGlobs.get(rule);
-  if (g === undefined) {
-    g = rule.columns.map((c) => new ColumnGlob(c));
-    columnGlobs.set(rule, g);
-  }
-  return g;
-}
-
-function columnRuleMatches(rule: MaskRule, f: ResolvedField): boolean {
-  for (const g of globsOf(rule)) {
-    if (f.relation !== undefined && f.column !== undefined) {
-      const rel = f.relation;
-      if ((g.relation.test(`${rel.schema}.${rel.name}`) || g.relation.test(rel.name)) && g.column.test(f.column)) return true;
-    }
-    // Expressions and aliases carry no origin: match the result column name under any relation.
-    if (f.relation === undefined && g.column.test(f.name)) return true;
-  }
-  return false;
-}
-
 /** Decide, once per result, what happens to each field. */
 export function planFields(fields: readonly ResolvedField[], rules: readonly MaskRule[], maskerFor: (rule: MaskRule) => RuleMasker): FieldAction[] {
   return fields.map((f): FieldAction => {
     const textual = TEXT_TYPES.has(f.typeOid) || (f.format === 0 && f.typeOid >= FIRST_USER_OID);
     const json = JSON_TYPES.has(f.typeOid);
-    const whole = rules.find((r) => r.columns.length > 0 && columnRuleMatches(r, f));
-    if (whole !== undefined) {
+    const covered = rulesForField(f, rules);
+    if (covered.kind === "whole") {
       // `[REDACTED]` in an integer or timestamp column would break every typed client (text
       // format) or cannot be encoded at all (binary): such values are masked as NULL.
+      const whole = covered.rule;
       const countKey = `column:${whole.rule}`;
       if (!textual || whole.strategy === "null") return { kind: "null", rule: whole.rule, countKey };
       return { kind: "whole", masker: maskerFor(whole), rule: whole.rule, json, memo: {}, countKey };
     }
-    const detectors = rules.filter((r) => r.detectors.length > 0);
-    if (detectors.length === 0 || !(textual || f.format === 0)) return { kind: "keep" };
-    // Numbers, dates, booleans … in text format cannot hold an email or a key; skip them.
-    if (!textual) return { kind: "keep" };
-    return { kind: "detect", maskers: detectors.map(maskerFor), json, jsonbBinary: f.typeOid === JSONB && f.format === 1 };
+    // Numbers, dates, booleans … cannot hold an email or a key; skip them.
+    if (covered.kind === "keep" || !textual) return { kind: "keep" };
+    return { kind: "detect", chain: new MaskChain(covered.rules.map(maskerFor)), json, jsonbBinary: f.typeOid === JSONB && f.format === 1 };
   });
 }
 
@@ -158,15 +123,20 @@ function detectValue(body: Buffer, start: number, length: number, action: Extrac
   // jsonb in binary format: a version byte, then the JSON text (kept as it is).
   const from = action.jsonbBinary && length > 0 ? start + 1 : start;
   const end = start + length;
-  let current: Buffer | undefined;
-  for (const m of action.maskers) {
-    const r = current === undefined ? m.maskBytes(body, from, end, counts) : m.maskBytes(current, 0, current.length, counts);
-    if (r === undefined) continue;
-    if (r === null) return null; // strategy null: the value becomes SQL NULL
-    current = r;
+  if (!action.json) return action.chain.range(body, from, end, counts);
+  // json/jsonb: a document the byte scan finds nothing in, and that has no escapes (which
+  // could spell a value the byte scan cannot see), is clean; anything else is masked leaf by
+  // leaf so that the client still gets valid JSON.
+  const backslash = body.indexOf(0x5c, from);
+  const escaped = backslash >= 0 && backslash < end;
+  if (!escaped) {
+    // Counted in the leaf pass below, not here.
+    if (action.chain.range(body, from, end, {}) === undefined) return undefined;
   }
-  if (current === undefined || from === start) return current;
-  return Buffer.concat([body.subarray(start, from), current]);
+  const r = action.chain.json(body.toString("utf8", from, end), counts);
+  if (r.text === undefined) return undefined;
+  const masked = Buffer.from(r.text, "utf8");
+  return from === start ? masked : Buffer.concat([body.subarray(start, from), masked]);
 }
 
 /**

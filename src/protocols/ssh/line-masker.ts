@@ -7,8 +7,23 @@
  * Best effort by design: a secret split across a timed flush of a partial line (a program that
  * pauses mid-line) is masked per piece, so part of it could pass; binary output is masked as
  * text would be (scp and sftp data are not masked at all).
+ *
+ * The masking itself is the masking library's (one chain of the session's rule maskers, the
+ * `null` strategy shown as `[REDACTED]`): `lineMaskFn` builds the function from the maskers.
  */
+import { addCounts, chainLine, type TextMasker } from "../../masking/index.js";
+
 export type LineMaskFn = (text: string) => { readonly text: string; readonly counts: Readonly<Record<string, number>> } | undefined;
+
+/** The LineMaskFn of a session's rule maskers (in policy order), or undefined when there are none. */
+export function lineMaskFn(maskers: readonly TextMasker[]): LineMaskFn | undefined {
+  if (maskers.length === 0) return undefined;
+  return (text) => {
+    const counts: Record<string, number> = {};
+    const masked = chainLine(maskers, text, counts);
+    return masked === undefined ? undefined : { text: masked, counts };
+  };
+}
 
 export interface LineMaskerOptions {
   readonly mask: LineMaskFn;
@@ -80,7 +95,7 @@ export class LineMasker {
       this.#o.write(bytes);
       return;
     }
-    for (const [k, n] of Object.entries(r.counts)) this.counts[k] = (this.counts[k] ?? 0) + n;
+    addCounts(this.counts, r.counts);
     this.#o.write(Buffer.from(r.text, "utf8"));
   }
 }
