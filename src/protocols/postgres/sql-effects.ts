@@ -4,8 +4,8 @@
  * The names come from the real PostgreSQL parser; the effects are applied only once the
  * target confirms them (CommandComplete), never when the text is sent.
  */
-import { parseSync } from "libpg-query";
 import { asNode, bool, str } from "../../policy/sql/ast.js";
+import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
 
 export type SqlEffect =
   | { readonly kind: "plain" }
@@ -30,12 +30,19 @@ const CURSOR_OPT_HOLD = 0x0020;
  */
 const KEYWORDS = /declare|fetch|move|close|prepare|deallocate|discard/i;
 
+/**
+ * This parse runs in the event loop (the judge's ran in a parser worker): bounded so that no
+ * text can stall or break the in-process parser; beyond the bounds the effects are unknown
+ * and the statement's rows are refused (fail closed).
+ */
+const EFFECT_PARSE_LIMITS: ParseLimits = { maxBytes: 256 * 1024, maxDepth: MAX_SQL_DEPTH };
+
 /** The effects of each statement in `sql`, in order (a simple Query may carry several). */
 export function sqlEffects(sql: string): readonly SqlEffect[] {
   if (!KEYWORDS.test(sql)) return [PLAIN];
   let stmts: readonly unknown[];
   try {
-    const tree = parseSync(sql) as { stmts?: readonly { stmt?: unknown }[] };
+    const tree = parseSyncBounded(sql, EFFECT_PARSE_LIMITS) as { stmts?: readonly { stmt?: unknown }[] };
     stmts = (tree.stmts ?? []).map((s) => s.stmt);
   } catch {
     return [{ kind: "unknown" }];
