@@ -206,6 +206,8 @@ for (const kind of DETECTOR_KINDS) {
 function htmlToLines(html: string): string[] {
   const text = html
     .replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, "")
+    // Cells, paragraphs and list items end a word: strip them to a space, other tags to nothing.
+    .replace(/<\/?(?:td|th|tr|p|div|br|li|dt|dd|h\d|table|thead|tbody|pre|ul|ol|dl|a)\b[^>]*>/gi, " ")
     .replace(/<[^>]+>/g, "")
     .replace(/&nbsp;|&#160;/g, " ")
     .replace(/&lt;/g, "<")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the integration tests run for real: PostgreSQL 15 server
 # (initdb, pg_ctl, postgres, pgbench), psql, PgBouncer, OpenSSH server and client, MariaDB
-# server and client. Target: Debian 12 (the README's fresh machine).
+# server and client, psycopg 3. Target: Debian 12 (the README's fresh machine).
 #
 # Idempotent and cheap when everything is present: it checks binaries first and only then
 # touches apt (one `apt-get update`, one `apt-get install`), so a provisioned machine never
@@ -26,11 +26,16 @@ REQUIREMENTS=(
   "mariadb-client|mariadb"
   # --- chromium: browser login tests (test/identity.browser.test.ts) via playwright-core ---
   "chromium|chromium"
+  # --- psycopg 3 under Debian's python (test/postgres-frontdoor.test.ts: cancel timing) ---
+  "python3-psycopg|py:psycopg"
 )
 
 has_binary() {
   local b=$1
-  if [[ $b == /* ]]; then
+  if [[ $b == py:* ]]; then
+    # A Python module, importable by the system python (not a pyenv one).
+    [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import ${b#py:}" >/dev/null 2>&1
+  elif [[ $b == /* ]]; then
     [[ -x $b ]]
   else
     command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || [[ -x /usr/bin/$b ]]

@@ -44,7 +44,7 @@ beforeAll(async () => {
     policies: [{ name: "no-drop", match: { operations: ["drop"] }, action: "deny" }],
   });
   token = await t.mint("agent");
-});
+}, 300_000); // a PostgreSQL and a gateway: slow on a loaded 2-core machine
 
 afterAll(async () => {
   await t.stop();

@@ -110,7 +110,7 @@ beforeAll(async () => {
     approvals: { grants: { approvers: ["ops"] } },
   });
   for (const sa of ["agent", "ops1"]) tokens[sa] = await w.gw.mint(sa, "1h");
-}, 60_000);
+}, 240_000);
 
 afterAll(async () => {
   await w.stop();

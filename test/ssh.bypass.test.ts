@@ -18,7 +18,7 @@ beforeAll(async () => {
     policies: [{ name: "bypass-guard", match: { commands: BYPASS_DENIED_PROGRAMS }, action: "deny" }],
   });
   client = await w.ssh2Client("web1", await w.gw.mint("agent", "1h"));
-}, 60_000);
+}, 240_000);
 
 afterAll(async () => {
   client.end();

@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, writeFileSync, chownSync, statSync } from "n
 import { createServer, connect, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isFileTransfer } from "../src/protocols/ssh/engine.js";
+import { isFileTransfer } from "../src/policy/ssh-policies.js";
 import { startSshWorld, type SshWorld } from "./harness/ssh-gateway.js";
 import type { ClientChannel } from "ssh2";
 
@@ -41,7 +41,7 @@ beforeAll(async () => {
   writeFileSync(env, `AWS_ACCESS_KEY_ID=${AWS_KEY}\nAWS_SECRET_ACCESS_KEY=${AWS_SECRET}\nOWNER=alice@example.com\n`);
   const st = statSync(w.sshd.home);
   chownSync(env, st.uid, st.gid);
-}, 60_000);
+}, 240_000);
 
 afterAll(async () => {
   await w.stop();
@@ -269,6 +269,11 @@ describe("ssh file transfer", () => {
     const statements = [...readAudit().matchAll(/"statement":"(scp [^"]*)"/g)].map((m) => m[1] ?? "");
     expect(statements.some((c) => / -t /.test(c) && isFileTransfer(c))).toBe(true);
     expect(statements.some((c) => / -f /.test(c) && isFileTransfer(c))).toBe(true);
+    // Passed raw (the plan said so) and recorded as a transfer: sizes and hashes, not content.
+    const upload = await recordedSession(`(file transfer: scp -t ${w.sshd.home}/airlock-scp-up.bin)`);
+    expect(upload).toMatch(/bytesFromClient=(\d+) bytesToClient=\d+ sha256FromClient=[0-9a-f]{64} sha256ToClient=[0-9a-f]{64}/);
+    expect(Number(/bytesFromClient=(\d+)/.exec(upload ?? "")?.[1])).toBeGreaterThan(sizes);
+    expect(readAudit()).toMatch(/"kind":"ssh.transfer"/);
   });
 
   it("copies with modern scp (over sftp) and sftp, recording file operations with sizes and hashes", async () => {
@@ -451,6 +456,92 @@ describe("ssh port forwarding", () => {
     } finally {
       child.kill();
     }
+  });
+});
+
+/** Audit records of refused protocol requests, by feature. */
+function refusedRequests(): Map<string, { statement?: string; code?: string; decision?: string }> {
+  const out = new Map<string, { statement?: string; code?: string; decision?: string }>();
+  for (const line of readAudit().split("\n")) {
+    if (!line.includes('"protocol.request"')) continue;
+    const r = JSON.parse(line) as { type: string; statement?: string; code?: string; decision?: string; details?: { feature?: string } };
+    const feature = r.details?.feature;
+    if (r.type === "protocol.request" && feature !== undefined) out.set(feature, { ...(r.statement === undefined ? {} : { statement: r.statement }), ...(r.code === undefined ? {} : { code: r.code }), ...(r.decision === undefined ? {} : { decision: r.decision }) });
+  }
+  return out;
+}
+
+/** The recorded session (as the API shows it) that contains `text`. */
+function recordedSession(text: string): Promise<string | undefined> {
+  return eventually(async () => {
+    const sessions = (await w.gw.api("/v1/sessions?limit=100")).body as { sessions: { id: string }[] };
+    for (const s of sessions.sessions) {
+      const show = JSON.stringify((await w.gw.api(`/v1/sessions/${s.id}`)).body);
+      if (show.includes(text)) return show;
+    }
+    return undefined;
+  });
+}
+
+describe("ssh requests the gateway does not serve (judged, audited, recorded, refused natively)", () => {
+  it("refuses env (SendEnv), naming the variable, never its value; the command still runs", async () => {
+    const value = `envsecret-${randomBytes(8).toString("hex")}`;
+    process.env["AIRLOCK_TEST_SECRET"] = value;
+    try {
+      const r = await w.client("ssh", token, ["-o", "SendEnv=AIRLOCK_TEST_SECRET", "-p", String(w.sshPort), "web1@127.0.0.1", "echo env-ran:$AIRLOCK_TEST_SECRET"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe("env-ran:\n");
+    } finally {
+      delete process.env["AIRLOCK_TEST_SECRET"];
+    }
+    const audited = await eventually(() => Promise.resolve([...refusedRequests()].find(([f, a]) => f === "ssh.env" && a.statement?.includes("AIRLOCK_TEST_SECRET") === true)));
+    expect(audited?.[1]).toEqual({ statement: "the environment variable AIRLOCK_TEST_SECRET", code: "GW_UNSUPPORTED", decision: "deny" });
+    expect(readAudit()).not.toContain(value);
+    const recorded = await recordedSession("the environment variable AIRLOCK_TEST_SECRET");
+    expect(recorded).toContain("ssh.env");
+    expect(recorded).not.toContain(value);
+  });
+
+  it("refuses X11 forwarding (ssh -Y) and agent forwarding (ssh -A), answering in order: the command still runs", async () => {
+    const x = await w.client("ssh", token, ["-Y", "-p", String(w.sshPort), "web1@127.0.0.1", "echo x11-ran"]);
+    expect(x.stdout).toBe("x11-ran\n");
+    expect(x.code).toBe(0);
+    expect(x.stderr).toMatch(/X11 forwarding request failed/);
+    const { execFile } = await import("node:child_process");
+    const sock = join(w.dir, "agent.sock");
+    const agent = await new Promise<number>((resolve, reject) =>
+      execFile("ssh-agent", ["-a", sock], (err, stdout) => (err === null ? resolve(Number(/SSH_AGENT_PID=(\d+)/.exec(stdout)?.[1] ?? 0)) : reject(new Error("ssh-agent did not start", { cause: err })))),
+    );
+    process.env["SSH_AUTH_SOCK"] = sock;
+    try {
+      const a = await w.client("ssh", token, ["-A", "-p", String(w.sshPort), "web1@127.0.0.1", "echo agent-ran:${SSH_AUTH_SOCK:-none}"]);
+      expect(a.stdout).toBe("agent-ran:none\n");
+      expect(a.code).toBe(0);
+    } finally {
+      delete process.env["SSH_AUTH_SOCK"];
+      if (agent > 0) process.kill(agent);
+    }
+    const features = await eventually(() => Promise.resolve(refusedRequests().has("ssh.agent") && refusedRequests().has("ssh.x11") ? refusedRequests() : undefined));
+    expect(features?.get("ssh.x11")).toEqual({ statement: "X11 forwarding", code: "GW_UNSUPPORTED", decision: "deny" });
+    expect(features?.get("ssh.agent")).toEqual({ statement: "agent forwarding", code: "GW_UNSUPPORTED", decision: "deny" });
+    expect(await recordedSession("X11 forwarding is not supported through the gateway")).toContain("ssh.x11");
+    expect(await recordedSession("agent forwarding is not supported through the gateway")).toContain("ssh.agent");
+  });
+
+  it("refuses remote forwarding (ssh -R) and unknown subsystems (ssh -s)", async () => {
+    const { freePort } = await import("./harness/ports.js");
+    const remote = await freePort();
+    const r = await w.client("ssh", token, ["-R", `${remote}:127.0.0.1:${echoPort}`, "-o", "ExitOnForwardFailure=yes", "-p", String(w.sshPort), "web1@127.0.0.1", "echo forwarded"]);
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(/remote port forwarding failed/i);
+    const s = await w.client("ssh", token, ["-s", "-p", String(w.sshPort), "web1@127.0.0.1", "netconf"]);
+    expect(s.code).not.toBe(0);
+    expect(s.stderr).toMatch(/subsystem request failed/i);
+    const features = await eventually(() => Promise.resolve(refusedRequests().has("ssh.subsystem.netconf") && refusedRequests().has("ssh.global.tcpip-forward") ? refusedRequests() : undefined));
+    expect(features?.get("ssh.global.tcpip-forward")).toEqual({ statement: `remote port forwarding of localhost:${remote}` /* OpenSSH's default bind address */, code: "GW_UNSUPPORTED", decision: "deny" });
+    expect(features?.get("ssh.subsystem.netconf")).toEqual({ statement: "the subsystem netconf", code: "GW_UNSUPPORTED", decision: "deny" });
+    expect(await recordedSession(`remote port forwarding of localhost:${remote}`)).toContain("ssh.global.tcpip-forward");
+    expect(await recordedSession("the subsystem netconf is not supported")).toContain("ssh.subsystem.netconf");
   });
 });
 

@@ -25,6 +25,7 @@ import {
   candidateKinds,
   detectorNameSchema,
   expandDetectorNames,
+  couldCompactPhone,
   phoneDetectorFor,
   resolveOverlaps,
   DETECTORS,
@@ -101,6 +102,8 @@ export class ValueMasker {
   /** KIND_BITS of `detectors`, index for index, and their union. */
   private readonly bits: readonly number[];
   private readonly enabled: number;
+  /** A policy named its phone regions: unseparated numbers are phone candidates too. */
+  private readonly compactPhones: boolean;
   private readonly features: Features = newFeatures();
   private readonly labels = new Map<string, Buffer>();
   private closed = false;
@@ -125,6 +128,7 @@ export class ValueMasker {
     this.kinds = expandDetectorNames(names.data);
     const regions = options.phoneRegions;
     this.detectors = this.kinds.map((k) => (k === "phone" && regions !== undefined ? phoneDetectorFor(regions) : DETECTORS[k]));
+    this.compactPhones = regions !== undefined && this.kinds.includes("phone");
     this.bits = this.kinds.map((k) => KIND_BITS[k]);
     this.enabled = this.bits.reduce((a, b) => a | b, 0);
     this.maxScanBytes = maxScan;
@@ -145,7 +149,7 @@ export class ValueMasker {
       if (last >= 0xd800 && last <= 0xdbff) limit--; // never split a surrogate pair
       return this.truncate(text.slice(0, limit), "utf8", counts);
     }
-    const candidates = candidateKinds(scanText(text, n, this.features)) & this.enabled;
+    const candidates = this.candidates(scanText(text, n, this.features));
     if (candidates === 0) return undefined;
     const spans = this.find(text, candidates);
     if (spans === undefined) return undefined;
@@ -180,7 +184,7 @@ export class ValueMasker {
       result = this.truncate(head.toString(encoding), encoding, counts);
     } else {
       const f = scanBytes(buf, end, this.features, start);
-      const candidates = candidateKinds(f) & this.enabled;
+      const candidates = this.candidates(f);
       if (candidates === 0) return undefined;
       // Valid UTF-8 is decoded as such (so results equal maskText's); anything else as latin1,
       // byte for byte, so that bytes outside the matches come back exactly.
@@ -250,6 +254,13 @@ export class ValueMasker {
     if (this.closed) throw new GatewayError("GW_INTERNAL", "masking is no longer available (masker closed)");
   }
 
+  /** The enabled kinds whose prefilter passes (KIND_BITS). */
+  private candidates(f: Features): number {
+    let c = candidateKinds(f);
+    if (this.compactPhones && couldCompactPhone(f)) c |= KIND_BITS.phone;
+    return c & this.enabled;
+  }
+
   /** Merged matches of the candidate detectors (a KIND_BITS mask) over `text`, or undefined. */
   private find(text: string, candidates: number): Match[] | undefined {
     const out: Match[] = [];
@@ -263,7 +274,7 @@ export class ValueMasker {
   /** `prefix` is the scanned head of an oversized value; the rest is never shown. */
   private truncate(prefix: string, encoding: Encoding, counts: CountSink | undefined): MaskTextResult {
     const limit = prefix.length;
-    const candidates = candidateKinds(scanText(prefix, limit, this.features)) & this.enabled;
+    const candidates = this.candidates(scanText(prefix, limit, this.features));
     const spans = candidates === 0 ? [] : (this.find(prefix, candidates) ?? []);
     const margin = Math.min(MAX_TRUNCATION_MARGIN, limit >> 2);
     let cut = 0;

@@ -35,7 +35,7 @@ for (let c = 128; c <= 255; c++) CLASS[c] = NONASCII;
 for (const ch of "+/=_-") CLASS[ch.charCodeAt(0)] = TOKEN | TOKDOT;
 for (const ch of ".~") CLASS[ch.charCodeAt(0)] = TOKDOT;
 for (const ch of " -.()/") CLASS[ch.charCodeAt(0)] = (CLASS[ch.charCodeAt(0)] ?? 0) | RUNSEP;
-for (const ch of "@.-+() \t=:'") CLASS[ch.charCodeAt(0)] = (CLASS[ch.charCodeAt(0)] ?? 0) | SPECIAL;
+for (const ch of "@.-+() \t=:'/") CLASS[ch.charCodeAt(0)] = (CLASS[ch.charCodeAt(0)] ?? 0) | SPECIAL;
 
 /** A summary of one value, filled in place (one instance is reused per masker: no allocation). */
 export interface Features {
@@ -65,6 +65,12 @@ export interface Features {
   assigns: number;
   /** Single quotes. */
   quotes: number;
+  slashes: number;
+  /**
+   * Longest unbroken run of digits that starts with '0' (no separators): a compact national
+   * phone number ("0786707330"); ids and epoch times rarely start with 0.
+   */
+  zeroRun: number;
   nonAscii: boolean;
 }
 
@@ -85,6 +91,8 @@ export function newFeatures(): Features {
     spaces: 0,
     assigns: 0,
     quotes: 0,
+    slashes: 0,
+    zeroRun: 0,
     nonAscii: false,
   };
 }
@@ -96,7 +104,8 @@ export function newFeatures(): Features {
 /** Summarise `text[0, end)` into `f`. */
 export function scanText(text: string, end: number, f: Features): Features {
   let digits = 0, upper = 0, lower = 0, at = 0, dots = 0, dashes = 0, plus = 0, parens = 0;
-  let spaces = 0, assigns = 0, quotes = 0, nonAscii = 0;
+  let spaces = 0, assigns = 0, quotes = 0, slashes = 0, nonAscii = 0;
+  let plain = 0, plainZero = false, maxZero = 0;
   let run = 0, gap = 0, maxRun = 0, tok = 0, maxTok = 0, td = 0, maxTd = 0;
   let prev = 0, glued = false;
   for (let i = 0; i < end; i++) {
@@ -105,6 +114,8 @@ export function scanText(text: string, end: number, f: Features): Features {
     const k = CLASS[c] ?? 0;
     if ((k & DIGIT) !== 0) {
       digits++;
+      if (plain++ === 0) plainZero = c === 48;
+      if (plainZero && plain > maxZero) maxZero = plain;
       // A digit group glued to a letter on its left ("a716", "x4111") starts no card, phone,
       // SSN or IPv4: it does not count, and the run restarts after it.
       if (glued || (run === 0 && (prev & (UPPER | LOWER)) !== 0)) glued = true;
@@ -113,6 +124,7 @@ export function scanText(text: string, end: number, f: Features): Features {
         if (++run > maxRun) maxRun = run;
       }
     } else {
+      plain = 0;
       glued = false;
       if ((k & RUNSEP) !== 0 && run > 0 && gap < 2) {
         gap++;
@@ -140,6 +152,7 @@ export function scanText(text: string, end: number, f: Features): Features {
         case 32: case 9: spaces++; break; // space, tab
         case 61: case 58: assigns++; break; // = :
         case 39: quotes++; break; // '
+        case 47: slashes++; break; // /
       }
     } else if (k === NONASCII) nonAscii++;
   }
@@ -158,6 +171,8 @@ export function scanText(text: string, end: number, f: Features): Features {
   f.spaces = spaces;
   f.assigns = assigns;
   f.quotes = quotes;
+  f.slashes = slashes;
+  f.zeroRun = maxZero;
   f.nonAscii = nonAscii > 0;
   return f;
 }
@@ -170,7 +185,8 @@ export function scanText(text: string, end: number, f: Features): Features {
  */
 export function scanBytes(buf: Uint8Array, end: number, f: Features, start = 0): Features {
   let digits = 0, upper = 0, lower = 0, at = 0, dots = 0, dashes = 0, plus = 0, parens = 0;
-  let spaces = 0, assigns = 0, quotes = 0, nonAscii = 0;
+  let spaces = 0, assigns = 0, quotes = 0, slashes = 0, nonAscii = 0;
+  let plain = 0, plainZero = false, maxZero = 0;
   let run = 0, gap = 0, maxRun = 0, tok = 0, maxTok = 0, td = 0, maxTd = 0;
   let prev = 0, glued = false;
   for (let i = start; i < end; i++) {
@@ -178,6 +194,8 @@ export function scanBytes(buf: Uint8Array, end: number, f: Features, start = 0):
     const k = CLASS[c] ?? 0;
     if ((k & DIGIT) !== 0) {
       digits++;
+      if (plain++ === 0) plainZero = c === 48;
+      if (plainZero && plain > maxZero) maxZero = plain;
       // A digit group glued to a letter on its left ("a716", "x4111") starts no card, phone,
       // SSN or IPv4: it does not count, and the run restarts after it.
       if (glued || (run === 0 && (prev & (UPPER | LOWER)) !== 0)) glued = true;
@@ -186,6 +204,7 @@ export function scanBytes(buf: Uint8Array, end: number, f: Features, start = 0):
         if (++run > maxRun) maxRun = run;
       }
     } else {
+      plain = 0;
       glued = false;
       if ((k & RUNSEP) !== 0 && run > 0 && gap < 2) {
         gap++;
@@ -213,6 +232,7 @@ export function scanBytes(buf: Uint8Array, end: number, f: Features, start = 0):
         case 32: case 9: spaces++; break; // space, tab
         case 61: case 58: assigns++; break; // = :
         case 39: quotes++; break; // '
+        case 47: slashes++; break; // /
       }
     } else if (k === NONASCII) nonAscii++;
   }
@@ -231,6 +251,8 @@ export function scanBytes(buf: Uint8Array, end: number, f: Features, start = 0):
   f.spaces = spaces;
   f.assigns = assigns;
   f.quotes = quotes;
+  f.slashes = slashes;
+  f.zeroRun = maxZero;
   f.nonAscii = nonAscii > 0;
   return f;
 }

@@ -96,3 +96,22 @@ export function setConfigTouchesProtected(f: StatementFacts): boolean {
   const settings = f.settings ?? [];
   return settings.length === 0 || settings.some((s) => PROTECTED_SETTINGS.has(s));
 }
+
+/** Settings that say who the target session runs as: the gateway's connection decides that. */
+const IDENTITY_SETTINGS: readonly string[] = ["role", "session_authorization"];
+/** Settings that undo a session's read-only limit. */
+const READ_ONLY_LIMIT_SETTINGS: readonly string[] = ["default_transaction_read_only", "transaction_read_only"];
+
+/**
+ * Whether a client may not set `name` in a session whose policies injected `injected` (the
+ * session's settings at connect): the limits the policies set (statement_timeout; the read-only
+ * pair) and the session's identity (role, session_authorization). For settings a client gives
+ * outside a statement (PostgreSQL start-up parameters and `options`), the same as SET refuses.
+ */
+export function isProtectedSetting(name: string, injected: Readonly<Record<string, string>>): boolean {
+  const n = name.toLowerCase();
+  if (IDENTITY_SETTINGS.includes(n)) return true;
+  if (Object.keys(injected).some((k) => k.toLowerCase() === n)) return true;
+  const readOnly = Object.keys(injected).some((k) => READ_ONLY_LIMIT_SETTINGS.includes(k.toLowerCase()));
+  return readOnly && READ_ONLY_LIMIT_SETTINGS.includes(n);
+}

@@ -5,7 +5,7 @@ import type { SessionInfo } from "../core/session.js";
 import { parseConfig, type RawConfig } from "../runtime/config.js";
 import { PolicyEvaluator } from "./policies.js";
 import { ClassificationCache, initSqlParser } from "./sql/index.js";
-import { SshPolicyEvaluator } from "./ssh-policies.js";
+import { SshPolicyEvaluator, isFileTransfer } from "./ssh-policies.js";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
@@ -199,5 +199,56 @@ describe("SshPolicyEvaluator fallback for programs without a table", () => {
     // Without a refusing policy nothing fails closed.
     const open = setup([{ name: "mask", action: "mask", detectors: ["secret"] }]).ssh;
     expect(await judge(open, exec("unknown-runner -- bash"))).toBe("allow");
+  });
+});
+
+describe("file transfers (legacy scp, rsync)", () => {
+  it("recognises a lone legacy scp or rsync server with one path", () => {
+    expect(isFileTransfer("scp -t /tmp/x")).toBe(true);
+    expect(isFileTransfer("scp -f -- /tmp/x.bin")).toBe(true);
+    expect(isFileTransfer("scp -r -p -t 'dir with space'")).toBe(true);
+    expect(isFileTransfer("rsync --server -vlogDtpre.iLsfxC . /tmp/dest")).toBe(true);
+  });
+
+  it("never exempts anything else from masking", () => {
+    expect(isFileTransfer("scp -f x; cat .env")).toBe(false);
+    expect(isFileTransfer("scp -f $(cat .env)")).toBe(false);
+    expect(isFileTransfer("scp -f x\ncat .env")).toBe(false);
+    expect(isFileTransfer("cat .env | scp -t x")).toBe(false);
+    expect(isFileTransfer("scp -f 'x'; cat '.env'")).toBe(false);
+  });
+
+  const plan = async (ev: SshPolicyEvaluator, command: string): Promise<unknown> => {
+    const d = await ev.openSession(session("web1"))?.evaluate({ type: "ssh.exec", command, session: session("web1"), seq: 1 });
+    if (d === undefined) return "none";
+    if (d.type === "deny") return `deny:${d.rule ?? ""}`;
+    if (d.type === "hold") return { hold: d.rule, plan: d.allow.plan };
+    return d.plan ?? "no plan";
+  };
+
+  it("plans a raw transfer (masks dropped) for an allowed scp or rsync server, and masks anything else", async () => {
+    const { ssh } = setup([
+      { name: "no-rm", match: { commands: ["rm"] }, action: "deny" },
+      { name: "mask-secrets", action: "mask", detectors: ["secret"] },
+    ]);
+    expect(await plan(ssh, "scp -t /tmp/x")).toEqual({ masks: [], transfer: "raw" });
+    expect(await plan(ssh, "rsync --server -vlogDtpre.iLsfxC . /tmp/dest")).toEqual({ masks: [], transfer: "raw" });
+    expect(await plan(ssh, "scp -f x; cat .env")).toEqual({ masks: [{ rule: "mask-secrets", columns: [], detectors: ["secret"], strategy: "redact" }] });
+    expect(await plan(ssh, "cat .env")).toEqual({ masks: [{ rule: "mask-secrets", columns: [], detectors: ["secret"], strategy: "redact" }] });
+  });
+
+  it("plans a raw transfer with no policies at all, and never for a refused one", async () => {
+    expect(await plan(setup([]).ssh, "scp -f /tmp/x")).toEqual({ masks: [], transfer: "raw" });
+    expect(await plan(setup([]).ssh, "echo hi")).toBe("no plan");
+    const { ssh } = setup([{ name: "no-scp", match: { commands: ["scp"] }, action: "deny" }]);
+    expect(await plan(ssh, "scp -t /tmp/x")).toBe("deny:no-scp");
+  });
+
+  it("keeps the raw transfer for what an approval allows", async () => {
+    const { ssh } = setup([
+      { name: "approve-scp", match: { commands: ["scp"] }, action: "require_approval", approvers: ["admins"] },
+      { name: "mask-secrets", action: "mask", detectors: ["secret"] },
+    ]);
+    expect(await plan(ssh, "scp -t /tmp/x")).toEqual({ hold: "approve-scp", plan: { masks: [], transfer: "raw" } });
   });
 });

@@ -13,6 +13,10 @@
  * deny or approval policy applies to the session, a command that cannot be parsed or whose
  * programs cannot be known before they run is refused (fail closed).
  *
+ * An exec of exactly one legacy scp or rsync server (`scp -t`/`scp -f`, `rsync --server`) moves
+ * file bytes: when allowed, its plan says `transfer: "raw"` (no masks: a text masker would
+ * corrupt the files; recorded as a transfer with sizes and hashes, not as terminal output).
+ *
  * Forwarding (direct-tcpip, `ssh -L`) is refused unless an `allow` policy with
  * `match.forwardTo` (host:port globs) matches before any deny does.
  */
@@ -127,8 +131,10 @@ export class SshSessionPolicies implements SessionEvaluator {
   async evaluate(event: JudgedEvent): Promise<Verdict | undefined> {
     if (!isShellEvent(event)) return undefined;
     switch (event.type) {
-      case "ssh.exec":
-        return this.#judgeText(event.command, false);
+      case "ssh.exec": {
+        const verdict = await this.#judgeText(event.command, false);
+        return isFileTransfer(event.command) ? asFileTransfer(verdict) : verdict;
+      }
       case "ssh.input":
         // An interactive shell expands history (`!!`, `!rm`, `^old^new`) before it runs the line.
         if (this.#failClosed && HISTORY_EXPANSION.test(event.line)) {
@@ -220,6 +226,33 @@ export class SshSessionPolicies implements SessionEvaluator {
     }
     return deny("GW_POLICY_DENIED", `forwarding to ${target} is refused: no policy allows it (match.forwardTo)`, "no-forwarding");
   }
+}
+
+/**
+ * Exactly one legacy scp or rsync server with one plain path, nothing else: its data is passed
+ * unmasked (masking would corrupt files). Anything more (`scp -f x; cat .env`) is masked.
+ */
+const SCP_SERVER = /^scp(?: -[A-Za-z]+)* (?:-- )?(?:'[^']*'|[A-Za-z0-9_./~@%+=:,-]+)$/;
+const RSYNC_SERVER = /^rsync --server(?: --?[A-Za-z0-9_.=,+-]+)* \. (?:'[^']*'|[A-Za-z0-9_./~@%+=:,-]+)$/;
+
+export function isFileTransfer(command: string): boolean {
+  return SCP_SERVER.test(command) || RSYNC_SERVER.test(command);
+}
+
+/** A file transfer's verdict: an allow (now or once approved) passes raw bytes, masks dropped. */
+function asFileTransfer(v: Verdict): Verdict {
+  switch (v.type) {
+    case "deny":
+      return v;
+    case "hold":
+      return { ...v, allow: rawTransfer(v.allow) };
+    case "allow":
+      return rawTransfer(v);
+  }
+}
+
+function rawTransfer(a: AllowDecision): AllowDecision {
+  return { ...a, plan: { masks: [], transfer: "raw" } };
 }
 
 /** All given match keys must hold for the one program. */

@@ -223,11 +223,32 @@ export const configSchema = z.strictObject({
       maxMessageBytes: z.number().int().min(1024).max(1_073_741_824).default(64 * 1_048_576),
       connectTimeout: duration.default(10_000),
       authTimeout: duration.default(30_000),
+      maxUnauthenticated: z
+        .number()
+        .int()
+        .min(1)
+        .default(1000)
+        .describe("client connections not yet authenticated, in total (more are refused at once)"),
+      maxUnauthenticatedPerAddress: z
+        .number()
+        .int()
+        .min(1)
+        .default(100)
+        .describe("client connections not yet authenticated from one source address"),
       sqlMaxBytes: z.number().int().min(1024).max(16 * 1_048_576).default(1_048_576).describe("longest statement the SQL parser is given (UTF-8 bytes); longer is refused"),
       sqlMaxDepth: z.number().int().min(16).max(10_000).default(1_000).describe("deepest nesting (brackets, CASE, chained operators) the SQL parser is given; deeper is refused"),
       sqlParseTimeout: duration.default(5_000).describe("time budget of one parse in a parser thread (and of the wait for one)"),
     })
-    .default({ maxMessageBytes: 64 * 1_048_576, connectTimeout: 10_000, authTimeout: 30_000, sqlMaxBytes: 1_048_576, sqlMaxDepth: 1_000, sqlParseTimeout: 5_000 }),
+    .default({
+      maxMessageBytes: 64 * 1_048_576,
+      connectTimeout: 10_000,
+      authTimeout: 30_000,
+      maxUnauthenticated: 1000,
+      maxUnauthenticatedPerAddress: 100,
+      sqlMaxBytes: 1_048_576,
+      sqlMaxDepth: 1_000,
+      sqlParseTimeout: 5_000,
+    }),
   log: z
     .strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

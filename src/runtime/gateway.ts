@@ -261,7 +261,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
 
     // One admission step for every engine: credentials, connection, session judgement, audit.
-    const gatekeeper = new SessionAdmission({ pipeline, connections: config.connections, authenticate: authenticator.authenticate });
+    const gatekeeper = new SessionAdmission({ pipeline, connections: config.connections, authenticate: authenticator.authenticate, logger });
     // The engines, as a list: adding a protocol is its folder plus one entry here.
     const engineSpecs: readonly EngineSpec[] = [
       {
@@ -278,6 +278,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               maxMessageBytes: config.limits.maxMessageBytes,
               connectTimeoutMs: config.limits.connectTimeout,
               authTimeoutMs: config.limits.authTimeout,
+              maxUnauthenticated: config.limits.maxUnauthenticated,
+              maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
               maxRowsPerStatement: config.recording.maxRowsPerStatement,
               maxValueBytes: config.recording.maxValueBytes,
               logger,

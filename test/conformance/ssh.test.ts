@@ -177,7 +177,6 @@ defineConformance({
   knownFailures: {
     "terminate-stops-target":
       "the gateway closes its target connection but sends no signal to the command: OpenSSH's sshd leaves a command without a PTY running after its connection goes (sleep 60 here)",
-    "engine-refusal-audited": "issue 11: the engine refuses an X11 request itself, with no audit record",
   },
   skip: {
     "recording-refused-result": "SSH output is masked line by line and never refused after the target started answering: no such result exists",

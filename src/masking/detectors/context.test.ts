@@ -29,6 +29,8 @@ describe("phone: national formats of the default regions", () => {
     ["it", "345 123 4567"],
     ["br", "(91) 99418-2214"],
     ["in", "084063 27606"],
+    ["00-international", "0044 20 7946 0958"],
+    ["00-international", "0033-1-44-63-41-29"],
   ])("%s: finds %j alone and in a sentence", (_, phone) => {
     expect(found("phone", phone)).toEqual([phone]);
     expect(found("phone", `Llámame al ${phone}, gracias.`)).toEqual([phone]);
@@ -42,7 +44,7 @@ describe("phone: national formats of the default regions", () => {
     "0a 02 82 01 01 00 b6", // a hex dump
     "2000 3000 4000", // a row of numbers
     "12 34 56 78 90", // 2-digit numbers
-    "0044 211 311 77", // an international access prefix, not a national number
+    "00 44 20 79 46", // "00" not glued to a country code: a row of numbers
     "973614170", // unseparated and not 0-led: an id by default
     "2147483647",
   ])("does not match %j", (text) => {
@@ -157,5 +159,17 @@ describe("api_key: Basic credentials are base64", () => {
   it("still finds a Basic credential", () => {
     const cred = Buffer.from("admin:S3cret-passw0rd").toString("base64");
     expect(found("api_key", `Authorization: Basic ${cred}`)).toEqual([cred]);
+  });
+});
+
+describe("phone prefilter", () => {
+  it("passes separated numbers and 0-led compact ones, not plain ids or epoch times", () => {
+    const could = (s: string): boolean => DETECTORS.phone.couldMatch(s);
+    expect(could("0786707330")).toBe(true);
+    expect(could("030/12345678")).toBe(true);
+    expect(could("933 57 34 91")).toBe(true);
+    expect(could("1700000000")).toBe(false);
+    expect(could("123456789012")).toBe(false);
+    expect(phoneDetectorFor(["ES"]).couldMatch("973614170")).toBe(true);
   });
 });

@@ -9,7 +9,7 @@ import { couldCard, creditCardDetector } from "./card.js";
 import { couldEmail, emailDetector } from "./email.js";
 import { couldIban, couldSsn, ibanDetector, ssnDetector } from "./national-ids.js";
 import { couldIpv4, ipv4Detector } from "./network.js";
-import { couldPhone, phoneDetector, phoneDetectorFor } from "./phone.js";
+import { couldCompactPhone, couldPhone, phoneDetector, phoneDetectorFor } from "./phone.js";
 import { DEFAULT_PHONE_REGIONS } from "./phone-regions.js";
 import { couldSecret, entropyThreshold, isSecretKeyName, secretDetector, shannonEntropy } from "./secrets.js";
 import { apiKeyDetector, awsKeyDetector, couldApiKey, couldAws, couldJwt, couldPrivateKey, jwtDetector, privateKeyDetector } from "./tokens.js";
@@ -30,6 +30,7 @@ export {
   DEFAULT_PHONE_REGIONS,
   apiKeyDetector,
   awsKeyDetector,
+  couldCompactPhone,
   creditCardDetector,
   emailDetector,
   entropyThreshold,

@@ -28,6 +28,8 @@ const groupEnd = new Int32Array(8);
 //                  "06 12 34 56 78", "030/12345678", "0360 869 943") or, in countries written
 //                  without one, as they stand with 9–10 digits ("933 57 34 91", "946-636-925",
 //                  "345 123 4567").
+//   00-international "0044 20 7946 0958": the "00" access prefix glued to a country code digit
+//                  1–9, then groups as above; 9–17 digits with the prefix.
 //   compact        one run of digits: 10–11 starting with "0" and a non-zero digit, that a
 //                  trunk-0 region accepts ("0786707330"); 9–10 digits without the 0 only when
 //                  the policy names such a country itself (`phoneRegions`).
@@ -166,6 +168,19 @@ function hexNeighbour(text: string, s: number, e: number): boolean {
   return before || after;
 }
 
+/**
+ * "0044 20 7946 0958", "0033-1-44-63-41-29": an international number dialled with the "00"
+ * access prefix, as "+" is written: a country code digit 1–9 glued to the 00 ("0044", not
+ * "00 44"), 9–17 digits in all with the prefix, not a row of 2-digit groups.
+ */
+function idd(text: string, i: number, groups: number, digits: number): boolean {
+  const third = text.charCodeAt(i + 2);
+  if (third < 49 || third > 57 || groupLen(0) < 3 || digits < 9 || digits > 17) return false;
+  if (groups === 3 && groupLen(0) === 3 && groupLen(1) === 2 && groupLen(2) === 4) return false; // SSN shape
+  for (let g = 1; g < groups; g++) if (groupLen(g) > 10) return false;
+  return !hexNeighbour(text, i, phoneState.end);
+}
+
 /** The digits of the groups read, as one string (only for candidates that have a phone's shape). */
 function groupDigits(text: string, groups: number): string {
   let d = "";
@@ -194,12 +209,14 @@ function dateShape(text: string, groups: number): boolean {
 
 /** A digit at i (start of a digit sequence): the end of a national number, or -1. */
 function phoneNational(text: string, i: number, regions: PhoneRegions): number {
-  const groups = readGroups(text, i, 6, 13, phoneState);
+  const groups = readGroups(text, i, 6, 17, phoneState);
   if (phoneState.capped) return -1;
   const { end, digits, seps } = phoneState;
   if (digits < 8 || !phoneNextOk(text, end)) return -1;
   const lead = text.charCodeAt(i);
   const second = text.charCodeAt(i + 1);
+  if (lead === 48 && second === 48) return idd(text, i, groups, digits) ? end : -1;
+  if (digits > 13) return -1;
   if (groups === 1) {
     if (lead === 48) {
       if (digits < 10 || digits > 11 || second === 48) return -1;
@@ -232,8 +249,10 @@ function phoneNational(text: string, i: number, regions: PhoneRegions): number {
   }
   // Four dot-separated groups of at most three digits: an IPv4 address, not a phone.
   if (seps === 4 && groups === 4 && first <= 3 && groupLen(1) <= 3 && groupLen(2) <= 3 && groupLen(3) <= 3) return -1;
-  // Two dot-separated groups are a decimal number ("tps = 896.967014").
+  // Two dot-separated groups are a decimal number ("tps = 896.967014"); '/' separates only
+  // 0-led numbers ("030/12345678"), elsewhere it is a fraction or a date ("6317/10000").
   if (seps === 4 && groups === 2) return -1;
+  if ((seps & 8) !== 0 && lead !== 48) return -1;
   if (twos === groups && hexNeighbour(text, i, end)) return -1;
   const d = groupDigits(text, groups);
   if (lead === 48) {
@@ -290,11 +309,17 @@ function collectPhones(text: string, out: Match[], regions: PhoneRegions): void 
 }
 
 /**
- * Seven digits with a separator (international), or eight digits in a run that '/' and the
- * other separators do not break (national and compact numbers have at least eight).
+ * Seven digits with a separator (every separated shape), or a compact 0-led run of ten
+ * (unseparated numbers without a 0 only count for a policy's own regions: the masker checks
+ * `couldCompactPhone` for those). Plain ids and epoch times pass neither.
  */
 export function couldPhone(f: Features): boolean {
-  return f.digitRun >= 8 || (f.digitRun >= 7 && f.plus + f.parens + f.spaces + f.dashes + f.dots > 0);
+  return (f.digitRun >= 7 && f.plus + f.parens + f.spaces + f.dashes + f.dots + f.slashes > 0) || f.zeroRun >= 10;
+}
+
+/** couldPhone for a detector that also finds unseparated numbers without a leading 0. */
+export function couldCompactPhone(f: Features): boolean {
+  return f.digitRun >= 9;
 }
 
 /**
@@ -303,7 +328,7 @@ export function couldPhone(f: Features): boolean {
  */
 export function phoneDetectorFor(regions: readonly string[], explicit = true): Detector {
   const r = phoneRegions(regions, explicit);
-  return makeDetector("phone", couldPhone, (text, out) => collectPhones(text, out, r));
+  return makeDetector("phone", explicit ? (f) => couldPhone(f) || couldCompactPhone(f) : couldPhone, (text, out) => collectPhones(text, out, r));
 }
 
 export const phoneDetector = phoneDetectorFor(DEFAULT_PHONE_REGIONS, false);

@@ -350,11 +350,16 @@ function collectHighEntropy(text: string, out: Match[]): void {
     while (e < n && e - j < 2 && text.charCodeAt(e) === 61) e++; // base64 padding
     // A token right before '@' is an address's local part ("Ana_GarciaLeal49@…"): email's, not a secret.
     if (j - i >= ENTROPY_MIN_LENGTH && text.charCodeAt(j) !== 64) {
-      if (text.indexOf("/", i) >= 0 && text.indexOf("/", i) < j && inUrl(text, i)) urlSegments(text, i, j, out);
+      if (hasSlash(text, i, j) && (text.charCodeAt(i) === 47 || inUrl(text, i))) urlSegments(text, i, j, out);
       else if (looksLikeSecretToken(text, i, j)) out.push({ start: i, end: e, kind: "secret" });
     }
     i = e;
   }
+}
+
+function hasSlash(text: string, i: number, j: number): boolean {
+  for (let k = i; k < j; k++) if (text.charCodeAt(k) === 47) return true;
+  return false;
 }
 
 /** Is `i` inside a URL: does "://" occur in the same word before it (looking back 256 characters)? */
@@ -368,8 +373,8 @@ function inUrl(text: string, i: number): boolean {
 }
 
 /**
- * A token in a URL's path ("shields.io/badge/license-Apache_2.0"): each '/'-separated segment is
- * judged on its own, so that a path of words is not one "random" token, while a random segment
+ * A token in a URL's path ("shields.io/badge/license-Apache_2.0") or an absolute file path
+ * ("/usr/share/postgresql/fix-CVE-2024-4317"): each '/'-separated segment is judged on its own, so that a path of words is not one "random" token, while a random segment
  * (a capability id, a webhook secret) still is.
  */
 function urlSegments(text: string, i: number, j: number, out: Match[]): void {

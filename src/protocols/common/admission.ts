@@ -4,6 +4,7 @@
  * render the outcome in their protocol.
  */
 import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
 import type { Connection, ConnectionType } from "../../core/connection.js";
 import { deny } from "../../core/decision.js";
 import type { Admission, AdmissionRequest, AuthContext, ConnectionOf, Gatekeeper } from "../../core/engine.js";
@@ -17,6 +18,8 @@ export interface AdmissionOptions {
   readonly connections: readonly Connection[];
   /** Verifies a presented token; rejects with a GatewayError (GW_AUTH_*). */
   readonly authenticate: (token: string) => Promise<Principal>;
+  /** Operators see every admitted session start at info (its end and refusals: the pipeline). */
+  readonly logger?: Logger;
 }
 
 export class SessionAdmission implements Gatekeeper {
@@ -75,6 +78,10 @@ export class SessionAdmission implements Gatekeeper {
     const { decision, gate } = await this.#o.pipeline.startSession(info, refusal);
     if (decision.type === "deny") return { ok: false, refusal: decision };
     if (gate === undefined || servable === undefined) return { ok: false, refusal: deny("GW_UNKNOWN_CONNECTION", `unknown connection "${request.connection}"`) };
+    this.#o.logger?.info(
+      { sessionId: info.id, protocol: info.clientProtocol, principal: info.principal.id, connection: info.connection, clientAddress: info.clientAddress },
+      "session started",
+    );
     return { ok: true, session: gate, connection: servable };
   }
 }

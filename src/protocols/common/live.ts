@@ -57,3 +57,80 @@ export class LiveConnections {
     clearTimeout(deadline);
   }
 }
+
+/** Caps on connections that have not authenticated yet (config `limits`). */
+export interface PreAuthLimits {
+  /** Unauthenticated connections in total, across every source address. */
+  readonly maxTotal: number;
+  /** Unauthenticated connections from one source address. */
+  readonly maxPerAddress: number;
+  /** One deadline from accept to authenticated; nothing the client sends restarts it. */
+  readonly timeoutMs: number;
+}
+
+/** A connection's place among the unauthenticated ones: its deadline, and the slot it holds. */
+export interface PreAuthSlot {
+  /** Milliseconds left until the deadline (never below 1, so a read still fails by timing out). */
+  remainingMs(): number;
+  /** Authenticated (or gone): free the slot and stop the deadline. Idempotent. */
+  release(): void;
+}
+
+/**
+ * Admission of unauthenticated connections, shared by every engine. Anyone who can reach the
+ * listener can open connections without a credential; without a cap, held connections exhaust
+ * the gateway's descriptors and lock everyone out. Each connection gets one deadline from
+ * accept (TLS handshake, SSLRequest/GSSENCRequest answers, the password exchange and the token
+ * check all count against it), and the number of connections in that state is capped in total
+ * and per source address, so one flooding address cannot starve the others.
+ */
+export class PreAuthGate {
+  readonly #limits: PreAuthLimits;
+  readonly #byAddress = new Map<string, number>();
+  #total = 0;
+
+  constructor(limits: PreAuthLimits) {
+    this.#limits = limits;
+  }
+
+  /** Unauthenticated connections held now (for tests and metrics). */
+  get size(): number {
+    return this.#total;
+  }
+
+  /**
+   * A slot for a new connection from `address`, or undefined when a cap is reached (refuse the
+   * connection at once). `onExpire` runs when the deadline passes before `release()`: it must
+   * close the connection.
+   */
+  acquire(address: string | undefined, onExpire: () => void): PreAuthSlot | undefined {
+    const key = sourceKey(address);
+    const count = this.#byAddress.get(key) ?? 0;
+    if (this.#total >= this.#limits.maxTotal || count >= this.#limits.maxPerAddress) return undefined;
+    this.#total += 1;
+    this.#byAddress.set(key, count + 1);
+    const deadline = Date.now() + this.#limits.timeoutMs;
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      clearTimeout(timer);
+      this.#total -= 1;
+      const n = (this.#byAddress.get(key) ?? 1) - 1;
+      if (n <= 0) this.#byAddress.delete(key);
+      else this.#byAddress.set(key, n);
+    };
+    const timer = setTimeout(() => {
+      release();
+      onExpire();
+    }, this.#limits.timeoutMs);
+    timer.unref();
+    return { remainingMs: () => Math.max(1, deadline - Date.now()), release };
+  }
+}
+
+/** The per-address key: an IPv4-mapped IPv6 address counts as its IPv4 address. */
+function sourceKey(address: string | undefined): string {
+  if (address === undefined) return "?";
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}

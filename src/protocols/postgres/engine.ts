@@ -18,9 +18,11 @@ import { GatewayError, isGatewayError, toGatewayError } from "../../core/errors.
 import type { SessionJudge } from "../../core/judge.js";
 import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
-import { LiveConnections } from "../common/live.js";
+import { LiveConnections, PreAuthGate, type PreAuthSlot } from "../common/live.js";
 import type { PgCatalog } from "./catalog.js";
-import { renderRefusal } from "./errors.js";
+import { renderRefusal, renderTooManyConnections } from "./errors.js";
+import { parseOptions, readStartupSettings, type StartupRequest } from "./startup.js";
+import { isProtectedSetting } from "../../policy/sql-settings.js";
 import type { RuleMasker } from "./result-masking.js";
 import { FramedSocket } from "./framed.js";
 import { PgProxySession } from "./session.js";
@@ -46,7 +48,11 @@ export interface PostgresEngineOptions {
   readonly tls?: { readonly context: SecureContext; readonly require: boolean };
   readonly maxMessageBytes: number;
   readonly connectTimeoutMs: number;
+  /** One deadline per client connection, from accept to authenticated. */
   readonly authTimeoutMs: number;
+  /** Caps on connections not yet authenticated (in total, per source address). */
+  readonly maxUnauthenticated: number;
+  readonly maxUnauthenticatedPerAddress: number;
   readonly maxRowsPerStatement: number;
   readonly maxValueBytes: number;
   readonly logger: Logger;
@@ -57,6 +63,7 @@ export interface PostgresEngineOptions {
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
+const TERMINATE_MESSAGE = 0x58; // 'X'
 /** Initial delay of TCP keepalive probes on both legs. */
 const KEEPALIVE_MS = 30_000;
 /**
@@ -66,30 +73,17 @@ const KEEPALIVE_MS = 30_000;
  */
 const PRE_AUTH_MAX_MESSAGE_BYTES = 20 * 1024;
 
-/**
- * Startup parameters passed on to the target. Others are dropped: `user` and `database` are
- * the gateway's own, `options` could smuggle server settings past the gateway, and
- * `replication` is refused outright. `client_encoding` is pinned to UTF8: the gateway decodes
- * and parses statements as UTF-8, and the target must read them the same way (a multi-byte
- * encoding such as SJIS would let a quote hide inside a character the gateway reads differently).
- */
-const FORWARDED_PARAMS = new Set([
-  "application_name",
-  "datestyle",
-  "timezone",
-  "intervalstyle",
-  "extra_float_digits",
-  "search_path",
-  "default_transaction_isolation",
-  "lc_monetary",
-  "lc_numeric",
-  "lc_time",
-  "bytea_output",
-]);
-
 interface CancelEntry {
   /** Set once the session runs: withdraws a statement waiting for approval. */
   cancelHold?: () => boolean;
+  /** Cleared when the session ends: no cancel is forwarded for it after that. */
+  live: boolean;
+  /**
+   * Cancels on their way to the target. The target connection is handed to the pool (and so
+   * to another client) only once they have all landed: a late one would cancel that client's
+   * statement.
+   */
+  readonly inflight: Set<Promise<void>>;
   readonly secret: Buffer;
   readonly connection: PostgresConnection;
   readonly upstreamKey: { readonly processId: number; readonly secretKey: Buffer };
@@ -100,6 +94,7 @@ export class PostgresEngine implements ProtocolEngine {
   readonly #o: PostgresEngineOptions;
   readonly #log: Logger;
   readonly #live = new LiveConnections();
+  readonly #preAuth: PreAuthGate;
   readonly #cancelKeys = new Map<number, CancelEntry>();
   /** Idle target sessions per connection (session pooling), created on first use. */
   readonly #pools = new Map<string, UpstreamPool>();
@@ -107,6 +102,12 @@ export class PostgresEngine implements ProtocolEngine {
   constructor(options: PostgresEngineOptions) {
     this.#o = options;
     this.#log = options.logger.child({ protocol: "postgres" });
+    this.#preAuth = new PreAuthGate({ maxTotal: options.maxUnauthenticated, maxPerAddress: options.maxUnauthenticatedPerAddress, timeoutMs: options.authTimeoutMs });
+  }
+
+  /** Connections accepted but not yet authenticated (tests, metrics). */
+  get unauthenticated(): number {
+    return this.#preAuth.size;
   }
 
   #poolFor(connection: PostgresConnection): UpstreamPool | undefined {
@@ -137,18 +138,36 @@ export class PostgresEngine implements ProtocolEngine {
     // middleboxes must not drop it, and a peer that vanished is noticed.
     socket.setKeepAlive(true, KEEPALIVE_MS);
     const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
-    const framed = new FramedSocket(socket, new FrameReader({ maxMessageBytes: this.#o.maxMessageBytes, untagged: true }));
     socket.on("error", () => undefined);
     const untrack: (() => void)[] = [];
+    // Every socket of this connection (the TCP one, a TLS one over it): cut at the deadline.
+    const sockets: Duplex[] = [socket];
+    const slot = this.#preAuth.acquire(socket.remoteAddress, () => {
+      this.#log.debug({ clientAddress }, "no authentication before the deadline: connection closed");
+      for (const s of sockets) s.destroy();
+    });
+    if (slot === undefined) {
+      // Refused before reading anything, as PostgreSQL does when it has no slot left ("sorry,
+      // too many clients already"); libpq shows an ErrorResponse even in answer to SSLRequest.
+      this.#log.info({ clientAddress }, "too many unauthenticated connections: refused");
+      socket.end(renderTooManyConnections("too many connections waiting to authenticate; try again later"));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const framed = new FramedSocket(socket, new FrameReader({ maxMessageBytes: this.#o.maxMessageBytes, untagged: true }));
     try {
-      await this.#session(framed, clientAddress, (s) => untrack.push(this.#live.track(s)));
+      await this.#session(framed, clientAddress, slot, (s) => {
+        sockets.push(s);
+        untrack.push(this.#live.track(s));
+      });
     } finally {
+      slot.release();
       for (const u of untrack) u();
     }
   }
 
   /** One client connection, from its first start-up packet; `track` adds sockets the drain must cut. */
-  async #session(framed: FramedSocket, clientAddress: string, track: (s: Duplex) => void): Promise<void> {
+  async #session(framed: FramedSocket, clientAddress: string, slot: PreAuthSlot, track: (s: Duplex) => void): Promise<void> {
     const o = this.#o;
     let tls = false;
     let params: ReadonlyMap<string, string> | undefined;
@@ -156,7 +175,7 @@ export class PostgresEngine implements ProtocolEngine {
     // Start-up: SSLRequest / GSSENCRequest / CancelRequest may come first.
     try {
       while (params === undefined) {
-        const frame = await framed.read(o.authTimeoutMs);
+        const frame = await framed.read(slot.remainingMs());
         const packet = decodeStartupPacket(frame.body);
         switch (packet.kind) {
           case "ssl_request":
@@ -168,18 +187,24 @@ export class PostgresEngine implements ProtocolEngine {
             // Plaintext pipelined after SSLRequest would be treated as if it came over TLS.
             if (framed.reader.buffered > 0) throw new GatewayError("GW_PROTOCOL", "unexpected data after SSLRequest");
             framed.write(Buffer.from("S"));
-            framed.replace(await upgradeToTls(framed, o.tls.context, o.authTimeoutMs));
+            framed.replace(await upgradeToTls(framed, o.tls.context, slot.remainingMs()));
             track(framed.socket);
             tls = true;
             break;
           case "gssenc_request":
             framed.write(Buffer.from("N"));
             break;
-          case "cancel":
+          case "cancel": {
             framed.detach();
-            framed.socket.destroy();
+            // libpq's PQcancel (psql, psycopg) returns when this connection closes, and the
+            // client's next statement follows at once: close it only after the target has
+            // closed its own cancel connection, or the cancel lands on that next statement.
             await this.#cancel(packet.processId, packet.secretKey);
+            const socket = framed.socket;
+            socket.end();
+            setTimeout(() => socket.destroy(), 1000).unref();
             return;
+          }
           case "startup":
             params = packet.params;
             protocolVersion = packet.protocolVersion;
@@ -218,10 +243,19 @@ export class PostgresEngine implements ProtocolEngine {
     let principal: Principal;
     try {
       framed.write(encodeAuthenticationCleartextPassword());
-      const frame = await framed.read(o.authTimeoutMs);
+      const frame = await framed.read(slot.remainingMs());
+      // A client that gives up here (pg's end() during connect) says Terminate: PostgreSQL
+      // closes without a word (protocol-flow "Termination"), and so does the gateway.
+      if (frame.type === TERMINATE_MESSAGE) {
+        framed.detach();
+        framed.socket.destroy();
+        return;
+      }
       if (frame.type !== PASSWORD_MESSAGE) throw new GatewayError("GW_PROTOCOL", "expected a password message");
       const token = decodePassword(frame.body).toString("utf8");
       principal = await o.gatekeeper.authenticate(token, context);
+      // Authenticated: the connection leaves the pre-auth caps and its deadline.
+      slot.release();
       framed.reader.setMaxMessageBytes(o.maxMessageBytes);
     } catch (e) {
       // The gatekeeper audited an authentication failure; a protocol fault is not one.
@@ -229,32 +263,45 @@ export class PostgresEngine implements ProtocolEngine {
       return;
     }
 
-    const attributes: Record<string, string> = { tls: tls ? "on" : "off", user: claimedUser.slice(0, 200) };
-    const app = params.get("application_name");
-    if (app !== undefined) attributes["application_name"] = app.slice(0, 200);
-    // Forwarded to the target, so the guardrails must resolve names the way it will.
-    const searchPath = [...params].find(([k]) => k.toLowerCase() === "search_path")?.[1];
-    if (searchPath !== undefined) attributes["search_path"] = searchPath;
-    // The gateway's own session setting (consumed here, never forwarded): approval mode.
-    const approvalMode = approvalModeFrom(params);
-    if (approvalMode === "invalid") {
-      fatal(framed, new GatewayError("GW_UNSUPPORTED", "airlock.approval must be wait or async"));
+    // Settings the client asks for (its own parameters and `options`): forwarded, consumed by
+    // the gateway (airlock.approval) or refused by name, never dropped silently.
+    let request: StartupRequest;
+    try {
+      request = readStartupSettings(params);
+    } catch (e) {
+      fatal(framed, toGatewayError(e, "GW_PROTOCOL"));
       return;
     }
-    if (approvalMode !== undefined) attributes["airlock.approval"] = approvalMode;
+    const attributes: Record<string, string> = { tls: tls ? "on" : "off", user: claimedUser.slice(0, 200) };
+    const app = request.settings.get("application_name");
+    if (app !== undefined) attributes["application_name"] = app.slice(0, 200);
+    // Forwarded to the target, so the guardrails must resolve names the way it will.
+    const searchPath = request.settings.get("search_path");
+    if (searchPath !== undefined) attributes["search_path"] = searchPath;
+    if (request.approval !== undefined) attributes["airlock.approval"] = request.approval;
     // Unknown connections are judged too (and audited) by the shared admission step.
     const admitted = await o.gatekeeper.admit({ clientProtocol: "postgres", connection: database, principal, clientAddress, attributes }, ["postgres"]);
     if (!admitted.ok) {
       fatal(framed, admitted.refusal);
       return;
     }
-    await this.#serveAdmitted(framed, admitted.session, admitted.connection, params, track);
+    await this.#serveAdmitted(framed, admitted.session, admitted.connection, request.settings, track);
   }
 
-  async #serveAdmitted(framed: FramedSocket, gate: SessionJudge, connection: PostgresConnection, params: ReadonlyMap<string, string>, track: (s: Duplex) => void): Promise<void> {
+  async #serveAdmitted(framed: FramedSocket, gate: SessionJudge, connection: PostgresConnection, settings: ReadonlyMap<string, string>, track: (s: Duplex) => void): Promise<void> {
     const o = this.#o;
-    const forward = new Map<string, string>();
-    for (const [k, v] of params) if (FORWARDED_PARAMS.has(k.toLowerCase())) forward.set(k, v);
+    // A setting the session's policies own (a limit they inject, the session's identity) is
+    // refused as SET of it would be: the client learns which, and nothing reaches the target.
+    const owned = [...settings.keys()].find((name) => isProtectedSetting(name, gate.settings));
+    if (owned !== undefined) {
+      const refusal = new GatewayError("GW_POLICY_DENIED", `${owned} is set by the gateway for this session and cannot be changed at start-up`);
+      this.#log.info({ sessionId: gate.info.id, setting: owned }, "start-up setting refused");
+      fatal(framed, refusal);
+      await gate.end("error", { statements: 0, bytesFromClient: 0, bytesToClient: 0 }, refusal.message);
+      return;
+    }
+    const forward = new Map<string, string>(settings);
+    // The client's encoding was checked (UTF8 only, startup.ts): the target speaks it too.
     forward.set("client_encoding", "UTF8");
     // The classifier reads string literals as standard_conforming_strings = on does; a target
     // (or a role / database default) with it off would read `'a\'…` differently. Pinned at
@@ -290,7 +337,7 @@ export class PostgresEngine implements ProtocolEngine {
     let processId = randomInt(1, 2 ** 31 - 1);
     while (this.#cancelKeys.has(processId)) processId = randomInt(1, 2 ** 31 - 1);
     const secret = randomBytes(4);
-    const cancelEntry: CancelEntry = { secret, connection, upstreamKey: upstream.backendKey };
+    const cancelEntry: CancelEntry = { secret, connection, upstreamKey: upstream.backendKey, live: true, inflight: new Set() };
     this.#cancelKeys.set(processId, cancelEntry);
 
     // One write for the whole log-in answer (a dozen small messages): one syscall, one packet.
@@ -310,23 +357,42 @@ export class PostgresEngine implements ProtocolEngine {
       logger: this.#log.child({ sessionId: gate.info.id }),
       catalog: o.catalogFor(connection),
       maskerFor: o.maskerFor,
-      cancelUpstream: () =>
-        sendCancel(connection, upstream.backendKey, {
-          dialer: o.dialer,
-          resolveSecret: o.resolveSecret,
-          timeoutMs: o.connectTimeoutMs,
-          maxMessageBytes: o.maxMessageBytes,
-        }).catch((e: unknown) => this.#log.warn({ err: e }, "could not cancel a statement on the target")),
+      cancelUpstream: () => this.#forwardCancel(cancelEntry),
       poolable: pool !== undefined && !this.#live.closing,
     });
     cancelEntry.cancelHold = () => session.cancelHold();
+    let outcome: Awaited<ReturnType<PgProxySession["run"]>>;
     try {
-      const outcome = await session.run();
-      if (outcome.released !== undefined && pool !== undefined) void pool.release(poolKey, outcome.released);
-      await gate.end(outcome.reason, outcome.stats, outcome.detail);
+      outcome = await session.run();
     } finally {
+      cancelEntry.live = false;
       this.#cancelKeys.delete(processId);
     }
+    // Cancels already on their way must land (on this session's idle backend, where PostgreSQL
+    // ignores them) before the target connection can serve anyone else.
+    if (cancelEntry.inflight.size > 0) await Promise.allSettled([...cancelEntry.inflight]);
+    if (outcome.released !== undefined && pool !== undefined) void pool.release(poolKey, outcome.released);
+    await gate.end(outcome.reason, outcome.stats, outcome.detail);
+  }
+
+  /**
+   * Send a cancel for the session's statement to the target; resolves once the target has
+   * closed its cancel connection (it has signalled the backend) or the attempt failed. Never
+   * for a session that has ended.
+   */
+  #forwardCancel(entry: CancelEntry): Promise<void> {
+    if (!entry.live) return Promise.resolve();
+    const p = sendCancel(entry.connection, entry.upstreamKey, {
+      dialer: this.#o.dialer,
+      resolveSecret: this.#o.resolveSecret,
+      timeoutMs: this.#o.connectTimeoutMs,
+      maxMessageBytes: this.#o.maxMessageBytes,
+    }).catch((e: unknown) => {
+      this.#log.warn({ err: e, connection: entry.connection.name }, "could not forward a cancel request");
+    });
+    entry.inflight.add(p);
+    void p.finally(() => entry.inflight.delete(p));
+    return p;
   }
 
   async #cancel(processId: number, secretKey: Buffer): Promise<void> {
@@ -337,16 +403,7 @@ export class PostgresEngine implements ProtocolEngine {
     }
     // A statement waiting for approval has not reached the target: withdraw it here.
     if (entry.cancelHold?.() === true) return;
-    try {
-      await sendCancel(entry.connection, entry.upstreamKey, {
-        dialer: this.#o.dialer,
-        resolveSecret: this.#o.resolveSecret,
-        timeoutMs: this.#o.connectTimeoutMs,
-        maxMessageBytes: this.#o.maxMessageBytes,
-      });
-    } catch (e) {
-      this.#log.warn({ err: e, connection: entry.connection.name }, "could not forward a cancel request");
-    }
+    await this.#forwardCancel(entry);
   }
 }
 
@@ -359,8 +416,11 @@ export function approvalModeFrom(params: ReadonlyMap<string, string>): "wait" | 
   let value = params.get("airlock.approval");
   const options = params.get("options");
   if (value === undefined && options !== undefined) {
-    const m = /(?:^|\s)(?:-c\s*|--)airlock\.approval=(\S+)/.exec(options);
-    value = m?.[1];
+    try {
+      value = parseOptions(options).findLast(([name]) => name === "airlock.approval")?.[1];
+    } catch {
+      value = undefined; // malformed options are refused by readStartupSettings
+    }
   }
   if (value === undefined) return undefined;
   const v = value.trim().toLowerCase();
@@ -370,6 +430,7 @@ export function approvalModeFrom(params: ReadonlyMap<string, string>): "wait" | 
 function messageForUpstreamFailure(e: GatewayError, connection: string): string {
   if (e.code === "GW_UPSTREAM_AUTH") return `connection "${connection}": the target refused the gateway's credential`;
   if (e.code === "GW_UPSTREAM_TLS") return `connection "${connection}": TLS to the target failed`;
+  if (e.code === "GW_UNSUPPORTED") return `connection "${connection}": ${e.message}`;
   if (e.code === "GW_SECRET_UNRESOLVED") return `connection "${connection}": the gateway could not resolve its credential`;
   return `connection "${connection}": the target is unavailable`;
 }

@@ -63,3 +63,11 @@ export function sqlstateFor(code: ErrorCode): string {
       return "XX000"; // internal_error
   }
 }
+
+/**
+ * No room for another connection (the pre-authentication caps): FATAL 53300
+ * too_many_connections, the code PostgreSQL itself sends when it has no slot left.
+ */
+export function renderTooManyConnections(message: string): Buffer {
+  return encodeErrorResponse({ severity: "FATAL", code: "53300", message: gatewayText(message) });
+}

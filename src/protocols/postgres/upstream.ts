@@ -120,7 +120,7 @@ export async function connectUpstream(
   } catch (e) {
     framed.detach();
     framed.socket.destroy();
-    if (e instanceof GatewayError && e.code.startsWith("GW_UPSTREAM")) throw e;
+    if (e instanceof GatewayError && (e.code.startsWith("GW_UPSTREAM") || e.code === "GW_UNSUPPORTED")) throw e;
     if (e instanceof GatewayError && e.code === "GW_SECRET_UNRESOLVED") throw e;
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not complete start-up", { cause: e });
   }
@@ -239,9 +239,21 @@ async function authenticate(framed: FramedSocket, conn: PostgresConnection, deps
   }
 }
 
+/**
+ * SQLSTATEs of a rejected start-up setting: undefined_object (unrecognized configuration
+ * parameter), invalid_parameter_value, insufficient_privilege (permission denied to set
+ * parameter), cant_change_runtime_param.
+ */
+const SETTING_ERRORS = new Set(["42704", "22023", "42501", "55P02"]);
+
 /** An ErrorResponse from the target during login, as a GatewayError that keeps the text for logs only. */
 function upstreamError(body: Buffer): GatewayError {
   const e = decodeErrorOrNotice(body);
+  // A setting the client gave at start-up that the target rejects (unknown name, bad value, not
+  // settable by this role): the client's own mistake, so it learns the target's words.
+  if (SETTING_ERRORS.has(e.code)) {
+    return new GatewayError("GW_UNSUPPORTED", `the target refused the start-up: ${e.message.slice(0, 300)}`, { cause: new Error(`${e.code}: ${e.message}`) });
+  }
   const authFailure = e.code.startsWith("28");
   return new GatewayError(
     authFailure ? "GW_UPSTREAM_AUTH" : "GW_UPSTREAM_UNAVAILABLE",

@@ -3,6 +3,8 @@ import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { SshConnection } from "../../core/connection.js";
 import { isGatewayError } from "../../core/errors.js";
+import ssh2 from "ssh2";
+import type { DialTarget, Dialer } from "../../core/engine.js";
 import { connectUpstream } from "./upstream.js";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
@@ -58,5 +60,39 @@ describe("connectUpstream over the gateway's own socket", () => {
     const t0 = Date.now();
     expect(await failure(connectUpstream(connection(port), options))).toBe('GW_UPSTREAM_UNAVAILABLE: connection "t": the target did not answer in time');
     expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe("connectUpstream through the Dialer", () => {
+  it("reaches the target only through the given Dialer", async () => {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519");
+    const target = new ssh2.Server({ hostKeys: [pair.private] }, (client) => {
+      client.on("error", () => undefined);
+      client.on("authentication", (ctx) => (ctx.method === "password" && ctx.username === "u" && ctx.password === "p" ? ctx.accept() : ctx.reject(["password"])));
+    });
+    await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+    const address = target.address();
+    const port = typeof address === "object" && address !== null ? address.port : 0;
+    // The connection names a host nothing resolves; only this dialer knows where the target is.
+    const dialed: DialTarget[] = [];
+    const direct = new DirectDialer();
+    const dialer: Dialer = {
+      dial: (t, o) => {
+        dialed.push(t);
+        return direct.dial({ host: "127.0.0.1", port }, o);
+      },
+    };
+    try {
+      const c = await connectUpstream({ ...connection(2), host: "target.invalid", hostKey: pair.public }, { ...options, dialer });
+      c.end();
+      expect(dialed).toEqual([{ host: "target.invalid", port: 2 }]);
+    } finally {
+      await new Promise((r) => target.close(r));
+    }
+  });
+
+  it("says the target is unavailable when the Dialer fails", async () => {
+    const dialer: Dialer = { dial: () => Promise.reject(new Error("no route")) };
+    expect(await failure(connectUpstream(connection(2), { ...options, dialer }))).toBe('GW_UPSTREAM_UNAVAILABLE: connection "t": the target is unavailable');
   });
 });

@@ -1,0 +1,562 @@
+/**
+ * Per-session SQL judgement (SessionPolicies): one concept, the state a session's statements
+ * are judged in — prepared statements, every schema its search_path may name, views and
+ * renames it made, catalog look-ups in flight — and the judgement that depends on it. It is
+ * longer than ~500 lines because that state and the decisions reading it are one piece;
+ * compilation and matching helpers live in sql-policy.ts.
+ */
+import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
+import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
+import type { SessionInfo } from "../core/session.js";
+import type { Answer, SessionEvaluator } from "./evaluator.js";
+import { ColumnGlob, anyGlob } from "./glob.js";
+import { setConfigTouchesProtected, settingsTouched } from "./sql-settings.js";
+import type { Classification, ClassificationCache, ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
+import {
+  ATTRIBUTE_LOOKUP_FAILED,
+  DEFAULT_APPROVAL_TIMEOUT_MS,
+  READ_ONLY_SETTINGS,
+  SETTINGS_OPERATIONS,
+  SQL_KINDS,
+  TIMEOUT_SETTINGS,
+  VIEW_LOOKUP_FAILED,
+  WRITE_OPERATIONS,
+  defaultMessage,
+  globCoversSchema,
+  summarize,
+  type CompiledPolicy,
+  type GuardAction,
+  type SessionView,
+} from "./sql-policy.js";
+import type { ViewResolver } from "./view-resolver.js";
+
+/** Per-session judgement: keeps prepared statements and the search_path it has seen. */
+export class SessionPolicies implements SessionEvaluator {
+  readonly kinds = SQL_KINDS;
+  readonly settings: Readonly<Record<string, string>>;
+  readonly #policies: readonly CompiledPolicy[];
+  readonly #guards: readonly CompiledPolicy[];
+  readonly #masks: readonly { policy: CompiledPolicy; rule: MaskRule }[];
+  readonly #rowLimits: readonly CompiledPolicy[];
+  readonly #cache: ClassificationCache;
+  /** Prepared statements (SQL PREPARE and protocol Parse share one namespace) → their facts. */
+  readonly #prepared = new Map<string, readonly StatementFacts[]>();
+  /**
+   * Every schema an unqualified name may resolve to in this session: the default path plus
+   * every search_path ever set (an over-approximation: a relation guarded as public.users is
+   * also guarded when it is reached unqualified through any of these).
+   */
+  readonly #schemas = new Set<string>(["public", "pg_catalog", "pg_temp"]);
+  #searchPathUnknown = false;
+  /** Schema parts named in policy globs: with an unknown search_path, a bare name may be any of them. */
+  readonly #policySchemas: readonly string[];
+  readonly #readOnly: boolean;
+  readonly #timeout: boolean;
+
+  readonly #viewResolver: ViewResolver | undefined;
+  readonly #columnGuards: boolean;
+  /** Column or function guards: `t.x` may be the call x(t), checked against the catalog. */
+  readonly #attributeGuards: boolean;
+  /** The role/database search_path default, while it is being looked up (first statement). */
+  #pathPending: Promise<void> | undefined;
+  /**
+   * Views this session created, by bare name (CREATE VIEW, then INSERT INTO it, in one message
+   * or one transaction: the catalog doesn't see the view yet). An over-approximation: kept for
+   * the session's life.
+   */
+  readonly #sessionViews = new Map<string, SessionView>();
+  /** Relation names this session renamed into one another (ALTER … RENAME TO), by bare name. */
+  readonly #aliases = new Map<string, Set<string>>();
+  /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
+  readonly #denyGuards: boolean;
+  readonly #connection: string;
+
+  constructor(policies: readonly CompiledPolicy[], cache: ClassificationCache, session: SessionInfo, upstreamUser: string | undefined, viewResolver?: ViewResolver) {
+    this.#policies = policies;
+    this.#viewResolver = viewResolver;
+    this.#connection = session.connection;
+    // Column and relation guards both see through views (see evaluate()).
+    this.#columnGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.relations !== undefined));
+    this.#denyGuards = policies.some((p) => p.config.action === "deny" || p.config.action === "require_approval" || p.config.action === "require_grant");
+    this.#attributeGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.functions !== undefined));
+    this.#cache = cache;
+    this.#guards = policies.filter((p) => p.config.action !== "mask");
+    this.#masks = policies
+      .filter((p) => p.config.action === "mask")
+      .map((p) => ({
+        policy: p,
+        rule: { rule: p.name, columns: p.config.columns ?? [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" },
+      }));
+    this.#rowLimits = policies.filter((p) => p.config.maxRows !== undefined);
+    const schemaParts = new Set<string>();
+    for (const p of policies) {
+      for (const g of p.config.match?.relations ?? []) if (g.includes(".")) schemaParts.add(g.slice(0, g.lastIndexOf(".")));
+      for (const g of p.config.match?.columns ?? []) {
+        const rel = g.includes(".") ? g.slice(0, g.lastIndexOf(".")) : "";
+        if (rel.includes(".")) schemaParts.add(rel.slice(0, rel.lastIndexOf(".")));
+      }
+    }
+    this.#policySchemas = [...schemaParts];
+    if (upstreamUser !== undefined) this.#schemas.add(upstreamUser.toLowerCase());
+    const initialPath = session.attributes["search_path"];
+    if (initialPath !== undefined) this.#addSearchPath(initialPath.split(","));
+    // The role/database default (ALTER ROLE … SET search_path) the target session starts with
+    // (and a pooled one returns to on DISCARD ALL): needed wherever names are matched.
+    const nameGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.relations !== undefined || p.match?.columns !== undefined || p.match?.functions !== undefined));
+    if (nameGuards && viewResolver?.searchPath !== undefined) {
+      try {
+        const path = viewResolver.searchPath(session.connection);
+        if (path instanceof Promise) {
+          this.#pathPending = path
+            .then(
+              (schemas) => this.#addSchemas(schemas),
+              // Unknown: every schema a policy names may be where a bare name resolves.
+              () => {
+                this.#searchPathUnknown = true;
+              },
+            )
+            .finally(() => {
+              this.#pathPending = undefined;
+            });
+        } else this.#addSchemas(path);
+      } catch {
+        this.#searchPathUnknown = true;
+      }
+    }
+    const settings: Record<string, string> = {};
+    const timeouts = policies.map((p) => p.config.statementTimeout).filter((t): t is number => t !== undefined);
+    if (timeouts.length > 0) settings["statement_timeout"] = String(Math.min(...timeouts));
+    this.#timeout = timeouts.length > 0;
+    this.#readOnly = policies.some((p) => p.config.readOnly === true);
+    if (this.#readOnly) settings["default_transaction_read_only"] = "on";
+    this.settings = settings;
+  }
+
+  /** Schema names as the catalog reports them (exact; lower-cased too, which only widens). */
+  #addSchemas(schemas: readonly string[]): void {
+    for (const s of schemas) {
+      if (s === "$user" || s === "") continue;
+      this.#schemas.add(s);
+      this.#schemas.add(s.toLowerCase());
+    }
+  }
+
+  #addSearchPath(entries: readonly string[]): void {
+    for (const e of entries) {
+      const s = e.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
+      if (s === "$user" || s === "") continue;
+      this.#schemas.add(s);
+    }
+  }
+
+  evaluate(event: JudgedEvent): Answer {
+    return event.type === "db.query" ? this.#statement(event) : undefined;
+  }
+
+  #statement(event: DbQueryEvent): Answer {
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
+    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const classified = this.#cache.classifyBounded(event.sql);
+    if (classified instanceof Promise) return classified.then((c) => this.#classified(event, c));
+    return this.#classified(event, classified);
+  }
+
+  #classified(event: DbQueryEvent, classification: Classification): Answer {
+    const pathPending = this.#pathPending;
+    if (pathPending !== undefined) return pathPending.then(() => this.#classified(event, classification));
+    const guarded = this.#denyGuards || this.#readOnly || this.#timeout;
+    if (!classification.ok) {
+      if (!guarded) return this.#allow([]);
+      return deny("GW_POLICY_DENIED", `the statement could not be parsed, so it is refused (fail closed): ${classification.error}`, "fail-closed");
+    }
+    // Resolve EXECUTE to what it runs; remember PREPARE and Parse for later. Effects of earlier
+    // statements of the same message apply to the later ones (`SET search_path = evil; DROP
+    // TABLE secrets`): they only widen what names may resolve to, so they are applied at once,
+    // even if the message is then refused.
+    const effective: StatementFacts[] = [];
+    const preparedHere = new Map<string, StatementFacts>();
+    for (const f of classification.statements) {
+      if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
+      // SET ROLE / SESSION AUTHORIZATION change what "$user" in the search_path means.
+      if (f.operations.includes("set_role")) this.#searchPathUnknown = true;
+      if (f.executes !== undefined) {
+        const name = f.executes.toLowerCase();
+        const here = preparedHere.get(name);
+        const target = here === undefined ? this.#prepared.get(name) : [here];
+        if (target === undefined) {
+          if (guarded) return deny("GW_POLICY_DENIED", `EXECUTE of an unknown prepared statement "${f.executes}" is refused (fail closed)`, "fail-closed");
+        } else effective.push(...target);
+      }
+      if (f.prepares !== undefined) preparedHere.set(f.prepares.toLowerCase(), f);
+      effective.push(f);
+    }
+    if (guarded) {
+      for (const f of effective) {
+        if (f.unknownEffects !== undefined) {
+          return deny("GW_POLICY_DENIED", `${f.unknownEffects}: its effects cannot be checked, so it is refused (fail closed)`, "fail-closed");
+        }
+      }
+      if (this.#searchPathUnknown || effective.some((f) => f.functions.includes("set_config") || f.functions.includes("pg_catalog.set_config"))) {
+        // set_config() can change search_path (or a limit) invisibly.
+        this.#searchPathUnknown = true;
+      }
+      const limit = this.#checkLimits(event.sql, effective);
+      if (limit !== undefined) return limit;
+    }
+    this.#learnDefinitions(effective);
+    // `t.x` may be the call x(t) (attribute notation): only the catalog can tell.
+    let withAttributes: readonly StatementFacts[] | Promise<readonly StatementFacts[]>;
+    try {
+      withAttributes = this.#attributeCalls(effective);
+    } catch {
+      return ATTRIBUTE_LOOKUP_FAILED;
+    }
+    if (withAttributes instanceof Promise) {
+      return withAttributes.then(
+        (facts) => this.#throughViews(event, classification.statements, facts),
+        () => ATTRIBUTE_LOOKUP_FAILED,
+      );
+    }
+    return this.#throughViews(event, classification.statements, withAttributes);
+  }
+
+  /**
+   * Column and relation guards see through views: each statement gets the base columns and
+   * relations of the views it reads, and of the views it writes (an updatable view writes its
+   * base table), from the catalog and from the views this session defined itself.
+   */
+  #throughViews(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Verdict | Promise<Verdict> {
+    const sessionViews = this.#sessionViews.size > 0 ? effective.map((f) => [this.#sessionViewsOf(f.relationsRead), this.#sessionViewsOf(f.relationsWritten)] as const) : undefined;
+    const resolver = this.#viewResolver;
+    if (this.#columnGuards && (resolver !== undefined || sessionViews !== undefined)) {
+      // [2i]: the views statement i reads; [2i + 1]: the views it writes.
+      const perStatement: (readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>)[] = [];
+      try {
+        for (const f of effective) {
+          for (const rels of [f.relationsRead, f.relationsWritten]) {
+            const candidates = resolver === undefined ? [] : this.#viewCandidates(rels);
+            perStatement.push(candidates.length === 0 || resolver === undefined ? [] : resolver.resolve(this.#connection, candidates));
+          }
+        }
+      } catch {
+        return VIEW_LOOKUP_FAILED;
+      }
+      const relationsOf = (cs: readonly ColumnAccess[]): QualifiedName[] => cs.flatMap((c) => (c.relation === undefined ? [] : [c.relation]));
+      const withViews = (cols: readonly (readonly ColumnAccess[])[]): StatementFacts[] =>
+        effective.map((f, i) => {
+          const local = sessionViews?.[i];
+          const read = [...(cols[2 * i] ?? []), ...(local?.[0].columns ?? [])];
+          const written = [...(cols[2 * i + 1] ?? []), ...(local?.[1].columns ?? [])].map((c): ColumnAccess => ({ ...c, access: "write" }));
+          const readRels = local?.[0].relations ?? [];
+          const writtenRels = local?.[1].relations ?? [];
+          if (read.length === 0 && written.length === 0 && readRels.length === 0 && writtenRels.length === 0) return f;
+          return {
+            ...f,
+            columns: [...f.columns, ...read, ...written],
+            relationsRead: [...f.relationsRead, ...relationsOf(read), ...readRels],
+            relationsWritten: [...f.relationsWritten, ...relationsOf(written), ...writtenRels],
+          };
+        });
+      if (perStatement.some((r) => r instanceof Promise)) {
+        return Promise.all(perStatement.map(async (r) => r)).then(
+          (cols) => this.#decide(event, statements, withViews(cols)),
+          () => VIEW_LOOKUP_FAILED,
+        );
+      }
+      return this.#decide(event, statements, withViews(perStatement as readonly (readonly ColumnAccess[])[]));
+    }
+    return this.#decide(event, statements, effective);
+  }
+
+  /**
+   * Remembers what later statements of this session need before the catalog shows it: views
+   * it creates (their base columns and relations) and names it renames into one another.
+   * Applied at once, even if the message is then refused: it only widens what is guarded.
+   */
+  #learnDefinitions(effective: readonly StatementFacts[]): void {
+    for (const f of effective) {
+      const ops = f.operations;
+      if (ops.includes("create_view") || ops.includes("create_materialized_view")) {
+        const written = new Set(f.relationsWritten.map((r) => r.name));
+        const view: SessionView = {
+          columns: f.columns.filter((c) => c.access === "read" && (c.relation === undefined || !written.has(c.relation.name))),
+          relations: f.relationsRead.filter((r) => !written.has(r.name)),
+        };
+        for (const name of written) {
+          const prior = this.#sessionViews.get(name);
+          this.#sessionViews.set(name, prior === undefined ? view : { columns: [...prior.columns, ...view.columns], relations: [...prior.relations, ...view.relations] });
+        }
+      }
+      if (ops.includes("rename") && f.relationsWritten.length > 1) {
+        const names = f.relationsWritten.map((r) => r.name).filter((n) => n !== "*");
+        const group = new Set<string>(names.flatMap((n) => [n, ...(this.#aliases.get(n) ?? [])]));
+        for (const n of group) this.#aliases.set(n, group);
+      }
+    }
+  }
+
+  /** What the views this session created, among these relations (or their aliases), read. */
+  #sessionViewsOf(relations: readonly QualifiedName[]): SessionView {
+    const columns: ColumnAccess[] = [];
+    const rels: QualifiedName[] = [];
+    for (const r of relations) {
+      for (const name of this.#aliases.get(r.name) ?? [r.name]) {
+        const v = this.#sessionViews.get(name);
+        if (v === undefined) continue;
+        columns.push(...v.columns);
+        rels.push(...v.relations);
+      }
+    }
+    return { columns, relations: rels };
+  }
+
+  /**
+   * Attribute notation: `t.x` is the call x(t), handing the whole row of t to function x,
+   * when no relation t may resolve to has a column x. Such references become a whole-row read
+   * of t and a call of x. A relation the catalog doesn't show (created in this transaction) is
+   * assumed to be such a call. Only when a column or function guard applies; cached lookups.
+   */
+  #attributeCalls(effective: readonly StatementFacts[]): readonly StatementFacts[] | Promise<readonly StatementFacts[]> {
+    const resolver = this.#viewResolver;
+    if (!this.#attributeGuards || resolver?.columns === undefined) return effective;
+    let names: Set<string> | undefined;
+    for (const f of effective) {
+      if (f.attributeRefs === undefined) continue;
+      names ??= new Set();
+      for (const r of f.attributeRefs) {
+        for (const n of this.#aliases.get(r.relation.name) ?? [r.relation.name]) names.add(n);
+      }
+    }
+    if (names === undefined) return effective;
+    const answer = resolver.columns(this.#connection, [...names]);
+    const apply = (catalog: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>): readonly StatementFacts[] =>
+      effective.map((f) => this.#withAttributeCalls(f, catalog));
+    return answer instanceof Promise ? answer.then(apply) : apply(answer);
+  }
+
+  #withAttributeCalls(f: StatementFacts, catalog: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>): StatementFacts {
+    const refs = f.attributeRefs;
+    if (refs === undefined) return f;
+    const columns: ColumnAccess[] = [];
+    const functions: string[] = [];
+    for (const ref of refs) {
+      let seen = false;
+      let call = false;
+      for (const name of this.#aliases.get(ref.relation.name) ?? [ref.relation.name]) {
+        for (const [schema, cols] of catalog.get(name) ?? []) {
+          if (!this.#mayResolveTo(ref.relation, schema)) continue;
+          seen = true;
+          if (!cols.has(ref.name)) call = true;
+        }
+      }
+      if (call || !seen) {
+        columns.push({ relation: ref.relation, column: "*", access: "read" });
+        functions.push(ref.name);
+      }
+    }
+    if (columns.length === 0) return f;
+    return { ...f, columns: [...f.columns, ...columns], functions: [...f.functions, ...functions] };
+  }
+
+  /** Whether relation r, as written, may be the one in `schema`. */
+  #mayResolveTo(r: QualifiedName, schema: string): boolean {
+    if (r.schema !== undefined) return r.schema === schema || (r.schema === "pg_temp" && schema.startsWith("pg_temp"));
+    if (this.#searchPathUnknown || this.#schemas.has(schema)) return true;
+    // Temporary relations live in the session's pg_temp_N, searched first.
+    return schema.startsWith("pg_temp_");
+  }
+
+  /** Relations that may be views, with every schema an unqualified name may resolve to (and
+   * every name this session renamed them from or to). */
+  #viewCandidates(relations: readonly QualifiedName[]): { schema: string; name: string }[] {
+    const out = new Map<string, { schema: string; name: string }>();
+    for (const r of relations) {
+      if (r.name === "*") continue;
+      const schemas = r.schema !== undefined ? [r.schema] : [...this.#schemas];
+      for (const name of this.#aliases.get(r.name) ?? [r.name]) {
+        // A renamed name may have been qualified differently: try every schema for the others.
+        for (const s of name === r.name ? schemas : [...this.#schemas, ...schemas]) out.set(`${s}.${name}`, { schema: s, name });
+      }
+    }
+    return [...out.values()];
+  }
+
+  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Verdict {
+    for (const p of this.#guards) {
+      if (!effective.some((f) => this.#matches(p, f, event.sql))) continue;
+      const action = p.config.action as GuardAction;
+      if (action === "allow") break;
+      const message = p.config.message ?? defaultMessage(action, p);
+      if (action === "require_approval" || action === "require_grant") {
+        // The pipeline turns the hold into allow or deny (src/approvals). What the statement
+        // defines for later ones (prepared statements) is recorded only once it is allowed.
+        const hold: HoldDecision = {
+          type: "hold",
+          need: action === "require_approval" ? "approval" : "grant",
+          rule: p.name,
+          message,
+          approvers: p.config.approvers ?? [],
+          minApprovals: p.config.minApprovals ?? 1,
+          timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+          mode: p.config.mode ?? "wait",
+          allow: this.#allow(effective, event.sql),
+          summary: summarize(effective),
+          onAllowed: () => {
+            this.#defined(event, statements, effective);
+          },
+        };
+        return hold;
+      }
+      return deny("GW_POLICY_DENIED", message, p.name);
+    }
+    this.#defined(event, statements, effective);
+    return this.#allow(effective, event.sql);
+  }
+
+  /** An allowed statement: record what it defines for later statements. */
+  #defined(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): void {
+    for (const f of statements) {
+      if (f.prepares !== undefined) this.#prepared.set(f.prepares.toLowerCase(), [f]);
+      if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
+    }
+    if (event.stage === "prepare" && event.statementName !== undefined && event.statementName !== "") {
+      this.#prepared.set(event.statementName.toLowerCase(), [...effective]);
+    }
+  }
+
+  #checkLimits(sql: string, facts: readonly StatementFacts[]): Decision | undefined {
+    if (!this.#readOnly && !this.#timeout) return undefined;
+    // Runs for every statement of a session with limits: plain loops, nothing allocated.
+    let touches = false;
+    for (const f of facts) {
+      for (const op of f.operations) {
+        if (this.#readOnly && (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter"))) {
+          return deny("GW_POLICY_DENIED", `this session is read-only (${op} is not allowed)`, this.#limitRule("readOnly"));
+        }
+        if (SETTINGS_OPERATIONS.has(op)) touches = true;
+      }
+    }
+    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    if (!touches) return undefined;
+    const s = settingsTouched(sql);
+    if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    const guardedNames = [...(this.#readOnly ? READ_ONLY_SETTINGS : []), ...(this.#timeout ? TIMEOUT_SETTINGS : [])];
+    const hit = s.variables.find((v) => guardedNames.includes(v));
+    if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule(TIMEOUT_SETTINGS.includes(hit) ? "statementTimeout" : "readOnly"));
+    if (this.#readOnly && s.readWrite) {
+      return deny("GW_POLICY_DENIED", "this session is read-only (READ WRITE transactions are not allowed)", this.#limitRule("readOnly"));
+    }
+    return undefined;
+  }
+
+  #limitRule(kind: "readOnly" | "statementTimeout"): string {
+    const p = this.#policies.find((x) => (kind === "readOnly" ? x.config.readOnly === true : x.config.statementTimeout !== undefined));
+    return p?.name ?? kind;
+  }
+
+  #allow(facts: readonly StatementFacts[], sql?: string): AllowDecision {
+    const masks: MaskRule[] = [];
+    const copyTo = facts.some((f) => f.operations.includes("copy_to"));
+    for (const m of this.#masks) {
+      if (m.policy.match !== undefined && (sql === undefined || !facts.some((f) => this.#matches(m.policy, f, sql)))) continue;
+      // COPY output carries no column origins, so the engine refuses it under column rules;
+      // drop the rules that cannot touch the columns this COPY reads.
+      if (copyTo && m.rule.columns.length > 0 && !facts.some((f) => this.#copyTouches(m.rule, f))) {
+        if (m.rule.detectors.length > 0) masks.push({ ...m.rule, columns: [] });
+        continue;
+      }
+      masks.push(m.rule);
+    }
+    let maxRows: number | undefined;
+    let maxRowsRule: string | undefined;
+    for (const p of this.#rowLimits) {
+      const limit = p.config.maxRows;
+      if (limit === undefined) continue;
+      if (p.match !== undefined && (sql === undefined || !facts.some((f) => this.#matches(p, f, sql)))) continue;
+      if (maxRows === undefined || limit < maxRows) {
+        maxRows = limit;
+        maxRowsRule = p.name;
+      }
+    }
+    if (masks.length === 0 && maxRows === undefined) return { type: "allow" };
+    return {
+      type: "allow",
+      plan: { masks, ...(maxRows === undefined ? {} : { maxRows }), ...(maxRowsRule === undefined ? {} : { maxRowsRule }) },
+    };
+  }
+
+  /** Whether a COPY's columns (or, lacking column facts, its relations) may meet a column rule. */
+  #copyTouches(rule: MaskRule, f: StatementFacts): boolean {
+    const globs = rule.columns.map((c) => new ColumnGlob(c));
+    for (const c of f.columns) {
+      if (c.access !== "read") continue;
+      for (const g of globs) {
+        const relOk = c.relation === undefined || this.#relationCandidates(c.relation).some((r) => g.relation.test(r));
+        if (relOk && (c.column === "*" || g.column.test(c.column))) return true;
+      }
+    }
+    const withColumns = new Set(f.columns.filter((c) => c.relation !== undefined).map((c) => `${c.relation?.schema ?? ""}.${c.relation?.name ?? ""}`));
+    return f.relationsRead.some(
+      (r) => !withColumns.has(`${r.schema ?? ""}.${r.name}`) && globs.some((g) => this.#relationCandidates(r).some((cand) => g.relation.test(cand))),
+    );
+  }
+
+  /** All given match keys must hold for one statement. */
+  #matches(p: CompiledPolicy, f: StatementFacts, sql: string): boolean {
+    const m = p.match;
+    if (m === undefined) return true;
+    if (m.operations !== undefined && !f.operations.some((op) => anyGlob(m.operations ?? [], op))) return false;
+    if (m.relations !== undefined) {
+      const globs = m.relations;
+      const rels = [...f.relationsRead, ...f.relationsWritten];
+      const hit = rels.some((r) =>
+        r.name === "*"
+          ? globs.some((g) => globCoversSchema(g.source, r.schema))
+          : this.#relationCandidates(r).some((c) => anyGlob(globs, c)),
+      );
+      if (!hit) return false;
+    }
+    if (m.columns !== undefined) {
+      const globs = m.columns;
+      const hit = f.columns.some((c) =>
+        globs.some((g) => {
+          const rel = c.relation;
+          const relOk =
+            rel === undefined ||
+            (rel.name === "*" ? globCoversSchema(g.relation.source, rel.schema) : this.#relationCandidates(rel).some((r) => g.relation.test(r)));
+          return relOk && (c.column === "*" || g.column.test(c.column));
+        }),
+      );
+      if (!hit) return false;
+    }
+    if (m.functions !== undefined) {
+      const globs = m.functions;
+      // A member of a dangerous family stands for all of them (sql/function-families.ts).
+      const hit = [...f.functions, ...(f.equivalentFunctions ?? [])].some((fn) => this.#functionCandidates(fn).some((c) => anyGlob(globs, c)));
+      if (!hit) return false;
+    }
+    if (m.noWhere === true && !f.noWhere) return false;
+    if (m.noWhere === false && f.noWhere) return false;
+    if (m.statementRegex !== undefined && !m.statementRegex.test(sql)) return false;
+    return true;
+  }
+
+  /**
+   * Names a function call may be matched under: as written, bare, and (unqualified) under every
+   * schema it may resolve to — pg_catalog first, as PostgreSQL resolves it.
+   */
+  #functionCandidates(fn: string): string[] {
+    const dot = fn.lastIndexOf(".");
+    if (dot >= 0) return [fn, fn.slice(dot + 1)];
+    const schemas = this.#searchPathUnknown ? [...this.#schemas, ...this.#policySchemas] : [...this.#schemas];
+    return [fn, ...schemas.map((s) => `${s}.${fn}`)];
+  }
+
+  /** Names a relation may be matched under: as written, and qualified by every schema it may resolve to. */
+  #relationCandidates(r: QualifiedName): string[] {
+    if (r.schema !== undefined) return [`${r.schema}.${r.name}`, r.name];
+    if (this.#searchPathUnknown) return [r.name, ...[...this.#schemas, ...this.#policySchemas].map((s) => `${s}.${r.name}`)];
+    return [r.name, ...[...this.#schemas].map((s) => `${s}.${r.name}`)];
+  }
+}

@@ -1,0 +1,18 @@
+import type { ColumnAccess } from "./sql/index.js";
+
+/**
+ * Sees through views for column guards: the base-table columns that views among these
+ * relations read (from the target's catalog). Synchronous when cached.
+ */
+export interface ViewResolver {
+  resolve(connection: string, candidates: readonly { schema: string; name: string }[]): readonly ColumnAccess[] | Promise<readonly ColumnAccess[]>;
+  /**
+   * The columns of every relation with one of these names: name → schema → column names
+   * (a name absent or mapped to nothing: no such relation is visible in the catalog). Tells
+   * whether `t.x` is a column of t or the call x(t) (attribute notation). Synchronous when cached.
+   */
+  columns?(connection: string, names: readonly string[]): ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>> | Promise<ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>>;
+  /** Every schema the search_path of a new target session may name (role, database and server
+   * defaults; `$user` as written). Synchronous when cached. */
+  searchPath?(connection: string): readonly string[] | Promise<readonly string[]>;
+}
