@@ -1,67 +1,34 @@
 /**
- * The bookkeeping of a PostgreSQL session's executions (what results belong to which
- * statement, and how they are treated), and the pure helpers of the proxy loop.
+ * One result as it reaches the client (what was sent, masked, refused), and the pure helpers
+ * of the proxy loop.
  */
-import type { MaskRule, ResultPlan } from "../../core/decision.js";
-import type { DeferredHold } from "../../policy/pipeline.js";
+import type { DenyDecision, MaskRule } from "../../core/decision.js";
 import type { FieldAction, RuleMasker } from "./result-masking.js";
-
-/** A statement execution whose results are still arriving (or a Sync marker). */
-export type Pending = Execution | { kind: "sync" };
-
-export interface Execution {
-  readonly kind: "simple" | "execute";
-  readonly seq: number;
-  readonly denied: boolean;
-  readonly started: number;
-  readonly params?: readonly (string | null)[] | undefined;
-  readonly plan: ResultPlan | undefined;
-  /** Result formats requested at Bind (extended protocol). */
-  readonly resultFormats?: readonly number[] | undefined;
-  result: ResultAcc;
-}
 
 export interface ResultAcc {
   rowCount: number;
   rows: (string | null)[][];
   truncated: boolean;
-  /** Rows actually sent to the client (maxRows). */
+  /** Rows of this result actually sent to the client. */
   sent: number;
-  /** How each field is masked, once the RowDescription is resolved. */
+  /** How each field is masked, once the fields are resolved. */
   actions?: FieldAction[] | undefined;
+  /** The fields were resolved and `actions` decided. */
+  planned?: boolean;
   /** COPY out in progress: text (0) or binary (1) format. */
   copyFormat?: number | undefined;
-  /** The result is refused: rows are dropped and its completion becomes this error. */
-  refused?: string | undefined;
+  /** The result is refused: rows are dropped and its completion becomes this refusal. */
+  refused?: DenyDecision | undefined;
   /** maxRows was exceeded and a cancel was sent. */
   cancelled?: boolean;
   masked: Record<string, number>;
 }
-
-export interface StatementRef {
-  readonly seq: number;
-  readonly plan: ResultPlan | undefined;
-  /** Held for approval (or a grant): each Bind of it is decided on its own, with its parameters. */
-  readonly held?: { readonly deferred: DeferredHold; readonly paramTypes: readonly number[] };
-}
-
-export interface PortalRef {
-  readonly seq: number;
-  readonly params: readonly (string | null)[];
-  readonly plan: ResultPlan | undefined;
-  readonly resultFormats: readonly number[];
-}
-
 
 export function newResult(): ResultAcc {
   return { rowCount: 0, rows: [], truncated: false, sent: 0, masked: {} };
 }
 
 export const EMPTY = Buffer.alloc(0);
-
-export function isRefused(acc: ResultAcc): boolean {
-  return acc.refused !== undefined;
-}
 
 /** Replace the row count in a command tag (`SELECT 5000` → `SELECT 100`). */
 export function tagWithRows(tag: string, rows: number): string {
