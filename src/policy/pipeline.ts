@@ -453,12 +453,15 @@ export class SessionGate implements SessionJudge {
       for (const [k, n] of Object.entries(event.masked ?? {})) details[`masked.${k}`] = n;
       if (event.rowsSent !== undefined) details["rowsSent"] = event.rowsSent;
       if (event.refusedBy !== undefined) details["refusedBy"] = event.refusedBy;
+      // A result its plan refused is a deny like any other (its message is the gateway's own).
+      const refused = event.refusedBy === undefined ? {} : { decision: "deny" as const, code: "GW_POLICY_DENIED" as const, rule: event.refusedBy, ...(event.error === undefined ? {} : { message: event.error.message }) };
       void this.#pipeline.audit({
         type: "db.result",
         sessionId: this.info.id,
         principal: this.#principal,
         connection: this.info.connection,
         protocol: this.info.clientProtocol,
+        ...refused,
         details,
       });
     }

@@ -160,11 +160,4 @@ defineConformance({
     loginRefusalSaysWhy: true,
   },
   start,
-  knownFailures: {
-    "terminate-stops-target":
-      "the gateway closes its target connection but sends no CancelRequest: PostgreSQL runs the statement to its end (pg_sleep(60) here; a write in flight would still commit)",
-    "engine-refusal-audited": "issue 11: the engine refuses a text COPY under column masking itself; the audit log has only the statement's allow",
-    "recording-refused-result":
-      "issue 11: a text COPY refused under column masking is recorded with the target's command tag (COPY n) while the client got 42501",
-  },
 });

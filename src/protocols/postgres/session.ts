@@ -286,6 +286,9 @@ export class PgProxySession {
 
   #terminate(reason: SessionEndReason, detail: string): void {
     if (this.#finished) return;
+    // Closing the connection does not stop what the target is running (PostgreSQL notices a
+    // gone client only when it next reads or writes): a statement in flight is cancelled first.
+    if (!this.#model.idle) void this.#o.cancelUpstream();
     this.#fatalToClient("GW_SESSION_TERMINATED", `session ended: ${detail}`);
     this.#finish(reason, detail);
   }
