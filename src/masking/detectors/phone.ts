@@ -309,12 +309,13 @@ function collectPhones(text: string, out: Match[], regions: PhoneRegions): void 
 }
 
 /**
- * Seven digits with a separator (every separated shape), or a compact 0-led run of ten
+ * Seven digits with a separator (every separated shape), or a compact 0-led run of seven (the
+ * shortest national number the country patterns accept; "004437049" is one)
  * (unseparated numbers without a 0 only count for a policy's own regions: the masker checks
  * `couldCompactPhone` for those). Plain ids and epoch times pass neither.
  */
 export function couldPhone(f: Features): boolean {
-  return (f.digitRun >= 7 && f.plus + f.parens + f.spaces + f.dashes + f.dots + f.slashes > 0) || f.zeroRun >= 10;
+  return (f.digitRun >= 7 && f.plus + f.parens + f.spaces + f.dashes + f.dots + f.slashes > 0) || f.zeroRun >= 7;
 }
 
 /** couldPhone for a detector that also finds unseparated numbers without a leading 0. */
