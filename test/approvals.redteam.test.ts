@@ -188,12 +188,12 @@ describe("a prepared statement held for approval (extended protocol: decided at 
       for (const { id } of list.sessions) {
         const r = (await t.api(`/v1/sessions/${id}`)).body as { recording: unknown[] };
         const lines = parseEntries(r.recording).flatMap((e) => (e === undefined ? [] : renderEntry(e)));
-        if (lines.some((l) => l.includes(sql)) && lines.some((l) => l.includes("bind deny"))) return lines.join("\n");
+        if (lines.some((l) => l.includes(sql)) && lines.some((l) => l.includes("execute deny"))) return lines.join("\n");
       }
       return undefined;
     });
-    expect(shown).toMatch(/bind allow[^\n]*\n[^\n]*update rt set n = n \+ 10[\s\S]*params: \$1='3'/);
-    expect(shown).toMatch(/bind deny[^\n]*\n[^\n]*update rt set n = n \+ 10[^\n]*\n {4}params: \$1='4'/);
+    expect(shown).toMatch(/execute allow[^\n]*\n[^\n]*update rt set n = n \+ 10[\s\S]*params: \$1='3'/);
+    expect(shown).toMatch(/execute deny[^\n]*\n[^\n]*update rt set n = n \+ 10[^\n]*\n {4}params: \$1='4'/);
   });
 
   it("an async approval covers exactly the values it showed: other values are refused, the same values run once (node-postgres)", async () => {

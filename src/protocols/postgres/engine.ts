@@ -241,6 +241,7 @@ export class PostgresEngine implements ProtocolEngine {
 
     // The Airlock token is the password.
     let principal: Principal;
+    let authenticating = false;
     try {
       framed.write(encodeAuthenticationCleartextPassword());
       const frame = await framed.read(slot.remainingMs());
@@ -253,13 +254,17 @@ export class PostgresEngine implements ProtocolEngine {
       }
       if (frame.type !== PASSWORD_MESSAGE) throw new GatewayError("GW_PROTOCOL", "expected a password message");
       const token = decodePassword(frame.body).toString("utf8");
+      authenticating = true;
       principal = await o.gatekeeper.authenticate(token, context);
       // Authenticated: the connection leaves the pre-auth caps and its deadline.
       slot.release();
       framed.reader.setMaxMessageBytes(o.maxMessageBytes);
     } catch (e) {
-      // The gatekeeper audited an authentication failure; a protocol fault is not one.
-      fatal(framed, toGatewayError(e, "GW_AUTH_INVALID"));
+      const ge = toGatewayError(e, "GW_AUTH_INVALID");
+      // The gatekeeper audited what it refused; a credential refused before it (a token over the
+      // pre-auth size limit, a timeout) is audited here. A protocol fault is not an auth failure.
+      if (!authenticating && ge.code !== "GW_PROTOCOL") await o.gatekeeper.authFailure(context, ge);
+      fatal(framed, ge);
       return;
     }
 

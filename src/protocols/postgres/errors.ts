@@ -8,7 +8,8 @@ import { encodeErrorResponse, encodeNoticeResponse } from "./wire/index.js";
  * the session; ERROR leaves it usable.
  */
 export function renderRefusal(r: Refusal, severity: "ERROR" | "FATAL" = "ERROR"): Buffer {
-  return encodeErrorResponse({ severity, code: sqlstateFor(r.code), message: refusalText(r, true) });
+  // A statement's refusal names its rule; a FATAL (the session is refused or ended) says why in its message.
+  return encodeErrorResponse({ severity, code: sqlstateFor(r.code), message: refusalText(r, severity === "ERROR") });
 }
 
 /** What the gateway itself tells a client between messages (a hold, a cut result): a NoticeResponse. */
