@@ -8,6 +8,10 @@
  *   to forward. If the audit write fails, the decision becomes a deny (fail closed). A held
  *   Parse, which runs nothing, is decided and audited at each of its Binds (judgeDeferring).
  * - The recording stores what the agent saw; audit stores decisions and counts, never values.
+ *
+ * Longer than ~500 lines on purpose: the Pipeline (session admission) and the SessionGate it
+ * hands out (the engines' Judge: routing, hold resolution, audit, record, end) are one piece
+ * whose order is the security property; evaluators and verdict merging live in their own files.
  */
 import type { Logger } from "pino";
 import { auditPrincipal, type AuditEventInput, type AuditLog, type AuditPrincipal } from "../audit/types.js";

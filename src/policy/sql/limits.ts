@@ -23,6 +23,7 @@
  */
 import { parseSync } from "libpg-query";
 import { GatewayError } from "../../core/errors.js";
+import { skipBlockComment } from "./lexical.js";
 
 /** Longest statement text parsed (UTF-8 bytes); longer is refused. */
 export const MAX_SQL_BYTES = 1024 * 1024;
@@ -121,23 +122,6 @@ function skipQuoted(s: string, from: number, quote: number, backslash: boolean):
   return n;
 }
 
-function skipBlockComment(s: string, from: number): number {
-  const n = s.length;
-  let depth = 0;
-  let j = from;
-  while (j < n) {
-    const c = s.charCodeAt(j);
-    if (c === 47 && s.charCodeAt(j + 1) === 42) {
-      depth++;
-      j += 2;
-    } else if (c === 42 && s.charCodeAt(j + 1) === 47) {
-      depth--;
-      j += 2;
-      if (depth === 0) return j;
-    } else j++;
-  }
-  return n;
-}
 
 /**
  * The estimated nesting depth of `sql` (see the module comment), stopping early once it
@@ -188,7 +172,8 @@ export function estimateDepth(sql: string, stopAbove = Infinity): number {
       const nl = sql.indexOf("\n", i + 2);
       i = nl < 0 ? n : nl + 1;
     } else if (c === 47 && next === 42) {
-      i = skipBlockComment(sql, i);
+      const end = skipBlockComment(sql, i);
+      i = end < 0 ? sql.length : end;
     } else if (c === 39) {
       i = skipQuoted(sql, i + 1, 39, false);
     } else if (c === 34) {

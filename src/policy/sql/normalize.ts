@@ -25,6 +25,7 @@
 import { classify, classifyDetailed, classifyDetailedWith, type DetailedClassification } from "./classify.js";
 import type { Classification } from "./facts.js";
 import type { ParserPool } from "./parser-pool.js";
+import { skipBlockComment } from "./lexical.js";
 
 /** Longer inputs are not normalised (classified directly, never cached). */
 export const MAX_NORMALIZE_CHARS = 64 * 1024;
@@ -76,26 +77,6 @@ function plainCodePoint(cp: number): boolean {
   return cp > 0 && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
 }
 
-/** End (exclusive) of a nested block comment starting at `i`, or -1 when unterminated. */
-function skipBlockComment(s: string, i: number): number {
-  let depth = 0;
-  let j = i;
-  const n = s.length;
-  while (j < n) {
-    const c = s.charCodeAt(j);
-    if (c === 47 && s.charCodeAt(j + 1) === 42) {
-      depth++;
-      j += 2;
-    } else if (c === 42 && s.charCodeAt(j + 1) === 47) {
-      depth--;
-      j += 2;
-      if (depth === 0) return j;
-    } else {
-      j++;
-    }
-  }
-  return -1;
-}
 
 /** Index of the next character that is neither whitespace nor inside a comment; -1 when a
  * comment is unterminated. */
