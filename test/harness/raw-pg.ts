@@ -14,6 +14,9 @@ export interface RawSessionOptions {
   readonly readyCount?: number;
   /** Extra start-up parameters (e.g. search_path). */
   readonly startup?: Readonly<Record<string, string>>;
+  /** Instead of counting: end at the first ReadyForQuery after a DataRow containing this text. */
+  readonly untilRow?: string;
+  readonly timeoutMs?: number;
 }
 
 export async function rawSession(o: RawSessionOptions): Promise<Buffer> {
@@ -23,12 +26,13 @@ export async function rawSession(o: RawSessionOptions): Promise<Buffer> {
   let pending = Buffer.alloc(0);
   let loggedIn = false;
   let ready = 0;
+  let sawRow = false;
   const want = o.readyCount ?? 1;
   return new Promise<Buffer>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error("raw session timed out"));
-    }, 10_000);
+      reject(new Error(o.untilRow === undefined ? "raw session timed out" : `raw session timed out waiting for a row with "${o.untilRow}"`));
+    }, o.timeoutMs ?? 10_000);
     socket.on("data", (d: Buffer) => {
       pending = Buffer.concat([pending, d]);
       while (pending.length >= 5) {
@@ -50,7 +54,8 @@ export async function rawSession(o: RawSessionOptions): Promise<Buffer> {
           continue;
         }
         chunks.push(Buffer.from(msg));
-        if (type === "Z" && ++ready === want) {
+        if (o.untilRow !== undefined && type === "D" && msg.toString("latin1").includes(o.untilRow)) sawRow = true;
+        if (type === "Z" && (o.untilRow === undefined ? ++ready === want : sawRow)) {
           clearTimeout(timer);
           socket.end(serialize.end());
           resolve(Buffer.concat(chunks));

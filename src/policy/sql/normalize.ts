@@ -21,6 +21,9 @@
  * on standard_conforming_strings), a U&"…" identifier, control characters NUL/SOH (used for the
  * placeholders), unpaired surrogates — it returns undefined and the caller classifies without
  * the cache.
+ *
+ * Longer than ~500 lines because the lexer and the cache keyed by it are one invariant (the key
+ * must mean "same parse tree"); shared lexical pieces live in lexical.ts.
  */
 import { classify, classifyDetailed, classifyDetailedWith, type DetailedClassification } from "./classify.js";
 import type { Classification } from "./facts.js";
