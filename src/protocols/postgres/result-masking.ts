@@ -140,6 +140,26 @@ function detectValue(body: Buffer, start: number, length: number, action: Extrac
 }
 
 /**
+ * Mask one field value (a DataRow field, a COPY field) under its action: the new bytes, null
+ * for SQL NULL, or undefined when the value is unchanged. Adds masked counts per kind to
+ * `counts`. Throws GatewayError GW_POLICY_DENIED (rule `masking`) when the value cannot be
+ * treated (e.g. a binary value of a type the gateway cannot decode): the caller refuses the
+ * whole result, never passes the value.
+ */
+export function maskFieldValue(value: Buffer, action: FieldAction, counts: Record<string, number>): Buffer | null | undefined {
+  if (action.kind === "keep") return undefined;
+  if (action.kind === "null") {
+    counts[action.countKey] = (counts[action.countKey] ?? 0) + 1;
+    return null;
+  }
+  if (action.kind === "whole") {
+    counts[action.countKey] = (counts[action.countKey] ?? 0) + 1;
+    return maskWholeValue(value, 0, value.length, action);
+  }
+  return detectValue(value, 0, value.length, action, counts);
+}
+
+/**
  * Rewrite one DataRow body. Returns the whole new message (type + length + body), or
  * undefined when nothing changed (the original bytes are forwarded). Adds masked counts per
  * kind to `counts`. One pass over the fields without allocating for the ones that stay; the
