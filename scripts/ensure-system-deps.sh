@@ -28,6 +28,10 @@ REQUIREMENTS=(
   "chromium|chromium"
   # --- psycopg 3 under Debian's python (test/postgres-frontdoor.test.ts: cancel timing) ---
   "python3-psycopg|py:psycopg"
+  # --- psycopg2 and pgjdbc: everyday-client regression tests (test/clients-*.test.ts) ---
+  "python3-psycopg2|py:psycopg2"
+  "libpostgresql-jdbc-java|/usr/share/java/postgresql.jar"
+  "default-jre-headless|java"
 )
 
 has_binary() {
