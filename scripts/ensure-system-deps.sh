@@ -40,7 +40,7 @@ has_binary() {
     # A Python module, importable by the system python (not a pyenv one).
     [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import ${b#py:}" >/dev/null 2>&1
   elif [[ $b == /* ]]; then
-    [[ -x $b ]]
+    [[ -x $b ]] || { [[ $b == *.jar ]] && [[ -f $b ]]; }
   else
     command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || [[ -x /usr/bin/$b ]]
   fi
