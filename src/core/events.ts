@@ -13,7 +13,7 @@ export type GatewayEvent = SessionStartEvent | JudgedEvent | ObservedEvent | Ses
  * Events that need a decision before anything of them is forwarded. Evaluators opt in to the
  * kinds they judge (`SessionEvaluator.kinds`); the pipeline routes each event by its `type`.
  */
-export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | ProtocolRequestEvent;
+export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent;
 
 export type JudgedKind = JudgedEvent["type"];
 
@@ -108,6 +108,30 @@ export interface DbFunctionCallEvent {
   /** The function's OID on the target. */
   readonly functionOid: number;
   readonly argumentCount: number;
+}
+
+/**
+ * One Redis command (issue 14), judged before it is forwarded. The engine reads the keys from
+ * the target's own command table (key specifications); the policy decides what they mean.
+ */
+export interface RedisCommandEvent {
+  readonly type: "redis.command";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  /** Lower case; a subcommand as `container|sub` (`config|set`, `object|encoding`). */
+  readonly command: string;
+  /** The command as text for people (audit, recording, approvers): arguments quoted, long ones cut. */
+  readonly text: string;
+  /** The keys it touches (UTF-8 text; bytes that are not UTF-8 show as U+FFFD). */
+  readonly keys: readonly string[];
+  /** False when the target's command table cannot say every key (then key rules fail closed). */
+  readonly keysComplete: boolean;
+  /** The target's command table does not know it. */
+  readonly unknownCommand: boolean;
+  /** Flags from the target's command table: `write`, `readonly`, `admin`, `pubsub`, `blocking`, … */
+  readonly flags: readonly string[];
+  /** Queued inside MULTI (runs at EXEC). */
+  readonly queued: boolean;
 }
 
 /**

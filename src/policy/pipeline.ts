@@ -544,6 +544,8 @@ function judgedWhat(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>
     case "ssh.channel":
     case "ssh.forward":
       return { audit: "ssh.command", text: sshCommandText(event), seq: event.seq, stage: event.type, details: { seq: event.seq, kind: event.type } };
+    case "redis.command":
+      return { audit: "db.query", text: event.text, seq: event.seq, stage: "redis", details: { seq: event.seq, stage: "redis", command: event.command } };
   }
 }
 

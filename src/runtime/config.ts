@@ -87,6 +87,24 @@ const postgresConnection = z.strictObject({
     .default({ maxIdle: 10, idleTimeout: 60_000 }),
 });
 
+/**
+ * Redis targets (issue 14; src/protocols/redis): the gateway logs in with its own ACL user and
+ * password and works in one logical database.
+ */
+const redisConnection = z.strictObject({
+  name,
+  type: z.literal("redis"),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(6379),
+  user: z.string().min(1).optional().describe("ACL user the gateway logs in as (default: the default user)"),
+  password: secretRef.optional(),
+  database: z.number().int().min(0).max(100_000).default(0).describe("logical database; switching to another is refused"),
+  groups: z.array(group).default([]),
+  tls: z.boolean().default(false).describe("TLS to the target"),
+  tlsCa: secretRef.optional().describe("CA bundle (PEM) to verify the target's certificate; default: the system CAs"),
+  tlsServerName: z.string().optional(),
+});
+
 /** Connection types of the contract that later versions add (INTERFACE.md). */
 const PLANNED_TYPES = ["mysql", "http", "kubernetes"];
 
@@ -109,14 +127,14 @@ const sshConnection = z
   })
   .refine((c) => c.privateKey !== undefined || c.password !== undefined, { message: "an ssh connection needs privateKey or password" });
 
-const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection], {
+const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection], {
   error: (issue) => {
     const input: unknown = issue.input;
     const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
     if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
-      return `type "${type}" is not supported by this version yet (supported: postgres, ssh)`;
+      return `type "${type}" is not supported by this version yet (supported: postgres, ssh, redis)`;
     }
-    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh)`;
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh, redis)`;
   },
 });
 
@@ -189,6 +207,7 @@ export const configSchema = z.strictObject({
       postgres: listenAddress.optional(),
       mysql: listenAddress.optional(),
       ssh: listenAddress.optional(),
+      redis: listenAddress.optional(),
       http: listenAddress.optional(),
     })
     .default({}),
@@ -324,15 +343,21 @@ export function parseConfig(doc: unknown, source?: string): Config {
   const policies: PolicyConfig[] = [];
   parsed.policies.forEach((p, i) => {
     const { match, ...rest } = p;
+    let kind: MatchKind | undefined;
     if (match === undefined) policies.push(rest);
     else {
       const inferred = inferMatchKind(match, typesNamed(p.connections, parsed.connections));
       if ("problem" in inferred) problems.push(`policies[${i}].${inferred.problem}`);
-      else policies.push({ ...rest, match: typedMatch(match, inferred.kind) });
+      else {
+        kind = inferred.kind;
+        policies.push({ ...rest, match: typedMatch(match, inferred.kind) });
+      }
     }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
-    if (p.action === "mask" && p.columns === undefined && p.detectors === undefined) {
+    // A redis match (`keys`, `commands`) with no detectors masks what it matches whole.
+    const redisMatch = kind === "redis";
+    if (p.action === "mask" && p.columns === undefined && p.detectors === undefined && !redisMatch) {
       problems.push(`policies[${i}]: a mask policy needs columns and/or detectors`);
     }
     if (p.action !== "mask" && (p.columns !== undefined || p.detectors !== undefined || p.strategy !== undefined)) {
@@ -367,6 +392,16 @@ export function parseConfig(doc: unknown, source?: string): Config {
         ...(privateKey === undefined ? {} : { privateKey: resolveFileRef(privateKey, baseDir) }),
         ...(passphrase === undefined ? {} : { passphrase: resolveFileRef(passphrase, baseDir) }),
         ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+      };
+    }
+    if (c.type === "redis") {
+      const { password, tlsCa, user, tlsServerName, ...rest } = c;
+      return {
+        ...rest,
+        ...(user === undefined ? {} : { user }),
+        ...(tlsServerName === undefined ? {} : { tlsServerName }),
+        ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+        ...(tlsCa === undefined ? {} : { tlsCa: resolveFileRef(tlsCa, baseDir) }),
       };
     }
     const { password, sslRootCert, sslServerName, pool, ...rest } = c;
