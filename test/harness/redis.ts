@@ -38,6 +38,7 @@ export function runProcess(cmd: string, args: readonly string[], options: { inpu
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    child.stdin.on("error", () => undefined); // the program may exit before reading its input
     child.stdin.end(options.input ?? "");
   });
 }

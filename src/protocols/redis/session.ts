@@ -146,8 +146,9 @@ export class RedisSession {
       const t = gate.termination;
       this.#endReason = t?.reason ?? "terminated";
       this.#endDetail = t?.detail;
-      // A client waiting for a reply reads this as its answer, then sees the connection close.
-      this.#writeClient(encodeError(`ERR ${gatewayText(`session ended: ${t?.detail ?? "terminated"}`)}`));
+      // A client waiting for a reply reads this as its answer, then sees the connection close
+      // (one waiting for nothing would take an unasked reply for a protocol error: it only sees the close).
+      if (this.#pending.length > 0 || this.#processing) this.#writeClient(encodeError(`ERR ${gatewayText(`session ended: ${t?.detail ?? "terminated"}`)}`));
       this.#finish(this.#endReason);
     };
     if (gate.signal.aborted) onAbort();
