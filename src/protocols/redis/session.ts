@@ -371,8 +371,8 @@ export class RedisSession {
   #flushLocal(): void {
     for (let head = this.#pending[0]; head?.kind === "local"; head = this.#pending[0]) {
       this.#pending.shift();
+      // A refusal is recorded as the pipeline's decision, with no result: the target answered nothing.
       this.#writeClient(head.bytes);
-      if (head.seq > 0 && head.command !== "") this.#record(head, this.#localReply(head.bytes), undefined);
       if (head.close === true) {
         this.#finish("client_closed");
         return;
