@@ -189,13 +189,12 @@ describe("Redis engine", () => {
     await r.connect();
     try {
       const pending = r.del("orders:1");
-      let id: string | undefined;
       pending.catch(() => undefined);
-      id = await until("the approval request", async () => {
+      const id = await until("the approval request", async () => {
         const list = await gw.api("/v1/approvals?status=pending");
         return (list.body as { requests: { id: string; statement?: string }[] }).requests.find((r) => r.statement?.startsWith("DEL orders:1") === true)?.id;
       });
-      const decided = await gw.api(`/v1/approvals/${id ?? ""}/approve`, { token: approver, body: {} });
+      const decided = await gw.api(`/v1/approvals/${id}/approve`, { token: approver, body: {} });
       expect(decided.status).toBe(200);
       expect(await pending).toBe(1);
       expect((await redis.cli(["EXISTS", "orders:1"])).stdout.trim()).toBe("0");
