@@ -130,6 +130,10 @@ describe("Redis engine", () => {
     const h3 = await cli(token, ["HGETALL", "user:2"], { resp3: true });
     expect(h3.stdout).toContain("name");
     expect(h3.stdout).not.toContain("Bob");
+    // The key rule is not escaped by moving the value, nor by reading it bit by bit.
+    expect((await cli(token, ["RENAME", "user:1", "plain"])).stdout).toMatch(/NOPERM airlock: RENAME would move values that rule user-values masks/);
+    expect((await cli(token, ["GETBIT", "user:1", "1"])).stdout.trim()).toBe("");
+    expect((await redis.cli(["EXISTS", "user:1"])).stdout.trim()).toBe("1");
     const client = createClient({ socket: { host: "127.0.0.1", port }, username: "cache", password: token, RESP: 3 });
     await client.connect();
     try {

@@ -59,6 +59,20 @@ describe("Redis policies", () => {
     expect(user).toMatchObject({ type: "allow", plan: { masks: [{ rule: "pii" }, { rule: "users", columns: ["*"], detectors: [] }] } });
   });
 
+  it("refuses administrative commands while guardrails apply, and moving key-masked values out", () => {
+    expect(judge?.evaluate(event("client|kill", [], { flags: ["admin", "noscript"] }))).toMatchObject({ type: "deny", rule: "fail-closed" });
+    expect(judge?.evaluate(event("rename", ["user:1", "plain"], { flags: ["write"] }))).toMatchObject({ type: "deny", rule: "users" });
+    expect(judge?.evaluate(event("sort", ["user:list"], { flags: ["write"], keysComplete: false }))).toMatchObject({ type: "deny", rule: "users" });
+    expect(judge?.evaluate(event("set", ["user:1"], { flags: ["write"] }))).toMatchObject({ type: "allow" });
+    expect(judge?.evaluate(event("rename", ["user:1", "user:2"], { flags: ["write"] }))).toMatchObject({ type: "allow" });
+    // A key rule alone (no deny policy) still makes unknown-effect commands fail closed: a script could read user keys.
+    const masksOnly = parseConfig({ connections: [{ name: "cache", type: "redis", host: "h", groups: ["agents"] }], policies: [{ name: "users", match: { keys: ["user:*"] }, action: "mask" }] });
+    const m = new RedisPolicyEvaluator(masksOnly.policies).openSession(session);
+    expect(m?.evaluate(event("eval", []))).toMatchObject({ type: "deny", rule: "fail-closed" });
+    const detectOnly = parseConfig({ connections: [{ name: "cache", type: "redis", host: "h", groups: ["agents"] }], policies: [{ name: "pii", action: "mask", detectors: ["email"] }] });
+    expect(new RedisPolicyEvaluator(detectOnly.policies).openSession(session)?.evaluate(event("eval", []))).toMatchObject({ type: "allow" });
+  });
+
   it("refuses writes in a read-only session", () => {
     const ro = parseConfig({ connections: [{ name: "cache", type: "redis", host: "h", groups: ["agents"] }], policies: [{ name: "ro", action: "allow", readOnly: true }] });
     const j = new RedisPolicyEvaluator(ro.policies).openSession(session);

@@ -13,14 +13,17 @@
  * - `readOnly: true` refuses every command the target's table flags `write`.
  *
  * Unknown effect: scripts and functions (EVAL*, FCALL*, SCRIPT, FUNCTION), MODULE, DEBUG,
- * MIGRATE, SHUTDOWN, ACL, replication (SYNC, PSYNC, REPLCONF, REPLICAOF, SLAVEOF) and commands
- * the target's table does not know run what the gateway cannot inspect: when any deny or
- * approval policy applies to the session they are refused (fail closed), unless an `allow`
- * policy names the command itself (not a bare `*`).
+ * MIGRATE, SHUTDOWN, ACL, replication (SYNC, PSYNC, REPLCONF, REPLICAOF, SLAVEOF), every command
+ * the target's table flags `admin` (CONFIG, CLIENT KILL, SAVE, FAILOVER …) and commands the
+ * table does not know run what the gateway cannot inspect, or reach beyond the session: when any
+ * deny or approval policy, or a key rule that masks values whole, applies to the session they
+ * are refused (fail closed), unless an `allow` policy names the command itself (not a bare `*`).
  *
  * Masks: a `mask` policy with `detectors` masks what they find in every reply (no match), or
  * in the replies of commands its `commands`/`keys` match; one with no detectors masks those
  * replies' values whole (`keys: ["user:*"]`: the values of user keys read back as `[REDACTED]`).
+ * A key rule must not be escaped by moving the data: a writing command that touches a key it
+ * covers and a key it does not (RENAME, COPY, SORT … STORE, SUNIONSTORE, …) is refused.
  */
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, RedisCommandEvent } from "../core/events.js";
@@ -119,6 +122,19 @@ function matches(p: RedisPolicy, e: RedisCommandEvent): boolean {
   return true;
 }
 
+/** A mask policy that masks values whole by key (no detectors). */
+function isWholeKeyRule(p: RedisPolicy): boolean {
+  return p.config.action === "mask" && p.keys !== undefined && (p.config.detectors ?? []).length === 0;
+}
+
+/** The command touches a key the rule covers and one it does not (or keys the gateway cannot see). */
+function copiesOut(p: RedisPolicy, e: RedisCommandEvent): boolean {
+  const keys = p.keys ?? [];
+  const covered = e.keys.filter((k) => anyGlob(keys, k));
+  if (covered.length === 0) return false;
+  return !e.keysComplete || covered.length < e.keys.length;
+}
+
 export class RedisSessionPolicies implements SessionEvaluator {
   readonly kinds = REDIS_KINDS;
   readonly #guards: readonly RedisPolicy[];
@@ -129,7 +145,7 @@ export class RedisSessionPolicies implements SessionEvaluator {
   constructor(policies: readonly RedisPolicy[]) {
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies.filter((p) => p.config.action === "mask");
-    this.#failClosed = this.#guards.some(isRefusing) || policies.some((p) => p.config.readOnly === true);
+    this.#failClosed = this.#guards.some(isRefusing) || policies.some((p) => p.config.readOnly === true) || this.#masks.some(isWholeKeyRule);
     this.#readOnly = policies.find((p) => p.config.readOnly === true);
   }
 
@@ -145,6 +161,13 @@ export class RedisSessionPolicies implements SessionEvaluator {
       if (UNKNOWN_EFFECT.has(name)) {
         return deny("GW_POLICY_DENIED", `${name.toUpperCase()} runs what the gateway cannot inspect, so it is refused (fail closed)`, "fail-closed");
       }
+      if (event.flags.includes("admin")) {
+        return deny("GW_POLICY_DENIED", `${event.command.replace("|", " ").toUpperCase()} is an administrative command, refused while guardrails apply (fail closed; an allow policy naming it lets it through)`, "fail-closed");
+      }
+    }
+    const escape = this.#masks.find((p) => isWholeKeyRule(p) && event.flags.includes("write") && copiesOut(p, event));
+    if (escape !== undefined) {
+      return deny("GW_POLICY_DENIED", `${name.toUpperCase()} would move values that rule ${escape.name} masks to a key it does not cover`, escape.name);
     }
     if (this.#readOnly !== undefined && event.flags.includes("write")) {
       return deny("GW_POLICY_DENIED", `the session is read-only: ${name.toUpperCase()} writes (rule ${this.#readOnly.name})`, this.#readOnly.name);

@@ -32,6 +32,15 @@ describe("Redis reply masking", () => {
     expect(text(maskReply(map, whole, { resp3: true, command: "hgetall" }, {}))).toBe("%1\r\n$4\r\nname\r\n$10\r\n[REDACTED]\r\n");
   });
 
+  it("masks numbers that can be content under a whole-value rule, not structural counts", () => {
+    if (whole === undefined) throw new Error("no plan");
+    const n: RespValue = { type: "integer", value: 1n };
+    expect(text(maskReply(n, whole, { resp3: false, command: "getbit" }, {}))).toBe("$-1\r\n");
+    expect(text(maskReply({ type: "double", value: "3.5" }, whole, { resp3: true, command: "zscore" }, {}))).toBe("_\r\n");
+    expect(maskReply(n, whole, { resp3: false, command: "exists" }, {})).toBeUndefined();
+    expect(maskReply(n, detect ?? whole, { resp3: false, command: "getbit" }, {})).toBeUndefined();
+  });
+
   it("turns a value into the protocol's null under strategy null", () => {
     if (nulls === undefined) throw new Error("no plan");
     expect(text(maskReply(bulk("x"), nulls, { resp3: false, command: "get" }, {}))).toBe("$-1\r\n");

@@ -9,6 +9,9 @@
  *   every bulk/verbatim string of the reply: the values of what it matched. Field names stay
  *   readable where the shape says which strings are names: RESP3 map keys, and the even
  *   positions of a RESP2 field/value list (HGETALL, HRANDFIELD … WITHVALUES, CONFIG GET).
+ * - Under a whole-value rule, numbers are values too (GETBIT, BITFIELD, ZSCORE in RESP3, INCR's
+ *   new value, LCS … LEN): they become nulls, except the replies of commands whose numbers
+ *   describe structure, not content (EXISTS, TTL, DEL, LLEN, …).
  * - Strategy `null` turns a bulk string into a null (`$-1`, RESP3 `_`).
  */
 import type { MaskRule } from "../../core/decision.js";
@@ -31,6 +34,14 @@ export function replyPlan(masks: readonly MaskRule[], maskerFor: (rule: MaskRule
   };
 }
 
+/** Commands whose numeric replies describe a key's structure or a write's count, not its content. */
+const STRUCTURAL = new Set([
+  "exists", "type", "ttl", "pttl", "expiretime", "pexpiretime", "expire", "pexpire", "expireat", "pexpireat", "persist",
+  "del", "unlink", "touch", "strlen", "llen", "hlen", "scard", "zcard", "xlen", "hexists", "hstrlen", "sismember", "smismember",
+  "object|encoding", "object|refcount", "object|idletime", "object|freq", "memory|usage", "dbsize", "wait", "publish",
+  "set", "mset", "msetnx", "setnx", "hset", "hsetnx", "lpush", "rpush", "sadd", "zadd", "srem", "hdel", "lrem", "zrem", "xadd", "xdel", "xtrim",
+]);
+
 /** Commands whose RESP2 array reply alternates field names and values. */
 const FIELD_VALUE_REPLIES = new Set(["hgetall", "hrandfield", "config|get"]);
 
@@ -38,12 +49,15 @@ export interface MaskContext {
   readonly resp3: boolean;
   /** The command (lower case, `container|sub`) whose reply this is. */
   readonly command: string;
+  /** Numbers are masked too (a whole-value rule, a command whose numbers can be content). */
+  readonly numbers?: boolean;
 }
 
 /** The masked reply, or undefined when nothing changed. Adds counts per kind. */
 export function maskReply(v: RespValue, plan: ReplyPlan, ctx: MaskContext, counts: Record<string, number>): RespValue | undefined {
   const names = FIELD_VALUE_REPLIES.has(ctx.command);
-  return walk(v, plan, ctx, counts, 0, names, false);
+  const numbers = plan.whole !== undefined && !STRUCTURAL.has(ctx.command);
+  return walk(v, plan, { ...ctx, numbers }, counts, 0, names, false);
 }
 
 function nullValue(ctx: MaskContext): RespValue {
@@ -92,10 +106,13 @@ function walk(v: RespValue, plan: ReplyPlan, ctx: MaskContext, counts: Record<st
       return out === undefined ? undefined : { type: "error", value: out };
     }
     case "integer":
-    case "null":
-    case "boolean":
     case "double":
     case "bignum":
+      if (ctx.numbers !== true || plan.whole === undefined) return undefined;
+      counts[plan.whole.countKey] = (counts[plan.whole.countKey] ?? 0) + 1;
+      return nullValue(ctx);
+    case "null":
+    case "boolean":
       return undefined;
     case "array": {
       if (v.value === null) return undefined;
