@@ -29,6 +29,8 @@ REQUIREMENTS=(
   "redis-tools|redis-cli|redis-benchmark"
   # --- chromium: browser login tests (test/identity.browser.test.ts) via playwright-core ---
   "chromium|chromium"
+  # --- audit export to a real syslog receiver (test/audit-export.test.ts) ---
+  "rsyslog|rsyslogd"
   # --- psycopg 3 under Debian's python (test/postgres-frontdoor.test.ts: cancel timing) ---
   "python3-psycopg|py:psycopg"
   # --- psycopg2 and pgjdbc: everyday-client regression tests (test/clients-*.test.ts) ---

@@ -194,6 +194,49 @@ const policy = z.strictObject({
   readOnly: z.boolean().optional(),
 });
 
+/** Which audit records a sink takes (all given must hold). */
+const auditSinkFilter = z
+  .strictObject({
+    types: z.array(z.string().min(1)).optional().describe("event types, e.g. db.query, auth.failure"),
+    decisions: z.array(z.enum(["allow", "deny"])).optional(),
+    connections: z.array(z.string().min(1)).optional().describe("connection globs"),
+  })
+  .default({});
+
+/** Audit export sinks (issue 20; src/audit/export). */
+const auditSink = z.discriminatedUnion("type", [
+  z.strictObject({
+    name,
+    type: z.literal("file"),
+    path: z.string().min(1).describe("JSON-lines file, rotated to PATH.1 … PATH.keep"),
+    maxBytes: z.number().int().min(1024).default(64 * 1_048_576),
+    keep: z.number().int().min(1).max(1000).default(5),
+    filter: auditSinkFilter,
+  }),
+  z.strictObject({
+    name,
+    type: z.literal("webhook"),
+    url: z.url(),
+    secret: secretRef.describe("HMAC-SHA256 key for the x-airlock-signature header"),
+    timeout: duration.default(10_000),
+    headers: z.record(z.string(), z.string()).default({}),
+    filter: auditSinkFilter,
+  }),
+  z.strictObject({
+    name,
+    type: z.literal("syslog"),
+    transport: z.enum(["udp", "tcp", "tls"]).default("tcp"),
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(514),
+    facility: z.number().int().min(0).max(23).default(13).describe("RFC 5424 facility (13: log audit)"),
+    appName: z.string().min(1).max(48).default("airlock"),
+    ca: secretRef.optional().describe("TLS: CA bundle (PEM) of the receiver"),
+    servername: z.string().optional(),
+    timeout: duration.default(10_000),
+    filter: auditSinkFilter,
+  }),
+]);
+
 export const configSchema = z.strictObject({
   dataDir: z.string().default("./.airlock").describe("embedded store, keys, recordings, admin credential"),
   store: z
@@ -235,8 +278,11 @@ export const configSchema = z.strictObject({
   audit: z
     .strictObject({
       fsync: z.boolean().default(false).describe("fsync the local audit log on every group commit"),
+      sinks: z.array(auditSink).default([]).describe("where audit records are exported (each follows the chain on its own cursor)"),
+      /** How often each sink is sent the chain head (`audit.head`). */
+      headInterval: duration.default(60_000),
     })
-    .default({ fsync: false }),
+    .default({ fsync: false, sinks: [], headInterval: 60_000 }),
   limits: z
     .strictObject({
       maxMessageBytes: z.number().int().min(1024).max(1_073_741_824).default(64 * 1_048_576),
@@ -330,6 +376,11 @@ export function parseConfig(doc: unknown, source?: string): Config {
     if (c.type === "postgres" && (c.sslmode === "verify-ca" || c.sslmode === "verify-full") && c.sslRootCert === undefined) {
       // Without a CA bundle the system roots are used; that is allowed.
     }
+  });
+  const sinkNames = new Set<string>();
+  parsed.audit.sinks.forEach((k, i) => {
+    if (sinkNames.has(k.name)) problems.push(`audit.sinks[${i}].name: duplicate sink "${k.name}"`);
+    sinkNames.add(k.name);
   });
   const accounts = new Set<string>();
   parsed.serviceAccounts.forEach((s, i) => {

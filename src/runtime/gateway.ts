@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { createApiServer, type ApiServer } from "../api/server.js";
 import { loadOrCreateKey } from "../audit/key.js";
 import { verifyAudit } from "../audit/verify.js";
+import { createAuditExporter } from "../audit/export/setup.js";
 import { AUDIT_FILE_NAME, LocalAuditLog } from "../audit/log.js";
 import type { PostgresConnection } from "../core/connection.js";
 import { SessionAdmission } from "../protocols/common/admission.js";
@@ -137,8 +138,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
 
     const auditKey = await loadOrCreateKey(join(keysDir, "audit.key"));
     const auditDir = join(config.dataDir, "audit");
+    // Export follows the store; it closes after the audit log has shipped its last records there.
+    const exporter = await createAuditExporter(config.audit, { store, dir: join(auditDir, "sinks"), resolveSecret, logger });
+    cleanups.push(() => exporter.close());
     const audit = await LocalAuditLog.open({ dir: auditDir, key: auditKey, store, fsync: config.audit.fsync, logger });
     cleanups.push(() => audit.close());
+    await exporter.start();
 
     const recordings = new FileRecordingStore({ dataDir: config.dataDir, logger });
     cleanups.push(() => recordings.close());
