@@ -96,7 +96,7 @@ function csvRows(out: string): { value: string; quoted: boolean }[][] {
   let quoted = false;
   let inQuotes = false;
   for (let i = 0; i < out.length; i++) {
-    const c = out[i];
+    const c = out.charAt(i);
     if (inQuotes) {
       if (c === '"' && out[i + 1] === '"') {
         value += '"';
@@ -195,16 +195,18 @@ describe("COPY TO STDOUT through psql", () => {
     );
   });
 
-  it("a table without masked columns is passed unchanged", async () => {
-    const sql = "copy orders to stdout with (format csv, header)";
-    const [got, want] = await Promise.all([viaGateway(["-c", sql]), direct(sql)]);
-    expect(got).toBe(want);
+  it("a table without masked columns is passed unchanged, in CSV and in binary format", async () => {
+    for (const sql of ["copy orders to stdout with (format csv, header)", "copy orders to stdout with (format binary)"]) {
+      const [got, want] = await Promise.all([viaGateway(["-c", sql]), direct(sql)]);
+      expect(got).toBe(want);
+    }
   });
 
   it("a COPY whose format the gateway cannot tell is refused, not passed", async () => {
     const r = await t.psql("shop", token, ["-c", "copy customers to stdout with (format csv, encoding 'LATIN1')"]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("airlock:");
+    expect(r.stderr).toContain("ENCODING LATIN1");
     expectNoClearEmail(r.stdout);
     // Refused before the client enters COPY mode, and the session goes on.
     const out = await rawSession({
