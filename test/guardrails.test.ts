@@ -300,7 +300,7 @@ describe("masking", () => {
     const copy = await t.psql("shop", token, ["-c", "copy customers to stdout"]);
     expect(copy.code).toBe(0);
     expect(copy.stdout).not.toContain("@example.");
-    expect(copy.stdout.split("\n").filter((l) => l.startsWith("1\t"))[0]?.split("\t")[2]).toBe("[REDACTED]");
+    expect(copy.stdout.split("\n").filter((l) => l.startsWith("1\t"))[0]?.split("\t")[2]).toBe("[EMAIL]");
   });
 
   it("records what the agent saw (masked) and audits counts, never values", async () => {
