@@ -33,6 +33,12 @@ beforeAll(async () => {
      create view customer_contacts as select id, email from customers;
      create table orders (id int primary key, total int, note text);
      insert into orders select g, g * 10, 'order ' || g from generate_series(1, 5) g;
+     create schema vault authorization app;
+     create table vault.accounts (id int, secret text);
+     insert into vault.accounts select g, 'S3CRET-' || g from generate_series(1, 3) g;
+     create table public.accounts (id int, secret text);
+     insert into public.accounts select g, 'harmless-' || g from generate_series(1, 3) g;
+     alter table vault.accounts owner to app; alter table public.accounts owner to app;
      alter table customers owner to app; alter table orders owner to app; alter view customer_contacts owner to app;`,
     { database: "shop" },
   );
@@ -44,6 +50,7 @@ beforeAll(async () => {
       { name: "hide-email", connections: ["shop"], action: "mask", columns: ["customers.email", "customer_contacts.email"], strategy: "redact" },
       { name: "hide-born", connections: ["shop"], action: "mask", columns: ["customers.born"], strategy: "redact" },
       { name: "find-emails", connections: ["shop"], action: "mask", detectors: ["email"], strategy: "redact" },
+      { name: "hide-vault", connections: ["shop"], action: "mask", columns: ["vault.accounts.secret"], strategy: "redact" },
     ],
   });
   token = await t.mint("agent");
@@ -193,6 +200,24 @@ describe("COPY TO STDOUT through psql", () => {
       csvRows(wv).map((r) => r.map((f) => f.value)),
       { masked: [1], nullAs: "" },
     );
+  });
+
+  it("the session's search_path cannot move a COPY off a masked table (table and query forms)", async () => {
+    const got = await viaGateway([
+      "-c",
+      "set search_path = vault, public",
+      "-c",
+      "copy (select id, secret from accounts order by id) to stdout",
+      "-c",
+      "copy accounts (id, secret) to stdout",
+      "-c",
+      "copy accounts to stdout with (format csv)",
+    ]);
+    expect(got).not.toContain("S3CRET");
+    const lines = got.split("\n").filter((l) => l !== "SET");
+    const rows = [...textRows(lines.slice(0, 6).join("\n")), ...csvRows(lines.slice(6).join("\n")).map((r) => r.map((f) => f.value))];
+    expect(rows).toHaveLength(9);
+    for (const r of rows) expect(r[1]).toMatch(TOKEN);
   });
 
   it("a table without masked columns is passed unchanged, in CSV and in binary format", async () => {

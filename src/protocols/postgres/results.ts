@@ -393,21 +393,26 @@ export class ResultStage {
       return out;
     }
     if (spec.query === undefined) return [];
+    // Described on the side connection, whose search_path may not be the session's: a field
+    // from `schema.name.column` may as well come from `name.column` of any other schema, and
+    // takes the strongest action of them all (masking never depends on the search_path).
     const fields = await catalog.describeQuery(spec.query);
     await catalog.relations(fields.map((f) => f.tableOid).filter((o) => o !== 0));
-    return [
-      fields.map((f): ResolvedField => {
-        const info = f.tableOid !== 0 ? catalog.cached(f.tableOid) : undefined;
-        const rel = info !== undefined && info !== "missing" ? info : undefined;
-        const column = rel?.columns.get(f.columnAttr);
-        return {
-          name: f.name,
-          typeOid: f.typeOid,
-          format,
-          ...(rel === undefined || column === undefined ? {} : { relation: { schema: rel.schema, name: rel.name }, column }),
-        };
-      }),
-    ];
+    const variants: ResolvedField[][] = [];
+    for (const f of fields) {
+      const info = f.tableOid !== 0 ? catalog.cached(f.tableOid) : undefined;
+      const rel = info !== undefined && info !== "missing" ? info : undefined;
+      const column = rel?.columns.get(f.columnAttr);
+      const base: ResolvedField = { name: f.name, typeOid: f.typeOid, format };
+      if (rel === undefined || column === undefined) {
+        variants.push([base]);
+        continue;
+      }
+      const same = (await catalog.tablesNamed(rel.name)).filter((t) => t.schema !== rel.schema && t.columns.some((c) => c.name === column));
+      variants.push([rel.schema, ...same.map((t) => t.schema)].map((schema) => ({ ...base, relation: { schema, name: rel.name }, column })));
+    }
+    const most = Math.max(1, ...variants.map((v) => v.length));
+    return Array.from({ length: most }, (_, k) => variants.map((v) => v[Math.min(k, v.length - 1)] ?? { name: "", typeOid: 25, format }));
   }
 
   /** A COPY refused before the client saw its CopyOutResponse: the stream is dropped whole. */
