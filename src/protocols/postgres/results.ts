@@ -323,8 +323,13 @@ export class ResultStage {
     const format = spec === undefined || "unknown" in spec.format ? undefined : spec.format;
     if (format === undefined || (format.kind === "binary") !== (response.format === 1)) {
       if (masks.length > 0) {
-        const why = spec === undefined ? "its statement" : "unknown" in spec.format ? spec.format.unknown : "its stream format";
-        acc.refused = copyUnknown(`the gateway cannot tell ${why} of this COPY, so its output cannot be masked (fail closed)`);
+        const why =
+          spec === undefined
+            ? "the gateway cannot tell which COPY statement produced this output"
+            : "unknown" in spec.format
+              ? `the gateway cannot tell the output format of this COPY (${spec.format.unknown})`
+              : "this COPY's output is not in the format its statement names";
+        acc.refused = copyUnknown(`${why}, so it cannot be masked (fail closed)`);
         return this.#hideCopy(p);
       }
       acc.copy = { splitter: undefined, format: undefined, actions: undefined };
