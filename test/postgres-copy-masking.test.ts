@@ -279,6 +279,25 @@ describe("COPY TO STDOUT through other clients", () => {
     expect(out.toString("latin1")).toContain("after-copy");
   });
 
+  it("a COPY through the extended protocol (Parse/Bind/Execute) is masked too", async () => {
+    const out = await rawSession({
+      port: t.pgPort,
+      database: "shop",
+      password: token,
+      bytes: Buffer.concat([
+        serialize.parse({ text: "copy customers (id, email) to stdout with (format csv)" }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+      ]),
+      readyCount: 1,
+    });
+    expectNoClearEmail(out.toString("latin1"));
+    const types = messageTypes(out);
+    expect(types.filter((x) => x === "d")).toHaveLength(ROWS);
+    expect(out.toString("latin1")).toMatch(/\n?1,\[[A-Z_]+\]\n/);
+  });
+
   it("psycopg 3 binary COPY: masked columns masked (born NULL), other columns identical", async () => {
     const script = (dsn: string): string => `
 import json, psycopg
