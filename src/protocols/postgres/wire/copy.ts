@@ -123,47 +123,76 @@ export class CopyOutSplitter {
     const quote = csv ? f.quote : -1;
     const escape = csv ? f.escape : -1;
     let rowStart = 0;
+    if (!csv) {
+      // Text: a newline ends the row unless a backslash escapes it; find both with indexOf
+      // (rows rarely hold backslashes, so this is mostly one search per row).
+      let i = 0;
+      if (this.#escaped && chunk.length > 0) {
+        this.#escaped = false;
+        i = 1;
+      }
+      // The next backslash at or after i (searched once per chunk, not once per row).
+      let bs = chunk.indexOf(BACKSLASH, i);
+      while (i < chunk.length) {
+        if (bs !== -1 && bs < i) bs = chunk.indexOf(BACKSLASH, i);
+        // Skip escaped bytes before the newline; an escaped newline is data.
+        let end = chunk.indexOf(NL, i);
+        while (bs !== -1 && (end === -1 || bs < end)) {
+          const next = bs + 2;
+          if (next > chunk.length) {
+            // The chunk ends in a backslash: it escapes the first byte of the next one.
+            this.#escaped = true;
+            end = -1;
+            break;
+          }
+          if (end !== -1 && bs + 1 === end) end = chunk.indexOf(NL, next);
+          bs = chunk.indexOf(BACKSLASH, next);
+        }
+        if (end === -1) break;
+        this.#hold(chunk, rowStart, end + 1);
+        rowStart = end + 1;
+        i = end + 1;
+        this.#row(out);
+      }
+      this.#hold(chunk, rowStart, chunk.length);
+      return;
+    }
+    // CSV: a newline outside quotes ends the row.
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i];
-      if (csv) {
-        if (this.#quoted) {
-          if (this.#escaped) {
-            this.#escaped = false;
-            continue;
-          }
-          if (c === escape && escape !== quote) {
-            // An escape byte escapes only a following quote or escape byte (copyfromparse.c);
-            // peek lazily: mark and decide on the next byte.
-            this.#escaped = true;
-            continue;
-          }
-          if (c === quote) this.#quoted = false;
-          continue;
-        }
-        if (c === quote) {
-          this.#quoted = true;
-          continue;
-        }
-      } else {
+      if (this.#quoted) {
         if (this.#escaped) {
           this.#escaped = false;
           continue;
         }
-        if (c === BACKSLASH) {
+        if (c === escape && escape !== quote) {
+          // An escape byte escapes only a following quote or escape byte (copyfromparse.c);
+          // skipping whatever follows it reads the same inside quotes.
           this.#escaped = true;
           continue;
         }
+        if (c === quote) this.#quoted = false;
+        continue;
+      }
+      if (c === quote) {
+        this.#quoted = true;
+        continue;
       }
       if (c !== NL) continue;
       this.#hold(chunk, rowStart, i + 1);
       rowStart = i + 1;
-      const raw = this.#take();
-      if (this.#headerPending) {
-        this.#headerPending = false;
-        out.push({ kind: "header", raw });
-      } else out.push({ kind: "row", raw, fields: this.#fields(raw) });
+      this.#row(out);
     }
     this.#hold(chunk, rowStart, chunk.length);
+  }
+
+  /** The held bytes are one complete text/csv row (or the header line). */
+  #row(out: CopyItem[]): void {
+    const raw = this.#take();
+    if (this.#headerPending) {
+      this.#headerPending = false;
+      out.push({ kind: "header", raw });
+    } else out.push({ kind: "row", raw, fields: this.#fields(raw) });
   }
 
   /** Field spans of one complete text/csv row (its newline included in `raw`). */
