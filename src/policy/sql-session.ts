@@ -460,8 +460,8 @@ export class SessionPolicies implements SessionEvaluator {
     const copyTo = facts.some((f) => f.operations.includes("copy_to"));
     for (const m of this.#masks) {
       if (m.policy.match !== undefined && (sql === undefined || !facts.some((f) => this.#matches(m.policy, f, sql)))) continue;
-      // COPY output carries no column origins, so the engine refuses it under column rules;
-      // drop the rules that cannot touch the columns this COPY reads.
+      // The engine resolves a COPY's columns (a catalog lookup) only when a column rule may
+      // touch them: drop the rules that cannot touch the columns this COPY reads.
       if (copyTo && m.rule.columns.length > 0 && !facts.some((f) => this.#copyTouches(m.rule, f))) {
         if (m.rule.detectors.length > 0) masks.push({ ...m.rule, columns: [] });
         continue;

@@ -21,6 +21,7 @@
 import type { ResultPlan } from "../../core/decision.js";
 import { GatewayError } from "../../core/errors.js";
 import type { DeferredHold } from "../../core/events.js";
+import type { CopyOutSpec } from "./copy-spec.js";
 import { newResult, type ResultAcc } from "./executions.js";
 import { PLAIN, type SqlEffect } from "./sql-effects.js";
 import type { RowDescriptionField } from "./wire/index.js";
@@ -74,6 +75,8 @@ export interface Execution {
   usage: Usage;
   /** The rows' origin is not known to the gateway: the result is refused, never passed raw. */
   unknownOrigin?: boolean;
+  /** A COPY … TO STDOUT: what its stream holds (masked by the result stage). */
+  copy?: CopyOutSpec | undefined;
   result: ResultAcc;
 }
 
@@ -223,6 +226,7 @@ export class TargetModel {
       return;
     }
     if (rec.effect.kind === "unknown") exec.unknownOrigin = true;
+    exec.copy = rec.effect.kind === "copy_out" ? rec.effect.spec : undefined;
     exec.plan = rec.plan;
     exec.usage = rec.usage;
   }
@@ -233,6 +237,7 @@ export class TargetModel {
     exec.usage = { sent: 0, cut: false };
     exec.plan = op.base;
     exec.unknownOrigin = false;
+    exec.copy = effect.kind === "copy_out" ? effect.spec : undefined;
     if (effect.kind === "unknown") exec.unknownOrigin = true;
     if (effect.kind !== "fetch") return;
     const cursor = this.portals.get(effect.cursor);
@@ -330,6 +335,7 @@ export class TargetModel {
         return;
       case "fetch":
       case "plain":
+      case "copy_out":
       case "unknown":
         return;
     }
