@@ -336,6 +336,8 @@ export class ResultStage {
     const { tag, rows } = how === "complete" ? decodeCommandComplete(frame.body) : { tag: how === "empty" ? "EMPTY" : "SUSPENDED", rows: undefined };
     if (changesCatalog(tag)) this.#catalogChanged = true;
     if (p !== undefined) {
+      const masks = p.plan?.masks;
+      if (masks !== undefined && masks !== this.#seenFrom) this.#remember(masks);
       const acc = p.result;
       const refused = p.denied ? undefined : acc.refused;
       if (refused !== undefined) {
@@ -451,17 +453,20 @@ export class ResultStage {
    */
   #channel(p: Execution | undefined): ChannelMasking {
     const masks = p?.plan?.masks;
-    if (masks !== undefined && masks !== this.#seenFrom) {
-      this.#seenFrom = masks;
-      for (const m of masks) {
-        if (m.detectors.length > 0 && !this.#seenRules.some((r) => r === m || (r.rule === m.rule && sameList(r.detectors, m.detectors) && r.strategy === m.strategy))) {
-          this.#seenRules.push(m);
-          this.#channelChain = undefined;
-        }
-      }
-    }
+    if (masks !== undefined && masks !== this.#seenFrom) this.#remember(masks);
     if (this.#channelChain === undefined && this.#seenRules.length > 0) this.#channelChain = new MaskChain(this.#seenRules.map(this.#o.maskerFor));
     return { chain: this.#channelChain, redactEchoes: p?.plan?.redactEchoes === true };
+  }
+
+  /** Remember the detector rules of a statement's plan (see #seenRules). */
+  #remember(masks: readonly MaskRule[]): void {
+    this.#seenFrom = masks;
+    for (const m of masks) {
+      if (m.detectors.length > 0 && !this.#seenRules.some((r) => r === m || (r.rule === m.rule && sameList(r.detectors, m.detectors) && r.strategy === m.strategy))) {
+        this.#seenRules.push(m);
+        this.#channelChain = undefined;
+      }
+    }
   }
 
   #captureRow(acc: ResultAcc, body: Buffer, fields: readonly RowDescriptionField[] | undefined): void {
