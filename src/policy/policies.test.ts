@@ -441,6 +441,7 @@ describe("prepared statements", () => {
     masks: [{ rule: "customers-pii", columns: ["customers.email"], detectors: [], strategy: "redact" }],
     maxRows: 5,
     maxRowsRule: "customers-cap",
+    redactEchoes: true,
   };
 
   it("EXECUTE carries the prepared statement's masking plan and row limit (names fold like PostgreSQL)", () => {
@@ -590,8 +591,12 @@ describe("result plans", () => {
     const totals: MaskRule = { rule: "order-totals", columns: ["orders.total"], detectors: [], strategy: "null" };
     const scan: MaskRule = { rule: "secret-scan", columns: [], detectors: ["secret"], strategy: "hash" };
     expect(s.query("select 1")).toEqual({ type: "allow", plan: { masks: [emails] } });
-    expect(s.query("select * from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals] } });
-    expect(s.query("select * from vault.keys join orders using (id)")).toEqual({ type: "allow", plan: { masks: [emails, totals, scan] } });
+    expect(s.query("select * from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
+    expect(s.query("select * from vault.keys join orders using (id)")).toEqual({ type: "allow", plan: { masks: [emails, totals, scan], redactEchoes: true } });
+    // Errors may echo what a statement reads: flagged only when it reads a covered column.
+    expect(s.query("select id from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals] } });
+    expect(s.query("select total::text::date from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
+    expect(s.query("select 1 from orders where total::text = 'x'")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
     expect(denied(s.query("drop table orders"), "no-drop")).not.toHaveProperty("plan");
   });
 
