@@ -56,6 +56,11 @@ export interface MaskRule {
   /** Content detectors applied to every text value. */
   readonly detectors: readonly string[];
   readonly strategy: MaskStrategyName;
+  /**
+   * The countries whose national phone formats the `phone` detector knows (ISO 3166 codes,
+   * validated at config load); absent: the library's default list.
+   */
+  readonly phoneRegions?: readonly string[];
 }
 
 export interface DenyDecision {

@@ -85,7 +85,13 @@ export class SessionPolicies implements SessionEvaluator {
       .filter((p) => p.config.action === "mask")
       .map((p) => ({
         policy: p,
-        rule: { rule: p.name, columns: p.config.columns ?? [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" },
+        rule: {
+          rule: p.name,
+          columns: p.config.columns ?? [],
+          detectors: p.config.detectors ?? [],
+          strategy: p.config.strategy ?? "redact",
+          ...(p.config.phoneRegions === undefined ? {} : { phoneRegions: p.config.phoneRegions }),
+        },
       }));
     this.#rowLimits = policies.filter((p) => p.config.maxRows !== undefined);
     const schemaParts = new Set<string>();
