@@ -117,7 +117,7 @@ function field(stdout: string, name: string): string {
 
 describe("large objects through the fastpath interface", () => {
   it("psycopg2 lobject: write, then read back with the detectors applied", async () => {
-    const dsn = `host=127.0.0.1 port=${t.pgPort} dbname=lo user=agent password=${token} sslmode=disable`;
+    const dsn = `host=127.0.0.1 port=${t.pgPort} dbname=lo user=agent password=${token} sslmode=disable application_name=lo-psycopg2`;
     const r = await runClient("/usr/bin/python3", ["-c", PSYCOPG2_LOBJECT, dsn, "psycopg2 note for dave.stone@example.com, ok"], { timeoutMs: 60_000 });
     expect(r.stderr).toBe("");
     const oid = field(r.stdout, "oid");
@@ -128,6 +128,15 @@ describe("large objects through the fastpath interface", () => {
     const calls = records.filter((x) => x.statement?.includes("fastpath FunctionCall") === true);
     expect(calls.map((x) => x.statement)).toEqual(expect.arrayContaining([expect.stringContaining('SELECT "pg_catalog"."lowrite"($1, $2)'), expect.stringContaining('SELECT "pg_catalog"."loread"($1, $2)')]));
     expect(calls.every((x) => x.decision === "allow")).toBe(true);
+    // Recorded: the call as its SQL, and the result as the client saw it (masked).
+    const sessions = ((await t.api("/v1/sessions?limit=100")).body as { sessions: { id: string; attributes: Record<string, string> }[] }).sessions;
+    const mine = sessions.find((s) => s.attributes["application_name"] === "lo-psycopg2");
+    const shown = (await t.api(`/v1/sessions/${mine?.id ?? ""}`)).body as { recording: { kind: string; sql?: string; rows?: (string | null)[][] }[] };
+    expect(shown.recording.some((e) => e.kind === "query" && e.sql?.includes('"pg_catalog"."loread"') === true)).toBe(true);
+    const recorded = JSON.stringify(shown.recording);
+    expect(recorded).not.toContain("dave.stone@example.com");
+    expect(recorded).not.toContain(Buffer.from("dave.stone@example.com").toString("hex"));
+    expect(recorded).toContain(Buffer.from("[EMAIL]").toString("hex"));
   }, 90_000);
 
   it("pgjdbc LargeObjectManager: create, write, read", async () => {

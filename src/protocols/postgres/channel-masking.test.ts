@@ -71,6 +71,19 @@ describe("channel masking", () => {
     expect(maskFunctionResult(encodeFunctionCallResponse(null).subarray(5), chain, {})).toBeUndefined();
   });
 
+  it("encodes error/notice fields and function results that decode to what was given", () => {
+    const fieldType = fc.integer({ min: 1, max: 0x7f }).map((c) => String.fromCharCode(c));
+    const text = fc.string({ maxLength: 40 }).map((x) => x.replaceAll("\0", ""));
+    fc.assert(
+      fc.property(fc.dictionary(fieldType, text, { maxKeys: 12 }), fc.option(fc.uint8Array({ maxLength: 64 })), (fields, value) => {
+        const map = new Map(Object.entries(fields));
+        expect(decodeErrorOrNotice(encodeErrorOrNoticeFields(B.NoticeResponse, map).subarray(5)).fields).toEqual(map);
+        const v = value === null ? null : Buffer.from(value);
+        expect(decodeFunctionCallResponse(encodeFunctionCallResponse(v).subarray(5))).toEqual(v);
+      }),
+    );
+  });
+
   it("random or corrupt bodies give a typed error or a well-formed message, never another throw", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), fc.boolean(), (bytes, echo) => {
