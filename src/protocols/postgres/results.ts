@@ -429,7 +429,13 @@ export class ResultStage {
     const p = this.#model.current();
     if (p === undefined || p.denied) return maskFunctionResult(frame.body, this.#channel(undefined).chain, {});
     const acc = p.result;
-    if (this.#preRefusal(p) !== undefined) return EMPTY;
+    const refused = this.#preRefusal(p);
+    if (refused !== undefined) {
+      // A FunctionCall is answered by its result or an error: the refusal takes the result's place.
+      const rendered = renderRefusal(refused);
+      this.#emit(p, { error: refusalRecord(rendered, refused) });
+      return rendered;
+    }
     const replacement = maskFunctionResult(frame.body, this.#channel(p).chain, acc.masked);
     acc.rowCount++;
     acc.sent++;
