@@ -92,6 +92,18 @@ describe("errors", () => {
     expect(fieldsText(e)).not.toContain("hunter2");
     const j = await failure(c, "select u.password::json from users u");
     expect(fieldsText(j)).not.toContain("hunter2");
+    // The extended protocol (a parameterized query): the plan is the prepared statement's.
+    let x: unknown;
+    try {
+      await c.query("select password::int from users where id = $1", [1]);
+    } catch (e) {
+      x = e;
+    }
+    expect(x).toBeInstanceOf(pg.DatabaseError);
+    if (x instanceof pg.DatabaseError) {
+      expect(x.code).toBe("22P02");
+      expect(fieldsText(x)).not.toContain("hunter2");
+    }
   });
 
   it("an error of a statement that reads no covered column keeps its text; the gateway's refusal keeps its own", async () => {
@@ -155,5 +167,21 @@ describe("notifications", () => {
     const notifier = await client();
     await notifier.query("select pg_notify('plain_events', 'order 42 shipped')");
     await expect(got).resolves.toBe("order 42 shipped");
+  });
+});
+
+describe("what the gateway keeps", () => {
+  it("recordings and logs hold no value the channels masked", async () => {
+    for (const c of open.splice(0)) await c.end().catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+    const list = (await t.api("/v1/sessions?limit=100")).body as { sessions: { id: string }[] };
+    expect(list.sessions.length).toBeGreaterThan(3);
+    let recorded = "";
+    for (const s of list.sessions) recorded += (await t.api(`/v1/sessions/${s.id}`)).text;
+    expect(recorded).toContain("invalid input syntax for type integer");
+    for (const v of ["hunter2", "ann.lee@example.com", "bob.kay@example.org"]) {
+      expect(recorded).not.toContain(v);
+      expect(t.logs()).not.toContain(v);
+    }
   });
 });
