@@ -106,6 +106,30 @@ describe("errors", () => {
     }
   });
 
+  it("the echo family: casts, lookups, constraint details and WHERE clauses that echo a covered column's value", async () => {
+    const c = await client();
+    await c.query("create temp table uniq (v text unique, w text check (length(w) < 3))");
+    const statements = [
+      "select password::date from users",
+      "select password::regclass from users",
+      "select password::int4range from users",
+      "select password::uuid from users",
+      "select password::inet from users",
+      "select password::bit(3) from users",
+      "select lower(password)::numeric from users",
+      "select 1 from users where password::int = 1",
+      "select password::jsonb from users",
+      "select to_date(password, 'YYYY') from users",
+      "insert into uniq (v) select password from users union all select password from users",
+      "insert into uniq (v, w) select 'x', password from users",
+    ];
+    for (const sql of statements) {
+      const e = await failure(c, sql);
+      expect(e.code, sql).toMatch(/^[0-9A-Z]{5}$/);
+      expect(fieldsText(e), sql).not.toContain("hunter2");
+    }
+  });
+
   it("an error of a statement that reads no covered column keeps its text; the gateway's refusal keeps its own", async () => {
     const c = await client("shop-guarded");
     const e = await failure(c, "select * from no_such_table");

@@ -414,6 +414,9 @@ export class ResultStage {
             });
     }
     this.#emit(p, { error: recorded, ...(acc.refused === undefined ? {} : { refusedBy: acc.refused.rule ?? acc.refused.code }) });
+    // The next result starts with its own columns (not this failed one's).
+    this.#columns = undefined;
+    this.#formats = undefined;
     if (p.kind === "execute") this.barrier.release();
     return replacement;
   }
