@@ -161,7 +161,9 @@ export class ResultStage {
       case B.NoticeResponse:
         return this.#onNotice(frame);
       case B.NotificationResponse:
-        return maskNotification(frame.body, this.#channel(undefined).chain, {});
+        // Asynchronous (another session's NOTIFY): the detectors of the statement running now,
+        // if any, and of every rule seen in this session; never echo redaction.
+        return maskNotification(frame.body, this.#channel(this.#model.current()).chain, {});
       case B.FunctionCallResponse:
         return this.#onFunctionResult(frame);
       case B.ReadyForQuery: {
