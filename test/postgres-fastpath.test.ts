@@ -54,8 +54,9 @@ beforeAll(async () => {
     ],
     policies: [
       { name: "pii", connections: ["lo", "lo_dump"], action: "mask", detectors: ["email"], strategy: "redact" },
-      // lo_export is a member of the server_file_write family (sql/function-families.ts).
-      { name: "no-server-files", connections: ["lo"], match: { functions: ["pg_file_write"] }, action: "deny", message: "server file access is not allowed" },
+      // lo_export is a member of the server_file_write family, lo_import(text) of server_file_read
+      // (sql/function-families.ts); psql's \lo_import is libpq's client-side one (lo_creat, lowrite).
+      { name: "no-server-files", connections: ["lo"], match: { functions: ["pg_file_write", "pg_read_file"] }, action: "deny", message: "server file access is not allowed" },
     ],
   });
   token = await t.mint("agent");
@@ -188,7 +189,21 @@ describe("large objects through the fastpath interface", () => {
     expect(text).toContain("42501");
     expect(text).toContain("airlock: server file access is not allowed (rule: no-server-files)");
     expect(text).toContain("still here");
-    const rec = (await audit()).find((x) => x.statement?.includes('"pg_catalog"."lo_export"') === true);
-    expect(rec).toMatchObject({ decision: "deny", rule: "no-server-files" });
+    const loImport = await oidOf("pg_catalog.lo_import(text)");
+    const imported = (
+      await rawSession({
+        port: t.pgPort,
+        database: "lo",
+        password: token,
+        bytes: encodeFunctionCall({ functionOid: loImport, args: [Buffer.from("/etc/passwd")], argFormats: [0], resultFormat: 1 }),
+        readyCount: 1,
+      })
+    ).toString("latin1");
+    expect(imported).toContain("airlock: server file access is not allowed (rule: no-server-files)");
+    const records = await audit();
+    for (const fn of ["lo_export", "lo_import"]) {
+      const rec = records.find((x) => x.statement?.includes(`"pg_catalog"."${fn}"`) === true);
+      expect(rec, fn).toMatchObject({ decision: "deny", rule: "no-server-files" });
+    }
   }, 60_000);
 });
