@@ -17,6 +17,11 @@
  *   query text): replaced whole.
  * Fields that never carry data pass untouched: S/V severity, C SQLSTATE, P/p positions, F/L/R
  * the server's source location.
+ *
+ * Limits (detectors still apply in each case): a value a function or DO block reads internally
+ * and raises or casts (the statement does not name the column); a view over a covered column
+ * when no column or relation guard makes the policy layer resolve views; notices the target
+ * sends during login, before any rule is known (upstream.ts passes them on).
  * (protocol-error-fields; protocol-message-formats ErrorResponse, NoticeResponse,
  * NotificationResponse, FunctionCallResponse.)
  */
