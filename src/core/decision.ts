@@ -28,6 +28,12 @@ export interface ResultPlan {
   /** The rule that set maxRows, for the notice. */
   readonly maxRowsRule?: string;
   /**
+   * The statement reads a column a column rule covers: its errors and notices may echo such a
+   * value (`select password::int …` → `invalid input syntax for type integer: "hunter2"`) that
+   * no content detector would find, so the engine redacts their value-echoing parts.
+   */
+  readonly redactEchoes?: boolean;
+  /**
    * The result must not reach the client at all (e.g. a COPY whose columns a mask rule covers
    * in a format that cannot be rewritten): the engine renders this refusal in place of the
    * result, and the recording shows the refusal, not the target's answer.
@@ -50,6 +56,11 @@ export interface MaskRule {
   /** Content detectors applied to every text value. */
   readonly detectors: readonly string[];
   readonly strategy: MaskStrategyName;
+  /**
+   * The countries whose national phone formats the `phone` detector knows (ISO 3166 codes,
+   * validated at config load); absent: the library's default list.
+   */
+  readonly phoneRegions?: readonly string[];
 }
 
 export interface DenyDecision {

@@ -99,7 +99,9 @@ export interface DbExecuteEvent {
 
 /**
  * A call of a server function by its identifier, with no statement text (PostgreSQL's fastpath
- * FunctionCall: large objects through libpq's lo_* API).
+ * FunctionCall: large objects through libpq's lo_* API). The PostgreSQL engine judges a call
+ * whose OID it resolves as the SQL call of that function (a `db.query`); this event stands for
+ * a call it could not resolve, which is refused.
  */
 export interface DbFunctionCallEvent {
   readonly type: "db.function_call";

@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AllowDecision, DenyDecision, HoldDecision, MaskRule, Verdict } from "../core/decision.js";
 import { isGatewayError } from "../core/errors.js";
+import { createMaskerFactory } from "../masking/index.js";
 import type { DbQueryEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import { parseConfig, type RawConfig } from "../runtime/config.js";
@@ -441,6 +442,7 @@ describe("prepared statements", () => {
     masks: [{ rule: "customers-pii", columns: ["customers.email"], detectors: [], strategy: "redact" }],
     maxRows: 5,
     maxRowsRule: "customers-cap",
+    redactEchoes: true,
   };
 
   it("EXECUTE carries the prepared statement's masking plan and row limit (names fold like PostgreSQL)", () => {
@@ -579,6 +581,23 @@ describe("limits", () => {
 });
 
 describe("result plans", () => {
+  it("passes a mask policy's phoneRegions to the phone detector", () => {
+    const plain: RawPolicy = { name: "phones", action: "mask", detectors: ["phone"] };
+    const maskerFor = createMaskerFactory(Buffer.alloc(32, 1));
+    const ruleOf = (p: RawPolicy): MaskRule => {
+      const rule = allowed(open([p]).query("select note from contacts")).plan?.masks[0];
+      if (rule === undefined) throw new Error("no mask rule");
+      return rule;
+    };
+    const pt = ruleOf({ ...plain, phoneRegions: ["PT"] });
+    expect(pt.phoneRegions).toEqual(["PT"]);
+    expect(ruleOf(plain)).not.toHaveProperty("phoneRegions");
+    // A Lisbon number in its national format: Portugal is not a default region.
+    const text = "ligue para 212 345 678 hoje";
+    expect(maskerFor(pt).maskText(text)?.value).toBe("ligue para [PHONE] hoje");
+    expect(maskerFor(ruleOf(plain)).maskText(text)).toBeUndefined();
+  });
+
   it("accumulates the mask rules whose match holds, in policy order, with defaults filled in", () => {
     const s = open([
       NO_DROP,
@@ -590,8 +609,12 @@ describe("result plans", () => {
     const totals: MaskRule = { rule: "order-totals", columns: ["orders.total"], detectors: [], strategy: "null" };
     const scan: MaskRule = { rule: "secret-scan", columns: [], detectors: ["secret"], strategy: "hash" };
     expect(s.query("select 1")).toEqual({ type: "allow", plan: { masks: [emails] } });
-    expect(s.query("select * from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals] } });
-    expect(s.query("select * from vault.keys join orders using (id)")).toEqual({ type: "allow", plan: { masks: [emails, totals, scan] } });
+    expect(s.query("select * from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
+    expect(s.query("select * from vault.keys join orders using (id)")).toEqual({ type: "allow", plan: { masks: [emails, totals, scan], redactEchoes: true } });
+    // Errors may echo what a statement reads: flagged only when it reads a covered column.
+    expect(s.query("select id from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals] } });
+    expect(s.query("select total::text::date from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
+    expect(s.query("select 1 from orders where total::text = 'x'")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
     expect(denied(s.query("drop table orders"), "no-drop")).not.toHaveProperty("plan");
   });
 

@@ -85,7 +85,13 @@ export class SessionPolicies implements SessionEvaluator {
       .filter((p) => p.config.action === "mask")
       .map((p) => ({
         policy: p,
-        rule: { rule: p.name, columns: p.config.columns ?? [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" },
+        rule: {
+          rule: p.name,
+          columns: p.config.columns ?? [],
+          detectors: p.config.detectors ?? [],
+          strategy: p.config.strategy ?? "redact",
+          ...(p.config.phoneRegions === undefined ? {} : { phoneRegions: p.config.phoneRegions }),
+        },
       }));
     this.#rowLimits = policies.filter((p) => p.config.maxRows !== undefined);
     const schemaParts = new Set<string>();
@@ -480,14 +486,22 @@ export class SessionPolicies implements SessionEvaluator {
       }
     }
     if (masks.length === 0 && maxRows === undefined) return { type: "allow" };
+    // Errors and notices can echo a value the statement read (`password::int`): the engine
+    // redacts their value-echoing parts when a column rule covers a column it reads.
+    const redactEchoes = masks.some((m) => m.columns.length > 0 && facts.some((f) => this.#readsCovered(m, f)));
     return {
       type: "allow",
-      plan: { masks, ...(maxRows === undefined ? {} : { maxRows }), ...(maxRowsRule === undefined ? {} : { maxRowsRule }) },
+      plan: { masks, ...(maxRows === undefined ? {} : { maxRows }), ...(maxRowsRule === undefined ? {} : { maxRowsRule }), ...(redactEchoes ? { redactEchoes } : {}) },
     };
   }
 
   /** Whether a COPY's columns (or, lacking column facts, its relations) may meet a column rule. */
   #copyTouches(rule: MaskRule, f: StatementFacts): boolean {
+    return this.#readsCovered(rule, f);
+  }
+
+  /** Whether the columns a statement reads (or, lacking column facts, its relations) may meet a column rule. */
+  #readsCovered(rule: MaskRule, f: StatementFacts): boolean {
     const globs = rule.columns.map((c) => new ColumnGlob(c));
     for (const c of f.columns) {
       if (c.access !== "read") continue;

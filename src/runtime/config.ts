@@ -10,6 +10,7 @@ import type { Connection } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
 import { detectorNameSchema } from "../masking/detectors.js";
+import { isPhoneRegion } from "../masking/detectors/phone-regions.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
 import { durationSchema as duration, secretRefSchema as secretRef } from "./schema-parts.js";
@@ -185,6 +186,8 @@ const policy = z.strictObject({
   mode: z.enum(["wait", "async"]).optional(),
   columns: stringList.optional(),
   detectors: z.array(detectorNameSchema).optional(),
+  /** mask: the countries whose national phone formats the `phone` detector knows (ISO 3166 codes; default: a built-in list). */
+  phoneRegions: z.array(z.string()).optional(),
   strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
   /** Limits (any action): rows beyond are dropped, with a notice, and the statement cancelled. */
   maxRows: z.number().int().min(0).optional(),
@@ -411,8 +414,14 @@ export function parseConfig(doc: unknown, source?: string): Config {
     if (p.action === "mask" && p.columns === undefined && p.detectors === undefined && !redisMatch) {
       problems.push(`policies[${i}]: a mask policy needs columns and/or detectors`);
     }
-    if (p.action !== "mask" && (p.columns !== undefined || p.detectors !== undefined || p.strategy !== undefined)) {
-      problems.push(`policies[${i}]: columns/detectors/strategy belong to mask policies (use match.columns to match statements)`);
+    if (p.action !== "mask" && (p.columns !== undefined || p.detectors !== undefined || p.strategy !== undefined || p.phoneRegions !== undefined)) {
+      problems.push(`policies[${i}]: columns/detectors/strategy/phoneRegions belong to mask policies (use match.columns to match statements)`);
+    }
+    p.phoneRegions?.forEach((code, j) => {
+      if (!isPhoneRegion(code)) problems.push(`policies[${i}].phoneRegions[${j}]: unknown phone region "${code}" (expected an ISO 3166 country code such as "DE")`);
+    });
+    if (p.phoneRegions !== undefined && !(p.detectors ?? []).includes("phone")) {
+      problems.push(`policies[${i}].phoneRegions: only the phone detector reads it; add phone to detectors`);
     }
     if (p.match !== undefined && (p.statementTimeout !== undefined || p.readOnly !== undefined)) {
       problems.push(`policies[${i}]: statementTimeout and readOnly apply to whole sessions and cannot be combined with match`);

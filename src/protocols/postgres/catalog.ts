@@ -39,6 +39,15 @@ export interface RelationInfo {
   readonly columns: ReadonlyMap<number, string>;
 }
 
+/** A function by OID (pg_proc): what a fastpath FunctionCall names. */
+export interface FunctionInfo {
+  readonly oid: number;
+  readonly schema: string;
+  readonly name: string;
+  /** pg_get_function_identity_arguments: `oid, integer`. */
+  readonly identityArgs: string;
+}
+
 /** The base columns a view reads (through nested views), as `schema.table.column`. */
 export interface ViewColumns {
   readonly view: { readonly schema: string; readonly name: string };
@@ -66,6 +75,8 @@ export class PgCatalog {
   readonly #views = new Map<string, { info: ViewColumns | null; at: number }>();
   /** Relation name → schema → its column names (system columns included). */
   readonly #byName = new Map<string, { info: ReadonlyMap<string, ReadonlySet<string>>; at: number }>();
+  /** Function OID → the function (undefined: no such function). */
+  readonly #functions = new Map<number, { info: FunctionInfo | undefined; at: number }>();
   /** Every schema named by a search_path default this connection's sessions may start with. */
   readonly #pathSchemas = new Set<string>();
   #pathAt = 0;
@@ -135,6 +146,31 @@ export class PgCatalog {
       result.set(oid, info);
     }
     return result;
+  }
+
+  /**
+   * The function behind an OID (a fastpath FunctionCall names its function only so), or
+   * undefined when pg_proc has none. Cached per OID (an OID names one function while it
+   * exists; ALTER FUNCTION … RENAME/SET SCHEMA invalidates through DDL, see invalidate()).
+   */
+  async functionByOid(oid: number): Promise<FunctionInfo | undefined> {
+    if (!Number.isSafeInteger(oid) || oid <= 0 || oid > 0xffff_ffff) return undefined;
+    const hit = this.#functions.get(oid);
+    if (hit !== undefined && Date.now() - hit.at <= TTL_MS) return hit.info;
+    const generation = this.#generation;
+    // The OID is an integer checked above: safe to inline.
+    const rows = await this.#query(
+      `select n.nspname::text, p.proname::text, pg_catalog.pg_get_function_identity_arguments(p.oid)
+         from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where p.oid = ${oid}::oid`,
+    );
+    const [schema, name, args] = rows[0] ?? [];
+    const info = schema === null || schema === undefined || name === null || name === undefined ? undefined : { oid, schema, name, identityArgs: args ?? "" };
+    if (generation === this.#generation) {
+      if (this.#functions.size > MAX_ENTRIES) this.#functions.clear();
+      this.#functions.set(oid, { info, at: Date.now() });
+    }
+    return info;
   }
 
   /** Cached view info for `schema.name`: the view's base columns, null (not a view), or "missing". */
@@ -370,6 +406,7 @@ export class PgCatalog {
     this.#views.clear();
     this.#byName.clear();
     this.#tables.clear();
+    this.#functions.clear();
     this.#pathAt = 0;
   }
 

@@ -7,6 +7,7 @@
  */
 import type { Logger } from "pino";
 import type { DenyDecision, MaskRule } from "../../core/decision.js";
+import { MaskChain } from "../../masking/index.js";
 import { gatewayText } from "../../core/engine.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { PgCatalog } from "./catalog.js";
@@ -16,6 +17,7 @@ import type { CopyOutSpec } from "./copy-spec.js";
 import { EMPTY, maskCopyRow, newResult, renderValue, tagWithRows, type ResultAcc } from "./executions.js";
 import type { OutBuffer } from "./out-buffer.js";
 import type { Refusals } from "./refusals.js";
+import { maskErrorOrNotice, maskFunctionResult, maskNotification, type ChannelMasking } from "./channel-masking.js";
 import { needsWork, planFields, rewriteDataRow, type FieldAction, type ResolvedField, type RuleMasker } from "./result-masking.js";
 import type { Execution, TargetModel } from "./target-model.js";
 import {
@@ -132,6 +134,14 @@ export class ResultStage {
   #catalogChanged = false;
   #columns: string[] | undefined;
   #formats: number[] | undefined;
+  /**
+   * Every mask rule with content detectors this session's statements were planned with: the
+   * detectors for what arrives outside any statement (a NOTIFY payload while idle) and, added
+   * to the statement's own, for errors and notices.
+   */
+  readonly #seenRules: MaskRule[] = [];
+  #seenFrom: readonly MaskRule[] | undefined;
+  #channelChain: MaskChain | undefined;
 
   constructor(o: ResultOptions, model: TargetModel, refusals: Refusals, txStatus: "I" | "T" | "E") {
     this.#o = o;
@@ -179,6 +189,14 @@ export class ResultStage {
         return this.#onComplete(frame);
       case B.ErrorResponse:
         return this.#onError(frame);
+      case B.NoticeResponse:
+        return this.#onNotice(frame);
+      case B.NotificationResponse:
+        // Asynchronous (another session's NOTIFY): the detectors of the statement running now,
+        // if any, and of every rule seen in this session; never echo redaction.
+        return maskNotification(frame.body, this.#channel(this.#model.current()).chain, {});
+      case B.FunctionCallResponse:
+        return this.#onFunctionResult(frame);
       case B.ReadyForQuery: {
         this.txStatus = decodeReadyForQuery(frame.body);
         if (this.#catalogChanged) {
@@ -518,6 +536,8 @@ export class ResultStage {
     const { tag, rows } = how === "complete" ? decodeCommandComplete(frame.body) : { tag: how === "empty" ? "EMPTY" : "SUSPENDED", rows: undefined };
     if (changesCatalog(tag)) this.#catalogChanged = true;
     if (p !== undefined) {
+      const masks = p.plan?.masks;
+      if (masks !== undefined && masks !== this.#seenFrom) this.#remember(masks);
       const acc = p.result;
       const refused = p.denied ? undefined : acc.refused;
       if (refused !== undefined) {
@@ -563,11 +583,15 @@ export class ResultStage {
     const poison = this.#refusals.replacementFor(err.message);
     const p = this.#model.failed();
     if (poison !== undefined) return poison;
-    if (p === undefined || p.denied) return undefined;
+    if (p === undefined || p.denied) return maskErrorOrNotice(B.ErrorResponse, frame.body, this.#channel(p), {});
     const acc = p.result;
     let replacement: Buffer | undefined;
     let recorded: { sqlstate: string; message: string } = { sqlstate: err.code, message: err.message };
-    if (acc.refused !== undefined) {
+    if (acc.refused === undefined && !(acc.cancelled === true && err.code === "57014")) {
+      // The target's own error: its fields through the detectors (and echo redaction).
+      replacement = maskErrorOrNotice(B.ErrorResponse, frame.body, this.#channel(p), acc.masked);
+      if (replacement !== undefined) recorded = { sqlstate: err.code, message: decodeErrorOrNotice(replacement.subarray(5)).message };
+    } else if (acc.refused !== undefined) {
       replacement = renderRefusal(acc.refused);
       recorded = refusalRecord(replacement, acc.refused);
     } else if (acc.cancelled === true && err.code === "57014") {
@@ -585,8 +609,68 @@ export class ResultStage {
             });
     }
     this.#emit(p, { error: recorded, ...(acc.refused === undefined ? {} : { refusedBy: acc.refused.rule ?? acc.refused.code }) });
+    // The next result starts with its own columns (not this failed one's).
+    this.#columns = undefined;
+    this.#formats = undefined;
     if (p.kind === "execute") this.barrier.release();
     return replacement;
+  }
+
+  /** A NoticeResponse of the target (RAISE NOTICE, warnings): masked like the statement's errors. */
+  #onNotice(frame: Frame): Buffer | undefined {
+    const p = this.#model.current();
+    return maskErrorOrNotice(B.NoticeResponse, frame.body, this.#channel(p), p?.result.masked ?? {});
+  }
+
+  /** A fastpath call's result (FunctionCallResponse): its value through the detectors, then recorded. */
+  #onFunctionResult(frame: Frame): Buffer | undefined {
+    const p = this.#model.current();
+    if (p === undefined || p.denied) return maskFunctionResult(frame.body, this.#channel(undefined).chain, {});
+    const acc = p.result;
+    const refused = this.#preRefusal(p);
+    if (refused !== undefined) {
+      // A FunctionCall is answered by its result or an error: the refusal takes the result's place.
+      const rendered = renderRefusal(refused);
+      this.#emit(p, { error: refusalRecord(rendered, refused) });
+      return rendered;
+    }
+    const replacement = maskFunctionResult(frame.body, this.#channel(p).chain, acc.masked);
+    acc.rowCount++;
+    acc.sent++;
+    this.#columns = ["result"];
+    this.#formats = [1];
+    if (acc.rows.length < this.#o.maxRowsPerStatement) {
+      const body = replacement === undefined ? frame.body : replacement.subarray(5);
+      const len = body.readInt32BE(0);
+      acc.rows.push([len < 0 ? null : renderValue(body.subarray(4), 1, this.#o.maxValueBytes)]);
+    } else acc.truncated = true;
+    this.#emit(p, { tag: "FUNCTION CALL", rows: 1 });
+    this.#columns = undefined;
+    this.#formats = undefined;
+    return replacement;
+  }
+
+  /**
+   * How errors, notices and notifications are masked now: the detectors of the rules of the
+   * statement `p` (when there is one) and of every rule seen in this session; echo redaction
+   * when `p` reads a column a column rule covers.
+   */
+  #channel(p: Execution | undefined): ChannelMasking {
+    const masks = p?.plan?.masks;
+    if (masks !== undefined && masks !== this.#seenFrom) this.#remember(masks);
+    if (this.#channelChain === undefined && this.#seenRules.length > 0) this.#channelChain = new MaskChain(this.#seenRules.map(this.#o.maskerFor));
+    return { chain: this.#channelChain, redactEchoes: p?.plan?.redactEchoes === true };
+  }
+
+  /** Remember the detector rules of a statement's plan (see #seenRules). */
+  #remember(masks: readonly MaskRule[]): void {
+    this.#seenFrom = masks;
+    for (const m of masks) {
+      if (m.detectors.length > 0 && !this.#seenRules.some((r) => r === m || (r.rule === m.rule && sameList(r.detectors, m.detectors) && r.strategy === m.strategy))) {
+        this.#seenRules.push(m);
+        this.#channelChain = undefined;
+      }
+    }
   }
 
   #captureRow(acc: ResultAcc, body: Buffer, fields: readonly RowDescriptionField[] | undefined): void {
@@ -624,6 +708,10 @@ export class ResultStage {
       ...(acc.cancelled === true ? { rowsSent: acc.sent } : {}),
     });
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** The refusal as the recording shows it: the SQLSTATE and text the client received. */

@@ -94,6 +94,7 @@ export class PgProxySession {
       refusals,
       logger: options.logger,
       maxValueBytes: options.maxValueBytes,
+      catalog: options.catalog,
       flushUpstream: (out) => this.#flushUpstream(out),
       writeUpstream: (b) => {
         if (!this.#finished) this.#upstream.write(b);
