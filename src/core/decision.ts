@@ -1,3 +1,4 @@
+import type { ObjectNames } from "./objects.js";
 import type { ErrorCode } from "./errors.js";
 import type { DeferredHold } from "./events.js";
 
@@ -83,6 +84,11 @@ export interface HoldDecision {
   readonly allow: AllowDecision;
   /** Classification summary shown to approvers. */
   readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[] };
+  /**
+   * The objects the statement names (relations, functions), for an approval bound to what they
+   * resolve to on the target (core/objects.ts). Undefined: nothing to bind (SSH, grants).
+   */
+  readonly objects?: ObjectNames;
   /** Called once if the statement is finally allowed (session state such as prepared statements). */
   readonly onAllowed?: () => void;
 }

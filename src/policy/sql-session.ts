@@ -23,6 +23,7 @@ import {
   WRITE_OPERATIONS,
   defaultMessage,
   globCoversSchema,
+  objectNames,
   summarize,
   type CompiledPolicy,
   type GuardAction,
@@ -402,6 +403,7 @@ export class SessionPolicies implements SessionEvaluator {
           mode: p.config.mode ?? "wait",
           allow: this.#allow(effective, event.sql),
           summary: summarize(effective),
+          objects: objectNames(effective),
           onAllowed: () => {
             this.#defined(event, statements, effective);
           },

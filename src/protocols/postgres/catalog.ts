@@ -294,6 +294,14 @@ export class PgCatalog {
     this.#pathAt = 0;
   }
 
+  /**
+   * One uncached query on the side connection, in turn with the others (object-resolution.ts:
+   * what a held statement's names resolve to). Rows as text.
+   */
+  lookup(sql: string): Promise<(string | null)[][]> {
+    return this.#query(sql);
+  }
+
   #query(sql: string): Promise<(string | null)[][]> {
     const run = async (): Promise<(string | null)[][]> => {
       if (this.#closed) throw new GatewayError("GW_SHUTTING_DOWN", "catalog closed");
