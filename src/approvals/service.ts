@@ -229,7 +229,7 @@ export class ApprovalService implements HoldResolver {
 
   // ------------------------------------------------------------------ holds
 
-  async resolve(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string }> {
+  async resolve(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string; objects?: ObjectBinding }> {
     if (req.hold.need === "grant") {
       const grant = this.activeGrant(req.session.principal.id, req.session.connection);
       if (grant !== undefined) return { decision: withRule(req.hold.allow, req.hold.rule), approvalId: grant.id };
@@ -244,7 +244,7 @@ export class ApprovalService implements HoldResolver {
     return this.#approval(req);
   }
 
-  async #approval(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string }> {
+  async #approval(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string; objects?: ObjectBinding }> {
     const { session, hold } = req;
     const store = this.#o.store;
     const principal = session.principal;
@@ -282,7 +282,7 @@ export class ApprovalService implements HoldResolver {
         details: { approvalId: used.id },
       });
       if (failed) return { decision: deny("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so nothing is forwarded"), approvalId: used.id };
-      return { decision: withRule(hold.allow, hold.rule), approvalId: used.id };
+      return { decision: withRule(hold.allow, hold.rule), approvalId: used.id, ...(objects === undefined ? {} : { objects }) };
     }
 
     if (mode === "async") {
@@ -354,6 +354,7 @@ export class ApprovalService implements HoldResolver {
           if (bound.type === "deny") return { decision: bound, approvalId: row.id };
           const mismatch = bindingMismatch(row, bound.objects);
           if (mismatch !== undefined) return { decision: deny("GW_POLICY_DENIED", mismatch, hold.rule), approvalId: row.id };
+          return { decision: withRule(hold.allow, hold.rule), approvalId: row.id, objects: bound.objects };
         }
         return { decision: withRule(hold.allow, hold.rule), approvalId: row.id };
       }

@@ -89,6 +89,10 @@ export interface HoldDecision {
    * resolve to on the target (core/objects.ts). Undefined: nothing to bind (SSH, grants).
    */
   readonly objects?: ObjectNames;
+  /** The statement is SQL `PREPARE name`: what its names resolve to now is what its EXECUTEs run. */
+  readonly prepares?: string;
+  /** The statement is SQL `EXECUTE name` (or a Bind of it): compared with what `name` was prepared against. */
+  readonly executes?: string;
   /** Called once if the statement is finally allowed (session state such as prepared statements). */
   readonly onAllowed?: () => void;
 }

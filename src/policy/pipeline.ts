@@ -72,7 +72,8 @@ export interface PipelineOptions {
 export interface HoldResolver {
   /** Session admission with access grants: may turn an access deny into an allow, or require a grant. */
   admit(session: SessionInfo, decision: Decision): { readonly decision: Decision; readonly grantUntil?: Date };
-  resolve(request: HoldRequest): Promise<{ readonly decision: Decision; readonly approvalId?: string }>;
+  /** `objects`: what the statement's names resolved to when it was released (allowed approvals bound to objects). */
+  resolve(request: HoldRequest): Promise<{ readonly decision: Decision; readonly approvalId?: string; readonly objects?: ObjectBinding }>;
 }
 
 export interface HoldRequest {
@@ -94,6 +95,9 @@ export interface HoldRequest {
   /** An execution of a prepared statement: what its names resolved to when it was prepared. */
   readonly preparedObjects?: ObjectBinding;
 }
+
+/** Held SQL PREPAREs whose bindings a session keeps (the oldest is forgotten beyond it). */
+const MAX_PREPARED_BINDINGS = 1_000;
 
 const AUDIT_UNAVAILABLE = deny("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so nothing is forwarded");
 
@@ -224,6 +228,11 @@ export class SessionGate implements SessionJudge {
   #grantTimer: NodeJS.Timeout | undefined;
   /** Aborted when the session ends: statements waiting for approval are cancelled. */
   readonly #holds = new AbortController();
+  /**
+   * What held statements made by SQL PREPARE were prepared against, by name (the target analyses
+   * them then): each EXECUTE of one is approved only while its names still resolve the same.
+   */
+  readonly #preparedObjects = new Map<string, ObjectBinding>();
   #ended = false;
 
   constructor(pipeline: Pipeline, o: PipelineOptions, info: SessionInfo, grantUntil?: Date) {
@@ -324,7 +333,7 @@ export class SessionGate implements SessionJudge {
         const bound = await this.#bindAtPrepare(verdict, hooks);
         if (bound.type === "deny") return this.#conclude(bound, hooks, judgedWhat(event));
         objects = bound.objects;
-      }
+      } else if (verdict.executes !== undefined) objects = this.#preparedObjects.get(verdict.executes);
       verdict.onAllowed?.();
       return {
         type: "allow",
@@ -390,6 +399,17 @@ export class SessionGate implements SessionJudge {
     return { bind: () => resolve(names) };
   }
 
+  /** A held SQL PREPARE was allowed: what it was prepared against, for its EXECUTEs (bounded). */
+  #rememberPrepared(name: string, objects: ObjectBinding | undefined): void {
+    this.#preparedObjects.delete(name);
+    if (objects === undefined) return;
+    if (this.#preparedObjects.size >= MAX_PREPARED_BINDINGS) {
+      const oldest = this.#preparedObjects.keys().next();
+      if (oldest.done !== true) this.#preparedObjects.delete(oldest.value);
+    }
+    this.#preparedObjects.set(name, objects);
+  }
+
   /** A held statement being prepared: its names resolved as the target analyses them now. */
   async #bindAtPrepare(hold: HoldDecision, hooks: JudgeHooks): Promise<{ readonly type: "bound"; readonly objects?: ObjectBinding } | DenyDecision> {
     const binder = this.#objectBinder(hold, hooks);
@@ -416,6 +436,8 @@ export class SessionGate implements SessionJudge {
     }
     const binder = this.#objectBinder(hold, hooks);
     if ("type" in binder) return { decision: binder };
+    // An EXECUTE of a statement made by SQL PREPARE: compared with what it was prepared against.
+    const prepared = what.preparedObjects ?? (hold.executes === undefined ? undefined : this.#preparedObjects.get(hold.executes));
     const signal = hooks.signal === undefined ? this.#holds.signal : AbortSignal.any([this.#holds.signal, hooks.signal]);
     try {
       const r = await resolver.resolve({
@@ -426,8 +448,9 @@ export class SessionGate implements SessionJudge {
         signal,
         ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
         ...(binder.bind === undefined ? {} : { bindObjects: binder.bind }),
-        ...(what.preparedObjects === undefined ? {} : { preparedObjects: what.preparedObjects }),
+        ...(prepared === undefined ? {} : { preparedObjects: prepared }),
       });
+      if (r.decision.type === "allow" && hold.prepares !== undefined) this.#rememberPrepared(hold.prepares, r.objects);
       // A deferred hold's statement was defined when its prepare went through (judge).
       if (r.decision.type === "allow" && params === undefined) hold.onAllowed?.();
       return r;

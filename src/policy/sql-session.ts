@@ -31,6 +31,15 @@ import {
 } from "./sql-policy.js";
 import type { ViewResolver } from "./view-resolver.js";
 
+/** A single SQL PREPARE or EXECUTE: its statement name (lower case, as the target folds it). */
+function preparedName(statements: readonly StatementFacts[]): { prepares?: string; executes?: string } {
+  if (statements.length !== 1) return {};
+  const f = statements[0];
+  if (f?.prepares !== undefined) return { prepares: f.prepares.toLowerCase() };
+  if (f?.executes !== undefined) return { executes: f.executes.toLowerCase() };
+  return {};
+}
+
 /** Per-session judgement: keeps prepared statements and the search_path it has seen. */
 export class SessionPolicies implements SessionEvaluator {
   readonly kinds = SQL_KINDS;
@@ -404,6 +413,7 @@ export class SessionPolicies implements SessionEvaluator {
           allow: this.#allow(effective, event.sql),
           summary: summarize(effective),
           objects: objectNames(effective),
+          ...preparedName(statements),
           onAllowed: () => {
             this.#defined(event, statements, effective);
           },
