@@ -85,7 +85,7 @@ async function finalAudit(approvalId: string): Promise<{ decision?: string; rule
 }
 
 function relation(name: string, qualified: string): { kind: string; name: string; resolved: { oid: number; qualified: string }[] } {
-  return { kind: "relation", name, resolved: [{ oid: expect.any(Number) as unknown as number, qualified }] };
+  return { kind: "relation", name, resolved: [{ oid: expect.any(Number) as number, qualified }] };
 }
 
 beforeAll(async () => {
