@@ -113,7 +113,7 @@ beforeAll(async () => {
     ],
   });
   for (const sa of ["agent", "dba1"]) tokens[sa] = await t.mint(sa, "1h");
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await t.stop();

@@ -11,6 +11,10 @@
  *   once: wait mode runs the held statement itself; async mode lets the same principal run the
  *   identical statement (same hash: text, and the raw bind parameters of an extended-protocol
  *   execution) on the same connection once, until `usableUntil`.
+ * - An approval is for what the statement acts on: a request carrying an object resolver
+ *   (`bindObjects`, PostgreSQL) is bound to what the statement's names resolve to when it is
+ *   made (`summary.objects`), and the approved statement is released only if they resolve the
+ *   same when it runs (binding.ts objectDrift); a resolution that fails refuses (fail closed).
  * - Fail closed: a request that cannot be stored or audited is refused, never allowed.
  * - One gateway process owns its waiting clients; after a restart, pending wait-mode requests
  *   (whose clients are gone) are cancelled.
