@@ -124,10 +124,6 @@ describe("a held statement is bound to the objects its names resolve to", () => 
   it("psql: another session creates app.orders (earlier on the search_path) before the approval: refused, nothing deleted anywhere", async () => {
     const run = t.psql("shop", tokens["agent"] ?? "", ["-At", "-c", "delete from orders where id = 1"]);
     const req = await pending("delete from orders where id = 1");
-    // Approvers see what the statement acts on (API and CLI).
-    expect(req.summary?.objects).toEqual({ searchPath: "app, public", objects: [relation("orders", "public.orders")] });
-    const shown = await cli(["approvals", "show", req.id], tokens["dba1"] ?? "");
-    expect(shown.stdout).toContain("orders → public.orders");
     await direct("create table app.orders (like public.orders including all); insert into app.orders select * from public.orders");
     expect((await approve(req.id)).status).toBe(200);
     const r = await run;
@@ -139,6 +135,11 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     const rec = await finalAudit(req.id);
     expect(rec).toMatchObject({ decision: "deny", rule: "writes" });
     expect(rec?.message).toContain("no longer matches");
+    // Approvers saw what the statement acts on (API and CLI).
+    const r2 = await t.api(`/v1/approvals/${req.id}`);
+    expect((r2.body as { request: ApprovalJson }).request.summary?.objects).toEqual({ searchPath: "app, public", objects: [relation("orders", "public.orders")] });
+    const shown = await cli(["approvals", "show", req.id], tokens["dba1"] ?? "");
+    expect(shown.stdout).toContain("resolves    orders → public.orders");
   });
 
   it("an approval whose objects did not change still runs (node-postgres)", async () => {
@@ -172,7 +173,6 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     await c.connect();
     const q = refusal(c.query("delete from accounts where id = $1", [1]));
     const req = await pending("delete from accounts where id = $1");
-    expect(req.summary?.objects?.objects).toEqual([relation("accounts", "public.accounts")]);
     await direct("create table app.accounts (like public.accounts including all); insert into app.accounts select * from public.accounts");
     expect((await approve(req.id)).status).toBe(200);
     const e = await q;
@@ -180,6 +180,8 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     expect(e.message).toContain("approval no longer matches: accounts now resolves to app.accounts (approved: public.accounts)");
     expect(await direct("select count(*) from public.accounts where id = 1")).toBe("1");
     expect(await direct("select count(*) from app.accounts where id = 1")).toBe("1");
+    const r2 = await t.api(`/v1/approvals/${req.id}`);
+    expect((r2.body as { request: ApprovalJson }).request.summary?.objects?.objects).toEqual([relation("accounts", "public.accounts")]);
     await c.end();
   });
 
@@ -228,7 +230,6 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     await prep;
     const exec = refusal(c.query("execute del_stock2(1)"));
     const req = await pending("execute del_stock2(1)");
-    expect(req.summary?.objects?.objects).toContainEqual(relation("stock2", "public.stock2"));
     await direct("create table app.stock2 (like public.stock2 including all); insert into app.stock2 select * from public.stock2");
     expect((await approve(req.id)).status).toBe(200);
     const e = await exec;
@@ -236,6 +237,8 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     expect(e.message).toContain("approval no longer matches: stock2 now resolves to app.stock2 (approved: public.stock2)");
     expect(await direct("select count(*) from public.stock2 where id = 1")).toBe("1");
     expect(await direct("select count(*) from app.stock2 where id = 1")).toBe("1");
+    const r2 = await t.api(`/v1/approvals/${req.id}`);
+    expect((r2.body as { request: ApprovalJson }).request.summary?.objects?.objects).toContainEqual(relation("stock2", "public.stock2"));
     await c.end();
   });
 });

@@ -40,7 +40,7 @@ export type SearchPathState =
 export const MAX_BOUND_NAMES = 500;
 
 /** Texts that may change the session's search_path (or what `$user` in it names). */
-const PATH_KEYWORDS = /search_path|schema|reset|discard|set_config|role|authorization/i;
+const PATH_KEYWORDS = /search_path|\bschema\b|\breset\b|\bdiscard\b|set_config|\brole\b|authorization/i;
 const SET_CONFIG = /set_config/i;
 const PARSE_LIMITS: ParseLimits = { maxBytes: 256 * 1024, maxDepth: MAX_SQL_DEPTH };
 
