@@ -124,7 +124,7 @@ describe("a held statement is bound to the objects its names resolve to", () => 
   it("psql: another session creates app.orders (earlier on the search_path) before the approval: refused, nothing deleted anywhere", async () => {
     const run = t.psql("shop", tokens["agent"] ?? "", ["-At", "-c", "delete from orders where id = 1"]);
     const req = await pending("delete from orders where id = 1");
-    await direct("create table app.orders (like public.orders including all); insert into app.orders select * from public.orders");
+    await direct("create table app.orders (like public.orders including all); insert into app.orders select * from public.orders; alter table app.orders owner to app");
     expect((await approve(req.id)).status).toBe(200);
     const r = await run;
     expect(r.code).not.toBe(0);
@@ -173,7 +173,7 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     await c.connect();
     const q = refusal(c.query("delete from accounts where id = $1", [1]));
     const req = await pending("delete from accounts where id = $1");
-    await direct("create table app.accounts (like public.accounts including all); insert into app.accounts select * from public.accounts");
+    await direct("create table app.accounts (like public.accounts including all); insert into app.accounts select * from public.accounts; alter table app.accounts owner to app");
     expect((await approve(req.id)).status).toBe(200);
     const e = await q;
     expect(e.code).toBe("42501");
@@ -193,7 +193,7 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     const req = await pending(text);
     expect((await approve(req.id)).status).toBe(200);
     expect((await first).rowCount).toBe(1);
-    await direct("create table app.acc2 (like public.acc2 including all); insert into app.acc2 select * from public.acc2");
+    await direct("create table app.acc2 (like public.acc2 including all); insert into app.acc2 select * from public.acc2; alter table app.acc2 owner to app");
     // node-postgres sends only Bind/Execute now: the target would run what it analysed at Parse
     // (public.acc2) while an approver would be shown app.acc2.
     const e = await refusal(c.query({ name: "del_acc2", text, values: [2] }));
@@ -212,7 +212,7 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     const req = await pending("prepare del_stock");
     expect((await approve(req.id)).status).toBe(200);
     await prep;
-    await direct("create table app.stock (like public.stock including all); insert into app.stock select * from public.stock");
+    await direct("create table app.stock (like public.stock including all); insert into app.stock select * from public.stock; alter table app.stock owner to app");
     const e = await refusal(c.query("execute del_stock(1)"));
     expect(e.code).toBe("42501");
     expect(e.message).toContain("stock now resolves to app.stock (approved: public.stock)");
@@ -230,7 +230,7 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     await prep;
     const exec = refusal(c.query("execute del_stock2(1)"));
     const req = await pending("execute del_stock2(1)");
-    await direct("create table app.stock2 (like public.stock2 including all); insert into app.stock2 select * from public.stock2");
+    await direct("create table app.stock2 (like public.stock2 including all); insert into app.stock2 select * from public.stock2; alter table app.stock2 owner to app");
     expect((await approve(req.id)).status).toBe(200);
     const e = await exec;
     expect(e.code).toBe("42501");
