@@ -17,7 +17,9 @@
  * its objects cannot be resolved (fail closed).
  *
  * Limits (README "Approvals"): the session's own temporary relations are not visible to the
- * side connection; a server-side function that changes search_path from inside its body is not
+ * side connection; the session's default search_path is taken to be the side connection's own
+ * (same user and database; a role/database default changed between the two logins is not
+ * seen); a server-side function that changes search_path from inside its body is not
  * seen; between the last comparison and the target running the statement there is a window of
  * one round trip.
  */
