@@ -90,12 +90,14 @@ function relation(name: string, qualified: string): { kind: string; name: string
 
 beforeAll(async () => {
   server = await startPostgres({ users: [{ name: "app", password: "app-password-1", auth: "scram-sha-256" }], databases: ["shop"] });
-  const tables = ["orders", "items", "ledger", "accounts", "acc2", "stock", "stock2", "recreated"];
+  const tables = ["orders", "items", "ledger", "accounts", "acc2", "stock", "stock2", "recreated", "notes"];
   await server.psql(
     `create schema app; create schema side;
      alter schema app owner to app; alter schema side owner to app;
      ${tables.map((n) => `create table public.${n} (id int primary key, note text); insert into public.${n} select g, 'public' from generate_series(1, 9) g; alter table public.${n} owner to app;`).join("\n")}
      create table side.ledger (id int primary key, note text); insert into side.ledger select g, 'side' from generate_series(1, 9) g; alter table side.ledger owner to app;
+     create function public.f_note(text) returns text language sql immutable as $$ select upper($1) $$;
+     alter function public.f_note(text) owner to app;
      alter role app set search_path = app, public;`,
     { database: "shop" },
   );
@@ -239,6 +241,24 @@ describe("a held statement is bound to the objects its names resolve to", () => 
     expect(await direct("select count(*) from app.stock2 where id = 1")).toBe("1");
     const r2 = await t.api(`/v1/approvals/${req.id}`);
     expect((r2.body as { request: ApprovalJson }).request.summary?.objects?.objects).toContainEqual(relation("stock2", "public.stock2"));
+    await c.end();
+  });
+});
+
+describe("functions are bound by OID", () => {
+  it("a function created earlier on the search_path under a called name (it would be called instead): refused", async () => {
+    const c = client(tokens["agent"] ?? "");
+    await c.connect();
+    const q = refusal(c.query("update notes set note = f_note(note) where id = 1"));
+    const req = await pending("update notes set note = f_note(note)");
+    await direct("create function app.f_note(text) returns text language sql immutable as $$ select 'shadowed' $$; alter function app.f_note(text) owner to app");
+    expect((await approve(req.id)).status).toBe(200);
+    const e = await q;
+    expect(e.code).toBe("42501");
+    expect(e.message).toMatch(/approval no longer matches: f_note now resolves to (app\.f_note\(text\), public\.f_note\(text\)|public\.f_note\(text\), app\.f_note\(text\)) \(approved: public\.f_note\(text\)\)/);
+    expect(await direct("select note from public.notes where id = 1")).toBe("public");
+    const r2 = await t.api(`/v1/approvals/${req.id}`);
+    expect((r2.body as { request: ApprovalJson }).request.summary?.objects?.objects).toContainEqual({ kind: "function", name: "f_note", resolved: [{ oid: expect.any(Number) as number, qualified: "public.f_note(text)" }] });
     await c.end();
   });
 });
