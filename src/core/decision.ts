@@ -1,3 +1,4 @@
+import type { ObjectNames } from "./objects.js";
 import type { ErrorCode } from "./errors.js";
 import type { DeferredHold } from "./events.js";
 
@@ -94,6 +95,15 @@ export interface HoldDecision {
   readonly allow: AllowDecision;
   /** Classification summary shown to approvers. */
   readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[] };
+  /**
+   * The objects the statement names (relations, functions), for an approval bound to what they
+   * resolve to on the target (core/objects.ts). Undefined: nothing to bind (SSH, grants).
+   */
+  readonly objects?: ObjectNames;
+  /** The statement is SQL `PREPARE name`: what its names resolve to now is what its EXECUTEs run. */
+  readonly prepares?: string;
+  /** The statement is SQL `EXECUTE name` (or a Bind of it): compared with what `name` was prepared against. */
+  readonly executes?: string;
   /** Called once if the statement is finally allowed (session state such as prepared statements). */
   readonly onAllowed?: () => void;
 }

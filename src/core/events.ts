@@ -1,5 +1,6 @@
 import type { HoldDecision } from "./decision.js";
 import type { ErrorCode } from "./errors.js";
+import type { ObjectBinding } from "./objects.js";
 import type { ClientProtocol, SessionEndReason, SessionInfo } from "./session.js";
 
 /**
@@ -86,6 +87,12 @@ export interface DeferredHold {
   readonly hold: HoldDecision;
   readonly sql: string;
   readonly statementName?: string;
+  /**
+   * What the statement's names resolved to when it was prepared: the target analyses a
+   * prepared statement then, and keeps that analysis until something invalidates it, so an
+   * execution is approved only while the names still resolve the same (src/approvals/binding.ts).
+   */
+  readonly objects?: ObjectBinding;
 }
 
 /** One execution of a prepared statement whose hold was deferred: decided with these values. */

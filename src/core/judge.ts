@@ -4,6 +4,7 @@
  */
 import type { Decision } from "./decision.js";
 import type { JudgedEvent, ObservedEvent } from "./events.js";
+import type { ObjectResolver } from "./objects.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "./session.js";
 
 /** What an engine is told while a statement waits for a person's decision. */
@@ -19,6 +20,12 @@ export interface JudgeHooks {
   readonly onHold?: (notice: HoldNotice) => void;
   /** Aborts the wait (e.g. the client sent a cancel request). */
   readonly signal?: AbortSignal;
+  /**
+   * Resolves the objects a held statement names as the client's session on the target would
+   * (PostgreSQL: relations and functions through the session's search_path): the approval is
+   * bound to them and they are compared again when the approved statement is released.
+   */
+  readonly resolveObjects?: ObjectResolver;
 }
 
 /**

@@ -23,12 +23,22 @@ import {
   WRITE_OPERATIONS,
   defaultMessage,
   globCoversSchema,
+  objectNames,
   summarize,
   type CompiledPolicy,
   type GuardAction,
   type SessionView,
 } from "./sql-policy.js";
 import type { ViewResolver } from "./view-resolver.js";
+
+/** A single SQL PREPARE or EXECUTE: its statement name (lower case, as the target folds it). */
+function preparedName(statements: readonly StatementFacts[]): { prepares?: string; executes?: string } {
+  if (statements.length !== 1) return {};
+  const f = statements[0];
+  if (f?.prepares !== undefined) return { prepares: f.prepares.toLowerCase() };
+  if (f?.executes !== undefined) return { executes: f.executes.toLowerCase() };
+  return {};
+}
 
 /** Per-session judgement: keeps prepared statements and the search_path it has seen. */
 export class SessionPolicies implements SessionEvaluator {
@@ -408,6 +418,8 @@ export class SessionPolicies implements SessionEvaluator {
           mode: p.config.mode ?? "wait",
           allow: this.#allow(effective, event.sql),
           summary: summarize(effective),
+          objects: objectNames(effective),
+          ...preparedName(statements),
           onAllowed: () => {
             this.#defined(event, statements, effective);
           },

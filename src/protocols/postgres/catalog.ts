@@ -410,6 +410,14 @@ export class PgCatalog {
     this.#pathAt = 0;
   }
 
+  /**
+   * One uncached query on the side connection, in turn with the others (object-resolution.ts:
+   * what a held statement's names resolve to). Rows as text.
+   */
+  lookup(sql: string): Promise<(string | null)[][]> {
+    return this.#query(sql);
+  }
+
   #query(sql: string): Promise<(string | null)[][]> {
     return this.#run((session) => simpleQuery(session, sql, this.#deps.timeoutMs), false);
   }

@@ -19,6 +19,7 @@ import type { HoldNotice, JudgeHooks, SessionJudge } from "../../core/judge.js";
 import type { FunctionInfo, PgCatalog } from "./catalog.js";
 import { renderNotice } from "./errors.js";
 import { renderValue } from "./executions.js";
+import type { SessionObjects } from "./object-resolution.js";
 import type { OutBuffer } from "./out-buffer.js";
 import type { Refusals } from "./refusals.js";
 import { PLAIN, sqlEffects } from "./sql-effects.js";
@@ -45,6 +46,10 @@ export interface ClientMessageContext {
   readonly writeClient: (b: Buffer) => boolean;
   readonly countFromClient: (n: number) => void;
   readonly finished: () => boolean;
+  /** What held statements' names resolve to on the target (approvals are bound to it). */
+  readonly objects: SessionObjects;
+  /** The transaction status of the target's last ReadyForQuery. */
+  readonly transactionStatus: () => "I" | "T" | "E";
 }
 
 export class ClientMessages {
@@ -138,7 +143,7 @@ export class ClientMessages {
     this.statementsJudged++;
     const event: DbQueryEvent = { type: "db.query", session: this.#c.gate.info, seq, stage, sql, ...(statementName === undefined ? {} : { statementName }) };
     // A prepare never waits for a person: a hold comes back deferred, decided at each Bind.
-    const decision = stage === "prepare" ? await this.#c.gate.judge(event) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
+    const decision = stage === "prepare" ? await this.#c.gate.judge(event, { resolveObjects: this.#c.objects.resolve }) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
     return { seq, decision };
   }
 
@@ -188,6 +193,9 @@ export class ClientMessages {
       this.#simpleRefused(decision, out);
       return;
     }
+    // Sent alone while nothing else runs and no transaction is open, a SET search_path commits
+    // by itself: the session's path is then known exactly (object-resolution.ts).
+    this.#c.objects.sent(sql, { simple: true, quiet: this.#c.model.idle && this.#c.transactionStatus() === "I" });
     this.#c.model.simple(newExecution("simple", seq, false, decision.plan), sqlEffects(sql));
     out.add(frame.bytes);
   }
@@ -267,6 +275,7 @@ export class ClientMessages {
     const effect = sqlEffects(parse.sql)[0] ?? PLAIN;
     const rec: StatementRec =
       decision.deferred === undefined ? { seq, plan: decision.plan, effect } : { seq, plan: decision.plan, effect, held: { deferred: decision.deferred, paramTypes: parse.paramTypes } };
+    this.#c.objects.sent(parse.sql, { simple: false, quiet: false });
     model.parse(parse.name, rec);
     out.add(frame.bytes);
   }
@@ -399,7 +408,7 @@ export class ClientMessages {
     const hold = this.#holdController;
     this.#holdAbort = hold;
     try {
-      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal });
+      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve });
     } finally {
       this.#holdAbort = undefined;
       this.#holdWatch?.();

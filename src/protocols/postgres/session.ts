@@ -16,6 +16,7 @@ import type { SessionEndReason, SessionStats } from "../../core/session.js";
 import type { PgCatalog } from "./catalog.js";
 import { ClientMessages } from "./client-messages.js";
 import { renderRefusal } from "./errors.js";
+import { SessionObjects } from "./object-resolution.js";
 import { OutBuffer } from "./out-buffer.js";
 import { Refusals } from "./refusals.js";
 import type { RuleMasker } from "./result-masking.js";
@@ -104,6 +105,8 @@ export class PgProxySession {
         this.#bytesFromClient += n;
       },
       finished: () => this.#finished,
+      objects: new SessionObjects(options.catalog, options.gate.info.attributes["search_path"]),
+      transactionStatus: () => this.#results.txStatus,
     });
     this.#results = new ResultStage(
       {
