@@ -61,8 +61,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await t?.stop();
-  await server?.stop();
+  await t.stop();
+  await server.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -107,7 +107,7 @@ describe("pg_dump, pg_restore and psql -f with the demo policies (statementTimeo
 });
 
 describe("the gateway times a policy's statementTimeout itself", () => {
-  async function client(options: string | undefined = undefined): Promise<pg.Client> {
+  async function client(options?: string): Promise<pg.Client> {
     const c = new pg.Client({ host: "127.0.0.1", port: t.pgPort, database: "shop_short", user: "agent", password: token, ...(options === undefined ? {} : { options }) });
     c.on("error", () => undefined);
     await c.connect();

@@ -439,7 +439,7 @@ export class SessionPolicies implements SessionEvaluator {
     let touches = false;
     for (const f of facts) {
       for (const op of f.operations) {
-        if (this.#readOnly && (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter"))) {
+        if (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter")) {
           return deny("GW_POLICY_DENIED", `this session is read-only (${op} is not allowed)`, this.#limitRule("readOnly"));
         }
         if (SETTINGS_OPERATIONS.has(op)) touches = true;
