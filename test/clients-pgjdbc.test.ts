@@ -20,7 +20,7 @@ let n = 0;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "airlock-jdbc-"));
   f = await startClientsFixture();
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await f.stop();

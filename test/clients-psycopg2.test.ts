@@ -13,7 +13,7 @@ let f: ClientsFixture;
 
 beforeAll(async () => {
   f = await startClientsFixture();
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await f.stop();

@@ -58,7 +58,7 @@ beforeAll(async () => {
     policies: [...DEMO_FOR_DUMP, { name: "short-statements", connections: ["shop_short"], action: "allow", statementTimeout: "1s" }],
   });
   token = await t.mint("agent", "1h");
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await t.stop();

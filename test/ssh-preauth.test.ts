@@ -16,7 +16,7 @@ let token: string;
 beforeAll(async () => {
   w = await startSshWorld({ limits: { authTimeout: "4s", maxUnauthenticatedPerAddress: PER_ADDRESS, maxUnauthenticated: 50 } });
   token = await w.gw.mint("agent", "1h");
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await w.stop();
