@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_ROWS, runScript, startClientsFixture, type ClientsFixture } from "./harness/clients.js";
+import { MAX_ROWS, TIMEOUT_MESSAGE, runScript, startClientsFixture, type ClientsFixture } from "./harness/clients.js";
 
 const JAR = "/usr/share/java/postgresql.jar";
 let f: ClientsFixture;
@@ -142,6 +142,31 @@ describe("pgjdbc through the gateway", () => {
     expect(String(line(r.lines, "secrets")["msg"])).toContain("no-app-secrets");
     expect(line(r.lines, "role")["ok"]).toBe(false);
     expect(String(line(r.lines, "role")["msg"])).toContain("airlock: role is set by the gateway");
+  }, 180_000);
+
+  it("statement_timeout is the client's to set; the policy's statementTimeout is still enforced by the gateway (server-prepared too)", async () => {
+    const r = await java(`
+    try (Connection c = connect("options=-c statement_timeout=0", "prepareThreshold=1")) {
+      try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("show statement_timeout")) { rs.next(); out("show", "v", rs.getString(1)); }
+      try (Statement s = c.createStatement()) { s.execute("set statement_timeout = 0"); }
+      try (PreparedStatement ps = c.prepareStatement("select pg_sleep(?)")) {
+        for (int i = 0; i < 2; i++) {
+          ps.setDouble(1, 20.0);
+          try { ps.execute(); out("sleep", "ok", true); }
+          catch (SQLException e) { out("sleep", "ok", false, "state", e.getSQLState(), "msg", e.getMessage()); }
+        }
+      }
+      try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 5")) { rs.next(); out("after", "v", rs.getInt(1)); }
+    }`);
+    expect(r.stderr).toBe("");
+    expect(line(r.lines, "show")["v"]).toBe("0");
+    const sleeps = r.lines.filter((x) => x["k"] === "sleep");
+    expect(sleeps).toHaveLength(2);
+    for (const s of sleeps) {
+      expect(s).toMatchObject({ ok: false, state: "57014" });
+      expect(String(s["msg"])).toContain(TIMEOUT_MESSAGE);
+    }
+    expect(line(r.lines, "after")["v"]).toBe(5);
   }, 180_000);
 
   it("Statement.cancel() cancels its own statement, never the next one", async () => {

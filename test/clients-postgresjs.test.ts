@@ -7,7 +7,7 @@
  */
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_ROWS, startClientsFixture, type ClientsFixture } from "./harness/clients.js";
+import { MAX_ROWS, TIMEOUT_MESSAGE, startClientsFixture, type ClientsFixture } from "./harness/clients.js";
 
 let f: ClientsFixture;
 
@@ -96,6 +96,23 @@ describe("postgres.js through the gateway", () => {
       await role.end();
     }
   });
+
+  it("statement_timeout is the client's to set (start-up parameter); the policy's statementTimeout is still enforced by the gateway", async () => {
+    const sql = connect({ connection: { statement_timeout: 0 } });
+    try {
+      const [t] = await sql<{ statement_timeout: string }[]>`show statement_timeout`;
+      expect(t?.statement_timeout).toBe("0");
+      for (let i = 0; i < 2; i++) {
+        const e = await failure(sql`select pg_sleep(${20})`);
+        expect(e.code).toBe("57014");
+        expect(e.message).toContain(TIMEOUT_MESSAGE);
+      }
+      const [row] = await sql<{ n: number }[]>`select 5 as n`;
+      expect(row?.n).toBe(5);
+    } finally {
+      await sql.end();
+    }
+  }, 60_000);
 
   // query.cancel() is not covered here: with postgres.js 3.4.10 the query after a cancelled one
   // fails with ECONNREFUSED after a long wait even directly against PostgreSQL (the driver's

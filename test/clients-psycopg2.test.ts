@@ -6,7 +6,7 @@
  * and the row limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_ROWS, ROWS, runScript, startClientsFixture, type ClientsFixture } from "./harness/clients.js";
+import { MAX_ROWS, ROWS, TIMEOUT_MESSAGE, runScript, startClientsFixture, type ClientsFixture } from "./harness/clients.js";
 
 const PY = "/usr/bin/python3";
 let f: ClientsFixture;
@@ -112,6 +112,29 @@ except psycopg2.OperationalError as e:
     expect(String(line(r.lines, "secrets")["msg"])).toContain("no-app-secrets");
     expect(String(line(r.lines, "role")["msg"])).toMatch(/FATAL: +airlock: role is set by the gateway/);
   });
+
+  it("statement_timeout is the client's to set (options, SET); the policy's statementTimeout is still enforced by the gateway", async () => {
+    const r = await py(`
+c = connect(options="-c statement_timeout=0"); c.autocommit = True; cur = c.cursor()
+cur.execute("show statement_timeout"); out(k="show", v=cur.fetchone()[0])
+for how in ("options", "set"):
+    if how == "set":
+        cur.execute("set statement_timeout = 0")
+    try:
+        cur.execute("select pg_sleep(20)")
+        out(k=how, ok=True)
+    except psycopg2.extensions.QueryCanceledError as e:
+        out(k=how, ok=False, code=e.pgcode, msg=e.pgerror)
+    cur.execute("select 5"); out(k=how + "-after", v=cur.fetchone()[0])
+`);
+    expect(r.stderr).toBe("");
+    expect(line(r.lines, "show")["v"]).toBe("0");
+    for (const how of ["options", "set"]) {
+      expect(line(r.lines, how)).toMatchObject({ ok: false, code: "57014" });
+      expect(String(line(r.lines, how)["msg"])).toContain(TIMEOUT_MESSAGE);
+      expect(line(r.lines, `${how}-after`)["v"]).toBe(5);
+    }
+  }, 60_000);
 
   it("conn.cancel() cancels only its own statement, never the next one (20 tries, cancel near the end)", async () => {
     const r = await py(`

@@ -1,6 +1,7 @@
 /**
  * One PostgreSQL 15 and one gateway shared by a client regression file (test/clients-*.test.ts):
- * a masked column (text and integer), a deny rule, a row limit, a held DELETE, a relation
+ * a masked column (text and integer), a deny rule, a row limit, a statement timeout (2 s, timed
+ * by the gateway), a held DELETE, a relation
  * guarded in a schema that only a search_path reaches, and approvals by a `dba`.
  */
 import { runClient, startPostgres, type PgServer } from "./postgres.js";
@@ -26,6 +27,8 @@ export interface ClientsFixture {
 
 export const ROWS = 120;
 export const MAX_ROWS = 100;
+/** What the client gets when the gateway cancels a statement past the policy's statementTimeout. */
+export const TIMEOUT_MESSAGE = "airlock: statement timeout (2s) exceeded (rule: statement-limit)";
 
 export async function startClientsFixture(): Promise<ClientsFixture> {
   const server = await startPostgres({ users: [{ name: "app", password: "app-password-1", auth: "scram-sha-256" }], databases: ["shop"] });
@@ -50,6 +53,7 @@ export async function startClientsFixture(): Promise<ClientsFixture> {
       { name: "order-deletes-need-approval", match: { operations: ["delete"], relations: ["orders"] }, action: "require_approval", approvers: ["dba"] },
       { name: "hide-customers", action: "mask", columns: ["customers.email", "customers.score"], strategy: "redact" },
       { name: "row-limit", action: "allow", maxRows: MAX_ROWS },
+      { name: "statement-limit", action: "allow", statementTimeout: "2s" },
     ],
   });
   const token = await t.mint("agent", "1h");
