@@ -45,7 +45,7 @@ export interface SessionJudge extends Judge {
   readonly signal: AbortSignal;
   /** Why the session was terminated, once `signal` has aborted. */
   readonly termination: TerminationReason | undefined;
-  /** Settings the target session starts with (limits from policies, e.g. statement_timeout). */
+  /** Settings the target session starts with (limits from policies, e.g. default_transaction_read_only). */
   readonly settings: Readonly<Record<string, string>>;
   /**
    * The longest a statement may run, from the session's policies: the engine times each

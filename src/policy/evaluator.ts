@@ -32,7 +32,7 @@ export interface Evaluator {
 export interface SessionEvaluator {
   /** The kinds this session's evaluator judges (a subset of its Evaluator's `kinds`). */
   readonly kinds: readonly JudgedKind[];
-  /** Settings injected into the target session at connect (e.g. statement_timeout). */
+  /** Settings injected into the target session at connect (e.g. default_transaction_read_only). */
   readonly settings?: Readonly<Record<string, string>>;
   /** A limit on each statement's running time the engine enforces itself (cancelling it), with the rule that set it. */
   readonly statementTimeout?: StatementTimeoutLimit;

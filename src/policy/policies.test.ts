@@ -478,7 +478,7 @@ describe("prepared statements", () => {
 });
 
 describe("limits", () => {
-  it("injects the smallest statement_timeout (ms) and read-only, from applicable policies only", () => {
+  it("times the smallest statementTimeout (ms) and injects read-only, from applicable policies only", () => {
     const ev = makeEvaluator([
       { name: "slow", action: "allow", statementTimeout: "2s" },
       { name: "fast", action: "allow", statementTimeout: 1500 },
@@ -487,10 +487,11 @@ describe("limits", () => {
       { name: "ro", connections: ["shop_ro"], action: "allow", readOnly: true },
       { name: "not-ro", action: "allow", readOnly: false },
     ]);
-    expect(ev.openSession(sessionInfo({ connection: "shop" }))?.settings).toEqual({ statement_timeout: "1500" });
-    expect(ev.openSession(sessionInfo({ connection: "shop", groups: ["dba"] }))?.settings).toEqual({ statement_timeout: "1000" });
-    expect(ev.openSession(sessionInfo({ connection: "shop_ro" }))?.settings).toEqual({ statement_timeout: "1500", default_transaction_read_only: "on" });
-    expect(ev.openSession(sessionInfo({ connection: "billing" }))?.settings).toEqual({ statement_timeout: "10" });
+    expect(ev.openSession(sessionInfo({ connection: "shop" }))?.statementTimeout).toEqual({ ms: 1500, rule: "fast" });
+    expect(ev.openSession(sessionInfo({ connection: "shop", groups: ["dba"] }))?.statementTimeout).toEqual({ ms: 1000, rule: "faster-for-dba" });
+    expect(ev.openSession(sessionInfo({ connection: "shop_ro" }))?.settings).toEqual({ default_transaction_read_only: "on" });
+    expect(ev.openSession(sessionInfo({ connection: "billing" }))?.statementTimeout).toEqual({ ms: 10, rule: "faster-elsewhere" });
+    expect(ev.openSession(sessionInfo({ connection: "shop" }))?.settings).toEqual({});
     expect(makeEvaluator([NO_DROP]).openSession(sessionInfo())?.settings).toEqual({});
   });
 

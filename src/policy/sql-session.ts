@@ -127,9 +127,10 @@ export class SessionPolicies implements SessionEvaluator {
     const settings: Record<string, string> = {};
     const timeouts = policies.map((p) => p.config.statementTimeout).filter((t): t is number => t !== undefined);
     if (timeouts.length > 0) {
-      // The target session's default; the engine times the limit itself (statementTimeout).
+      // Timed by the engine itself (statement-timer.ts), not injected as the target's
+      // statement_timeout: the target times an extended-protocol statement from its Parse, so a
+      // Bind held for approval longer than the limit would fail there once approved.
       const ms = Math.min(...timeouts);
-      settings["statement_timeout"] = String(ms);
       this.statementTimeout = { ms, rule: policies.find((p) => p.config.statementTimeout === ms)?.name ?? "statementTimeout" };
     }
     this.#timeout = timeouts.length > 0;

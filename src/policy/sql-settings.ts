@@ -1,6 +1,5 @@
 /**
- * Which session settings a statement touches, for the limits a policy injects (statement_timeout,
- * read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
+ * Which session settings a statement touches, for the limits a policy injects (read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
  * of a second parse does not reach the hot path.
  */
 import type { StatementFacts } from "./sql/facts.js";
@@ -102,9 +101,9 @@ const IDENTITY_SETTINGS: readonly string[] = ["role", "session_authorization"];
 /** Settings that undo a session's read-only limit. */
 const READ_ONLY_LIMIT_SETTINGS: readonly string[] = ["default_transaction_read_only", "transaction_read_only"];
 
-/** Settings a policy injects that the gateway enforces itself whatever the session sets:
- * `statement_timeout` (a policy's `statementTimeout` is timed by the gateway, which cancels the
- * statement; the target-side setting is only the session's default, the client may change it). */
+/** Settings the gateway enforces itself whatever the session sets: `statement_timeout` (a
+ * policy's `statementTimeout` is timed by the gateway, which cancels the statement; the
+ * session's own statement_timeout is the client's). */
 const SELF_ENFORCED_SETTINGS: readonly string[] = ["statement_timeout"];
 
 /**

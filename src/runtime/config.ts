@@ -170,7 +170,7 @@ const policy = z.strictObject({
   strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
   /** Limits (any action): rows beyond are dropped, with a notice, and the statement cancelled. */
   maxRows: z.number().int().min(0).optional(),
-  /** Timed by the gateway (it cancels a statement past it) and the session's default statement_timeout, which the client may change. */
+  /** Timed by the gateway: a statement running longer is cancelled on the target (the session's own statement_timeout is the client's). */
   statementTimeout: duration.optional(),
   /** Sessions are read-only: injected at connect, writes and attempts to switch it off are refused. */
   readOnly: z.boolean().optional(),

@@ -5,9 +5,10 @@
  * the client gets `57014 airlock: statement timeout (30s) exceeded (rule: …)`, recorded and
  * audited with the rule.
  *
- * The target-side `statement_timeout` the policy injects at connect is only the session's
- * default: the client may set its own (pg_dump sends `SET statement_timeout = 0`), which can
- * only make things stricter in effect, since this timer applies whatever the session set.
+ * The policy's limit is not injected as the target's `statement_timeout`: the target times an
+ * extended-protocol statement from its Parse, so a Bind held for approval longer than the limit
+ * would fail once approved. The session's own statement_timeout is the client's to set
+ * (pg_dump sends `SET statement_timeout = 0`); this timer applies whatever the session set.
  *
  * What is timed: an extended-protocol Execute, or a simple Query. The clock starts when the
  * statement is sent, or when the target answered the operation before it (it was working on that
