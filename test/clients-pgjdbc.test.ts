@@ -210,6 +210,8 @@ describe("pgjdbc through the gateway", () => {
     }`);
     const id = await f.pending("delete from orders where id =");
     expect(await f.target("select count(*) from orders where id = 19")).toBe("1");
+    // Longer than the 2 s statementTimeout: waiting for a person is not the statement's time.
+    await new Promise((r) => setTimeout(r, 2500));
     await f.approve(id);
     const r = await run;
     expect(r.stderr).toBe("");
