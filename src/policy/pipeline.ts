@@ -28,7 +28,7 @@ import type {
   SshCommandEvent,
   TransferFactEvent,
 } from "../core/events.js";
-import type { HoldNotice, JudgeHooks, SessionJudge } from "../core/judge.js";
+import type { HoldNotice, JudgeHooks, SessionJudge, StatementTimeoutLimit } from "../core/judge.js";
 import type { ObjectBinding } from "../core/objects.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
@@ -224,6 +224,7 @@ export class SessionGate implements SessionJudge {
   readonly #known: ReadonlySet<JudgedKind>;
   /** Settings to inject into the target session at connect (limits from policies). */
   readonly settings: Readonly<Record<string, string>>;
+  readonly statementTimeout?: StatementTimeoutLimit;
   #expiryTimer: NodeJS.Timeout | undefined;
   #grantTimer: NodeJS.Timeout | undefined;
   /** Aborted when the session ends: statements waiting for approval are cancelled. */
@@ -241,6 +242,7 @@ export class SessionGate implements SessionJudge {
     this.info = info;
     this.#principal = auditPrincipal(info.principal);
     const settings: Record<string, string> = {};
+    let timeout: StatementTimeoutLimit | undefined;
     this.#known = new Set(o.evaluators.flatMap((e) => e.kinds));
     for (const e of o.evaluators) {
       const se = e.openSession?.(info);
@@ -251,8 +253,10 @@ export class SessionGate implements SessionJudge {
         list.push(se);
       }
       Object.assign(settings, se.settings);
+      if (se.statementTimeout !== undefined && (timeout === undefined || se.statementTimeout.ms < timeout.ms)) timeout = se.statementTimeout;
     }
     this.settings = settings;
+    if (timeout !== undefined) this.statementTimeout = timeout;
     const live = o.registry.register(info);
     this.signal = live.signal;
     this.#unregister = () => {

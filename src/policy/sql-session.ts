@@ -18,7 +18,6 @@ import {
   READ_ONLY_SETTINGS,
   SETTINGS_OPERATIONS,
   SQL_KINDS,
-  TIMEOUT_SETTINGS,
   VIEW_LOOKUP_FAILED,
   WRITE_OPERATIONS,
   defaultMessage,
@@ -44,6 +43,8 @@ function preparedName(statements: readonly StatementFacts[]): { prepares?: strin
 export class SessionPolicies implements SessionEvaluator {
   readonly kinds = SQL_KINDS;
   readonly settings: Readonly<Record<string, string>>;
+  /** The smallest statementTimeout of the session's policies, timed by the engine. */
+  readonly statementTimeout?: { readonly ms: number; readonly rule: string };
   readonly #policies: readonly CompiledPolicy[];
   readonly #guards: readonly CompiledPolicy[];
   readonly #masks: readonly { policy: CompiledPolicy; rule: MaskRule }[];
@@ -141,7 +142,13 @@ export class SessionPolicies implements SessionEvaluator {
     }
     const settings: Record<string, string> = {};
     const timeouts = policies.map((p) => p.config.statementTimeout).filter((t): t is number => t !== undefined);
-    if (timeouts.length > 0) settings["statement_timeout"] = String(Math.min(...timeouts));
+    if (timeouts.length > 0) {
+      // Timed by the engine itself (statement-timer.ts), not injected as the target's
+      // statement_timeout: the target times an extended-protocol statement from its Parse, so a
+      // Bind held for approval longer than the limit would fail there once approved.
+      const ms = Math.min(...timeouts);
+      this.statementTimeout = { ms, rule: policies.find((p) => p.config.statementTimeout === ms)?.name ?? "statementTimeout" };
+    }
     this.#timeout = timeouts.length > 0;
     this.#readOnly = policies.some((p) => p.config.readOnly === true);
     if (this.#readOnly) settings["default_transaction_read_only"] = "on";
@@ -444,25 +451,26 @@ export class SessionPolicies implements SessionEvaluator {
   }
 
   #checkLimits(sql: string, facts: readonly StatementFacts[]): Decision | undefined {
-    if (!this.#readOnly && !this.#timeout) return undefined;
+    // A statementTimeout is timed by the engine itself (it cancels the statement): the session
+    // may change statement_timeout, RESET ALL and DISCARD ALL freely. Only read-only is guarded.
+    if (!this.#readOnly) return undefined;
     // Runs for every statement of a session with limits: plain loops, nothing allocated.
     let touches = false;
     for (const f of facts) {
       for (const op of f.operations) {
-        if (this.#readOnly && (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter"))) {
+        if (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter")) {
           return deny("GW_POLICY_DENIED", `this session is read-only (${op} is not allowed)`, this.#limitRule("readOnly"));
         }
         if (SETTINGS_OPERATIONS.has(op)) touches = true;
       }
     }
-    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule("readOnly"));
     if (!touches) return undefined;
     const s = settingsTouched(sql);
-    if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
-    const guardedNames = [...(this.#readOnly ? READ_ONLY_SETTINGS : []), ...(this.#timeout ? TIMEOUT_SETTINGS : [])];
-    const hit = s.variables.find((v) => guardedNames.includes(v));
-    if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule(TIMEOUT_SETTINGS.includes(hit) ? "statementTimeout" : "readOnly"));
-    if (this.#readOnly && s.readWrite) {
+    if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule("readOnly"));
+    const hit = s.variables.find((v) => READ_ONLY_SETTINGS.includes(v));
+    if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule("readOnly"));
+    if (s.readWrite) {
       return deny("GW_POLICY_DENIED", "this session is read-only (READ WRITE transactions are not allowed)", this.#limitRule("readOnly"));
     }
     return undefined;

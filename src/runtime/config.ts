@@ -191,7 +191,7 @@ const policy = z.strictObject({
   strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
   /** Limits (any action): rows beyond are dropped, with a notice, and the statement cancelled. */
   maxRows: z.number().int().min(0).optional(),
-  /** Injected as the session's statement_timeout at connect; SET of it is then refused. */
+  /** Timed by the gateway: a statement running longer is cancelled on the target (the session's own statement_timeout is the client's). */
   statementTimeout: duration.optional(),
   /** Sessions are read-only: injected at connect, writes and attempts to switch it off are refused. */
   readOnly: z.boolean().optional(),

@@ -311,6 +311,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
             resolveSecret,
             connectTimeoutMs: config.limits.connectTimeout,
             authTimeoutMs: config.limits.authTimeout,
+            maxUnauthenticated: config.limits.maxUnauthenticated,
+            maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
             logger,
             maskerFor,
             recordingDir: (id) => recordings.pathOf(id).dir,

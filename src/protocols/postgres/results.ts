@@ -594,6 +594,10 @@ export class ResultStage {
     } else if (acc.refused !== undefined) {
       replacement = renderRefusal(acc.refused);
       recorded = refusalRecord(replacement, acc.refused);
+    } else if (p.timedOut !== undefined && err.code === "57014") {
+      // The gateway's statement timer cancelled it (statement-timer.ts): say so, with the rule.
+      replacement = encodeErrorResponse({ severity: "ERROR", code: "57014", message: p.timedOut.message });
+      recorded = { sqlstate: "57014", message: p.timedOut.message };
     } else if (acc.cancelled === true && err.code === "57014") {
       const limit = p.plan?.maxRows ?? 0;
       const rule = p.plan?.maxRowsRule;
@@ -608,7 +612,8 @@ export class ResultStage {
               message: gatewayText(`the result exceeded ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement was cancelled`),
             });
     }
-    this.#emit(p, { error: recorded, ...(acc.refused === undefined ? {} : { refusedBy: acc.refused.rule ?? acc.refused.code }) });
+    const refusedBy = acc.refused !== undefined ? (acc.refused.rule ?? acc.refused.code) : recorded.sqlstate === "57014" ? p.timedOut?.rule : undefined;
+    this.#emit(p, { error: recorded, ...(refusedBy === undefined ? {} : { refusedBy }) });
     // The next result starts with its own columns (not this failed one's).
     this.#columns = undefined;
     this.#formats = undefined;

@@ -77,6 +77,9 @@ export interface Execution {
   unknownOrigin?: boolean;
   /** A COPY … TO STDOUT: what its stream holds (masked by the result stage). */
   copy?: CopyOutSpec | undefined;
+  /** The policy's statement timeout passed and the gateway cancelled it (statement-timer.ts):
+   * the error the client gets instead of the target's 57014, and the rule. */
+  timedOut?: { readonly message: string; readonly rule: string };
   result: ResultAcc;
 }
 
@@ -103,6 +106,7 @@ export class TargetModel {
   #epoch = 0;
   #waiters: (() => void)[] = [];
   #ignoring = false;
+  #progress = 0;
 
   // ------------------------------------------------------------ sent (client → target)
 
@@ -150,6 +154,24 @@ export class TargetModel {
    */
   get ignoring(): boolean {
     return this.#ignoring;
+  }
+
+  /** Grows each time the target answers an operation or ends a statement of a simple Query. */
+  get progress(): number {
+    return this.#progress;
+  }
+
+  /**
+   * The execution the target is working on or will run next (the first Execute, Query or
+   * FunctionCall not yet answered), or undefined when none is outstanding. Its statement's
+   * running time is what a statement timeout measures (statement-timer.ts).
+   */
+  running(): Execution | undefined {
+    for (let i = this.#head; i < this.#ops.length; i++) {
+      const op = this.#ops[i];
+      if (op?.k === "execute" || op?.k === "simple") return op.exec;
+    }
+    return undefined;
   }
 
   /** Nothing is awaiting an answer. */
@@ -306,6 +328,7 @@ export class TargetModel {
     }
     if (op.k === "simple") {
       if (how === "complete") this.#applyEffect(op.units[op.unit] ?? PLAIN, op.base, op.exec.seq);
+      this.#progress++;
       op.unit++;
       op.unitStarted = false;
       return false;
@@ -382,6 +405,7 @@ export class TargetModel {
 
   #shift(): void {
     this.#head++;
+    this.#progress++;
     if (this.#head > 1024 && this.#head * 2 > this.#ops.length) {
       this.#ops.splice(0, this.#head);
       this.#head = 0;
