@@ -20,17 +20,13 @@ let token: string;
 let dir: string;
 
 /**
- * The demo's policies, session limits included (statementTimeout 30s), but without the demo's
- * `maxRows: 1000`: pg_dump's own catalog queries return more rows than that even for an empty
- * database (pg_description: ~5,000 rows, pg_depend: ~1,900), and a cut catalog result makes
- * pg_dump write objects in the wrong order and lose comments. Open: maxRows applying to reads
- * of the system catalogs (reported; not this test's subject).
+ * The demo's policies as they are: a deny and a hold, PII masking, `maxRows: 1000` and
+ * `statementTimeout: 30s`. pg_dump's own catalog queries return more rows than 1,000 even for an
+ * empty database (pg_description: ~5,000 rows, pg_depend: ~1,900); reads of the system catalogs
+ * alone are not row-limited (sql-session.ts `catalogOnly`), or a cut catalog result would make
+ * pg_dump write objects in the wrong order and lose comments.
  */
-const DEMO_FOR_DUMP = DEMO_POLICIES.map((p) => {
-  if (p.maxRows === undefined) return p;
-  const { maxRows: _cut, ...rest } = p;
-  return rest;
-});
+const DEMO_FOR_DUMP = DEMO_POLICIES;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "airlock-dump-"));

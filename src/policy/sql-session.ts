@@ -59,6 +59,14 @@ export class SessionPolicies implements SessionEvaluator {
    */
   readonly #schemas = new Set<string>(["public", "pg_catalog", "pg_temp"]);
   #searchPathUnknown = false;
+  /**
+   * A bare catalog name (`pg_depend`) resolves to pg_catalog: no search_path seen here names
+   * pg_catalog after another schema, and none was set invisibly (set_config), except pg_dump's
+   * empty path. Names of relations this session created or wrote that look like catalog names
+   * (a temporary `pg_class` comes first) are in #shadowNames.
+   */
+  #catalogPathSafe = true;
+  readonly #shadowNames = new Set<string>();
   /** Schema parts named in policy globs: with an unknown search_path, a bare name may be any of them. */
   readonly #policySchemas: readonly string[];
   readonly #readOnly: boolean;
@@ -116,7 +124,11 @@ export class SessionPolicies implements SessionEvaluator {
     this.#policySchemas = [...schemaParts];
     if (upstreamUser !== undefined) this.#schemas.add(upstreamUser.toLowerCase());
     const initialPath = session.attributes["search_path"];
-    if (initialPath !== undefined) this.#addSearchPath(initialPath.split(","));
+    if (initialPath !== undefined) {
+      const schemas = initialPath.split(",").map((x) => x.trim().replace(/^"|"$/g, ""));
+      this.#addSearchPath(schemas);
+      if (schemas.indexOf("pg_catalog") > 0) this.#catalogPathSafe = false;
+    }
     // The role/database default (ALTER ROLE … SET search_path) the target session starts with
     // (and a pooled one returns to on DISCARD ALL): needed wherever names are matched.
     const nameGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.relations !== undefined || p.match?.columns !== undefined || p.match?.functions !== undefined));
@@ -200,7 +212,14 @@ export class SessionPolicies implements SessionEvaluator {
     const effective: StatementFacts[] = [];
     const preparedHere = new Map<string, StatementFacts>();
     for (const f of classification.statements) {
-      if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
+      if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") {
+        this.#addSearchPath(f.setsSearchPath);
+        if (f.setsSearchPath.indexOf("pg_catalog") > 0) this.#catalogPathSafe = false;
+      }
+      if (f.functions.includes("set_config") || f.functions.includes("pg_catalog.set_config")) {
+        this.#catalogPathSafe = classification.statements.length === 1 && setsEmptySearchPath(event.sql);
+      }
+      for (const r of f.relationsWritten) if (isCatalogName(r.name)) this.#shadowNames.add(r.name);
       // SET ROLE / SESSION AUTHORIZATION change what "$user" in the search_path means.
       if (f.operations.includes("set_role")) this.#searchPathUnknown = true;
       if (f.executes !== undefined) {
@@ -496,7 +515,10 @@ export class SessionPolicies implements SessionEvaluator {
     }
     let maxRows: number | undefined;
     let maxRowsRule: string | undefined;
-    for (const p of this.#rowLimits) {
+    // Row limits bound how much of the data a statement takes; reading only the system catalog
+    // takes none of it (pg_dump's catalog queries return thousands of rows on an empty database).
+    const limits = catalogOnly(facts, (name) => this.#catalogPathSafe && isCatalogName(name) && !this.#shadowNames.has(name)) ? [] : this.#rowLimits;
+    for (const p of limits) {
       const limit = p.config.maxRows;
       if (limit === undefined) continue;
       if (p.match !== undefined && (sql === undefined || !facts.some((f) => this.#matches(p, f, sql)))) continue;
@@ -593,4 +615,81 @@ export class SessionPolicies implements SessionEvaluator {
     if (this.#searchPathUnknown) return [r.name, ...[...this.#schemas, ...this.#policySchemas].map((s) => `${s}.${r.name}`)];
     return [r.name, ...[...this.#schemas].map((s) => `${s}.${r.name}`)];
   }
+}
+
+/** Catalog relations that hold user data (statistics samples, large objects): never "catalog only". */
+const DATA_CATALOGS = new Set(["pg_statistic", "pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data", "pg_largeobject"]);
+
+/**
+ * pg_catalog's tables and views (PostgreSQL 15), the data ones above left out: an unqualified
+ * name among these resolves to pg_catalog unless a temporary relation of that name exists or
+ * the search_path names pg_catalog after another schema (see `catalogOnly`).
+ */
+const CATALOG_NAMES: ReadonlySet<string> = new Set([
+  "pg_aggregate", "pg_am", "pg_amop", "pg_amproc", "pg_attrdef", "pg_attribute", "pg_auth_members",
+  "pg_authid", "pg_available_extension_versions", "pg_available_extensions",
+  "pg_backend_memory_contexts", "pg_cast", "pg_class", "pg_collation", "pg_config",
+  "pg_constraint", "pg_conversion", "pg_cursors", "pg_database", "pg_db_role_setting",
+  "pg_default_acl", "pg_depend", "pg_description", "pg_enum", "pg_event_trigger", "pg_extension",
+  "pg_file_settings", "pg_foreign_data_wrapper", "pg_foreign_server", "pg_foreign_table",
+  "pg_group", "pg_hba_file_rules", "pg_ident_file_mappings", "pg_index", "pg_indexes",
+  "pg_inherits", "pg_init_privs", "pg_language", "pg_largeobject_metadata", "pg_locks",
+  "pg_matviews", "pg_namespace", "pg_opclass", "pg_operator", "pg_opfamily", "pg_parameter_acl",
+  "pg_partitioned_table", "pg_policies", "pg_policy", "pg_prepared_statements",
+  "pg_prepared_xacts", "pg_proc", "pg_publication", "pg_publication_namespace",
+  "pg_publication_rel", "pg_publication_tables", "pg_range", "pg_replication_origin",
+  "pg_replication_origin_status", "pg_replication_slots", "pg_rewrite", "pg_roles", "pg_rules",
+  "pg_seclabel", "pg_seclabels", "pg_sequence", "pg_sequences", "pg_settings", "pg_shadow",
+  "pg_shdepend", "pg_shdescription", "pg_shmem_allocations", "pg_shseclabel", "pg_stat_activity",
+  "pg_stat_all_indexes", "pg_stat_all_tables", "pg_stat_archiver", "pg_stat_bgwriter",
+  "pg_stat_database", "pg_stat_database_conflicts", "pg_stat_gssapi", "pg_stat_progress_analyze",
+  "pg_stat_progress_basebackup", "pg_stat_progress_cluster", "pg_stat_progress_copy",
+  "pg_stat_progress_create_index", "pg_stat_progress_vacuum", "pg_stat_recovery_prefetch",
+  "pg_stat_replication", "pg_stat_replication_slots", "pg_stat_slru", "pg_stat_ssl",
+  "pg_stat_subscription", "pg_stat_subscription_stats", "pg_stat_sys_indexes",
+  "pg_stat_sys_tables", "pg_stat_user_functions", "pg_stat_user_indexes", "pg_stat_user_tables",
+  "pg_stat_wal", "pg_stat_wal_receiver", "pg_stat_xact_all_tables", "pg_stat_xact_sys_tables",
+  "pg_stat_xact_user_functions", "pg_stat_xact_user_tables", "pg_statio_all_indexes",
+  "pg_statio_all_sequences", "pg_statio_all_tables", "pg_statio_sys_indexes",
+  "pg_statio_sys_sequences", "pg_statio_sys_tables", "pg_statio_user_indexes",
+  "pg_statio_user_sequences", "pg_statio_user_tables", "pg_statistic_ext", "pg_subscription",
+  "pg_subscription_rel", "pg_tables", "pg_tablespace", "pg_timezone_abbrevs", "pg_timezone_names",
+  "pg_transform", "pg_trigger", "pg_ts_config", "pg_ts_config_map", "pg_ts_dict", "pg_ts_parser",
+  "pg_ts_template", "pg_type", "pg_user", "pg_user_mapping", "pg_user_mappings", "pg_views",
+]);
+
+/** pg_dump's own first statement: an empty search_path, after which bare names resolve to pg_temp, then pg_catalog. */
+const EMPTY_PATH_IDIOM = /^\s*select\s+pg_catalog\.set_config\s*\(\s*'search_path'\s*,\s*''\s*,\s*false\s*\)\s*;?\s*$/i;
+
+/** Whether a statement's text is exactly pg_dump's `SELECT pg_catalog.set_config('search_path', '', false)`. */
+export function setsEmptySearchPath(sql: string): boolean {
+  return EMPTY_PATH_IDIOM.test(sql);
+}
+
+export function isCatalogName(name: string): boolean {
+  return CATALOG_NAMES.has(name);
+}
+
+/**
+ * The statement is a SELECT that reads only system catalogs and calls only pg_catalog's
+ * functions, each named with its schema (`pg_catalog.pg_class`, `information_schema.columns`,
+ * `pg_catalog.format_type(…)`, as pg_dump writes them): row limits do not apply. An unqualified
+ * name does not count (a table or function of that name may come first on the session's
+ * search_path) unless `bare` says the session cannot have shadowed it.
+ */
+export function catalogOnly(facts: readonly StatementFacts[], bare: (name: string) => boolean = () => false): boolean {
+  let read = 0;
+  for (const f of facts) {
+    if (f.relationsWritten.length > 0 || f.unknownEffects !== undefined) return false;
+    if (f.operations.some((op) => op !== "select")) return false;
+    // A function could return any data for each catalog row: only pg_catalog's own, by name.
+    if (f.functions.some((fn) => !fn.startsWith("pg_catalog."))) return false;
+    for (const r of f.relationsRead) {
+      const qualified = r.schema === "pg_catalog" || r.schema === "information_schema";
+      if (!qualified && !(r.schema === undefined && bare(r.name))) return false;
+      if (DATA_CATALOGS.has(r.name)) return false;
+      read++;
+    }
+  }
+  return read > 0;
 }

@@ -587,7 +587,8 @@ export class ResultStage {
     const acc = p.result;
     let replacement: Buffer | undefined;
     let recorded: { sqlstate: string; message: string } = { sqlstate: err.code, message: err.message };
-    if (acc.refused === undefined && !(acc.cancelled === true && err.code === "57014")) {
+    const gatewayCancel = err.code === "57014" && (acc.cancelled === true || p.timedOut !== undefined);
+    if (acc.refused === undefined && !gatewayCancel) {
       // The target's own error: its fields through the detectors (and echo redaction).
       replacement = maskErrorOrNotice(B.ErrorResponse, frame.body, this.#channel(p), acc.masked);
       if (replacement !== undefined) recorded = { sqlstate: err.code, message: decodeErrorOrNotice(replacement.subarray(5)).message };
