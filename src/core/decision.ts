@@ -57,8 +57,8 @@ export interface SourceColumn {
 /** The source columns of a statement's output columns (src/policy/sql/lineage.ts). */
 export interface StatementLineage {
   /** Per output column, in order; absent when the output list cannot be mapped to the
-   * result's fields (a `*`, a statement that is not a query), an entry absent when unknown. */
-  readonly outputs?: readonly (readonly SourceColumn[] | undefined)[];
+   * result's fields (a `*` in the output list, a statement that is not a query). */
+  readonly outputs?: readonly (readonly SourceColumn[])[];
   /** Every column the statement reads anywhere: what an output of unknown lineage may carry. */
   readonly reads: readonly SourceColumn[];
 }

@@ -5,7 +5,7 @@
  * longer than ~500 lines because that state and the decisions reading it are one piece;
  * compilation and matching helpers live in sql-policy.ts.
  */
-import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
+import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type StatementLineage, type Verdict } from "../core/decision.js";
 import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { Answer, SessionEvaluator } from "./evaluator.js";
@@ -391,6 +391,7 @@ export class SessionPolicies implements SessionEvaluator {
       if (action === "require_approval" || action === "require_grant") {
         // The pipeline turns the hold into allow or deny (src/approvals). What the statement
         // defines for later ones (prepared statements) is recorded only once it is allowed.
+        const lineage = this.#unitLineage(statements);
         const hold: HoldDecision = {
           type: "hold",
           need: action === "require_approval" ? "approval" : "grant",
@@ -400,7 +401,7 @@ export class SessionPolicies implements SessionEvaluator {
           minApprovals: p.config.minApprovals ?? 1,
           timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
           mode: p.config.mode ?? "wait",
-          allow: this.#allow(effective, event.sql),
+          allow: this.#allow(effective, event.sql, lineage),
           summary: summarize(effective),
           onAllowed: () => {
             this.#defined(event, statements, effective);
@@ -410,8 +411,26 @@ export class SessionPolicies implements SessionEvaluator {
       }
       return deny("GW_POLICY_DENIED", message, p.name);
     }
+    const lineage = this.#unitLineage(statements);
     this.#defined(event, statements, effective);
-    return this.#allow(effective, event.sql);
+    return this.#allow(effective, event.sql, lineage);
+  }
+
+  /**
+   * Per statement of the message, where its output columns come from (for column rules on
+   * computed fields); an EXECUTE's is its prepared statement's.
+   */
+  #unitLineage(statements: readonly StatementFacts[]): (StatementLineage | undefined)[] {
+    return statements.map((f, i) => {
+      if (f.executes === undefined) return f.lineage;
+      const name = f.executes.toLowerCase();
+      for (let j = i - 1; j >= 0; j--) {
+        const p = statements[j];
+        if (p?.prepares?.toLowerCase() === name) return p.lineage;
+      }
+      const prepared = this.#prepared.get(name);
+      return prepared?.[prepared.length - 1]?.lineage;
+    });
   }
 
   /** An allowed statement: record what it defines for later statements. */
@@ -455,7 +474,7 @@ export class SessionPolicies implements SessionEvaluator {
     return p?.name ?? kind;
   }
 
-  #allow(facts: readonly StatementFacts[], sql?: string): AllowDecision {
+  #allow(facts: readonly StatementFacts[], sql?: string, lineage?: readonly (StatementLineage | undefined)[]): AllowDecision {
     const masks: MaskRule[] = [];
     const copyTo = facts.some((f) => f.operations.includes("copy_to"));
     for (const m of this.#masks) {
@@ -480,9 +499,16 @@ export class SessionPolicies implements SessionEvaluator {
       }
     }
     if (masks.length === 0 && maxRows === undefined) return { type: "allow" };
+    // Lineage matters only to column rules.
+    const withLineage = lineage !== undefined && masks.some((m) => m.columns.length > 0);
     return {
       type: "allow",
-      plan: { masks, ...(maxRows === undefined ? {} : { maxRows }), ...(maxRowsRule === undefined ? {} : { maxRowsRule }) },
+      plan: {
+        masks,
+        ...(maxRows === undefined ? {} : { maxRows }),
+        ...(maxRowsRule === undefined ? {} : { maxRowsRule }),
+        ...(withLineage ? { lineage } : {}),
+      },
     };
   }
 

@@ -134,6 +134,9 @@ export interface StatementFacts {
   /** Where the statement's output columns come from (lineage.ts): lets column mask rules
    * cover computed result fields. Absent on facts not built by classify(). */
   readonly lineage?: StatementLineage;
+  /** Inheritance links the statement makes (ALTER TABLE … INHERIT / ATTACH PARTITION, CREATE
+   * TABLE … INHERITS / PARTITION OF): column guards follow them before the catalog shows them. */
+  readonly inherits?: readonly { readonly parent: QualifiedName; readonly child: QualifiedName }[];
 }
 
 /** A qualified reference `t.x` that is a column of t, or else the call `x(t)`. */

@@ -450,3 +450,56 @@ export function statementLineage(stmt: unknown, facts?: StatementFacts): Stateme
     throw e;
   }
 }
+
+/** A parent and a child that share columns (inheritance or partitioning), as written. */
+export interface InheritanceLink {
+  readonly parent: { readonly schema?: string; readonly name: string };
+  readonly child: { readonly schema?: string; readonly name: string };
+}
+
+function rangeVarName(v: unknown): { schema?: string; name: string } | undefined {
+  const b = isObj(v) ? (nodeOf(v, "RangeVar") ?? v) : undefined;
+  const name = b === undefined ? undefined : str(b, "relname");
+  if (b === undefined || name === undefined) return undefined;
+  const schema = str(b, "schemaname");
+  return schema === undefined ? { name } : { schema, name };
+}
+
+/**
+ * The inheritance links a statement makes: `ALTER TABLE c INHERIT p`, `ALTER TABLE p ATTACH
+ * PARTITION c`, `CREATE TABLE c … INHERITS (p)` / `PARTITION OF p`. Until it commits the
+ * gateway's catalog connection cannot see them; the session remembers them meanwhile.
+ */
+export function inheritanceLinks(stmt: unknown): InheritanceLink[] {
+  const out: InheritanceLink[] = [];
+  const alter = nodeOf(stmt, "AlterTableStmt");
+  if (alter !== undefined) {
+    const rel = rangeVarName(obj(alter, "relation"));
+    if (rel === undefined) return out;
+    for (const c of list(alter, "cmds")) {
+      const cmd = nodeOf(c, "AlterTableCmd");
+      if (cmd === undefined) continue;
+      const subtype = str(cmd, "subtype");
+      if (subtype === "AT_AddInherit") {
+        const parent = rangeVarName(cmd["def"]);
+        if (parent !== undefined) out.push({ parent, child: rel });
+      } else if (subtype === "AT_AttachPartition") {
+        const part = nodeOf(cmd["def"], "PartitionCmd");
+        const child = part === undefined ? undefined : rangeVarName(obj(part, "name"));
+        if (child !== undefined) out.push({ parent: rel, child });
+      }
+    }
+    return out;
+  }
+  const create = nodeOf(stmt, "CreateStmt") ?? nodeOf(stmt, "CreateForeignTableStmt");
+  const base = create === undefined ? undefined : (obj(create, "base") ?? create);
+  if (base !== undefined) {
+    const child = rangeVarName(obj(base, "relation"));
+    if (child === undefined) return out;
+    for (const p of list(base, "inhRelations")) {
+      const parent = rangeVarName(p);
+      if (parent !== undefined) out.push({ parent, child });
+    }
+  }
+  return out;
+}

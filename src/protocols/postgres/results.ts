@@ -6,7 +6,7 @@
  * as the client received it.
  */
 import type { Logger } from "pino";
-import type { DenyDecision, MaskRule } from "../../core/decision.js";
+import type { DenyDecision, MaskRule, SourceColumn, StatementLineage } from "../../core/decision.js";
 import { gatewayText } from "../../core/engine.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { PgCatalog } from "./catalog.js";
@@ -217,16 +217,35 @@ export class ResultStage {
       return "block";
     }
     const formats = p.resultFormats;
-    return fields.map((f, i): ResolvedField => {
-      const format = formats === undefined || formats.length === 0 ? f.format : formats.length === 1 ? (formats[0] ?? 0) : (formats[i] ?? 0);
+    const origins = fields.map((f) => {
       const info = f.tableOid !== 0 ? catalog.cached(f.tableOid) : undefined;
       const rel = info !== undefined && info !== "missing" ? info : undefined;
       const column = rel?.columns.get(f.columnAttr);
+      return rel === undefined || column === undefined ? undefined : { relation: { schema: rel.schema, name: rel.name }, column };
+    });
+    const sources = needColumnRules ? fieldSources(origins, p.plan?.lineage?.[0], catalog, this.#catalogChanged) : undefined;
+    if (sources !== undefined && sources.missing.length > 0) {
+      if (p.result.refused !== undefined) return undefined;
+      catalog.inheritance(sources.missing).then(
+        () => this.#o.unblock(),
+        (e: unknown) => {
+          this.#o.logger.warn({ err: e }, "catalog lookup for masking failed; refusing the result");
+          p.result.refused = UNRESOLVED;
+          this.#o.unblock();
+        },
+      );
+      return "block";
+    }
+    return fields.map((f, i): ResolvedField => {
+      const format = formats === undefined || formats.length === 0 ? f.format : formats.length === 1 ? (formats[0] ?? 0) : (formats[i] ?? 0);
+      const origin = origins[i];
+      const derivedFrom = sources?.fields[i];
       return {
         name: f.name,
         typeOid: f.typeOid,
         format,
-        ...(rel === undefined || column === undefined ? {} : { relation: { schema: rel.schema, name: rel.name }, column }),
+        ...(origin === undefined ? {} : origin),
+        ...(derivedFrom === undefined || derivedFrom.length === 0 ? {} : { derivedFrom }),
       };
     });
   }
@@ -441,6 +460,50 @@ function refusalRecord(rendered: Buffer, refusal: DenyDecision): { sqlstate: str
 
 /** Command tags of statements that may change what the catalog lookups cache (CREATE …, ALTER …
  * including ALTER ROLE/DATABASE … SET, DROP …, IMPORT FOREIGN SCHEMA, COMMENT, SECURITY LABEL). */
+/**
+ * The columns each result field derives from, for column rules: a computed field's (no table
+ * origin) from the statement's lineage (its own output's sources when the outputs map to the
+ * fields one to one, else everything the statement reads), a field with an origin from that
+ * origin; then widened to the same column of every relation sharing it through inheritance or
+ * partitioning (catalog). While this session's own DDL is uncommitted (the catalog cannot see
+ * it: `ALTER TABLE … INHERIT` then a read in one transaction), to that column of any relation.
+ * `missing`: relation names whose inheritance must be looked up first.
+ */
+function fieldSources(
+  origins: readonly ({ relation: { schema: string; name: string }; column: string } | undefined)[],
+  lineage: StatementLineage | undefined,
+  catalog: PgCatalog,
+  uncommittedDdl: boolean,
+): { fields: SourceColumn[][]; missing: string[] } {
+  const mapped = lineage?.outputs !== undefined && lineage.outputs.length === origins.length ? lineage.outputs : undefined;
+  const raw = origins.map((o, i): readonly SourceColumn[] => {
+    if (o !== undefined) return [{ schema: o.relation.schema, relation: o.relation.name, column: o.column }];
+    if (lineage === undefined) return [];
+    return mapped?.[i] ?? lineage.reads;
+  });
+  const missing = new Set<string>();
+  for (const list of raw) for (const s of list) if (s.relation !== undefined && catalog.cachedInheritance(s.relation) === "missing") missing.add(s.relation);
+  if (missing.size > 0) return { fields: [], missing: [...missing] };
+  const fields = raw.map((list, i) => {
+    const out: SourceColumn[] = [];
+    const origin = origins[i];
+    for (const s of list) {
+      if (origin === undefined) out.push(s);
+      if (uncommittedDdl) out.push({ column: s.column });
+      if (s.relation === undefined) continue;
+      const infos = catalog.cachedInheritance(s.relation);
+      if (infos === "missing") continue;
+      for (const info of infos) {
+        if (s.schema !== undefined && info.schema !== s.schema) continue;
+        if (origin === undefined) out.push({ schema: info.schema, relation: info.name, column: s.column });
+        for (const r of info.relatives) out.push({ schema: r.schema, relation: r.name, column: s.column });
+      }
+    }
+    return out;
+  });
+  return { fields, missing: [] };
+}
+
 function changesCatalog(tag: string): boolean {
   return tag.startsWith("CREATE") || tag.startsWith("ALTER") || tag.startsWith("DROP") || tag.startsWith("IMPORT") || tag === "COMMENT" || tag === "SECURITY LABEL";
 }

@@ -231,7 +231,7 @@ export class TargetModel {
     const effect = op.units[op.unit] ?? PLAIN;
     const exec = op.exec;
     exec.usage = { sent: 0, cut: false };
-    exec.plan = op.base;
+    exec.plan = unitPlan(op.base, op.unit);
     exec.unknownOrigin = false;
     if (effect.kind === "unknown") exec.unknownOrigin = true;
     if (effect.kind !== "fetch") return;
@@ -300,7 +300,7 @@ export class TargetModel {
       return true;
     }
     if (op.k === "simple") {
-      if (how === "complete") this.#applyEffect(op.units[op.unit] ?? PLAIN, op.base, op.exec.seq);
+      if (how === "complete") this.#applyEffect(op.units[op.unit] ?? PLAIN, unitPlan(op.base, op.unit), op.exec.seq);
       op.unit++;
       op.unitStarted = false;
       return false;
@@ -404,6 +404,13 @@ export function newExecution(kind: "simple" | "execute", seq: number, denied: bo
 
 function touchesStatements(e: SqlEffect): boolean {
   return e.kind === "prepare" || e.kind === "deallocate" || e.kind === "discard_all" || e.kind === "unknown";
+}
+
+/** The plan of one statement of a simple Query: its own lineage only (see ResultPlan.lineage). */
+function unitPlan(base: ResultPlan | undefined, unit: number): ResultPlan | undefined {
+  if (base?.lineage === undefined) return base;
+  const own = base.lineage[unit];
+  return { ...base, lineage: [own] };
 }
 
 /** Rows of a cursor read by a FETCH: the cursor's masks and the FETCH's own, the cursor's limit. */
