@@ -28,7 +28,10 @@ import {
   type GuardAction,
   type SessionView,
 } from "./sql-policy.js";
-import type { ViewResolver } from "./view-resolver.js";
+import type { Relatives, ViewResolver } from "./view-resolver.js";
+
+/** Inheritance links a session remembers; beyond this many, new ones are not (the catalog sees them once committed). */
+const MAX_SESSION_LINKS = 1_000;
 
 /** Per-session judgement: keeps prepared statements and the search_path it has seen. */
 export class SessionPolicies implements SessionEvaluator {
@@ -65,6 +68,9 @@ export class SessionPolicies implements SessionEvaluator {
    * the session's life.
    */
   readonly #sessionViews = new Map<string, SessionView>();
+  /** Inheritance links this session made (ALTER TABLE … INHERIT, ATTACH PARTITION, CREATE TABLE
+   * … INHERITS / PARTITION OF): kept for the session's life (an over-approximation). */
+  readonly #links: { readonly parent: QualifiedName; readonly child: QualifiedName }[] = [];
   /** Relation names this session renamed into one another (ALTER … RENAME TO), by bare name. */
   readonly #aliases = new Map<string, Set<string>>();
   /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
@@ -212,13 +218,106 @@ export class SessionPolicies implements SessionEvaluator {
     } catch {
       return ATTRIBUTE_LOOKUP_FAILED;
     }
+    const next = (facts: readonly StatementFacts[]): Answer => {
+      let withRelatives: readonly StatementFacts[] | Promise<readonly StatementFacts[]>;
+      try {
+        withRelatives = this.#throughInheritance(facts);
+      } catch {
+        return VIEW_LOOKUP_FAILED;
+      }
+      if (withRelatives instanceof Promise) {
+        return withRelatives.then(
+          (f) => this.#throughViews(event, classification.statements, f),
+          () => VIEW_LOOKUP_FAILED,
+        );
+      }
+      return this.#throughViews(event, classification.statements, withRelatives);
+    };
     if (withAttributes instanceof Promise) {
-      return withAttributes.then(
-        (facts) => this.#throughViews(event, classification.statements, facts),
-        () => ATTRIBUTE_LOOKUP_FAILED,
-      );
+      return withAttributes.then(next, () => ATTRIBUTE_LOOKUP_FAILED);
     }
-    return this.#throughViews(event, classification.statements, withAttributes);
+    return next(withAttributes);
+  }
+
+  /**
+   * Column and relation guards follow inheritance and partitioning: a column of a relation is
+   * also the same column of every relation sharing it (a read of the parent returns its
+   * children's rows; a rule on the parent's column covers the child's inherited one), and the
+   * rows of a relation read or written include its descendants'. From the catalog, and from
+   * the links this session made itself (not visible to the catalog before they commit).
+   */
+  #throughInheritance(effective: readonly StatementFacts[]): readonly StatementFacts[] | Promise<readonly StatementFacts[]> {
+    const resolver = this.#viewResolver;
+    if (!this.#columnGuards || (resolver?.relatives === undefined && this.#links.length === 0)) return effective;
+    const names = new Set<string>();
+    for (const f of effective) {
+      for (const c of f.columns) if (c.relation !== undefined && c.relation.name !== "*") names.add(c.relation.name);
+      for (const r of [...f.relationsRead, ...f.relationsWritten]) if (r.name !== "*") names.add(r.name);
+    }
+    if (names.size === 0) return effective;
+    const apply = (catalog: Relatives): readonly StatementFacts[] => effective.map((f) => this.#withRelatives(f, catalog));
+    if (resolver?.relatives === undefined) return apply(new Map());
+    const answer = resolver.relatives(this.#connection, [...names]);
+    return answer instanceof Promise ? answer.then(apply) : apply(answer);
+  }
+
+  #withRelatives(f: StatementFacts, catalog: Relatives): StatementFacts {
+    const memo = new Map<string, readonly { relation: QualifiedName; descendant: boolean }[]>();
+    const relativesOf = (r: QualifiedName): readonly { relation: QualifiedName; descendant: boolean }[] => {
+      const key = `${r.schema ?? ""}\u0000${r.name}`;
+      let out = memo.get(key);
+      if (out === undefined) {
+        const found: { relation: QualifiedName; descendant: boolean }[] = [];
+        for (const [schema, list] of catalog.get(r.name) ?? []) {
+          if (!this.#mayResolveTo(r, schema)) continue;
+          for (const x of list) found.push({ relation: { schema: x.schema, name: x.name }, descendant: x.descendant });
+        }
+        found.push(...this.#sessionRelatives(r.name));
+        out = found;
+        memo.set(key, out);
+      }
+      return out;
+    };
+    const columns: ColumnAccess[] = [];
+    for (const c of f.columns) {
+      if (c.relation === undefined || c.relation.name === "*") continue;
+      for (const x of relativesOf(c.relation)) columns.push({ relation: x.relation, column: c.column, access: c.access });
+    }
+    const descendants = (rels: readonly QualifiedName[]): QualifiedName[] =>
+      rels.flatMap((r) => (r.name === "*" ? [] : relativesOf(r).filter((x) => x.descendant).map((x) => x.relation)));
+    const read = descendants(f.relationsRead);
+    const written = descendants(f.relationsWritten);
+    if (columns.length === 0 && read.length === 0 && written.length === 0) return f;
+    return { ...f, columns: [...f.columns, ...columns], relationsRead: [...f.relationsRead, ...read], relationsWritten: [...f.relationsWritten, ...written] };
+  }
+
+  /** Relatives of `name` through the inheritance links this session made (by bare name). */
+  #sessionRelatives(name: string): { relation: QualifiedName; descendant: boolean }[] {
+    if (this.#links.length === 0) return [];
+    // Descendants (transitively), then the ancestors of it and of each descendant.
+    const down = new Set<string>([name]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const l of this.#links) {
+        if (down.has(l.parent.name) && !down.has(l.child.name)) {
+          down.add(l.child.name);
+          grew = true;
+        }
+      }
+    }
+    const up = new Set<string>(down);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const l of this.#links) {
+        if (up.has(l.child.name) && !up.has(l.parent.name)) {
+          up.add(l.parent.name);
+          grew = true;
+        }
+      }
+    }
+    const out: { relation: QualifiedName; descendant: boolean }[] = [];
+    for (const n of up) if (n !== name) out.push({ relation: { name: n }, descendant: down.has(n) });
+    return out;
   }
 
   /**
@@ -276,6 +375,7 @@ export class SessionPolicies implements SessionEvaluator {
    */
   #learnDefinitions(effective: readonly StatementFacts[]): void {
     for (const f of effective) {
+      if (f.inherits !== undefined && this.#links.length < MAX_SESSION_LINKS) this.#links.push(...f.inherits);
       const ops = f.operations;
       if (ops.includes("create_view") || ops.includes("create_materialized_view")) {
         const written = new Set(f.relationsWritten.map((r) => r.name));
