@@ -58,6 +58,8 @@ export class SessionPolicies implements SessionEvaluator {
 
   readonly #viewResolver: ViewResolver | undefined;
   readonly #columnGuards: boolean;
+  /** Policies matched by relation or column (guards and mask policies): see #throughInheritance. */
+  readonly #inheritGuards: boolean;
   /** Column or function guards: `t.x` may be the call x(t), checked against the catalog. */
   readonly #attributeGuards: boolean;
   /** The role/database search_path default, while it is being looked up (first statement). */
@@ -83,6 +85,8 @@ export class SessionPolicies implements SessionEvaluator {
     this.#connection = session.connection;
     // Column and relation guards both see through views (see evaluate()).
     this.#columnGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.relations !== undefined));
+    // A mask policy matched by relation or column applies to a read through a parent too.
+    this.#inheritGuards = policies.some((p) => p.match?.columns !== undefined || p.match?.relations !== undefined);
     this.#denyGuards = policies.some((p) => p.config.action === "deny" || p.config.action === "require_approval" || p.config.action === "require_grant");
     this.#attributeGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.functions !== undefined));
     this.#cache = cache;
@@ -248,7 +252,7 @@ export class SessionPolicies implements SessionEvaluator {
    */
   #throughInheritance(effective: readonly StatementFacts[]): readonly StatementFacts[] | Promise<readonly StatementFacts[]> {
     const resolver = this.#viewResolver;
-    if (!this.#columnGuards || (resolver?.relatives === undefined && this.#links.length === 0)) return effective;
+    if (!this.#inheritGuards || (resolver?.relatives === undefined && this.#links.length === 0)) return effective;
     const names = new Set<string>();
     for (const f of effective) {
       for (const c of f.columns) if (c.relation !== undefined && c.relation.name !== "*") names.add(c.relation.name);
