@@ -380,9 +380,9 @@ class LineageWalker {
       for (const it of hits) {
         if (last === "*") out.push(...wholeRow(it));
         else if (it.rel !== undefined) {
+          // `t.x` may be the call x(t) (attribute notation) when t has no column x: the caller
+          // checks the relation's columns (a source naming no column of it is its whole row).
           out.push({ ...(it.rel.schema === undefined ? {} : { schema: it.rel.schema }), relation: it.rel.name, column: last });
-          // `t.x` may be the call x(t) (attribute notation): the whole row.
-          out.push({ ...(it.rel.schema === undefined ? {} : { schema: it.rel.schema }), relation: it.rel.name, column: "*" });
         } else out.push(...(it.columns?.get(last) ?? it.all ?? []));
       }
       return out;

@@ -8,7 +8,11 @@
  */
 import type { Logger } from "pino";
 import type { PostgresConnection } from "../../core/connection.js";
+import type { SourceColumn } from "../../core/decision.js";
 import { GatewayError } from "../../core/errors.js";
+import { splitIdentifiers } from "../../policy/sql/ast.js";
+import { ANY_COLUMN, statementLineage } from "../../policy/sql/lineage.js";
+import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
 import { connectUpstream, sideQuery, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
 import { decodeDataRow, decodeErrorOrNotice } from "./wire/index.js";
 
@@ -33,6 +37,19 @@ export interface InheritanceInfo {
   readonly relatives: readonly { readonly schema: string; readonly name: string; readonly descendant: boolean }[];
 }
 
+/**
+ * Where each column of a view (or materialized view) comes from: its definition
+ * (pg_get_viewdef) read by the lineage walker. `outputs` in column order; absent when the
+ * definition could not be read (then every column may carry anything in `reads`).
+ */
+export interface ViewLineage {
+  readonly schema: string;
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly outputs?: readonly (readonly SourceColumn[])[];
+  readonly reads: readonly SourceColumn[];
+}
+
 /** The base columns a view reads (through nested views), as `schema.table.column`. */
 export interface ViewColumns {
   readonly view: { readonly schema: string; readonly name: string };
@@ -53,6 +70,8 @@ const MAX_VIEW_DEPTH = 8;
  * tree is absurd, and a cut one still gets every relative within this many levels). */
 const MAX_INHERIT_DEPTH = 64;
 const MAX_ENTRIES = 50_000;
+/** A view definition is parsed in the event loop: bounded like the other in-process parses. */
+const VIEW_PARSE_LIMITS: ParseLimits = { maxBytes: 256 * 1024, maxDepth: MAX_SQL_DEPTH };
 
 export class PgCatalog {
   readonly #conn: PostgresConnection;
@@ -65,6 +84,8 @@ export class PgCatalog {
   readonly #byName = new Map<string, { info: ReadonlyMap<string, ReadonlySet<string>>; at: number }>();
   /** Relation name → the relations of that name (any schema) with their relatives. */
   readonly #inherit = new Map<string, { info: readonly InheritanceInfo[]; at: number }>();
+  /** Relation name → the views of that name (any schema) with their column lineage. */
+  readonly #viewLineage = new Map<string, { info: readonly ViewLineage[]; at: number }>();
   /** Every schema named by a search_path default this connection's sessions may start with. */
   readonly #pathSchemas = new Set<string>();
   #pathAt = 0;
@@ -336,6 +357,65 @@ export class PgCatalog {
     return result;
   }
 
+  /** Cached column lineage of every view named `name` (any schema; [] when none is), or "missing". */
+  cachedViewLineage(name: string): readonly ViewLineage[] | "missing" {
+    const hit = this.#viewLineage.get(name);
+    if (hit === undefined || Date.now() - hit.at > TTL_MS) return "missing";
+    return hit.info;
+  }
+
+  /**
+   * For every view or materialized view with one of these names, in any schema: where each
+   * of its columns comes from, read from its definition. Definitions the parser refuses (or
+   * beyond its bounds) give no outputs and read anything (fail closed).
+   */
+  async viewLineage(names: readonly string[]): Promise<ReadonlyMap<string, readonly ViewLineage[]>> {
+    const result = new Map<string, readonly ViewLineage[]>();
+    const pending: string[] = [];
+    for (const n of new Set(names)) {
+      const c = this.cachedViewLineage(n);
+      if (c === "missing") pending.push(n);
+      else result.set(n, c);
+    }
+    if (pending.length === 0) return result;
+    const generation = this.#generation;
+    const rows = await this.#query(
+      `select n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid),
+              (select pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ',' order by a.attnum)
+                 from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)
+         from pg_catalog.pg_class c
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.relname::text in (${pending.map(literal).join(", ")}) and c.relkind in ('v', 'm')`,
+    );
+    const built = new Map<string, ViewLineage[]>();
+    for (const [schema, name, def, cols] of rows) {
+      if (schema === null || schema === undefined || name === null || name === undefined) continue;
+      const columns = cols === null || cols === undefined ? [] : (splitIdentifiers(cols, ",") ?? []);
+      let entry: ViewLineage = { schema, name, columns, reads: [ANY_COLUMN] };
+      if (def !== null && def !== undefined) {
+        try {
+          const tree = parseSyncBounded(def, VIEW_PARSE_LIMITS) as { stmts?: readonly { stmt?: unknown }[] };
+          const stmts = tree.stmts ?? [];
+          const l = stmts.length === 1 ? statementLineage(stmts[0]?.stmt) : undefined;
+          if (l !== undefined) entry = { schema, name, columns, reads: l.reads, ...(l.outputs !== undefined && l.outputs.length === columns.length ? { outputs: l.outputs } : {}) };
+        } catch {
+          // Unreadable definition: every column may carry anything (fail closed).
+        }
+      }
+      const list = built.get(name) ?? [];
+      list.push(entry);
+      built.set(name, list);
+    }
+    const now = generation === this.#generation ? Date.now() : Date.now() - TTL_MS + 1_000;
+    if (this.#viewLineage.size > MAX_ENTRIES) this.#viewLineage.clear();
+    for (const n of pending) {
+      const info = built.get(n) ?? [];
+      this.#viewLineage.set(n, { info, at: now });
+      result.set(n, info);
+    }
+    return result;
+  }
+
   /** The schemas of the search_path defaults, when known and fresh. */
   cachedSearchPath(): readonly string[] | "missing" {
     if (this.#pathAt === 0 || Date.now() - this.#pathAt > SEARCH_PATH_TTL_MS) return "missing";
@@ -380,6 +460,7 @@ export class PgCatalog {
     this.#views.clear();
     this.#byName.clear();
     this.#inherit.clear();
+    this.#viewLineage.clear();
     this.#pathAt = 0;
   }
 
