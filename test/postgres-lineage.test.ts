@@ -24,7 +24,7 @@ async function client(): Promise<pg.Client> {
 
 async function values(c: pg.Client, sql: string, params?: unknown[]): Promise<unknown[]> {
   const r: pg.QueryArrayResult = params === undefined ? await c.query({ text: sql, rowMode: "array" }) : await c.query({ text: sql, values: params, rowMode: "array" });
-  return r.rows.flat();
+  return (r.rows as unknown[][]).flat();
 }
 
 async function refusal(c: pg.Client, sql: string): Promise<{ code?: string; message: string } | undefined> {
