@@ -6,7 +6,13 @@
  * against a real PostgreSQL: simple and extended protocol, cursors.
  */
 import pg from "pg";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PostgresConnection } from "../src/core/connection.js";
+import { PgCatalog } from "../src/protocols/postgres/catalog.js";
+import { parseConfig } from "../src/runtime/config.js";
+import { DirectDialer } from "../src/runtime/dialer.js";
+import { resolveSecret } from "../src/secrets/resolve.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 
@@ -230,5 +236,54 @@ describe("computed result fields get the rules of the columns they derive from",
     expect((await values(c, "select lower(name) from users")).sort()).toEqual(["alice", "bob"]);
     expect(await values(c, "select upper(name), id from users where id = $1", [1])).toEqual(["ALICE", 1]);
     expect(await values(c, "select upper(u.name) || '!' from users u where u.id = 1")).toEqual(["ALICE!"]);
+  });
+});
+
+describe("PgCatalog: inheritance and view lineage", () => {
+  let catalog: PgCatalog;
+  beforeAll(async () => {
+    await server.psql(
+      `create table g1 (a int, s text); create table g2 (b int) inherits (g1); create table g3 () inherits (g2);
+       create table other_parent (s text); alter table g3 inherit other_parent;
+       create table lone (x int);
+       create view gv as select s as renamed, a from g2; create view gvv as select renamed || '' as r from gv;`,
+      { database: "shop" },
+    );
+    const config = parseConfig({
+      connections: [{ name: "shop", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password", groups: ["agents"], sslmode: "disable" }],
+    });
+    catalog = new PgCatalog(config.connections[0] as PostgresConnection, { dialer: new DirectDialer(), resolveSecret, timeoutMs: 10_000, maxMessageBytes: 1 << 20 }, pino({ level: "silent" }));
+  }, 60_000);
+  afterAll(async () => {
+    await catalog.close();
+  });
+
+  it("finds descendants (transitively), their other ancestors, and the ancestors of a child", async () => {
+    const r = await catalog.inheritance(["g1", "g3", "lone", "nothing_here"]);
+    const names = (n: string): string[] => (r.get(n)?.[0]?.relatives ?? []).map((x) => `${x.name}${x.descendant ? "↓" : "↑"}`).sort();
+    expect(names("g1")).toEqual(["g2↓", "g3↓", "other_parent↑"]);
+    expect(names("g3")).toEqual(["g1↑", "g2↑", "other_parent↑"]);
+    expect(r.get("lone")?.[0]?.relatives).toEqual([]);
+    expect(r.get("nothing_here")).toEqual([]);
+    expect(catalog.cachedInheritance("g1")).not.toBe("missing");
+  });
+
+  it("is looked up again after invalidate() (a child attached since)", async () => {
+    await catalog.inheritance(["lone"]);
+    await server.psql("create table lone_child (x int); alter table lone_child inherit lone", { database: "shop" });
+    expect(catalog.cachedInheritance("lone")).not.toBe("missing");
+    catalog.invalidate();
+    expect(catalog.cachedInheritance("lone")).toBe("missing");
+    const r = await catalog.inheritance(["lone"]);
+    expect(r.get("lone")?.[0]?.relatives.map((x) => x.name)).toEqual(["lone_child"]);
+  });
+
+  it("reads each view column's sources from the view's definition", async () => {
+    const r = await catalog.viewLineage(["gv", "gvv", "g1"]);
+    const gv = r.get("gv")?.[0];
+    expect(gv?.columns).toEqual(["renamed", "a"]);
+    expect(gv?.outputs?.map((o) => o.map((c) => `${c.relation ?? "?"}.${c.column}`))).toEqual([["g2.s"], ["g2.a"]]);
+    expect(r.get("gvv")?.[0]?.outputs?.map((o) => o.map((c) => `${c.relation ?? "?"}.${c.column}`))).toEqual([["gv.renamed"]]);
+    expect(r.get("g1")).toEqual([]);
   });
 });
