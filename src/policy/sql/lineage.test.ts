@@ -61,6 +61,9 @@ describe("output lineage", () => {
     ["update users set name = 'x' returning email || ''", [["users.email"]]],
     ["delete from users using orders o where o.id = users.id returning o.note || ''", [["orders.note"]]],
     ["explain select lower(email) from users", [[]]],
+    // A recursive CTE's columns: what its body reads (an unresolved name: that column anywhere).
+    ["with recursive r(n) as (select 1 union all select n + 1 from r where n < 10) select n from r", [["?.n"]]],
+    ["with recursive r(n, e) as (select 1, ''::text union all select n + 1, email from r, users where n < 3) select n from r", [["users.email", "users.n"]]],
     ["select j.a from (users join orders on true) j", [["orders.*", "users.*"]]],
   ])("%s", (sql, expected) => {
     expect(outputs(sql)).toEqual(expected);

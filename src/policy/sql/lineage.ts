@@ -158,9 +158,16 @@ class LineageWalker {
       if (b === undefined) continue;
       const name = str(b, "ctename");
       const inner = asNode(b["ctequery"]);
-      // A recursive CTE reads itself: its reads are what it may carry, by any name.
-      if (recursive && name !== undefined) level.ctes.set(name, { names: [], outputs: [], star: true, reads: [ANY_COLUMN] });
-      const q = inner === undefined ? undefined : this.statement(inner[0], inner[1], level);
+      let q: Query | undefined;
+      if (recursive && name !== undefined && inner !== undefined) {
+        // A recursive CTE reads itself: a first pass with its self-references carrying
+        // nothing tells what its body reads; every row it makes is built from that, so the
+        // second pass lets each self-reference carry all of it (by any name).
+        level.ctes.set(name, { names: [], outputs: [], star: true, reads: [] });
+        const first = this.statement(inner[0], inner[1], level);
+        level.ctes.set(name, { names: [], outputs: [], star: true, reads: [...first.reads, ...first.outputs.flat()] });
+      }
+      if (inner !== undefined) q = this.statement(inner[0], inner[1], level);
       const colnames = list(b, "aliascolnames").map(stringValue);
       if (name !== undefined && q !== undefined) {
         level.ctes.set(name, {
