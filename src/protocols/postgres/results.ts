@@ -495,16 +495,31 @@ function fieldSources(
       const key = `${s.schema ?? ""}\u0000${s.relation ?? ""}\u0000${s.column}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      out.push(s);
-      if (uncommittedDdl && s.relation !== undefined) queue.push({ s: { column: s.column }, depth });
-      if (s.relation === undefined) continue;
+      if (s.relation === undefined) {
+        out.push(s);
+        continue;
+      }
       const inherited = catalog.cachedInheritance(s.relation);
       const views = catalog.cachedViewLineage(s.relation);
       const columns = catalog.cachedColumns(s.relation);
       if (inherited === "missing" || views === "missing" || columns === "missing") {
+        out.push(s);
         missing.add(s.relation);
         continue;
       }
+      if (s.column === "*") {
+        // A whole row is each column of the relation(s) that name may be (a rule naming no
+        // column of it does not cover it); a relation the catalog does not show: any column.
+        let known = false;
+        for (const [schema, cols] of columns) {
+          if (s.schema !== undefined && schema !== s.schema) continue;
+          known = true;
+          for (const c of cols) queue.push({ s: { schema, relation: s.relation, column: c }, depth, shared: true });
+        }
+        if (known) continue;
+      }
+      out.push(s);
+      if (uncommittedDdl) queue.push({ s: { column: s.column }, depth });
       if (s.column !== "*" && shared !== true) {
         // `t.x` where t has no column x is the call x(t): the whole row.
         for (const [schema, cols] of columns) {
