@@ -77,6 +77,7 @@ beforeAll(async () => {
      create table cards2 (id int, number text);
      insert into cards2 values (1, '4111111111111111');
      create table cardpar2 (id int, number text);
+     create table plain_t (id int, label text); insert into plain_t values (1, 'visible');
      create function leak(users) returns text language sql as 'select $1.password';
      create view users_v as select id, email from users;
      create view users_rv as select password as id, id as x, upper(name) as loud from users;
@@ -94,6 +95,7 @@ beforeAll(async () => {
       { name: "hide-user-secrets", connections: ["shop"], action: "mask", columns: ["users.email", "users.password", "users2.password", "users3.password"], strategy: "redact" },
       { name: "hide-tokens", connections: ["shop"], action: "mask", columns: ["events_a.token", "public.events_b.token"], strategy: "redact" },
       { name: "hide-parent-secret", connections: ["shop"], action: "mask", columns: ["ppar.secret"], strategy: "redact" },
+      { name: "hide-phones", connections: ["shop"], action: "mask", columns: ["*.phone"], strategy: "redact" },
     ],
   });
   token = await t.mint("agent");
@@ -236,6 +238,8 @@ describe("computed result fields get the rules of the columns they derive from",
     expect((await values(c, "select lower(name) from users")).sort()).toEqual(["alice", "bob"]);
     expect(await values(c, "select upper(name), id from users where id = $1", [1])).toEqual(["ALICE", 1]);
     expect(await values(c, "select upper(u.name) || '!' from users u where u.id = 1")).toEqual(["ALICE!"]);
+    // A whole row of a table none of whose columns a rule covers (`*.phone` names no column of it).
+    expect(await values(c, "select row_to_json(p)::text from plain_t p")).toEqual(['{"id":1,"label":"visible"}']);
   });
 });
 
