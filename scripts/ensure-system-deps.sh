@@ -24,8 +24,13 @@ REQUIREMENTS=(
   "openssh-client|ssh|ssh-keygen"
   "mariadb-server|mariadbd|mariadb-install-db"
   "mariadb-client|mariadb"
+  # --- Redis engine tests (test/redis.test.ts, test/conformance/redis.test.ts) ---
+  "redis-server|redis-server"
+  "redis-tools|redis-cli|redis-benchmark"
   # --- chromium: browser login tests (test/identity.browser.test.ts) via playwright-core ---
   "chromium|chromium"
+  # --- audit export to a real syslog receiver (test/audit-export.test.ts) ---
+  "rsyslog|rsyslogd"
   # --- psycopg 3 under Debian's python (test/postgres-frontdoor.test.ts: cancel timing) ---
   "python3-psycopg|py:psycopg"
   # --- psycopg2 and pgjdbc: everyday-client regression tests (test/clients-*.test.ts) ---

@@ -26,7 +26,7 @@ interface ApprovalJson {
   votes?: unknown[];
   usedAt?: string;
   decisionReason?: string;
-  summary?: { operations: string[]; relations: string[] };
+  summary?: { operations: string[]; relations: string[]; objects?: { searchPath: string; objects: { name: string; resolved: { qualified: string }[] }[] } };
 }
 
 function client(token: string): pg.Client {
@@ -128,7 +128,9 @@ describe("a statement held for approval (wait mode)", () => {
     const q = c.query<{ id: number; name: string }>("update items set name = $1 where id = $2 returning id, name", ["approved-name", 1]);
     const req = await pending("update items set name = $1");
     expect(req.requester.id).toBe("sa:agent");
-    expect(req.summary).toEqual({ operations: ["update"], relations: ["items"] });
+    expect(req.summary).toMatchObject({ operations: ["update"], relations: ["items"] });
+    // Bound to what its names resolve to on the target (test/approvals-drift.test.ts).
+    expect(req.summary?.objects?.objects.map((o) => o.resolved.map((r) => r.qualified))).toEqual([["public.items"]]);
     // Held at Bind: approvers see the values that will run (API, CLI list --json and show).
     expect(req.params).toEqual(["approved-name", "1"]);
     const listed = await cli(["approvals", "list", "--json"], tokens["dba1"] ?? "");

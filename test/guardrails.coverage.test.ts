@@ -14,8 +14,8 @@ let server: PgServer;
 let t: TestGateway;
 let token: string;
 
-/** The demo's guard policies without its session limits (pg_dump sets statement_timeout = 0,
- * which a statementTimeout limit refuses by design). */
+/** The demo's guard policies without its session limits (pg_dump with them all on:
+ * test/pg-dump-demo.test.ts). */
 const DEMO_GUARDS = DEMO_POLICIES.filter((p) => p.statementTimeout === undefined && p.readOnly === undefined);
 
 beforeAll(async () => {

@@ -186,10 +186,11 @@ describe("node-postgres through the gateway", () => {
     expect(i100).toBeGreaterThan(iTwo);
   });
 
-  it("refuses the fastpath function-call interface (no SQL to inspect), and audits it as a deny", async () => {
-    // lo_creat(int4) via FunctionCall, then a normal query in the same batch.
+  it("refuses a fastpath call of an OID that names no function (fail closed), and audits it as a deny", async () => {
+    // An OID pg_proc does not hold, then a normal query in the same batch. (Fastpath calls of
+    // real functions are judged as their SQL call: test/postgres-fastpath.test.ts.)
     const bytes = Buffer.concat([
-      encodeFunctionCall({ functionOid: 957, args: [Buffer.from([0, 0, 0, 0])], argFormats: [1], resultFormat: 1 }),
+      encodeFunctionCall({ functionOid: 4_000_000_000, args: [Buffer.from([0, 0, 0, 0])], argFormats: [1], resultFormat: 1 }),
       serialize.query("select 'still here' as s"),
     ]);
     const text = (await rawSession({ port: t.pgPort, database: "orders", password: token, bytes, readyCount: 2 })).toString("latin1");
@@ -198,7 +199,7 @@ describe("node-postgres through the gateway", () => {
     expect(text).toContain("still here");
     await t.api("/v1/audit/verify"); // flushes the local log to the store
     const audit = (await t.api("/v1/audit?afterSeq=0&limit=1000")).body as { records: { statement?: string; decision?: string; rule?: string }[] };
-    const rec = audit.records.find((r) => r.statement === "<function call: oid 957, 1 argument(s)>");
+    const rec = audit.records.find((r) => r.statement === "<function call: oid 4000000000, 1 argument(s)>");
     expect(rec).toMatchObject({ decision: "deny", rule: "no-fastpath" });
   });
 

@@ -46,6 +46,20 @@ describe("the approval page", () => {
     expect(body).toContain("&#60;script&#62;alert(1)&#60;&#47;script&#62;");
   });
 
+  it("shows what the statement acts on (its names as resolved on the target), escaped", () => {
+    const objects = {
+      searchPath: "app, public",
+      objects: [
+        { kind: "relation" as const, name: "orders", resolved: [{ oid: 1, qualified: "public.orders" }] },
+        { kind: "function" as const, name: "f", resolved: [{ oid: 2, qualified: "app.f(<b>)" }] },
+      ],
+    };
+    const { body } = renderApprovalPage({ view: { request: { ...ROW, summary: { operations: ["delete"], relations: ["orders"], objects } }, votes: [] }, viewer: VIEWER, now: NOW });
+    expect(body).toContain('<dt>Acts on</dt><dd id="objects">orders → public.orders<br>f() → app.f(&#60;b&#62;)');
+    expect(body).toContain("search_path app, public");
+    expect(renderApprovalPage({ view: { request: ROW, votes: [] }, viewer: VIEWER, now: NOW }).body).not.toContain("Acts on");
+  });
+
   it("shows invisible characters and redacts passwords in the statement, as notifications do", () => {
     const { body } = renderApprovalPage({
       view: { request: { ...ROW, statement: "alter role app password 'Hunter2!'; select 1 /* \u202e */ \u200b" }, votes: [] },

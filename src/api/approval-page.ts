@@ -23,6 +23,7 @@
  * - The statement is shown as notifications show it (notify.ts): invisible characters as
  *   `\uXXXX`, passwords and tokens redacted; everything is HTML-escaped.
  */
+import { describeObjects } from "../approvals/binding.js";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
@@ -164,6 +165,15 @@ export function renderApprovalPage(m: PageModel): { title: string; body: string 
     ...(r.summary === undefined
       ? []
       : [row("Classification", `${r.summary.operations.map(text).join(", ") || "—"}${r.summary.relations.length === 0 ? "" : ` on ${r.summary.relations.map(text).join(", ")}`}`, "classification")]),
+    ...(r.summary?.objects === undefined
+      ? []
+      : [
+          row(
+            "Acts on",
+            `${describeObjects(r.summary.objects).map(text).join("<br>") || "—"}<br><small>search_path ${text(r.summary.objects.searchPath)}; checked again when it runs: if a name then resolves to another object, it is refused</small>`,
+            "objects",
+          ),
+        ]),
     ...(r.rule === undefined ? [] : [row("Rule", `<code>${text(r.rule)}</code>${r.message === undefined ? "" : ` — ${text(scrubSecrets(r.message))}`}`, "rule")]),
     ...(r.reason === undefined ? [] : [row("Reason", text(scrubSecrets(r.reason)), "reason")]),
     row("Approvers", `${r.approvers.map(text).join(", ")} — ${approvals} of ${r.minApprovals} approval${r.minApprovals === 1 ? "" : "s"}`, "approvers"),

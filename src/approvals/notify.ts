@@ -16,6 +16,7 @@
  * refuse replays (e.g. older than 5 minutes). `X-Airlock-Delivery` is the same for every
  * attempt of one notification (receivers deduplicate on it).
  */
+import { describeObjects } from "./binding.js";
 import { createHmac, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createTransport, type Transporter } from "nodemailer";
@@ -189,6 +190,7 @@ export function slackPayload(event: NoticeEvent, r: ApprovalRow, publicUrl: stri
     `*Approvers*\n${slackText(`${r.approvers.join(", ")} (${r.minApprovals} needed)`, 500)}`,
     ...(r.reason === undefined ? [] : [`*Reason*\n${slackText(visible(scrubSecrets(r.reason)), 500)}`]),
     ...(r.summary === undefined ? [] : [`*Operations*\n${slackText(r.summary.operations.join(", "), 500)}`]),
+    ...(r.summary?.objects === undefined ? [] : [`*Acts on*\n${slackText(visible(describeObjects(r.summary.objects).join(", ")), 500)}`]),
     `*Expires*\n${r.expiresAt.toISOString()}`,
   ];
   blocks.push({ type: "section", fields: fields.slice(0, 10).map((f) => ({ type: "mrkdwn", text: f })) });
@@ -211,6 +213,7 @@ export function emailText(event: NoticeEvent, r: ApprovalRow, publicUrl: string 
     ...(r.rule === undefined ? [] : [`Rule:       ${r.rule}`]),
     ...(r.reason === undefined ? [] : [`Reason:     ${oneLine(visible(scrubSecrets(r.reason)))}`]),
     ...(r.summary === undefined ? [] : [`Operations: ${r.summary.operations.join(", ")}`, `Relations:  ${r.summary.relations.join(", ")}`]),
+    ...(r.summary?.objects === undefined ? [] : [`Acts on:    ${oneLine(visible(describeObjects(r.summary.objects).join(", ")))}`]),
     `Approvers:  ${r.approvers.join(", ")} (${r.minApprovals} needed)`,
     `Expires:    ${r.expiresAt.toISOString()}`,
     // Indented: lines of the statement cannot pose as the instructions below.

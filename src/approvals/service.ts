@@ -11,6 +11,10 @@
  *   once: wait mode runs the held statement itself; async mode lets the same principal run the
  *   identical statement (same hash: text, and the raw bind parameters of an extended-protocol
  *   execution) on the same connection once, until `usableUntil`.
+ * - An approval is for what the statement acts on: a request carrying an object resolver
+ *   (`bindObjects`, PostgreSQL) is bound to what the statement's names resolve to when it is
+ *   made (`summary.objects`), and the approved statement is released only if they resolve the
+ *   same when it runs (binding.ts objectDrift); a resolution that fails refuses (fail closed).
  * - Fail closed: a request that cannot be stored or audited is refused, never allowed.
  * - One gateway process owns its waiting clients; after a restart, pending wait-mode requests
  *   (whose clients are gone) are cancelled.
@@ -18,15 +22,16 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { auditPrincipal, type AuditEventInput, type AuditLog } from "../audit/types.js";
-import { deny, type AllowDecision, type Decision, type HoldDecision } from "../core/decision.js";
-import { GatewayError } from "../core/errors.js";
+import { deny, type AllowDecision, type Decision, type DenyDecision, type HoldDecision } from "../core/decision.js";
+import { GatewayError, isGatewayError } from "../core/errors.js";
+import type { ObjectBinding } from "../core/objects.js";
 import type { Principal } from "../core/principal.js";
 import type { SessionInfo } from "../core/session.js";
 import { Glob, anyGlob } from "../policy/glob.js";
 import type { HoldRequest, HoldResolver } from "../policy/pipeline.js";
 import type { LiveSessions } from "../policy/registry.js";
 import type { ApprovalRow, ApprovalStatus, ApprovalStore, VoteRow } from "../store/approvals.js";
-import { statementHash } from "./binding.js";
+import { objectDrift, statementHash } from "./binding.js";
 import type { GrantsConfig } from "./config-schema.js";
 import { approvalUrl, type Notifier } from "./notify.js";
 
@@ -228,7 +233,7 @@ export class ApprovalService implements HoldResolver {
 
   // ------------------------------------------------------------------ holds
 
-  async resolve(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string }> {
+  async resolve(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string; objects?: ObjectBinding }> {
     if (req.hold.need === "grant") {
       const grant = this.activeGrant(req.session.principal.id, req.session.connection);
       if (grant !== undefined) return { decision: withRule(req.hold.allow, req.hold.rule), approvalId: grant.id };
@@ -243,7 +248,7 @@ export class ApprovalService implements HoldResolver {
     return this.#approval(req);
   }
 
-  async #approval(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string }> {
+  async #approval(req: HoldRequest): Promise<{ decision: Decision; approvalId?: string; objects?: ObjectBinding }> {
     const { session, hold } = req;
     const store = this.#o.store;
     const principal = session.principal;
@@ -252,9 +257,26 @@ export class ApprovalService implements HoldResolver {
     const hash = statementHash(principal.id, session.connection, req.text, req.params);
     const now = new Date();
 
+    // What the statement acts on, as the target resolves its names now: the request is bound
+    // to it, and an approval is used only while it still holds.
+    let objects: ObjectBinding | undefined;
+    if (req.bindObjects !== undefined) {
+      const bound = await this.#bindObjects(req);
+      if (bound.type === "deny") return { decision: bound };
+      objects = bound.objects;
+      // A prepared statement runs as the target analysed it when it was prepared (until
+      // something invalidates that): its names must still resolve the same way.
+      const drift = req.preparedObjects === undefined ? undefined : objectDrift(req.preparedObjects, objects);
+      if (drift !== undefined) {
+        return { decision: deny("GW_POLICY_DENIED", `the prepared statement no longer matches what it was prepared against: ${drift}; prepare it again`, hold.rule) };
+      }
+    }
+
     // An approved, unused approval of exactly this statement runs it once.
     const used = await store.consume(principal.id, session.connection, hash, now, { rule: hold.rule, approvers: hold.approvers, minApprovals: hold.minApprovals });
     if (used !== undefined) {
+      const mismatch = bindingMismatch(used, objects);
+      if (mismatch !== undefined) return { decision: deny("GW_POLICY_DENIED", mismatch, hold.rule), approvalId: used.id };
       const failed = await this.#audit({
         type: "approval.used",
         sessionId: session.id,
@@ -264,7 +286,7 @@ export class ApprovalService implements HoldResolver {
         details: { approvalId: used.id },
       });
       if (failed) return { decision: deny("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so nothing is forwarded"), approvalId: used.id };
-      return { decision: withRule(hold.allow, hold.rule), approvalId: used.id };
+      return { decision: withRule(hold.allow, hold.rule), approvalId: used.id, ...(objects === undefined ? {} : { objects }) };
     }
 
     if (mode === "async") {
@@ -289,7 +311,9 @@ export class ApprovalService implements HoldResolver {
       statement: req.text,
       ...(req.params === undefined ? {} : { params: req.params.shown }),
       statementHash: hash,
-      ...(hold.summary === undefined ? {} : { summary: hold.summary }),
+      ...(hold.summary === undefined && objects === undefined
+        ? {}
+        : { summary: { operations: hold.summary?.operations ?? [], relations: hold.summary?.relations ?? [], ...(objects === undefined ? {} : { objects }) } }),
       rule: hold.rule,
       message: hold.message,
       approvers: hold.approvers,
@@ -328,6 +352,14 @@ export class ApprovalService implements HoldResolver {
     switch (outcome.status) {
       case "approved": {
         await store.markUsed(row.id, new Date());
+        // Released now: the names must still resolve to what the approvers saw.
+        if (req.bindObjects !== undefined) {
+          const bound = await this.#bindObjects(req);
+          if (bound.type === "deny") return { decision: bound, approvalId: row.id };
+          const mismatch = bindingMismatch(row, bound.objects);
+          if (mismatch !== undefined) return { decision: deny("GW_POLICY_DENIED", mismatch, hold.rule), approvalId: row.id };
+          return { decision: withRule(hold.allow, hold.rule), approvalId: row.id, objects: bound.objects };
+        }
         return { decision: withRule(hold.allow, hold.rule), approvalId: row.id };
       }
       case "denied":
@@ -341,6 +373,19 @@ export class ApprovalService implements HoldResolver {
       case "pending":
       case "revoked":
         return { decision: deny("GW_POLICY_DENIED", `approval ${row.id} was cancelled${outcome.decisionReason === undefined ? "" : `: ${outcome.decisionReason}`}`, hold.rule), approvalId: row.id };
+    }
+  }
+
+  /** Resolve the statement's objects on the target now; a failure refuses (fail closed). */
+  async #bindObjects(req: HoldRequest): Promise<{ readonly type: "bound"; readonly objects: ObjectBinding } | DenyDecision> {
+    const bind = req.bindObjects;
+    if (bind === undefined) throw new GatewayError("GW_INTERNAL", "no object resolver");
+    try {
+      return { type: "bound", objects: await bind() };
+    } catch (e) {
+      this.#o.logger.warn({ err: e, sessionId: req.session.id, rule: req.hold.rule }, "could not resolve the objects of a held statement; refusing");
+      const why = isGatewayError(e) ? e.message : "the catalog lookup failed";
+      return deny("GW_POLICY_DENIED", `${req.hold.message}: the objects it acts on could not be resolved on the target (${why}), so it cannot be approved or run (fail closed)`, req.hold.rule);
     }
   }
 
@@ -585,6 +630,21 @@ export class ApprovalService implements HoldResolver {
     const { sessionId, ...rest } = input;
     await this.#audit(sessionId === undefined ? rest : { ...rest, sessionId });
   }
+}
+
+/**
+ * Why an approval (its row) does not cover the statement as its names resolve now, or undefined.
+ * An approval bound to objects needs a resolution to compare with; one made without objects
+ * (an approval from before bindings existed) covers only a statement with none.
+ */
+function bindingMismatch(r: ApprovalRow, now: ObjectBinding | undefined): string | undefined {
+  const approved = r.summary?.objects;
+  if (approved === undefined && now === undefined) return undefined;
+  if (approved === undefined || now === undefined) {
+    return `approval no longer matches: approval ${r.id} was not bound to the objects the statement acts on; request it again`;
+  }
+  const drift = objectDrift(approved, now);
+  return drift === undefined ? undefined : `approval no longer matches: ${drift} (approval ${r.id} is used up; request it again)`;
 }
 
 function withRule(allow: AllowDecision, rule: string): AllowDecision {

@@ -4,6 +4,7 @@
  * credential on the gateway's host); the gateway checks who may see and decide what.
  * Statements shown come from agents: control characters are made visible (sanitizeInline).
  */
+import { describeObjects } from "../approvals/binding.js";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -28,7 +29,18 @@ const requestSchema = z.object({
   connection: z.string(),
   statement: z.string().optional(),
   params: z.array(z.string().nullable()).optional(),
-  summary: z.object({ operations: z.array(z.string()), relations: z.array(z.string()) }).optional(),
+  summary: z
+    .object({
+      operations: z.array(z.string()),
+      relations: z.array(z.string()),
+      objects: z
+        .object({
+          searchPath: z.string(),
+          objects: z.array(z.object({ kind: z.enum(["relation", "function"]), name: z.string(), resolved: z.array(z.object({ oid: z.number(), qualified: z.string() })) })),
+        })
+        .optional(),
+    })
+    .optional(),
   rule: z.string().optional(),
   reason: z.string().optional(),
   approvers: z.array(z.string()),
@@ -137,6 +149,12 @@ export function requestDetail(r: RequestView): string[] {
   if (r.reason !== undefined) lines.push(`reason      ${sanitizeInline(r.reason)}`);
   if (r.durationMs !== undefined) lines.push(`duration    ${formatMs(r.durationMs)}`);
   if (r.summary !== undefined) lines.push(`operations  ${r.summary.operations.join(", ")}`, `relations   ${r.summary.relations.map(sanitizeInline).join(", ")}`);
+  // What the names resolved to on the target when it was requested: the approval holds only while they still do.
+  const objects = r.summary?.objects;
+  if (objects !== undefined) {
+    lines.push(`search_path ${sanitizeInline(objects.searchPath)}`);
+    for (const o of describeObjects(objects)) lines.push(`resolves    ${sanitizeInline(o)}`);
+  }
   lines.push(`approvers   ${r.approvers.map(sanitizeInline).join(", ")} (${r.approvals ?? 0} of ${r.minApprovals} approvals)`);
   lines.push(`created     ${r.createdAt}`, `expires     ${r.expiresAt}`);
   if (r.usableUntil !== undefined) lines.push(`${r.kind === "grant" ? "grant ends " : "usable till"} ${r.usableUntil}`);

@@ -1,7 +1,7 @@
 import type { SecretRef } from "./secret.js";
 
 /** A configured target that clients ask for by name. */
-export type Connection = PostgresConnection | SshConnection;
+export type Connection = PostgresConnection | SshConnection | RedisConnection;
 
 export type ConnectionType = Connection["type"];
 
@@ -41,4 +41,25 @@ export interface SshConnection {
   /** The pinned host key, `type base64` as in known_hosts; a mismatch refuses the session. */
   readonly hostKey: string;
   readonly groups: readonly string[];
+}
+
+/**
+ * A Redis target (issue 14): the gateway logs in with its own ACL user (`user`, default
+ * `default`) and password, and selects `database`.
+ */
+export interface RedisConnection {
+  readonly type: "redis";
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** ACL user; absent = the `default` user (AUTH with the password only). */
+  readonly user?: string;
+  readonly password?: SecretRef;
+  /** The logical database the session works in; switching to another (SELECT, MOVE, SWAPDB) is refused. */
+  readonly database: number;
+  readonly groups: readonly string[];
+  /** TLS to the target: off, or on (verifying the certificate against `tlsCa`, or the system CAs). */
+  readonly tls: boolean;
+  readonly tlsCa?: SecretRef;
+  readonly tlsServerName?: string;
 }

@@ -1,3 +1,4 @@
+import type { ObjectNames } from "./objects.js";
 import type { ErrorCode } from "./errors.js";
 import type { DeferredHold } from "./events.js";
 
@@ -27,6 +28,12 @@ export interface ResultPlan {
   readonly maxRows?: number;
   /** The rule that set maxRows, for the notice. */
   readonly maxRowsRule?: string;
+  /**
+   * The statement reads a column a column rule covers: its errors and notices may echo such a
+   * value (`select password::int …` → `invalid input syntax for type integer: "hunter2"`) that
+   * no content detector would find, so the engine redacts their value-echoing parts.
+   */
+  readonly redactEchoes?: boolean;
   /**
    * The result must not reach the client at all (e.g. a COPY whose columns a mask rule covers
    * in a format that cannot be rewritten): the engine renders this refusal in place of the
@@ -72,6 +79,11 @@ export interface MaskRule {
   /** Content detectors applied to every text value. */
   readonly detectors: readonly string[];
   readonly strategy: MaskStrategyName;
+  /**
+   * The countries whose national phone formats the `phone` detector knows (ISO 3166 codes,
+   * validated at config load); absent: the library's default list.
+   */
+  readonly phoneRegions?: readonly string[];
 }
 
 export interface DenyDecision {
@@ -105,6 +117,15 @@ export interface HoldDecision {
   readonly allow: AllowDecision;
   /** Classification summary shown to approvers. */
   readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[] };
+  /**
+   * The objects the statement names (relations, functions), for an approval bound to what they
+   * resolve to on the target (core/objects.ts). Undefined: nothing to bind (SSH, grants).
+   */
+  readonly objects?: ObjectNames;
+  /** The statement is SQL `PREPARE name`: what its names resolve to now is what its EXECUTEs run. */
+  readonly prepares?: string;
+  /** The statement is SQL `EXECUTE name` (or a Bind of it): compared with what `name` was prepared against. */
+  readonly executes?: string;
   /** Called once if the statement is finally allowed (session state such as prepared statements). */
   readonly onAllowed?: () => void;
 }

@@ -1,5 +1,6 @@
 import type { HoldDecision } from "./decision.js";
 import type { ErrorCode } from "./errors.js";
+import type { ObjectBinding } from "./objects.js";
 import type { ClientProtocol, SessionEndReason, SessionInfo } from "./session.js";
 
 /**
@@ -13,7 +14,7 @@ export type GatewayEvent = SessionStartEvent | JudgedEvent | ObservedEvent | Ses
  * Events that need a decision before anything of them is forwarded. Evaluators opt in to the
  * kinds they judge (`SessionEvaluator.kinds`); the pipeline routes each event by its `type`.
  */
-export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | ProtocolRequestEvent;
+export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent;
 
 export type JudgedKind = JudgedEvent["type"];
 
@@ -86,6 +87,12 @@ export interface DeferredHold {
   readonly hold: HoldDecision;
   readonly sql: string;
   readonly statementName?: string;
+  /**
+   * What the statement's names resolved to when it was prepared: the target analyses a
+   * prepared statement then, and keeps that analysis until something invalidates it, so an
+   * execution is approved only while the names still resolve the same (src/approvals/binding.ts).
+   */
+  readonly objects?: ObjectBinding;
 }
 
 /** One execution of a prepared statement whose hold was deferred: decided with these values. */
@@ -99,7 +106,9 @@ export interface DbExecuteEvent {
 
 /**
  * A call of a server function by its identifier, with no statement text (PostgreSQL's fastpath
- * FunctionCall: large objects through libpq's lo_* API).
+ * FunctionCall: large objects through libpq's lo_* API). The PostgreSQL engine judges a call
+ * whose OID it resolves as the SQL call of that function (a `db.query`); this event stands for
+ * a call it could not resolve, which is refused.
  */
 export interface DbFunctionCallEvent {
   readonly type: "db.function_call";
@@ -108,6 +117,30 @@ export interface DbFunctionCallEvent {
   /** The function's OID on the target. */
   readonly functionOid: number;
   readonly argumentCount: number;
+}
+
+/**
+ * One Redis command (issue 14), judged before it is forwarded. The engine reads the keys from
+ * the target's own command table (key specifications); the policy decides what they mean.
+ */
+export interface RedisCommandEvent {
+  readonly type: "redis.command";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  /** Lower case; a subcommand as `container|sub` (`config|set`, `object|encoding`). */
+  readonly command: string;
+  /** The command as text for people (audit, recording, approvers): arguments quoted, long ones cut. */
+  readonly text: string;
+  /** The keys it touches (UTF-8 text; bytes that are not UTF-8 show as U+FFFD). */
+  readonly keys: readonly string[];
+  /** False when the target's command table cannot say every key (then key rules fail closed). */
+  readonly keysComplete: boolean;
+  /** The target's command table does not know it. */
+  readonly unknownCommand: boolean;
+  /** Flags from the target's command table: `write`, `readonly`, `admin`, `pubsub`, `blocking`, … */
+  readonly flags: readonly string[];
+  /** Queued inside MULTI (runs at EXEC). */
+  readonly queued: boolean;
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import type { Decision } from "./decision.js";
 import type { JudgedEvent, ObservedEvent } from "./events.js";
+import type { ObjectResolver } from "./objects.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "./session.js";
 
 /** What an engine is told while a statement waits for a person's decision. */
@@ -19,6 +20,12 @@ export interface JudgeHooks {
   readonly onHold?: (notice: HoldNotice) => void;
   /** Aborts the wait (e.g. the client sent a cancel request). */
   readonly signal?: AbortSignal;
+  /**
+   * Resolves the objects a held statement names as the client's session on the target would
+   * (PostgreSQL: relations and functions through the session's search_path): the approval is
+   * bound to them and they are compared again when the approved statement is released.
+   */
+  readonly resolveObjects?: ObjectResolver;
 }
 
 /**
@@ -32,6 +39,12 @@ export interface Judge {
   observe(event: ObservedEvent): void;
 }
 
+/** A policy's limit on a statement's running time, and the rule (policy name) that set it. */
+export interface StatementTimeoutLimit {
+  readonly ms: number;
+  readonly rule: string;
+}
+
 /** One admitted session as its engine holds it. */
 export interface SessionJudge extends Judge {
   readonly info: SessionInfo;
@@ -39,8 +52,14 @@ export interface SessionJudge extends Judge {
   readonly signal: AbortSignal;
   /** Why the session was terminated, once `signal` has aborted. */
   readonly termination: TerminationReason | undefined;
-  /** Settings the target session starts with (limits from policies, e.g. statement_timeout). */
+  /** Settings the target session starts with (limits from policies, e.g. default_transaction_read_only). */
   readonly settings: Readonly<Record<string, string>>;
+  /**
+   * The longest a statement may run, from the session's policies: the engine times each
+   * statement and cancels it on the target when the limit passes (whatever statement_timeout
+   * the client set). Undefined: no limit.
+   */
+  readonly statementTimeout?: StatementTimeoutLimit;
   /** End the session: audit, close the recording, update the store. Idempotent. */
   end(reason: SessionEndReason, stats: SessionStats, detail?: string): Promise<void>;
 }

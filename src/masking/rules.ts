@@ -35,7 +35,7 @@ export interface RuleMasker {
  * A mask rule as the library reads it: the core rule plus, optionally, the regions whose
  * national phone formats the `phone` detector knows (ISO 3166 codes; default: PHONE_REGIONS).
  */
-export type MaskingRule = MaskRule & { readonly phoneRegions?: readonly string[] };
+export type MaskingRule = MaskRule;
 
 const KIND_SNIFFER_DETECTORS: readonly DetectorName[] = ["email", "credit_card", "phone", "ssn", "iban", "secret"];
 

@@ -1,5 +1,6 @@
 import type { Decision, Verdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, SessionStartEvent } from "../core/events.js";
+import type { StatementTimeoutLimit } from "../core/judge.js";
 import type { SessionInfo } from "../core/session.js";
 
 /** One evaluator's answer: synchronous on the hot path, a promise when it must look something up. */
@@ -31,8 +32,10 @@ export interface Evaluator {
 export interface SessionEvaluator {
   /** The kinds this session's evaluator judges (a subset of its Evaluator's `kinds`). */
   readonly kinds: readonly JudgedKind[];
-  /** Settings injected into the target session at connect (e.g. statement_timeout). */
+  /** Settings injected into the target session at connect (e.g. default_transaction_read_only). */
   readonly settings?: Readonly<Record<string, string>>;
+  /** A limit on each statement's running time the engine enforces itself (cancelling it), with the rule that set it. */
+  readonly statementTimeout?: StatementTimeoutLimit;
   /** Judge one event of a kind listed in `kinds`. A hold is resolved by the pipeline, never by engines. */
   evaluate(event: JudgedEvent): Answer;
 }

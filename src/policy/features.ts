@@ -14,8 +14,11 @@ const SERVED_FEATURES: ReadonlySet<string> = new Set<string>([]);
 
 const KINDS: readonly JudgedKind[] = ["protocol.request", "db.function_call"];
 
-/** The fastpath interface names a function by OID with binary arguments: no statement to inspect. */
-const FASTPATH_DENIED = deny("GW_POLICY_DENIED", "the fastpath function-call interface is not allowed through the gateway", "no-fastpath");
+/**
+ * The engine judges a fastpath call as the SQL call of the function its OID names; it sends
+ * this event only when the OID could not be resolved in the target's catalog: nothing to judge.
+ */
+const FASTPATH_DENIED = deny("GW_POLICY_DENIED", "the fastpath call names a function the gateway could not resolve in the target's catalog, so it is refused (fail closed)", "no-fastpath");
 
 class FeatureJudge implements SessionEvaluator {
   readonly kinds = KINDS;

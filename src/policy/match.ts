@@ -75,6 +75,7 @@ export const MATCH_KINDS = Object.keys(MATCH_KEYS) as readonly MatchKind[];
 export const MATCH_KIND_OF: { readonly [T in ConnectionType]: MatchKind } = {
   postgres: "sql",
   ssh: "shell",
+  redis: "redis",
 };
 
 /** What a flat `match` looks like once parsed by the config schema (all keys optional). */

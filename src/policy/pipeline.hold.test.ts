@@ -11,6 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryAuditStore } from "../audit/testing.js";
 import type { AuditEventInput, AuditLog, AuditRecord } from "../audit/types.js";
 import { deny, type Decision, type HoldDecision } from "../core/decision.js";
+import { GatewayError } from "../core/errors.js";
+import type { ObjectBinding } from "../core/objects.js";
 import type { SessionInfo } from "../core/session.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { FileRecordingStore } from "../recording/file-store.js";
@@ -182,6 +184,52 @@ describe("Pipeline holds and grants", () => {
       [2, "execute", "s1", ["1"], "allow"],
       [3, "execute", "s1", ["2"], "deny"],
     ]);
+  });
+
+  describe("approvals bound to objects", () => {
+    const objectsHold: HoldDecision = { ...hold, objects: { relations: [{ name: "t" }], functions: [] } };
+    const objectsHolding: Evaluator = { name: "holding", kinds: ["db.query"], openSession: () => ({ kinds: ["db.query"], evaluate: () => objectsHold }) };
+    const binding = (qualified: string, oid: number): ObjectBinding => ({ searchPath: "public", objects: [{ kind: "relation", name: "t", resolved: [{ oid, qualified }] }] });
+
+    it("refuses a held statement on a PostgreSQL connection when the engine gave no resolver (fail closed)", async () => {
+      const r = new FakeResolver();
+      r.answer = () => Promise.resolve({ decision: { type: "allow", rule: "writes" } });
+      const d = await judge(make([new AccessEvaluator(connections), objectsHolding], r));
+      expect(d).toMatchObject({ type: "deny", rule: "writes", message: "needs approval: the objects it acts on cannot be resolved here, so it cannot be approved (fail closed)" });
+      expect(audit.records.at(-1)).toMatchObject({ type: "db.query", decision: "deny", rule: "writes" });
+    });
+
+    it("hands the engine's resolver to the approval service; a Parse keeps what its names resolved to, and each Bind carries it", async () => {
+      const r = new FakeResolver();
+      const asked: HoldRequest[] = [];
+      r.answer = (req) => {
+        asked.push(req);
+        return Promise.resolve({ decision: { type: "allow", rule: "writes" }, approvalId: "apr_1" });
+      };
+      let now = binding("public.t", 1);
+      const resolveObjects = (): Promise<ObjectBinding> => Promise.resolve(now);
+      const { gate } = await make([new AccessEvaluator(connections), objectsHolding], r).startSession(session(["agents"]));
+      if (gate === undefined) throw new Error("not admitted");
+      const prepared = await gate.judge({ type: "db.query", session: gate.info, seq: 1, stage: "prepare", sql: "delete from t where id = $1", statementName: "s1" }, { resolveObjects });
+      const parsed = prepared.type === "allow" ? prepared.deferred : undefined;
+      expect(parsed?.objects).toEqual(binding("public.t", 1));
+      if (parsed === undefined) throw new Error("expected a deferred hold");
+      now = binding("app.t", 2);
+      const params = { shown: ["1"], values: [Buffer.from("1")], formats: [], types: [] };
+      await gate.judge({ type: "db.execute", session: gate.info, deferred: parsed, seq: 2, params }, { resolveObjects });
+      expect(asked[0]?.preparedObjects).toEqual(binding("public.t", 1));
+      expect(await asked[0]?.bindObjects?.()).toEqual(binding("app.t", 2));
+    });
+
+    it("refuses a held Parse whose objects cannot be resolved", async () => {
+      const { gate } = await make([new AccessEvaluator(connections), objectsHolding], new FakeResolver()).startSession(session(["agents"]));
+      if (gate === undefined) throw new Error("not admitted");
+      const d = await gate.judge(
+        { type: "db.query", session: gate.info, seq: 1, stage: "prepare", sql: "delete from t", statementName: "s1" },
+        { resolveObjects: () => Promise.reject(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "catalog query failed")) },
+      );
+      expect(d).toMatchObject({ type: "deny", rule: "writes", message: "needs approval: the objects it acts on could not be resolved on the target (catalog query failed), so it is refused (fail closed)" });
+    });
   });
 
   it("lets a grant stand in for the groups check only, and ends the session when the grant ends", async () => {

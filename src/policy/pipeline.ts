@@ -16,7 +16,7 @@
 import type { Logger } from "pino";
 import { auditPrincipal, type AuditEventInput, type AuditLog, type AuditPrincipal } from "../audit/types.js";
 import { deny, type Decision, type DenyDecision, type HoldDecision, type Verdict } from "../core/decision.js";
-import type { ErrorCode } from "../core/errors.js";
+import { isGatewayError, type ErrorCode } from "../core/errors.js";
 import type {
   AuthFailureEvent,
   BoundParams,
@@ -28,7 +28,8 @@ import type {
   SshCommandEvent,
   TransferFactEvent,
 } from "../core/events.js";
-import type { HoldNotice, JudgeHooks, SessionJudge } from "../core/judge.js";
+import type { HoldNotice, JudgeHooks, SessionJudge, StatementTimeoutLimit } from "../core/judge.js";
+import type { ObjectBinding } from "../core/objects.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
@@ -71,7 +72,8 @@ export interface PipelineOptions {
 export interface HoldResolver {
   /** Session admission with access grants: may turn an access deny into an allow, or require a grant. */
   admit(session: SessionInfo, decision: Decision): { readonly decision: Decision; readonly grantUntil?: Date };
-  resolve(request: HoldRequest): Promise<{ readonly decision: Decision; readonly approvalId?: string }>;
+  /** `objects`: what the statement's names resolved to when it was released (allowed approvals bound to objects). */
+  resolve(request: HoldRequest): Promise<{ readonly decision: Decision; readonly approvalId?: string; readonly objects?: ObjectBinding }>;
 }
 
 export interface HoldRequest {
@@ -84,7 +86,18 @@ export interface HoldRequest {
   /** Aborted when the client goes away or the session ends: the request is cancelled. */
   readonly signal: AbortSignal;
   readonly onHold?: (notice: HoldNotice) => void;
+  /**
+   * Resolves the objects the statement names on the target, now (engine-provided): called when
+   * the request is made and again when the approved statement is released; the approval holds
+   * only while both agree. Rejects when they cannot be resolved (the hold is refused).
+   */
+  readonly bindObjects?: () => Promise<ObjectBinding>;
+  /** An execution of a prepared statement: what its names resolved to when it was prepared. */
+  readonly preparedObjects?: ObjectBinding;
 }
+
+/** Held SQL PREPAREs whose bindings a session keeps (the oldest is forgotten beyond it). */
+const MAX_PREPARED_BINDINGS = 1_000;
 
 const AUDIT_UNAVAILABLE = deny("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so nothing is forwarded");
 
@@ -187,6 +200,8 @@ interface Judged {
   readonly statementName?: string;
   /** Execution values: go to the approval request and the recording, never to the audit log. */
   readonly params?: BoundParams;
+  /** An execution of a held prepared statement: what its names resolved to when it was prepared. */
+  readonly preparedObjects?: ObjectBinding;
 }
 
 /**
@@ -209,10 +224,16 @@ export class SessionGate implements SessionJudge {
   readonly #known: ReadonlySet<JudgedKind>;
   /** Settings to inject into the target session at connect (limits from policies). */
   readonly settings: Readonly<Record<string, string>>;
+  readonly statementTimeout?: StatementTimeoutLimit;
   #expiryTimer: NodeJS.Timeout | undefined;
   #grantTimer: NodeJS.Timeout | undefined;
   /** Aborted when the session ends: statements waiting for approval are cancelled. */
   readonly #holds = new AbortController();
+  /**
+   * What held statements made by SQL PREPARE were prepared against, by name (the target analyses
+   * them then): each EXECUTE of one is approved only while its names still resolve the same.
+   */
+  readonly #preparedObjects = new Map<string, ObjectBinding>();
   #ended = false;
 
   constructor(pipeline: Pipeline, o: PipelineOptions, info: SessionInfo, grantUntil?: Date) {
@@ -221,6 +242,7 @@ export class SessionGate implements SessionJudge {
     this.info = info;
     this.#principal = auditPrincipal(info.principal);
     const settings: Record<string, string> = {};
+    let timeout: StatementTimeoutLimit | undefined;
     this.#known = new Set(o.evaluators.flatMap((e) => e.kinds));
     for (const e of o.evaluators) {
       const se = e.openSession?.(info);
@@ -231,8 +253,10 @@ export class SessionGate implements SessionJudge {
         list.push(se);
       }
       Object.assign(settings, se.settings);
+      if (se.statementTimeout !== undefined && (timeout === undefined || se.statementTimeout.ms < timeout.ms)) timeout = se.statementTimeout;
     }
     this.settings = settings;
+    if (timeout !== undefined) this.statementTimeout = timeout;
     const live = o.registry.register(info);
     this.signal = live.signal;
     this.#unregister = () => {
@@ -294,6 +318,7 @@ export class SessionGate implements SessionJudge {
     if (event.type === "db.execute") {
       const { deferred } = event;
       return this.#conclude(deferred.hold, hooks, {
+        ...(deferred.objects === undefined ? {} : { preparedObjects: deferred.objects }),
         audit: "db.query",
         text: deferred.sql,
         seq: event.seq,
@@ -305,8 +330,25 @@ export class SessionGate implements SessionJudge {
     }
     const verdict = await this.#evaluate(event);
     if (verdict.type === "hold" && event.type === "db.query" && event.stage !== "simple") {
+      // The target analyses a prepared statement now: what its names resolve to is kept, and
+      // each execution is approved only while they still resolve the same.
+      let objects: ObjectBinding | undefined;
+      if (event.stage === "prepare" && verdict.need === "approval") {
+        const bound = await this.#bindAtPrepare(verdict, hooks);
+        if (bound.type === "deny") return this.#conclude(bound, hooks, judgedWhat(event));
+        objects = bound.objects;
+      } else if (verdict.executes !== undefined) objects = this.#preparedObjects.get(verdict.executes);
       verdict.onAllowed?.();
-      return { type: "allow", deferred: { type: "deferred", hold: verdict, sql: event.sql, ...(event.statementName === undefined ? {} : { statementName: event.statementName }) } };
+      return {
+        type: "allow",
+        deferred: {
+          type: "deferred",
+          hold: verdict,
+          sql: event.sql,
+          ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
+          ...(objects === undefined ? {} : { objects }),
+        },
+      };
     }
     return this.#conclude(verdict, hooks, judgedWhat(event));
   }
@@ -346,15 +388,60 @@ export class SessionGate implements SessionJudge {
   }
 
   /**
+   * The objects a held statement names, resolved by the engine's resolver (JudgeHooks). A
+   * statement on a PostgreSQL connection whose engine gave no resolver is refused: its approval
+   * could not be bound to what it acts on (fail closed).
+   */
+  #objectBinder(hold: HoldDecision, hooks: JudgeHooks): { readonly bind?: () => Promise<ObjectBinding> } | DenyDecision {
+    const names = hold.objects;
+    if (names === undefined || hold.need !== "approval") return {};
+    const resolve = hooks.resolveObjects;
+    if (resolve === undefined) {
+      if (this.info.targetType !== "postgres") return {};
+      return deny("GW_POLICY_DENIED", `${hold.message}: the objects it acts on cannot be resolved here, so it cannot be approved (fail closed)`, hold.rule);
+    }
+    return { bind: () => resolve(names) };
+  }
+
+  /** A held SQL PREPARE was allowed: what it was prepared against, for its EXECUTEs (bounded). */
+  #rememberPrepared(name: string, objects: ObjectBinding | undefined): void {
+    this.#preparedObjects.delete(name);
+    if (objects === undefined) return;
+    if (this.#preparedObjects.size >= MAX_PREPARED_BINDINGS) {
+      const oldest = this.#preparedObjects.keys().next();
+      if (oldest.done !== true) this.#preparedObjects.delete(oldest.value);
+    }
+    this.#preparedObjects.set(name, objects);
+  }
+
+  /** A held statement being prepared: its names resolved as the target analyses them now. */
+  async #bindAtPrepare(hold: HoldDecision, hooks: JudgeHooks): Promise<{ readonly type: "bound"; readonly objects?: ObjectBinding } | DenyDecision> {
+    const binder = this.#objectBinder(hold, hooks);
+    if ("type" in binder) return binder;
+    if (binder.bind === undefined) return { type: "bound" };
+    try {
+      return { type: "bound", objects: await binder.bind() };
+    } catch (e) {
+      this.#o.logger.warn({ err: e, sessionId: this.info.id, rule: hold.rule }, "could not resolve the objects of a held statement; refusing");
+      return deny("GW_POLICY_DENIED", `${hold.message}: the objects it acts on could not be resolved on the target (${reasonOf(e)}), so it is refused (fail closed)`, hold.rule);
+    }
+  }
+
+  /**
    * Turn a hold into the final decision: approvals (wait or async) and grants are resolved by
    * the HoldResolver. Fails closed.
    */
-  async #resolveHold(hold: HoldDecision, text: string, params: BoundParams | undefined, hooks: JudgeHooks): Promise<{ decision: Decision; approvalId?: string }> {
+  async #resolveHold(hold: HoldDecision, what: Judged, hooks: JudgeHooks): Promise<{ decision: Decision; approvalId?: string }> {
+    const { text, params } = what;
     const resolver = this.#o.approvals;
     if (resolver === undefined) {
       const what = hold.need === "approval" ? `approval by ${hold.approvers.join(", ")} is required` : "an access grant is required";
       return { decision: deny("GW_POLICY_DENIED", `${hold.message} (${what}; approvals are not enabled on this gateway)`, hold.rule) };
     }
+    const binder = this.#objectBinder(hold, hooks);
+    if ("type" in binder) return { decision: binder };
+    // An EXECUTE of a statement made by SQL PREPARE: compared with what it was prepared against.
+    const prepared = what.preparedObjects ?? (hold.executes === undefined ? undefined : this.#preparedObjects.get(hold.executes));
     const signal = hooks.signal === undefined ? this.#holds.signal : AbortSignal.any([this.#holds.signal, hooks.signal]);
     try {
       const r = await resolver.resolve({
@@ -364,7 +451,10 @@ export class SessionGate implements SessionJudge {
         ...(params === undefined ? {} : { params }),
         signal,
         ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
+        ...(binder.bind === undefined ? {} : { bindObjects: binder.bind }),
+        ...(prepared === undefined ? {} : { preparedObjects: prepared }),
       });
+      if (r.decision.type === "allow" && hold.prepares !== undefined) this.#rememberPrepared(hold.prepares, r.objects);
       // A deferred hold's statement was defined when its prepare went through (judge).
       if (r.decision.type === "allow" && params === undefined) hold.onAllowed?.();
       return r;
@@ -379,7 +469,7 @@ export class SessionGate implements SessionJudge {
     let decision: Decision;
     let approvalId: string | undefined;
     if (verdict.type === "hold") {
-      const r = await this.#resolveHold(verdict, what.text, what.params, hooks);
+      const r = await this.#resolveHold(verdict, what, hooks);
       decision = r.decision;
       approvalId = r.approvalId;
     } else decision = verdict;
@@ -507,6 +597,10 @@ export class SessionGate implements SessionJudge {
   }
 }
 
+function reasonOf(e: unknown): string {
+  return isGatewayError(e) ? e.message : "the catalog lookup failed";
+}
+
 /** No evaluator of this session has an opinion on the event: allowed, with no result plan. */
 const ALLOW_NO_OPINION: Decision = Object.freeze({ type: "allow" });
 
@@ -544,6 +638,8 @@ function judgedWhat(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>
     case "ssh.channel":
     case "ssh.forward":
       return { audit: "ssh.command", text: sshCommandText(event), seq: event.seq, stage: event.type, details: { seq: event.seq, kind: event.type } };
+    case "redis.command":
+      return { audit: "db.query", text: event.text, seq: event.seq, stage: "redis", details: { seq: event.seq, stage: "redis", command: event.command } };
   }
 }
 

@@ -6,6 +6,7 @@ import { RE2JS } from "re2js";
 import { deny } from "../core/decision.js";
 import { GatewayError } from "../core/errors.js";
 import type { JudgedKind } from "../core/events.js";
+import type { ObjectNames } from "../core/objects.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { SqlMatch } from "./match.js";
 import { ColumnGlob, Glob } from "./glob.js";
@@ -120,6 +121,20 @@ export function defaultMessage(action: GuardAction, p: CompiledPolicy): string {
 }
 
 /** What approvers are shown about a held statement: its operations and the relations it touches. */
+/** Every relation and function the statements name, as written (an approval is bound to what they resolve to). */
+export function objectNames(facts: readonly StatementFacts[]): ObjectNames {
+  const relations = new Map<string, { schema?: string; name: string }>();
+  const functions = new Set<string>();
+  for (const f of facts) {
+    for (const r of [...f.relationsWritten, ...f.relationsRead]) {
+      if (r.name === "*") continue;
+      relations.set(`${r.schema ?? ""}\u0000${r.name}`, r.schema === undefined ? { name: r.name } : { schema: r.schema, name: r.name });
+    }
+    for (const fn of f.functions) functions.add(fn);
+  }
+  return { relations: [...relations.values()], functions: [...functions] };
+}
+
 export function summarize(facts: readonly StatementFacts[]): { operations: string[]; relations: string[] } {
   const operations = new Set<string>();
   const relations = new Set<string>();

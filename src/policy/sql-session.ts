@@ -18,11 +18,11 @@ import {
   READ_ONLY_SETTINGS,
   SETTINGS_OPERATIONS,
   SQL_KINDS,
-  TIMEOUT_SETTINGS,
   VIEW_LOOKUP_FAILED,
   WRITE_OPERATIONS,
   defaultMessage,
   globCoversSchema,
+  objectNames,
   summarize,
   type CompiledPolicy,
   type GuardAction,
@@ -33,10 +33,21 @@ import type { Relatives, ViewResolver } from "./view-resolver.js";
 /** Inheritance links a session remembers; beyond this many, new ones are not (the catalog sees them once committed). */
 const MAX_SESSION_LINKS = 1_000;
 
+/** A single SQL PREPARE or EXECUTE: its statement name (lower case, as the target folds it). */
+function preparedName(statements: readonly StatementFacts[]): { prepares?: string; executes?: string } {
+  if (statements.length !== 1) return {};
+  const f = statements[0];
+  if (f?.prepares !== undefined) return { prepares: f.prepares.toLowerCase() };
+  if (f?.executes !== undefined) return { executes: f.executes.toLowerCase() };
+  return {};
+}
+
 /** Per-session judgement: keeps prepared statements and the search_path it has seen. */
 export class SessionPolicies implements SessionEvaluator {
   readonly kinds = SQL_KINDS;
   readonly settings: Readonly<Record<string, string>>;
+  /** The smallest statementTimeout of the session's policies, timed by the engine. */
+  readonly statementTimeout?: { readonly ms: number; readonly rule: string };
   readonly #policies: readonly CompiledPolicy[];
   readonly #guards: readonly CompiledPolicy[];
   readonly #masks: readonly { policy: CompiledPolicy; rule: MaskRule }[];
@@ -95,7 +106,13 @@ export class SessionPolicies implements SessionEvaluator {
       .filter((p) => p.config.action === "mask")
       .map((p) => ({
         policy: p,
-        rule: { rule: p.name, columns: p.config.columns ?? [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" },
+        rule: {
+          rule: p.name,
+          columns: p.config.columns ?? [],
+          detectors: p.config.detectors ?? [],
+          strategy: p.config.strategy ?? "redact",
+          ...(p.config.phoneRegions === undefined ? {} : { phoneRegions: p.config.phoneRegions }),
+        },
       }));
     this.#rowLimits = policies.filter((p) => p.config.maxRows !== undefined);
     const schemaParts = new Set<string>();
@@ -135,7 +152,13 @@ export class SessionPolicies implements SessionEvaluator {
     }
     const settings: Record<string, string> = {};
     const timeouts = policies.map((p) => p.config.statementTimeout).filter((t): t is number => t !== undefined);
-    if (timeouts.length > 0) settings["statement_timeout"] = String(Math.min(...timeouts));
+    if (timeouts.length > 0) {
+      // Timed by the engine itself (statement-timer.ts), not injected as the target's
+      // statement_timeout: the target times an extended-protocol statement from its Parse, so a
+      // Bind held for approval longer than the limit would fail there once approved.
+      const ms = Math.min(...timeouts);
+      this.statementTimeout = { ms, rule: policies.find((p) => p.config.statementTimeout === ms)?.name ?? "statementTimeout" };
+    }
     this.#timeout = timeouts.length > 0;
     this.#readOnly = policies.some((p) => p.config.readOnly === true);
     if (this.#readOnly) settings["default_transaction_read_only"] = "on";
@@ -507,6 +530,8 @@ export class SessionPolicies implements SessionEvaluator {
           mode: p.config.mode ?? "wait",
           allow: this.#allow(effective, event.sql, lineage),
           summary: summarize(effective),
+          objects: objectNames(effective),
+          ...preparedName(statements),
           onAllowed: () => {
             this.#defined(event, statements, effective);
           },
@@ -549,25 +574,26 @@ export class SessionPolicies implements SessionEvaluator {
   }
 
   #checkLimits(sql: string, facts: readonly StatementFacts[]): Decision | undefined {
-    if (!this.#readOnly && !this.#timeout) return undefined;
+    // A statementTimeout is timed by the engine itself (it cancels the statement): the session
+    // may change statement_timeout, RESET ALL and DISCARD ALL freely. Only read-only is guarded.
+    if (!this.#readOnly) return undefined;
     // Runs for every statement of a session with limits: plain loops, nothing allocated.
     let touches = false;
     for (const f of facts) {
       for (const op of f.operations) {
-        if (this.#readOnly && (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter"))) {
+        if (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter")) {
           return deny("GW_POLICY_DENIED", `this session is read-only (${op} is not allowed)`, this.#limitRule("readOnly"));
         }
         if (SETTINGS_OPERATIONS.has(op)) touches = true;
       }
     }
-    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
+    if (facts.some(setConfigTouchesProtected)) return deny("GW_POLICY_DENIED", "set_config() could undo this session's limits and is refused", this.#limitRule("readOnly"));
     if (!touches) return undefined;
     const s = settingsTouched(sql);
-    if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule(this.#readOnly ? "readOnly" : "statementTimeout"));
-    const guardedNames = [...(this.#readOnly ? READ_ONLY_SETTINGS : []), ...(this.#timeout ? TIMEOUT_SETTINGS : [])];
-    const hit = s.variables.find((v) => guardedNames.includes(v));
-    if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule(TIMEOUT_SETTINGS.includes(hit) ? "statementTimeout" : "readOnly"));
-    if (this.#readOnly && s.readWrite) {
+    if (s.resetAll || s.discardAll) return deny("GW_POLICY_DENIED", "RESET ALL / DISCARD ALL would undo this session's limits", this.#limitRule("readOnly"));
+    const hit = s.variables.find((v) => READ_ONLY_SETTINGS.includes(v));
+    if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule("readOnly"));
+    if (s.readWrite) {
       return deny("GW_POLICY_DENIED", "this session is read-only (READ WRITE transactions are not allowed)", this.#limitRule("readOnly"));
     }
     return undefined;
@@ -583,8 +609,8 @@ export class SessionPolicies implements SessionEvaluator {
     const copyTo = facts.some((f) => f.operations.includes("copy_to"));
     for (const m of this.#masks) {
       if (m.policy.match !== undefined && (sql === undefined || !facts.some((f) => this.#matches(m.policy, f, sql)))) continue;
-      // COPY output carries no column origins, so the engine refuses it under column rules;
-      // drop the rules that cannot touch the columns this COPY reads.
+      // The engine resolves a COPY's columns (a catalog lookup) only when a column rule may
+      // touch them: drop the rules that cannot touch the columns this COPY reads.
       if (copyTo && m.rule.columns.length > 0 && !facts.some((f) => this.#copyTouches(m.rule, f))) {
         if (m.rule.detectors.length > 0) masks.push({ ...m.rule, columns: [] });
         continue;
@@ -603,6 +629,9 @@ export class SessionPolicies implements SessionEvaluator {
       }
     }
     if (masks.length === 0 && maxRows === undefined) return { type: "allow" };
+    // Errors and notices can echo a value the statement read (`password::int`): the engine
+    // redacts their value-echoing parts when a column rule covers a column it reads.
+    const redactEchoes = masks.some((m) => m.columns.length > 0 && facts.some((f) => this.#readsCovered(m, f)));
     // Lineage matters only to column rules.
     const withLineage = lineage !== undefined && masks.some((m) => m.columns.length > 0);
     return {
@@ -611,6 +640,7 @@ export class SessionPolicies implements SessionEvaluator {
         masks,
         ...(maxRows === undefined ? {} : { maxRows }),
         ...(maxRowsRule === undefined ? {} : { maxRowsRule }),
+        ...(redactEchoes ? { redactEchoes } : {}),
         ...(withLineage ? { lineage } : {}),
       },
     };
@@ -618,6 +648,11 @@ export class SessionPolicies implements SessionEvaluator {
 
   /** Whether a COPY's columns (or, lacking column facts, its relations) may meet a column rule. */
   #copyTouches(rule: MaskRule, f: StatementFacts): boolean {
+    return this.#readsCovered(rule, f);
+  }
+
+  /** Whether the columns a statement reads (or, lacking column facts, its relations) may meet a column rule. */
+  #readsCovered(rule: MaskRule, f: StatementFacts): boolean {
     const globs = rule.columns.map((c) => new ColumnGlob(c));
     for (const c of f.columns) {
       if (c.access !== "read") continue;

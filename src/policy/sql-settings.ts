@@ -1,6 +1,5 @@
 /**
- * Which session settings a statement touches, for the limits a policy injects (statement_timeout,
- * read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
+ * Which session settings a statement touches, for the limits a policy injects (read-only). Only statements the classifier tags set/reset/begin/discard get here, so the cost
  * of a second parse does not reach the hot path.
  */
 import type { StatementFacts } from "./sql/facts.js";
@@ -79,13 +78,13 @@ export function settingsTouched(sql: string): SettingsTouched {
 }
 
 /**
- * Settings a set_config() call may not change while the gateway enforces session limits: the
- * limits themselves, the name resolution and identity the guardrails rely on, and the parsing
- * settings. Any other setting named knowably (pg_dump's `set_config(name, …) FROM pg_settings
+ * Settings a set_config() call may not change while the session is read-only: the read-only
+ * limit, the name resolution and identity the guardrails rely on, and the parsing settings
+ * (a statementTimeout alone does not guard set_config: the gateway times it itself). Any other setting named knowably (pg_dump's `set_config(name, …) FROM pg_settings
  * WHERE name = 'restrict_nonsystem_relation_kind'`) is the session's own business.
  */
 export const PROTECTED_SETTINGS: ReadonlySet<string> = new Set([
-  "statement_timeout", "default_transaction_read_only", "transaction_read_only", "search_path", "role",
+  "default_transaction_read_only", "transaction_read_only", "search_path", "role",
   "session_authorization", "standard_conforming_strings", "client_encoding", "all",
 ]);
 
@@ -102,15 +101,22 @@ const IDENTITY_SETTINGS: readonly string[] = ["role", "session_authorization"];
 /** Settings that undo a session's read-only limit. */
 const READ_ONLY_LIMIT_SETTINGS: readonly string[] = ["default_transaction_read_only", "transaction_read_only"];
 
+/** Settings the gateway enforces itself whatever the session sets: `statement_timeout` (a
+ * policy's `statementTimeout` is timed by the gateway, which cancels the statement; the
+ * session's own statement_timeout is the client's). */
+const SELF_ENFORCED_SETTINGS: readonly string[] = ["statement_timeout"];
+
 /**
  * Whether a client may not set `name` in a session whose policies injected `injected` (the
- * session's settings at connect): the limits the policies set (statement_timeout; the read-only
- * pair) and the session's identity (role, session_authorization). For settings a client gives
- * outside a statement (PostgreSQL start-up parameters and `options`), the same as SET refuses.
+ * session's settings at connect): the read-only pair and the session's identity (role,
+ * session_authorization). For settings a client gives outside a statement (PostgreSQL start-up
+ * parameters and `options`), the same as SET refuses. `statement_timeout` is the client's to
+ * set: the gateway times a policy's limit itself.
  */
 export function isProtectedSetting(name: string, injected: Readonly<Record<string, string>>): boolean {
   const n = name.toLowerCase();
   if (IDENTITY_SETTINGS.includes(n)) return true;
+  if (SELF_ENFORCED_SETTINGS.includes(n)) return false;
   if (Object.keys(injected).some((k) => k.toLowerCase() === n)) return true;
   const readOnly = Object.keys(injected).some((k) => READ_ONLY_LIMIT_SETTINGS.includes(k.toLowerCase()));
   return readOnly && READ_ONLY_LIMIT_SETTINGS.includes(n);

@@ -124,7 +124,13 @@ export class SshSessionPolicies implements SessionEvaluator {
     this.#guarded = named.length === 0 ? undefined : (program) => anyGlob(named, program);
     const masks: MaskRule[] = policies
       .filter((p) => p.config.action === "mask" && (p.config.detectors ?? []).length > 0 && !p.hasMatch)
-      .map((p) => ({ rule: p.name, columns: [], detectors: p.config.detectors ?? [], strategy: p.config.strategy ?? "redact" }));
+      .map((p) => ({
+        rule: p.name,
+        columns: [],
+        detectors: p.config.detectors ?? [],
+        strategy: p.config.strategy ?? "redact",
+        ...(p.config.phoneRegions === undefined ? {} : { phoneRegions: p.config.phoneRegions }),
+      }));
     this.#allow = masks.length === 0 ? { type: "allow" } : { type: "allow", plan: { masks } };
   }
 

@@ -42,6 +42,17 @@ describe("configuration", () => {
     expect(configError({ policies: [{ name: "m", action: "mask", detectors: ["emial"] }] })).toContain("policies[0].detectors[0]");
   });
 
+  it("takes phoneRegions on mask policies: ISO 3166 codes the phone detector knows, the unknown one named", () => {
+    const ok = parseConfig({ policies: [{ name: "m", action: "mask", detectors: ["phone"], phoneRegions: ["PT", "se"] }] }, "/etc/airlock/airlock.yaml");
+    expect(ok.policies[0]?.phoneRegions).toEqual(["PT", "se"]);
+    const bad = configError({ policies: [{ name: "m", action: "mask", detectors: ["phone"], phoneRegions: ["PT", "XX"] }] });
+    expect(bad).toContain("policies[0].phoneRegions[1]");
+    expect(bad).toContain('"XX"');
+    expect(bad).not.toContain("phoneRegions[0]");
+    expect(configError({ policies: [{ name: "m", action: "mask", detectors: ["email"], phoneRegions: ["PT"] }] })).toContain("add phone to detectors");
+    expect(configError({ policies: [{ name: "d", action: "deny", phoneRegions: ["PT"] }] })).toContain("belong to mask policies");
+  });
+
   it("resolves file: references relative to the config file", () => {
     const c = parseConfig(
       { connections: [{ name: "o", type: "postgres", host: "h", database: "d", user: "u", password: "file:secrets/pw" }] },

@@ -10,6 +10,7 @@ import type { Connection } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
 import { detectorNameSchema } from "../masking/detectors.js";
+import { isPhoneRegion } from "../masking/detectors/phone-regions.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
 import { durationSchema as duration, secretRefSchema as secretRef } from "./schema-parts.js";
@@ -87,6 +88,24 @@ const postgresConnection = z.strictObject({
     .default({ maxIdle: 10, idleTimeout: 60_000 }),
 });
 
+/**
+ * Redis targets (issue 14; src/protocols/redis): the gateway logs in with its own ACL user and
+ * password and works in one logical database.
+ */
+const redisConnection = z.strictObject({
+  name,
+  type: z.literal("redis"),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(6379),
+  user: z.string().min(1).optional().describe("ACL user the gateway logs in as (default: the default user)"),
+  password: secretRef.optional(),
+  database: z.number().int().min(0).max(100_000).default(0).describe("logical database; switching to another is refused"),
+  groups: z.array(group).default([]),
+  tls: z.boolean().default(false).describe("TLS to the target"),
+  tlsCa: secretRef.optional().describe("CA bundle (PEM) to verify the target's certificate; default: the system CAs"),
+  tlsServerName: z.string().optional(),
+});
+
 /** Connection types of the contract that later versions add (INTERFACE.md). */
 const PLANNED_TYPES = ["mysql", "http", "kubernetes"];
 
@@ -109,14 +128,14 @@ const sshConnection = z
   })
   .refine((c) => c.privateKey !== undefined || c.password !== undefined, { message: "an ssh connection needs privateKey or password" });
 
-const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection], {
+const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection], {
   error: (issue) => {
     const input: unknown = issue.input;
     const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
     if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
-      return `type "${type}" is not supported by this version yet (supported: postgres, ssh)`;
+      return `type "${type}" is not supported by this version yet (supported: postgres, ssh, redis)`;
     }
-    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh)`;
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh, redis)`;
   },
 });
 
@@ -167,14 +186,59 @@ const policy = z.strictObject({
   mode: z.enum(["wait", "async"]).optional(),
   columns: stringList.optional(),
   detectors: z.array(detectorNameSchema).optional(),
+  /** mask: the countries whose national phone formats the `phone` detector knows (ISO 3166 codes; default: a built-in list). */
+  phoneRegions: z.array(z.string()).optional(),
   strategy: z.enum(["redact", "partial", "hash", "null"]).optional(),
   /** Limits (any action): rows beyond are dropped, with a notice, and the statement cancelled. */
   maxRows: z.number().int().min(0).optional(),
-  /** Injected as the session's statement_timeout at connect; SET of it is then refused. */
+  /** Timed by the gateway: a statement running longer is cancelled on the target (the session's own statement_timeout is the client's). */
   statementTimeout: duration.optional(),
   /** Sessions are read-only: injected at connect, writes and attempts to switch it off are refused. */
   readOnly: z.boolean().optional(),
 });
+
+/** Which audit records a sink takes (all given must hold). */
+const auditSinkFilter = z
+  .strictObject({
+    types: z.array(z.string().min(1)).optional().describe("event types, e.g. db.query, auth.failure"),
+    decisions: z.array(z.enum(["allow", "deny"])).optional(),
+    connections: z.array(z.string().min(1)).optional().describe("connection globs"),
+  })
+  .default({});
+
+/** Audit export sinks (issue 20; src/audit/export). */
+const auditSink = z.discriminatedUnion("type", [
+  z.strictObject({
+    name,
+    type: z.literal("file"),
+    path: z.string().min(1).describe("JSON-lines file, rotated to PATH.1 … PATH.keep"),
+    maxBytes: z.number().int().min(1024).default(64 * 1_048_576),
+    keep: z.number().int().min(1).max(1000).default(5),
+    filter: auditSinkFilter,
+  }),
+  z.strictObject({
+    name,
+    type: z.literal("webhook"),
+    url: z.url(),
+    secret: secretRef.describe("HMAC-SHA256 key for the x-airlock-signature header"),
+    timeout: duration.default(10_000),
+    headers: z.record(z.string(), z.string()).default({}),
+    filter: auditSinkFilter,
+  }),
+  z.strictObject({
+    name,
+    type: z.literal("syslog"),
+    transport: z.enum(["udp", "tcp", "tls"]).default("tcp"),
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(514),
+    facility: z.number().int().min(0).max(23).default(13).describe("RFC 5424 facility (13: log audit)"),
+    appName: z.string().min(1).max(48).default("airlock"),
+    ca: secretRef.optional().describe("TLS: CA bundle (PEM) of the receiver"),
+    servername: z.string().optional(),
+    timeout: duration.default(10_000),
+    filter: auditSinkFilter,
+  }),
+]);
 
 export const configSchema = z.strictObject({
   dataDir: z.string().default("./.airlock").describe("embedded store, keys, recordings, admin credential"),
@@ -189,6 +253,7 @@ export const configSchema = z.strictObject({
       postgres: listenAddress.optional(),
       mysql: listenAddress.optional(),
       ssh: listenAddress.optional(),
+      redis: listenAddress.optional(),
       http: listenAddress.optional(),
     })
     .default({}),
@@ -216,8 +281,11 @@ export const configSchema = z.strictObject({
   audit: z
     .strictObject({
       fsync: z.boolean().default(false).describe("fsync the local audit log on every group commit"),
+      sinks: z.array(auditSink).default([]).describe("where audit records are exported (each follows the chain on its own cursor)"),
+      /** How often each sink is sent the chain head (`audit.head`). */
+      headInterval: duration.default(60_000),
     })
-    .default({ fsync: false }),
+    .default({ fsync: false, sinks: [], headInterval: 60_000 }),
   limits: z
     .strictObject({
       maxMessageBytes: z.number().int().min(1024).max(1_073_741_824).default(64 * 1_048_576),
@@ -312,6 +380,11 @@ export function parseConfig(doc: unknown, source?: string): Config {
       // Without a CA bundle the system roots are used; that is allowed.
     }
   });
+  const sinkNames = new Set<string>();
+  parsed.audit.sinks.forEach((k, i) => {
+    if (sinkNames.has(k.name)) problems.push(`audit.sinks[${i}].name: duplicate sink "${k.name}"`);
+    sinkNames.add(k.name);
+  });
   const accounts = new Set<string>();
   parsed.serviceAccounts.forEach((s, i) => {
     s.sshPublicKeys.forEach((k, j) => {
@@ -324,19 +397,31 @@ export function parseConfig(doc: unknown, source?: string): Config {
   const policies: PolicyConfig[] = [];
   parsed.policies.forEach((p, i) => {
     const { match, ...rest } = p;
+    let kind: MatchKind | undefined;
     if (match === undefined) policies.push(rest);
     else {
       const inferred = inferMatchKind(match, typesNamed(p.connections, parsed.connections));
       if ("problem" in inferred) problems.push(`policies[${i}].${inferred.problem}`);
-      else policies.push({ ...rest, match: typedMatch(match, inferred.kind) });
+      else {
+        kind = inferred.kind;
+        policies.push({ ...rest, match: typedMatch(match, inferred.kind) });
+      }
     }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
-    if (p.action === "mask" && p.columns === undefined && p.detectors === undefined) {
+    // A redis match (`keys`, `commands`) with no detectors masks what it matches whole.
+    const redisMatch = kind === "redis";
+    if (p.action === "mask" && p.columns === undefined && p.detectors === undefined && !redisMatch) {
       problems.push(`policies[${i}]: a mask policy needs columns and/or detectors`);
     }
-    if (p.action !== "mask" && (p.columns !== undefined || p.detectors !== undefined || p.strategy !== undefined)) {
-      problems.push(`policies[${i}]: columns/detectors/strategy belong to mask policies (use match.columns to match statements)`);
+    if (p.action !== "mask" && (p.columns !== undefined || p.detectors !== undefined || p.strategy !== undefined || p.phoneRegions !== undefined)) {
+      problems.push(`policies[${i}]: columns/detectors/strategy/phoneRegions belong to mask policies (use match.columns to match statements)`);
+    }
+    p.phoneRegions?.forEach((code, j) => {
+      if (!isPhoneRegion(code)) problems.push(`policies[${i}].phoneRegions[${j}]: unknown phone region "${code}" (expected an ISO 3166 country code such as "DE")`);
+    });
+    if (p.phoneRegions !== undefined && !(p.detectors ?? []).includes("phone")) {
+      problems.push(`policies[${i}].phoneRegions: only the phone detector reads it; add phone to detectors`);
     }
     if (p.match !== undefined && (p.statementTimeout !== undefined || p.readOnly !== undefined)) {
       problems.push(`policies[${i}]: statementTimeout and readOnly apply to whole sessions and cannot be combined with match`);
@@ -367,6 +452,16 @@ export function parseConfig(doc: unknown, source?: string): Config {
         ...(privateKey === undefined ? {} : { privateKey: resolveFileRef(privateKey, baseDir) }),
         ...(passphrase === undefined ? {} : { passphrase: resolveFileRef(passphrase, baseDir) }),
         ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+      };
+    }
+    if (c.type === "redis") {
+      const { password, tlsCa, user, tlsServerName, ...rest } = c;
+      return {
+        ...rest,
+        ...(user === undefined ? {} : { user }),
+        ...(tlsServerName === undefined ? {} : { tlsServerName }),
+        ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+        ...(tlsCa === undefined ? {} : { tlsCa: resolveFileRef(tlsCa, baseDir) }),
       };
     }
     const { password, sslRootCert, sslServerName, pool, ...rest } = c;

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { createApiServer, type ApiServer } from "../api/server.js";
 import { loadOrCreateKey } from "../audit/key.js";
 import { verifyAudit } from "../audit/verify.js";
+import { createAuditExporter } from "../audit/export/setup.js";
 import { AUDIT_FILE_NAME, LocalAuditLog } from "../audit/log.js";
 import type { PostgresConnection } from "../core/connection.js";
 import { SessionAdmission } from "../protocols/common/admission.js";
@@ -28,7 +29,9 @@ import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { AccessEvaluator } from "../policy/access.js";
 import { PolicyEvaluator } from "../policy/policies.js";
+import { RedisPolicyEvaluator } from "../policy/redis-policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
+import { RedisEngine } from "../protocols/redis/engine.js";
 import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
 import { readCast } from "../recording/asciicast.js";
 import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
@@ -49,7 +52,7 @@ import { loadListenerTls, type ListenerTls } from "./tls.js";
 export interface RunningGateway {
   readonly config: Config;
   readonly logger: Logger;
-  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress };
+  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress };
   readonly store: Store;
   readonly tokens: TokenService;
   readonly registry: SessionRegistry;
@@ -70,7 +73,7 @@ export interface StartGatewayOptions {
 
 /** One protocol listener: its config address (off when absent) and how its engine is made. */
 interface EngineSpec {
-  readonly key: "postgres" | "ssh";
+  readonly key: "postgres" | "ssh" | "redis";
   /** For messages: "PostgreSQL", "SSH". */
   readonly what: string;
   readonly address: ListenAddress | undefined;
@@ -135,8 +138,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
 
     const auditKey = await loadOrCreateKey(join(keysDir, "audit.key"));
     const auditDir = join(config.dataDir, "audit");
+    // Export follows the store; it closes after the audit log has shipped its last records there.
+    const exporter = await createAuditExporter(config.audit, { store, dir: join(auditDir, "sinks"), resolveSecret, logger });
+    cleanups.push(() => exporter.close());
     const audit = await LocalAuditLog.open({ dir: auditDir, key: auditKey, store, fsync: config.audit.fsync, logger });
     cleanups.push(() => audit.close());
+    await exporter.start();
 
     const recordings = new FileRecordingStore({ dataDir: config.dataDir, logger });
     cleanups.push(() => recordings.close());
@@ -232,6 +239,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         new AccessEvaluator(config.connections),
         new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
         new SshPolicyEvaluator(config.policies),
+        new RedisPolicyEvaluator(config.policies),
         new FeatureEvaluator(),
       ],
       audit,
@@ -247,7 +255,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
     const engines: ProtocolEngine[] = [];
     const listeners: Listener[] = [];
-    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress } = {};
+    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress } = {};
 
     // Stop accepting first, then end live sessions, then wait for engines to drain. A listener's
     // close completes only once its last connection has gone, so it is awaited last: awaiting it
@@ -303,6 +311,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
             resolveSecret,
             connectTimeoutMs: config.limits.connectTimeout,
             authTimeoutMs: config.limits.authTimeout,
+            maxUnauthenticated: config.limits.maxUnauthenticated,
+            maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
             logger,
             maskerFor,
             recordingDir: (id) => recordings.pathOf(id).dir,
@@ -310,6 +320,28 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           logger.info({ hostKey: hostPublicKey }, "SSH listener host key (pin it in clients' known_hosts)");
           return engine;
         },
+      },
+      {
+        key: "redis",
+        what: "Redis",
+        address: config.listen.redis,
+        create: () =>
+          Promise.resolve(
+            new RedisEngine({
+              gatekeeper,
+              dialer,
+              resolveSecret,
+              connectionsFor: (principal) => config.connections.filter((c) => c.type === "redis" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
+              maxMessageBytes: config.limits.maxMessageBytes,
+              connectTimeoutMs: config.limits.connectTimeout,
+              authTimeoutMs: config.limits.authTimeout,
+              maxUnauthenticated: config.limits.maxUnauthenticated,
+              maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
+              maxRecordedBytes: config.recording.maxValueBytes,
+              logger,
+              maskerFor,
+            }),
+          ),
       },
     ];
     for (const spec of engineSpecs) {

@@ -6,6 +6,7 @@
  * two callers race.
  */
 import { z } from "zod";
+import type { ObjectBinding } from "../core/objects.js";
 import type { PrincipalKind } from "../core/principal.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
 
@@ -30,7 +31,11 @@ export interface ApprovalRow {
   readonly params?: readonly (string | null)[];
   /** sha256 binding for async re-sends (principal + connection + statement + params). */
   readonly statementHash?: string;
-  readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[] };
+  /**
+   * Classification shown to approvers; `objects`: what the statement's names resolved to on the
+   * target when it was requested (the approval is bound to it; src/approvals/binding.ts).
+   */
+  readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[]; readonly objects?: ObjectBinding };
   readonly rule?: string;
   readonly message?: string;
   /** The requester's reason (access requests). */
@@ -117,6 +122,12 @@ export interface ApprovalStore {
 const principalKind = z.enum(["service_account", "person", "workload", "admin"]);
 const stringArray = sqlJson.pipe(z.array(z.string()));
 
+const resolvedObject = z.object({ oid: z.number().int(), qualified: z.string() });
+const objectBinding = z.object({
+  searchPath: z.string(),
+  objects: z.array(z.object({ kind: z.enum(["relation", "function"]), name: z.string(), resolved: z.array(resolvedObject) })),
+});
+
 const requestRow = z.object({
   id: z.string(),
   kind: z.enum(["statement", "grant"]),
@@ -130,7 +141,7 @@ const requestRow = z.object({
   statement: z.string().nullable(),
   params: sqlJson.pipe(z.array(z.string().nullable()).nullable()),
   statement_hash: z.string().nullable(),
-  summary: sqlJson.pipe(z.object({ operations: z.array(z.string()), relations: z.array(z.string()) }).nullable()),
+  summary: sqlJson.pipe(z.object({ operations: z.array(z.string()), relations: z.array(z.string()), objects: objectBinding.optional() }).nullable()),
   rule: z.string().nullable(),
   message: z.string().nullable(),
   reason: z.string().nullable(),
@@ -149,6 +160,11 @@ const requestRow = z.object({
 const COLUMNS =
   "id, kind, status, requester_id, requester_kind, requester_name, connection, protocol, session_id, statement, params, statement_hash, summary, rule, message, reason, approvers, min_approvals, mode, duration_ms, created_at, expires_at, decided_at, decision_reason, usable_until, used_at";
 
+function summaryOf(s: NonNullable<z.output<typeof requestRow>["summary"]>): NonNullable<ApprovalRow["summary"]> {
+  const { objects, ...rest } = s;
+  return objects === undefined ? rest : { ...rest, objects };
+}
+
 function toRow(r: z.output<typeof requestRow>): ApprovalRow {
   return {
     id: r.id,
@@ -163,7 +179,7 @@ function toRow(r: z.output<typeof requestRow>): ApprovalRow {
     ...(r.statement === null ? {} : { statement: r.statement }),
     ...(r.params === null ? {} : { params: r.params }),
     ...(r.statement_hash === null ? {} : { statementHash: r.statement_hash }),
-    ...(r.summary === null ? {} : { summary: r.summary }),
+    ...(r.summary === null ? {} : { summary: summaryOf(r.summary) }),
     ...(r.rule === null ? {} : { rule: r.rule }),
     ...(r.message === null ? {} : { message: r.message }),
     ...(r.reason === null ? {} : { reason: r.reason }),

@@ -38,6 +38,7 @@ export interface SshWorldOptions {
   /** More service accounts (e.g. approvers), besides `agent` and `outsider`. */
   readonly extraServiceAccounts?: NonNullable<RawConfig["serviceAccounts"]>;
   readonly approvals?: RawConfig["approvals"];
+  readonly limits?: RawConfig["limits"];
 }
 
 export async function startSshWorld(options: SshWorldOptions = {}): Promise<SshWorld> {
@@ -61,6 +62,7 @@ export async function startSshWorld(options: SshWorldOptions = {}): Promise<SshW
       ],
       policies: options.policies ?? [],
       ...(options.approvals === undefined ? {} : { approvals: options.approvals }),
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
     });
   } catch (e) {
     await sshd.stop();

@@ -61,6 +61,11 @@ function isCountryCode(r: string): r is CountryCode {
 
 const cache = new Map<string, PhoneRegions>();
 
+/** Whether `code` names a region the phone detector knows (an ISO 3166 code libphonenumber has metadata for). */
+export function isPhoneRegion(code: string): boolean {
+  return isCountryCode(code.toUpperCase());
+}
+
 /** The compiled region set for a list of ISO 3166 codes (`explicit`: a policy named them). */
 export function phoneRegions(codes: readonly string[], explicit: boolean): PhoneRegions {
   const key = `${explicit ? "!" : ""}${[...codes].map((c) => c.toUpperCase()).sort().join(",")}`;

@@ -65,9 +65,18 @@ describe("policies", () => {
     const judge = policySession([{ name: "limits", action: "allow", statementTimeout: "30s", readOnly: true }]);
     expect(outcome(judge(PG_DUMP))).toBe("allow");
     expect(outcome(judge("SELECT set_config('work_mem', '64kB', false)"))).toBe("allow");
-    for (const setting of ["statement_timeout", "default_transaction_read_only", "transaction_read_only", "search_path", "role", "session_authorization"]) {
+    for (const setting of ["default_transaction_read_only", "transaction_read_only", "search_path", "role", "session_authorization"]) {
       expect(outcome(judge(`SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = '${setting}'`)), setting).toBe("limits");
       expect(outcome(judge(`SELECT set_config('${setting}', 'x', false)`)), setting).toBe("limits");
+    }
+    // The engine times a statementTimeout itself: statement_timeout is the session's to set.
+    expect(outcome(judge("SELECT set_config('statement_timeout', '0', false)"))).toBe("allow");
+  });
+
+  it("a statementTimeout alone refuses no setting: pg_dump's and pg_restore's preamble passes", () => {
+    const judge = policySession([{ name: "limits", action: "allow", statementTimeout: "30s" }]);
+    for (const sql of [PG_DUMP, "SET statement_timeout = 0", "SELECT pg_catalog.set_config('search_path', '', false)", "RESET ALL", "SELECT set_config('statement_timeout', '0', false)"]) {
+      expect(outcome(judge(sql)), sql).toBe("allow");
     }
   });
 });

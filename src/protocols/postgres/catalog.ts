@@ -13,8 +13,26 @@ import { GatewayError } from "../../core/errors.js";
 import { splitIdentifiers } from "../../policy/sql/ast.js";
 import { ANY_COLUMN, statementLineage } from "../../policy/sql/lineage.js";
 import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
-import { connectUpstream, sideQuery, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
-import { decodeDataRow, decodeErrorOrNotice } from "./wire/index.js";
+import { connectUpstream, sideExchange, sideQuery, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
+import {
+  BackendType,
+  decodeDataRow,
+  decodeErrorOrNotice,
+  decodeRowDescription,
+  encodeDescribe,
+  encodeParse,
+  encodeSync,
+  type RowDescriptionField,
+} from "./wire/index.js";
+
+/** The columns of one relation in attribute order (dropped ones left out), with their types. */
+export interface TableColumns {
+  readonly oid: number;
+  readonly schema: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly columns: readonly { readonly name: string; readonly typeOid: number }[];
+}
 
 export interface RelationInfo {
   readonly oid: number;
@@ -48,6 +66,15 @@ export interface ViewLineage {
   readonly columns: readonly string[];
   readonly outputs?: readonly (readonly SourceColumn[])[];
   readonly reads: readonly SourceColumn[];
+}
+
+/** A function by OID (pg_proc): what a fastpath FunctionCall names. */
+export interface FunctionInfo {
+  readonly oid: number;
+  readonly schema: string;
+  readonly name: string;
+  /** pg_get_function_identity_arguments: `oid, integer`. */
+  readonly identityArgs: string;
 }
 
 /** The base columns a view reads (through nested views), as `schema.table.column`. */
@@ -86,6 +113,8 @@ export class PgCatalog {
   readonly #inherit = new Map<string, { info: readonly InheritanceInfo[]; at: number }>();
   /** Relation name → the views of that name (any schema) with their column lineage. */
   readonly #viewLineage = new Map<string, { info: readonly ViewLineage[]; at: number }>();
+  /** Function OID → the function (undefined: no such function). */
+  readonly #functions = new Map<number, { info: FunctionInfo | undefined; at: number }>();
   /** Every schema named by a search_path default this connection's sessions may start with. */
   readonly #pathSchemas = new Set<string>();
   #pathAt = 0;
@@ -95,6 +124,8 @@ export class PgCatalog {
    * cached (it cannot re-poison the cache).
    */
   #generation = 0;
+  /** Relation name → every relation of that name (any schema) with its typed columns. */
+  readonly #tables = new Map<string, { info: readonly TableColumns[]; at: number }>();
   #session: Promise<UpstreamSession> | undefined;
   /** Queries run one at a time on the side connection. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -153,6 +184,31 @@ export class PgCatalog {
       result.set(oid, info);
     }
     return result;
+  }
+
+  /**
+   * The function behind an OID (a fastpath FunctionCall names its function only so), or
+   * undefined when pg_proc has none. Cached per OID (an OID names one function while it
+   * exists; ALTER FUNCTION … RENAME/SET SCHEMA invalidates through DDL, see invalidate()).
+   */
+  async functionByOid(oid: number): Promise<FunctionInfo | undefined> {
+    if (!Number.isSafeInteger(oid) || oid <= 0 || oid > 0xffff_ffff) return undefined;
+    const hit = this.#functions.get(oid);
+    if (hit !== undefined && Date.now() - hit.at <= TTL_MS) return hit.info;
+    const generation = this.#generation;
+    // The OID is an integer checked above: safe to inline.
+    const rows = await this.#query(
+      `select n.nspname::text, p.proname::text, pg_catalog.pg_get_function_identity_arguments(p.oid)
+         from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where p.oid = ${oid}::oid`,
+    );
+    const [schema, name, args] = rows[0] ?? [];
+    const info = schema === null || schema === undefined || name === null || name === undefined ? undefined : { oid, schema, name, identityArgs: args ?? "" };
+    if (generation === this.#generation) {
+      if (this.#functions.size > MAX_ENTRIES) this.#functions.clear();
+      this.#functions.set(oid, { info, at: Date.now() });
+    }
+    return info;
   }
 
   /** Cached view info for `schema.name`: the view's base columns, null (not a view), or "missing". */
@@ -450,6 +506,64 @@ export class PgCatalog {
   }
 
   /**
+   * Every relation named `name`, in any schema, with its columns in attribute order and their
+   * types: what `COPY name TO STDOUT` may read, whatever the session's search_path (the caller
+   * treats every candidate as possible, so a search_path the gateway does not know cannot move
+   * a COPY off a masked table).
+   */
+  async tablesNamed(name: string): Promise<readonly TableColumns[]> {
+    const hit = this.#tables.get(name);
+    if (hit !== undefined && Date.now() - hit.at <= TTL_MS) return hit.info;
+    const generation = this.#generation;
+    const rows = await this.#query(
+      `select c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, a.attname::text, a.atttypid::text
+         from pg_catalog.pg_class c
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         left join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+        where c.relname::text = ${literal(name)}
+        order by c.oid, a.attnum`,
+    );
+    const built = new Map<number, { oid: number; schema: string; name: string; kind: string; columns: { name: string; typeOid: number }[] }>();
+    for (const [oid, schema, rel, kind, att, type] of rows) {
+      const o = Number(oid);
+      let t = built.get(o);
+      if (t === undefined) {
+        t = { oid: o, schema: schema ?? "", name: rel ?? "", kind: kind ?? "r", columns: [] };
+        built.set(o, t);
+      }
+      if (att !== null && att !== undefined) t.columns.push({ name: att, typeOid: Number(type) });
+    }
+    const info = [...built.values()];
+    if (generation === this.#generation) {
+      if (this.#tables.size > MAX_ENTRIES) this.#tables.clear();
+      this.#tables.set(name, { info, at: Date.now() });
+    }
+    return info;
+  }
+
+  /**
+   * The result fields of a query, as a RowDescription gives them (table OID and attribute
+   * number per field), without running it: Parse and Describe of the unnamed statement on the
+   * side connection. Throws when the target refuses the query there.
+   */
+  async describeQuery(sql: string): Promise<readonly RowDescriptionField[]> {
+    return this.#run(async (session) => {
+      let fields: RowDescriptionField[] = [];
+      let failure: Error | undefined;
+      const messages = Buffer.concat([encodeParse("", sql), encodeDescribe("S", ""), encodeSync()]);
+      await sideExchange(session, messages, this.#deps.timeoutMs, (f) => {
+        if (f.type === BackendType.RowDescription) fields = decodeRowDescription(f.body);
+        else if (f.type === BackendType.ErrorResponse) {
+          const e = decodeErrorOrNotice(f.body);
+          failure = new GatewayError("GW_POLICY_DENIED", "the gateway could not describe the query of this COPY", { cause: new Error(`${e.code}: ${e.message}`) });
+        }
+      });
+      if (failure !== undefined) throw failure;
+      return fields;
+    }, true);
+  }
+
+  /**
    * Forget what the catalog said (after DDL on this connection, from any session): views,
    * relations, columns and the search_path defaults are looked up again, and answers of
    * lookups already running are not cached.
@@ -461,11 +575,30 @@ export class PgCatalog {
     this.#byName.clear();
     this.#inherit.clear();
     this.#viewLineage.clear();
+    this.#tables.clear();
+    this.#functions.clear();
     this.#pathAt = 0;
   }
 
+  /**
+   * One uncached query on the side connection, in turn with the others (object-resolution.ts:
+   * what a held statement's names resolve to). Rows as text.
+   */
+  lookup(sql: string): Promise<(string | null)[][]> {
+    return this.#query(sql);
+  }
+
   #query(sql: string): Promise<(string | null)[][]> {
-    const run = async (): Promise<(string | null)[][]> => {
+    return this.#run((session) => simpleQuery(session, sql, this.#deps.timeoutMs), false);
+  }
+
+  /**
+   * Run `work` on the side connection, one at a time. A failure replaces the side connection on
+   * the next lookup, unless `refusalKeepsSession` is set and the target only refused the request
+   * (GW_POLICY_DENIED: the connection is still in sync).
+   */
+  #run<T>(work: (session: UpstreamSession) => Promise<T>, refusalKeepsSession: boolean): Promise<T> {
+    const run = async (): Promise<T> => {
       if (this.#closed) throw new GatewayError("GW_SHUTTING_DOWN", "catalog closed");
       this.#session ??= connectUpstream(this.#conn, new Map([["application_name", "airlock-catalog"]]), this.#deps);
       let session: UpstreamSession;
@@ -476,8 +609,9 @@ export class PgCatalog {
         throw e;
       }
       try {
-        return await simpleQuery(session, sql, this.#deps.timeoutMs);
+        return await work(session);
       } catch (e) {
+        if (refusalKeepsSession && e instanceof GatewayError && e.code === "GW_POLICY_DENIED") throw e;
         // A broken side connection is replaced on the next lookup.
         this.#session = undefined;
         session.socket.destroy();

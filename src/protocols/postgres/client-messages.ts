@@ -16,8 +16,10 @@ import type { Decision, DenyDecision, ResultPlan } from "../../core/decision.js"
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { DbQueryEvent, DbQueryStage, DeferredHold, JudgedEvent } from "../../core/events.js";
 import type { HoldNotice, JudgeHooks, SessionJudge } from "../../core/judge.js";
+import type { FunctionInfo, PgCatalog } from "./catalog.js";
 import { renderNotice } from "./errors.js";
 import { renderValue } from "./executions.js";
+import type { SessionObjects } from "./object-resolution.js";
 import type { OutBuffer } from "./out-buffer.js";
 import type { Refusals } from "./refusals.js";
 import { PLAIN, sqlEffects } from "./sql-effects.js";
@@ -35,6 +37,8 @@ export interface ClientMessageContext {
   readonly refusals: Refusals;
   readonly logger: Logger;
   readonly maxValueBytes: number;
+  /** The target's catalog: a fastpath FunctionCall's OID is resolved to its function there. */
+  readonly catalog: PgCatalog;
   /** Write what is collected to the target now (before a judgement that may wait). */
   readonly flushUpstream: (out: OutBuffer) => Promise<void>;
   /** Write bytes the client did not send to the target (a Flush to get answers sooner). */
@@ -42,6 +46,10 @@ export interface ClientMessageContext {
   readonly writeClient: (b: Buffer) => boolean;
   readonly countFromClient: (n: number) => void;
   readonly finished: () => boolean;
+  /** What held statements' names resolve to on the target (approvals are bound to it). */
+  readonly objects: SessionObjects;
+  /** The transaction status of the target's last ReadyForQuery. */
+  readonly transactionStatus: () => "I" | "T" | "E";
 }
 
 export class ClientMessages {
@@ -135,7 +143,7 @@ export class ClientMessages {
     this.statementsJudged++;
     const event: DbQueryEvent = { type: "db.query", session: this.#c.gate.info, seq, stage, sql, ...(statementName === undefined ? {} : { statementName }) };
     // A prepare never waits for a person: a hold comes back deferred, decided at each Bind.
-    const decision = stage === "prepare" ? await this.#c.gate.judge(event) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
+    const decision = stage === "prepare" ? await this.#c.gate.judge(event, { resolveObjects: this.#c.objects.resolve }) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
     return { seq, decision };
   }
 
@@ -185,13 +193,25 @@ export class ClientMessages {
       this.#simpleRefused(decision, out);
       return;
     }
+    // Sent alone while nothing else runs and no transaction is open, a SET search_path commits
+    // by itself: the session's path is then known exactly (object-resolution.ts).
+    this.#c.objects.sent(sql, { simple: true, quiet: this.#c.model.idle && this.#c.transactionStatus() === "I" });
     this.#c.model.simple(newExecution("simple", seq, false, decision.plan), sqlEffects(sql));
     out.add(frame.bytes);
   }
 
+  /**
+   * A fastpath FunctionCall (libpq's lo_* API: psycopg2 `lobject`, pgjdbc LargeObjectManager,
+   * psql `\lo_import`, pg_dump of large objects) names its function by OID, with binary
+   * arguments. The OID is resolved in the target's catalog (pg_proc: schema, name, identity
+   * arguments) and the call is judged as the SQL call of that function would be
+   * (`SELECT "schema"."name"($1, …)`: the `functions` rules and their dangerous families, the
+   * masking plan of its result), audited and recorded under that text. An OID the catalog
+   * does not resolve is judged as an unknown fastpath call, which is refused (fail closed).
+   * A FunctionCall is answered like a simple Query (result or error, then ReadyForQuery), so a
+   * poison Query takes the place of a refused one.
+   */
   async #onFunctionCall(frame: Frame, out: OutBuffer): Promise<void> {
-    // Judged by the function it names (no SQL to inspect). A FunctionCall is answered like a
-    // simple Query (result or error, then ReadyForQuery), so a poison Query takes its place.
     let call: ReturnType<typeof decodeFunctionCall>;
     try {
       call = decodeFunctionCall(frame.body);
@@ -199,14 +219,26 @@ export class ClientMessages {
       if (await this.#malformed(frame, e, out)) return;
       throw e;
     }
-    const seq = ++this.#seq;
-    this.statementsJudged++;
-    const decision = await this.#holding((hooks) => this.#c.gate.judge({ type: "db.function_call", session: this.#c.gate.info, seq, functionOid: call.functionOid, argumentCount: call.argCount }, hooks));
+    let fn: FunctionInfo | undefined;
+    try {
+      fn = await this.#c.catalog.functionByOid(call.functionOid);
+    } catch (e) {
+      this.#c.logger.warn({ err: e, functionOid: call.functionOid }, "fastpath function lookup failed; the call is refused");
+    }
+    let seq: number;
+    let decision: Decision;
+    if (fn === undefined) {
+      seq = ++this.#seq;
+      this.statementsJudged++;
+      decision = await this.#holding((hooks) => this.#c.gate.judge({ type: "db.function_call", session: this.#c.gate.info, seq, functionOid: call.functionOid, argumentCount: call.argCount }, hooks));
+    } else {
+      ({ seq, decision } = await this.#judge("simple", fastpathCallSql(fn, call.argCount)));
+    }
     if (decision.type === "deny") {
       this.#simpleRefused(decision, out);
       return;
     }
-    this.#c.model.simple(newExecution("simple", seq, false, undefined), [PLAIN]);
+    this.#c.model.simple(newExecution("simple", seq, false, decision.plan), [PLAIN]);
     out.add(frame.bytes);
   }
 
@@ -243,6 +275,7 @@ export class ClientMessages {
     const effect = sqlEffects(parse.sql)[0] ?? PLAIN;
     const rec: StatementRec =
       decision.deferred === undefined ? { seq, plan: decision.plan, effect } : { seq, plan: decision.plan, effect, held: { deferred: decision.deferred, paramTypes: parse.paramTypes } };
+    this.#c.objects.sent(parse.sql, { simple: false, quiet: false });
     model.parse(parse.name, rec);
     out.add(frame.bytes);
   }
@@ -375,7 +408,7 @@ export class ClientMessages {
     const hold = this.#holdController;
     this.#holdAbort = hold;
     try {
-      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal });
+      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve });
     } finally {
       this.#holdAbort = undefined;
       this.#holdWatch?.();
@@ -412,4 +445,20 @@ export class ClientMessages {
     this.#holdAbort.abort("the client cancelled the statement");
     return true;
   }
+}
+
+/** A quoted SQL identifier (case and characters kept; the guardrails fold names as PostgreSQL does). */
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The SQL a fastpath call is judged, audited and recorded as: the call of the function its OID
+ * names, one parameter per argument, and a comment naming the OID and the identity arguments
+ * (comment delimiters in them defused).
+ */
+export function fastpathCallSql(fn: FunctionInfo, argCount: number): string {
+  const params = Array.from({ length: argCount }, (_, i) => `$${i + 1}`).join(", ");
+  const note = `fastpath FunctionCall: oid ${fn.oid}, ${fn.schema}.${fn.name}(${fn.identityArgs})`.replaceAll("*/", "* /").replaceAll("/*", "/ *");
+  return `SELECT ${quoteIdent(fn.schema)}.${quoteIdent(fn.name)}(${params}) /* ${note} */`;
 }

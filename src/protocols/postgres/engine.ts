@@ -312,7 +312,8 @@ export class PostgresEngine implements ProtocolEngine {
     // (or a role / database default) with it off would read `'a\'…` differently. Pinned at
     // start-up, RESET and DISCARD ALL come back to it too.
     forward.set("standard_conforming_strings", "on");
-    // Limits from policies (statement_timeout, default_transaction_read_only) win over the client's.
+    // Limits from policies (default_transaction_read_only) win over the client's. (A policy's
+    // statementTimeout is timed by the gateway itself, see statement-timer.ts.)
     for (const [k, v] of Object.entries(gate.settings)) forward.set(k, v);
 
     const pool = this.#poolFor(connection);

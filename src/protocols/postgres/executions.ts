@@ -2,8 +2,9 @@
  * One result as it reaches the client (what was sent, masked, refused), and the pure helpers
  * of the proxy loop.
  */
-import type { DenyDecision, MaskRule } from "../../core/decision.js";
-import type { FieldAction, RuleMasker } from "./result-masking.js";
+import type { DenyDecision } from "../../core/decision.js";
+import { maskFieldValue, type FieldAction, type ResolvedField } from "./result-masking.js";
+import { decodeCopyField, rewriteCopyRow, type CopyField, type CopyFormat, type CopyOutSplitter } from "./wire/copy.js";
 
 export interface ResultAcc {
   rowCount: number;
@@ -15,8 +16,12 @@ export interface ResultAcc {
   actions?: FieldAction[] | undefined;
   /** The fields were resolved and `actions` decided. */
   planned?: boolean;
-  /** COPY out in progress: text (0) or binary (1) format. */
-  copyFormat?: number | undefined;
+  /** COPY out in progress. */
+  copy?: CopyOut | undefined;
+  /** The fields a COPY's stream holds, per possible source relation, once looked up. */
+  copyFields?: "pending" | readonly (readonly ResolvedField[])[] | undefined;
+  /** A COPY refused before its CopyOutResponse was sent: the client never entered COPY mode. */
+  copyHidden?: boolean;
   /** The result is refused: rows are dropped and its completion becomes this refusal. */
   refused?: DenyDecision | undefined;
   /** maxRows was exceeded and a cancel was sent. */
@@ -36,30 +41,36 @@ export function tagWithRows(tag: string, rows: number): string {
   return i > 0 && /^\d+$/.test(tag.slice(i + 1)) ? `${tag.slice(0, i)} ${rows}` : tag;
 }
 
+/** A COPY … TO STDOUT in progress, as the result stage treats its stream. */
+export interface CopyOut {
+  /** Splits the stream into rows; undefined: the format is not known and nothing is masked
+   * (only a row limit applies, counted by CopyData message, one row each from PostgreSQL). */
+  readonly splitter: CopyOutSplitter | undefined;
+  readonly format: CopyFormat | undefined;
+  /** How each field is masked; undefined when nothing is. */
+  readonly actions: readonly FieldAction[] | undefined;
+}
+
 /**
- * Mask one line of COPY text/CSV output. Fields are masked one by one (tab-separated text
- * format) so that the null strategy can emit `\N`; CSV lines are masked as a whole. The
- * replacement tokens contain no tab, newline, quote or backslash, so the line stays valid.
+ * Mask one COPY row under its field actions: the row's new bytes, or undefined when no field
+ * changed. Each field goes through maskFieldValue, as a DataRow field would (binary COPY
+ * fields are the types' binary encodings, text and CSV fields their text); a masked NULL is
+ * written as the format's NULL. Throws GatewayError when a field cannot be treated.
  */
-export function maskCopyLine(line: string, rules: readonly MaskRule[], maskerFor: (r: MaskRule) => RuleMasker, counts: Record<string, number>): string | undefined {
-  const detectors = rules.filter((r) => r.detectors.length > 0).map(maskerFor);
-  if (detectors.length === 0) return undefined;
-  const nl = line.endsWith("\n") ? "\n" : "";
-  const body = nl === "" ? line : line.slice(0, -1);
-  const state = { changed: false };
-  const fields = body.split("\t").map((field) => {
-    let current: string | null = field;
-    for (const m of detectors) {
-      if (current === null) break;
-      const r = m.maskText(current);
-      if (r === undefined) continue;
-      current = r.value;
-      for (const [k, n] of Object.entries(r.counts)) counts[k] = (counts[k] ?? 0) + n;
-    }
-    if (current !== field) state.changed = true;
-    return current === null ? "\\N" : current;
-  });
-  return state.changed ? fields.join("\t") + nl : undefined;
+export function maskCopyRow(format: CopyFormat, raw: Buffer, fields: readonly CopyField[], actions: readonly FieldAction[], counts: Record<string, number>): Buffer | undefined {
+  let replace: Map<number, Buffer | null> | undefined;
+  for (let i = 0; i < fields.length; i++) {
+    const action = actions[i];
+    const field = fields[i];
+    if (action === undefined || field === undefined || action.kind === "keep") continue;
+    const value = decodeCopyField(format, raw, field);
+    if (value === null) continue;
+    const out = maskFieldValue(value, action, counts);
+    if (out === undefined) continue;
+    replace ??= new Map();
+    replace.set(i, out);
+  }
+  return replace === undefined ? undefined : rewriteCopyRow(format, raw, fields, replace);
 }
 
 /** A value as text for the recording: text format as UTF-8, binary as `\x` hex; capped. */

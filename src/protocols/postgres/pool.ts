@@ -15,7 +15,7 @@
  *   destroys it. So no state of one client session is visible to the next, exactly like a
  *   fresh login; only the backend process (its pid) is shared.
  * - The key is the connection name plus the exact start-up parameters the gateway sends (which
- *   include policy limits such as statement_timeout): sessions with different settings never
+ *   include policy limits such as default_transaction_read_only): sessions with different settings never
  *   share a target session.
  * - An idle connection that receives anything, closes or errors is dropped; idle connections
  *   expire after `idleTimeoutMs`; at most `maxIdle` are kept per key.

@@ -7,14 +7,18 @@
  */
 import type { Logger } from "pino";
 import type { DenyDecision, MaskRule, SourceColumn, StatementLineage } from "../../core/decision.js";
+import { MaskChain } from "../../masking/index.js";
 import { gatewayText } from "../../core/engine.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { PgCatalog } from "./catalog.js";
 import { renderNotice, renderRefusal } from "./errors.js";
-import { EMPTY, maskCopyLine, newResult, renderValue, tagWithRows, type ResultAcc } from "./executions.js";
+import { GatewayError } from "../../core/errors.js";
+import type { CopyOutSpec } from "./copy-spec.js";
+import { EMPTY, maskCopyRow, newResult, renderValue, tagWithRows, type ResultAcc } from "./executions.js";
 import type { OutBuffer } from "./out-buffer.js";
 import type { Refusals } from "./refusals.js";
-import { needsWork, planFields, rewriteDataRow, type ResolvedField, type RuleMasker } from "./result-masking.js";
+import { maskErrorOrNotice, maskFunctionResult, maskNotification, type ChannelMasking } from "./channel-masking.js";
+import { needsWork, planFields, rewriteDataRow, type FieldAction, type ResolvedField, type RuleMasker } from "./result-masking.js";
 import type { Execution, TargetModel } from "./target-model.js";
 import {
   type Frame,
@@ -30,6 +34,7 @@ import {
   encodeCopyData,
   encodeErrorResponse,
 } from "./wire/index.js";
+import { CopyOutSplitter } from "./wire/copy.js";
 
 export interface ResultOptions {
   readonly gate: SessionJudge;
@@ -37,6 +42,8 @@ export interface ResultOptions {
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
   readonly maxRowsPerStatement: number;
   readonly maxValueBytes: number;
+  /** Longest COPY row buffered while masking (default 64 MiB); a longer one is refused. */
+  readonly maxCopyRowBytes?: number;
   readonly logger: Logger;
   /** Send a CancelRequest for the running statement; resolves once the target has taken it. */
   readonly cancelUpstream: () => Promise<void>;
@@ -58,13 +65,37 @@ const UNKNOWN_FIELDS: DenyDecision = {
   rule: "result-origin",
   message: "the gateway does not know the columns of these rows; Describe the statement or portal before Execute",
 };
-const COPY_COLUMNS: DenyDecision = {
-  type: "deny",
-  code: "GW_POLICY_DENIED",
-  rule: "masking",
-  message: "COPY … TO STDOUT is refused while column masking applies to this session; use SELECT",
-};
-const COPY_BINARY: DenyDecision = { type: "deny", code: "GW_POLICY_DENIED", rule: "masking", message: "binary COPY cannot be masked; use text or CSV format" };
+/** A COPY … TO STDOUT whose stream the gateway cannot mask. */
+function copyUnknown(message: string): DenyDecision {
+  return { type: "deny", code: "GW_POLICY_DENIED", rule: "masking", message };
+}
+
+/** A COPY stream that broke off: malformed, a row over the limit, or a field that cannot be masked. */
+function copyFailure(e: unknown): DenyDecision {
+  if (e instanceof GatewayError && e.code === "GW_POLICY_DENIED") return copyUnknown(e.message);
+  if (e instanceof GatewayError && e.code === "GW_LIMIT") return { type: "deny", code: "GW_LIMIT", rule: "masking", message: `${e.message}; the COPY was cut` };
+  return copyUnknown("the gateway could not read this COPY's output, so the rest of it is not passed (fail closed)");
+}
+
+/** A COPY row larger than this (the default message size limit) is refused. */
+const DEFAULT_MAX_COPY_ROW_BYTES = 64 * 1_048_576;
+
+/** How strongly an action masks: the COPY of a table found in several schemas takes the strongest. */
+function strength(a: FieldAction): number {
+  return a.kind === "null" ? 3 : a.kind === "whole" ? 2 : a.kind === "detect" ? 1 : 0;
+}
+
+function mergeActions(plans: readonly (readonly FieldAction[])[]): FieldAction[] {
+  const first = plans[0] ?? [];
+  return first.map((a, i) => {
+    let best = a;
+    for (const plan of plans) {
+      const b = plan[i];
+      if (b !== undefined && strength(b) > strength(best)) best = b;
+    }
+    return best;
+  });
+}
 
 /**
  * After a maxRows cancel, new client work waits until the cancelled statement has completed and
@@ -103,6 +134,14 @@ export class ResultStage {
   #catalogChanged = false;
   #columns: string[] | undefined;
   #formats: number[] | undefined;
+  /**
+   * Every mask rule with content detectors this session's statements were planned with: the
+   * detectors for what arrives outside any statement (a NOTIFY payload while idle) and, added
+   * to the statement's own, for errors and notices.
+   */
+  readonly #seenRules: MaskRule[] = [];
+  #seenFrom: readonly MaskRule[] | undefined;
+  #channelChain: MaskChain | undefined;
 
   constructor(o: ResultOptions, model: TargetModel, refusals: Refusals, txStatus: "I" | "T" | "E") {
     this.#o = o;
@@ -141,6 +180,8 @@ export class ResultStage {
         return this.#onCopyOut(frame);
       case B.CopyData:
         return this.#onCopyData(frame, out);
+      case B.CopyDone:
+        return this.#onCopyDone();
       case B.CommandComplete:
         return this.#onComplete(frame);
       case B.EmptyQueryResponse:
@@ -148,6 +189,14 @@ export class ResultStage {
         return this.#onComplete(frame);
       case B.ErrorResponse:
         return this.#onError(frame);
+      case B.NoticeResponse:
+        return this.#onNotice(frame);
+      case B.NotificationResponse:
+        // Asynchronous (another session's NOTIFY): the detectors of the statement running now,
+        // if any, and of every rule seen in this session; never echo redaction.
+        return maskNotification(frame.body, this.#channel(this.#model.current()).chain, {});
+      case B.FunctionCallResponse:
+        return this.#onFunctionResult(frame);
       case B.ReadyForQuery: {
         this.txStatus = decodeReadyForQuery(frame.body);
         if (this.#catalogChanged) {
@@ -290,19 +339,128 @@ export class ResultStage {
     return bytes;
   }
 
-  #onCopyOut(frame: Frame): Buffer | undefined {
+  /**
+   * CopyOutResponse: decide how the COPY's stream is treated. Under masking, its fields are
+   * resolved (the table's columns, or the query's fields by a Describe on the side connection)
+   * and planned as a SELECT's would be; "block" while looking up. A COPY the gateway cannot
+   * treat is refused before the client enters COPY mode.
+   */
+  #onCopyOut(frame: Frame): Buffer | "block" | undefined {
     this.#columns = ["copy"];
     this.#formats = [0];
     const p = this.#model.current();
     if (p === undefined || p.denied) return undefined;
-    if (this.#preRefusal(p) !== undefined) return EMPTY;
-    if (p.plan !== undefined && p.plan.masks.length > 0) {
-      const format = decodeCopyResponse(frame.body).format;
-      p.result.copyFormat = format;
-      if (p.plan.masks.some((m) => m.columns.length > 0)) return this.#refuse(p, COPY_COLUMNS);
-      if (format === 1) return this.#refuse(p, COPY_BINARY);
+    const acc = p.result;
+    if (this.#preRefusal(p) !== undefined) return this.#hideCopy(p);
+    const masks = p.plan?.masks ?? [];
+    const limited = p.plan?.maxRows !== undefined;
+    if (masks.length === 0 && !limited) return undefined;
+    const response = decodeCopyResponse(frame.body);
+    const spec = p.copy;
+    const format = spec === undefined || "unknown" in spec.format ? undefined : spec.format;
+    if (format === undefined || (format.kind === "binary") !== (response.format === 1)) {
+      if (masks.length > 0) {
+        const why =
+          spec === undefined
+            ? "the gateway cannot tell which COPY statement produced this output"
+            : "unknown" in spec.format
+              ? `the gateway cannot tell the output format of this COPY (${spec.format.unknown})`
+              : "this COPY's output is not in the format its statement names";
+        acc.refused = copyUnknown(`${why}, so it cannot be masked (fail closed)`);
+        return this.#hideCopy(p);
+      }
+      acc.copy = { splitter: undefined, format: undefined, actions: undefined };
+      return undefined;
     }
+    let actions: FieldAction[] | undefined;
+    if (masks.length > 0 && spec !== undefined) {
+      const candidates = this.#copyFields(p, spec, response.columnFormats.length, format.kind === "binary" ? 1 : 0);
+      if (candidates === "block") return "block";
+      if (acc.refused !== undefined) return this.#hideCopy(p);
+      actions = mergeActions(candidates.map((fields) => planFields(fields, masks, this.#o.maskerFor)));
+      if (!needsWork(actions)) actions = undefined;
+    }
+    acc.copy = { splitter: new CopyOutSplitter(format, this.#o.maxCopyRowBytes ?? DEFAULT_MAX_COPY_ROW_BYTES, response.columnFormats.length), format, actions };
     return undefined;
+  }
+
+  /**
+   * The fields of a COPY's stream, for each relation it may read (a table named without its
+   * schema: every table of that name, so that no search_path moves it off a masked one), or
+   * "block" while looking up. On failure, the result is refused (column rules) or its fields
+   * are taken as text of unknown origin (detectors only).
+   */
+  #copyFields(p: Execution, spec: CopyOutSpec, count: number, format: number): readonly (readonly ResolvedField[])[] | "block" {
+    const acc = p.result;
+    const known = acc.copyFields;
+    const columnRules = p.plan?.masks.some((m) => m.columns.length > 0) === true;
+    const unknownOrigin = (): ResolvedField[][] => [Array.from({ length: count }, (_, i): ResolvedField => ({ name: `column${i + 1}`, typeOid: 25, format }))];
+    if (known === "pending") return "block";
+    if (known !== undefined) {
+      const fitting = known.filter((fields) => fields.length === count);
+      if (fitting.length > 0) return fitting;
+      if (!columnRules && format === 0) return unknownOrigin();
+      acc.refused = copyUnknown("the gateway could not resolve the columns of this COPY, so its output cannot be masked (fail closed)");
+      return [];
+    }
+    acc.copyFields = "pending";
+    this.#lookUpCopy(spec, format).then(
+      (fields) => {
+        acc.copyFields = fields;
+        this.#o.unblock();
+      },
+      (e: unknown) => {
+        this.#o.logger.warn({ err: e }, "resolving the columns of a COPY failed");
+        acc.copyFields = [];
+        this.#o.unblock();
+      },
+    );
+    return "block";
+  }
+
+  async #lookUpCopy(spec: CopyOutSpec, format: number): Promise<readonly (readonly ResolvedField[])[]> {
+    const catalog = this.#o.catalog;
+    if (spec.relation !== undefined) {
+      const rel = spec.relation;
+      const tables = (await catalog.tablesNamed(rel.name)).filter((t) => rel.schema === undefined || t.schema === rel.schema);
+      const wanted = spec.columns ?? [];
+      const out: ResolvedField[][] = [];
+      for (const t of tables) {
+        const cols = wanted.length === 0 ? t.columns : wanted.map((w) => t.columns.find((c) => c.name === w));
+        if (cols.some((c) => c === undefined)) continue;
+        out.push(
+          cols.flatMap((c) => (c === undefined ? [] : [{ name: c.name, typeOid: c.typeOid, format, relation: { schema: t.schema, name: t.name }, column: c.name }])),
+        );
+      }
+      return out;
+    }
+    if (spec.query === undefined) return [];
+    // Described on the side connection, whose search_path may not be the session's: a field
+    // from `schema.name.column` may as well come from `name.column` of any other schema, and
+    // takes the strongest action of them all (masking never depends on the search_path).
+    const fields = await catalog.describeQuery(spec.query);
+    await catalog.relations(fields.map((f) => f.tableOid).filter((o) => o !== 0));
+    const variants: ResolvedField[][] = [];
+    for (const f of fields) {
+      const info = f.tableOid !== 0 ? catalog.cached(f.tableOid) : undefined;
+      const rel = info !== undefined && info !== "missing" ? info : undefined;
+      const column = rel?.columns.get(f.columnAttr);
+      const base: ResolvedField = { name: f.name, typeOid: f.typeOid, format };
+      if (rel === undefined || column === undefined) {
+        variants.push([base]);
+        continue;
+      }
+      const same = (await catalog.tablesNamed(rel.name)).filter((t) => t.schema !== rel.schema && t.columns.some((c) => c.name === column));
+      variants.push([rel.schema, ...same.map((t) => t.schema)].map((schema) => ({ ...base, relation: { schema, name: rel.name }, column })));
+    }
+    const most = Math.max(1, ...variants.map((v) => v.length));
+    return Array.from({ length: most }, (_, k) => variants.map((v) => v[Math.min(k, v.length - 1)] ?? { name: "", typeOid: 25, format }));
+  }
+
+  /** A COPY refused before the client saw its CopyOutResponse: the stream is dropped whole. */
+  #hideCopy(p: Execution): Buffer {
+    p.result.copyHidden = true;
+    return EMPTY;
   }
 
   #onCopyData(frame: Frame, out: OutBuffer): Buffer | undefined {
@@ -310,24 +468,82 @@ export class ResultStage {
     if (p === undefined) return undefined; // COPY FROM STDIN echoes nothing; nothing to treat
     const acc = p.result;
     if (acc.refused !== undefined) return EMPTY;
-    if (p.plan?.maxRows !== undefined && p.usage.sent >= p.plan.maxRows) {
-      acc.rowCount++;
-      this.#limitExceeded(p, out);
+    const copy = acc.copy;
+    if (copy === undefined) {
+      // Nothing to mask and no row limit: passed as it is.
+      this.#recordCopy(acc, frame.body, 0);
+      return undefined;
+    }
+    const splitter = copy.splitter;
+    const format = copy.format;
+    if (splitter === undefined || format === undefined) {
+      // Format unknown, no masks: one row per message (as PostgreSQL sends them).
+      if (this.#copyLimitReached(p, out)) return EMPTY;
+      p.usage.sent++;
+      acc.sent++;
+      this.#recordCopy(acc, frame.body, 0);
+      return undefined;
+    }
+    const parts: Buffer[] = [];
+    let changed = false;
+    try {
+      const items = splitter.push(frame.body);
+      for (const item of items) {
+        if (item.kind !== "row") {
+          parts.push(item.raw);
+          continue;
+        }
+        if (this.#copyLimitReached(p, out)) {
+          changed = true;
+          break;
+        }
+        const masked = copy.actions === undefined ? undefined : maskCopyRow(format, item.raw, item.fields, copy.actions, acc.masked);
+        if (masked !== undefined) changed = true;
+        const row = masked ?? item.raw;
+        parts.push(row);
+        p.usage.sent++;
+        acc.sent++;
+        this.#recordCopy(acc, row, format.kind === "binary" ? 1 : 0);
+      }
+    } catch (e) {
+      acc.refused = copyFailure(e);
       return EMPTY;
     }
-    let replacement: Buffer | undefined;
-    const masks = p.plan?.masks ?? [];
-    if (masks.length > 0 && acc.copyFormat === 0) {
-      const masked = maskCopyLine(frame.body.toString("utf8"), masks, this.#o.maskerFor, acc.masked);
-      if (masked !== undefined) replacement = encodeCopyData(Buffer.from(masked, "utf8"));
+    // A row still incomplete is held by the splitter and sent with the message that ends it.
+    let length = 0;
+    for (const part of parts) length += part.length;
+    if (!changed && length === frame.body.length) return undefined;
+    if (length === 0) return EMPTY;
+    return encodeCopyData(Buffer.concat(parts, length));
+  }
+
+  /** CopyDone: a row left incomplete is never passed; the result is refused instead. */
+  #onCopyDone(): Buffer | undefined {
+    const p = this.#model.current();
+    if (p === undefined) return undefined;
+    const acc = p.result;
+    if (acc.copyHidden === true) return EMPTY;
+    try {
+      if (acc.refused === undefined) acc.copy?.splitter?.finish();
+    } catch (e) {
+      acc.refused = copyFailure(e);
     }
-    p.usage.sent++;
-    acc.sent++;
+    return undefined;
+  }
+
+  /** maxRows reached for this COPY (the client is told and the statement cancelled). */
+  #copyLimitReached(p: Execution, out: OutBuffer): boolean {
+    if (p.plan?.maxRows === undefined || p.usage.sent < p.plan.maxRows) return false;
+    p.result.rowCount++;
+    this.#limitExceeded(p, out);
+    return true;
+  }
+
+  /** One COPY row (or message) as the client received it, for the recording. */
+  #recordCopy(acc: ResultAcc, row: Buffer, format: number): void {
     acc.rowCount++;
-    if (acc.rows.length < this.#o.maxRowsPerStatement) {
-      acc.rows.push([renderValue(replacement === undefined ? frame.body : replacement.subarray(5), 0, this.#o.maxValueBytes)]);
-    } else acc.truncated = true;
-    return replacement;
+    if (acc.rows.length < this.#o.maxRowsPerStatement) acc.rows.push([renderValue(row, format, this.#o.maxValueBytes)]);
+    else acc.truncated = true;
   }
 
   /** CommandComplete, EmptyQueryResponse or PortalSuspended: the result ends (refused: in its place, the refusal). */
@@ -339,6 +555,8 @@ export class ResultStage {
     const { tag, rows } = how === "complete" ? decodeCommandComplete(frame.body) : { tag: how === "empty" ? "EMPTY" : "SUSPENDED", rows: undefined };
     if (changesCatalog(tag)) this.#catalogChanged = true;
     if (p !== undefined) {
+      const masks = p.plan?.masks;
+      if (masks !== undefined && masks !== this.#seenFrom) this.#remember(masks);
       const acc = p.result;
       const refused = p.denied ? undefined : acc.refused;
       if (refused !== undefined) {
@@ -372,11 +590,6 @@ export class ResultStage {
     this.barrier.arm(this.#o.cancelUpstream);
   }
 
-  #refuse(p: Execution, refusal: DenyDecision): Buffer {
-    p.result.refused = refusal;
-    return EMPTY;
-  }
-
   /** A result ended; a simple Query's next statement starts with a fresh result. */
   #endExecution(p: Execution | undefined, ended: boolean): void {
     if (p === undefined) return;
@@ -389,13 +602,21 @@ export class ResultStage {
     const poison = this.#refusals.replacementFor(err.message);
     const p = this.#model.failed();
     if (poison !== undefined) return poison;
-    if (p === undefined || p.denied) return undefined;
+    if (p === undefined || p.denied) return maskErrorOrNotice(B.ErrorResponse, frame.body, this.#channel(p), {});
     const acc = p.result;
     let replacement: Buffer | undefined;
     let recorded: { sqlstate: string; message: string } = { sqlstate: err.code, message: err.message };
-    if (acc.refused !== undefined) {
+    if (acc.refused === undefined && !(acc.cancelled === true && err.code === "57014")) {
+      // The target's own error: its fields through the detectors (and echo redaction).
+      replacement = maskErrorOrNotice(B.ErrorResponse, frame.body, this.#channel(p), acc.masked);
+      if (replacement !== undefined) recorded = { sqlstate: err.code, message: decodeErrorOrNotice(replacement.subarray(5)).message };
+    } else if (acc.refused !== undefined) {
       replacement = renderRefusal(acc.refused);
       recorded = refusalRecord(replacement, acc.refused);
+    } else if (p.timedOut !== undefined && err.code === "57014") {
+      // The gateway's statement timer cancelled it (statement-timer.ts): say so, with the rule.
+      replacement = encodeErrorResponse({ severity: "ERROR", code: "57014", message: p.timedOut.message });
+      recorded = { sqlstate: "57014", message: p.timedOut.message };
     } else if (acc.cancelled === true && err.code === "57014") {
       const limit = p.plan?.maxRows ?? 0;
       const rule = p.plan?.maxRowsRule;
@@ -410,9 +631,70 @@ export class ResultStage {
               message: gatewayText(`the result exceeded ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement was cancelled`),
             });
     }
-    this.#emit(p, { error: recorded, ...(acc.refused === undefined ? {} : { refusedBy: acc.refused.rule ?? acc.refused.code }) });
+    const refusedBy = acc.refused !== undefined ? (acc.refused.rule ?? acc.refused.code) : recorded.sqlstate === "57014" ? p.timedOut?.rule : undefined;
+    this.#emit(p, { error: recorded, ...(refusedBy === undefined ? {} : { refusedBy }) });
+    // The next result starts with its own columns (not this failed one's).
+    this.#columns = undefined;
+    this.#formats = undefined;
     if (p.kind === "execute") this.barrier.release();
     return replacement;
+  }
+
+  /** A NoticeResponse of the target (RAISE NOTICE, warnings): masked like the statement's errors. */
+  #onNotice(frame: Frame): Buffer | undefined {
+    const p = this.#model.current();
+    return maskErrorOrNotice(B.NoticeResponse, frame.body, this.#channel(p), p?.result.masked ?? {});
+  }
+
+  /** A fastpath call's result (FunctionCallResponse): its value through the detectors, then recorded. */
+  #onFunctionResult(frame: Frame): Buffer | undefined {
+    const p = this.#model.current();
+    if (p === undefined || p.denied) return maskFunctionResult(frame.body, this.#channel(undefined).chain, {});
+    const acc = p.result;
+    const refused = this.#preRefusal(p);
+    if (refused !== undefined) {
+      // A FunctionCall is answered by its result or an error: the refusal takes the result's place.
+      const rendered = renderRefusal(refused);
+      this.#emit(p, { error: refusalRecord(rendered, refused) });
+      return rendered;
+    }
+    const replacement = maskFunctionResult(frame.body, this.#channel(p).chain, acc.masked);
+    acc.rowCount++;
+    acc.sent++;
+    this.#columns = ["result"];
+    this.#formats = [1];
+    if (acc.rows.length < this.#o.maxRowsPerStatement) {
+      const body = replacement === undefined ? frame.body : replacement.subarray(5);
+      const len = body.readInt32BE(0);
+      acc.rows.push([len < 0 ? null : renderValue(body.subarray(4), 1, this.#o.maxValueBytes)]);
+    } else acc.truncated = true;
+    this.#emit(p, { tag: "FUNCTION CALL", rows: 1 });
+    this.#columns = undefined;
+    this.#formats = undefined;
+    return replacement;
+  }
+
+  /**
+   * How errors, notices and notifications are masked now: the detectors of the rules of the
+   * statement `p` (when there is one) and of every rule seen in this session; echo redaction
+   * when `p` reads a column a column rule covers.
+   */
+  #channel(p: Execution | undefined): ChannelMasking {
+    const masks = p?.plan?.masks;
+    if (masks !== undefined && masks !== this.#seenFrom) this.#remember(masks);
+    if (this.#channelChain === undefined && this.#seenRules.length > 0) this.#channelChain = new MaskChain(this.#seenRules.map(this.#o.maskerFor));
+    return { chain: this.#channelChain, redactEchoes: p?.plan?.redactEchoes === true };
+  }
+
+  /** Remember the detector rules of a statement's plan (see #seenRules). */
+  #remember(masks: readonly MaskRule[]): void {
+    this.#seenFrom = masks;
+    for (const m of masks) {
+      if (m.detectors.length > 0 && !this.#seenRules.some((r) => r === m || (r.rule === m.rule && sameList(r.detectors, m.detectors) && r.strategy === m.strategy))) {
+        this.#seenRules.push(m);
+        this.#channelChain = undefined;
+      }
+    }
   }
 
   #captureRow(acc: ResultAcc, body: Buffer, fields: readonly RowDescriptionField[] | undefined): void {
@@ -450,6 +732,10 @@ export class ResultStage {
       ...(acc.cancelled === true ? { rowsSent: acc.sent } : {}),
     });
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** The refusal as the recording shows it: the SQLSTATE and text the client received. */

@@ -16,10 +16,12 @@ import type { SessionEndReason, SessionStats } from "../../core/session.js";
 import type { PgCatalog } from "./catalog.js";
 import { ClientMessages } from "./client-messages.js";
 import { renderRefusal } from "./errors.js";
+import { SessionObjects } from "./object-resolution.js";
 import { OutBuffer } from "./out-buffer.js";
 import { Refusals } from "./refusals.js";
 import type { RuleMasker } from "./result-masking.js";
 import { ResultStage } from "./results.js";
+import { StatementTimer } from "./statement-timer.js";
 import { TargetModel } from "./target-model.js";
 import type { UpstreamSession } from "./upstream.js";
 import { type Frame, type FrameReader, encodeTerminate, FrontendType as F } from "./wire/index.js";
@@ -63,6 +65,8 @@ export class PgProxySession {
   readonly #model = new TargetModel();
   readonly #messages: ClientMessages;
   readonly #results: ResultStage;
+  /** The policy's statementTimeout, timed by the gateway (undefined: no limit). */
+  readonly #timer: StatementTimer | undefined;
 
   #bytesFromClient = 0;
   #bytesToClient = 0;
@@ -94,6 +98,7 @@ export class PgProxySession {
       refusals,
       logger: options.logger,
       maxValueBytes: options.maxValueBytes,
+      catalog: options.catalog,
       flushUpstream: (out) => this.#flushUpstream(out),
       writeUpstream: (b) => {
         if (!this.#finished) this.#upstream.write(b);
@@ -103,6 +108,8 @@ export class PgProxySession {
         this.#bytesFromClient += n;
       },
       finished: () => this.#finished,
+      objects: new SessionObjects(options.catalog, options.gate.info.attributes["search_path"]),
+      transactionStatus: () => this.#results.txStatus,
     });
     this.#results = new ResultStage(
       {
@@ -119,6 +126,11 @@ export class PgProxySession {
       refusals,
       options.upstream.txStatus,
     );
+    const limit = options.gate.statementTimeout;
+    this.#timer =
+      limit === undefined
+        ? undefined
+        : new StatementTimer({ limit, model: this.#model, logger: options.logger, cancel: () => this.#results.barrier.arm(options.cancelUpstream) });
     this.#done = new Promise((resolve) => (this.#resolve = resolve));
   }
 
@@ -210,6 +222,7 @@ export class PgProxySession {
     // After a long wait (a statement held for approval) the session may have ended meanwhile.
     if (out.length === 0 || this.#isFinished()) return;
     const ok = out.flushTo((b) => this.#upstream.write(b));
+    this.#timer?.check();
     if (!ok && !this.#finished) await waitDrain(this.#upstream);
   }
 
@@ -239,6 +252,7 @@ export class PgProxySession {
       this.#finish("error", "the target sent a malformed or unexpected message", e);
       return;
     }
+    this.#timer?.check();
     if (out.length > 0 && !out.flushTo((b) => this.#writeClient(b))) this.#upstream.pause();
     if (this.#blocked !== undefined) this.#upstream.pause();
   }
@@ -315,6 +329,7 @@ export class PgProxySession {
   #finish(reason: SessionEndReason, detail?: string, cause?: unknown): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#timer?.stop();
     this.#model.dispose();
     if (cause !== undefined) this.#log.debug({ err: cause, reason }, "session ending");
     if (this.#release) {

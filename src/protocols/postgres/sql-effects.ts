@@ -6,6 +6,7 @@
  */
 import { asNode, bool, str } from "../../policy/sql/ast.js";
 import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
+import { copyOutSpec, type CopyOutSpec } from "./copy-spec.js";
 
 export type SqlEffect =
   | { readonly kind: "plain" }
@@ -16,6 +17,8 @@ export type SqlEffect =
   | { readonly kind: "prepare"; readonly name: string }
   | { readonly kind: "deallocate"; readonly name: string | undefined }
   | { readonly kind: "discard_all" }
+  /** COPY … TO STDOUT: what its stream holds (copy-spec.ts), for masking it. */
+  | { readonly kind: "copy_out"; readonly spec: CopyOutSpec }
   /** The text could not be parsed here: whatever rows it produces have no known origin. */
   | { readonly kind: "unknown" };
 
@@ -28,7 +31,7 @@ const CURSOR_OPT_HOLD = 0x0020;
  * Cheap pre-check: only texts naming one of these keywords can have a tracked effect, so the
  * hot path (ordinary SELECT/INSERT…) pays one regex, not a second parse.
  */
-const KEYWORDS = /declare|fetch|move|close|prepare|deallocate|discard/i;
+const KEYWORDS = /declare|fetch|move|close|prepare|deallocate|discard|copy/i;
 
 /**
  * This parse runs in the event loop (the judge's ran in a parser worker): bounded so that no
@@ -40,17 +43,25 @@ const EFFECT_PARSE_LIMITS: ParseLimits = { maxBytes: 256 * 1024, maxDepth: MAX_S
 /** The effects of each statement in `sql`, in order (a simple Query may carry several). */
 export function sqlEffects(sql: string): readonly SqlEffect[] {
   if (!KEYWORDS.test(sql)) return [PLAIN];
-  let stmts: readonly unknown[];
+  let stmts: readonly { stmt?: unknown; stmt_location?: number; stmt_len?: number }[];
   try {
-    const tree = parseSyncBounded(sql, EFFECT_PARSE_LIMITS) as { stmts?: readonly { stmt?: unknown }[] };
-    stmts = (tree.stmts ?? []).map((s) => s.stmt);
+    const tree = parseSyncBounded(sql, EFFECT_PARSE_LIMITS) as { stmts?: readonly { stmt?: unknown; stmt_location?: number; stmt_len?: number }[] };
+    stmts = tree.stmts ?? [];
   } catch {
     return [{ kind: "unknown" }];
   }
-  return stmts.map(effectOf);
+  let bytes: Buffer | undefined;
+  return stmts.map((s) =>
+    effectOf(s.stmt, () => {
+      // The statement's own text (locations are byte offsets into the UTF-8 text).
+      bytes ??= Buffer.from(sql, "utf8");
+      const from = s.stmt_location ?? 0;
+      return bytes.subarray(from, s.stmt_len === undefined || s.stmt_len === 0 ? bytes.length : from + s.stmt_len).toString("utf8");
+    }),
+  );
 }
 
-function effectOf(stmt: unknown): SqlEffect {
+function effectOf(stmt: unknown, text: () => string): SqlEffect {
   const node = asNode(stmt);
   if (node === undefined) return PLAIN;
   const [type, body] = node;
@@ -76,6 +87,10 @@ function effectOf(stmt: unknown): SqlEffect {
       return bool(body, "isall") ? { kind: "deallocate", name: undefined } : { kind: "deallocate", name: name("name") };
     case "DiscardStmt":
       return str(body, "target") === "DISCARD_ALL" ? { kind: "discard_all" } : PLAIN;
+    case "CopyStmt": {
+      const spec = copyOutSpec(body, text());
+      return spec === undefined ? PLAIN : { kind: "copy_out", spec };
+    }
     default:
       return PLAIN;
   }

@@ -83,7 +83,8 @@ describe("isProtectedSetting (policy/sql-settings.ts)", () => {
     expect(isProtectedSetting("role", {})).toBe(true);
     expect(isProtectedSetting("Session_Authorization", {})).toBe(true);
     expect(isProtectedSetting("statement_timeout", {})).toBe(false);
-    expect(isProtectedSetting("statement_timeout", { statement_timeout: "5000" })).toBe(true);
+    // The gateway times a policy's statementTimeout itself: the session's own setting is free.
+    expect(isProtectedSetting("statement_timeout", { statement_timeout: "5000" })).toBe(false);
     expect(isProtectedSetting("transaction_read_only", { default_transaction_read_only: "on" })).toBe(true);
     expect(isProtectedSetting("default_transaction_read_only", { default_transaction_read_only: "on" })).toBe(true);
     expect(isProtectedSetting("default_transaction_read_only", { statement_timeout: "5000" })).toBe(false);

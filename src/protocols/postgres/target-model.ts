@@ -21,6 +21,7 @@
 import type { ResultPlan } from "../../core/decision.js";
 import { GatewayError } from "../../core/errors.js";
 import type { DeferredHold } from "../../core/events.js";
+import type { CopyOutSpec } from "./copy-spec.js";
 import { newResult, type ResultAcc } from "./executions.js";
 import { PLAIN, type SqlEffect } from "./sql-effects.js";
 import type { RowDescriptionField } from "./wire/index.js";
@@ -74,6 +75,11 @@ export interface Execution {
   usage: Usage;
   /** The rows' origin is not known to the gateway: the result is refused, never passed raw. */
   unknownOrigin?: boolean;
+  /** A COPY … TO STDOUT: what its stream holds (masked by the result stage). */
+  copy?: CopyOutSpec | undefined;
+  /** The policy's statement timeout passed and the gateway cancelled it (statement-timer.ts):
+   * the error the client gets instead of the target's 57014, and the rule. */
+  timedOut?: { readonly message: string; readonly rule: string };
   result: ResultAcc;
 }
 
@@ -100,6 +106,7 @@ export class TargetModel {
   #epoch = 0;
   #waiters: (() => void)[] = [];
   #ignoring = false;
+  #progress = 0;
 
   // ------------------------------------------------------------ sent (client → target)
 
@@ -147,6 +154,24 @@ export class TargetModel {
    */
   get ignoring(): boolean {
     return this.#ignoring;
+  }
+
+  /** Grows each time the target answers an operation or ends a statement of a simple Query. */
+  get progress(): number {
+    return this.#progress;
+  }
+
+  /**
+   * The execution the target is working on or will run next (the first Execute, Query or
+   * FunctionCall not yet answered), or undefined when none is outstanding. Its statement's
+   * running time is what a statement timeout measures (statement-timer.ts).
+   */
+  running(): Execution | undefined {
+    for (let i = this.#head; i < this.#ops.length; i++) {
+      const op = this.#ops[i];
+      if (op?.k === "execute" || op?.k === "simple") return op.exec;
+    }
+    return undefined;
   }
 
   /** Nothing is awaiting an answer. */
@@ -223,6 +248,7 @@ export class TargetModel {
       return;
     }
     if (rec.effect.kind === "unknown") exec.unknownOrigin = true;
+    exec.copy = rec.effect.kind === "copy_out" ? rec.effect.spec : undefined;
     exec.plan = rec.plan;
     exec.usage = rec.usage;
   }
@@ -233,6 +259,7 @@ export class TargetModel {
     exec.usage = { sent: 0, cut: false };
     exec.plan = unitPlan(op.base, op.unit);
     exec.unknownOrigin = false;
+    exec.copy = effect.kind === "copy_out" ? effect.spec : undefined;
     if (effect.kind === "unknown") exec.unknownOrigin = true;
     if (effect.kind !== "fetch") return;
     const cursor = this.portals.get(effect.cursor);
@@ -301,6 +328,7 @@ export class TargetModel {
     }
     if (op.k === "simple") {
       if (how === "complete") this.#applyEffect(op.units[op.unit] ?? PLAIN, unitPlan(op.base, op.unit), op.exec.seq);
+      this.#progress++;
       op.unit++;
       op.unitStarted = false;
       return false;
@@ -330,6 +358,7 @@ export class TargetModel {
         return;
       case "fetch":
       case "plain":
+      case "copy_out":
       case "unknown":
         return;
     }
@@ -376,6 +405,7 @@ export class TargetModel {
 
   #shift(): void {
     this.#head++;
+    this.#progress++;
     if (this.#head > 1024 && this.#head * 2 > this.#ops.length) {
       this.#ops.splice(0, this.#head);
       this.#head = 0;

@@ -306,6 +306,14 @@ export async function sendCancel(
  * on close, socket error, bad framing or `timeoutMs`.
  */
 export function sideQuery(session: UpstreamSession, sql: string, timeoutMs: number, onFrame: (f: Frame) => void): Promise<Frame> {
+  return sideExchange(session, encodeQuery(sql), timeoutMs, onFrame);
+}
+
+/**
+ * As sideQuery, with the messages given as bytes (e.g. Parse + Describe + Sync): they must end
+ * in a Query or a Sync, whose ReadyForQuery ends the exchange.
+ */
+export function sideExchange(session: UpstreamSession, messages: Buffer, timeoutMs: number, onFrame: (f: Frame) => void): Promise<Frame> {
   const { socket, reader } = session;
   return new Promise((resolve, reject) => {
     let done = false;
@@ -344,7 +352,7 @@ export function sideQuery(session: UpstreamSession, sql: string, timeoutMs: numb
     socket.on("data", onData);
     socket.once("close", onClose);
     socket.once("error", onClose);
-    socket.write(encodeQuery(sql));
+    socket.write(messages);
     socket.resume();
   });
 }

@@ -19,7 +19,7 @@ import type { Dialer, Gatekeeper, ProtocolEngine } from "../../core/engine.js";
 import { toGatewayError } from "../../core/errors.js";
 import type { SecretRef } from "../../core/secret.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
-import { LiveConnections } from "../common/live.js";
+import { LiveConnections, PreAuthGate, type PreAuthSlot } from "../common/live.js";
 import { SshAuthenticator, type RegisteredKey } from "./auth.js";
 import { corkTogether } from "./bridge.js";
 import { forward } from "./forward.js";
@@ -42,7 +42,12 @@ export interface SshEngineOptions {
   /** The gateway's host key (OpenSSH private key text). */
   readonly hostKey: string;
   readonly connectTimeoutMs: number;
+  /** One deadline from accept to authenticated (config `limits.authTimeout`). */
   readonly authTimeoutMs: number;
+  /** Unauthenticated connections held at once, in total and from one source address (config
+   * `limits.maxUnauthenticated`, `limits.maxUnauthenticatedPerAddress`); more are closed at once. */
+  readonly maxUnauthenticated: number;
+  readonly maxUnauthenticatedPerAddress: number;
   readonly logger: Logger;
   readonly maskerFor: (rule: MaskRule) => TextMasker;
   /** Where a session's asciicast recording goes. */
@@ -65,13 +70,16 @@ export class SshEngine implements ProtocolEngine {
   readonly #server: InstanceType<typeof Server>;
   readonly #auth: SshAuthenticator;
   readonly #live = new LiveConnections();
-  /** Accepted sockets by `ip:port`, until ssh2 hands us their client. */
-  readonly #byAddress = new Map<string, { socket: Socket; timer: NodeJS.Timeout }>();
+  /** Accepted sockets by `ip:port` and their pre-auth slot, until they authenticate or close. */
+  readonly #byAddress = new Map<string, { socket: Socket; slot: PreAuthSlot }>();
+  /** Caps and one deadline for connections that have not authenticated (shared with PostgreSQL's front door design). */
+  readonly #preAuth: PreAuthGate;
 
   constructor(options: SshEngineOptions) {
     this.#o = options;
     this.#log = options.logger.child({ protocol: "ssh" });
     this.#auth = new SshAuthenticator(options.gatekeeper, options.publicKeys);
+    this.#preAuth = new PreAuthGate({ maxTotal: options.maxUnauthenticated, maxPerAddress: options.maxUnauthenticatedPerAddress, timeoutMs: options.authTimeoutMs });
     this.#server = new Server({ hostKeys: [options.hostKey], ident: "Airlock", algorithms: { cipher: [...CLIENT_CIPHERS] } }, (client, info) => {
       this.#onClient(client, `${info.ip}:${info.port}`, info.header.identRaw.slice(0, 100));
     });
@@ -88,17 +96,31 @@ export class SshEngine implements ProtocolEngine {
       socket.once("close", () => resolve());
     });
     socket.on("error", () => undefined);
-    // Unauthenticated connections get authTimeoutMs to log in.
     const address = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
-    const timer = setTimeout(() => socket.destroy(), this.#o.authTimeoutMs);
-    timer.unref();
-    this.#byAddress.set(address, { socket, timer });
+    // Unauthenticated connections are capped (in total and per source address) and get one
+    // deadline from accept to authenticated, whatever they send meanwhile.
+    const slot = this.#preAuth.acquire(socket.remoteAddress, () => {
+      this.#log.debug({ clientAddress: address }, "no authentication before the deadline: connection closed");
+      socket.destroy();
+    });
+    if (slot === undefined) {
+      // Like OpenSSH's MaxStartups: closed before the version exchange, nothing read.
+      this.#log.info({ clientAddress: address }, "too many unauthenticated connections: refused");
+      socket.destroy();
+      return done;
+    }
+    this.#byAddress.set(address, { socket, slot });
     void done.finally(() => {
-      clearTimeout(timer);
+      slot.release();
       this.#byAddress.delete(address);
     });
     this.#server.injectSocket(socket);
     return done;
+  }
+
+  /** Unauthenticated connections held now (tests, metrics). */
+  get unauthenticated(): number {
+    return this.#preAuth.size;
   }
 
   close(): Promise<void> {
@@ -110,8 +132,7 @@ export class SshEngine implements ProtocolEngine {
     client.on("error", (e) => this.#log.debug({ err: e, clientAddress }, "client connection error"));
     client.on("authentication", (ctx) => {
       const admitted = (): void => {
-        const pending = this.#byAddress.get(state.clientAddress);
-        if (pending !== undefined) clearTimeout(pending.timer);
+        this.#byAddress.get(state.clientAddress)?.slot.release();
       };
       this.#auth.authenticate(client, ctx, state, admitted).catch((e: unknown) => {
         this.#log.error({ err: e }, "authentication failed unexpectedly");

@@ -82,6 +82,8 @@ export interface SshEngineDeps {
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   readonly connectTimeoutMs: number;
   readonly authTimeoutMs: number;
+  readonly maxUnauthenticated: number;
+  readonly maxUnauthenticatedPerAddress: number;
   readonly logger: Logger;
   readonly maskerFor: (rule: MaskRule) => TextMasker;
   /** The directory a session's recordings live in (the JSON-lines recording's directory). */
@@ -100,6 +102,8 @@ export async function createSshEngine(d: SshEngineDeps): Promise<{ engine: SshEn
     hostKey,
     connectTimeoutMs: d.connectTimeoutMs,
     authTimeoutMs: d.authTimeoutMs,
+    maxUnauthenticated: d.maxUnauthenticated,
+    maxUnauthenticatedPerAddress: d.maxUnauthenticatedPerAddress,
     logger: d.logger,
     maskerFor: d.maskerFor,
     castPath: (id) => castPathOf(d.recordingDir(id), id),

@@ -616,6 +616,31 @@ export function encodeNotification(processId: number, channel: string, payload: 
     .finish();
 }
 
+/**
+ * protocol-message-formats "ErrorResponse" / "NoticeResponse" from every field as decoded
+ * (decodeErrorOrNotice's `fields`, in their order): a target's error or notice re-encoded after
+ * some field values were rewritten (masking). Field types are single bytes 1..255; values pass
+ * through errorText (no NUL).
+ */
+export function encodeErrorOrNoticeFields(type: typeof BackendType.ErrorResponse | typeof BackendType.NoticeResponse, fields: ReadonlyMap<string, string>): Buffer {
+  let size = 1;
+  for (const [t, v] of fields) {
+    const code = t.charCodeAt(0);
+    if (t.length !== 1 || code === 0 || code > 0xff) throw new GatewayError("GW_INTERNAL", "an error field type is one non-zero byte");
+    size += 1 + cstringSize(errorText(v));
+  }
+  const w = new MessageWriter(type, size);
+  for (const [t, v] of fields) w.uint8(t.charCodeAt(0)).cstring(errorText(v));
+  return w.uint8(0).finish();
+}
+
+/** protocol-message-formats "FunctionCallResponse": Int32 length (-1 = NULL), then the bytes. */
+export function encodeFunctionCallResponse(value: Buffer | null): Buffer {
+  const w = new MessageWriter(BackendType.FunctionCallResponse, 4 + (value === null ? 0 : value.length));
+  if (value === null) return w.int32(-1).finish();
+  return w.int32(value.length).bytes(value).finish();
+}
+
 /** protocol-message-formats "NegotiateProtocolVersion". */
 export function encodeNegotiateProtocolVersion(minorVersion: number, unrecognizedOptions: readonly string[] = []): Buffer {
   let size = 8;
