@@ -46,6 +46,28 @@ export interface ResultPlan {
    * corrupt. Only an evaluator that knows the command decides this.
    */
   readonly transfer?: "raw";
+  /**
+   * Where the result's columns come from, per statement of the message (one per simple-query
+   * unit; the model narrows it to the running statement): lets a column rule cover a computed
+   * field (`lower(email)`) that carries no table origin. Absent: not known (no SQL facts).
+   */
+  readonly lineage?: readonly (StatementLineage | undefined)[];
+}
+
+/** A column a result value may derive from. `relation` absent: any relation; column `*`: the whole row. */
+export interface SourceColumn {
+  readonly schema?: string;
+  readonly relation?: string;
+  readonly column: string;
+}
+
+/** The source columns of a statement's output columns (src/policy/sql/lineage.ts). */
+export interface StatementLineage {
+  /** Per output column, in order; absent when the output list cannot be mapped to the
+   * result's fields (a `*` in the output list, a statement that is not a query). */
+  readonly outputs?: readonly (readonly SourceColumn[])[];
+  /** Every column the statement reads anywhere: what an output of unknown lineage may carry. */
+  readonly reads: readonly SourceColumn[];
 }
 
 export type MaskStrategyName = "redact" | "partial" | "hash" | "null";

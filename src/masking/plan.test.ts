@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { MaskRule } from "../core/decision.js";
-import { JsonPathPattern, columnRuleCovers, renderPath, rulesForField } from "./plan.js";
+import { JsonPathPattern, columnRuleCovers, columnRuleCoversSource, renderPath, rulesForField } from "./plan.js";
 
 const rule = (name: string, columns: string[], detectors: string[] = []): MaskRule => ({ rule: name, columns, detectors, strategy: "redact" });
 
@@ -17,6 +17,22 @@ describe("plan application: which rule covers which field", () => {
     expect(columnRuleCovers(rule("a", ["*.mail"]), { ...users, name: "mail" })).toBe(false);
     // JSON paths are not column globs.
     expect(columnRuleCovers(rule("a", ["$.email"]), { name: "email" })).toBe(false);
+  });
+
+  it("a field is covered when a column it derives from is (lineage, inheritance)", () => {
+    const c1 = rule("c1", ["public.users.email"]);
+    const lowered = { name: "lower", derivedFrom: [{ schema: "public", relation: "users", column: "email" }] };
+    expect(rulesForField(lowered, [c1])).toEqual({ kind: "whole", rule: c1 });
+    expect(rulesForField({ name: "lower", derivedFrom: [{ schema: "public", relation: "users", column: "name" }] }, [c1])).toEqual({ kind: "keep" });
+    // A whole row is every column; a source of any relation matches by column.
+    expect(columnRuleCoversSource(c1, { schema: "public", relation: "users", column: "*" })).toBe(true);
+    expect(columnRuleCoversSource(c1, { schema: "public", relation: "orders", column: "*" })).toBe(false);
+    expect(columnRuleCoversSource(c1, { column: "email" })).toBe(true);
+    expect(columnRuleCoversSource(c1, { column: "*" })).toBe(true);
+    expect(columnRuleCoversSource(rule("a", ["users.email"]), { relation: "users", column: "email" })).toBe(true);
+    // A child's column read through its parent: the field's origin is the parent's.
+    const viaParent = { name: "password", relation: { schema: "public", name: "par" }, column: "password", derivedFrom: [{ schema: "public", relation: "users", column: "password" }] };
+    expect(rulesForField(viaParent, [rule("p", ["users.password"])]).kind).toBe("whole");
   });
 
   it("the first covering column rule wins; otherwise every detector rule applies, in order", () => {

@@ -4,7 +4,9 @@
  *
  * - Column rules: a rule's `columns` are `table.column` / `schema.table.column` globs
  *   (ColumnGlob). A field without an origin (an expression, an alias) matches by its name
- *   under any relation.
+ *   under any relation. A field is also covered when a column it derives from is (its
+ *   `derivedFrom`: the columns a computed field's expression reads, the same column of the
+ *   relations its relation shares it with through inheritance).
  * - JSON-path rules: `columns` entries that start with `$` are paths into JSON documents:
  *   `$.user.email`, `$.items[*].card`, `$.*.email` (one key of any name), `$..email` (at any
  *   depth). An entry without `$` that contains no relation part also applies to JSON leaves
@@ -13,7 +15,7 @@
  * - Detector rules: every rule with detectors applies to every field no column rule covers.
  * The first rule whose columns cover a field wins (policy order).
  */
-import type { MaskRule } from "../core/decision.js";
+import type { MaskRule, SourceColumn } from "../core/decision.js";
 import { ColumnGlob } from "../policy/glob.js";
 
 export interface MaskField {
@@ -21,6 +23,13 @@ export interface MaskField {
   readonly name: string;
   readonly relation?: { readonly schema: string; readonly name: string };
   readonly column?: string;
+  /**
+   * Table columns the value derives from besides its own origin (column lineage of a computed
+   * field, the relatives of its relation through inheritance): a column rule covering any of
+   * them covers the field. A source without relation is a column of any relation; column `*`
+   * is the whole row (any column of the relation).
+   */
+  readonly derivedFrom?: readonly SourceColumn[];
 }
 
 export type FieldRules =
@@ -59,9 +68,26 @@ export function columnRuleCovers(rule: MaskRule, f: MaskField): boolean {
   return false;
 }
 
+/** Does `rule`'s column list cover one source column of a field (see MaskField.derivedFrom)? */
+export function columnRuleCoversSource(rule: MaskRule, s: SourceColumn): boolean {
+  for (const g of globsOf(rule)) {
+    const rel = s.relation;
+    const relOk = rel === undefined || (s.schema !== undefined && g.relation.test(`${s.schema}.${rel}`)) || g.relation.test(rel);
+    if (relOk && (s.column === "*" || g.column.test(s.column))) return true;
+  }
+  return false;
+}
+
+function covers(rule: MaskRule, f: MaskField): boolean {
+  if (columnRuleCovers(rule, f)) return true;
+  const from = f.derivedFrom;
+  if (from !== undefined) for (const s of from) if (columnRuleCoversSource(rule, s)) return true;
+  return false;
+}
+
 /** The rules that apply to one result field, decided once per result. */
 export function rulesForField(f: MaskField, rules: readonly MaskRule[]): FieldRules {
-  const whole = rules.find((r) => r.columns.length > 0 && columnRuleCovers(r, f));
+  const whole = rules.find((r) => r.columns.length > 0 && covers(r, f));
   if (whole !== undefined) return { kind: "whole", rule: whole };
   const detect = rules.filter((r) => r.detectors.length > 0);
   return detect.length === 0 ? KEEP : { kind: "detect", rules: detect };

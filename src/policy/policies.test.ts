@@ -448,15 +448,17 @@ describe("prepared statements", () => {
   it("EXECUTE carries the prepared statement's masking plan and row limit (names fold like PostgreSQL)", () => {
     const s = open(planPolicies);
     expect(s.query("prepare c as select email from customers").type).toBe("allow");
-    expect(allowed(s.query("execute c")).plan).toEqual(customersPlan);
-    expect(allowed(s.query("EXECUTE C")).plan).toEqual(customersPlan);
+    expect(allowed(s.query("execute c")).plan).toMatchObject(customersPlan);
+    expect(allowed(s.query("EXECUTE C")).plan).toMatchObject(customersPlan);
+    // Its result's columns come from the prepared statement (column rules on computed fields).
+    expect(allowed(s.query("execute c")).plan?.lineage?.[0]?.outputs).toEqual([[{ relation: "customers", column: "email" }]]);
     expect(s.query("select 1")).toEqual({ type: "allow" });
   });
 
   it("a protocol Parse with a name can be run by SQL EXECUTE", () => {
     const s = open(planPolicies);
-    expect(allowed(s.parse("select email from customers where id = $1", "fetch_customer")).plan).toEqual(customersPlan);
-    expect(allowed(s.query("execute fetch_customer(1)")).plan).toEqual(customersPlan);
+    expect(allowed(s.parse("select email from customers where id = $1", "fetch_customer")).plan).toMatchObject(customersPlan);
+    expect(allowed(s.query("execute fetch_customer(1)")).plan).toMatchObject(customersPlan);
     // The unnamed statement is not remembered.
     expect(s.parse("select email from customers", "").type).toBe("allow");
     denied(s.query('execute "p"'), "fail-closed");
@@ -608,13 +610,13 @@ describe("result plans", () => {
     const emails: MaskRule = { rule: "emails", columns: ["*.email"], detectors: [], strategy: "redact" };
     const totals: MaskRule = { rule: "order-totals", columns: ["orders.total"], detectors: [], strategy: "null" };
     const scan: MaskRule = { rule: "secret-scan", columns: [], detectors: ["secret"], strategy: "hash" };
-    expect(s.query("select 1")).toEqual({ type: "allow", plan: { masks: [emails] } });
-    expect(s.query("select * from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
-    expect(s.query("select * from vault.keys join orders using (id)")).toEqual({ type: "allow", plan: { masks: [emails, totals, scan], redactEchoes: true } });
+    expect(s.query("select 1")).toMatchObject({ type: "allow", plan: { masks: [emails] } });
+    expect(s.query("select * from orders")).toMatchObject({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
+    expect(s.query("select * from vault.keys join orders using (id)")).toMatchObject({ type: "allow", plan: { masks: [emails, totals, scan], redactEchoes: true } });
     // Errors may echo what a statement reads: flagged only when it reads a covered column.
-    expect(s.query("select id from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals] } });
-    expect(s.query("select total::text::date from orders")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
-    expect(s.query("select 1 from orders where total::text = 'x'")).toEqual({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
+    expect(s.query("select id from orders")).toMatchObject({ type: "allow", plan: { masks: [emails, totals] } });
+    expect(s.query("select total::text::date from orders")).toMatchObject({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
+    expect(s.query("select 1 from orders where total::text = 'x'")).toMatchObject({ type: "allow", plan: { masks: [emails, totals], redactEchoes: true } });
     expect(denied(s.query("drop table orders"), "no-drop")).not.toHaveProperty("plan");
   });
 

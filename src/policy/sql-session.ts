@@ -5,7 +5,7 @@
  * longer than ~500 lines because that state and the decisions reading it are one piece;
  * compilation and matching helpers live in sql-policy.ts.
  */
-import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
+import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type StatementLineage, type Verdict } from "../core/decision.js";
 import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { Answer, SessionEvaluator } from "./evaluator.js";
@@ -28,7 +28,10 @@ import {
   type GuardAction,
   type SessionView,
 } from "./sql-policy.js";
-import type { ViewResolver } from "./view-resolver.js";
+import type { Relatives, ViewResolver } from "./view-resolver.js";
+
+/** Inheritance links a session remembers; beyond this many, new ones are not (the catalog sees them once committed). */
+const MAX_SESSION_LINKS = 1_000;
 
 /** A single SQL PREPARE or EXECUTE: its statement name (lower case, as the target folds it). */
 function preparedName(statements: readonly StatementFacts[]): { prepares?: string; executes?: string } {
@@ -74,6 +77,8 @@ export class SessionPolicies implements SessionEvaluator {
 
   readonly #viewResolver: ViewResolver | undefined;
   readonly #columnGuards: boolean;
+  /** Policies matched by relation or column (guards and mask policies): see #throughInheritance. */
+  readonly #inheritGuards: boolean;
   /** Column or function guards: `t.x` may be the call x(t), checked against the catalog. */
   readonly #attributeGuards: boolean;
   /** The role/database search_path default, while it is being looked up (first statement). */
@@ -84,6 +89,9 @@ export class SessionPolicies implements SessionEvaluator {
    * the session's life.
    */
   readonly #sessionViews = new Map<string, SessionView>();
+  /** Inheritance links this session made (ALTER TABLE … INHERIT, ATTACH PARTITION, CREATE TABLE
+   * … INHERITS / PARTITION OF): kept for the session's life (an over-approximation). */
+  readonly #links: { readonly parent: QualifiedName; readonly child: QualifiedName }[] = [];
   /** Relation names this session renamed into one another (ALTER … RENAME TO), by bare name. */
   readonly #aliases = new Map<string, Set<string>>();
   /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
@@ -96,6 +104,8 @@ export class SessionPolicies implements SessionEvaluator {
     this.#connection = session.connection;
     // Column and relation guards both see through views (see evaluate()).
     this.#columnGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.relations !== undefined));
+    // A mask policy matched by relation or column applies to a read through a parent too.
+    this.#inheritGuards = policies.some((p) => p.match?.columns !== undefined || p.match?.relations !== undefined);
     this.#denyGuards = policies.some((p) => p.config.action === "deny" || p.config.action === "require_approval" || p.config.action === "require_grant");
     this.#attributeGuards = policies.some((p) => p.config.action !== "mask" && (p.match?.columns !== undefined || p.match?.functions !== undefined));
     this.#cache = cache;
@@ -254,13 +264,106 @@ export class SessionPolicies implements SessionEvaluator {
     } catch {
       return ATTRIBUTE_LOOKUP_FAILED;
     }
+    const next = (facts: readonly StatementFacts[]): Answer => {
+      let withRelatives: readonly StatementFacts[] | Promise<readonly StatementFacts[]>;
+      try {
+        withRelatives = this.#throughInheritance(facts);
+      } catch {
+        return VIEW_LOOKUP_FAILED;
+      }
+      if (withRelatives instanceof Promise) {
+        return withRelatives.then(
+          (f) => this.#throughViews(event, classification.statements, f),
+          () => VIEW_LOOKUP_FAILED,
+        );
+      }
+      return this.#throughViews(event, classification.statements, withRelatives);
+    };
     if (withAttributes instanceof Promise) {
-      return withAttributes.then(
-        (facts) => this.#throughViews(event, classification.statements, facts),
-        () => ATTRIBUTE_LOOKUP_FAILED,
-      );
+      return withAttributes.then(next, () => ATTRIBUTE_LOOKUP_FAILED);
     }
-    return this.#throughViews(event, classification.statements, withAttributes);
+    return next(withAttributes);
+  }
+
+  /**
+   * Column and relation guards follow inheritance and partitioning: a column of a relation is
+   * also the same column of every relation sharing it (a read of the parent returns its
+   * children's rows; a rule on the parent's column covers the child's inherited one), and the
+   * rows of a relation read or written include its descendants'. From the catalog, and from
+   * the links this session made itself (not visible to the catalog before they commit).
+   */
+  #throughInheritance(effective: readonly StatementFacts[]): readonly StatementFacts[] | Promise<readonly StatementFacts[]> {
+    const resolver = this.#viewResolver;
+    if (!this.#inheritGuards || (resolver?.relatives === undefined && this.#links.length === 0)) return effective;
+    const names = new Set<string>();
+    for (const f of effective) {
+      for (const c of f.columns) if (c.relation !== undefined && c.relation.name !== "*") names.add(c.relation.name);
+      for (const r of [...f.relationsRead, ...f.relationsWritten]) if (r.name !== "*") names.add(r.name);
+    }
+    if (names.size === 0) return effective;
+    const apply = (catalog: Relatives): readonly StatementFacts[] => effective.map((f) => this.#withRelatives(f, catalog));
+    if (resolver?.relatives === undefined) return apply(new Map());
+    const answer = resolver.relatives(this.#connection, [...names]);
+    return answer instanceof Promise ? answer.then(apply) : apply(answer);
+  }
+
+  #withRelatives(f: StatementFacts, catalog: Relatives): StatementFacts {
+    const memo = new Map<string, readonly { relation: QualifiedName; descendant: boolean }[]>();
+    const relativesOf = (r: QualifiedName): readonly { relation: QualifiedName; descendant: boolean }[] => {
+      const key = `${r.schema ?? ""}\u0000${r.name}`;
+      let out = memo.get(key);
+      if (out === undefined) {
+        const found: { relation: QualifiedName; descendant: boolean }[] = [];
+        for (const [schema, list] of catalog.get(r.name) ?? []) {
+          if (!this.#mayResolveTo(r, schema)) continue;
+          for (const x of list) found.push({ relation: { schema: x.schema, name: x.name }, descendant: x.descendant });
+        }
+        found.push(...this.#sessionRelatives(r.name));
+        out = found;
+        memo.set(key, out);
+      }
+      return out;
+    };
+    const columns: ColumnAccess[] = [];
+    for (const c of f.columns) {
+      if (c.relation === undefined || c.relation.name === "*") continue;
+      for (const x of relativesOf(c.relation)) columns.push({ relation: x.relation, column: c.column, access: c.access });
+    }
+    const descendants = (rels: readonly QualifiedName[]): QualifiedName[] =>
+      rels.flatMap((r) => (r.name === "*" ? [] : relativesOf(r).filter((x) => x.descendant).map((x) => x.relation)));
+    const read = descendants(f.relationsRead);
+    const written = descendants(f.relationsWritten);
+    if (columns.length === 0 && read.length === 0 && written.length === 0) return f;
+    return { ...f, columns: [...f.columns, ...columns], relationsRead: [...f.relationsRead, ...read], relationsWritten: [...f.relationsWritten, ...written] };
+  }
+
+  /** Relatives of `name` through the inheritance links this session made (by bare name). */
+  #sessionRelatives(name: string): { relation: QualifiedName; descendant: boolean }[] {
+    if (this.#links.length === 0) return [];
+    // Descendants (transitively), then the ancestors of it and of each descendant.
+    const down = new Set<string>([name]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const l of this.#links) {
+        if (down.has(l.parent.name) && !down.has(l.child.name)) {
+          down.add(l.child.name);
+          grew = true;
+        }
+      }
+    }
+    const up = new Set<string>(down);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const l of this.#links) {
+        if (up.has(l.child.name) && !up.has(l.parent.name)) {
+          up.add(l.parent.name);
+          grew = true;
+        }
+      }
+    }
+    const out: { relation: QualifiedName; descendant: boolean }[] = [];
+    for (const n of up) if (n !== name) out.push({ relation: { name: n }, descendant: down.has(n) });
+    return out;
   }
 
   /**
@@ -318,6 +421,7 @@ export class SessionPolicies implements SessionEvaluator {
    */
   #learnDefinitions(effective: readonly StatementFacts[]): void {
     for (const f of effective) {
+      if (f.inherits !== undefined && this.#links.length < MAX_SESSION_LINKS) this.#links.push(...f.inherits);
       const ops = f.operations;
       if (ops.includes("create_view") || ops.includes("create_materialized_view")) {
         const written = new Set(f.relationsWritten.map((r) => r.name));
@@ -433,6 +537,7 @@ export class SessionPolicies implements SessionEvaluator {
       if (action === "require_approval" || action === "require_grant") {
         // The pipeline turns the hold into allow or deny (src/approvals). What the statement
         // defines for later ones (prepared statements) is recorded only once it is allowed.
+        const lineage = this.#unitLineage(statements);
         const hold: HoldDecision = {
           type: "hold",
           need: action === "require_approval" ? "approval" : "grant",
@@ -442,7 +547,7 @@ export class SessionPolicies implements SessionEvaluator {
           minApprovals: p.config.minApprovals ?? 1,
           timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
           mode: p.config.mode ?? "wait",
-          allow: this.#allow(effective, event.sql),
+          allow: this.#allow(effective, event.sql, lineage),
           summary: summarize(effective),
           objects: objectNames(effective),
           ...preparedName(statements),
@@ -454,8 +559,26 @@ export class SessionPolicies implements SessionEvaluator {
       }
       return deny("GW_POLICY_DENIED", message, p.name);
     }
+    const lineage = this.#unitLineage(statements);
     this.#defined(event, statements, effective);
-    return this.#allow(effective, event.sql);
+    return this.#allow(effective, event.sql, lineage);
+  }
+
+  /**
+   * Per statement of the message, where its output columns come from (for column rules on
+   * computed fields); an EXECUTE's is its prepared statement's.
+   */
+  #unitLineage(statements: readonly StatementFacts[]): (StatementLineage | undefined)[] {
+    return statements.map((f, i) => {
+      if (f.executes === undefined) return f.lineage;
+      const name = f.executes.toLowerCase();
+      for (let j = i - 1; j >= 0; j--) {
+        const p = statements[j];
+        if (p?.prepares?.toLowerCase() === name) return p.lineage;
+      }
+      const prepared = this.#prepared.get(name);
+      return prepared?.[prepared.length - 1]?.lineage;
+    });
   }
 
   /** An allowed statement: record what it defines for later statements. */
@@ -500,7 +623,7 @@ export class SessionPolicies implements SessionEvaluator {
     return p?.name ?? kind;
   }
 
-  #allow(facts: readonly StatementFacts[], sql?: string): AllowDecision {
+  #allow(facts: readonly StatementFacts[], sql?: string, lineage?: readonly (StatementLineage | undefined)[]): AllowDecision {
     const masks: MaskRule[] = [];
     const copyTo = facts.some((f) => f.operations.includes("copy_to"));
     for (const m of this.#masks) {
@@ -531,9 +654,17 @@ export class SessionPolicies implements SessionEvaluator {
     // Errors and notices can echo a value the statement read (`password::int`): the engine
     // redacts their value-echoing parts when a column rule covers a column it reads.
     const redactEchoes = masks.some((m) => m.columns.length > 0 && facts.some((f) => this.#readsCovered(m, f)));
+    // Lineage matters only to column rules.
+    const withLineage = lineage !== undefined && masks.some((m) => m.columns.length > 0);
     return {
       type: "allow",
-      plan: { masks, ...(maxRows === undefined ? {} : { maxRows }), ...(maxRowsRule === undefined ? {} : { maxRowsRule }), ...(redactEchoes ? { redactEchoes } : {}) },
+      plan: {
+        masks,
+        ...(maxRows === undefined ? {} : { maxRows }),
+        ...(maxRowsRule === undefined ? {} : { maxRowsRule }),
+        ...(redactEchoes ? { redactEchoes } : {}),
+        ...(withLineage ? { lineage } : {}),
+      },
     };
   }
 

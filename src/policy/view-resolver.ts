@@ -15,4 +15,12 @@ export interface ViewResolver {
   /** Every schema the search_path of a new target session may name (role, database and server
    * defaults; `$user` as written). Synchronous when cached. */
   searchPath?(connection: string): readonly string[] | Promise<readonly string[]>;
+  /**
+   * Relations sharing columns through inheritance or partitioning with every relation named
+   * one of these: name → schema → relatives (`descendant`: its rows are read through it).
+   * Synchronous when cached.
+   */
+  relatives?(connection: string, names: readonly string[]): Relatives | Promise<Relatives>;
 }
+
+export type Relatives = ReadonlyMap<string, ReadonlyMap<string, readonly { readonly schema: string; readonly name: string; readonly descendant: boolean }[]>>;

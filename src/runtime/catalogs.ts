@@ -7,8 +7,9 @@ import type { PostgresConnection } from "../core/connection.js";
 import type { Dialer } from "../core/engine.js";
 import type { SecretRef } from "../core/secret.js";
 import type { ViewResolver } from "../policy/policies.js";
+import type { Relatives } from "../policy/view-resolver.js";
 import type { ColumnAccess } from "../policy/sql/index.js";
-import { PgCatalog, type ViewColumns } from "../protocols/postgres/catalog.js";
+import { PgCatalog, type InheritanceInfo, type ViewColumns } from "../protocols/postgres/catalog.js";
 
 export class Catalogs {
   readonly #catalogs = new Map<string, PgCatalog>();
@@ -76,6 +77,19 @@ export class Catalogs {
           cached.set(n, c);
         }
         return cached;
+      },
+      relatives: (connectionName, names) => {
+        const catalog = catalogOf(connectionName);
+        if (catalog === undefined) return new Map();
+        const byName = (infos: ReadonlyMap<string, readonly InheritanceInfo[]>): Relatives =>
+          new Map([...infos].map(([name, list]) => [name, new Map(list.map((i) => [i.schema, i.relatives]))]));
+        const cached = new Map<string, readonly InheritanceInfo[]>();
+        for (const n of names) {
+          const c = catalog.cachedInheritance(n);
+          if (c === "missing") return catalog.inheritance(names).then(byName);
+          cached.set(n, c);
+        }
+        return byName(cached);
       },
       searchPath: (connectionName) => {
         const catalog = catalogOf(connectionName);

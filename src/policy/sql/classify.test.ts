@@ -611,7 +611,8 @@ describe("determinism and caching hints", () => {
   it("sorts and de-duplicates every list", () => {
     const a = one("SELECT b.y, a.x, a.x FROM zz a, yy b WHERE f(1) AND e(2) AND f(3)");
     const b = one("SELECT a.x, b.y FROM zz a, yy b WHERE e(2) AND f(3)");
-    expect(a.facts).toEqual(b.facts);
+    // The output columns' lineage is in output order (it differs here, by design).
+    expect({ ...a.facts, lineage: undefined }).toEqual({ ...b.facts, lineage: undefined });
     expect(a.read).toEqual(["yy", "zz"]);
     expect(a.functions).toEqual(["e", "f"]);
   });

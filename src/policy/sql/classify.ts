@@ -14,6 +14,7 @@ import { isObj, list } from "./ast.js";
 import type { Classification, ColumnAccess, QualifiedName, StatementFacts } from "./facts.js";
 import { checkParseLimits, DEFAULT_PARSE_LIMITS, resetEmbeddedBudget } from "./limits.js";
 import type { ParseOutcome, ParserPool } from "./parser-pool.js";
+import { inheritanceLinks, statementLineage } from "./lineage.js";
 import { MAX_WALK_NODES, walkStatement } from "./walk.js";
 
 export { MAX_SQL_BYTES } from "./limits.js";
@@ -109,7 +110,8 @@ function classifyTree(parsed: unknown): DetailedClassification {
       if (!isObj(raw)) continue;
       const { facts, literalDependent } = walkStatement(raw.stmt, budget);
       if (literalDependent || facts.unknownEffects !== undefined) cacheable = false;
-      statements.push(facts);
+      const inherits = inheritanceLinks(raw.stmt);
+      statements.push({ ...facts, lineage: statementLineage(raw.stmt, facts), ...(inherits.length > 0 ? { inherits } : {}) });
     }
   } catch (e) {
     if ((isGatewayError(e) && e.code === "GW_LIMIT") || e instanceof RangeError) {

@@ -10,6 +10,8 @@
  * (`"Users"` and `users` are different relations). A name is never re-cased by Airlock.
  */
 
+import type { StatementLineage } from "../../core/decision.js";
+
 /** A relation (table, view, materialized view, sequence, index, foreign table) as written. */
 export interface QualifiedName {
   /** Only when the statement wrote one, or `pg_temp` for a relation created TEMP. Unqualified
@@ -129,6 +131,12 @@ export interface StatementFacts {
    * these names when a column or function guard applies (absent when there are none).
    */
   readonly attributeRefs?: readonly AttributeRef[];
+  /** Where the statement's output columns come from (lineage.ts): lets column mask rules
+   * cover computed result fields. Absent on facts not built by classify(). */
+  readonly lineage?: StatementLineage;
+  /** Inheritance links the statement makes (ALTER TABLE … INHERIT / ATTACH PARTITION, CREATE
+   * TABLE … INHERITS / PARTITION OF): column guards follow them before the catalog shows them. */
+  readonly inherits?: readonly { readonly parent: QualifiedName; readonly child: QualifiedName }[];
 }
 
 /** A qualified reference `t.x` that is a column of t, or else the call `x(t)`. */

@@ -1,13 +1,18 @@
 /**
  * The target's catalog, seen through the gateway's own side connection: which relation and
  * column a result field comes from (RowDescription carries only the table OID and attribute
- * number), and, for views, which base relations they read. One side connection per configured
+ * number), for views, which base relations they read, and, for tables, which relations share
+ * their columns through inheritance and partitioning. One side connection per configured
  * connection, shared by its sessions; answers are cached for a short time, since OIDs are
  * stable while a table exists.
  */
 import type { Logger } from "pino";
 import type { PostgresConnection } from "../../core/connection.js";
+import type { SourceColumn } from "../../core/decision.js";
 import { GatewayError } from "../../core/errors.js";
+import { splitIdentifiers } from "../../policy/sql/ast.js";
+import { ANY_COLUMN, statementLineage } from "../../policy/sql/lineage.js";
+import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
 import { connectUpstream, sideExchange, sideQuery, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
 import {
   BackendType,
@@ -39,6 +44,30 @@ export interface RelationInfo {
   readonly columns: ReadonlyMap<number, string>;
 }
 
+/**
+ * Relations that share columns with one through inheritance or partitioning (pg_inherits):
+ * its descendants (reading it returns their rows) and the ancestors of it and of each
+ * descendant (a rule on a parent's column applies to the column its children inherit).
+ */
+export interface InheritanceInfo {
+  readonly schema: string;
+  readonly name: string;
+  readonly relatives: readonly { readonly schema: string; readonly name: string; readonly descendant: boolean }[];
+}
+
+/**
+ * Where each column of a view (or materialized view) comes from: its definition
+ * (pg_get_viewdef) read by the lineage walker. `outputs` in column order; absent when the
+ * definition could not be read (then every column may carry anything in `reads`).
+ */
+export interface ViewLineage {
+  readonly schema: string;
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly outputs?: readonly (readonly SourceColumn[])[];
+  readonly reads: readonly SourceColumn[];
+}
+
 /** A function by OID (pg_proc): what a fastpath FunctionCall names. */
 export interface FunctionInfo {
   readonly oid: number;
@@ -64,7 +93,12 @@ const SEARCH_PATH_TTL_MS = 10_000;
 const MAX_PATH_SCHEMAS = 1_000;
 /** Views nested deeper than this are treated as unknown (fail closed by the caller). */
 const MAX_VIEW_DEPTH = 8;
+/** Inheritance chains deeper than this are cut (PostgreSQL itself allows any depth; a deeper
+ * tree is absurd, and a cut one still gets every relative within this many levels). */
+const MAX_INHERIT_DEPTH = 64;
 const MAX_ENTRIES = 50_000;
+/** A view definition is parsed in the event loop: bounded like the other in-process parses. */
+const VIEW_PARSE_LIMITS: ParseLimits = { maxBytes: 256 * 1024, maxDepth: MAX_SQL_DEPTH };
 
 export class PgCatalog {
   readonly #conn: PostgresConnection;
@@ -75,6 +109,10 @@ export class PgCatalog {
   readonly #views = new Map<string, { info: ViewColumns | null; at: number }>();
   /** Relation name → schema → its column names (system columns included). */
   readonly #byName = new Map<string, { info: ReadonlyMap<string, ReadonlySet<string>>; at: number }>();
+  /** Relation name → the relations of that name (any schema) with their relatives. */
+  readonly #inherit = new Map<string, { info: readonly InheritanceInfo[]; at: number }>();
+  /** Relation name → the views of that name (any schema) with their column lineage. */
+  readonly #viewLineage = new Map<string, { info: readonly ViewLineage[]; at: number }>();
   /** Function OID → the function (undefined: no such function). */
   readonly #functions = new Map<number, { info: FunctionInfo | undefined; at: number }>();
   /** Every schema named by a search_path default this connection's sessions may start with. */
@@ -304,6 +342,136 @@ export class PgCatalog {
     return result;
   }
 
+  /** Cached inheritance of every relation named `name` (any schema), or "missing". */
+  cachedInheritance(name: string): readonly InheritanceInfo[] | "missing" {
+    const hit = this.#inherit.get(name);
+    if (hit === undefined || Date.now() - hit.at > TTL_MS) return "missing";
+    return hit.info;
+  }
+
+  /**
+   * For every relation with one of these names, in any schema: its relatives through
+   * inheritance and partitioning (see InheritanceInfo). A name no relation has maps to [].
+   */
+  async inheritance(names: readonly string[]): Promise<ReadonlyMap<string, readonly InheritanceInfo[]>> {
+    const result = new Map<string, readonly InheritanceInfo[]>();
+    const pending: string[] = [];
+    for (const n of new Set(names)) {
+      const c = this.cachedInheritance(n);
+      if (c === "missing") pending.push(n);
+      else result.set(n, c);
+    }
+    if (pending.length === 0) return result;
+    const generation = this.#generation;
+    const rows = await this.#query(
+      `with recursive start as (
+         select c.oid from pg_catalog.pg_class c
+          where c.relname::text in (${pending.map(literal).join(", ")}) and c.relkind in ('r', 'p', 'f', 'v', 'm')
+       ), down(root, oid, depth) as (
+         select oid, oid, 0 from start
+         union
+         select d.root, i.inhrelid, d.depth + 1 from down d join pg_catalog.pg_inherits i on i.inhparent = d.oid
+          where d.depth < ${MAX_INHERIT_DEPTH}
+       ), up(root, oid, depth, descendant) as (
+         select root, oid, 0, depth > 0 from down
+         union
+         select u.root, i.inhparent, u.depth + 1, false from up u join pg_catalog.pg_inherits i on i.inhrelid = u.oid
+          where u.depth < ${MAX_INHERIT_DEPTH}
+       )
+       select rn.nspname::text, r.relname::text, n.nspname::text, c.relname::text, bool_or(up.descendant)::text
+         from start s
+         join pg_catalog.pg_class r on r.oid = s.oid
+         join pg_catalog.pg_namespace rn on rn.oid = r.relnamespace
+         left join up on up.root = s.oid and up.oid <> s.oid
+         left join pg_catalog.pg_class c on c.oid = up.oid
+         left join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        group by 1, 2, 3, 4`,
+    );
+    const built = new Map<string, Map<string, { schema: string; name: string; descendant: boolean }[]>>();
+    for (const [schema, name, rs, rn, descendant] of rows) {
+      if (schema === null || schema === undefined || name === null || name === undefined) continue;
+      let bySchema = built.get(name);
+      if (bySchema === undefined) {
+        bySchema = new Map();
+        built.set(name, bySchema);
+      }
+      let relatives = bySchema.get(schema);
+      if (relatives === undefined) {
+        relatives = [];
+        bySchema.set(schema, relatives);
+      }
+      if (rs !== null && rs !== undefined && rn !== null && rn !== undefined) relatives.push({ schema: rs, name: rn, descendant: descendant === "true" });
+    }
+    // From an older generation: kept just long enough for the waiting result to read it.
+    const now = generation === this.#generation ? Date.now() : Date.now() - TTL_MS + 1_000;
+    if (this.#inherit.size > MAX_ENTRIES) this.#inherit.clear();
+    for (const n of pending) {
+      const info: InheritanceInfo[] = [...(built.get(n) ?? [])].map(([schema, relatives]) => ({ schema, name: n, relatives }));
+      this.#inherit.set(n, { info, at: now });
+      result.set(n, info);
+    }
+    return result;
+  }
+
+  /** Cached column lineage of every view named `name` (any schema; [] when none is), or "missing". */
+  cachedViewLineage(name: string): readonly ViewLineage[] | "missing" {
+    const hit = this.#viewLineage.get(name);
+    if (hit === undefined || Date.now() - hit.at > TTL_MS) return "missing";
+    return hit.info;
+  }
+
+  /**
+   * For every view or materialized view with one of these names, in any schema: where each
+   * of its columns comes from, read from its definition. Definitions the parser refuses (or
+   * beyond its bounds) give no outputs and read anything (fail closed).
+   */
+  async viewLineage(names: readonly string[]): Promise<ReadonlyMap<string, readonly ViewLineage[]>> {
+    const result = new Map<string, readonly ViewLineage[]>();
+    const pending: string[] = [];
+    for (const n of new Set(names)) {
+      const c = this.cachedViewLineage(n);
+      if (c === "missing") pending.push(n);
+      else result.set(n, c);
+    }
+    if (pending.length === 0) return result;
+    const generation = this.#generation;
+    const rows = await this.#query(
+      `select n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid),
+              (select pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ',' order by a.attnum)
+                 from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)
+         from pg_catalog.pg_class c
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.relname::text in (${pending.map(literal).join(", ")}) and c.relkind in ('v', 'm')`,
+    );
+    const built = new Map<string, ViewLineage[]>();
+    for (const [schema, name, def, cols] of rows) {
+      if (schema === null || schema === undefined || name === null || name === undefined) continue;
+      const columns = cols === null || cols === undefined ? [] : (splitIdentifiers(cols, ",") ?? []);
+      let entry: ViewLineage = { schema, name, columns, reads: [ANY_COLUMN] };
+      if (def !== null && def !== undefined) {
+        try {
+          const tree = parseSyncBounded(def, VIEW_PARSE_LIMITS) as { stmts?: readonly { stmt?: unknown }[] };
+          const stmts = tree.stmts ?? [];
+          const l = stmts.length === 1 ? statementLineage(stmts[0]?.stmt) : undefined;
+          if (l !== undefined) entry = { schema, name, columns, reads: l.reads, ...(l.outputs !== undefined && l.outputs.length === columns.length ? { outputs: l.outputs } : {}) };
+        } catch {
+          // Unreadable definition: every column may carry anything (fail closed).
+        }
+      }
+      const list = built.get(name) ?? [];
+      list.push(entry);
+      built.set(name, list);
+    }
+    const now = generation === this.#generation ? Date.now() : Date.now() - TTL_MS + 1_000;
+    if (this.#viewLineage.size > MAX_ENTRIES) this.#viewLineage.clear();
+    for (const n of pending) {
+      const info = built.get(n) ?? [];
+      this.#viewLineage.set(n, { info, at: now });
+      result.set(n, info);
+    }
+    return result;
+  }
+
   /** The schemas of the search_path defaults, when known and fresh. */
   cachedSearchPath(): readonly string[] | "missing" {
     if (this.#pathAt === 0 || Date.now() - this.#pathAt > SEARCH_PATH_TTL_MS) return "missing";
@@ -405,6 +573,8 @@ export class PgCatalog {
     this.#cache.clear();
     this.#views.clear();
     this.#byName.clear();
+    this.#inherit.clear();
+    this.#viewLineage.clear();
     this.#tables.clear();
     this.#functions.clear();
     this.#pathAt = 0;

@@ -8,7 +8,7 @@
  * rewritten with recomputed lengths, one at a time (constant memory).
  * (protocol-message-formats: RowDescription, DataRow.)
  */
-import type { MaskRule } from "../../core/decision.js";
+import type { MaskRule, SourceColumn } from "../../core/decision.js";
 import { GatewayError } from "../../core/errors.js";
 import { MaskChain, rulesForField, type RuleMasker } from "../../masking/index.js";
 import { BackendType } from "./wire/index.js";
@@ -19,6 +19,8 @@ export interface ResolvedField {
   readonly name: string;
   readonly relation?: { readonly schema: string; readonly name: string };
   readonly column?: string;
+  /** Columns the value derives from (lineage, inheritance): see MaskField.derivedFrom. */
+  readonly derivedFrom?: readonly SourceColumn[];
   readonly typeOid: number;
   /** 0 text, 1 binary. */
   readonly format: number;

@@ -6,7 +6,7 @@
  * as the client received it.
  */
 import type { Logger } from "pino";
-import type { DenyDecision, MaskRule } from "../../core/decision.js";
+import type { DenyDecision, MaskRule, SourceColumn, StatementLineage } from "../../core/decision.js";
 import { MaskChain } from "../../masking/index.js";
 import { gatewayText } from "../../core/engine.js";
 import type { SessionJudge } from "../../core/judge.js";
@@ -266,16 +266,35 @@ export class ResultStage {
       return "block";
     }
     const formats = p.resultFormats;
-    return fields.map((f, i): ResolvedField => {
-      const format = formats === undefined || formats.length === 0 ? f.format : formats.length === 1 ? (formats[0] ?? 0) : (formats[i] ?? 0);
+    const origins = fields.map((f) => {
       const info = f.tableOid !== 0 ? catalog.cached(f.tableOid) : undefined;
       const rel = info !== undefined && info !== "missing" ? info : undefined;
       const column = rel?.columns.get(f.columnAttr);
+      return rel === undefined || column === undefined ? undefined : { relation: { schema: rel.schema, name: rel.name }, column };
+    });
+    const sources = needColumnRules ? fieldSources(origins, p.plan?.lineage?.[0], catalog, this.#catalogChanged) : undefined;
+    if (sources !== undefined && sources.missing.length > 0) {
+      if (p.result.refused !== undefined) return undefined;
+      Promise.all([catalog.inheritance(sources.missing), catalog.viewLineage(sources.missing), catalog.columnsByName(sources.missing)]).then(
+        () => this.#o.unblock(),
+        (e: unknown) => {
+          this.#o.logger.warn({ err: e }, "catalog lookup for masking failed; refusing the result");
+          p.result.refused = UNRESOLVED;
+          this.#o.unblock();
+        },
+      );
+      return "block";
+    }
+    return fields.map((f, i): ResolvedField => {
+      const format = formats === undefined || formats.length === 0 ? f.format : formats.length === 1 ? (formats[0] ?? 0) : (formats[i] ?? 0);
+      const origin = origins[i];
+      const derivedFrom = sources?.fields[i];
       return {
         name: f.name,
         typeOid: f.typeOid,
         format,
-        ...(rel === undefined || column === undefined ? {} : { relation: { schema: rel.schema, name: rel.name }, column }),
+        ...(origin === undefined ? {} : origin),
+        ...(derivedFrom === undefined || derivedFrom.length === 0 ? {} : { derivedFrom }),
       };
     });
   }
@@ -728,6 +747,98 @@ function refusalRecord(rendered: Buffer, refusal: DenyDecision): { sqlstate: str
 
 /** Command tags of statements that may change what the catalog lookups cache (CREATE …, ALTER …
  * including ALTER ROLE/DATABASE … SET, DROP …, IMPORT FOREIGN SCHEMA, COMMENT, SECURITY LABEL). */
+/** Views of views deeper than this are not followed further (their columns read anything). */
+const MAX_VIEW_NESTING = 8;
+
+/**
+ * The columns each result field derives from, for column rules: a computed field's (no table
+ * origin) from the statement's lineage (its own output's sources when the outputs map to the
+ * fields one to one, else everything the statement reads), a field with an origin from that
+ * origin; then, from the catalog, through views (a view column's own sources, from the view's
+ * definition, nested views followed) and widened to the same column of every relation sharing
+ * it through inheritance or partitioning. While this session's own DDL is uncommitted (the
+ * catalog cannot see it: `ALTER TABLE … INHERIT` then a read in one transaction), to that
+ * column of any relation. `missing`: relation names the catalog must be asked about first.
+ */
+function fieldSources(
+  origins: readonly ({ relation: { schema: string; name: string }; column: string } | undefined)[],
+  lineage: StatementLineage | undefined,
+  catalog: PgCatalog,
+  uncommittedDdl: boolean,
+): { fields: SourceColumn[][]; missing: string[] } {
+  const mapped = lineage?.outputs !== undefined && lineage.outputs.length === origins.length ? lineage.outputs : undefined;
+  const missing = new Set<string>();
+  const fields = origins.map((o, i): SourceColumn[] => {
+    const raw: readonly SourceColumn[] =
+      o !== undefined ? [{ schema: o.relation.schema, relation: o.relation.name, column: o.column }] : lineage === undefined ? [] : (mapped?.[i] ?? lineage.reads);
+    const out: SourceColumn[] = [];
+    const seen = new Set<string>();
+    // `shared`: reached through inheritance (the relative may lack the column: not a call).
+    const queue: { s: SourceColumn; depth: number; shared?: true }[] = raw.map((s) => ({ s, depth: 0 }));
+    for (let k = 0; k < queue.length; k++) {
+      const item = queue[k];
+      if (item === undefined) continue;
+      const { s, depth, shared } = item;
+      const key = `${s.schema ?? ""}\u0000${s.relation ?? ""}\u0000${s.column}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (s.relation === undefined) {
+        out.push(s);
+        continue;
+      }
+      const inherited = catalog.cachedInheritance(s.relation);
+      const views = catalog.cachedViewLineage(s.relation);
+      const columns = catalog.cachedColumns(s.relation);
+      if (inherited === "missing" || views === "missing" || columns === "missing") {
+        out.push(s);
+        missing.add(s.relation);
+        continue;
+      }
+      if (s.column === "*") {
+        // A whole row is each column of the relation(s) that name may be (a rule naming no
+        // column of it does not cover it); a relation the catalog does not show: any column.
+        let known = false;
+        for (const [schema, cols] of columns) {
+          if (s.schema !== undefined && schema !== s.schema) continue;
+          known = true;
+          for (const c of cols) queue.push({ s: { schema, relation: s.relation, column: c }, depth, shared: true });
+        }
+        if (known) continue;
+      }
+      out.push(s);
+      if (uncommittedDdl) queue.push({ s: { column: s.column }, depth });
+      if (s.column !== "*" && shared !== true) {
+        // `t.x` where t has no column x is the call x(t): the whole row.
+        for (const [schema, cols] of columns) {
+          if ((s.schema === undefined || schema === s.schema) && !cols.has(s.column)) queue.push({ s: { schema, relation: s.relation, column: "*" }, depth });
+        }
+      }
+      for (const info of inherited) {
+        if (s.schema !== undefined && info.schema !== s.schema) continue;
+        queue.push({ s: { schema: info.schema, relation: info.name, column: s.column }, depth, shared: true });
+        for (const r of info.relatives) queue.push({ s: { schema: r.schema, relation: r.name, column: s.column }, depth, shared: true });
+      }
+      for (const v of views) {
+        if (s.schema !== undefined && v.schema !== s.schema) continue;
+        if (depth >= MAX_VIEW_NESTING) {
+          queue.push({ s: { column: "*" }, depth });
+          continue;
+        }
+        let from: readonly SourceColumn[];
+        if (s.column === "*") from = v.outputs === undefined ? v.reads : v.outputs.flat();
+        else {
+          const idx = v.columns.indexOf(s.column);
+          if (idx < 0) continue;
+          from = v.outputs?.[idx] ?? v.reads;
+        }
+        for (const x of from) queue.push({ s: x, depth: depth + 1 });
+      }
+    }
+    return out;
+  });
+  return { fields: missing.size > 0 ? [] : fields, missing: [...missing] };
+}
+
 function changesCatalog(tag: string): boolean {
   return tag.startsWith("CREATE") || tag.startsWith("ALTER") || tag.startsWith("DROP") || tag.startsWith("IMPORT") || tag === "COMMENT" || tag === "SECURITY LABEL";
 }

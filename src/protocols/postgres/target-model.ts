@@ -257,7 +257,7 @@ export class TargetModel {
     const effect = op.units[op.unit] ?? PLAIN;
     const exec = op.exec;
     exec.usage = { sent: 0, cut: false };
-    exec.plan = op.base;
+    exec.plan = unitPlan(op.base, op.unit);
     exec.unknownOrigin = false;
     exec.copy = effect.kind === "copy_out" ? effect.spec : undefined;
     if (effect.kind === "unknown") exec.unknownOrigin = true;
@@ -327,7 +327,7 @@ export class TargetModel {
       return true;
     }
     if (op.k === "simple") {
-      if (how === "complete") this.#applyEffect(op.units[op.unit] ?? PLAIN, op.base, op.exec.seq);
+      if (how === "complete") this.#applyEffect(op.units[op.unit] ?? PLAIN, unitPlan(op.base, op.unit), op.exec.seq);
       this.#progress++;
       op.unit++;
       op.unitStarted = false;
@@ -434,6 +434,13 @@ export function newExecution(kind: "simple" | "execute", seq: number, denied: bo
 
 function touchesStatements(e: SqlEffect): boolean {
   return e.kind === "prepare" || e.kind === "deallocate" || e.kind === "discard_all" || e.kind === "unknown";
+}
+
+/** The plan of one statement of a simple Query: its own lineage only (see ResultPlan.lineage). */
+function unitPlan(base: ResultPlan | undefined, unit: number): ResultPlan | undefined {
+  if (base?.lineage === undefined) return base;
+  const own = base.lineage[unit];
+  return { ...base, lineage: [own] };
 }
 
 /** Rows of a cursor read by a FETCH: the cursor's masks and the FETCH's own, the cursor's limit. */
