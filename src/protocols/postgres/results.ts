@@ -7,6 +7,7 @@
  */
 import type { Logger } from "pino";
 import type { DenyDecision, MaskRule } from "../../core/decision.js";
+import { GatewayError } from "../../core/errors.js";
 import { gatewayText } from "../../core/engine.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { PgCatalog } from "./catalog.js";
@@ -259,7 +260,15 @@ export class ResultStage {
       if (acc.refused !== undefined) return EMPTY;
     }
     let bytes: Buffer | undefined;
-    if (acc.actions !== undefined) bytes = rewriteDataRow(frame.body, acc.actions, acc.masked);
+    if (acc.actions !== undefined) {
+      try {
+        bytes = rewriteDataRow(frame.body, acc.actions, acc.masked);
+      } catch (e) {
+        // A value the gateway cannot mask (a type it cannot decode): the result is refused.
+        if (!(e instanceof GatewayError) || e.code !== "GW_POLICY_DENIED") throw e;
+        return this.#refuse(p, { type: "deny", code: "GW_POLICY_DENIED", rule: e.rule ?? "masking", message: e.message });
+      }
+    }
     if (plan?.maxRows !== undefined && p.usage.sent >= plan.maxRows) {
       acc.rowCount++;
       this.#limitExceeded(p, out);
