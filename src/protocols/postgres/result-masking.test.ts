@@ -322,7 +322,7 @@ describe("every type and format (arrays, records, tsvector, bytea, casts, binary
       Object.fromEntries(members.map(([k, v, pad], i) => [`${k}${i}`, [...v, `${"filler ".repeat(pad >> 3)}carol@example.com tail`]])),
     );
     fc.assert(
-      fc.property(doc, fc.constantFrom(114, JSONB), (d, oid) => {
+      fc.property(doc, (d) => {
         const json = JSON.stringify(d);
         const actions: FieldAction[] = [{ kind: "detect", chain: new MaskChain([m]), json: true, jsonbBinary: false }];
         const out = rewriteDataRow(row([json]), actions, {});
@@ -330,7 +330,6 @@ describe("every type and format (arrays, records, tsvector, bytea, casts, binary
         const parsed = JSON.parse(got) as unknown;
         const want = JSON.parse(json.replaceAll("alice@example.com", "[EMAIL]").replaceAll("carol@example.com", "[EMAIL]")) as unknown;
         expect(parsed).toEqual(want);
-        expect(oid === JSONB || oid === 114).toBe(true);
       }),
       { numRuns: 30 },
     );

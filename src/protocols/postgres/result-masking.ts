@@ -361,13 +361,13 @@ function maskTextForm(text: string, oid: number, L: Leaves, depth: number): stri
 
 function maskTextArray(text: string, element: number, delim: string, L: Leaves, depth: number): string | undefined {
   const a = decodeTextArray(text, delim);
-  let changed = false;
-  const walk = (items: TextArrayItem[]): void => {
+  const walk = (items: TextArrayItem[]): boolean => {
+    let changed = false;
     for (let k = 0; k < items.length; k++) {
       const it = items[k];
       if (it === null || it === undefined) continue;
       if (typeof it !== "string") {
-        walk(it);
+        if (walk(it)) changed = true;
         continue;
       }
       const m = maskTextForm(it, element, L, depth + 1);
@@ -375,9 +375,9 @@ function maskTextArray(text: string, element: number, delim: string, L: Leaves, 
       items[k] = m;
       changed = true;
     }
+    return changed;
   };
-  walk(a.items);
-  return changed ? encodeTextArray(a, delim) : undefined;
+  return walk(a.items) ? encodeTextArray(a, delim) : undefined;
 }
 
 function maskTextRecord(text: string, L: Leaves, depth: number): string | undefined {

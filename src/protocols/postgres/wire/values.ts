@@ -81,7 +81,7 @@ export function decodeTextArray(text: string, delim = ","): TextArray {
           if (q === 92 /* \ */) {
             s += text.slice(from, i);
             if (i + 1 >= n) throw err("backslash at the end");
-            s += text[i + 1];
+            s += text.charAt(i + 1);
             i += 2;
             from = i;
             continue;
@@ -103,7 +103,7 @@ export function decodeTextArray(text: string, delim = ","): TextArray {
           if (q === 92) {
             s += text.slice(from, i);
             if (i + 1 >= n) throw err("backslash at the end");
-            s += text[i + 1];
+            s += text.charAt(i + 1);
             i += 2;
             from = i;
             escaped = true;
@@ -178,7 +178,7 @@ export function decodeTextRecord(text: string): (string | null)[] {
         if (q === 92) {
           s += text.slice(from, i);
           if (i + 1 >= n) throw err("backslash at the end");
-          s += text[i + 1];
+          s += text.charAt(i + 1);
           i += 2;
           from = i;
           continue;
@@ -265,7 +265,7 @@ export function decodeTextTsvector(text: string): TsLexeme[] {
       if (c === 92) {
         s += text.slice(from, i);
         if (i + 1 >= n) throw err("backslash at the end");
-        s += text[i + 1];
+        s += text.charAt(i + 1);
         i += 2;
         from = i;
         continue;
