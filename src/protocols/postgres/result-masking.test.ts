@@ -297,6 +297,9 @@ describe("every type and format (arrays, records, tsvector, bytea, casts, binary
     expect(fields[0]).toBe(-1); // the int4 leaf: NULL under a column rule
     expect(out?.toString("latin1")).toContain("[REDACTED]");
     expect(mask(1700, 0, "12", column, ["customers", "email"])).toBeNull();
+    expect(text(mask(1009, 0, "{}", column, ["customers", "email"]))).toBe("{}");
+    // A user type that is plain text (citext, a domain over text): masked whole as text.
+    expect(text(mask(16500, 0, "alice@example.com", column, ["customers", "email"]))).toBe("[EMAIL]");
   });
 
   it("maskFieldValue (the COPY path) treats a value as rewriteDataRow does", () => {

@@ -504,13 +504,9 @@ function detectOther(body: Buffer, start: number, length: number, action: Extrac
 function wholeStructured(body: Buffer, start: number, length: number, action: Extract<FieldAction, { kind: "whole" }>, counts: Record<string, number>): Buffer | null | undefined {
   const s = action.structured;
   if (s === undefined) return maskWholeValue(body, start, length, action);
-  const out = maskStructured(body.subarray(start, start + length), s.typeOid, s.format, wholeLeaves(action, counts));
-  // A user type that turned out to be plain text (citext, a domain): masked whole as text.
-  if (out === undefined && s.format === 0) {
-    counts[action.countKey] = (counts[action.countKey] ?? 0) + 1;
-    return maskWholeValue(body, start, length, action);
-  }
-  return out;
+  // Unchanged only when no leaf holds anything (an empty array, all NULLs); a user type that
+  // turns out to be plain text (citext, a domain) is a text leaf, masked whole.
+  return maskStructured(body.subarray(start, start + length), s.typeOid, s.format, wholeLeaves(action, counts));
 }
 
 /**
