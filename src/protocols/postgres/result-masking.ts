@@ -96,7 +96,7 @@ export type FieldAction =
 /** Types whose binary form is their UTF-8 text (jsonb: a version byte, then text). */
 const TEXT_TYPES = new Set([
   25 /* text */, 1043 /* varchar */, 1042 /* bpchar */, 19 /* name */, 114 /* json */, 3802 /* jsonb */, 142 /* xml */, 705 /* unknown */,
-  18 /* char */, 1790 /* refcursor */,
+  18 /* char */, 1790 /* refcursor */, 194 /* pg_node_tree */,
 ]);
 const JSON_TYPES = new Set([114, 3802]);
 const JSONB = 3802;
@@ -114,7 +114,7 @@ const INERT_TYPES = new Set([
   829 /* macaddr */, 774 /* macaddr8 */, 600 /* point */, 601 /* lseg */, 602 /* path */, 603 /* box */, 604 /* polygon */, 628 /* line */,
   718 /* circle */, 1560 /* bit */, 1562 /* varbit */, 3904 /* int4range */, 3908 /* tsrange */, 3910 /* tstzrange */, 3912 /* daterange */,
   4451 /* int4multirange */, 4533 /* tsmultirange */, 4534 /* tstzmultirange */, 4535 /* datemultirange */, 2970 /* txid_snapshot */,
-  5038 /* pg_snapshot */, 1033 /* aclitem */, 3615 /* tsquery */,
+  5038 /* pg_snapshot */, 1033 /* aclitem */, 3615 /* tsquery */, 22 /* int2vector */, 30 /* oidvector */, 2278 /* void */,
 ]);
 const BYTEA = 17;
 const TSVECTOR = 3614;
