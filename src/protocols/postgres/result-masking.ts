@@ -114,7 +114,7 @@ const INERT_TYPES = new Set([
   829 /* macaddr */, 774 /* macaddr8 */, 600 /* point */, 601 /* lseg */, 602 /* path */, 603 /* box */, 604 /* polygon */, 628 /* line */,
   718 /* circle */, 1560 /* bit */, 1562 /* varbit */, 3904 /* int4range */, 3908 /* tsrange */, 3910 /* tstzrange */, 3912 /* daterange */,
   4451 /* int4multirange */, 4533 /* tsmultirange */, 4534 /* tstzmultirange */, 4535 /* datemultirange */, 2970 /* txid_snapshot */,
-  5038 /* pg_snapshot */, 1033 /* aclitem */, 3615 /* tsquery */, 22 /* int2vector */, 30 /* oidvector */, 2278 /* void */,
+  5038 /* pg_snapshot */, 1033 /* aclitem */, 22 /* int2vector */, 30 /* oidvector */, 2278 /* void */,
 ]);
 const BYTEA = 17;
 const TSVECTOR = 3614;
