@@ -256,6 +256,7 @@ describe("every type and format (arrays, records, tsvector, bytea, casts, binary
     expect(text(mask(1790 /* refcursor */, 0, "alice@example.com"))).toBe("[EMAIL]");
     expect(mask(1700, 0, CARD)).toBeNull();
     expect(text(mask(1700, 0, "12.50"))).toBe("12.50");
+    expect(mask(3615 /* tsquery */, 0, "'alice@example.com' & 'x'")).toBeNull();
     expect(mask(20, 0, CARD)).toBeNull();
     const int8 = Buffer.alloc(8);
     int8.writeBigInt64BE(BigInt(CARD));
