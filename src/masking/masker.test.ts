@@ -269,6 +269,10 @@ describe("values longer than maxScanBytes are streamed in windows, never cut", (
       expect(masker("redact", PII, LIMIT).maskText(text)?.value).toBe(want);
       expect(masker("redact", PII, LIMIT).maskBytes(Buffer.from(text))?.toString()).toBe(want);
     }
+    // Back-to-back run-on matches: the window grows instead of advancing a few characters a time.
+    const runOn = "password=".repeat(2000);
+    expect(masker("redact", PII, LIMIT).maskText(runOn)?.value).toBe(reference("redact").maskText(runOn)?.value);
+    expect(masker("redact", PII, LIMIT).maskBytes(Buffer.from(runOn))?.toString()).toBe(reference("redact").maskText(runOn)?.value);
   });
 
   it("masks a private key that straddles a window boundary whole", () => {

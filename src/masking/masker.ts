@@ -191,8 +191,8 @@ export class ValueMasker {
    * (code units into `text`). The last window takes every match; any other takes the matches
    * that start before its last `overlap` units, and the next one starts after them. A match
    * that runs to the window's end may go on beyond it (`password=…` to the end of the line): the
-   * next window starts at it instead, or, when it fills the window from its start, the caller
-   * retries with a larger window (`grow`) — so that such a match is found as long as it is.
+   * caller then retries from the same place with a window twice as large (`grow`), so that such
+   * a match is found as long as it is (at worst the window grows to the rest of the value).
    */
   private windowSpans(text: string, last: boolean): { spans: readonly Match[]; cut: number; grow?: true } {
     const n = text.length;
@@ -209,11 +209,7 @@ export class ValueMasker {
       spans.push(s);
     }
     const lastSpan = spans[spans.length - 1];
-    if (lastSpan !== undefined && lastSpan.end >= n) {
-      if (lastSpan.start === 0) return { spans: [], cut: 0, grow: true };
-      spans.pop();
-      return { spans, cut: lastSpan.start };
-    }
+    if (lastSpan !== undefined && lastSpan.end >= n) return { spans: [], cut: 0, grow: true };
     if (lastSpan !== undefined && lastSpan.end > cut) cut = lastSpan.end;
     return { spans, cut };
   }
