@@ -56,6 +56,8 @@ export const MIN_MAX_SCAN_BYTES = 1024;
 export const MIN_MATCH_LENGTH = 5;
 /** The most two windows of a long value overlap by (see the header). */
 export const MAX_WINDOW_OVERLAP = 64 * 1024;
+/** What a window after the first sees before its start (context for detectors such as `key=`). */
+const LEFT_CONTEXT = 128;
 
 export interface ValueMaskerOptions {
   /** Policy detector names; `secret` expands to the whole secret family. */
@@ -194,10 +196,16 @@ export class ValueMasker {
    * caller then retries from the same place with a window twice as large (`grow`), so that such
    * a match is found as long as it is (at worst the window grows to the rest of the value).
    */
-  private windowSpans(text: string, last: boolean): { spans: readonly Match[]; cut: number; grow?: true } {
+  private windowSpans(text: string, last: boolean, skip: number): { spans: readonly Match[]; cut: number; grow?: true } {
     const n = text.length;
     const candidates = this.candidates(scanText(text, n, this.features));
-    const found = candidates === 0 ? undefined : this.find(text, candidates);
+    let found = candidates === 0 ? undefined : this.find(text, candidates);
+    if (found !== undefined && skip > 0) {
+      // The first `skip` units are context already written out: matches there were taken by
+      // the previous window; one that reaches past it is masked from there on.
+      found = found.filter((m) => m.end > skip).map((m) => (m.start < skip ? { ...m, start: skip } : m));
+      if (found.length === 0) found = undefined;
+    }
     if (last) return { spans: found ?? [], cut: n };
     let cut = n - this.overlap;
     const c = text.charCodeAt(cut - 1);
@@ -215,7 +223,7 @@ export class ValueMasker {
   }
 
   /** maskText over a string longer than one window: window by window, nothing cut. */
-  private windowedText(text: string, counts: CountSink | undefined): MaskTextResult | undefined {
+  private windowedText(text: string, counts: CountSink | undefined, encoding: Encoding = "utf8"): MaskTextResult | undefined {
     const n = text.length;
     let window = this.maxScanBytes;
     const all: Record<string, number> = {};
@@ -224,82 +232,51 @@ export class ValueMasker {
     let nulled = false; // strategy null: the value is NULL; the rest is still scanned, for the counts
     let pos = 0;
     while (pos < n) {
-      let wEnd = Math.min(n, pos + window);
+      // Each window after the first starts LEFT_CONTEXT units early, so that a detector that needs
+      // what precedes a value (`password=` before the secret) still sees it.
+      let from = Math.max(0, pos - LEFT_CONTEXT);
+      const f = text.charCodeAt(from);
+      if (from > 0 && f >= 0xdc00 && f <= 0xdfff) from--;
+      const skip = pos - from;
+      let wEnd = Math.min(n, from + window);
       const c = text.charCodeAt(wEnd - 1);
       if (wEnd < n && c >= 0xd800 && c <= 0xdbff) wEnd--;
-      const win = text.slice(pos, wEnd);
-      const { spans, cut, grow } = this.windowSpans(win, wEnd === n);
+      const ctx = text.slice(from, wEnd);
+      const { spans, cut, grow } = this.windowSpans(ctx, wEnd === n, skip);
       if (grow === true) {
         window *= 2;
         continue;
       }
       window = this.maxScanBytes;
+      const win = ctx.slice(skip);
+      const end = cut - skip;
       if (spans.length === 0) {
-        out.push(cut === win.length ? win : win.slice(0, cut));
+        out.push(end === win.length ? win : win.slice(0, end));
       } else {
         changed = true;
-        const r = this.render(win, cut, spans, "utf8", counts);
+        const shifted = skip === 0 ? spans : spans.map((m) => ({ ...m, start: m.start - skip, end: m.end - skip }));
+        const r = this.render(win, end, shifted, encoding, counts);
         for (const k in r.counts) all[k] = (all[k] ?? 0) + (r.counts[k] ?? 0);
         if (r.value === null) nulled = true;
         else if (!nulled) out.push(r.value);
       }
-      pos += cut;
+      pos += end;
     }
     if (!changed) return undefined;
     return { value: nulled ? null : out.join(""), counts: all };
   }
 
   /**
-   * maskRange over a value longer than one window: window by window (bytes; UTF-8 windows end on
-   * a character boundary), nothing cut. Clean windows are not decoded; unchanged stretches
-   * are copied from the original.
+   * maskRange over a value longer than one window: decoded once (UTF-8 when valid, else latin1,
+   * byte for byte), scanned window by window as a string (windowedText), encoded again. The
+   * masked copy is the value's size; the detectors work on one window at a time.
    */
   private windowedRange(buf: Buffer, start: number, end: number, counts: CountSink | undefined): Buffer | null | undefined {
-    const encoding: Encoding = isUtf8(buf.subarray(start, end)) ? "utf8" : "latin1";
-    let window = this.maxScanBytes;
-    const overlap = this.overlap;
-    const parts: Buffer[] = [];
-    let nulled = false; // strategy null: the value is NULL; the rest is still scanned, for the counts
-    let copiedTo = start;
-    let pos = start;
-    const boundary = (at: number): number => {
-      // Back off to a UTF-8 character boundary (at most three continuation bytes).
-      let p = at;
-      if (encoding === "utf8") for (let k = 0; k < 3 && p > pos + 1 && ((buf[p] ?? 0) & 0xc0) === 0x80; k++) p--;
-      return p;
-    };
-    while (pos < end) {
-      const last = pos + window >= end;
-      const wEnd = last ? end : boundary(pos + window);
-      if (this.candidates(scanBytes(buf, wEnd, this.features, pos)) === 0) {
-        pos = last ? end : boundary(wEnd - overlap);
-        continue;
-      }
-      const win = buf.toString(encoding, pos, wEnd);
-      const { spans, cut, grow } = this.windowSpans(win, last);
-      if (grow === true) {
-        window *= 2;
-        continue;
-      }
-      window = this.maxScanBytes;
-      const consumed = cut === win.length ? wEnd - pos : Buffer.byteLength(win.slice(0, cut), encoding);
-      if (spans.length > 0) {
-        const r = this.render(win, cut, spans, encoding, counts);
-        if (r.value === null) nulled = true;
-        if (nulled) {
-          pos += consumed;
-          continue;
-        }
-        if (copiedTo < pos) parts.push(buf.subarray(copiedTo, pos));
-        parts.push(Buffer.from(r.value ?? "", encoding));
-        copiedTo = pos + consumed;
-      }
-      pos += consumed;
-    }
-    if (nulled) return null;
-    if (parts.length === 0) return undefined;
-    if (copiedTo < end) parts.push(buf.subarray(copiedTo, end));
-    return Buffer.concat(parts);
+    const value = buf.subarray(start, end);
+    const encoding: Encoding = isUtf8(value) ? "utf8" : "latin1";
+    const r = this.windowedText(value.toString(encoding), counts, encoding);
+    if (r === undefined) return undefined;
+    return r.value === null ? null : Buffer.from(r.value, encoding);
   }
 
   /** `[KIND]` as bytes, built once per kind. Callers copy it and never write into it. */
