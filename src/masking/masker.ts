@@ -13,7 +13,9 @@
  * overlap by `overlap` (min(64 KiB, window/4)): in each window, the matches that start before
  * its last `overlap` characters are taken (whole, even when they run into the overlap) and the
  * next window starts after them, so a match up to `overlap` long that straddles a window
- * boundary is found and masked whole, exactly as in an unwindowed scan. Nothing is cut: the
+ * boundary is found and masked whole, exactly as in an unwindowed scan (each window after the
+ * first also sees 128 units before its start, so that `password=` is seen before the secret it
+ * precedes; a match that runs to a window's end makes the window grow). Nothing is cut: the
  * whole value comes back, masked (a json/jsonb document stays valid JSON). Memory beyond the
  * value itself and its masked copy is one window. Column rules (`maskWhole*`) never scan: they
  * replace a value of any length whole (`partial` degrades to redaction beyond the limit; `hash`
