@@ -56,12 +56,22 @@ const cleanFields: ResolvedField[] = [
   { name: "comment", typeOid: 25, format: 0 },
 ];
 
+/** Typed rows: a text[] holding an address, an anonymous record, a numeric amount (scanned as text). */
+const typedFields: ResolvedField[] = [
+  { name: "id", typeOid: 23, format: 0 },
+  { name: "tags", typeOid: 1009, format: 0 },
+  { name: "r", typeOid: 2249, format: 0 },
+  { name: "amount", typeOid: 1700, format: 0 },
+];
+
 const b = (s: string): Buffer => Buffer.from(s, "utf8");
-function makeRows(kind: "stream" | "clean"): Buffer[] {
+function makeRows(kind: "stream" | "clean" | "typed"): Buffer[] {
   const rows: Buffer[] = [];
   for (let g = 1; g <= total; g++) {
     const values =
-      kind === "stream"
+      kind === "typed"
+        ? [b(String(g)), b(`{user${g}@example.com,vip,"gold tier"}`), b(`(${g},"customer ${g}")`), b(`${g}.50`)]
+        : kind === "stream"
         ? [b(String(g)), b(`user${g}@example.com`), b(luhn(`4${String(1e13 + g * 7919).slice(0, 14)}`).replace(/(\d{4})(?=\d)/g, "$1 ")), b(`note for customer ${g}`)]
         : [b(String(g)), b(`customer ${g % 977}`), b("2024-05-17 10:31:07.123+00"), b(g % 3 === 0 ? "shipped" : "pending"), b(`order ${g} left the warehouse on time`)];
     const row = encodeDataRow(values);
@@ -84,8 +94,12 @@ function time(run: () => number): number {
   return ns.sort((a, z) => a - z)[2] ?? 0;
 }
 
-for (const [name, fields] of [["stream rows (email, card, note)", streamFields], ["clean rows (5 columns, nothing to mask)", cleanFields]] as const) {
-  const rows = makeRows(name.startsWith("stream") ? "stream" : "clean");
+for (const [name, fields] of [
+  ["stream rows (email, card, note)", streamFields],
+  ["clean rows (5 columns, nothing to mask)", cleanFields],
+  ["typed rows (text[], record, numeric)", typedFields],
+] as const) {
+  const rows = makeRows(name.startsWith("stream") ? "stream" : name.startsWith("typed") ? "typed" : "clean");
   const actions = planFields(fields, [rule], maskerFor);
   const counts: Record<string, number> = {};
   // Correctness once: masked labels present, originals gone.

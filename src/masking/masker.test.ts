@@ -198,52 +198,108 @@ describe("maskWhole (column rules)", () => {
   });
 });
 
-describe("values longer than maxScanBytes fail closed", () => {
+describe("values longer than maxScanBytes are streamed in windows, never cut", () => {
   const LIMIT = 1024;
+  /** A masker whose window is larger than any value below: the unwindowed reference. */
+  const reference = (strategy: MaskStrategy, detectors: DetectorName[] = PII): ValueMasker => masker(strategy, detectors, 1 << 24);
 
-  it("drops the unscanned tail and says so", () => {
-    const text = "lorem ipsum ".repeat(400); // 4800 characters
+  it("masks every match of a long value and keeps all of the rest", () => {
+    const parts: string[] = [];
+    for (let i = 0; i < 300; i++) parts.push(`lorem ipsum user${i}@example.com dolor`);
+    const text = parts.join(" ");
+    expect(text.length).toBeGreaterThan(8 * LIMIT);
     const r = masker("redact", PII, LIMIT).maskText(text);
-    expect(r?.counts).toEqual({ truncated: 1 });
-    expect(r?.value?.endsWith("[TRUNCATED]")).toBe(true);
-    expect(r?.value?.length).toBeLessThanOrEqual(LIMIT + "[TRUNCATED]".length);
-    expect(text.startsWith(r?.value?.slice(0, -"[TRUNCATED]".length) ?? "x")).toBe(true);
+    expect(r?.value).toBe(text.replace(/user\d+@example\.com/g, "[EMAIL]"));
+    expect(r?.counts).toEqual({ email: 300 });
+    const bytes = masker("redact", PII, LIMIT).maskBytes(Buffer.from(text, "utf8"));
+    expect(bytes?.toString("utf8")).toBe(r?.value);
   });
 
-  it("never shows part of a value cut by the limit", () => {
+  it("masks a match straddling a window boundary whole, at every offset", () => {
     for (let offset = -40; offset <= 40; offset++) {
       const local = "verylonglocalpartname";
       const email = `${local}@example.com`;
       const head = "w ".repeat(600).slice(0, LIMIT + offset);
-      const text = `${head} ${email} tail ${"z".repeat(2000)}`;
+      const text = `${head} ${email} tail ${"z ".repeat(2000)}`;
       for (const strategy of STRATEGIES) {
         const r = masker(strategy, PII, LIMIT).maskText(text);
-        expect(r).toBeDefined();
-        if (strategy === "null") expect(r?.value).toBeNull();
-        else {
+        const b = masker(strategy, PII, LIMIT).maskBytes(Buffer.from(text, "utf8"));
+        expect(r?.counts).toEqual({ email: 1 });
+        if (strategy === "null") {
+          expect(r?.value).toBeNull();
+          expect(b).toBeNull();
+        } else {
           expect(r?.value?.includes("name"), `${strategy} at ${offset}`).toBe(false);
-          expect(r?.value?.endsWith("[TRUNCATED]")).toBe(true);
+          expect(r?.value).toBe(reference(strategy).maskText(text)?.value);
+          expect(r?.value?.endsWith("z ".repeat(2000))).toBe(true);
+          expect(b?.toString("utf8")).toBe(r?.value);
         }
       }
     }
   });
 
-  it("masks a match that spans the cut, e.g. a private key without its END line", () => {
-    const pemHead = j("-----BEGIN ", "RSA PRIVATE KEY-----\n");
-    const text = "x\n" + pemHead + "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyu\n".repeat(200);
-    const r = masker("redact", ["secret"], LIMIT).maskText(text);
-    expect(r?.value).toBe("x\n[SECRET][TRUNCATED]");
-    expect(r?.counts).toEqual({ private_key: 1, truncated: 1 });
+  it("equals an unwindowed scan for any arrangement of values and filler (text and bytes)", () => {
+    const token = fc.oneof(
+      fc.constantFrom("alice@example.com", "4111 1111 1111 1111", "123-45-6789", "DE89370400440532013000", "password=hunter2xyz"),
+      fc.constantFrom("lorem", "ipsum", "é", "日本語", "42", "x", "foo-bar", "2024-05-01"),
+      fc.stringMatching(/^[a-z]{1,12}$/),
+    );
+    fc.assert(
+      fc.property(fc.array(token, { minLength: 50, maxLength: 250 }), fc.constantFrom(...STRATEGIES), (tokens, strategy) => {
+        const text = tokens.join(" ");
+        const want = reference(strategy).maskText(text);
+        const got = masker(strategy, PII, LIMIT).maskText(text);
+        expect(got?.value).toEqual(want?.value);
+        expect(got?.counts ?? {}).toEqual(want?.counts ?? {});
+        const bytes = masker(strategy, PII, LIMIT).maskBytes(Buffer.from(text, "utf8"));
+        const wantBytes = reference(strategy).maskBytes(Buffer.from(text, "utf8"));
+        expect(bytes === undefined || bytes === null ? bytes : bytes.toString("utf8")).toEqual(
+          wantBytes === undefined || wantBytes === null ? wantBytes : wantBytes.toString("utf8"),
+        );
+      }),
+      { numRuns: 15 },
+    );
   });
 
-  it("applies the limit to bytes without splitting a UTF-8 character", () => {
-    const text = "é ".repeat(2000); // 6000 bytes
+  it("masks a match that runs on past a window's end as long as it is (password=… to the end of the line)", () => {
+    for (const at of [LIMIT - 300, LIMIT - 20, 10]) {
+      const text = "w ".repeat(at >> 1) + "password=" + "correct horse battery staple ".repeat(100) + "\nnext line";
+      const want = reference("redact").maskText(text)?.value;
+      expect(want).toBeDefined();
+      expect(masker("redact", PII, LIMIT).maskText(text)?.value).toBe(want);
+      expect(masker("redact", PII, LIMIT).maskBytes(Buffer.from(text))?.toString()).toBe(want);
+    }
+    // Back-to-back run-on matches: the window grows instead of advancing a few characters a time.
+    const runOn = "password=".repeat(2000);
+    expect(masker("redact", PII, LIMIT).maskText(runOn)?.value).toBe(reference("redact").maskText(runOn)?.value);
+    expect(masker("redact", PII, LIMIT).maskBytes(Buffer.from(runOn))?.toString()).toBe(reference("redact").maskText(runOn)?.value);
+  });
+
+  it("masks a private key that straddles a window boundary whole", () => {
+    const pem = j("-----BEGIN ", "RSA PRIVATE KEY-----\n") + "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyu\n".repeat(60) + j("-----END ", "RSA PRIVATE KEY-----");
+    const window = 16 * 1024; // overlap 4 KiB > the key
+    for (const at of [window - 4000, window - 1000, window - 10]) {
+      const text = "x ".repeat(at >> 1) + pem + " after" + " y".repeat(window);
+      const r = masker("redact", ["secret"], window).maskText(text);
+      expect(r?.value?.includes("MIIEpAIB")).toBe(false);
+      expect(r?.counts).toEqual({ private_key: 1 });
+      expect(r?.value?.endsWith(" after" + " y".repeat(window))).toBe(true);
+    }
+  });
+
+  it("windows bytes on UTF-8 character boundaries and keeps non-UTF-8 bytes exactly", () => {
+    const text = "é ".repeat(2000) + "bob@example.com " + "日本 ".repeat(1000);
     const out = masker("redact", PII, LIMIT).maskBytes(Buffer.from(text, "utf8"));
-    expect(out).toBeInstanceOf(Buffer);
-    const decoded = out!.toString("utf8");
-    expect(decoded.includes("\ufffd")).toBe(false);
-    expect(decoded.endsWith("[TRUNCATED]")).toBe(true);
-    expect(out!.length).toBeLessThanOrEqual(LIMIT + 11);
+    expect(out?.toString("utf8")).toBe(text.replace("bob@example.com", "[EMAIL]"));
+    const latin = Buffer.concat([Buffer.alloc(3000, 0xe9), Buffer.from(" bob@example.com "), Buffer.alloc(3000, 0xff)]);
+    const masked = masker("redact", PII, LIMIT).maskBytes(latin);
+    expect(masked).toEqual(Buffer.concat([Buffer.alloc(3000, 0xe9), Buffer.from(" [EMAIL] "), Buffer.alloc(3000, 0xff)]));
+  });
+
+  it("returns undefined for a long clean value (the original is forwarded)", () => {
+    const text = "nothing to see here ".repeat(1000);
+    expect(masker("redact", PII, LIMIT).maskText(text)).toBeUndefined();
+    expect(masker("redact", PII, LIMIT).maskBytes(Buffer.from(text))).toBeUndefined();
   });
 
   it("a value exactly at the limit is scanned normally", () => {
@@ -453,9 +509,11 @@ describe("adversarial values finish through the masker", () => {
     ["digits and spaces", big("1 ")],
     ["eyJ.", big("eyJ.")],
     ["password=", big("password=")],
-  ])("%s (above the scan limit)", (_name, input) => {
+  ])("%s (above the scan limit: scanned whole, nothing cut)", (_name, input) => {
     const r = m.maskText(input);
-    expect(r?.counts.truncated).toBe(1);
-    expect(m.maskBytes(Buffer.from(input))).toBeInstanceOf(Buffer);
+    expect(r?.counts.truncated).toBeUndefined();
+    if (r?.value != null) expect(r.value.includes("[TRUNCATED]")).toBe(false);
+    const b = m.maskBytes(Buffer.from(input));
+    if (b != null) expect(b.includes("[TRUNCATED]")).toBe(false);
   });
 });

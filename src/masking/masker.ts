@@ -8,14 +8,18 @@
  * equals maskText's), otherwise as latin1, byte for byte, so that other ASCII-compatible client
  * encodings still work and untouched bytes come back exactly — scanned, and re-encoded.
  *
- * Bounded work per value (`maxScanBytes`, default 1 MiB). Content detection scans at most the
- * first `maxScanBytes` bytes (string path: UTF-16 code units) of a value. A longer value FAILS
- * CLOSED: its unscanned tail is not forwarded. The output is the masked head, cut at a delimiter
- * at least `margin` (min(4 KiB, limit/4)) before the limit so that nothing straddling the limit
- * survives half-visible, followed by `[TRUNCATED]`, and the kind `truncated` is counted. A match
- * that spans the cut is masked whole. Column rules (`maskWhole*`) never scan: they replace a
- * value of any length whole (`partial` degrades to redaction beyond the limit; `hash` hashes all
- * of it).
+ * Values of any length, in bounded windows. A value longer than `maxScanBytes` (default 1 MiB;
+ * string path: UTF-16 code units) is streamed through the detectors in windows of that size that
+ * overlap by `overlap` (min(64 KiB, window/4)): in each window, the matches that start before
+ * its last `overlap` characters are taken (whole, even when they run into the overlap) and the
+ * next window starts after them, so a match up to `overlap` long that straddles a window
+ * boundary is found and masked whole, exactly as in an unwindowed scan (each window after the
+ * first also sees 128 units before its start, so that `password=` is seen before the secret it
+ * precedes; a match that runs to a window's end makes the window grow). Nothing is cut: the
+ * whole value comes back, masked (a json/jsonb document stays valid JSON). Memory beyond the
+ * value itself and its masked copy is one window. Column rules (`maskWhole*`) never scan: they
+ * replace a value of any length whole (`partial` degrades to redaction beyond the limit; `hash`
+ * hashes all of it).
  *
  * Counts: every call can add to a MaskCounts accumulator (per kind, never values) for the audit.
  */
@@ -44,8 +48,6 @@ import {
   partialMask,
   redactLabel,
   MIN_HASH_KEY_BYTES,
-  TRUNCATED_KIND,
-  TRUNCATED_MARK,
   WHOLE_VALUE_KIND,
   type MaskStrategy,
 } from "./strategies.js";
@@ -54,7 +56,10 @@ export const DEFAULT_MAX_SCAN_BYTES = 1 << 20;
 export const MIN_MAX_SCAN_BYTES = 1024;
 /** No detector matches fewer characters than this ("pwd=x" is the shortest). */
 export const MIN_MATCH_LENGTH = 5;
-const MAX_TRUNCATION_MARGIN = 4096;
+/** The most two windows of a long value overlap by (see the header). */
+export const MAX_WINDOW_OVERLAP = 64 * 1024;
+/** What a window after the first sees before its start (context for detectors such as `key=`). */
+const LEFT_CONTEXT = 128;
 
 export interface ValueMaskerOptions {
   /** Policy detector names; `secret` expands to the whole secret family. */
@@ -62,7 +67,10 @@ export interface ValueMaskerOptions {
   readonly strategy: MaskStrategy;
   /** HMAC key for `hash` (at least 16 bytes). Not retained: only derived pads, wiped by close(). */
   readonly key: Buffer;
-  /** Bytes of a value scanned by content detectors (default 1 MiB, minimum 1 KiB). */
+  /**
+   * Window size (bytes; UTF-16 code units on the string path) in which content detectors scan a
+   * value; longer values are scanned window by window (default 1 MiB, minimum 1 KiB).
+   */
   readonly maxScanBytes?: number;
   /**
    * The countries (ISO 3166 codes) whose national phone formats `phone` finds; default
@@ -80,17 +88,6 @@ export interface MaskTextResult {
 }
 
 type Encoding = "utf8" | "latin1";
-
-function isDelimiter(c: number): boolean {
-  switch (c) {
-    case 32: case 9: case 10: case 13: case 11: case 12: // whitespace
-    case 44: case 59: case 34: case 39: case 96: case 60: case 62: // , ; " ' ` < >
-    case 40: case 41: case 91: case 93: case 123: case 125: case 124: // ( ) [ ] { } |
-      return true;
-    default:
-      return false;
-  }
-}
 
 export class ValueMasker {
   readonly strategy: MaskStrategy;
@@ -143,17 +140,12 @@ export class ValueMasker {
     this.assertOpen();
     const n = text.length;
     if (n < MIN_MATCH_LENGTH) return undefined;
-    if (n > this.maxScanBytes) {
-      let limit = this.maxScanBytes;
-      const last = text.charCodeAt(limit - 1);
-      if (last >= 0xd800 && last <= 0xdbff) limit--; // never split a surrogate pair
-      return this.truncate(text.slice(0, limit), "utf8", counts);
-    }
+    if (n > this.maxScanBytes) return this.windowedText(text, counts);
     const candidates = this.candidates(scanText(text, n, this.features));
     if (candidates === 0) return undefined;
     const spans = this.find(text, candidates);
     if (spans === undefined) return undefined;
-    return this.render(text, n, spans, "utf8", false, counts);
+    return this.render(text, n, spans, "utf8", counts);
   }
 
   /**
@@ -173,34 +165,120 @@ export class ValueMasker {
     this.assertOpen();
     const n = end - start;
     if (n < MIN_MATCH_LENGTH) return undefined;
-    let result: MaskTextResult | undefined;
-    let encoding: Encoding;
-    if (n > this.maxScanBytes) {
-      let limit = start + this.maxScanBytes;
-      // Back off to a UTF-8 character boundary (at most three continuation bytes).
-      for (let k = 0; k < 3 && limit > start && ((buf[limit] ?? 0) & 0xc0) === 0x80; k++) limit--;
-      const head = buf.subarray(start, limit);
-      encoding = isUtf8(head) ? "utf8" : "latin1";
-      result = this.truncate(head.toString(encoding), encoding, counts);
-    } else {
-      const f = scanBytes(buf, end, this.features, start);
-      const candidates = this.candidates(f);
-      if (candidates === 0) return undefined;
-      // Valid UTF-8 is decoded as such (so results equal maskText's); anything else as latin1,
-      // byte for byte, so that bytes outside the matches come back exactly.
-      encoding = f.nonAscii && isUtf8(buf.subarray(start, end)) ? "utf8" : "latin1";
-      const text = buf.toString(encoding, start, end);
-      const spans = this.find(text, candidates);
-      if (spans === undefined) return undefined;
-      const only = spans.length === 1 ? spans[0] : undefined;
-      if (only !== undefined && this.strategy === "redact" && only.start === 0 && only.end === text.length) {
-        // The whole value is one match (a card-number or email column): its label, encoded once.
-        counts?.add(only.kind);
-        return this.labelBytes(only.kind);
-      }
-      result = this.render(text, text.length, spans, encoding, false, counts);
+    if (n > this.maxScanBytes) return this.windowedRange(buf, start, end, counts);
+    const f = scanBytes(buf, end, this.features, start);
+    const candidates = this.candidates(f);
+    if (candidates === 0) return undefined;
+    // Valid UTF-8 is decoded as such (so results equal maskText's); anything else as latin1,
+    // byte for byte, so that bytes outside the matches come back exactly.
+    const encoding: Encoding = f.nonAscii && isUtf8(buf.subarray(start, end)) ? "utf8" : "latin1";
+    const text = buf.toString(encoding, start, end);
+    const spans = this.find(text, candidates);
+    if (spans === undefined) return undefined;
+    const only = spans.length === 1 ? spans[0] : undefined;
+    if (only !== undefined && this.strategy === "redact" && only.start === 0 && only.end === text.length) {
+      // The whole value is one match (a card-number or email column): its label, encoded once.
+      counts?.add(only.kind);
+      return this.labelBytes(only.kind);
     }
+    const result = this.render(text, text.length, spans, encoding, counts);
     return result.value === null ? null : Buffer.from(result.value, encoding);
+  }
+
+  /** The overlap of two windows (see the header). */
+  get overlap(): number {
+    return Math.min(MAX_WINDOW_OVERLAP, this.maxScanBytes >> 2);
+  }
+
+  /**
+   * One window of a long value: the matches taken from it and where the next window starts
+   * (code units into `text`). The last window takes every match; any other takes the matches
+   * that start before its last `overlap` units, and the next one starts after them. A match
+   * that runs to the window's end may go on beyond it (`password=…` to the end of the line): the
+   * caller then retries from the same place with a window twice as large (`grow`), so that such
+   * a match is found as long as it is (at worst the window grows to the rest of the value).
+   */
+  private windowSpans(text: string, last: boolean, skip: number): { spans: readonly Match[]; cut: number; grow?: true } {
+    const n = text.length;
+    const candidates = this.candidates(scanText(text, n, this.features));
+    let found = candidates === 0 ? undefined : this.find(text, candidates);
+    if (found !== undefined && skip > 0) {
+      // The first `skip` units are context already written out: matches there were taken by
+      // the previous window; one that reaches past it is masked from there on.
+      found = found.filter((m) => m.end > skip).map((m) => (m.start < skip ? { ...m, start: skip } : m));
+      if (found.length === 0) found = undefined;
+    }
+    if (last) return { spans: found ?? [], cut: n };
+    let cut = n - this.overlap;
+    const c = text.charCodeAt(cut - 1);
+    if (c >= 0xd800 && c <= 0xdbff) cut--; // never split a surrogate pair
+    if (found === undefined) return { spans: [], cut };
+    const spans: Match[] = [];
+    for (const s of found) {
+      if (s.start >= cut) break; // spans are sorted and disjoint
+      spans.push(s);
+    }
+    const lastSpan = spans[spans.length - 1];
+    if (lastSpan !== undefined && lastSpan.end >= n) return { spans: [], cut: 0, grow: true };
+    if (lastSpan !== undefined && lastSpan.end > cut) cut = lastSpan.end;
+    return { spans, cut };
+  }
+
+  /** maskText over a string longer than one window: window by window, nothing cut. */
+  private windowedText(text: string, counts: CountSink | undefined, encoding: Encoding = "utf8"): MaskTextResult | undefined {
+    const n = text.length;
+    let window = this.maxScanBytes;
+    const all: Record<string, number> = {};
+    const out: string[] = [];
+    let changed = false;
+    let nulled = false; // strategy null: the value is NULL; the rest is still scanned, for the counts
+    let pos = 0;
+    while (pos < n) {
+      // Each window after the first starts LEFT_CONTEXT units early, so that a detector that needs
+      // what precedes a value (`password=` before the secret) still sees it.
+      let from = Math.max(0, pos - LEFT_CONTEXT);
+      const f = text.charCodeAt(from);
+      if (from > 0 && f >= 0xdc00 && f <= 0xdfff) from--;
+      const skip = pos - from;
+      let wEnd = Math.min(n, from + window);
+      const c = text.charCodeAt(wEnd - 1);
+      if (wEnd < n && c >= 0xd800 && c <= 0xdbff) wEnd--;
+      const ctx = text.slice(from, wEnd);
+      const { spans, cut, grow } = this.windowSpans(ctx, wEnd === n, skip);
+      if (grow === true) {
+        window *= 2;
+        continue;
+      }
+      window = this.maxScanBytes;
+      const win = ctx.slice(skip);
+      const end = cut - skip;
+      if (spans.length === 0) {
+        out.push(end === win.length ? win : win.slice(0, end));
+      } else {
+        changed = true;
+        const shifted = skip === 0 ? spans : spans.map((m) => ({ ...m, start: m.start - skip, end: m.end - skip }));
+        const r = this.render(win, end, shifted, encoding, counts);
+        for (const k in r.counts) all[k] = (all[k] ?? 0) + (r.counts[k] ?? 0);
+        if (r.value === null) nulled = true;
+        else if (!nulled) out.push(r.value);
+      }
+      pos += end;
+    }
+    if (!changed) return undefined;
+    return { value: nulled ? null : out.join(""), counts: all };
+  }
+
+  /**
+   * maskRange over a value longer than one window: decoded once (UTF-8 when valid, else latin1,
+   * byte for byte), scanned window by window as a string (windowedText), encoded again. The
+   * masked copy is the value's size; the detectors work on one window at a time.
+   */
+  private windowedRange(buf: Buffer, start: number, end: number, counts: CountSink | undefined): Buffer | null | undefined {
+    const value = buf.subarray(start, end);
+    const encoding: Encoding = isUtf8(value) ? "utf8" : "latin1";
+    const r = this.windowedText(value.toString(encoding), counts, encoding);
+    if (r === undefined) return undefined;
+    return r.value === null ? null : Buffer.from(r.value, encoding);
   }
 
   /** `[KIND]` as bytes, built once per kind. Callers copy it and never write into it. */
@@ -271,43 +349,17 @@ export class ValueMasker {
     return out.length === 0 ? undefined : resolveOverlaps(out);
   }
 
-  /** `prefix` is the scanned head of an oversized value; the rest is never shown. */
-  private truncate(prefix: string, encoding: Encoding, counts: CountSink | undefined): MaskTextResult {
-    const limit = prefix.length;
-    const candidates = this.candidates(scanText(prefix, limit, this.features));
-    const spans = candidates === 0 ? [] : (this.find(prefix, candidates) ?? []);
-    const margin = Math.min(MAX_TRUNCATION_MARGIN, limit >> 2);
-    let cut = 0;
-    for (let i = limit - margin - 1; i >= 0; i--) {
-      if (isDelimiter(prefix.charCodeAt(i))) {
-        cut = i + 1;
-        break;
-      }
-    }
-    const kept: Match[] = [];
-    for (const s of spans) {
-      if (s.start < cut && s.end > cut) cut = s.end; // spans are sorted and disjoint
-      if (s.end <= cut) kept.push(s);
-    }
-    return this.render(prefix, cut, kept, encoding, true, counts);
-  }
-
   private render(
     text: string,
     end: number,
     spans: readonly Match[],
     encoding: Encoding,
-    truncated: boolean,
     acc: CountSink | undefined,
   ): MaskTextResult {
     const counts: Record<string, number> = {};
     for (const s of spans) {
       counts[s.kind] = (counts[s.kind] ?? 0) + 1;
       acc?.add(s.kind);
-    }
-    if (truncated) {
-      counts[TRUNCATED_KIND] = 1;
-      acc?.add(TRUNCATED_KIND);
     }
     if (this.strategy === "null") return { value: null, counts };
     let out = "";
@@ -318,7 +370,6 @@ export class ValueMasker {
       pos = s.end;
     }
     out += text.slice(pos, end);
-    if (truncated) out += TRUNCATED_MARK;
     return { value: out, counts };
   }
 }

@@ -7,12 +7,12 @@
  */
 import type { Logger } from "pino";
 import type { DenyDecision, MaskRule, SourceColumn, StatementLineage } from "../../core/decision.js";
+import { GatewayError } from "../../core/errors.js";
 import { MaskChain } from "../../masking/index.js";
 import { gatewayText } from "../../core/engine.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { PgCatalog } from "./catalog.js";
 import { renderNotice, renderRefusal } from "./errors.js";
-import { GatewayError } from "../../core/errors.js";
 import type { CopyOutSpec } from "./copy-spec.js";
 import { EMPTY, maskCopyRow, newResult, renderValue, tagWithRows, type ResultAcc } from "./executions.js";
 import type { OutBuffer } from "./out-buffer.js";
@@ -327,7 +327,16 @@ export class ResultStage {
       if (acc.refused !== undefined) return EMPTY;
     }
     let bytes: Buffer | undefined;
-    if (acc.actions !== undefined) bytes = rewriteDataRow(frame.body, acc.actions, acc.masked);
+    if (acc.actions !== undefined) {
+      try {
+        bytes = rewriteDataRow(frame.body, acc.actions, acc.masked);
+      } catch (e) {
+        // A value the gateway cannot mask (a type it cannot decode): the result is refused.
+        if (!(e instanceof GatewayError) || e.code !== "GW_POLICY_DENIED") throw e;
+        acc.refused = { type: "deny", code: "GW_POLICY_DENIED", rule: e.rule ?? "masking", message: e.message };
+        return EMPTY;
+      }
+    }
     if (plan?.maxRows !== undefined && p.usage.sent >= plan.maxRows) {
       acc.rowCount++;
       this.#limitExceeded(p, out);
