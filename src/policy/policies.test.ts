@@ -635,6 +635,35 @@ describe("result plans", () => {
     expect(open([{ name: "zero", action: "allow", maxRows: 0 }]).query("select 1")).toEqual({ type: "allow", plan: { masks: [], maxRows: 0, maxRowsRule: "zero" } });
   });
 
+  it("row limits do not apply to reads of the system catalog alone, unless the session could have shadowed it", () => {
+    const limited = (s: Session, sql: string): boolean => allowed(s.query(sql)).plan?.maxRows !== undefined;
+    const s = open([NO_DROP, { name: "cap", action: "allow", maxRows: 1000 }]);
+    // pg_dump's catalog queries, qualified or (after its empty search_path) bare.
+    expect(limited(s, "select c.oid, pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_class c join pg_catalog.pg_attribute a on a.attrelid = c.oid")).toBe(false);
+    expect(limited(s, "select * from information_schema.columns")).toBe(false);
+    expect(limited(s, "SELECT pg_catalog.set_config('search_path', '', false);")).toBe(true);
+    expect(limited(s, "select classid, objid, refclassid, refobjid, deptype from pg_depend where deptype != 'p'")).toBe(false);
+    // Data, functions that may return data, statistics samples, writes: limited.
+    expect(limited(s, "select * from pg_catalog.pg_class, orders")).toBe(true);
+    expect(limited(s, "select public.leak() from pg_catalog.pg_class")).toBe(true);
+    expect(limited(s, "select lower(relname) from pg_catalog.pg_class")).toBe(true);
+    expect(limited(s, "select * from pg_catalog.pg_stats")).toBe(true);
+    expect(limited(s, "select 1")).toBe(true);
+    // A temporary pg_class comes first on the path: the bare name is no longer the catalog's.
+    s.query("create temp table pg_class as select * from orders");
+    expect(limited(s, "select * from pg_class")).toBe(true);
+    expect(limited(s, "select * from pg_catalog.pg_class")).toBe(false);
+    // pg_catalog after another schema, or a search_path set invisibly: bare names are limited.
+    const t = open([NO_DROP, { name: "cap", action: "allow", maxRows: 1000 }]);
+    t.query("set search_path = evil, pg_catalog");
+    expect(limited(t, "select * from pg_depend")).toBe(true);
+    const u = open([NO_DROP, { name: "cap", action: "allow", maxRows: 1000 }]);
+    u.query("select set_config('search_path', 'evil, pg_catalog', false)");
+    expect(limited(u, "select * from pg_depend")).toBe(true);
+    u.query("SELECT pg_catalog.set_config('search_path', '', false);");
+    expect(limited(u, "select * from pg_depend")).toBe(false);
+  });
+
   it("COPY TO drops column rules that cannot touch the copied columns, keeping their detectors", () => {
     const s = open([
       { name: "pii", action: "mask", columns: ["customers.email"], detectors: ["email"] },
