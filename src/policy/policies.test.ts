@@ -662,6 +662,9 @@ describe("result plans", () => {
     expect(limited(u, "select * from pg_depend")).toBe(true);
     u.query("SELECT pg_catalog.set_config('search_path', '', false);");
     expect(limited(u, "select * from pg_depend")).toBe(false);
+    // Another setting by set_config (pg_dump's restrict_nonsystem_relation_kind) changes nothing.
+    u.query("SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'");
+    expect(limited(u, "select * from pg_depend")).toBe(false);
   });
 
   it("COPY TO drops column rules that cannot touch the copied columns, keeping their detectors", () => {

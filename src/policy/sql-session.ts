@@ -227,7 +227,11 @@ export class SessionPolicies implements SessionEvaluator {
         if (f.setsSearchPath.indexOf("pg_catalog") > 0) this.#catalogPathSafe = false;
       }
       if (f.functions.includes("set_config") || f.functions.includes("pg_catalog.set_config")) {
-        this.#catalogPathSafe = classification.statements.length === 1 && setsEmptySearchPath(event.sql);
+        // Only a set_config that may set search_path (named so, or a name it cannot tell) matters.
+        const names = f.settings ?? [];
+        if (names.length === 0 || names.includes("search_path")) {
+          this.#catalogPathSafe = classification.statements.length === 1 && setsEmptySearchPath(event.sql);
+        }
       }
       for (const r of f.relationsWritten) if (isCatalogName(r.name)) this.#shadowNames.add(r.name);
       // SET ROLE / SESSION AUTHORIZATION change what "$user" in the search_path means.
