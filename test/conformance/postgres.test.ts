@@ -107,12 +107,12 @@ async function start(): Promise<ConformanceWorld> {
           return Number(n.trim()) > 0;
         },
         masked: { text: "select email from people where id = 1", original: SECRET_EMAIL, masked: "[EMAIL]" },
-        // Text COPY while a column mask applies: the target starts answering (CopyOutResponse),
-        // then the engine refuses the result.
-        refusedResult: { text: "copy (select id, email from people) to stdout" },
+        // A COPY of a masked column in an encoding the gateway cannot rewrite: the target starts
+        // answering (CopyOutResponse), then the engine refuses the result (COPY in UTF8 is masked).
+        refusedResult: { text: "copy (select id, email from people) to stdout (encoding 'latin1')" },
         async engineRefusal(s) {
-          const o = await s.run("copy (select id, email from people) to stdout");
-          if (o.ok) throw new Error("the COPY under column masking was not refused");
+          const o = await s.run("copy people to stdout (format csv, encoding 'latin1')");
+          if (o.ok) throw new Error("the COPY the gateway cannot mask was not refused");
           return o.error;
         },
       },

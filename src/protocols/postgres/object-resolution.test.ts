@@ -1,10 +1,16 @@
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { isGatewayError } from "../../core/errors.js";
 import type { ObjectNames } from "../../core/objects.js";
+import { initSqlParser } from "../../policy/sql/index.js";
 import { bindingFromRows, resolutionQuery, resolveObjects, SearchPathTracker, SessionObjects } from "./object-resolution.js";
 
 const QUIET = { simple: true, quiet: true };
+
+// The tracker parses in-process (as the gateway does once started): the WASM parser must be loaded.
+beforeAll(async () => {
+  await initSqlParser();
+});
 
 describe("SearchPathTracker", () => {
   it("starts at the default, or at the search_path given at startup", () => {
