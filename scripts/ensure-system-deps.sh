@@ -31,6 +31,7 @@ REQUIREMENTS=(
   "chromium|chromium"
   # --- audit export to a real syslog receiver (test/audit-export.test.ts) ---
   "rsyslog|rsyslogd"
+  "rsyslog-openssl|/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so"
   # --- psycopg 3 under Debian's python (test/postgres-frontdoor.test.ts: cancel timing) ---
   "python3-psycopg|py:psycopg"
   # --- psycopg2 and pgjdbc: everyday-client regression tests (test/clients-*.test.ts) ---
@@ -45,7 +46,7 @@ has_binary() {
     # A Python module, importable by the system python (not a pyenv one).
     [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import ${b#py:}" >/dev/null 2>&1
   elif [[ $b == /* ]]; then
-    [[ -x $b ]] || { [[ $b == *.jar ]] && [[ -f $b ]]; }
+    [[ -x $b ]] || { [[ $b == *.jar || $b == *.so ]] && [[ -f $b ]]; }
   else
     command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || [[ -x /usr/bin/$b ]]
   fi

@@ -206,6 +206,9 @@ const auditSinkFilter = z
   })
   .default({});
 
+/** The shape of exported records: Airlock's own, or OCSF 1.8 events (src/audit/export/ocsf.ts). */
+const auditSinkFormat = z.enum(["airlock", "ocsf"]).default("airlock").describe("airlock: Airlock's audit record; ocsf: OCSF 1.8 events (see the README's mapping table)");
+
 /** Audit export sinks (issue 20; src/audit/export). */
 const auditSink = z.discriminatedUnion("type", [
   z.strictObject({
@@ -215,6 +218,7 @@ const auditSink = z.discriminatedUnion("type", [
     maxBytes: z.number().int().min(1024).default(64 * 1_048_576),
     keep: z.number().int().min(1).max(1000).default(5),
     filter: auditSinkFilter,
+    format: auditSinkFormat,
   }),
   z.strictObject({
     name,
@@ -224,6 +228,7 @@ const auditSink = z.discriminatedUnion("type", [
     timeout: duration.default(10_000),
     headers: z.record(z.string(), z.string()).default({}),
     filter: auditSinkFilter,
+    format: auditSinkFormat,
   }),
   z.strictObject({
     name,
@@ -237,6 +242,17 @@ const auditSink = z.discriminatedUnion("type", [
     servername: z.string().optional(),
     timeout: duration.default(10_000),
     filter: auditSinkFilter,
+    format: auditSinkFormat,
+  }),
+  z.strictObject({
+    name,
+    type: z.literal("otlp"),
+    url: z.url().describe("OTLP/HTTP logs endpoint, e.g. http://collector:4318/v1/logs"),
+    headers: z.record(z.string(), secretRef).default({}).describe("request headers (e.g. an API key), values as secret references"),
+    serviceName: z.string().min(1).default("airlock"),
+    timeout: duration.default(10_000),
+    filter: auditSinkFilter,
+    format: auditSinkFormat,
   }),
 ]);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AuditRecord } from "../types.js";
 import { renderRecord, selects } from "./exporter.js";
-import { syslogLine, webhookSignature } from "./sinks.js";
+import { otlpRequest, otlpValue, syslogLine, webhookSignature } from "./sinks.js";
 
 const record: AuditRecord = {
   seq: 7,
@@ -37,5 +37,38 @@ describe("audit export pieces", () => {
     expect(a).toMatch(/^sha256=[0-9a-f]{64}$/);
     expect(webhookSignature("k", "1700000001", '{"records":[]}')).not.toBe(a);
     expect(webhookSignature("other", "1700000000", '{"records":[]}')).not.toBe(a);
+  });
+});
+
+describe("OTLP encoding", () => {
+  it("maps JSON to AnyValue: int64 as strings, doubles, nested lists and maps, null as empty", () => {
+    expect(otlpValue({ a: 1, b: 1.5, c: "x", d: true, e: null, f: [1, { g: "h" }] })).toEqual({
+      kvlistValue: {
+        values: [
+          { key: "a", value: { intValue: "1" } },
+          { key: "b", value: { doubleValue: 1.5 } },
+          { key: "c", value: { stringValue: "x" } },
+          { key: "d", value: { boolValue: true } },
+          { key: "e", value: {} },
+          { key: "f", value: { arrayValue: { values: [{ intValue: "1" }, { kvlistValue: { values: [{ key: "g", value: { stringValue: "h" } }] } }] } } },
+        ],
+      },
+    });
+  });
+
+  it("bounds nesting", () => {
+    let deep: unknown = "leaf";
+    for (let i = 0; i < 100; i++) deep = [deep];
+    expect(JSON.stringify(otlpValue(deep))).toContain("[too deep]");
+  });
+
+  it("one request per batch: resource, scope, and per record its time in ns, severity and event name", () => {
+    const req = otlpRequest([renderRecord(record)], { serviceName: "airlock", serviceVersion: "9.9.9" }, "gw") as {
+      resourceLogs: { resource: { attributes: unknown[] }; scopeLogs: { logRecords: Record<string, unknown>[] }[] }[];
+    };
+    const lr = req.resourceLogs[0]?.scopeLogs[0]?.logRecords[0];
+    expect(req.resourceLogs[0]?.resource.attributes).toContainEqual({ key: "service.version", value: { stringValue: "9.9.9" } });
+    expect(lr).toMatchObject({ timeUnixNano: `${Date.parse(record.time)}000000`, severityNumber: 13, severityText: "WARN", eventName: "airlock.db.query" });
+    expect(lr?.["attributes"]).toContainEqual({ key: "airlock.seq", value: { intValue: String(record.seq) } });
   });
 });

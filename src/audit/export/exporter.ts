@@ -20,7 +20,12 @@ import type { Logger } from "pino";
 import { Glob } from "../../policy/glob.js";
 import type { Store } from "../../store/types.js";
 import type { AuditRecord } from "../types.js";
+import { GATEWAY_VERSION } from "../../observability/version.js";
+import { ocsfHead, toOcsf } from "./ocsf.js";
 import type { ExportedRecord, Sink } from "./sinks.js";
+
+/** How a sink's records are shaped: Airlock's own record, or OCSF 1.8 events (ocsf.ts). */
+export type ExportFormat = "airlock" | "ocsf";
 
 export interface SinkFilter {
   /** Event types (`db.query`, `auth.failure`, …); absent = all. */
@@ -35,6 +40,8 @@ export interface ExportSink {
   readonly name: string;
   readonly filter: SinkFilter;
   readonly sink: Sink;
+  /** Default `airlock`. */
+  readonly format?: ExportFormat;
 }
 
 export interface ExporterOptions {
@@ -59,13 +66,20 @@ function severityOf(r: AuditRecord): number {
   return 6;
 }
 
-export function renderRecord(r: AuditRecord): ExportedRecord {
-  return { body: { ...r }, severity: severityOf(r), msgid: r.type, time: r.time };
+
+export function renderRecord(r: AuditRecord, format: ExportFormat = "airlock"): ExportedRecord {
+  const body = format === "ocsf" ? toOcsf(r, GATEWAY_VERSION) : { ...r };
+  return { body, severity: severityOf(r), msgid: r.type, time: r.time };
 }
 
-export function headRecord(r: AuditRecord): ExportedRecord {
-  const time = new Date().toISOString();
-  return { body: { type: "audit.head", time, seq: r.seq, hash: r.hash, recordTime: r.time }, severity: 6, msgid: "audit.head", time };
+export function headRecord(r: AuditRecord, format: ExportFormat = "airlock"): ExportedRecord {
+  const now = new Date();
+  const time = now.toISOString();
+  const body =
+    format === "ocsf"
+      ? ocsfHead({ seq: r.seq, hash: r.hash, recordTime: r.time }, GATEWAY_VERSION, now)
+      : { type: "audit.head", time, seq: r.seq, hash: r.hash, recordTime: r.time };
+  return { body, severity: 6, msgid: "audit.head", time };
 }
 
 export function selects(filter: SinkFilter, r: AuditRecord): boolean {
@@ -112,7 +126,7 @@ class SinkLoop {
       await this.#maybeHead(false);
       return false;
     }
-    const out = records.filter((r) => selects(this.s.filter, r)).map(renderRecord);
+    const out = records.filter((r) => selects(this.s.filter, r)).map((r) => renderRecord(r, this.s.format));
     if (out.length > 0) await this.s.sink.deliver(out);
     this.cursor = last.seq;
     this.#head = last;
@@ -125,7 +139,7 @@ class SinkLoop {
     const head = this.#head;
     if (head === undefined) return;
     if (!force && Date.now() - this.#lastHead < (this.o.headEveryMs ?? 60_000)) return;
-    await this.s.sink.deliver([headRecord(head)]);
+    await this.s.sink.deliver([headRecord(head, this.s.format)]);
     this.#lastHead = Date.now();
   }
 

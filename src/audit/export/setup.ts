@@ -7,7 +7,8 @@ import type { SecretRef } from "../../core/secret.js";
 import type { Config } from "../../runtime/config.js";
 import type { Store } from "../../store/types.js";
 import { AuditExporter, type ExportSink } from "./exporter.js";
-import { FileSink, SyslogSink, WebhookSink, type Sink } from "./sinks.js";
+import { GATEWAY_VERSION } from "../../observability/version.js";
+import { FileSink, OtlpSink, SyslogSink, WebhookSink, type Sink } from "./sinks.js";
 
 type SinkConfig = Config["audit"]["sinks"][number];
 
@@ -30,6 +31,11 @@ async function sinkOf(c: SinkConfig, resolveSecret: (ref: SecretRef) => Promise<
         ...(c.servername === undefined ? {} : { servername: c.servername }),
       });
     }
+    case "otlp": {
+      const headers: Record<string, string> = {};
+      for (const [k, ref] of Object.entries(c.headers)) headers[k] = await resolveSecret(ref);
+      return new OtlpSink({ url: c.url, headers, timeoutMs: c.timeout, serviceName: c.serviceName, serviceVersion: GATEWAY_VERSION });
+    }
   }
 }
 
@@ -48,6 +54,7 @@ export async function createAuditExporter(
         ...(f.connections === undefined ? {} : { connections: f.connections }),
       },
       sink: await sinkOf(c, deps.resolveSecret),
+      format: c.format,
     });
   }
   return new AuditExporter({ store: deps.store, dir: deps.dir, sinks, logger: deps.logger, headEveryMs: audit.headInterval });

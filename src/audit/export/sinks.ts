@@ -225,3 +225,119 @@ export class SyslogSink implements Sink {
     });
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+
+export interface OtlpSinkOptions {
+  /** The collector's OTLP/HTTP logs endpoint, e.g. `http://collector:4318/v1/logs`. */
+  readonly url: string;
+  /** Extra request headers (API keys), secrets already resolved. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  /** `service.name` of the resource. */
+  readonly serviceName: string;
+  readonly serviceVersion: string;
+}
+
+/** OTLP AnyValue (opentelemetry/proto/common/v1/common.proto) in the protobuf JSON mapping. */
+export type OtlpAnyValue =
+  | { readonly stringValue: string }
+  | { readonly boolValue: boolean }
+  | { readonly intValue: string }
+  | { readonly doubleValue: number }
+  | { readonly arrayValue: { readonly values: readonly OtlpAnyValue[] } }
+  | { readonly kvlistValue: { readonly values: readonly { readonly key: string; readonly value: OtlpAnyValue }[] } }
+  | Record<string, never>;
+
+/** A JSON value as an OTLP AnyValue: integers as `intValue` (int64, a string in JSON), objects as key-value lists. */
+export function otlpValue(v: unknown, depth = 0): OtlpAnyValue {
+  if (depth > 32) return { stringValue: "[too deep]" };
+  if (v === null || v === undefined) return {};
+  if (typeof v === "string") return { stringValue: v };
+  if (typeof v === "boolean") return { boolValue: v };
+  if (typeof v === "number") return Number.isSafeInteger(v) ? { intValue: String(v) } : { doubleValue: v };
+  if (Array.isArray(v)) return { arrayValue: { values: v.map((x: unknown) => otlpValue(x, depth + 1)) } };
+  if (typeof v === "object") {
+    return { kvlistValue: { values: Object.entries(v as Record<string, unknown>).map(([key, value]) => ({ key, value: otlpValue(value, depth + 1) })) } };
+  }
+  // bigint, symbol, function: not JSON; named by type only.
+  return { stringValue: `[${typeof v}]` };
+}
+
+/** Syslog severity (RFC 5424) → OTLP SeverityNumber (logs data model): warning → WARN (13), else INFO (9). */
+function otlpSeverity(syslog: number): { readonly severityNumber: number; readonly severityText: string } {
+  return syslog <= 4 ? { severityNumber: 13, severityText: "WARN" } : { severityNumber: 9, severityText: "INFO" };
+}
+
+/** The ExportLogsServiceRequest (protobuf JSON mapping) for one batch. */
+export function otlpRequest(batch: readonly ExportedRecord[], o: Pick<OtlpSinkOptions, "serviceName" | "serviceVersion">, host = hostname()): unknown {
+  const observed = `${BigInt(Date.now()) * 1_000_000n}`;
+  return {
+    resourceLogs: [
+      {
+        resource: {
+          attributes: [
+            { key: "service.name", value: { stringValue: o.serviceName } },
+            { key: "service.version", value: { stringValue: o.serviceVersion } },
+            { key: "host.name", value: { stringValue: host } },
+          ],
+        },
+        scopeLogs: [
+          {
+            scope: { name: "airlock.audit", version: o.serviceVersion },
+            logRecords: batch.map((r) => {
+              const ms = Date.parse(r.time);
+              const seq = r.body.seq;
+              return {
+                timeUnixNano: `${BigInt(Number.isFinite(ms) ? ms : Date.now()) * 1_000_000n}`,
+                observedTimeUnixNano: observed,
+                ...otlpSeverity(r.severity),
+                eventName: `airlock.${r.msgid}`,
+                body: otlpValue(r.body),
+                attributes: [
+                  { key: "airlock.event", value: { stringValue: r.msgid } },
+                  ...(typeof seq === "number" ? [{ key: "airlock.seq", value: { intValue: String(seq) } }] : []),
+                ],
+              };
+            }),
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/**
+ * OpenTelemetry logs over OTLP/HTTP (the protobuf JSON encoding, `application/json`, which
+ * every OTLP/HTTP receiver accepts): one ExportLogsServiceRequest per batch. A 2xx is a
+ * delivery (a `partialSuccess` that rejects records is the receiver's final word about them:
+ * resending the batch would not change it); anything else is retried by the exporter.
+ */
+export class OtlpSink implements Sink {
+  readonly #o: OtlpSinkOptions;
+
+  constructor(o: OtlpSinkOptions) {
+    this.#o = o;
+  }
+
+  async deliver(batch: readonly ExportedRecord[]): Promise<void> {
+    const body = JSON.stringify(otlpRequest(batch, this.#o));
+    let res: Response;
+    try {
+      res = await fetch(this.#o.url, {
+        method: "POST",
+        headers: { ...this.#o.headers, "content-type": "application/json" },
+        body,
+        signal: AbortSignal.timeout(this.#o.timeoutMs),
+      });
+    } catch (e) {
+      throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the OTLP collector could not be reached", { cause: e });
+    }
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.status < 200 || res.status > 299) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `the OTLP collector answered ${res.status}`);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
