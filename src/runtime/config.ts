@@ -256,8 +256,35 @@ const auditSink = z.discriminatedUnion("type", [
   }),
 ]);
 
+/** Where `vault:` secret references are read (issue 20; src/secrets/vault.ts). */
+const vaultConfig = z.strictObject({
+  address: z.url().describe("Vault / OpenBao address, e.g. https://vault.internal:8200"),
+  namespace: z.string().min(1).optional().describe("X-Vault-Namespace (Vault Enterprise, OpenBao)"),
+  ca: secretRef.optional().describe("PEM CA bundle of an https address"),
+  auth: z.union([
+    z.strictObject({ token: secretRef.describe("a Vault token") }),
+    z.strictObject({
+      approle: z.strictObject({ roleId: secretRef, secretId: secretRef, mount: z.string().min(1).default("approle") }),
+    }),
+    z.strictObject({
+      kubernetes: z.strictObject({
+        role: z.string().min(1),
+        jwt: secretRef.default({ kind: "file", path: "/var/run/secrets/kubernetes.io/serviceaccount/token" }).describe("the pod's service-account token"),
+        mount: z.string().min(1).default("kubernetes"),
+      }),
+    }),
+  ]),
+  timeout: duration.default(10_000),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().default("./.airlock").describe("embedded store, keys, recordings, admin credential"),
+  secrets: z
+    .strictObject({
+      refreshInterval: duration.default(300_000).describe("how long a value read from a secret store is used before it is read again (rotation without restart)"),
+      vault: vaultConfig.optional(),
+    })
+    .default({ refreshInterval: 300_000 }),
   store: z
     .strictObject({
       url: secretRef.optional().describe("PostgreSQL URL for the store instead of the embedded one"),

@@ -11,13 +11,18 @@ import { parseDuration } from "./duration.js";
 export function parseSecretRef(text: string): SecretRef {
   if (text.startsWith("env:")) return { kind: "env", name: text.slice(4) };
   if (text.startsWith("file:")) return { kind: "file", path: text.slice(5) };
+  if (text.startsWith("vault:")) {
+    // vault:MOUNT/PATH#FIELD — a KV v2 secret: the mount is the first segment.
+    const m = /^vault:([^/#]+)\/([^#]+)#(.+)$/.exec(text);
+    return m === null ? { kind: "vault", mount: "", path: "", field: "" } : { kind: "vault", mount: m[1] ?? "", path: m[2] ?? "", field: m[3] ?? "" };
+  }
   return { kind: "literal", value: text };
 }
 
 export const secretRefSchema = z
   .string()
   .min(1)
-  .describe("secret reference: env:NAME | file:PATH | literal value")
+  .describe("secret reference: env:NAME | file:PATH | vault:MOUNT/PATH#FIELD | literal value")
   .transform((s, ctx): SecretRef => {
     const ref = parseSecretRef(s);
     if (ref.kind === "env" && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref.name)) {
@@ -25,6 +30,9 @@ export const secretRefSchema = z
     }
     if (ref.kind === "file" && ref.path.length === 0) {
       ctx.addIssue({ code: "custom", message: "file: needs a path" });
+    }
+    if (ref.kind === "vault" && (ref.mount === "" || ref.path === "" || ref.field === "" || ref.path.split("/").some((seg) => seg === "" || seg === "." || seg === ".."))) {
+      ctx.addIssue({ code: "custom", message: "vault: needs MOUNT/PATH#FIELD, e.g. vault:secret/orders/db#password" });
     }
     return ref;
   });

@@ -30,7 +30,30 @@ async function resolveRaw(ref: SecretRef): Promise<string> {
     }
     case "file":
       return readSecretFile(ref);
+    case "vault":
+      throw unresolved(ref, "vault: references need secrets.vault in the configuration");
   }
+}
+
+/** What resolves references beyond env:/file:/literal (configured under `secrets:`). */
+export interface SecretProviders {
+  readonly vault?: { read(ref: { readonly mount: string; readonly path: string; readonly field: string }, describe: string): Promise<string> };
+}
+
+/**
+ * A resolver with the configured providers: `vault:` through the Vault client (cached and
+ * refreshed there), everything else as `resolveSecret`. Every value is registered with the log
+ * scrubber.
+ */
+export function secretResolver(providers: SecretProviders): (ref: SecretRef) => Promise<string> {
+  return async (ref) => {
+    if (ref.kind === "vault" && providers.vault !== undefined) {
+      const value = await providers.vault.read(ref, describeSecretRef(ref));
+      registerSecretValue(value);
+      return value;
+    }
+    return resolveSecret(ref);
+  };
 }
 
 async function readSecretFile(ref: SecretRef & { kind: "file" }): Promise<string> {
