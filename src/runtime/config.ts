@@ -288,6 +288,10 @@ export const configSchema = z.strictObject({
   store: z
     .strictObject({
       url: secretRef.optional().describe("PostgreSQL URL for the store instead of the embedded one"),
+      embedded: z
+        .enum(["sqlite", "pglite"])
+        .optional()
+        .describe("embedded store engine (without url): sqlite (default for a new dataDir) or pglite (default when <dataDir>/store already holds a PGlite store)"),
     })
     .default({}),
   listen: z

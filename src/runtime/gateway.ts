@@ -156,7 +156,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const resolveSecret = secretResolver(vault === undefined ? {} : { vault });
 
     const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);
-    const store = await openStore({ dataDir: config.dataDir, ...(storeUrl === undefined ? {} : { url: storeUrl }), logger });
+    const store = await openStore({
+      dataDir: config.dataDir,
+      ...(storeUrl === undefined ? {} : { url: storeUrl }),
+      ...(config.store.embedded === undefined ? {} : { embedded: config.store.embedded }),
+      logger,
+    });
     cleanups.push(() => store.close());
     // Before the audit log continues the chain from the store's head: a second gateway on the
     // same store would continue it too, and the two chains would fork.

@@ -1,6 +1,6 @@
 /**
- * SqlApprovalStore against both backends — embedded PGlite and a real PostgreSQL 15 (test
- * harness) — with the same assertions: conditional state changes (decided once, used once),
+ * SqlApprovalStore against every backend — embedded PGlite, embedded SQLite and a real
+ * PostgreSQL 15 (test harness) — with the same assertions: conditional state changes (decided once, used once),
  * the async binding lookup, grants, expiry and the restart cancellation.
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "../../test/harness/postgres.js";
 import { SqlApprovalStore, type ApprovalRow } from "./approvals.js";
 import { migrate } from "./migrations.js";
-import { openPgliteClientInThread, openPostgresClient, type SqlClient } from "./sql.js";
+import { openPgliteClientInThread, openPostgresClient, openSqliteClient, type SqlClient } from "./sql.js";
 
 let pgServer: PgServer;
 let dir: string;
@@ -29,6 +29,7 @@ afterAll(async () => {
 
 const backends: [string, () => Promise<SqlClient>][] = [
   ["pglite", () => openPgliteClientInThread(join(dir, "pglite"))],
+  ["sqlite", () => openSqliteClient(join(dir, "sqlite"))],
   ["postgres", () => Promise.resolve(openPostgresClient({ url: pgServer.url({ user: "app", password: "secret", database: "approvals" }) }))],
 ];
 

@@ -1,14 +1,14 @@
 /**
  * Persistence of approval requests (per-statement approvals and access-grant requests), the
  * approvers' votes, and notification delivery attempts. Same SQL for PGlite and PostgreSQL
- * (migration 2). State changes are conditional updates (`WHERE status = 'pending'`,
+ * (migration 2), and for SQLite after sqlite-dialect.ts's rewrite (one statement has a SQLite form). State changes are conditional updates (`WHERE status = 'pending'`,
  * `WHERE used_at IS NULL`), so a request is decided once and an approval is used once even if
  * two callers race.
  */
 import { z } from "zod";
 import type { ObjectBinding } from "../core/objects.js";
 import type { PrincipalKind } from "../core/principal.js";
-import { sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
+import { sqlBool, sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
 
 export type ApprovalKind = "statement" | "grant";
 /** `revoked`: an approved access grant that was ended before its time. */
@@ -211,7 +211,7 @@ const deliveryRow = z.object({
   channel: z.string(),
   event: z.string(),
   attempt: sqlInt,
-  ok: z.boolean(),
+  ok: sqlBool,
   http_status: sqlInt.nullable(),
   error: z.string().nullable(),
   at: sqlDate,
@@ -319,13 +319,20 @@ export class SqlApprovalStore implements ApprovalStore {
   }
 
   async consume(requesterId: string, connection: string, statementHash: string, now: Date, under?: ApprovalRequirements): Promise<ApprovalRow | undefined> {
+    // The approver groups must be the same SET as required: jsonb containment both ways in
+    // PostgreSQL; in SQLite (no jsonb operators) no element of either array missing from the other.
+    const sameApprovers =
+      this.#sql.kind === "sqlite"
+        ? `NOT EXISTS (SELECT 1 FROM json_each(approvers) a WHERE a.value NOT IN (SELECT b.value FROM json_each($6) b))
+           AND NOT EXISTS (SELECT 1 FROM json_each($6) b WHERE b.value NOT IN (SELECT a.value FROM json_each(approvers) a))`
+        : "approvers @> $6::jsonb AND approvers <@ $6::jsonb";
     const rows = await this.#sql.query(
       `UPDATE approval_requests SET used_at = $4
        WHERE id = (
          SELECT id FROM approval_requests
          WHERE kind = 'statement' AND status = 'approved' AND used_at IS NULL
            AND requester_id = $1 AND connection = $2 AND statement_hash = $3 AND usable_until > $4
-           AND ($5::text IS NULL OR (rule = $5 AND approvers @> $6::jsonb AND approvers <@ $6::jsonb AND min_approvals >= $7))
+           AND ($5::text IS NULL OR (rule = $5 AND ${sameApprovers} AND min_approvals >= $7))
          ORDER BY decided_at LIMIT 1
        ) AND used_at IS NULL
        RETURNING ${COLUMNS}`,

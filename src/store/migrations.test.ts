@@ -5,14 +5,17 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { verifyChain } from "../audit/chain.js";
 import { MIGRATIONS, migrate } from "./migrations.js";
-import { openPgliteClient } from "./sql.js";
+import { openPgliteClient, openSqliteClient } from "./sql.js";
 import { SqlStore } from "./sql-store.js";
 import { makeChain } from "./store.suite.js";
 
-describe("migration 3 (audit segments)", () => {
-  it("moves records stored one per row into segments, in order, still verifiable and readable as a view", async () => {
+describe.each([
+  ["pglite", openPgliteClient],
+  ["sqlite", openSqliteClient],
+] as const)("migration 3 (audit segments), %s", (_name, open) => {
+  it("moves records stored one per row into segments, in order, still verifiable and readable as a view", { timeout: 120_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "airlock-migrate-"));
-    const client = await openPgliteClient(join(dir, "store"));
+    const client = await open(join(dir, "store"));
     try {
       await migrate(client, MIGRATIONS.filter((m) => m.id < 3));
       const chain = makeChain(Array.from({ length: 2_345 }, (_, i) => ({ type: "db.query" as const, sessionId: `s${i % 3}`, statement: `SELECT ${i}` })));

@@ -1,5 +1,6 @@
 /**
- * Schema migrations: ordered, append-only, identical SQL for PGlite and PostgreSQL.
+ * Schema migrations: ordered, append-only, identical SQL for PGlite and PostgreSQL; SQLite runs
+ * the same text rewritten (sqlite-dialect.ts), or a migration's own `sqlite` form.
  *
  * Invariants:
  * - A migration is never edited once released; changes are new migrations with higher ids.
@@ -16,7 +17,10 @@ import type { SqlClient } from "./sql.js";
 export interface Migration {
   readonly id: number;
   readonly name: string;
+  /** PostgreSQL (and PGlite); SQLite runs it rewritten by sqlite-dialect.ts unless `sqlite` is given. */
   readonly sql: string;
+  /** The SQLite form, when the PostgreSQL text uses what the rewrite cannot carry over. */
+  readonly sqlite?: string;
 }
 
 /** Arbitrary constant naming the migration lock ("airlock" in ASCII, fits int8). */
@@ -159,6 +163,25 @@ CREATE VIEW audit AS
          r ->> 'sessionId' AS session_id, r AS record, r ->> 'hash' AS hash, r ->> 'prevHash' AS prev_hash
   FROM audit_segments s, LATERAL (SELECT l::jsonb AS r FROM regexp_split_to_table(s.body, E'\n') AS l) x;
 `,
+    // The same in SQLite: a segment's lines are JSON objects (JSON.stringify never emits a raw
+    // newline), so joining them with commas inside [] makes one JSON array for json_each.
+    sqlite: `
+CREATE TABLE audit_segments (
+  first_seq INTEGER PRIMARY KEY,
+  last_seq  INTEGER NOT NULL UNIQUE,
+  records   INTEGER NOT NULL,
+  body      TEXT NOT NULL
+);
+INSERT INTO audit_segments (first_seq, last_seq, records, body)
+  SELECT min(seq), max(seq), count(*), string_agg(record, char(10) ORDER BY seq)
+  FROM audit GROUP BY (seq - 1) / 1000;
+DROP TABLE audit;
+CREATE VIEW audit AS
+  SELECT json_extract(x.value, '$.seq') AS seq, json_extract(x.value, '$.time') AS time, json_extract(x.value, '$.type') AS type,
+         json_extract(x.value, '$.sessionId') AS session_id, x.value AS record, json_extract(x.value, '$.hash') AS hash,
+         json_extract(x.value, '$.prevHash') AS prev_hash
+  FROM audit_segments s, json_each('[' || replace(s.body, char(10), ',') || ']') x;
+`,
   },
 ];
 
@@ -192,7 +215,7 @@ export async function migrate(client: SqlClient, migrations: readonly Migration[
       // Re-checked under the lock: another process may have applied it since we last looked.
       const rows = await tx.query("SELECT id FROM schema_migrations WHERE id = $1", [m.id], appliedRow);
       if (rows.length > 0) return false;
-      await tx.script(m.sql);
+      await tx.script(tx.kind === "sqlite" ? (m.sqlite ?? m.sql) : m.sql);
       await tx.execute("INSERT INTO schema_migrations (id, name) VALUES ($1, $2)", [m.id, m.name]);
       return true;
     });

@@ -11,7 +11,7 @@ import type { AuditRecord } from "../audit/types.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./migrations.js";
 import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
-import { sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
+import { sqlDate, sqlInt, sqlJson, type SqlClient, type SqlKind } from "./sql.js";
 import type { SessionEnd, SessionRow, Store, TokenRow } from "./types.js";
 
 const principalKind = z.enum(["service_account", "person", "workload", "admin"]);
@@ -99,7 +99,7 @@ function iso(d: Date): string {
 }
 
 export class SqlStore implements Store {
-  readonly kind: "pglite" | "postgres";
+  readonly kind: SqlKind;
 
   /** Approval requests, votes and notification deliveries (src/store/approvals.ts). */
   readonly approvals: ApprovalStore;
@@ -222,6 +222,10 @@ export class SqlStore implements Store {
     const ended = [...ends];
     // A transaction only when there are two statements (it costs two more store round trips).
     const run = rows.length > 0 && ended.length > 0 ? <T>(fn: (c: SqlClient) => Promise<T>) => this.sql.transaction(fn) : <T>(fn: (c: SqlClient) => Promise<T>) => fn(this.sql);
+    if (this.sql.kind === "sqlite") {
+      await run((tx) => writeSessionsSqlite(tx, rows, ended));
+      return;
+    }
     await run(async (tx) => {
       if (rows.length > 0) {
         // One statement with one array parameter per column, whatever the number of rows.
@@ -362,6 +366,53 @@ export class SqlStore implements Store {
       }
     }
     return out;
+  }
+}
+
+/**
+ * The SQLite form of the two session statements above (SQLite has no arrays or unnest): the rows
+ * travel as ONE parameter, a JSON array of row arrays, expanded with json_each. Still one
+ * statement per flush whatever the number of rows.
+ */
+async function writeSessionsSqlite(tx: SqlClient, rows: readonly SessionRow[], ended: readonly (readonly [string, SessionEnd])[]): Promise<void> {
+  const col = (i: number): string => `json_extract(value, '$[${i}]')`;
+  if (rows.length > 0) {
+    await tx.execute(
+      `INSERT INTO sessions (${SESSION_COLUMNS}) SELECT ${Array.from({ length: 17 }, (_, i) => col(i)).join(", ")} FROM json_each($1) ORDER BY key`,
+      [
+        JSON.stringify(
+          rows.map((r) => [
+            r.id,
+            r.protocol,
+            r.connection,
+            r.principalId,
+            r.principalKind,
+            r.principalName,
+            JSON.stringify(r.groups),
+            r.tokenId ?? null,
+            r.clientAddress,
+            iso(r.startedAt),
+            JSON.stringify(r.attributes),
+            r.endedAt === undefined ? null : iso(r.endedAt),
+            r.endReason ?? null,
+            r.endDetail ?? null,
+            r.statements ?? null,
+            r.bytesFromClient ?? null,
+            r.bytesToClient ?? null,
+          ]),
+        ),
+      ],
+    );
+  }
+  if (ended.length > 0) {
+    await tx.execute(
+      `UPDATE sessions SET ended_at = u.ended_at, end_reason = u.end_reason, end_detail = u.end_detail,
+              statements = u.statements, bytes_from_client = u.bytes_from_client, bytes_to_client = u.bytes_to_client
+       FROM (SELECT ${col(0)} AS id, ${col(1)} AS ended_at, ${col(2)} AS end_reason, ${col(3)} AS end_detail,
+                    ${col(4)} AS statements, ${col(5)} AS bytes_from_client, ${col(6)} AS bytes_to_client FROM json_each($1)) AS u
+       WHERE sessions.id = u.id`,
+      [JSON.stringify(ended.map(([id, e]) => [id, iso(e.endedAt), e.reason, e.detail ?? null, e.statements, e.bytesFromClient, e.bytesToClient]))],
+    );
   }
 }
 

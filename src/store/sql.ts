@@ -18,9 +18,13 @@ import pg from "pg";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { GatewayError } from "../core/errors.js";
+import { sqliteParams, toSqlite } from "./sqlite-dialect.js";
+
+/** Which engine runs the SQL (the store's SQL is PostgreSQL's; SQLite gets it rewritten, sqlite-dialect.ts). */
+export type SqlKind = "pglite" | "postgres" | "sqlite";
 
 export interface SqlClient {
-  readonly kind: "pglite" | "postgres";
+  readonly kind: SqlKind;
   /** One statement with `$n` parameters; every row is parsed with `row`. */
   query<R>(sql: string, params: readonly unknown[], row: z.ZodType<R>): Promise<R[]>;
   /** One statement without a result set; returns the number of affected rows. */
@@ -36,7 +40,8 @@ export interface SqlClient {
    * Become the store's one writer of the audit chain for as long as this client is open: false
    * when another gateway holds it. PostgreSQL: a session advisory lock on a connection of its
    * own (released when the client closes or that connection ends); PGlite: always true (one
-   * process owns its data directory).
+   * process owns its data directory); SQLite: always true (the worker holds the database file's
+   * exclusive lock from open to close, so a second process cannot open it at all).
    */
   claimWriter?(): Promise<boolean>;
   close(): Promise<void>;
@@ -66,6 +71,9 @@ export const sqlDate = z.union([z.date(), z.string()]).transform((v, ctx) => {
   }
   return d;
 });
+
+/** boolean → boolean (SQLite has no boolean type: it stores and returns 0/1). */
+export const sqlBool = z.union([z.boolean(), z.literal(0), z.literal(1)]).transform((v) => v === true || v === 1);
 
 /** jsonb → the decoded value (some setups hand back the text). */
 export const sqlJson = z.unknown().transform((v): unknown => {
@@ -279,6 +287,8 @@ function defaultWorkerUrl(): URL {
  */
 class PgliteWorkerConnection {
   readonly #worker: Worker;
+  /** What a call after close() fails with (the driver's own words: "PGlite is closed", …). */
+  readonly #closedMessage: string;
   readonly #pending = new Map<number, PendingCall>();
   #nextId = 1;
   /** Why the worker is gone; set once, never cleared. */
@@ -286,7 +296,8 @@ class PgliteWorkerConnection {
   /** close() was called: statements outside a transaction are refused from now on. */
   closeRequested = false;
 
-  constructor(url: URL) {
+  constructor(url: URL, closedMessage = "PGlite is closed") {
+    this.#closedMessage = closedMessage;
     this.#worker = new Worker(url);
     this.#worker.unref();
     this.#worker.on("message", (m: unknown) => {
@@ -301,7 +312,7 @@ class PgliteWorkerConnection {
       void this.#worker.terminate();
     });
     this.#worker.on("exit", (code: number) => {
-      this.#stop(new Error(this.closeRequested ? "PGlite is closed" : `the store worker exited (code ${code})`));
+      this.#stop(new Error(this.closeRequested ? this.#closedMessage : `the store worker exited (code ${code})`));
     });
   }
 
@@ -367,37 +378,76 @@ function rowsOf(value: unknown): readonly unknown[] {
   return value;
 }
 
+/**
+ * What differs between the engines behind a store worker: the SQL each one runs (PGlite the
+ * store's PostgreSQL text as is, SQLite a rewrite of it), the parameters it can bind, and its
+ * own words for "closed".
+ */
+interface WorkerDialect {
+  readonly kind: "pglite" | "sqlite";
+  readonly closedMessage: string;
+  statement(sql: string): string;
+  script(sql: string): string;
+  params(params: readonly unknown[]): readonly unknown[];
+}
+
+const PGLITE_DIALECT: WorkerDialect = {
+  kind: "pglite",
+  closedMessage: "PGlite is closed",
+  statement: (sql) => sql,
+  script: (sql) => sql,
+  params: (params) => params,
+};
+
+const SQLITE_DIALECT: WorkerDialect = {
+  kind: "sqlite",
+  closedMessage: "SQLite is closed",
+  statement: (sql) => toSqlite(sql),
+  // Scripts are migrations: column types are rewritten too.
+  script: (sql) => toSqlite(sql, { ddl: true }),
+  params: sqliteParams,
+};
+
 class PgliteWorkerTxClient implements SqlClient {
-  readonly kind = "pglite" as const;
+  readonly kind: "pglite" | "sqlite";
   constructor(
     protected readonly conn: PgliteWorkerConnection,
     /** The worker's transaction id; null for the top-level client. */
     private readonly tx: number | null,
-  ) {}
+    protected readonly dialect: WorkerDialect = PGLITE_DIALECT,
+  ) {
+    this.kind = dialect.kind;
+  }
 
   /** Outside a transaction, nothing new is sent once close() has begun (as PGlite refuses it). */
   protected refuseIfClosing(failure: string): void {
     if (this.tx === null && this.conn.closeRequested) {
-      throw new GatewayError("GW_STORE", failure, { cause: new Error("PGlite is closed") });
+      throw new GatewayError("GW_STORE", failure, { cause: new Error(this.dialect.closedMessage) });
     }
   }
 
   async query<R>(sql: string, params: readonly unknown[], row: z.ZodType<R>): Promise<R[]> {
     this.refuseIfClosing("store query failed");
-    const value = await this.conn.call({ op: "query", sql, params, tx: this.tx }, "store query failed");
+    const value = await this.conn.call(
+      { op: "query", sql: this.dialect.statement(sql), params: this.dialect.params(params), tx: this.tx },
+      "store query failed",
+    );
     return parseRows(rowsOf(value), row);
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<number> {
     this.refuseIfClosing("store statement failed");
-    const value = await this.conn.call({ op: "execute", sql, params: params ?? [], tx: this.tx }, "store statement failed");
+    const value = await this.conn.call(
+      { op: "execute", sql: this.dialect.statement(sql), params: this.dialect.params(params ?? []), tx: this.tx },
+      "store statement failed",
+    );
     if (typeof value !== "number") throw new GatewayError("GW_STORE", "store returned a result of an unexpected shape");
     return value;
   }
 
   async script(sql: string): Promise<void> {
     this.refuseIfClosing("store script failed");
-    await this.conn.call({ op: "script", sql, tx: this.tx }, "store script failed");
+    await this.conn.call({ op: "script", sql: this.dialect.script(sql), tx: this.tx }, "store script failed");
   }
 
   transaction<T>(fn: (c: SqlClient) => Promise<T>): Promise<T> {
@@ -412,8 +462,8 @@ class PgliteWorkerTxClient implements SqlClient {
 class PgliteWorkerClient extends PgliteWorkerTxClient {
   private closing: Promise<void> | undefined;
 
-  constructor(conn: PgliteWorkerConnection) {
-    super(conn, null);
+  constructor(conn: PgliteWorkerConnection, dialect: WorkerDialect = PGLITE_DIALECT) {
+    super(conn, null, dialect);
   }
 
   /**
@@ -427,7 +477,7 @@ class PgliteWorkerClient extends PgliteWorkerTxClient {
     if (typeof id !== "number") throw new GatewayError("GW_STORE", "store returned a result of an unexpected shape");
     let result: T;
     try {
-      result = await fn(new PgliteWorkerTxClient(this.conn, id));
+      result = await fn(new PgliteWorkerTxClient(this.conn, id, this.dialect));
     } catch (e) {
       // A failing ROLLBACK is what PGlite itself would report in place of fn's error.
       await this.conn.call({ op: "rollback", tx: id }, "store transaction failed");
@@ -447,18 +497,40 @@ class PgliteWorkerClient extends PgliteWorkerTxClient {
  * `openPgliteClient` with an explicit worker script (tests use one that can crash on request).
  * The directory is created here; PGlite opens it in the worker.
  */
-export async function openPgliteWorkerClient(dir: string, workerUrl: URL = defaultWorkerUrl()): Promise<SqlClient> {
+export function openPgliteWorkerClient(dir: string, workerUrl: URL = defaultWorkerUrl()): Promise<SqlClient> {
+  return openWorkerClient(dir, workerUrl, PGLITE_DIALECT);
+}
+
+/**
+ * Open (creating if missing) the embedded SQLite store in `dir` (file `airlock.sqlite`), run
+ * by better-sqlite3 in its own worker thread (sqlite-worker.mjs: why a thread, why
+ * synchronous=FULL). Fails with GW_STORE when another process has the store open.
+ */
+export function openSqliteClient(dir: string, workerUrl: URL = new URL("./sqlite-worker.mjs", import.meta.url)): Promise<SqlClient> {
+  return openWorkerClient(dir, workerUrl, SQLITE_DIALECT);
+}
+
+async function openWorkerClient(dir: string, workerUrl: URL, dialect: WorkerDialect): Promise<SqlClient> {
   let conn: PgliteWorkerConnection | undefined;
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    conn = new PgliteWorkerConnection(workerUrl);
+    conn = new PgliteWorkerConnection(workerUrl, dialect.closedMessage);
     await conn.call({ op: "open", dir }, `cannot open the embedded store in ${dir}`);
-    return new PgliteWorkerClient(conn);
+    return new PgliteWorkerClient(conn, dialect);
   } catch (e) {
     await conn?.close().catch(() => undefined);
+    if (e instanceof GatewayError && dialect.kind === "sqlite" && driverCode(e.cause) === "SQLITE_BUSY") {
+      throw new GatewayError("GW_STORE", `the embedded store in ${dir} is in use by another process (another gateway on this dataDir?)`, { cause: e.cause });
+    }
     if (e instanceof GatewayError) throw e;
     throw new GatewayError("GW_STORE", `cannot open the embedded store in ${dir}`, { cause: e });
   }
+}
+
+/** The driver's error code (SQLITE_BUSY, …) of a revived worker error, if any. */
+function driverCode(cause: unknown): string | undefined {
+  if (!(cause instanceof Error) || !("code" in cause)) return undefined;
+  return typeof cause.code === "string" ? cause.code : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ import type { SessionEndReason } from "../core/session.js";
 
 /**
  * Persistence for the control plane. Two implementations share one schema and one set of
- * migrations: embedded PGlite (default, under dataDir) and PostgreSQL (`store.url`).
+ * migrations: embedded SQLite (default, under dataDir), embedded PGlite (`store.embedded:
+ * pglite`, or an existing PGlite dataDir) and PostgreSQL (`store.url`).
  * The data path never waits on the store per statement: audit records reach it
  * asynchronously from the local audit log.
  */
 export interface Store {
-  readonly kind: "pglite" | "postgres";
+  readonly kind: "pglite" | "postgres" | "sqlite";
   /** Approval requests and grants (absent in test doubles that keep audit records only). */
   readonly approvals?: ApprovalStore;
   /** Apply pending migrations (idempotent; safe to call at every start). */
