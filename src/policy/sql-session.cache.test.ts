@@ -70,6 +70,28 @@ describe("verdict cache", () => {
     expect(uncached("select email from customers where id = 1")).not.toBe(uncached("select email from customers where id = 1"));
   });
 
+  it("statements that differ only in literal values share one decision (by shape)", () => {
+    const judge = open([EVIL_X, MASK_EMAIL]);
+    const first = judge("select email from customers where id = 1");
+    expect(judge("SELECT email FROM customers WHERE id = 42")).toBe(first);
+    expect(judge("select email from customers where id = 1 and note = 'x'")).not.toBe(first);
+  });
+
+  it("with a statementRegex policy, the text decides: no sharing by shape", () => {
+    const judge = open([{ name: "no-magic", match: { statementRegex: "magic" }, action: "deny" }]);
+    expect(judge("select * from t where note = 'plain'").type).toBe("allow");
+    const d = judge("select * from t where note = 'magic'");
+    expect(d.type).toBe("deny");
+    expect(d.rule).toBe("no-magic");
+  });
+
+  it("settings statements are keyed by their text in a read-only session", () => {
+    const judge = open([{ name: "ro", action: "allow", readOnly: true }]);
+    expect(judge("set work_mem = '64MB'").type).toBe("allow");
+    expect(judge("set transaction_read_only = 'off'").type).toBe("deny");
+    expect(judge("set work_mem = '32MB'").type).toBe("allow");
+  });
+
   it("SET search_path changes what a cached unqualified name may resolve to", () => {
     const judge = open([EVIL_X]);
     expect(judge("select * from x").type).toBe("allow");
@@ -186,17 +208,24 @@ describe("verdict cache", () => {
       "select set_config('search_path', 'evil', false)",
       "select 1; select * from x",
       "this is not sql",
+      "select * from x where id = 1",
+      "select * from x where id = 2",
+      "select * from t where note = 'magic'",
+      "select * from t where note = 'plain'",
+      "select email from customers where id = 7",
     ];
-    fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: statements.length - 1 }), { minLength: 1, maxLength: 30 }), (picks) => {
-        const cached = open(policies);
-        const fresh = open(policies, { verdictCache: false });
-        for (const i of picks) {
-          const sql = statements[i] ?? "select 1";
-          expect(JSON.stringify(cached(sql))).toBe(JSON.stringify(fresh(sql)));
-        }
-      }),
-      { numRuns: 200 },
-    );
+    for (const set of [policies, [...policies, { name: "no-magic", match: { statementRegex: "magic" }, action: "deny" } satisfies RawPolicy]]) {
+      fc.assert(
+        fc.property(fc.array(fc.integer({ min: 0, max: statements.length - 1 }), { minLength: 1, maxLength: 30 }), (picks) => {
+          const cached = open(set);
+          const fresh = open(set, { verdictCache: false });
+          for (const i of picks) {
+            const sql = statements[i] ?? "select 1";
+            expect(JSON.stringify(cached(sql))).toBe(JSON.stringify(fresh(sql)));
+          }
+        }),
+        { numRuns: 150 },
+      );
+    }
   });
 });

@@ -147,8 +147,12 @@ export class SessionPolicies implements SessionEvaluator {
   /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
   readonly #denyGuards: boolean;
   readonly #connection: string;
-  /** Verdicts of stateless statements by text (see VERDICT_CACHE_ENTRIES); undefined: off. */
-  readonly #verdicts: Map<string, CachedVerdict> | undefined;
+  /**
+   * Verdicts of stateless statements (see VERDICT_CACHE_ENTRIES); undefined: off. By shape (the
+   * classification cache's object for the normalized text) unless a policy matches the raw text
+   * (statementRegex); by exact text otherwise, and for statements whose shape is not cached.
+   */
+  readonly #verdicts: { readonly byText: Map<string, CachedVerdict>; readonly byShape: WeakMap<Classification, CachedVerdict> | undefined } | undefined;
   /** Bumped whenever state that judgement reads changes: cached verdicts of older versions are stale. */
   #version = 0;
 
@@ -160,7 +164,10 @@ export class SessionPolicies implements SessionEvaluator {
     viewResolver?: ViewResolver,
     options: SessionPoliciesOptions = {},
   ) {
-    this.#verdicts = options.verdictCache === false ? undefined : new Map();
+    this.#verdicts =
+      options.verdictCache === false
+        ? undefined
+        : { byText: new Map(), byShape: policies.some((p) => p.match?.statementRegex !== undefined) ? undefined : new WeakMap() };
     this.#policies = policies;
     this.#viewResolver = viewResolver;
     this.#connection = session.connection;
@@ -267,21 +274,27 @@ export class SessionPolicies implements SessionEvaluator {
     const pathPending = this.#pathPending;
     if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
     const verdicts = this.#verdicts;
-    const generation = verdicts === undefined ? 0 : (this.#viewResolver?.generation?.(this.#connection) ?? 0);
-    const now = verdicts === undefined ? 0 : Date.now();
-    if (verdicts !== undefined) {
-      const hit = verdicts.get(event.sql);
-      if (hit !== undefined && hit.stage === event.stage && hit.version === this.#version && hit.generation === generation && now - hit.at <= VERDICT_TTL_MS) {
-        return hit.verdict;
-      }
+    if (verdicts === undefined) {
+      // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+      const classified = this.#cache.classifyBounded(event.sql);
+      if (classified instanceof Promise) return classified.then((c) => this.#classifiedAndChanged(event, c));
+      return this.#classifiedAndChanged(event, classified);
     }
-    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const generation = this.#viewResolver?.generation?.(this.#connection) ?? 0;
+    const now = Date.now();
+    const fresh = (hit: CachedVerdict | undefined): hit is CachedVerdict =>
+      hit !== undefined && hit.stage === event.stage && hit.version === this.#version && hit.generation === generation && now - hit.at <= VERDICT_TTL_MS;
+    const byText = verdicts.byText.get(event.sql);
+    if (fresh(byText)) return byText.verdict;
     const classified = this.#cache.classifyBounded(event.sql);
     if (classified instanceof Promise) return classified.then((c) => this.#classifiedAndChanged(event, c));
+    // The same shape (the classification cache's object: same text up to literal values): the
+    // verdict depends on the text itself only through statementRegex and settings statements.
+    const byShape = verdicts.byShape?.get(classified);
+    if (fresh(byShape)) return byShape.verdict;
     const version = this.#version;
     const verdict = this.#classifiedAndChanged(event, classified);
     if (
-      verdicts !== undefined &&
       !(verdict instanceof Promise) &&
       verdict !== undefined &&
       verdict.type !== "hold" &&
@@ -289,8 +302,13 @@ export class SessionPolicies implements SessionEvaluator {
       !(event.stage === "prepare" && event.statementName !== undefined && event.statementName !== "") &&
       (!classified.ok || classified.statements.every(stateless))
     ) {
-      if (verdicts.size >= VERDICT_CACHE_ENTRIES) verdicts.clear();
-      verdicts.set(event.sql, { stage: event.stage, verdict, version, generation, at: now });
+      const entry: CachedVerdict = { stage: event.stage, verdict, version, generation, at: now };
+      if (verdicts.byShape !== undefined && classified.ok && !classified.statements.some((f) => f.operations.some((op) => SETTINGS_OPERATIONS.has(op)))) {
+        verdicts.byShape.set(classified, entry);
+      } else {
+        if (verdicts.byText.size >= VERDICT_CACHE_ENTRIES) verdicts.byText.clear();
+        verdicts.byText.set(event.sql, entry);
+      }
     }
     return verdict;
   }
