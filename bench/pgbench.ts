@@ -11,12 +11,15 @@
  * medians. Results are prepended to bench/results.md (newest first).
  *
  * Run: `npm run bench`. Environment (all optional):
- *   BENCH_DURATION  seconds per pgbench run (default 15)
- *   BENCH_REPS      repetitions of the headline workloads (default 3)
+ *   BENCH_DURATION  seconds per pgbench run (default 12)
+ *   BENCH_REPS      repetitions of the headline workloads (default 2)
  *   BENCH_CLIENTS   pgbench clients (default 8; threads = min(2, clients))
  *   BENCH_SCALE     pgbench -i scale (default 10)
  *   BENCH_PATHS     comma list from direct,pgbouncer,pipe,airlock (default all four)
- *   BENCH_WORKLOADS comma list from select-only,select-only-extended,tpcb,reconnect (default all)
+ *   BENCH_WORKLOADS comma list from select-only,select-only-extended,select-only-prepared,latency,
+ *                   tpcb,reconnect (default all)
+ *   BENCH_STREAM_ROWS rows of the masked streaming run (default 1000000; 0 skips it)
+ *   BENCH_IDLE_SESSIONS idle authenticated sessions held open for the memory row (default 1000; 0 skips)
  *   BENCH_RESULTS   file to prepend results to (default bench/results.md)
  *   BENCH_GATEWAY_NODE_ARGS  extra node options for the gateway process, space-separated
  *                   (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it)
@@ -27,7 +30,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -44,12 +47,12 @@ import { startPostgres, SUPERUSER, SUPERUSER_PASSWORD, type PgServer } from "../
 
 const PATHS = ["direct", "pgbouncer", "pipe", "airlock"] as const;
 type PathId = (typeof PATHS)[number];
-const WORKLOAD_IDS = ["select-only", "select-only-extended", "tpcb", "reconnect"] as const;
+const WORKLOAD_IDS = ["select-only", "select-only-extended", "select-only-prepared", "latency", "tpcb", "reconnect"] as const;
 type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 const envSchema = z.object({
-  BENCH_DURATION: z.coerce.number().int().min(1).max(3600).default(15),
-  BENCH_REPS: z.coerce.number().int().min(1).max(20).default(3),
+  BENCH_DURATION: z.coerce.number().int().min(1).max(3600).default(12),
+  BENCH_REPS: z.coerce.number().int().min(1).max(20).default(2),
   BENCH_CLIENTS: z.coerce.number().int().min(1).max(150).default(8),
   BENCH_SCALE: z.coerce.number().int().min(1).max(1000).default(10),
   BENCH_PATHS: z.string().optional(),
@@ -74,6 +77,10 @@ interface Workload {
   readonly durationS: number;
   /** TPC-B writes: reset the tables (as pgbench's own pre-run vacuum would) before each run. */
   readonly resetBefore: boolean;
+  /** Clients for this workload instead of BENCH_CLIENTS (the one-client latency run). */
+  readonly clients?: number;
+  /** Log every transaction's latency (pgbench -l) for percentiles. */
+  readonly percentiles?: boolean;
 }
 
 /**
@@ -87,7 +94,9 @@ function plan(o: Options): Workload[] {
   const secondary = Math.min(o.reps, 2);
   const all: Workload[] = [
     { id: "select-only", title: "select-only (`-S`, simple protocol)", args: ["-S", "-M", "simple"], reps: o.reps, durationS: o.duration, resetBefore: false },
-    { id: "select-only-extended", title: "select-only, extended protocol (`-S -M extended`)", args: ["-S", "-M", "extended"], reps: secondary, durationS: Math.min(o.duration, 10), resetBefore: false },
+    { id: "select-only-extended", title: "select-only, extended protocol (`-S -M extended`)", args: ["-S", "-M", "extended"], reps: secondary, durationS: Math.min(o.duration, 6), resetBefore: false },
+    { id: "select-only-prepared", title: "select-only, prepared statements (`-S -M prepared`)", args: ["-S", "-M", "prepared"], reps: secondary, durationS: Math.min(o.duration, 6), resetBefore: false },
+    { id: "latency", title: "one client, select-only (`-c 1 -S`): latency per transaction", args: ["-S", "-M", "simple"], reps: secondary, durationS: Math.min(o.duration, 6), resetBefore: false, clients: 1, percentiles: true },
     { id: "tpcb", title: "TPC-B-like (default script, simple protocol)", args: ["-M", "simple"], reps: o.reps, durationS: o.duration, resetBefore: true },
     { id: "reconnect", title: "select-only, new connection per transaction (`-S -C`)", args: ["-S", "-C", "-M", "simple"], reps: secondary, durationS: Math.min(o.duration, 5), resetBefore: false },
   ];
@@ -402,6 +411,9 @@ interface Sample {
   readonly transactions: number;
   /** CPU time (user + system, all threads) the proxy process spent per transaction, in µs. */
   readonly proxyCpuUs?: number;
+  /** Per-transaction latency percentiles (µs), from pgbench's transaction log. */
+  readonly p50Us?: number;
+  readonly p99Us?: number;
 }
 
 /** Parses pgbench 15's report (doc: pgbench "Notes" → output format). */
@@ -423,20 +435,41 @@ function parsePgbench(stdout: string): Sample {
 }
 
 async function pgbench(pg: PgServer, t: Target, w: Workload, o: Options, durationS = w.durationS): Promise<Sample> {
+  const clients = w.clients ?? o.clients;
+  const threads = Math.min(o.threads, clients);
+  // pgbench -l writes one line per transaction to PREFIX.PID[.THREAD]: latency is the 3rd field (µs).
+  const logDir = w.percentiles === true ? mkdtempSync(join(tmpdir(), "airlock-bench-log-")) : undefined;
   const args = [
     "-h", t.host, "-p", String(t.port), "-U", t.user,
     // -n: no pre-run vacuum through the path being measured (done directly instead).
-    "-n", "-c", String(o.clients), "-j", String(o.threads), "-T", String(durationS),
+    "-n", "-c", String(clients), "-j", String(threads), "-T", String(durationS),
+    ...(logDir === undefined ? [] : ["-l", `--log-prefix=${join(logDir, "txn")}`]),
     ...w.args,
     t.dbname,
   ];
-  const ticksBefore = t.pid === undefined ? undefined : cpuTicksOf(t.pid);
-  const r = await run(pgbenchBinary(pg), args, clientEnv(t.password), (durationS + 120) * 1000);
-  const ticksAfter = t.pid === undefined ? undefined : cpuTicksOf(t.pid);
-  if (r.code !== 0) throw new Error(`pgbench exited ${String(r.code)}:\n${tail(r.stderr)}`);
-  const sample = parsePgbench(r.stdout);
-  if (ticksBefore === undefined || ticksAfter === undefined) return sample;
-  return { ...sample, proxyCpuUs: (((ticksAfter - ticksBefore) / USER_HZ) * 1e6) / sample.transactions };
+  try {
+    const ticksBefore = t.pid === undefined ? undefined : cpuTicksOf(t.pid);
+    const r = await run(pgbenchBinary(pg), args, clientEnv(t.password), (durationS + 120) * 1000);
+    const ticksAfter = t.pid === undefined ? undefined : cpuTicksOf(t.pid);
+    if (r.code !== 0) throw new Error(`pgbench exited ${String(r.code)}:\n${tail(r.stderr)}`);
+    let sample: Sample = parsePgbench(r.stdout);
+    if (logDir !== undefined) {
+      const lat: number[] = [];
+      for (const f of readdirSync(logDir)) {
+        for (const line of readFileSync(join(logDir, f), "utf8").split("\n")) {
+          const us = Number(line.split(" ")[2]);
+          if (line !== "" && Number.isFinite(us)) lat.push(us);
+        }
+      }
+      lat.sort((a, b) => a - b);
+      const at = (q: number): number => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] ?? Number.NaN;
+      if (lat.length > 0) sample = { ...sample, p50Us: at(0.5), p99Us: at(0.99) };
+    }
+    if (ticksBefore === undefined || ticksAfter === undefined) return sample;
+    return { ...sample, proxyCpuUs: (((ticksAfter - ticksBefore) / USER_HZ) * 1e6) / sample.transactions };
+  } finally {
+    if (logDir !== undefined) rmSync(logDir, { recursive: true, force: true });
+  }
 }
 
 async function smoke(pg: PgServer, t: Target): Promise<void> {
@@ -481,29 +514,84 @@ function workloadTable(w: Workload, targets: readonly Target[], cells: ReadonlyM
   const direct = medTps("direct");
   const bouncer = medTps("pgbouncer");
   const withConnect = w.args.includes("-C");
+  const pct = w.percentiles === true;
   const head = [
     `### ${w.title}`,
     "",
-    `${w.reps} × ${w.durationS} s per path; \`pgbench -n -c C -j J -T ${w.durationS} ${w.args.join(" ")}\``,
+    `${w.reps} × ${w.durationS} s per path; \`pgbench -n -c ${w.clients ?? "C"} -j J -T ${w.durationS} ${w.args.join(" ")}\``,
     "",
-    `| path | TPS (median) | latency avg ms (median)${withConnect ? " | connect ms (median)" : ""} | proxy CPU µs/txn (median) | vs direct | vs PgBouncer | runs (TPS) |`,
-    `|---|---:|---:|${withConnect ? "---:|" : ""}---:|---:|---:|---|`,
+    `| path | TPS (median) | latency avg ms (median)${pct ? " | p50 µs | p99 µs" : ""}${withConnect ? " | connect ms (median)" : ""} | proxy CPU µs/txn (median) | vs direct | vs PgBouncer | runs (TPS) |`,
+    `|---|---:|---:|${pct ? "---:|---:|" : ""}${withConnect ? "---:|" : ""}---:|---:|---:|---|`,
   ];
   const rows = targets.map((t) => {
     const cell = cells.get(key(t.id));
     const samples = cell?.samples ?? [];
     if (samples.length === 0) {
       const err = cell?.errors[0] ?? "not run";
-      return `| ${t.label} | error | – |${withConnect ? " – |" : ""} – | – | – | ${err.split("\n")[0] ?? ""} |`;
+      return `| ${t.label} | error | – |${pct ? " – | – |" : ""}${withConnect ? " – |" : ""} – | – | – | ${err.split("\n")[0] ?? ""} |`;
     }
     const tps = median(samples.map((s) => s.tps));
     const lat = median(samples.map((s) => s.latencyMs));
     const conn = median(samples.map((s) => s.connectMs ?? Number.NaN));
     const cpuUs = median(samples.map((s) => s.proxyCpuUs ?? Number.NaN));
+    const p50 = median(samples.map((s) => s.p50Us ?? Number.NaN));
+    const p99 = median(samples.map((s) => s.p99Us ?? Number.NaN));
     const runs = samples.map((s) => fmtInt(s.tps)).join(" / ") + (cell !== undefined && cell.errors.length > 0 ? ` (+${cell.errors.length} failed)` : "");
-    return `| ${t.label} | ${fmtInt(tps)} | ${fmtMs(lat)} |${withConnect ? ` ${Number.isFinite(conn) ? fmtMs(conn) : "–"} |` : ""} ${Number.isFinite(cpuUs) ? fmtInt(cpuUs) : "–"} | ${fmtRatio(tps / direct)} | ${fmtRatio(tps / bouncer)} | ${runs} |`;
+    const opt = (n: number): string => (Number.isFinite(n) ? fmtInt(n) : "–");
+    return `| ${t.label} | ${fmtInt(tps)} | ${fmtMs(lat)} |${pct ? ` ${opt(p50)} | ${opt(p99)} |` : ""}${withConnect ? ` ${Number.isFinite(conn) ? fmtMs(conn) : "–"} |` : ""} ${opt(cpuUs)} | ${fmtRatio(tps / direct)} | ${fmtRatio(tps / bouncer)} | ${runs} |`;
   });
   return [...head, ...rows, ""].join("\n");
+}
+
+/** What the stream and memory measurements found, for the goals table. */
+interface Extras {
+  streamRatio?: number;
+  streamRssGrowthMiB?: number;
+  idleRssMiB?: number;
+  idleSessions?: number;
+  idleSessionsMiB?: number;
+}
+
+/**
+ * The goals of issue 13, each with the ratio this run measured next to it. Each ratio is taken
+ * within this run (the paths ran interleaved), never against numbers from another run.
+ */
+function goalsTable(cells: ReadonlyMap<string, Cell>, extras: Extras): string {
+  const med = (w: WorkloadId, p: PathId, f: (s: Sample) => number | undefined): number => median((cells.get(`${w}/${p}`)?.samples ?? []).map((s) => f(s) ?? Number.NaN));
+  const tps = (w: WorkloadId, p: PathId): number => med(w, p, (s) => s.tps);
+  const cpu = (w: WorkloadId, p: PathId): number => med(w, p, (s) => s.proxyCpuUs);
+  const row = (goal: string, measured: number, target: number, higherIsBetter: boolean, fmt: (n: number) => string = fmtRatio): string => {
+    if (!Number.isFinite(measured)) return `| ${goal} | not measured | ${higherIsBetter ? "≥" : "≤"} ${fmt(target)} | – |`;
+    const met = higherIsBetter ? measured >= target : measured <= target;
+    return `| ${goal} | ${fmt(measured)} | ${higherIsBetter ? "≥" : "≤"} ${fmt(target)} | ${met ? "met" : "**not met**"} |`;
+  };
+  const addedP = (p: PathId, q: (s: Sample) => number | undefined): number => med("latency", p, q) - med("latency", "direct", q);
+  const mib = (n: number): string => `${n.toFixed(0)} MiB`;
+  const lines = [
+    "### Goals (issue 13): each ratio from this run",
+    "",
+    "| goal | measured | target | |",
+    "|---|---:|---:|---|",
+    row("select-only TPS, Airlock / bare relay", tps("select-only", "airlock") / tps("select-only", "pipe"), 0.8, true),
+    row("select-only proxy CPU/txn, Airlock / PgBouncer", cpu("select-only", "airlock") / cpu("select-only", "pgbouncer"), 2, false),
+    row("one client: added p50 latency, Airlock / bare relay", addedP("airlock", (s) => s.p50Us) / addedP("pipe", (s) => s.p50Us), 2, false),
+    row("one client: added p99 latency, Airlock / bare relay", addedP("airlock", (s) => s.p99Us) / addedP("pipe", (s) => s.p99Us), 2, false),
+    row("TPC-B-like TPS, Airlock / bare relay", tps("tpcb", "airlock") / tps("tpcb", "pipe"), 0.8, true),
+    row("`-M extended` TPS, Airlock / bare relay", tps("select-only-extended", "airlock") / tps("select-only-extended", "pipe"), 0.8, true),
+    row("`-M extended` proxy CPU/txn, Airlock / PgBouncer", cpu("select-only-extended", "airlock") / cpu("select-only-extended", "pgbouncer"), 2, false),
+    row("`-M prepared` TPS, Airlock / bare relay", tps("select-only-prepared", "airlock") / tps("select-only-prepared", "pipe"), 0.8, true),
+    row("`-M prepared` proxy CPU/txn, Airlock / PgBouncer", cpu("select-only-prepared", "airlock") / cpu("select-only-prepared", "pgbouncer"), 2, false),
+    row("`-C` (token as password) TPS, Airlock / PgBouncer (plain auth)", tps("reconnect", "airlock") / tps("reconnect", "pgbouncer"), 1, true),
+    row("1,000,000 masked rows, Airlock / direct (rows/s)", extras.streamRatio ?? Number.NaN, 0.6, true),
+    row("gateway RSS growth while streaming", extras.streamRssGrowthMiB ?? Number.NaN, 50, false, mib),
+    row("gateway idle RSS (embedded store)", extras.idleRssMiB ?? Number.NaN, 150, false, mib),
+    row(`${fmtInt(extras.idleSessions ?? 1000)} idle authenticated sessions add`, extras.idleSessionsMiB ?? Number.NaN, 150, false, mib),
+    "",
+    `One client, added latency over direct (p50 / p99): bare relay ${fmtInt(addedP("pipe", (s) => s.p50Us))} / ${fmtInt(addedP("pipe", (s) => s.p99Us))} µs, PgBouncer ${fmtInt(addedP("pgbouncer", (s) => s.p50Us))} / ${fmtInt(addedP("pgbouncer", (s) => s.p99Us))} µs, Airlock ${fmtInt(addedP("airlock", (s) => s.p50Us))} / ${fmtInt(addedP("airlock", (s) => s.p99Us))} µs. ` +
+      `Connect latency with \`-C\`: PgBouncer ${fmtMs(med("reconnect", "pgbouncer", (s) => s.connectMs))} ms, Airlock ${fmtMs(med("reconnect", "airlock", (s) => s.connectMs))} ms.`,
+    "",
+  ];
+  return lines.join("\n");
 }
 
 const RESULTS_HEADER = `# pgbench results
@@ -542,7 +630,7 @@ async function gitDescribe(root: string): Promise<string> {
  * its row cap), timed with psql, the gateway's RSS sampled during the stream to show that
  * memory stays flat (DataRows are rewritten one at a time).
  */
-async function streamMasked(pg: PgServer, targets: readonly Target[], gateway: Gateway | undefined, o: Options): Promise<string[]> {
+async function streamMasked(pg: PgServer, targets: readonly Target[], gateway: Gateway | undefined, o: Options, extras: Extras): Promise<string[]> {
   const rows = Number(process.env["BENCH_STREAM_ROWS"] ?? "1000000");
   const direct = targets.find((t) => t.id === "direct");
   const airlock = targets.find((t) => t.id === "airlock");
@@ -575,6 +663,8 @@ async function streamMasked(pg: PgServer, targets: readonly Target[], gateway: G
   const d = median(times.direct);
   const a = median(times.airlock);
   const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
+  extras.streamRatio = d / a;
+  extras.streamRssGrowthMiB = Math.max(0, peakRss - before) / 1024;
   return [
     `### Streaming ${rows.toLocaleString("en-US")} rows with masking (email and card in every row)`,
     "",
@@ -586,6 +676,80 @@ async function streamMasked(pg: PgServer, targets: readonly Target[], gateway: G
     `Gateway RSS: ${mib(before)} before, ${mib(peakRss)} peak while streaming, ${mib(after)} after (psql holds the result client-side; the gateway streams).`,
     "",
   ];
+}
+
+/**
+ * Opens `n` authenticated sessions through the gateway (PostgreSQL wire protocol, the token as
+ * a cleartext password, as psql would) and holds them idle while the gateway's RSS is read; then
+ * closes them. Returns the RSS growth in MiB, or undefined when a session could not be opened.
+ */
+async function idleSessions(gateway: Gateway, n: number): Promise<{ addedMiB: number; opened: number } | undefined> {
+  const startup = (user: string, db: string): Buffer => {
+    const kv = Buffer.from(`user\0${user}\0database\0${db}\0\0`, "utf8");
+    const b = Buffer.alloc(8 + kv.length);
+    b.writeInt32BE(b.length, 0);
+    b.writeInt32BE(196608, 4);
+    kv.copy(b, 8);
+    return b;
+  };
+  const password = (pw: string): Buffer => {
+    const body = Buffer.from(`${pw}\0`, "utf8");
+    const b = Buffer.alloc(5 + body.length);
+    b.write("p", 0, "latin1");
+    b.writeInt32BE(4 + body.length, 1);
+    body.copy(b, 5);
+    return b;
+  };
+  const open = (): Promise<import("node:net").Socket> =>
+    new Promise((resolveOpen, reject) => {
+      const s = connect({ host: gateway.host, port: gateway.port });
+      let buf = Buffer.alloc(0);
+      const fail = (why: string): void => {
+        s.destroy();
+        reject(new Error(why));
+      };
+      s.setTimeout(30_000, () => fail("timed out opening an idle session"));
+      s.once("error", (e) => fail(e.message));
+      s.once("connect", () => s.write(startup("bench", "bench")));
+      const onData = (chunk: Buffer): void => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 5) {
+          const len = buf.readInt32BE(1);
+          if (buf.length < 1 + len) return;
+          const type = String.fromCharCode(buf[0] ?? 0);
+          const code = type === "R" ? buf.readInt32BE(5) : -1;
+          buf = buf.subarray(1 + len);
+          if (type === "R" && code === 3) s.write(password(gateway.token));
+          else if (type === "E") return fail("the gateway refused an idle session");
+          else if (type === "Z") {
+            s.off("data", onData);
+            s.setTimeout(0);
+            resolveOpen(s);
+            return;
+          }
+        }
+      };
+      s.on("data", onData);
+    });
+  const before = memoryOf(gateway.pid)?.rssKiB;
+  const sockets: import("node:net").Socket[] = [];
+  try {
+    // A few at a time: the gateway admits each (token check, audit, upstream log-in).
+    for (let i = 0; i < n; i += 20) {
+      const batch = await Promise.all(Array.from({ length: Math.min(20, n - i) }, open));
+      sockets.push(...batch);
+    }
+    await sleep(2000);
+    const after = memoryOf(gateway.pid)?.rssKiB;
+    if (before === undefined || after === undefined) return undefined;
+    return { addedMiB: (after - before) / 1024, opened: sockets.length };
+  } catch (e) {
+    log(`idle sessions: ${e instanceof Error ? e.message : String(e)} after ${sockets.length}`);
+    return undefined;
+  } finally {
+    for (const s of sockets) s.destroy();
+    await sleep(1000);
+  }
 }
 
 async function main(): Promise<number> {
@@ -626,7 +790,13 @@ async function main(): Promise<number> {
     // otherwise dominate the reconnect numbers. Upstream, PgBouncer and Airlock log in as the
     // superuser with SCRAM, as against a real server.
     const benchPassword = randomBytes(18).toString("base64url");
-    pg = await startPostgres({ users: [{ name: "bench", password: benchPassword, auth: "password", superuser: true }], databases: ["bench"] });
+    // Room for the idle-sessions row (each gateway session holds a target session).
+    const idleN = Number(process.env["BENCH_IDLE_SESSIONS"] ?? "1000");
+    pg = await startPostgres({
+      users: [{ name: "bench", password: benchPassword, auth: "password", superuser: true }],
+      databases: ["bench"],
+      ...(idleN > 150 ? { settings: { max_connections: String(idleN + 100) } } : {}),
+    });
     const server = pg;
     log(`pgbench -i -s ${o.scale}`);
     const init = await run(
@@ -637,6 +807,7 @@ async function main(): Promise<number> {
     );
     if (init.code !== 0) throw new Error(`pgbench -i failed:\n${tail(init.stderr)}`);
 
+    const extras: Extras = {};
     const targets: Target[] = [];
     if (o.paths.includes("direct")) {
       targets.push({ id: "direct", label: "direct", host: server.host, port: server.port, user: "bench", dbname: "bench", password: benchPassword });
@@ -663,6 +834,10 @@ async function main(): Promise<number> {
     if (o.paths.includes("airlock")) {
       log("starting the Airlock gateway");
       gateway = await startGateway(root, work, server);
+      // Idle RSS: started, token minted, nothing served yet (after a moment to settle).
+      await sleep(2000);
+      const idle = memoryOf(gateway.pid);
+      if (idle !== undefined) extras.idleRssMiB = idle.rssKiB / 1024;
       targets.push({ id: "airlock", label: "Airlock", host: gateway.host, port: gateway.port, user: "bench", dbname: "bench", password: gateway.token, pid: gateway.pid });
     }
 
@@ -695,7 +870,15 @@ async function main(): Promise<number> {
       }
     }
 
-    const streamLines = await streamMasked(server, targets, gateway, o);
+    const streamLines = await streamMasked(server, targets, gateway, o, extras);
+    if (gateway !== undefined && idleN > 0) {
+      log(`holding ${idleN} idle sessions through Airlock`);
+      const r = await idleSessions(gateway, idleN);
+      if (r !== undefined) {
+        extras.idleSessions = r.opened;
+        extras.idleSessionsMiB = r.addedMiB;
+      }
+    }
 
     const gwMem = gateway === undefined ? undefined : memoryOf(gateway.pid);
     const pbMem = bouncer === undefined ? undefined : memoryOf(bouncer.pid);
@@ -721,6 +904,7 @@ async function main(): Promise<number> {
       `- Order: per repetition ${targets.map((t) => t.label).join(" → ")}; medians; ratios are TPS ratios (higher is better)`,
       "- Client auth: cleartext password on every path (Airlock's token is a password); PgBouncer and Airlock log in upstream as `postgres` with SCRAM; TLS off everywhere",
       "",
+      goalsTable(cells, extras),
       ...workloads.map((w) => workloadTable(w, targets, cells)),
       ...streamLines,
     ];

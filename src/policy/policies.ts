@@ -15,7 +15,7 @@ import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
 import type { ClassificationCache } from "./sql/index.js";
 
-import { SessionPolicies } from "./sql-session.js";
+import { SessionPolicies, type SessionPoliciesOptions } from "./sql-session.js";
 import { SQL_KINDS, compileMatch, isSqlPolicy, type CompiledPolicy } from "./sql-policy.js";
 import type { ViewResolver } from "./view-resolver.js";
 
@@ -33,9 +33,17 @@ export class PolicyEvaluator implements Evaluator {
   readonly #connections: ReadonlyMap<string, Connection>;
 
   readonly #viewResolver: ViewResolver | undefined;
+  readonly #sessionOptions: SessionPoliciesOptions;
 
-  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache, viewResolver?: ViewResolver) {
+  constructor(
+    policies: readonly PolicyConfig[],
+    connections: readonly Connection[],
+    cache: ClassificationCache,
+    viewResolver?: ViewResolver,
+    sessionOptions: SessionPoliciesOptions = {},
+  ) {
     this.#viewResolver = viewResolver;
+    this.#sessionOptions = sessionOptions;
     // SQL matches, and policies without one: other kinds of match are about other targets.
     this.#policies = policies.filter(isSqlPolicy).map((p) => ({
       config: p,
@@ -57,6 +65,6 @@ export class PolicyEvaluator implements Evaluator {
     );
     if (applicable.length === 0) return undefined;
     const connection = this.#connections.get(session.connection);
-    return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined, this.#viewResolver);
+    return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined, this.#viewResolver, this.#sessionOptions);
   }
 }

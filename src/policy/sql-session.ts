@@ -33,6 +33,56 @@ import type { Relatives, ViewResolver } from "./view-resolver.js";
 /** Inheritance links a session remembers; beyond this many, new ones are not (the catalog sees them once committed). */
 const MAX_SESSION_LINKS = 1_000;
 
+/**
+ * Verdict cache (issue 13: decide once per statement shape). A statement that changes no state
+ * this judgement reads (see `stateless`) is decided once per text, session state version and
+ * catalog generation; the same text is then answered from the cache, synchronously, without
+ * classifying or matching again. An entry is used for at most VERDICT_TTL_MS: the catalog
+ * answers it was built from are themselves cached (catalog.ts, 60 s TTL; DDL through the
+ * gateway invalidates them at once and bumps the generation), and an entry must not keep a
+ * catalog answer alive beyond that by never asking again.
+ */
+const VERDICT_CACHE_ENTRIES = 256;
+const VERDICT_TTL_MS = 1_000;
+
+/** Operations whose judgement changes what later statements of the session are judged against. */
+const STATEFUL_OPERATIONS: ReadonlySet<string> = new Set(["set_role", "create_view", "create_materialized_view", "rename"]);
+
+function isSetConfig(fn: string): boolean {
+  return fn === "set_config" || fn === "pg_catalog.set_config";
+}
+
+/**
+ * Whether judging this statement leaves the session's judgement state (search_path schemas,
+ * prepared statements, session views, links, aliases, shadowed catalog names) as it was, and
+ * depends only on it, the policies and the catalog: then its verdict may be cached.
+ */
+function stateless(f: StatementFacts): boolean {
+  return (
+    f.setsSearchPath === undefined &&
+    f.prepares === undefined &&
+    f.executes === undefined &&
+    f.inherits === undefined &&
+    f.unknownEffects === undefined &&
+    !f.functions.some(isSetConfig) &&
+    !f.operations.some((op) => STATEFUL_OPERATIONS.has(op)) &&
+    !f.relationsWritten.some((r) => isCatalogName(r.name))
+  );
+}
+
+interface CachedVerdict {
+  readonly stage: DbQueryEvent["stage"];
+  readonly verdict: Verdict;
+  readonly version: number;
+  readonly generation: number;
+  readonly at: number;
+}
+
+export interface SessionPoliciesOptions {
+  /** Cache verdicts of stateless statements (default true; tests compare against false). */
+  readonly verdictCache?: boolean;
+}
+
 /** A single SQL PREPARE or EXECUTE: its statement name (lower case, as the target folds it). */
 function preparedName(statements: readonly StatementFacts[]): { prepares?: string; executes?: string } {
   if (statements.length !== 1) return {};
@@ -97,8 +147,27 @@ export class SessionPolicies implements SessionEvaluator {
   /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
   readonly #denyGuards: boolean;
   readonly #connection: string;
+  /**
+   * Verdicts of stateless statements (see VERDICT_CACHE_ENTRIES); undefined: off. By shape (the
+   * classification cache's object for the normalized text) unless a policy matches the raw text
+   * (statementRegex); by exact text otherwise, and for statements whose shape is not cached.
+   */
+  readonly #verdicts: { readonly byText: Map<string, CachedVerdict>; readonly byShape: WeakMap<Classification, CachedVerdict> | undefined } | undefined;
+  /** Bumped whenever state that judgement reads changes: cached verdicts of older versions are stale. */
+  #version = 0;
 
-  constructor(policies: readonly CompiledPolicy[], cache: ClassificationCache, session: SessionInfo, upstreamUser: string | undefined, viewResolver?: ViewResolver) {
+  constructor(
+    policies: readonly CompiledPolicy[],
+    cache: ClassificationCache,
+    session: SessionInfo,
+    upstreamUser: string | undefined,
+    viewResolver?: ViewResolver,
+    options: SessionPoliciesOptions = {},
+  ) {
+    this.#verdicts =
+      options.verdictCache === false
+        ? undefined
+        : { byText: new Map(), byShape: policies.some((p) => p.match?.statementRegex !== undefined) ? undefined : new WeakMap() };
     this.#policies = policies;
     this.#viewResolver = viewResolver;
     this.#connection = session.connection;
@@ -152,6 +221,7 @@ export class SessionPolicies implements SessionEvaluator {
               // Unknown: every schema a policy names may be where a bare name resolves.
               () => {
                 this.#searchPathUnknown = true;
+                this.#version++;
               },
             )
             .finally(() => {
@@ -179,6 +249,7 @@ export class SessionPolicies implements SessionEvaluator {
 
   /** Schema names as the catalog reports them (exact; lower-cased too, which only widens). */
   #addSchemas(schemas: readonly string[]): void {
+    this.#version++;
     for (const s of schemas) {
       if (s === "$user" || s === "") continue;
       this.#schemas.add(s);
@@ -187,6 +258,7 @@ export class SessionPolicies implements SessionEvaluator {
   }
 
   #addSearchPath(entries: readonly string[]): void {
+    this.#version++;
     for (const e of entries) {
       const s = e.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
       if (s === "$user" || s === "") continue;
@@ -201,10 +273,53 @@ export class SessionPolicies implements SessionEvaluator {
   #statement(event: DbQueryEvent): Answer {
     const pathPending = this.#pathPending;
     if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
-    // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+    const verdicts = this.#verdicts;
+    if (verdicts === undefined) {
+      // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
+      const classified = this.#cache.classifyBounded(event.sql);
+      if (classified instanceof Promise) return classified.then((c) => this.#classifiedAndChanged(event, c));
+      return this.#classifiedAndChanged(event, classified);
+    }
+    const generation = this.#viewResolver?.generation?.(this.#connection) ?? 0;
+    const now = Date.now();
+    const fresh = (hit: CachedVerdict | undefined): hit is CachedVerdict =>
+      hit !== undefined && hit.stage === event.stage && hit.version === this.#version && hit.generation === generation && now - hit.at <= VERDICT_TTL_MS;
+    const byText = verdicts.byText.get(event.sql);
+    if (fresh(byText)) return byText.verdict;
     const classified = this.#cache.classifyBounded(event.sql);
-    if (classified instanceof Promise) return classified.then((c) => this.#classified(event, c));
-    return this.#classified(event, classified);
+    if (classified instanceof Promise) return classified.then((c) => this.#classifiedAndChanged(event, c));
+    // The same shape (the classification cache's object: same text up to literal values): the
+    // verdict depends on the text itself only through statementRegex and settings statements.
+    const byShape = verdicts.byShape?.get(classified);
+    if (fresh(byShape)) return byShape.verdict;
+    const version = this.#version;
+    const verdict = this.#classifiedAndChanged(event, classified);
+    if (
+      !(verdict instanceof Promise) &&
+      verdict !== undefined &&
+      verdict.type !== "hold" &&
+      version === this.#version &&
+      !(event.stage === "prepare" && event.statementName !== undefined && event.statementName !== "") &&
+      (!classified.ok || classified.statements.every(stateless))
+    ) {
+      const entry: CachedVerdict = { stage: event.stage, verdict, version, generation, at: now };
+      if (verdicts.byShape !== undefined && classified.ok && !classified.statements.some((f) => f.operations.some((op) => SETTINGS_OPERATIONS.has(op)))) {
+        verdicts.byShape.set(classified, entry);
+      } else {
+        if (verdicts.byText.size >= VERDICT_CACHE_ENTRIES) verdicts.byText.clear();
+        verdicts.byText.set(event.sql, entry);
+      }
+    }
+    return verdict;
+  }
+
+  /** #classified, counting a statement that may change the session's judgement state as a change. */
+  #classifiedAndChanged(event: DbQueryEvent, classification: Classification): Answer {
+    if (classification.ok && !classification.statements.every(stateless)) this.#version++;
+    const answer = this.#classified(event, classification);
+    // Its effects may land later too (an approved hold defines what it prepares).
+    if (answer instanceof Promise) return answer.finally(() => this.#version++);
+    return answer;
   }
 
   #classified(event: DbQueryEvent, classification: Classification): Answer {
@@ -588,11 +703,15 @@ export class SessionPolicies implements SessionEvaluator {
   /** An allowed statement: record what it defines for later statements. */
   #defined(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): void {
     for (const f of statements) {
-      if (f.prepares !== undefined) this.#prepared.set(f.prepares.toLowerCase(), [f]);
+      if (f.prepares !== undefined) {
+        this.#prepared.set(f.prepares.toLowerCase(), [f]);
+        this.#version++;
+      }
       if (f.setsSearchPath !== undefined && f.setsSearchPath !== "default") this.#addSearchPath(f.setsSearchPath);
     }
     if (event.stage === "prepare" && event.statementName !== undefined && event.statementName !== "") {
       this.#prepared.set(event.statementName.toLowerCase(), [...effective]);
+      this.#version++;
     }
   }
 

@@ -21,6 +21,11 @@ export interface ViewResolver {
    * Synchronous when cached.
    */
   relatives?(connection: string, names: readonly string[]): Relatives | Promise<Relatives>;
+  /**
+   * Changes whenever an answer above may change other than by its cache entry's age (DDL seen
+   * by the gateway invalidates the catalog): verdicts built from older answers are stale.
+   */
+  generation?(connection: string): number;
 }
 
 export type Relatives = ReadonlyMap<string, ReadonlyMap<string, readonly { readonly schema: string; readonly name: string; readonly descendant: boolean }[]>>;

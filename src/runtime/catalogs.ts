@@ -91,6 +91,7 @@ export class Catalogs {
         }
         return byName(cached);
       },
+      generation: (connectionName) => catalogOf(connectionName)?.generation ?? 0,
       searchPath: (connectionName) => {
         const catalog = catalogOf(connectionName);
         if (catalog === undefined) return [];

@@ -568,6 +568,11 @@ export class PgCatalog {
    * relations, columns and the search_path defaults are looked up again, and answers of
    * lookups already running are not cached.
    */
+  /** Bumped by invalidate(): what was answered before may have changed. */
+  get generation(): number {
+    return this.#generation;
+  }
+
   invalidate(): void {
     this.#generation++;
     this.#cache.clear();

@@ -6,7 +6,7 @@
  * as the client received it.
  */
 import type { Logger } from "pino";
-import type { DenyDecision, MaskRule, SourceColumn, StatementLineage } from "../../core/decision.js";
+import type { DenyDecision, MaskRule, ResultPlan, SourceColumn, StatementLineage } from "../../core/decision.js";
 import { GatewayError } from "../../core/errors.js";
 import { MaskChain } from "../../masking/index.js";
 import { gatewayText } from "../../core/engine.js";
@@ -124,6 +124,24 @@ export class CancelBarrier {
   }
 }
 
+/** How long planned field actions are reused without asking the catalog again (see #rowPlans). */
+const ROW_PLAN_TTL_MS = 1_000;
+
+interface RowPlanMemo {
+  readonly fields: readonly RowDescriptionField[];
+  readonly resultFormats: readonly number[] | undefined;
+  readonly generation: number;
+  readonly at: number;
+  readonly actions: FieldAction[] | undefined;
+}
+
+function sameFormats(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class ResultStage {
   readonly #o: ResultOptions;
   readonly #model: TargetModel;
@@ -134,6 +152,19 @@ export class ResultStage {
   #catalogChanged = false;
   #columns: string[] | undefined;
   #formats: number[] | undefined;
+  /**
+   * The last RowDescription decoded (its body copied): the same statement shape sends the same
+   * bytes every time, and is decoded once (issue 13: result plans built once per statement and
+   * RowDescription).
+   */
+  #lastRowDescription: { readonly body: Buffer; readonly fields: readonly RowDescriptionField[]; readonly columns: string[]; readonly formats: number[] } | undefined;
+  /**
+   * Field actions per result plan (a cached verdict hands out the same plan object for the same
+   * statement) for the RowDescription they were planned for: reused while the fields, the
+   * requested formats and the catalog's generation are the same, for at most ROW_PLAN_TTL_MS
+   * (the catalog answers they come from have their own TTL).
+   */
+  readonly #rowPlans = new WeakMap<ResultPlan, RowPlanMemo>();
   /**
    * Every mask rule with content detectors this session's statements were planned with: the
    * detectors for what arrives outside any statement (a NOTIFY payload while idle) and, added
@@ -217,9 +248,15 @@ export class ResultStage {
   }
 
   #onRowDescription(frame: Frame): Buffer | "block" | undefined {
-    const fields = decodeRowDescription(frame.body);
-    this.#columns = fields.map((f) => f.name);
-    this.#formats = fields.map((f) => f.format);
+    let last = this.#lastRowDescription;
+    if (last === undefined || !last.body.equals(frame.body)) {
+      const decoded = decodeRowDescription(frame.body);
+      last = { body: Buffer.from(frame.body), fields: decoded, columns: decoded.map((f) => f.name), formats: decoded.map((f) => f.format) };
+      this.#lastRowDescription = last;
+    }
+    const fields = last.fields;
+    this.#columns = last.columns;
+    this.#formats = last.formats;
     if (this.#model.described(fields)) return undefined;
     const p = this.#model.current();
     if (p === undefined) return undefined;
@@ -230,8 +267,24 @@ export class ResultStage {
   /** Decide how this execution's rows are masked, from their fields; "block" while looking up. */
   #planRows(p: Execution, fields: readonly RowDescriptionField[]): "block" | undefined {
     const acc = p.result;
-    const masks = p.plan?.masks;
-    if (masks === undefined || masks.length === 0) return undefined;
+    const plan = p.plan;
+    const masks = plan?.masks;
+    if (plan === undefined || masks === undefined || masks.length === 0) return undefined;
+    const generation = this.#o.catalog.generation;
+    const now = Date.now();
+    const memo = this.#rowPlans.get(plan);
+    if (
+      memo !== undefined &&
+      memo.fields === fields &&
+      sameFormats(memo.resultFormats, p.resultFormats) &&
+      memo.generation === generation &&
+      !this.#catalogChanged &&
+      now - memo.at <= ROW_PLAN_TTL_MS
+    ) {
+      acc.actions = memo.actions;
+      acc.planned = true;
+      return undefined;
+    }
     const resolved = this.#resolveFields(fields, p);
     if (resolved === "block") return "block";
     if (resolved === undefined) {
@@ -241,6 +294,7 @@ export class ResultStage {
     const actions = planFields(resolved, masks, this.#o.maskerFor);
     acc.actions = needsWork(actions) ? actions : undefined;
     acc.planned = true;
+    if (!this.#catalogChanged) this.#rowPlans.set(plan, { fields, resultFormats: p.resultFormats, generation, at: now, actions: acc.actions });
     return undefined;
   }
 
