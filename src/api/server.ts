@@ -30,6 +30,7 @@ import { registerSshRoutes, type SshRoutesDeps } from "./ssh-routes.js";
 import type { IdentityRoutesDeps } from "./identity-routes.js";
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from "./approvals-routes.js";
 import { approvalPageDepsFrom, registerApprovalPage } from "./approval-page.js";
+import { registerMcpRoutes, type McpRoutesDeps } from "./mcp-routes.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -55,6 +56,8 @@ export interface ApiDeps {
   readonly approvals?: ApprovalRoutesDeps;
   /** SSH terminal recordings (ssh-routes.ts). */
   readonly ssh?: SshRoutesDeps;
+  /** MCP over Streamable HTTP at /mcp (mcp-routes.ts). */
+  readonly mcp?: Pick<McpRoutesDeps, "service" | "issuers" | "publicUrl">;
 }
 
 export interface RegisteredRoute {
@@ -240,6 +243,17 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     registerApprovalPage(app, approvalPageDepsFrom(deps, deps.approvals.approvals, deps.approvals.publicUrl));
   }
   if (deps.ssh !== undefined) registerSshRoutes(app, deps.ssh);
+  const mcp =
+    deps.mcp === undefined
+      ? undefined
+      : registerMcpRoutes(app, {
+          ...deps.mcp,
+          adminToken: deps.adminToken,
+          tokens: deps.tokens,
+          ...(deps.authenticate === undefined ? {} : { authenticate: deps.authenticate }),
+          ...(deps.auditLog === undefined ? {} : { auditLog: deps.auditLog }),
+          logger: deps.logger,
+        });
   await app.ready();
 
   return {
@@ -251,6 +265,7 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
       return { host: addr.address, port: addr.port };
     },
     async close() {
+      await mcp?.close();
       await app.close();
     },
   };

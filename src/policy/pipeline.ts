@@ -173,6 +173,26 @@ export class Pipeline {
     return { decision, gate };
   }
 
+  /**
+   * A dry run of the live judgement (MCP `check_policy`): the session-level decision, then the
+   * verdict of the same evaluators, opened for `session` as the live judge opens them, for
+   * `event`. Nothing is audited, recorded, registered or held; a hold comes back as the hold
+   * (who would approve, which rule). Access grants are not consulted (a grant-only access reads
+   * as the groups' deny).
+   */
+  async preview(session: SessionInfo, event: JudgedEvent): Promise<Verdict> {
+    const start = evaluateSession(this.#o.evaluators, { type: "session.start", session });
+    if (start.type === "deny") return start;
+    if (!this.#o.evaluators.some((e) => e.kinds.includes(event.type))) {
+      return deny("GW_UNSUPPORTED", `no evaluator judges ${event.type} events, so it is refused (fail closed)`, "fail-closed");
+    }
+    const sessions = this.#o.evaluators.flatMap((e) => {
+      const se = e.openSession?.(session);
+      return se !== undefined && se.kinds.includes(event.type) ? [se] : [];
+    });
+    return sessions.length === 0 ? ALLOW_NO_OPINION : evaluateEvent(sessions, event);
+  }
+
   /** Facts outside any session (authentication failures). Never throws. */
   async authFailure(event: AuthFailureEvent): Promise<void> {
     this.#o.metrics.authFailure(event.protocol, event.code);

@@ -49,6 +49,8 @@ import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
 import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
+import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
+import { mcpServiceDeps } from "./mcp.js";
 
 export interface RunningGateway {
   readonly config: Config;
@@ -300,7 +302,16 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
 
     // One admission step for every engine: credentials, connection, session judgement, audit.
-    const gatekeeper = new SessionAdmission({ pipeline, connections: config.connections, authenticate: authenticator.authenticate, logger });
+    // The MCP server's loopback sessions are admitted like any client's, and marked as MCP's.
+    const correlations = new LoopbackCorrelations();
+    const gatekeeper = new SessionAdmission({
+      pipeline,
+      connections: config.connections,
+      authenticate: authenticator.authenticate,
+      logger,
+      correlate: (address, principalId) => correlations.lookup(address, principalId),
+    });
+    let sshHostKey: string | undefined;
     // The engines, as a list: adding a protocol is its folder plus one entry here.
     const engineSpecs: readonly EngineSpec[] = [
       {
@@ -349,6 +360,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
             recordingDir: (id) => recordings.pathOf(id).dir,
           });
           logger.info({ hostKey: hostPublicKey }, "SSH listener host key (pin it in clients' known_hosts)");
+          sshHostKey = hostPublicKey;
           return engine;
         },
       },
@@ -431,6 +443,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         adminToken,
         metrics,
         logger,
+        mcp: mcpServiceDeps({ config, addresses, tls, sshHostKey, correlations, pipeline, approvals }),
       });
       const server = api;
       addresses.api = await server.listen(config.listen.api.host, config.listen.api.port).catch((e: unknown) => {

@@ -10,7 +10,7 @@ import { deny } from "../../core/decision.js";
 import type { Admission, AdmissionRequest, AuthContext, ConnectionOf, Gatekeeper } from "../../core/engine.js";
 import { GatewayError, toGatewayError } from "../../core/errors.js";
 import type { Principal } from "../../core/principal.js";
-import type { SessionInfo } from "../../core/session.js";
+import type { ClientProtocol, SessionInfo } from "../../core/session.js";
 import type { Pipeline } from "../../policy/pipeline.js";
 
 export interface AdmissionOptions {
@@ -20,6 +20,11 @@ export interface AdmissionOptions {
   readonly authenticate: (token: string) => Promise<Principal>;
   /** Operators see every admitted session start at info (its end and refusals: the pipeline). */
   readonly logger?: Logger;
+  /**
+   * The MCP server's own loopback sessions (protocols/mcp/correlation.ts): their client protocol
+   * is `mcp` and the MCP session, request and trace context are recorded on them.
+   */
+  readonly correlate?: (clientAddress: string, principalId: string) => { readonly clientProtocol: ClientProtocol; readonly attributes: Readonly<Record<string, string>> } | undefined;
 }
 
 export class SessionAdmission implements Gatekeeper {
@@ -59,15 +64,16 @@ export class SessionAdmission implements Gatekeeper {
   async admit<T extends ConnectionType>(request: AdmissionRequest, targets: readonly [T, ...T[]]): Promise<Admission<T>> {
     const connection = this.#connections.get(request.connection);
     const servable = connection !== undefined && isOneOf(connection, targets) ? connection : undefined;
+    const correlated = this.#o.correlate?.(request.clientAddress, request.principal.id);
     const info: SessionInfo = {
       id: randomUUID(),
-      clientProtocol: request.clientProtocol,
+      clientProtocol: correlated?.clientProtocol ?? request.clientProtocol,
       targetType: connection?.type ?? targets[0],
       connection: request.connection,
       principal: request.principal,
       clientAddress: request.clientAddress,
       startedAt: new Date(),
-      attributes: request.attributes,
+      attributes: correlated === undefined ? request.attributes : { ...request.attributes, ...correlated.attributes },
     };
     // An unknown connection, or one this client protocol cannot reach, is judged and audited
     // like any refused session (the client learns the same thing either way).

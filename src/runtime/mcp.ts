@@ -1,0 +1,76 @@
+/**
+ * Wiring of the MCP server (protocols/mcp) into the gateway: which of the gateway's own
+ * listeners its tools reach over loopback, the policy facts describe_schema shows, and the
+ * approval service's view for the approval tools.
+ */
+import type { ApprovalService } from "../approvals/service.js";
+import type { Pipeline } from "../policy/pipeline.js";
+import type { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
+import { McpService, type ApprovalInfo, type McpMaskPolicy } from "../protocols/mcp/server.js";
+import type { ApprovalRow } from "../store/approvals.js";
+import type { McpRoutesDeps } from "../api/mcp-routes.js";
+import type { Config, ListenAddress } from "./config.js";
+import type { ListenerTls } from "./tls.js";
+
+function approvalInfo(r: ApprovalRow): ApprovalInfo {
+  return {
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    requesterId: r.requesterId,
+    connection: r.connection,
+    ...(r.statement === undefined ? {} : { statement: r.statement }),
+    ...(r.rule === undefined ? {} : { rule: r.rule }),
+    approvers: r.approvers,
+    expiresAt: r.expiresAt,
+    ...(r.decisionReason === undefined ? {} : { decisionReason: r.decisionReason }),
+  };
+}
+
+/** Loopback to a wildcard listen address goes to the loopback interface. */
+function loopbackHost(a: ListenAddress): string {
+  return a.host === "0.0.0.0" ? "127.0.0.1" : a.host === "::" ? "::1" : a.host;
+}
+
+export function mcpServiceDeps(o: {
+  readonly config: Config;
+  readonly addresses: { readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress };
+  readonly tls: ListenerTls | undefined;
+  readonly sshHostKey: string | undefined;
+  readonly correlations: LoopbackCorrelations;
+  readonly pipeline: Pipeline;
+  readonly approvals: ApprovalService;
+}): Pick<McpRoutesDeps, "service" | "issuers" | "publicUrl"> {
+  const { config, addresses } = o;
+  const maskPolicies: McpMaskPolicy[] = config.policies.flatMap((p) =>
+    p.action === "mask" && p.columns !== undefined ? [{ name: p.name, connections: p.connections, ...(p.groups === undefined ? {} : { groups: p.groups }), columns: p.columns }] : [],
+  );
+  const hostKeyBlob = o.sshHostKey?.split(" ")[1];
+  const service = new McpService({
+    connections: config.connections,
+    maskPolicies,
+    endpoints: {
+      ...(addresses.postgres === undefined ? {} : { postgres: { host: loopbackHost(addresses.postgres), port: addresses.postgres.port, tls: o.tls?.require === true } }),
+      ...(addresses.ssh === undefined
+        ? {}
+        : { ssh: { host: loopbackHost(addresses.ssh), port: addresses.ssh.port, ...(hostKeyBlob === undefined ? {} : { hostKey: Buffer.from(hostKeyBlob, "base64") }) } }),
+      ...(addresses.redis === undefined ? {} : { redis: { host: loopbackHost(addresses.redis), port: addresses.redis.port } }),
+    },
+    correlations: o.correlations,
+    preview: (session, event) => o.pipeline.preview(session, event),
+    approvals: {
+      get: async (id) => {
+        const v = await o.approvals.get(id);
+        return v === undefined ? undefined : approvalInfo(v.request);
+      },
+      requestGrant: async (principal, connection, durationMs, reason) => approvalInfo(await o.approvals.requestGrant(principal, connection, durationMs, reason)),
+    },
+    hasGrant: (principalId, connection) => o.approvals.activeGrant(principalId, connection) !== undefined,
+    version: "0.1.0",
+  });
+  return {
+    service,
+    issuers: config.oidc.map((i) => i.issuer),
+    ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
+  };
+}
