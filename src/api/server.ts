@@ -30,6 +30,9 @@ import { registerSshRoutes, type SshRoutesDeps } from "./ssh-routes.js";
 import type { IdentityRoutesDeps } from "./identity-routes.js";
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from "./approvals-routes.js";
 import { approvalPageDepsFrom, registerApprovalPage } from "./approval-page.js";
+import { registerConsoleRoutes, type ConsoleRoutesDeps } from "./console-routes.js";
+import { registerConsoleStatic } from "./console-static.js";
+import { openApiDocument } from "./openapi.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -55,6 +58,8 @@ export interface ApiDeps {
   readonly approvals?: ApprovalRoutesDeps;
   /** SSH terminal recordings (ssh-routes.ts). */
   readonly ssh?: SshRoutesDeps;
+  /** The web console (console-routes.ts): its routes, and its cookie accepted in place of a bearer token. */
+  readonly console?: ConsoleRoutesDeps;
 }
 
 export interface RegisteredRoute {
@@ -186,7 +191,10 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     if (access === "public") return;
     let principal: Principal;
     try {
-      principal = await authenticate(request.headers.authorization, deps);
+      // The web console's cookie (CSRF-checked for writes), when no bearer credential is sent.
+      const fromConsole =
+        request.headers.authorization === undefined && deps.console !== undefined ? await deps.console.sessions.authenticateRequest(request, deps.console.origins) : undefined;
+      principal = fromConsole ?? (await authenticate(request.headers.authorization, deps));
     } catch (e) {
       await auditApiAuthFailure(deps, request, e);
       throw e;
@@ -240,6 +248,11 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     registerApprovalPage(app, approvalPageDepsFrom(deps, deps.approvals.approvals, deps.approvals.publicUrl));
   }
   if (deps.ssh !== undefined) registerSshRoutes(app, deps.ssh);
+  if (deps.console !== undefined) {
+    registerConsoleRoutes(app, deps.console);
+    registerConsoleStatic(app);
+  }
+  app.get("/openapi.json", { config: { airlockAccess: "public" } }, async () => openApiDocument(routes, "1"));
   await app.ready();
 
   return {
