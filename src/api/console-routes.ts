@@ -239,10 +239,12 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
     const res = reply.raw;
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff", connection: "keep-alive" });
     let last = "";
-    let stopped = false;
+    const state = { stopped: false };
+    // Read through a function: the flag changes while `tick` awaits (the client went away).
+    const stopped = (): boolean => state.stopped;
     let ticks = 0;
     const tick = async (): Promise<void> => {
-      if (stopped) return;
+      if (stopped()) return;
       try {
         const data = JSON.stringify({ requests: await approvalsFor(caller, "pending") });
         if (data !== last) {
@@ -254,11 +256,11 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
       } catch (e) {
         deps.logger.warn({ err: e }, "console: approvals stream update failed");
       }
-      if (!stopped) timer = setTimeout(() => void tick(), SSE_INTERVAL_MS);
+      if (!stopped()) timer = setTimeout(() => void tick(), SSE_INTERVAL_MS);
     };
     let timer: NodeJS.Timeout | undefined;
     const stop = (): void => {
-      stopped = true;
+      state.stopped = true;
       if (timer !== undefined) clearTimeout(timer);
     };
     request.raw.once("close", stop);
@@ -395,14 +397,14 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
 
   // --- connections and policies -------------------------------------------------------------
 
-  app.get("/v1/console/connections", user, async (request) => {
+  app.get("/v1/console/connections", user, (request) => {
     const caller = callerOf(request);
     const all = deps.connections();
     const groups = new Set(caller.principal.groups);
-    return { connections: seesAll(caller) ? all : all.filter((c) => c.groups.some((g) => groups.has(g))) };
+    return Promise.resolve({ connections: seesAll(caller) ? all : all.filter((c) => c.groups.some((g) => groups.has(g))) });
   });
 
-  app.get("/v1/console/policies", auditor, async () => ({ policies: deps.policies() }));
+  app.get("/v1/console/policies", auditor, () => Promise.resolve({ policies: deps.policies() }));
 
   app.post("/v1/console/policies/try", auditor, async (request) => {
     const body = parseInput(S.tryBody, request.body, "body");

@@ -252,7 +252,7 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     registerConsoleRoutes(app, deps.console);
     registerConsoleStatic(app);
   }
-  app.get("/openapi.json", { config: { airlockAccess: "public" } }, async () => openApiDocument(routes, "1"));
+  app.get("/openapi.json", { config: { airlockAccess: "public" } }, () => Promise.resolve(openApiDocument(routes, "1")));
   await app.ready();
 
   return {
