@@ -59,6 +59,8 @@ export interface ConsoleRoutesDeps {
   readonly connections: () => readonly S.ConnectionView[];
   readonly policies: () => readonly z.infer<typeof S.policyView>[];
   readonly tryIt?: (input: z.infer<typeof S.tryBody>) => Promise<S.TryResult>;
+  /** Wait until the audit records written so far have reached the store (searches then see them). */
+  readonly flushAudit?: () => Promise<void>;
   readonly logger: Logger;
 }
 
@@ -327,6 +329,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
 
   app.get("/v1/console/audit", auditor, async (request, reply) => {
     const q = parseInput(S.auditQuery, request.query, "query");
+    await deps.flushAudit?.();
     const matches: AuditRecord[] = [];
     let scanned = 0;
     let after = 0;
@@ -362,6 +365,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
   // --- identities ---------------------------------------------------------------------------
 
   app.get("/v1/console/identities", auditor, async () => {
+    await deps.flushAudit?.();
     // Tokens issued, from the audit log's token.create records (the store keeps no index by creation).
     const created: { id: string; serviceAccount: string }[] = [];
     for (let after = 0, n = 0; n < AUDIT_SCAN_LIMIT; n += 1000) {

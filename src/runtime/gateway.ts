@@ -384,6 +384,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           serviceAccounts: () => config.serviceAccounts,
           connections: () => config.connections.map((c) => connectionView(c, "config")),
           policies: () => policyViews(config),
+          flushAudit: () => audit.flush(),
           tryIt: (input) => tryIt({ connections: () => config.connections, evaluators, principal: principalFinder(config) }, input),
           logger,
         },

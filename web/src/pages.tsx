@@ -278,8 +278,8 @@ export function SessionsPage({ me }: { me: SignedIn }) {
                 <td>
                   {s.connection} <span className="note">{s.protocol}</span>
                 </td>
-                <td>{when(s.startedAt)}</td>
-                <td>{duration((s.endedAt === undefined ? Date.now() : new Date(s.endedAt).getTime()) - new Date(s.startedAt).getTime())}</td>
+                <td className="nowrap">{when(s.startedAt)}</td>
+                <td className="nowrap">{duration((s.endedAt === undefined ? Date.now() : new Date(s.endedAt).getTime()) - new Date(s.startedAt).getTime())}</td>
                 <td>{s.statements ?? "—"}</td>
                 <td>{s.live ? <Badge kind="pending">live</Badge> : <span className="note">{s.endReason ?? "ended"}</span>}</td>
                 <td className="actions">
@@ -309,7 +309,7 @@ function SqlTimeline({ recording }: { recording: readonly S.RecordingEntryView[]
       {queries.map((q) => {
         const r = results.get(q.seq);
         return (
-          <li key={`${q.seq}-${q.stage}-${q.t}`} className={`step ${q.decision}`}>
+          <li key={`${q.seq}-${q.stage}-${q.t}`} className={`step step-${q.decision}`}>
             <div className="step-head">
               <span className="mono">+{(q.t / 1000).toFixed(3)}s</span> <Badge kind={q.decision === "allow" ? "approved" : q.decision === "deny" ? "denied" : "pending"}>{q.decision}</Badge>
               {q.rule !== undefined && <code>{q.rule}</code>}

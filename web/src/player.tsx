@@ -20,8 +20,9 @@ export function parseCast(text: string): Cast {
     if (Array.isArray(e) && typeof e[0] === "number" && e[1] === "o" && typeof e[2] === "string") events.push([e[0], e[2]]);
   }
   return {
-    width: typeof header.width === "number" ? header.width : 80,
-    height: typeof header.height === "number" ? header.height : 24,
+    // A client without a terminal of its own (ssh -tt from a script) reports 0×0.
+    width: typeof header.width === "number" && header.width > 0 ? Math.min(header.width, 500) : 80,
+    height: typeof header.height === "number" && header.height > 0 ? Math.min(header.height, 200) : 24,
     events,
     duration: events.length === 0 ? 0 : (events[events.length - 1]?.[0] ?? 0),
   };
