@@ -51,6 +51,10 @@ const FORM_BODY_LIMIT = 8 * 1024;
 const ID = /^apr_[A-Za-z0-9]{1,96}$/u;
 const TOKEN_SHAPE = /^[A-Za-z0-9\-._~+/]+=*$/u;
 
+/** A browser login started by the web console returns here, then to `/` (console-routes.ts). */
+export const CONSOLE_RETURN = "/";
+export const CONSOLE_LOGIN_FINISH = "/v1/console/login/oidc/finish";
+
 export type LoginPath = "/v1/auth/oidc/login" | "/v1/auth/saml/login";
 
 export interface ApprovalPageDeps {
@@ -67,6 +71,8 @@ export interface ApprovalPageDeps {
 
 /** The page's path for a request id, or undefined if `value` is not exactly one (open-redirect guard). */
 export function safeReturnPath(value: unknown): string | undefined {
+  // The web console's own sign-in (console-routes.ts) returns to the console's root.
+  if (value === CONSOLE_RETURN) return CONSOLE_RETURN;
   if (typeof value !== "string" || !value.startsWith(`${APPROVAL_PAGE_PATH}/`)) return undefined;
   const id = value.slice(APPROVAL_PAGE_PATH.length + 1);
   return ID.test(id) ? value : undefined;
@@ -86,11 +92,14 @@ export function completeWebLogin(reply: FastifyReply, minted: { readonly token: 
     );
   }
   const maxAge = Math.max(0, Math.floor((minted.expiresAt.getTime() - Date.now()) / 1000));
+  // The console's login: the token waits (one minute, one path) for the console to take it.
+  const consoleLogin = returnTo === CONSOLE_RETURN;
+  const path = consoleLogin ? CONSOLE_LOGIN_FINISH : APPROVAL_PAGE_PATH;
   return reply
-    .header("set-cookie", `${WEB_SESSION_COOKIE}=${minted.token}; HttpOnly; SameSite=Lax; Path=${APPROVAL_PAGE_PATH}; Max-Age=${maxAge}${secure ? "; Secure" : ""}`)
+    .header("set-cookie", `${WEB_SESSION_COOKIE}=${minted.token}; HttpOnly; SameSite=Lax; Path=${path}; Max-Age=${consoleLogin ? Math.min(60, maxAge) : maxAge}${secure ? "; Secure" : ""}`)
     .header("cache-control", "no-store")
     .header("referrer-policy", "no-referrer")
-    .redirect(returnTo, 303);
+    .redirect(consoleLogin ? CONSOLE_LOGIN_FINISH : returnTo, 303);
 }
 
 /** The page's dependencies from the API's (server.ts). */

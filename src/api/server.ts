@@ -31,6 +31,9 @@ import type { IdentityRoutesDeps } from "./identity-routes.js";
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from "./approvals-routes.js";
 import { approvalPageDepsFrom, registerApprovalPage } from "./approval-page.js";
 import { registerMcpRoutes, type McpRoutesDeps } from "./mcp-routes.js";
+import { registerConsoleRoutes, type ConsoleRoutesDeps } from "./console-routes.js";
+import { registerConsoleStatic } from "./console-static.js";
+import { openApiDocument } from "./openapi.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -58,6 +61,8 @@ export interface ApiDeps {
   readonly ssh?: SshRoutesDeps;
   /** MCP over Streamable HTTP at /mcp (mcp-routes.ts). */
   readonly mcp?: Pick<McpRoutesDeps, "service" | "issuers" | "publicUrl">;
+  /** The web console (console-routes.ts): its routes, and its cookie accepted in place of a bearer token. */
+  readonly console?: ConsoleRoutesDeps;
 }
 
 export interface RegisteredRoute {
@@ -189,7 +194,10 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     if (access === "public") return;
     let principal: Principal;
     try {
-      principal = await authenticate(request.headers.authorization, deps);
+      // The web console's cookie (CSRF-checked for writes), when no bearer credential is sent.
+      const fromConsole =
+        request.headers.authorization === undefined && deps.console !== undefined ? await deps.console.sessions.authenticateRequest(request, deps.console.origins) : undefined;
+      principal = fromConsole ?? (await authenticate(request.headers.authorization, deps));
     } catch (e) {
       await auditApiAuthFailure(deps, request, e);
       throw e;
@@ -254,6 +262,11 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
           ...(deps.auditLog === undefined ? {} : { auditLog: deps.auditLog }),
           logger: deps.logger,
         });
+  if (deps.console !== undefined) {
+    registerConsoleRoutes(app, deps.console);
+    registerConsoleStatic(app);
+  }
+  app.get("/openapi.json", { config: { airlockAccess: "public" } }, () => Promise.resolve(openApiDocument(routes, "1")));
   await app.ready();
 
   return {

@@ -51,6 +51,8 @@ import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
 import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
 import { mcpServiceDeps } from "./mcp.js";
+import { ConsoleSessions } from "../api/console-session.js";
+import { connectionView, policyViews, principalFinder, tryIt } from "./console.js";
 
 export interface RunningGateway {
   readonly config: Config;
@@ -67,6 +69,8 @@ export interface RunningGateway {
   readonly approvals: ApprovalService;
   /** The control-plane API, when `listen.api` is set (route audits in tests). */
   readonly api: ApiServer | undefined;
+  /** A fresh one-time admin login link for the web console (the demo prints one); undefined without an API listener. */
+  consoleLoginLink(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -267,14 +271,15 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
     tokens.onRevoke((tokenId) => rechecks.untrack(tokenId));
     cleanups.push(() => rechecks.close());
+    const evaluators = [
+      new AccessEvaluator(config.connections),
+      new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
+      new SshPolicyEvaluator(config.policies),
+      new RedisPolicyEvaluator(config.policies),
+      new FeatureEvaluator(),
+    ];
     const pipeline = new Pipeline({
-      evaluators: [
-        new AccessEvaluator(config.connections),
-        new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
-        new SshPolicyEvaluator(config.policies),
-        new RedisPolicyEvaluator(config.policies),
-        new FeatureEvaluator(),
-      ],
+      evaluators,
       audit,
       recordings,
       store,
@@ -404,8 +409,28 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       ...config.policies.flatMap((p) => p.approvers ?? []),
       ...(config.approvals.grants?.approvers ?? []),
     ]);
+    // The web console's browser sessions (src/api/console-session.ts).
+    const consoleSessions = new ConsoleSessions({ authenticate: authenticator.authenticate });
     if (config.listen.api !== undefined) {
       api = await createApiServer({
+        console: {
+          sessions: consoleSessions,
+          store,
+          recordings,
+          readCast: (id) => readCast(castPathOf(recordings.pathOf(id).dir, id)),
+          liveSessions: registry,
+          approvals,
+          authenticate: authenticator.authenticate,
+          roles,
+          origins: config.login.publicUrl === undefined ? [] : [new URL(config.login.publicUrl).origin],
+          oidcLogin: config.oidc.some((o) => o.clientId !== undefined),
+          serviceAccounts: () => config.serviceAccounts,
+          connections: () => config.connections.map((c) => connectionView(c, "config")),
+          policies: () => policyViews(config),
+          flushAudit: () => audit.flush(),
+          tryIt: (input) => tryIt({ connections: () => config.connections, evaluators, principal: principalFinder(config) }, input),
+          logger,
+        },
         store,
         tokens,
         recordings,
@@ -476,6 +501,13 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       tls,
       approvals,
       api,
+      consoleLoginLink: () => {
+        const a = addresses.api;
+        if (a === undefined) return undefined;
+        const host = a.host.includes(":") ? `[${a.host}]` : a.host;
+        const base = config.login.publicUrl?.replace(/\/$/, "") ?? `http://${host}:${a.port}`;
+        return `${base}/v1/console/login/link/${consoleSessions.createLink()}`;
+      },
       close: () => {
         closed ??= (async () => {
           await audit.append({ type: "gateway.stop" }).catch(() => undefined);

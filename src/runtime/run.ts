@@ -53,6 +53,8 @@ function banner(gw: RunningGateway, demo: boolean): string {
   const pg = gw.addresses.postgres;
   lines.push("", `Airlock gateway is running${demo ? " with the built-in demo" : ""}.`);
   if (api !== undefined) lines.push(`  API and metrics:  http://${api.host}:${api.port}`);
+  const link = demo ? gw.consoleLoginLink() : undefined;
+  if (link !== undefined) lines.push(`  Web console:      ${link}   (one-time admin login link, 15 minutes)`);
   if (pg !== undefined) lines.push(`  PostgreSQL:       ${pg.host}:${pg.port}${gw.tls === undefined ? "" : " (TLS available)"}`);
   lines.push(`  Data directory:   ${gw.config.dataDir}`);
   if (demo && pg !== undefined) {
