@@ -1,7 +1,7 @@
 import type { SecretRef } from "./secret.js";
 
 /** A configured target that clients ask for by name. */
-export type Connection = PostgresConnection | SshConnection | RedisConnection;
+export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection;
 
 export type ConnectionType = Connection["type"];
 
@@ -62,4 +62,42 @@ export interface RedisConnection {
   readonly tls: boolean;
   readonly tlsCa?: SecretRef;
   readonly tlsServerName?: string;
+}
+
+/** How the gateway authenticates to an HTTP target (issue 15): it injects this; the agent never sees it. */
+export type HttpAuth =
+  | { readonly type: "none" }
+  | { readonly type: "bearer"; readonly token: SecretRef }
+  | { readonly type: "basic"; readonly username: string; readonly password: SecretRef }
+  | { readonly type: "header"; readonly name: string; readonly value: SecretRef }
+  | { readonly type: "query"; readonly name: string; readonly value: SecretRef }
+  | {
+      readonly type: "oauth2ClientCredentials";
+      readonly tokenUrl: string;
+      readonly clientId: string;
+      readonly clientSecret: SecretRef;
+      readonly scopes: readonly string[];
+    };
+
+/**
+ * An HTTP API target (issue 15; src/protocols/http): clients reach it at
+ * `/CONNECTION/…` on the HTTP listener, or at its own `port`, or by `Host` name.
+ */
+export interface HttpConnection {
+  readonly type: "http";
+  readonly name: string;
+  /** `https://api.example.com/v1`: the path prefix in it is kept. */
+  readonly baseUrl: string;
+  readonly auth: HttpAuth;
+  readonly groups: readonly string[];
+  /** CA bundle (PEM) to verify the target; default: the system CAs. */
+  readonly tlsCa?: SecretRef;
+  /** Client certificate and key (PEM) presented to the target (mutual TLS). */
+  readonly tlsCert?: SecretRef;
+  readonly tlsKey?: SecretRef;
+  readonly tlsServerName?: string;
+  /** Serve this connection on its own listener port too (no path prefix). */
+  readonly port?: number;
+  /** Serve this connection to requests whose Host header is this name (no path prefix). */
+  readonly hostName?: string;
 }

@@ -35,7 +35,14 @@ export function connectionView(c: Connection, source: "config" | "console", disa
     else if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") settings[k] = v;
     else if (v !== undefined) settings[k] = JSON.stringify(v);
   }
-  return { name: c.name, type: c.type, source, host: c.host, port: c.port, groups: [...c.groups], disabled, settings };
+  return { name: c.name, type: c.type, source, ...addressOf(c), groups: [...c.groups], disabled, settings };
+}
+
+/** Where a connection's target is: host and port, or those of its base URL. */
+function addressOf(c: Connection): { host: string; port: number } {
+  if ("host" in c) return { host: c.host, port: c.port };
+  const u = new URL(c.baseUrl);
+  return { host: u.hostname, port: u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port) };
 }
 
 export function policyViews(config: Config): { name: string; action: string; connections: string[]; groups?: string[]; document: string }[] {
@@ -56,6 +63,8 @@ function protocolOf(c: Connection): ClientProtocol {
       return "ssh";
     case "redis":
       return "redis";
+    case "http":
+      return "http";
   }
 }
 
@@ -67,6 +76,8 @@ function eventFor(c: Connection, session: SessionInfo, statement: string): Judge
       return { type: "ssh.exec", session, seq: 1, command: statement };
     case "redis":
       throw new GatewayError("GW_UNSUPPORTED", "try it does not evaluate Redis commands yet: use a PostgreSQL or SSH connection");
+    case "http":
+      throw new GatewayError("GW_UNSUPPORTED", "try it does not evaluate HTTP requests yet: use a PostgreSQL or SSH connection");
   }
 }
 
