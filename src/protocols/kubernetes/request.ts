@@ -21,9 +21,10 @@
  * apiserver's splitPath does.
  */
 import { GatewayError } from "../../core/errors.js";
+import type { K8sVerb } from "../../core/events.js";
 
-export const K8S_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "exec", "attach", "portforward", "proxy", "logs"] as const;
-export type K8sVerb = (typeof K8S_VERBS)[number];
+export type { K8sVerb } from "../../core/events.js";
+export const K8S_VERBS: readonly K8sVerb[] = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "exec", "attach", "portforward", "proxy", "logs"];
 
 /** A request for an API resource (or one of its subresources). */
 export interface K8sResourceRequest {
