@@ -37,7 +37,7 @@ import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 export const K8S_KINDS: readonly JudgedKind[] = ["k8s.request"];
 
 /** JSON paths a Secret's values live under (objects, lists, watch events). */
-export const SECRET_DATA_COLUMNS: readonly string[] = ["$.data.*", "$.stringData.*", "$.items[*].data.*", "$.items[*].stringData.*", "$.object.data.*", "$.object.stringData.*"];
+export const SECRET_DATA_COLUMNS: readonly string[] = ["$.data.*", "$.stringData.*", "$.items[*].data.*", "$.items[*].stringData.*", "$.object.data.*", "$.object.stringData.*", "$.rows[*].object.data.*"];
 
 /** What a policy's verb also covers (see the header). */
 const VERB_FAMILY: Readonly<Partial<Record<K8sVerb, readonly K8sVerb[]>>> = {
