@@ -390,11 +390,12 @@ export class ApprovalService implements HoldResolver {
   }
 
   #asyncDenial(hold: HoldDecision, r: ApprovalRow): Decision {
-    return deny(
+    const refusal = deny(
       "GW_POLICY_DENIED",
       `${hold.message}: approval ${r.id} requested from ${r.approvers.join(", ")}; once approved, send the identical statement${r.params !== undefined && r.params.length > 0 ? " with the same parameters" : ""} again (it runs once, until ${r.expiresAt.toISOString()} for a decision). Approve with: airlock approvals approve ${r.id}`,
       hold.rule,
     );
+    return { ...refusal, pending: { approvalId: r.id, expiresAt: r.expiresAt } };
   }
 
   /** Resolves with the request's final row: decided, expired at its time, or cancelled by the signal. */

@@ -1,7 +1,7 @@
 import type { SecretRef } from "./secret.js";
 
 /** A configured target that clients ask for by name. */
-export type Connection = PostgresConnection | SshConnection | RedisConnection | KubernetesConnection;
+export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection | KubernetesConnection;
 
 export type ConnectionType = Connection["type"];
 
@@ -82,4 +82,42 @@ export interface KubernetesConnection {
   /** Server name to verify, when it differs from the URL's host. */
   readonly tlsServerName?: string;
   readonly groups: readonly string[];
+}
+
+/** How the gateway authenticates to an HTTP target (issue 15): it injects this; the agent never sees it. */
+export type HttpAuth =
+  | { readonly type: "none" }
+  | { readonly type: "bearer"; readonly token: SecretRef }
+  | { readonly type: "basic"; readonly username: string; readonly password: SecretRef }
+  | { readonly type: "header"; readonly name: string; readonly value: SecretRef }
+  | { readonly type: "query"; readonly name: string; readonly value: SecretRef }
+  | {
+      readonly type: "oauth2ClientCredentials";
+      readonly tokenUrl: string;
+      readonly clientId: string;
+      readonly clientSecret: SecretRef;
+      readonly scopes: readonly string[];
+    };
+
+/**
+ * An HTTP API target (issue 15; src/protocols/http): clients reach it at
+ * `/CONNECTION/…` on the HTTP listener, or at its own `port`, or by `Host` name.
+ */
+export interface HttpConnection {
+  readonly type: "http";
+  readonly name: string;
+  /** `https://api.example.com/v1`: the path prefix in it is kept. */
+  readonly baseUrl: string;
+  readonly auth: HttpAuth;
+  readonly groups: readonly string[];
+  /** CA bundle (PEM) to verify the target; default: the system CAs. */
+  readonly tlsCa?: SecretRef;
+  /** Client certificate and key (PEM) presented to the target (mutual TLS). */
+  readonly tlsCert?: SecretRef;
+  readonly tlsKey?: SecretRef;
+  readonly tlsServerName?: string;
+  /** Serve this connection on its own listener port too (no path prefix). */
+  readonly port?: number;
+  /** Serve this connection to requests whose Host header is this name (no path prefix). */
+  readonly hostName?: string;
 }

@@ -92,6 +92,8 @@ export interface DenyDecision {
   readonly rule?: string;
   /** Client-facing message; engines prefix it with `airlock: `. Never contains secrets. */
   readonly message: string;
+  /** An async-mode approval request this refusal created or found (HTTP answers 202 with it). */
+  readonly pending?: { readonly approvalId: string; readonly expiresAt: Date };
 }
 
 /**

@@ -14,7 +14,7 @@ export type GatewayEvent = SessionStartEvent | JudgedEvent | ObservedEvent | Ses
  * Events that need a decision before anything of them is forwarded. Evaluators opt in to the
  * kinds they judge (`SessionEvaluator.kinds`); the pipeline routes each event by its `type`.
  */
-export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent | K8sRequestEvent;
+export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent | HttpRequestEvent | K8sRequestEvent;
 
 export type JudgedKind = JudgedEvent["type"];
 
@@ -292,4 +292,32 @@ export interface K8sRequestEvent {
   readonly text: string;
   /** A patch, update or create body the gateway parsed (JSON), for field rules; absent when not read. */
   readonly body?: unknown;
+}
+
+/**
+ * What the gateway knows of an HTTP request body when it is judged (issue 15). JSON bodies up
+ * to the inspection cap are parsed; anything else is described, and a policy that must read
+ * the body refuses it (fail closed).
+ */
+export type HttpBodyFacts =
+  | { readonly state: "none" }
+  | { readonly state: "json"; readonly value: unknown; readonly bytes: number; readonly sha256: string }
+  | { readonly state: "opaque"; readonly reason: "too_large" | "not_json" | "invalid_json" | "encoded"; readonly bytes?: number; readonly sha256?: string };
+
+/** One HTTP request to an `http` connection (issue 15), judged before it is forwarded. */
+export interface HttpRequestEvent {
+  readonly type: "http.request";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  /** Upper case. */
+  readonly method: string;
+  /** The normalized path after the connection prefix (decoded, dot segments resolved, `//` collapsed, `;params` dropped). */
+  readonly path: string;
+  /** Decoded query parameters in order. */
+  readonly query: readonly (readonly [string, string])[];
+  /** Request headers (lower-case names) without hop-by-hop headers and credentials. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: HttpBodyFacts;
+  /** For people (audit, recording, approvers) and async approval matching: method, path, query, body digest. */
+  readonly text: string;
 }

@@ -77,6 +77,7 @@ export const MATCH_KIND_OF: { readonly [T in ConnectionType]: MatchKind } = {
   ssh: "shell",
   redis: "redis",
   kubernetes: "kubernetes",
+  http: "http",
 };
 
 /**

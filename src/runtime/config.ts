@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import type { Connection } from "../core/connection.js";
+import type { Connection, HttpAuth } from "../core/connection.js";
 import { GatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
 import { detectorNameSchema } from "../masking/detectors.js";
@@ -15,6 +15,7 @@ import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchem
 import { approvalsSchema } from "../approvals/config-schema.js";
 import { durationSchema as duration, secretRefSchema as secretRef } from "./schema-parts.js";
 export { parseSecretRef } from "./schema-parts.js";
+import { httpMatchProblems } from "../policy/http-match.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
 export interface ListenAddress {
@@ -128,8 +129,42 @@ const kubernetesConnection = z
   .refine((c) => (c.clientCert === undefined) === (c.clientKey === undefined), { message: "clientCert and clientKey must be given together" })
   .refine((c) => c.token !== undefined || c.clientCert !== undefined, { message: "a kubernetes connection needs token or clientCert/clientKey" });
 
+/** A header name (RFC 9110 token). */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/, "expected an HTTP header name");
+
+/** How the gateway authenticates to an HTTP target (src/protocols/http/upstream.ts). */
+const httpAuth = z.union([
+  z.strictObject({ bearer: secretRef.describe("token sent as Authorization: Bearer") }),
+  z.strictObject({ basic: z.strictObject({ username: z.string(), password: secretRef }) }),
+  z.strictObject({ header: z.strictObject({ name: headerName, value: secretRef }) }),
+  z.strictObject({ query: z.strictObject({ name: z.string().min(1).max(100), value: secretRef }) }),
+  z.strictObject({
+    oauth2ClientCredentials: z.strictObject({
+      tokenUrl: z.url(),
+      clientId: z.string().min(1),
+      clientSecret: secretRef,
+      scopes: z.array(z.string().min(1)).default([]),
+    }),
+  }),
+]);
+
+/** HTTP API targets (issue 15; src/protocols/http). */
+const httpConnection = z.strictObject({
+  name,
+  type: z.literal("http"),
+  baseUrl: z.url({ protocol: /^https?$/ }).describe("the target's base URL, e.g. https://api.example.com/v1 (its path prefix is kept)"),
+  auth: httpAuth.optional().describe("the credential the gateway injects (bearer | basic | header | query | oauth2ClientCredentials)"),
+  groups: z.array(group).default([]),
+  tlsCa: secretRef.optional().describe("CA bundle (PEM) to verify the target's certificate; default: the system CAs"),
+  tlsCert: secretRef.optional().describe("client certificate (PEM) presented to the target"),
+  tlsKey: secretRef.optional().describe("private key (PEM) of tlsCert"),
+  tlsServerName: z.string().optional(),
+  port: z.number().int().min(0).max(65535).optional().describe("also serve this connection on its own port (no path prefix); bound on listen.http's host"),
+  hostName: z.string().min(1).max(253).optional().describe("also serve this connection to requests whose Host is this name (no path prefix)"),
+});
+
 /** Connection types of the contract that later versions add (INTERFACE.md). */
-const PLANNED_TYPES = ["mysql", "http"];
+const PLANNED_TYPES = ["mysql"];
 
 /** An OpenSSH public key line: `type base64 [comment]`. */
 const SSH_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
@@ -150,14 +185,14 @@ const sshConnection = z
   })
   .refine((c) => c.privateKey !== undefined || c.password !== undefined, { message: "an ssh connection needs privateKey or password" });
 
-const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, kubernetesConnection], {
+const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, httpConnection, kubernetesConnection], {
   error: (issue) => {
     const input: unknown = issue.input;
     const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
     if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
-      return `type "${type}" is not supported by this version yet (supported: postgres, ssh, redis, kubernetes)`;
+      return `type "${type}" is not supported by this version yet (supported: postgres, ssh, redis, http, kubernetes)`;
     }
-    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh, redis, kubernetes)`;
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh, redis, http, kubernetes)`;
   },
 });
 
@@ -398,6 +433,7 @@ export function parseConfig(doc: unknown, source?: string): Config {
   parsed.connections.forEach((c, i) => {
     if (seen.has(c.name)) problems.push(`connections[${i}].name: duplicate connection "${c.name}"`);
     seen.add(c.name);
+    if (c.type === "http" && (c.tlsCert === undefined) !== (c.tlsKey === undefined)) problems.push(`connections[${i}]: tlsCert and tlsKey must be given together`);
     if (c.type === "postgres" && (c.sslmode === "verify-ca" || c.sslmode === "verify-full") && c.sslRootCert === undefined) {
       // Without a CA bundle the system roots are used; that is allowed.
     }
@@ -429,6 +465,7 @@ export function parseConfig(doc: unknown, source?: string): Config {
         policies.push({ ...rest, match: typedMatch(match, inferred.kind) });
       }
     }
+    if (kind === "http" && p.match !== undefined) problems.push(...httpMatchProblems(p.match).map((m) => `policies[${i}].match.${m}`));
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
     // A redis match (`keys`, `commands`) with no detectors masks what it matches whole.
@@ -498,6 +535,7 @@ export function parseConfig(doc: unknown, source?: string): Config {
         ...(tlsCa === undefined ? {} : { tlsCa: resolveFileRef(tlsCa, baseDir) }),
       };
     }
+    if (c.type === "http") return httpConnectionOf(c, baseDir);
     const { password, sslRootCert, sslServerName, pool, ...rest } = c;
     return {
       ...rest,
@@ -513,6 +551,33 @@ export function parseConfig(doc: unknown, source?: string): Config {
     connections,
     policies,
     ...(source === undefined ? {} : { source: resolve(source) }),
+  };
+}
+
+function httpConnectionOf(c: z.output<typeof httpConnection>, baseDir: string): Connection {
+  const { auth, tlsCa, tlsCert, tlsKey, tlsServerName, port, hostName, ...rest } = c;
+  const f = (r: SecretRef): SecretRef => resolveFileRef(r, baseDir);
+  const a: HttpAuth =
+    auth === undefined
+      ? { type: "none" }
+      : "bearer" in auth
+        ? { type: "bearer", token: f(auth.bearer) }
+        : "basic" in auth
+          ? { type: "basic", username: auth.basic.username, password: f(auth.basic.password) }
+          : "header" in auth
+            ? { type: "header", name: auth.header.name, value: f(auth.header.value) }
+            : "query" in auth
+              ? { type: "query", name: auth.query.name, value: f(auth.query.value) }
+              : { type: "oauth2ClientCredentials", ...auth.oauth2ClientCredentials, clientSecret: f(auth.oauth2ClientCredentials.clientSecret) };
+  return {
+    ...rest,
+    auth: a,
+    ...(tlsCa === undefined ? {} : { tlsCa: f(tlsCa) }),
+    ...(tlsCert === undefined ? {} : { tlsCert: f(tlsCert) }),
+    ...(tlsKey === undefined ? {} : { tlsKey: f(tlsKey) }),
+    ...(tlsServerName === undefined ? {} : { tlsServerName }),
+    ...(port === undefined ? {} : { port }),
+    ...(hostName === undefined ? {} : { hostName: hostName.toLowerCase() }),
   };
 }
 
