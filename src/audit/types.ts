@@ -8,6 +8,7 @@ export const AUDIT_EVENT_TYPES = [
   "db.query", // a statement's decision, written before it is forwarded
   "ssh.command", // an SSH exec, shell line, channel or forward and its decision, written before it is forwarded
   "protocol.request", // a protocol feature that is not a statement or command (SSH env/x11/agent/global request, a malformed message) and its decision
+  "k8s.request", // a Kubernetes API request (verb, resource, namespace, name) and its decision, written before it is forwarded
   "http.request", // an HTTP request to an http connection and its decision, written before it is forwarded
   "db.result", // facts about a result worth auditing: masked value counts, row limits (never values)
   "auth.failure",

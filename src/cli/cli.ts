@@ -17,6 +17,7 @@ import { CliError } from "./errors.js";
 import { playCast } from "./replay.js";
 import { parseEntries, renderEntry, sessionHeader, sessionSchema, sessionsTable } from "./format.js";
 import { registerApprovalCommands } from "./approvals.js";
+import { registerKubeconfigCommand } from "./kubeconfig.js";
 import { registerLoginCommand } from "./login.js";
 
 export interface CliIo {
@@ -277,6 +278,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
 
   // --- approvals and access requests: ./approvals.ts -----------------------------------------
   registerApprovalCommands(program, io, setExit);
+  registerKubeconfigCommand(program, io);
   // --- people's login: ./login.ts ---------------------------------------------------------
   registerLoginCommand(program, io, (opts) => connect(connectOptions(opts), io).baseUrl.href, setExit);
 

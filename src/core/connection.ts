@@ -1,7 +1,7 @@
 import type { SecretRef } from "./secret.js";
 
 /** A configured target that clients ask for by name. */
-export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection;
+export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection | KubernetesConnection;
 
 export type ConnectionType = Connection["type"];
 
@@ -62,6 +62,26 @@ export interface RedisConnection {
   readonly tls: boolean;
   readonly tlsCa?: SecretRef;
   readonly tlsServerName?: string;
+}
+
+/**
+ * A Kubernetes API server (issue 15; src/protocols/kubernetes): clients reach it through the
+ * HTTP listener at `/CONNECTION/…`; the gateway calls `server` with its own credential (a
+ * bearer token, or a client certificate and key) and verifies the server against `ca`.
+ */
+export interface KubernetesConnection {
+  readonly type: "kubernetes";
+  readonly name: string;
+  /** `https://host:port` (or `http://` for a local test server), no path. */
+  readonly server: string;
+  /** CA bundle (PEM) the API server's certificate must chain to; absent: the system CAs. */
+  readonly ca?: SecretRef;
+  readonly token?: SecretRef;
+  readonly clientCert?: SecretRef;
+  readonly clientKey?: SecretRef;
+  /** Server name to verify, when it differs from the URL's host. */
+  readonly tlsServerName?: string;
+  readonly groups: readonly string[];
 }
 
 /** How the gateway authenticates to an HTTP target (issue 15): it injects this; the agent never sees it. */

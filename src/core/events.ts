@@ -14,7 +14,7 @@ export type GatewayEvent = SessionStartEvent | JudgedEvent | ObservedEvent | Ses
  * Events that need a decision before anything of them is forwarded. Evaluators opt in to the
  * kinds they judge (`SessionEvaluator.kinds`); the pipeline routes each event by its `type`.
  */
-export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent | HttpRequestEvent;
+export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent | HttpRequestEvent | K8sRequestEvent;
 
 export type JudgedKind = JudgedEvent["type"];
 
@@ -262,6 +262,36 @@ export interface SshForwardEvent {
   readonly seq: number;
   readonly host: string;
   readonly port: number;
+}
+
+/** The gateway's Kubernetes verbs: the apiserver's, plus its subresources that act (exec, attach, portforward, proxy, logs). */
+export type K8sVerb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection" | "exec" | "attach" | "portforward" | "proxy" | "logs";
+
+/**
+ * One Kubernetes API request (issue 15; src/protocols/kubernetes/request.ts), judged before it
+ * is forwarded. A `kubectl exec POD -- CMD` is judged twice: as this request (verb exec), then
+ * its command as an `ssh.exec` by the shell guardrails; typed lines as `ssh.input`.
+ */
+export interface K8sRequestEvent {
+  readonly type: "k8s.request";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  readonly verb: K8sVerb;
+  /** False for discovery, /version, /openapi, health: `path` says what. */
+  readonly resourceRequest: boolean;
+  /** "" = the core group. */
+  readonly apiGroup: string;
+  readonly apiVersion: string;
+  readonly resource: string;
+  readonly subresource: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** The normalized request path (no query). */
+  readonly path: string;
+  /** For people: `delete namespaces prod`, `exec pods web-1 -n prod: sh -c …`. */
+  readonly text: string;
+  /** A patch, update or create body the gateway parsed (JSON), for field rules; absent when not read. */
+  readonly body?: unknown;
 }
 
 /**

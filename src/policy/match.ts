@@ -76,7 +76,16 @@ export const MATCH_KIND_OF: { readonly [T in ConnectionType]: MatchKind } = {
   postgres: "sql",
   ssh: "shell",
   redis: "redis",
+  kubernetes: "kubernetes",
   http: "http",
+};
+
+/**
+ * Kinds a connection type is judged as besides its own: `kubectl exec`'s commands and typed
+ * lines are judged by the shell guardrails (`commands`, `arguments`).
+ */
+export const EXTRA_MATCH_KINDS_OF: { readonly [T in ConnectionType]?: readonly MatchKind[] } = {
+  kubernetes: ["shell"],
 };
 
 /** What a flat `match` looks like once parsed by the config schema (all keys optional). */
@@ -99,7 +108,7 @@ export function inferMatchKind(match: FlatMatch, types: ReadonlySet<ConnectionTy
     const other = keys.find((k) => !MATCH_KINDS.some((kind) => MATCH_KEYS[kind].includes(k) && MATCH_KEYS[kind].includes(first)));
     return { problem: `match.${other ?? first} cannot be combined with match.${first}: they belong to different kinds of target` };
   }
-  const served = new Set([...types].map((t) => MATCH_KIND_OF[t]));
+  const served = new Set([...types].flatMap((t) => [MATCH_KIND_OF[t], ...(EXTRA_MATCH_KINDS_OF[t] ?? [])]));
   const applicable = fitting.filter((kind) => served.has(kind));
   if (applicable.length === 1 && applicable[0] !== undefined) return { kind: applicable[0] };
   if (applicable.length > 1) {

@@ -212,7 +212,7 @@ export class Pipeline {
 
 /** How one judgement is audited and recorded. */
 interface Judged {
-  readonly audit: "db.query" | "ssh.command" | "protocol.request" | "http.request";
+  readonly audit: "db.query" | "ssh.command" | "protocol.request" | "http.request" | "k8s.request";
   readonly text: string;
   readonly seq: number;
   readonly stage: string;
@@ -660,6 +660,8 @@ function judgedWhat(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>
       return { audit: "ssh.command", text: sshCommandText(event), seq: event.seq, stage: event.type, details: { seq: event.seq, kind: event.type } };
     case "redis.command":
       return { audit: "db.query", text: event.text, seq: event.seq, stage: "redis", details: { seq: event.seq, stage: "redis", command: event.command } };
+    case "k8s.request":
+      return { audit: "k8s.request", text: event.text, seq: event.seq, stage: event.verb, details: { seq: event.seq, verb: event.verb, resource: event.resource, namespace: event.namespace } };
     case "http.request":
       return { audit: "http.request", text: event.text, seq: event.seq, stage: "http", details: { seq: event.seq, stage: "http", method: event.method, path: event.path } };
   }

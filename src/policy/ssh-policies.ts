@@ -89,7 +89,8 @@ export class SshPolicyEvaluator implements Evaluator {
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
-    if (session.targetType !== "ssh") return undefined;
+    // Kubernetes sessions too: `kubectl exec`'s command and typed lines are shell (issue 15).
+    if (session.targetType !== "ssh" && session.targetType !== "kubernetes") return undefined;
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );

@@ -107,6 +107,28 @@ const redisConnection = z.strictObject({
   tlsServerName: z.string().optional(),
 });
 
+/**
+ * Kubernetes API servers (issue 15; src/protocols/kubernetes), served on the HTTP listener at
+ * `/CONNECTION/…`. The gateway's own credential: a bearer token, or a client certificate + key.
+ */
+const kubernetesConnection = z
+  .strictObject({
+    name,
+    type: z.literal("kubernetes"),
+    server: z
+      .string()
+      .regex(/^https?:\/\/[^/?#\s]+\/?$/, "expected the API server's URL with no path, e.g. https://10.0.0.1:6443")
+      .describe("the API server's URL (https://host:port)"),
+    ca: secretRef.optional().describe("CA bundle (PEM) to verify the API server; default: the system CAs"),
+    token: secretRef.optional().describe("bearer token the gateway presents to the API server"),
+    clientCert: secretRef.optional().describe("client certificate (PEM) the gateway presents"),
+    clientKey: secretRef.optional().describe("private key (PEM) of clientCert"),
+    tlsServerName: z.string().optional(),
+    groups: z.array(group).default([]),
+  })
+  .refine((c) => (c.clientCert === undefined) === (c.clientKey === undefined), { message: "clientCert and clientKey must be given together" })
+  .refine((c) => c.token !== undefined || c.clientCert !== undefined, { message: "a kubernetes connection needs token or clientCert/clientKey" });
+
 /** A header name (RFC 9110 token). */
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/, "expected an HTTP header name");
 
@@ -142,7 +164,7 @@ const httpConnection = z.strictObject({
 });
 
 /** Connection types of the contract that later versions add (INTERFACE.md). */
-const PLANNED_TYPES = ["mysql", "kubernetes"];
+const PLANNED_TYPES = ["mysql"];
 
 /** An OpenSSH public key line: `type base64 [comment]`. */
 const SSH_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
@@ -163,14 +185,14 @@ const sshConnection = z
   })
   .refine((c) => c.privateKey !== undefined || c.password !== undefined, { message: "an ssh connection needs privateKey or password" });
 
-const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, httpConnection], {
+const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, httpConnection, kubernetesConnection], {
   error: (issue) => {
     const input: unknown = issue.input;
     const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
     if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
-      return `type "${type}" is not supported by this version yet (supported: postgres, ssh, redis, http)`;
+      return `type "${type}" is not supported by this version yet (supported: postgres, ssh, redis, http, kubernetes)`;
     }
-    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh, redis, http)`;
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh, redis, http, kubernetes)`;
   },
 });
 
@@ -494,7 +516,8 @@ export function parseConfig(doc: unknown, source?: string): Config {
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
     // A redis match (`keys`, `commands`) with no detectors masks what it matches whole.
-    const redisMatch = kind === "redis";
+    // So does a kubernetes one: the values of Secrets' `data` it matches, decoded, masked whole.
+    const redisMatch = kind === "redis" || kind === "kubernetes";
     if (p.action === "mask" && p.columns === undefined && p.detectors === undefined && !redisMatch) {
       problems.push(`policies[${i}]: a mask policy needs columns and/or detectors`);
     }
@@ -536,6 +559,17 @@ export function parseConfig(doc: unknown, source?: string): Config {
         ...(privateKey === undefined ? {} : { privateKey: resolveFileRef(privateKey, baseDir) }),
         ...(passphrase === undefined ? {} : { passphrase: resolveFileRef(passphrase, baseDir) }),
         ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+      };
+    }
+    if (c.type === "kubernetes") {
+      const { ca, token, clientCert, clientKey, tlsServerName, ...rest } = c;
+      return {
+        ...rest,
+        ...(tlsServerName === undefined ? {} : { tlsServerName }),
+        ...(ca === undefined ? {} : { ca: resolveFileRef(ca, baseDir) }),
+        ...(token === undefined ? {} : { token: resolveFileRef(token, baseDir) }),
+        ...(clientCert === undefined ? {} : { clientCert: resolveFileRef(clientCert, baseDir) }),
+        ...(clientKey === undefined ? {} : { clientKey: resolveFileRef(clientKey, baseDir) }),
       };
     }
     if (c.type === "redis") {

@@ -41,7 +41,7 @@ export function connectionView(c: Connection, source: "config" | "console", disa
 /** Where a connection's target is: host and port, or those of its base URL. */
 function addressOf(c: Connection): { host: string; port: number } {
   if ("host" in c) return { host: c.host, port: c.port };
-  const u = new URL(c.baseUrl);
+  const u = new URL(c.type === "http" ? c.baseUrl : c.server);
   return { host: u.hostname, port: u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port) };
 }
 
@@ -65,6 +65,8 @@ function protocolOf(c: Connection): ClientProtocol {
       return "redis";
     case "http":
       return "http";
+    case "kubernetes":
+      return "kubernetes";
   }
 }
 
@@ -77,7 +79,8 @@ function eventFor(c: Connection, session: SessionInfo, statement: string): Judge
     case "redis":
       throw new GatewayError("GW_UNSUPPORTED", "try it does not evaluate Redis commands yet: use a PostgreSQL or SSH connection");
     case "http":
-      throw new GatewayError("GW_UNSUPPORTED", "try it does not evaluate HTTP requests yet: use a PostgreSQL or SSH connection");
+    case "kubernetes":
+      throw new GatewayError("GW_UNSUPPORTED", "try it does not evaluate HTTP or Kubernetes requests yet: use a PostgreSQL or SSH connection");
   }
 }
 

@@ -29,6 +29,7 @@ import { createLogger, registerSecretValue } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { AccessEvaluator } from "../policy/access.js";
 import { PolicyEvaluator } from "../policy/policies.js";
+import { K8sPolicyEvaluator } from "../policy/kubernetes-policies.js";
 import { HttpPolicyEvaluator } from "../policy/http-policies.js";
 import { RedisPolicyEvaluator } from "../policy/redis-policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
@@ -277,6 +278,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
       new SshPolicyEvaluator(config.policies),
       new RedisPolicyEvaluator(config.policies),
+      new K8sPolicyEvaluator(config.policies),
       new HttpPolicyEvaluator(config.policies),
       new FeatureEvaluator(),
     ];

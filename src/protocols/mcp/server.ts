@@ -97,6 +97,7 @@ const TARGET_TOOLS: Readonly<Record<ConnectionType, readonly string[]>> = {
   redis: ["redis"],
   // HTTP connections: no MCP tool yet (an `http_request` tool is one entry here and one case below).
   http: [],
+  kubernetes: [],
 };
 
 /** PostgreSQL type names for the OIDs agents meet most (pg_type); others as `oid:N`. */
@@ -474,7 +475,8 @@ export class McpService {
       case "redis":
         return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge Redis commands yet (their keys come from the target's command table): run the command, a refusal changes nothing" };
       case "http":
-        return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge HTTP requests yet" };
+      case "kubernetes":
+        return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge HTTP or Kubernetes requests yet" };
     }
     const v = await this.#d.preview(session, event);
     switch (v.type) {
