@@ -76,6 +76,7 @@ export const MATCH_KIND_OF: { readonly [T in ConnectionType]: MatchKind } = {
   postgres: "sql",
   ssh: "shell",
   redis: "redis",
+  mysql: "sql",
 };
 
 /** What a flat `match` looks like once parsed by the config schema (all keys optional). */
