@@ -364,6 +364,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               maxValueBytes: config.recording.maxValueBytes,
               logger,
               maskerFor,
+              connectionsFor: (principal) => config.connections.filter((c) => c.type === "mysql" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
             }),
           ),
       },

@@ -60,6 +60,8 @@ export interface MysqlEngineOptions {
   readonly maxValueBytes: number;
   readonly logger: Logger;
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
+  /** The MySQL connections an identity may use (a login that names no database). */
+  readonly connectionsFor?: (principal: Principal) => readonly string[];
 }
 
 /** What the gateway offers clients. Not offered: compression, LOCAL INFILE, query attributes, optional metadata. */
@@ -92,6 +94,8 @@ const OFFERED =
  */
 const DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-airlock";
 
+const RSA_BITS = 4096;
+
 const LOGIN_LIMITS: PacketLimits = { maxPayload: 64 * 1024 };
 
 /** A 20-byte nonce of printable bytes (clients treat it as a NUL-terminated string). */
@@ -117,6 +121,8 @@ export class MysqlEngine implements ProtocolEngine {
     this.#log = options.logger.child({ protocol: "mysql" });
     this.#preAuth = new PreAuthGate({ maxTotal: options.maxUnauthenticated, maxPerAddress: options.maxUnauthenticatedPerAddress, timeoutMs: options.authTimeoutMs });
     this.#limits = { maxPayload: Math.max(options.maxMessageBytes, 1 << 20) };
+    // Made now, in the thread pool: a 4096-bit key takes a moment, the first client should not wait.
+    this.#rsaKey().catch((e: unknown) => this.#log.error({ err: e }, "could not make the RSA key for caching_sha2_password"));
   }
 
   handle(socket: Socket): Promise<void> {
@@ -130,7 +136,9 @@ export class MysqlEngine implements ProtocolEngine {
   /** The RSA key pair for caching_sha2_password without TLS: made once, on first need. */
   #rsaKey(): Promise<{ readonly publicPem: string; readonly privateKey: KeyObject }> {
     this.#rsa ??= new Promise((resolve, reject) => {
-      generateKeyPair("rsa", { modulusLength: 2048 }, (err, publicKey, privateKey) => {
+      // 4096 bits: RSA-OAEP carries at most 470 bytes, enough for an Airlock token (a 2048-bit
+      // key carries 214, less than a token); longer credentials (some JWTs) need TLS.
+      generateKeyPair("rsa", { modulusLength: RSA_BITS }, (err, publicKey, privateKey) => {
         if (err !== null) reject(err);
         else resolve({ publicPem: publicKey.export({ type: "spki", format: "pem" }).toString(), privateKey });
       });
@@ -233,15 +241,22 @@ export class MysqlEngine implements ProtocolEngine {
     } catch (e) {
       return refuse(e);
     }
-    if (response.database === undefined) {
-      const error = new GatewayError("GW_UNKNOWN_CONNECTION", "name the connection as the database: mysql -h GATEWAY -P PORT -u ANY -pTOKEN CONNECTION");
+    // The database names the connection; a login without one (mariadb-dump selects its
+    // database after logging in) is named by the user, or is the identity's only connection.
+    let connectionName = response.database;
+    if (connectionName === undefined) {
+      const mine = this.#o.connectionsFor?.(principal) ?? [];
+      connectionName = mine.includes(response.user) ? response.user : mine.length === 1 ? mine[0] : undefined;
+    }
+    if (connectionName === undefined) {
+      const error = new GatewayError("GW_UNKNOWN_CONNECTION", "name the connection as the database (mysql -h GATEWAY -P PORT -u ANY -pTOKEN CONNECTION) or as the user");
       await gk.authFailure(context, error);
       return refuse(error);
     }
     const admission = await gk.admit(
       {
         clientProtocol: "mysql",
-        connection: response.database,
+        connection: connectionName,
         principal,
         clientAddress,
         attributes: {
@@ -336,8 +351,8 @@ export class MysqlEngine implements ProtocolEngine {
         seq = channel.write(encodeAuthMoreData(Buffer.from(key.publicPem, "latin1")), seq);
         continue;
       }
-      if (data.length === 256 && this.#rsa !== undefined) {
-        // RSA-OAEP with the gateway's 2048-bit key (the client fetched it, or has it pinned).
+      if (data.length === RSA_BITS / 8 && this.#rsa !== undefined) {
+        // RSA-OAEP with the gateway's key (the client fetched it, or has it pinned).
         const key = await this.#rsaKey();
         try {
           return { token: rsaDecryptPassword(data, scramble, key.privateKey), seq };

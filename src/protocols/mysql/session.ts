@@ -248,6 +248,10 @@ export class MysqlSession {
       }
       case COM.INIT_DB: {
         const db = payload.subarray(1).toString("utf8");
+        // The connection's own database, by its name on the target or the connection's name.
+        if (db === this.#o.connection.name && db !== this.#o.connection.database) {
+          return this.#relay(Buffer.concat([Buffer.from([COM.INIT_DB]), Buffer.from(this.#o.connection.database, "utf8")]), "generic", undefined);
+        }
         if (db !== this.#o.connection.database) {
           return this.#refuseFeature(
             "mysql.init_db",
