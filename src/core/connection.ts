@@ -1,7 +1,7 @@
 import type { SecretRef } from "./secret.js";
 
 /** A configured target that clients ask for by name. */
-export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection | KubernetesConnection;
+export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection | KubernetesConnection | MysqlConnection;
 
 export type ConnectionType = Connection["type"];
 
@@ -120,4 +120,29 @@ export interface HttpConnection {
   readonly port?: number;
   /** Serve this connection to requests whose Host header is this name (no path prefix). */
   readonly hostName?: string;
+}
+
+/**
+ * A MySQL/MariaDB target (issue 14; src/protocols/mysql): the gateway logs in as `user` with its
+ * own password and works in `database`; switching to another database is refused.
+ */
+export interface MysqlConnection {
+  readonly type: "mysql";
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  readonly password?: SecretRef;
+  readonly groups: readonly string[];
+  /** TLS to the target, with libpq-like modes (as the postgres connection's sslmode). */
+  readonly sslmode: UpstreamSslMode;
+  /** CA bundle (PEM) for verify-ca / verify-full. */
+  readonly sslRootCert?: SecretRef;
+  readonly sslServerName?: string;
+  /**
+   * The target's RSA public key (PEM) for caching_sha2_password full authentication without
+   * TLS; absent: asked of the target (trust on first use of the connection).
+   */
+  readonly serverPublicKey?: SecretRef;
 }

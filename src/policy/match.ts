@@ -78,6 +78,7 @@ export const MATCH_KIND_OF: { readonly [T in ConnectionType]: MatchKind } = {
   redis: "redis",
   kubernetes: "kubernetes",
   http: "http",
+  mysql: "sql",
 };
 
 /**

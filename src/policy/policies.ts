@@ -23,7 +23,7 @@ export type { ViewResolver } from "./view-resolver.js";
 export { DEFAULT_APPROVAL_TIMEOUT_MS } from "./sql-policy.js";
 
 /** Target types whose statements are SQL this evaluator's classifier reads (PostgreSQL's parser). */
-const SQL_TARGETS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres"]);
+const SQL_TARGETS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres", "mysql"]);
 
 export class PolicyEvaluator implements Evaluator {
   readonly name = "policies";

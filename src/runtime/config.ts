@@ -163,8 +163,24 @@ const httpConnection = z.strictObject({
   hostName: z.string().min(1).max(253).optional().describe("also serve this connection to requests whose Host is this name (no path prefix)"),
 });
 
+/** MySQL/MariaDB targets (issue 14; src/protocols/mysql). */
+const mysqlConnection = z.strictObject({
+  name,
+  type: z.literal("mysql"),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(3306),
+  database: z.string().min(1).describe("the database the session works in; switching to another is refused"),
+  user: z.string().min(1).describe("the account the gateway logs in as"),
+  password: secretRef.optional(),
+  groups: z.array(group).default([]),
+  sslmode: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("prefer").describe("TLS to the target, as libpq's sslmode"),
+  sslRootCert: secretRef.optional(),
+  sslServerName: z.string().optional(),
+  serverPublicKey: secretRef.optional().describe("the target's RSA public key (PEM) for caching_sha2_password without TLS; default: asked of the target"),
+});
+
 /** Connection types of the contract that later versions add (INTERFACE.md). */
-const PLANNED_TYPES = ["mysql"];
+const PLANNED_TYPES = ["mcp"];
 
 /** An OpenSSH public key line: `type base64 [comment]`. */
 const SSH_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
@@ -185,14 +201,14 @@ const sshConnection = z
   })
   .refine((c) => c.privateKey !== undefined || c.password !== undefined, { message: "an ssh connection needs privateKey or password" });
 
-const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, httpConnection, kubernetesConnection], {
+const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, httpConnection, kubernetesConnection, mysqlConnection], {
   error: (issue) => {
     const input: unknown = issue.input;
     const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
     if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
-      return `type "${type}" is not supported by this version yet (supported: postgres, ssh, redis, http, kubernetes)`;
+      return `type "${type}" is not supported by this version yet (supported: postgres, mysql, ssh, redis, http, kubernetes)`;
     }
-    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, ssh, redis, http, kubernetes)`;
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, mysql, ssh, redis, http, kubernetes)`;
   },
 });
 
@@ -583,6 +599,16 @@ export function parseConfig(doc: unknown, source?: string): Config {
       };
     }
     if (c.type === "http") return httpConnectionOf(c, baseDir);
+    if (c.type === "mysql") {
+      const { password, sslRootCert, sslServerName, serverPublicKey, ...rest } = c;
+      return {
+        ...rest,
+        ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+        ...(sslRootCert === undefined ? {} : { sslRootCert: resolveFileRef(sslRootCert, baseDir) }),
+        ...(sslServerName === undefined ? {} : { sslServerName }),
+        ...(serverPublicKey === undefined ? {} : { serverPublicKey: resolveFileRef(serverPublicKey, baseDir) }),
+      };
+    }
     const { password, sslRootCert, sslServerName, pool, ...rest } = c;
     return {
       ...rest,

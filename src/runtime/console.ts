@@ -67,12 +67,15 @@ function protocolOf(c: Connection): ClientProtocol {
       return "http";
     case "kubernetes":
       return "kubernetes";
+    case "mysql":
+      return "mysql";
   }
 }
 
 function eventFor(c: Connection, session: SessionInfo, statement: string): JudgedEvent {
   switch (c.type) {
     case "postgres":
+    case "mysql":
       return { type: "db.query", session, seq: 1, stage: "simple", sql: statement };
     case "ssh":
       return { type: "ssh.exec", session, seq: 1, command: statement };

@@ -34,6 +34,7 @@ import { HttpPolicyEvaluator } from "../policy/http-policies.js";
 import { RedisPolicyEvaluator } from "../policy/redis-policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
 import { RedisEngine } from "../protocols/redis/engine.js";
+import { MysqlEngine } from "../protocols/mysql/engine.js";
 import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
 import { readCast } from "../recording/asciicast.js";
 import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
@@ -59,7 +60,7 @@ import { connectionView, policyViews, principalFinder, tryIt } from "./console.j
 export interface RunningGateway {
   readonly config: Config;
   readonly logger: Logger;
-  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress };
+  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress; readonly mysql?: ListenAddress };
   readonly store: Store;
   readonly tokens: TokenService;
   readonly registry: SessionRegistry;
@@ -82,7 +83,7 @@ export interface StartGatewayOptions {
 
 /** One protocol listener: its config address (off when absent) and how its engine is made. */
 interface EngineSpec {
-  readonly key: "postgres" | "ssh" | "redis";
+  readonly key: "postgres" | "ssh" | "redis" | "mysql";
   /** For messages: "PostgreSQL", "SSH". */
   readonly what: string;
   readonly address: ListenAddress | undefined;
@@ -297,7 +298,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
     const engines: ProtocolEngine[] = [];
     const listeners: Listener[] = [];
-    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress } = {};
+    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress; mysql?: ListenAddress } = {};
 
     // Stop accepting first, then end live sessions, then wait for engines to drain. A listener's
     // close completes only once its last connection has gone, so it is awaited last: awaiting it
@@ -392,6 +393,30 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               maxRecordedBytes: config.recording.maxValueBytes,
               logger,
               maskerFor,
+            }),
+          ),
+      },
+      {
+        key: "mysql",
+        what: "MySQL",
+        address: config.listen.mysql,
+        create: () =>
+          Promise.resolve(
+            new MysqlEngine({
+              gatekeeper,
+              dialer,
+              resolveSecret,
+              ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
+              maxMessageBytes: config.limits.maxMessageBytes,
+              connectTimeoutMs: config.limits.connectTimeout,
+              authTimeoutMs: config.limits.authTimeout,
+              maxUnauthenticated: config.limits.maxUnauthenticated,
+              maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
+              maxRowsPerStatement: config.recording.maxRowsPerStatement,
+              maxValueBytes: config.recording.maxValueBytes,
+              logger,
+              maskerFor,
+              connectionsFor: (principal) => config.connections.filter((c) => c.type === "mysql" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
             }),
           ),
       },

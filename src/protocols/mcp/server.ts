@@ -98,6 +98,8 @@ const TARGET_TOOLS: Readonly<Record<ConnectionType, readonly string[]>> = {
   // HTTP connections: no MCP tool yet (an `http_request` tool is one entry here and one case below).
   http: [],
   kubernetes: [],
+  // MySQL: the `query` tool needs a MySQL wire client to the gateway's own listener; not yet.
+  mysql: [],
 };
 
 /** PostgreSQL type names for the OIDs agents meet most (pg_type); others as `oid:N`. */
@@ -467,6 +469,7 @@ export class McpService {
     let event: JudgedEvent;
     switch (c.type) {
       case "postgres":
+      case "mysql":
         event = { type: "db.query", session, seq: 1, stage: "simple", sql: statement };
         break;
       case "ssh":
