@@ -18,12 +18,13 @@ import type { ClassificationCache } from "./sql/index.js";
 import { SessionPolicies } from "./sql-session.js";
 import { SQL_KINDS, compileMatch, isSqlPolicy, type CompiledPolicy } from "./sql-policy.js";
 import type { ViewResolver } from "./view-resolver.js";
+import { sharedMysqlClassifier, type MysqlClassifier } from "./mysql/index.js";
 
 export type { ViewResolver } from "./view-resolver.js";
 export { DEFAULT_APPROVAL_TIMEOUT_MS } from "./sql-policy.js";
 
-/** Target types whose statements are SQL this evaluator's classifier reads (PostgreSQL's parser). */
-const SQL_TARGETS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres"]);
+/** Target types whose statements are SQL this evaluator's classifiers read: PostgreSQL's parser, and MySQL's grammar for `mysql` (src/policy/mysql). */
+const SQL_TARGETS: ReadonlySet<string> = new Set<string>(["postgres", "mysql"]);
 
 export class PolicyEvaluator implements Evaluator {
   readonly name = "policies";
@@ -34,8 +35,11 @@ export class PolicyEvaluator implements Evaluator {
 
   readonly #viewResolver: ViewResolver | undefined;
 
-  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache, viewResolver?: ViewResolver) {
+  readonly #mysql: MysqlClassifier | undefined;
+
+  constructor(policies: readonly PolicyConfig[], connections: readonly Connection[], cache: ClassificationCache, viewResolver?: ViewResolver, mysql?: MysqlClassifier) {
     this.#viewResolver = viewResolver;
+    this.#mysql = mysql;
     // SQL matches, and policies without one: other kinds of match are about other targets.
     this.#policies = policies.filter(isSqlPolicy).map((p) => ({
       config: p,
@@ -57,6 +61,9 @@ export class PolicyEvaluator implements Evaluator {
     );
     if (applicable.length === 0) return undefined;
     const connection = this.#connections.get(session.connection);
+    // The dialect follows the target: a MySQL connection's statements are MySQL's, whatever the client speaks.
+    const targetType: string = session.targetType;
+    if (targetType === "mysql") return new SessionPolicies(applicable, this.#cache, session, undefined, undefined, this.#mysql ?? sharedMysqlClassifier());
     return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined, this.#viewResolver);
   }
 }

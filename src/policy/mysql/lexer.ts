@@ -76,6 +76,8 @@ export function lexMysql(sql: string, mode: LexMode = DEFAULT_LEX_MODE): LexResu
   let modeSensitive = false;
   /** Quoted tokens: [start, end) including quotes, and whether it is an identifier. */
   const quoted: { start: number; end: number; identifier: boolean; quote: number }[] = [];
+  /** Offsets between the two dashes of a `--` that is not a comment (see parserText). */
+  const dashes: number[] = [];
   let i = 0;
   while (i < n) {
     const c = sql.charCodeAt(i);
@@ -136,6 +138,10 @@ export function lexMysql(sql: string, mode: LexMode = DEFAULT_LEX_MODE): LexResu
       blank(out, sql, i, i + 2);
       inExecutable = false;
       i += 2;
+    } else if (c === 45 && next === 45 && !(i + 2 >= n || isSpaceOrControl(sql.charCodeAt(i + 2)))) {
+      // `--1` is minus minus one for the server; the grammar's lexer would read a comment.
+      dashes.push(i + 1);
+      i += 2;
     } else if (c === 35 || (c === 45 && next === 45 && (i + 2 >= n || isSpaceOrControl(sql.charCodeAt(i + 2))))) {
       // # … and -- … to the end of the line. Inside an executable comment the server's lexer
       // reads them the same way (the rest of the line, possibly including the closing marker,
@@ -153,14 +159,13 @@ export function lexMysql(sql: string, mode: LexMode = DEFAULT_LEX_MODE): LexResu
   const text = fromCodes(out);
   const skel = out.slice();
   for (const q of quoted) for (let k = q.start + 1; k < q.end - 1; k++) skel[k] = 120;
-  return { ok: true, text, parserText: parserText(text, quoted, mode), skeleton: fromCodes(skel), executableComments, modeSensitive };
+  return { ok: true, text, parserText: parserText(text, quoted, dashes, mode), skeleton: fromCodes(skel), executableComments, modeSensitive };
 }
 
 /** See LexResult.parserText. */
-function parserText(text: string, quoted: readonly { start: number; end: number; identifier: boolean; quote: number }[], mode: LexMode): string {
-  if (!mode.ansiQuotes && !mode.noBackslashEscapes) return text;
-  const parts: string[] = [];
-  let at = 0;
+function parserText(text: string, quoted: readonly { start: number; end: number; identifier: boolean; quote: number }[], dashes: readonly number[], mode: LexMode): string {
+  if (!mode.ansiQuotes && !mode.noBackslashEscapes && dashes.length === 0) return text;
+  const edits: { start: number; end: number; text: string }[] = dashes.map((d) => ({ start: d, end: d, text: " " }));
   for (const q of quoted) {
     const body = text.slice(q.start + 1, q.end - 1);
     let rewritten: string | undefined;
@@ -170,9 +175,14 @@ function parserText(text: string, quoted: readonly { start: number; end: number;
     } else if (!q.identifier && mode.noBackslashEscapes && body.includes("\\")) {
       rewritten = String.fromCharCode(q.quote) + body.split("\\").join("\\\\") + String.fromCharCode(q.quote);
     }
-    if (rewritten === undefined) continue;
-    parts.push(text.slice(at, q.start), rewritten);
-    at = q.end;
+    if (rewritten !== undefined) edits.push({ start: q.start, end: q.end, text: rewritten });
+  }
+  edits.sort((a, b) => a.start - b.start);
+  const parts: string[] = [];
+  let at = 0;
+  for (const e of edits) {
+    parts.push(text.slice(at, e.start), e.text);
+    at = e.end;
   }
   parts.push(text.slice(at));
   return parts.join("");

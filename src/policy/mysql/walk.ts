@@ -280,6 +280,11 @@ class Facts {
   column(relation: QualifiedName | undefined, column: string, access: Role): void {
     const c: ColumnAccess = relation === undefined ? { column, access } : { relation, column, access };
     this.columns.set(`${relation === undefined ? "" : relKey(relation)}\u0001${column}\u0001${access}`, c);
+    // As for relations: the folded table name too (case-insensitive servers).
+    if (relation !== undefined) {
+      const lower: QualifiedName = relation.schema === undefined ? { name: relation.name.toLowerCase() } : { schema: relation.schema.toLowerCase(), name: relation.name.toLowerCase() };
+      if (lower.name !== relation.name || lower.schema !== relation.schema) this.column(lower, column, access);
+    }
   }
 
   unknownEffects(reason: string): void {
@@ -290,7 +295,7 @@ class Facts {
 /** Walks one statement tree (a SingleStatement's content). */
 export function walkMysqlStatement(stmt: MysqlRule, budget: { left: number }): WalkedStatement {
   const f = new Facts(budget);
-  visit(stmt, f, "read", undefined, 0);
+  visit(stmt, f, "read", undefined, 0, "SingleStatement");
   const sortRel = (m: Map<string, QualifiedName>): QualifiedName[] => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, r]) => r);
   const functions = [...f.functions].sort();
   const families = new Set<string>();
@@ -321,9 +326,20 @@ export function walkMysqlStatement(stmt: MysqlRule, budget: { left: number }): W
   return { facts, literalDependent: f.literalDependent || f.unknown !== undefined, ...(f.embedded === undefined ? {} : { embedded: f.embedded }) };
 }
 
-function tagsOf(name: string): readonly string[] | undefined {
+/** The grammar's statement categories: their children are statements. */
+const CATEGORIES: ReadonlySet<string> = new Set([
+  "SqlStatement", "DdlStatement", "DmlStatement", "TransactionStatement", "ReplicationStatement", "PreparedStatement",
+  "CompoundStatement", "AdministrationStatement", "UtilityStatement", "ShowStatement",
+]);
+
+function tagsOf(name: string, parent: string | undefined): readonly string[] | undefined {
   const fixed = TAGS[name];
   if (fixed !== undefined) return fixed;
+  // Generic tags only for statements (a category's children), never for their clauses.
+  if (parent === undefined || !CATEGORIES.has(parent) || CATEGORIES.has(name)) return undefined;
+  // Query wrappers (set operations, WITH, parentheses): their query blocks carry "select".
+  if (/Select|Union|Query|With|Values|Parenthes|Lateral|InterSect/.test(name)) return undefined;
+  if (name.startsWith("Show")) return ["show", snake(name)];
   const m = /^(Create|Alter|Drop)([A-Z][A-Za-z]*)$/.exec(name);
   if (m?.[1] !== undefined && m[2] !== undefined) {
     // CreateTrigger → create + create_trigger; DropTable → drop + drop_table; …
@@ -331,7 +347,7 @@ function tagsOf(name: string): readonly string[] | undefined {
     const kind = snake(m[2]).replace(/_statement$/, "");
     return [verb, `${verb}_${kind}`];
   }
-  return undefined;
+  return [snake(name).replace(/_statement$/, "")];
 }
 
 /** Scope tables of a FROM clause / table-reference list, not entering nested queries. */
@@ -451,14 +467,14 @@ function simpleValue(n: MysqlNode): string | undefined {
   return toks.length === 1 ? toks[0] : undefined;
 }
 
-function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, depth: number): void {
+function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, depth: number, parent?: string): void {
   if (!isRule(n)) return;
   if (--f.nodes.left < 0) throw new WalkLimitError("statement too complex");
   if (depth > MAX_WALK_DEPTH) throw new WalkLimitError("statement too deeply nested");
   const name = n[0];
-  const tags = tagsOf(name);
+  const tags = tagsOf(name, parent);
   if (tags !== undefined) for (const t of tags) f.ops.add(t);
-  const next = (c: MysqlNode, r: Role = role, s: Scope | undefined = scope): void => visit(c, f, r, s, depth + 1);
+  const next = (c: MysqlNode, r: Role = role, s: Scope | undefined = scope): void => visit(c, f, r, s, depth + 1, name);
   const all = (r: Role = role, s: Scope | undefined = scope): void => {
     for (const c of kids(n)) next(c, r, s);
   };
@@ -595,6 +611,7 @@ function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, dep
     case "StartTransaction": {
       const words = tokens(n).map((t) => t.toUpperCase());
       if (words.includes("READ")) f.settings.add("transaction_read_only");
+      if (words.some((w, i) => w === "READ" && words[i + 1] === "WRITE")) f.ops.add("read_write");
       if (words.includes("ISOLATION")) f.settings.add("transaction_isolation");
       if (words.includes("GLOBAL")) {
         f.ops.add("set_global");
