@@ -8,7 +8,7 @@
  * policy applies to the session, a statement that cannot be parsed, or whose effects cannot
  * be known (DO blocks, COPY … PROGRAM, EXECUTE of an unknown prepared statement), is refused.
  */
-import type { Connection, ConnectionType } from "../core/connection.js";
+import type { Connection } from "../core/connection.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
