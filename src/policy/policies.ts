@@ -18,11 +18,12 @@ import type { ClassificationCache } from "./sql/index.js";
 import { SessionPolicies, type SessionPoliciesOptions } from "./sql-session.js";
 import { SQL_KINDS, compileMatch, isSqlPolicy, type CompiledPolicy } from "./sql-policy.js";
 import type { ViewResolver } from "./view-resolver.js";
+import { sharedMysqlClassifier, type MysqlClassifier } from "./mysql/index.js";
 
 export type { ViewResolver } from "./view-resolver.js";
 export { DEFAULT_APPROVAL_TIMEOUT_MS } from "./sql-policy.js";
 
-/** Target types whose statements are SQL this evaluator's classifier reads (PostgreSQL's parser). */
+/** Target types whose statements are SQL this evaluator's classifiers read: PostgreSQL's parser, and MySQL's grammar for `mysql` (src/policy/mysql). */
 const SQL_TARGETS: ReadonlySet<ConnectionType> = new Set<ConnectionType>(["postgres", "mysql"]);
 
 export class PolicyEvaluator implements Evaluator {
@@ -35,15 +36,19 @@ export class PolicyEvaluator implements Evaluator {
   readonly #viewResolver: ViewResolver | undefined;
   readonly #sessionOptions: SessionPoliciesOptions;
 
+  readonly #mysql: MysqlClassifier | undefined;
+
   constructor(
     policies: readonly PolicyConfig[],
     connections: readonly Connection[],
     cache: ClassificationCache,
     viewResolver?: ViewResolver,
     sessionOptions: SessionPoliciesOptions = {},
+    mysql?: MysqlClassifier,
   ) {
     this.#viewResolver = viewResolver;
     this.#sessionOptions = sessionOptions;
+    this.#mysql = mysql;
     // SQL matches, and policies without one: other kinds of match are about other targets.
     this.#policies = policies.filter(isSqlPolicy).map((p) => ({
       config: p,
@@ -65,6 +70,9 @@ export class PolicyEvaluator implements Evaluator {
     );
     if (applicable.length === 0) return undefined;
     const connection = this.#connections.get(session.connection);
+    // The dialect follows the target: a MySQL connection's statements are MySQL's, whatever the client speaks.
+    const targetType: string = session.targetType;
+    if (targetType === "mysql") return new SessionPolicies(applicable, this.#cache, session, undefined, undefined, this.#sessionOptions, this.#mysql ?? sharedMysqlClassifier());
     return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined, this.#viewResolver, this.#sessionOptions);
   }
 }

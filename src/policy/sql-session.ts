@@ -29,6 +29,10 @@ import {
   type SessionView,
 } from "./sql-policy.js";
 import type { Relatives, ViewResolver } from "./view-resolver.js";
+import type { MysqlClassifier } from "./mysql/classify.js";
+
+/** MySQL settings that undo a read-only session (the engine sets SESSION TRANSACTION READ ONLY). */
+const MYSQL_READ_ONLY_SETTINGS = ["transaction_read_only", "tx_read_only"];
 
 /** Inheritance links a session remembers; beyond this many, new ones are not (the catalog sees them once committed). */
 const MAX_SESSION_LINKS = 1_000;
@@ -151,10 +155,21 @@ export class SessionPolicies implements SessionEvaluator {
    * Verdicts of stateless statements (see VERDICT_CACHE_ENTRIES); undefined: off. By shape (the
    * classification cache's object for the normalized text) unless a policy matches the raw text
    * (statementRegex); by exact text otherwise, and for statements whose shape is not cached.
+   * Off for MySQL sessions (their classifications do not come from the shared cache).
    */
   readonly #verdicts: { readonly byText: Map<string, CachedVerdict>; readonly byShape: WeakMap<Classification, CachedVerdict> | undefined } | undefined;
   /** Bumped whenever state that judgement reads changes: cached verdicts of older versions are stale. */
   #version = 0;
+  /**
+   * Set for sessions whose target is MySQL/MariaDB: statements are classified by its grammar
+   * (src/policy/mysql). PostgreSQL's session tracking stays off for them where it could open a
+   * hole: no catalog look-ups (the view resolver reads PostgreSQL's catalog), no "catalog only"
+   * exemption from row limits, and unqualified names match a policy's relation glob under any
+   * database (the current one is not known to the evaluator; USE only adds to it).
+   */
+  readonly #mysql: MysqlClassifier | undefined;
+  /** The MySQL session changed sql_mode: every reading of later texts must parse. */
+  #sqlModeChanged = false;
 
   constructor(
     policies: readonly CompiledPolicy[],
@@ -163,12 +178,19 @@ export class SessionPolicies implements SessionEvaluator {
     upstreamUser: string | undefined,
     viewResolver?: ViewResolver,
     options: SessionPoliciesOptions = {},
+    mysql?: MysqlClassifier,
   ) {
     this.#verdicts =
-      options.verdictCache === false
+      options.verdictCache === false || mysql !== undefined
         ? undefined
         : { byText: new Map(), byShape: policies.some((p) => p.match?.statementRegex !== undefined) ? undefined : new WeakMap() };
     this.#policies = policies;
+    this.#mysql = mysql;
+    if (mysql !== undefined) {
+      viewResolver = undefined;
+      this.#searchPathUnknown = true;
+      this.#catalogPathSafe = false;
+    }
     this.#viewResolver = viewResolver;
     this.#connection = session.connection;
     // Column and relation guards both see through views (see evaluate()).
@@ -273,6 +295,13 @@ export class SessionPolicies implements SessionEvaluator {
   #statement(event: DbQueryEvent): Answer {
     const pathPending = this.#pathPending;
     if (pathPending !== undefined) return pathPending.then(() => this.#statement(event));
+    const mysql = this.#mysql;
+    if (mysql !== undefined) {
+      // MySQL's grammar, in parser threads too (bounded; never stalls other sessions).
+      const classified = mysql.classify(event.sql, { strictModes: this.#sqlModeChanged });
+      if (classified instanceof Promise) return classified.then((c) => this.#classifiedAndChanged(event, c));
+      return this.#classifiedAndChanged(event, classified);
+    }
     const verdicts = this.#verdicts;
     if (verdicts === undefined) {
       // A statement not cached is parsed by a parser thread (bounded; never stalls other sessions).
@@ -351,6 +380,10 @@ export class SessionPolicies implements SessionEvaluator {
       for (const r of f.relationsWritten) if (isCatalogName(r.name)) this.#shadowNames.add(r.name);
       // SET ROLE / SESSION AUTHORIZATION change what "$user" in the search_path means.
       if (f.operations.includes("set_role")) this.#searchPathUnknown = true;
+      // MySQL: USE db widens what unqualified names may resolve to; a changed sql_mode may
+      // change how later texts read (ANSI_QUOTES, NO_BACKSLASH_ESCAPES).
+      if (f.switchesDatabase !== undefined) this.#schemas.add(f.switchesDatabase);
+      if (this.#mysql !== undefined && f.settings?.includes("sql_mode") === true) this.#sqlModeChanged = true;
       if (f.executes !== undefined) {
         const name = f.executes.toLowerCase();
         const here = preparedHere.get(name);
@@ -719,6 +752,7 @@ export class SessionPolicies implements SessionEvaluator {
     // A statementTimeout is timed by the engine itself (it cancels the statement): the session
     // may change statement_timeout, RESET ALL and DISCARD ALL freely. Only read-only is guarded.
     if (!this.#readOnly) return undefined;
+    if (this.#mysql !== undefined) return this.#checkMysqlLimits(facts);
     // Runs for every statement of a session with limits: plain loops, nothing allocated.
     let touches = false;
     for (const f of facts) {
@@ -737,6 +771,22 @@ export class SessionPolicies implements SessionEvaluator {
     if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule("readOnly"));
     if (s.readWrite) {
       return deny("GW_POLICY_DENIED", "this session is read-only (READ WRITE transactions are not allowed)", this.#limitRule("readOnly"));
+    }
+    return undefined;
+  }
+
+  /** Read-only for MySQL sessions: from the facts alone (settingsTouched() reads PostgreSQL's SET syntax). */
+  #checkMysqlLimits(facts: readonly StatementFacts[]): Decision | undefined {
+    for (const f of facts) {
+      for (const op of f.operations) {
+        if (WRITE_OPERATIONS.has(op) || op.startsWith("create") || op.startsWith("drop") || op.startsWith("alter") || op === "replace" || op === "load_data" || op === "set_global") {
+          return deny("GW_POLICY_DENIED", `this session is read-only (${op} is not allowed)`, this.#limitRule("readOnly"));
+        }
+        if (op === "read_write") return deny("GW_POLICY_DENIED", "this session is read-only (READ WRITE transactions are not allowed)", this.#limitRule("readOnly"));
+      }
+      const ownStatement = f.operations.includes("set_transaction") || f.operations.includes("start_transaction");
+      const hit = ownStatement ? undefined : f.settings?.find((v) => MYSQL_READ_ONLY_SETTINGS.includes(v));
+      if (hit !== undefined) return deny("GW_POLICY_DENIED", `${hit} is set by the gateway for this session and cannot be changed`, this.#limitRule("readOnly"));
     }
     return undefined;
   }
@@ -763,7 +813,7 @@ export class SessionPolicies implements SessionEvaluator {
     let maxRowsRule: string | undefined;
     // Row limits bound how much of the data a statement takes; reading only the system catalog
     // takes none of it (pg_dump's catalog queries return thousands of rows on an empty database).
-    const limits = catalogOnly(facts, (name) => this.#catalogPathSafe && isCatalogName(name) && !this.#shadowNames.has(name)) ? [] : this.#rowLimits;
+    const limits = this.#mysql === undefined && catalogOnly(facts, (name) => this.#catalogPathSafe && isCatalogName(name) && !this.#shadowNames.has(name)) ? [] : this.#rowLimits;
     for (const p of limits) {
       const limit = p.config.maxRows;
       if (limit === undefined) continue;

@@ -137,6 +137,8 @@ export interface StatementFacts {
   /** Inheritance links the statement makes (ALTER TABLE … INHERIT / ATTACH PARTITION, CREATE
    * TABLE … INHERITS / PARTITION OF): column guards follow them before the catalog shows them. */
   readonly inherits?: readonly { readonly parent: QualifiedName; readonly child: QualifiedName }[];
+  /** MySQL `USE db`: the database unqualified names resolve to from now on (src/policy/mysql). */
+  readonly switchesDatabase?: string;
 }
 
 /** A qualified reference `t.x` that is a column of t, or else the call `x(t)`. */
