@@ -10,8 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { until } from "./harness/until.js";
+import { startOidcProvider, type TestOidcProvider } from "./harness/oidc.js";
 
 let server: PgServer;
+let idp: TestOidcProvider;
+const CLIENT_SECRET = "mcp-agent-secret-0123456789abcdef01234567";
 let t: TestGateway;
 const tokens: Record<string, string> = {};
 const clients: Client[] = [];
@@ -35,6 +38,9 @@ async function call(c: Client, name: string, args: Record<string, unknown>, meta
 }
 
 beforeAll(async () => {
+  // A real OpenID provider (node oidc-provider): workloads get client-credentials JWTs there.
+  idp = await startOidcProvider([{ clientId: "mcp-workload", clientSecret: CLIENT_SECRET, grantTypes: ["client_credentials"] }]);
+  idp.clientGroups.set("mcp-workload", ["agents"]);
   server = await startPostgres({ users: [{ name: "app", password: "app-password-1", auth: "scram-sha-256" }], databases: ["shop"] });
   await server.psql(
     `create table customers (id int primary key, name text not null, email text not null);
@@ -50,7 +56,7 @@ beforeAll(async () => {
       { name: "outsider", groups: ["nobody"] },
       { name: "dba1", groups: ["dba"] },
     ],
-    oidc: [{ issuer: "https://idp.example.com", audience: "airlock" }],
+    oidc: [{ issuer: idp.issuer, alias: "idp", audience: "airlock", principal: { kind: "workload", name: "client_id", prefix: "" } }],
     connections: [
       { name: "shop", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password-1", groups: ["agents"], sslmode: "disable" },
       { name: "other", type: "postgres", host: "127.0.0.1", port: server.port, database: "shop", user: "app", password: "app-password-1", groups: ["dba"], sslmode: "disable" },
@@ -68,6 +74,7 @@ afterAll(async () => {
   for (const c of clients) await c.close().catch(() => undefined);
   await t.stop();
   await server.stop();
+  await idp.close();
 });
 
 describe("authorization (MCP authorization spec, RFC 9728)", () => {
@@ -83,7 +90,16 @@ describe("authorization (MCP authorization spec, RFC 9728)", () => {
     const url = /resource_metadata="([^"]+)"/.exec(www)?.[1] ?? "";
     const meta = (await (await fetch(url)).json()) as { resource: string; authorization_servers: string[] };
     expect(meta.resource).toBe(`${t.apiUrl}/mcp`);
-    expect(meta.authorization_servers).toEqual(["https://idp.example.com"]);
+    expect(meta.authorization_servers).toEqual([idp.issuer]);
+  });
+
+  it("accepts a workload's access token from the trusted OpenID provider (OAuth client credentials) as the bearer", async () => {
+    const jwt = await idp.clientCredentials("mcp-workload", CLIENT_SECRET);
+    const c = await connect(jwt);
+    const r = await call(c, "query", { connection: "shop", sql: "select email from customers where id = 1" });
+    expect(r.structuredContent).toMatchObject({ status: "completed", rows: [["[EMAIL]"]] });
+    const sessions = (await t.api("/v1/sessions?limit=5")).body as { sessions: { protocol: string; principal: { kind: string; name: string } }[] };
+    expect(sessions.sessions.find((s) => s.protocol === "mcp")?.principal).toMatchObject({ kind: "workload", name: "mcp-workload" });
   });
 
   it("refuses a bad token with 401 and the admin credential with 403", async () => {

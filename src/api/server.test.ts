@@ -571,6 +571,13 @@ describe("logging", () => {
 const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "GET /healthz": "public",
   "GET /metrics": "public",
+  // MCP authenticates each request itself (bearer → 401 with resource_metadata; admin → 403):
+  // test/mcp.test.ts "authorization" covers it.
+  "POST /mcp": "public",
+  "GET /mcp": "public",
+  "DELETE /mcp": "public",
+  "GET /.well-known/oauth-protected-resource": "public",
+  "GET /.well-known/oauth-protected-resource/mcp": "public",
   "POST /v1/token/exchange": "public",
   "GET /v1/auth/oidc/login": "public",
   "GET /v1/auth/oidc/callback": "public",

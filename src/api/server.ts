@@ -124,7 +124,12 @@ const sessionsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(50),
   offset: z.coerce.number().int().min(0).default(0),
   connection: z.string().min(1).max(200).optional(),
+  /** W3C trace id (32 hex): sessions an MCP tool call with that trace context opened. */
+  trace: z.string().regex(/^[0-9a-fA-F]{32}$/).optional(),
 });
+
+/** How many of the newest sessions a trace filter looks through. */
+const TRACE_SCAN = 1000;
 
 const auditQuery = z.object({
   afterSeq: z.coerce.number().int().min(0).default(0),
@@ -365,11 +370,13 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get("/v1/sessions", auditor, async (request) => {
     const q = parseInput(sessionsQuery, request.query, "query");
-    const rows = await deps.store.listSessions({
-      limit: q.limit,
-      offset: q.offset,
+    const trace = q.trace?.toLowerCase();
+    const listed = await deps.store.listSessions({
+      limit: trace === undefined ? q.limit : TRACE_SCAN,
+      offset: trace === undefined ? q.offset : 0,
       ...(q.connection === undefined ? {} : { connection: q.connection }),
     });
+    const rows = trace === undefined ? listed : listed.filter((r) => r.attributes["trace_id"] === trace).slice(q.offset, q.offset + q.limit);
     const live = new Set(deps.liveSessions.list().map((s) => s.id));
     return { sessions: rows.map((r) => sessionJson(r, live.has(r.id))) };
   });

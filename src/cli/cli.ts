@@ -19,6 +19,7 @@ import { parseEntries, renderEntry, sessionHeader, sessionSchema, sessionsTable 
 import { registerApprovalCommands } from "./approvals.js";
 import { registerKubeconfigCommand } from "./kubeconfig.js";
 import { registerLoginCommand } from "./login.js";
+import { registerMcpCommand } from "./mcp.js";
 
 export interface CliIo {
   readonly stdout: Writable;
@@ -199,11 +200,17 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
       .description("list sessions, newest first")
       .option("--json", "print JSON")
       .addOption(new Option("--limit <n>", "at most this many (1-1000)").default(50).argParser(intOption(1, 1000)))
-      .option("--connection <name>", "only sessions of this connection"),
-  ).action(async (opts: { json?: boolean; limit: number; connection?: string; api?: string; config?: string }) => {
+      .option("--connection <name>", "only sessions of this connection")
+      .option("--trace <id>", "only sessions opened under this W3C trace id (or traceparent), e.g. by MCP tool calls"),
+  ).action(async (opts: { json?: boolean; limit: number; connection?: string; trace?: string; api?: string; config?: string }) => {
     const client = connect(connectOptions(opts), io);
     const q = new URLSearchParams({ limit: String(opts.limit) });
     if (opts.connection !== undefined) q.set("connection", opts.connection);
+    if (opts.trace !== undefined) {
+      const id = /^(?:[0-9a-f]{2}-)?([0-9a-f]{32})(?:-[0-9a-f]{16}-[0-9a-f]{2})?$/i.exec(opts.trace.trim())?.[1];
+      if (id === undefined) throw new CliError("--trace expects a 32-hex trace id or a traceparent", 2);
+      q.set("trace", id.toLowerCase());
+    }
     const res = await client.request("GET", `/v1/sessions?${q.toString()}`, z.object({ sessions: z.array(sessionSchema) }));
     if (opts.json === true) json(res);
     else printLines(sessionsTable(res.sessions));
@@ -281,6 +288,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   registerKubeconfigCommand(program, io);
   // --- people's login: ./login.ts ---------------------------------------------------------
   registerLoginCommand(program, io, (opts) => connect(connectOptions(opts), io).baseUrl.href, setExit);
+  registerMcpCommand(program, (opts) => connect(connectOptions(opts), io), io);
 
   // --- config -------------------------------------------------------------------------------
   const config = program.command("config").description("the configuration file");

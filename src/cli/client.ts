@@ -66,6 +66,11 @@ export class ApiClient {
     this.#credential = credential;
   }
 
+  /** The credential this client presents (for `airlock mcp`, which forwards it as its bearer). */
+  credential(): Promise<string> {
+    return this.#credential();
+  }
+
   /** The address as users typed it, for messages. */
   get display(): string {
     return this.baseUrl.href.replace(/\/$/, "");
