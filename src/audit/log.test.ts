@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GatewayError } from "../core/errors.js";
 import { verifyChain } from "./chain.js";
-import { AUDIT_FILE_NAME, LocalAuditLog, SHIP_BATCH, type AuditWriter, type LocalAuditLogOptions } from "./log.js";
+import { AUDIT_FILE_NAME, LocalAuditLog, SHIP_BATCH, SHIP_MEMORY_RECORDS, type AuditWriter, type LocalAuditLogOptions } from "./log.js";
 import { MemoryAuditStore } from "./testing.js";
 import type { AuditEventInput } from "./types.js";
 import { verifyAuditFile } from "./verify.js";
@@ -221,6 +221,47 @@ describe("LocalAuditLog", () => {
     await log2.flush();
     expect([...partial.records.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
     expect(partial.batchSizes).toEqual([3]);
+  });
+
+  it("ships what it wrote from memory: the store gets exactly the file's records, each once, in order", async () => {
+    const store = new MemoryAuditStore();
+    const log = await openLog(store);
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 7 }, (_, i) => log.append(query(round * 10 + i))));
+    }
+    await log.flush();
+    const fromFile = (await fileLines()).map((l) => JSON.parse(l) as import("./types.js").AuditRecord);
+    expect([...store.records.values()].sort((a, b) => a.seq - b.seq)).toEqual(fromFile);
+    expect(store.batchSizes.reduce((a, b) => a + b, 0)).toBe(35);
+  });
+
+  it("after a restart, ships the file's unshipped records and then the new ones, each once", async () => {
+    const store = new MemoryAuditStore();
+    const log1 = await openLog(store);
+    store.down = true;
+    for (let i = 0; i < 5; i++) await log1.append(query(i));
+    await log1.close();
+    store.down = false;
+    store.batchSizes.length = 0;
+    const log2 = await openLog(store);
+    for (let i = 5; i < 8; i++) await log2.append(query(i));
+    await log2.flush();
+    expect([...store.records.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(store.batchSizes.reduce((a, b) => a + b, 0)).toBe(8);
+    expect(await verifyChain([...store.records.values()].sort((a, b) => a.seq - b.seq), KEY)).toMatchObject({ ok: true, lastSeq: 8 });
+  });
+
+  it("a store far behind: memory is dropped beyond its bound and the file is read instead; nothing is lost", async () => {
+    const store = new MemoryAuditStore();
+    const log = await openLog(store);
+    store.down = true;
+    const n = SHIP_MEMORY_RECORDS + 1_500;
+    for (let i = 0; i < n; i += 500) await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, j) => log.append(query(i + j))));
+    store.down = false;
+    await log.flush();
+    expect(store.records.size).toBe(n);
+    expect(Math.max(...store.batchSizes)).toBeLessThanOrEqual(SHIP_BATCH);
+    expect(await verifyChain([...store.records.values()].sort((a, b) => a.seq - b.seq), KEY)).toMatchObject({ ok: true, lastSeq: n });
   });
 
   it("refuses to start with an empty local file while the store cannot be read (the head is unknown)", async () => {

@@ -41,6 +41,19 @@ export const AUDIT_FILE_NAME = "audit.log";
 export const SHIP_BATCH = 2000;
 /** Records are shipped in batches at most this often (or sooner when a batch is full or on flush). */
 export const SHIP_INTERVAL_MS = 250;
+/**
+ * Committed records kept in memory for the shipper (as written, by byte range of the file), so
+ * a store that keeps up gets them without the file being read back and parsed again. Beyond
+ * this many the memory is dropped and the shipper reads the file, as after a restart.
+ */
+export const SHIP_MEMORY_RECORDS = 20_000;
+
+/** One committed batch: its records and where its lines are in the file. */
+interface CommittedBatch {
+  readonly records: readonly AuditRecord[];
+  readonly start: number;
+  readonly end: number;
+}
 
 /** Where the log's bytes go. Injectable so tests can count writes and inject failures. */
 export interface AuditWriter {
@@ -99,6 +112,8 @@ async function defaultWriter(path: string): Promise<AuditWriter> {
 
 interface Batch {
   readonly lines: string[];
+  /** The records of `lines`, in order (kept for shipping without reading them back). */
+  readonly records: AuditRecord[];
   lastSeq: number;
   readonly done: Promise<void>;
   resolve(): void;
@@ -115,7 +130,7 @@ function newBatch(): Batch {
   // The batch promise itself is never awaited by callers (they get derived promises);
   // without this a failed batch would be reported as an unhandled rejection.
   done.catch(() => undefined);
-  return { lines: [], lastSeq: 0, done, resolve, reject };
+  return { lines: [], records: [], lastSeq: 0, done, resolve, reject };
 }
 
 interface FlushWaiter {
@@ -198,6 +213,9 @@ export class LocalAuditLog implements AuditLog {
   private wakeOnInterval: (() => void) | undefined;
   private wakeOnStop: (() => void) | undefined;
   private flushWaiters: FlushWaiter[] = [];
+  /** Committed batches not yet shipped, oldest first (see SHIP_MEMORY_RECORDS). */
+  private shipMemory: CommittedBatch[] = [];
+  private shipMemoryRecords = 0;
   private shipFailure: GatewayError | undefined;
   /** The seq of the file's first line when it was opened (locating unshipped records). */
   private readonly fileFirstSeq: number | undefined;
@@ -325,6 +343,7 @@ export class LocalAuditLog implements AuditLog {
     this.headHash = record.hash;
     const batch = (this.pending ??= newBatch());
     batch.lines.push(line);
+    batch.records.push(record);
     batch.lastSeq = record.seq;
     if (!this.writing && !this.scheduled) {
       this.scheduled = true;
@@ -355,6 +374,7 @@ export class LocalAuditLog implements AuditLog {
       batch.reject(this.failure ?? new GatewayError("GW_AUDIT_UNAVAILABLE", "audit log write failed"));
       return;
     }
+    this.remember(batch, data.length);
     this.committedOffset += data.length;
     this.committedSeq = batch.lastSeq;
     batch.resolve();
@@ -372,12 +392,25 @@ export class LocalAuditLog implements AuditLog {
       this.writing = false;
       return;
     }
+    this.remember(batch, data.length);
     this.committedOffset += data.length;
     this.committedSeq = batch.lastSeq;
     this.writing = false;
     batch.resolve();
     this.wakeOnCommit?.();
     if (this.pending !== undefined) this.writeNext();
+  }
+
+  /** Keep a batch just written (at committedOffset, `bytes` long) for the shipper. */
+  private remember(batch: Batch, bytes: number): void {
+    if (this.shipMemoryRecords + batch.records.length > SHIP_MEMORY_RECORDS) {
+      // The store is far behind: read from the file instead (memory stays bounded).
+      this.shipMemory = [];
+      this.shipMemoryRecords = 0;
+      return;
+    }
+    this.shipMemory.push({ records: batch.records, start: this.committedOffset, end: this.committedOffset + bytes });
+    this.shipMemoryRecords += batch.records.length;
   }
 
   private fail(cause: unknown): void {
@@ -531,6 +564,25 @@ export class LocalAuditLog implements AuditLog {
   }
 
   private async readBatch(): Promise<{ records: AuditRecord[]; lastSeq: number; nextOffset: number }> {
+    // Batches remembered at commit, when they continue exactly where shipping stands.
+    while (this.shipMemory.length > 0 && (this.shipMemory[0]?.end ?? 0) <= this.shipOffset) {
+      this.shipMemoryRecords -= this.shipMemory.shift()?.records.length ?? 0;
+    }
+    if (this.shipMemory[0]?.start === this.shipOffset) {
+      const records: AuditRecord[] = [];
+      let nextOffset = this.shipOffset;
+      for (const b of this.shipMemory) {
+        if (b.start !== nextOffset || b.end > this.committedOffset || records.length + b.records.length > SHIP_BATCH) break;
+        records.push(...b.records);
+        nextOffset = b.end;
+      }
+      const last = records[records.length - 1];
+      if (last !== undefined) return { records, lastSeq: last.seq, nextOffset };
+    }
+    return this.readBatchFromFile();
+  }
+
+  private async readBatchFromFile(): Promise<{ records: AuditRecord[]; lastSeq: number; nextOffset: number }> {
     const records: AuditRecord[] = [];
     let nextOffset = this.shipOffset;
     const limit = this.committedOffset;
