@@ -109,7 +109,14 @@ export class HttpSessionPolicies implements SessionEvaluator {
         return deny("GW_POLICY_DENIED", `rule ${p.name} must inspect the request body, but ${why}, so the request is refused (fail closed)`, p.name);
       }
       if (p.config.action === "allow") return { ...allow, rule: p.name };
-      if (p.config.action === "require_approval" || p.config.action === "require_grant") return this.#hold(p, event, allow);
+      if (p.config.action === "require_approval" || p.config.action === "require_grant") {
+        // An approval is bound to the request's text, which carries the body's digest: a body the
+        // gateway did not read whole has none, and could be swapped after approval.
+        if (p.config.action === "require_approval" && event.body.state === "opaque" && event.body.sha256 === undefined) {
+          return deny("GW_POLICY_DENIED", `rule ${p.name} needs approval, but the request body is too large to bind to an approval, so it is refused`, p.name);
+        }
+        return this.#hold(p, event, allow);
+      }
       return deny("GW_POLICY_DENIED", p.config.message ?? `${event.method} ${event.path} is not allowed here (rule ${p.name})`, p.name);
     }
     return allow;
