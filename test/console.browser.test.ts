@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consoleBuildDir } from "../src/api/console-static.js";
 import { chromiumAvailable, launchBrowser, loopbackPage } from "./harness/browser.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
@@ -34,6 +35,7 @@ const PG_PASSWORD = "console-pg-canary-5b1e";
 
 beforeAll(async () => {
   if (!chromiumAvailable()) throw new Error("chromium is missing: run scripts/ensure-system-deps.sh as root");
+  if (consoleBuildDir() === undefined) throw new Error("the web console is not built: run `npm run build:web` (npm test does)");
   mkdirSync(shotsDir, { recursive: true });
   pgServer = await startPostgres({ users: [{ name: "app", password: PG_PASSWORD, auth: "scram-sha-256" }], databases: ["orders"] });
   await pgServer.psql(
