@@ -44,6 +44,14 @@ if [[ $eslint_rc -ne 0 ]]; then
 fi
 stamp "typecheck $([[ $tsc_rc -eq 0 ]] && echo ok || echo FAILED), lint $([[ $eslint_rc -eq 0 ]] && echo ok || echo FAILED)"
 
+# The web console (web/): typecheck and build into dist/web, which the API serves and the
+# browser tests (test/console.browser.test.ts) load.
+stamp "web console build"
+if ! (npx tsc -p web/tsconfig.json && npx vite build --config web/vite.config.ts); then
+  echo "web console build failed"
+  failed_stages+=("web-build")
+fi
+
 stamp "vitest"
 # A stale report from an earlier run must never be summarized as this run's result.
 rm -f test-results.json

@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consoleBuildDir } from "../src/api/console-static.js";
 import { chromiumAvailable, launchBrowser, loopbackPage } from "./harness/browser.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
@@ -34,6 +35,7 @@ const PG_PASSWORD = "console-pg-canary-5b1e";
 
 beforeAll(async () => {
   if (!chromiumAvailable()) throw new Error("chromium is missing: run scripts/ensure-system-deps.sh as root");
+  if (consoleBuildDir() === undefined) throw new Error("the web console is not built: run `npm run build:web` (npm test does)");
   mkdirSync(shotsDir, { recursive: true });
   pgServer = await startPostgres({ users: [{ name: "app", password: PG_PASSWORD, auth: "scram-sha-256" }], databases: ["orders"] });
   await pgServer.psql(
@@ -442,6 +444,81 @@ describe("the web console", () => {
       expect(await aud.page.locator("#token-create").count()).toBe(0);
     } finally {
       await aud.context.close();
+    }
+  });
+
+  it("a connection registered in the browser is used by psql at once, its secret stored encrypted and never shown; disabling refuses the next session; an approver cannot register", { timeout: 120_000 }, async () => {
+    const SECRET = PG_PASSWORD;
+    const { context, page } = await loopbackPage(browser);
+    try {
+      await page.setViewportSize({ width: 1280, height: 1000 });
+      await page.goto(t.gw.consoleLoginLink() ?? "");
+      await page.goto(`${t.apiUrl}/#/connections`);
+      await page.waitForSelector("#register");
+      // The same validation as the YAML: a bad port is refused with the key named.
+      await page.fill("#conn-name", "orders-live");
+      await page.fill("#conn-port", "70000");
+      await page.click("#conn-save");
+      await page.waitForSelector("#register [role=alert]");
+      expect(await page.textContent("#register [role=alert]")).toContain("connection.port");
+      await page.fill("#conn-port", String(pgServer.port));
+      await page.fill("#conn-database", "orders");
+      await page.fill("#conn-user", "app");
+      await page.selectOption("#conn-sslmode", "disable");
+      await page.fill("#conn-groups", "agents");
+      await page.fill("#conn-secret", SECRET);
+      await page.click("#conn-save");
+      await page.waitForSelector('#connections tr[data-name="orders-live"]');
+      const row = (await page.textContent('#connections tr[data-name="orders-live"]')) ?? "";
+      expect(row).toContain("stored:<encrypted>");
+      expect(row).not.toContain(SECRET);
+      await shot(page, "connections-register-desktop");
+      // Usable by psql at once, without a restart.
+      const q = await t.psql("orders-live", tokens["agent"] ?? "", ["-At", "-c", "select name from items where id = 1"]);
+      expect(q.stderr).toBe("");
+      expect(q.stdout.trim()).toBe("item 1");
+      // Stored encrypted at rest; never in an API answer or the audit log.
+      const { readFileSync } = await import("node:fs");
+      const file = readFileSync(join(t.dataDir, "console-connections.json"), "utf8");
+      expect(file).not.toContain(SECRET);
+      expect(file).toMatch(/"password": "v1\./u);
+      expect((await pageFetch(page, "/v1/console/connections")).text).not.toContain(SECRET);
+      await t.gw.audit.flush();
+      const audit = await t.gw.store.readAudit(0, 100_000);
+      expect(audit.some((a) => a.type === "connection.change" && a.connection === "orders-live" && a.details?.["action"] === "register")).toBe(true);
+      expect(JSON.stringify(audit)).not.toContain(SECRET);
+      expect(t.logs()).not.toContain(SECRET);
+      // A configured connection is read-only.
+      const csrf = (JSON.parse((await pageFetch(page, "/v1/console/session")).text) as { csrf: string }).csrf;
+      const takeover = await pageFetch(page, "/v1/console/connections", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-airlock-csrf": csrf },
+        body: JSON.stringify({ connection: { name: "orders", type: "postgres", host: "127.0.0.1", database: "x", user: "x" } }),
+      });
+      expect(takeover.status).toBe(409);
+      // Disable: the next session is refused at once.
+      await page.locator('#connections tr[data-name="orders-live"] button', { hasText: "Disable" }).click();
+      await page.waitForSelector('#connections tr[data-name="orders-live"] >> text=console · disabled');
+      const refused = await t.psql("orders-live", tokens["agent"] ?? "", ["-At", "-c", "select 1"]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("orders-live");
+    } finally {
+      await context.close();
+    }
+    const approver = await signIn(tokens["dba1"] ?? "");
+    try {
+      await approver.page.goto(`${t.apiUrl}/#/connections`);
+      await approver.page.waitForSelector("#connections");
+      expect(await approver.page.locator("#register").count()).toBe(0);
+      const csrf = (JSON.parse((await pageFetch(approver.page, "/v1/console/session")).text) as { csrf: string }).csrf;
+      const r = await pageFetch(approver.page, "/v1/console/connections", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-airlock-csrf": csrf },
+        body: JSON.stringify({ connection: { name: "sneaky", type: "postgres", host: "127.0.0.1", database: "x", user: "x" } }),
+      });
+      expect(r.status).toBe(403);
+    } finally {
+      await approver.context.close();
     }
   });
 

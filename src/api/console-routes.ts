@@ -23,7 +23,9 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { ApprovalService } from "../approvals/service.js";
-import type { AuditRecord } from "../audit/types.js";
+import { auditPrincipal, type AuditLog, type AuditRecord } from "../audit/types.js";
+import type { Connection } from "../core/connection.js";
+import { registerBody, type RegisterBody } from "../runtime/live-connections.js";
 import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { Principal } from "../core/principal.js";
 import type { RolesSettings } from "../identity/config-schema.js";
@@ -59,6 +61,13 @@ export interface ConsoleRoutesDeps {
   readonly connections: () => readonly S.ConnectionView[];
   readonly policies: () => readonly z.infer<typeof S.policyView>[];
   readonly tryIt?: (input: z.infer<typeof S.tryBody>) => Promise<S.TryResult>;
+  /** Connections registered at run time (src/runtime/live-connections.ts); absent = read-only. */
+  readonly liveConnections?: {
+    register(body: RegisterBody, by: string): Connection;
+    setDisabled(name: string, disabled: boolean, by: string): void;
+  };
+  /** Where connection changes are audited. */
+  readonly auditLog?: Pick<AuditLog, "append">;
   /** Wait until the audit records written so far have reached the store (searches then see them). */
   readonly flushAudit?: () => Promise<void>;
   readonly logger: Logger;
@@ -407,6 +416,33 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
     const groups = new Set(caller.principal.groups);
     return Promise.resolve({ connections: seesAll(caller) ? all : all.filter((c) => c.groups.some((g) => groups.has(g))) });
   });
+
+  const admin = { config: { airlockAccess: "admin" as const } };
+  const live = (): NonNullable<ConsoleRoutesDeps["liveConnections"]> => {
+    if (deps.liveConnections === undefined) throw new GatewayError("GW_UNSUPPORTED", "connections cannot be registered on this gateway");
+    return deps.liveConnections;
+  };
+  const auditChange = async (request: FastifyRequest, details: Record<string, string | boolean>): Promise<void> => {
+    await deps.auditLog
+      ?.append({ type: "connection.change", principal: auditPrincipal(callerOf(request).principal), ...(typeof details["name"] === "string" ? { connection: details["name"] } : {}), details })
+      .catch((e: unknown) => deps.logger.error({ err: e }, "could not audit a connection change"));
+  };
+
+  app.post("/v1/console/connections", admin, async (request, reply) => {
+    const body = parseInput(registerBody, request.body, "body");
+    const c = live().register(body, callerOf(request).principal.id);
+    await auditChange(request, { action: "register", name: c.name, type: c.type, secrets: Object.keys(body.secrets).join(",") });
+    return reply.code(201).send({ connection: deps.connections().find((v) => v.name === c.name) });
+  });
+
+  for (const [action, disabled] of [["disable", true], ["enable", false]] as const) {
+    app.post(`/v1/console/connections/:name/${action}`, admin, async (request) => {
+      const { name } = parseInput(z.object({ name: z.string().min(1).max(200) }), request.params, "name");
+      live().setDisabled(name, disabled, callerOf(request).principal.id);
+      await auditChange(request, { action, name });
+      return { connection: deps.connections().find((v) => v.name === name) };
+    });
+  }
 
   app.get("/v1/console/policies", auditor, () => Promise.resolve({ policies: deps.policies() }));
 

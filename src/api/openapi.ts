@@ -6,6 +6,7 @@
 import { z } from "zod";
 import type { RegisteredRoute } from "./server.js";
 import * as S from "./console-schemas.js";
+import { registerBody } from "../runtime/live-connections.js";
 
 interface Shapes {
   readonly summary?: string;
@@ -30,6 +31,9 @@ export const ROUTE_SHAPES: Readonly<Record<string, Shapes>> = {
   "GET /v1/console/audit": { summary: "Search the audit log; export as JSONL or CSV", query: S.auditQuery, response: S.auditSearch },
   "GET /v1/console/identities": { summary: "Service accounts, role groups and issued tokens", response: S.identities },
   "GET /v1/console/connections": { summary: "Effective connections (config and console), secrets as references", response: S.connectionList },
+  "POST /v1/console/connections": { summary: "Register or change a connection at run time (the YAML's validation; secret values stored encrypted)", body: registerBody },
+  "POST /v1/console/connections/:name/disable": { summary: "Disable a console connection (new sessions refused at once)" },
+  "POST /v1/console/connections/:name/enable": { summary: "Enable a console connection" },
   "GET /v1/console/policies": { summary: "Effective policies", response: S.policyList },
   "POST /v1/console/policies/try": { summary: "Evaluate a statement as the live judge would, without running it", body: S.tryBody, response: S.tryResult },
   "GET /v1/audit/verify": { summary: "Verify the audit chain", response: S.auditVerify },

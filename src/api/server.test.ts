@@ -627,6 +627,9 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "GET /v1/console/audit": "auditor",
   "GET /v1/console/identities": "auditor",
   "GET /v1/console/connections": "user",
+  "POST /v1/console/connections": "admin",
+  "POST /v1/console/connections/:name/disable": "admin",
+  "POST /v1/console/connections/:name/enable": "admin",
   "GET /v1/console/policies": "auditor",
   "POST /v1/console/policies/try": "auditor",
 };

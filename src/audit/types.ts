@@ -23,6 +23,7 @@ export const AUDIT_EVENT_TYPES = [
   "approval.used", // an approved async statement ran (single use)
   "grant.expired", // an access grant ended; sessions opened under it end too
   "grant.revoked", // an access grant was ended early; sessions opened under it end too
+  "connection.change", // a connection registered, changed, disabled or enabled at run time (web console)
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

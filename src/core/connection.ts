@@ -146,3 +146,14 @@ export interface MysqlConnection {
    */
   readonly serverPublicKey?: SecretRef;
 }
+
+/**
+ * Where components look connections up: a fixed list (the configuration), or a live map that
+ * grows and shrinks at run time (connections registered in the web console: src/runtime/live-connections.ts).
+ */
+export type ConnectionSource = readonly Connection[] | ReadonlyMap<string, Connection>;
+
+/** A map view of a source: the live map itself, or a map of the list. */
+export function connectionMap(source: ConnectionSource): ReadonlyMap<string, Connection> {
+  return source instanceof Map ? (source as ReadonlyMap<string, Connection>) : new Map((source as readonly Connection[]).map((c) => [c.name, c]));
+}

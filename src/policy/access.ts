@@ -1,5 +1,5 @@
 import { ALLOW, deny, type Decision } from "../core/decision.js";
-import type { Connection } from "../core/connection.js";
+import { connectionMap, type Connection, type ConnectionSource } from "../core/connection.js";
 import type { SessionStartEvent } from "../core/events.js";
 import type { Evaluator } from "./evaluator.js";
 
@@ -14,8 +14,8 @@ export class AccessEvaluator implements Evaluator {
   readonly kinds = [] as const;
   readonly #connections: ReadonlyMap<string, Connection>;
 
-  constructor(connections: readonly Connection[]) {
-    this.#connections = new Map(connections.map((c) => [c.name, c]));
+  constructor(connections: ConnectionSource) {
+    this.#connections = connectionMap(connections);
   }
 
   evaluateSession(event: SessionStartEvent): Decision | undefined {

@@ -8,7 +8,7 @@
  * policy applies to the session, a statement that cannot be parsed, or whose effects cannot
  * be known (DO blocks, COPY … PROGRAM, EXECUTE of an unknown prepared statement), is refused.
  */
-import type { Connection, ConnectionType } from "../core/connection.js";
+import { connectionMap, type Connection, type ConnectionSource, type ConnectionType } from "../core/connection.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
@@ -40,7 +40,7 @@ export class PolicyEvaluator implements Evaluator {
 
   constructor(
     policies: readonly PolicyConfig[],
-    connections: readonly Connection[],
+    connections: ConnectionSource,
     cache: ClassificationCache,
     viewResolver?: ViewResolver,
     sessionOptions: SessionPoliciesOptions = {},
@@ -58,7 +58,7 @@ export class PolicyEvaluator implements Evaluator {
       match: compileMatch(p),
     }));
     this.#cache = cache;
-    this.#connections = new Map(connections.map((c) => [c.name, c]));
+    this.#connections = connectionMap(connections);
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {

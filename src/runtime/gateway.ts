@@ -57,7 +57,9 @@ import { loadListenerTls, type ListenerTls } from "./tls.js";
 import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
 import { mcpServiceDeps } from "./mcp.js";
 import { ConsoleSessions } from "../api/console-session.js";
-import { connectionView, policyViews, principalFinder, tryIt } from "./console.js";
+import { policyViews, principalFinder, tryIt } from "./console.js";
+import { LiveConnections } from "./live-connections.js";
+import { SecretBox } from "../secrets/secret-box.js";
 
 export interface RunningGateway {
   readonly config: Config;
@@ -276,9 +278,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
     tokens.onRevoke((tokenId) => rechecks.untrack(tokenId));
     cleanups.push(() => rechecks.close());
+    // The effective connections: the configuration's plus those registered in the web console.
+    const liveConnections = new LiveConnections({ config, file: join(config.dataDir, "console-connections.json"), box: SecretBox.open(join(keysDir, "secrets.key")), logger });
     const evaluators = [
-      new AccessEvaluator(config.connections),
-      new PolicyEvaluator(config.policies, config.connections, classifications, catalogs.viewResolver()),
+      new AccessEvaluator(liveConnections.map),
+      new PolicyEvaluator(config.policies, liveConnections.map, classifications, catalogs.viewResolver()),
       new SshPolicyEvaluator(config.policies),
       new RedisPolicyEvaluator(config.policies),
       new K8sPolicyEvaluator(config.policies),
@@ -321,7 +325,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const correlations = new LoopbackCorrelations();
     const gatekeeper = new SessionAdmission({
       pipeline,
-      connections: config.connections,
+      connections: liveConnections.map,
       authenticate: authenticator.authenticate,
       logger,
       correlate: (address, principalId) => correlations.lookup(address, principalId),
@@ -486,10 +490,15 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           origins: config.login.publicUrl === undefined ? [] : [new URL(config.login.publicUrl).origin],
           oidcLogin: config.oidc.some((o) => o.clientId !== undefined),
           serviceAccounts: () => config.serviceAccounts,
-          connections: () => config.connections.map((c) => connectionView(c, "config")),
+          connections: () => liveConnections.views(),
+          liveConnections: {
+            register: (body, by) => liveConnections.register(body, by),
+            setDisabled: (name, disabled, by) => liveConnections.setDisabled(name, disabled, by),
+          },
+          auditLog: audit,
           policies: () => policyViews(config),
           flushAudit: () => audit.flush(),
-          tryIt: (input) => tryIt({ connections: () => config.connections, evaluators, principal: principalFinder(config) }, input),
+          tryIt: (input) => tryIt({ connections: () => [...liveConnections.map.values()], evaluators, principal: principalFinder(config) }, input),
           logger,
         },
         store,

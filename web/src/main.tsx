@@ -41,7 +41,7 @@ function Page({ me, parts }: { me: SignedIn; parts: readonly string[] }) {
     case "sessions":
       return second === undefined ? <SessionsPage me={me} /> : <SessionPage id={decodeURIComponent(second)} me={me} />;
     case "connections":
-      return <ConnectionsPage />;
+      return <ConnectionsPage me={me} />;
     case "policies":
       return has(me, "auditor") ? <PoliciesPage me={me} /> : <Forbidden />;
     case "audit":

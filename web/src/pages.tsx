@@ -409,13 +409,133 @@ export function SessionPage({ id, me }: { id: string; me: SignedIn }) {
 
 // ---------------------------------------------------------------------------------- connections & policies
 
-export function ConnectionsPage() {
-  const { data, error } = useLoad(() => get("/v1/console/connections", S.connectionList), []);
+const changed = S.connectionList.partial().extend({ connection: S.connectionView.optional() });
+
+function RegisterConnection({ onDone }: { onDone: () => void }) {
+  const [f, setF] = useState({ name: "", type: "postgres", host: "127.0.0.1", port: "5432", database: "", user: "", groups: "", sslmode: "prefer", hostKey: "", secretField: "password", secretMode: "value", secret: "" });
+  const [error, setError] = useState<string>();
+  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
+  const submit = async (e: SyntheticEvent): Promise<void> => {
+    e.preventDefault();
+    const connection: Record<string, unknown> = { name: f.name, type: f.type, host: f.host, port: Number(f.port), user: f.user, groups: f.groups.split(",").map((g) => g.trim()).filter((g) => g !== "") };
+    if (f.type === "postgres") Object.assign(connection, { database: f.database, sslmode: f.sslmode });
+    if (f.type === "ssh") connection["hostKey"] = f.hostKey;
+    if (f.type === "redis") delete connection["user"];
+    const secrets: Record<string, string> = {};
+    if (f.secret !== "") {
+      if (f.secretMode === "value") secrets[f.secretField] = f.secret;
+      else connection[f.secretField] = f.secret;
+    }
+    try {
+      await post("/v1/console/connections", { connection, secrets }, changed);
+      setError(undefined);
+      setF({ ...f, secret: "" });
+      onDone();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <form className="try" id="register" onSubmit={(e) => void submit(e)}>
+      <label>
+        Name
+        <input id="conn-name" value={f.name} onChange={set("name")} required />
+      </label>
+      <label>
+        Type
+        <select id="conn-type" value={f.type} onChange={set("type")}>
+          <option value="postgres">postgres</option>
+          <option value="ssh">ssh</option>
+          <option value="redis">redis</option>
+        </select>
+      </label>
+      <label>
+        Host
+        <input id="conn-host" value={f.host} onChange={set("host")} required />
+      </label>
+      <label>
+        Port
+        <input id="conn-port" value={f.port} onChange={set("port")} inputMode="numeric" />
+      </label>
+      {f.type === "postgres" && (
+        <label>
+          Database
+          <input id="conn-database" value={f.database} onChange={set("database")} />
+        </label>
+      )}
+      {f.type !== "redis" && (
+        <label>
+          User
+          <input id="conn-user" value={f.user} onChange={set("user")} />
+        </label>
+      )}
+      {f.type === "postgres" && (
+        <label>
+          sslmode
+          <select id="conn-sslmode" value={f.sslmode} onChange={set("sslmode")}>
+            {["disable", "prefer", "require", "verify-ca", "verify-full"].map((m) => (
+              <option key={m}>{m}</option>
+            ))}
+          </select>
+        </label>
+      )}
+      {f.type === "ssh" && (
+        <label className="wide">
+          Host key (as in known_hosts)
+          <input id="conn-hostkey" value={f.hostKey} onChange={set("hostKey")} />
+        </label>
+      )}
+      <label>
+        Groups (comma-separated)
+        <input id="conn-groups" value={f.groups} onChange={set("groups")} />
+      </label>
+      <label>
+        Secret
+        <select id="conn-secret-field" value={f.secretField} onChange={set("secretField")}>
+          <option value="password">password</option>
+          {f.type === "ssh" && <option value="privateKey">privateKey</option>}
+        </select>
+      </label>
+      <label>
+        Given as
+        <select id="conn-secret-mode" value={f.secretMode} onChange={set("secretMode")}>
+          <option value="value">value (stored encrypted)</option>
+          <option value="reference">reference (env:NAME, file:PATH)</option>
+        </select>
+      </label>
+      <label className="wide">
+        {f.secretMode === "value" ? "Value (never shown again)" : "Reference"}
+        {f.secretField === "privateKey" && f.secretMode === "value" ? (
+          <textarea id="conn-secret" rows={3} value={f.secret} onChange={set("secret")} autoComplete="off" />
+        ) : (
+          <input id="conn-secret" type={f.secretMode === "value" ? "password" : "text"} value={f.secret} onChange={set("secret")} autoComplete="new-password" />
+        )}
+      </label>
+      <button type="submit" className="primary" id="conn-save">
+        Save connection
+      </button>
+      <ErrorNote error={error} />
+    </form>
+  );
+}
+
+export function ConnectionsPage({ me }: { me: SignedIn }) {
+  const { data, error, reload } = useLoad(() => get("/v1/console/connections", S.connectionList), []);
+  const [actionError, setActionError] = useState<string>();
+  const admin = has(me, "admin");
+  const toggle = async (name: string, action: "disable" | "enable"): Promise<void> => {
+    try {
+      await post(`/v1/console/connections/${encodeURIComponent(name)}/${action}`, {}, changed);
+      reload();
+    } catch (e) {
+      setActionError(e instanceof Error ? e.message : String(e));
+    }
+  };
   return (
     <section>
       <h1>Connections</h1>
-      <p className="sub">Connections from the configuration file are read-only here; secrets show as references.</p>
-      <ErrorNote error={error} />
+      <p className="sub">Connections from the configuration file are read-only here; secrets show as references. Changes take effect for the next session, without a restart.</p>
+      <ErrorNote error={error ?? actionError} />
       <div className="table-wrap">
         <table id="connections">
           <thead>
@@ -444,12 +564,31 @@ export function ConnectionsPage() {
                     .map(([k, v]) => `${k}=${String(v)}`)
                     .join("  ")}
                 </td>
-                <td>{c.source === "config" ? <Badge kind="muted">YAML · read-only</Badge> : <Badge kind="approved">console</Badge>}</td>
+                <td>
+                  {c.source === "config" ? (
+                    <Badge kind="muted">YAML · read-only</Badge>
+                  ) : (
+                    <>
+                      <Badge kind={c.disabled ? "denied" : "approved"}>{c.disabled ? "console · disabled" : "console"}</Badge>{" "}
+                      {admin && (
+                        <button type="button" className="small" onClick={() => void toggle(c.name, c.disabled ? "enable" : "disable")}>
+                          {c.disabled ? "Enable" : "Disable"}
+                        </button>
+                      )}
+                    </>
+                  )}
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       </div>
+      {admin && (
+        <>
+          <h2>Register or change a connection</h2>
+          <RegisterConnection onDone={reload} />
+        </>
+      )}
     </section>
   );
 }

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { Connection, ConnectionType } from "../../core/connection.js";
+import { connectionMap, type Connection, type ConnectionSource, type ConnectionType } from "../../core/connection.js";
 import { deny } from "../../core/decision.js";
 import type { Admission, AdmissionRequest, AuthContext, ConnectionOf, Gatekeeper } from "../../core/engine.js";
 import { GatewayError, toGatewayError } from "../../core/errors.js";
@@ -15,7 +15,7 @@ import type { Pipeline } from "../../policy/pipeline.js";
 
 export interface AdmissionOptions {
   readonly pipeline: Pipeline;
-  readonly connections: readonly Connection[];
+  readonly connections: ConnectionSource;
   /** Verifies a presented token; rejects with a GatewayError (GW_AUTH_*). */
   readonly authenticate: (token: string) => Promise<Principal>;
   /** Operators see every admitted session start at info (its end and refusals: the pipeline). */
@@ -33,7 +33,7 @@ export class SessionAdmission implements Gatekeeper {
 
   constructor(options: AdmissionOptions) {
     this.#o = options;
-    this.#connections = new Map(options.connections.map((c) => [c.name, c]));
+    this.#connections = connectionMap(options.connections);
   }
 
   async authenticate(token: string, context: AuthContext): Promise<Principal> {
