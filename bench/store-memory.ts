@@ -29,7 +29,7 @@
  * psql/pgbench through PGPASSWORD; neither is printed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -140,6 +140,7 @@ async function aloneChild(variant: AloneVariant, dir: string, phase: "create" | 
   }
   // PGlite's own knobs, on the same data directory layout (in this thread: the measurement is RSS).
   const { PGlite } = await import("@electric-sql/pglite");
+  mkdirSync(dir, { recursive: true });
   const startParams =
     variant === "pglite-defaults" ? PGlite.defaultStartParams : [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"];
   const db = await PGlite.create(join(dir, "store"), { startParams, relaxedDurability: variant === "pglite-16mb-relaxed" });
@@ -323,6 +324,8 @@ interface GatewayResult {
   readonly loadTps: number;
   readonly hwm: number;
   readonly idleAfter: number;
+  /** Idle RSS of a second gateway process started on the same dataDir (the store reopened, as after an upgrade or restart). */
+  readonly idleRestarted: number;
 }
 
 async function measureGateway(root: string, work: string, server: PgServer, store: StoreKind, sessions: number, loadS: number): Promise<GatewayResult> {
@@ -358,7 +361,19 @@ async function measureGateway(root: string, work: string, server: PgServer, stor
     await sleep(5000);
     const idleAfter = memoryOf(gw.pid).rss;
     log(`${store}: load max ${mib(loadMaxRss)}, HWM ${mib(hwm)}, idle after ${mib(idleAfter)}`);
-    return { store, idle, sessions: clients.length, withSessions, loadMaxRss, loadTps, hwm, idleAfter };
+    await gw.stop();
+    log(`${store}: restarting the gateway on the same dataDir`);
+    const again = await startGateway(root, work, server, store);
+    let idleRestarted: number;
+    try {
+      await psqlThrough(server, again, "SELECT count(*) FROM pgbench_branches");
+      await sleep(5000);
+      idleRestarted = memoryOf(again.pid).rss;
+    } finally {
+      await again.stop();
+    }
+    log(`${store}: idle after restart ${mib(idleRestarted)}`);
+    return { store, idle, sessions: clients.length, withSessions, loadMaxRss, loadTps, hwm, idleAfter, idleRestarted };
   } finally {
     await gw.stop();
   }
@@ -398,11 +413,11 @@ async function main(): Promise<void> {
       "",
       "### The gateway (`node bin/airlock.js gateway`, demo policies, one PostgreSQL connection)",
       "",
-      "| embedded store | idle RSS | RSS with idle sessions | added by the sessions | max RSS under `pgbench -S -c 8` | lifetime peak (VmHWM) | idle after the load | TPS under load |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|",
+      "| embedded store | idle RSS (new dataDir) | RSS with idle sessions | added by the sessions | max RSS under `pgbench -S -c 8` | lifetime peak (VmHWM) | idle after the load | idle RSS, restarted on that dataDir | TPS under load |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
       ...gws.map(
         (g) =>
-          `| ${g.store} | ${mib(g.idle)} | ${mib(g.withSessions)} (${g.sessions}) | ${mib(g.withSessions - g.idle)} | ${mib(g.loadMaxRss)} | ${mib(g.hwm)} | ${mib(g.idleAfter)} | ${Math.round(g.loadTps)} |`,
+          `| ${g.store} | ${mib(g.idle)} | ${mib(g.withSessions)} (${g.sessions}) | ${mib(g.withSessions - g.idle)} | ${mib(g.loadMaxRss)} | ${mib(g.hwm)} | ${mib(g.idleAfter)} | ${mib(g.idleRestarted)} | ${Math.round(g.loadTps)} |`,
       ),
       "",
       "Goal (issue 13): idle ≤ 150 MB; 1,000 idle sessions add ≤ 150 MB.",
