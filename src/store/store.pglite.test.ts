@@ -19,7 +19,7 @@ registerStoreSuite("pglite", async () => {
 });
 
 describe("openStore (pglite)", () => {
-  it("creates <dataDir>/store and keeps data across reopen; an existing PGlite store stays the default", async () => {
+  it("creates <dataDir>/store and keeps data across reopen; an existing PGlite store stays the default", { timeout: 180_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "airlock-store-"));
     try {
       const s1 = await openStore({ dataDir: join(dir, "nested"), embedded: "pglite" });
