@@ -34,7 +34,7 @@ export const MAX_MYSQL_BYTES = 1024 * 1024;
  * estimate over the text with literals blanked); deeper is refused before the parser sees it.
  * ANTLR's recursive descent spends many stack frames per level: see the bench's hostile rows.
  */
-export const MAX_MYSQL_DEPTH = 200;
+export const MAX_MYSQL_DEPTH = 100;
 
 const ALL_MODES: readonly LexMode[] = [
   DEFAULT_LEX_MODE,
@@ -193,6 +193,9 @@ export class MysqlClassifier {
 
   constructor(options: Omit<ParserPoolOptions, "workerUrl" | "limits"> & { readonly cacheEntries?: number } = {}) {
     this.#pool = new ParserPool({
+      // A cold shape can cost the grammar seconds (see parser-worker.mjs): a longer budget than
+      // PostgreSQL's parser needs, still bounded; a worker over it is replaced.
+      timeoutMs: 15_000,
       ...options,
       workerUrl: new URL("./parser-worker.mjs", import.meta.url),
       // Bytes are checked here too; depth is estimated by this module over the text with its

@@ -584,7 +584,13 @@ function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, dep
       const multiDelete = name === "MultipleDeleteStatement";
       for (const c of kids(n)) {
         const cn = ruleName(c);
-        if (cn === "TableName") next(c, "write", own);
+        if (cn === "TableName" && multiDelete) {
+          // DELETE a, b FROM t AS a JOIN …: the targets may be aliases of the FROM tables.
+          const parts = nameParts(c);
+          const aliased = parts.length === 1 ? tables.find((t) => t.alias !== undefined && t.alias.toLowerCase() === (parts[0] ?? "").toLowerCase()) : undefined;
+          if (aliased?.relation !== undefined) f.relation(aliased.relation, "write");
+          else next(c, "write", own);
+        } else if (cn === "TableName") next(c, "write", own);
         else if (cn === "TableSources") next(c, multiDelete ? "read" : name === "MultipleUpdateStatement" ? "write" : "read", own);
         else if (cn === "UpdatedElement") updatedElement(c as MysqlRule, f, own, depth + 1);
         else next(c, "read", own);
