@@ -201,7 +201,11 @@ export class FakeKube {
       return;
     }
     if (url.pathname === "/openapi/v3") {
-      this.#json(res, 200, { paths: {} });
+      this.#json(res, 200, { paths: { "api/v1": { serverRelativeURL: "/openapi/v3/api/v1?hash=1" }, "apis/apps/v1": { serverRelativeURL: "/openapi/v3/apis/apps/v1?hash=1" } } });
+      return;
+    }
+    if (url.pathname === "/openapi/v3/api/v1" || url.pathname === "/openapi/v3/apis/apps/v1") {
+      this.#json(res, 200, openApiFor(url.pathname.endsWith("apps/v1") ? "apps" : ""));
       return;
     }
     if (url.pathname.startsWith("/openapi/v2") || url.pathname.startsWith("/openapi/")) {
@@ -539,6 +543,28 @@ function discoveryList(group: string): Record<string, unknown> {
       },
     ],
   };
+}
+
+/**
+ * A minimal valid OpenAPI v3 document for a group version: per resource, the object path with a
+ * PATCH operation carrying its GVK and the `fieldValidation` query parameter (what kubectl
+ * looks for to validate server-side, k8s.io/cli-runtime query_param_verifier_v3.go).
+ */
+function openApiFor(group: string): Record<string, unknown> {
+  const paths: Record<string, unknown> = {};
+  const prefix = group === "" ? "/api/v1" : `/apis/${group}/v1`;
+  for (const d of RESOURCES.filter((r) => r.group === group)) {
+    const p = d.namespaced ? `${prefix}/namespaces/{namespace}/${d.resource}/{name}` : `${prefix}/${d.resource}/{name}`;
+    const op = (verb: string): Record<string, unknown> => ({
+      operationId: `${verb}${d.kind}`,
+      "x-kubernetes-group-version-kind": { group: d.group, version: d.version, kind: d.kind },
+      "x-kubernetes-action": verb,
+      parameters: [{ name: "fieldValidation", in: "query", schema: { type: "string", uniqueItems: true } }],
+      responses: { "200": { description: "OK" } },
+    });
+    paths[p] = { patch: op("patch"), put: op("put") };
+  }
+  return { openapi: "3.0.0", info: { title: "Kubernetes", version: "v1.32.0" }, paths, components: { schemas: {} } };
 }
 
 function table(items: Obj[]): Record<string, unknown> {
