@@ -31,6 +31,8 @@ import { AccessEvaluator } from "../policy/access.js";
 import { PolicyEvaluator } from "../policy/policies.js";
 import { K8sPolicyEvaluator } from "../policy/kubernetes-policies.js";
 import { HttpPolicyEvaluator } from "../policy/http-policies.js";
+import { HttpEngine } from "../protocols/http/engine.js";
+import type { HttpServedKind } from "../core/http-kind.js";
 import { RedisPolicyEvaluator } from "../policy/redis-policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
 import { RedisEngine } from "../protocols/redis/engine.js";
@@ -54,7 +56,7 @@ import { loadListenerTls, type ListenerTls } from "./tls.js";
 export interface RunningGateway {
   readonly config: Config;
   readonly logger: Logger;
-  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress };
+  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress; readonly http?: ListenAddress };
   readonly store: Store;
   readonly tokens: TokenService;
   readonly registry: SessionRegistry;
@@ -75,7 +77,7 @@ export interface StartGatewayOptions {
 
 /** One protocol listener: its config address (off when absent) and how its engine is made. */
 interface EngineSpec {
-  readonly key: "postgres" | "ssh" | "redis";
+  readonly key: "postgres" | "ssh" | "redis" | "http";
   /** For messages: "PostgreSQL", "SSH". */
   readonly what: string;
   readonly address: ListenAddress | undefined;
@@ -259,7 +261,10 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
     const engines: ProtocolEngine[] = [];
     const listeners: Listener[] = [];
-    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress } = {};
+    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress; http?: ListenAddress } = {};
+    // Target kinds served over the HTTP listener besides plain HTTP APIs (core/http-kind.ts).
+    const httpKinds: HttpServedKind[] = [];
+    let httpEngine: HttpEngine | undefined;
 
     // Stop accepting first, then end live sessions, then wait for engines to drain. A listener's
     // close completes only once its last connection has gone, so it is awaited last: awaiting it
@@ -347,6 +352,26 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
             }),
           ),
       },
+      {
+        key: "http",
+        what: "HTTP",
+        address: config.listen.http,
+        create: () => {
+          httpEngine = new HttpEngine({
+            gatekeeper,
+            resolveSecret,
+            connections: config.connections,
+            kinds: httpKinds,
+            ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
+            maxInspectBytes: Math.min(config.limits.maxMessageBytes, 1_048_576),
+            connectTimeoutMs: config.limits.connectTimeout,
+            maxRecordedBytes: config.recording.maxValueBytes,
+            logger,
+            maskerFor,
+          });
+          return Promise.resolve(httpEngine);
+        },
+      },
     ];
     for (const spec of engineSpecs) {
       if (spec.address === undefined) continue;
@@ -355,6 +380,13 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       const l = await listen(spec.address, (s) => void engine.handle(s), spec.what);
       listeners.push(l);
       addresses[spec.key] = l.address;
+    }
+    // HTTP connections with a listener of their own (`port:`), on listen.http's host.
+    const ownPorts = httpEngine === undefined || config.listen.http === undefined ? [] : config.connections.flatMap((c) => (c.type === "http" && c.port !== undefined ? [c] : []));
+    for (const c of ownPorts) {
+      if (httpEngine === undefined || config.listen.http === undefined || c.port === undefined) continue;
+      const serve = httpEngine.handleFor(c.name);
+      listeners.push(await listen({ host: config.listen.http.host, port: c.port }, (s) => void serve(s), `HTTP (${c.name})`));
     }
 
     const adminToken = await writeAdminToken(config.dataDir);

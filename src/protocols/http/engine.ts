@@ -1,0 +1,794 @@
+/**
+ * The HTTP engine (issue 15): a reverse proxy on the `http` listener. Clients send ordinary
+ * HTTP/1.1 (TLS when the gateway has a certificate) to `/CONNECTION/…` with
+ * `Authorization: Bearer TOKEN` (or Basic with the token as password); a connection may also
+ * be reached by its own `hostName` (Host header) or its own listener `port`, without a prefix.
+ *
+ * accept → per request: parse (Node's llhttp parser, strict: conflicting or duplicate
+ * Content-Length, Content-Length with Transfer-Encoding and obs-fold are refused with 400
+ * before anything here runs) → authenticate + admit (the shared Gatekeeper; one session per
+ * client connection, connection and token) → refuse method overrides, normalize the path
+ * (normalize.ts) → read a bounded prefix of the body for inspection → judge (`http.request`,
+ * or a plugged-in kind's event: core/http-kind.ts) → forward the judged path with the gateway's
+ * credential (upstream.ts), the agent's own Authorization removed, hop-by-hop headers dropped
+ * (RFC 9110 §7.6.1) → stream the response back: decoded (gzip/deflate/br), the credential
+ * scrubbed, masked (JSON streamed, text and SSE by lines), Location rewritten to the gateway
+ * → record the exchange (capped, masked) as the session's result.
+ * Refusals: errors.ts.
+ */
+import { createHash } from "node:crypto";
+import { createServer as createHttpServer, request as httpRequest, Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse, type ClientRequest } from "node:http";
+import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from "node:https";
+import type { Socket } from "node:net";
+import type { Duplex, Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { SecureContext } from "node:tls";
+import type { Logger } from "pino";
+import type { Connection } from "../../core/connection.js";
+import type { AllowDecision, MaskRule } from "../../core/decision.js";
+import type { Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
+import { GatewayError, toGatewayError } from "../../core/errors.js";
+import type { HttpBodyFacts, JudgedEvent } from "../../core/events.js";
+import type { HttpRequestHead, HttpServedKind, HttpUpstream, PlanMasker, ResponseTransform } from "../../core/http-kind.js";
+import type { SessionJudge } from "../../core/judge.js";
+import type { Principal } from "../../core/principal.js";
+import type { SecretRef } from "../../core/secret.js";
+import { MaskChain, jsonPathRules, type RuleMasker } from "../../masking/index.js";
+import { LiveConnections } from "../common/live.js";
+import { JsonMaskTransform, LineMasker, SecretScrubber, Tap, WholeBodyTransform, contentEncodingOf, decoderFor, SCRUBBED } from "./body.js";
+import { renderRefusal, type RenderedRefusal } from "./errors.js";
+import { normalizePath, parseQuery, splitTarget } from "./normalize.js";
+import { OAuthTokens, httpUpstream } from "./upstream.js";
+
+export interface HttpEngineOptions {
+  readonly gatekeeper: Gatekeeper;
+  readonly resolveSecret: (ref: SecretRef) => Promise<string>;
+  readonly connections: readonly Connection[];
+  /** Target kinds served over this listener besides `http` (Kubernetes): core/http-kind.ts. */
+  readonly kinds: readonly HttpServedKind[];
+  readonly tls?: { readonly context: SecureContext; readonly require: boolean };
+  /** Request bodies up to this size are read before judgement (JSON ones parsed for body rules). */
+  readonly maxInspectBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly maxRecordedBytes: number;
+  readonly logger: Logger;
+  readonly maskerFor: (rule: MaskRule) => RuleMasker;
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"]);
+/** Headers that ask a server to act as another method: refused (the gateway judges the method it sees). */
+const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"];
+const QUERY_OVERRIDES = new Set(["_method", "x-http-method-override", "_httpmethod"]);
+
+interface Admitted {
+  readonly gate: SessionJudge;
+  readonly connection: Connection;
+  seq: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+type AdmitResult = { readonly ok: true; readonly s: Admitted } | { readonly ok: false; readonly refusal: Refusal };
+
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly s: Admitted;
+  readonly head: HttpRequestHead;
+  readonly forwardPath: string;
+  readonly kind: HttpServedKind | undefined;
+  readonly started: number;
+}
+
+export class HttpEngine implements ProtocolEngine {
+  readonly clientProtocol = "http" as const;
+  readonly #o: HttpEngineOptions;
+  readonly #log: Logger;
+  readonly #live = new LiveConnections();
+  readonly #connections: ReadonlyMap<string, Connection>;
+  readonly #byHost: ReadonlyMap<string, string>;
+  readonly #kinds: ReadonlyMap<string, HttpServedKind>;
+  readonly #oauth = new OAuthTokens();
+  readonly #agents = new Map<string, HttpAgent>();
+  readonly #servers = new Map<string, { http: Server; https: Server | undefined }>();
+  readonly #sessions = new WeakMap<object, Map<string, Promise<AdmitResult>>>();
+
+  constructor(options: HttpEngineOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ protocol: "http" });
+    this.#connections = new Map(options.connections.map((c) => [c.name, c]));
+    this.#byHost = new Map(options.connections.flatMap((c) => (c.type === "http" && c.hostName !== undefined ? [[c.hostName, c.name] as const] : [])));
+    this.#kinds = new Map(options.kinds.map((k) => [k.connectionType, k]));
+  }
+
+  /** Serve a socket of the main listener (connection by prefix or Host). */
+  handle(socket: Socket): Promise<void> {
+    return this.#handle(socket, "");
+  }
+
+  /** Serve a socket of a connection's own listener (`port:`): every request goes to it. */
+  handleFor(connection: string): (socket: Socket) => Promise<void> {
+    return (socket) => this.#handle(socket, connection);
+  }
+
+  async close(): Promise<void> {
+    await this.#live.drain();
+    for (const a of this.#agents.values()) a.destroy();
+    for (const s of this.#servers.values()) {
+      s.http.closeAllConnections();
+      s.https?.closeAllConnections();
+    }
+  }
+
+  #handle(socket: Socket, fixed: string): Promise<void> {
+    return this.#live.serve(
+      socket,
+      () =>
+        new Promise<void>((resolve) => {
+          socket.on("error", () => undefined);
+          socket.once("close", () => resolve());
+          const servers = this.#serversFor(fixed);
+          if (servers.https === undefined) {
+            servers.http.emit("connection", socket);
+            return;
+          }
+          // TLS or plain on one port: a TLS ClientHello starts with 0x16 (RFC 8446 §5.1).
+          socket.once("data", (first: Buffer) => {
+            socket.pause();
+            socket.unshift(first);
+            if (first[0] === 0x16) servers.https?.emit("connection", socket);
+            else if (this.#o.tls?.require === true) {
+              const r = renderRefusal(new GatewayError("GW_TLS_REQUIRED", "this gateway requires TLS: use https://"));
+              socket.end(rawResponse(r));
+            } else servers.http.emit("connection", socket);
+            socket.resume();
+          });
+        }),
+      (e) => this.#log.error({ err: e }, "unexpected error serving an HTTP client"),
+    );
+  }
+
+  #serversFor(fixed: string): { http: Server; https: Server | undefined } {
+    let s = this.#servers.get(fixed);
+    if (s !== undefined) return s;
+    const options = { maxHeaderSize: 32 * 1024, insecureHTTPParser: false, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 30_000 };
+    const wire = (server: Server): Server => {
+      server.on("request", (req: IncomingMessage, res: ServerResponse) => void this.#onRequest(req, res, fixed, false));
+      server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => void this.#onRequest(req, res, fixed, true));
+      server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#onUpgrade(req, socket, head, fixed));
+      server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+        // Malformed requests, smuggling shapes (RFC 9112 §6.3), oversized heads: 400 and close.
+        if (!socket.writable) return socket.destroy();
+        const r = renderRefusal(new GatewayError(err.code === "HPE_HEADER_OVERFLOW" ? "GW_LIMIT" : "GW_PROTOCOL", "malformed HTTP request"), err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
+        socket.end(rawResponse(r));
+      });
+      return server;
+    };
+    const tls = this.#o.tls;
+    s = {
+      http: wire(createHttpServer(options)),
+      https: tls === undefined ? undefined : wire(createHttpsServer({ ...options, SNICallback: (_name, cb) => cb(null, tls.context) })),
+    };
+    this.#servers.set(fixed, s);
+    return s;
+  }
+
+  /** The connection a request is for, and whether its path carries the prefix. */
+  #route(req: IncomingMessage, fixed: string): { name: string; byPrefix: boolean } {
+    if (fixed !== "") return { name: fixed, byPrefix: false };
+    const host = (req.headers.host ?? "").replace(/:\d+$/, "").toLowerCase();
+    const byHost = this.#byHost.get(host);
+    if (byHost !== undefined) return { name: byHost, byPrefix: false };
+    return { name: "", byPrefix: true };
+  }
+
+  async #admit(req: IncomingMessage, name: string): Promise<AdmitResult> {
+    const socket = req.socket;
+    const token = tokenOf(req.headers.authorization);
+    const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
+    const key = `${name}\0${createHash("sha256").update(token).digest("hex")}`;
+    let map = this.#sessions.get(socket);
+    if (map === undefined) {
+      map = new Map();
+      this.#sessions.set(socket, map);
+      const sessions = map;
+      socket.once("close", () => {
+        for (const p of sessions.values()) {
+          void p.then((r) => (r.ok ? r.s.gate.end("client_closed", { statements: r.s.seq, bytesFromClient: r.s.bytesIn, bytesToClient: r.s.bytesOut }) : undefined));
+        }
+      });
+    }
+    const cached = map.get(key);
+    if (cached !== undefined) {
+      const r = await cached;
+      if (!r.ok || !r.s.gate.signal.aborted) return r;
+    }
+    const p = this.#admitNew(token, name, clientAddress, socket);
+    map.set(key, p);
+    const r = await p;
+    // A refusal is not kept: the next request on this connection tries again.
+    if (!r.ok) map.delete(key);
+    return r;
+  }
+
+  async #admitNew(token: string, name: string, clientAddress: string, socket: Socket): Promise<AdmitResult> {
+    const gk = this.#o.gatekeeper;
+    const known = this.#connections.get(name);
+    const clientProtocol = known !== undefined && known.type !== "http" ? (this.#kinds.get(known.type)?.clientProtocol ?? "http") : "http";
+    const context = { clientProtocol, clientAddress, connection: name };
+    let principal: Principal;
+    try {
+      principal = await gk.authenticate(token, context);
+    } catch (e) {
+      return { ok: false, refusal: toGatewayError(e, "GW_AUTH_INVALID") };
+    }
+    const targets = known !== undefined && known.type !== "http" && this.#kinds.has(known.type) ? ([known.type] as const) : (["http"] as const);
+    const admission = await gk.admit({ clientProtocol, connection: name, principal, clientAddress, attributes: {} }, targets);
+    if (!admission.ok) return { ok: false, refusal: admission.refusal };
+    const gate = admission.session;
+    gate.signal.addEventListener("abort", () => socket.destroy(), { once: true });
+    return { ok: true, s: { gate, connection: admission.connection, seq: 0, bytesIn: 0, bytesOut: 0 } };
+  }
+
+  /** Everything common to plain requests and upgrades, up to the head; a refusal otherwise. */
+  async #prepare(req: IncomingMessage, fixed: string): Promise<{ s: Admitted; head: HttpRequestHead; forwardPath: string; kind: HttpServedKind | undefined } | { refusal: Refusal }> {
+    const route = this.#route(req, fixed);
+    const split = splitTarget(req.url ?? "", route.byPrefix);
+    if (split === undefined) return { refusal: new GatewayError("GW_PROTOCOL", "the request target must be a path (/CONNECTION/…)") };
+    const name = route.byPrefix ? split.connection : route.name;
+    const admitted = await this.#admit(req, name);
+    if (!admitted.ok) return { refusal: admitted.refusal };
+    const s = admitted.s;
+    for (const h of METHOD_OVERRIDES) {
+      if (req.headers[h] !== undefined) return { refusal: new GatewayError("GW_PROTOCOL", `the ${h} header is refused: send the request with its real method`) };
+    }
+    const query = parseQuery(split.rawQuery);
+    const override = query.find(([k]) => QUERY_OVERRIDES.has(k.toLowerCase()));
+    if (override !== undefined) return { refusal: new GatewayError("GW_PROTOCOL", `the ${override[0]} query parameter is refused: send the request with its real method`) };
+    const norm = normalizePath(split.rest);
+    if (!norm.ok) return { refusal: new GatewayError("GW_PROTOCOL", `refused path: ${norm.reason}`) };
+    const headers = forwardableHeaders(req);
+    const upgrade = isUpgrade(req) ? (req.headers.upgrade ?? "").toLowerCase() : undefined;
+    const head: HttpRequestHead = {
+      method: (req.method ?? "GET").toUpperCase(),
+      path: split.rest,
+      normalizedPath: norm.normalized,
+      rawQuery: split.rawQuery,
+      query,
+      headers,
+      ...(upgrade === undefined ? {} : { upgrade }),
+    };
+    const kind = s.connection.type === "http" ? undefined : this.#kinds.get(s.connection.type);
+    return { s, head, forwardPath: norm.forward, kind };
+  }
+
+  async #onRequest(req: IncomingMessage, res: ServerResponse, fixed: string, expectsContinue: boolean): Promise<void> {
+    const started = performance.now();
+    res.on("error", () => undefined);
+    try {
+      const p = await this.#prepare(req, fixed);
+      if ("refusal" in p) return this.#refuse(res, p.refusal, undefined);
+      const { s, head, forwardPath, kind } = p;
+      // 100-continue (RFC 9110 §10.1.1): answered once the client is admitted, so a bad token is refused before the body is sent.
+      if (expectsContinue) res.writeContinue();
+      s.seq++;
+      const x: Exchange = { req, res, s, head, forwardPath, kind, started };
+      if (kind === undefined) await this.#serveHttp(x);
+      else await this.#serveKind(x, kind);
+    } catch (e) {
+      const ge = toGatewayError(e);
+      if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP exchange");
+      if (!res.headersSent) this.#refuse(res, ge, undefined);
+      else res.destroy();
+    }
+  }
+
+  #refuse(res: ServerResponse, r: Refusal, kind: HttpServedKind | undefined): void {
+    const rendered = renderRefusal(r);
+    if (kind?.renderRefusal !== undefined) {
+      const k = kind.renderRefusal(r, rendered.status);
+      res.writeHead(rendered.status, { ...rendered.headers, "content-type": k.contentType, "content-length": Buffer.byteLength(k.body) });
+      res.end(k.body);
+      return;
+    }
+    res.writeHead(rendered.status, { ...rendered.headers, "content-length": Buffer.byteLength(rendered.body) });
+    res.end(rendered.body);
+  }
+
+  async #serveHttp(x: Exchange): Promise<void> {
+    const { req, s, head } = x;
+    const body = await readBody(req, this.#o.maxInspectBytes);
+    const facts = bodyFacts(req, body);
+    const event: JudgedEvent = {
+      type: "http.request",
+      session: s.gate.info,
+      seq: s.seq,
+      method: head.method,
+      path: head.normalizedPath,
+      query: head.query,
+      headers: redactHeaders(head.headers),
+      body: facts,
+      text: requestText(head, facts),
+    };
+    await this.#judgeAndForward(x, event, body);
+  }
+
+  async #serveKind(x: Exchange, kind: HttpServedKind): Promise<void> {
+    const { req, s, head } = x;
+    const cap = kind.bodyFor?.(head);
+    let body: BodyPrefix = { chunks: [], size: 0, ended: true };
+    if (cap !== undefined) {
+      body = await readBody(req, cap);
+      if (!body.ended) throw new GatewayError("GW_LIMIT", `the request body is larger than ${cap} bytes`);
+    } else if (hasBody(req)) body = await readBody(req, 0);
+    const c = await kind.classify(head, { connection: s.connection, session: s.gate.info, seq: s.seq, ...(cap === undefined ? {} : { body: Buffer.concat(body.chunks) }) });
+    if (!c.ok) return this.#refuse(x.res, c.refusal, kind);
+    await this.#judgeAndForward(x, c.event, body);
+  }
+
+  async #judgeAndForward(x: Exchange, event: JudgedEvent, body: BodyPrefix): Promise<void> {
+    const { req, res, s } = x;
+    const gone = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const decision = await s.gate.judge(event, { signal: gone.signal });
+    if (decision.type === "deny") {
+      req.resume();
+      return this.#refuse(res, decision, x.kind);
+    }
+    const upstream = await this.#upstream(s.connection, x.kind);
+    await this.#forward(x, event, decision, upstream, body);
+  }
+
+  async #upstream(c: Connection, kind: HttpServedKind | undefined): Promise<HttpUpstream> {
+    try {
+      if (kind !== undefined) return await kind.upstream(c, this.#o.resolveSecret);
+      if (c.type !== "http") throw new GatewayError("GW_UNKNOWN_CONNECTION", `connection "${c.name}" is not served over HTTP`);
+      return await httpUpstream(c, this.#o.resolveSecret, this.#oauth, this.#o.connectTimeoutMs);
+    } catch (e) {
+      throw toGatewayError(e, "GW_UPSTREAM_AUTH");
+    }
+  }
+
+  #agentFor(c: Connection, up: HttpUpstream): HttpAgent {
+    const https = up.baseUrl.protocol === "https:";
+    const key = `${c.name}|${https ? "s" : ""}`;
+    let a = this.#agents.get(key);
+    if (a === undefined) {
+      a = https
+        ? new HttpsAgent({
+            keepAlive: true,
+            maxFreeSockets: 16,
+            ...(up.tls?.ca === undefined ? {} : { ca: up.tls.ca }),
+            ...(up.tls?.cert === undefined ? {} : { cert: up.tls.cert }),
+            ...(up.tls?.key === undefined ? {} : { key: up.tls.key }),
+            ...(up.tls?.servername === undefined ? {} : { servername: up.tls.servername }),
+            rejectUnauthorized: up.tls?.rejectUnauthorized ?? true,
+          })
+        : new HttpAgent({ keepAlive: true, maxFreeSockets: 16 });
+      this.#agents.set(key, a);
+    }
+    return a;
+  }
+
+  #upstreamRequest(x: Exchange, up: HttpUpstream, extraHeaders: OutgoingHttpHeaders): ClientRequest {
+    const base = up.baseUrl;
+    const basePath = base.pathname.replace(/\/+$/, "");
+    let query = x.head.rawQuery;
+    if (up.query !== undefined && up.query.length > 0) {
+      const names = new Set(up.query.map(([k]) => k));
+      const kept = x.head.query.filter(([k]) => !names.has(k)).map(([k, v]) => [k, v] as [string, string]);
+      query = new URLSearchParams([...kept, ...up.query.map(([k, v]) => [k, v] as [string, string])]).toString();
+    }
+    const path = `${basePath}${x.forwardPath}${query === "" ? "" : `?${query}`}`;
+    const headers: OutgoingHttpHeaders = { ...x.head.headers, ...extraHeaders, ...up.headers, host: base.host };
+    delete headers.expect;
+    const https = base.protocol === "https:";
+    const options = {
+      method: x.head.method,
+      host: base.hostname.replace(/^\[|\]$/g, ""),
+      port: base.port === "" ? (https ? 443 : 80) : Number(base.port),
+      path,
+      headers,
+      agent: this.#agentFor(x.s.connection, up),
+      timeout: this.#o.connectTimeoutMs,
+    };
+    return https ? httpsRequest(options) : httpRequest(options);
+  }
+
+  async #forward(x: Exchange, event: JudgedEvent, decision: AllowDecision, up: HttpUpstream, body: BodyPrefix): Promise<void> {
+    const { req, res, s } = x;
+    const extra: OutgoingHttpHeaders = {};
+    const upReq = this.#upstreamRequest(x, up, extra);
+    const responded = new Promise<IncomingMessage>((resolve, reject) => {
+      upReq.once("response", resolve);
+      upReq.once("error", reject);
+      upReq.once("timeout", () => upReq.destroy(new Error("timeout")));
+    });
+    res.once("close", () => {
+      if (!res.writableFinished) upReq.destroy();
+    });
+    for (const c of body.chunks) upReq.write(c);
+    s.bytesIn += body.size;
+    if (body.ended) upReq.end();
+    else {
+      req.on("data", (c: Buffer) => (s.bytesIn += c.length));
+      req.pipe(upReq);
+    }
+    let upRes: IncomingMessage;
+    try {
+      upRes = await responded;
+    } catch (e) {
+      const ge = new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer", { cause: e });
+      this.#log.warn({ err: e, connection: s.connection.name }, "HTTP target request failed");
+      s.gate.observe({ type: "upstream.failure", session: s.gate.info, code: ge.code, message: ge.message });
+      if (s.connection.type === "http" && s.connection.auth.type === "oauth2ClientCredentials") this.#oauth.invalidate(s.connection.name);
+      return this.#refuse(res, ge, x.kind);
+    }
+    if (upRes.statusCode === 401 && s.connection.type === "http" && s.connection.auth.type === "oauth2ClientCredentials") this.#oauth.invalidate(s.connection.name);
+    await this.#respond(x, event, decision, up, upRes);
+  }
+
+  async #respond(x: Exchange, event: JudgedEvent, decision: AllowDecision, up: HttpUpstream, upRes: IncomingMessage): Promise<void> {
+    const { res, s, head } = x;
+    const status = upRes.statusCode ?? 502;
+    const masks = decision.plan?.masks ?? [];
+    const headerRules = masks.flatMap((m) => m.columns.filter((c) => c.toLowerCase().startsWith("header:")).map((c) => c.slice(7).trim().toLowerCase()));
+    const bodyRules = masks.map((m) => ({ ...m, columns: m.columns.filter((c) => !c.toLowerCase().startsWith("header:")) })).filter((m) => m.columns.length > 0 || m.detectors.length > 0);
+    const counts: Record<string, number> = {};
+    const outHeaders = this.#responseHeaders(upRes, up, s.connection.name, headerRules, counts);
+    const noBody = head.method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200);
+    const ctype = (upRes.headers["content-type"] ?? "").toLowerCase();
+    const lowerHeaders = Object.fromEntries(Object.entries(outHeaders).map(([k, v]) => [k, String(v)]));
+    const transform = x.kind?.responseTransform?.({ head, connection: s.connection, event, decision, status, headers: lowerHeaders });
+    const needScrub = up.secrets.length > 0;
+    const needMask = bodyRules.length > 0 || transform !== undefined;
+    const tap = new Tap(this.#o.maxRecordedBytes);
+    const stages: Duplex[] = [];
+    if (!noBody && (needScrub || needMask)) {
+      const enc = contentEncodingOf(upRes.headers["content-encoding"]);
+      if (enc === "unknown") {
+        upRes.resume();
+        return this.#refuse(res, new GatewayError("GW_POLICY_DENIED", `the target answered in a content encoding the gateway cannot inspect (${String(upRes.headers["content-encoding"])}), so the response is refused`), x.kind);
+      }
+      if (enc !== undefined) stages.push(decoderFor(enc, 1 << 20));
+      delete outHeaders["content-encoding"];
+      delete outHeaders["content-length"];
+      if (needScrub) stages.push(new SecretScrubber(up.secrets));
+      const chain = new MaskChain(bodyRules.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
+      const planMasker = this.#planMasker(bodyRules, chain, counts);
+      if (transform !== undefined) stages.push(transformStage(transform, planMasker));
+      else if (bodyRules.length > 0) {
+        if (isJson(ctype)) stages.push(new JsonMaskTransform({ chain, pathRules: jsonPathRules(bodyRules), maskerFor: this.#o.maskerFor, counts }));
+        else if (isText(ctype)) stages.push(new LineMasker(chain, counts));
+        // Other media types (images, archives, octet streams) carry no text a detector reads: passed, scrubbed of the credential.
+      }
+    }
+    res.writeHead(status, upRes.statusMessage, outHeaders);
+    if (ctype.startsWith("text/event-stream")) res.flushHeaders();
+    let failed: unknown;
+    if (noBody) {
+      upRes.resume();
+      res.end();
+    } else {
+      try {
+        await pipeline([upRes as Readable, ...stages, tap, res]);
+      } catch (e) {
+        failed = e;
+        res.destroy();
+      }
+    }
+    s.bytesOut += tap.bytes;
+    const duration = performance.now() - x.started;
+    if (failed !== undefined && !(failed instanceof Error && /premature close/i.test(failed.message))) {
+      this.#log.warn({ connection: s.connection.name, err: failed }, "HTTP response aborted (fail closed)");
+    }
+    const reqHeaders = JSON.stringify(redactHeaders(head.headers)).slice(0, this.#o.maxRecordedBytes);
+    const resHeaders = JSON.stringify(outHeaders).slice(0, this.#o.maxRecordedBytes);
+    const recordedBody = tap.head() + (tap.truncated ? " …" : "");
+    s.gate.observe({
+      type: "db.result",
+      session: s.gate.info,
+      seq: event.seq,
+      kind: "simple",
+      commandTag: `HTTP ${status}`,
+      rowCount: tap.bytes,
+      columns: ["part", "content"],
+      rows: [
+        ["request", `${head.method} ${head.path}${head.rawQuery === "" ? "" : `?${head.rawQuery}`}`],
+        ["request headers", SecretScrubber.scrubText(reqHeaders, up.secrets)],
+        ["response status", `${status} ${upRes.statusMessage ?? ""}`.trim()],
+        ["response headers", resHeaders],
+        ["response body", needScrub ? SecretScrubber.scrubText(recordedBody, up.secrets) : recordedBody],
+      ],
+      rowsTruncated: tap.truncated,
+      durationMs: Math.round(duration),
+      ...(Object.keys(counts).length === 0 ? {} : { masked: counts }),
+      ...(failed === undefined ? {} : { error: { sqlstate: "GW_PROTOCOL", message: "the response was cut off: it could not be masked (fail closed) or the connection dropped" } }),
+    });
+  }
+
+  #planMasker(rules: readonly MaskRule[], chain: MaskChain, counts: Record<string, number>): PlanMasker {
+    const maskerFor = this.#o.maskerFor;
+    return {
+      rules,
+      counts,
+      text: (v) => chain.line(v, counts) ?? v,
+      json: (doc) => chain.json(doc, counts, rules, maskerFor).text ?? doc,
+    };
+  }
+
+  #responseHeaders(upRes: IncomingMessage, up: HttpUpstream, connection: string, headerRules: readonly string[], counts: Record<string, number>): OutgoingHttpHeaders {
+    const out: OutgoingHttpHeaders = {};
+    const dropped = connectionTokens(upRes.headers.connection);
+    const raw = upRes.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = (raw[i] ?? "").toLowerCase();
+      let value = raw[i + 1] ?? "";
+      if (HOP_BY_HOP.has(name) || dropped.has(name)) continue;
+      value = SecretScrubber.scrubText(value, up.secrets);
+      if (headerRules.includes(name)) {
+        value = SCRUBBED;
+        counts.header = (counts.header ?? 0) + 1;
+      }
+      if (name === "location") value = rewriteLocation(value, up.baseUrl, connection);
+      const prev = out[name];
+      if (prev === undefined) out[name] = value;
+      else out[name] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+    }
+    return out;
+  }
+
+  async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, fixed: string): Promise<void> {
+    socket.on("error", () => undefined);
+    try {
+      const p = await this.#prepare(req, fixed);
+      if ("refusal" in p) return void socket.end(rawResponse(renderRefusal(p.refusal)));
+      const { s, kind } = p;
+      s.seq++;
+      let event: JudgedEvent;
+      if (kind !== undefined) {
+        const c = await kind.classify(p.head, { connection: s.connection, session: s.gate.info, seq: s.seq });
+        if (!c.ok) return void socket.end(rawResponse(renderRefusal(c.refusal)));
+        event = c.event;
+      } else {
+        event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
+      }
+      const decision = await s.gate.judge(event);
+      if (decision.type === "deny") return void socket.end(rawResponse(renderRefusal(decision)));
+      const up = await this.#upstream(s.connection, kind);
+      const masks = decision.plan?.masks ?? [];
+      const chain = new MaskChain(masks.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
+      if (kind?.upgrade !== undefined) {
+        await kind.upgrade({
+          head: p.head,
+          connection: s.connection,
+          session: s.gate,
+          event,
+          decision,
+          upstream: up,
+          socket,
+          firstBytes: head,
+          rawHeaders: req.rawHeaders,
+          mask: this.#planMasker(masks, chain, {}),
+          signal: s.gate.signal,
+        });
+        return;
+      }
+      if (masks.length > 0) {
+        // Frames of an upgraded stream are not masked by this engine: refused rather than passed unmasked.
+        return void socket.end(rawResponse(renderRefusal(new GatewayError("GW_POLICY_DENIED", "a mask policy applies to this request, and upgraded (WebSocket) streams cannot be masked, so the upgrade is refused"))));
+      }
+      await this.#relayUpgrade(req, socket, head, p, up);
+    } catch (e) {
+      const ge = toGatewayError(e);
+      if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP upgrade");
+      socket.end(rawResponse(renderRefusal(ge)));
+    }
+  }
+
+  async #relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, p: { s: Admitted; head: HttpRequestHead; forwardPath: string; kind: HttpServedKind | undefined }, up: HttpUpstream): Promise<void> {
+    const x: Exchange = { req, res: undefined as unknown as ServerResponse, s: p.s, head: p.head, forwardPath: p.forwardPath, kind: p.kind, started: performance.now() };
+    const upReq = this.#upstreamRequest(x, up, { connection: "Upgrade", upgrade: req.headers.upgrade ?? "websocket" });
+    upReq.end();
+    await new Promise<void>((resolve) => {
+      upReq.once("error", (e) => {
+        this.#log.warn({ err: e, connection: p.s.connection.name }, "HTTP upgrade to the target failed");
+        socket.end(rawResponse(renderRefusal(new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer"))));
+        resolve();
+      });
+      upReq.once("response", (upRes: IncomingMessage) => {
+        // The target declined the upgrade: its answer goes back as is (scrubbed), and the socket closes.
+        const headers = this.#responseHeaders(upRes, up, p.s.connection.name, [], {});
+        const chunks: Buffer[] = [];
+        upRes.on("data", (c: Buffer) => chunks.length < 64 && chunks.push(c));
+        upRes.on("end", () => {
+          const body = SecretScrubber.scrubText(Buffer.concat(chunks).toString("utf8"), up.secrets);
+          socket.end(rawResponse({ status: upRes.statusCode ?? 502, headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, String(v)])), body }));
+          resolve();
+        });
+      });
+      upReq.once("upgrade", (upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
+        const headers = this.#responseHeaders(upRes, up, p.s.connection.name, [], {});
+        let text = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${upRes.headers.upgrade ?? "websocket"}\r\n`;
+        for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) text += `${k}: ${String(one)}\r\n`;
+        socket.write(`${text}\r\n`);
+        if (upHead.length > 0) socket.write(upHead);
+        if (head.length > 0) upSocket.write(head);
+        upSocket.on("error", () => undefined);
+        const untrack = this.#live.track(upSocket);
+        const done = (): void => {
+          untrack();
+          socket.destroy();
+          upSocket.destroy();
+          resolve();
+        };
+        p.s.gate.signal.addEventListener("abort", done, { once: true });
+        upSocket.once("close", done);
+        socket.once("close", done);
+        upSocket.pipe(socket);
+        socket.pipe(upSocket);
+      });
+    });
+  }
+}
+
+interface BodyPrefix {
+  readonly chunks: Buffer[];
+  readonly size: number;
+  /** The whole body was read. */
+  readonly ended: boolean;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (cl !== undefined && cl !== "0");
+}
+
+/** Read the body up to `max` bytes (more: stop, the rest stays in the request stream, paused). */
+function readBody(req: IncomingMessage, max: number): Promise<BodyPrefix> {
+  if (!hasBody(req)) return Promise.resolve({ chunks: [], size: 0, ended: true });
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+    };
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+      size += c.length;
+      if (size > max) {
+        req.pause();
+        cleanup();
+        resolve({ chunks, size, ended: false });
+      }
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve({ chunks, size, ended: true });
+    };
+    const onError = (e: Error): void => {
+      cleanup();
+      reject(new GatewayError("GW_PROTOCOL", "the request body could not be read", { cause: e }));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+  });
+}
+
+function isJson(ctype: string): boolean {
+  const t = ctype.split(";")[0]?.trim() ?? "";
+  return t === "application/json" || t.endsWith("+json") || t === "text/json";
+}
+
+function isText(ctype: string): boolean {
+  const t = ctype.split(";")[0]?.trim() ?? "";
+  return t === "" || t.startsWith("text/") || t.endsWith("+xml") || t === "application/xml" || t === "application/javascript" || t === "application/x-www-form-urlencoded" || t === "application/x-ndjson" || t === "application/yaml";
+}
+
+function bodyFacts(req: IncomingMessage, body: BodyPrefix): HttpBodyFacts {
+  if (body.size === 0 && body.ended) return { state: "none" };
+  if (!body.ended) return { state: "opaque", reason: "too_large", bytes: body.size };
+  const buf = Buffer.concat(body.chunks);
+  const sha256 = createHash("sha256").update(buf).digest("hex");
+  if (contentEncodingOf(req.headers["content-encoding"]) !== undefined) return { state: "opaque", reason: "encoded", bytes: buf.length, sha256 };
+  if (!isJson((req.headers["content-type"] ?? "").toLowerCase())) return { state: "opaque", reason: "not_json", bytes: buf.length, sha256 };
+  try {
+    return { state: "json", value: JSON.parse(buf.toString("utf8")) as unknown, bytes: buf.length, sha256 };
+  } catch {
+    return { state: "opaque", reason: "invalid_json", bytes: buf.length, sha256 };
+  }
+}
+
+function requestText(head: HttpRequestHead, body: HttpBodyFacts): string {
+  const line = `${head.method} ${head.normalizedPath}${head.rawQuery === "" ? "" : `?${head.rawQuery}`}`;
+  switch (body.state) {
+    case "none":
+      return line;
+    case "json":
+      return `${line}\nbody: ${body.bytes} bytes JSON, sha256 ${body.sha256}`;
+    case "opaque":
+      return `${line}\nbody: ${body.bytes ?? "?"} bytes (${body.reason})${body.sha256 === undefined ? "" : `, sha256 ${body.sha256}`}`;
+  }
+}
+
+/** The token from `Authorization: Bearer T`, or the password of `Basic` (user ignored). */
+function tokenOf(header: string | undefined): string {
+  if (header === undefined) return "";
+  const m = /^\s*(\S+)\s+(\S+)\s*$/.exec(header);
+  if (m === null) return "";
+  const scheme = (m[1] ?? "").toLowerCase();
+  if (scheme === "bearer") return m[2] ?? "";
+  if (scheme === "basic") {
+    const decoded = Buffer.from(m[2] ?? "", "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    return colon < 0 ? "" : decoded.slice(colon + 1);
+  }
+  return "";
+}
+
+function connectionTokens(v: string | string[] | undefined): Set<string> {
+  const s = Array.isArray(v) ? v.join(",") : (v ?? "");
+  return new Set(s.split(",").map((t) => t.trim().toLowerCase()).filter((t) => t !== ""));
+}
+
+function isUpgrade(req: IncomingMessage): boolean {
+  return req.headers.upgrade !== undefined && connectionTokens(req.headers.connection).has("upgrade");
+}
+
+/** Client headers that may go to the target: no hop-by-hop, no credentials of the agent, no Host. */
+function forwardableHeaders(req: IncomingMessage): Record<string, string> {
+  const dropped = connectionTokens(req.headers.connection);
+  const out: Record<string, string> = {};
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] ?? "").toLowerCase();
+    if (HOP_BY_HOP.has(name) || dropped.has(name) || name === "authorization" || name === "host" || name === "expect") continue;
+    const v = raw[i + 1] ?? "";
+    out[name] = out[name] === undefined ? v : `${out[name]}, ${v}`;
+  }
+  return out;
+}
+
+/** Headers as recorded and judged: cookies and anything credential-like shown as [REDACTED]. */
+function redactHeaders(h: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) out[k] = k === "cookie" || /token|secret|api[-_]?key|auth|password|session/.test(k) ? SCRUBBED : v;
+  return out;
+}
+
+/** A Location pointing into the target becomes the gateway path of the same resource. */
+function rewriteLocation(value: string, base: URL, connection: string): string {
+  let u: URL;
+  try {
+    u = new URL(value, base);
+  } catch {
+    return value;
+  }
+  const basePath = base.pathname.replace(/\/+$/, "");
+  if (u.origin !== base.origin || !(u.pathname === basePath || u.pathname.startsWith(`${basePath}/`) || basePath === "")) return u.toString();
+  return `/${connection}${u.pathname.slice(basePath.length) || "/"}${u.search}${u.hash}`;
+}
+
+function rawResponse(r: RenderedRefusal): string {
+  const reason = r.status === 401 ? "Unauthorized" : r.status === 403 ? "Forbidden" : r.status === 404 ? "Not Found" : r.status === 400 ? "Bad Request" : "Error";
+  let s = `HTTP/1.1 ${r.status} ${reason}\r\n`;
+  for (const [k, v] of Object.entries(r.headers)) s += `${k}: ${v}\r\n`;
+  s += `content-length: ${Buffer.byteLength(r.body)}\r\nconnection: close\r\n\r\n${r.body}`;
+  return s;
+}
+
+function transformStage(t: ResponseTransform, mask: PlanMasker): Duplex {
+  switch (t.type) {
+    case "json":
+      return new WholeBodyTransform(t.maxBytes, (b) => t.rewrite(b, mask));
+    case "json-lines":
+    case "text-lines":
+      return new LineMasker(new MaskChain([]), {}, t.maxLineBytes, (line) => t.rewrite(line, mask));
+  }
+}
