@@ -19,6 +19,7 @@ import { Socket } from "node:net";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { gatewayText, refusalText, type Refusal } from "../../core/engine.js";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
+import type { ConnectionType } from "../../core/connection.js";
 import type { UpgradeContext } from "../../core/http-kind.js";
 import type { SessionJudge } from "../../core/judge.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
@@ -41,7 +42,7 @@ function statusJson(message: string, code: number, reason: string): string {
 }
 
 /** Answer the not-yet-upgraded request with an HTTP error carrying a Kubernetes Status. */
-function refuseHttp(socket: UpgradeContext<"kubernetes">["socket"], code: number, body: string): void {
+function refuseHttp(socket: UpgradeContext<ConnectionType>["socket"], code: number, body: string): void {
   const reason = code === 403 ? "Forbidden" : code === 400 ? "Bad Request" : code === 502 ? "Bad Gateway" : "Error";
   socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
@@ -58,7 +59,7 @@ function headerOf(raw: readonly string[], name: string): string | undefined {
   return undefined;
 }
 
-export async function serveExec(ctx: UpgradeContext<"kubernetes">): Promise<void> {
+export async function serveExec(ctx: UpgradeContext<ConnectionType>): Promise<void> {
   try {
     await serve(ctx);
   } catch (e) {
@@ -67,7 +68,7 @@ export async function serveExec(ctx: UpgradeContext<"kubernetes">): Promise<void
   }
 }
 
-async function serve(ctx: UpgradeContext<"kubernetes">): Promise<void> {
+async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
   const { head, session, socket } = ctx;
   const ev = ctx.event;
   if (ev.type !== "k8s.request") throw new GatewayError("GW_INTERNAL", "exec without its request");
@@ -163,7 +164,7 @@ async function serve(ctx: UpgradeContext<"kubernetes">): Promise<void> {
   wss.close();
 }
 
-function relay(ctx: UpgradeContext<"kubernetes">, session: SessionJudge, client: WebSocket, upstream: WebSocket, protocol: ChannelProtocol, stdin: boolean, tty: boolean): Promise<void> {
+function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, client: WebSocket, upstream: WebSocket, protocol: ChannelProtocol, stdin: boolean, tty: boolean): Promise<void> {
   const ev = ctx.event;
   const cast = castPathFor === undefined ? undefined : new AsciicastWriter(castPathFor(session.info.id));
   cast?.start({ width: 80, height: 24, title: ev.type === "k8s.request" ? ev.text : "exec" });

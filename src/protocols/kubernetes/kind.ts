@@ -5,7 +5,8 @@
  * and responses masked per the decision's plan (Secrets decoded first: secrets.ts; watch
  * streams and `logs -f` line by line as they flow). Exec/attach over WebSocket: exec.ts.
  */
-import type { ConnectionOf, Refusal } from "../../core/engine.js";
+import type { Connection, ConnectionType } from "../../core/connection.js";
+import type { Refusal } from "../../core/engine.js";
 import { refusalText } from "../../core/engine.js";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { Classification, ClassifyContext, HttpRequestHead, HttpServedKind, HttpUpstream, ResponseContext, ResponseTransform, UpgradeContext } from "../../core/http-kind.js";
@@ -85,12 +86,13 @@ function isWebSocketUpgrade(head: HttpRequestHead): boolean {
   return head.upgrade === "websocket";
 }
 
-export function kubernetesKind(): HttpServedKind<"kubernetes"> {
+export function kubernetesKind(): HttpServedKind {
   return {
     connectionType: "kubernetes",
     clientProtocol: "kubernetes",
 
-    async upstream(connection: ConnectionOf<"kubernetes">, resolveSecret: (ref: SecretRef) => Promise<string>): Promise<HttpUpstream> {
+    async upstream(connection: Connection, resolveSecret: (ref: SecretRef) => Promise<string>): Promise<HttpUpstream> {
+      if (connection.type !== "kubernetes") throw new GatewayError("GW_INTERNAL", "not a kubernetes connection");
       const secrets: string[] = [];
       const headers: Record<string, string> = {};
       if (connection.token !== undefined) {
@@ -115,7 +117,7 @@ export function kubernetesKind(): HttpServedKind<"kubernetes"> {
       return head.method === "POST" && head.upgrade === undefined ? MAX_REQUEST_BODY : undefined;
     },
 
-    classify(head: HttpRequestHead, ctx: ClassifyContext<"kubernetes">): Classification {
+    classify(head: HttpRequestHead, ctx: ClassifyContext<ConnectionType>): Classification {
       const r = classifyOrRefuse(head);
       if (r instanceof GatewayError) return { ok: false, refusal: r };
       const accept = head.headers.accept ?? "";
@@ -159,7 +161,7 @@ export function kubernetesKind(): HttpServedKind<"kubernetes"> {
       return { contentType: "application/json", body: statusBody(refusal, httpStatus) };
     },
 
-    responseTransform(ctx: ResponseContext<"kubernetes">): ResponseTransform | undefined {
+    responseTransform(ctx: ResponseContext<ConnectionType>): ResponseTransform | undefined {
       const masks = ctx.decision.plan?.masks ?? [];
       if (masks.length === 0) return undefined;
       const e = ctx.event;
@@ -172,7 +174,7 @@ export function kubernetesKind(): HttpServedKind<"kubernetes"> {
       return { type: "json", maxBytes: MAX_RESPONSE_JSON, rewrite: (body, mask) => maskK8sJson(body, mask) };
     },
 
-    upgrade(ctx: UpgradeContext<"kubernetes">): Promise<void> {
+    upgrade(ctx: UpgradeContext<ConnectionType>): Promise<void> {
       return serveExec(ctx);
     },
   };

@@ -1,0 +1,52 @@
+/** Run the real kubectl (/usr/bin/kubectl) with a kubeconfig written to a throwaway directory. */
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface KubectlResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A kubeconfig file for `server` with a bearer token; returns its path. */
+export function writeKubeconfig(server: string, token: string, caPem = "", text?: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "airlock-kube-"));
+  const path = join(dir, "config");
+  writeFileSync(
+    path,
+    text ??
+      `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "${server}"${caPem === "" ? "" : `, certificate-authority-data: "${Buffer.from(caPem).toString("base64")}"`}}}]
+users: [{name: u, user: {token: "${token}"}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]
+current-context: x
+`,
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+export function kubectl(kubeconfig: string, args: readonly string[], options: { readonly stdin?: string; readonly timeoutMs?: number } = {}): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const cacheDir = mkdtempSync(join(tmpdir(), "airlock-kube-cache-"));
+    const p = spawn("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cacheDir, "--request-timeout", "20s", ...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cacheDir },
+    });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+    p.on("error", reject);
+    p.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    if (options.stdin !== undefined) p.stdin.end(options.stdin);
+    else p.stdin.end();
+  });
+}
