@@ -81,8 +81,8 @@ describe("OCSF export", () => {
     }
   });
 
-  it("records of engines newer than the table map by name (HTTP and Kubernetes requests)", () => {
-    const r = { ...base, type: "http.request", protocol: "http", statement: "POST /payments?x=1" } as unknown as AuditRecord;
+  it("HTTP and Kubernetes requests map to HTTP Activity, by method", () => {
+    const r = merged({ type: "http.request", protocol: "http", statement: "POST /payments?x=1" });
     const ev = toOcsf(r, "1.2.3");
     check(ev);
     expect(ev["class_uid"]).toBe(4002);

@@ -82,6 +82,10 @@ function classOf(r: AuditRecord): ClassKey {
       return "datastore";
     case "ssh.command":
       return "ssh";
+    case "http.request":
+    case "k8s.request":
+      return "http";
+    case "connection.change":
     case "protocol.request":
     case "token.create":
     case "token.revoke":
@@ -96,10 +100,6 @@ function classOf(r: AuditRecord): ClassKey {
     case "grant.revoked":
       return "base";
   }
-  // Record types newer than this table (engines add their own): HTTP-shaped ones by name.
-  const t: string = r.type;
-  if (t.startsWith("http.") || t.startsWith("k8s.")) return "http";
-  return "base";
 }
 
 function activity(cls: ClassKey, r: AuditRecord): readonly [number, string] {
@@ -112,7 +112,7 @@ function activity(cls: ClassKey, r: AuditRecord): readonly [number, string] {
       return (verb === undefined ? undefined : DATASTORE_ACTIVITY[verb]) ?? [99, "Other"];
     }
     case "http": {
-      const method = /^([A-Z]+)\s/.exec(r.statement ?? "")?.[1];
+      const method = httpOf(r).method;
       const id = method === undefined ? undefined : HTTP_ACTIVITY[method];
       return id === undefined || method === undefined ? [99, "Other"] : [id, `${method.slice(0, 1)}${method.slice(1).toLowerCase()}`];
     }
@@ -121,6 +121,14 @@ function activity(cls: ClassKey, r: AuditRecord): readonly [number, string] {
     case "base":
       return [99, r.type];
   }
+}
+
+/** An HTTP-shaped record's method and request target: from its details, else its statement (`METHOD /path?query`). */
+function httpOf(r: AuditRecord): { readonly method?: string; readonly target?: string } {
+  const m = /^([A-Z]+)\s+(\S+)/.exec(r.statement ?? "");
+  const method = typeof r.details?.method === "string" ? r.details.method.toUpperCase() : m?.[1];
+  const target = typeof r.details?.path === "string" ? r.details.path : m?.[2];
+  return { ...(method === undefined ? {} : { method }), ...(target === undefined ? {} : { target }) };
 }
 
 function failed(r: AuditRecord): boolean {
@@ -234,11 +242,13 @@ export function toOcsf(r: AuditRecord, productVersion: string): Obj {
       break;
     case "http": {
       if (user !== undefined) ev.actor = { user };
-      const m = /^([A-Z]+)\s+(\S+)/.exec(r.statement ?? "");
-      if (m !== null) {
-        const [path, query] = (m[2] ?? "").split("?", 2);
-        ev.http_request = { http_method: m[1] ?? "", url: { path: path ?? "", ...(query === undefined ? {} : { query_string: query }) } };
-      }
+      // The class needs http_request (or http_response): the method and path as far as known.
+      const { method, target } = httpOf(r);
+      const [path, query] = (target ?? "").split("?", 2);
+      ev.http_request = {
+        ...(method === undefined ? {} : { http_method: method }),
+        ...(path === undefined || path === "" ? {} : { url: { path, ...(query === undefined ? {} : { query_string: query }) } }),
+      };
       ev.dst_endpoint = { name: r.connection ?? "unknown" };
       break;
     }
