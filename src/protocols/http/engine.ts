@@ -322,13 +322,7 @@ export class HttpEngine implements ProtocolEngine {
   }
 
   #refuse(res: ServerResponse, r: Refusal, kind: HttpServedKind | undefined): void {
-    const rendered = renderRefusal(r);
-    if (kind?.renderRefusal !== undefined) {
-      const k = kind.renderRefusal(r, rendered.status);
-      res.writeHead(rendered.status, { ...rendered.headers, "content-type": k.contentType, "content-length": Buffer.byteLength(k.body) });
-      res.end(k.body);
-      return;
-    }
+    const rendered = renderFor(r, kind);
     res.writeHead(rendered.status, { ...rendered.headers, "content-length": Buffer.byteLength(rendered.body) });
     res.end(rendered.body);
   }
@@ -580,21 +574,24 @@ export class HttpEngine implements ProtocolEngine {
 
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, fixed: string): Promise<void> {
     socket.on("error", () => undefined);
+    // Refusals after routing are rendered in the kind's shape (kubectl reads a Status).
+    let kindOf: HttpServedKind | undefined;
     try {
       const p = await this.#prepare(req, fixed);
       if ("refusal" in p) return void socket.end(rawResponse(renderRefusal(p.refusal)));
       const { s, kind } = p;
+      kindOf = kind;
       s.seq++;
       let event: JudgedEvent;
       if (kind !== undefined) {
         const c = await kind.classify(p.head, { connection: s.connection, session: s.gate.info, seq: s.seq });
-        if (!c.ok) return void socket.end(rawResponse(renderRefusal(c.refusal)));
+        if (!c.ok) return void socket.end(rawResponse(renderFor(c.refusal, kind)));
         event = c.event;
       } else {
         event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
       }
       const decision = await s.gate.judge(event);
-      if (decision.type === "deny") return void socket.end(rawResponse(renderRefusal(decision)));
+      if (decision.type === "deny") return void socket.end(rawResponse(renderFor(decision, kind)));
       const up = await this.#upstream(s.connection, kind);
       const masks = decision.plan?.masks ?? [];
       const chain = new MaskChain(masks.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
@@ -616,13 +613,13 @@ export class HttpEngine implements ProtocolEngine {
       }
       if (masks.length > 0) {
         // Frames of an upgraded stream are not masked by this engine: refused rather than passed unmasked.
-        return void socket.end(rawResponse(renderRefusal(new GatewayError("GW_POLICY_DENIED", "a mask policy applies to this request, and upgraded (WebSocket) streams cannot be masked, so the upgrade is refused"))));
+        return void socket.end(rawResponse(renderFor(new GatewayError("GW_POLICY_DENIED", "a mask policy applies to this request, and upgraded (WebSocket) streams cannot be masked, so the upgrade is refused"), kind)));
       }
       await this.#relayUpgrade(req, socket, head, p, up);
     } catch (e) {
       const ge = toGatewayError(e);
       if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP upgrade");
-      socket.end(rawResponse(renderRefusal(ge)));
+      socket.end(rawResponse(renderFor(ge, kindOf)));
     }
   }
 
@@ -810,6 +807,14 @@ function rewriteLocation(value: string, base: URL, connection: string): string {
   const basePath = base.pathname.replace(/\/+$/, "");
   if (u.origin !== base.origin || !(u.pathname === basePath || u.pathname.startsWith(`${basePath}/`) || basePath === "")) return u.toString();
   return `/${connection}${u.pathname.slice(basePath.length) || "/"}${u.search}${u.hash}`;
+}
+
+/** A refusal as the engine renders it, with the body in the kind's own shape when it has one (a Kubernetes Status). */
+function renderFor(r: Refusal, kind: HttpServedKind | undefined): RenderedRefusal {
+  const rendered = renderRefusal(r);
+  if (kind?.renderRefusal === undefined) return rendered;
+  const k = kind.renderRefusal(r, rendered.status);
+  return { status: rendered.status, headers: { ...rendered.headers, "content-type": k.contentType }, body: k.body };
 }
 
 function rawResponse(r: RenderedRefusal): string {
