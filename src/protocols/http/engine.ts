@@ -18,11 +18,11 @@
  */
 import { createHash } from "node:crypto";
 import { createServer as createHttpServer, request as httpRequest, Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse, type ClientRequest } from "node:http";
-import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from "node:https";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { SecureContext } from "node:tls";
+import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import type { Connection } from "../../core/connection.js";
 import type { AllowDecision, MaskRule } from "../../core/decision.js";
@@ -54,6 +54,9 @@ export interface HttpEngineOptions {
   readonly logger: Logger;
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
 }
+
+/** A client that opened TLS must finish the handshake within this (then it has headersTimeout for its head). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"]);
@@ -137,8 +140,17 @@ export class HttpEngine implements ProtocolEngine {
           socket.once("data", (first: Buffer) => {
             socket.pause();
             socket.unshift(first);
-            if (first[0] === 0x16) servers.https?.emit("connection", socket);
-            else if (this.#o.tls?.require === true) {
+            const tls = this.#o.tls;
+            if (first[0] === 0x16 && tls !== undefined) {
+              // The TLSSocket takes the ClientHello from the socket's buffer (it reads what was
+              // unshifted) and then the socket's handle directly: the raw socket must NOT be
+              // resumed, or the buffered ClientHello flows out to no one and the handshake hangs.
+              // The certificate is the default context, not only the SNI answer: clients that
+              // dial an IP address (kubectl to https://127.0.0.1) send no SNI.
+              this.#serveTls(socket, tls.context, servers.https);
+              return;
+            }
+            if (tls?.require === true) {
               const r = renderRefusal(new GatewayError("GW_TLS_REQUIRED", "this gateway requires TLS: use https://"));
               socket.end(rawResponse(r));
             } else servers.http.emit("connection", socket);
@@ -147,6 +159,30 @@ export class HttpEngine implements ProtocolEngine {
         }),
       (e) => this.#log.error({ err: e }, "unexpected error serving an HTTP client"),
     );
+  }
+
+  /**
+   * TLS on a sniffed socket: handshake with the listener's certificate, then serve the
+   * decrypted stream on `server` (an HTTP server fed TLS sockets). A handshake that fails or
+   * does not finish within the head timeout closes the connection.
+   */
+  #serveTls(socket: Socket, context: SecureContext, server: Server | undefined): void {
+    if (server === undefined) return void socket.destroy();
+    const secure = new TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ["http/1.1"] });
+    const timer = setTimeout(() => secure.destroy(), TLS_HANDSHAKE_TIMEOUT_MS);
+    const failed = (): void => {
+      clearTimeout(timer);
+      secure.destroy();
+      socket.destroy();
+    };
+    secure.once("error", failed);
+    secure.once("close", () => clearTimeout(timer));
+    secure.once("secure", () => {
+      clearTimeout(timer);
+      secure.off("error", failed);
+      secure.on("error", () => undefined);
+      server.emit("connection", secure);
+    });
   }
 
   #serversFor(fixed: string): { http: Server; https: Server | undefined } {
@@ -168,7 +204,8 @@ export class HttpEngine implements ProtocolEngine {
     const tls = this.#o.tls;
     s = {
       http: wire(createHttpServer(options)),
-      https: tls === undefined ? undefined : wire(createHttpsServer({ ...options, SNICallback: (_name, cb) => cb(null, tls.context) })),
+      // Fed sockets already decrypted (#serveTls), so a plain HTTP server.
+      https: tls === undefined ? undefined : wire(createHttpServer(options)),
     };
     this.#servers.set(fixed, s);
     return s;
@@ -285,13 +322,7 @@ export class HttpEngine implements ProtocolEngine {
   }
 
   #refuse(res: ServerResponse, r: Refusal, kind: HttpServedKind | undefined): void {
-    const rendered = renderRefusal(r);
-    if (kind?.renderRefusal !== undefined) {
-      const k = kind.renderRefusal(r, rendered.status);
-      res.writeHead(rendered.status, { ...rendered.headers, "content-type": k.contentType, "content-length": Buffer.byteLength(k.body) });
-      res.end(k.body);
-      return;
-    }
+    const rendered = renderFor(r, kind);
     res.writeHead(rendered.status, { ...rendered.headers, "content-length": Buffer.byteLength(rendered.body) });
     res.end(rendered.body);
   }
@@ -543,21 +574,24 @@ export class HttpEngine implements ProtocolEngine {
 
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, fixed: string): Promise<void> {
     socket.on("error", () => undefined);
+    // Refusals after routing are rendered in the kind's shape (kubectl reads a Status).
+    let kindOf: HttpServedKind | undefined;
     try {
       const p = await this.#prepare(req, fixed);
       if ("refusal" in p) return void socket.end(rawResponse(renderRefusal(p.refusal)));
       const { s, kind } = p;
+      kindOf = kind;
       s.seq++;
       let event: JudgedEvent;
       if (kind !== undefined) {
         const c = await kind.classify(p.head, { connection: s.connection, session: s.gate.info, seq: s.seq });
-        if (!c.ok) return void socket.end(rawResponse(renderRefusal(c.refusal)));
+        if (!c.ok) return void socket.end(rawResponse(renderFor(c.refusal, kind)));
         event = c.event;
       } else {
         event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
       }
       const decision = await s.gate.judge(event);
-      if (decision.type === "deny") return void socket.end(rawResponse(renderRefusal(decision)));
+      if (decision.type === "deny") return void socket.end(rawResponse(renderFor(decision, kind)));
       const up = await this.#upstream(s.connection, kind);
       const masks = decision.plan?.masks ?? [];
       const chain = new MaskChain(masks.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
@@ -579,13 +613,13 @@ export class HttpEngine implements ProtocolEngine {
       }
       if (masks.length > 0) {
         // Frames of an upgraded stream are not masked by this engine: refused rather than passed unmasked.
-        return void socket.end(rawResponse(renderRefusal(new GatewayError("GW_POLICY_DENIED", "a mask policy applies to this request, and upgraded (WebSocket) streams cannot be masked, so the upgrade is refused"))));
+        return void socket.end(rawResponse(renderFor(new GatewayError("GW_POLICY_DENIED", "a mask policy applies to this request, and upgraded (WebSocket) streams cannot be masked, so the upgrade is refused"), kind)));
       }
       await this.#relayUpgrade(req, socket, head, p, up);
     } catch (e) {
       const ge = toGatewayError(e);
       if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP upgrade");
-      socket.end(rawResponse(renderRefusal(ge)));
+      socket.end(rawResponse(renderFor(ge, kindOf)));
     }
   }
 
@@ -773,6 +807,14 @@ function rewriteLocation(value: string, base: URL, connection: string): string {
   const basePath = base.pathname.replace(/\/+$/, "");
   if (u.origin !== base.origin || !(u.pathname === basePath || u.pathname.startsWith(`${basePath}/`) || basePath === "")) return u.toString();
   return `/${connection}${u.pathname.slice(basePath.length) || "/"}${u.search}${u.hash}`;
+}
+
+/** A refusal as the engine renders it, with the body in the kind's own shape when it has one (a Kubernetes Status). */
+function renderFor(r: Refusal, kind: HttpServedKind | undefined): RenderedRefusal {
+  const rendered = renderRefusal(r);
+  if (kind?.renderRefusal === undefined) return rendered;
+  const k = kind.renderRefusal(r, rendered.status);
+  return { status: rendered.status, headers: { ...rendered.headers, "content-type": k.contentType }, body: k.body };
 }
 
 function rawResponse(r: RenderedRefusal): string {

@@ -77,6 +77,10 @@ async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
   if (ev.verb === "exec") {
     const d = await session.judge({ type: "ssh.exec", session: session.info, seq: ev.seq, command: argvToShell(opts.command) });
     if (d.type === "deny") {
+      // Over WebSocket the refusal goes on the error channel of an accepted stream: a refused
+      // handshake makes kubectl (1.30+) retry over SPDY, and the user would read the SPDY
+      // refusal instead of the rule. Nothing reaches the API server either way.
+      if (head.upgrade === "websocket" && (await refuseOverChannel(ctx, refusalStatus(d)))) return;
       refuseHttp(socket, 403, refusalStatus(d));
       return;
     }
@@ -136,6 +140,19 @@ async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
     refuseHttp(socket, 502, statusJson(gatewayText("exec is not available on this listener"), 502, "ServiceUnavailable"));
     return;
   }
+  const { client, wss } = await acceptClient(ctx, socket, protocol);
+  if (client === undefined) {
+    upstream.terminate();
+    wss.close();
+    return;
+  }
+  await relay(ctx, session, client, upstream, protocol, opts.stdin, opts.tty);
+  wss.close();
+}
+
+/** Complete the client's WebSocket handshake with `protocol` (undefined: the client went away). */
+async function acceptClient(ctx: UpgradeContext<ConnectionType>, socket: Socket, protocol: ChannelProtocol): Promise<{ client: WebSocket | undefined; wss: WebSocketServer }> {
+  const { head } = ctx;
   const req = new IncomingMessage(socket);
   req.method = "GET";
   req.url = head.path;
@@ -155,13 +172,33 @@ async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
       resolve(undefined);
     }
   });
+  return { client, wss };
+}
+
+/**
+ * Refuse an exec on an accepted stream: the Status on the error channel (v4/v5 carry JSON
+ * there; kubectl prints its message), then close. False when the stream cannot be accepted
+ * (no channel protocol in common, not a net.Socket): the caller answers in HTTP instead.
+ */
+async function refuseOverChannel(ctx: UpgradeContext<ConnectionType>, status: string): Promise<boolean> {
+  const { socket } = ctx;
+  const protocol = chooseProtocol(headerOf(ctx.rawHeaders, "sec-websocket-protocol") ?? ctx.head.headers["sec-websocket-protocol"]);
+  if (protocol === undefined || !(socket instanceof Socket)) return false;
+  const { client, wss } = await acceptClient(ctx, socket, protocol);
   if (client === undefined) {
-    upstream.terminate();
     wss.close();
-    return;
+    return true;
   }
-  await relay(ctx, session, client, upstream, protocol, opts.stdin, opts.tty);
+  await new Promise<void>((resolve) => {
+    client.once("close", () => resolve());
+    client.send(encodeChannelMessage(ERROR, status), () => client.close(1000));
+    setTimeout(() => {
+      client.terminate();
+      resolve();
+    }, 5_000).unref();
+  });
   wss.close();
+  return true;
 }
 
 function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, client: WebSocket, upstream: WebSocket, protocol: ChannelProtocol, stdin: boolean, tty: boolean): Promise<void> {
