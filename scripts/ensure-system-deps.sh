@@ -36,6 +36,8 @@ REQUIREMENTS=(
   "python3-psycopg|py:psycopg"
   # --- psycopg2 and pgjdbc: everyday-client regression tests (test/clients-*.test.ts) ---
   "python3-psycopg2|py:psycopg2"
+  # --- MySQLdb (mysqlclient) under Debian's python (test/mysql.test.ts) ---
+  "python3-mysqldb|py:MySQLdb"
   "libpostgresql-jdbc-java|/usr/share/java/postgresql.jar"
   "default-jre-headless|java"
 )

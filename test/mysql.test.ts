@@ -122,9 +122,7 @@ describe("MySQL engine", () => {
     expect((await db.sql("SELECT count(*) FROM shop.orders")).stdout).toContain("3");
   });
 
-  // KNOWN BROKEN (2026-12-07): COM_STMT_PREPARE/EXECUTE from mysql2 hang through the gateway;
-  // skipped until fixed so the suite stays green. See the branch report.
-  it.skip("serves mysql2 prepared statements with binary rows masked", async () => {
+  it("serves mysql2 prepared statements with binary rows masked", async () => {
     const token = await gw.mint("agent");
     // shoped has no deny policy: `?` placeholders are MySQL syntax the interim (PostgreSQL)
     // classifier cannot parse, which fails closed where deny policies apply.
@@ -144,9 +142,18 @@ describe("MySQL engine", () => {
       expect((again as { email: string }[])[0]?.email).toBe("[EMAIL]");
       const [n] = await c.execute("SELECT count(*) AS n FROM orders WHERE total > ?", [6]);
       expect(Number((n as { n: number }[])[0]?.n)).toBeGreaterThanOrEqual(1);
-      await expect(guarded.execute("DROP TABLE orders")).rejects.toThrow(/airlock: .*no-drop/);
+      // Refused at prepare (ERR 1142), and the session stays usable.
+      await expect(guarded.execute("DROP TABLE orders")).rejects.toMatchObject({ errno: 1142, message: expect.stringMatching(/airlock: .*no-drop/) as unknown });
       const [m] = await guarded.execute("SELECT count(*) AS n FROM orders");
       expect(Number((m as { n: number }[])[0]?.n)).toBeGreaterThanOrEqual(2);
+      // COM_STMT_CLOSE: the statement is forgotten (no answer); its id is then unknown.
+      const st = await c.prepare("SELECT email FROM customers WHERE id = ?");
+      const [one] = await st.execute([2]);
+      expect((one as { email: string }[])[0]?.email).toBe("[EMAIL]");
+      await st.close();
+      await expect(st.execute([2])).rejects.toThrow(/unknown prepared statement/);
+      const [still] = await c.execute("SELECT count(*) AS n FROM orders WHERE total > ?", [0]);
+      expect(Number((still as { n: number }[])[0]?.n)).toBeGreaterThanOrEqual(2);
     } finally {
       await c.end();
       await guarded.end();

@@ -14,7 +14,7 @@
  */
 import { generateKeyPair, randomBytes, type KeyObject } from "node:crypto";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import type { MaskRule } from "../../core/decision.js";
@@ -97,6 +97,33 @@ const DEFAULT_VERSION = "5.5.5-10.11.0-MariaDB-airlock";
 const RSA_BITS = 4096;
 
 const LOGIN_LIMITS: PacketLimits = { maxPayload: 64 * 1024 };
+
+/** A stream over `raw` that yields `first` (bytes already read from it) before what follows. */
+function withLeftover(raw: Socket, first: Buffer): Duplex {
+  const d = new Duplex({
+    read(): void {
+      raw.resume();
+    },
+    write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+      raw.write(chunk, callback);
+    },
+    final(callback: (error?: Error | null) => void): void {
+      raw.end(() => callback());
+    },
+    destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+      raw.destroy();
+      callback(error);
+    },
+  });
+  d.push(first);
+  raw.on("data", (b: Buffer) => {
+    if (!d.push(b)) raw.pause();
+  });
+  raw.once("end", () => d.push(null));
+  raw.once("close", () => d.destroy());
+  raw.on("error", (e: Error) => d.destroy(e));
+  return d;
+}
 
 /** A 20-byte nonce of printable bytes (clients treat it as a NUL-terminated string). */
 function nonce(): Buffer {
@@ -188,8 +215,11 @@ export class MysqlEngine implements ProtocolEngine {
       if (tls === undefined) throw new GatewayError("GW_PROTOCOL", "TLS requested but not offered");
       channel.detach();
       const leftover = channel.reader.drain();
-      if (leftover.length > 0) raw.unshift(leftover);
-      const t = new TLSSocket(raw, { isServer: true, secureContext: tls.context });
+      // A client may send its TLS ClientHello right behind the SSLRequest (mysql2 does, without
+      // waiting): those bytes are already read. A TLSSocket over a net.Socket reads the socket's
+      // handle directly and never sees data unshifted onto it, so the handshake would hang;
+      // it is built over a stream that yields the leftover first instead.
+      const t = new TLSSocket(leftover.length > 0 ? withLeftover(raw, leftover) : raw, { isServer: true, secureContext: tls.context });
       t.on("error", () => undefined);
       this.#live.track(t);
       socket = t;
