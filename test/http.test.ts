@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET, UPSTREAM_OAUTH_TOKEN, startUpstream, type Upstream } from "./harness/http-upstream.js";
 import { runProcess } from "./harness/redis.js";
+import { until } from "./harness/until.js";
 
 const CANARY = "target-bearer-CANARY-7c1d2e";
 let up: Upstream;
@@ -85,9 +86,12 @@ describe("HTTP engine", () => {
     expect(gw.logs()).not.toContain(CANARY);
     const sessions = await gw.api("/v1/sessions?limit=100");
     expect(sessions.text).not.toContain(CANARY);
-    const audit = await gw.api("/v1/audit?limit=1000");
+    // The audit log ships to the store asynchronously: wait for this request's record there.
+    const audit = await until("the request's audit record in the store", async () => {
+      const a = await gw.api("/v1/audit?limit=1000");
+      return a.text.includes("http.request") ? a : undefined;
+    });
     expect(audit.text).not.toContain(CANARY);
-    expect(audit.text).toContain("http.request");
   });
 
   it("refuses a missing or bad token with 401 and WWW-Authenticate, an unknown connection with 404", async () => {

@@ -35,7 +35,7 @@ describe("configuration", () => {
     expect(configError({ listen: { postgres: "nonsense" } })).toContain("listen.postgres");
     expect(configError({ unknownKey: 1 })).toContain("unknownKey");
     expect(configError({ serviceAccounts: [{ name: "a" }, { name: "a" }] })).toContain("serviceAccounts[1].name");
-    expect(configError({ connections: [{ name: "m1", type: "mysql", host: "h" }] })).toContain('connections[0].type: type "mysql" is not supported by this version yet');
+    expect(configError({ connections: [{ name: "m1", type: "mcp", host: "h" }] })).toContain('connections[0].type: type "mcp" is not supported by this version yet');
     expect(configError({ connections: [{ name: "web1", type: "ssh", host: "h", user: "u", password: "p" }] })).toContain("connections[0].hostKey:");
     expect(configError({ connections: [{ name: "web1", type: "ssh", host: "h", user: "u", hostKey: "ssh-ed25519 AAAA" }] })).toContain("needs privateKey or password");
     expect(configError({ serviceAccounts: [{ name: "a", sshPublicKeys: ["not a key"] }] })).toContain("serviceAccounts[0].sshPublicKeys[0]");
