@@ -13,7 +13,6 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
-import { generate } from "selfsigned";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { AuditRecord } from "../src/audit/types.js";
@@ -21,6 +20,7 @@ import { createLogger } from "../src/observability/logger.js";
 import { parseConfig, type RawConfig } from "../src/runtime/config.js";
 import { startGateway, type RunningGateway } from "../src/runtime/gateway.js";
 import { freePort } from "./harness/ports.js";
+import { localhostCertificate } from "./harness/tls.js";
 import { until } from "./harness/until.js";
 
 const SECRET = "webhook-signing-secret-for-tests";
@@ -168,18 +168,11 @@ async function rsyslog(dir: string): Promise<{ udp: number; tcp: number; tls: nu
   const conf = join(dir, "rsyslog.conf");
   // TLS (RFC 5425) through rsyslog's OpenSSL stream driver, with a self-signed certificate the
   // gateway's sink is given as its CA.
-  const pems = await generate([{ name: "commonName", value: "localhost" }], {
-    keyType: "ec",
-    curve: "P-256",
-    extensions: [
-      { name: "basicConstraints", cA: true },
-      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }] },
-    ],
-  });
+  const pems = await localhostCertificate();
   const ca = join(dir, "syslog-cert.pem");
   const key = join(dir, "syslog-key.pem");
   writeFileSync(ca, pems.cert);
-  writeFileSync(key, pems.private, { mode: 0o600 });
+  writeFileSync(key, pems.key, { mode: 0o600 });
   writeFileSync(
     conf,
     [

@@ -8,8 +8,8 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, wri
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { generate } from "selfsigned";
 import { freePort } from "./ports.js";
+import { localhostCertificate } from "./tls.js";
 
 const execFileP = promisify(execFile);
 
@@ -120,16 +120,9 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   let caCert: string | undefined;
   const conf: string[] = ["fsync = off", "synchronous_commit = off", "full_page_writes = off", "max_connections = 200"];
   if (options.ssl === true) {
-    const pems = await generate([{ name: "commonName", value: "localhost" }], {
-      keyType: "ec",
-      curve: "P-256",
-      extensions: [
-        { name: "basicConstraints", cA: true },
-        { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }] },
-      ],
-    });
+    const pems = await localhostCertificate();
     writeFileSync(join(dataDir, "server.crt"), pems.cert);
-    writeFileSync(join(dataDir, "server.key"), pems.private, { mode: 0o600 });
+    writeFileSync(join(dataDir, "server.key"), pems.key, { mode: 0o600 });
     caCert = pems.cert;
     conf.push("ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'");
   }
