@@ -101,8 +101,9 @@ export class VaultClient {
         return entry;
       } catch (e) {
         if (e instanceof VaultHttpError) {
-          // A token Vault no longer accepts (revoked, expired): log in again, once.
-          if (e.status === 403 && attempt === 0 && this.#o.auth.method !== "token") {
+          // A token Vault no longer accepts (revoked, expired): log in again, once (for a static
+          // token: read its reference again, e.g. a file Vault Agent rewrites).
+          if (e.status === 403 && attempt === 0) {
             this.#token = undefined;
             continue;
           }
