@@ -13,7 +13,8 @@ import { detectorNameSchema } from "../masking/detectors.js";
 import { isPhoneRegion } from "../masking/detectors/phone-regions.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
-import { durationSchema as duration, secretRefSchema as secretRef } from "./schema-parts.js";
+import { auditSink, vaultConfig } from "./config-ops.js";
+import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
 export { parseSecretRef } from "./schema-parts.js";
 import { httpMatchProblems } from "../policy/http-match.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
@@ -45,9 +46,6 @@ const listenAddress = z
     return a;
   });
 
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "use letters, digits, '_', '.', '-' (at most 63, starting with a letter or digit)");
 
 const group = z.string().min(1).max(200);
 
@@ -268,86 +266,6 @@ const policy = z.strictObject({
   statementTimeout: duration.optional(),
   /** Sessions are read-only: injected at connect, writes and attempts to switch it off are refused. */
   readOnly: z.boolean().optional(),
-});
-
-/** Which audit records a sink takes (all given must hold). */
-const auditSinkFilter = z
-  .strictObject({
-    types: z.array(z.string().min(1)).optional().describe("event types, e.g. db.query, auth.failure"),
-    decisions: z.array(z.enum(["allow", "deny"])).optional(),
-    connections: z.array(z.string().min(1)).optional().describe("connection globs"),
-  })
-  .default({});
-
-/** The shape of exported records: Airlock's own, or OCSF 1.8 events (src/audit/export/ocsf.ts). */
-const auditSinkFormat = z.enum(["airlock", "ocsf"]).default("airlock").describe("airlock: Airlock's audit record; ocsf: OCSF 1.8 events (see the README's mapping table)");
-
-/** Audit export sinks (issue 20; src/audit/export). */
-const auditSink = z.discriminatedUnion("type", [
-  z.strictObject({
-    name,
-    type: z.literal("file"),
-    path: z.string().min(1).describe("JSON-lines file, rotated to PATH.1 … PATH.keep"),
-    maxBytes: z.number().int().min(1024).default(64 * 1_048_576),
-    keep: z.number().int().min(1).max(1000).default(5),
-    filter: auditSinkFilter,
-    format: auditSinkFormat,
-  }),
-  z.strictObject({
-    name,
-    type: z.literal("webhook"),
-    url: z.url(),
-    secret: secretRef.describe("HMAC-SHA256 key for the x-airlock-signature header"),
-    timeout: duration.default(10_000),
-    headers: z.record(z.string(), z.string()).default({}),
-    filter: auditSinkFilter,
-    format: auditSinkFormat,
-  }),
-  z.strictObject({
-    name,
-    type: z.literal("syslog"),
-    transport: z.enum(["udp", "tcp", "tls"]).default("tcp"),
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535).default(514),
-    facility: z.number().int().min(0).max(23).default(13).describe("RFC 5424 facility (13: log audit)"),
-    appName: z.string().min(1).max(48).default("airlock"),
-    ca: secretRef.optional().describe("TLS: CA bundle (PEM) of the receiver"),
-    servername: z.string().optional(),
-    timeout: duration.default(10_000),
-    filter: auditSinkFilter,
-    format: auditSinkFormat,
-  }),
-  z.strictObject({
-    name,
-    type: z.literal("otlp"),
-    url: z.url().describe("OTLP/HTTP logs endpoint, e.g. http://collector:4318/v1/logs"),
-    headers: z.record(z.string(), secretRef).default({}).describe("request headers (e.g. an API key), values as secret references"),
-    serviceName: z.string().min(1).default("airlock"),
-    timeout: duration.default(10_000),
-    filter: auditSinkFilter,
-    format: auditSinkFormat,
-  }),
-]);
-
-/** Where `vault:` secret references are read (issue 20; src/secrets/vault.ts). */
-const vaultConfig = z.strictObject({
-  address: z.url().describe("Vault / OpenBao address, e.g. https://vault.internal:8200"),
-  namespace: z.string().min(1).optional().describe("X-Vault-Namespace (Vault Enterprise, OpenBao)"),
-  ca: secretRef.optional().describe("PEM CA bundle of an https address"),
-  auth: z.union([
-    z.strictObject({ token: secretRef.describe("a Vault token") }),
-    z.strictObject({
-      approle: z.strictObject({ roleId: secretRef, secretId: secretRef, mount: z.string().min(1).default("approle") }),
-    }),
-    z.strictObject({
-      kubernetes: z.strictObject({
-        role: z.string().min(1),
-        jwt: secretRef.default({ kind: "file", path: "/var/run/secrets/kubernetes.io/serviceaccount/token" }).describe("the pod's service-account token"),
-        mount: z.string().min(1).default("kubernetes"),
-      }),
-    }),
-  ]),
-  timeout: duration.default(10_000),
 });
 
 export const configSchema = z.strictObject({

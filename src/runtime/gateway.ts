@@ -25,7 +25,7 @@ import { Authenticator } from "../identity/authenticator.js";
 import { TrustedIssuers } from "../identity/issuers.js";
 import { PersonRechecks, stillAdmitted } from "../identity/recheck.js";
 import { withApproverGroups } from "../identity/roles.js";
-import { createLogger, registerSecretValue } from "../observability/logger.js";
+import { createLogger } from "../observability/logger.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { AccessEvaluator } from "../policy/access.js";
 import { PolicyEvaluator } from "../policy/policies.js";
@@ -47,8 +47,8 @@ import { SessionRegistry } from "../policy/registry.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
 import { FileRecordingStore } from "../recording/file-store.js";
 import type { RecordingStore } from "../recording/types.js";
-import { resolveSecret as resolveLocalSecret, secretResolver } from "../secrets/resolve.js";
-import { VaultClient, type VaultAuth } from "../secrets/vault.js";
+import { secretResolver } from "../secrets/resolve.js";
+import { vaultClient } from "../secrets/setup.js";
 import { openStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import type { Config, ListenAddress } from "./config.js";
@@ -124,26 +124,6 @@ function listen(addr: ListenAddress, onSocket: (s: Socket) => void, what: string
 
 function closeListener(l: Listener): Promise<void> {
   return new Promise((resolve) => l.server.close(() => resolve()));
-}
-
-async function vaultClient(v: NonNullable<Config["secrets"]["vault"]>, refreshMs: number): Promise<VaultClient> {
-  const a = v.auth;
-  const auth: VaultAuth =
-    "token" in a
-      ? { method: "token", token: () => resolveLocalSecret(a.token) }
-      : "approle" in a
-        ? { method: "approle", mount: a.approle.mount, roleId: () => resolveLocalSecret(a.approle.roleId), secretId: () => resolveLocalSecret(a.approle.secretId) }
-        : { method: "kubernetes", mount: a.kubernetes.mount, role: a.kubernetes.role, jwt: () => resolveLocalSecret(a.kubernetes.jwt) };
-  const ca = v.ca === undefined ? undefined : await resolveLocalSecret(v.ca);
-  return new VaultClient({
-    address: v.address,
-    auth,
-    timeoutMs: v.timeout,
-    refreshMs,
-    onValue: registerSecretValue,
-    ...(v.namespace === undefined ? {} : { namespace: v.namespace }),
-    ...(ca === undefined ? {} : { ca }),
-  });
 }
 
 export async function startGateway(config: Config, options: StartGatewayOptions = {}): Promise<RunningGateway> {

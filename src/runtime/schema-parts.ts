@@ -49,3 +49,8 @@ export const durationSchema = z
       return z.NEVER;
     }
   });
+
+/** A name users write (connections, sinks, service accounts): safe in paths, URLs and logs. */
+export const nameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "use letters, digits, '_', '.', '-' (at most 63, starting with a letter or digit)");
