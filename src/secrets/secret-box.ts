@@ -55,14 +55,19 @@ export class SecretBox {
     if (parts.length !== 4 || v !== VERSION || ivText === undefined || tagText === undefined || ctText === undefined || sealed.length > MAX_SECRET_BYTES * 2) {
       throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret is malformed");
     }
+    // Only the canonical base64url spelling of each part is accepted: a sealed value has exactly
+    // one text form, so an altered character is always refused, even in the trailing bits.
+    const decoded = [ivText, tagText, ctText].map((text) => Buffer.from(text, "base64url"));
+    if (decoded.some((buf, i) => buf.toString("base64url") !== [ivText, tagText, ctText][i])) {
+      throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret is malformed");
+    }
+    const [iv, tag, ct] = decoded as [Buffer, Buffer, Buffer];
     try {
-      const iv = Buffer.from(ivText, "base64url");
-      const tag = Buffer.from(tagText, "base64url");
       if (iv.length !== 12 || tag.length !== 16) throw new Error("bad sizes");
       const decipher = createDecipheriv("aes-256-gcm", this.#key, iv);
       decipher.setAAD(Buffer.from(purpose, "utf8"));
       decipher.setAuthTag(tag);
-      return Buffer.concat([decipher.update(Buffer.from(ctText, "base64url")), decipher.final()]).toString("utf8");
+      return Buffer.concat([decipher.update(ct), decipher.final()]).toString("utf8");
     } catch (e) {
       throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret cannot be decrypted (wrong key, or it was altered)", { cause: e });
     }
