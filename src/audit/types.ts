@@ -76,6 +76,20 @@ export interface AuditLog {
    * Rejects with GatewayError GW_AUDIT_UNAVAILABLE if it cannot be written: callers fail closed.
    */
   append(input: AuditEventInput): Promise<AuditRecord>;
+  /**
+   * Queue a record without waiting for its write (seq and hash are assigned now, in call
+   * order): for a caller that forwards the action at once and calls `settle()` before anything
+   * the action produced is released (issue 13: the record is durable in the local log before
+   * the result reaches the client). Returns undefined when this log cannot offer that (writes
+   * that need fsync go through the thread pool): the caller then awaits `append`. Throws
+   * GatewayError GW_AUDIT_UNAVAILABLE when the log has failed or the record cannot be encoded.
+   */
+  queue?(input: AuditEventInput): AuditRecord | undefined;
+  /**
+   * Write every queued record now (synchronously, one write). Returns false when the log has
+   * failed: what a queued record describes must then not be released.
+   */
+  settle?(): boolean;
   /** Wait until everything appended so far has been shipped to the store. */
   flush(): Promise<void>;
   close(): Promise<void>;

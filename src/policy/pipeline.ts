@@ -126,6 +126,31 @@ export class Pipeline {
   }
 
   /**
+   * Queues an allowed statement's audit record when the log can make it durable on demand
+   * (`settleAudit`, called by the engine before the result is released); otherwise appends it
+   * as `audit` does. Returns the fail-closed deny on failure.
+   */
+  auditQueued(input: AuditEventInput): Decision | undefined | Promise<Decision | undefined> {
+    const log = this.#o.audit;
+    if (log.queue === undefined || log.settle === undefined) return this.audit(input);
+    try {
+      return log.queue(input) === undefined ? this.audit(input) : undefined;
+    } catch (e) {
+      this.#o.metrics.auditWriteError();
+      this.#o.logger.error({ err: e, type: input.type }, "audit write failed; refusing");
+      return AUDIT_UNAVAILABLE;
+    }
+  }
+
+  /** Makes queued audit records durable; false when the log failed (see SessionJudge.settle). */
+  settleAudit(): boolean {
+    const log = this.#o.audit;
+    if (log.settle === undefined || log.settle()) return true;
+    this.#o.metrics.auditWriteError();
+    return false;
+  }
+
+  /**
    * Judge a new session. On allow, the session is registered (it can be terminated from now
    * on), its recording is opened and a gate for its statements is returned.
    */
@@ -493,7 +518,7 @@ export class SessionGate implements SessionJudge {
       decision = r.decision;
       approvalId = r.approvalId;
     } else decision = verdict;
-    const failed = await this.#pipeline.audit({
+    const record: AuditEventInput = {
       type: what.audit,
       sessionId: this.info.id,
       principal: this.#principal,
@@ -503,8 +528,14 @@ export class SessionGate implements SessionJudge {
       statement: what.text,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      details: { ...what.details, ...(approvalId === undefined ? {} : { approvalId }) },
-    });
+      details: approvalId === undefined ? what.details : { ...what.details, approvalId },
+    };
+    // An allow the engine settles before releasing its result is forwarded without waiting
+    // for the write (no event-loop turn per statement); the engine's settle() makes the record
+    // durable before anything the statement produced reaches the client. A deny is written
+    // before the refusal is sent, as before.
+    const queued = decision.type === "allow" && hooks.settlesBeforeRelease === true ? this.#pipeline.auditQueued(record) : this.#pipeline.audit(record);
+    const failed = queued instanceof Promise ? await queued : queued;
     if (failed !== undefined) decision = failed;
     this.#o.metrics.statement(this.info.clientProtocol, decision.type);
     if (decision.type === "deny") {
@@ -579,6 +610,11 @@ export class SessionGate implements SessionJudge {
         details,
       });
     }
+  }
+
+  /** See SessionJudge.settle: the audit records queued for this gateway's allowed statements, made durable. */
+  settle(): boolean {
+    return this.#pipeline.settleAudit();
   }
 
   /** End the session: audit, close the recording, update the store. Idempotent. */
