@@ -80,6 +80,20 @@ describe("LocalAuditLog.queue and settle", () => {
     expect(await verifyAuditFile(join(dir, AUDIT_FILE_NAME), KEY)).toMatchObject({ ok: true, lastSeq: 3 });
   });
 
+  it("settle(seq) writes only when a record up to seq is not yet durable", async () => {
+    const w = syncWriter();
+    const log = await openLog({ openWriter: w.open });
+    const a = log.queue(query(1));
+    await new Promise<void>((r) => setImmediate(r)); // the group commit writes record 1
+    expect(w.writes).toHaveLength(1);
+    log.queue(query(2));
+    expect(log.settle(a?.seq)).toBe(true); // record 1 is durable already: no write
+    expect(w.writes).toHaveLength(1);
+    expect(log.settle(2)).toBe(true);
+    expect(w.writes).toHaveLength(2);
+    expect(await fileLines()).toHaveLength(2);
+  });
+
   it("without settle, queued records are still committed on the next turn of the event loop", async () => {
     const w = syncWriter();
     const log = await openLog({ openWriter: w.open });

@@ -346,10 +346,10 @@ export class LocalAuditLog implements AuditLog {
   }
 
   /** See AuditLog.settle. */
-  settle(): boolean {
-    if (this.committedSeq >= this.queuedSeq) return true;
+  settle(seq: number = this.queuedSeq): boolean {
+    if (this.committedSeq >= seq) return true;
     if (this.pending !== undefined && !this.writing) this.writeNext();
-    return this.failure === undefined && this.committedSeq >= this.queuedSeq;
+    return this.failure === undefined && this.committedSeq >= seq;
   }
 
   /** Build, chain and queue a record (synchronous). Throws GatewayError GW_AUDIT_UNAVAILABLE. */

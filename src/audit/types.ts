@@ -86,10 +86,11 @@ export interface AuditLog {
    */
   queue?(input: AuditEventInput): AuditRecord | undefined;
   /**
-   * Write every queued record now (synchronously, one write). Returns false when the log has
-   * failed: what a queued record describes must then not be released.
+   * Make the queued records up to `seq` (default: all of them) durable now: nothing to do when
+   * the group commit already wrote them, else one synchronous write of everything queued.
+   * Returns false when the log has failed: what those records describe must not be released.
    */
-  settle?(): boolean;
+  settle?(seq?: number): boolean;
   /** Wait until everything appended so far has been shipped to the store. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -130,11 +130,11 @@ export class Pipeline {
    * (`settleAudit`, called by the engine before the result is released); otherwise appends it
    * as `audit` does. Returns the fail-closed deny on failure.
    */
-  auditQueued(input: AuditEventInput): Decision | undefined | Promise<Decision | undefined> {
+  auditQueued(input: AuditEventInput): number | Decision | Promise<Decision | undefined> {
     const log = this.#o.audit;
     if (log.queue === undefined || log.settle === undefined) return this.audit(input);
     try {
-      return log.queue(input) === undefined ? this.audit(input) : undefined;
+      return log.queue(input)?.seq ?? this.audit(input);
     } catch (e) {
       this.#o.metrics.auditWriteError();
       this.#o.logger.error({ err: e, type: input.type }, "audit write failed; refusing");
@@ -142,10 +142,10 @@ export class Pipeline {
     }
   }
 
-  /** Makes queued audit records durable; false when the log failed (see SessionJudge.settle). */
-  settleAudit(): boolean {
+  /** Makes queued audit records up to `seq` durable; false when the log failed (see SessionJudge.settle). */
+  settleAudit(seq: number): boolean {
     const log = this.#o.audit;
-    if (log.settle === undefined || log.settle()) return true;
+    if (log.settle === undefined || log.settle(seq)) return true;
     this.#o.metrics.auditWriteError();
     return false;
   }
@@ -260,6 +260,8 @@ export class SessionGate implements SessionJudge {
   readonly #pipeline: Pipeline;
   readonly #o: PipelineOptions;
   readonly #recorder: SessionRecorder;
+  /** The last audit seq queued for this session's statements (0: none): what settle() makes durable. */
+  #queuedAuditSeq = 0;
   readonly #unregister: () => void;
   readonly #stored: Promise<void>;
   readonly #principal: AuditPrincipal;
@@ -534,8 +536,12 @@ export class SessionGate implements SessionJudge {
     // for the write (no event-loop turn per statement); the engine's settle() makes the record
     // durable before anything the statement produced reaches the client. A deny is written
     // before the refusal is sent, as before.
-    const queued = decision.type === "allow" && hooks.settlesBeforeRelease === true ? this.#pipeline.auditQueued(record) : this.#pipeline.audit(record);
-    const failed = queued instanceof Promise ? await queued : queued;
+    let failed: Decision | undefined;
+    if (decision.type === "allow" && hooks.settlesBeforeRelease === true) {
+      const queued = this.#pipeline.auditQueued(record);
+      if (typeof queued === "number") this.#queuedAuditSeq = queued;
+      else failed = queued instanceof Promise ? await queued : queued;
+    } else failed = await this.#pipeline.audit(record);
     if (failed !== undefined) decision = failed;
     this.#o.metrics.statement(this.info.clientProtocol, decision.type);
     if (decision.type === "deny") {
@@ -614,7 +620,9 @@ export class SessionGate implements SessionJudge {
 
   /** See SessionJudge.settle: the audit records queued for this gateway's allowed statements, made durable. */
   settle(): boolean {
-    return this.#pipeline.settleAudit();
+    // Only this session's records: those of other sessions are theirs to settle (usually the
+    // group commit at the end of the event-loop turn has written them all already).
+    return this.#queuedAuditSeq === 0 || this.#pipeline.settleAudit(this.#queuedAuditSeq);
   }
 
   /** End the session: audit, close the recording, update the store. Idempotent. */
