@@ -96,6 +96,13 @@ describe("hot-path equivalents", () => {
     );
   });
 
+  it("ChainHasher gives the same hashes before and after its scratch buffer grows (long, multi-byte statements)", () => {
+    const hasher = new ChainHasher(KEY);
+    const short = { type: "db.query" as const, seq: 1, time: "t", prevHash: GENESIS_HASH, statement: "select 1" };
+    const long = { ...short, seq: 2, statement: `select '${"é😀x".repeat(5000)}'` };
+    for (const r of [short, long, short, long]) expect(hasher.hash(r.prevHash, canonicalRecord(r))).toBe(computeHash(KEY, r.prevHash, r));
+  });
+
   it("ChainHasher handles keys longer than a SHA-256 block", () => {
     const long = Buffer.alloc(100, 5);
     const r = { type: "gateway.start" as const, seq: 1, time: "t", prevHash: GENESIS_HASH };

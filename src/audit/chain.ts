@@ -15,7 +15,7 @@
  * shorter chain is still internally valid. verify.ts closes that gap by anchoring each copy
  * (local file, store) to the other's head.
  */
-import { createHash, createHmac, timingSafeEqual, type Hash } from "node:crypto";
+import { createHash, createHmac, hash as cryptoHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { ERROR_CODES } from "../core/errors.js";
 import { AUDIT_EVENT_TYPES, type AuditRecord, type AuditVerifyResult } from "./types.js";
@@ -147,33 +147,48 @@ export function canonicalKnownRecord(r: AuditRecordWithoutHash): string {
 }
 
 /**
- * HMAC-SHA256 with the key schedule done once (RFC 2104: H((K^opad) || H((K^ipad) || m))):
- * the padded-key hash states are copied per record instead of re-deriving them, which roughly
- * halves the cost of the hot path's hash. Same output as computeHash.
+ * HMAC-SHA256 (RFC 2104: H((K^opad) || H((K^ipad) || m))) with the padded keys built once and
+ * each of the two hashes done by the one-shot `crypto.hash` over a reused scratch buffer: no
+ * Hash object is created per record (creating and copying them was most of the hot path's hash
+ * cost). Same output as computeHash (a property test holds them together).
  */
 export class ChainHasher {
-  private readonly inner: Hash;
-  private readonly outer: Hash;
+  /** K^ipad, then room for the message (grown on demand). */
+  private scratch: Buffer;
+  /** K^opad followed by the inner digest (32 bytes). */
+  private readonly outer: Buffer;
 
   constructor(key: Buffer) {
     const block = key.length > 64 ? createHash("sha256").update(key).digest() : key;
-    const ipad = Buffer.alloc(64, 0x36);
-    const opad = Buffer.alloc(64, 0x5c);
+    this.scratch = Buffer.alloc(4096, 0x36);
+    this.outer = Buffer.alloc(96, 0x5c);
     for (let i = 0; i < block.length; i++) {
-      ipad[i] = (ipad[i] ?? 0) ^ (block[i] ?? 0);
-      opad[i] = (opad[i] ?? 0) ^ (block[i] ?? 0);
+      this.scratch[i] = (this.scratch[i] ?? 0) ^ (block[i] ?? 0);
+      this.outer[i] = (this.outer[i] ?? 0) ^ (block[i] ?? 0);
     }
-    this.inner = createHash("sha256").update(ipad);
-    this.outer = createHash("sha256").update(opad);
-    ipad.fill(0);
-    opad.fill(0);
   }
 
   /** HMAC(key, prevHash + "\n" + canonical). */
   hash(prevHash: string, canonical: string): string {
-    const inner = this.inner.copy().update(`${prevHash}\n${canonical}`).digest();
-    return this.outer.copy().update(inner).digest("hex");
+    const need = 64 + Buffer.byteLength(prevHash, "utf8") + 1 + Buffer.byteLength(canonical, "utf8");
+    if (need > this.scratch.length) {
+      const grown = Buffer.alloc(Math.max(need, this.scratch.length * 2));
+      this.scratch.copy(grown, 0, 0, 64);
+      this.scratch.fill(0);
+      this.scratch = grown;
+    }
+    const b = this.scratch;
+    let at = 64 + b.write(prevHash, 64, "utf8");
+    b[at++] = 0x0a;
+    at += b.write(canonical, at, "utf8");
+    hashInto(b.subarray(0, at), this.outer);
+    return cryptoHash("sha256", this.outer, "hex");
   }
+}
+
+/** Write SHA-256(data) into the last 32 bytes of `out`. */
+function hashInto(data: Buffer, out: Buffer): void {
+  cryptoHash("sha256", data, "buffer").copy(out, out.length - 32);
 }
 
 function sameHex(a: string, b: string): boolean {

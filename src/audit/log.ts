@@ -198,6 +198,8 @@ export class LocalAuditLog implements AuditLog {
   private committedOffset: number;
 
   private pending: Batch | undefined;
+  /** The last seq handed out by queue() (settle() makes it durable). */
+  private queuedSeq = 0;
   private writing = false;
   private scheduled = false;
   private failure: GatewayError | undefined;
@@ -323,8 +325,37 @@ export class LocalAuditLog implements AuditLog {
   }
 
   append(input: AuditEventInput): Promise<AuditRecord> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closing) return Promise.reject(new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit log is closed"));
+    let queued: { record: AuditRecord; batch: Batch };
+    try {
+      queued = this.enqueue(input);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit record could not be queued"));
+    }
+    return queued.batch.done.then(() => queued.record);
+  }
+
+  /**
+   * See AuditLog.queue: only without fsync (the batch is then written synchronously, so
+   * `settle()` can make it durable on the spot); undefined otherwise.
+   */
+  queue(input: AuditEventInput): AuditRecord | undefined {
+    if (this.fsync || this.writer.writeSync === undefined) return undefined;
+    const { record } = this.enqueue(input);
+    this.queuedSeq = record.seq;
+    return record;
+  }
+
+  /** See AuditLog.settle. */
+  settle(seq: number = this.queuedSeq): boolean {
+    if (this.committedSeq >= seq) return true;
+    if (this.pending !== undefined && !this.writing) this.writeNext();
+    return this.failure === undefined && this.committedSeq >= seq;
+  }
+
+  /** Build, chain and queue a record (synchronous). Throws GatewayError GW_AUDIT_UNAVAILABLE. */
+  private enqueue(input: AuditEventInput): { record: AuditRecord; batch: Batch } {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.closing) throw new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit log is closed");
     let record: AuditRecord;
     let line: string;
     try {
@@ -337,7 +368,7 @@ export class LocalAuditLog implements AuditLog {
       line = `{"hash":"${hash}",${canonical.slice(1)}\n`;
     } catch (e) {
       // A record that cannot be encoded is never written; the caller must not proceed either.
-      return Promise.reject(new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit record could not be encoded", { cause: e }));
+      throw new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit record could not be encoded", { cause: e });
     }
     this.seq = record.seq;
     this.headHash = record.hash;
@@ -349,7 +380,7 @@ export class LocalAuditLog implements AuditLog {
       this.scheduled = true;
       setImmediate(this.writeNext);
     }
-    return batch.done.then(() => record);
+    return { record, batch };
   }
 
   private readonly writeNext = (): void => {

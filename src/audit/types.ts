@@ -76,6 +76,21 @@ export interface AuditLog {
    * Rejects with GatewayError GW_AUDIT_UNAVAILABLE if it cannot be written: callers fail closed.
    */
   append(input: AuditEventInput): Promise<AuditRecord>;
+  /**
+   * Queue a record without waiting for its write (seq and hash are assigned now, in call
+   * order): for a caller that forwards the action at once and calls `settle()` before anything
+   * the action produced is released (issue 13: the record is durable in the local log before
+   * the result reaches the client). Returns undefined when this log cannot offer that (writes
+   * that need fsync go through the thread pool): the caller then awaits `append`. Throws
+   * GatewayError GW_AUDIT_UNAVAILABLE when the log has failed or the record cannot be encoded.
+   */
+  queue?(input: AuditEventInput): AuditRecord | undefined;
+  /**
+   * Make the queued records up to `seq` (default: all of them) durable now: nothing to do when
+   * the group commit already wrote them, else one synchronous write of everything queued.
+   * Returns false when the log has failed: what those records describe must not be released.
+   */
+  settle?(seq?: number): boolean;
   /** Wait until everything appended so far has been shipped to the store. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -26,6 +26,12 @@ export interface JudgeHooks {
    * bound to them and they are compared again when the approved statement is released.
    */
   readonly resolveObjects?: ObjectResolver;
+  /**
+   * The engine calls `settle()` on the session before it releases anything the target sends
+   * back: an allowed statement's audit record may then be queued (durable before its result
+   * reaches the client) instead of written before the engine forwards (issue 13).
+   */
+  readonly settlesBeforeRelease?: boolean;
 }
 
 /**
@@ -60,6 +66,12 @@ export interface SessionJudge extends Judge {
    * the client set). Undefined: no limit.
    */
   readonly statementTimeout?: StatementTimeoutLimit;
+  /**
+   * Make the audit records of statements judged with `settlesBeforeRelease` durable now
+   * (synchronous). False: the audit log failed, and what those statements produced must not
+   * be released (the engine ends the session).
+   */
+  settle?(): boolean;
   /** End the session: audit, close the recording, update the store. Idempotent. */
   end(reason: SessionEndReason, stats: SessionStats, detail?: string): Promise<void>;
 }

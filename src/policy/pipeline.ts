@@ -126,6 +126,31 @@ export class Pipeline {
   }
 
   /**
+   * Queues an allowed statement's audit record when the log can make it durable on demand
+   * (`settleAudit`, called by the engine before the result is released); otherwise appends it
+   * as `audit` does. Returns the fail-closed deny on failure.
+   */
+  auditQueued(input: AuditEventInput): number | Decision | Promise<Decision | undefined> {
+    const log = this.#o.audit;
+    if (log.queue === undefined || log.settle === undefined) return this.audit(input);
+    try {
+      return log.queue(input)?.seq ?? this.audit(input);
+    } catch (e) {
+      this.#o.metrics.auditWriteError();
+      this.#o.logger.error({ err: e, type: input.type }, "audit write failed; refusing");
+      return AUDIT_UNAVAILABLE;
+    }
+  }
+
+  /** Makes queued audit records up to `seq` durable; false when the log failed (see SessionJudge.settle). */
+  settleAudit(seq: number): boolean {
+    const log = this.#o.audit;
+    if (log.settle === undefined || log.settle(seq)) return true;
+    this.#o.metrics.auditWriteError();
+    return false;
+  }
+
+  /**
    * Judge a new session. On allow, the session is registered (it can be terminated from now
    * on), its recording is opened and a gate for its statements is returned.
    */
@@ -235,6 +260,8 @@ export class SessionGate implements SessionJudge {
   readonly #pipeline: Pipeline;
   readonly #o: PipelineOptions;
   readonly #recorder: SessionRecorder;
+  /** The last audit seq queued for this session's statements (0: none): what settle() makes durable. */
+  #queuedAuditSeq = 0;
   readonly #unregister: () => void;
   readonly #stored: Promise<void>;
   readonly #principal: AuditPrincipal;
@@ -493,7 +520,7 @@ export class SessionGate implements SessionJudge {
       decision = r.decision;
       approvalId = r.approvalId;
     } else decision = verdict;
-    const failed = await this.#pipeline.audit({
+    const record: AuditEventInput = {
       type: what.audit,
       sessionId: this.info.id,
       principal: this.#principal,
@@ -503,8 +530,18 @@ export class SessionGate implements SessionJudge {
       statement: what.text,
       ...(decision.type === "deny" ? { code: decision.code, message: decision.message } : {}),
       ...(decision.rule === undefined ? {} : { rule: decision.rule }),
-      details: { ...what.details, ...(approvalId === undefined ? {} : { approvalId }) },
-    });
+      details: approvalId === undefined ? what.details : { ...what.details, approvalId },
+    };
+    // An allow the engine settles before releasing its result is forwarded without waiting
+    // for the write (no event-loop turn per statement); the engine's settle() makes the record
+    // durable before anything the statement produced reaches the client. A deny is written
+    // before the refusal is sent, as before.
+    let failed: Decision | undefined;
+    if (decision.type === "allow" && hooks.settlesBeforeRelease === true) {
+      const queued = this.#pipeline.auditQueued(record);
+      if (typeof queued === "number") this.#queuedAuditSeq = queued;
+      else failed = queued instanceof Promise ? await queued : queued;
+    } else failed = await this.#pipeline.audit(record);
     if (failed !== undefined) decision = failed;
     this.#o.metrics.statement(this.info.clientProtocol, decision.type);
     if (decision.type === "deny") {
@@ -579,6 +616,13 @@ export class SessionGate implements SessionJudge {
         details,
       });
     }
+  }
+
+  /** See SessionJudge.settle: the audit records queued for this gateway's allowed statements, made durable. */
+  settle(): boolean {
+    // Only this session's records: those of other sessions are theirs to settle (usually the
+    // group commit at the end of the event-loop turn has written them all already).
+    return this.#queuedAuditSeq === 0 || this.#pipeline.settleAudit(this.#queuedAuditSeq);
   }
 
   /** End the session: audit, close the recording, update the store. Idempotent. */

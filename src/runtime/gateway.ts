@@ -134,11 +134,13 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
   };
   try {
     // Statements not cached yet are parsed in parser threads, bounded (issue 12: a statement must
-    // not be a way to stall or break the parser of every session). Started first, so that their
-    // WASM compiles while the store opens; awaited before the cache below.
+    // not be a way to stall or break the parser of every session). Started at the first statement
+    // to parse (issue 13: an idle gateway does not carry their WASM heaps); the parser itself is
+    // checked at start-up in this thread (initSqlParser below).
     const parsers = new ParserPool({
       limits: { maxBytes: config.limits.sqlMaxBytes, maxDepth: config.limits.sqlMaxDepth },
       timeoutMs: config.limits.sqlParseTimeout,
+      lazy: true,
     });
     cleanups.push(() => parsers.close());
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -207,7 +209,6 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
-    await parsers.ready();
     const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(

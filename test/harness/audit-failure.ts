@@ -18,28 +18,57 @@ export interface AuditFailure {
   restore(): void;
 }
 
-/** From now until `restore()`, every audit append rejects as a failed write does. */
+/**
+ * From now until `restore()`, every audit append rejects as a failed write does — whether the
+ * pipeline awaits the write (`append`) or queues the record to settle before the result is
+ * released (`queue`, issue 13).
+ */
 export function failAuditWrites(gw: RunningGateway): AuditFailure {
-  const audit = gw.audit;
-  // Normally `append` lives on the prototype: shadow it on the instance, then remove the shadow.
-  const own = Object.getOwnPropertyDescriptor(audit, "append");
   let failures = 0;
-  Object.defineProperty(audit, "append", {
-    configurable: true,
-    writable: true,
-    value: () => {
-      failures++;
-      return Promise.reject(new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit log cannot be written; refusing further actions until restart"));
+  const refusal = (): GatewayError => {
+    failures++;
+    return new GatewayError("GW_AUDIT_UNAVAILABLE", "the audit log cannot be written; refusing further actions until restart");
+  };
+  const restore = shadow(gw, {
+    append: () => Promise.reject(refusal()),
+    queue: () => {
+      throw refusal();
     },
   });
-  let restored = false;
-  return {
-    attempts: () => failures,
-    restore() {
-      if (restored) return;
-      restored = true;
-      if (own !== undefined) Object.defineProperty(audit, "append", own);
-      else delete (audit as { append?: unknown }).append;
+  return { attempts: () => failures, restore };
+}
+
+/**
+ * From now until `restore()`, records are queued as usual but the write that makes them durable
+ * before a result is released fails (`settle` reports the failure; the records themselves still
+ * reach the real log on its own commit). A statement is then forwarded and its result withheld.
+ */
+export function failAuditSettles(gw: RunningGateway): AuditFailure {
+  let failures = 0;
+  const restore = shadow(gw, {
+    settle: () => {
+      failures++;
+      return false;
     },
+  });
+  return { attempts: () => failures, restore };
+}
+
+/** Shadow methods on the live audit log instance (they normally live on the prototype); returns the undo. */
+function shadow(gw: RunningGateway, methods: Record<string, (...args: never[]) => unknown>): () => void {
+  const audit = gw.audit;
+  const own = new Map<string, PropertyDescriptor | undefined>();
+  for (const [name, value] of Object.entries(methods)) {
+    own.set(name, Object.getOwnPropertyDescriptor(audit, name));
+    Object.defineProperty(audit, name, { configurable: true, writable: true, value });
+  }
+  let restored = false;
+  return () => {
+    if (restored) return;
+    restored = true;
+    for (const [name, d] of own) {
+      if (d !== undefined) Object.defineProperty(audit, name, d);
+      else Reflect.deleteProperty(audit, name);
+    }
   };
 }

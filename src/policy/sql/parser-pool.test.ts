@@ -146,6 +146,26 @@ describe("ParserPool", () => {
     expect(await p.parse("select 1")).toEqual({ ok: false, syntax: false, message: "the SQL parser is shut down" });
   });
 
+  it("lazy: starts no thread until the first parse, which waits for them to load and then classifies", async () => {
+    const p = pool({ lazy: true });
+    expect(p.stats().workers).toBe(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(p.stats().workers).toBe(0);
+    expect(await classifyWith(p, "DELETE FROM x")).toEqual(classify("DELETE FROM x"));
+    expect(p.stats().workers).toBe(2);
+    expect(await classifyWith(p, "SELEC 1")).toEqual(classify("SELEC 1"));
+  });
+
+  it("lazy: ready() starts the threads; close() before any parse is fine and refuses later parses", async () => {
+    const p = pool({ lazy: true, size: 1 });
+    await p.ready();
+    expect(p.stats().workers).toBe(1);
+    const q = pool({ lazy: true });
+    await q.close();
+    expect(await q.parse("select 1")).toEqual({ ok: false, syntax: false, message: "the SQL parser is shut down" });
+    expect(q.stats().workers).toBe(0);
+  });
+
   it("refuses (does not hang) when the worker script cannot load", async () => {
     const p = pool({ size: 1, timeoutMs: 2_000, workerUrl: pathToFileURL(join(fakeDir, "missing.mjs")) });
     const o = await p.parse("select 1");

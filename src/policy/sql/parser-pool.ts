@@ -27,6 +27,12 @@ export interface ParserPoolOptions {
   readonly limits?: ParseLimits;
   /** The worker script (tests); default parser-worker.mjs beside this module. */
   readonly workerUrl?: URL;
+  /**
+   * Start the threads at the first parse (or `ready()`) instead of now: a gateway whose
+   * statements are all cached, or that serves no SQL, does not carry their WASM heaps (issue 13,
+   * idle RSS). A statement queued while the threads start waits for them on top of its budget.
+   */
+  readonly lazy?: boolean;
 }
 
 export type ParseOutcome =
@@ -73,6 +79,8 @@ interface Slot {
 /** Delay before starting a worker again after one died before it was ready (a broken install
  * must not become a spawn loop). */
 const RESPAWN_BACKOFF_MS = 1_000;
+/** How long a statement may wait, beyond its budget, for lazily started threads to load. */
+const STARTUP_ALLOWANCE_MS = 30_000;
 
 function refused(message: string): ParseOutcome {
   return { ok: false, syntax: false, message };
@@ -87,6 +95,7 @@ export class ParserPool {
   readonly #slots: Slot[] = [];
   readonly #queue: Job[] = [];
   #nextId = 1;
+  #started = false;
   #closed = false;
   #replaced = 0;
   #timeouts = 0;
@@ -100,6 +109,13 @@ export class ParserPool {
     this.#timeoutMs = Math.max(1, options.timeoutMs ?? 5_000);
     this.#limits = options.limits ?? DEFAULT_PARSE_LIMITS;
     this.#url = options.workerUrl ?? new URL("./parser-worker.mjs", import.meta.url);
+    if (options.lazy !== true) this.#start();
+  }
+
+  /** Spawn the threads (once; replacements are spawned by #replace). */
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
     for (let k = 0; k < this.#size; k++) this.#slots.push(this.#spawn());
   }
 
@@ -113,6 +129,7 @@ export class ParserPool {
    */
   async ready(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    if (!this.#closed) this.#start();
     while (!this.#closed && this.#slots.some((s) => !s.ready)) {
       if (Date.now() > deadline) throw new Error("the SQL parser threads did not start");
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -132,6 +149,10 @@ export class ParserPool {
       this.#refusedBusy++;
       return Promise.resolve(refused("the SQL parser is busy (too many statements waiting)"));
     }
+    this.#start();
+    // While no thread has loaded yet (a lazy start, or every one being replaced), the wait
+    // includes the load, which is not the statement's fault.
+    const wait = this.#slots.some((slot) => slot.ready) ? this.#timeoutMs : this.#timeoutMs + STARTUP_ALLOWANCE_MS;
     return new Promise((resolve) => {
       const job: Job = { id: this.#nextId++, sql, resolve, timer: undefined };
       job.timer = setTimeout(() => {
@@ -140,8 +161,8 @@ export class ParserPool {
         if (at < 0) return;
         this.#queue.splice(at, 1);
         this.#refusedBusy++;
-        resolve(refused(`the SQL parser is busy (no parser free within ${this.#timeoutMs} ms)`));
-      }, this.#timeoutMs);
+        resolve(refused(`the SQL parser is busy (no parser free within ${wait} ms)`));
+      }, wait);
       job.timer.unref();
       this.#queue.push(job);
       this.#dispatch();

@@ -143,7 +143,7 @@ export class ClientMessages {
     this.statementsJudged++;
     const event: DbQueryEvent = { type: "db.query", session: this.#c.gate.info, seq, stage, sql, ...(statementName === undefined ? {} : { statementName }) };
     // A prepare never waits for a person: a hold comes back deferred, decided at each Bind.
-    const decision = stage === "prepare" ? await this.#c.gate.judge(event, { resolveObjects: this.#c.objects.resolve }) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
+    const decision = stage === "prepare" ? await this.#c.gate.judge(event, { resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true }) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
     return { seq, decision };
   }
 
@@ -408,7 +408,8 @@ export class ClientMessages {
     const hold = this.#holdController;
     this.#holdAbort = hold;
     try {
-      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve });
+      // Results reach the client only through PgProxySession, which settles the audit first.
+      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true });
     } finally {
       this.#holdAbort = undefined;
       this.#holdWatch?.();

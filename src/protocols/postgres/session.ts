@@ -247,13 +247,14 @@ export class PgProxySession {
       }
     } catch (e) {
       this.#log.error({ err: e }, "malformed or unexpected message from the target");
+      if (!this.#settled()) return;
       out.flushTo((b) => this.#writeClient(b));
       this.#fatalToClient("GW_UPSTREAM_UNAVAILABLE", "the target sent a malformed or unexpected message");
       this.#finish("error", "the target sent a malformed or unexpected message", e);
       return;
     }
     this.#timer?.check();
-    if (out.length > 0 && !out.flushTo((b) => this.#writeClient(b))) this.#upstream.pause();
+    if (out.length > 0 && (!this.#settled() || !out.flushTo((b) => this.#writeClient(b)))) this.#upstream.pause();
     if (this.#blocked !== undefined) this.#upstream.pause();
   }
 
@@ -272,6 +273,7 @@ export class PgProxySession {
     if (r !== undefined) {
       if (r.length > 0) out.add(r);
     } else out.add(held.bytes);
+    if (!this.#settled()) return;
     out.flushTo((b) => this.#writeClient(b));
     this.#onUpstreamData(undefined);
     if (!this.#isBlockedOrFinished()) this.#upstream.resume();
@@ -284,6 +286,19 @@ export class PgProxySession {
   /** Read through a method: callbacks may have changed these since the last check. */
   #isBlockedOrFinished(): boolean {
     return this.#blocked !== undefined || this.#finished;
+  }
+
+  /**
+   * Before anything from the target reaches the client: the audit records of the statements
+   * forwarded so far are made durable (they may have been queued, not written, when the
+   * statements were forwarded). If the audit log failed, the result is withheld and the
+   * session ends (fail closed). Returns false then.
+   */
+  #settled(): boolean {
+    if (this.#o.gate.settle === undefined || this.#o.gate.settle()) return true;
+    this.#fatalToClient("GW_AUDIT_UNAVAILABLE", "the audit log is unavailable, so the result is withheld");
+    this.#finish("error", "the audit log failed before a result could be released");
+    return false;
   }
 
   #writeClient(b: Buffer): boolean {
