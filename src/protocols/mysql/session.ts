@@ -120,6 +120,8 @@ export class MysqlSession {
   #endDetail: string | undefined;
   #status: number = STATUS.AUTOCOMMIT;
   #killing: Promise<unknown> | undefined;
+  /** A command was read and its answer is not complete yet. */
+  #busy = false;
   /** The session's setup statements (read-only), run again after COM_RESET_CONNECTION. */
   readonly #setup: string[] = [];
 
@@ -155,6 +157,13 @@ export class MysqlSession {
       const t = gate.termination;
       this.#endReason = t?.reason ?? "terminated";
       this.#endDetail = t?.detail;
+      if (this.#busy && !this.#ended) {
+        // A client waiting for an answer reads why as its answer (MariaDB's own "connection was
+        // killed" code, mid-resultset too), and the statement stops on the target: closing the
+        // target connection alone would leave it running (MariaDB notices a gone client late).
+        this.#o.client.write(renderRefusal({ type: "deny", code: "GW_SESSION_TERMINATED", message: `session ended: ${t?.detail ?? "terminated"}` }), this.#o.client.nextSeq);
+        void this.#o.killQuery().catch(() => undefined);
+      }
       this.#finish(this.#endReason);
     };
     if (gate.signal.aborted) onAbort();
@@ -173,7 +182,11 @@ export class MysqlSession {
         });
         if (p === undefined) break;
         if (this.#killing !== undefined) await this.#killing;
+        // The answer to a command starts at sequence id 1.
+        client.nextSeq = 1;
+        this.#busy = true;
         await this.#command(p);
+        this.#busy = false;
       }
     } catch (e) {
       const code = e instanceof GatewayError ? e.code : "GW_INTERNAL";
