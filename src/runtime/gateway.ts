@@ -39,6 +39,7 @@ import { RedisPolicyEvaluator } from "../policy/redis-policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
 import { RedisEngine } from "../protocols/redis/engine.js";
 import { MysqlEngine } from "../protocols/mysql/engine.js";
+import { sharedMysqlClassifier } from "../policy/mysql/index.js";
 import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
 import { readCast } from "../recording/asciicast.js";
 import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
@@ -143,6 +144,10 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       lazy: true,
     });
     cleanups.push(() => parsers.close());
+    // MySQL's grammar warms its prediction caches in each parser thread before taking work (seconds
+    // on a busy machine): started with the gateway, so the first statements of the first MySQL
+    // session do not queue behind the warm-up and fail closed as "parser busy".
+    const mysqlParsers = config.listen.mysql !== undefined && config.connections.some((c) => c.type === "mysql") ? sharedMysqlClassifier().pool : undefined;
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const keysDir = join(config.dataDir, "keys");
     await mkdir(keysDir, { recursive: true, mode: 0o700 });
@@ -209,6 +214,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
+    await mysqlParsers?.ready();
     const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(

@@ -47,6 +47,8 @@ export interface FakeKubeRequest {
   readonly url: string;
   readonly authorization: string | undefined;
   readonly accept: string | undefined;
+  /** Every header as received (lower-case names). */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 interface Watcher {
@@ -169,7 +171,7 @@ export class FakeKube {
   // --- HTTP -----------------------------------------------------------------------------------
 
   #record(req: IncomingMessage): void {
-    this.requests.push({ method: req.method ?? "", url: req.url ?? "", authorization: req.headers.authorization, accept: req.headers.accept });
+    this.requests.push({ method: req.method ?? "", url: req.url ?? "", authorization: req.headers.authorization, accept: req.headers.accept, headers: { ...req.headers } });
   }
 
   #status(res: ServerResponse, code: number, reason: string, message: string): void {

@@ -127,9 +127,17 @@ export const MYSQL_BYPASS_CASES: readonly MysqlBypassCase[] = [
   { trick: "KILL another session", sql: "KILL CONNECTION 5", ops: ["kill"] },
   { trick: "SHUTDOWN", sql: "SHUTDOWN", ops: ["shutdown"] },
   { trick: "HANDLER reads past SELECT guards", sql: "HANDLER users OPEN; HANDLER users READ FIRST", ops: ["handler_read", "select"], read: ["users"] },
+  { trick: "HANDLER READ returns whole rows", sql: "HANDLER users READ FIRST", columns: ["users.*"] },
+  { trick: "HANDLER READ by index returns whole rows", sql: "HANDLER users READ `PRIMARY` = (1)", columns: ["users.*"] },
+  { trick: "HANDLER READ under a name an earlier OPEN … AS bound", sql: "HANDLER h READ NEXT", columns: ["?.*"] },
   { trick: "USE switches database", sql: "USE mysql; SELECT * FROM user", ops: ["use"], read: ["user"] },
   { trick: "read-write transaction in a read-only session", sql: "START TRANSACTION READ WRITE", ops: ["read_write"] },
   { trick: "changing sql_mode", sql: "SET SESSION sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'", settings: ["sql_mode"] },
+  // Parameter markers of COM_STMT_PREPARE: read, not refused as a syntax error (which a
+  // mask-only connection would let through unclassified).
+  { trick: "prepared DELETE with a marker", sql: "DELETE FROM users WHERE id = ?", ops: ["delete"], written: ["users"] },
+  { trick: "prepared read of a secret with markers in WHERE and LIMIT", sql: "SELECT password FROM users WHERE id IN (?, ?) LIMIT ?", columns: ["users.password"] },
+  { trick: "a question mark inside a literal stays a literal", sql: "SELECT '?'; DROP TABLE users", ops: ["drop_table"] },
   // Harmless look-alikes.
   { trick: "a string that looks like a DROP", sql: "SELECT 'DROP TABLE users'", notOps: ["drop", "drop_table"] },
   { trick: "a comment that looks like a DROP", sql: "SELECT 1 /* DROP TABLE users */", notOps: ["drop", "drop_table"] },

@@ -61,18 +61,37 @@ function refused(error: string, position?: number): DetailedMysqlClassification 
   return { classification: position === undefined ? { ok: false, error } : { ok: false, error, position }, cacheable: false };
 }
 
+/**
+ * The text with each `?` parameter marker (COM_STMT_PREPARE's placeholders, outside literals and
+ * comments: a `?` of the skeleton) read as the value `0`, which the grammar takes wherever a
+ * marker may stand (`= ?`, `IN (?, ?)`, `LIMIT ?`). The server rejects a marker in a plain query,
+ * so reading one as a value never hides anything there. When the parser's text is not the
+ * skeleton's length (backslashes doubled for NO_BACKSLASH_ESCAPES) it is left as is (and a
+ * marker in it fails to parse: refused).
+ */
+function withoutPlaceholders(parserText: string, skeleton: string): string {
+  if (!skeleton.includes("?") || parserText.length !== skeleton.length) return parserText;
+  let out = "";
+  for (let i = 0; i < parserText.length; i++) {
+    const ch = parserText.charAt(i);
+    out += ch === "?" && skeleton.charAt(i) === "?" ? "0" : ch;
+  }
+  return out;
+}
+
 /** Readings of `sql` to classify: the default one first, then those the sql_mode flags make different. */
 function readings(sql: string): { mode: LexMode; text: string; skeleton: string }[] | DetailedMysqlClassification {
   const first = lexMysql(sql, DEFAULT_LEX_MODE);
   if (!first.ok) return refused(first.error, first.offset + 1);
-  const out = [{ mode: DEFAULT_LEX_MODE, text: first.parserText, skeleton: first.skeleton }];
+  const out = [{ mode: DEFAULT_LEX_MODE, text: withoutPlaceholders(first.parserText, first.skeleton), skeleton: first.skeleton }];
   if (!first.modeSensitive) return out;
   for (const mode of ALL_MODES.slice(1)) {
     const r = lexMysql(sql, mode);
     // Unreadable under this mode: a server in it refuses the text (unterminated literal).
     if (!r.ok) continue;
-    if (out.some((o) => o.text === r.parserText)) continue;
-    out.push({ mode, text: r.parserText, skeleton: r.skeleton });
+    const text = withoutPlaceholders(r.parserText, r.skeleton);
+    if (out.some((o) => o.text === text)) continue;
+    out.push({ mode, text, skeleton: r.skeleton });
   }
   return out;
 }

@@ -703,7 +703,17 @@ function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, dep
       return;
     }
     case "HandlerReadStatement":
-    case "HandlerReadIndexStatement":
+    case "HandlerReadIndexStatement": {
+      all("read");
+      // A HANDLER read returns whole rows, of the table named or of the one an earlier
+      // `HANDLER t OPEN AS name` bound to the name (session state the walk cannot see): every
+      // column of it, and of any table.
+      const target = kids(n).find((c) => ruleName(c) === "TableName");
+      const rel = target === undefined ? undefined : relationOf(nameParts(target));
+      if (rel !== undefined) f.column(rel, "*", "read");
+      f.column(undefined, "*", "read");
+      return;
+    }
     case "HandlerOpenStatement":
       all("read");
       return;

@@ -23,8 +23,8 @@ import type { ConnectionType } from "../../core/connection.js";
 import type { UpgradeContext } from "../../core/http-kind.js";
 import type { SessionJudge } from "../../core/judge.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
-import { LineMasker } from "../ssh/line-masker.js";
-import { LineTracker } from "../ssh/line-tracker.js";
+import { LineMasker } from "../common/line-masker.js";
+import { LineTracker } from "../common/line-tracker.js";
 import { execOptions } from "./request.js";
 import { argvToShell, chooseProtocol, CLOSE, decodeChannelMessage, encodeChannelMessage, ERROR, RESIZE, STDERR, STDIN, STDOUT, type ChannelProtocol } from "./wire/channel.js";
 

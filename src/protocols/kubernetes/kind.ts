@@ -120,6 +120,12 @@ export function kubernetesKind(): HttpServedKind {
     classify(head: HttpRequestHead, ctx: ClassifyContext<ConnectionType>): Classification {
       const r = classifyOrRefuse(head);
       if (r instanceof GatewayError) return { ok: false, refusal: r };
+      // Impersonate-User/-Group/-Uid/-Extra-* would make the API server act as someone else with
+      // the gateway's credential (kubectl --as): policies judge the agent, so it is never forwarded.
+      const impersonation = Object.keys(head.headers).find((h) => h.toLowerCase().startsWith("impersonate-"));
+      if (impersonation !== undefined) {
+        return { ok: false, refusal: new GatewayError("GW_POLICY_DENIED", `Kubernetes request refused: impersonation (${impersonation}) is not served; the gateway's credential acts for the agent only`) };
+      }
       const accept = head.headers.accept ?? "";
       const contentType = head.headers["content-type"] ?? "";
       if (r.type === "resource" && (OPAQUE_MEDIA.test(accept) && !/application\/json/i.test(accept))) {

@@ -17,6 +17,8 @@ export class PacketChannel {
   #error: GatewayError | undefined;
   bytesIn = 0;
   bytesOut = 0;
+  /** The sequence id the next packet of the current exchange takes (after the last `write`). */
+  nextSeq = 0;
 
   readonly #onData = (b: Buffer): void => {
     this.bytesIn += b.length;
@@ -107,6 +109,7 @@ export class PacketChannel {
   write(payload: Buffer, seq: number): number {
     const { bytes, nextSeq } = framePacket(payload, seq);
     this.writeRaw(bytes);
+    this.nextSeq = nextSeq;
     return nextSeq;
   }
 

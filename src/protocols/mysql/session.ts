@@ -30,6 +30,7 @@ import { gatewayText } from "../../core/engine.js";
 import { GatewayError, type ErrorCode } from "../../core/errors.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { SessionEndReason } from "../../core/session.js";
+import { DEFAULT_LEX_MODE, lexMysql, type LexMode } from "../../policy/mysql/index.js";
 import { MaskChain, rulesForField, type RuleMasker } from "../../masking/index.js";
 import type { PacketChannel } from "./channel.js";
 import { errOf, renderRefusal } from "./errors.js";
@@ -97,6 +98,8 @@ type Answer = "generic" | "resultset" | "fields" | "one";
 interface Work {
   readonly seq: number;
   readonly kind: "simple" | "execute";
+  /** The statement text, when known (column masks of a UNION, see #columnMasks). */
+  readonly sql?: string;
   readonly plan: ResultPlan | undefined;
   readonly binary: boolean;
   readonly started: number;
@@ -106,8 +109,43 @@ interface Work {
 
 /** Statements that would undo the read-only limit (crude on purpose: a false match only refuses). */
 const READ_WRITE = /\bread\s+write\b|\btx_read_only\b|\btransaction_read_only\b|\bread_only\b/i;
-/** `USE db` as a statement of a query text (switching database = switching connection). */
-const USE_STATEMENT = /(^|;)\s*(\/\*[^]*?\*\/\s*)*use\s+/i;
+/** `USE db` as a statement of a query text (switching database = switching connection), read in its lexical skeleton. */
+const USE_STATEMENT = /(^|;)\s*use(?![\w$])/i;
+const LEX_MODES: readonly LexMode[] = [
+  DEFAULT_LEX_MODE,
+  { ansiQuotes: true, noBackslashEscapes: false },
+  { ansiQuotes: false, noBackslashEscapes: true },
+  { ansiQuotes: true, noBackslashEscapes: true },
+];
+
+/** Whether a query text is one SHOW, DESCRIBE or EXPLAIN statement (metadata, not rows), under every sql_mode. */
+function isMetadataStatement(sql: string): boolean {
+  return LEX_MODES.every((mode) => {
+    const r = lexMysql(sql, mode);
+    return r.ok && !r.skeleton.includes(";") && /^\s*(show|desc|describe|explain)\s/i.test(r.skeleton) && !/\bselect\b/i.test(r.skeleton);
+  });
+}
+
+/** Whether a query text has a UNION (or INTERSECT / EXCEPT) outside its literals and comments, under any sql_mode. */
+function hasUnion(sql: string): boolean {
+  return LEX_MODES.some((mode) => {
+    const r = lexMysql(sql, mode);
+    return /\b(union|intersect|except)\b/i.test(r.ok ? r.skeleton : sql);
+  });
+}
+
+/**
+ * Whether a query text has a USE statement, as the server reads it under any sql_mode: comments
+ * blanked, executable comments (`/*!40000 USE x *\/`) opened, literals emptied (a string that
+ * says `; use x` is not one). A text the lexer cannot read is matched on its raw words.
+ */
+function hasUseStatement(sql: string): boolean {
+  for (const mode of LEX_MODES) {
+    const r = lexMysql(sql, mode);
+    if (r.ok ? USE_STATEMENT.test(r.skeleton) : /(^|[;\s/*!])use(?![\w$])/i.test(sql)) return true;
+  }
+  return false;
+}
 
 export class MysqlSession {
   readonly #o: MysqlSessionOptions;
@@ -120,6 +158,8 @@ export class MysqlSession {
   #endDetail: string | undefined;
   #status: number = STATUS.AUTOCOMMIT;
   #killing: Promise<unknown> | undefined;
+  /** A command was read and its answer is not complete yet. */
+  #busy = false;
   /** The session's setup statements (read-only), run again after COM_RESET_CONNECTION. */
   readonly #setup: string[] = [];
 
@@ -155,6 +195,13 @@ export class MysqlSession {
       const t = gate.termination;
       this.#endReason = t?.reason ?? "terminated";
       this.#endDetail = t?.detail;
+      if (this.#busy && !this.#ended) {
+        // A client waiting for an answer reads why as its answer (MariaDB's own "connection was
+        // killed" code, mid-resultset too), and the statement stops on the target: closing the
+        // target connection alone would leave it running (MariaDB notices a gone client late).
+        this.#o.client.write(renderRefusal({ type: "deny", code: "GW_SESSION_TERMINATED", message: `session ended: ${t?.detail ?? "terminated"}` }), this.#o.client.nextSeq);
+        void this.#o.killQuery().catch(() => undefined);
+      }
       this.#finish(this.#endReason);
     };
     if (gate.signal.aborted) onAbort();
@@ -173,7 +220,11 @@ export class MysqlSession {
         });
         if (p === undefined) break;
         if (this.#killing !== undefined) await this.#killing;
+        // The answer to a command starts at sequence id 1.
+        client.nextSeq = 1;
+        this.#busy = true;
         await this.#command(p);
+        this.#busy = false;
       }
     } catch (e) {
       const code = e instanceof GatewayError ? e.code : "GW_INTERNAL";
@@ -299,7 +350,7 @@ export class MysqlSession {
 
   /** Engine-side refusals that keep the session bound to its connection and limits. */
   async #guard(sql: string): Promise<boolean> {
-    if (USE_STATEMENT.test(sql)) {
+    if (hasUseStatement(sql)) {
       await this.#refuseFeature("mysql.use", "USE", "GW_POLICY_DENIED", `connection "${this.#o.connection.name}" is database ${this.#o.connection.database}; another database is another connection (USE is not served)`);
       return false;
     }
@@ -317,7 +368,7 @@ export class MysqlSession {
     const seq = ++this.#seq;
     const d = await gate.judge({ type: "db.query", session: gate.info, seq, stage: "simple", sql }, { signal: gate.signal });
     if (d.type === "deny") return this.#refuse(d);
-    await this.#relay(payload, "resultset", { seq, kind: "simple", plan: d.plan, binary: false, started: Date.now() });
+    await this.#relay(payload, "resultset", { seq, kind: "simple", sql, plan: d.plan, binary: false, started: Date.now() });
   }
 
   async #prepareStatement(payload: Buffer): Promise<void> {
@@ -377,7 +428,7 @@ export class MysqlSession {
       plan = d.plan;
     }
     st.longData.clear();
-    await this.#relay(payload, "resultset", { seq, kind: "execute", plan, binary: true, started: Date.now(), params: shown });
+    await this.#relay(payload, "resultset", { seq, kind: "execute", sql: st.sql, plan, binary: true, started: Date.now(), params: shown });
   }
 
   #forward(payload: Buffer): void {
@@ -455,11 +506,22 @@ export class MysqlSession {
   }
 
   /** The masking chains of a resultset's columns (undefined: nothing to mask). */
-  #columnMasks(plan: ResultPlan | undefined, cols: readonly ColumnDefinition[]): (ColumnMask | undefined)[] | undefined {
+  #columnMasks(plan: ResultPlan | undefined, cols: readonly ColumnDefinition[], sql: string | undefined): (ColumnMask | undefined)[] | undefined {
     const rules = plan?.masks ?? [];
     if (rules.length === 0) return undefined;
+    // The statement reads a column a column rule covers (ResultPlan.redactEchoes), and MySQL
+    // gives no lineage: a field without a column origin (an expression, a subquery, a stored
+    // function) may carry that value, and so may every field of a UNION (its definitions name
+    // only the first branch's columns). Such fields are masked whole by the rule (over-masking
+    // rather than a leak); plain columns keep their precise origin.
+    // (SHOW, DESCRIBE and EXPLAIN answer with metadata, never row values: mariadb-dump's SHOW
+    // CREATE TABLE of a table with a covered column must come through.)
+    const covering = plan?.redactEchoes === true && (sql === undefined || !isMetadataStatement(sql)) ? rules.find((r) => r.columns.length > 0) : undefined;
+    const union = covering !== undefined && sql !== undefined && hasUnion(sql);
     const out = cols.map((c): ColumnMask | undefined => {
-      const field = c.orgTable !== "" && c.orgName !== "" ? { name: c.name, relation: { schema: c.schema, name: c.orgTable }, column: c.orgName } : { name: c.name };
+      const origin = c.orgTable !== "" && c.orgName !== "";
+      if (covering !== undefined && (!origin || union)) return { whole: this.#o.maskerFor(covering) };
+      const field = origin ? { name: c.name, relation: { schema: c.schema, name: c.orgTable }, column: c.orgName } : { name: c.name };
       const r = rulesForField(field, rules);
       switch (r.kind) {
         case "keep":
@@ -548,7 +610,7 @@ export class MysqlSession {
         const eof = await this.#targetNext();
         if (!cut) out = client.write(eof.payload, out);
       }
-      const masks = this.#columnMasks(work.plan, cols);
+      const masks = this.#columnMasks(work.plan, cols, work.sql);
       const types = cols.map((c) => c.type);
       const counts: Record<string, number> = {};
       const recorded: (string | null)[][] = [];

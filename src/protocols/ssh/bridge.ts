@@ -6,7 +6,7 @@
 import type { Socket } from "node:net";
 import type { ClientChannel, ServerChannel } from "ssh2";
 import type { Decision, MaskRule } from "../../core/decision.js";
-import { LineMasker, type LineMaskFn } from "./line-masker.js";
+import { LineMasker, type LineMaskFn } from "../common/line-masker.js";
 import type { SessionContext, TextMasker } from "./state.js";
 
 export interface BridgeOptions {

@@ -7,7 +7,7 @@
 import type { ClientChannel, PseudoTtyInfo, ServerChannel } from "ssh2";
 import { gatewayText, refusalText } from "../../core/engine.js";
 import { isIncompleteShell } from "../../policy/shell/analyze.js";
-import { LineTracker } from "./line-tracker.js";
+import { LineTracker } from "../common/line-tracker.js";
 import { holdHooks, type SessionContext } from "./state.js";
 
 /** The `input` and `atEnd` handlers for `bridge` (bridge.ts). */

@@ -1,5 +1,5 @@
 /**
- * Output masking for SSH terminals and exec streams, line by line: bytes are held until a
+ * Output masking for terminals and exec streams (SSH, Kubernetes exec/attach), line by line: bytes are held until a
  * newline (or `maxLineBytes`, or `flushMs` without one, so prompts still appear), then masked
  * with the session's detectors and written. Lines nothing was found in are written as the
  * original bytes (never re-encoded).
