@@ -13,6 +13,7 @@ import { detectorNameSchema } from "../masking/detectors.js";
 import { isPhoneRegion } from "../masking/detectors/phone-regions.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
+import { budgetSchema, canarySchema, resultScanSchema } from "../scan/config-schema.js";
 import { auditSink, vaultConfig } from "./config-ops.js";
 import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
 export { parseSecretRef } from "./schema-parts.js";
@@ -375,6 +376,12 @@ export const configSchema = z.strictObject({
   policies: z.array(policy).default([]),
   /** Notifications and access grants for approvals: src/approvals/config-schema.ts. */
   approvals: approvalsSchema,
+  /** Budgets and rate limits per principal or group and connection (src/policy/budgets.ts). */
+  budgets: z.array(budgetSchema).default([]),
+  /** Results scanned before the agent reads them (src/scan). */
+  resultScan: resultScanSchema,
+  /** Planted values no legitimate task reads (src/scan/canaries.ts). */
+  canaries: z.array(canarySchema).max(100).default([]),
 });
 
 export type RawConfig = z.input<typeof configSchema>;

@@ -44,6 +44,8 @@ import { readCast } from "../recording/asciicast.js";
 import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
+import { BudgetLedger } from "../policy/budgets.js";
+import { Guards } from "../scan/watch.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
 import { FileRecordingStore } from "../recording/file-store.js";
 import type { RecordingStore } from "../recording/types.js";
@@ -271,7 +273,22 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       new HttpPolicyEvaluator(config.policies),
       new FeatureEvaluator(),
     ];
+    // Budgets, result scanning and canaries (src/scan/watch.ts).
+    const guards = new Guards(new BudgetLedger(config.budgets, { metrics }), config.resultScan, config.canaries, {
+      audit: (input) => {
+        audit.append(input).catch((e: unknown) => logger.error({ err: e, type: input.type }, "audit write failed"));
+      },
+      endSession: (sessionId, detail) => {
+        registry.terminate({ sessionId }, "terminated", detail);
+      },
+      revokeToken: async (tokenId, by) => {
+        await tokens.revoke(tokenId, by);
+      },
+      logger,
+      metrics,
+    });
     const pipeline = new Pipeline({
+      guards,
       evaluators,
       audit,
       recordings,
@@ -520,6 +537,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         },
         adminToken,
         metrics,
+        budgets: guards.budgets,
         logger,
         mcp: mcpServiceDeps({ config, addresses, tls, sshHostKey, correlations, pipeline, approvals }),
       });
