@@ -100,6 +100,11 @@ export class BudgetLedger {
     return keys.length === 0 ? undefined : new SessionBudgets(this, keys);
   }
 
+  /** The counters of the budgets that cover a session, by budget name (CEL `budgets`). */
+  factsFor(session: SessionInfo): Record<string, Record<BudgetKind, number>> {
+    return this.open(session)?.facts() ?? {};
+  }
+
   #counter(budget: CompiledBudget, subject: string, connection: string): Counter {
     const key = `${budget.config.name}\u0000${subject}\u0000${connection}`;
     let c = this.#counters.get(key);

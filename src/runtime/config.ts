@@ -18,6 +18,7 @@ import { auditSink, vaultConfig } from "./config-ops.js";
 import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
 export { parseSecretRef } from "./schema-parts.js";
 import { httpMatchProblems } from "../policy/http-match.js";
+import { whenProblem } from "../policy/cel.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
 export interface ListenAddress {
@@ -247,6 +248,8 @@ const policy = z.strictObject({
   connections: stringList.default(["*"]),
   groups: stringList.optional(),
   match: policyMatch.optional(),
+  /** A CEL expression that must also hold (src/policy/cel.ts): compiled and type-checked at load. */
+  when: z.string().min(1).optional().describe("CEL expression over principal, groups, connection, operations, relations, now, hour, weekday, budgets; the policy applies only when it is true"),
   action: z.enum(["deny", "require_approval", "require_grant", "mask", "allow"]),
   message: z.string().optional(),
   approvers: stringList.optional(),
@@ -454,6 +457,10 @@ export function parseConfig(doc: unknown, source?: string): Config {
       }
     }
     if (kind === "http" && p.match !== undefined) problems.push(...httpMatchProblems(p.match).map((m) => `policies[${i}].match.${m}`));
+    if (p.when !== undefined) {
+      const problem = whenProblem(p.when);
+      if (problem !== undefined) problems.push(`policies[${i}].when: ${problem}`);
+    }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
     // A redis match (`keys`, `commands`) with no detectors masks what it matches whole.

@@ -264,9 +264,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     cleanups.push(() => rechecks.close());
     // The effective connections: the configuration's plus those registered in the web console.
     const liveConnections = new LiveConnections({ config, file: join(config.dataDir, "console-connections.json"), box: SecretBox.open(join(keysDir, "secrets.key")), logger });
+    const budgetLedger = new BudgetLedger(config.budgets, { metrics });
     const evaluators = [
       new AccessEvaluator(liveConnections.map),
-      new PolicyEvaluator(config.policies, liveConnections.map, classifications, catalogs.viewResolver()),
+      new PolicyEvaluator(config.policies, liveConnections.map, classifications, catalogs.viewResolver(), {
+        whenContext: (s) => ({ now: new Date(), budgets: budgetLedger.factsFor(s) }),
+      }),
       new SshPolicyEvaluator(config.policies),
       new RedisPolicyEvaluator(config.policies),
       new K8sPolicyEvaluator(config.policies),
@@ -274,7 +277,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       new FeatureEvaluator(),
     ];
     // Budgets, result scanning and canaries (src/scan/watch.ts).
-    const guards = new Guards(new BudgetLedger(config.budgets, { metrics }), config.resultScan, config.canaries, {
+    const guards = new Guards(budgetLedger, config.resultScan, config.canaries, {
       audit: (input) => {
         audit.append(input).catch((e: unknown) => logger.error({ err: e, type: input.type }, "audit write failed"));
       },
