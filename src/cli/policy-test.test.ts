@@ -32,6 +32,7 @@ policies:
     action: require_approval
     approvers: [dba]
   - name: big-readers-stop
+    match: { operations: ["*"] }
     when: '"agent-rows" in budgets && budgets["agent-rows"]["rows"] >= 9000 && "select" in operations'
     action: deny
     message: this agent has read enough today

@@ -40,8 +40,11 @@ describe("CEL when:", () => {
 describe("CEL when: in the configuration", () => {
   it("a bad expression is a configuration error naming the policy's key", async () => {
     const { parseConfig } = await import("../runtime/config.js");
-    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", when: "hour >= " }] })).toThrow(/policies\[0\]\.when: /);
-    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", when: "connection" }] })).toThrow(/policies\[0\]\.when: must be a bool/);
-    expect(parseConfig({ policies: [{ name: "p", action: "deny", when: "hour >= 22" }] }).policies[0]?.when).toBe("hour >= 22");
+    const match = { operations: ["*"] };
+    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match, when: "hour >= " }] })).toThrow(/policies\[0\]\.when: /);
+    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match, when: "connection" }] })).toThrow(/policies\[0\]\.when: must be a bool/);
+    expect(() => parseConfig({ policies: [{ name: "p", action: "allow", when: "hour >= 22" }] })).toThrow(/policies\[0\]\.when: needs a SQL match/);
+    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match: { commands: ["rm"] }, when: "hour >= 22" }] })).toThrow(/needs a SQL match/);
+    expect(parseConfig({ policies: [{ name: "p", action: "deny", match, when: "hour >= 22" }] }).policies[0]?.when).toBe("hour >= 22");
   });
 });

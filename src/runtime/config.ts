@@ -460,6 +460,8 @@ export function parseConfig(doc: unknown, source?: string): Config {
     if (p.when !== undefined) {
       const problem = whenProblem(p.when);
       if (problem !== undefined) problems.push(`policies[${i}].when: ${problem}`);
+      // Only the SQL evaluator reads `when:` so far: elsewhere it would be ignored, and an allow would hold unconditionally.
+      if (kind !== "sql") problems.push(`policies[${i}].when: needs a SQL match (e.g. match: { operations: ["*"] }); other targets do not read when: yet`);
     }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
