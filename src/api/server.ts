@@ -34,6 +34,7 @@ import { registerMcpRoutes, type McpRoutesDeps } from "./mcp-routes.js";
 import { registerConsoleRoutes, type ConsoleRoutesDeps } from "./console-routes.js";
 import { registerConsoleStatic } from "./console-static.js";
 import { openApiDocument } from "./openapi.js";
+import type { BudgetCounterView } from "../policy/budgets.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -63,6 +64,8 @@ export interface ApiDeps {
   readonly mcp?: Pick<McpRoutesDeps, "service" | "issuers" | "publicUrl">;
   /** The web console (console-routes.ts): its routes, and its cookie accepted in place of a bearer token. */
   readonly console?: ConsoleRoutesDeps;
+  /** Budget counters of the current windows (src/policy/budgets.ts). */
+  readonly budgets?: { list(filter?: { readonly principalId?: string }): readonly BudgetCounterView[] };
 }
 
 export interface RegisteredRoute {
@@ -364,6 +367,15 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
         deps.logger.error({ err: e, tokenId: id }, "could not audit a token revocation");
       });
     return { revoked: true, sessionsEnded };
+  });
+
+  // --- budgets ------------------------------------------------------------------------------
+
+  // Admins and auditors see every counter; anyone else only their own principal's.
+  app.get("/v1/budgets", user, (request) => {
+    const caller = callerOf(request);
+    const all = caller.roles.includes("admin") || caller.roles.includes("auditor");
+    return Promise.resolve({ budgets: deps.budgets?.list(all ? {} : { principalId: caller.principal.id }) ?? [] });
   });
 
   // --- sessions -----------------------------------------------------------------------------

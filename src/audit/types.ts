@@ -24,6 +24,8 @@ export const AUDIT_EVENT_TYPES = [
   "grant.expired", // an access grant ended; sessions opened under it end too
   "grant.revoked", // an access grant was ended early; sessions opened under it end too
   "connection.change", // a connection registered, changed, disabled or enabled at run time (web console)
+  "result.flagged", // a result carried text aimed at an AI agent (prompt injection): kinds and columns, never values
+  "canary.tripped", // a planted canary value appeared in a result (src/scan/canaries.ts)
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

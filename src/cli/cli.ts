@@ -320,6 +320,34 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
       json(configJsonSchema());
     });
 
+  // --- policy -------------------------------------------------------------------------------
+  const policy = program.command("policy").description("policies as code");
+  policy
+    .command("test")
+    .description("judge a table of cases (event → expected decision) offline; exit 1 on any mismatch")
+    .argument("<file>", "YAML file of cases")
+    .option("--config <file>", "configuration file, when the test file names none (default: AIRLOCK_CONFIG, ./airlock.yaml)")
+    .option("--json", "print JSON")
+    .action(async (file: string, opts: { config?: string; json?: boolean }) => {
+      // Loaded lazily, like the gateway runtime: it brings the SQL parser.
+      const specifier = "../runtime/policy-test.js";
+      const mod = (await import(specifier)) as { runPolicyTests(file: string, config?: string): Promise<readonly { name: string; ok: boolean; expected: string; got: string; message?: string }[]> };
+      let results;
+      try {
+        results = await mod.runPolicyTests(file, configPath(opts.config, io));
+      } catch (e) {
+        if (isGatewayError(e)) throw new CliError(e.message.replace(/\n/g, "; "), 2, { cause: e });
+        throw e;
+      }
+      const failed = results.filter((r) => !r.ok);
+      if (opts.json === true) json({ passed: results.length - failed.length, failed: failed.length, cases: results });
+      else {
+        printLines(results.map((r) => (r.ok ? `ok    ${r.name}` : `FAIL  ${r.name}: expected ${r.expected}, got ${r.got}${r.message === undefined ? "" : ` — ${r.message}`}`)));
+        print(`${results.length - failed.length} passed, ${failed.length} failed`);
+      }
+      if (failed.length > 0) setExit(1);
+    });
+
   return program;
 }
 

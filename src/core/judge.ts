@@ -5,6 +5,7 @@
 import type { Decision } from "./decision.js";
 import type { JudgedEvent, ObservedEvent } from "./events.js";
 import type { ObjectResolver } from "./objects.js";
+import type { ResultWatch } from "./result-watch.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "./session.js";
 
 /** What an engine is told while a statement waits for a person's decision. */
@@ -72,6 +73,8 @@ export interface SessionJudge extends Judge {
    * be released (the engine ends the session).
    */
   settle?(): boolean;
+  /** Budgets and result scanning for the rows the client receives (absent: none apply). */
+  readonly results?: ResultWatch;
   /** End the session: audit, close the recording, update the store. Idempotent. */
   end(reason: SessionEndReason, stats: SessionStats, detail?: string): Promise<void>;
 }

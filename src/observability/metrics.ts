@@ -40,6 +40,9 @@ export class GatewayMetrics {
   readonly #auditRecords: Counter;
   readonly #auditWriteErrors: Counter;
   readonly #upstreamConnect: Histogram<"protocol">;
+  readonly #budgetConsumed: Counter<"budget" | "kind">;
+  readonly #budgetExhausted: Counter<"budget" | "kind">;
+  readonly #resultFlagged: Counter<"kind">;
   /** Cached label children, keyed by metric name + label values joined with NUL. */
   readonly #children = new Map<string, Child | GaugeChild | HistogramChild>();
 
@@ -85,6 +88,27 @@ export class GatewayMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    // Budgets are labelled by budget name (configuration) and kind, never by principal.
+    this.#budgetConsumed = new Counter({ name: `${p}budget_consumed_total`, help: "Rows, bytes and statements charged to budgets", labelNames: ["budget", "kind"], registers });
+    this.#budgetExhausted = new Counter({
+      name: `${p}budget_exhausted_total`,
+      help: "Statements refused or results cut because a budget was spent",
+      labelNames: ["budget", "kind"],
+      registers,
+    });
+    this.#resultFlagged = new Counter({ name: `${p}results_flagged_total`, help: "Result rows flagged by the result scan (prompt-injection kinds, canary)", labelNames: ["kind"], registers });
+  }
+
+  budgetConsumed(budget: string, kind: "rows" | "bytes" | "statements", n: number): void {
+    if (n > 0) this.#child(`bc\0${budget}\0${kind}`, () => this.#budgetConsumed.labels(budget, kind)).inc(n);
+  }
+
+  budgetExhausted(budget: string, kind: "rows" | "bytes" | "statements"): void {
+    this.#child(`be\0${budget}\0${kind}`, () => this.#budgetExhausted.labels(budget, kind)).inc();
+  }
+
+  resultFlagged(kind: string): void {
+    this.#child(`rf\0${kind}`, () => this.#resultFlagged.labels(kind)).inc();
   }
 
   #child<T extends Child | GaugeChild | HistogramChild>(key: string, make: () => T): T {

@@ -30,6 +30,7 @@ import type {
 } from "../core/events.js";
 import type { HoldNotice, JudgeHooks, SessionJudge, StatementTimeoutLimit } from "../core/judge.js";
 import type { ObjectBinding } from "../core/objects.js";
+import type { GuardFactory, ResultWatch, SessionGuards } from "../core/result-watch.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
@@ -66,6 +67,8 @@ export interface PipelineOptions {
   readonly endSessionsAtExpiry: boolean;
   /** Approvals and access grants (src/approvals). Without it, holds are refused. */
   readonly approvals?: HoldResolver;
+  /** Budgets, result scanning and canaries per session (src/scan/watch.ts). */
+  readonly guards?: GuardFactory;
 }
 
 /** Turns holds into allow or deny, and grants into session admission (implemented by src/approvals). */
@@ -272,6 +275,9 @@ export class SessionGate implements SessionJudge {
   /** Settings to inject into the target session at connect (limits from policies). */
   readonly settings: Readonly<Record<string, string>>;
   readonly statementTimeout?: StatementTimeoutLimit;
+  /** Budgets and result scanning (absent: none apply to this session). */
+  readonly #guards: SessionGuards | undefined;
+  readonly results?: ResultWatch;
   #expiryTimer: NodeJS.Timeout | undefined;
   #grantTimer: NodeJS.Timeout | undefined;
   /** Aborted when the session ends: statements waiting for approval are cancelled. */
@@ -304,6 +310,8 @@ export class SessionGate implements SessionJudge {
     }
     this.settings = settings;
     if (timeout !== undefined) this.statementTimeout = timeout;
+    this.#guards = o.guards?.open(info);
+    if (this.#guards?.watch !== undefined) this.results = this.#guards.watch;
     const live = o.registry.register(info);
     this.signal = live.signal;
     this.#unregister = () => {
@@ -403,6 +411,11 @@ export class SessionGate implements SessionJudge {
   #evaluate(event: JudgedEvent): Verdict | Promise<Verdict> {
     if (!this.#known.has(event.type)) {
       return deny("GW_UNSUPPORTED", `no evaluator judges ${event.type} events, so it is refused (fail closed)`, "fail-closed");
+    }
+    // Budgets: a statement or command is refused once a budget of the session is spent.
+    if (this.#guards !== undefined && COUNTED.has(event.type)) {
+      const spent = this.#guards.statement();
+      if (spent !== undefined) return spent;
     }
     const evaluators = this.#routes.get(event.type);
     return evaluators === undefined ? ALLOW_NO_OPINION : evaluateEvent(evaluators, event);
@@ -664,6 +677,9 @@ export class SessionGate implements SessionJudge {
 function reasonOf(e: unknown): string {
   return isGatewayError(e) ? e.message : "the catalog lookup failed";
 }
+
+/** The judged kinds a `statements` budget counts: statements and commands, not protocol features. */
+const COUNTED: ReadonlySet<JudgedKind> = new Set<JudgedKind>(["db.query", "db.function_call", "ssh.exec", "ssh.input", "redis.command", "http.request", "k8s.request"]);
 
 /** No evaluator of this session has an opinion on the event: allowed, with no result plan. */
 const ALLOW_NO_OPINION: Decision = Object.freeze({ type: "allow" });

@@ -30,6 +30,7 @@ import {
 } from "./sql-policy.js";
 import type { Relatives, ViewResolver } from "./view-resolver.js";
 import type { MysqlClassifier } from "./mysql/classify.js";
+import { whenHolds, type WhenFacts } from "./cel.js";
 
 /** MySQL settings that undo a read-only session (the engine sets SESSION TRANSACTION READ ONLY). */
 const MYSQL_READ_ONLY_SETTINGS = ["transaction_read_only", "tx_read_only"];
@@ -85,6 +86,8 @@ interface CachedVerdict {
 export interface SessionPoliciesOptions {
   /** Cache verdicts of stateless statements (default true; tests compare against false). */
   readonly verdictCache?: boolean;
+  /** The facts of a CEL `when:` that are not the statement's (time, budget counters); default: now, none. */
+  readonly whenContext?: (session: SessionInfo) => { readonly now: Date; readonly budgets: WhenFacts["budgets"] };
 }
 
 /** A single SQL PREPARE or EXECUTE: its statement name (lower case, as the target folds it). */
@@ -151,6 +154,8 @@ export class SessionPolicies implements SessionEvaluator {
   /** Whether any deny or approval policy applies: only then does fail-closed refuse. */
   readonly #denyGuards: boolean;
   readonly #connection: string;
+  readonly #session: SessionInfo;
+  readonly #whenContext: SessionPoliciesOptions["whenContext"];
   /**
    * Verdicts of stateless statements (see VERDICT_CACHE_ENTRIES); undefined: off. By shape (the
    * classification cache's object for the normalized text) unless a policy matches the raw text
@@ -180,8 +185,11 @@ export class SessionPolicies implements SessionEvaluator {
     options: SessionPoliciesOptions = {},
     mysql?: MysqlClassifier,
   ) {
+    this.#session = session;
+    this.#whenContext = options.whenContext;
+    // A `when:` reads time and budget counters: a verdict is never reused for it.
     this.#verdicts =
-      options.verdictCache === false || mysql !== undefined
+      options.verdictCache === false || mysql !== undefined || policies.some((p) => p.config.when !== undefined)
         ? undefined
         : { byText: new Map(), byShape: policies.some((p) => p.match?.statementRegex !== undefined) ? undefined : new WeakMap() };
     this.#policies = policies;
@@ -862,8 +870,22 @@ export class SessionPolicies implements SessionEvaluator {
     );
   }
 
-  /** All given match keys must hold for one statement. */
+  /** All given match keys must hold for one statement, and the policy's `when:` if it has one. */
   #matches(p: CompiledPolicy, f: StatementFacts, sql: string): boolean {
+    if (!this.#matchKeys(p, f, sql)) return false;
+    const when = p.config.when;
+    if (when === undefined) return true;
+    const s = this.#session;
+    const ctx = this.#whenContext?.(s) ?? { now: new Date(), budgets: {} };
+    const relations = [...f.relationsRead, ...f.relationsWritten].map((r) => (r.schema === undefined ? r.name : `${r.schema}.${r.name}`));
+    return whenHolds(
+      when,
+      { principal: { id: s.principal.id, name: s.principal.name, kind: s.principal.kind }, groups: s.principal.groups, connection: s.connection, operations: f.operations, relations, ...ctx },
+      p.config.action !== "allow",
+    );
+  }
+
+  #matchKeys(p: CompiledPolicy, f: StatementFacts, sql: string): boolean {
     const m = p.match;
     if (m === undefined) return true;
     if (m.operations !== undefined && !f.operations.some((op) => anyGlob(m.operations ?? [], op))) return false;

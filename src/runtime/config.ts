@@ -13,10 +13,12 @@ import { detectorNameSchema } from "../masking/detectors.js";
 import { isPhoneRegion } from "../masking/detectors/phone-regions.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
+import { budgetSchema, canarySchema, resultScanSchema } from "../scan/config-schema.js";
 import { auditSink, vaultConfig } from "./config-ops.js";
 import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
 export { parseSecretRef } from "./schema-parts.js";
 import { httpMatchProblems } from "../policy/http-match.js";
+import { whenProblem } from "../policy/cel.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
 export interface ListenAddress {
@@ -246,6 +248,8 @@ const policy = z.strictObject({
   connections: stringList.default(["*"]),
   groups: stringList.optional(),
   match: policyMatch.optional(),
+  /** A CEL expression that must also hold (src/policy/cel.ts): compiled and type-checked at load. */
+  when: z.string().min(1).optional().describe("CEL expression over principal, groups, connection, operations, relations, now, hour, weekday, budgets; the policy applies only when it is true"),
   action: z.enum(["deny", "require_approval", "require_grant", "mask", "allow"]),
   message: z.string().optional(),
   approvers: stringList.optional(),
@@ -375,6 +379,12 @@ export const configSchema = z.strictObject({
   policies: z.array(policy).default([]),
   /** Notifications and access grants for approvals: src/approvals/config-schema.ts. */
   approvals: approvalsSchema,
+  /** Budgets and rate limits per principal or group and connection (src/policy/budgets.ts). */
+  budgets: z.array(budgetSchema).default([]),
+  /** Results scanned before the agent reads them (src/scan). */
+  resultScan: resultScanSchema,
+  /** Planted values no legitimate task reads (src/scan/canaries.ts). */
+  canaries: z.array(canarySchema).max(100).default([]),
 });
 
 export type RawConfig = z.input<typeof configSchema>;
@@ -447,6 +457,12 @@ export function parseConfig(doc: unknown, source?: string): Config {
       }
     }
     if (kind === "http" && p.match !== undefined) problems.push(...httpMatchProblems(p.match).map((m) => `policies[${i}].match.${m}`));
+    if (p.when !== undefined) {
+      const problem = whenProblem(p.when);
+      if (problem !== undefined) problems.push(`policies[${i}].when: ${problem}`);
+      // Only the SQL evaluator reads `when:` so far: elsewhere it would be ignored, and an allow would hold unconditionally.
+      if (kind !== "sql") problems.push(`policies[${i}].when: needs a SQL match (e.g. match: { operations: ["*"] }); other targets do not read when: yet`);
+    }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
     // A redis match (`keys`, `commands`) with no detectors masks what it matches whole.

@@ -45,6 +45,8 @@ import { readCast } from "../recording/asciicast.js";
 import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
+import { BudgetLedger } from "../policy/budgets.js";
+import { Guards } from "../scan/watch.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
 import { FileRecordingStore } from "../recording/file-store.js";
 import type { RecordingStore } from "../recording/types.js";
@@ -269,16 +271,34 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     cleanups.push(() => rechecks.close());
     // The effective connections: the configuration's plus those registered in the web console.
     const liveConnections = new LiveConnections({ config, file: join(config.dataDir, "console-connections.json"), box: SecretBox.open(join(keysDir, "secrets.key")), logger });
+    const budgetLedger = new BudgetLedger(config.budgets, { metrics });
     const evaluators = [
       new AccessEvaluator(liveConnections.map),
-      new PolicyEvaluator(config.policies, liveConnections.map, classifications, catalogs.viewResolver()),
+      new PolicyEvaluator(config.policies, liveConnections.map, classifications, catalogs.viewResolver(), {
+        whenContext: (s) => ({ now: new Date(), budgets: budgetLedger.factsFor(s) }),
+      }),
       new SshPolicyEvaluator(config.policies),
       new RedisPolicyEvaluator(config.policies),
       new K8sPolicyEvaluator(config.policies),
       new HttpPolicyEvaluator(config.policies),
       new FeatureEvaluator(),
     ];
+    // Budgets, result scanning and canaries (src/scan/watch.ts).
+    const guards = new Guards(budgetLedger, config.resultScan, config.canaries, {
+      audit: (input) => {
+        audit.append(input).catch((e: unknown) => logger.error({ err: e, type: input.type }, "audit write failed"));
+      },
+      endSession: (sessionId, detail) => {
+        registry.terminate({ sessionId }, "terminated", detail);
+      },
+      revokeToken: async (tokenId, by) => {
+        await tokens.revoke(tokenId, by);
+      },
+      logger,
+      metrics,
+    });
     const pipeline = new Pipeline({
+      guards,
       evaluators,
       audit,
       recordings,
@@ -527,6 +547,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         },
         adminToken,
         metrics,
+        budgets: guards.budgets,
         logger,
         mcp: mcpServiceDeps({ config, addresses, tls, sshHostKey, correlations, pipeline, approvals }),
       });

@@ -79,6 +79,8 @@ function classOf(r: AuditRecord): ClassKey {
       return "authentication";
     case "db.query":
     case "db.result":
+    case "result.flagged":
+    case "canary.tripped":
       return "datastore";
     case "ssh.command":
       return "ssh";
@@ -107,7 +109,7 @@ function activity(cls: ClassKey, r: AuditRecord): readonly [number, string] {
     case "authentication":
       return r.type === "session.end" ? [2, "Logoff"] : [1, "Logon"];
     case "datastore": {
-      if (r.type === "db.result") return [1, "Read"];
+      if (r.type === "db.result" || r.type === "result.flagged" || r.type === "canary.tripped") return [1, "Read"];
       const verb = /^[\s(]*([A-Za-z]+)/.exec(r.statement ?? "")?.[1]?.toLowerCase();
       return (verb === undefined ? undefined : DATASTORE_ACTIVITY[verb]) ?? [99, "Other"];
     }

@@ -24,8 +24,10 @@ export interface ResultAcc {
   copyHidden?: boolean;
   /** The result is refused: rows are dropped and its completion becomes this refusal. */
   refused?: DenyDecision | undefined;
-  /** maxRows was exceeded and a cancel was sent. */
+  /** maxRows was exceeded (or a budget spent) and a cancel was sent. */
   cancelled?: boolean;
+  /** A budget was spent mid-result: the client gets the rows so far, then this refusal. */
+  cutBy?: DenyDecision | undefined;
   masked: Record<string, number>;
 }
 

@@ -11,6 +11,7 @@ import { GatewayError } from "../../core/errors.js";
 import { MaskChain } from "../../masking/index.js";
 import { gatewayText } from "../../core/engine.js";
 import type { SessionJudge } from "../../core/judge.js";
+import type { ResultWatch } from "../../core/result-watch.js";
 import type { PgCatalog } from "./catalog.js";
 import { renderNotice, renderRefusal } from "./errors.js";
 import type { CopyOutSpec } from "./copy-spec.js";
@@ -31,6 +32,7 @@ import {
   decodeReadyForQuery,
   decodeRowDescription,
   encodeCommandComplete,
+  encodeDataRow,
   encodeCopyData,
   encodeErrorResponse,
 } from "./wire/index.js";
@@ -396,6 +398,13 @@ export class ResultStage {
       this.#limitExceeded(p, out);
       return EMPTY;
     }
+    const watch = this.#o.gate.results;
+    if (watch !== undefined) {
+      if (acc.cutBy !== undefined) return EMPTY;
+      const watched = this.#watchRow(watch, p, bytes === undefined ? frame.body : bytes.subarray(5), out);
+      if (watched === "drop") return EMPTY;
+      if (watched !== undefined) bytes = watched;
+    }
     p.usage.sent++;
     acc.sent++;
     this.#captureRow(acc, bytes === undefined ? frame.body : bytes.subarray(5), p.fields);
@@ -626,6 +635,10 @@ export class ResultStage {
         // The client gets the refusal, and so does the recording (not the target's tag).
         replacement = renderRefusal(refused);
         this.#emit(p, { error: refusalRecord(replacement, refused) });
+      } else if (acc.cutBy !== undefined) {
+        // A budget was spent mid-result and the target finished before the cancel: the rows so far, then the refusal.
+        replacement = renderRefusal(acc.cutBy);
+        this.#emit(p, { error: refusalRecord(replacement, acc.cutBy), refusedBy: acc.cutBy.rule ?? acc.cutBy.code });
       } else {
         if (how === "complete" && acc.cancelled === true && p.plan?.maxRows !== undefined) {
           // The target finished before the cancel arrived: report what the client got.
@@ -638,6 +651,43 @@ export class ResultStage {
     this.#columns = undefined;
     this.#formats = undefined;
     return replacement;
+  }
+
+  /**
+   * Budgets and result scanning (core/result-watch.ts) for one row about to be sent: its
+   * replacement bytes, "drop" when it is not sent (a spent budget cuts the result here, an
+   * ended session passes nothing more), or undefined to send it as it is.
+   */
+  #watchRow(watch: ResultWatch, p: Execution, body: Buffer, out: OutBuffer): Buffer | "drop" | undefined {
+    const acc = p.result;
+    const raw = watch.wantsValues ? decodeDataRow(body) : undefined;
+    const formats = this.#formats ?? p.fields?.map((f) => f.format);
+    const values = raw === undefined ? [] : raw.map((v, i) => (v === null || (formats?.[i] ?? 0) !== 0 ? null : v.toString("utf8")));
+    const v = watch.row(p.seq, body.length + 5, values);
+    switch (v.type) {
+      case "pass": {
+        for (const n of v.notices ?? []) out.add(renderNotice(n, "WARNING"));
+        if (v.replace === undefined || raw === undefined) return undefined;
+        const replace = v.replace;
+        return encodeDataRow(raw.map((x, i) => {
+          const r = replace.get(i);
+          return r === undefined ? x : Buffer.from(r, "utf8");
+        }));
+      }
+      case "cut":
+        for (const n of v.notices ?? []) out.add(renderNotice(n, "WARNING"));
+        acc.rowCount++;
+        acc.cutBy = v.refusal;
+        if (acc.cancelled !== true) {
+          acc.cancelled = true;
+          out.add(renderNotice(`${v.refusal.message}; the result was cut after ${acc.sent} rows and the statement is cancelled`, "WARNING"));
+          this.barrier.arm(this.#o.cancelUpstream);
+        }
+        return "drop";
+      case "end":
+        acc.refused ??= v.refusal;
+        return "drop";
+    }
   }
 
   /** maxRows reached: tell the client once, and cancel the statement on the target. */
@@ -681,6 +731,10 @@ export class ResultStage {
       // The gateway's statement timer cancelled it (statement-timer.ts): say so, with the rule.
       replacement = encodeErrorResponse({ severity: "ERROR", code: "57014", message: p.timedOut.message });
       recorded = { sqlstate: "57014", message: p.timedOut.message };
+    } else if (acc.cutBy !== undefined && err.code === "57014") {
+      // The gateway cancelled it because a budget was spent: the budget's refusal, not a cancel.
+      replacement = renderRefusal(acc.cutBy);
+      recorded = refusalRecord(replacement, acc.cutBy);
     } else if (acc.cancelled === true && err.code === "57014") {
       const limit = p.plan?.maxRows ?? 0;
       const rule = p.plan?.maxRowsRule;
@@ -695,7 +749,7 @@ export class ResultStage {
               message: gatewayText(`the result exceeded ${limit} rows${rule === undefined ? "" : ` (rule: ${rule})`}; the statement was cancelled`),
             });
     }
-    const refusedBy = acc.refused !== undefined ? (acc.refused.rule ?? acc.refused.code) : recorded.sqlstate === "57014" ? p.timedOut?.rule : undefined;
+    const refusedBy = acc.refused !== undefined ? (acc.refused.rule ?? acc.refused.code) : acc.cutBy !== undefined ? (acc.cutBy.rule ?? acc.cutBy.code) : recorded.sqlstate === "57014" ? p.timedOut?.rule : undefined;
     this.#emit(p, { error: recorded, ...(refusedBy === undefined ? {} : { refusedBy }) });
     // The next result starts with its own columns (not this failed one's).
     this.#columns = undefined;

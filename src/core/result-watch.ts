@@ -1,0 +1,44 @@
+/**
+ * What an engine asks the pipeline about the rows it is about to hand to the client: budgets
+ * (rows and bytes per principal and window), result scanning (prompt-injection text, canary
+ * values). The engine only reframes: it asks per row, after masking, and renders the verdict
+ * (a NOTICE, a replaced value, a cut result, an ended session). Implemented in src/scan/watch.ts.
+ */
+import type { DenyDecision } from "./decision.js";
+
+/** One value of a row as the watch sees it: the text of a text-format field, or null (NULL, binary). */
+export type WatchedValue = string | null;
+
+export type RowVerdict =
+  /** Pass the row. `notices`: tell the client (once each). `replace`: value index → replacement text. */
+  | { readonly type: "pass"; readonly notices?: readonly string[]; readonly replace?: ReadonlyMap<number, string> }
+  /** A budget is spent: this row is not passed; the client gets the rows so far and this refusal. */
+  | { readonly type: "cut"; readonly refusal: DenyDecision; readonly notices?: readonly string[] }
+  /** The session must end (a canary or an injection under `end_session`): nothing more is passed. */
+  | { readonly type: "end"; readonly refusal: DenyDecision };
+
+export interface ResultWatch {
+  /** The watch reads values (scanning or canaries): the engine decodes text fields for it. */
+  readonly wantsValues: boolean;
+  /**
+   * One row the client is about to receive: `bytes` is its size on the wire, `values` its
+   * text fields when `wantsValues` (else empty). `seq` names the statement.
+   */
+  row(seq: number, bytes: number, values: readonly WatchedValue[]): RowVerdict;
+}
+
+export const PASS: RowVerdict = Object.freeze({ type: "pass" });
+
+/** What the pipeline keeps per session besides its evaluators: budgets and the result watch. */
+export interface SessionGuards {
+  /** Rows on their way to the client (engines that stream results: PostgreSQL). */
+  readonly watch?: ResultWatch;
+  /** A statement or command is about to be judged: a refusal when a budget is spent (it is charged otherwise). */
+  statement(): DenyDecision | undefined;
+  /** Budget counters of the session, by budget name (facts for CEL `when:`). */
+  budgetFacts(): Readonly<Record<string, Readonly<Record<string, number>>>>;
+}
+
+export interface GuardFactory {
+  open(session: import("./session.js").SessionInfo): SessionGuards | undefined;
+}
