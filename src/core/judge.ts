@@ -5,6 +5,7 @@
 import type { Decision } from "./decision.js";
 import type { JudgedEvent, ObservedEvent } from "./events.js";
 import type { ObjectResolver } from "./objects.js";
+import type { StatementPreviewer } from "./preview.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "./session.js";
 
 /** What an engine is told while a statement waits for a person's decision. */
@@ -26,6 +27,8 @@ export interface JudgeHooks {
    * bound to them and they are compared again when the approved statement is released.
    */
   readonly resolveObjects?: ObjectResolver;
+  /** Runs a held write in a rolled-back transaction on the target (policies with `preview`). */
+  readonly preview?: StatementPreviewer;
 }
 
 /**

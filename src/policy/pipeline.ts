@@ -30,6 +30,7 @@ import type {
 } from "../core/events.js";
 import type { HoldNotice, JudgeHooks, SessionJudge, StatementTimeoutLimit } from "../core/judge.js";
 import type { ObjectBinding } from "../core/objects.js";
+import type { StatementPreview } from "../core/preview.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
@@ -94,6 +95,11 @@ export interface HoldRequest {
   readonly bindObjects?: () => Promise<ObjectBinding>;
   /** An execution of a prepared statement: what its names resolved to when it was prepared. */
   readonly preparedObjects?: ObjectBinding;
+  /**
+   * Runs the held statement in a rolled-back transaction on the target (holds with `preview`,
+   * engine-provided): when the request is made and again when the approved statement is released.
+   */
+  readonly preview?: () => Promise<StatementPreview>;
 }
 
 /** Held SQL PREPAREs whose bindings a session keeps (the oldest is forgotten beyond it). */
@@ -473,6 +479,7 @@ export class SessionGate implements SessionJudge {
         ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
         ...(binder.bind === undefined ? {} : { bindObjects: binder.bind }),
         ...(prepared === undefined ? {} : { preparedObjects: prepared }),
+        ...previewOf(hold, hooks, text, params),
       });
       if (r.decision.type === "allow" && hold.prepares !== undefined) this.#rememberPrepared(hold.prepares, r.objects);
       // A deferred hold's statement was defined when its prepare went through (judge).
@@ -619,6 +626,15 @@ export class SessionGate implements SessionJudge {
 
 function reasonOf(e: unknown): string {
   return isGatewayError(e) ? e.message : "the catalog lookup failed";
+}
+
+/** The held statement's preview, when its policy asks for one and the engine can run it. */
+function previewOf(hold: HoldDecision, hooks: JudgeHooks, sql: string, params: BoundParams | undefined): { readonly preview?: () => Promise<StatementPreview> } {
+  const settings = hold.preview;
+  const run = hooks.preview;
+  if (settings === undefined || run === undefined) return {};
+  const masks = hold.allow.plan?.masks ?? [];
+  return { preview: () => run({ sql, ...(params === undefined ? {} : { params }), settings, masks }) };
 }
 
 /** No evaluator of this session has an opinion on the event: allowed, with no result plan. */
