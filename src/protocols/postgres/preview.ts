@@ -279,11 +279,12 @@ export class PgPreviewer {
   }
 
   async #estimateOn(session: UpstreamSession, sql: string, path: SearchPathState): Promise<CostEstimate> {
-    let r = await this.#explainJson(session, `EXPLAIN (FORMAT JSON) ${sql}`, path);
-    // A statement with parameters and no values yet (a Parse): PostgreSQL 16+ plans it generically.
-    if (r.error?.code === "42P02" && serverMajor(session) >= 16) r = await this.#explainJson(session, `EXPLAIN (FORMAT JSON, GENERIC_PLAN) ${sql}`, path);
+    const r = await this.#explainJson(session, `EXPLAIN (FORMAT JSON) ${sql}`, path);
     if (r.error !== undefined) {
-      const why = r.error.code === "42P02" ? "its parameters have no values yet, and PostgreSQL before 16 cannot plan it without them" : `EXPLAIN failed with SQLSTATE ${r.error.code}`;
+      // A statement with parameters and no values yet (a Parse): the Bind without values is
+      // refused (08P01) or the parameter is unknown (42P02). Not guessed: refused.
+      const params = r.error.code === "42P02" || r.error.code === "08P01";
+      const why = params ? "its parameters have no values yet, so the planner cannot estimate it before it runs" : `EXPLAIN failed with SQLSTATE ${r.error.code}`;
       throw new GatewayError("GW_POLICY_DENIED", why);
     }
     return estimateFromExplain(r.rows.map((row) => row[0] ?? "").join("\n"));
@@ -411,10 +412,4 @@ export class PgPreviewer {
     this.#session = undefined;
     if (s !== undefined) (await s.catch(() => undefined))?.socket.destroy();
   }
-}
-
-function serverMajor(session: UpstreamSession): number {
-  const v = session.parameters.get("server_version") ?? "";
-  const n = Number.parseInt(v, 10);
-  return Number.isFinite(n) ? n : 0;
 }
