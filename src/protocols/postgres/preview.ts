@@ -87,7 +87,10 @@ export function sampleQuery(sql: string, limit: number): string | undefined {
   const top = topStatement(sql);
   if (top === undefined || !WRITE_NODES.has(top.type)) return undefined;
   const body = sql.trim().replace(/[\s;]+$/u, "");
-  const returning = Array.isArray(top.body["returningList"]) && top.body["returningList"].length > 0;
+  // libpg-query 18 keeps it as returningClause.exprs (returningList before 18).
+  const clause = top.body["returningClause"];
+  const exprs = typeof clause === "object" && clause !== null ? (clause as Record<string, unknown>)["exprs"] : top.body["returningList"];
+  const returning = Array.isArray(exprs) && exprs.length > 0;
   // A newline first: a trailing `-- comment` must not swallow what follows.
   const wrapped = `WITH airlock_preview AS (\n${body}\n${returning ? "" : "RETURNING *\n"}) SELECT * FROM airlock_preview LIMIT ${limit}`;
   // The text read back must be that one statement (no comment or quote swallowed the wrapper).
