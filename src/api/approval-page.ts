@@ -23,6 +23,7 @@
  * - The statement is shown as notifications show it (notify.ts): invisible characters as
  *   `\uXXXX`, passwords and tokens redacted; everything is HTML-escaped.
  */
+import { describePreview } from "../core/preview.js";
 import { describeObjects } from "../approvals/binding.js";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -181,6 +182,15 @@ export function renderApprovalPage(m: PageModel): { title: string; body: string 
             "Acts on",
             `${describeObjects(r.summary.objects).map(text).join("<br>") || "—"}<br><small>search_path ${text(r.summary.objects.searchPath)}; checked again when it runs: if a name then resolves to another object, it is refused</small>`,
             "objects",
+          ),
+        ]),
+    ...(r.summary?.preview === undefined
+      ? []
+      : [
+          row(
+            "Preview",
+            `<pre>${describePreview(r.summary.preview).map(text).join("\n")}</pre><small>run in a transaction that was rolled back; repeated when it runs: if it would then do something else, it is refused</small>`,
+            "preview",
           ),
         ]),
     ...(r.rule === undefined ? [] : [row("Rule", `<code>${text(r.rule)}</code>${r.message === undefined ? "" : ` — ${text(scrubSecrets(r.message))}`}`, "rule")]),

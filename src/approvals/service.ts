@@ -25,6 +25,7 @@ import { auditPrincipal, type AuditEventInput, type AuditLog } from "../audit/ty
 import { deny, type AllowDecision, type Decision, type DenyDecision, type HoldDecision } from "../core/decision.js";
 import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { ObjectBinding } from "../core/objects.js";
+import { DEFAULT_PREVIEW_TOLERANCE, previewDrift, type StatementPreview } from "../core/preview.js";
 import type { Principal } from "../core/principal.js";
 import type { SessionInfo } from "../core/session.js";
 import { Glob, anyGlob } from "../policy/glob.js";
@@ -272,10 +273,19 @@ export class ApprovalService implements HoldResolver {
       }
     }
 
+    // What the statement would do, run in a rolled-back transaction (policies with preview):
+    // shown to approvers, capped by maxAffectedRows, and compared again when it is released.
+    let preview: StatementPreview | undefined;
+    if (hold.preview !== undefined) {
+      preview = await this.#preview(req);
+      const over = overLimit(hold, preview);
+      if (over !== undefined) return { decision: deny("GW_POLICY_DENIED", over, hold.rule) };
+    }
+
     // An approved, unused approval of exactly this statement runs it once.
     const used = await store.consume(principal.id, session.connection, hash, now, { rule: hold.rule, approvers: hold.approvers, minApprovals: hold.minApprovals });
     if (used !== undefined) {
-      const mismatch = bindingMismatch(used, objects);
+      const mismatch = bindingMismatch(used, objects) ?? previewMismatch(used, preview, hold);
       if (mismatch !== undefined) return { decision: deny("GW_POLICY_DENIED", mismatch, hold.rule), approvalId: used.id };
       const failed = await this.#audit({
         type: "approval.used",
@@ -311,9 +321,16 @@ export class ApprovalService implements HoldResolver {
       statement: req.text,
       ...(req.params === undefined ? {} : { params: req.params.shown }),
       statementHash: hash,
-      ...(hold.summary === undefined && objects === undefined
+      ...(hold.summary === undefined && objects === undefined && preview === undefined
         ? {}
-        : { summary: { operations: hold.summary?.operations ?? [], relations: hold.summary?.relations ?? [], ...(objects === undefined ? {} : { objects }) } }),
+        : {
+            summary: {
+              operations: hold.summary?.operations ?? [],
+              relations: hold.summary?.relations ?? [],
+              ...(objects === undefined ? {} : { objects }),
+              ...(preview === undefined ? {} : { preview }),
+            },
+          }),
       rule: hold.rule,
       message: hold.message,
       approvers: hold.approvers,
@@ -331,7 +348,14 @@ export class ApprovalService implements HoldResolver {
       protocol: session.clientProtocol,
       rule: hold.rule,
       statement: req.text,
-      details: { approvalId: row.id, mode, approvers: hold.approvers.join(","), minApprovals: hold.minApprovals, expiresAt: row.expiresAt.toISOString() },
+      details: {
+        approvalId: row.id,
+        mode,
+        approvers: hold.approvers.join(","),
+        minApprovals: hold.minApprovals,
+        expiresAt: row.expiresAt.toISOString(),
+        ...(preview === undefined ? {} : { preview: preview.status, ...(preview.status === "previewed" ? { affectedRows: preview.affectedRows } : {}) }),
+      },
     });
     if (failed) {
       await store.finish(row.id, "cancelled", new Date(), { reason: "the audit log is unavailable" });
@@ -352,6 +376,12 @@ export class ApprovalService implements HoldResolver {
     switch (outcome.status) {
       case "approved": {
         await store.markUsed(row.id, new Date());
+        // Released now: it must still do what the approvers saw (its preview, repeated).
+        if (preview !== undefined && hold.preview !== undefined) {
+          const again = await this.#preview(req);
+          const changed = overLimit(hold, again) ?? previewMismatch(row, again, hold);
+          if (changed !== undefined) return { decision: deny("GW_POLICY_DENIED", changed, hold.rule), approvalId: row.id };
+        }
         // Released now: the names must still resolve to what the approvers saw.
         if (req.bindObjects !== undefined) {
           const bound = await this.#bindObjects(req);
@@ -386,6 +416,18 @@ export class ApprovalService implements HoldResolver {
       this.#o.logger.warn({ err: e, sessionId: req.session.id, rule: req.hold.rule }, "could not resolve the objects of a held statement; refusing");
       const why = isGatewayError(e) ? e.message : "the catalog lookup failed";
       return deny("GW_POLICY_DENIED", `${req.hold.message}: the objects it acts on could not be resolved on the target (${why}), so it cannot be approved or run (fail closed)`, req.hold.rule);
+    }
+  }
+
+  /** Run the held statement's preview; never rejects (a failure is a preview that failed). */
+  async #preview(req: HoldRequest): Promise<StatementPreview> {
+    const run = req.preview;
+    if (run === undefined) return { status: "unpreviewable", reason: "this connection's engine cannot run previews (PostgreSQL connections only)" };
+    try {
+      return await run();
+    } catch (e) {
+      this.#o.logger.warn({ err: e, sessionId: req.session.id, rule: req.hold.rule }, "preview failed");
+      return { status: "failed", reason: isGatewayError(e) ? e.message : "the preview could not be run" };
     }
   }
 
@@ -646,6 +688,26 @@ function bindingMismatch(r: ApprovalRow, now: ObjectBinding | undefined): string
   }
   const drift = objectDrift(approved, now);
   return drift === undefined ? undefined : `approval no longer matches: ${drift} (approval ${r.id} is used up; request it again)`;
+}
+
+/** A preview that changes more rows than the policy's maxAffectedRows: the refusal, or undefined. */
+function overLimit(hold: HoldDecision, p: StatementPreview): string | undefined {
+  const max = hold.preview?.maxAffectedRows;
+  if (max === undefined || p.status !== "previewed" || p.affectedRows <= max) return undefined;
+  const tables = p.tables.map((t) => `${t.relation}: ${t.inserted + t.updated + t.deleted}`).join(", ");
+  return `${hold.message}: its preview would change ${p.affectedRows} rows (${tables}), more than maxAffectedRows ${max} of rule ${hold.preview?.rule ?? hold.rule}`;
+}
+
+/**
+ * Why an approval (its row) no longer covers the statement as its preview shows it now, or
+ * undefined. An approval made with a preview needs one to compare with.
+ */
+function previewMismatch(r: ApprovalRow, now: StatementPreview | undefined, hold: HoldDecision): string | undefined {
+  const approved = r.summary?.preview;
+  if (approved === undefined) return undefined;
+  if (now === undefined) return `approval no longer matches: approval ${r.id} was bound to a preview that cannot be repeated here; request it again`;
+  const drift = previewDrift(approved, now, hold.preview?.tolerance ?? DEFAULT_PREVIEW_TOLERANCE);
+  return drift === undefined ? undefined : `approval no longer matches what the statement would do now: ${drift} (approval ${r.id} is used up; request it again)`;
 }
 
 function withRule(allow: AllowDecision, rule: string): AllowDecision {

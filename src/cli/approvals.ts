@@ -4,6 +4,7 @@
  * credential on the gateway's host); the gateway checks who may see and decide what.
  * Statements shown come from agents: control characters are made visible (sanitizeInline).
  */
+import { describePreview, type StatementPreview } from "../core/preview.js";
 import { describeObjects } from "../approvals/binding.js";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,6 +20,25 @@ export interface ApprovalCliIo {
   readonly stderr: Writable;
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
+}
+
+/** A request's preview as the API answers it (core/preview.ts StatementPreview). */
+const previewView = z.discriminatedUnion("status", [
+  z.object({
+    status: z.literal("previewed"),
+    affectedRows: z.number(),
+    tables: z.array(z.object({ relation: z.string(), inserted: z.number(), updated: z.number(), deleted: z.number() })),
+    sample: z.object({ image: z.enum(["before", "after"]), columns: z.array(z.string()), rows: z.array(z.array(z.string().nullable())), truncated: z.boolean() }).optional(),
+    plan: z.array(z.string()),
+  }),
+  z.object({ status: z.literal("unpreviewable"), reason: z.string() }),
+  z.object({ status: z.literal("failed"), reason: z.string() }),
+]);
+
+function previewFromView(p: z.output<typeof previewView>): StatementPreview {
+  if (p.status !== "previewed") return p;
+  const { sample, ...rest } = p;
+  return sample === undefined ? rest : { ...rest, sample };
 }
 
 const requestSchema = z.object({
@@ -39,6 +59,7 @@ const requestSchema = z.object({
           objects: z.array(z.object({ kind: z.enum(["relation", "function"]), name: z.string(), resolved: z.array(z.object({ oid: z.number(), qualified: z.string() })) })),
         })
         .optional(),
+      preview: previewView.optional(),
     })
     .optional(),
   rule: z.string().optional(),
@@ -155,6 +176,9 @@ export function requestDetail(r: RequestView): string[] {
     lines.push(`search_path ${sanitizeInline(objects.searchPath)}`);
     for (const o of describeObjects(objects)) lines.push(`resolves    ${sanitizeInline(o)}`);
   }
+  // What the statement would do (run in a rolled-back transaction): checked again when it runs.
+  const preview = r.summary?.preview;
+  if (preview !== undefined) for (const [i, l] of describePreview(previewFromView(preview)).entries()) lines.push(`${i === 0 ? "preview     " : "            "}${sanitizeInline(l)}`);
   lines.push(`approvers   ${r.approvers.map(sanitizeInline).join(", ")} (${r.approvals ?? 0} of ${r.minApprovals} approvals)`);
   lines.push(`created     ${r.createdAt}`, `expires     ${r.expiresAt}`);
   if (r.usableUntil !== undefined) lines.push(`${r.kind === "grant" ? "grant ends " : "usable till"} ${r.usableUntil}`);

@@ -1,6 +1,7 @@
 import type { ObjectNames } from "./objects.js";
 import type { ErrorCode } from "./errors.js";
 import type { DeferredHold } from "./events.js";
+import type { PreviewSettings } from "./preview.js";
 
 /**
  * What the pipeline decided about a judged event. Engines render it in their protocol:
@@ -130,6 +131,11 @@ export interface HoldDecision {
   readonly executes?: string;
   /** Called once if the statement is finally allowed (session state such as prepared statements). */
   readonly onAllowed?: () => void;
+  /**
+   * The policy asks for a preview (`preview: true` / `maxAffectedRows`): the statement is run
+   * in a rolled-back transaction first and the approval is bound to what it did (core/preview.ts).
+   */
+  readonly preview?: PreviewSettings;
 }
 
 /** What evaluators may return for a statement: a decision, or a hold the pipeline resolves. */

@@ -1,6 +1,7 @@
 import type { HoldDecision } from "./decision.js";
 import type { ErrorCode } from "./errors.js";
 import type { ObjectBinding } from "./objects.js";
+import type { CostEstimate } from "./preview.js";
 import type { ClientProtocol, SessionEndReason, SessionInfo } from "./session.js";
 
 /**
@@ -60,6 +61,12 @@ export interface DbQueryEvent {
   readonly sql: string;
   /** Prepared statement name for `prepare` and `execute` ("" = unnamed). */
   readonly statementName?: string;
+  /**
+   * Asks the target's planner for the statement's estimate (EXPLAIN on a gateway-owned
+   * session, engine-provided): called only when a cost rule applies. Rejects when it cannot
+   * be estimated (the rule then refuses: fail closed).
+   */
+  readonly estimate?: () => Promise<CostEstimate>;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Decision } from "./decision.js";
 import type { JudgedEvent, ObservedEvent } from "./events.js";
 import type { ObjectResolver } from "./objects.js";
 import type { ResultWatch } from "./result-watch.js";
+import type { StatementPreviewer } from "./preview.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "./session.js";
 
 /** What an engine is told while a statement waits for a person's decision. */
@@ -33,6 +34,8 @@ export interface JudgeHooks {
    * reaches the client) instead of written before the engine forwards (issue 13).
    */
   readonly settlesBeforeRelease?: boolean;
+  /** Runs a held write in a rolled-back transaction on the target (policies with `preview`). */
+  readonly preview?: StatementPreviewer;
 }
 
 /**

@@ -19,6 +19,14 @@ export interface SqlMatch {
   readonly functions?: readonly string[];
   readonly noWhere?: boolean;
   readonly statementRegex?: string;
+  /** The planner's estimate (EXPLAIN), asked before the statement runs. */
+  readonly cost?: NumberCompare;
+  readonly estimatedRows?: NumberCompare;
+}
+
+export interface NumberCompare {
+  readonly gt?: number | undefined;
+  readonly gte?: number | undefined;
 }
 
 export interface ShellMatch {
@@ -61,7 +69,7 @@ export type PolicyMatch = SqlMatch | ShellMatch | RedisMatch | HttpMatch | Kuber
 
 /** The keys each kind accepts (besides `kind`). */
 export const MATCH_KEYS: { readonly [K in MatchKind]: readonly string[] } = {
-  sql: ["operations", "relations", "columns", "functions", "noWhere", "statementRegex"],
+  sql: ["operations", "relations", "columns", "functions", "noWhere", "statementRegex", "cost", "estimatedRows"],
   shell: ["commands", "arguments", "forwardTo"],
   redis: ["commands", "keys"],
   http: ["methods", "paths", "query", "headers", "body"],

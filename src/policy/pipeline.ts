@@ -31,6 +31,7 @@ import type {
 import type { HoldNotice, JudgeHooks, SessionJudge, StatementTimeoutLimit } from "../core/judge.js";
 import type { ObjectBinding } from "../core/objects.js";
 import type { GuardFactory, ResultWatch, SessionGuards } from "../core/result-watch.js";
+import type { StatementPreview } from "../core/preview.js";
 import type { SessionEndReason, SessionInfo, SessionStats, TerminationReason } from "../core/session.js";
 import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
@@ -97,6 +98,11 @@ export interface HoldRequest {
   readonly bindObjects?: () => Promise<ObjectBinding>;
   /** An execution of a prepared statement: what its names resolved to when it was prepared. */
   readonly preparedObjects?: ObjectBinding;
+  /**
+   * Runs the held statement in a rolled-back transaction on the target (holds with `preview`,
+   * engine-provided): when the request is made and again when the approved statement is released.
+   */
+  readonly preview?: () => Promise<StatementPreview>;
 }
 
 /** Held SQL PREPAREs whose bindings a session keeps (the oldest is forgotten beyond it). */
@@ -513,6 +519,7 @@ export class SessionGate implements SessionJudge {
         ...(hooks.onHold === undefined ? {} : { onHold: hooks.onHold }),
         ...(binder.bind === undefined ? {} : { bindObjects: binder.bind }),
         ...(prepared === undefined ? {} : { preparedObjects: prepared }),
+        ...previewOf(hold, hooks, text, params),
       });
       if (r.decision.type === "allow" && hold.prepares !== undefined) this.#rememberPrepared(hold.prepares, r.objects);
       // A deferred hold's statement was defined when its prepare went through (judge).
@@ -680,6 +687,15 @@ function reasonOf(e: unknown): string {
 
 /** The judged kinds a `statements` budget counts: statements and commands, not protocol features. */
 const COUNTED: ReadonlySet<JudgedKind> = new Set<JudgedKind>(["db.query", "db.function_call", "ssh.exec", "ssh.input", "redis.command", "http.request", "k8s.request"]);
+
+/** The held statement's preview, when its policy asks for one and the engine can run it. */
+function previewOf(hold: HoldDecision, hooks: JudgeHooks, sql: string, params: BoundParams | undefined): { readonly preview?: () => Promise<StatementPreview> } {
+  const settings = hold.preview;
+  const run = hooks.preview;
+  if (settings === undefined || run === undefined) return {};
+  const masks = hold.allow.plan?.masks ?? [];
+  return { preview: () => run({ sql, ...(params === undefined ? {} : { params }), settings, masks }) };
+}
 
 /** No evaluator of this session has an opinion on the event: allowed, with no result plan. */
 const ALLOW_NO_OPINION: Decision = Object.freeze({ type: "allow" });

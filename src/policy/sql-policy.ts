@@ -8,7 +8,7 @@ import { GatewayError } from "../core/errors.js";
 import type { JudgedKind } from "../core/events.js";
 import type { ObjectNames } from "../core/objects.js";
 import type { PolicyConfig } from "../runtime/config.js";
-import type { SqlMatch } from "./match.js";
+import type { NumberCompare, SqlMatch } from "./match.js";
 import { ColumnGlob, Glob } from "./glob.js";
 import type { ColumnAccess, QualifiedName, StatementFacts } from "./sql/index.js";
 
@@ -56,6 +56,8 @@ export interface CompiledMatch {
   readonly functions?: readonly Glob[];
   readonly noWhere?: boolean;
   readonly statementRegex?: RE2JS;
+  readonly cost?: NumberCompare;
+  readonly estimatedRows?: NumberCompare;
 }
 
 /** A policy whose match (if any) is about SQL. */
@@ -105,6 +107,8 @@ export function compileMatch(p: SqlPolicyConfig): CompiledMatch | undefined {
     ...(m.functions === undefined ? {} : { functions: m.functions.map((g) => new Glob(g)) }),
     ...(m.noWhere === undefined ? {} : { noWhere: m.noWhere }),
     ...(statementRegex === undefined ? {} : { statementRegex }),
+    ...(m.cost === undefined ? {} : { cost: m.cost }),
+    ...(m.estimatedRows === undefined ? {} : { estimatedRows: m.estimatedRows }),
   };
 }
 

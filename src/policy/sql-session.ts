@@ -7,6 +7,8 @@
  */
 import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type StatementLineage, type Verdict } from "../core/decision.js";
 import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
+import { compareNumber, previewTolerance, type CostEstimate, type PreviewSettings } from "../core/preview.js";
+import { GatewayError } from "../core/errors.js";
 import type { SessionInfo } from "../core/session.js";
 import type { Answer, SessionEvaluator } from "./evaluator.js";
 import { ColumnGlob, anyGlob } from "./glob.js";
@@ -688,12 +690,21 @@ export class SessionPolicies implements SessionEvaluator {
     return [...out.values()];
   }
 
-  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Verdict {
+  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[], estimate?: CostEstimate): Verdict | Promise<Verdict> {
     for (const p of this.#guards) {
       if (!effective.some((f) => this.#matches(p, f, event.sql))) continue;
+      let costNote = "";
+      if (hasCostMatch(p)) {
+        // A cost rule judges the planner's estimate: asked of the target only now, when every
+        // other key of the rule holds (engines give `estimate`; none: fail closed).
+        if (!effective.some((f) => f.operations.some((op) => EXPLAINABLE_OPERATIONS.has(op)))) continue;
+        if (estimate === undefined) return this.#withEstimate(event, statements, effective, p);
+        if (!costMatches(p, estimate)) continue;
+        costNote = ` (estimated cost ${formatEstimate(estimate.cost)}, rows ${formatEstimate(estimate.rows)})`;
+      }
       const action = p.config.action as GuardAction;
       if (action === "allow") break;
-      const message = p.config.message ?? defaultMessage(action, p);
+      const message = (p.config.message ?? defaultMessage(action, p)) + costNote;
       if (action === "require_approval" || action === "require_grant") {
         // The pipeline turns the hold into allow or deny (src/approvals). What the statement
         // defines for later ones (prepared statements) is recorded only once it is allowed.
@@ -711,6 +722,7 @@ export class SessionPolicies implements SessionEvaluator {
           summary: summarize(effective),
           objects: objectNames(effective),
           ...preparedName(statements),
+          ...(action === "require_approval" && (p.config.preview === true || p.config.maxAffectedRows !== undefined) ? { preview: previewSettings(p, statements, effective) } : {}),
           onAllowed: () => {
             this.#defined(event, statements, effective);
           },
@@ -722,6 +734,19 @@ export class SessionPolicies implements SessionEvaluator {
     const lineage = this.#unitLineage(statements);
     this.#defined(event, statements, effective);
     return this.#allow(effective, event.sql, lineage);
+  }
+
+  /** Ask the target's planner, then decide again with its estimate; a failure refuses under rule `p` (fail closed). */
+  #withEstimate(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[], p: CompiledPolicy): Verdict | Promise<Verdict> {
+    const ask = event.estimate;
+    const refuse = (why: string): Verdict =>
+      deny("GW_POLICY_DENIED", `rule ${p.name} judges the planner's estimate of the statement, which ${why}, so it is refused (fail closed)`, p.name);
+    if (ask === undefined) return refuse("this connection cannot give before it runs");
+    if (statements.length > 1) return refuse("is asked one statement at a time (send the statements separately)");
+    return ask().then(
+      (e) => this.#decide(event, statements, effective, e),
+      (e: unknown) => refuse(`could not be had (${e instanceof GatewayError ? e.message : "EXPLAIN failed"})`),
+    );
   }
 
   /**
@@ -1018,4 +1043,44 @@ export function catalogOnly(facts: readonly StatementFacts[], bare: (name: strin
     }
   }
   return read > 0;
+}
+
+/** Statements the planner estimates (EXPLAIN): a cost rule does not apply to others (SET, BEGIN, DDL). */
+const EXPLAINABLE_OPERATIONS: ReadonlySet<string> = new Set(["select", "insert", "update", "delete", "merge"]);
+
+function hasCostMatch(p: CompiledPolicy): boolean {
+  return p.match?.cost !== undefined || p.match?.estimatedRows !== undefined;
+}
+
+function costMatches(p: CompiledPolicy, e: CostEstimate): boolean {
+  const m = p.match;
+  if (m === undefined) return true;
+  if (m.cost !== undefined && !compareNumber(e.cost, m.cost)) return false;
+  if (m.estimatedRows !== undefined && !compareNumber(e.rows, m.estimatedRows)) return false;
+  return true;
+}
+
+function formatEstimate(n: number): string {
+  return n >= 1e6 ? n.toExponential(2) : String(Math.round(n * 100) / 100);
+}
+
+/** What a held write's preview is run as and checked against (policy keys preview, maxAffectedRows, previewTolerance). */
+function previewSettings(p: CompiledPolicy, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): PreviewSettings {
+  const writes = new Map<string, { schema?: string; name: string }>();
+  const operations = new Set<string>();
+  const functions = new Set<string>();
+  for (const f of effective) {
+    for (const op of f.operations) operations.add(op);
+    for (const fn of f.functions) functions.add(fn);
+    for (const r of f.relationsWritten) writes.set(`${r.schema ?? ""}.${r.name}`, r.schema === undefined ? { name: r.name } : { schema: r.schema, name: r.name });
+  }
+  return {
+    rule: p.name,
+    ...(p.config.maxAffectedRows === undefined ? {} : { maxAffectedRows: p.config.maxAffectedRows }),
+    tolerance: previewTolerance(p.config.previewTolerance),
+    operations: [...operations],
+    writes: [...writes.values()],
+    functions: [...functions],
+    statements: statements.length,
+  };
 }

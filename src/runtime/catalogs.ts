@@ -10,9 +10,13 @@ import type { ViewResolver } from "../policy/policies.js";
 import type { Relatives } from "../policy/view-resolver.js";
 import type { ColumnAccess } from "../policy/sql/index.js";
 import { PgCatalog, type InheritanceInfo, type ViewColumns } from "../protocols/postgres/catalog.js";
+import { PgPreviewer } from "../protocols/postgres/preview.js";
+import type { RuleMasker } from "../protocols/postgres/result-masking.js";
+import type { MaskRule } from "../core/decision.js";
 
 export class Catalogs {
   readonly #catalogs = new Map<string, PgCatalog>();
+  readonly #previewers = new Map<string, PgPreviewer>();
   readonly #connections: ReadonlyMap<string, PostgresConnection>;
   readonly #deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number };
   readonly #logger: Logger;
@@ -25,6 +29,16 @@ export class Catalogs {
     this.#connections = new Map(connections.map((c) => [c.name, c]));
     this.#deps = deps;
     this.#logger = logger;
+  }
+
+  /** Previews of held writes and planner estimates (issue 21): their own side connection per connection. */
+  previewer(connection: PostgresConnection, maskerFor: (rule: MaskRule) => RuleMasker): PgPreviewer {
+    let p = this.#previewers.get(connection.name);
+    if (p === undefined) {
+      p = new PgPreviewer(connection, this.#deps, this.#logger, maskerFor);
+      this.#previewers.set(connection.name, p);
+    }
+    return p;
   }
 
   for(connection: PostgresConnection): PgCatalog {
@@ -102,6 +116,6 @@ export class Catalogs {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#catalogs.values()].map((c) => c.close()));
+    await Promise.allSettled([...this.#catalogs.values(), ...this.#previewers.values()].map((c) => c.close()));
   }
 }

@@ -219,6 +219,11 @@ const stringList = z.array(z.string().min(1));
  * optional and inferred from the keys and the policy's connections in parseConfig, which turns
  * it into the typed union (PolicyMatch).
  */
+/** A comparison on a planner estimate (`match.cost`, `match.estimatedRows`). */
+const numberCompare = z
+  .strictObject({ gt: z.number().optional(), gte: z.number().optional() })
+  .refine((c) => c.gt !== undefined || c.gte !== undefined, { message: "give gt or gte" });
+
 const policyMatch = z.strictObject({
   kind: z.enum(MATCH_KINDS as [MatchKind, ...MatchKind[]]).optional().describe("the kind of target the keys are about; inferred from the keys (and the policy's connections) when left out"),
   operations: stringList.optional(),
@@ -227,6 +232,8 @@ const policyMatch = z.strictObject({
   functions: stringList.optional(),
   noWhere: z.boolean().optional(),
   statementRegex: z.string().optional(),
+  cost: numberCompare.optional().describe("the planner's total cost estimate (EXPLAIN) of the statement, asked before it runs"),
+  estimatedRows: numberCompare.optional().describe("the rows the planner estimates the statement returns or touches"),
   commands: stringList.optional(),
   arguments: stringList.optional(),
   forwardTo: stringList.optional(),
@@ -270,6 +277,12 @@ const policy = z.strictObject({
   statementTimeout: duration.optional(),
   /** Sessions are read-only: injected at connect, writes and attempts to switch it off are refused. */
   readOnly: z.boolean().optional(),
+  /** require_approval on SQL writes: run the statement first in a rolled-back transaction and show the approver what it would do. */
+  preview: z.boolean().optional(),
+  /** require_approval: a write whose preview changes more rows (all tables) is refused. Implies preview. */
+  maxAffectedRows: z.number().int().min(0).optional(),
+  /** require_approval with preview: how far the repeated preview at execution may move from the approved one (rows, or "10%"). Default 0. */
+  previewTolerance: z.union([z.number().int().min(0), z.string().regex(/^\d+(\.\d+)?%$/, "a number of rows or a percentage like 10%")]).optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -364,6 +364,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               logger,
               maskerFor,
               catalogFor: (c) => catalogs.for(c),
+              previewerFor: (c) => catalogs.previewer(c, maskerFor),
             }),
           ),
       },

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import type { ObjectBinding } from "../core/objects.js";
+import type { StatementPreview } from "../core/preview.js";
 import type { PrincipalKind } from "../core/principal.js";
 import { sqlBool, sqlDate, sqlInt, sqlJson, type SqlClient } from "./sql.js";
 
@@ -35,7 +36,7 @@ export interface ApprovalRow {
    * Classification shown to approvers; `objects`: what the statement's names resolved to on the
    * target when it was requested (the approval is bound to it; src/approvals/binding.ts).
    */
-  readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[]; readonly objects?: ObjectBinding };
+  readonly summary?: { readonly operations: readonly string[]; readonly relations: readonly string[]; readonly objects?: ObjectBinding; readonly preview?: StatementPreview };
   readonly rule?: string;
   readonly message?: string;
   /** The requester's reason (access requests). */
@@ -128,6 +129,25 @@ const objectBinding = z.object({
   objects: z.array(z.object({ kind: z.enum(["relation", "function"]), name: z.string(), resolved: z.array(resolvedObject) })),
 });
 
+/** A stored preview (core/preview.ts), bounded: the gateway wrote it, but the store is outside. */
+const previewSchema = z.discriminatedUnion("status", [
+  z.object({
+    status: z.literal("previewed"),
+    affectedRows: z.number().int().min(0),
+    tables: z.array(z.object({ relation: z.string(), inserted: z.number().int(), updated: z.number().int(), deleted: z.number().int() })).max(100),
+    sample: z.object({ image: z.enum(["before", "after"]), columns: z.array(z.string()).max(1600), rows: z.array(z.array(z.string().nullable())).max(100), truncated: z.boolean() }).optional(),
+    plan: z.array(z.string()).max(200),
+  }),
+  z.object({ status: z.literal("unpreviewable"), reason: z.string() }),
+  z.object({ status: z.literal("failed"), reason: z.string() }),
+]);
+
+function previewOf(p: z.output<typeof previewSchema>): StatementPreview {
+  if (p.status !== "previewed") return p;
+  const { sample, ...rest } = p;
+  return sample === undefined ? rest : { ...rest, sample };
+}
+
 const requestRow = z.object({
   id: z.string(),
   kind: z.enum(["statement", "grant"]),
@@ -141,7 +161,7 @@ const requestRow = z.object({
   statement: z.string().nullable(),
   params: sqlJson.pipe(z.array(z.string().nullable()).nullable()),
   statement_hash: z.string().nullable(),
-  summary: sqlJson.pipe(z.object({ operations: z.array(z.string()), relations: z.array(z.string()), objects: objectBinding.optional() }).nullable()),
+  summary: sqlJson.pipe(z.object({ operations: z.array(z.string()), relations: z.array(z.string()), objects: objectBinding.optional(), preview: previewSchema.optional() }).nullable()),
   rule: z.string().nullable(),
   message: z.string().nullable(),
   reason: z.string().nullable(),
@@ -161,8 +181,8 @@ const COLUMNS =
   "id, kind, status, requester_id, requester_kind, requester_name, connection, protocol, session_id, statement, params, statement_hash, summary, rule, message, reason, approvers, min_approvals, mode, duration_ms, created_at, expires_at, decided_at, decision_reason, usable_until, used_at";
 
 function summaryOf(s: NonNullable<z.output<typeof requestRow>["summary"]>): NonNullable<ApprovalRow["summary"]> {
-  const { objects, ...rest } = s;
-  return objects === undefined ? rest : { ...rest, objects };
+  const { objects, preview, ...rest } = s;
+  return { ...rest, ...(objects === undefined ? {} : { objects }), ...(preview === undefined ? {} : { preview: previewOf(preview) }) };
 }
 
 function toRow(r: z.output<typeof requestRow>): ApprovalRow {

@@ -10,6 +10,7 @@
  * parameters (the approver sees the values that will run); a refused Bind is a poison, so the
  * server skips the rest of the batch until Sync as it would after a failed Bind.
  */
+import type { PgPreviewer } from "./preview.js";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { Decision, DenyDecision, ResultPlan } from "../../core/decision.js";
@@ -48,6 +49,8 @@ export interface ClientMessageContext {
   readonly finished: () => boolean;
   /** What held statements' names resolve to on the target (approvals are bound to it). */
   readonly objects: SessionObjects;
+  /** Previews of held writes and planner estimates on a gateway-owned session (absent: none). */
+  readonly previewer?: PgPreviewer;
   /** The transaction status of the target's last ReadyForQuery. */
   readonly transactionStatus: () => "I" | "T" | "E";
 }
@@ -141,7 +144,16 @@ export class ClientMessages {
   async #judge(stage: DbQueryStage, sql: string, statementName?: string): Promise<{ seq: number; decision: Decision }> {
     const seq = ++this.#seq;
     this.statementsJudged++;
-    const event: DbQueryEvent = { type: "db.query", session: this.#c.gate.info, seq, stage, sql, ...(statementName === undefined ? {} : { statementName }) };
+    const previewer = this.#c.previewer;
+    const event: DbQueryEvent = {
+      type: "db.query",
+      session: this.#c.gate.info,
+      seq,
+      stage,
+      sql,
+      ...(statementName === undefined ? {} : { statementName }),
+      ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(sql, this.#c.objects.searchPath) }),
+    };
     // A prepare never waits for a person: a hold comes back deferred, decided at each Bind.
     const decision = stage === "prepare" ? await this.#c.gate.judge(event, { resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true }) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
     return { seq, decision };
@@ -395,6 +407,12 @@ export class ClientMessages {
     this.#bound(frame, bind, stmt, seq, this.#renderParams(bind), d.plan, out);
   }
 
+  /** The preview hook for held writes (JudgeHooks.preview), under the session's search_path. */
+  get #previewHook(): Pick<JudgeHooks, "preview"> {
+    const previewer = this.#c.previewer;
+    return previewer === undefined ? {} : { preview: (stmt) => previewer.preview(stmt, this.#c.objects.searchPath) };
+  }
+
   /**
    * Run a judgement that may wait for a person's decision. A statement held for approval keeps
    * the client's later messages queued behind it (they stay in the reader, in order); the hold
@@ -409,7 +427,7 @@ export class ClientMessages {
     this.#holdAbort = hold;
     try {
       // Results reach the client only through PgProxySession, which settles the audit first.
-      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true });
+      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true, ...this.#previewHook });
     } finally {
       this.#holdAbort = undefined;
       this.#holdWatch?.();

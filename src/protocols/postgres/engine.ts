@@ -20,6 +20,7 @@ import type { Principal } from "../../core/principal.js";
 import type { SecretRef } from "../../core/secret.js";
 import { LiveConnections, PreAuthGate, type PreAuthSlot } from "../common/live.js";
 import type { PgCatalog } from "./catalog.js";
+import type { PgPreviewer } from "./preview.js";
 import { renderRefusal, renderTooManyConnections } from "./errors.js";
 import { parseOptions, readStartupSettings, type StartupRequest } from "./startup.js";
 import { isProtectedSetting } from "../../policy/sql-settings.js";
@@ -60,6 +61,8 @@ export interface PostgresEngineOptions {
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
   /** The target's catalog for a connection (shared with the policy evaluator). */
   readonly catalogFor: (connection: PostgresConnection) => PgCatalog;
+  /** Previews of held writes and planner estimates for a connection (absent: none). */
+  readonly previewerFor?: (connection: PostgresConnection) => PgPreviewer;
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
@@ -363,6 +366,7 @@ export class PostgresEngine implements ProtocolEngine {
       logger: this.#log.child({ sessionId: gate.info.id }),
       catalog: o.catalogFor(connection),
       maskerFor: o.maskerFor,
+      ...(o.previewerFor === undefined ? {} : { previewer: o.previewerFor(connection) }),
       cancelUpstream: () => this.#forwardCancel(cancelEntry),
       poolable: pool !== undefined && !this.#live.closing,
     });

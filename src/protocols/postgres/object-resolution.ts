@@ -236,6 +236,11 @@ export class SessionObjects {
     this.resolve = (names) => resolveObjects(this.#catalog, this.#path.state, names);
   }
 
+  /** The session's search_path as followed from what it sent (previews and estimates run under it). */
+  get searchPath(): SearchPathState {
+    return this.#path.state;
+  }
+
   /** A statement text forwarded to the target (see SearchPathTracker). */
   sent(sql: string, how: SentHow): void {
     this.#path.sent(sql, how);

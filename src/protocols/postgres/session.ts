@@ -14,6 +14,7 @@ import { type GatewayError, isGatewayError } from "../../core/errors.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { SessionEndReason, SessionStats } from "../../core/session.js";
 import type { PgCatalog } from "./catalog.js";
+import type { PgPreviewer } from "./preview.js";
 import { ClientMessages } from "./client-messages.js";
 import { renderRefusal } from "./errors.js";
 import { SessionObjects } from "./object-resolution.js";
@@ -39,6 +40,8 @@ export interface PgSessionOptions {
   readonly catalog: PgCatalog;
   /** The masker for a mask rule (built once per rule). */
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
+  /** Previews of held writes and planner estimates (absent: none). */
+  readonly previewer?: PgPreviewer;
   /** Send a CancelRequest for the session's running statement; resolves once the target has taken it. */
   readonly cancelUpstream: () => Promise<void>;
   /**
@@ -109,6 +112,7 @@ export class PgProxySession {
       },
       finished: () => this.#finished,
       objects: new SessionObjects(options.catalog, options.gate.info.attributes["search_path"]),
+      ...(options.previewer === undefined ? {} : { previewer: options.previewer }),
       transactionStatus: () => this.#results.txStatus,
     });
     this.#results = new ResultStage(
