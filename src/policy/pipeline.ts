@@ -389,7 +389,9 @@ export class SessionGate implements SessionJudge {
         ...(deferred.statementName === undefined ? {} : { statementName: deferred.statementName }),
       });
     }
-    const verdict = await this.#evaluate(event);
+    // Most verdicts are synchronous (cached): no await, so no microtask hop, for those.
+    const evaluated = this.#evaluate(event);
+    const verdict = evaluated instanceof Promise ? await evaluated : evaluated;
     if (verdict.type === "hold" && event.type === "db.query" && event.stage !== "simple") {
       // The target analyses a prepared statement now: what its names resolve to is kept, and
       // each execution is approved only while they still resolve the same.

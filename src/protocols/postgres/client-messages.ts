@@ -41,7 +41,7 @@ export interface ClientMessageContext {
   /** The target's catalog: a fastpath FunctionCall's OID is resolved to its function there. */
   readonly catalog: PgCatalog;
   /** Write what is collected to the target now (before a judgement that may wait). */
-  readonly flushUpstream: (out: OutBuffer) => Promise<void>;
+  readonly flushUpstream: (out: OutBuffer) => Promise<void> | undefined;
   /** Write bytes the client did not send to the target (a Flush to get answers sooner). */
   readonly writeUpstream: (b: Buffer) => void;
   readonly writeClient: (b: Buffer) => boolean;
@@ -80,65 +80,71 @@ export class ClientMessages {
     return this.#c.refusals.skipUntilSync || this.#c.model.ignoring;
   }
 
-  /** Handle one client frame (not Terminate). */
-  async handle(frame: Frame, out: OutBuffer): Promise<void> {
+  /**
+   * Handle one client frame (not Terminate). Returns a promise only for a message that is
+   * judged (or may be); the others are handled before this returns.
+   */
+  handle(frame: Frame, out: OutBuffer): Promise<void> | undefined {
     const { model, refusals } = this.#c;
     switch (frame.type) {
       case F.Query:
       case F.FunctionCall:
         // After an error the target ignores everything until Sync, a Query included
         // (postgres.c ignore_till_sync): it is not judged and no answer is expected.
-        if (this.#skip) return;
-        await this.#c.flushUpstream(out);
-        if (frame.type === F.Query) await this.#onQuery(frame, out);
-        else await this.#onFunctionCall(frame, out);
-        return;
+        if (this.#skip) return undefined;
+        return this.#judged(frame, out);
       case F.Parse:
-        if (this.#skip) return;
-        await this.#c.flushUpstream(out);
-        await this.#onParse(frame, out);
-        return;
+        if (this.#skip) return undefined;
+        return this.#judged(frame, out);
       case F.Bind:
-        if (this.#skip) return;
-        await this.#onBind(frame, out);
-        return;
+        if (this.#skip) return undefined;
+        return this.#onBind(frame, out);
       case F.Execute:
-        if (this.#skip) return;
+        if (this.#skip) return undefined;
         model.execute(decodeExecute(frame.body).portal, newExecution("execute", 0, false, undefined));
         out.add(frame.bytes);
-        return;
+        return undefined;
       case F.Describe: {
-        if (this.#skip) return;
+        if (this.#skip) return undefined;
         const d = decodeDescribe(frame.body);
         model.describe(d.kind, d.name);
         out.add(frame.bytes);
-        return;
+        return undefined;
       }
       case F.Close: {
-        if (this.#skip) return;
+        if (this.#skip) return undefined;
         const c = decodeClose(frame.body);
         model.close(c.kind, c.name);
         out.add(frame.bytes);
-        return;
+        return undefined;
       }
       case F.CopyData:
       case F.CopyDone:
       case F.CopyFail:
       case F.Password:
-        if (this.#skip) return;
+        if (this.#skip) return undefined;
         out.add(frame.bytes);
-        return;
+        return undefined;
       case F.Sync:
         refusals.skipUntilSync = false;
         model.sync();
         out.add(frame.bytes);
-        return;
+        return undefined;
       case F.Flush:
         out.add(frame.bytes);
-        return;
+        return undefined;
       default:
         throw new GatewayError("GW_PROTOCOL", `unexpected message type 0x${frame.type.toString(16)} from the client`);
     }
+  }
+
+  /** Query, FunctionCall, Parse: what the batch collected so far goes first, then the judgement. */
+  async #judged(frame: Frame, out: OutBuffer): Promise<void> {
+    const flushed = this.#c.flushUpstream(out);
+    if (flushed !== undefined) await flushed;
+    if (frame.type === F.Query) await this.#onQuery(frame, out);
+    else if (frame.type === F.FunctionCall) await this.#onFunctionCall(frame, out);
+    else await this.#onParse(frame, out);
   }
 
   async #judge(stage: DbQueryStage, sql: string, statementName?: string): Promise<{ seq: number; decision: Decision }> {

@@ -216,18 +216,22 @@ export class PgProxySession {
         this.#finish("client_closed");
         return false;
       }
-      await this.#messages.handle(frame, out);
+      // Messages that need no judgement are handled synchronously (no promise per frame).
+      const handled = this.#messages.handle(frame, out);
+      if (handled !== undefined) await handled;
     }
-    await this.#flushUpstream(out);
-    return !this.#finished;
+    const flushed = this.#flushUpstream(out);
+    if (flushed !== undefined) await flushed;
+    return !this.#isFinished();
   }
 
-  async #flushUpstream(out: OutBuffer): Promise<void> {
+  /** Write what is collected; a promise only when the target asked to back off (no await per batch otherwise). */
+  #flushUpstream(out: OutBuffer): Promise<void> | undefined {
     // After a long wait (a statement held for approval) the session may have ended meanwhile.
-    if (out.length === 0 || this.#isFinished()) return;
+    if (out.length === 0 || this.#isFinished()) return undefined;
     const ok = out.flushTo((b) => this.#upstream.write(b));
     this.#timer?.check();
-    if (!ok && !this.#finished) await waitDrain(this.#upstream);
+    return !ok && !this.#isFinished() ? waitDrain(this.#upstream) : undefined;
   }
 
   // ---------------------------------------------------------------- target → client
