@@ -24,6 +24,8 @@ export const AUDIT_EVENT_TYPES = [
   "grant.expired", // an access grant ended; sessions opened under it end too
   "grant.revoked", // an access grant was ended early; sessions opened under it end too
   "connection.change", // a connection registered, changed, disabled or enabled at run time (web console)
+  "policy.change", // a policy saved or deleted at run time (web console)
+  "connection.test", // a "test connection" from the web console: the target dialled with the held credential
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
