@@ -67,6 +67,7 @@ export const sessionView = z.object({
 });
 export type SessionView = z.infer<typeof sessionView>;
 export const sessionList = z.object({ sessions: z.array(sessionView) });
+export type SessionList = z.infer<typeof sessionList>;
 export const sessionsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
   connection: z.string().min(1).max(200).optional(),
@@ -201,6 +202,7 @@ export const tryResult = z.object({
 });
 export type TryResult = z.infer<typeof tryResult>;
 export const connectionTestResult = z.object({ ok: z.boolean(), checked: z.enum(["login", "tcp"]), ms: z.number(), code: z.string().optional(), message: z.string() });
+export type ConnectionTestResult = z.infer<typeof connectionTestResult>;
 export const policySaved = z.object({ policy: z.object({ name: z.string(), action: z.string() }) });
 
 export const errorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), rule: z.string().optional() }) });
