@@ -293,6 +293,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       onChange: (policies) => {
         policyEvaluatorsFor(policies).forEach((e, i) => swappable[i]?.swap(e));
         for (const p of policies) for (const g of p.approvers ?? []) consoleApprovers.add(g);
+        // A console policy's groups count in the re-check of people's groups too (groups are only added while running).
+        for (const p of policies) for (const g of p.groups ?? []) policyGroups.add(g);
         if (rolesRef.current !== undefined) for (const g of consoleApprovers) if (!rolesRef.current.approver.includes(g)) rolesRef.current.approver.push(g);
       },
     });
