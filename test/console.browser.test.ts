@@ -477,11 +477,11 @@ describe("the web console", () => {
       const q = await t.psql("orders-live", tokens["agent"] ?? "", ["-At", "-c", "select name from items where id = 1"]);
       expect(q.stderr).toBe("");
       expect(q.stdout.trim()).toBe("item 1");
-      // Stored encrypted at rest; never in an API answer or the audit log.
-      const { readFileSync } = await import("node:fs");
-      const file = readFileSync(join(t.dataDir, "console-connections.json"), "utf8");
-      expect(file).not.toContain(SECRET);
-      expect(file).toMatch(/"password": "v1\./u);
+      // Stored encrypted at rest (in the store); never in an API answer or the audit log.
+      const stored = JSON.stringify(await t.gw.store.consoleDocuments?.list("connection"));
+      expect(stored).toContain("orders-live");
+      expect(stored).not.toContain(SECRET);
+      expect(stored).toMatch(/\\"password\\":\\"v1\./u);
       expect((await pageFetch(page, "/v1/console/connections")).text).not.toContain(SECRET);
       await t.gw.audit.flush();
       const audit = await t.gw.store.readAudit(0, 100_000);

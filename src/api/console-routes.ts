@@ -18,6 +18,7 @@
  *   GET  /v1/console/connections             user: admins/auditors see all, others those their groups may use
  *   GET  /v1/console/policies                auditor
  *   POST /v1/console/policies/try            auditor: decision, rule and masking for a statement (no execution)
+ *   … and those of console-admin-routes.ts (policy editing, test connection, config, sessions stream).
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
@@ -40,6 +41,7 @@ import { callerOf, type Caller } from "./auth.js";
 import { ConsoleSessions, CONSOLE_COOKIE, consoleCookie, sameOrigin } from "./console-session.js";
 import * as S from "./console-schemas.js";
 import { parseInput } from "./parse.js";
+import { registerConsoleAdminRoutes, type ConsoleAdminDeps } from "./console-admin-routes.js";
 import { readCookie } from "../identity/login-state.js";
 import { CONSOLE_LOGIN_FINISH, WEB_SESSION_COOKIE } from "./approval-page.js";
 
@@ -63,9 +65,11 @@ export interface ConsoleRoutesDeps {
   readonly tryIt?: (input: z.infer<typeof S.tryBody>) => Promise<S.TryResult>;
   /** Connections registered at run time (src/runtime/live-connections.ts); absent = read-only. */
   readonly liveConnections?: {
-    register(body: RegisterBody, by: string): Connection;
-    setDisabled(name: string, disabled: boolean, by: string): void;
+    register(body: RegisterBody, by: string): Promise<Connection>;
+    setDisabled(name: string, disabled: boolean, by: string): Promise<void>;
   };
+  /** Policy editing, "test connection", the effective configuration (console-admin-routes.ts). */
+  readonly admin?: Omit<ConsoleAdminDeps, "sessionsFor" | "auditLog" | "logger">;
   /** Where connection changes are audited. */
   readonly auditLog?: Pick<AuditLog, "append">;
   /** Wait until the audit records written so far have reached the store (searches then see them). */
@@ -289,9 +293,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
     return { row, live: liveInfo !== undefined };
   };
 
-  app.get("/v1/console/sessions", user, async (request) => {
-    const q = parseInput(S.sessionsQuery, request.query, "query");
-    const caller = callerOf(request);
+  const sessionsFor = async (caller: Caller, q: z.infer<typeof S.sessionsQuery>): Promise<{ sessions: S.SessionView[] }> => {
     const liveInfos = deps.liveSessions.list();
     const live = new Set(liveInfos.map((s) => s.id));
     const all = seesAll(caller);
@@ -316,7 +318,9 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
       if (rows.length < 500 || all) break;
     }
     return { sessions: out };
-  });
+  };
+
+  app.get("/v1/console/sessions", user, async (request) => sessionsFor(callerOf(request), parseInput(S.sessionsQuery, request.query, "query")));
 
   app.get("/v1/console/sessions/:id", user, async (request) => {
     const { id } = parseInput(idParam, request.params, "id");
@@ -430,7 +434,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
 
   app.post("/v1/console/connections", admin, async (request, reply) => {
     const body = parseInput(registerBody, request.body, "body");
-    const c = live().register(body, callerOf(request).principal.id);
+    const c = await live().register(body, callerOf(request).principal.id);
     await auditChange(request, { action: "register", name: c.name, type: c.type, secrets: Object.keys(body.secrets).join(",") });
     return reply.code(201).send({ connection: deps.connections().find((v) => v.name === c.name) });
   });
@@ -438,11 +442,18 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
   for (const [action, disabled] of [["disable", true], ["enable", false]] as const) {
     app.post(`/v1/console/connections/:name/${action}`, admin, async (request) => {
       const { name } = parseInput(z.object({ name: z.string().min(1).max(200) }), request.params, "name");
-      live().setDisabled(name, disabled, callerOf(request).principal.id);
+      await live().setDisabled(name, disabled, callerOf(request).principal.id);
       await auditChange(request, { action, name });
       return { connection: deps.connections().find((v) => v.name === name) };
     });
   }
+
+  registerConsoleAdminRoutes(app, {
+    ...deps.admin,
+    sessionsFor: (caller) => sessionsFor(caller, S.sessionsQuery.parse({})),
+    ...(deps.auditLog === undefined ? {} : { auditLog: deps.auditLog }),
+    logger: deps.logger,
+  });
 
   app.get("/v1/console/policies", auditor, () => Promise.resolve({ policies: deps.policies() }));
 

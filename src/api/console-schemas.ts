@@ -67,6 +67,7 @@ export const sessionView = z.object({
 });
 export type SessionView = z.infer<typeof sessionView>;
 export const sessionList = z.object({ sessions: z.array(sessionView) });
+export type SessionList = z.infer<typeof sessionList>;
 export const sessionsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
   connection: z.string().min(1).max(200).optional(),
@@ -176,7 +177,15 @@ export const identities = z.object({
 export const tokenCreateBody = z.strictObject({ serviceAccount: z.string().min(1).max(200), ttl: z.string().min(1).max(50).optional() });
 export const tokenCreated = z.object({ token: z.string(), id: z.string(), expiresAt: z.string(), serviceAccount: z.string() });
 
-export const policyView = z.object({ name: z.string(), action: z.string(), connections: z.array(z.string()), groups: z.array(z.string()).optional(), document: z.string() });
+export const policyView = z.object({
+  name: z.string(),
+  action: z.string(),
+  connections: z.array(z.string()),
+  groups: z.array(z.string()).optional(),
+  document: z.string(),
+  /** config: from the YAML (read-only in the console); console: kept in the store, editable. */
+  source: z.enum(["config", "console"]).optional(),
+});
 export const policyList = z.object({ policies: z.array(policyView) });
 export const tryBody = z.strictObject({
   connection: z.string().min(1).max(200),
@@ -192,5 +201,8 @@ export const tryResult = z.object({
   classification: z.object({ operations: z.array(z.string()), relations: z.array(z.string()) }).optional(),
 });
 export type TryResult = z.infer<typeof tryResult>;
+export const connectionTestResult = z.object({ ok: z.boolean(), checked: z.enum(["login", "tcp"]), ms: z.number(), code: z.string().optional(), message: z.string() });
+export type ConnectionTestResult = z.infer<typeof connectionTestResult>;
+export const policySaved = z.object({ policy: z.object({ name: z.string(), action: z.string() }) });
 
 export const errorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), rule: z.string().optional() }) });

@@ -634,10 +634,15 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "POST /v1/console/connections/:name/enable": "admin",
   "GET /v1/console/policies": "auditor",
   "POST /v1/console/policies/try": "auditor",
+  "GET /v1/console/config": "auditor",
+  "POST /v1/console/policies": "admin",
+  "POST /v1/console/policies/:name/delete": "admin",
+  "POST /v1/console/connections/:name/test": "admin",
+  "GET /v1/console/sessions/stream": "user",
 };
 
 /** Routes that answer with an endless stream (SSE): only their refusals can be checked by inject. */
-const STREAMING_ROUTES = new Set(["GET /v1/console/approvals/stream"]);
+const STREAMING_ROUTES = new Set(["GET /v1/console/approvals/stream", "GET /v1/console/sessions/stream"]);
 
 const TEST_CERT = `-----BEGIN CERTIFICATE-----
 MIIBfTCCASOgAwIBAgIUJ1cRs5pGvOZ3H7xC0Yv1l0fQ9ZswCgYIKoZIzj0EAwIw

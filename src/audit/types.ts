@@ -26,6 +26,8 @@ export const AUDIT_EVENT_TYPES = [
   "connection.change", // a connection registered, changed, disabled or enabled at run time (web console)
   "result.flagged", // a result carried text aimed at an AI agent (prompt injection): kinds and columns, never values
   "canary.tripped", // a planted canary value appeared in a result (src/scan/canaries.ts)
+  "policy.change", // a policy saved or deleted at run time (web console)
+  "connection.test", // a "test connection" from the web console: the target dialled with the held credential
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -59,6 +59,17 @@ function ttlOption(value: string): string | number {
 }
 
 /** A token id (UUID) or a whole token, from which the id (`jti`) is read without verifying. */
+/** The message of an API error body, else the start of the text. */
+function errorLine(text: string): string {
+  try {
+    const j = JSON.parse(text) as { error?: { message?: unknown } };
+    if (typeof j.error?.message === "string") return j.error.message;
+  } catch {
+    // not JSON
+  }
+  return text.slice(0, 200);
+}
+
 export function tokenIdFrom(arg: string): string {
   const text = arg.trim();
   if (text.split(".").length === 3) {
@@ -313,6 +324,21 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
       }
       print("configuration OK");
     });
+  withApi(
+    config
+      .command("show")
+      .description("print the running gateway's effective configuration (the YAML plus what the web console stored), secrets as references")
+      .option("--json", "print JSON"),
+  ).action(async (opts: { json?: boolean; api?: string; config?: string }) => {
+    const client = connect(connectOptions(opts), io);
+    if (opts.json === true) {
+      json(await client.request("GET", "/v1/console/config?format=json", z.record(z.string(), z.unknown())));
+      return;
+    }
+    const res = await client.getText("/v1/console/config?format=yaml");
+    if (res.status !== 200) throw new CliError(`the gateway answered ${res.status}: ${errorLine(res.text)}`, 1);
+    io.stdout.write(res.text.endsWith("\n") ? res.text : `${res.text}\n`);
+  });
   config
     .command("schema")
     .description("print the JSON Schema of the configuration file")

@@ -3,7 +3,7 @@
  * (column origins for masking) and the policy evaluator (views behind column guards).
  */
 import type { Logger } from "pino";
-import type { PostgresConnection } from "../core/connection.js";
+import { connectionMap, type Connection, type ConnectionSource, type PostgresConnection } from "../core/connection.js";
 import type { Dialer } from "../core/engine.js";
 import type { SecretRef } from "../core/secret.js";
 import type { ViewResolver } from "../policy/policies.js";
@@ -17,16 +17,17 @@ import type { MaskRule } from "../core/decision.js";
 export class Catalogs {
   readonly #catalogs = new Map<string, PgCatalog>();
   readonly #previewers = new Map<string, PgPreviewer>();
-  readonly #connections: ReadonlyMap<string, PostgresConnection>;
+  /** Every connection (a live map when the console registers some); PostgreSQL ones have catalogs. */
+  readonly #connections: ReadonlyMap<string, Connection>;
   readonly #deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number };
   readonly #logger: Logger;
 
   constructor(
-    connections: readonly PostgresConnection[],
+    connections: ConnectionSource,
     deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number },
     logger: Logger,
   ) {
-    this.#connections = new Map(connections.map((c) => [c.name, c]));
+    this.#connections = connectionMap(connections);
     this.#deps = deps;
     this.#logger = logger;
   }
@@ -54,7 +55,7 @@ export class Catalogs {
   viewResolver(): ViewResolver {
     const catalogOf = (name: string): PgCatalog | undefined => {
       const conn = this.#connections.get(name);
-      return conn === undefined ? undefined : this.for(conn);
+      return conn === undefined || conn.type !== "postgres" ? undefined : this.for(conn);
     };
     return {
       resolve: (connectionName, candidates) => {

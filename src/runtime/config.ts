@@ -425,8 +425,16 @@ function formatIssues(error: z.ZodError): string {
     .join("\n");
 }
 
+/** What a partial document (a policy or connection entered in the web console) is checked against besides itself. */
+export interface ParseContext {
+  /** Connections defined elsewhere that policies' `connections:` may name (their type settles a match's kind). */
+  readonly knownConnections?: readonly { readonly name: string; readonly type: Connection["type"] }[];
+  /** Whether approvals.grants is configured elsewhere (require_grant policies need it). */
+  readonly grants?: boolean;
+}
+
 /** Validate an already-parsed document. Throws GatewayError GW_CONFIG naming each bad key. */
-export function parseConfig(doc: unknown, source?: string): Config {
+export function parseConfig(doc: unknown, source?: string, context: ParseContext = {}): Config {
   const result = configSchema.safeParse(doc ?? {});
   if (!result.success) {
     throw new GatewayError("GW_CONFIG", `invalid configuration${source === undefined ? "" : ` in ${source}`}:\n${formatIssues(result.error)}`);
@@ -462,7 +470,7 @@ export function parseConfig(doc: unknown, source?: string): Config {
     let kind: MatchKind | undefined;
     if (match === undefined) policies.push(rest);
     else {
-      const inferred = inferMatchKind(match, typesNamed(p.connections, parsed.connections));
+      const inferred = inferMatchKind(match, typesNamed(p.connections, [...parsed.connections, ...(context.knownConnections ?? [])]));
       if ("problem" in inferred) problems.push(`policies[${i}].${inferred.problem}`);
       else {
         kind = inferred.kind;
@@ -502,7 +510,7 @@ export function parseConfig(doc: unknown, source?: string): Config {
     if (p.action !== "require_approval" && (p.minApprovals !== undefined || p.timeout !== undefined || p.mode !== undefined)) {
       problems.push(`policies[${i}]: minApprovals/timeout/mode belong to require_approval policies`);
     }
-    if (p.action === "require_grant" && parsed.approvals.grants === undefined) {
+    if (p.action === "require_grant" && parsed.approvals.grants === undefined && context.grants !== true) {
       problems.push(`policies[${i}]: require_grant needs approvals.grants (who approves access requests)`);
     }
   });

@@ -23,7 +23,7 @@ import { evaluateEvent, evaluateSession } from "../policy/verdicts.js";
 import type { Config } from "./config.js";
 
 function isSecretRef(v: unknown): v is SecretRef {
-  return typeof v === "object" && v !== null && "kind" in v && (v.kind === "env" || v.kind === "file" || v.kind === "literal");
+  return typeof v === "object" && v !== null && "kind" in v && (v.kind === "env" || v.kind === "file" || v.kind === "vault" || v.kind === "literal");
 }
 
 /** A connection as the console shows it: secrets as references, never values. */

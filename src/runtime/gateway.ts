@@ -12,7 +12,6 @@ import { loadOrCreateKey } from "../audit/key.js";
 import { verifyAudit } from "../audit/verify.js";
 import { createAuditExporter } from "../audit/export/setup.js";
 import { AUDIT_FILE_NAME, LocalAuditLog } from "../audit/log.js";
-import type { PostgresConnection } from "../core/connection.js";
 import { SessionAdmission } from "../protocols/common/admission.js";
 import { FeatureEvaluator } from "../policy/features.js";
 import type { ProtocolEngine } from "../core/engine.js";
@@ -54,7 +53,7 @@ import { secretResolver } from "../secrets/resolve.js";
 import { vaultClient } from "../secrets/setup.js";
 import { openStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
-import type { Config, ListenAddress } from "./config.js";
+import type { Config, ListenAddress, PolicyConfig } from "./config.js";
 import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
 import { createMaskerFactory, detectorNames } from "./maskers.js";
@@ -62,8 +61,13 @@ import { loadListenerTls, type ListenerTls } from "./tls.js";
 import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
 import { mcpServiceDeps } from "./mcp.js";
 import { ConsoleSessions } from "../api/console-session.js";
-import { policyViews, principalFinder, tryIt } from "./console.js";
+import { principalFinder, tryIt } from "./console.js";
 import { LiveConnections } from "./live-connections.js";
+import { LivePolicies, SwappableEvaluator } from "./live-policies.js";
+import { testConnection } from "./connection-test.js";
+import { effectiveConfig, effectiveConfigYaml } from "./config-show.js";
+import type { Evaluator } from "../policy/evaluator.js";
+import type { RolesSettings } from "../identity/config-schema.js";
 import { SecretBox } from "../secrets/secret-box.js";
 
 export interface RunningGateway {
@@ -183,6 +187,14 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const recordings = new FileRecordingStore({ dataDir: config.dataDir, logger });
     cleanups.push(() => recordings.close());
 
+    // The effective connections: the configuration's plus those registered in the web console,
+    // kept in the store and shared by every gateway on it (runtime/live-connections.ts).
+    const consoleDocs = store.consoleDocuments;
+    if (consoleDocs === undefined) throw new GatewayError("GW_CONFIG", "this store does not keep console documents");
+    const secretBox = SecretBox.open(join(keysDir, "secrets.key"));
+    const liveConnections = await LiveConnections.open({ config, docs: consoleDocs, box: secretBox, logger, legacyFile: join(config.dataDir, "console-connections.json") });
+    cleanups.push(() => Promise.resolve(liveConnections.close()));
+
     const tokens = await TokenService.open({
       keyDir: keysDir,
       store,
@@ -197,6 +209,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     cleanups.push(() => metrics.close());
 
     const registry = new SessionRegistry();
+    const rolesRef: { current?: RolesSettings } = {};
     // One authenticator for every engine and the API: Airlock tokens, then trusted issuers' JWTs.
     const authenticator = new Authenticator({ tokens, issuers: new TrustedIssuers({ issuers: config.oidc, logger, serviceAccount: (name) => tokens.serviceAccount(name) }) });
     tokens.onRevoke((blockId) => {
@@ -220,7 +233,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(
-      config.connections.filter((c): c is PostgresConnection => c.type === "postgres"),
+      liveConnections.map,
       { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes },
       logger,
     );
@@ -243,7 +256,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       notifier,
       logger,
       liveSessions: registry,
-      connections: config.connections.map((c) => c.name),
+      connections: liveConnections.names,
       ...(config.approvals.grants === undefined ? {} : { grants: config.approvals.grants }),
       ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
     });
@@ -253,13 +266,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       notifier.close();
     });
     // People's groups, asked again at their issuer after a browser login (src/identity/recheck.ts).
-    const connectionGroups = new Map(config.connections.map((c) => [c.name, c.groups]));
     const policyGroups = new Set(config.policies.flatMap((p) => p.groups ?? []));
     const rechecks = new PersonRechecks({
       liveSessions: registry,
       admits: (s, groups) =>
         stillAdmitted(s, groups, {
-          connectionGroups: (name) => connectionGroups.get(name) ?? [],
+          connectionGroups: (name) => liveConnections.map.get(name)?.groups ?? [],
           policyGroups,
           hasGrant: (principalId, connection) => approvals.activeGrant(principalId, connection) !== undefined,
         }),
@@ -269,20 +281,37 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
     tokens.onRevoke((tokenId) => rechecks.untrack(tokenId));
     cleanups.push(() => rechecks.close());
-    // The effective connections: the configuration's plus those registered in the web console.
-    const liveConnections = new LiveConnections({ config, file: join(config.dataDir, "console-connections.json"), box: SecretBox.open(join(keysDir, "secrets.key")), logger });
     const budgetLedger = new BudgetLedger(config.budgets, { metrics });
-    const evaluators = [
-      new AccessEvaluator(liveConnections.map),
-      new PolicyEvaluator(config.policies, liveConnections.map, classifications, catalogs.viewResolver(), {
+    // Policy evaluators are rebuilt when console policies change (runtime/live-policies.ts):
+    // new sessions open the new ones, running sessions keep theirs.
+    const viewResolver = catalogs.viewResolver();
+    const policyEvaluatorsFor = (policies: readonly PolicyConfig[]): Evaluator[] => [
+      new PolicyEvaluator(policies, liveConnections.map, classifications, viewResolver, {
         whenContext: (s) => ({ now: new Date(), budgets: budgetLedger.factsFor(s) }),
       }),
-      new SshPolicyEvaluator(config.policies),
-      new RedisPolicyEvaluator(config.policies),
-      new K8sPolicyEvaluator(config.policies),
-      new HttpPolicyEvaluator(config.policies),
-      new FeatureEvaluator(),
+      new SshPolicyEvaluator(policies),
+      new RedisPolicyEvaluator(policies),
+      new K8sPolicyEvaluator(policies),
+      new HttpPolicyEvaluator(policies),
     ];
+    const swappable = policyEvaluatorsFor(config.policies).map((e) => new SwappableEvaluator(e));
+    // Groups named as approvers by console policies gain the approver role too (set below).
+    const consoleApprovers = new Set<string>();
+    const livePolicies = await LivePolicies.open({
+      config,
+      docs: consoleDocs,
+      connections: () => liveConnections.list,
+      logger,
+      onChange: (policies) => {
+        policyEvaluatorsFor(policies).forEach((e, i) => swappable[i]?.swap(e));
+        for (const p of policies) for (const g of p.approvers ?? []) consoleApprovers.add(g);
+        // A console policy's groups count in the re-check of people's groups too (groups are only added while running).
+        for (const p of policies) for (const g of p.groups ?? []) policyGroups.add(g);
+        if (rolesRef.current !== undefined) for (const g of consoleApprovers) if (!rolesRef.current.approver.includes(g)) rolesRef.current.approver.push(g);
+      },
+    });
+    cleanups.push(() => Promise.resolve(livePolicies.close()));
+    const evaluators: Evaluator[] = [new AccessEvaluator(liveConnections.map), ...swappable, new FeatureEvaluator()];
     // Budgets, result scanning and canaries (src/scan/watch.ts).
     const guards = new Guards(budgetLedger, config.resultScan, config.canaries, {
       audit: (input) => {
@@ -404,7 +433,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               gatekeeper,
               dialer,
               resolveSecret,
-              connectionsFor: (principal) => config.connections.filter((c) => c.type === "redis" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
+              connectionsFor: (principal) => liveConnections.list.filter((c) => c.type === "redis" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
               maxMessageBytes: config.limits.maxMessageBytes,
               connectTimeoutMs: config.limits.connectTimeout,
               authTimeoutMs: config.limits.authTimeout,
@@ -436,7 +465,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               maxValueBytes: config.recording.maxValueBytes,
               logger,
               maskerFor,
-              connectionsFor: (principal) => config.connections.filter((c) => c.type === "mysql" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
+              connectionsFor: (principal) => liveConnections.list.filter((c) => c.type === "mysql" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
             }),
           ),
       },
@@ -448,7 +477,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           httpEngine = new HttpEngine({
             gatekeeper,
             resolveSecret,
-            connections: config.connections,
+            connections: liveConnections.map,
             kinds: httpKinds,
             ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
             maxInspectBytes: Math.min(config.limits.maxMessageBytes, 1_048_576),
@@ -483,8 +512,10 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     // The approver role: `roles.approver` plus every group named as approvers (identity/roles.ts).
     const roles = withApproverGroups(config.roles, [
       ...config.policies.flatMap((p) => p.approvers ?? []),
+      ...consoleApprovers,
       ...(config.approvals.grants?.approvers ?? []),
     ]);
+    rolesRef.current = roles;
     // The web console's browser sessions (src/api/console-session.ts).
     const consoleSessions = new ConsoleSessions({ authenticate: authenticator.authenticate });
     if (config.listen.api !== undefined) {
@@ -502,12 +533,21 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           oidcLogin: config.oidc.some((o) => o.clientId !== undefined),
           serviceAccounts: () => config.serviceAccounts,
           connections: () => liveConnections.views(),
-          liveConnections: {
-            register: (body, by) => liveConnections.register(body, by),
-            setDisabled: (name, disabled, by) => liveConnections.setDisabled(name, disabled, by),
-          },
+          liveConnections,
           auditLog: audit,
-          policies: () => policyViews(config),
+          policies: () => livePolicies.views(),
+          admin: {
+            policies: livePolicies,
+            testConnection: async (name) => {
+              const c = liveConnections.connection(name);
+              if (c === undefined) throw new GatewayError("GW_NOT_FOUND", `no connection ${name}`);
+              return testConnection(c, { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes });
+            },
+            effectiveConfig: () => {
+              const e = effectiveConfig(config, liveConnections.documents(), livePolicies.documents());
+              return { yaml: effectiveConfigYaml(e, config.source), json: e.config };
+            },
+          },
           flushAudit: () => audit.flush(),
           tryIt: (input) => tryIt({ connections: () => [...liveConnections.map.values()], evaluators, principal: principalFinder(config) }, input),
           logger,
@@ -550,7 +590,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         metrics,
         budgets: guards.budgets,
         logger,
-        mcp: mcpServiceDeps({ config, addresses, tls, sshHostKey, correlations, pipeline, approvals }),
+        mcp: mcpServiceDeps({ config, connections: liveConnections.list, addresses, tls, sshHostKey, correlations, pipeline, approvals }),
       });
       const server = api;
       addresses.api = await server.listen(config.listen.api.host, config.listen.api.port).catch((e: unknown) => {

@@ -1,24 +1,30 @@
 /**
  * Connections registered at run time from the web console, next to the configuration's.
  *
- * The effective set is one live map (`map`) that the access evaluator, session admission and the
- * SQL policy evaluator look connections up in (core/connection.ts ConnectionSource), so a
- * registered connection is usable by the next client at once, without a restart, and a disabled
- * one is refused to the next client ("unknown connection").
+ * The effective set is one live map (`map`), plus a list (`list`) and a list of names (`names`)
+ * kept equal to it and updated in place, that the access evaluator, session admission, the SQL
+ * policy evaluator, the HTTP engine, the MCP service, access requests and group re-checks look
+ * connections up in (core/connection.ts ConnectionSource). A registered connection is usable by
+ * the next client at once, without a restart; a disabled one is refused to the next client
+ * ("unknown connection").
  *
  * Invariants:
+ * - Kept in the store (store/console-documents.ts, kind "connection"), so every gateway sharing
+ *   the store sees the same set: each gateway reads it again every `refreshMs` (and at once
+ *   after its own changes). The store is the truth; memory is a cache of it.
  * - The same validation as the YAML: the entry is parsed by parseConfig as a one-connection
- *   configuration (names, types, ports, host keys, sslmode, …).
+ *   configuration (names, types, ports, host keys, sslmode, …), on write and again on every read.
  * - Connections from the configuration file are read-only here: a console entry cannot take or
- *   change a configured name.
+ *   change a configured name (a stored entry with a configured name is skipped, with a warning).
  * - Secrets are either references (`env:NAME`, `file:PATH`, kept as written) or values, which are
  *   sealed with AES-256-GCM (secrets/secret-box.ts) before they are written anywhere; a value is
  *   never returned by the API again (views show `stored:<encrypted>`). A literal secret inside the
- *   connection document itself is refused: values go in `secrets`.
- * - Persisted in `<dataDir>/console-connections.json` (0600, written atomically).
+ *   connection document itself is refused: values go in `secrets`. Gateways sharing a store need
+ *   the same key (AIRLOCK_SECRET_KEY) to open each other's sealed values.
+ * - An older gateway kept these in `<dataDir>/console-connections.json`: at start its entries are
+ *   copied into the store (entries already there win) and the file is renamed `….migrated`.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync } from "node:fs";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { ConnectionView } from "../api/console-schemas.js";
@@ -26,6 +32,7 @@ import type { Connection } from "../core/connection.js";
 import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
 import type { SecretBox } from "../secrets/secret-box.js";
+import type { ConsoleDocumentStore } from "../store/console-documents.js";
 import { parseConfig, type Config } from "./config.js";
 import { connectionView } from "./console.js";
 
@@ -33,6 +40,8 @@ import { connectionView } from "./console.js";
 export const SECRET_FIELDS = ["password", "privateKey", "passphrase", "sslRootCert", "tlsCa"] as const;
 type SecretField = (typeof SECRET_FIELDS)[number];
 const PLACEHOLDER = "airlock-sealed-secret";
+/** How often the store is read again for other gateways' changes. */
+export const CONSOLE_REFRESH_MS = 2000;
 
 export const registerBody = z.strictObject({
   /** The connection as it would be written in the YAML (secrets as env:/file: references only). */
@@ -52,35 +61,137 @@ const storedEntry = z.object({
 type StoredEntry = z.infer<typeof storedEntry>;
 const storedFile = z.object({ version: z.literal(1), connections: z.array(storedEntry) });
 
+export interface LiveConnectionsOptions {
+  readonly config: Config;
+  readonly docs: ConsoleDocumentStore;
+  readonly box: SecretBox;
+  readonly logger: Logger;
+  /** The file an older gateway kept console connections in (migrated into the store at start). */
+  readonly legacyFile?: string;
+  readonly refreshMs?: number;
+}
+
 export class LiveConnections {
   /** The effective, enabled connections: configuration first, then the console's. */
   readonly map = new Map<string, Connection>();
+  /** The same connections as a list (updated in place: holders of the reference see changes). */
+  readonly list: Connection[] = [];
+  /** Their names (updated in place). */
+  readonly names: string[] = [];
   readonly #configNames: ReadonlySet<string>;
-  readonly #stored = new Map<string, StoredEntry>();
-  readonly #o: { readonly config: Config; readonly file: string; readonly box: SecretBox; readonly logger: Logger };
+  #stored = new Map<string, StoredEntry>();
+  #fingerprint = "";
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
+  readonly #listeners: (() => void)[] = [];
+  readonly #o: LiveConnectionsOptions;
 
-  constructor(options: { readonly config: Config; readonly file: string; readonly box: SecretBox; readonly logger: Logger }) {
+  private constructor(options: LiveConnectionsOptions) {
     this.#o = options;
-    for (const c of options.config.connections) this.map.set(c.name, c);
     this.#configNames = new Set(options.config.connections.map((c) => c.name));
-    this.#load();
+    this.#publish();
   }
 
-  #load(): void {
-    if (!existsSync(this.#o.file)) return;
-    const parsed = storedFile.safeParse(JSON.parse(readFileSync(this.#o.file, "utf8")));
-    if (!parsed.success) throw new GatewayError("GW_CONFIG", `${this.#o.file} is not a console connections file`);
-    for (const e of parsed.data.connections) {
+  /** Migrate a legacy file, read the store, and keep reading it every `refreshMs`. */
+  static async open(options: LiveConnectionsOptions): Promise<LiveConnections> {
+    const live = new LiveConnections(options);
+    if (options.legacyFile !== undefined) await live.#migrateFile(options.legacyFile);
+    await live.refresh();
+    const ms = options.refreshMs ?? CONSOLE_REFRESH_MS;
+    if (ms > 0) {
+      live.#timer = setInterval(() => {
+        live.refresh().catch((e: unknown) => options.logger.warn({ err: isGatewayError(e) ? e.message : "store error" }, "console connections: could not read the store"));
+      }, ms);
+      live.#timer.unref();
+    }
+    return live;
+  }
+
+  close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Called after the effective set changed (here or on another gateway). */
+  onChange(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  async #migrateFile(file: string): Promise<void> {
+    if (!existsSync(file)) return;
+    let parsed: z.infer<typeof storedFile>;
+    try {
+      const r = storedFile.safeParse(JSON.parse(readFileSync(file, "utf8")));
+      if (!r.success) throw new Error("shape");
+      parsed = r.data;
+    } catch {
+      throw new GatewayError("GW_CONFIG", `${file} is not a console connections file: move it away to start`);
+    }
+    const existing = new Set((await this.#o.docs.list("connection")).map((d) => d.name));
+    let moved = 0;
+    for (const e of parsed.connections) {
+      const name = e.raw["name"];
+      if (typeof name !== "string" || existing.has(name)) continue;
+      await this.#o.docs.put({ kind: "connection", name, body: JSON.stringify(e), updatedAt: new Date(e.updatedAt), updatedBy: e.updatedBy });
+      moved++;
+    }
+    renameSync(file, `${file}.migrated`);
+    this.#o.logger.info({ moved, file }, "console connections moved from the file into the store");
+  }
+
+  /** Read the store again; rebuild the effective set when it changed. Concurrent calls share one read. */
+  refresh(): Promise<void> {
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<void> {
+    const docs = await this.#o.docs.list("connection");
+    const fingerprint = JSON.stringify(docs.map((d) => [d.name, d.body]));
+    if (fingerprint === this.#fingerprint) return;
+    const stored = new Map<string, StoredEntry>();
+    for (const d of docs) {
+      let e: StoredEntry;
       try {
-        const c = this.#build(e.raw, e.sealed);
-        if (this.#configNames.has(c.name)) {
-          this.#o.logger.warn({ connection: c.name }, "a console connection has the name of a configured one: the configuration's wins");
-          continue;
-        }
-        this.#stored.set(c.name, e);
-        if (!e.disabled) this.map.set(c.name, c);
+        e = storedEntry.parse(JSON.parse(d.body));
+      } catch {
+        this.#o.logger.error({ connection: d.name }, "a stored console connection is not readable and is skipped");
+        continue;
+      }
+      if (this.#configNames.has(d.name)) {
+        this.#o.logger.warn({ connection: d.name }, "a console connection has the name of a configured one: the configuration's wins");
+        continue;
+      }
+      stored.set(d.name, e);
+    }
+    this.#stored = stored;
+    this.#fingerprint = fingerprint;
+    this.#publish();
+  }
+
+  /** Rebuild map, list and names from the configuration and the stored entries. */
+  #publish(): void {
+    const next = new Map<string, Connection>();
+    for (const c of this.#o.config.connections) next.set(c.name, c);
+    for (const [name, e] of this.#stored) {
+      if (e.disabled) continue;
+      try {
+        next.set(name, this.#build(e.raw, e.sealed));
       } catch (err) {
-        this.#o.logger.error({ err: isGatewayError(err) ? err.message : "invalid" }, "a stored console connection is invalid and is skipped");
+        this.#o.logger.error({ connection: name, err: isGatewayError(err) ? err.message : "invalid" }, "a stored console connection is invalid and is skipped");
+      }
+    }
+    for (const name of [...this.map.keys()]) if (!next.has(name)) this.map.delete(name);
+    for (const [name, c] of next) this.map.set(name, c);
+    this.list.splice(0, this.list.length, ...next.values());
+    this.names.splice(0, this.names.length, ...next.keys());
+    for (const l of this.#listeners) {
+      try {
+        l();
+      } catch (err) {
+        this.#o.logger.error({ err }, "a console connections listener failed");
       }
     }
   }
@@ -112,11 +223,12 @@ export class LiveConnections {
   }
 
   /** Register or change a console connection; returns it. */
-  register(body: RegisterBody, by: string): Connection {
+  async register(body: RegisterBody, by: string): Promise<Connection> {
     const name = body.connection["name"];
     if (typeof name === "string" && this.#configNames.has(name)) {
       throw new GatewayError("GW_CONFLICT", `connection "${name}" is defined in the configuration file: change it there`);
     }
+    await this.refresh();
     const previous = typeof name === "string" ? this.#stored.get(name) : undefined;
     const sealed: Partial<Record<SecretField, string>> = {};
     for (const f of SECRET_FIELDS) {
@@ -127,22 +239,30 @@ export class LiveConnections {
     }
     const c = this.#build(body.connection, sealed);
     const entry: StoredEntry = { raw: body.connection, sealed, disabled: previous?.disabled ?? false, updatedAt: new Date().toISOString(), updatedBy: by };
-    this.#stored.set(c.name, entry);
-    this.#save();
-    if (!entry.disabled) this.map.set(c.name, c);
+    await this.#write(c.name, entry);
     return c;
   }
 
   /** Disable or enable a console connection: new sessions are refused / admitted at once. */
-  setDisabled(name: string, disabled: boolean, by: string): void {
+  async setDisabled(name: string, disabled: boolean, by: string): Promise<void> {
     if (this.#configNames.has(name)) throw new GatewayError("GW_CONFLICT", `connection "${name}" is defined in the configuration file: change it there`);
+    await this.refresh();
     const e = this.#stored.get(name);
     if (e === undefined) throw new GatewayError("GW_NOT_FOUND", `no console connection ${name}`);
-    const next = { ...e, disabled, updatedAt: new Date().toISOString(), updatedBy: by };
-    this.#stored.set(name, next);
-    this.#save();
-    if (disabled) this.map.delete(name);
-    else this.map.set(name, this.#build(next.raw, next.sealed));
+    await this.#write(name, { ...e, disabled, updatedAt: new Date().toISOString(), updatedBy: by });
+  }
+
+  async #write(name: string, entry: StoredEntry): Promise<void> {
+    await this.#o.docs.put({ kind: "connection", name, body: JSON.stringify(entry), updatedAt: new Date(entry.updatedAt), updatedBy: entry.updatedBy });
+    await this.refresh();
+  }
+
+  /** The effective connection of this name, or a disabled console one (for "test connection"). */
+  connection(name: string): Connection | undefined {
+    const c = this.map.get(name);
+    if (c !== undefined) return c;
+    const e = this.#stored.get(name);
+    return e === undefined ? undefined : this.#safeBuild(e);
   }
 
   /** Every connection as the console shows it (secrets as references; stored values as `stored:<encrypted>`). */
@@ -173,11 +293,5 @@ export class LiveConnections {
     } catch {
       return undefined;
     }
-  }
-
-  #save(): void {
-    const tmp = `${this.#o.file}.${randomBytes(6).toString("hex")}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ version: 1, connections: [...this.#stored.values()] }, null, 2), { mode: 0o600 });
-    renameSync(tmp, this.#o.file);
   }
 }

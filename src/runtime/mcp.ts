@@ -4,6 +4,7 @@
  * approval service's view for the approval tools.
  */
 import type { ApprovalService } from "../approvals/service.js";
+import type { Connection } from "../core/connection.js";
 import type { Pipeline } from "../policy/pipeline.js";
 import type { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
 import { McpService, type ApprovalInfo, type McpMaskPolicy } from "../protocols/mcp/server.js";
@@ -34,6 +35,8 @@ function loopbackHost(a: ListenAddress): string {
 
 export function mcpServiceDeps(o: {
   readonly config: Config;
+  /** The effective connections (a live list: the console's registrations appear in it). */
+  readonly connections?: readonly Connection[];
   readonly addresses: { readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress };
   readonly tls: ListenerTls | undefined;
   readonly sshHostKey: string | undefined;
@@ -47,7 +50,7 @@ export function mcpServiceDeps(o: {
   );
   const hostKeyBlob = o.sshHostKey?.split(" ")[1];
   const service = new McpService({
-    connections: config.connections,
+    connections: o.connections ?? config.connections,
     maskPolicies,
     endpoints: {
       ...(addresses.postgres === undefined ? {} : { postgres: { host: loopbackHost(addresses.postgres), port: addresses.postgres.port, tls: o.tls?.require === true } }),

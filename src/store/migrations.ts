@@ -183,6 +183,23 @@ CREATE VIEW audit AS
   FROM audit_segments s, json_each('[' || replace(s.body, char(10), ',') || ']') x;
 `,
   },
+  {
+    // What the web console creates (connections, policies): shared by every gateway on the
+    // store. `body` is the entry as JSON (store/console-documents.ts); sealed secrets inside it
+    // are AES-GCM ciphertext, never values.
+    id: 4,
+    name: "console documents",
+    sql: `
+CREATE TABLE console_documents (
+  kind       text NOT NULL,
+  name       text NOT NULL,
+  body       text NOT NULL,
+  updated_at timestamptz NOT NULL,
+  updated_by text NOT NULL,
+  PRIMARY KEY (kind, name)
+);
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

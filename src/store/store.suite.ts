@@ -86,6 +86,28 @@ export function registerStoreSuite(name: string, factory: () => Promise<StoreUnd
       expect(await store.lastAudit()).toBeUndefined();
     });
 
+    describe("console documents", () => {
+      it("inserts, replaces, lists by kind and name, and removes", async () => {
+        const docs = store.consoleDocuments;
+        expect(docs).toBeDefined();
+        if (docs === undefined) return;
+        const at1 = new Date(Date.UTC(2026, 0, 1));
+        await docs.put({ kind: "connection", name: "zeta", body: JSON.stringify({ n: 1 }), updatedAt: at1, updatedBy: "admin" });
+        await docs.put({ kind: "connection", name: "alpha", body: "{}", updatedAt: at1, updatedBy: "admin" });
+        await docs.put({ kind: "policy", name: "alpha", body: '{"p":true}', updatedAt: at1, updatedBy: "admin" });
+        const at2 = new Date(Date.UTC(2026, 0, 2));
+        await docs.put({ kind: "connection", name: "zeta", body: JSON.stringify({ n: 2, s: "it's \"quoted\"" }), updatedAt: at2, updatedBy: "sa:ops" });
+        const conns = await docs.list("connection");
+        expect(conns.map((d) => d.name)).toEqual(["alpha", "zeta"]);
+        expect(conns[1]).toEqual({ kind: "connection", name: "zeta", body: JSON.stringify({ n: 2, s: "it's \"quoted\"" }), updatedAt: at2, updatedBy: "sa:ops" });
+        expect((await docs.list("policy")).map((d) => d.body)).toEqual(['{"p":true}']);
+        expect(await docs.remove("connection", "alpha")).toBe(true);
+        expect(await docs.remove("connection", "alpha")).toBe(false);
+        expect((await docs.list("connection")).map((d) => d.name)).toEqual(["zeta"]);
+        await expect(docs.put({ kind: "policy", name: "big", body: "x".repeat(300 * 1024), updatedAt: at1, updatedBy: "admin" })).rejects.toThrow(/larger than/);
+      });
+    });
+
     describe("tokens", () => {
       it("round-trips a token without revocation fields", async () => {
         const t = token();

@@ -29,8 +29,9 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-export async function startTestGateway(raw: Omit<RawConfig, "dataDir" | "listen"> & { listen?: RawConfig["listen"] }): Promise<TestGateway> {
-  const dataDir = mkdtempSync(join(tmpdir(), "airlock-gw-"));
+/** `options.dataDir`: start on an existing data directory (a restart); it is then kept at stop. */
+export async function startTestGateway(raw: Omit<RawConfig, "dataDir" | "listen"> & { listen?: RawConfig["listen"] }, options: { readonly dataDir?: string } = {}): Promise<TestGateway> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "airlock-gw-"));
   const lines: string[] = [];
   const logger = createLogger({ level: "trace", destination: { write: (s: string) => void lines.push(s) } });
   const config = parseConfig({
@@ -86,7 +87,7 @@ export async function startTestGateway(raw: Omit<RawConfig, "dataDir" | "listen"
     },
     async stop() {
       await gw.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -5,6 +5,7 @@ import type { z } from "zod";
 import * as S from "../../src/api/console-schemas.js";
 import { ApiError, get, getText, post, query } from "./api.js";
 import { TerminalPlayer } from "./player.js";
+import { deletePolicy, PolicyEditor, TestConnection } from "./editing.js";
 
 type SignedIn = Extract<S.ConsoleSession, { signedIn: true }>;
 type Role = SignedIn["roles"][number];
@@ -239,23 +240,41 @@ export function ApprovalsPage({ focus }: { focus: string | undefined }) {
 // ---------------------------------------------------------------------------------- sessions
 
 export function SessionsPage({ me }: { me: SignedIn }) {
-  const { data, error, reload } = useLoad(() => get("/v1/console/sessions", S.sessionList), []);
+  const [data, setData] = useState<S.SessionList>();
+  const [live, setLive] = useState(false);
+  const [error, setError] = useState<string>();
   const [killError, setKillError] = useState<string>();
+  const [, setTick] = useState(0);
   useEffect(() => {
-    const t = window.setInterval(reload, 3000);
-    return () => window.clearInterval(t);
-  });
+    // The list arrives over SSE whenever it changes (a session starts, ends or is killed).
+    const es = new EventSource("/v1/console/sessions/stream");
+    es.addEventListener("sessions", (ev) => {
+      const parsed = S.sessionList.safeParse(JSON.parse((ev as MessageEvent<string>).data));
+      if (parsed.success) setData(parsed.data);
+      else setError("unexpected sessions update");
+      setLive(true);
+    });
+    es.onerror = () => setLive(false);
+    // Durations of live sessions advance each second.
+    const t = window.setInterval(() => setTick((n) => n + 1), 1000);
+    return () => {
+      es.close();
+      window.clearInterval(t);
+    };
+  }, []);
   const kill = async (id: string): Promise<void> => {
     try {
       await post(`/v1/sessions/${encodeURIComponent(id)}/terminate`, {}, S.approvalList.partial().loose());
-      reload();
+      setKillError(undefined);
     } catch (e) {
       setKillError(e instanceof Error ? e.message : String(e));
     }
   };
   return (
     <section>
-      <h1>Sessions</h1>
+      <h1>
+        Sessions <span className={`live ${live ? "on" : ""}`} id="sessions-live">{live ? "live" : "connecting…"}</span>
+      </h1>
       <p className="sub">{has(me, "auditor") ? "Every session through this gateway." : "Your sessions."}</p>
       <ErrorNote error={error ?? killError} />
       <div className="table-wrap">
@@ -565,6 +584,7 @@ export function ConnectionsPage({ me }: { me: SignedIn }) {
                     .join("  ")}
                 </td>
                 <td>
+                  {admin && <TestConnection name={c.name} />}{" "}
                   {c.source === "config" ? (
                     <Badge kind="muted">YAML · read-only</Badge>
                   ) : (
@@ -595,6 +615,18 @@ export function ConnectionsPage({ me }: { me: SignedIn }) {
 
 export function PoliciesPage({ me }: { me: SignedIn }) {
   const policies = useLoad(() => get("/v1/console/policies", S.policyList), []);
+  const [editing, setEditing] = useState<string>();
+  const [policyError, setPolicyError] = useState<string>();
+  const admin = has(me, "admin");
+  const remove = async (name: string): Promise<void> => {
+    try {
+      await deletePolicy(name);
+      setPolicyError(undefined);
+      policies.reload();
+    } catch (e) {
+      setPolicyError(e instanceof Error ? e.message : String(e));
+    }
+  };
   const connections = useLoad(() => get("/v1/console/connections", S.connectionList), []);
   const ids = useLoad(() => get("/v1/console/identities", S.identities), []);
   const [form, setForm] = useState({ connection: "", principal: "", statement: "" });
@@ -621,7 +653,10 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
   return (
     <section>
       <h1>Policies</h1>
-      <p className="sub">Judged in order; the first matching deny or approval wins.{has(me, "admin") ? " Edit them in the configuration file." : ""}</p>
+      <p className="sub">
+        Judged in order; the first matching deny or approval wins. Policies from the configuration file come first and are read-only here; policies saved in the console
+        follow them, by name, and apply to new sessions at once.
+      </p>
       <h2>Try it</h2>
       <form className="try" onSubmit={(e) => void tryIt(e)}>
         <label>
@@ -674,16 +709,32 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
         </div>
       )}
       <h2>Rules</h2>
-      <ErrorNote error={policies.error} />
+      <ErrorNote error={policies.error ?? policyError} />
       {(policies.data?.policies ?? []).map((p, i) => (
-        <details key={p.name} className="policy" data-name={p.name}>
+        <details key={p.name} className="policy" data-name={p.name} data-source={p.source ?? "config"}>
           <summary>
             <span className="note">{i + 1}.</span> <b>{p.name}</b> <Badge kind={p.action === "deny" ? "denied" : p.action === "require_approval" ? "pending" : "approved"}>{p.action}</Badge>{" "}
-            <span className="note">on {p.connections.join(", ")}</span>
+            <span className="note">on {p.connections.join(", ")}</span> {p.source === "console" ? <Badge kind="approved">console</Badge> : <Badge kind="muted">YAML · read-only</Badge>}
           </summary>
           <pre>{p.document}</pre>
+          {admin && p.source === "console" && (
+            <p className="actions">
+              <button type="button" className="small policy-edit" onClick={() => setEditing(p.document)}>
+                Edit
+              </button>{" "}
+              <button type="button" className="deny small policy-delete" onClick={() => void remove(p.name)}>
+                Delete
+              </button>
+            </p>
+          )}
         </details>
       ))}
+      {admin && (
+        <>
+          <h2>Add or change a console policy</h2>
+          <PolicyEditor initial={editing} onDone={policies.reload} />
+        </>
+      )}
     </section>
   );
 }

@@ -88,6 +88,8 @@ function classOf(r: AuditRecord): ClassKey {
     case "k8s.request":
       return "http";
     case "connection.change":
+    case "policy.change":
+    case "connection.test":
     case "protocol.request":
     case "token.create":
     case "token.revoke":

@@ -24,7 +24,7 @@ import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
-import type { Connection } from "../../core/connection.js";
+import { connectionMap, type Connection, type ConnectionSource } from "../../core/connection.js";
 import type { AllowDecision, MaskRule } from "../../core/decision.js";
 import type { Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
 import { GatewayError, toGatewayError } from "../../core/errors.js";
@@ -43,7 +43,7 @@ import { OAuthTokens, httpUpstream } from "./upstream.js";
 export interface HttpEngineOptions {
   readonly gatekeeper: Gatekeeper;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
-  readonly connections: readonly Connection[];
+  readonly connections: ConnectionSource;
   /** Target kinds served over this listener besides `http` (Kubernetes): core/http-kind.ts. */
   readonly kinds: readonly HttpServedKind[];
   readonly tls?: { readonly context: SecureContext; readonly require: boolean };
@@ -100,8 +100,9 @@ export class HttpEngine implements ProtocolEngine {
   constructor(options: HttpEngineOptions) {
     this.#o = options;
     this.#log = options.logger.child({ protocol: "http" });
-    this.#connections = new Map(options.connections.map((c) => [c.name, c]));
-    this.#byHost = new Map(options.connections.flatMap((c) => (c.type === "http" && c.hostName !== undefined ? [[c.hostName, c.name] as const] : [])));
+    // A live map when the console registers connections at run time; Host routing (`hostName`) is the configuration's.
+    this.#connections = connectionMap(options.connections);
+    this.#byHost = new Map([...this.#connections.values()].flatMap((c) => (c.type === "http" && c.hostName !== undefined ? [[c.hostName, c.name] as const] : [])));
     this.#kinds = new Map(options.kinds.map((k) => [k.connectionType, k]));
   }
 
