@@ -8,6 +8,7 @@
 import { PassThrough } from "node:stream";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WEB_SESSION_COOKIE } from "../src/api/approval-page.js";
 import { runCli } from "../src/cli/cli.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
@@ -94,12 +95,14 @@ beforeAll(async () => {
      create table ledger (id int primary key, amount int);
      insert into ledger select g, g from generate_series(1, 10) g;
      create table events (id serial primary key, what text);
+     create table notes (id int primary key, note text);
+     insert into notes select g, 'n' from generate_series(1, 5) g;
      create table audited (id int primary key, note text);
      insert into audited values (1, 'x');
      create function audited_touch() returns trigger language plpgsql as $$ begin return new; end $$;
      create trigger audited_t before update on audited for each row execute function audited_touch();
      alter table customers owner to app; alter table orders owner to app; alter table ledger owner to app;
-     alter table events owner to app; alter table audited owner to app;`,
+     alter table events owner to app; alter table audited owner to app; alter table notes owner to app;`,
     { database: "shop" },
   );
   t = await startTestGateway({
@@ -113,6 +116,7 @@ beforeAll(async () => {
     policies: [
       { name: "hide-email", action: "mask", columns: ["customers.email"], strategy: "redact" },
       { name: "ledger-capped", match: { relations: ["ledger"], operations: ["delete", "update"] }, action: "require_approval", approvers: ["dba"], maxAffectedRows: 5 },
+      { name: "notes-async", match: { relations: ["notes"], operations: ["delete"] }, action: "require_approval", approvers: ["dba"], mode: "async", preview: true },
       { name: "ddl", match: { operations: ["create*", "alter*", "drop*"] }, action: "require_approval", approvers: ["dba"], preview: true },
       { name: "writes", match: { operations: ["delete", "update", "insert"] }, action: "require_approval", approvers: ["dba"], preview: true, previewTolerance: 1 },
     ],
@@ -147,12 +151,12 @@ describe("preview-then-commit approvals", () => {
     expect(shown.stdout).toContain("would change 4 row(s)");
     expect(shown.stdout).toContain("public.orders: 3 deleted");
     expect(shown.stdout).not.toContain("user2@example.com");
-    const page = await fetch(`${t.apiUrl}/approvals/${req.id}`, { headers: { authorization: `Bearer ${tokens["dba1"] ?? ""}` } });
+    const page = await fetch(`${t.apiUrl}/approvals/${req.id}`, { headers: { cookie: `${WEB_SESSION_COOKIE}=${tokens["dba1"] ?? ""}` }, redirect: "manual" });
+    expect(page.status).toBe(200);
     const html = await page.text();
-    if (page.status === 200) {
-      expect(html).toContain("would change 4 row(s)");
-      expect(html).not.toContain("user2@example.com");
-    }
+    expect(html).toContain("would change 4 row(s)");
+    expect(html).toContain("public.orders: 3 deleted");
+    expect(html).not.toContain("user2@example.com");
     // Nothing changed while it waited: the preview was rolled back.
     expect(await direct("select count(*) from customers where id = 2")).toBe("1");
     expect(await direct("select count(*) from orders where customer_id = 2")).toBe("3");
@@ -197,6 +201,27 @@ describe("preview-then-commit approvals", () => {
     expect((await approve(req.id)).status).toBe(200);
     expect((await q).rowCount).toBe(6);
     await c.end();
+  });
+
+  it("async mode: the approved re-send is previewed again; drift refuses it, an unchanged re-send runs once", async () => {
+    const text = "delete from notes where id <= 2";
+    const first = await t.psql("shop", tokens["agent"] ?? "", ["-At", "-c", text]);
+    expect(first.stderr).toContain("once approved, send the identical statement");
+    const req = await pending(text);
+    expect((await show(req.id)).summary?.preview?.tables).toEqual([{ relation: "public.notes", inserted: 0, updated: 0, deleted: 2 }]);
+    expect((await approve(req.id)).status).toBe(200);
+    await direct("insert into notes values (0, 'late')");
+    const drifted = await t.psql("shop", tokens["agent"] ?? "", ["-At", "-c", text]);
+    expect(drifted.stderr).toContain("approval no longer matches what the statement would do now: public.notes would now have 3 deleted (approved: 2 deleted)");
+    expect(await direct("select count(*) from notes")).toBe("6");
+    // Asked again and approved with the new preview: the re-send runs.
+    await t.psql("shop", tokens["agent"] ?? "", ["-At", "-c", text]);
+    const again = await pending(text);
+    expect((await show(again.id)).summary?.preview?.affectedRows).toBe(3);
+    expect((await approve(again.id)).status).toBe(200);
+    const ran = await t.psql("shop", tokens["agent"] ?? "", ["-At", "-c", text]);
+    expect(ran.stderr).toBe("");
+    expect(await direct("select count(*) from notes")).toBe("3");
   });
 
   it("maxAffectedRows: a write whose preview touches more is refused before anyone is asked", async () => {

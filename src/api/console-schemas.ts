@@ -32,7 +32,23 @@ export const approvalView = z.object({
   sessionId: z.string().optional(),
   statement: z.string().optional(),
   params: z.array(z.string().nullable()).optional(),
-  summary: z.object({ operations: z.array(z.string()), relations: z.array(z.string()) }).loose().optional(),
+  summary: z
+    .object({
+      operations: z.array(z.string()),
+      relations: z.array(z.string()),
+      /** What the held write would do (issue 21; core/preview.ts): the inbox shows the counts and the reason. */
+      preview: z
+        .object({
+          status: z.string(),
+          reason: z.string().optional(),
+          affectedRows: z.number().optional(),
+          tables: z.array(z.object({ relation: z.string(), inserted: z.number(), updated: z.number(), deleted: z.number() })).optional(),
+        })
+        .loose()
+        .optional(),
+    })
+    .loose()
+    .optional(),
   rule: z.string().optional(),
   message: z.string().optional(),
   reason: z.string().optional(),

@@ -99,7 +99,7 @@ export function noticePayload(event: NoticeEvent, r: ApprovalRow, publicUrl: str
       ...(r.statement === undefined ? {} : { statement: noticeStatement(r.statement) }),
       ...(r.params === undefined ? {} : { params: noticeParams(r.params) }),
       ...(placeholders(r) ? { parameters: "filled at each execution, which is approved on its own" } : {}),
-      ...(r.summary === undefined ? {} : { summary: r.summary }),
+      ...(r.summary === undefined ? {} : { summary: notifiedSummary(r.summary) }),
       ...(r.rule === undefined ? {} : { rule: r.rule }),
       ...(r.reason === undefined ? {} : { reason: visible(scrubSecrets(r.reason)) }),
       ...(r.durationMs === undefined ? {} : { durationMs: r.durationMs }),
@@ -369,4 +369,14 @@ export class ApprovalNotifier implements Notifier {
     });
     return this.#mailer;
   }
+}
+
+/**
+ * A preview leaves Airlock as counts only: its sample and plan (values and literals, which the
+ * statement's own redaction does not cover there) stay behind the API and the approval page.
+ */
+function notifiedSummary(s: NonNullable<ApprovalRow["summary"]>): NonNullable<ApprovalRow["summary"]> {
+  const p = s.preview;
+  if (p === undefined || p.status !== "previewed") return s;
+  return { ...s, preview: { status: p.status, affectedRows: p.affectedRows, tables: p.tables, plan: [] } };
 }

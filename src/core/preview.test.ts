@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { compareNumber, describePreview, previewDrift, previewTolerance, type StatementPreview } from "./preview.js";
 
-function previewed(tables: [string, number, number, number][]): StatementPreview {
+function previewed(tables: [string, number, number, number][]): Extract<StatementPreview, { status: "previewed" }> {
   const t = tables.map(([relation, inserted, updated, deleted]) => ({ relation, inserted, updated, deleted }));
   return { status: "previewed", affectedRows: t.reduce((n, x) => n + x.inserted + x.updated + x.deleted, 0), tables: t, plan: [] };
 }

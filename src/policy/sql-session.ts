@@ -7,7 +7,8 @@
  */
 import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type StatementLineage, type Verdict } from "../core/decision.js";
 import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
-import { compareNumber, previewTolerance, type CostEstimate, type PreviewSettings } from "../core/preview.js";
+import type { CostEstimate } from "../core/preview.js";
+import { EXPLAINABLE_OPERATIONS, costMatches, formatEstimate, hasCostMatch, previewSettings } from "./sql-cost.js";
 import { GatewayError } from "../core/errors.js";
 import type { SessionInfo } from "../core/session.js";
 import type { Answer, SessionEvaluator } from "./evaluator.js";
@@ -1043,44 +1044,4 @@ export function catalogOnly(facts: readonly StatementFacts[], bare: (name: strin
     }
   }
   return read > 0;
-}
-
-/** Statements the planner estimates (EXPLAIN): a cost rule does not apply to others (SET, BEGIN, DDL). */
-const EXPLAINABLE_OPERATIONS: ReadonlySet<string> = new Set(["select", "insert", "update", "delete", "merge"]);
-
-function hasCostMatch(p: CompiledPolicy): boolean {
-  return p.match?.cost !== undefined || p.match?.estimatedRows !== undefined;
-}
-
-function costMatches(p: CompiledPolicy, e: CostEstimate): boolean {
-  const m = p.match;
-  if (m === undefined) return true;
-  if (m.cost !== undefined && !compareNumber(e.cost, m.cost)) return false;
-  if (m.estimatedRows !== undefined && !compareNumber(e.rows, m.estimatedRows)) return false;
-  return true;
-}
-
-function formatEstimate(n: number): string {
-  return n >= 1e6 ? n.toExponential(2) : String(Math.round(n * 100) / 100);
-}
-
-/** What a held write's preview is run as and checked against (policy keys preview, maxAffectedRows, previewTolerance). */
-function previewSettings(p: CompiledPolicy, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): PreviewSettings {
-  const writes = new Map<string, { schema?: string; name: string }>();
-  const operations = new Set<string>();
-  const functions = new Set<string>();
-  for (const f of effective) {
-    for (const op of f.operations) operations.add(op);
-    for (const fn of f.functions) functions.add(fn);
-    for (const r of f.relationsWritten) writes.set(`${r.schema ?? ""}.${r.name}`, r.schema === undefined ? { name: r.name } : { schema: r.schema, name: r.name });
-  }
-  return {
-    rule: p.name,
-    ...(p.config.maxAffectedRows === undefined ? {} : { maxAffectedRows: p.config.maxAffectedRows }),
-    tolerance: previewTolerance(p.config.previewTolerance),
-    operations: [...operations],
-    writes: [...writes.values()],
-    functions: [...functions],
-    statements: statements.length,
-  };
 }

@@ -161,6 +161,21 @@ function ApprovalCard({ r, focus }: { r: S.ApprovalView; focus: boolean }) {
             </dd>
           </>
         )}
+        {r.summary?.preview !== undefined && (
+          <>
+            <dt>Preview</dt>
+            <dd>
+              {r.summary.preview.status === "previewed"
+                ? `would change ${r.summary.preview.affectedRows ?? 0} row(s)`
+                : `${r.summary.preview.status === "failed" ? "preview failed" : "cannot preview"}: ${r.summary.preview.reason ?? ""}`}
+              {(r.summary.preview.tables ?? []).map((t) => (
+                <div key={t.relation} className="note">
+                  {t.relation}: {[t.deleted > 0 ? `${t.deleted} deleted` : "", t.updated > 0 ? `${t.updated} updated` : "", t.inserted > 0 ? `${t.inserted} inserted` : ""].filter((x) => x !== "").join(", ")}
+                </div>
+              ))}
+            </dd>
+          </>
+        )}
         {r.reason !== undefined && (
           <>
             <dt>Reason</dt>

@@ -106,7 +106,7 @@ function topStatement(sql: string): { readonly type: string; readonly body: Reco
     const node = asNode(stmts[0]?.stmt);
     if (node === undefined) return undefined;
     const [type, body] = node;
-    return typeof body === "object" && body !== null ? { type, body: body as Record<string, unknown> } : undefined;
+    return { type, body };
   } catch {
     return undefined;
   }
@@ -245,40 +245,48 @@ export class PgPreviewer {
   async #previewOn(session: UpstreamSession, stmt: PreviewStatement, path: SearchPathState): Promise<StatementPreview> {
     const begun = await this.#step(session, "BEGIN READ WRITE");
     if (begun.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `the preview transaction could not start (SQLSTATE ${begun.error.code})`);
+    let result: StatementPreview;
     try {
-      const set = await this.#step(session, this.#settingsSql(path, true));
-      if (set.error !== undefined) return { status: "failed", reason: `the preview's settings were refused (SQLSTATE ${set.error.code})` };
-      // This backend's counters not yet flushed (earlier previews) show in the view too: what
-      // the statement changed is the difference.
-      const baseline = await this.#step(session, STATS_SQL);
-      if (baseline.error !== undefined) return { status: "failed", reason: `the preview's row counts could not be read (SQLSTATE ${baseline.error.code})` };
-      const unsafe = await this.#unsafe(session, stmt);
-      if (unsafe !== undefined) return { status: "unpreviewable", reason: unsafe };
-      const explain = await this.#step(session, `EXPLAIN ${stmt.sql}`, stmt.params);
-      if (explain.error !== undefined) return { status: "failed", reason: `the target refused the statement (SQLSTATE ${explain.error.code})` };
-      const plan = explain.rows.slice(0, MAX_PLAN_LINES).map((r) => clip(r[0] ?? "", MAX_LINE_CHARS));
-      const sampleSql = sampleQuery(stmt.sql, PREVIEW_SAMPLE_ROWS + 1);
-      if (sampleSql === undefined) return { status: "unpreviewable", reason: "it is not one plain INSERT, UPDATE or DELETE the gateway can wrap" };
-      const ran = await this.#step(session, sampleSql, stmt.params);
-      if (ran.error !== undefined) return { status: "failed", reason: `the target refused the statement (SQLSTATE ${ran.error.code}${ran.error.code === "57014" ? ": it ran longer than the preview's time limit" : ran.error.code === "55P03" ? ": rows it needs are locked by another session" : ""})` };
-      const stats = await this.#step(session, STATS_SQL);
-      if (stats.error !== undefined) return { status: "failed", reason: `the preview's row counts could not be read (SQLSTATE ${stats.error.code})` };
-      const tables = countsChanged(baseline.rows, stats.rows);
-      const affectedRows = tables.reduce((n, t) => n + t.inserted + t.updated + t.deleted, 0);
-      const columns = ran.fields.map((f) => f.name);
-      const image: PreviewSample["image"] = stmt.settings.operations.includes("delete") ? "before" : "after";
-      const sample: PreviewSample = {
-        image,
-        columns,
-        rows: ran.rows.slice(0, PREVIEW_SAMPLE_ROWS).map((r) => r.map((v, i) => maskValue(v, columns[i] ?? "", stmt.masks, this.#maskerFor))),
-        truncated: ran.rows.length > PREVIEW_SAMPLE_ROWS,
-      };
-      return { status: "previewed", affectedRows, tables, sample, plan };
+      result = await this.#previewSteps(session, stmt, path);
     } finally {
-      // Always undone, whatever happened above (an aborted transaction included).
-      const rolled = await this.#step(session, "ROLLBACK");
-      if (rolled.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the preview transaction could not be rolled back");
+      // Always undone, whatever happened (an aborted transaction included). A ROLLBACK the
+      // target refuses leaves the side session in doubt: it is replaced (#run).
+      await this.#step(session, "ROLLBACK").then((r) => {
+        if (r.error !== undefined) session.socket.destroy();
+      });
     }
+    return result;
+  }
+
+  async #previewSteps(session: UpstreamSession, stmt: PreviewStatement, path: SearchPathState): Promise<StatementPreview> {
+    const set = await this.#step(session, this.#settingsSql(path, true));
+    if (set.error !== undefined) return { status: "failed", reason: `the preview's settings were refused (SQLSTATE ${set.error.code})` };
+    // This backend's counters not yet flushed (earlier previews) show in the view too: what
+    // the statement changed is the difference.
+    const baseline = await this.#step(session, STATS_SQL);
+    if (baseline.error !== undefined) return { status: "failed", reason: `the preview's row counts could not be read (SQLSTATE ${baseline.error.code})` };
+    const unsafe = await this.#unsafe(session, stmt);
+    if (unsafe !== undefined) return { status: "unpreviewable", reason: unsafe };
+    const explain = await this.#step(session, `EXPLAIN ${stmt.sql}`, stmt.params);
+    if (explain.error !== undefined) return { status: "failed", reason: `the target refused the statement (SQLSTATE ${explain.error.code})` };
+    const plan = explain.rows.slice(0, MAX_PLAN_LINES).map((r) => clip(r[0] ?? "", MAX_LINE_CHARS));
+    const sampleSql = sampleQuery(stmt.sql, PREVIEW_SAMPLE_ROWS + 1);
+    if (sampleSql === undefined) return { status: "unpreviewable", reason: "it is not one plain INSERT, UPDATE or DELETE the gateway can wrap" };
+    const ran = await this.#step(session, sampleSql, stmt.params);
+    if (ran.error !== undefined) return { status: "failed", reason: `the target refused the statement (SQLSTATE ${ran.error.code}${ran.error.code === "57014" ? ": it ran longer than the preview's time limit" : ran.error.code === "55P03" ? ": rows it needs are locked by another session" : ""})` };
+    const stats = await this.#step(session, STATS_SQL);
+    if (stats.error !== undefined) return { status: "failed", reason: `the preview's row counts could not be read (SQLSTATE ${stats.error.code})` };
+    const tables = countsChanged(baseline.rows, stats.rows);
+    const affectedRows = tables.reduce((n, t) => n + t.inserted + t.updated + t.deleted, 0);
+    const columns = ran.fields.map((f) => f.name);
+    const image: PreviewSample["image"] = stmt.settings.operations.includes("delete") ? "before" : "after";
+    const sample: PreviewSample = {
+      image,
+      columns,
+      rows: ran.rows.slice(0, PREVIEW_SAMPLE_ROWS).map((r) => r.map((v, i) => maskValue(v, columns[i] ?? "", stmt.masks, this.#maskerFor))),
+      truncated: ran.rows.length > PREVIEW_SAMPLE_ROWS,
+    };
+    return { status: "previewed", affectedRows, tables, sample, plan };
   }
 
   async #estimateOn(session: UpstreamSession, sql: string, path: SearchPathState): Promise<CostEstimate> {
