@@ -83,7 +83,7 @@ describe("rows budget", () => {
 
   it("cuts a result mid-stream: the rows so far, then 54000 naming the budget", async () => {
     const { c, notices } = await client(token, "shop");
-    // 85 used: 15 fit. node-postgres drops rows of a failed query, so read them through a cursor-less stream of notices and psql below.
+    // 85 used: 15 fit. node-postgres drops the rows of a failed query; the notice says how many were sent, and psql below shows them.
     const e = await failure(c, "select id from items order by id");
     expect(e.code).toBe("54000");
     expect(e.message).toMatch(/^airlock: .*budget agent-rows is spent: 100 rows per 1h/);
@@ -101,6 +101,16 @@ describe("rows budget", () => {
     // 99 of the first statement; the second is cut after 1 row (psql prints nothing of a failed query's rows in -c mode, but the error names the budget).
     expect(r.stdout.split("\n").filter((l) => /^\d+$/.test(l))).toHaveLength(99);
     expect(r.stderr).toContain("budget agent-rows is spent");
+  });
+
+  it("airlock budgets prints the counters", async () => {
+    const { runCli } = await import("../src/cli/cli.js");
+    const { Writable } = await import("node:stream");
+    let out = "";
+    const stdout = new Writable({ write: (c: Buffer, _e, cb) => ((out += c.toString()), cb()) });
+    const code = await runCli(["budgets"], { stdout, stderr: stdout, env: { AIRLOCK_API: t.apiUrl, AIRLOCK_TOKEN: t.gw.adminToken }, cwd: t.dataDir });
+    expect(code).toBe(0);
+    expect(out).toMatch(/agent-rows {2}sa:agent {2}shop {2}rows 100\/100/);
   });
 
   it("the API and metrics show the counters, per principal", async () => {

@@ -229,6 +229,40 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
 
   const sessionAnswer = z.object({ session: sessionSchema, recording: z.array(z.unknown()) });
 
+  // --- budgets ------------------------------------------------------------------------------
+  const budgetCounter = z.object({
+    budget: z.string(),
+    subject: z.string(),
+    connection: z.string(),
+    windowStart: z.string(),
+    windowEnd: z.string(),
+    used: z.record(z.string(), z.number()),
+    limits: z.record(z.string(), z.number()),
+  });
+  withApi(
+    program
+      .command("budgets")
+      .description("budget counters of the current windows (your own, or everyone's as admin or auditor)")
+      .option("--json", "print JSON"),
+  ).action(async (opts: { json?: boolean; api?: string; config?: string }) => {
+    const client = connect(connectOptions(opts), io);
+    const res = await client.request("GET", "/v1/budgets", z.object({ budgets: z.array(budgetCounter) }));
+    if (opts.json === true) {
+      json(res);
+      return;
+    }
+    if (res.budgets.length === 0) {
+      print("no budget counters yet");
+      return;
+    }
+    printLines(
+      res.budgets.map((b) => {
+        const used = Object.entries(b.limits).map(([k, limit]) => `${k} ${b.used[k] ?? 0}/${limit}`);
+        return `${b.budget}  ${b.subject}  ${b.connection}  ${used.join(", ")}  (window ends ${b.windowEnd})`;
+      }),
+    );
+  });
+
   withApi(
     sessions
       .command("show")
