@@ -27,7 +27,7 @@ import type { Logger } from "pino";
 import type { Connection } from "../../core/connection.js";
 import type { AllowDecision, MaskRule } from "../../core/decision.js";
 import type { Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
-import { GatewayError, toGatewayError } from "../../core/errors.js";
+import { GatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
 import type { HttpBodyFacts, JudgedEvent } from "../../core/events.js";
 import type { HttpRequestHead, HttpServedKind, HttpUpstream, PlanMasker, ResponseTransform } from "../../core/http-kind.js";
 import type { SessionJudge } from "../../core/judge.js";
@@ -295,13 +295,18 @@ export class HttpEngine implements ProtocolEngine {
   }
 
   /** Everything common to plain requests and upgrades, up to the head; a refusal otherwise. */
-  async #prepare(req: IncomingMessage, fixed: string): Promise<{ s: Admitted; head: HttpRequestHead; forwardPath: string; kind: HttpServedKind | undefined } | { refusal: Refusal }> {
+  async #prepare(
+    req: IncomingMessage,
+    fixed: string,
+  ): Promise<{ s: Admitted; head: HttpRequestHead; forwardPath: string; kind: HttpServedKind | undefined } | { refusal: Refusal; kind?: HttpServedKind | undefined }> {
     const route = this.#route(req, fixed);
     const split = splitTarget(req.url ?? "", route.byPrefix);
     if (split === undefined) return { refusal: new GatewayError("GW_PROTOCOL", "the request target must be a path (/CONNECTION/…)") };
     const name = route.byPrefix ? split.connection : route.name;
     const admitted = await this.#admit(req, name);
-    if (!admitted.ok) return { refusal: admitted.refusal };
+    // A login refused on a connection of another kind is told in that kind's shape (kubectl reads a Status).
+    const known = this.#connections.get(name);
+    if (!admitted.ok) return { refusal: admitted.refusal, kind: known === undefined || known.type === "http" ? undefined : this.#kinds.get(known.type) };
     const s = admitted.s;
     for (const h of METHOD_OVERRIDES) {
       if (req.headers[h] !== undefined) return { refusal: await this.#refuseFeature(s, "http.method_override", `${h} header`, `the ${h} header is refused: send the request with its real method`) };
@@ -329,10 +334,10 @@ export class HttpEngine implements ProtocolEngine {
   }
 
   /** A request of the protocol the gateway never forwards: judged (audited as a deny, issue 11), then refused. */
-  async #refuseFeature(s: Admitted, feature: string, detail: string, reason: string): Promise<Refusal> {
+  async #refuseFeature(s: Admitted, feature: string, detail: string, reason: string, code: ErrorCode = "GW_PROTOCOL"): Promise<Refusal> {
     const gate = s.gate;
-    const d = await gate.judge({ type: "protocol.request", session: gate.info, seq: ++s.seq, feature, detail, violation: { code: "GW_PROTOCOL", reason } });
-    return d.type === "deny" ? { ...d, code: "GW_PROTOCOL", message: reason } : new GatewayError("GW_PROTOCOL", reason);
+    const d = await gate.judge({ type: "protocol.request", session: gate.info, seq: ++s.seq, feature, detail, violation: { code, reason } });
+    return d.type === "deny" ? { ...d, code, message: reason } : new GatewayError(code, reason);
   }
 
   async #onRequest(req: IncomingMessage, res: ServerResponse, fixed: string, expectsContinue: boolean): Promise<void> {
@@ -340,7 +345,7 @@ export class HttpEngine implements ProtocolEngine {
     res.on("error", () => undefined);
     try {
       const p = await this.#prepare(req, fixed);
-      if ("refusal" in p) return this.#refuse(res, p.refusal, undefined);
+      if ("refusal" in p) return this.#refuse(res, p.refusal, p.kind);
       const { s, head, forwardPath, kind } = p;
       // 100-continue (RFC 9110 §10.1.1): answered once the client is admitted, so a bad token is refused before the body is sent.
       if (expectsContinue) res.writeContinue();
@@ -393,7 +398,7 @@ export class HttpEngine implements ProtocolEngine {
       if (!body.ended) throw new GatewayError("GW_LIMIT", `the request body is larger than ${cap} bytes`);
     } else if (hasBody(req)) body = await readBody(req, 0);
     const c = await kind.classify(head, { connection: s.connection, session: s.gate.info, seq: s.seq, ...(cap === undefined ? {} : { body: Buffer.concat(body.chunks) }) });
-    if (!c.ok) return this.#refuse(x.res, c.refusal, kind);
+    if (!c.ok) return this.#refuse(x.res, await this.#refuseFeature(x.s, `${kind.clientProtocol}.request`, x.head.method, c.refusal.message, c.refusal.code), kind);
     await this.#judgeAndForward(x, c.event, body);
   }
 
@@ -619,14 +624,14 @@ export class HttpEngine implements ProtocolEngine {
     let kindOf: HttpServedKind | undefined;
     try {
       const p = await this.#prepare(req, fixed);
-      if ("refusal" in p) return void socket.end(rawResponse(renderRefusal(p.refusal)));
+      if ("refusal" in p) return void socket.end(rawResponse(renderFor(p.refusal, p.kind)));
       const { s, kind } = p;
       kindOf = kind;
       s.seq++;
       let event: JudgedEvent;
       if (kind !== undefined) {
         const c = await kind.classify(p.head, { connection: s.connection, session: s.gate.info, seq: s.seq });
-        if (!c.ok) return void socket.end(rawResponse(renderFor(c.refusal, kind)));
+        if (!c.ok) return void socket.end(rawResponse(renderFor(await this.#refuseFeature(s, `${kind.clientProtocol}.request`, `${p.head.method} upgrade`, c.refusal.message, c.refusal.code), kind)));
         event = c.event;
       } else {
         event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
