@@ -229,7 +229,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     for (const p of config.policies) detectorNames({ rule: p.name, detectors: p.detectors ?? [] });
     const maskKey = await loadOrCreateKey(join(keysDir, "mask.key"));
     const maskerFor = createMaskerFactory(maskKey);
-    await mysqlParsers?.ready();
+    // Not fatal: on a starved machine the warm-up may outlast the wait; statements then wait for it (bounded).
+    await mysqlParsers?.ready().catch((e: unknown) => logger.warn({ err: e }, "the MySQL parser threads are still warming up"));
     const classifications = new ClassificationCache(undefined, undefined, parsers);
     const dialer = new DirectDialer();
     const catalogs = new Catalogs(

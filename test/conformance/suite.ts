@@ -21,7 +21,8 @@
  * `native` table names the protocol's own codes. Skip an item only when the protocol has no
  * such thing; an engine that gets it wrong lists it in `knownFailures` with the reason.
  *
- * Every engine folder under src/protocols runs it (postgres, ssh, redis); src/protocols/common is the
+ * Every engine folder under src/protocols runs it (postgres, ssh, redis, mysql, http, kubernetes; mcp
+ * not yet); src/protocols/common is the
  * admission and drain the engines share, not an engine, and is exercised through them.
  */
 import { randomBytes } from "node:crypto";

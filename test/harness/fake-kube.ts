@@ -186,8 +186,14 @@ export class FakeKube {
     res.end(body);
   }
 
+  /** Requests whose response has not ended yet (watches, `logs -f`), by URL. */
+  readonly open = new Set<string>();
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#record(req);
+    const url0 = req.url ?? "";
+    this.open.add(url0);
+    res.once("close", () => this.open.delete(url0));
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       this.#status(res, 401, "Unauthorized", "Unauthorized");
       return;

@@ -27,7 +27,7 @@ import type { Logger } from "pino";
 import { connectionMap, type Connection, type ConnectionSource } from "../../core/connection.js";
 import type { AllowDecision, MaskRule } from "../../core/decision.js";
 import type { Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
-import { GatewayError, toGatewayError } from "../../core/errors.js";
+import { GatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
 import type { HttpBodyFacts, JudgedEvent } from "../../core/events.js";
 import type { HttpRequestHead, HttpServedKind, HttpUpstream, PlanMasker, ResponseTransform } from "../../core/http-kind.js";
 import type { SessionJudge } from "../../core/judge.js";
@@ -67,6 +67,8 @@ const QUERY_OVERRIDES = new Set(["_method", "x-http-method-override", "_httpmeth
 interface Admitted {
   readonly gate: SessionJudge;
   readonly connection: Connection;
+  /** Requests of this session not answered yet (the session's end answers them), with how to stop their target request. */
+  readonly inFlight: Map<ServerResponse, { readonly kind: HttpServedKind | undefined; stop?: () => void }>;
   seq: number;
   bytesIn: number;
   bytesOut: number;
@@ -265,25 +267,56 @@ export class HttpEngine implements ProtocolEngine {
     const admission = await gk.admit({ clientProtocol, connection: name, principal, clientAddress, attributes: {} }, targets);
     if (!admission.ok) return { ok: false, refusal: admission.refusal };
     const gate = admission.session;
-    gate.signal.addEventListener("abort", () => socket.destroy(), { once: true });
-    return { ok: true, s: { gate, connection: admission.connection, seq: 0, bytesIn: 0, bytesOut: 0 } };
+    const s: Admitted = { gate, connection: admission.connection, inFlight: new Map(), seq: 0, bytesIn: 0, bytesOut: 0 };
+    gate.signal.addEventListener("abort", () => this.#ended(s, socket), { once: true });
+    return { ok: true, s };
+  }
+
+  /**
+   * The session was ended (terminate, revoke, drain): a request still waiting for its answer gets
+   * the refusal saying why (as every engine's client does), its target request is stopped, and
+   * the connection closes.
+   */
+  #ended(s: Admitted, socket: Socket): void {
+    const ended = new GatewayError("GW_SESSION_TERMINATED", `session ended: ${s.gate.termination?.detail ?? "terminated"}`);
+    let pending = 0;
+    for (const [res, e] of s.inFlight) {
+      e.stop?.();
+      if (res.headersSent || res.writableEnded || res.destroyed) continue;
+      const r = renderFor(ended, e.kind);
+      pending++;
+      res.writeHead(r.status, { ...r.headers, "content-length": Buffer.byteLength(r.body), connection: "close" });
+      res.end(r.body, () => {
+        if (--pending === 0) socket.destroy();
+      });
+    }
+    s.inFlight.clear();
+    if (pending === 0) socket.destroy();
+    else setTimeout(() => socket.destroy(), 1_000).unref();
   }
 
   /** Everything common to plain requests and upgrades, up to the head; a refusal otherwise. */
-  async #prepare(req: IncomingMessage, fixed: string): Promise<{ s: Admitted; head: HttpRequestHead; forwardPath: string; kind: HttpServedKind | undefined } | { refusal: Refusal }> {
+  async #prepare(
+    req: IncomingMessage,
+    fixed: string,
+  ): Promise<{ s: Admitted; head: HttpRequestHead; forwardPath: string; kind: HttpServedKind | undefined } | { refusal: Refusal; kind?: HttpServedKind | undefined }> {
     const route = this.#route(req, fixed);
     const split = splitTarget(req.url ?? "", route.byPrefix);
     if (split === undefined) return { refusal: new GatewayError("GW_PROTOCOL", "the request target must be a path (/CONNECTION/…)") };
     const name = route.byPrefix ? split.connection : route.name;
     const admitted = await this.#admit(req, name);
-    if (!admitted.ok) return { refusal: admitted.refusal };
+    // A login refused on a connection of another kind is told in that kind's shape (kubectl reads a Status).
+    const known = this.#connections.get(name);
+    if (!admitted.ok) return { refusal: admitted.refusal, kind: known === undefined || known.type === "http" ? undefined : this.#kinds.get(known.type) };
     const s = admitted.s;
     for (const h of METHOD_OVERRIDES) {
-      if (req.headers[h] !== undefined) return { refusal: new GatewayError("GW_PROTOCOL", `the ${h} header is refused: send the request with its real method`) };
+      if (req.headers[h] !== undefined) return { refusal: await this.#refuseFeature(s, "http.method_override", `${h} header`, `the ${h} header is refused: send the request with its real method`) };
     }
     const query = parseQuery(split.rawQuery);
     const override = query.find(([k]) => QUERY_OVERRIDES.has(k.toLowerCase()));
-    if (override !== undefined) return { refusal: new GatewayError("GW_PROTOCOL", `the ${override[0]} query parameter is refused: send the request with its real method`) };
+    if (override !== undefined) {
+      return { refusal: await this.#refuseFeature(s, "http.method_override", `${override[0].slice(0, 64)} query parameter`, `the ${override[0]} query parameter is refused: send the request with its real method`) };
+    }
     const norm = normalizePath(split.rest);
     if (!norm.ok) return { refusal: new GatewayError("GW_PROTOCOL", `refused path: ${norm.reason}`) };
     const headers = forwardableHeaders(req);
@@ -301,16 +334,25 @@ export class HttpEngine implements ProtocolEngine {
     return { s, head, forwardPath: norm.forward, kind };
   }
 
+  /** A request of the protocol the gateway never forwards: judged (audited as a deny, issue 11), then refused. */
+  async #refuseFeature(s: Admitted, feature: string, detail: string, reason: string, code: ErrorCode = "GW_PROTOCOL"): Promise<Refusal> {
+    const gate = s.gate;
+    const d = await gate.judge({ type: "protocol.request", session: gate.info, seq: ++s.seq, feature, detail, violation: { code, reason } });
+    return d.type === "deny" ? { ...d, code, message: reason } : new GatewayError(code, reason);
+  }
+
   async #onRequest(req: IncomingMessage, res: ServerResponse, fixed: string, expectsContinue: boolean): Promise<void> {
     const started = performance.now();
     res.on("error", () => undefined);
     try {
       const p = await this.#prepare(req, fixed);
-      if ("refusal" in p) return this.#refuse(res, p.refusal, undefined);
+      if ("refusal" in p) return this.#refuse(res, p.refusal, p.kind);
       const { s, head, forwardPath, kind } = p;
       // 100-continue (RFC 9110 §10.1.1): answered once the client is admitted, so a bad token is refused before the body is sent.
       if (expectsContinue) res.writeContinue();
       s.seq++;
+      s.inFlight.set(res, { kind });
+      res.once("close", () => s.inFlight.delete(res));
       const x: Exchange = { req, res, s, head, forwardPath, kind, started };
       if (kind === undefined) await this.#serveHttp(x);
       else await this.#serveKind(x, kind);
@@ -318,11 +360,13 @@ export class HttpEngine implements ProtocolEngine {
       const ge = toGatewayError(e);
       if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP exchange");
       if (!res.headersSent) this.#refuse(res, ge, undefined);
-      else res.destroy();
+      else if (!res.writableEnded) res.destroy();
     }
   }
 
   #refuse(res: ServerResponse, r: Refusal, kind: HttpServedKind | undefined): void {
+    // Already answered (the session's end answered it): nothing more to say.
+    if (res.headersSent || res.writableEnded) return;
     const rendered = renderFor(r, kind);
     res.writeHead(rendered.status, { ...rendered.headers, "content-length": Buffer.byteLength(rendered.body) });
     res.end(rendered.body);
@@ -355,7 +399,7 @@ export class HttpEngine implements ProtocolEngine {
       if (!body.ended) throw new GatewayError("GW_LIMIT", `the request body is larger than ${cap} bytes`);
     } else if (hasBody(req)) body = await readBody(req, 0);
     const c = await kind.classify(head, { connection: s.connection, session: s.gate.info, seq: s.seq, ...(cap === undefined ? {} : { body: Buffer.concat(body.chunks) }) });
-    if (!c.ok) return this.#refuse(x.res, c.refusal, kind);
+    if (!c.ok) return this.#refuse(x.res, await this.#refuseFeature(x.s, `${kind.clientProtocol}.request`, x.head.method, c.refusal.message, c.refusal.code), kind);
     await this.#judgeAndForward(x, c.event, body);
   }
 
@@ -434,6 +478,8 @@ export class HttpEngine implements ProtocolEngine {
     const { req, res, s } = x;
     const extra: OutgoingHttpHeaders = {};
     const upReq = this.#upstreamRequest(x, up, extra);
+    const tracked = s.inFlight.get(res);
+    if (tracked !== undefined) tracked.stop = () => upReq.destroy();
     const responded = new Promise<IncomingMessage>((resolve, reject) => {
       upReq.once("response", resolve);
       upReq.once("error", reject);
@@ -579,14 +625,14 @@ export class HttpEngine implements ProtocolEngine {
     let kindOf: HttpServedKind | undefined;
     try {
       const p = await this.#prepare(req, fixed);
-      if ("refusal" in p) return void socket.end(rawResponse(renderRefusal(p.refusal)));
+      if ("refusal" in p) return void socket.end(rawResponse(renderFor(p.refusal, p.kind)));
       const { s, kind } = p;
       kindOf = kind;
       s.seq++;
       let event: JudgedEvent;
       if (kind !== undefined) {
         const c = await kind.classify(p.head, { connection: s.connection, session: s.gate.info, seq: s.seq });
-        if (!c.ok) return void socket.end(rawResponse(renderFor(c.refusal, kind)));
+        if (!c.ok) return void socket.end(rawResponse(renderFor(await this.#refuseFeature(s, `${kind.clientProtocol}.request`, `${p.head.method} upgrade`, c.refusal.message, c.refusal.code), kind)));
         event = c.event;
       } else {
         event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
