@@ -62,7 +62,15 @@ export class Cluster {
     if (instances !== undefined) {
       await instances.register({ host: hostname(), pid: process.pid, now: new Date() });
       cluster.#lastHeartbeatOk = Date.now();
-      await options.audit.flush().catch((e: unknown) => logger.warn({ err: e }, "the audit log could not ship before the lost-session check; counts may be short"));
+      // Bounded: a store that stops answering must not hold the start-up (counts are redone at the next restart).
+      const shipped = await Promise.race([
+        options.audit.flush().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref()),
+      ]);
+      if (!shipped) logger.warn("the audit log could not ship before the lost-session check; statement counts may be short");
       await cluster.#report(await instances.closeOwnLost(new Date()));
       cluster.#timer = setInterval(() => cluster.#tick(), options.heartbeatMs);
       cluster.#timer.unref();
