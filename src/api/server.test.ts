@@ -234,6 +234,8 @@ describe("every /v1 route checks the caller's role", () => {
       new Set([
         "GET /healthz",
         "HEAD /healthz",
+        "GET /readyz",
+        "HEAD /readyz",
         "GET /metrics",
         "HEAD /metrics",
         "POST /v1/token/exchange",
@@ -571,6 +573,7 @@ describe("logging", () => {
  */
 const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "GET /healthz": "public",
+  "GET /readyz": "public",
   "GET /metrics": "public",
   // MCP authenticates each request itself (bearer → 401 with resource_metadata; admin → 403):
   // test/mcp.test.ts "authorization" covers it.

@@ -66,6 +66,16 @@ export interface ApiDeps {
   readonly console?: ConsoleRoutesDeps;
   /** Budget counters of the current windows (src/policy/budgets.ts). */
   readonly budgets?: { list(filter?: { readonly principalId?: string }): readonly BudgetCounterView[] };
+  /** Many gateways on one store (runtime/cluster.ts): readiness, and ending sessions another gateway holds. */
+  readonly cluster?: ClusterApiDeps;
+}
+
+export interface ClusterApiDeps {
+  readonly instanceId: string;
+  /** Ask the gateway holding the session to end it; its instance id, or undefined when no other live gateway holds it. */
+  killElsewhere(sessionId: string, by: string): Promise<string | undefined>;
+  /** Why this gateway is not ready (starting, draining, store down), or undefined when it is. */
+  ready(): string | undefined;
 }
 
 export interface RegisteredRoute {
@@ -172,6 +182,7 @@ export function sessionJson(row: SessionRow, live: boolean): Record<string, unkn
     ...(row.statements === undefined ? {} : { statements: row.statements }),
     ...(row.bytesFromClient === undefined ? {} : { bytesFromClient: row.bytesFromClient }),
     ...(row.bytesToClient === undefined ? {} : { bytesToClient: row.bytesToClient }),
+    ...(row.instanceId === undefined ? {} : { gateway: row.instanceId }),
     live,
   };
 }
@@ -302,6 +313,12 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
     caller.roles.includes("admin") || (!write && caller.roles.includes("auditor")) || row.principalId === caller.principal.id;
 
   app.get("/healthz", pub, () => Promise.resolve({ status: "ok" }));
+  // Readiness for orchestrators and load balancers: 503 while starting, draining or cut off from the store.
+  app.get("/readyz", pub, async (_request, reply) => {
+    const why = deps.cluster?.ready();
+    if (why === undefined) return { status: "ready", ...(deps.cluster === undefined ? {} : { instance: deps.cluster.instanceId }) };
+    return reply.code(503).send({ status: "not_ready", reason: why });
+  });
 
   app.get("/metrics", pub, async (_request, reply) => {
     const text = await deps.metrics.render();
@@ -390,7 +407,10 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
     });
     const rows = trace === undefined ? listed : listed.filter((r) => r.attributes["trace_id"] === trace).slice(q.offset, q.offset + q.limit);
     const live = new Set(deps.liveSessions.list().map((s) => s.id));
-    return { sessions: rows.map((r) => sessionJson(r, live.has(r.id))) };
+    // A session another gateway holds is live while it has no end (a lost gateway's are closed by a survivor).
+    const self = deps.cluster?.instanceId;
+    const elsewhere = (r: SessionRow): boolean => r.endedAt === undefined && r.instanceId !== undefined && self !== undefined && r.instanceId !== self;
+    return { sessions: rows.map((r) => sessionJson(r, live.has(r.id) || elsewhere(r))) };
   });
 
   app.get("/v1/sessions/:id", auditor, async (request) => {
@@ -408,6 +428,11 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const isLive = deps.liveSessions.list().some((s) => s.id === id);
     if (!isLive && (await deps.store.getSession(id)) === undefined) throw new GatewayError("GW_NOT_FOUND", `no session ${id}`);
     const terminated = deps.liveSessions.terminate({ sessionId: id }, "terminated", `terminated by ${caller.principal.id}`);
+    if (terminated === 0 && deps.cluster !== undefined) {
+      // Held by another gateway sharing the store: it ends it on this request (store events).
+      const holder = await deps.cluster.killElsewhere(id, caller.principal.id);
+      if (holder !== undefined) return { terminated: 0, forwardedTo: holder };
+    }
     return { terminated };
   });
 

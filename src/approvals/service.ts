@@ -51,6 +51,10 @@ export interface ApprovalServiceOptions {
   readonly maxPendingPerPrincipal?: number;
   /** approvals.publicUrl: the waiting client is told the approval page's address too. */
   readonly publicUrl?: string;
+  /** Tell the other gateways sharing the store that a request was decided or ended (they call `wake`). */
+  readonly announce?: (approvalId: string) => void;
+  /** This gateway instance: at start-up only the waits of its own sessions are cancelled (others' clients still wait). */
+  readonly instanceId?: string;
 }
 
 export interface RequestView {
@@ -116,7 +120,7 @@ export class ApprovalService implements HoldResolver {
   /** Startup: cancel requests whose waiting clients are gone, expire overdue ones, load active grants. */
   async start(): Promise<void> {
     const now = new Date();
-    for (const r of await this.#o.store.cancelWaiting(now, "the gateway restarted while the client was waiting")) {
+    for (const r of await this.#o.store.cancelWaiting(now, "the gateway restarted while the client was waiting", this.#o.instanceId)) {
       await this.#auditQuietly({ type: "approval.cancelled", principal: requesterOf(r), connection: r.connection, details: { approvalId: r.id, reason: "gateway restart" } });
     }
     await this.#sweep();
@@ -203,7 +207,7 @@ export class ApprovalService implements HoldResolver {
       const sessions = [...(this.#grantSessions.get(id) ?? [])];
       this.#dropGrant({ id, principalId: r.requesterId, connection: r.connection });
       for (const sessionId of sessions) this.#o.liveSessions.terminate({ sessionId }, "revoked", "the access grant was revoked");
-      this.#o.notifier.notify("approval.decided", revoked);
+      this.#decided(revoked);
       return { request: revoked, votes: await this.#o.store.listVotes(id) };
     });
   }
@@ -465,7 +469,7 @@ export class ApprovalService implements HoldResolver {
               ...(row.rule === undefined ? {} : { rule: row.rule }),
               details: { approvalId: row.id, reason },
             });
-            this.#o.notifier.notify("approval.decided", ended);
+            this.#decided(ended);
             return ended;
           }
           return (await this.#o.store.getRequest(row.id)) ?? { ...row, status: to };
@@ -591,10 +595,29 @@ export class ApprovalService implements HoldResolver {
         row = finished;
         if (row.kind === "grant" && row.status === "approved") this.#addGrant(row);
         this.#waiters.get(id)?.resolve(row);
-        this.#o.notifier.notify("approval.decided", row);
+        this.#decided(row);
       }
       return { request: row, votes: await store.listVotes(id) };
     });
+  }
+
+  /**
+   * A request was decided or ended elsewhere (another gateway sharing the store announced it):
+   * if a client here waits on it and the store no longer has it pending, release the client.
+   */
+  async wake(id: string): Promise<void> {
+    if (this.#closed) return;
+    const r = await this.#o.store.getRequest(id);
+    if (r === undefined || r.status === "pending") return;
+    if (r.kind === "grant") {
+      if (r.status === "approved" && r.usableUntil !== undefined && r.usableUntil > new Date()) this.#addGrant(r);
+      else if (r.status === "revoked") {
+        const sessions = [...(this.#grantSessions.get(id) ?? [])];
+        this.#dropGrant({ id, principalId: r.requesterId, connection: r.connection });
+        for (const sessionId of sessions) this.#o.liveSessions.terminate({ sessionId }, "revoked", "the access grant was revoked");
+      }
+    }
+    this.#waiters.get(id)?.resolve(r);
   }
 
   async get(id: string): Promise<RequestView | undefined> {
@@ -608,6 +631,16 @@ export class ApprovalService implements HoldResolver {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** Tell the notifiers, and the other gateways sharing the store (their waiting clients, their grants). */
+  #decided(r: ApprovalRow): void {
+    this.#o.notifier.notify("approval.decided", r);
+    try {
+      this.#o.announce?.(r.id);
+    } catch (e) {
+      this.#o.logger.warn({ err: e, approvalId: r.id }, "could not announce a decision to the other gateways");
+    }
+  }
 
   #pendingLimit(): number {
     return this.#o.maxPendingPerPrincipal ?? MAX_PENDING_PER_PRINCIPAL;
@@ -628,7 +661,7 @@ export class ApprovalService implements HoldResolver {
       details: { approvalId: r.id },
     });
     this.#waiters.get(r.id)?.resolve(r);
-    this.#o.notifier.notify("approval.decided", r);
+    this.#decided(r);
   }
 
   /** Expire overdue pending requests that nobody waits on (async statements, access requests). */

@@ -16,7 +16,7 @@
  */
 import { z } from "zod";
 import { isGatewayError } from "../core/errors.js";
-import type { Store } from "../store/types.js";
+import type { AuditChainReader, Store } from "../store/types.js";
 import { verifyChain, type VerifyChainOptions } from "./chain.js";
 import { readAuditFileHead, readLines, type AuditHead } from "./file.js";
 import type { AuditRecord, AuditVerifyResult } from "./types.js";
@@ -32,7 +32,7 @@ function isShapeError(e: unknown): boolean {
   return isGatewayError(e) && e.code === "GW_STORE" && e.cause instanceof z.ZodError;
 }
 
-async function* storeRecords(store: Store): AsyncGenerator {
+async function* storeRecords(store: AuditChainReader): AsyncGenerator {
   let after = 0;
   for (;;) {
     let page: readonly AuditRecord[];
@@ -60,6 +60,8 @@ async function* storeRecords(store: Store): AsyncGenerator {
 export interface AnchorOptions {
   /** The other copy's head: this copy must reach it and hold the same record there. */
   readonly anchor?: AuditHead;
+  /** What the anchor is, for messages (default: the local audit log). */
+  readonly anchorName?: string;
 }
 
 /** Wraps a record stream, remembering the hash seen at `seq`. */
@@ -102,10 +104,10 @@ function checkAnchor(result: AuditVerifyResult, anchor: AuditHead | undefined, s
 }
 
 /** Verify the store's chain from seq 1, page by page. */
-export async function verifyAuditStore(store: Store, key: Buffer, options: AnchorOptions = {}): Promise<AuditVerifyResult> {
+export async function verifyAuditStore(store: AuditChainReader, key: Buffer, options: AnchorOptions = {}): Promise<AuditVerifyResult> {
   const w = watch(storeRecords(store), options.anchor?.seq);
   const result = await verifyChain(w.stream, key);
-  return checkAnchor(result, options.anchor, w.seen(), "the store", "the local audit log");
+  return checkAnchor(result, options.anchor, w.seen(), "the store", options.anchorName ?? "the local audit log");
 }
 
 async function* fileRecords(path: string): AsyncGenerator {
@@ -191,4 +193,45 @@ export async function verifyAudit(options: { store: Store; key: Buffer; filePath
   });
   if (!fileResult.ok) return fileResult;
   return storeResult;
+}
+
+/** One chain's verdict in a shared store (issue 18: a chain per gateway instance). */
+export type ChainVerifyResult = AuditVerifyResult & { readonly chain: string };
+
+export type MultiChainVerifyResult = AuditVerifyResult & { readonly chains: readonly ChainVerifyResult[] };
+
+/**
+ * Verify every audit chain in the store: this gateway's own against its local file (verifyAudit),
+ * and each chain against the head its instance registered in the store (`gateway_instances`),
+ * so a chain cut short, edited at its head, or missing altogether (registered with records but
+ * none stored) fails. Every chain needs the same audit key (gateways sharing a store share
+ * `keys/audit.key`). Ok only when every chain is; otherwise the first failing chain's fields,
+ * its detail prefixed with the chain's name.
+ */
+export async function verifyAllAudit(options: { store: Store; key: Buffer; filePath?: string }): Promise<MultiChainVerifyResult> {
+  const { store, key } = options;
+  const self = store.instanceId;
+  const own = await verifyAudit(options);
+  if (self === undefined || store.instances === undefined || store.chain === undefined) return { ...own, chains: [{ ...own, chain: self ?? "default" }] };
+  const registered = new Map((await store.instances.list()).map((i) => [i.id, i]));
+  const chains: ChainVerifyResult[] = [];
+  for (const id of await store.instances.chainIds()) {
+    const inst = registered.get(id);
+    const anchor = inst !== undefined && inst.auditSeq > 0 && inst.auditHash !== undefined ? { seq: inst.auditSeq, hash: inst.auditHash } : undefined;
+    const reader = id === self ? store : store.chain(id);
+    let r: AuditVerifyResult;
+    if (anchor !== undefined && (await reader.lastAudit()) === undefined) {
+      r = { ok: false, records: 0, failedSeq: 1, reason: "sequence_gap", detail: `the chain is missing: instance ${id} registered records up to seq ${anchor.seq}` };
+    } else {
+      r = await verifyAuditStore(reader, key, { ...(anchor === undefined ? {} : { anchor }), anchorName: `the head registered for instance ${id}` });
+    }
+    if (id === self && r.ok && !own.ok) r = own;
+    chains.push({ ...r, chain: id });
+  }
+  if (!chains.some((c) => c.chain === self)) chains.push({ ...own, chain: self });
+  const failed = chains.find((c): c is Extract<ChainVerifyResult, { ok: false }> => !c.ok);
+  if (failed !== undefined) {
+    return { ok: false, records: chains.reduce((n, c) => n + c.records, 0), failedSeq: failed.failedSeq, reason: failed.reason, detail: `chain ${failed.chain}: ${failed.detail}`, chains };
+  }
+  return { ok: true, records: chains.reduce((n, c) => n + c.records, 0), lastSeq: own.ok ? own.lastSeq : 0, chains };
 }

@@ -28,9 +28,11 @@ export interface CliIo {
   readonly cwd: string;
 }
 
+/** One chain per gateway instance sharing the store (issue 18). */
+const chainVerdict = z.object({ chain: z.string(), ok: z.boolean(), records: z.number(), lastSeq: z.number().optional(), failedSeq: z.number().optional(), reason: z.string().optional(), detail: z.string().optional() });
 const auditVerifySchema = z.union([
-  z.object({ ok: z.literal(true), records: z.number(), lastSeq: z.number() }),
-  z.object({ ok: z.literal(false), records: z.number(), failedSeq: z.number(), reason: z.string(), detail: z.string() }),
+  z.object({ ok: z.literal(true), records: z.number(), lastSeq: z.number(), chains: z.array(chainVerdict).optional() }),
+  z.object({ ok: z.literal(false), records: z.number(), failedSeq: z.number(), reason: z.string(), detail: z.string(), chains: z.array(chainVerdict).optional() }),
 ]);
 
 function intOption(min: number, max: number) {
@@ -322,8 +324,14 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   ).action(async (opts: { json?: boolean; api?: string; config?: string }) => {
     const client = connect(connectOptions(opts), io);
     const res = await client.request("GET", "/v1/audit/verify", auditVerifySchema);
+    const chains = res.chains ?? [];
     if (opts.json === true) json(res);
-    else if (res.ok) print(`audit chain intact: ${res.records} records (last seq ${res.lastSeq})`);
+    else if (chains.length > 1) {
+      for (const c of chains) {
+        print(c.ok ? `chain ${c.chain}: intact, ${c.records} records (last seq ${c.lastSeq ?? 0})` : `chain ${c.chain}: broken at seq ${c.failedSeq ?? 0}: ${c.reason ?? ""}: ${c.detail ?? ""}`);
+      }
+      print(res.ok ? `audit chains intact: ${chains.length} chains, ${res.records} records` : `audit verification failed: ${res.detail}`);
+    } else if (res.ok) print(`audit chain intact: ${res.records} records (last seq ${res.lastSeq})`);
     else print(`audit chain broken at seq ${res.failedSeq}: ${res.reason}: ${res.detail}`);
     setExit(res.ok ? 0 : 1);
   });

@@ -34,7 +34,9 @@ export type SessionEndReason =
   | "expired"
   | "terminated"
   | "error"
-  | "shutdown";
+  | "shutdown"
+  /** Closed by another gateway (or the same one restarting) after the gateway holding it was killed. */
+  | "lost";
 
 /** Why a session was ended from outside (revocation, expiry, operator, shutdown). */
 export interface TerminationReason {

@@ -423,6 +423,27 @@ export class TokenService {
     };
   }
 
+  /**
+   * Look for revocations now instead of at the next poll: another gateway sharing the store
+   * announced one (store events, issue 18). Joins a poll already running.
+   */
+  async pollNow(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#polling !== undefined) {
+      await this.#polling;
+      return;
+    }
+    const p = this.#poll(false).catch((e: unknown) => {
+      this.#logger.warn({ err: e }, "revocation poll failed; the regular poll retries");
+    });
+    this.#polling = p;
+    try {
+      await p;
+    } finally {
+      if (this.#polling === p) this.#polling = undefined;
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);

@@ -15,6 +15,7 @@ import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchem
 import { approvalsSchema } from "../approvals/config-schema.js";
 import { budgetSchema, canarySchema, resultScanSchema } from "../scan/config-schema.js";
 import { auditSink, vaultConfig } from "./config-ops.js";
+import { INSTANCE_ID_RE } from "../store/instances.js";
 import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
 export { parseSecretRef } from "./schema-parts.js";
 import { httpMatchProblems } from "../policy/http-match.js";
@@ -302,6 +303,20 @@ export const configSchema = z.strictObject({
         .describe("embedded store engine (without url): sqlite (default for a new dataDir) or pglite (default when <dataDir>/store already holds a PGlite store)"),
     })
     .default({}),
+  instance: z
+    .strictObject({
+      id: z
+        .string()
+        .regex(INSTANCE_ID_RE, "letters, digits, '.', '_' or '-', at most 63, starting with a letter or digit")
+        .optional()
+        .describe("this gateway's instance id (its audit chain in a shared store); default: AIRLOCK_INSTANCE_ID, else generated once into <dataDir>/instance-id"),
+      heartbeatInterval: duration.default(2_000).describe("how often this gateway tells the shared store it is alive"),
+      staleAfter: duration
+        .default(15_000)
+        .describe("a gateway silent this long is taken as dead: a survivor closes its sessions as lost (keep well above heartbeatInterval)"),
+      drainTimeout: duration.default(30_000).describe("on SIGTERM: how long live sessions may take to finish before they are ended"),
+    })
+    .default({ heartbeatInterval: 2_000, staleAfter: 15_000, drainTimeout: 30_000 }),
   listen: z
     .strictObject({
       api: listenAddress.optional(),

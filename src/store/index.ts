@@ -27,6 +27,8 @@ export interface OpenStoreOptions {
   /** Which embedded store (ignored with `url`); default: see `embeddedStoreKind`. */
   readonly embedded?: EmbeddedStoreKind;
   readonly logger?: Logger;
+  /** This gateway instance's id: the audit chain it writes, the sessions it holds (default "default"). */
+  readonly instanceId?: string;
 }
 
 /** Where each embedded store lives under the dataDir. */
@@ -73,7 +75,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
         break;
     }
   }
-  const store = new SqlStore(client);
+  const store = new SqlStore(client, options.instanceId === undefined ? {} : { instanceId: options.instanceId });
   try {
     await store.migrate();
   } catch (e) {
@@ -86,3 +88,4 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
 export { SqlStore } from "./sql-store.js";
 export { migrate, MIGRATIONS, type Migration } from "./migrations.js";
 export type { SqlClient } from "./sql.js";
+export { DEFAULT_INSTANCE_ID, INSTANCE_ID_RE, SqlInstanceStore, type InstanceRow, type LostSession } from "./instances.js";

@@ -200,6 +200,71 @@ CREATE TABLE console_documents (
 );
 `,
   },
+  {
+    // Many gateways, one store (issue 18): each gateway instance writes its own audit chain
+    // (`chain` = its instance id; the chain written before this migration is "default"), its
+    // sessions carry its instance id, and `gateway_instances` holds each instance's liveness
+    // (heartbeat) and the head of its chain as last shipped, which anchors the chain in the store:
+    // a chain that ends before its registered head, or differs there, fails verification.
+    id: 5,
+    name: "audit chain per gateway instance, gateway instances",
+    sql: `
+DROP VIEW audit;
+ALTER TABLE audit_segments ADD COLUMN chain text NOT NULL DEFAULT 'default';
+ALTER TABLE audit_segments DROP CONSTRAINT audit_segments_pkey;
+ALTER TABLE audit_segments DROP CONSTRAINT audit_segments_last_seq_key;
+ALTER TABLE audit_segments ADD CONSTRAINT audit_segments_pkey PRIMARY KEY (chain, first_seq);
+ALTER TABLE audit_segments ADD CONSTRAINT audit_segments_chain_last_seq_key UNIQUE (chain, last_seq);
+CREATE VIEW audit AS
+  SELECT s.chain AS chain, (r ->> 'seq')::bigint AS seq, (r ->> 'time')::timestamptz AS time, r ->> 'type' AS type,
+         r ->> 'sessionId' AS session_id, r AS record, r ->> 'hash' AS hash, r ->> 'prevHash' AS prev_hash
+  FROM audit_segments s, LATERAL (SELECT l::jsonb AS r FROM regexp_split_to_table(s.body, E'\n') AS l) x;
+ALTER TABLE sessions ADD COLUMN instance_id text;
+CREATE INDEX sessions_open_instance_idx ON sessions (instance_id) WHERE ended_at IS NULL;
+CREATE TABLE gateway_instances (
+  id           text PRIMARY KEY,
+  host         text NOT NULL,
+  pid          integer NOT NULL,
+  started_at   timestamptz NOT NULL,
+  heartbeat_at timestamptz NOT NULL,
+  stopped_at   timestamptz,
+  audit_seq    bigint NOT NULL DEFAULT 0,
+  audit_hash   text
+);
+`,
+    sqlite: `
+DROP VIEW audit;
+CREATE TABLE audit_segments_v4 (
+  chain     TEXT NOT NULL DEFAULT 'default',
+  first_seq INTEGER NOT NULL,
+  last_seq  INTEGER NOT NULL,
+  records   INTEGER NOT NULL,
+  body      TEXT NOT NULL,
+  PRIMARY KEY (chain, first_seq),
+  UNIQUE (chain, last_seq)
+);
+INSERT INTO audit_segments_v4 (chain, first_seq, last_seq, records, body) SELECT 'default', first_seq, last_seq, records, body FROM audit_segments;
+DROP TABLE audit_segments;
+ALTER TABLE audit_segments_v4 RENAME TO audit_segments;
+CREATE VIEW audit AS
+  SELECT s.chain AS chain, json_extract(x.value, '$.seq') AS seq, json_extract(x.value, '$.time') AS time, json_extract(x.value, '$.type') AS type,
+         json_extract(x.value, '$.sessionId') AS session_id, x.value AS record, json_extract(x.value, '$.hash') AS hash,
+         json_extract(x.value, '$.prevHash') AS prev_hash
+  FROM audit_segments s, json_each('[' || replace(s.body, char(10), ',') || ']') x;
+ALTER TABLE sessions ADD COLUMN instance_id TEXT;
+CREATE INDEX sessions_open_instance_idx ON sessions (instance_id) WHERE ended_at IS NULL;
+CREATE TABLE gateway_instances (
+  id           TEXT PRIMARY KEY,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  started_at   TEXT NOT NULL,
+  heartbeat_at TEXT NOT NULL,
+  stopped_at   TEXT,
+  audit_seq    INTEGER NOT NULL DEFAULT 0,
+  audit_hash   TEXT
+);
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

@@ -13,10 +13,11 @@ import { migrate } from "./migrations.js";
 import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
 import { SqlConsoleDocumentStore, type ConsoleDocumentStore } from "./console-documents.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient, type SqlKind } from "./sql.js";
-import type { SessionEnd, SessionRow, Store, TokenRow } from "./types.js";
+import { DEFAULT_INSTANCE_ID, recordChainHead, SqlInstanceStore } from "./instances.js";
+import type { AuditChainReader, SessionEnd, SessionRow, Store, TokenRow } from "./types.js";
 
 const principalKind = z.enum(["service_account", "person", "workload", "admin"]);
-const endReason = z.enum(["client_closed", "upstream_closed", "revoked", "expired", "terminated", "error", "shutdown"]) satisfies z.ZodType<SessionEndReason>;
+const endReason = z.enum(["client_closed", "upstream_closed", "revoked", "expired", "terminated", "error", "shutdown", "lost"]) satisfies z.ZodType<SessionEndReason>;
 
 const tokenRow = z.object({
   id: z.string(),
@@ -62,6 +63,7 @@ const sessionRow = z.object({
   statements: sqlInt.nullable(),
   bytes_from_client: sqlInt.nullable(),
   bytes_to_client: sqlInt.nullable(),
+  instance_id: z.string().nullable(),
 });
 
 function toSession(r: z.output<typeof sessionRow>): SessionRow {
@@ -83,12 +85,15 @@ function toSession(r: z.output<typeof sessionRow>): SessionRow {
     ...(r.statements === null ? {} : { statements: r.statements }),
     ...(r.bytes_from_client === null ? {} : { bytesFromClient: r.bytes_from_client }),
     ...(r.bytes_to_client === null ? {} : { bytesToClient: r.bytes_to_client }),
+    ...(r.instance_id === null ? {} : { instanceId: r.instance_id }),
   };
 }
 
 
 const SESSION_COLUMNS =
   "id, protocol, connection, principal_id, principal_kind, principal_name, groups, token_id, client_address, started_at, attributes, ended_at, end_reason, end_detail, statements, bytes_from_client, bytes_to_client";
+/** The columns read back: the written ones plus the gateway instance that holds (held) the session. */
+const SESSION_READ_COLUMNS = `${SESSION_COLUMNS}, instance_id`;
 const TOKEN_COLUMNS = "id, principal_id, principal_kind, principal_name, created_at, expires_at, created_by, revoked_at, revoked_by";
 
 const MAX_LIST_LIMIT = 10_000;
@@ -108,10 +113,21 @@ export class SqlStore implements Store {
   /** Connections and policies created in the web console (src/store/console-documents.ts). */
   readonly consoleDocuments: ConsoleDocumentStore;
 
-  constructor(private readonly sql: SqlClient) {
+  /** This gateway instance: the audit chain it writes and the sessions it holds (instances.ts). */
+  readonly instanceId: string;
+
+  /** Gateway instances sharing this store, their liveness and their chains (instances.ts). */
+  readonly instances: SqlInstanceStore;
+
+  constructor(
+    private readonly sql: SqlClient,
+    options: { readonly instanceId?: string } = {},
+  ) {
     this.kind = sql.kind;
+    this.instanceId = options.instanceId ?? DEFAULT_INSTANCE_ID;
     this.approvals = new SqlApprovalStore(sql);
     this.consoleDocuments = new SqlConsoleDocumentStore(sql);
+    this.instances = new SqlInstanceStore(sql, this.instanceId);
   }
 
   async migrate(): Promise<void> {
@@ -119,10 +135,11 @@ export class SqlStore implements Store {
   }
 
   async claimWriter(): Promise<void> {
-    if (this.sql.claimWriter === undefined || (await this.sql.claimWriter())) return;
+    if (this.sql.claimWriter === undefined || (await this.sql.claimWriter(this.instanceId))) return;
     throw new GatewayError(
       "GW_CONFIG",
-      "another Airlock gateway is writing to this store: one gateway per store (two would fork the audit chain); stop it, or give this gateway a store of its own",
+      `another Airlock gateway with instance id "${this.instanceId}" is writing to this store (two writers would fork its audit chain): ` +
+        "give each gateway its own instance id (instanceId, AIRLOCK_INSTANCE_ID, or its own dataDir)",
     );
   }
 
@@ -228,15 +245,15 @@ export class SqlStore implements Store {
     // A transaction only when there are two statements (it costs two more store round trips).
     const run = rows.length > 0 && ended.length > 0 ? <T>(fn: (c: SqlClient) => Promise<T>) => this.sql.transaction(fn) : <T>(fn: (c: SqlClient) => Promise<T>) => fn(this.sql);
     if (this.sql.kind === "sqlite") {
-      await run((tx) => writeSessionsSqlite(tx, rows, ended));
+      await run((tx) => writeSessionsSqlite(tx, rows, ended, this.instanceId));
       return;
     }
     await run(async (tx) => {
       if (rows.length > 0) {
         // One statement with one array parameter per column, whatever the number of rows.
         await tx.execute(
-          `INSERT INTO sessions (${SESSION_COLUMNS})
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[],
+          `INSERT INTO sessions (${SESSION_COLUMNS}, instance_id)
+           SELECT *, $18::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[],
                                 $10::timestamptz[], $11::jsonb[], $12::timestamptz[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[])`,
           [
             rows.map((r) => r.id),
@@ -256,6 +273,7 @@ export class SqlStore implements Store {
             rows.map((r) => r.statements ?? null),
             rows.map((r) => r.bytesFromClient ?? null),
             rows.map((r) => r.bytesToClient ?? null),
+            this.instanceId,
           ],
         );
       }
@@ -281,7 +299,7 @@ export class SqlStore implements Store {
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {
-    const rows = await this.sql.query(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = $1`, [id], sessionRow);
+    const rows = await this.sql.query(`SELECT ${SESSION_READ_COLUMNS} FROM sessions WHERE id = $1`, [id], sessionRow);
     const r = rows[0];
     return r === undefined ? undefined : toSession(r);
   }
@@ -293,12 +311,12 @@ export class SqlStore implements Store {
     const rows =
       query.connection === undefined
         ? await this.sql.query(
-            `SELECT ${SESSION_COLUMNS} FROM sessions ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2`,
+            `SELECT ${SESSION_READ_COLUMNS} FROM sessions ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2`,
             [limit, offset],
             sessionRow,
           )
         : await this.sql.query(
-            `SELECT ${SESSION_COLUMNS} FROM sessions WHERE connection = $3 ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2`,
+            `SELECT ${SESSION_READ_COLUMNS} FROM sessions WHERE connection = $3 ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2`,
             [limit, offset, query.connection],
             sessionRow,
           );
@@ -315,29 +333,32 @@ export class SqlStore implements Store {
    */
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
+    const chain = this.instanceId;
     await this.sql.transaction(async (tx) => {
-      const head = (await tx.query("SELECT max(last_seq) AS seq FROM audit_segments", [], headRow))[0]?.seq ?? 0;
+      const head = (await tx.query("SELECT max(last_seq) AS seq FROM audit_segments WHERE chain = $1", [chain], headRow))[0]?.seq ?? 0;
       const fresh = records.filter((r) => r.seq > head);
       for (let i = 0; i < fresh.length; i += SEGMENT_RECORDS) {
         const part = fresh.slice(i, i + SEGMENT_RECORDS);
         const first = part[0];
         const last = part[part.length - 1];
         if (first === undefined || last === undefined) continue;
-        await tx.execute("INSERT INTO audit_segments (first_seq, last_seq, records, body) VALUES ($1, $2, $3, $4)", [
+        await tx.execute("INSERT INTO audit_segments (chain, first_seq, last_seq, records, body) VALUES ($1, $2, $3, $4, $5)", [
+          chain,
           first.seq,
           last.seq,
           part.length,
           part.map((r) => JSON.stringify(r)).join("\n"),
         ]);
       }
+      // The chain's head as registered with its instance, in the same transaction: it anchors
+      // the chain in the store (verification fails when the chain ends before it or differs there).
+      const top = fresh[fresh.length - 1];
+      if (top !== undefined) await recordChainHead(tx, chain, top.seq, top.hash);
     });
   }
 
   async lastAudit(): Promise<AuditRecord | undefined> {
-    const rows = await this.sql.query("SELECT body FROM audit_segments ORDER BY last_seq DESC LIMIT 1", [], segmentRow);
-    const body = rows[0]?.body;
-    if (body === undefined) return undefined;
-    return toAuditRecord(jsonOf(body.slice(body.lastIndexOf("\n") + 1)));
+    return lastChainAudit(this.sql, this.instanceId);
   }
 
   /**
@@ -345,33 +366,57 @@ export class SqlStore implements Store {
    * a line is fully validated only when it is returned: a malformed record surfaces as a
    * GW_STORE error (cause: ZodError) exactly when the reader reaches it.
    */
-  async readAudit(afterSeq: number, limit: number): Promise<readonly AuditRecord[]> {
-    const n = Math.max(0, Math.min(MAX_LIST_LIMIT, Math.floor(limit)));
-    const out: AuditRecord[] = [];
-    let cursor = Math.floor(afterSeq);
-    let segmentCursor = Number.MIN_SAFE_INTEGER;
-    while (out.length < n) {
-      const segments = await this.sql.query(
-        "SELECT first_seq, body FROM audit_segments WHERE last_seq > $1 AND first_seq > $2 ORDER BY first_seq LIMIT 4",
-        [cursor, segmentCursor],
-        segmentPageRow,
-      );
-      if (segments.length === 0) break;
-      for (const seg of segments) {
-        segmentCursor = seg.first_seq;
-        for (const line of seg.body.split("\n")) {
-          if (out.length >= n) break;
-          const value = jsonOf(line);
-          if (seqOf(value) <= cursor) continue;
-          const record = toAuditRecord(value);
-          out.push(record);
-          cursor = Math.max(cursor, record.seq);
-        }
-        if (out.length >= n) break;
-      }
-    }
-    return out;
+  readAudit(afterSeq: number, limit: number): Promise<readonly AuditRecord[]> {
+    return readChainAudit(this.sql, this.instanceId, afterSeq, limit);
   }
+
+  /** Another chain of this store, read-only (verification of every gateway's chain). */
+  chain(id: string): AuditChainReader {
+    return {
+      lastAudit: () => lastChainAudit(this.sql, id),
+      readAudit: (afterSeq, limit) => readChainAudit(this.sql, id, afterSeq, limit),
+    };
+  }
+}
+
+async function lastChainAudit(sql: SqlClient, chain: string): Promise<AuditRecord | undefined> {
+  const rows = await sql.query("SELECT body FROM audit_segments WHERE chain = $1 ORDER BY last_seq DESC LIMIT 1", [chain], segmentRow);
+  const body = rows[0]?.body;
+  if (body === undefined) return undefined;
+  return toAuditRecord(jsonOf(body.slice(body.lastIndexOf("\n") + 1)));
+}
+
+/**
+ * Up to `limit` records of `chain` with seq > afterSeq, in order. Segments are read a few at a
+ * time, and a line is fully validated only when it is returned: a malformed record surfaces as a
+ * GW_STORE error (cause: ZodError) exactly when the reader reaches it.
+ */
+async function readChainAudit(sql: SqlClient, chain: string, afterSeq: number, limit: number): Promise<readonly AuditRecord[]> {
+  const n = Math.max(0, Math.min(MAX_LIST_LIMIT, Math.floor(limit)));
+  const out: AuditRecord[] = [];
+  let cursor = Math.floor(afterSeq);
+  let segmentCursor = Number.MIN_SAFE_INTEGER;
+  while (out.length < n) {
+    const segments = await sql.query(
+      "SELECT first_seq, body FROM audit_segments WHERE chain = $3 AND last_seq > $1 AND first_seq > $2 ORDER BY first_seq LIMIT 4",
+      [cursor, segmentCursor, chain],
+      segmentPageRow,
+    );
+    if (segments.length === 0) break;
+    for (const seg of segments) {
+      segmentCursor = seg.first_seq;
+      for (const line of seg.body.split("\n")) {
+        if (out.length >= n) break;
+        const value = jsonOf(line);
+        if (seqOf(value) <= cursor) continue;
+        const record = toAuditRecord(value);
+        out.push(record);
+        cursor = Math.max(cursor, record.seq);
+      }
+      if (out.length >= n) break;
+    }
+  }
+  return out;
 }
 
 /**
@@ -379,11 +424,11 @@ export class SqlStore implements Store {
  * travel as ONE parameter, a JSON array of row arrays, expanded with json_each. Still one
  * statement per flush whatever the number of rows.
  */
-async function writeSessionsSqlite(tx: SqlClient, rows: readonly SessionRow[], ended: readonly (readonly [string, SessionEnd])[]): Promise<void> {
+async function writeSessionsSqlite(tx: SqlClient, rows: readonly SessionRow[], ended: readonly (readonly [string, SessionEnd])[], instanceId: string): Promise<void> {
   const col = (i: number): string => `json_extract(value, '$[${i}]')`;
   if (rows.length > 0) {
     await tx.execute(
-      `INSERT INTO sessions (${SESSION_COLUMNS}) SELECT ${Array.from({ length: 17 }, (_, i) => col(i)).join(", ")} FROM json_each($1) ORDER BY key`,
+      `INSERT INTO sessions (${SESSION_COLUMNS}, instance_id) SELECT ${Array.from({ length: 17 }, (_, i) => col(i)).join(", ")}, $2 FROM json_each($1) ORDER BY key`,
       [
         JSON.stringify(
           rows.map((r) => [
@@ -406,6 +451,7 @@ async function writeSessionsSqlite(tx: SqlClient, rows: readonly SessionRow[], e
             r.bytesToClient ?? null,
           ]),
         ),
+        instanceId,
       ],
     );
   }

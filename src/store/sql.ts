@@ -11,6 +11,7 @@
  * number; both decode timestamptz to Date and jsonb to values), so row schemas use the
  * tolerant helpers below instead of assuming one driver's representation.
  */
+import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { PGlite } from "@electric-sql/pglite";
@@ -43,7 +44,7 @@ export interface SqlClient {
    * process owns its data directory); SQLite: always true (the worker holds the database file's
    * exclusive lock from open to close, so a second process cannot open it at all).
    */
-  claimWriter?(): Promise<boolean>;
+  claimWriter?(instanceId: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -557,8 +558,17 @@ class PgTxClient extends DriverClient {
   }
 }
 
-/** The advisory lock key of the audit chain's writer: hashtext('airlock.audit-writer'), fixed. */
-const WRITER_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('airlock.audit-writer')) AS locked";
+/** The chain (and instance) written before instances existed (instances.ts), and a lone gateway's id when an upgraded dataDir has no other. */
+export const DEFAULT_INSTANCE_ID = "default";
+
+/** The advisory lock key of an instance's audit chain writer (64 bits of SHA-256: no practical collisions). */
+export function writerLockKey(instanceId: string): string {
+  const label = instanceId === DEFAULT_INSTANCE_ID ? "airlock.audit-writer" : `airlock.audit-writer:${instanceId}`;
+  return createHash("sha256").update(label).digest().readBigInt64BE(0).toString();
+}
+
+/** The advisory lock of one instance's audit chain writer (key: writerLockKey). */
+const WRITER_LOCK_SQL = "SELECT pg_try_advisory_lock($1::bigint) AS locked";
 
 class PgPoolClient extends PgTxClient {
   private closing: Promise<void> | undefined;
@@ -571,7 +581,7 @@ class PgPoolClient extends PgTxClient {
     super(pool);
   }
 
-  async claimWriter(): Promise<boolean> {
+  async claimWriter(instanceId: string): Promise<boolean> {
     if (this.writer !== undefined) return true;
     const c = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: 10_000 });
     c.on("error", (err) => {
@@ -581,7 +591,7 @@ class PgPoolClient extends PgTxClient {
     });
     try {
       await c.connect();
-      const r = await c.query<{ locked: boolean }>(WRITER_LOCK_SQL);
+      const r = await c.query<{ locked: boolean }>(WRITER_LOCK_SQL, [writerLockKey(instanceId)]);
       if (r.rows[0]?.locked !== true) {
         await c.end().catch(() => undefined);
         return false;

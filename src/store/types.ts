@@ -3,6 +3,7 @@ import type { ApprovalStore } from "./approvals.js";
 import type { ConsoleDocumentStore } from "./console-documents.js";
 import type { PrincipalKind } from "../core/principal.js";
 import type { SessionEndReason } from "../core/session.js";
+import type { SqlInstanceStore } from "./instances.js";
 
 /**
  * Persistence for the control plane. Two implementations share one schema and one set of
@@ -41,12 +42,22 @@ export interface Store {
   /** Newest first. */
   listSessions(query: { readonly limit: number; readonly offset?: number; readonly connection?: string }): Promise<readonly SessionRow[]>;
 
-  // Audit (written by the audit shipper, read by verify and the API).
+  // Audit (written by the audit shipper, read by verify and the API): this gateway instance's chain.
   appendAudit(records: readonly AuditRecord[]): Promise<void>;
   lastAudit(): Promise<AuditRecord | undefined>;
   /** Records with seq > afterSeq, ascending, at most `limit`. */
   readAudit(afterSeq: number, limit: number): Promise<readonly AuditRecord[]>;
+
+  /** This gateway instance's id (its audit chain's name). Absent in test doubles. */
+  readonly instanceId?: string;
+  /** Another instance's audit chain, read-only. Absent in test doubles. */
+  chain?(id: string): AuditChainReader;
+  /** Gateway instances sharing the store (src/store/instances.ts). Absent in test doubles. */
+  readonly instances?: SqlInstanceStore;
 }
+
+/** One audit chain of the store, read-only. */
+export type AuditChainReader = Pick<Store, "lastAudit" | "readAudit">;
 
 export interface TokenRow {
   readonly id: string; // the JWT's jti
@@ -78,6 +89,8 @@ export interface SessionRow {
   readonly statements?: number;
   readonly bytesFromClient?: number;
   readonly bytesToClient?: number;
+  /** The gateway instance that holds (or held) the session. */
+  readonly instanceId?: string;
 }
 
 export interface SessionEnd {

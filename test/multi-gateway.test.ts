@@ -1,0 +1,304 @@
+/**
+ * Many gateways, one PostgreSQL store (issue 18): two `airlock gateway` processes (the compiled
+ * CLI, each with its own config file and dataDir, sharing keys/) on one harness PostgreSQL store
+ * database, a real target database, node-postgres clients.
+ *
+ * Covered: both start (a second gateway on the store used to be refused); a statement held on A
+ * is released by an approval made through B's API (latency printed, not asserted); a token
+ * revoked through B ends A's session; an operator kill through B ends A's session; B lists A's
+ * sessions; `kill -9` of A mid-session: B closes A's sessions as lost with their statement
+ * counts; A restarts on the same instance id; `audit verify` passes over both chains, and fails
+ * naming A's chain when one of its stored records is edited.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPostgres, type PgServer } from "./harness/postgres.js";
+import { freePort } from "./harness/ports.js";
+
+const repo = join(import.meta.dirname, "..");
+let buildDir: string;
+let cli: string;
+let server: PgServer;
+let storeUrl: string;
+
+interface Gw {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly apiPort: number;
+  readonly pgPort: number;
+  proc: ChildProcess | undefined;
+  output: string;
+}
+
+const gws: Gw[] = [];
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function adminToken(g: Gw): string {
+  return readFileSync(join(g.dataDir, "admin.token"), "utf8").trim();
+}
+
+async function api(g: Gw, path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${g.apiPort}${path}`, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers: { authorization: `Bearer ${adminToken(g)}`, ...(init.body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { text };
+  }
+  return { status: res.status, body };
+}
+
+async function newGateway(name: string, keysFrom?: Gw): Promise<Gw> {
+  const dataDir = mkdtempSync(join(tmpdir(), `airlock-multi-${name}-`));
+  if (keysFrom !== undefined) cpSync(join(keysFrom.dataDir, "keys"), join(dataDir, "keys"), { recursive: true });
+  const g: Gw = { name, dataDir, apiPort: await freePort(), pgPort: await freePort(), proc: undefined, output: "" };
+  const config = {
+    dataDir,
+    store: { url: storeUrl },
+    instance: { id: `gw-${name}`, heartbeatInterval: "300ms", staleAfter: "2s", drainTimeout: "2s" },
+    listen: { api: `127.0.0.1:${g.apiPort}`, postgres: `127.0.0.1:${g.pgPort}` },
+    log: { level: "info" },
+    serviceAccounts: [{ name: "agent", groups: ["agents"] }],
+    connections: [
+      { name: "orders", type: "postgres", host: "127.0.0.1", port: server.port, database: "orders", user: "app", password: "app-password-1", groups: ["agents"], sslmode: "disable" },
+    ],
+    policies: [{ name: "deletes-need-approval", match: { operations: ["delete"] }, action: "require_approval", approvers: ["dba"] }],
+  };
+  writeFileSync(join(dataDir, "airlock.json.yaml"), JSON.stringify(config));
+  gws.push(g);
+  return g;
+}
+
+async function start(g: Gw): Promise<void> {
+  g.output = "";
+  const proc = spawn(process.execPath, [cli, "gateway", "--config", join(g.dataDir, "airlock.json.yaml")], { stdio: ["ignore", "pipe", "pipe"] });
+  proc.stdout.on("data", (d: Buffer) => (g.output += d.toString()));
+  proc.stderr.on("data", (d: Buffer) => (g.output += d.toString()));
+  g.proc = proc;
+  const exited = new Promise<never>((_, reject) => proc.once("exit", (code) => reject(new Error(`gateway ${g.name} exited (${String(code)}): ${g.output.slice(-2000)}`))));
+  exited.catch(() => undefined);
+  await Promise.race([
+    exited,
+    until(`gateway ${g.name} ready`, async () => ((await fetch(`http://127.0.0.1:${g.apiPort}/readyz`)).status === 200 ? true : undefined), 60_000),
+  ]);
+}
+
+function stopProc(g: Gw, signal: NodeJS.Signals): Promise<void> {
+  const p = g.proc;
+  g.proc = undefined;
+  if (p === undefined || p.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    p.once("exit", () => resolve());
+    p.kill(signal);
+  });
+}
+
+async function mint(g: Gw): Promise<string> {
+  const r = await api(g, "/v1/tokens", { body: { serviceAccount: "agent", ttl: "1h" } });
+  if (r.status !== 201) throw new Error(`mint: ${r.status} ${JSON.stringify(r.body)}`);
+  return String(r.body["token"]);
+}
+
+function client(g: Gw, token: string): { c: pg.Client; errors: Error[]; notices: string[] } {
+  const c = new pg.Client({ host: "127.0.0.1", port: g.pgPort, database: "orders", user: "agent", password: token });
+  const errors: Error[] = [];
+  const notices: string[] = [];
+  c.on("error", (e) => errors.push(e));
+  c.on("notice", (n) => notices.push(n.message ?? ""));
+  return { c, errors, notices };
+}
+
+interface SessionJson {
+  id: string;
+  gateway?: string;
+  live: boolean;
+  endReason?: string;
+  statements?: number;
+  endDetail?: string;
+}
+
+async function sessions(g: Gw): Promise<SessionJson[]> {
+  const r = await api(g, "/v1/sessions?limit=100");
+  return r.body["sessions"] as SessionJson[];
+}
+
+async function newestSessionOn(via: Gw, instance: string, known: ReadonlySet<string>): Promise<SessionJson> {
+  return until(`a new session of ${instance}`, async () => (await sessions(via)).find((s) => s.gateway === instance && !known.has(s.id)));
+}
+
+let A: Gw;
+let B: Gw;
+
+beforeAll(async () => {
+  // The CLI, compiled into a private directory (a test must not depend on dist/), with the
+  // worker scripts it loads by URL beside it, as the build's copy-assets step does.
+  mkdirSync(join(repo, ".airlock"), { recursive: true });
+  buildDir = mkdtempSync(join(repo, ".airlock", "multi-gw-"));
+  const tsconfig = join(buildDir, "tsconfig.json");
+  writeFileSync(tsconfig, JSON.stringify({ extends: join(repo, "tsconfig.build.json"), compilerOptions: { outDir: join(buildDir, "out"), rootDir: repo, incremental: false }, include: [], files: [join(repo, "src/cli/main.ts"), join(repo, "src/runtime/run.ts")] }));
+  const built = promisify(execFile)(join(repo, "node_modules/.bin/tsc"), ["-p", tsconfig], { cwd: repo });
+  for (const e of readdirSync(join(repo, "src"), { recursive: true, withFileTypes: true })) {
+    if (!e.isFile() || !e.name.endsWith(".mjs") || e.name.includes(".test.")) continue;
+    const to = join(buildDir, "out", "src", relative(join(repo, "src"), join(e.parentPath, e.name)));
+    mkdirSync(dirname(to), { recursive: true });
+    copyFileSync(join(e.parentPath, e.name), to);
+  }
+  cli = join(buildDir, "out", "src", "cli", "main.js");
+
+  server = await startPostgres({ users: [{ name: "app", password: "app-password-1", auth: "scram-sha-256" }], databases: ["orders", "store"] });
+  await server.psql("create table items (id int primary key); insert into items select generate_series(1, 20); alter table items owner to app;", { database: "orders" });
+  await server.psql("alter database store owner to app;", { database: "store" });
+  storeUrl = server.url({ user: "app", password: "app-password-1", database: "store" });
+  await built;
+
+  A = await newGateway("a");
+  await start(A);
+  B = await newGateway("b", A); // gateways on one store share keys/ (token signing, audit, masking)
+  await start(B);
+}, 600_000);
+
+afterAll(async () => {
+  for (const g of gws) await stopProc(g, "SIGKILL");
+  await server.stop();
+  for (const g of gws) rmSync(g.dataDir, { recursive: true, force: true });
+  rmSync(buildDir, { recursive: true, force: true });
+});
+
+describe("two gateways on one PostgreSQL store", () => {
+  it("both are ready, each with its own instance", async () => {
+    for (const g of [A, B]) {
+      const r = await fetch(`http://127.0.0.1:${g.apiPort}/readyz`);
+      expect(r.status).toBe(200);
+      expect(((await r.json()) as { instance: string }).instance).toBe(`gw-${g.name}`);
+    }
+  });
+
+  it("a statement held on A is released by an approval through B's API", async () => {
+    const token = await mint(A);
+    const held = client(A, token);
+    await held.c.connect();
+    const waiting = held.c.query("delete from items where id = 20").then(
+      (r) => ({ ok: true as const, rows: r.rowCount, at: performance.now() }),
+      (e: unknown) => ({ ok: false as const, error: String(e), at: performance.now() }),
+    );
+    const id = await until("the pending approval, seen through B", async () => {
+      const r = await api(B, "/v1/approvals?status=pending");
+      const list = r.body["requests"] as { id: string }[] | undefined;
+      return list?.[0]?.id;
+    });
+    const t0 = performance.now();
+    const decided = await api(B, `/v1/approvals/${id}/approve`, { body: { reason: "ok" } });
+    const t1 = performance.now();
+    expect(decided.status).toBe(200);
+    const result = await Promise.race([waiting, new Promise<{ ok: false; error: string; at: number }>((r) => setTimeout(() => r({ ok: false, error: "still held after 5 s", at: 0 }), 5_000))]);
+    expect(result).toMatchObject({ ok: true, rows: 1 });
+    console.log(`approval on B -> statement released on A: ${(result.at - t1).toFixed(1)} ms after B answered (${(result.at - t0).toFixed(1)} ms after the request was sent)`);
+    await held.c.end();
+  });
+
+  it("B lists A's live sessions; a token revoked through B ends A's session; a kill through B ends another", async () => {
+    const known = new Set((await sessions(B)).map((s) => s.id));
+    const token = await mint(A);
+    const victim = client(A, token);
+    await victim.c.connect();
+    await victim.c.query("select count(*) from items");
+    const s = await newestSessionOn(B, "gw-a", known);
+    expect(s.live).toBe(true);
+
+    const killToken = await mint(B);
+    const killed = client(A, killToken);
+    await killed.c.connect();
+    await killed.c.query("select 1");
+    known.add(s.id);
+    const k = await newestSessionOn(B, "gw-a", known);
+    const term = await api(B, `/v1/sessions/${k.id}/terminate`, { body: {} });
+    expect(term.status).toBe(200);
+    expect(term.body["forwardedTo"]).toBe("gw-a");
+    await until("the killed session to end", () => Promise.resolve(killed.errors.length > 0 ? true : undefined), 5_000);
+    await expect(killed.c.query("select 1")).rejects.toThrow();
+
+    const t0 = Date.now();
+    const tokenId = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as { jti: string };
+    const rev = await api(B, `/v1/tokens/${tokenId.jti}/revoke`, { body: {} });
+    expect(rev.status).toBe(200);
+    await until("the revoked token's session on A to end", () => Promise.resolve(victim.errors.length > 0 ? true : undefined), 5_000);
+    console.log(`token revoked on B -> session on A ended after ${Date.now() - t0} ms`);
+    await expect(victim.c.query("select 1")).rejects.toThrow();
+    const ended = await until("the session's end in the store", async () => (await sessions(B)).find((x) => x.id === s.id && x.endReason !== undefined));
+    expect(ended.endReason).toBe("revoked");
+  });
+
+  it("kill -9 of A mid-session: B closes its sessions as lost with their statement counts; A restarts and every chain verifies", async () => {
+    const known = new Set((await sessions(B)).map((s) => s.id));
+    const token = await mint(A);
+    const live = client(A, token);
+    await live.c.connect();
+    for (let i = 0; i < 3; i++) await live.c.query("select count(*) from items");
+    const s = await newestSessionOn(B, "gw-a", known);
+    await stopProc(A, "SIGKILL");
+
+    const lost = await until("B to close A's session as lost", async () => (await sessions(B)).find((x) => x.id === s.id && x.endReason === "lost"), 15_000);
+    expect(lost.live).toBe(false);
+    // Counted from A's chain as stored: records A had not shipped when it died are missing here…
+    expect(lost.statements).toBeLessThanOrEqual(3);
+    expect(lost.endDetail).toContain("gw-a");
+
+    await start(A); // same dataDir, same instance id: continues its own chain
+    // …and are shipped when A restarts, which counts again: nothing of the session is lost.
+    const recounted = (await sessions(B)).find((x) => x.id === s.id);
+    expect(recounted).toMatchObject({ endReason: "lost", statements: 3 });
+    const verified = await api(B, "/v1/audit/verify");
+    expect(verified.body).toMatchObject({ ok: true });
+    const chains = verified.body["chains"] as { chain: string; ok: boolean; records: number }[];
+    expect(chains.map((c) => c.chain).sort()).toEqual(["gw-a", "gw-b"]);
+    for (const c of chains) expect(c.records).toBeGreaterThan(0);
+    expect((await api(A, "/v1/audit/verify")).body).toMatchObject({ ok: true });
+  });
+
+  it("audit verify fails, naming the chain, when a stored record of A's chain is edited", async () => {
+    await server.psql("update audit_segments set body = replace(body, '\"type\":\"gateway.start\"', '\"type\":\"gateway.stop\"') where chain = 'gw-a' and first_seq = 1", { database: "store" });
+    const r = await api(B, "/v1/audit/verify");
+    expect(r.body).toMatchObject({ ok: false, reason: "hash_mismatch" });
+    expect(String(r.body["detail"])).toContain("chain gw-a");
+  });
+
+  it("SIGTERM drains: B stops being ready, its idle session is ended after the grace period, and it exits", async () => {
+    const token = await mint(B);
+    const idle = client(B, token);
+    await idle.c.connect();
+    await idle.c.query("select 1");
+    const p = B.proc;
+    expect(p).toBeDefined();
+    const exited = new Promise<number | null>((r) => p?.once("exit", (code) => r(code)));
+    p?.kill("SIGTERM");
+    await until("B to refuse readiness or stop", async () => {
+      const r = await fetch(`http://127.0.0.1:${B.apiPort}/readyz`).catch(() => undefined);
+      return r === undefined || r.status === 503 ? true : undefined;
+    });
+    // New connections are refused while the idle session still runs.
+    const late = client(B, token);
+    await expect(late.c.connect()).rejects.toThrow();
+    expect(await exited).toBe(0);
+    expect(idle.errors.length).toBeGreaterThan(0);
+    B.proc = undefined;
+  });
+});
