@@ -34,6 +34,9 @@ import { registerMcpRoutes, type McpRoutesDeps } from "./mcp-routes.js";
 import { registerConsoleRoutes, type ConsoleRoutesDeps } from "./console-routes.js";
 import { registerConsoleStatic } from "./console-static.js";
 import { openApiDocument } from "./openapi.js";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { AgentView } from "../agent/registry.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -63,6 +66,8 @@ export interface ApiDeps {
   readonly mcp?: Pick<McpRoutesDeps, "service" | "issuers" | "publicUrl">;
   /** The web console (console-routes.ts): its routes, and its cookie accepted in place of a bearer token. */
   readonly console?: ConsoleRoutesDeps;
+  /** Connected network-resident agents (GET /v1/agents; issue 19). */
+  readonly agents?: { list(): readonly AgentView[] };
 }
 
 export interface RegisteredRoute {
@@ -77,6 +82,8 @@ export interface ApiServer {
   inject: FastifyInstance["inject"];
   /** Every route registered on the server (collected by an onRoute hook), for audits and tests. */
   readonly routes: readonly RegisteredRoute[];
+  /** Serve HTTP upgrades (agent tunnels): the handler returns false for a path it does not serve. */
+  onUpgrade(handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean): void;
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -277,6 +284,11 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
   return {
     routes,
     inject: app.inject.bind(app),
+    onUpgrade(handler) {
+      app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!handler(req, socket, head)) socket.destroy();
+      });
+    },
     async listen(host: string, port: number) {
       await app.listen({ host, port });
       const addr = app.server.address() as AddressInfo;
@@ -398,6 +410,10 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const terminated = deps.liveSessions.terminate({ sessionId: id }, "terminated", `terminated by ${caller.principal.id}`);
     return { terminated };
   });
+
+  // --- agents (issue 19) ---------------------------------------------------------------------
+
+  app.get("/v1/agents", auditor, () => Promise.resolve({ agents: deps.agents?.list() ?? [] }));
 
   // --- audit --------------------------------------------------------------------------------
 

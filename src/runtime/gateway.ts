@@ -54,6 +54,10 @@ import type { Store } from "../store/types.js";
 import type { Config, ListenAddress } from "./config.js";
 import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
+import { AgentDialer } from "../agent/dialer.js";
+import { AgentRegistry } from "../agent/registry.js";
+import { AgentServer } from "../agent/server.js";
+import { startAgentListener } from "../agent/listener.js";
 import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
 import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
@@ -66,7 +70,9 @@ import { SecretBox } from "../secrets/secret-box.js";
 export interface RunningGateway {
   readonly config: Config;
   readonly logger: Logger;
-  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress; readonly mysql?: ListenAddress; readonly http?: ListenAddress };
+  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress; readonly mysql?: ListenAddress; readonly http?: ListenAddress; readonly agents?: ListenAddress };
+  /** Connected network-resident agents (issue 19). */
+  readonly agents: AgentRegistry;
   readonly store: Store;
   readonly tokens: TokenService;
   readonly registry: SessionRegistry;
@@ -209,7 +215,17 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const maskerFor = createMaskerFactory(maskKey);
     await parsers.ready();
     const classifications = new ClassificationCache(undefined, undefined, parsers);
-    const dialer = new DirectDialer();
+    // Targets with `via:` are dialed through a network-resident agent of that group (src/agent).
+    const agentRegistry = new AgentRegistry();
+    const dialer = new AgentDialer(new DirectDialer(), agentRegistry);
+    const agentServer = new AgentServer({
+      registry: agentRegistry,
+      groups: config.agents.groups,
+      heartbeatMs: config.agents.heartbeat,
+      authenticate: (token) => authenticator.authenticate(token),
+      logger,
+    });
+    cleanups.push(() => Promise.resolve(agentServer.close()));
     const catalogs = new Catalogs(
       config.connections.filter((c): c is PostgresConnection => c.type === "postgres"),
       { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes },
@@ -286,7 +302,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
     const engines: ProtocolEngine[] = [];
     const listeners: Listener[] = [];
-    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress; mysql?: ListenAddress; http?: ListenAddress } = {};
+    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress; mysql?: ListenAddress; http?: ListenAddress; agents?: ListenAddress } = {};
     // Target kinds served over the HTTP listener besides plain HTTP APIs (core/http-kind.ts).
     setExecCastPath((id) => castPathOf(recordings.pathOf(id).dir, id));
     const httpKinds: HttpServedKind[] = [kubernetesKind()];
@@ -498,6 +514,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         },
         auditLog: audit,
         liveSessions: registry,
+        agents: agentRegistry,
         approvals: {
           approvals,
           deliveries: (id) => approvalStore.listDeliveries(id),
@@ -534,6 +551,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       });
       // Close the API before the data path so nothing new starts during shutdown.
       cleanups.push(() => server.close());
+      server.onUpgrade((req, socket, head) => agentServer.handleUpgrade(req, socket, head));
+    }
+    if (config.listen.agents !== undefined) {
+      const agentListener = await startAgentListener(config.listen.agents, tls, agentServer);
+      addresses.agents = agentListener.address;
+      cleanups.push(() => agentListener.close());
     }
 
     await audit.append({ type: "gateway.start", details: { connections: config.connections.length } });
@@ -544,6 +567,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       config,
       logger,
       addresses,
+      agents: agentRegistry,
       store,
       tokens,
       registry,
