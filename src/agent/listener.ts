@@ -2,10 +2,9 @@
  * `listen.agents`: a listener that serves only agent tunnels (WebSocket at /agent/connect),
  * over TLS with the gateway's certificate when it has one (agents verify it).
  */
-import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
-import type { SecureContext } from "node:tls";
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { TLSSocket, type SecureContext } from "node:tls";
 import type { AgentServer } from "./server.js";
 
 export interface AgentListener {
@@ -22,13 +21,28 @@ export async function startAgentListener(
   const notFound = (_req: unknown, res: { writeHead(s: number, h: Record<string, string>): { end(b: string): void } }): void => {
     res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "GW_NOT_FOUND", message: "agent tunnels only: WebSocket at /agent/connect" } }));
   };
-  const server: Server = tls === undefined ? createHttpServer(notFound) : createHttpsServer({ secureContext: tls.context }, notFound);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
-  server.on("upgrade", (req, socket, head) => {
+  const http = createHttpServer(notFound);
+  http.headersTimeout = 10_000;
+  http.requestTimeout = 10_000;
+  http.on("upgrade", (req, socket, head) => {
     if (!agents.handleUpgrade(req, socket, head)) socket.destroy();
   });
-  server.on("clientError", (_e, socket) => socket.destroy());
+  http.on("clientError", (_e, socket) => socket.destroy());
+  // TLS as the other listeners do it: the gateway's one SecureContext around each accepted socket.
+  const server = createNetServer((raw) => {
+    raw.on("error", () => raw.destroy());
+    if (tls === undefined) {
+      http.emit("connection", raw);
+      return;
+    }
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: tls.context });
+    secure.on("error", () => secure.destroy());
+    const timer = setTimeout(() => secure.destroy(), 10_000);
+    secure.once("secure", () => {
+      clearTimeout(timer);
+      http.emit("connection", secure);
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(at.port, at.host, () => {
@@ -43,7 +57,7 @@ export async function startAgentListener(
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        http.closeAllConnections();
       }),
   };
 }
