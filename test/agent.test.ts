@@ -68,7 +68,7 @@ function startAgent(name: string, extra: { token?: string; group?: string } = {}
     { env: { PATH: process.env["PATH"] ?? "", AGENT_PG_PASSWORD: CANARY }, stdio: ["ignore", "ignore", "pipe"] },
   );
   agentLogs.set(name, "");
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => agentLogs.set(name, (agentLogs.get(name) ?? "") + d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => agentLogs.set(name, (agentLogs.get(name) ?? "") + d));
   agents.set(name, child);
   return child;
 }
