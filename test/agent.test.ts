@@ -20,6 +20,7 @@ import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { freePort } from "./harness/ports.js";
 import { until } from "./harness/until.js";
+import { askpass, clientOptions, runSshClient, startSshd, type SshdServer } from "./harness/sshd.js";
 
 const repo = join(import.meta.dirname, "..");
 const CANARY = `canary-${randomBytes(12).toString("hex")}`;
@@ -44,9 +45,11 @@ let buildDir = "";
 let cli = "";
 let server: PgServer;
 let t: TestGateway;
-let relay: Server;
 let forwarder: ChildProcess | undefined;
 let nsPort = 0;
+let nsSshPort = 0;
+let sshd: SshdServer;
+const relays: Server[] = [];
 let caFile = "";
 let edgeToken = "";
 let botToken = "";
@@ -123,21 +126,30 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
        alter table customers owner to app;`,
       { database: "orders" },
     );
-    // Our side: a relay on the veth address to the harness server (loopback-only).
-    const relayPort = await freePort();
-    relay = createServer((s) => {
-      const u = connect(server.port, "127.0.0.1");
-      s.pipe(u).pipe(s);
-      s.on("error", () => u.destroy());
-      u.on("error", () => s.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(relayPort, HOST_IP, r));
-    // Their side: 127.0.0.1:nsPort inside the namespace → the relay. The gateway is configured
-    // with 127.0.0.1:nsPort too, which on its side is a closed port.
+    sshd = await startSshd();
+    // Our side: relays on the veth address to the harness servers (loopback-only).
+    const relayTo = async (port: number): Promise<number> => {
+      const at = await freePort();
+      const r = createServer((c) => {
+        const u = connect(port, "127.0.0.1");
+        c.pipe(u).pipe(c);
+        c.on("error", () => u.destroy());
+        u.on("error", () => c.destroy());
+      });
+      await new Promise<void>((ok) => r.listen(at, HOST_IP, ok));
+      relays.push(r);
+      return at;
+    };
+    const pgRelay = await relayTo(server.port);
+    const sshRelay = await relayTo(sshd.port);
+    // Their side: 127.0.0.1:nsPort (and nsSshPort) inside the namespace → the relays. The gateway
+    // is configured with those same addresses, which on its side are closed ports.
     nsPort = await freePort();
+    nsSshPort = await freePort();
+    const pairs = JSON.stringify([[nsPort, pgRelay], [nsSshPort, sshRelay]]);
     forwarder = spawn(
       "ip",
-      ["netns", "exec", NS, process.execPath, "-e", `require("net").createServer(s=>{const u=require("net").connect(${relayPort},"${HOST_IP}");s.pipe(u).pipe(s);s.on("error",()=>u.destroy());u.on("error",()=>s.destroy())}).listen(${nsPort},"127.0.0.1",()=>console.log("ready"))`],
+      ["netns", "exec", NS, process.execPath, "-e", `const net=require("net");let n=0;for(const [from,to] of ${pairs})net.createServer(s=>{const u=net.connect(to,"${HOST_IP}");s.pipe(u).pipe(s);s.on("error",()=>u.destroy());u.on("error",()=>s.destroy())}).listen(from,"127.0.0.1",()=>{if(++n===2)console.log("ready")})`],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     await new Promise<void>((r) => forwarder?.stdout?.once("data", () => r()));
@@ -155,7 +167,7 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     writeFileSync(caFile, pems.cert);
 
     t = await startTestGateway({
-      listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0", agents: `${HOST_IP}:0` },
+      listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0", ssh: "127.0.0.1:0", agents: `${HOST_IP}:0` },
       tls: { cert: pems.cert, key: pems.private },
       serviceAccounts: [
         { name: "edge", groups: ["edge-east"] },
@@ -165,6 +177,7 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
       connections: [
         { name: "orders", type: "postgres", host: "127.0.0.1", port: nsPort, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", credentialsOn: "agent", via: "dc-east", groups: ["agents"], sslmode: "disable", pool: false },
         { name: "orders-direct", type: "postgres", host: "127.0.0.1", port: nsPort, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", groups: ["agents"], sslmode: "disable" },
+        { name: "web1", type: "ssh", host: "127.0.0.1", port: nsSshPort, user: sshd.user, privateKey: `file:${sshd.clientKeyPath}`, hostKey: sshd.hostKey, via: "dc-east", groups: ["agents"] },
         { name: "west", type: "postgres", host: "127.0.0.1", port: nsPort, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", credentialsOn: "agent", via: "dc-west", groups: ["agents"], sslmode: "disable" },
       ],
       policies: [{ name: "hide-email", action: "mask", columns: ["customers.email"], strategy: "redact" }],
@@ -183,8 +196,9 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     for (const a of agents.values()) a.kill("SIGKILL");
     forwarder?.kill("SIGKILL");
     await t.stop();
-    relay.close();
+    for (const r of relays) r.close();
     await server.stop();
+    await sshd.stop();
     try {
       ip("netns", "del", NS);
     } catch {
@@ -206,6 +220,13 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     const direct = await t.psql("orders-direct", botToken, ["-c", "select 1"]);
     expect(direct.code).not.toBe(0);
     expect(direct.stderr).toContain("the target is unavailable");
+  });
+
+  it("ssh through the agent: an exec reaches the target host (the gateway logs in with its own key)", async () => {
+    const pass = askpass(buildDir, botToken);
+    const r = await runSshClient("ssh", [...clientOptions(), "-p", String(t.gw.addresses.ssh?.port ?? 0), "web1@127.0.0.1", "echo through-the-agent; whoami"], { askpassPath: pass });
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim().split("\n")).toEqual(["through-the-agent", sshd.user]);
   });
 
   it("no agent of the group connected: a clean ErrorResponse with SQLSTATE 08001 naming the group", async () => {
@@ -248,10 +269,11 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
   });
 
   it("failover: killing the agent that carries a session ends it cleanly; new sessions go through the other agent", async () => {
+    const before = new Map(connectedAgents().map((a) => [a.name, a.streams]));
     const c = pgClient("orders", botToken);
     await c.connect();
     expect((await c.query("select count(*)::int as n from customers")).rows[0]).toEqual({ n: 2 });
-    const carrier = await until("the carrying agent", () => connectedAgents().find((a) => a.streams > 0)?.name);
+    const carrier = await until("the carrying agent", () => connectedAgents().find((a) => a.streams > (before.get(a.name) ?? 0))?.name);
     const sessionId = await until("the live session", () => t.gw.registry.list().find((s) => s.connection === "orders")?.id);
     const errored = new Promise<Error>((resolve) => c.on("error", resolve));
     agents.get(carrier)?.kill("SIGKILL");
