@@ -325,4 +325,12 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     const r = await t.psql("orders", botToken, ["-A", "-t", "-c", "select current_user"]);
     expect(r.stdout.trim()).toBe("app");
   });
+
+  it("streams of ended sessions are released on both agents (only the catalog's one side session stays)", async () => {
+    // src/runtime/catalogs.ts keeps one side connection per PostgreSQL connection for catalog look-ups.
+    const open = (): number => connectedAgents().reduce((n, a) => n + a.streams, 0);
+    await until("no open session streams", () => (open() <= 1 ? true : undefined), 10_000).catch((e: unknown) => {
+      throw new Error(`${String(e)}: ${JSON.stringify(connectedAgents())}`);
+    });
+  });
 });
