@@ -35,6 +35,9 @@ import { registerConsoleRoutes, type ConsoleRoutesDeps } from "./console-routes.
 import { registerConsoleStatic } from "./console-static.js";
 import { openApiDocument } from "./openapi.js";
 import type { BudgetCounterView } from "../policy/budgets.js";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { AgentView } from "../agent/registry.js";
 
 export interface ApiDeps {
   readonly store: Store;
@@ -68,6 +71,8 @@ export interface ApiDeps {
   readonly budgets?: { list(filter?: { readonly principalId?: string }): readonly BudgetCounterView[] };
   /** Many gateways on one store (runtime/cluster.ts): readiness, and ending sessions another gateway holds. */
   readonly cluster?: ClusterApiDeps;
+  /** Connected network-resident agents (GET /v1/agents; issue 19). */
+  readonly agents?: { list(): readonly AgentView[] };
 }
 
 export interface ClusterApiDeps {
@@ -90,6 +95,8 @@ export interface ApiServer {
   inject: FastifyInstance["inject"];
   /** Every route registered on the server (collected by an onRoute hook), for audits and tests. */
   readonly routes: readonly RegisteredRoute[];
+  /** Serve HTTP upgrades (agent tunnels): the handler returns false for a path it does not serve. */
+  onUpgrade(handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean): void;
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -291,6 +298,11 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
   return {
     routes,
     inject: app.inject.bind(app),
+    onUpgrade(handler) {
+      app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!handler(req, socket, head)) socket.destroy();
+      });
+    },
     async listen(host: string, port: number) {
       await app.listen({ host, port });
       const addr = app.server.address() as AddressInfo;
@@ -435,6 +447,10 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
     return { terminated };
   });
+
+  // --- agents (issue 19) ---------------------------------------------------------------------
+
+  app.get("/v1/agents", auditor, () => Promise.resolve({ agents: deps.agents?.list() ?? [] }));
 
   // --- audit --------------------------------------------------------------------------------
 

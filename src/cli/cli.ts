@@ -20,6 +20,7 @@ import { registerApprovalCommands } from "./approvals.js";
 import { registerKubeconfigCommand } from "./kubeconfig.js";
 import { registerLoginCommand } from "./login.js";
 import { registerMcpCommand } from "./mcp.js";
+import { registerAgentCommands } from "./agent.js";
 
 export interface CliIo {
   readonly stdout: Writable;
@@ -342,6 +343,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   // --- people's login: ./login.ts ---------------------------------------------------------
   registerLoginCommand(program, io, (opts) => connect(connectOptions(opts), io).baseUrl.href, setExit);
   registerMcpCommand(program, (opts) => connect(connectOptions(opts), io), io);
+  registerAgentCommands(program, io, (opts) => connect(connectOptions(opts), io));
 
   // --- config -------------------------------------------------------------------------------
   const config = program.command("config").description("the configuration file");

@@ -13,10 +13,17 @@ export interface PostgresConnection {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** The agent group whose network-resident agents reach this target (issue 19); absent = dialed directly. */
+  readonly via?: string | undefined;
   readonly database: string;
   readonly user: string;
   /** Absent for targets that trust the gateway (e.g. trust auth). */
   readonly password?: SecretRef;
+  /**
+   * Where `password` is resolved: on the gateway (default), or on the agent of `via`, which then
+   * performs the target login itself so that the gateway never holds the secret.
+   */
+  readonly credentialsOn?: "agent" | undefined;
   readonly groups: readonly string[];
   readonly sslmode: UpstreamSslMode;
   /** CA bundle (PEM) for verify-ca / verify-full. */
@@ -33,6 +40,8 @@ export interface SshConnection {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** The agent group whose network-resident agents reach this target (issue 19); absent = dialed directly. */
+  readonly via?: string | undefined;
   readonly user: string;
   readonly privateKey?: SecretRef;
   /** Passphrase of an encrypted privateKey. */
@@ -52,6 +61,8 @@ export interface RedisConnection {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** The agent group whose network-resident agents reach this target (issue 19); absent = dialed directly. */
+  readonly via?: string | undefined;
   /** ACL user; absent = the `default` user (AUTH with the password only). */
   readonly user?: string;
   readonly password?: SecretRef;
@@ -131,6 +142,8 @@ export interface MysqlConnection {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** The agent group whose network-resident agents reach this target (issue 19); absent = dialed directly. */
+  readonly via?: string | undefined;
   readonly database: string;
   readonly user: string;
   readonly password?: SecretRef;

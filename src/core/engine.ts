@@ -46,11 +46,25 @@ export function gatewayText(message: string): string {
 export interface DialTarget {
   readonly host: string;
   readonly port: number;
+  /** The agent group that reaches this target (a connection's `via`); absent = dial directly. */
+  readonly via?: string;
+  /**
+   * Agent-side login (a connection's `credentialsOn: agent`): the agent resolves `password`
+   * (an env:/file: reference, never a value) on its own host and answers the target's login
+   * challenge; the stream it hands back is already authenticated.
+   */
+  readonly agentLogin?: { readonly type: "postgres"; readonly user: string; readonly password: string };
+}
+
+/** Where a connection's target is dialed: its address, and the agent group that reaches it. */
+export function dialTargetOf(c: { readonly host: string; readonly port: number; readonly via?: string | undefined }): DialTarget {
+  return { host: c.host, port: c.port, ...(c.via === undefined ? {} : { via: c.via }) };
 }
 
 /**
- * How an engine reaches its target: directly, or (later) through a network-resident agent.
- * Resolves to a connected byte stream, or rejects with GW_UPSTREAM_UNAVAILABLE.
+ * How an engine reaches its target: directly, or through a network-resident agent (`via`).
+ * Resolves to a connected byte stream, or rejects with GW_UPSTREAM_UNAVAILABLE (or
+ * GW_AGENT_UNAVAILABLE when no agent of the group is connected).
  */
 export interface Dialer {
   dial(target: DialTarget, options: { readonly timeoutMs: number; readonly signal?: AbortSignal }): Promise<Duplex>;

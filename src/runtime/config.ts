@@ -16,6 +16,7 @@ import { approvalsSchema } from "../approvals/config-schema.js";
 import { budgetSchema, canarySchema, resultScanSchema } from "../scan/config-schema.js";
 import { auditSink, vaultConfig } from "./config-ops.js";
 import { INSTANCE_ID_RE } from "../store/instances.js";
+import { agentProblems, agentsConfigSchema, credentialsOnSchema, viaSchema } from "../agent/config-schema.js";
 import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
 export { parseSecretRef } from "./schema-parts.js";
 import { httpMatchProblems } from "../policy/http-match.js";
@@ -67,6 +68,8 @@ const postgresConnection = z.strictObject({
   type: z.literal("postgres"),
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(5432),
+  via: viaSchema,
+  credentialsOn: credentialsOnSchema,
   database: z.string().min(1),
   user: z.string().min(1),
   password: secretRef.optional(),
@@ -99,6 +102,7 @@ const redisConnection = z.strictObject({
   type: z.literal("redis"),
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(6379),
+  via: viaSchema,
   user: z.string().min(1).optional().describe("ACL user the gateway logs in as (default: the default user)"),
   password: secretRef.optional(),
   database: z.number().int().min(0).max(100_000).default(0).describe("logical database; switching to another is refused"),
@@ -170,6 +174,7 @@ const mysqlConnection = z.strictObject({
   type: z.literal("mysql"),
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(3306),
+  via: viaSchema,
   database: z.string().min(1).describe("the database the session works in; switching to another is refused"),
   user: z.string().min(1).describe("the account the gateway logs in as"),
   password: secretRef.optional(),
@@ -193,6 +198,7 @@ const sshConnection = z
     type: z.literal("ssh"),
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535).default(22),
+    via: viaSchema,
     user: z.string().min(1).describe("the account the gateway logs in as"),
     privateKey: secretRef.optional().describe("OpenSSH/PEM private key (secret reference)"),
     passphrase: secretRef.optional().describe("passphrase of an encrypted privateKey"),
@@ -325,6 +331,7 @@ export const configSchema = z.strictObject({
       ssh: listenAddress.optional(),
       redis: listenAddress.optional(),
       http: listenAddress.optional(),
+      agents: listenAddress.optional().describe("agent tunnels only (WebSocket at /agent/connect), TLS with the gateway's certificate when it has one; agents may also use the API listener"),
     })
     .default({}),
   tls: z
@@ -404,6 +411,7 @@ export const configSchema = z.strictObject({
   roles: rolesSchema,
   login: loginSchema,
   connections: z.array(connection).default([]),
+  agents: agentsConfigSchema,
   policies: z.array(policy).default([]),
   /** Notifications and access grants for approvals: src/approvals/config-schema.ts. */
   approvals: approvalsSchema,
@@ -530,6 +538,7 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
     }
   });
   problems.push(...identityProblems(parsed));
+  problems.push(...agentProblems(parsed));
   if ((parsed.tls.cert === undefined) !== (parsed.tls.key === undefined)) {
     problems.push("tls: cert and key must be given together");
   }
@@ -583,7 +592,8 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
     return {
       ...rest,
       pool: pool === false ? { maxIdle: 0, idleTimeoutMs: 0 } : { maxIdle: pool.maxIdle, idleTimeoutMs: pool.idleTimeout },
-      ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+      // An agent-side reference names a path on the agent host: it is not resolved here.
+      ...(password === undefined ? {} : { password: c.credentialsOn === "agent" ? password : resolveFileRef(password, baseDir) }),
       ...(sslRootCert === undefined ? {} : { sslRootCert: resolveFileRef(sslRootCert, baseDir) }),
       ...(sslServerName === undefined ? {} : { sslServerName }),
     };

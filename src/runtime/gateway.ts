@@ -58,6 +58,10 @@ import type { Store } from "../store/types.js";
 import type { Config, ListenAddress, PolicyConfig } from "./config.js";
 import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
+import { AgentDialer } from "../agent/dialer.js";
+import { AgentRegistry } from "../agent/registry.js";
+import { AgentServer } from "../agent/server.js";
+import { startAgentListener } from "../agent/listener.js";
 import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
 import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
@@ -75,7 +79,9 @@ import { SecretBox } from "../secrets/secret-box.js";
 export interface RunningGateway {
   readonly config: Config;
   readonly logger: Logger;
-  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress; readonly mysql?: ListenAddress; readonly http?: ListenAddress };
+  readonly addresses: { readonly api?: ListenAddress; readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress; readonly mysql?: ListenAddress; readonly http?: ListenAddress; readonly agents?: ListenAddress };
+  /** Connected network-resident agents (issue 19). */
+  readonly agents: AgentRegistry;
   readonly store: Store;
   readonly tokens: TokenService;
   readonly registry: SessionRegistry;
@@ -260,7 +266,17 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     // Not fatal: on a starved machine the warm-up may outlast the wait; statements then wait for it (bounded).
     await mysqlParsers?.ready().catch((e: unknown) => logger.warn({ err: e }, "the MySQL parser threads are still warming up"));
     const classifications = new ClassificationCache(undefined, undefined, parsers);
-    const dialer = new DirectDialer();
+    // Targets with `via:` are dialed through a network-resident agent of that group (src/agent).
+    const agentRegistry = new AgentRegistry();
+    const dialer = new AgentDialer(new DirectDialer(), agentRegistry);
+    const agentServer = new AgentServer({
+      registry: agentRegistry,
+      groups: config.agents.groups,
+      heartbeatMs: config.agents.heartbeat,
+      authenticate: (token) => authenticator.authenticate(token),
+      logger,
+    });
+    cleanups.push(() => Promise.resolve(agentServer.close()));
     const catalogs = new Catalogs(
       liveConnections.map,
       { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes },
@@ -378,7 +394,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
     const engines: ProtocolEngine[] = [];
     const listeners: Listener[] = [];
-    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress; mysql?: ListenAddress; http?: ListenAddress } = {};
+    const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress; mysql?: ListenAddress; http?: ListenAddress; agents?: ListenAddress } = {};
     // Target kinds served over the HTTP listener besides plain HTTP APIs (core/http-kind.ts).
     setExecCastPath((id) => castPathOf(recordings.pathOf(id).dir, id));
     const httpKinds: HttpServedKind[] = [kubernetesKind()];
@@ -607,6 +623,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           killElsewhere: (id, by) => cluster.killElsewhere(id, by),
           ready: () => (draining ? "draining" : !cluster.storeHealthy() ? "the store does not answer" : started ? undefined : "starting"),
         },
+        agents: agentRegistry,
         approvals: {
           approvals,
           deliveries: (id) => approvalStore.listDeliveries(id),
@@ -644,6 +661,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       });
       // Close the API before the data path so nothing new starts during shutdown.
       cleanups.push(() => server.close());
+      server.onUpgrade((req, socket, head) => agentServer.handleUpgrade(req, socket, head));
+    }
+    if (config.listen.agents !== undefined) {
+      const agentListener = await startAgentListener(config.listen.agents, tls, agentServer);
+      addresses.agents = agentListener.address;
+      cleanups.push(() => agentListener.close());
     }
 
     await audit.append({ type: "gateway.start", details: { connections: config.connections.length, instance: instanceId } });
@@ -655,6 +678,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       config,
       logger,
       addresses,
+      agents: agentRegistry,
       store,
       tokens,
       registry,

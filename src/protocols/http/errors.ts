@@ -36,6 +36,8 @@ export function httpStatusOf(code: ErrorCode): number {
     case "GW_UPSTREAM_TLS":
     case "GW_UPSTREAM_HOSTKEY":
       return 502;
+    case "GW_AGENT_UNAVAILABLE":
+      return 503;
     case "GW_AUDIT_UNAVAILABLE":
     case "GW_SHUTTING_DOWN":
     case "GW_STORE":

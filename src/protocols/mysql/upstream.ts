@@ -10,7 +10,7 @@
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { MysqlConnection } from "../../core/connection.js";
-import type { Dialer } from "../../core/engine.js";
+import { dialTargetOf, type Dialer } from "../../core/engine.js";
 import { GatewayError, toGatewayError } from "../../core/errors.js";
 import type { SecretRef } from "../../core/secret.js";
 import { cachingSha2Scramble, ed25519Response, nativePasswordScramble, rsaEncryptPassword } from "./auth.js";
@@ -70,7 +70,7 @@ const FORMAT_CAPS = [
 const NEVER = (CAP.COMPRESS | CAP.ZSTD_COMPRESSION | CAP.LOCAL_FILES | CAP.QUERY_ATTRIBUTES | CAP.OPTIONAL_RESULTSET_METADATA | CAP.SSL | CAP.SSL_VERIFY_SERVER_CERT) >>> 0;
 
 export async function connectTarget(connection: MysqlConnection, wishes: ClientWishes, o: TargetOptions): Promise<TargetLink> {
-  const socket = await o.dialer.dial({ host: connection.host, port: connection.port }, { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) });
+  const socket = await o.dialer.dial(dialTargetOf(connection), { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) });
   try {
     return await login(socket, connection, wishes, o, connection.database);
   } catch (e) {

@@ -8,9 +8,9 @@ import { isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from "node:tls";
 import type { PostgresConnection } from "../../core/connection.js";
-import type { Dialer } from "../../core/engine.js";
+import { dialTargetOf, type DialTarget, type Dialer } from "../../core/engine.js";
 import { GatewayError } from "../../core/errors.js";
-import type { SecretRef } from "../../core/secret.js";
+import { describeSecretRef, type SecretRef } from "../../core/secret.js";
 import { FramedSocket } from "./framed.js";
 import {
   FrameReader,
@@ -65,7 +65,8 @@ export async function connectUpstream(
   clientParams: ReadonlyMap<string, string>,
   deps: UpstreamDeps,
 ): Promise<UpstreamSession> {
-  const raw = await deps.dialer.dial({ host: conn.host, port: conn.port }, {
+  const agentLogin = agentLoginOf(conn);
+  const raw = await deps.dialer.dial({ ...dialTargetOf(conn), ...(agentLogin === undefined ? {} : { agentLogin }) }, {
     timeoutMs: deps.timeoutMs,
     ...(deps.signal === undefined ? {} : { signal: deps.signal }),
   });
@@ -74,7 +75,8 @@ export async function connectUpstream(
   const framed = new FramedSocket(raw, reader);
   try {
     let tls = false;
-    if (conn.sslmode !== "disable") {
+    // With agent-side credentials the agent speaks to the target (src/protocols/postgres/agent-login.ts).
+    if (conn.sslmode !== "disable" && agentLogin === undefined) {
       tls = await negotiateTls(framed, conn, deps);
     }
     const params = new Map<string, string>(clientParams);
@@ -126,6 +128,15 @@ export async function connectUpstream(
     if (e instanceof GatewayError && e.code === "GW_SECRET_UNRESOLVED") throw e;
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not complete start-up", { cause: e });
   }
+}
+
+/** The agent-side login request of a connection whose credential lives on its agent. */
+function agentLoginOf(conn: PostgresConnection): DialTarget["agentLogin"] {
+  if (conn.credentialsOn !== "agent" || conn.password === undefined) return undefined;
+  if (conn.password.kind !== "env" && conn.password.kind !== "file") {
+    throw new GatewayError("GW_CONFIG", `connection "${conn.name}": an agent-side credential must be env: or file:`);
+  }
+  return { type: "postgres", user: conn.user, password: describeSecretRef(conn.password) };
 }
 
 /** SSLRequest, then a TLS handshake per sslmode (libpq semantics). Returns whether TLS is on. */
@@ -197,6 +208,10 @@ function readOneByte(socket: Duplex, timeoutMs: number): Promise<number> {
 async function authenticate(framed: FramedSocket, conn: PostgresConnection, deps: UpstreamDeps): Promise<void> {
   let password: string | undefined;
   const needPassword = async (): Promise<string> => {
+    if (conn.credentialsOn === "agent") {
+      // The agent answers every challenge; one reaching the gateway means it did not.
+      throw new GatewayError("GW_UPSTREAM_AUTH", `connection "${conn.name}": the agent did not complete the target login`);
+    }
     if (conn.password === undefined) {
       throw new GatewayError("GW_UPSTREAM_AUTH", `the target asks for a password but connection "${conn.name}" has none configured`);
     }
@@ -273,7 +288,7 @@ export async function sendCancel(
   key: { readonly processId: number; readonly secretKey: Buffer },
   deps: UpstreamDeps,
 ): Promise<void> {
-  const raw = await deps.dialer.dial({ host: conn.host, port: conn.port }, { timeoutMs: deps.timeoutMs });
+  const raw = await deps.dialer.dial(dialTargetOf(conn), { timeoutMs: deps.timeoutMs });
   const reader = new FrameReader({ maxMessageBytes: deps.maxMessageBytes });
   reader.setTagged();
   const framed = new FramedSocket(raw, reader);

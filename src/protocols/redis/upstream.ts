@@ -8,7 +8,7 @@
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import type { RedisConnection } from "../../core/connection.js";
-import type { Dialer } from "../../core/engine.js";
+import { dialTargetOf, type Dialer } from "../../core/engine.js";
 import { GatewayError } from "../../core/errors.js";
 import type { SecretRef } from "../../core/secret.js";
 import { RespReader, encodeCommand, type RespLimits, type RespValue } from "./wire/resp.js";
@@ -105,7 +105,7 @@ function refused(what: string, v: RespValue): GatewayError {
 }
 
 async function dial(c: RedisConnection, o: TargetOptions): Promise<Duplex> {
-  const raw = await o.dialer.dial({ host: c.host, port: c.port }, { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) });
+  const raw = await o.dialer.dial(dialTargetOf(c), { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) });
   if (!c.tls) return raw;
   const ca = c.tlsCa === undefined ? undefined : await o.resolveSecret(c.tlsCa);
   return new Promise<Duplex>((resolve, reject) => {

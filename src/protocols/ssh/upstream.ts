@@ -8,7 +8,7 @@ import { timingSafeEqual } from "node:crypto";
 import { Socket } from "node:net";
 import ssh2, { type ServerHostKeyAlgorithm } from "ssh2";
 import type { SshConnection } from "../../core/connection.js";
-import type { Dialer } from "../../core/engine.js";
+import { dialTargetOf, type Dialer } from "../../core/engine.js";
 import { GatewayError } from "../../core/errors.js";
 import type { SecretRef } from "../../core/secret.js";
 
@@ -60,7 +60,7 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
   const passphrase = c.passphrase === undefined ? undefined : await o.resolveSecret(c.passphrase);
   const password = c.password === undefined ? undefined : await o.resolveSecret(c.password);
   // Reached through the Dialer like every engine's target; ssh2 takes the connected stream.
-  const sock = await o.dialer.dial({ host: c.host, port: c.port }, { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) }).catch((e: unknown) => {
+  const sock = await o.dialer.dial(dialTargetOf(c), { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) }).catch((e: unknown) => {
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `connection "${c.name}": the target is unavailable`, { cause: e });
   });
   const client = new Client();

@@ -1,0 +1,214 @@
+/**
+ * The network-resident agent (issue 19; `airlock agent`): one outbound WebSocket to the gateway
+ * (TLS verified against the system CAs or `ca`), authenticated with a bearer token, carrying
+ * the gateway's target connections as multiplexed streams. It reconnects with jittered
+ * exponential backoff whenever the tunnel drops. Agent-side secrets (`env:`/`file:`) are resolved
+ * here, on the agent host, and only used to answer a target's login challenge.
+ */
+import { readFile } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
+import { WebSocket } from "ws";
+import { agentPostgresLogin } from "../protocols/postgres/agent-login.js";
+import { GATEWAY_VERSION } from "../observability/version.js";
+import { AGENT_HEADERS, AGENT_PATH } from "./server.js";
+import { openSpecSchema, parseJsonWith, type OpenSpec } from "./spec.js";
+import { Tunnel, type TunnelStream } from "./tunnel.js";
+import { HEADER_BYTES, MAX_DATA_PAYLOAD } from "./wire/frames.js";
+
+export interface AgentOptions {
+  /** `wss://gateway:8780` (the path defaults to /agent/connect); https:// and http:// are accepted too. */
+  readonly gateway: string;
+  readonly token: string;
+  readonly group: string;
+  readonly name?: string;
+  /** PEM CA bundle the gateway's certificate must chain to (default: the system CAs). */
+  readonly ca?: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly log: (level: "info" | "warn" | "error", message: string, fields?: Record<string, unknown>) => void;
+  readonly heartbeatMs?: number;
+  readonly dialTimeoutMs?: number;
+  readonly maxBackoffMs?: number;
+  /**
+   * The secret references this agent may resolve for a target login (`--secret env:NAME`).
+   * Anything else the gateway names is refused: a gateway must not be able to make the agent
+   * read arbitrary variables or files.
+   */
+  readonly allowSecrets: readonly string[];
+}
+
+/** The WebSocket URL of the gateway's agent endpoint. */
+export function agentUrl(gateway: string): string {
+  let u: URL;
+  try {
+    u = new URL(gateway);
+  } catch {
+    throw new Error(`--gateway: "${gateway.slice(0, 200)}" is not a URL (e.g. wss://gateway.example.com:8781)`);
+  }
+  const scheme = u.protocol === "https:" || u.protocol === "wss:" ? "wss:" : u.protocol === "http:" || u.protocol === "ws:" ? "ws:" : undefined;
+  if (scheme === undefined) throw new Error(`--gateway: unsupported scheme ${u.protocol} (use wss:// or https://)`);
+  u.protocol = scheme;
+  if (u.pathname === "/" || u.pathname === "") u.pathname = AGENT_PATH;
+  return u.toString();
+}
+
+/** Full-jitter exponential backoff (AWS architecture blog, "Exponential Backoff And Jitter"). */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
+  return Math.floor(random() * cap);
+}
+
+export async function resolveAgentSecret(ref: string, env: NodeJS.ProcessEnv): Promise<string> {
+  if (ref.startsWith("env:")) {
+    const v = env[ref.slice(4)];
+    if (v === undefined) throw new Error(`${ref} is not set on the agent host`);
+    return v;
+  }
+  if (ref.startsWith("file:/")) return (await readFile(ref.slice(5), "utf8")).replace(/\r?\n$/, "");
+  throw new Error("unsupported secret reference");
+}
+
+export class NetworkAgent {
+  readonly #o: AgentOptions;
+  readonly #url: string;
+  #ws: WebSocket | undefined;
+  #tunnel: Tunnel | undefined;
+  #attempt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  readonly #targets = new Set<Socket>();
+
+  constructor(options: AgentOptions) {
+    this.#o = options;
+    this.#url = agentUrl(options.gateway);
+  }
+
+  start(): void {
+    this.#connect();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#tunnel?.close("the agent is stopping");
+    this.#ws?.close(1001);
+    for (const s of this.#targets) s.destroy();
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    const o = this.#o;
+    const ws = new WebSocket(this.#url, {
+      headers: {
+        authorization: `Bearer ${o.token}`,
+        [AGENT_HEADERS.group]: o.group,
+        [AGENT_HEADERS.version]: GATEWAY_VERSION,
+        [AGENT_HEADERS.name]: o.name ?? "",
+      },
+      ...(o.ca === undefined ? {} : { ca: o.ca }),
+      rejectUnauthorized: true,
+      maxPayload: 4 * (HEADER_BYTES + MAX_DATA_PAYLOAD),
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+    });
+    this.#ws = ws;
+    let tunnel: Tunnel | undefined;
+    ws.on("unexpected-response", (_req, res) => {
+      o.log("error", "the gateway refused the agent", { status: res.statusCode });
+      res.resume();
+      ws.terminate();
+    });
+    ws.on("open", () => {
+      this.#attempt = 0;
+      o.log("info", "connected to the gateway", { url: this.#url, group: o.group });
+      tunnel = new Tunnel(
+        {
+          send: (bytes) => {
+            if (ws.readyState === ws.OPEN) ws.send(bytes);
+          },
+          close: () => ws.terminate(),
+        },
+        { role: "agent", heartbeatMs: o.heartbeatMs ?? 10_000, onOpen: (stream, spec) => void this.#serve(stream, spec) },
+      );
+      this.#tunnel = tunnel;
+    });
+    ws.on("message", (data, isBinary) => {
+      if (tunnel === undefined) return;
+      if (!isBinary) {
+        tunnel.protocolError("text message on the tunnel");
+        return;
+      }
+      tunnel.receive(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    });
+    ws.on("error", (e) => o.log("warn", "tunnel error", { error: e.message }));
+    ws.on("close", () => {
+      tunnel?.close("the gateway connection closed");
+      if (this.#stopped) return;
+      const delay = backoffDelay(this.#attempt++, 500, o.maxBackoffMs ?? 30_000);
+      o.log("warn", "disconnected from the gateway; reconnecting", { inMs: delay });
+      this.#timer = setTimeout(() => this.#connect(), delay);
+    });
+  }
+
+  async #serve(stream: TunnelStream, specBytes: Buffer): Promise<void> {
+    const spec: OpenSpec | undefined = parseJsonWith(openSpecSchema, specBytes);
+    if (spec === undefined) {
+      stream.refuse({ code: "bad_request", message: "malformed open request" });
+      return;
+    }
+    const socket = await this.#dial(spec).catch((e: unknown) => {
+      this.#o.log("warn", "cannot reach the target", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+      return undefined;
+    });
+    if (socket === undefined) {
+      stream.refuse({ code: "unreachable", message: `cannot reach ${spec.host}:${spec.port}` });
+      return;
+    }
+    this.#targets.add(socket);
+    socket.on("close", () => {
+      this.#targets.delete(socket);
+      stream.destroy();
+    });
+    socket.on("error", () => socket.destroy());
+    stream.on("close", () => socket.destroy());
+    stream.on("error", () => socket.destroy());
+    stream.accept();
+    const login = spec.login;
+    if (login === undefined) {
+      stream.pipe(socket);
+      socket.pipe(stream);
+      return;
+    }
+    if (!this.#o.allowSecrets.includes(login.password)) {
+      this.#o.log("warn", "refused a login with a secret reference this agent does not allow (--secret)", { reference: login.password });
+      stream.refuse({ code: "login_failed", message: "the agent does not allow that secret reference" });
+      return;
+    }
+    // login.type is "postgres": the only agent-side login so far (see README "Agent-side secrets").
+    await agentPostgresLogin(stream, socket, {
+      user: login.user,
+      password: () => resolveAgentSecret(login.password, this.#o.env),
+      timeoutMs: this.#o.dialTimeoutMs ?? 10_000,
+    }).catch((e: unknown) => {
+      this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+    });
+  }
+
+  #dial(spec: OpenSpec): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: spec.host, port: spec.port, noDelay: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error("connect timeout"));
+      }, this.#o.dialTimeoutMs ?? 10_000);
+      s.once("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      s.once("connect", () => {
+        clearTimeout(timer);
+        s.removeAllListeners("error");
+        resolve(s);
+      });
+    });
+  }
+}
