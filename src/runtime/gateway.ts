@@ -58,6 +58,8 @@ import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
 import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
 import { mcpServiceDeps } from "./mcp.js";
+import { mcpGatewayService } from "./mcp-gateway.js";
+import { McpPolicyEvaluator } from "../policy/mcp-policies.js";
 import { ConsoleSessions } from "../api/console-session.js";
 import { policyViews, principalFinder, tryIt } from "./console.js";
 import { LiveConnections } from "./live-connections.js";
@@ -269,6 +271,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       new RedisPolicyEvaluator(config.policies),
       new K8sPolicyEvaluator(config.policies),
       new HttpPolicyEvaluator(config.policies),
+      new McpPolicyEvaluator(config.policies, liveConnections.map),
       new FeatureEvaluator(),
     ];
     const pipeline = new Pipeline({
@@ -522,6 +525,23 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         metrics,
         logger,
         mcp: mcpServiceDeps({ config, addresses, tls, sshHostKey, correlations, pipeline, approvals }),
+        mcpGateway: {
+          service: mcpGatewayService({
+            connections: liveConnections.map,
+            gatekeeper,
+            pipeline,
+            store,
+            audit: async (input) => {
+              await audit.append(input);
+            },
+            approvals,
+            resolveSecret,
+            maskerFor,
+            timeoutMs: config.limits.connectTimeout,
+            logger,
+          }),
+          ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
+        },
       });
       const server = api;
       addresses.api = await server.listen(config.listen.api.host, config.listen.api.port).catch((e: unknown) => {

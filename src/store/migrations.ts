@@ -183,6 +183,22 @@ CREATE VIEW audit AS
   FROM audit_segments s, json_each('[' || replace(s.body, char(10), ',') || ']') x;
 `,
   },
+  {
+    // Issue 16 (MCP gateway): the fingerprints an admin pinned for each upstream MCP server's
+    // tools. Numbered after the issue so that parallel branches' migrations do not collide.
+    id: 16,
+    name: "mcp tool pins",
+    sql: `
+CREATE TABLE mcp_tool_pins (
+  connection  text NOT NULL,
+  tool        text NOT NULL,
+  fingerprint text NOT NULL,
+  pinned_at   timestamptz NOT NULL,
+  pinned_by   text NOT NULL,
+  PRIMARY KEY (connection, tool)
+);
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

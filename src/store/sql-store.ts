@@ -11,6 +11,7 @@ import type { AuditRecord } from "../audit/types.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./migrations.js";
 import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
+import { SqlMcpPinStore, type McpPinStore } from "./mcp-pins.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient, type SqlKind } from "./sql.js";
 import type { SessionEnd, SessionRow, Store, TokenRow } from "./types.js";
 
@@ -104,9 +105,13 @@ export class SqlStore implements Store {
   /** Approval requests, votes and notification deliveries (src/store/approvals.ts). */
   readonly approvals: ApprovalStore;
 
+  /** Pinned tool fingerprints of upstream MCP servers (src/store/mcp-pins.ts). */
+  readonly mcpPins: McpPinStore;
+
   constructor(private readonly sql: SqlClient) {
     this.kind = sql.kind;
     this.approvals = new SqlApprovalStore(sql);
+    this.mcpPins = new SqlMcpPinStore(sql);
   }
 
   async migrate(): Promise<void> {

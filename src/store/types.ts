@@ -1,5 +1,6 @@
 import type { AuditRecord } from "../audit/types.js";
 import type { ApprovalStore } from "./approvals.js";
+import type { McpPinStore } from "./mcp-pins.js";
 import type { PrincipalKind } from "../core/principal.js";
 import type { SessionEndReason } from "../core/session.js";
 
@@ -14,6 +15,8 @@ export interface Store {
   readonly kind: "pglite" | "postgres" | "sqlite";
   /** Approval requests and grants (absent in test doubles that keep audit records only). */
   readonly approvals?: ApprovalStore;
+  /** Pinned tool fingerprints of upstream MCP servers (absent in test doubles). */
+  readonly mcpPins?: McpPinStore;
   /** Apply pending migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
   /**

@@ -86,6 +86,8 @@ function classOf(r: AuditRecord): ClassKey {
     case "k8s.request":
       return "http";
     case "connection.change":
+    case "mcp.tool_call":
+    case "mcp.pin":
     case "protocol.request":
     case "token.create":
     case "token.revoke":
