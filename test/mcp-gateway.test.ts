@@ -13,7 +13,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../src/cli/cli.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startHttpUpstream, type HttpUpstream } from "./harness/mcp-upstream.mjs";
 
@@ -45,6 +47,19 @@ async function connect(connection: string, token: string): Promise<Client> {
 
 async function call(c: Client, name: string, args: Record<string, unknown>): Promise<Result> {
   return (await c.callTool({ name, arguments: args })) as Result;
+}
+
+/** The `airlock` CLI as the admin, against this gateway. */
+async function airlock(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = "";
+  let stderr = "";
+  out.on("data", (d: Buffer) => (stdout += d.toString()));
+  err.on("data", (d: Buffer) => (stderr += d.toString()));
+  const code = await runCli([...args, "--api", t.apiUrl], { stdout: out, stderr: err, env: { AIRLOCK_TOKEN: t.gw.adminToken }, cwd: dir });
+  if (code !== 0) throw new Error(`airlock ${args.join(" ")}: exit ${code}: ${stderr}`);
+  return { code, stdout, stderr };
 }
 
 const textOf = (r: Result): string => r.content.map((x) => x.text ?? "").join("\n");
@@ -228,12 +243,17 @@ describe("tool calls (stdio upstream)", () => {
     const r = await call(c, "read_file", { path: "/home/a.txt" });
     expect(r.structuredContent).toMatchObject({ status: "denied", rule: "tool-pinning" });
     expect(String(r.structuredContent?.["message"])).toContain("changed since an admin approved it");
-    const report = (await t.api("/v1/mcp/files/pins")).body as { tools: { name: string; state: string }[] };
-    expect(report.tools.find((x) => x.name === "read_file")?.state).toBe("changed");
+    // The admin reviews with the CLI: `airlock mcp pins files`.
+    const pins = await airlock(["mcp", "pins", "files"]);
+    expect(pins.code).toBe(0);
+    expect(pins.stdout).toMatch(/^changed\s+read_file\s+[0-9a-f]{16}$/m);
+    expect(pins.stdout).toMatch(/^pinned\s+search\s+/m);
     const audit = await auditRecords();
     expect(audit.find((a) => a.type === "mcp.pin" && a.details?.["action"] === "changed" && a.details["tool"] === "read_file")).toMatchObject({ decision: "deny", connection: "files" });
-    // The admin reviews and accepts the change: the tool is back.
-    expect((await t.api("/v1/mcp/files/pins", { body: { tools: ["read_file"] } })).status).toBe(200);
+    // The admin accepts the change (`airlock mcp pin files --tool read_file`): the tool is back.
+    const accept = await airlock(["mcp", "pin", "files", "--tool", "read_file", "--json"]);
+    expect(accept.code).toBe(0);
+    expect((JSON.parse(accept.stdout) as { tools: { name: string; state: string }[] }).tools.find((x) => x.name === "read_file")?.state).toBe("pinned");
     expect(await toolNames(await connect("files", tokens["agent"]!))).toContain("read_file");
     const accepted = await auditRecords();
     expect(accepted.find((a) => a.type === "mcp.pin" && a.details?.["action"] === "accepted" && a.details["tool"] === "read_file")).toBeDefined();
