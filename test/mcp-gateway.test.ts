@@ -131,6 +131,8 @@ describe("pinning (stdio upstream, pinning: admin)", () => {
     const r = await call(c, "read_file", { path: "/home/a.txt" });
     expect(r.isError).toBe(true);
     expect(r.structuredContent).toMatchObject({ status: "denied", rule: "tool-pinning", code: "GW_POLICY_DENIED" });
+    const audit = await auditRecords();
+    expect(audit.find((a) => a.type === "mcp.tool_call" && a.rule === "tool-pinning")).toMatchObject({ decision: "deny", connection: "files", statement: 'read_file {"path":"/home/a.txt"}' });
   });
 
   it("an admin pins the server; the list is filtered by policy (run_shell is denied outright)", async () => {

@@ -341,6 +341,12 @@ export interface McpCallEvent {
   readonly arguments: Readonly<Record<string, unknown>>;
   /** For people (audit, recording, approvers) and async approval matching: tool and canonical arguments, capped. */
   readonly text: string;
+  /**
+   * The tool is not as an admin approved it (tool pinning, src/protocols/mcp/gateway/pins.ts):
+   * `changed` since pinned, `new` (never pinned), `unknown` (the upstream does not list it).
+   * Such a call is refused by the policy evaluator, so the refusal is judged and audited.
+   */
+  readonly unpinned?: "changed" | "new" | "unknown";
   /** A dry run (check_policy, the console's "try it"): call limits are looked at, not spent. */
   readonly preview?: boolean;
 }

@@ -39,6 +39,8 @@ describe("MCP gateway policies", () => {
     const s = session("files");
     const e = evaluator.openSession(s);
     expect(e?.evaluate(ev(s, "run_shell", { command: "id" }))).toMatchObject({ type: "deny", rule: "no-shell", code: "GW_POLICY_DENIED" });
+    // A tool that is not as an admin pinned it is refused before any policy allows it.
+    expect(e?.evaluate({ ...ev(s, "read_file", { path: "/home/x" }), unpinned: "changed" })).toMatchObject({ type: "deny", rule: "tool-pinning" });
     expect(e?.evaluate(ev(s, "read_file", { path: "/etc/passwd" }))).toMatchObject({ type: "deny", rule: "no-etc" });
     expect(e?.evaluate(ev(s, "read_file", { path: "/home/x", recursive: true }))).toMatchObject({ type: "deny", rule: "no-etc" });
     expect(e?.evaluate(ev(s, "read_file", { path: "/home/x" }))).toMatchObject({ type: "allow", rule: "everything-ok", plan: { masks: [{ rule: "pii", detectors: ["email"], columns: ["$.owner.name"] }] } });

@@ -97,6 +97,18 @@ export class McpPolicyEvaluator implements Evaluator {
   }
 }
 
+function unpinnedDeny(e: McpCallEvent, why: "changed" | "new" | "unknown"): Verdict {
+  const conn = e.session.connection;
+  switch (why) {
+    case "changed":
+      return deny("GW_POLICY_DENIED", `tool ${e.tool} changed since an admin approved it (its description or input schema differ): it is hidden until an admin accepts the change (airlock mcp pin ${conn})`, "tool-pinning");
+    case "new":
+      return deny("GW_POLICY_DENIED", `tool ${e.tool} has not been approved by an admin yet (airlock mcp pin ${conn})`, "tool-pinning");
+    case "unknown":
+      return deny("GW_POLICY_DENIED", `the upstream has no tool ${e.tool}`, "tool-pinning");
+  }
+}
+
 function windowText(ms: number): string {
   if (ms % 86_400_000 === 0) return `${ms / 86_400_000} day(s)`;
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000} hour(s)`;
@@ -120,6 +132,7 @@ export class McpSessionPolicies implements SessionEvaluator {
 
   evaluate(event: JudgedEvent): Verdict | undefined {
     if (event.type !== "mcp.call") return undefined;
+    if (event.unpinned !== undefined) return unpinnedDeny(event, event.unpinned);
     const verdict = this.#guard(event);
     if (verdict.type === "deny" || event.method !== "tools/call") return verdict;
     const full = this.#limiter.take(this.#limits, event.session.principal.id, event.session.connection, event.tool, event.preview !== true);

@@ -314,18 +314,9 @@ class GatewaySession implements GatewaySessionHandle {
 
   async #callTool(name: string, args: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<CallToolResult> {
     const pin = await this.#pinState(name);
-    if (pin === undefined || pin.state !== "pinned") {
-      // Judged as a refusal by the pinning rule: audited and recorded like any deny.
-      const message =
-        pin === undefined
-          ? `the upstream has no tool ${name}`
-          : pin.state === "changed"
-            ? `tool ${name} changed since an admin approved it (its description or input schema differ): it is hidden until an admin accepts the change (airlock mcp pin ${this.#c.name})`
-            : `tool ${name} has not been approved by an admin yet (airlock mcp pin ${this.#c.name})`;
-      this.#event("tools/call", name, args);
-      return toToolResult(this.#denied({ type: "deny", code: "GW_POLICY_DENIED", rule: "tool-pinning", message }));
-    }
-    const event = this.#event("tools/call", name, args);
+    const unpinned = pin === undefined ? ("unknown" as const) : pin.state === "pinned" ? undefined : pin.state;
+    // A tool that is not as approved is refused by the policy evaluator (judged, audited, recorded).
+    const event = { ...this.#event("tools/call", name, args), ...(unpinned === undefined ? {} : { unpinned }) };
     let noticed: (n: HoldNotice) => void = () => undefined;
     const held = new Promise<HoldNotice>((r) => (noticed = r));
     const decided = this.#gate.judge(event, { onHold: (n) => noticed(n) });
