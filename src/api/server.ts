@@ -31,6 +31,7 @@ import type { IdentityRoutesDeps } from "./identity-routes.js";
 import { registerApprovalRoutes, type ApprovalRoutesDeps } from "./approvals-routes.js";
 import { approvalPageDepsFrom, registerApprovalPage } from "./approval-page.js";
 import { registerMcpRoutes, type McpRoutesDeps } from "./mcp-routes.js";
+import { registerMcpGatewayRoutes, type McpGatewayRoutesDeps } from "./mcp-gateway-routes.js";
 import { registerConsoleRoutes, type ConsoleRoutesDeps } from "./console-routes.js";
 import { registerConsoleStatic } from "./console-static.js";
 import { openApiDocument } from "./openapi.js";
@@ -65,6 +66,8 @@ export interface ApiDeps {
   readonly ssh?: SshRoutesDeps;
   /** MCP over Streamable HTTP at /mcp (mcp-routes.ts). */
   readonly mcp?: Pick<McpRoutesDeps, "service" | "issuers" | "publicUrl">;
+  /** The MCP gateway at /mcp/CONNECTION and its pin routes (mcp-gateway-routes.ts). */
+  readonly mcpGateway?: Pick<McpGatewayRoutesDeps, "service" | "publicUrl">;
   /** The web console (console-routes.ts): its routes, and its cookie accepted in place of a bearer token. */
   readonly console?: ConsoleRoutesDeps;
   /** Budget counters of the current windows (src/policy/budgets.ts). */
@@ -288,6 +291,17 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
           ...(deps.auditLog === undefined ? {} : { auditLog: deps.auditLog }),
           logger: deps.logger,
         });
+  const mcpGateway =
+    deps.mcpGateway === undefined
+      ? undefined
+      : registerMcpGatewayRoutes(app, {
+          ...deps.mcpGateway,
+          adminToken: deps.adminToken,
+          tokens: deps.tokens,
+          ...(deps.authenticate === undefined ? {} : { authenticate: deps.authenticate }),
+          ...(deps.auditLog === undefined ? {} : { auditLog: deps.auditLog }),
+          logger: deps.logger,
+        });
   if (deps.console !== undefined) {
     registerConsoleRoutes(app, deps.console);
     registerConsoleStatic(app);
@@ -310,6 +324,7 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     },
     async close() {
       await mcp?.close();
+      await mcpGateway?.close();
       await app.close();
     },
   };

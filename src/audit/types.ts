@@ -9,6 +9,8 @@ export const AUDIT_EVENT_TYPES = [
   "ssh.command", // an SSH exec, shell line, channel or forward and its decision, written before it is forwarded
   "protocol.request", // a protocol feature that is not a statement or command (SSH env/x11/agent/global request, a malformed message) and its decision
   "k8s.request", // a Kubernetes API request (verb, resource, namespace, name) and its decision, written before it is forwarded
+  "mcp.tool_call", // an MCP tool call (or an upstream's sampling/elicitation request) through the gateway and its decision, written before it is forwarded
+  "mcp.pin", // an upstream MCP server's tool fingerprints pinned or accepted by an admin (or at first contact), or a changed tool hidden
   "http.request", // an HTTP request to an http connection and its decision, written before it is forwarded
   "db.result", // facts about a result worth auditing: masked value counts, row limits (never values)
   "auth.failure",

@@ -11,7 +11,9 @@ import type { Command } from "commander";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { isInitializeRequest, isJSONRPCRequest, isJSONRPCResultResponse, type JSONRPCMessage, type JSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
 import type { ApiClient } from "./client.js";
+import { sanitizeInline, table } from "./format.js";
 import { CliError } from "./errors.js";
 import { ADMIN_TOKEN_PREFIX } from "../identity/admin.js";
 
@@ -66,9 +68,45 @@ export async function runMcpBridge(client: ApiClient, connections: readonly stri
   });
 }
 
+const pinAnswer = z.object({
+  connection: z.string(),
+  tools: z.array(z.object({ name: z.string(), fingerprint: z.string(), state: z.enum(["pinned", "changed", "new"]) })),
+});
+
+/** The upstream's tools and their pin states, one per line (`state name fingerprint`). */
+function pinLines(a: z.infer<typeof pinAnswer>): string {
+  const rows = a.tools.map((t) => [t.state, sanitizeInline(t.name), t.fingerprint.slice(0, 16)]);
+  return [...table(["STATE", "TOOL", "FINGERPRINT"], rows), ""].join("\n");
+}
+
 export function registerMcpCommand(program: Command, connectFor: (opts: { api?: string; config?: string }) => ApiClient, io: McpCommandIo): void {
-  program
-    .command("mcp")
+  const mcp = program.command("mcp");
+  const apiOptions = (c: Command): Command =>
+    c
+      .option("--api <url>", "gateway API address (default: AIRLOCK_API, listen.api of the config, http://127.0.0.1:8780)")
+      .option("--config <file>", "configuration file (default: AIRLOCK_CONFIG, ./airlock.yaml)")
+      .option("--json", "print JSON");
+  // Tool pinning of an upstream MCP server (type: mcp connections), as admin.
+  apiOptions(mcp.command("pins").description("an upstream MCP server's tools and their pin states (pinned, changed, new)").argument("<connection>", "an mcp connection")).action(
+    async (connection: string, _opts: unknown, command: Command) => {
+      // `--api`/`--config` are the parent's options too (the bridge's): read them from either.
+      const opts = command.optsWithGlobals<{ api?: string; config?: string; json?: boolean }>();
+      const a = await connectFor(opts).request("GET", `/v1/mcp/${encodeURIComponent(connection)}/pins`, pinAnswer);
+      io.stdout.write(opts.json === true ? `${JSON.stringify(a, null, 2)}\n` : pinLines(a));
+    },
+  );
+  apiOptions(
+    mcp
+      .command("pin")
+      .description("approve an upstream MCP server's tools as they are now (first approval, or accepting changed tools)")
+      .argument("<connection>", "an mcp connection")
+      .option("--tool <name...>", "only these tools (default: all)"),
+  ).action(async (connection: string, _opts: unknown, command: Command) => {
+    const opts = command.optsWithGlobals<{ api?: string; config?: string; json?: boolean; tool?: string[] }>();
+    const a = await connectFor(opts).request("POST", `/v1/mcp/${encodeURIComponent(connection)}/pins`, pinAnswer, opts.tool === undefined ? {} : { tools: opts.tool });
+    io.stdout.write(opts.json === true ? `${JSON.stringify(a, null, 2)}\n` : pinLines(a));
+  });
+  mcp
     .description("an MCP server on stdio, talking to a running gateway's /mcp (needs AIRLOCK_TOKEN or airlock login)")
     .option("--connection <name...>", "only these connections' tools (repeatable)")
     .option("--api <url>", "gateway API address (default: AIRLOCK_API, listen.api of the config, http://127.0.0.1:8780)")

@@ -1,7 +1,7 @@
 import type { SecretRef } from "./secret.js";
 
 /** A configured target that clients ask for by name. */
-export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection | KubernetesConnection | MysqlConnection;
+export type Connection = PostgresConnection | SshConnection | RedisConnection | HttpConnection | KubernetesConnection | MysqlConnection | McpConnection;
 
 export type ConnectionType = Connection["type"];
 
@@ -158,6 +158,45 @@ export interface MysqlConnection {
    * TLS; absent: asked of the target (trust on first use of the connection).
    */
   readonly serverPublicKey?: SecretRef;
+}
+
+/**
+ * How the gateway reaches an upstream MCP server (issue 16, gateway half): Streamable HTTP with
+ * a credential it injects (the HTTP target's auth kinds, OAuth2 client credentials included), or
+ * a command it runs itself over stdio with an environment built from secret references. The
+ * agent never sees either.
+ */
+export type McpUpstream =
+  | { readonly transport: "http"; readonly url: string; readonly auth: HttpAuth; readonly tlsCa?: SecretRef }
+  | {
+      readonly transport: "stdio";
+      readonly command: string;
+      readonly args: readonly string[];
+      readonly env: Readonly<Record<string, SecretRef>>;
+      readonly cwd?: string;
+    };
+
+/** A per principal × tool window: at most `calls` calls of each matching tool per `perMs`. */
+export interface McpRateLimit {
+  readonly tools: readonly string[];
+  readonly calls: number;
+  readonly perMs: number;
+}
+
+/**
+ * An upstream MCP server (issue 16; src/protocols/mcp/gateway): agents reach it at
+ * `/mcp/CONNECTION` on the API listener; its tools are pinned by fingerprint (`pinning`: an admin
+ * approves them, or the first contact pins them) and judged by `tools`/`arguments` policies.
+ */
+export interface McpConnection {
+  readonly type: "mcp";
+  readonly name: string;
+  readonly upstream: McpUpstream;
+  readonly groups: readonly string[];
+  readonly pinning: "admin" | "first-use";
+  readonly rateLimits: readonly McpRateLimit[];
+  /** Bound on the wait for the upstream's answer to one request. */
+  readonly timeoutMs: number;
 }
 
 /**

@@ -15,7 +15,7 @@ export type GatewayEvent = SessionStartEvent | JudgedEvent | ObservedEvent | Ses
  * Events that need a decision before anything of them is forwarded. Evaluators opt in to the
  * kinds they judge (`SessionEvaluator.kinds`); the pipeline routes each event by its `type`.
  */
-export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent | HttpRequestEvent | K8sRequestEvent;
+export type JudgedEvent = DbQueryEvent | DbExecuteEvent | DbFunctionCallEvent | SshCommandEvent | RedisCommandEvent | ProtocolRequestEvent | HttpRequestEvent | K8sRequestEvent | McpCallEvent;
 
 export type JudgedKind = JudgedEvent["type"];
 
@@ -327,4 +327,33 @@ export interface HttpRequestEvent {
   readonly body: HttpBodyFacts;
   /** For people (audit, recording, approvers) and async approval matching: method, path, query, body digest. */
   readonly text: string;
+}
+
+/**
+ * What an MCP request through the gateway is (issue 16, gateway half): an agent's `tools/call`
+ * (or `resources/read`, `prompts/get`, named `resource:URI` / `prompt:NAME`), or a request the upstream server sends back to the agent's side (`sampling/createMessage`,
+ * `elicitation/create`), which the gateway refuses unless a policy allows it.
+ */
+export type McpCallMethod = "tools/call" | "resources/read" | "prompts/get" | "sampling/createMessage" | "elicitation/create";
+
+/** One MCP request to (or from) an `mcp` connection, judged before it is forwarded. */
+export interface McpCallEvent {
+  readonly type: "mcp.call";
+  readonly session: SessionInfo;
+  readonly seq: number;
+  readonly method: McpCallMethod;
+  /** The tool's name for `tools/call`; `resource:URI`, `prompt:NAME`; the method itself for the upstream's requests. */
+  readonly tool: string;
+  /** The call's arguments (parsed JSON, bounded by the transport's message cap). */
+  readonly arguments: Readonly<Record<string, unknown>>;
+  /** For people (audit, recording, approvers) and async approval matching: tool and canonical arguments, capped. */
+  readonly text: string;
+  /**
+   * The tool is not as an admin approved it (tool pinning, src/protocols/mcp/gateway/pins.ts):
+   * `changed` since pinned, `new` (never pinned), `unknown` (the upstream does not list it).
+   * Such a call is refused by the policy evaluator, so the refusal is judged and audited.
+   */
+  readonly unpinned?: "changed" | "new" | "unknown";
+  /** A dry run (check_policy, the console's "try it"): call limits are looked at, not spent. */
+  readonly preview?: boolean;
 }

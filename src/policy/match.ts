@@ -62,7 +62,8 @@ export interface KubernetesMatch {
 export interface McpMatch {
   readonly kind: "mcp";
   readonly tools?: readonly string[];
-  readonly arguments?: readonly string[];
+  /** Predicates on the call's arguments: `$.path OP VALUE` strings, or `{ "$.path": "OP VALUE" }` (src/policy/mcp-policies.ts). */
+  readonly arguments?: readonly string[] | Readonly<Record<string, string>>;
 }
 
 export type PolicyMatch = SqlMatch | ShellMatch | RedisMatch | HttpMatch | KubernetesMatch | McpMatch;
@@ -87,6 +88,7 @@ export const MATCH_KIND_OF: { readonly [T in ConnectionType]: MatchKind } = {
   kubernetes: "kubernetes",
   http: "http",
   mysql: "sql",
+  mcp: "mcp",
 };
 
 /**

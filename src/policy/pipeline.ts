@@ -246,7 +246,7 @@ export class Pipeline {
 
 /** How one judgement is audited and recorded. */
 interface Judged {
-  readonly audit: "db.query" | "ssh.command" | "protocol.request" | "http.request" | "k8s.request";
+  readonly audit: "db.query" | "ssh.command" | "protocol.request" | "http.request" | "k8s.request" | "mcp.tool_call";
   readonly text: string;
   readonly seq: number;
   readonly stage: string;
@@ -742,6 +742,8 @@ function judgedWhat(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>
       return { audit: "k8s.request", text: event.text, seq: event.seq, stage: event.verb, details: { seq: event.seq, verb: event.verb, resource: event.resource, namespace: event.namespace } };
     case "http.request":
       return { audit: "http.request", text: event.text, seq: event.seq, stage: "http", details: { seq: event.seq, stage: "http", method: event.method, path: event.path } };
+    case "mcp.call":
+      return { audit: "mcp.tool_call", text: event.text, seq: event.seq, stage: event.method, details: { seq: event.seq, method: event.method, tool: event.tool } };
   }
 }
 

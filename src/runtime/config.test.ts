@@ -35,7 +35,19 @@ describe("configuration", () => {
     expect(configError({ listen: { postgres: "nonsense" } })).toContain("listen.postgres");
     expect(configError({ unknownKey: 1 })).toContain("unknownKey");
     expect(configError({ serviceAccounts: [{ name: "a" }, { name: "a" }] })).toContain("serviceAccounts[1].name");
-    expect(configError({ connections: [{ name: "m1", type: "mcp", host: "h" }] })).toContain('connections[0].type: type "mcp" is not supported by this version yet');
+    expect(configError({ connections: [{ name: "m1", type: "mcp", host: "h" }] })).toContain('connections[0]: Unrecognized key: "host"');
+    expect(configError({ connections: [{ name: "m1", type: "mcp" }] })).toContain("needs exactly one of url (Streamable HTTP) or command (stdio)");
+    expect(configError({ connections: [{ name: "m1", type: "mcp", url: "https://x/mcp", env: { K: "v" } }] })).toContain("env and cwd belong to a stdio upstream");
+    expect(configError({ connections: [{ name: "m1", type: "nope" }] })).toContain('unknown connection type "nope"');
+    expect(
+      configError({ connections: [{ name: "m1", type: "mcp", command: "x" }], policies: [{ name: "p", connections: ["m1"], match: { tools: ["t"], arguments: { "$.a": "~~ 1" } }, action: "deny" }] }),
+    ).toContain("policies[0].match.arguments");
+    expect(
+      configError({
+        connections: [{ name: "web1", type: "ssh", host: "h", user: "u", password: "p", hostKey: "ssh-ed25519 AAAA" }],
+        policies: [{ name: "p", connections: ["web1"], match: { arguments: { "$.a": "== 1" } }, action: "deny" }],
+      }),
+    ).toContain("a map of JSON paths is for mcp connections");
     expect(configError({ connections: [{ name: "web1", type: "ssh", host: "h", user: "u", password: "p" }] })).toContain("connections[0].hostKey:");
     expect(configError({ connections: [{ name: "web1", type: "ssh", host: "h", user: "u", hostKey: "ssh-ed25519 AAAA" }] })).toContain("needs privateKey or password");
     expect(configError({ serviceAccounts: [{ name: "a", sshPublicKeys: ["not a key"] }] })).toContain("serviceAccounts[0].sshPublicKeys[0]");

@@ -21,6 +21,7 @@ import { durationSchema as duration, nameSchema as name, secretRefSchema as secr
 export { parseSecretRef } from "./schema-parts.js";
 import { httpMatchProblems } from "../policy/http-match.js";
 import { whenProblem } from "../policy/cel.js";
+import { mcpMatchProblems } from "../policy/mcp-match.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
 export interface ListenAddress {
@@ -185,8 +186,36 @@ const mysqlConnection = z.strictObject({
   serverPublicKey: secretRef.optional().describe("the target's RSA public key (PEM) for caching_sha2_password without TLS; default: asked of the target"),
 });
 
-/** Connection types of the contract that later versions add (INTERFACE.md). */
-const PLANNED_TYPES = ["mcp"];
+/**
+ * Upstream MCP servers (issue 16, gateway half; src/protocols/mcp/gateway): by Streamable HTTP
+ * (`url`, with `auth` as an http connection's) or by a command the gateway runs (`command`,
+ * `args`, `env` values as secret references).
+ */
+const mcpConnection = z
+  .strictObject({
+    name,
+    type: z.literal("mcp"),
+    url: z.url({ protocol: /^https?$/ }).optional().describe("the upstream's Streamable HTTP endpoint, e.g. https://mcp.example.com/mcp"),
+    auth: httpAuth.optional().describe("the credential the gateway injects on the HTTP upstream (bearer | basic | header | query | oauth2ClientCredentials)"),
+    tlsCa: secretRef.optional().describe("CA bundle (PEM) to verify the HTTP upstream; default: the system CAs"),
+    command: z.string().min(1).max(4096).optional().describe("a stdio upstream: the program the gateway runs"),
+    args: z.array(z.string().max(65_536)).max(1000).default([]),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,200}$/, "expected an environment variable name"), secretRef).default({}).describe("environment of the stdio upstream: NAME: secret reference"),
+    cwd: z.string().min(1).optional(),
+    groups: z.array(group).default([]),
+    pinning: z
+      .enum(["admin", "first-use"])
+      .default("admin")
+      .describe("admin: tools are hidden until an admin pins them (airlock mcp pin); first-use: the first contact pins them. Either way a changed tool is hidden until an admin accepts it"),
+    rateLimits: z
+      .array(z.strictObject({ tools: z.array(z.string().min(1)).default(["*"]), calls: z.number().int().min(1).max(1_000_000_000), per: duration }))
+      .default([])
+      .describe("per principal × tool call windows (rate limits and budgets)"),
+    timeout: duration.default(60_000).describe("how long the gateway waits for the upstream's answer to one request"),
+  })
+  .refine((c) => (c.url === undefined) !== (c.command === undefined), { message: "an mcp connection needs exactly one of url (Streamable HTTP) or command (stdio)" })
+  .refine((c) => c.command !== undefined || (Object.keys(c.env).length === 0 && c.cwd === undefined), { message: "env and cwd belong to a stdio upstream (command)" })
+  .refine((c) => c.url !== undefined || (c.auth === undefined && c.tlsCa === undefined), { message: "auth and tlsCa belong to an HTTP upstream (url)" });
 
 /** An OpenSSH public key line: `type base64 [comment]`. */
 const SSH_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
@@ -208,14 +237,11 @@ const sshConnection = z
   })
   .refine((c) => c.privateKey !== undefined || c.password !== undefined, { message: "an ssh connection needs privateKey or password" });
 
-const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, httpConnection, kubernetesConnection, mysqlConnection], {
+const connection = z.discriminatedUnion("type", [postgresConnection, sshConnection, redisConnection, httpConnection, kubernetesConnection, mysqlConnection, mcpConnection], {
   error: (issue) => {
     const input: unknown = issue.input;
     const type = typeof input === "object" && input !== null && "type" in input ? input.type : undefined;
-    if (typeof type === "string" && PLANNED_TYPES.includes(type)) {
-      return `type "${type}" is not supported by this version yet (supported: postgres, mysql, ssh, redis, http, kubernetes)`;
-    }
-    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, mysql, ssh, redis, http, kubernetes)`;
+    return `unknown connection type${typeof type === "string" ? ` "${type}"` : ""} (supported: postgres, mysql, ssh, redis, http, kubernetes, mcp)`;
   },
 });
 
@@ -242,7 +268,10 @@ const policyMatch = z.strictObject({
   cost: numberCompare.optional().describe("the planner's total cost estimate (EXPLAIN) of the statement, asked before it runs"),
   estimatedRows: numberCompare.optional().describe("the rows the planner estimates the statement returns or touches"),
   commands: stringList.optional(),
-  arguments: stringList.optional(),
+  arguments: z
+    .union([stringList, z.record(z.string().min(1).max(1000), z.string().max(10_000))])
+    .optional()
+    .describe("shell: argument patterns; mcp: predicates on the tool call's arguments, [\"$.path OP VALUE\"] or { \"$.path\": \"OP VALUE\" }"),
   forwardTo: stringList.optional(),
   keys: stringList.optional(),
   methods: stringList.optional(),
@@ -507,6 +536,10 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
       // Only the SQL evaluator reads `when:` so far: elsewhere it would be ignored, and an allow would hold unconditionally.
       if (kind !== "sql") problems.push(`policies[${i}].when: needs a SQL match (e.g. match: { operations: ["*"] }); other targets do not read when: yet`);
     }
+    if (kind === "mcp" && p.match !== undefined) problems.push(...mcpMatchProblems(p.match).map((m) => `policies[${i}].match.${m}`));
+    if (kind !== "mcp" && p.match?.arguments !== undefined && !Array.isArray(p.match.arguments)) {
+      problems.push(`policies[${i}].match.arguments: a map of JSON paths is for mcp connections; shell arguments are a list of patterns`);
+    }
     if (policyNames.has(p.name)) problems.push(`policies[${i}].name: duplicate policy "${p.name}"`);
     policyNames.add(p.name);
     // A redis match (`keys`, `commands`) with no detectors masks what it matches whole.
@@ -578,6 +611,7 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
       };
     }
     if (c.type === "http") return httpConnectionOf(c, baseDir);
+    if (c.type === "mcp") return mcpConnectionOf(c, baseDir);
     if (c.type === "mysql") {
       const { password, sslRootCert, sslServerName, serverPublicKey, ...rest } = c;
       return {
@@ -631,6 +665,29 @@ function httpConnectionOf(c: z.output<typeof httpConnection>, baseDir: string): 
     ...(tlsServerName === undefined ? {} : { tlsServerName }),
     ...(port === undefined ? {} : { port }),
     ...(hostName === undefined ? {} : { hostName: hostName.toLowerCase() }),
+  };
+}
+
+function mcpConnectionOf(c: z.output<typeof mcpConnection>, baseDir: string): Connection {
+  const f = (r: SecretRef): SecretRef => resolveFileRef(r, baseDir);
+  const base = {
+    type: "mcp" as const,
+    name: c.name,
+    groups: c.groups,
+    pinning: c.pinning,
+    rateLimits: c.rateLimits.map((r) => ({ tools: r.tools, calls: r.calls, perMs: r.per })),
+    timeoutMs: c.timeout,
+  };
+  if (c.url !== undefined) {
+    const http = httpConnectionOf({ name: c.name, type: "http", baseUrl: c.url, groups: c.groups, ...(c.auth === undefined ? {} : { auth: c.auth }) }, baseDir);
+    const auth = http.type === "http" ? http.auth : ({ type: "none" } as const);
+    return { ...base, upstream: { transport: "http", url: c.url, auth, ...(c.tlsCa === undefined ? {} : { tlsCa: f(c.tlsCa) }) } };
+  }
+  const env: Record<string, SecretRef> = {};
+  for (const [k, v] of Object.entries(c.env)) env[k] = f(v);
+  return {
+    ...base,
+    upstream: { transport: "stdio", command: c.command ?? "", args: c.args, env, ...(c.cwd === undefined ? {} : { cwd: resolve(baseDir, c.cwd) }) },
   };
 }
 

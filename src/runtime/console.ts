@@ -8,6 +8,7 @@
  * does (verdicts.ts). It executes nothing, audits nothing and creates no approval request;
  * approval grants a principal may hold are not considered.
  */
+import { mcpCallText, parseMcpCallText } from "../core/mcp-call.js";
 import { randomUUID } from "node:crypto";
 import { stringify } from "yaml";
 import type { ConnectionView, TryResult } from "../api/console-schemas.js";
@@ -41,7 +42,9 @@ export function connectionView(c: Connection, source: "config" | "console", disa
 /** Where a connection's target is: host and port, or those of its base URL. */
 function addressOf(c: Connection): { host: string; port: number } {
   if ("host" in c) return { host: c.host, port: c.port };
-  const u = new URL(c.type === "http" ? c.baseUrl : c.server);
+  // A stdio MCP upstream runs on the gateway's own host.
+  if (c.type === "mcp" && c.upstream.transport === "stdio") return { host: "localhost", port: 0 };
+  const u = new URL(c.type === "http" ? c.baseUrl : c.type === "mcp" ? (c.upstream.transport === "http" ? c.upstream.url : "") : c.server);
   return { host: u.hostname, port: u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port) };
 }
 
@@ -69,6 +72,8 @@ function protocolOf(c: Connection): ClientProtocol {
       return "kubernetes";
     case "mysql":
       return "mysql";
+    case "mcp":
+      return "mcp";
   }
 }
 
@@ -84,6 +89,11 @@ function eventFor(c: Connection, session: SessionInfo, statement: string): Judge
     case "http":
     case "kubernetes":
       throw new GatewayError("GW_UNSUPPORTED", "try it does not evaluate HTTP or Kubernetes requests yet: use a PostgreSQL or SSH connection");
+    case "mcp": {
+      // `TOOL {"argument": …}`: judged as the agent's tools/call would be.
+      const call = parseMcpCallText(statement);
+      return { type: "mcp.call", session, seq: 1, method: "tools/call", tool: call.tool, arguments: call.arguments, text: mcpCallText(call.tool, call.arguments), preview: true };
+    }
   }
 }
 

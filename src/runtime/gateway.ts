@@ -66,6 +66,8 @@ import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
 import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
 import { mcpServiceDeps } from "./mcp.js";
+import { mcpGatewayService } from "./mcp-gateway.js";
+import { McpPolicyEvaluator } from "../policy/mcp-policies.js";
 import { ConsoleSessions } from "../api/console-session.js";
 import { principalFinder, tryIt } from "./console.js";
 import { LiveConnections } from "./live-connections.js";
@@ -345,6 +347,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       new RedisPolicyEvaluator(policies),
       new K8sPolicyEvaluator(policies),
       new HttpPolicyEvaluator(policies),
+      new McpPolicyEvaluator(policies, liveConnections.map),
     ];
     const swappable = policyEvaluatorsFor(config.policies).map((e) => new SwappableEvaluator(e));
     // Groups named as approvers by console policies gain the approver role too (set below).
@@ -649,6 +652,23 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         budgets: guards.budgets,
         logger,
         mcp: mcpServiceDeps({ config, connections: liveConnections.list, addresses, tls, sshHostKey, correlations, pipeline, approvals }),
+        mcpGateway: {
+          service: mcpGatewayService({
+            connections: liveConnections.map,
+            gatekeeper,
+            pipeline,
+            store,
+            audit: async (input) => {
+              await audit.append(input);
+            },
+            approvals,
+            resolveSecret,
+            maskerFor,
+            timeoutMs: config.limits.connectTimeout,
+            logger,
+          }),
+          ...(config.approvals.publicUrl === undefined ? {} : { publicUrl: config.approvals.publicUrl }),
+        },
       });
       const server = api;
       addresses.api = await server.listen(config.listen.api.host, config.listen.api.port).catch((e: unknown) => {

@@ -265,6 +265,22 @@ CREATE TABLE gateway_instances (
 );
 `,
   },
+  {
+    // Issue 16 (MCP gateway): the fingerprints an admin pinned for each upstream MCP server's
+    // tools.
+    id: 6,
+    name: "mcp tool pins",
+    sql: `
+CREATE TABLE mcp_tool_pins (
+  connection  text NOT NULL,
+  tool        text NOT NULL,
+  fingerprint text NOT NULL,
+  pinned_at   timestamptz NOT NULL,
+  pinned_by   text NOT NULL,
+  PRIMARY KEY (connection, tool)
+);
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

@@ -12,6 +12,7 @@ import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./migrations.js";
 import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
 import { SqlConsoleDocumentStore, type ConsoleDocumentStore } from "./console-documents.js";
+import { SqlMcpPinStore, type McpPinStore } from "./mcp-pins.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient, type SqlKind } from "./sql.js";
 import { DEFAULT_INSTANCE_ID, recordChainHead, SqlInstanceStore } from "./instances.js";
 import type { AuditChainReader, SessionEnd, SessionRow, Store, TokenRow } from "./types.js";
@@ -119,6 +120,9 @@ export class SqlStore implements Store {
   /** Gateway instances sharing this store, their liveness and their chains (instances.ts). */
   readonly instances: SqlInstanceStore;
 
+  /** Pinned tool fingerprints of upstream MCP servers (src/store/mcp-pins.ts). */
+  readonly mcpPins: McpPinStore;
+
   constructor(
     private readonly sql: SqlClient,
     options: { readonly instanceId?: string } = {},
@@ -128,6 +132,7 @@ export class SqlStore implements Store {
     this.approvals = new SqlApprovalStore(sql);
     this.consoleDocuments = new SqlConsoleDocumentStore(sql);
     this.instances = new SqlInstanceStore(sql, this.instanceId);
+    this.mcpPins = new SqlMcpPinStore(sql);
   }
 
   async migrate(): Promise<void> {

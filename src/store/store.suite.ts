@@ -108,6 +108,23 @@ export function registerStoreSuite(name: string, factory: () => Promise<StoreUnd
       });
     });
 
+    describe("mcp tool pins", () => {
+      it("replaces a connection's pins as a whole, keeping other connections' and hostile names as data", async () => {
+        const pins = store.mcpPins;
+        expect(pins).toBeDefined();
+        if (pins === undefined) return;
+        const at = new Date("2026-01-02T03:04:05.000Z");
+        const pin = (connection: string, tool: string, fingerprint: string) => ({ connection, tool, fingerprint, pinnedAt: at, pinnedBy: "admin" });
+        await pins.replace("a", [pin("a", "read", "f1"), pin("a", "x'); DROP TABLE mcp_tool_pins; --", "f2")]);
+        await pins.replace("b", [pin("b", "read", "f3")]);
+        expect(await pins.list("a")).toEqual([pin("a", "read", "f1"), pin("a", "x'); DROP TABLE mcp_tool_pins; --", "f2")]);
+        await pins.replace("a", [pin("a", "read", "f9")]);
+        expect(await pins.list("a")).toEqual([pin("a", "read", "f9")]);
+        expect(await pins.list("b")).toEqual([pin("b", "read", "f3")]);
+        expect(await pins.list("none")).toEqual([]);
+      });
+    });
+
     describe("tokens", () => {
       it("round-trips a token without revocation fields", async () => {
         const t = token();

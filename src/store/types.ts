@@ -1,6 +1,7 @@
 import type { AuditRecord } from "../audit/types.js";
 import type { ApprovalStore } from "./approvals.js";
 import type { ConsoleDocumentStore } from "./console-documents.js";
+import type { McpPinStore } from "./mcp-pins.js";
 import type { PrincipalKind } from "../core/principal.js";
 import type { SessionEndReason } from "../core/session.js";
 import type { SqlInstanceStore } from "./instances.js";
@@ -18,6 +19,8 @@ export interface Store {
   readonly approvals?: ApprovalStore;
   /** Connections and policies created in the web console (absent in test doubles). */
   readonly consoleDocuments?: ConsoleDocumentStore;
+  /** Pinned tool fingerprints of upstream MCP servers (absent in test doubles). */
+  readonly mcpPins?: McpPinStore;
   /** Apply pending migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
   /**

@@ -90,6 +90,8 @@ function classOf(r: AuditRecord): ClassKey {
     case "connection.change":
     case "policy.change":
     case "connection.test":
+    case "mcp.tool_call":
+    case "mcp.pin":
     case "protocol.request":
     case "token.create":
     case "token.revoke":

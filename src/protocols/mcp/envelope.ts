@@ -35,7 +35,7 @@ export interface PendingEnvelope {
   readonly expiresAt?: string;
   readonly message: string;
   /** The exact next call that waits for the decision (and returns the result once approved). */
-  readonly wait: { readonly tool: "wait_approval"; readonly arguments: { readonly id: string } };
+  readonly wait: { readonly tool: "wait_approval" | "airlock_wait_approval"; readonly arguments: { readonly id: string } };
 }
 
 export interface FailedEnvelope {

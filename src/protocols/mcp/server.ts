@@ -21,6 +21,7 @@ import type { Verdict } from "../../core/decision.js";
 import type { JudgedEvent } from "../../core/events.js";
 import type { Principal } from "../../core/principal.js";
 import type { SessionInfo } from "../../core/session.js";
+import { mcpCallText, parseMcpCallText } from "../../core/mcp-call.js";
 import { ColumnGlob, Glob, anyGlob } from "../../policy/glob.js";
 import type { Correlation, LoopbackCorrelations } from "./correlation.js";
 import { fixFor, toToolResult, type Envelope } from "./envelope.js";
@@ -100,6 +101,8 @@ const TARGET_TOOLS: Readonly<Record<ConnectionType, readonly string[]>> = {
   kubernetes: [],
   // MySQL: the `query` tool needs a MySQL wire client to the gateway's own listener; not yet.
   mysql: [],
+  // An upstream MCP server: its own tools, at /mcp/CONNECTION (protocols/mcp/gateway).
+  mcp: [],
 };
 
 /** PostgreSQL type names for the OIDs agents meet most (pg_type); others as `oid:N`. */
@@ -480,6 +483,17 @@ export class McpService {
       case "http":
       case "kubernetes":
         return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge HTTP or Kubernetes requests yet" };
+      case "mcp": {
+        // `TOOL {"argument": …}`: judged as a tools/call through /mcp/CONNECTION would be (rate limits aside).
+        let call: ReturnType<typeof parseMcpCallText>;
+        try {
+          call = parseMcpCallText(statement);
+        } catch (e) {
+          return { status: "failed", connection, code: "GW_BAD_REQUEST", message: e instanceof Error ? e.message : "expected TOOL {json arguments}" };
+        }
+        event = { type: "mcp.call", session, seq: 1, method: "tools/call", tool: call.tool, arguments: call.arguments, text: mcpCallText(call.tool, call.arguments), preview: true };
+        break;
+      }
     }
     const v = await this.#d.preview(session, event);
     switch (v.type) {
