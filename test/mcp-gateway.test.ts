@@ -17,14 +17,21 @@ import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/cli.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
+import { createRemoteJWKSet, jwtVerify } from "jose";
 import { startHttpUpstream, type HttpUpstream } from "./harness/mcp-upstream.mjs";
+import { startOidcProvider, type TestOidcProvider } from "./harness/oidc.js";
 
 const UPSTREAM_SCRIPT = fileURLToPath(new URL("./harness/mcp-upstream.mjs", import.meta.url));
 const API_KEY = "stdio-upstream-api-key-0123456789";
 const UPSTREAM_TOKEN = "http-upstream-bearer-9876543210";
+const OAUTH_CLIENT_ID = "airlock-mcp-upstream";
+const OAUTH_CLIENT_SECRET = "oauth-client-secret-5555-canary";
 
 let t: TestGateway;
 let http: HttpUpstream;
+/** An upstream that accepts only access tokens the real OpenID provider issued to OAUTH_CLIENT_ID. */
+let oauthUpstream: HttpUpstream;
+let op: TestOidcProvider;
 let dir: string;
 let descriptionFile: string;
 let httpDescription = "Read a file";
@@ -78,6 +85,18 @@ beforeAll(async () => {
   process.env["MCPGW_TEST_API_KEY"] = API_KEY;
   process.env["MCPGW_TEST_UPSTREAM_TOKEN"] = UPSTREAM_TOKEN;
   http = await startHttpUpstream({ token: UPSTREAM_TOKEN, description: () => httpDescription });
+  process.env["MCPGW_TEST_OAUTH_SECRET"] = OAUTH_CLIENT_SECRET;
+  op = await startOidcProvider([{ clientId: OAUTH_CLIENT_ID, clientSecret: OAUTH_CLIENT_SECRET, grantTypes: ["client_credentials"] }], { deviceFlow: false });
+  const jwks = createRemoteJWKSet(new URL(`${op.issuer}/jwks`));
+  oauthUpstream = await startHttpUpstream({
+    description: () => "Read a file",
+    authorize: async (authorization) => {
+      const m = /^Bearer (\S+)$/u.exec(authorization);
+      if (m?.[1] === undefined) return false;
+      const { payload } = await jwtVerify(m[1], jwks, { issuer: op.issuer });
+      return payload["client_id"] === OAUTH_CLIENT_ID;
+    },
+  });
   t = await startTestGateway({
     serviceAccounts: [
       { name: "agent", groups: ["agents"] },
@@ -95,6 +114,14 @@ beforeAll(async () => {
         rateLimits: [{ tools: ["search"], calls: 2, per: "1h" }],
       },
       { name: "remote", type: "mcp", url: http.url, auth: { bearer: "env:MCPGW_TEST_UPSTREAM_TOKEN" }, groups: ["agents"], pinning: "first-use" },
+      {
+        name: "remote-oauth",
+        type: "mcp",
+        url: oauthUpstream.url,
+        auth: { oauth2ClientCredentials: { tokenUrl: `${op.issuer}/token`, clientId: OAUTH_CLIENT_ID, clientSecret: "env:MCPGW_TEST_OAUTH_SECRET" } },
+        groups: ["agents"],
+        pinning: "first-use",
+      },
     ],
     policies: [
       { name: "no-shell", match: { tools: ["run_shell"] }, action: "deny", message: "shell access through MCP is not allowed" },
@@ -110,6 +137,8 @@ afterAll(async () => {
   for (const c of clients) await c.close().catch(() => undefined);
   await t.stop();
   await http.close();
+  await oauthUpstream.close();
+  await op.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -279,5 +308,26 @@ describe("HTTP upstream (bearer injected, pinning: first-use)", () => {
     const c = await connect("remote", tokens["agent"]!);
     expect(await toolNames(c)).not.toContain("read_file");
     expect((await call(c, "read_file", { path: "/srv/b" })).structuredContent).toMatchObject({ status: "denied", rule: "tool-pinning" });
+  });
+});
+
+describe("HTTP upstream (OAuth2 client credentials from a real OpenID provider)", () => {
+  it("fetches an access token with the gateway's client credentials, injects it, and keeps token and secret from the agent", async () => {
+    const c = await connect("remote-oauth", tokens["agent"]!);
+    expect(await toolNames(c)).toEqual(["airlock_wait_approval", "delete_file", "read_file", "search", "summarize", "whoami"]);
+    // Every request the upstream accepted carried a provider-signed JWT of the gateway's client, never the agent's Airlock token.
+    expect(oauthUpstream.received.length).toBeGreaterThan(0);
+    expect(oauthUpstream.received.every((h) => /^Bearer ey/u.test(h) && !h.includes(tokens["agent"]!))).toBe(true);
+    const issued = oauthUpstream.received[0]!.slice("Bearer ".length);
+    const who = textOf(await call(c, "whoami", {}));
+    expect(who).toContain("credential: Bearer [REDACTED]");
+    expect(who).not.toContain(issued);
+    expect(who).not.toContain(OAUTH_CLIENT_SECRET);
+    expect(textOf(await call(c, "read_file", { path: "/srv/c" }))).toContain("[EMAIL]");
+    // The token is cached: one client-credentials grant serves the calls above.
+    expect(new Set(oauthUpstream.received).size).toBe(1);
+    const audit = JSON.stringify(await auditRecords());
+    expect(audit).not.toContain(issued);
+    expect(audit).not.toContain(OAUTH_CLIENT_SECRET);
   });
 });

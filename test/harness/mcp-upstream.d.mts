@@ -12,4 +12,9 @@ export interface HttpUpstream {
   readonly received: string[];
   close(): Promise<void>;
 }
-export function startHttpUpstream(opts: { readonly token: string; readonly description: () => string }): Promise<HttpUpstream>;
+export function startHttpUpstream(opts: {
+  readonly token?: string;
+  /** Accept a request by its Authorization header (instead of a fixed token). */
+  readonly authorize?: (authorization: string) => Promise<boolean>;
+  readonly description: () => string;
+}): Promise<HttpUpstream>;

@@ -53,7 +53,10 @@ function descriptionFrom(file) {
   return () => (file === undefined ? "Read a file" : readFileSync(file, "utf8").trim());
 }
 
-/** Streamable HTTP on loopback; requests must carry `Authorization: Bearer <token>`. */
+/**
+ * Streamable HTTP on loopback; requests must carry `Authorization: Bearer <token>`, or, with
+ * `authorize`, a header that function accepts (e.g. a JWT verified against an OpenID provider).
+ */
 export async function startHttpUpstream(opts) {
   const transports = new Map();
   const received = [];
@@ -62,7 +65,9 @@ export async function startHttpUpstream(opts) {
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
       void (async () => {
-        if (req.headers.authorization !== `Bearer ${opts.token}`) {
+        const authorization = req.headers.authorization ?? "";
+        const ok = opts.authorize !== undefined ? await opts.authorize(authorization).catch(() => false) : authorization === `Bearer ${opts.token}`;
+        if (!ok) {
           res.writeHead(401, { "content-type": "application/json" }).end('{"error":"unauthorized"}');
           return;
         }
