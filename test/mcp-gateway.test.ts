@@ -7,7 +7,7 @@
  * denied call, a held call approved, masked results, resources and prompts, a refused sampling
  * request, rate limits, and the credential never reaching the agent.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -329,5 +329,22 @@ describe("HTTP upstream (OAuth2 client credentials from a real OpenID provider)"
     const audit = JSON.stringify(await auditRecords());
     expect(audit).not.toContain(issued);
     expect(audit).not.toContain(OAUTH_CLIENT_SECRET);
+  });
+});
+
+describe("README", () => {
+  it("the README's client configuration for /mcp/CONNECTION works as printed (host and port of this gateway, the token from AIRLOCK_TOKEN)", async () => {
+    const readme = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
+    const blocks = [...readme.matchAll(/```json\n([\s\S]*?)```/gu)].map((m) => m[1] ?? "").filter((b) => b.includes("/mcp/files"));
+    expect(blocks).toHaveLength(1);
+    const entry = (JSON.parse(blocks[0]!) as { mcpServers: Record<string, { type: string; url: string; headers: Record<string, string> }> }).mcpServers["files"];
+    expect(entry?.type).toBe("http");
+    const printed = new URL(entry!.url);
+    const url = new URL(printed.pathname, t.apiUrl);
+    const headers = Object.fromEntries(Object.entries(entry!.headers).map(([k, v]) => [k, v.replace("${AIRLOCK_TOKEN}", tokens["agent"]!)]));
+    const c = new Client({ name: "readme", version: "1.0.0" });
+    await c.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
+    clients.push(c);
+    expect((await c.listTools()).tools.map((x) => x.name)).toContain("read_file");
   });
 });
