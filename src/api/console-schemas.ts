@@ -217,7 +217,7 @@ export const tryResult = z.object({
   classification: z.object({ operations: z.array(z.string()), relations: z.array(z.string()) }).optional(),
 });
 export type TryResult = z.infer<typeof tryResult>;
-export const connectionTestResult = z.object({ ok: z.boolean(), checked: z.enum(["login", "tcp"]), ms: z.number(), code: z.string().optional(), message: z.string() });
+export const connectionTestResult = z.object({ ok: z.boolean(), checked: z.enum(["login", "tcp", "command"]), ms: z.number(), code: z.string().optional(), message: z.string() });
 export type ConnectionTestResult = z.infer<typeof connectionTestResult>;
 export const policySaved = z.object({ policy: z.object({ name: z.string(), action: z.string() }) });
 

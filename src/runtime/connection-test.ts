@@ -6,6 +6,9 @@
  * engine's own secret-free message (the same text a client would see); other errors by their
  * system code (ECONNREFUSED, ETIMEDOUT, …) only.
  */
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
+import { delimiter, isAbsolute, join } from "node:path";
 import type { Duplex } from "node:stream";
 import type { Connection } from "../core/connection.js";
 import type { Dialer } from "../core/engine.js";
@@ -21,8 +24,12 @@ import { connectUpstream as connectSsh } from "../protocols/ssh/upstream.js";
 
 export interface ConnectionTestResult {
   readonly ok: boolean;
-  /** What was checked: "login" (authenticated) or "tcp" (reachable only, for HTTP/Kubernetes). */
-  readonly checked: "login" | "tcp";
+  /**
+   * What was checked: "login" (authenticated), "tcp" (reachable only: HTTP, Kubernetes, an MCP
+   * server over HTTP) or "command" (a stdio MCP server's program exists and is executable; it is
+   * not started).
+   */
+  readonly checked: "login" | "tcp" | "command";
   readonly ms: number;
   readonly code?: string;
   readonly message: string;
@@ -49,7 +56,7 @@ export function describeFailure(e: unknown): { code: string; message: string } {
 export async function testConnection(c: Connection, deps: ConnectionTestDeps): Promise<ConnectionTestResult> {
   const started = Date.now();
   const signal = AbortSignal.timeout(deps.timeoutMs + 1000);
-  const checked: ConnectionTestResult["checked"] = c.type === "http" || c.type === "kubernetes" ? "tcp" : "login";
+  const checked: ConnectionTestResult["checked"] = c.type === "http" || c.type === "kubernetes" ? "tcp" : c.type === "mcp" ? (c.upstream.transport === "http" ? "tcp" : "command") : "login";
   try {
     switch (c.type) {
       case "postgres": {
@@ -76,19 +83,45 @@ export async function testConnection(c: Connection, deps: ConnectionTestDeps): P
         client.end();
         break;
       }
+      case "mcp": {
+        if (c.upstream.transport === "stdio") {
+          await findExecutable(c.upstream.command, c.upstream.cwd);
+          break;
+        }
+        await dialUrl(c.upstream.url, deps, signal);
+        break;
+      }
       case "http":
       case "kubernetes": {
-        const u = new URL(c.type === "http" ? c.baseUrl : c.server);
-        const port = u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port);
-        const s = await deps.dialer.dial({ host: u.hostname, port }, { timeoutMs: deps.timeoutMs, signal });
-        close(s);
+        await dialUrl(c.type === "http" ? c.baseUrl : c.server, deps, signal);
         break;
       }
     }
     const ms = Date.now() - started;
-    return { ok: true, checked, ms, message: checked === "login" ? `logged in to the target in ${ms} ms` : `the target accepted a TCP connection in ${ms} ms (no request sent)` };
+    const what = { login: "logged in to the target", tcp: "the target accepted a TCP connection", command: "the upstream's program exists and is executable" }[checked];
+    return { ok: true, checked, ms, message: `${what} in ${ms} ms${checked === "login" ? "" : checked === "tcp" ? " (no request sent)" : " (not started)"}` };
   } catch (e) {
     const f = describeFailure(e);
     return { ok: false, checked, ms: Date.now() - started, code: f.code, message: f.message };
   }
+}
+
+async function dialUrl(url: string, deps: ConnectionTestDeps, signal: AbortSignal): Promise<void> {
+  const u = new URL(url);
+  const port = u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port);
+  close(await deps.dialer.dial({ host: u.hostname, port }, { timeoutMs: deps.timeoutMs, signal }));
+}
+
+/** Where `command` resolves (absolute, relative to cwd, or on PATH) to an executable file; throws ENOENT otherwise. */
+async function findExecutable(command: string, cwd: string | undefined): Promise<void> {
+  const candidates = command.includes("/") ? [isAbsolute(command) ? command : join(cwd ?? process.cwd(), command)] : (process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== "").map((d) => join(d, command));
+  for (const file of candidates) {
+    try {
+      await access(file, constants.X_OK);
+      return;
+    } catch {
+      // the next candidate
+    }
+  }
+  throw Object.assign(new Error("not found"), { code: "ENOENT" });
 }
