@@ -581,6 +581,13 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "POST /mcp": "public",
   "GET /mcp": "public",
   "DELETE /mcp": "public",
+  // The MCP gateway (/mcp/CONNECTION) authenticates each request the same way:
+  // test/mcp-gateway.test.ts "admission" covers it.
+  "POST /mcp/:connection": "public",
+  "GET /mcp/:connection": "public",
+  "DELETE /mcp/:connection": "public",
+  "GET /v1/mcp/:connection/pins": "admin",
+  "POST /v1/mcp/:connection/pins": "admin",
   "GET /.well-known/oauth-protected-resource": "public",
   "GET /.well-known/oauth-protected-resource/mcp": "public",
   "POST /v1/token/exchange": "public",
