@@ -25,7 +25,7 @@ describe("policy match kinds", () => {
 
   it("refuses keys of different kinds together, and keys foreign to an explicit kind", () => {
     expect(inferMatchKind({ operations: ["drop"], commands: ["rm"] }, BOTH)).toEqual({ problem: "match.commands cannot be combined with match.operations: they belong to different kinds of target" });
-    expect(inferMatchKind({ kind: "sql", commands: ["rm"] }, BOTH)).toEqual({ problem: "match.commands is not a key of a sql match (its keys: operations, relations, columns, functions, noWhere, statementRegex)" });
+    expect(inferMatchKind({ kind: "sql", commands: ["rm"] }, BOTH)).toEqual({ problem: "match.commands is not a key of a sql match (its keys: operations, relations, columns, functions, noWhere, statementRegex, cost, estimatedRows)" });
     expect(inferMatchKind({}, BOTH)).toMatchObject({ problem: expect.stringMatching(/at least one key/) as unknown });
   });
 
