@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { startTestGateway } from "../harness/gateway.js";
-import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome } from "./suite.js";
+import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome, recordedResults } from "./suite.js";
 
 const DENY_RULE = "conformance-deny";
 const HOLD_RULE = "conformance-hold";
@@ -171,12 +171,7 @@ async function start(): Promise<ConformanceWorld> {
         const r = await send(port, new Agent({ keepAlive: false }), credential, `GET /${connection}/ok/login`);
         return r.ok ? undefined : r.error;
       },
-      async seen(sessionId) {
-        const r = await gw.api(`/v1/sessions/${sessionId}`);
-        if (r.status !== 200) return "";
-        const entries = (r.body as { recording: { kind: string }[] }).recording;
-        return JSON.stringify(entries.filter((e) => e.kind === "result"));
-      },
+      seen: (sessionId) => recordedResults(gw, sessionId),
       async stop() {
         await gw.stop();
         await api.stop();

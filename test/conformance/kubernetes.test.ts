@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeKube } from "../harness/fake-kube.js";
 import { startTestGateway } from "../harness/gateway.js";
-import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome } from "./suite.js";
+import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome, recordedResults } from "./suite.js";
 
 const DENY_RULE = "conformance-deny";
 const HOLD_RULE = "conformance-hold";
@@ -150,12 +150,7 @@ async function start(): Promise<ConformanceWorld> {
         const r = await send(new Agent({ keepAlive: false, ca }), credential, `GET /${connection}/api/v1/namespaces/default/configmaps`);
         return r.ok ? undefined : r.error;
       },
-      async seen(sessionId) {
-        const r = await gw.api(`/v1/sessions/${sessionId}`);
-        if (r.status !== 200) return "";
-        const entries = (r.body as { recording: { kind: string }[] }).recording;
-        return JSON.stringify(entries.filter((e) => e.kind === "result"));
-      },
+      seen: (sessionId) => recordedResults(gw, sessionId),
       async stop() {
         await gw.stop();
         await kube.close();

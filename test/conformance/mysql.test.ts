@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import { startTestGateway } from "../harness/gateway.js";
 import { startMariaDb } from "../harness/mariadb.js";
-import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome } from "./suite.js";
+import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome, recordedResults } from "./suite.js";
 
 const DENY_RULE = "conformance-deny";
 const HOLD_RULE = "conformance-hold";
@@ -132,13 +132,8 @@ async function start(): Promise<ConformanceWorld> {
           c?.destroy();
         }
       },
-      async seen(sessionId) {
         // The recorded results: rows as the client got them, and errors.
-        const r = await gw.api(`/v1/sessions/${sessionId}`);
-        if (r.status !== 200) return "";
-        const entries = (r.body as { recording: { kind: string }[] }).recording;
-        return JSON.stringify(entries.filter((e) => e.kind === "result"));
-      },
+      seen: (sessionId) => recordedResults(gw, sessionId),
       async stop() {
         await gw.stop();
         await db.stop();

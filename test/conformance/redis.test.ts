@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { startTestGateway } from "../harness/gateway.js";
 import { startRedis } from "../harness/redis.js";
-import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome } from "./suite.js";
+import { defineConformance, type ConformanceWorld, type EngineSession, type NativeError, type Outcome, recordedResults } from "./suite.js";
 
 const DENY_RULE = "conformance-deny";
 const HOLD_RULE = "conformance-hold";
@@ -119,13 +119,8 @@ async function start(): Promise<ConformanceWorld> {
           r.disconnect();
         }
       },
-      async seen(sessionId) {
         // The recorded replies, as the client got them.
-        const r = await gw.api(`/v1/sessions/${sessionId}`);
-        if (r.status !== 200) return "";
-        const entries = (r.body as { recording: { kind: string }[] }).recording;
-        return JSON.stringify(entries.filter((e) => e.kind === "result"));
-      },
+      seen: (sessionId) => recordedResults(gw, sessionId),
       async stop() {
         await gw.stop();
         await server.stop();

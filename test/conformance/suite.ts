@@ -198,6 +198,18 @@ function expectError(o: Outcome, what: string): NativeError {
 /** One `airlock: …` line, nothing else (a trailing newline allowed). */
 const ONE_AIRLOCK_LINE = /^airlock: [^\n]+\n?$/;
 
+/**
+ * What a session's recording says its client got: the `result` entries (rows, replies, errors)
+ * as JSON, or "" when the session is not found. Adapters whose engines record results this way
+ * use it as their `seen`.
+ */
+export async function recordedResults(gw: { api(path: string): Promise<{ status: number; body: unknown }> }, sessionId: string): Promise<string> {
+  const r = await gw.api(`/v1/sessions/${sessionId}`);
+  if (r.status !== 200) return "";
+  const entries = (r.body as { recording: { kind: string }[] }).recording;
+  return JSON.stringify(entries.filter((e) => e.kind === "result"));
+}
+
 export function defineConformance(adapter: ConformanceAdapter): void {
   describe(`${adapter.engine} engine conformance`, () => {
     let w: ConformanceWorld;
