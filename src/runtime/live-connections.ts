@@ -43,6 +43,19 @@ const PLACEHOLDER = "airlock-sealed-secret";
 /** How often the store is read again for other gateways' changes. */
 export const CONSOLE_REFRESH_MS = 2000;
 
+/**
+ * Re-read what the console keeps in the store every `ms` (0: never), in the background; a read
+ * that fails is logged as `what` and tried again at the next tick. Returns the stop function.
+ */
+export function refreshEvery(refresh: () => Promise<void>, ms: number, logger: Logger, what: string): () => void {
+  if (ms <= 0) return () => undefined;
+  const timer = setInterval(() => {
+    refresh().catch((e: unknown) => logger.warn({ err: isGatewayError(e) ? e.message : "store error" }, `${what}: could not read the store`));
+  }, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 export const registerBody = z.strictObject({
   /** The connection as it would be written in the YAML (secrets as env:/file: references only). */
   connection: z.record(z.string(), z.unknown()),
@@ -81,7 +94,7 @@ export class LiveConnections {
   readonly #configNames: ReadonlySet<string>;
   #stored = new Map<string, StoredEntry>();
   #fingerprint = "";
-  #timer: NodeJS.Timeout | undefined;
+  #stopRefresh: () => void = () => undefined;
   #refreshing: Promise<void> | undefined;
   readonly #listeners: (() => void)[] = [];
   readonly #o: LiveConnectionsOptions;
@@ -97,19 +110,12 @@ export class LiveConnections {
     const live = new LiveConnections(options);
     if (options.legacyFile !== undefined) await live.#migrateFile(options.legacyFile);
     await live.refresh();
-    const ms = options.refreshMs ?? CONSOLE_REFRESH_MS;
-    if (ms > 0) {
-      live.#timer = setInterval(() => {
-        live.refresh().catch((e: unknown) => options.logger.warn({ err: isGatewayError(e) ? e.message : "store error" }, "console connections: could not read the store"));
-      }, ms);
-      live.#timer.unref();
-    }
+    live.#stopRefresh = refreshEvery(() => live.refresh(), options.refreshMs ?? CONSOLE_REFRESH_MS, options.logger, "console connections");
     return live;
   }
 
   close(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopRefresh();
   }
 
   /** Called after the effective set changed (here or on another gateway). */

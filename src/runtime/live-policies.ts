@@ -26,7 +26,7 @@ import type { SessionInfo } from "../core/session.js";
 import type { Evaluator, SessionEvaluator } from "../policy/evaluator.js";
 import type { ConsoleDocumentStore } from "../store/console-documents.js";
 import { parseConfig, type Config, type PolicyConfig } from "./config.js";
-import { CONSOLE_REFRESH_MS } from "./live-connections.js";
+import { CONSOLE_REFRESH_MS, refreshEvery } from "./live-connections.js";
 import { detectorNames } from "./maskers.js";
 
 /** Longest policy document accepted from the console (YAML text). */
@@ -95,7 +95,7 @@ export class LivePolicies {
   #stored = new Map<string, StoredPolicy>();
   #effective: readonly PolicyConfig[];
   #fingerprint = "";
-  #timer: NodeJS.Timeout | undefined;
+  #stopRefresh: () => void = () => undefined;
   #refreshing: Promise<void> | undefined;
 
   private constructor(o: LivePoliciesOptions) {
@@ -107,19 +107,12 @@ export class LivePolicies {
   static async open(o: LivePoliciesOptions): Promise<LivePolicies> {
     const live = new LivePolicies(o);
     await live.refresh();
-    const ms = o.refreshMs ?? CONSOLE_REFRESH_MS;
-    if (ms > 0) {
-      live.#timer = setInterval(() => {
-        live.refresh().catch((e: unknown) => o.logger.warn({ err: isGatewayError(e) ? e.message : "store error" }, "console policies: could not read the store"));
-      }, ms);
-      live.#timer.unref();
-    }
+    live.#stopRefresh = refreshEvery(() => live.refresh(), o.refreshMs ?? CONSOLE_REFRESH_MS, o.logger, "console policies");
     return live;
   }
 
   close(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopRefresh();
   }
 
   /** The YAML's policies, then the console's by name. */
