@@ -13,7 +13,8 @@ import { GatewayError } from "../../core/errors.js";
 import { splitIdentifiers } from "../../policy/sql/ast.js";
 import { ANY_COLUMN, statementLineage } from "../../policy/sql/lineage.js";
 import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
-import { connectUpstream, sideExchange, sideQuery, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
+import { sideExchange, sideQuery, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
+import { SideSession } from "./side-session.js";
 import {
   BackendType,
   decodeDataRow,
@@ -126,15 +127,14 @@ export class PgCatalog {
   #generation = 0;
   /** Relation name → every relation of that name (any schema) with its typed columns. */
   readonly #tables = new Map<string, { info: readonly TableColumns[]; at: number }>();
-  #session: Promise<UpstreamSession> | undefined;
   /** Queries run one at a time on the side connection. */
-  #queue: Promise<unknown> = Promise.resolve();
-  #closed = false;
+  readonly #side: SideSession;
 
   constructor(conn: PostgresConnection, deps: UpstreamDeps, logger: Logger) {
     this.#conn = conn;
     this.#deps = deps;
     this.#log = logger;
+    this.#side = new SideSession(conn, deps, "airlock-catalog");
   }
 
   /** Cached info, or undefined when it must be fetched (call `relations`). */
@@ -597,46 +597,18 @@ export class PgCatalog {
     return this.#run((session) => simpleQuery(session, sql, this.#deps.timeoutMs), false);
   }
 
-  /**
-   * Run `work` on the side connection, one at a time. A failure replaces the side connection on
-   * the next lookup, unless `refusalKeepsSession` is set and the target only refused the request
-   * (GW_POLICY_DENIED: the connection is still in sync).
-   */
-  #run<T>(work: (session: UpstreamSession) => Promise<T>, refusalKeepsSession: boolean): Promise<T> {
-    const run = async (): Promise<T> => {
-      if (this.#closed) throw new GatewayError("GW_SHUTTING_DOWN", "catalog closed");
-      this.#session ??= connectUpstream(this.#conn, new Map([["application_name", "airlock-catalog"]]), this.#deps);
-      let session: UpstreamSession;
-      try {
-        session = await this.#session;
-      } catch (e) {
-        this.#session = undefined;
-        throw e;
-      }
-      try {
-        return await work(session);
-      } catch (e) {
-        if (refusalKeepsSession && e instanceof GatewayError && e.code === "GW_POLICY_DENIED") throw e;
-        // A broken side connection is replaced on the next lookup.
-        this.#session = undefined;
-        session.socket.destroy();
-        this.#log.warn({ err: e, connection: this.#conn.name }, "catalog lookup failed");
-        throw e;
-      }
-    };
-    const p = this.#queue.then(run, run);
-    this.#queue = p.catch(() => undefined);
-    return p;
+  /** Run `work` on the side connection (SideSession); a failed lookup is logged. */
+  async #run<T>(work: (session: UpstreamSession) => Promise<T>, refusalKeepsSession: boolean): Promise<T> {
+    try {
+      return await this.#side.run(work, refusalKeepsSession);
+    } catch (e) {
+      if (!(refusalKeepsSession && e instanceof GatewayError && e.code === "GW_POLICY_DENIED")) this.#log.warn({ err: e, connection: this.#conn.name }, "catalog lookup failed");
+      throw e;
+    }
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    const s = this.#session;
-    this.#session = undefined;
-    if (s !== undefined) {
-      const session = await s.catch(() => undefined);
-      session?.socket.destroy();
-    }
+  close(): Promise<void> {
+    return this.#side.close();
   }
 }
 

@@ -34,7 +34,8 @@ import { asNode } from "../../policy/sql/ast.js";
 import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
 import type { SearchPathState } from "./object-resolution.js";
 import type { RuleMasker } from "./result-masking.js";
-import { connectUpstream, sideExchange, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
+import { sideExchange, type UpstreamDeps, type UpstreamSession } from "./upstream.js";
+import { SideSession } from "./side-session.js";
 import {
   BackendType,
   decodeCommandComplete,
@@ -192,19 +193,16 @@ export function countsChanged(before: readonly (readonly (string | null)[])[], a
 
 export class PgPreviewer {
   readonly #conn: PostgresConnection;
-  readonly #deps: UpstreamDeps;
   readonly #log: Logger;
   readonly #maskerFor: (rule: MaskRule) => RuleMasker;
   readonly #estimates = new Map<string, { readonly e: CostEstimate; readonly at: number }>();
-  #session: Promise<UpstreamSession> | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
-  #closed = false;
+  readonly #side: SideSession;
 
   constructor(conn: PostgresConnection, deps: UpstreamDeps, logger: Logger, maskerFor: (rule: MaskRule) => RuleMasker) {
     this.#conn = conn;
-    this.#deps = deps;
     this.#log = logger;
     this.#maskerFor = maskerFor;
+    this.#side = new SideSession(conn, deps, "airlock-preview");
   }
 
   /** Run a held write in a rolled-back transaction and report what it did. Never rejects. */
@@ -390,37 +388,12 @@ export class PgPreviewer {
     return error === undefined ? { fields, rows } : { fields, rows, error };
   }
 
-  /** Run `work` on the side connection, one at a time; a broken connection is replaced next time. */
+  /** Run `work` on the side connection (SideSession); a refusal by the target keeps it. */
   #run<T>(work: (session: UpstreamSession) => Promise<T>): Promise<T> {
-    const run = async (): Promise<T> => {
-      if (this.#closed) throw new GatewayError("GW_SHUTTING_DOWN", "previews closed");
-      this.#session ??= connectUpstream(this.#conn, new Map([["application_name", "airlock-preview"]]), this.#deps);
-      let session: UpstreamSession;
-      try {
-        session = await this.#session;
-      } catch (e) {
-        this.#session = undefined;
-        throw e;
-      }
-      try {
-        return await work(session);
-      } catch (e) {
-        if (!(e instanceof GatewayError && e.code === "GW_POLICY_DENIED")) {
-          this.#session = undefined;
-          session.socket.destroy();
-        }
-        throw e;
-      }
-    };
-    const p = this.#queue.then(run, run);
-    this.#queue = p.catch(() => undefined);
-    return p;
+    return this.#side.run(work, true);
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    const s = this.#session;
-    this.#session = undefined;
-    if (s !== undefined) (await s.catch(() => undefined))?.socket.destroy();
+  close(): Promise<void> {
+    return this.#side.close();
   }
 }
