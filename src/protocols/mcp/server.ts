@@ -30,6 +30,7 @@ import { runSql, type SqlRows } from "./targets/postgres.js";
 import { runRedis } from "./targets/redis.js";
 import { runExec } from "./targets/ssh.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./targets/types.js";
+import { registerHttpTools, type ToolContext } from "./http-tools.js";
 
 export const MCP_SERVER_NAME = "airlock";
 
@@ -62,6 +63,8 @@ export interface McpServiceDeps {
     readonly postgres?: LoopbackEndpoint & { readonly tls: boolean };
     readonly ssh?: LoopbackEndpoint & { readonly hostKey?: Buffer };
     readonly redis?: LoopbackEndpoint;
+    /** The HTTP listener: `http_request` and `kubernetes` (its Kubernetes kind). */
+    readonly http?: LoopbackEndpoint & { readonly tls: boolean };
   };
   readonly correlations: LoopbackCorrelations;
   readonly preview: (session: SessionInfo, event: JudgedEvent) => Promise<Verdict>;
@@ -96,8 +99,7 @@ const TARGET_TOOLS: Readonly<Record<ConnectionType, readonly string[]>> = {
   postgres: ["query", "explain", "describe_schema"],
   ssh: ["exec"],
   redis: ["redis"],
-  // HTTP connections: no MCP tool yet (an `http_request` tool is one entry here and one case below).
-  http: [],
+  http: ["http_request"],
   kubernetes: [],
   // MySQL: the `query` tool needs a MySQL wire client to the gateway's own listener; not yet.
   mysql: [],
@@ -228,6 +230,16 @@ export class McpService {
         async (args, extra) => toToolResult(await this.#redis(caller, extra, args.connection, args.command)),
       );
     }
+
+    const ctx: ToolContext = {
+      ...(this.#d.endpoints.http === undefined ? {} : { httpEndpoint: this.#d.endpoints.http }),
+      target: (connection, type) => this.#target(caller, connection, type),
+      loopback: (extra, tool) => this.#loopback(caller, extra, tool),
+      pending: (connection, held, entry) => this.#pendingEnvelope(caller, connection, held, entry),
+      refusal: (connection, r) => this.#refusal(connection, r),
+      connectionArg,
+    };
+    registerHttpTools(server, ctx, { http: has("http_request"), kubernetes: has("kubernetes") });
 
     server.registerTool(
       "check_policy",
