@@ -67,7 +67,7 @@ export async function httpEnvelope(ctx: ToolContext, extra: Extra, tool: string,
   return run();
 }
 
-export function registerHttpTools(server: McpServer, ctx: ToolContext, which: { readonly http: boolean; readonly kubernetes: boolean }): void {
+export function registerHttpTools(server: McpServer, ctx: ToolContext, which: { readonly http: boolean }): void {
   if (which.http) {
     server.registerTool(
       "http_request",

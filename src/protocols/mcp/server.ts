@@ -31,6 +31,7 @@ import { runRedis } from "./targets/redis.js";
 import { runExec } from "./targets/ssh.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./targets/types.js";
 import { registerHttpTools, type ToolContext } from "./http-tools.js";
+import { registerKubernetesTool } from "./kube-tool.js";
 
 export const MCP_SERVER_NAME = "airlock";
 
@@ -100,7 +101,7 @@ const TARGET_TOOLS: Readonly<Record<ConnectionType, readonly string[]>> = {
   ssh: ["exec"],
   redis: ["redis"],
   http: ["http_request"],
-  kubernetes: [],
+  kubernetes: ["kubernetes"],
   // MySQL: the `query` tool needs a MySQL wire client to the gateway's own listener; not yet.
   mysql: [],
   // An upstream MCP server: its own tools, at /mcp/CONNECTION (protocols/mcp/gateway).
@@ -239,7 +240,8 @@ export class McpService {
       refusal: (connection, r) => this.#refusal(connection, r),
       connectionArg,
     };
-    registerHttpTools(server, ctx, { http: has("http_request"), kubernetes: has("kubernetes") });
+    registerHttpTools(server, ctx, { http: has("http_request") });
+    if (has("kubernetes")) registerKubernetesTool(server, ctx);
 
     server.registerTool(
       "check_policy",

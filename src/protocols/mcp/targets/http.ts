@@ -106,6 +106,17 @@ function shownHeaders(h: IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
+/** A Kubernetes Status the engine rendered for a refusal (kubernetes/kind.ts statusBody): its gateway code, rule and message. */
+function kubeRefusal(o: object): { code: string; message: string; rule?: string } | undefined {
+  if (!("kind" in o) || o.kind !== "Status" || !("message" in o) || typeof o.message !== "string" || !("details" in o)) return undefined;
+  const details = o.details;
+  if (typeof details !== "object" || details === null || !("causes" in details) || !Array.isArray(details.causes)) return undefined;
+  const cause: unknown = details.causes[0];
+  if (typeof cause !== "object" || cause === null || !("reason" in cause) || cause.reason !== "AirlockRefusal" || !("message" in cause) || typeof cause.message !== "string") return undefined;
+  const rule = "field" in cause && typeof cause.field === "string" && cause.field !== "" ? cause.field : undefined;
+  return { code: cause.message, message: o.message, ...(rule === undefined ? {} : { rule }) };
+}
+
 /** The engine's refusal body, read back; undefined when the body is not one. */
 function refusalOf(status: number, headers: IncomingHttpHeaders, text: string): Refused | Held<HttpAnswer> | undefined {
   if (!/^application\/json/.test(headers["content-type"] ?? "")) return undefined;
@@ -115,8 +126,8 @@ function refusalOf(status: number, headers: IncomingHttpHeaders, text: string): 
   } catch {
     return undefined;
   }
-  if (typeof parsed !== "object" || parsed === null || !("error" in parsed)) return undefined;
-  const error = parsed.error;
+  if (typeof parsed !== "object" || parsed === null) return undefined;
+  const error = "error" in parsed ? parsed.error : kubeRefusal(parsed);
   if (typeof error !== "object" || error === null || !("code" in error) || !("message" in error)) return undefined;
   const code = error.code;
   const message = error.message;
