@@ -36,7 +36,8 @@ const GROUP_OF: Readonly<Record<string, string>> = {
 };
 const CLUSTER_SCOPED = new Set(["namespaces", "nodes", "persistentvolumes", "clusterroles", "clusterrolebindings", "storageclasses", "customresourcedefinitions"]);
 const SEGMENT = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-const API_VERSION = /^(?:[a-z0-9.-]{1,253}\/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?$/;
+/** `v1` or `GROUP/v1beta2`, the group a DNS name (no `..`, no empty label: nothing that walks the path). */
+const API_VERSION = /^(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)*\/)?v[0-9]{1,3}(?:(?:alpha|beta)[0-9]{1,3})?$/;
 
 /** `ConfigMap` → `configmaps`, `Ingress` → `ingresses`, `NetworkPolicy` → `networkpolicies`. */
 export function pluralOf(kind: string): string {
@@ -58,7 +59,7 @@ export function kubePath(t: KubeTarget): string | { readonly error: string } {
   const resource = t.resource.toLowerCase();
   if (!SEGMENT.test(resource)) return { error: `invalid resource "${t.resource.slice(0, 100)}" (plural, e.g. pods, deployments)` };
   const apiVersion = t.apiVersion ?? GROUP_OF[resource] ?? "v1";
-  if (!API_VERSION.test(apiVersion)) return { error: `invalid apiVersion "${apiVersion.slice(0, 100)}"` };
+  if (apiVersion.length > 300 || !API_VERSION.test(apiVersion)) return { error: `invalid apiVersion "${apiVersion.slice(0, 100)}"` };
   for (const [what, v] of [["namespace", t.namespace], ["name", t.name]] as const) {
     if (v !== undefined && !SEGMENT.test(v)) return { error: `invalid ${what} "${v.slice(0, 100)}"` };
   }
