@@ -8,8 +8,8 @@
  * request id and trace context). The MCP layer only chooses the tool, shapes the envelope and
  * keeps cursors; it never decides. `check_policy` asks the same pipeline for a dry run.
  *
- * Adding an engine's tools (HTTP `http_request`, Kubernetes `kubernetes`, MySQL `query`) is one
- * entry in TARGET_TOOLS below plus its loopback client in targets/.
+ * Adding an engine's tools is one entry in TARGET_TOOLS below plus its loopback client in
+ * targets/ (HTTP and Kubernetes tools: http-tools.ts, kube-tool.ts; MySQL shares the SQL tools).
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
@@ -97,7 +97,7 @@ const MAX_KEPT_BYTES = 8 * 1024 * 1024;
 const MAX_OUTPUT_BYTES = 1024 * 1024;
 const MAX_WAIT_SECONDS = 60;
 
-/** Which tools a connection type brings. One entry per engine (HTTP, Kubernetes, MySQL: add theirs). */
+/** Which tools a connection type brings. One entry per engine. */
 const TARGET_TOOLS: Readonly<Record<ConnectionType, readonly string[]>> = {
   postgres: ["query", "explain", "describe_schema"],
   ssh: ["exec"],
