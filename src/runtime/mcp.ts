@@ -37,7 +37,7 @@ export function mcpServiceDeps(o: {
   readonly config: Config;
   /** The effective connections (a live list: the console's registrations appear in it). */
   readonly connections?: readonly Connection[];
-  readonly addresses: { readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress };
+  readonly addresses: { readonly postgres?: ListenAddress; readonly ssh?: ListenAddress; readonly redis?: ListenAddress; readonly http?: ListenAddress; readonly mysql?: ListenAddress };
   readonly tls: ListenerTls | undefined;
   readonly sshHostKey: string | undefined;
   readonly correlations: LoopbackCorrelations;
@@ -58,6 +58,8 @@ export function mcpServiceDeps(o: {
         ? {}
         : { ssh: { host: loopbackHost(addresses.ssh), port: addresses.ssh.port, ...(hostKeyBlob === undefined ? {} : { hostKey: Buffer.from(hostKeyBlob, "base64") }) } }),
       ...(addresses.redis === undefined ? {} : { redis: { host: loopbackHost(addresses.redis), port: addresses.redis.port } }),
+      ...(addresses.mysql === undefined ? {} : { mysql: { host: loopbackHost(addresses.mysql), port: addresses.mysql.port, tls: o.tls?.require === true } }),
+      ...(addresses.http === undefined ? {} : { http: { host: loopbackHost(addresses.http), port: addresses.http.port, tls: o.tls?.require === true } }),
     },
     correlations: o.correlations,
     preview: (session, event) => o.pipeline.preview(session, event),

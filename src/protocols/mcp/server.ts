@@ -8,8 +8,8 @@
  * request id and trace context). The MCP layer only chooses the tool, shapes the envelope and
  * keeps cursors; it never decides. `check_policy` asks the same pipeline for a dry run.
  *
- * Adding an engine's tools (HTTP `http_request`, Kubernetes `kubernetes`, MySQL `query`) is one
- * entry in TARGET_TOOLS below plus its loopback client in targets/.
+ * Adding an engine's tools is one entry in TARGET_TOOLS below plus its loopback client in
+ * targets/ (HTTP and Kubernetes tools: http-tools.ts, kube-tool.ts; MySQL shares the SQL tools).
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
@@ -28,8 +28,11 @@ import { fixFor, toToolResult, type Envelope } from "./envelope.js";
 import { McpState } from "./state.js";
 import { runSql, type SqlRows } from "./targets/postgres.js";
 import { runRedis } from "./targets/redis.js";
+import { runMysql } from "./targets/mysql.js";
 import { runExec } from "./targets/ssh.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./targets/types.js";
+import { registerHttpTools, type ToolContext } from "./http-tools.js";
+import { registerKubernetesTool } from "./kube-tool.js";
 
 export const MCP_SERVER_NAME = "airlock";
 
@@ -62,6 +65,9 @@ export interface McpServiceDeps {
     readonly postgres?: LoopbackEndpoint & { readonly tls: boolean };
     readonly ssh?: LoopbackEndpoint & { readonly hostKey?: Buffer };
     readonly redis?: LoopbackEndpoint;
+    /** The HTTP listener: `http_request` and `kubernetes` (its Kubernetes kind). */
+    readonly http?: LoopbackEndpoint & { readonly tls: boolean };
+    readonly mysql?: LoopbackEndpoint & { readonly tls: boolean };
   };
   readonly correlations: LoopbackCorrelations;
   readonly preview: (session: SessionInfo, event: JudgedEvent) => Promise<Verdict>;
@@ -91,16 +97,15 @@ const MAX_KEPT_BYTES = 8 * 1024 * 1024;
 const MAX_OUTPUT_BYTES = 1024 * 1024;
 const MAX_WAIT_SECONDS = 60;
 
-/** Which tools a connection type brings. One entry per engine (HTTP, Kubernetes, MySQL: add theirs). */
+/** Which tools a connection type brings. One entry per engine. */
 const TARGET_TOOLS: Readonly<Record<ConnectionType, readonly string[]>> = {
   postgres: ["query", "explain", "describe_schema"],
   ssh: ["exec"],
   redis: ["redis"],
-  // HTTP connections: no MCP tool yet (an `http_request` tool is one entry here and one case below).
-  http: [],
-  kubernetes: [],
+  http: ["http_request"],
+  kubernetes: ["kubernetes"],
   // MySQL: the `query` tool needs a MySQL wire client to the gateway's own listener; not yet.
-  mysql: [],
+  mysql: ["query", "explain", "describe_schema"],
   // An upstream MCP server: its own tools, at /mcp/CONNECTION (protocols/mcp/gateway).
   mcp: [],
 };
@@ -164,12 +169,12 @@ export class McpService {
         "query",
         {
           description:
-            "Run one SQL statement on a PostgreSQL connection through Airlock (judged by policy, possibly held for a person's approval; results masked). " +
+            "Run one SQL statement on a PostgreSQL or MySQL connection through Airlock (judged by policy, possibly held for a person's approval; results masked). " +
             "Rows come back as structuredContent.rows with structuredContent.columns; when more rows exist, call again with { cursor } only.",
           inputSchema: {
-            connection: connectionArg(["postgres"]).optional(),
+            connection: connectionArg(["postgres", "mysql"]).optional(),
             sql: z.string().max(1024 * 1024).optional(),
-            params: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).max(1000).optional().describe("values for $1, $2, …"),
+            params: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).max(1000).optional().describe("values for $1, $2, … (MySQL: ?, ?, …)"),
             maxRows: z.number().int().min(1).max(MAX_PAGE).optional().describe(`rows per page (default ${DEFAULT_PAGE})`),
             cursor: z.string().max(100).optional().describe("continue a previous result"),
           },
@@ -186,8 +191,8 @@ export class McpService {
       server.registerTool(
         "explain",
         {
-          description: "The plan PostgreSQL would use for a statement (EXPLAIN, never ANALYZE: nothing runs). Judged by policy like the statement itself.",
-          inputSchema: { connection: connectionArg(["postgres"]), sql: z.string().min(1).max(1024 * 1024) },
+          description: "The plan the database would use for a statement (EXPLAIN, never ANALYZE: nothing runs). Judged by policy like the statement itself.",
+          inputSchema: { connection: connectionArg(["postgres", "mysql"]), sql: z.string().min(1).max(1024 * 1024) },
         },
         async (args, extra) => {
           if (/^\s*explain\b/i.test(args.sql)) return toToolResult({ status: "failed", code: "GW_BAD_REQUEST", message: "give the statement itself, without EXPLAIN" });
@@ -200,8 +205,8 @@ export class McpService {
       server.registerTool(
         "describe_schema",
         {
-          description: "Tables, columns and types you may see on a PostgreSQL connection; columns Airlock masks for you are marked masked: true.",
-          inputSchema: { connection: connectionArg(["postgres"]), schema: z.string().max(200).optional().describe("only this schema") },
+          description: "Tables, columns and types you may see on a PostgreSQL or MySQL connection; columns Airlock masks for you are marked masked: true.",
+          inputSchema: { connection: connectionArg(["postgres", "mysql"]), schema: z.string().max(200).optional().describe("only this schema") },
         },
         async (args, extra) => toToolResult(await this.#describe(caller, extra, args.connection, args.schema)),
       );
@@ -229,12 +234,23 @@ export class McpService {
       );
     }
 
+    const ctx: ToolContext = {
+      ...(this.#d.endpoints.http === undefined ? {} : { httpEndpoint: this.#d.endpoints.http }),
+      target: (connection, type) => this.#target(caller, connection, type),
+      loopback: (extra, tool) => this.#loopback(caller, extra, tool),
+      pending: (connection, held, entry) => this.#pendingEnvelope(caller, connection, held, entry),
+      refusal: (connection, r) => this.#refusal(connection, r),
+      connectionArg,
+    };
+    registerHttpTools(server, ctx, { http: has("http_request") });
+    if (has("kubernetes")) registerKubernetesTool(server, ctx);
+
     server.registerTool(
       "check_policy",
       {
         description:
           "Would Airlock allow this SQL statement or shell command on this connection, and if not, which rule and why? A dry run of the same judgement; nothing runs, nothing is held.",
-        inputSchema: { connection: z.string().min(1).max(200), statement: z.string().min(1).max(1024 * 1024).describe("SQL (PostgreSQL connections) or a command line (SSH)") },
+        inputSchema: { connection: z.string().min(1).max(200), statement: z.string().min(1).max(1024 * 1024).describe("SQL (PostgreSQL and MySQL connections) or a command line (SSH)") },
       },
       async (args) => toToolResult(await this.#check(caller, args.connection, args.statement)),
     );
@@ -284,12 +300,12 @@ export class McpService {
   }
 
   /** Narrowed out by the client, or not of this type: answered as the gateway answers an unknown connection. */
-  #target(caller: McpCaller, connection: string, type: ConnectionType): Envelope | undefined {
+  #target(caller: McpCaller, connection: string, type: ConnectionType | readonly ConnectionType[]): Envelope | undefined {
     if (caller.only !== undefined && !caller.only.includes(connection)) {
       return { status: "denied", connection, code: "GW_UNKNOWN_CONNECTION", message: `connection "${connection}" is not among this client's connections`, fix: fixFor("GW_UNKNOWN_CONNECTION", undefined) };
     }
     const c = this.#d.connections.find((x) => x.name === connection);
-    if (c !== undefined && c.type !== type) {
+    if (c !== undefined && (typeof type === "string" ? c.type !== type : !type.includes(c.type))) {
       return { status: "denied", connection, code: "GW_UNKNOWN_CONNECTION", message: `connection "${connection}" is a ${c.type} connection`, fix: `use the ${TARGET_TOOLS[c.type].join(" or ")} tool for it` };
     }
     return undefined;
@@ -320,12 +336,17 @@ export class McpService {
   }
 
   async #sql(caller: McpCaller, extra: Extra, tool: string, call: { connection: string; sql: string; params?: readonly (string | number | boolean | null)[] }, pageSize: number): Promise<Envelope> {
-    const wrong = this.#target(caller, call.connection, "postgres");
+    const wrong = this.#target(caller, call.connection, ["postgres", "mysql"]);
     if (wrong !== undefined) return wrong;
-    const endpoint = this.#d.endpoints.postgres;
-    if (endpoint === undefined) return { status: "failed", connection: call.connection, code: "GW_UNSUPPORTED", message: "the gateway has no PostgreSQL listener (listen.postgres), which SQL tools use" };
+    const isMysql = this.#d.connections.find((x) => x.name === call.connection)?.type === "mysql";
+    const endpoint = isMysql ? this.#d.endpoints.mysql : this.#d.endpoints.postgres;
+    if (endpoint === undefined) {
+      const listener = isMysql ? "MySQL listener (listen.mysql)" : "PostgreSQL listener (listen.postgres)";
+      return { status: "failed", connection: call.connection, code: "GW_UNSUPPORTED", message: `the gateway has no ${listener}, which SQL tools use` };
+    }
     const run = async (): Promise<Envelope> => {
-      const outcome = await runSql(endpoint, this.#loopback(caller, extra, tool), { ...call, maxRows: MAX_KEPT_ROWS, maxBytes: MAX_KEPT_BYTES });
+      const sqlCall = { ...call, maxRows: MAX_KEPT_ROWS, maxBytes: MAX_KEPT_BYTES };
+      const outcome = await (isMysql ? runMysql(endpoint, this.#loopback(caller, extra, tool), sqlCall) : runSql(endpoint, this.#loopback(caller, extra, tool), sqlCall));
       switch (outcome.type) {
         case "rows":
           return this.#rows(caller, call.connection, outcome, pageSize);
@@ -342,7 +363,7 @@ export class McpService {
   }
 
   #rows(caller: McpCaller, connection: string, r: SqlRows, pageSize: number): Envelope {
-    const columns = r.columns.map((c) => ({ name: c.name, type: typeName(c.typeId) }));
+    const columns = r.columns.map((c) => ({ name: c.name, type: c.typeName ?? typeName(c.typeId) }));
     const first = r.rows.slice(0, pageSize);
     const more = r.rows.length > pageSize;
     const cursor = more
@@ -381,10 +402,13 @@ export class McpService {
   }
 
   async #describe(caller: McpCaller, extra: Extra, connection: string, schema: string | undefined): Promise<Envelope> {
+    const isMysql = this.#d.connections.find((x) => x.name === connection)?.type === "mysql";
     const sql =
       "select c.table_schema, c.table_name, c.column_name, c.data_type, c.is_nullable from information_schema.columns c " +
-      "where c.table_schema not in ('pg_catalog', 'information_schema') and c.table_schema not like 'pg_toast%'" +
-      (schema === undefined ? "" : " and c.table_schema = $1") +
+      (isMysql
+        ? "where c.table_schema not in ('mysql', 'information_schema', 'performance_schema', 'sys')"
+        : "where c.table_schema not in ('pg_catalog', 'information_schema') and c.table_schema not like 'pg_toast%'") +
+      (schema === undefined ? "" : ` and c.table_schema = ${isMysql ? "?" : "$1"}`) +
       " order by c.table_schema, c.table_name, c.ordinal_position";
     const r = await this.#sql(caller, extra, "describe_schema", { connection, sql, ...(schema === undefined ? {} : { params: [schema] }) }, MAX_KEPT_ROWS);
     if (r.status !== "completed") return r;

@@ -13,6 +13,8 @@ import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } fro
 export interface SqlColumn {
   readonly name: string;
   readonly typeId: number;
+  /** The type's name when the engine gives it (MySQL); else from typeId (PostgreSQL OIDs). */
+  readonly typeName?: string;
 }
 
 export interface SqlRows {

@@ -1,0 +1,117 @@
+/**
+ * The MCP `kubernetes` tool against the Kubernetes API fake (test/harness/fake-kube.ts) through
+ * the gateway's own HTTP listener (TLS, as kubectl meets it): get/list/logs masked by the
+ * Kubernetes kind, apply (create, then merge patch), delete, a denied delete as a `denied`
+ * envelope naming the rule, and the cluster token never in a result. The SDK's client over
+ * Streamable HTTP.
+ */
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeKube } from "./harness/fake-kube.js";
+import { startTestGateway, type TestGateway } from "./harness/gateway.js";
+
+let kube: FakeKube;
+let t: TestGateway;
+let c: Client;
+
+type S = Record<string, unknown>;
+async function call(args: S): Promise<{ isError?: boolean; s: S; raw: string }> {
+  const r = await c.callTool({ name: "kubernetes", arguments: args });
+  return { ...(r.isError === true ? { isError: true } : {}), s: (r.structuredContent ?? {}) as S, raw: JSON.stringify(r) };
+}
+
+beforeAll(async () => {
+  kube = new FakeKube();
+  await kube.start();
+  const dir = mkdtempSync(join(tmpdir(), "airlock-mcp-k8s-"));
+  writeFileSync(join(dir, "ca.pem"), kube.caPem);
+  writeFileSync(join(dir, "token"), kube.token);
+  t = await startTestGateway({
+    listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
+    tls: { selfSigned: true },
+    serviceAccounts: [{ name: "agent", groups: ["agents"] }],
+    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    policies: [
+      { name: "no-ns-delete", connections: ["k8s"], match: { verbs: ["delete"], resources: ["namespaces"] }, action: "deny" },
+      { name: "hide-secret-data", connections: ["k8s"], match: { resources: ["secrets"] }, action: "mask" },
+      { name: "pii", connections: ["k8s"], action: "mask", detectors: ["email"] },
+    ],
+  });
+  kube.put("pods", "default", { metadata: { name: "web-1", labels: { app: "web" } }, spec: { containers: [{ name: "c", image: "busybox" }] } });
+  kube.put("secrets", "default", { metadata: { name: "db" }, type: "Opaque", data: { password: Buffer.from("hunter2-cluster-pw").toString("base64") } });
+  kube.log("default", "web-1", "user ana.garcia@example.es logged in");
+  const token = await t.mint("agent", "1h");
+  c = new Client({ name: "mcp-k8s-test", version: "1" });
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${t.apiUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+}, 120_000);
+
+afterAll(async () => {
+  await c.close().catch(() => undefined);
+  await t.stop();
+  await kube.close();
+});
+
+describe("kubernetes tool", () => {
+  it("is listed for a Kubernetes connection", async () => {
+    const names = (await c.listTools()).tools.map((x) => x.name);
+    expect(names).toContain("kubernetes");
+    expect(names).not.toContain("http_request");
+  });
+
+  it("list and get pods; the cluster token is the gateway's, never in a result", async () => {
+    const l = await call({ connection: "k8s", action: "list", resource: "pods", labelSelector: "app=web" });
+    expect(l.s).toMatchObject({ status: "completed", action: "list", httpStatus: 200, path: "/api/v1/namespaces/default/pods" });
+    const items = (l.s["object"] as { items: { metadata: { name: string } }[] }).items;
+    expect(items.map((i) => i.metadata.name)).toEqual(["web-1"]);
+    const g = await call({ connection: "k8s", action: "get", resource: "pods", name: "web-1" });
+    expect(g.s).toMatchObject({ status: "completed", object: { kind: "Pod", metadata: { name: "web-1" } } });
+    const seen = kube.requests.filter((q) => q.url.includes("/pods"));
+    expect(seen.length).toBeGreaterThan(0);
+    for (const q of seen) expect(q.authorization).toBe(`Bearer ${kube.token}`);
+    expect(l.raw + g.raw).not.toContain(kube.token);
+  });
+
+  it("a Secret's data and a log line come back masked", async () => {
+    const s = await call({ connection: "k8s", action: "get", resource: "secrets", name: "db" });
+    expect(s.s["status"]).toBe("completed");
+    const data = (s.s["object"] as { data: { password: string } }).data.password;
+    expect(Buffer.from(data, "base64").toString("utf8")).not.toContain("hunter2");
+    expect(s.raw).not.toContain(Buffer.from("hunter2-cluster-pw").toString("base64"));
+    const logs = await call({ connection: "k8s", action: "logs", name: "web-1" });
+    expect(logs.s).toMatchObject({ status: "completed", action: "logs" });
+    expect(String(logs.s["text"])).toContain("[EMAIL]");
+    expect(logs.raw).not.toContain("ana.garcia@example.es");
+  });
+
+  it("apply creates, applies again as a patch, and delete removes", async () => {
+    const manifest = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "default" }, data: { a: "1" } };
+    const created = await call({ connection: "k8s", action: "apply", manifest });
+    expect(created.s).toMatchObject({ status: "completed", httpStatus: 201 });
+    expect(kube.get("configmaps", "default", "settings")?.["data"]).toEqual({ a: "1" });
+    const patched = await call({ connection: "k8s", action: "apply", manifest: { ...manifest, data: { a: "2" } } });
+    expect(patched.s).toMatchObject({ status: "completed", httpStatus: 200 });
+    expect(kube.get("configmaps", "default", "settings")?.["data"]).toEqual({ a: "2" });
+    const del = await call({ connection: "k8s", action: "delete", resource: "configmaps", name: "settings" });
+    expect(del.s).toMatchObject({ status: "completed" });
+    expect(kube.get("configmaps", "default", "settings")).toBeUndefined();
+  });
+
+  it("a denied delete is a denied envelope naming the rule; the namespace stays", async () => {
+    kube.put("namespaces", "", { metadata: { name: "prod" } });
+    const r = await call({ connection: "k8s", action: "delete", resource: "namespaces", name: "prod" });
+    expect(r.isError).toBe(true);
+    expect(r.s).toMatchObject({ status: "denied", code: "GW_POLICY_DENIED", rule: "no-ns-delete" });
+    expect(kube.get("namespaces", "", "prod")).toBeDefined();
+  });
+
+  it("a missing object is failed with the cluster's reason; bad names are refused before sending", async () => {
+    const r = await call({ connection: "k8s", action: "get", resource: "pods", name: "nope" });
+    expect(r.s).toMatchObject({ status: "failed", code: "NotFound" });
+    const bad = await call({ connection: "k8s", action: "get", resource: "pods", name: "../../secrets/db" });
+    expect(bad.s).toMatchObject({ status: "failed", code: "GW_BAD_REQUEST" });
+  });
+});
