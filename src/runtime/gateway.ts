@@ -2,6 +2,9 @@
  * The composition root: config → wiring → listeners. Everything long-lived is created here,
  * explicitly (no registration by import side effects), and closed here in reverse order:
  * stop accepting, drain sessions, flush recordings, then close the audit log and the store.
+ *
+ * Over 500 lines: the one place that wires everything, in start-up order. The per-engine set-up
+ * is the part that would stand alone (an engine registry); not split yet (said in the closing note).
  */
 import { mkdir } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";

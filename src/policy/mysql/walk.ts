@@ -13,6 +13,9 @@
  * libraries), OS-command UDFs (sys_exec, …), tables of engines that reach files or other servers
  * (CONNECT, FEDERATED, SPIDER), and client character sets whose multi-byte characters can hide
  * a quote or backslash (gbk, big5, sjis, cp932, gb18030).
+ *
+ * Longer than ~500 lines on purpose: one walk over the parse tree whose statement families share
+ * the scope stack (tables in scope, outer queries); split per family, every file would need it.
  */
 import type { ColumnAccess, QualifiedName, StatementFacts } from "../sql/facts.js";
 import { find, isRule, kids, nameParts, ruleName, stringValue, tokens, unquote } from "./names.js";

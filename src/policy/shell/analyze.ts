@@ -6,6 +6,10 @@
  * Two parsers: `sh-syntax` (mvdan/sh, WASM) decides whether the text is valid bash at all
  * (what it rejects is refused); ./parse.ts extracts the commands. What either cannot follow,
  * and what cannot be known before it runs, lands in `unknowable` (the policy fails closed).
+ *
+ * Longer than ~500 lines on purpose: one recursive analysis (a command's words, its wrappers,
+ * `sh -c` strings and substitutions feed back into each other); the parser (./parse.ts,
+ * ./words.ts) and the wrapper table (./wrappers.ts) are already apart.
  */
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";

@@ -11,6 +11,9 @@
  * Where the mapping from outputs to the result's fields is not known (a `*` in the output list,
  * a statement that is not a query), `outputs` is absent and the caller falls back to `reads`:
  * every column the statement reads anywhere. A walk over its bound reads "anything".
+ *
+ * Longer than ~500 lines on purpose: one recursive walk over PostgreSQL's query tree (FROM
+ * levels, CTEs, subqueries, set operations, RETURNING); its cases share the scope it carries.
  */
 import type { SourceColumn, StatementLineage } from "../../core/decision.js";
 import { asNode, isObj, list, nodeOf, obj, str, stringValue, type Obj } from "./ast.js";

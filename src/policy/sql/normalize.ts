@@ -24,6 +24,9 @@
  *
  * Longer than ~500 lines because the lexer and the cache keyed by it are one invariant (the key
  * must mean "same parse tree"); shared lexical pieces live in lexical.ts.
+ *
+ * Longer than ~500 lines on purpose: one lexer, which must follow scan.l's token rules as a
+ * whole (a string, a comment and a dollar quote end each other's scans).
  */
 import { classify, classifyDetailed, classifyDetailedWith, type DetailedClassification } from "./classify.js";
 import type { Classification } from "./facts.js";
