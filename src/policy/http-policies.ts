@@ -16,6 +16,7 @@
  * whole, `detectors` run over every string leaf of JSON bodies, text bodies and SSE events; a
  * `columns` entry `header:NAME` masks a response header (e.g. `header:set-cookie`).
  */
+import { policyHold } from "./holds.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { HttpRequestEvent, JudgedEvent, JudgedKind } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
@@ -23,7 +24,6 @@ import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
 import { bodyPredicateHolds, compileHttpMatch, nameValueHolds, stripTrailingSlash, type CompiledHttpMatch } from "./http-match.js";
-import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 
 export const HTTP_KINDS: readonly JudgedKind[] = ["http.request"];
 
@@ -138,20 +138,9 @@ export class HttpSessionPolicies implements SessionEvaluator {
   }
 
   #hold(p: HttpPolicy, e: HttpRequestEvent, allow: AllowDecision): HoldDecision {
-    const grant = p.config.action === "require_grant";
-    return {
-      type: "hold",
-      need: grant ? "grant" : "approval",
-      rule: p.name,
-      message: p.config.message ?? `${e.method} ${e.path} needs ${grant ? "an active access grant" : "approval"} (rule ${p.name})`,
-      approvers: p.config.approvers ?? [],
-      minApprovals: p.config.minApprovals ?? 1,
-      timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
-      mode: p.config.mode ?? "wait",
-      allow: { ...allow, rule: p.name },
-      summary: { operations: [e.method], relations: [e.path] },
-    };
+    return policyHold(p, allow, `${e.method} ${e.path}`, { operations: [e.method], relations: [e.path] });
   }
+
 }
 
 function describeOpaque(reason: "too_large" | "not_json" | "invalid_json" | "encoded"): string {

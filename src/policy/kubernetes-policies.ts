@@ -26,13 +26,13 @@
  * `columns`, JSON paths are masked whole; with neither, the values of Secrets' `data` and
  * `stringData` are masked whole (`mask` with `resources: [secrets]`: "hide their data").
  */
+import { policyHold } from "./holds.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, K8sRequestEvent, K8sVerb } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
-import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 
 export const K8S_KINDS: readonly JudgedKind[] = ["k8s.request"];
 
@@ -181,18 +181,7 @@ export class K8sSessionPolicies implements SessionEvaluator {
   }
 
   #hold(p: K8sPolicy, e: K8sRequestEvent, allow: AllowDecision): HoldDecision {
-    const grant = p.config.action === "require_grant";
-    return {
-      type: "hold",
-      need: grant ? "grant" : "approval",
-      rule: p.name,
-      message: p.config.message ?? `${e.text} needs ${grant ? "an active access grant" : "approval"} (rule ${p.name})`,
-      approvers: p.config.approvers ?? [],
-      minApprovals: p.config.minApprovals ?? 1,
-      timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
-      mode: p.config.mode ?? "wait",
-      allow: { ...allow, rule: p.name },
-      summary: { operations: [e.verb], relations: [e.namespace === "" ? e.resource : `${e.namespace}/${e.resource}${e.name === "" ? "" : `/${e.name}`}`] },
-    };
+    return policyHold(p, allow, e.text, { operations: [e.verb], relations: [e.namespace === "" ? e.resource : `${e.namespace}/${e.resource}${e.name === "" ? "" : `/${e.name}`}`] });
   }
+
 }

@@ -18,6 +18,7 @@
  * is allowed (or held) and refused with the window's size once full. They are kept in memory
  * per gateway.
  */
+import { policyHold } from "./holds.js";
 import { connectionMap, type Connection, type ConnectionSource, type McpRateLimit } from "../core/connection.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, McpCallEvent } from "../core/events.js";
@@ -26,7 +27,6 @@ import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
 import { compileMcpMatch, mcpMatchHolds, type CompiledMcpMatch } from "./mcp-match.js";
-import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 
 export const MCP_KINDS: readonly JudgedKind[] = ["mcp.call"];
 
@@ -179,18 +179,7 @@ export class McpSessionPolicies implements SessionEvaluator {
   }
 
   #hold(p: McpPolicy, e: McpCallEvent, allow: AllowDecision): HoldDecision {
-    const grant = p.config.action === "require_grant";
-    return {
-      type: "hold",
-      need: grant ? "grant" : "approval",
-      rule: p.name,
-      message: p.config.message ?? `tool ${e.tool} needs ${grant ? "an active access grant" : "approval"} (rule ${p.name})`,
-      approvers: p.config.approvers ?? [],
-      minApprovals: p.config.minApprovals ?? 1,
-      timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
-      mode: p.config.mode ?? "wait",
-      allow: { ...allow, rule: p.name },
-      summary: { operations: [e.method], relations: [e.tool] },
-    };
+    return policyHold(p, allow, `tool ${e.tool}`, { operations: [e.method], relations: [e.tool] });
   }
+
 }

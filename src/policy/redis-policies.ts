@@ -25,13 +25,13 @@
  * A key rule must not be escaped by moving the data: a writing command that touches a key it
  * covers and a key it does not (RENAME, COPY, SORT … STORE, SUNIONSTORE, …) is refused.
  */
+import { policyHold } from "./holds.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, RedisCommandEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
-import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 
 export const REDIS_KINDS: readonly JudgedKind[] = ["redis.command"];
 
@@ -195,18 +195,7 @@ export class RedisSessionPolicies implements SessionEvaluator {
 
   #hold(p: RedisPolicy, e: RedisCommandEvent, allow: AllowDecision): HoldDecision {
     const name = e.command.split("|")[0] ?? e.command;
-    const grant = p.config.action === "require_grant";
-    return {
-      type: "hold",
-      need: grant ? "grant" : "approval",
-      rule: p.name,
-      message: p.config.message ?? `${name.toUpperCase()} needs ${grant ? "an active access grant" : "approval"} (rule ${p.name})`,
-      approvers: p.config.approvers ?? [],
-      minApprovals: p.config.minApprovals ?? 1,
-      timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
-      mode: p.config.mode ?? "wait",
-      allow: { ...allow, rule: p.name },
-      summary: { operations: [e.command], relations: e.keys.slice(0, 20) },
-    };
+    return policyHold(p, allow, name.toUpperCase(), { operations: [e.command], relations: e.keys.slice(0, 20) });
   }
+
 }

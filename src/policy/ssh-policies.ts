@@ -20,6 +20,7 @@
  * Forwarding (direct-tcpip, `ssh -L`) is refused unless an `allow` policy with
  * `match.forwardTo` (host:port globs) matches before any deny does.
  */
+import { policyHold } from "./holds.js";
 import { RE2JS } from "re2js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import { GatewayError } from "../core/errors.js";
@@ -28,7 +29,6 @@ import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
-import { DEFAULT_APPROVAL_TIMEOUT_MS } from "./policies.js";
 import { analyzeShell, type ShellCommand } from "./shell/analyze.js";
 
 
@@ -196,27 +196,18 @@ export class SshSessionPolicies implements SessionEvaluator {
     }
     if (held !== undefined) {
       const programs = [...new Set(commands.map((c) => c.name))].slice(0, 20);
-      return this.#hold(held.policy, `${held.program} needs ${held.policy.config.action === "require_grant" ? "an active access grant" : "approval"} (rule ${held.policy.name})`, programs);
+      return this.#hold(held.policy, held.program, programs);
     }
     return allowedBy === undefined ? this.#allow : { ...this.#allow, rule: allowedBy };
   }
 
   /** A require_approval / require_grant policy matched: the pipeline turns this into allow or deny (src/approvals). */
-  #hold(p: SshPolicy, fallback: string, programs: readonly string[]): HoldDecision {
-    return {
-      type: "hold",
-      need: p.config.action === "require_grant" ? "grant" : "approval",
-      rule: p.name,
-      message: p.config.message ?? fallback,
-      approvers: p.config.approvers ?? [],
-      minApprovals: p.config.minApprovals ?? 1,
-      timeoutMs: p.config.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
-      mode: p.config.mode ?? "wait",
-      allow: { ...this.#allow, rule: p.name },
-      // Shown to approvers: the programs the command runs (SSH has no relations).
-      summary: { operations: [...programs], relations: [] },
-    };
+  /** `what` names what is held ("rm", "forwarding to db:5432") in the default message. */
+  #hold(p: SshPolicy, what: string, programs: readonly string[]): HoldDecision {
+    // Shown to approvers: the programs the command runs (SSH has no relations).
+    return policyHold(p, this.#allow, what, { operations: [...programs], relations: [] });
   }
+
 
   #judgeForward(host: string, port: number): Verdict {
     const target = `${host}:${port}`;
@@ -227,7 +218,7 @@ export class SshSessionPolicies implements SessionEvaluator {
         return { type: "allow", rule: p.name };
       }
       if (p.config.action === "require_approval" || p.config.action === "require_grant") {
-        return this.#hold(p, `forwarding to ${target} needs ${p.config.action === "require_grant" ? "an active access grant" : "approval"} (rule ${p.name})`, [`forward ${target}`]);
+        return this.#hold(p, `forwarding to ${target}`, [`forward ${target}`]);
       }
       return deny("GW_POLICY_DENIED", p.config.message ?? `forwarding to ${target} is not allowed (rule ${p.name})`, p.name);
     }
