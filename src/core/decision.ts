@@ -69,6 +69,24 @@ export interface StatementLineage {
   readonly outputs?: readonly (readonly SourceColumn[])[];
   /** Every column the statement reads anywhere: what an output of unknown lineage may carry. */
   readonly reads: readonly SourceColumn[];
+  /** The output columns' names, aligned with `outputs` (MySQL: a view's columns by name). */
+  readonly names?: readonly (string | undefined)[];
+  /**
+   * MySQL/MariaDB: relations whose columns a result field may name as its origin (org_table,
+   * org_name) although they are not tables: derived tables, CTEs and views, with the base
+   * columns behind each of their columns (src/policy/mysql/lineage.ts).
+   */
+  readonly derived?: readonly DerivedRelation[];
+}
+
+/** A derived table, CTE or view: its columns' sources (`all`: every source of any of its columns). */
+export interface DerivedRelation {
+  /** Absent for derived tables and CTEs (named by alias in the statement). */
+  readonly schema?: string;
+  readonly name: string;
+  /** Column name (lower case) → sources. A column not listed may carry any of `all`. */
+  readonly columns: Readonly<Record<string, readonly SourceColumn[]>>;
+  readonly all: readonly SourceColumn[];
 }
 
 export type MaskStrategyName = "redact" | "partial" | "hash" | "null";

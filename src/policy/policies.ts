@@ -72,7 +72,10 @@ export class PolicyEvaluator implements Evaluator {
     const connection = this.#connections.get(session.connection);
     // The dialect follows the target: a MySQL connection's statements are MySQL's, whatever the client speaks.
     const targetType: string = session.targetType;
-    if (targetType === "mysql") return new SessionPolicies(applicable, this.#cache, session, undefined, undefined, this.#sessionOptions, this.#mysql ?? sharedMysqlClassifier());
+    if (targetType === "mysql") {
+      const database = connection?.type === "mysql" ? connection.database : undefined;
+      return new SessionPolicies(applicable, this.#cache, session, undefined, undefined, this.#sessionOptions, this.#mysql ?? sharedMysqlClassifier(), database);
+    }
     return new SessionPolicies(applicable, this.#cache, session, connection?.type === "postgres" ? connection.user : undefined, this.#viewResolver, this.#sessionOptions);
   }
 }

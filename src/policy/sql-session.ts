@@ -33,6 +33,7 @@ import {
 } from "./sql-policy.js";
 import type { Relatives, ViewResolver } from "./view-resolver.js";
 import type { MysqlClassifier } from "./mysql/classify.js";
+import { MysqlSessionLineage, type MysqlObjectSource } from "./mysql/lineage.js";
 import { whenHolds, type WhenFacts } from "./cel.js";
 
 /** MySQL settings that undo a read-only session (the engine sets SESSION TRANSACTION READ ONLY). */
@@ -91,6 +92,8 @@ export interface SessionPoliciesOptions {
   readonly verdictCache?: boolean;
   /** The facts of a CEL `when:` that are not the statement's (time, budget counters); default: now, none. */
   readonly whenContext?: (session: SessionInfo) => { readonly now: Date; readonly budgets: WhenFacts["budgets"] };
+  /** MySQL targets' views and stored functions (column rules see through them: src/policy/mysql/lineage.ts). */
+  readonly mysqlObjects?: MysqlObjectSource;
 }
 
 /** A single SQL PREPARE or EXECUTE: its statement name (lower case, as the target folds it). */
@@ -178,6 +181,8 @@ export class SessionPolicies implements SessionEvaluator {
   readonly #mysql: MysqlClassifier | undefined;
   /** The MySQL session changed sql_mode: every reading of later texts must parse. */
   #sqlModeChanged = false;
+  /** MySQL: views, stored functions and HANDLER names seen through (src/policy/mysql/lineage.ts). */
+  readonly #mysqlLineage: MysqlSessionLineage | undefined;
 
   constructor(
     policies: readonly CompiledPolicy[],
@@ -187,6 +192,7 @@ export class SessionPolicies implements SessionEvaluator {
     viewResolver?: ViewResolver,
     options: SessionPoliciesOptions = {},
     mysql?: MysqlClassifier,
+    mysqlDatabase?: string,
   ) {
     this.#session = session;
     this.#whenContext = options.whenContext;
@@ -197,6 +203,9 @@ export class SessionPolicies implements SessionEvaluator {
         : { byText: new Map(), byShape: policies.some((p) => p.match?.statementRegex !== undefined) ? undefined : new WeakMap() };
     this.#policies = policies;
     this.#mysql = mysql;
+    // The target's views and functions matter only to rules on columns or relations.
+    const throughObjects = policies.some((p) => (p.config.action === "mask" && (p.config.columns?.length ?? 0) > 0) || p.match?.columns !== undefined || p.match?.relations !== undefined);
+    this.#mysqlLineage = mysql === undefined ? undefined : new MysqlSessionLineage(session.connection, mysqlDatabase, (sql) => mysql.classify(sql), throughObjects ? options.mysqlObjects : undefined);
     if (mysql !== undefined) {
       viewResolver = undefined;
       this.#searchPathUnknown = true;
@@ -310,8 +319,12 @@ export class SessionPolicies implements SessionEvaluator {
     if (mysql !== undefined) {
       // MySQL's grammar, in parser threads too (bounded; never stalls other sessions).
       const classified = mysql.classify(event.sql, { strictModes: this.#sqlModeChanged });
-      if (classified instanceof Promise) return classified.then((c) => this.#classifiedAndChanged(event, c));
-      return this.#classifiedAndChanged(event, classified);
+      const through = (c: Classification): Answer => {
+        const seen = this.#mysqlLineage?.apply(c) ?? c;
+        return seen instanceof Promise ? seen.then((x) => this.#classifiedAndChanged(event, x)) : this.#classifiedAndChanged(event, seen);
+      };
+      if (classified instanceof Promise) return classified.then(through);
+      return through(classified);
     }
     const verdicts = this.#verdicts;
     if (verdicts === undefined) {

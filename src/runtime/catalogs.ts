@@ -13,10 +13,14 @@ import { PgCatalog, type InheritanceInfo, type ViewColumns } from "../protocols/
 import { PgPreviewer } from "../protocols/postgres/preview.js";
 import type { RuleMasker } from "../protocols/postgres/result-masking.js";
 import type { MaskRule } from "../core/decision.js";
+import type { MysqlConnection } from "../core/connection.js";
+import type { MysqlObjectSource } from "../policy/mysql/lineage.js";
+import { MysqlCatalog } from "../protocols/mysql/catalog.js";
 
 export class Catalogs {
   readonly #catalogs = new Map<string, PgCatalog>();
   readonly #previewers = new Map<string, PgPreviewer>();
+  readonly #mysql = new Map<string, MysqlCatalog>();
   /** Every connection (a live map when the console registers some); PostgreSQL ones have catalogs. */
   readonly #connections: ReadonlyMap<string, Connection>;
   readonly #deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number };
@@ -49,6 +53,29 @@ export class Catalogs {
       this.#catalogs.set(connection.name, c);
     }
     return c;
+  }
+
+  /** MySQL/MariaDB views and stored functions, for column rules through them (src/policy/mysql/lineage.ts). */
+  mysqlObjects(): MysqlObjectSource {
+    const catalogOf = (name: string): MysqlCatalog | undefined => {
+      const conn = this.#connections.get(name);
+      if (conn === undefined || conn.type !== "mysql") return undefined;
+      let c = this.#mysql.get(name);
+      if (c === undefined) {
+        c = this.#mysqlCatalog(conn);
+        this.#mysql.set(name, c);
+      }
+      return c;
+    };
+    return {
+      objects: (connection, databases) => catalogOf(connection)?.objects(databases) ?? { views: new Map(), functions: new Map() },
+      invalidate: (connection) => catalogOf(connection)?.invalidate(),
+    };
+  }
+
+  #mysqlCatalog(connection: MysqlConnection): MysqlCatalog {
+    const d = this.#deps;
+    return new MysqlCatalog(connection, { dialer: d.dialer, resolveSecret: d.resolveSecret, timeoutMs: d.timeoutMs, limits: { maxPayload: Math.max(d.maxMessageBytes, 1 << 20) } });
   }
 
   /** Column guards through views, attribute notation and search_path defaults, answered from each connection's catalog. */

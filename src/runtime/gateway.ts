@@ -342,9 +342,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     // Policy evaluators are rebuilt when console policies change (runtime/live-policies.ts):
     // new sessions open the new ones, running sessions keep theirs.
     const viewResolver = catalogs.viewResolver();
+    const mysqlObjects = catalogs.mysqlObjects();
     const policyEvaluatorsFor = (policies: readonly PolicyConfig[]): Evaluator[] => [
       new PolicyEvaluator(policies, liveConnections.map, classifications, viewResolver, {
         whenContext: (s) => ({ now: new Date(), budgets: budgetLedger.factsFor(s) }),
+        mysqlObjects,
       }),
       new SshPolicyEvaluator(policies),
       new RedisPolicyEvaluator(policies),

@@ -17,6 +17,7 @@
  * Longer than ~500 lines on purpose: one walk over the parse tree whose statement families share
  * the scope stack (tables in scope, outer queries); split per family, every file would need it.
  */
+import type { DerivedRelation, SourceColumn, StatementLineage } from "../../core/decision.js";
 import type { ColumnAccess, QualifiedName, StatementFacts } from "../sql/facts.js";
 import { find, isRule, kids, nameParts, ruleName, stringValue, tokens, unquote } from "./names.js";
 import type { MysqlNode, MysqlRule } from "./tree.mjs";
@@ -223,6 +224,18 @@ interface Scope {
 
 type Role = "read" | "write";
 
+/** One output column of a query block: its name (lower case, when known) and what it reads. */
+interface Output {
+  readonly name: string | undefined;
+  readonly sources: readonly ColumnAccess[];
+}
+
+/** A derived table or CTE of the statement: its columns' reads, and everything it reads. */
+interface Derived {
+  readonly columns: Map<string, ColumnAccess[]>;
+  readonly all: readonly ColumnAccess[];
+}
+
 function snake(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
 }
@@ -266,6 +279,13 @@ class Facts {
   switchesDatabase: string | undefined;
   embedded: EmbeddedStatement | undefined;
   literalDependent = false;
+  handler: StatementFacts["handler"];
+  /** Open collectors: each read column access is added to every one (lineage of an output, a derived table). */
+  readonly collectors: ColumnAccess[][] = [];
+  /** The outputs of each query block visited ("star": a `*` makes them unknown). */
+  readonly outputs = new Map<MysqlRule, readonly Output[] | "star">();
+  /** Derived tables and CTEs by name (lower case). */
+  readonly derived = new Map<string, Derived>();
   nodes: { left: number };
 
   constructor(budget: { left: number }) {
@@ -282,6 +302,7 @@ class Facts {
 
   column(relation: QualifiedName | undefined, column: string, access: Role): void {
     const c: ColumnAccess = relation === undefined ? { column, access } : { relation, column, access };
+    if (access === "read") for (const sink of this.collectors) sink.push(c);
     this.columns.set(`${relation === undefined ? "" : relKey(relation)}\u0001${column}\u0001${access}`, c);
     // As for relations: the folded table name too (case-insensitive servers).
     if (relation !== undefined) {
@@ -325,6 +346,8 @@ export function walkMysqlStatement(stmt: MysqlRule, budget: { left: number }): W
     ...(f.executes === undefined ? {} : { executes: f.executes }),
     ...(f.settings.size > 0 ? { settings: [...f.settings].sort() } : {}),
     ...(f.switchesDatabase === undefined ? {} : { switchesDatabase: f.switchesDatabase }),
+    ...(f.handler === undefined ? {} : { handler: f.handler }),
+    lineage: statementLineage(stmt, f),
   };
   return { facts, literalDependent: f.literalDependent || f.unknown !== undefined, ...(f.embedded === undefined ? {} : { embedded: f.embedded }) };
 }
@@ -411,7 +434,8 @@ function columnRef(f: Facts, scope: Scope | undefined, parts: readonly string[],
 function star(f: Facts, scope: Scope | undefined, access: Role): void {
   const tables = scope?.tables ?? [];
   if (tables.length === 0) f.column(undefined, "*", access);
-  for (const t of tables) f.column(t.relation, "*", access);
+  // A derived table's (or JSON_TABLE's) columns are what its query or expression read: recorded there.
+  for (const t of tables) if (t.relation !== undefined) f.column(t.relation, "*", access);
 }
 
 /** A user/system variable assignment target: its scope and lower-case name. */
@@ -523,7 +547,7 @@ function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, dep
       if (from !== undefined) scopeTables(from, tables);
       const inner: Scope = { tables, parent: scope };
       for (const c of kids(n)) {
-        if (ruleName(c) === "SelectElements") selectElements(c as MysqlRule, f, inner, depth + 1);
+        if (ruleName(c) === "SelectElements") selectElements(c as MysqlRule, f, inner, depth + 1, n);
         else next(c, "read", inner);
       }
       return;
@@ -534,7 +558,8 @@ function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, dep
     case "TableAllColumns": {
       const parts = nameParts(kids(n).find(isRule) ?? n);
       const rel = resolveQualifier(scope, parts.filter((p) => p !== "*")).relation;
-      f.column(rel, "*", "read");
+      // `d.*` of a derived table: its query's reads are already recorded.
+      if (rel !== undefined) f.column(rel, "*", "read");
       return;
     }
     case "ColumnNameExpressionAtom":
@@ -713,13 +738,47 @@ function visit(n: MysqlNode, f: Facts, role: Role, scope: Scope | undefined, dep
       // column of it, and of any table.
       const target = kids(n).find((c) => ruleName(c) === "TableName");
       const rel = target === undefined ? undefined : relationOf(nameParts(target));
-      if (rel !== undefined) f.column(rel, "*", "read");
+      if (rel !== undefined) {
+        f.column(rel, "*", "read");
+        f.handler = { action: "read", name: rel.name };
+      }
+      // Narrowed by the session when it knows what the name was opened on (StatementFacts.handler).
       f.column(undefined, "*", "read");
       return;
     }
-    case "HandlerOpenStatement":
+    case "HandlerOpenStatement": {
+      all("read");
+      const table = kids(n).find((c) => ruleName(c) === "TableName");
+      const rel = table === undefined ? undefined : relationOf(nameParts(table));
+      const alias = kids(n).find((c) => ruleName(c) === "Uid");
+      const handlerName = alias === undefined ? rel?.name : unquote(tokens(alias).join(""));
+      if (handlerName !== undefined) f.handler = { action: "open", name: handlerName, ...(rel === undefined ? {} : { relation: rel }) };
+      return;
+    }
+    case "HandlerCloseStatement": {
+      const table = kids(n).find((c) => ruleName(c) === "TableName");
+      const rel = table === undefined ? undefined : relationOf(nameParts(table));
+      if (rel !== undefined) f.handler = { action: "close", name: rel.name };
       all("read");
       return;
+    }
+    case "SubqueryTableItem": {
+      const alias = kids(n).find((c) => ruleName(c) === "Uid");
+      derivedQuery(f, alias === undefined ? undefined : unquote(tokens(alias).join("")), kids(n).filter((c) => c !== alias), [], (c) => next(c, "read"));
+      return;
+    }
+    case "CommonTableExpressions": {
+      // name [(col, …)] AS (query) [, next CTE]
+      const ks = kids(n);
+      const as = ks.findIndex((c) => typeof c === "string" && c.toUpperCase() === "AS");
+      const first = ks[0];
+      const cteName = first !== undefined && ruleName(first) === "Uid" ? unquote(tokens(first).join("")) : undefined;
+      const colnames = ks.slice(1, Math.max(as, 1)).filter((c) => ruleName(c) === "Uid").map((c) => unquote(tokens(c).join("")).toLowerCase());
+      const body = ks.filter((c, i) => i > as && isRule(c) && c[0] !== "CommonTableExpressions");
+      derivedQuery(f, cteName, body, colnames, (c) => next(c, "read"));
+      for (const c of ks) if (ruleName(c) === "CommonTableExpressions") next(c, "read");
+      return;
+    }
     case "LoadDataStatement":
     case "LoadXmlStatement": {
       const local = hasToken(n, "LOCAL");
@@ -782,8 +841,140 @@ function functionCall(n: MysqlRule, f: Facts): void {
   }
 }
 
-function selectElements(n: MysqlRule, f: Facts, scope: Scope, depth: number): void {
-  visit(n, f, "read", scope, depth);
+/** The select list of query block `spec`: visited element by element, each one's reads collected as its output's lineage. */
+function selectElements(n: MysqlRule, f: Facts, scope: Scope, depth: number, spec: MysqlRule): void {
+  const outs: Output[] = [];
+  let star = false;
+  for (const c of kids(n)) {
+    if (!isRule(c)) continue;
+    if (c[0] === "PureAllColumns" || c[0] === "SelectElement_star") star = true;
+    const sink: ColumnAccess[] = [];
+    f.collectors.push(sink);
+    try {
+      visit(c, f, "read", scope, depth + 1, "SelectElements");
+    } finally {
+      f.collectors.pop();
+    }
+    outs.push({ name: elementName(c), sources: sink });
+  }
+  f.outputs.set(spec, star ? "star" : outs);
+}
+
+/** The name a select element's column gets: its alias, else a column reference's column (lower case). */
+function elementName(n: MysqlRule): string | undefined {
+  // SelectElement_x → [inner, ["AS"], alias Uid]
+  const own = kids(n);
+  const last = own[own.length - 1];
+  if (own.length > 1 && ruleName(last) === "Uid" && last !== undefined) return unquote(tokens(last).join("")).toLowerCase();
+  const inner = own.find(isRule);
+  if (inner === undefined) return undefined;
+  if (inner[0] === "SelectLiteralColumnName") {
+    const col = kids(inner).find((c) => ruleName(c) === "ColumnName");
+    const parts = col === undefined ? [] : nameParts(col);
+    return parts[parts.length - 1]?.toLowerCase();
+  }
+  return undefined;
+}
+
+/** Where a query's own blocks end: nested queries whose outputs are not the query's. */
+const SPEC_STOPS: ReadonlySet<string> = new Set(["SubqueryTableItem", "SubqueryExpressionAtom", "ExistsExpressionAtom", "InPredicate", "WithClause", "CommonTableExpressions", "TableJson"]);
+
+/** The query blocks whose rows a query returns (one, or the branches of a UNION / INTERSECT / EXCEPT). */
+function topSpecs(n: MysqlNode, out: MysqlRule[] = []): MysqlRule[] {
+  if (!isRule(n) || SPEC_STOPS.has(n[0])) return out;
+  if (QUERY_BLOCKS.has(n[0])) out.push(n);
+  for (const c of kids(n)) topSpecs(c, out);
+  return out;
+}
+
+/** The outputs of a query (its blocks' outputs by position; names from the first), undefined when unknown. */
+function queryOutputs(f: Facts, n: MysqlNode): Output[] | undefined {
+  const specs = topSpecs(n).map((s) => f.outputs.get(s));
+  const first = specs[0];
+  if (first === undefined || first === "star") return undefined;
+  const out = first.map((o) => ({ name: o.name, sources: [...o.sources] }));
+  for (const s of specs.slice(1)) {
+    if (s === undefined || s === "star" || s.length !== out.length) return undefined;
+    s.forEach((o, i) => out[i]?.sources.push(...o.sources));
+  }
+  return out;
+}
+
+/** Visits a derived table's or CTE's query, collecting what it reads, and registers it under `name`. */
+function derivedQuery(f: Facts, name: string | undefined, body: readonly MysqlNode[], colnames: readonly string[], walk: (c: MysqlNode) => void): void {
+  const sink: ColumnAccess[] = [];
+  f.collectors.push(sink);
+  try {
+    for (const c of body) walk(c);
+  } finally {
+    f.collectors.pop();
+  }
+  if (name === undefined) return;
+  const columns = new Map<string, ColumnAccess[]>();
+  const outs = body.map((b) => queryOutputs(f, b)).find((o) => o !== undefined);
+  outs?.forEach((o, i) => {
+    const col = colnames[i] ?? o.name;
+    if (col !== undefined) columns.set(col, [...(columns.get(col) ?? []), ...o.sources]);
+  });
+  const key = name.toLowerCase();
+  const prior = f.derived.get(key);
+  f.derived.set(key, prior === undefined ? { columns, all: sink } : { columns: new Map(), all: [...prior.all, ...sink] });
+}
+
+function sourceOf(c: ColumnAccess): SourceColumn {
+  const r = c.relation;
+  if (r === undefined) return { column: c.column };
+  return r.schema === undefined ? { relation: r.name, column: c.column } : { schema: r.schema, relation: r.name, column: c.column };
+}
+
+function dedupeSources(s: readonly SourceColumn[]): SourceColumn[] {
+  const seen = new Map<string, SourceColumn>();
+  for (const c of s) seen.set(`${c.schema ?? ""}\u0000${c.relation ?? ""}\u0000${c.column}`, c);
+  return [...seen.values()];
+}
+
+/** Most rounds spent replacing a derived relation's references to other derived relations (CTEs over CTEs, recursion). */
+const DERIVED_ROUNDS = 8;
+
+/**
+ * Sources behind one derived relation's columns: a source naming another derived relation of
+ * the statement (a CTE read by a later one, a recursive CTE reading itself) is replaced by
+ * that relation's sources, a few rounds deep; what is left is kept as well (over-approximation).
+ */
+function expandDerived(derived: ReadonlyMap<string, Derived>): DerivedRelation[] {
+  const table = new Map<string, { columns: Map<string, SourceColumn[]>; all: SourceColumn[] }>();
+  for (const [name, d] of derived) {
+    table.set(name, { columns: new Map([...d.columns].map(([k, v]) => [k, v.map(sourceOf)])), all: d.all.map(sourceOf) });
+  }
+  const expand = (s: readonly SourceColumn[]): SourceColumn[] => {
+    const out: SourceColumn[] = [...s];
+    for (const c of s) {
+      if (c.schema !== undefined || c.relation === undefined) continue;
+      const d = table.get(c.relation.toLowerCase());
+      if (d === undefined) continue;
+      out.push(...(c.column === "*" ? d.all : (d.columns.get(c.column) ?? d.all)));
+    }
+    return dedupeSources(out);
+  };
+  for (let round = 0; round < DERIVED_ROUNDS; round++) {
+    for (const d of table.values()) {
+      for (const [k, v] of d.columns) d.columns.set(k, expand(v));
+      d.all = expand(d.all);
+    }
+  }
+  return [...table].map(([name, d]) => ({ name, columns: Object.fromEntries(d.columns), all: d.all }));
+}
+
+/** The statement's lineage: what it reads, its outputs when known, and its derived tables and CTEs. */
+function statementLineage(stmt: MysqlRule, f: Facts): StatementLineage {
+  const reads = dedupeSources([...f.columns.values()].filter((c) => c.access === "read").map(sourceOf));
+  const outs = queryOutputs(f, stmt);
+  const derived = f.derived.size === 0 ? undefined : expandDerived(f.derived);
+  return {
+    reads,
+    ...(outs === undefined ? {} : { outputs: outs.map((o) => dedupeSources(o.sources.map(sourceOf))), names: outs.map((o) => o.name) }),
+    ...(derived === undefined ? {} : { derived }),
+  };
 }
 
 function updatedElement(n: MysqlRule, f: Facts, scope: Scope, depth: number): void {

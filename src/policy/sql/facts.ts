@@ -139,6 +139,12 @@ export interface StatementFacts {
   readonly inherits?: readonly { readonly parent: QualifiedName; readonly child: QualifiedName }[];
   /** MySQL `USE db`: the database unqualified names resolve to from now on (src/policy/mysql). */
   readonly switchesDatabase?: string;
+  /**
+   * MySQL HANDLER statements: the name a handler is opened under (`HANDLER t OPEN AS h`: h, of
+   * table t), read or closed. A read of a name the session did not open is a read of any
+   * table (the caller tracks names, src/policy/sql-session.ts).
+   */
+  readonly handler?: { readonly action: "open" | "read" | "close"; readonly name: string; readonly relation?: QualifiedName };
 }
 
 /** A qualified reference `t.x` that is a column of t, or else the call `x(t)`. */

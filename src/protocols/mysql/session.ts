@@ -24,7 +24,7 @@
  */
 import type { Logger } from "pino";
 import type { MysqlConnection } from "../../core/connection.js";
-import type { AllowDecision, DenyDecision, MaskRule, ResultPlan } from "../../core/decision.js";
+import type { AllowDecision, DenyDecision, DerivedRelation, MaskRule, ResultPlan, SourceColumn } from "../../core/decision.js";
 import type { DeferredHold } from "../../core/events.js";
 import { gatewayText } from "../../core/engine.js";
 import { GatewayError, type ErrorCode } from "../../core/errors.js";
@@ -518,10 +518,14 @@ export class MysqlSession {
     // CREATE TABLE of a table with a covered column must come through.)
     const covering = plan?.redactEchoes === true && (sql === undefined || !isMetadataStatement(sql)) ? rules.find((r) => r.columns.length > 0) : undefined;
     const union = covering !== undefined && sql !== undefined && hasUnion(sql);
+    // A field whose origin is a derived table, CTE or view (MariaDB names those, not their base
+    // tables) carries the base columns behind that column (src/policy/mysql/lineage.ts).
+    const derived = (plan?.lineage ?? []).flatMap((l) => l?.derived ?? []);
     const out = cols.map((c): ColumnMask | undefined => {
       const origin = c.orgTable !== "" && c.orgName !== "";
       if (covering !== undefined && (!origin || union)) return { whole: this.#o.maskerFor(covering) };
-      const field = origin ? { name: c.name, relation: { schema: c.schema, name: c.orgTable }, column: c.orgName } : { name: c.name };
+      const from = origin ? derivedSources(derived, c.schema, c.orgTable, c.orgName) : undefined;
+      const field = origin ? { name: c.name, relation: { schema: c.schema, name: c.orgTable }, column: c.orgName, ...(from === undefined ? {} : { derivedFrom: from }) } : { name: c.name };
       const r = rulesForField(field, rules);
       switch (r.kind) {
         case "keep":
@@ -757,6 +761,22 @@ export class MysqlSession {
       durationMs: Date.now() - work.started,
     });
   }
+}
+
+/** The sources behind column `column` of relation `table` when the statement's lineage names it a derived relation (case-insensitively: over-matching only masks more). */
+function derivedSources(derived: readonly DerivedRelation[], schema: string, table: string, column: string): SourceColumn[] | undefined {
+  if (derived.length === 0) return undefined;
+  const t = table.toLowerCase();
+  const s = schema.toLowerCase();
+  const col = column.toLowerCase();
+  let out: SourceColumn[] | undefined;
+  for (const d of derived) {
+    // A view's field may name no database (a column computed in the view): any view of that name.
+    if (d.name.toLowerCase() !== t || (d.schema !== undefined && s !== "" && d.schema.toLowerCase() !== s)) continue;
+    out ??= [];
+    out.push(...(Object.hasOwn(d.columns, col) ? (d.columns[col] ?? d.all) : d.all));
+  }
+  return out;
 }
 
 /** How one column's values are masked: whole (a column rule) or by content (detectors). */
