@@ -236,3 +236,15 @@ describe("classifyMysql: fails closed", () => {
     expect(await classifyMysql("-- nothing\n/* at all */")).toEqual({ ok: true, statements: [] });
   }, T);
 });
+
+describe("classifyMysql: MariaDB's own statements", () => {
+  it("reads SHOW PACKAGE [BODY] STATUS (mariadb-dump --routines) as routine metadata", async () => {
+    for (const sql of ["SHOW PACKAGE STATUS WHERE Db = 'shop'", "show package body status like 'x%'"]) {
+      const f = await one(sql);
+      expect(f.operations).toContain("show");
+      expect(f.unknownEffects).toBeUndefined();
+    }
+    // Only as the statement's own words: a string that says so is not rewritten into one.
+    expect((await classifyMysql("SELECT 'SHOW PACKAGE STATUS'")).ok).toBe(true);
+  }, T);
+});

@@ -79,17 +79,30 @@ function withoutPlaceholders(parserText: string, skeleton: string): string {
   return out;
 }
 
+/**
+ * MariaDB's `SHOW PACKAGE [BODY] STATUS …` (Oracle-mode packages; mariadb-dump --routines asks
+ * it) is outside the MySQL grammar: it is read as `SHOW PROCEDURE STATUS …`, the same shape and
+ * the same kind of answer (routine metadata).
+ */
+function packageStatus(text: string, skeleton: string): string {
+  const m = /^(\s*show\s+)(package\s+body|package)(\s+status)(?![\w$])/i.exec(skeleton);
+  if (m === null || text.length !== skeleton.length) return text;
+  const head = m[1] ?? "";
+  const word = m[2] ?? "";
+  return `${text.slice(0, head.length)}PROCEDURE${text.slice(head.length + word.length)}`;
+}
+
 /** Readings of `sql` to classify: the default one first, then those the sql_mode flags make different. */
 function readings(sql: string): { mode: LexMode; text: string; skeleton: string }[] | DetailedMysqlClassification {
   const first = lexMysql(sql, DEFAULT_LEX_MODE);
   if (!first.ok) return refused(first.error, first.offset + 1);
-  const out = [{ mode: DEFAULT_LEX_MODE, text: withoutPlaceholders(first.parserText, first.skeleton), skeleton: first.skeleton }];
+  const out = [{ mode: DEFAULT_LEX_MODE, text: packageStatus(withoutPlaceholders(first.parserText, first.skeleton), first.skeleton), skeleton: first.skeleton }];
   if (!first.modeSensitive) return out;
   for (const mode of ALL_MODES.slice(1)) {
     const r = lexMysql(sql, mode);
     // Unreadable under this mode: a server in it refuses the text (unterminated literal).
     if (!r.ok) continue;
-    const text = withoutPlaceholders(r.parserText, r.skeleton);
+    const text = packageStatus(withoutPlaceholders(r.parserText, r.skeleton), r.skeleton);
     if (out.some((o) => o.text === text)) continue;
     out.push({ mode, text, skeleton: r.skeleton });
   }

@@ -54,6 +54,9 @@ interface Resolved {
 
 const ANY: Resolved = { columns: {}, all: [ANY_COLUMN] };
 
+/** Operations of statements that answer with metadata only. */
+const METADATA = /^(show|show_.*|describe)$/;
+
 /** Operations after which the catalog's views and routines may have changed. */
 const CATALOG_CHANGES = /^(create|alter|drop)_(view|function|procedure|database|schema|table)$|^rename/;
 
@@ -245,6 +248,9 @@ export class MysqlSessionLineage {
   }
 
   async #through(f: StatementFacts, resolver: Resolver): Promise<StatementFacts> {
+    // SHOW / DESCRIBE answer with metadata (SHOW CREATE VIEW of a view over a guarded column is
+    // how mariadb-dump saves it), never the rows behind a view.
+    if (f.operations.length > 0 && f.operations.every((op) => METADATA.test(op))) return f;
     const dbs = [...this.#databases];
     const derived: DerivedRelation[] = [];
     const reads: SourceColumn[] = [];
