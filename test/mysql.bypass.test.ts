@@ -442,6 +442,23 @@ describe("MySQL bypass attempts through the wire", () => {
     }
   });
 
+  it("a view the session creates is seen at once (its DDL drops the gateway's cached catalog)", async () => {
+    const c = await connect({ database: "shopmask" });
+    try {
+      // Warm the catalog cache first, so the new view is not in it.
+      await c.query("SELECT card_number FROM cards_v WHERE id = 1");
+      await c.query("CREATE VIEW fresh_v AS SELECT id, card_number AS k FROM customers");
+      const [rows] = await c.query("SELECT id, k FROM fresh_v WHERE id = 1");
+      expect(rows).toMatchObject([{ id: 1 }]);
+      expect(JSON.stringify(rows)).not.toContain(CARD);
+      await c.query("CREATE OR REPLACE VIEW fresh_v AS SELECT id, name AS k FROM customers");
+      const [plain] = await c.query("SELECT k FROM fresh_v WHERE id = 1");
+      expect(plain).toEqual([{ k: "Ada" }]);
+    } finally {
+      await c.end();
+    }
+  });
+
   it("mariadb-dump of a whole database with views and stored functions works, its rows masked", async () => {
     // (users is left out: the no-passwords rule refuses reading its password column.)
     const r = await runProcess(
