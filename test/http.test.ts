@@ -122,7 +122,23 @@ describe("HTTP engine", () => {
     expect(body.error.message).toMatch(/^airlock: the admin API is off limits/);
     const del = await fetch(`${base}/api/users/1`, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
     expect(del.status).toBe(403);
+    expect(del.headers.get("x-airlock-refusal")).toBe("GW_POLICY_DENIED");
     expect(up.seen.some((s) => s.url.startsWith("/admin") || s.method === "DELETE")).toBe(false);
+  });
+
+  it("marks the gateway's refusals with x-airlock-refusal, never the target's own errors", async () => {
+    const token = await gw.mint("agent");
+    const none = await fetch(`${base}/api/users`);
+    expect(none.headers.get("x-airlock-refusal")).toBe("GW_AUTH_MISSING");
+    // The target's 403 passes as the target's (its forged marker dropped), body untouched.
+    const target = await fetch(`${base}/api/forbidden`, { headers: { authorization: `Bearer ${token}` } });
+    expect(target.status).toBe(403);
+    expect(target.headers.get("x-airlock-refusal")).toBeNull();
+    expect(((await target.json()) as { error: { message: string } }).error.message).toBe("not yours");
+    const held = await fetch(`${base}/api/payments`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ amount: 7777 }) });
+    expect(held.status).toBe(202);
+    const heldBody = (await held.json()) as { error: { code: string } };
+    expect(held.headers.get("x-airlock-refusal")).toBe(heldBody.error.code);
   });
 
   it("holds a large payment for approval (async: 202 with the approval id), passes a small one", async () => {

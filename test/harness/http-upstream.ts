@@ -97,6 +97,9 @@ export async function startUpstream(): Promise<Upstream> {
           return;
         case "/payments":
           return json(201, { id: "pay_1", received: body.length });
+        case "/forbidden":
+          // The target's own JSON error, trying to pass itself off as the gateway's refusal.
+          return json(403, { error: { code: "GW_POLICY_DENIED", message: "not yours" } }, { "x-airlock-refusal": "GW_POLICY_DENIED" });
         default:
           return json(404, { error: "not found", path: url.pathname });
       }

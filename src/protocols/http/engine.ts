@@ -17,8 +17,8 @@
  * Refusals: errors.ts.
  */
 import { createHash } from "node:crypto";
-import { createServer as createHttpServer, request as httpRequest, Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse, type ClientRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { createServer as createHttpServer, request as httpRequest, type Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse, type ClientRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -26,7 +26,7 @@ import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { connectionMap, type Connection, type ConnectionSource } from "../../core/connection.js";
 import type { AllowDecision, MaskRule } from "../../core/decision.js";
-import type { Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
+import type { Dialer, Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
 import { GatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
 import type { HttpBodyFacts, JudgedEvent } from "../../core/events.js";
 import type { HttpRequestHead, HttpServedKind, HttpUpstream, PlanMasker, ResponseTransform } from "../../core/http-kind.js";
@@ -36,12 +36,15 @@ import type { SecretRef } from "../../core/secret.js";
 import { MaskChain, jsonPathRules, type RuleMasker } from "../../masking/index.js";
 import { LiveConnections } from "../common/live.js";
 import { JsonMaskTransform, LineMasker, SecretScrubber, Tap, WholeBodyTransform, contentEncodingOf, decoderFor, SCRUBBED } from "./body.js";
-import { renderRefusal, type RenderedRefusal } from "./errors.js";
+import { dialerAgent } from "./dial-agent.js";
+import { REFUSAL_HEADER, renderRefusal, type RenderedRefusal } from "./errors.js";
 import { normalizePath, parseQuery, splitTarget } from "./normalize.js";
 import { OAuthTokens, httpUpstream } from "./upstream.js";
 
 export interface HttpEngineOptions {
   readonly gatekeeper: Gatekeeper;
+  /** How targets are reached: directly, or through a network agent of the connection's `via` group. */
+  readonly dialer: Dialer;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   readonly connections: ConnectionSource;
   /** Target kinds served over this listener besides `http` (Kubernetes): core/http-kind.ts. */
@@ -428,22 +431,12 @@ export class HttpEngine implements ProtocolEngine {
     }
   }
 
+  /** The pooled Agent of a connection's target: its sockets come from the Dialer (dial-agent.ts). */
   #agentFor(c: Connection, up: HttpUpstream): HttpAgent {
-    const https = up.baseUrl.protocol === "https:";
-    const key = `${c.name}|${https ? "s" : ""}`;
+    const key = `${c.name}|${up.baseUrl.origin}`;
     let a = this.#agents.get(key);
     if (a === undefined) {
-      a = https
-        ? new HttpsAgent({
-            keepAlive: true,
-            maxFreeSockets: 16,
-            ...(up.tls?.ca === undefined ? {} : { ca: up.tls.ca }),
-            ...(up.tls?.cert === undefined ? {} : { cert: up.tls.cert }),
-            ...(up.tls?.key === undefined ? {} : { key: up.tls.key }),
-            ...(up.tls?.servername === undefined ? {} : { servername: up.tls.servername }),
-            rejectUnauthorized: up.tls?.rejectUnauthorized ?? true,
-          })
-        : new HttpAgent({ keepAlive: true, maxFreeSockets: 16 });
+      a = dialerAgent(this.#o.dialer, up, c.type === "http" || c.type === "kubernetes" ? c.via : undefined, this.#o.connectTimeoutMs);
       this.#agents.set(key, a);
     }
     return a;
@@ -499,7 +492,8 @@ export class HttpEngine implements ProtocolEngine {
     try {
       upRes = await responded;
     } catch (e) {
-      const ge = new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer", { cause: e });
+      // The Dialer's own refusal (no agent of the group connected, the agent cannot reach the target) is told as it is.
+      const ge = e instanceof GatewayError ? e : new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer", { cause: e });
       this.#log.warn({ err: e, connection: s.connection.name }, "HTTP target request failed");
       s.gate.observe({ type: "upstream.failure", session: s.gate.info, code: ge.code, message: ge.message });
       if (s.connection.type === "http" && s.connection.auth.type === "oauth2ClientCredentials") this.#oauth.invalidate(s.connection.name);
@@ -605,7 +599,8 @@ export class HttpEngine implements ProtocolEngine {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = (raw[i] ?? "").toLowerCase();
       let value = raw[i + 1] ?? "";
-      if (HOP_BY_HOP.has(name) || dropped.has(name)) continue;
+      // A target cannot pass its answer off as the gateway's refusal.
+      if (HOP_BY_HOP.has(name) || dropped.has(name) || name === REFUSAL_HEADER) continue;
       value = SecretScrubber.scrubText(value, up.secrets);
       if (headerRules.includes(name)) {
         value = SCRUBBED;
@@ -655,6 +650,7 @@ export class HttpEngine implements ProtocolEngine {
           rawHeaders: req.rawHeaders,
           mask: this.#planMasker(masks, chain, {}),
           signal: s.gate.signal,
+          agent: this.#agentFor(s.connection, up),
         });
         return;
       }
