@@ -39,6 +39,7 @@ import { JsonMaskTransform, LineMasker, SecretScrubber, Tap, WholeBodyTransform,
 import { dialerAgent } from "./dial-agent.js";
 import { REFUSAL_HEADER, renderRefusal, type RenderedRefusal } from "./errors.js";
 import { normalizePath, parseQuery, splitTarget } from "./normalize.js";
+import { messageEvent, relayWebSocket } from "./websocket.js";
 import { OAuthTokens, httpUpstream } from "./upstream.js";
 
 export interface HttpEngineOptions {
@@ -654,15 +655,57 @@ export class HttpEngine implements ProtocolEngine {
         });
         return;
       }
+      if (p.head.upgrade === "websocket") return await this.#relayWebSocket(req, socket, head, p, up, masks, chain);
       if (masks.length > 0) {
-        // Frames of an upgraded stream are not masked by this engine: refused rather than passed unmasked.
-        return void socket.end(rawResponse(renderFor(new GatewayError("GW_POLICY_DENIED", "a mask policy applies to this request, and upgraded (WebSocket) streams cannot be masked, so the upgrade is refused"), kind)));
+        // Another upgraded protocol is bytes the gateway cannot read: refused rather than passed unmasked.
+        return void socket.end(rawResponse(renderFor(new GatewayError("GW_POLICY_DENIED", `a mask policy applies to this request, and a ${p.head.upgrade ?? "raw"} upgrade cannot be masked, so it is refused`), kind)));
       }
       await this.#relayUpgrade(req, socket, head, p, up);
     } catch (e) {
       const ge = toGatewayError(e);
       if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP upgrade");
       socket.end(rawResponse(renderFor(ge, kindOf)));
+    }
+  }
+
+  /** A WebSocket on an `http` connection, frame by frame: client messages judged, target messages masked (websocket.ts). */
+  async #relayWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, p: { s: Admitted; head: HttpRequestHead; forwardPath: string }, up: HttpUpstream, masks: readonly MaskRule[], chain: MaskChain): Promise<void> {
+    const { s } = p;
+    const base = up.baseUrl;
+    let query = p.head.rawQuery;
+    if (up.query !== undefined && up.query.length > 0) {
+      const names = new Set(up.query.map(([k]) => k));
+      query = new URLSearchParams([...p.head.query.filter(([k]) => !names.has(k)), ...up.query].map(([k, v]) => [k, v] as [string, string])).toString();
+    }
+    const target = `${base.protocol === "https:" ? "wss:" : "ws:"}//${base.host}${base.pathname.replace(/\/+$/, "")}${p.forwardPath}${query === "" ? "" : `?${query}`}`;
+    const bodyRules = masks.map((m) => ({ ...m, columns: m.columns.filter((c) => !c.toLowerCase().startsWith("header:")) })).filter((m) => m.columns.length > 0 || m.detectors.length > 0);
+    const counts: Record<string, number> = {};
+    const untrack = this.#live.track(socket);
+    try {
+      await relayWebSocket({
+        req,
+        socket,
+        head,
+        target,
+        agent: this.#agentFor(s.connection, up),
+        headers: p.head.headers,
+        credential: up.headers,
+        secrets: up.secrets,
+        mask: bodyRules.length === 0 ? undefined : this.#planMasker(bodyRules, chain, counts),
+        judge: (body) => {
+          const base = { type: "http.request" as const, session: s.gate.info, seq: ++s.seq, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers) };
+          return s.gate.judge(messageEvent(base, p.head, body));
+        },
+        signal: s.gate.signal,
+        timeoutMs: this.#o.connectTimeoutMs,
+        declined: (status, headers, body) => void socket.end(rawResponse({ status, headers, body })),
+        failed: (e) => {
+          this.#log.warn({ err: e, connection: s.connection.name }, "WebSocket to the target failed");
+          socket.end(rawResponse(renderRefusal(e instanceof GatewayError ? e : new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer"))));
+        },
+      });
+    } finally {
+      untrack();
     }
   }
 
