@@ -40,6 +40,8 @@ import { dialerAgent } from "./dial-agent.js";
 import { REFUSAL_HEADER, renderRefusal, type RenderedRefusal } from "./errors.js";
 import { normalizePath, parseQuery, splitTarget } from "./normalize.js";
 import { messageEvent, relayWebSocket } from "./websocket.js";
+import { clientConnectionOf, h2Server, hostOf, isH2Preface, requestHasBody, type ClientConnection } from "./h2.js";
+import type { Http2Server } from "node:http2";
 import { OAuthTokens, httpUpstream } from "./upstream.js";
 
 export interface HttpEngineOptions {
@@ -68,8 +70,17 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "tra
 const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"];
 const QUERY_OVERRIDES = new Set(["_method", "x-http-method-override", "_httpmethod"]);
 
+/** The servers a listener's sockets are handed to once sniffed: HTTP/1.1 plain, HTTP/1.1 over TLS, HTTP/2 (h2c or h2). */
+interface Servers {
+  readonly http: Server;
+  readonly https: Server | undefined;
+  readonly h2: Http2Server;
+}
+
 interface Admitted {
   readonly gate: SessionJudge;
+  /** The client speaks HTTP/2 (no connection-specific headers, no status messages). */
+  readonly http2: boolean;
   readonly connection: Connection;
   /** Requests of this session not answered yet (the session's end answers them), with how to stop their target request. */
   readonly inFlight: Map<ServerResponse, { readonly kind: HttpServedKind | undefined; stop?: () => void }>;
@@ -100,7 +111,7 @@ export class HttpEngine implements ProtocolEngine {
   readonly #kinds: ReadonlyMap<string, HttpServedKind>;
   readonly #oauth = new OAuthTokens();
   readonly #agents = new Map<string, HttpAgent>();
-  readonly #servers = new Map<string, { http: Server; https: Server | undefined }>();
+  readonly #servers = new Map<string, Servers>();
   readonly #sessions = new WeakMap<object, Map<string, Promise<AdmitResult>>>();
 
   constructor(options: HttpEngineOptions) {
@@ -139,27 +150,27 @@ export class HttpEngine implements ProtocolEngine {
           socket.on("error", () => undefined);
           socket.once("close", () => resolve());
           const servers = this.#serversFor(fixed);
-          if (servers.https === undefined) {
-            servers.http.emit("connection", socket);
-            return;
-          }
-          // TLS or plain on one port: a TLS ClientHello starts with 0x16 (RFC 8446 §5.1).
           socket.once("data", (first: Buffer) => {
             socket.pause();
             socket.unshift(first);
             const tls = this.#o.tls;
+            // TLS or plain on one port: a TLS ClientHello starts with 0x16 (RFC 8446 §5.1).
             if (first[0] === 0x16 && tls !== undefined) {
               // The TLSSocket takes the ClientHello from the socket's buffer (it reads what was
               // unshifted) and then the socket's handle directly: the raw socket must NOT be
               // resumed, or the buffered ClientHello flows out to no one and the handshake hangs.
               // The certificate is the default context, not only the SNI answer: clients that
               // dial an IP address (kubectl to https://127.0.0.1) send no SNI.
-              this.#serveTls(socket, tls.context, servers.https);
+              this.#serveTls(socket, tls.context, servers);
               return;
             }
             if (tls?.require === true) {
               const r = renderRefusal(new GatewayError("GW_TLS_REQUIRED", "this gateway requires TLS: use https://"));
               socket.end(rawResponse(r));
+            } else if (isH2Preface(first)) {
+              // h2c with prior knowledge: the HTTP/2 session reads the preface from the buffer (not resumed, as for TLS).
+              servers.h2.emit("connection", socket);
+              return;
             } else servers.http.emit("connection", socket);
             socket.resume();
           });
@@ -173,8 +184,11 @@ export class HttpEngine implements ProtocolEngine {
    * decrypted stream on `server` (an HTTP server fed TLS sockets). A handshake that fails or
    * does not finish within the head timeout closes the connection.
    */
-  #serveTls(socket: Socket, context: SecureContext, server: Server | undefined): void {
+  #serveTls(socket: Socket, context: SecureContext, servers: Servers): void {
+    const server = servers.https;
     if (server === undefined) return void socket.destroy();
+    // HTTP/1.1 only over TLS for now: an HTTP/2 session fed a TLSSocket made here stalls after
+    // the handshake (measured with curl --http2), so h2 is not offered by ALPN; h2c is served.
     const secure = new TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ["http/1.1"] });
     const timer = setTimeout(() => secure.destroy(), TLS_HANDSHAKE_TIMEOUT_MS);
     const failed = (): void => {
@@ -192,7 +206,7 @@ export class HttpEngine implements ProtocolEngine {
     });
   }
 
-  #serversFor(fixed: string): { http: Server; https: Server | undefined } {
+  #serversFor(fixed: string): Servers {
     let s = this.#servers.get(fixed);
     if (s !== undefined) return s;
     const options = { maxHeaderSize: 32 * 1024, insecureHTTPParser: false, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 30_000 };
@@ -213,6 +227,7 @@ export class HttpEngine implements ProtocolEngine {
       http: wire(createHttpServer(options)),
       // Fed sockets already decrypted (#serveTls), so a plain HTTP server.
       https: tls === undefined ? undefined : wire(createHttpServer(options)),
+      h2: h2Server((req, res) => void this.#onRequest(req, res, fixed, false)),
     };
     this.#servers.set(fixed, s);
     return s;
@@ -221,7 +236,7 @@ export class HttpEngine implements ProtocolEngine {
   /** The connection a request is for, and whether its path carries the prefix. */
   #route(req: IncomingMessage, fixed: string): { name: string; byPrefix: boolean } {
     if (fixed !== "") return { name: fixed, byPrefix: false };
-    const host = (req.headers.host ?? "").replace(/:\d+$/, "").toLowerCase();
+    const host = hostOf(req).replace(/:\d+$/, "").toLowerCase();
     const byHost = this.#byHost.get(host);
     if (byHost !== undefined) return { name: byHost, byPrefix: false };
     return { name: "", byPrefix: true };
@@ -229,15 +244,16 @@ export class HttpEngine implements ProtocolEngine {
 
   async #admit(req: IncomingMessage, name: string): Promise<AdmitResult> {
     const socket = req.socket;
+    const client = clientConnectionOf(req);
     const token = tokenOf(req.headers.authorization);
     const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     const key = `${name}\0${createHash("sha256").update(token).digest("hex")}`;
-    let map = this.#sessions.get(socket);
+    let map = this.#sessions.get(client.key);
     if (map === undefined) {
       map = new Map();
-      this.#sessions.set(socket, map);
+      this.#sessions.set(client.key, map);
       const sessions = map;
-      socket.once("close", () => {
+      client.onClose(() => {
         for (const p of sessions.values()) {
           void p.then((r) => (r.ok ? r.s.gate.end("client_closed", { statements: r.s.seq, bytesFromClient: r.s.bytesIn, bytesToClient: r.s.bytesOut }) : undefined));
         }
@@ -248,7 +264,7 @@ export class HttpEngine implements ProtocolEngine {
       const r = await cached;
       if (!r.ok || !r.s.gate.signal.aborted) return r;
     }
-    const p = this.#admitNew(token, name, clientAddress, socket);
+    const p = this.#admitNew(token, name, clientAddress, client);
     map.set(key, p);
     const r = await p;
     // A refusal is not kept: the next request on this connection tries again.
@@ -256,7 +272,7 @@ export class HttpEngine implements ProtocolEngine {
     return r;
   }
 
-  async #admitNew(token: string, name: string, clientAddress: string, socket: Socket): Promise<AdmitResult> {
+  async #admitNew(token: string, name: string, clientAddress: string, client: ClientConnection): Promise<AdmitResult> {
     const gk = this.#o.gatekeeper;
     const known = this.#connections.get(name);
     const clientProtocol = known !== undefined && known.type !== "http" ? (this.#kinds.get(known.type)?.clientProtocol ?? "http") : "http";
@@ -271,8 +287,8 @@ export class HttpEngine implements ProtocolEngine {
     const admission = await gk.admit({ clientProtocol, connection: name, principal, clientAddress, attributes: {} }, targets);
     if (!admission.ok) return { ok: false, refusal: admission.refusal };
     const gate = admission.session;
-    const s: Admitted = { gate, connection: admission.connection, inFlight: new Map(), seq: 0, bytesIn: 0, bytesOut: 0 };
-    gate.signal.addEventListener("abort", () => this.#ended(s, socket), { once: true });
+    const s: Admitted = { gate, http2: client.http2, connection: admission.connection, inFlight: new Map(), seq: 0, bytesIn: 0, bytesOut: 0 };
+    gate.signal.addEventListener("abort", () => this.#ended(s, client), { once: true });
     return { ok: true, s };
   }
 
@@ -281,7 +297,7 @@ export class HttpEngine implements ProtocolEngine {
    * the refusal saying why (as every engine's client does), its target request is stopped, and
    * the connection closes.
    */
-  #ended(s: Admitted, socket: Socket): void {
+  #ended(s: Admitted, client: ClientConnection): void {
     const ended = new GatewayError("GW_SESSION_TERMINATED", `session ended: ${s.gate.termination?.detail ?? "terminated"}`);
     let pending = 0;
     for (const [res, e] of s.inFlight) {
@@ -289,14 +305,14 @@ export class HttpEngine implements ProtocolEngine {
       if (res.headersSent || res.writableEnded || res.destroyed) continue;
       const r = renderFor(ended, e.kind);
       pending++;
-      res.writeHead(r.status, { ...r.headers, "content-length": Buffer.byteLength(r.body), connection: "close" });
+      res.writeHead(r.status, { ...r.headers, "content-length": Buffer.byteLength(r.body), ...(s.http2 ? {} : { connection: "close" }) });
       res.end(r.body, () => {
-        if (--pending === 0) socket.destroy();
+        if (--pending === 0) client.destroy();
       });
     }
     s.inFlight.clear();
-    if (pending === 0) socket.destroy();
-    else setTimeout(() => socket.destroy(), 1_000).unref();
+    if (pending === 0) client.destroy();
+    else setTimeout(() => client.destroy(), 1_000).unref();
   }
 
   /** Everything common to plain requests and upgrades, up to the head; a refusal otherwise. */
@@ -539,7 +555,9 @@ export class HttpEngine implements ProtocolEngine {
         // Other media types (images, archives, octet streams) carry no text a detector reads: passed, scrubbed of the credential.
       }
     }
-    res.writeHead(status, upRes.statusMessage, outHeaders);
+    // HTTP/2 has no status messages (RFC 9113 §8.3.2).
+    if (s.http2) res.writeHead(status, outHeaders);
+    else res.writeHead(status, upRes.statusMessage, outHeaders);
     if (ctype.startsWith("text/event-stream")) res.flushHeaders();
     let failed: unknown;
     if (noBody) {
@@ -763,8 +781,7 @@ interface BodyPrefix {
 }
 
 function hasBody(req: IncomingMessage): boolean {
-  const cl = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (cl !== undefined && cl !== "0");
+  return requestHasBody(req);
 }
 
 /** Read the body up to `max` bytes (more: stop, the rest stays in the request stream, paused). */
@@ -868,7 +885,8 @@ function forwardableHeaders(req: IncomingMessage): Record<string, string> {
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] ?? "").toLowerCase();
-    if (HOP_BY_HOP.has(name) || dropped.has(name) || name === "authorization" || name === "host" || name === "expect") continue;
+    // Pseudo-headers of HTTP/2 (`:path`, `:authority`) are the request line, not headers.
+    if (HOP_BY_HOP.has(name) || dropped.has(name) || name === "authorization" || name === "host" || name === "expect" || name.startsWith(":")) continue;
     const v = raw[i + 1] ?? "";
     out[name] = out[name] === undefined ? v : `${out[name]}, ${v}`;
   }
