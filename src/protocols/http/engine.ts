@@ -113,6 +113,12 @@ export class HttpEngine implements ProtocolEngine {
   readonly #agents = new Map<string, HttpAgent>();
   readonly #servers = new Map<string, Servers>();
   readonly #sessions = new WeakMap<object, Map<string, Promise<AdmitResult>>>();
+  /**
+   * WebSocket upgrades refused lately, by token, connection and request: kubectl retries a
+   * refused WebSocket exec over SPDY at once, and that retry gets the same refusal (not the
+   * "SPDY is not supported" it would otherwise see, which hides the rule and the reason).
+   */
+  readonly #refusedUpgrades = new Map<string, { readonly refusal: Refusal; readonly until: number }>();
 
   constructor(options: HttpEngineOptions) {
     this.#o = options;
@@ -642,6 +648,9 @@ export class HttpEngine implements ProtocolEngine {
       if ("refusal" in p) return void socket.end(rawResponse(renderFor(p.refusal, p.kind)));
       const { s, kind } = p;
       kindOf = kind;
+      const retryKey = `${s.connection.name}\0${createHash("sha256").update(tokenOf(req.headers.authorization)).digest("hex")}\0${p.head.path}?${p.head.rawQuery}`;
+      const earlier = this.#refusedUpgrades.get(retryKey);
+      if (earlier !== undefined && earlier.until > Date.now() && p.head.upgrade !== "websocket") return void socket.end(rawResponse(renderFor(earlier.refusal, kind)));
       s.seq++;
       let event: JudgedEvent;
       if (kind !== undefined) {
@@ -652,7 +661,10 @@ export class HttpEngine implements ProtocolEngine {
         event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
       }
       const decision = await s.gate.judge(event);
-      if (decision.type === "deny") return void socket.end(rawResponse(renderFor(decision, kind)));
+      if (decision.type === "deny") {
+        if (p.head.upgrade === "websocket") this.#rememberRefusedUpgrade(retryKey, decision);
+        return void socket.end(rawResponse(renderFor(decision, kind)));
+      }
       const up = await this.#upstream(s.connection, kind);
       const masks = decision.plan?.masks ?? [];
       const chain = new MaskChain(masks.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
@@ -684,6 +696,12 @@ export class HttpEngine implements ProtocolEngine {
       if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP upgrade");
       socket.end(rawResponse(renderFor(ge, kindOf)));
     }
+  }
+
+  #rememberRefusedUpgrade(key: string, refusal: Refusal): void {
+    const now = Date.now();
+    for (const [k, v] of this.#refusedUpgrades) if (v.until <= now) this.#refusedUpgrades.delete(k);
+    if (this.#refusedUpgrades.size < 10_000) this.#refusedUpgrades.set(key, { refusal, until: now + 30_000 });
   }
 
   /** A WebSocket on an `http` connection, frame by frame: client messages judged, target messages masked (websocket.ts). */
