@@ -68,6 +68,8 @@ const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"]);
 /** Headers that ask a server to act as another method: refused (the gateway judges the method it sees). */
 const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"];
+/** Methods a client may send again after a connection failure (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 const QUERY_OVERRIDES = new Set(["_method", "x-http-method-override", "_httpmethod"]);
 
 /** The servers a listener's sockets are handed to once sniffed: HTTP/1.1 plain, HTTP/1.1 over TLS, HTTP/2 (h2c or h2). */
@@ -492,28 +494,38 @@ export class HttpEngine implements ProtocolEngine {
 
   async #forward(x: Exchange, event: JudgedEvent, decision: AllowDecision, up: HttpUpstream, body: BodyPrefix): Promise<void> {
     const { req, res, s } = x;
-    const extra: OutgoingHttpHeaders = {};
-    const upReq = this.#upstreamRequest(x, up, extra);
-    const tracked = s.inFlight.get(res);
-    if (tracked !== undefined) tracked.stop = () => upReq.destroy();
-    const responded = new Promise<IncomingMessage>((resolve, reject) => {
-      upReq.once("response", resolve);
-      upReq.once("error", reject);
-      upReq.once("timeout", () => upReq.destroy(new Error("timeout")));
-    });
+    const send = (): { upReq: ClientRequest; responded: Promise<IncomingMessage> } => {
+      const upReq = this.#upstreamRequest(x, up, {});
+      const tracked = s.inFlight.get(res);
+      if (tracked !== undefined) tracked.stop = () => upReq.destroy();
+      const responded = new Promise<IncomingMessage>((resolve, reject) => {
+        upReq.once("response", resolve);
+        upReq.once("error", reject);
+        upReq.once("timeout", () => upReq.destroy(new Error("timeout")));
+      });
+      for (const c of body.chunks) upReq.write(c);
+      if (body.ended) upReq.end();
+      return { upReq, responded };
+    };
+    let sent = send();
     res.once("close", () => {
-      if (!res.writableFinished) upReq.destroy();
+      if (!res.writableFinished) sent.upReq.destroy();
     });
-    for (const c of body.chunks) upReq.write(c);
     s.bytesIn += body.size;
-    if (body.ended) upReq.end();
-    else {
+    if (!body.ended) {
       req.on("data", (c: Buffer) => (s.bytesIn += c.length));
-      req.pipe(upReq);
+      req.pipe(sent.upReq);
     }
     let upRes: IncomingMessage;
     try {
-      upRes = await responded;
+      upRes = await sent.responded.catch(async (e: unknown) => {
+        // A kept-alive connection the target closed while idle (RFC 9112 §9.3.1): an idempotent
+        // request whose whole body the gateway holds is sent once more on a fresh connection
+        // (RFC 9110 §9.2.2), as clients do; anything else is the target's failure.
+        if (!sent.upReq.reusedSocket || !body.ended || !IDEMPOTENT.has(x.head.method) || res.closed || (e as NodeJS.ErrnoException).code !== "ECONNRESET") throw e;
+        sent = send();
+        return sent.responded;
+      });
     } catch (e) {
       // The Dialer's own refusal (no agent of the group connected, the agent cannot reach the target) is told as it is.
       const ge = e instanceof GatewayError ? e : new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer", { cause: e });
