@@ -43,6 +43,8 @@ beforeAll(async () => {
       { name: "pii", connections: ["api"], action: "mask", detectors: ["email", "credit_card"] },
       { name: "ssn-field", connections: ["api"], match: { paths: ["/users"] }, action: "mask", columns: ["$[*].ssn", "header:set-cookie"] },
       { name: "cookie", connections: ["api"], match: { paths: ["/cookie"] }, action: "mask", columns: ["header:set-cookie"] },
+      { name: "no-ws-drop", connections: ["api"], match: { methods: ["WS"], paths: ["/ws"], body: ['$.op == "drop"'] }, action: "deny", message: "no drops over the socket" },
+      { name: "ws-ids", connections: ["api"], match: { paths: ["/ws"] }, action: "mask", columns: ["$.ssn"] },
     ],
   });
   base = `http://127.0.0.1:${gw.gw.addresses.http?.port ?? 0}`;
@@ -122,7 +124,23 @@ describe("HTTP engine", () => {
     expect(body.error.message).toMatch(/^airlock: the admin API is off limits/);
     const del = await fetch(`${base}/api/users/1`, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
     expect(del.status).toBe(403);
+    expect(del.headers.get("x-airlock-refusal")).toBe("GW_POLICY_DENIED");
     expect(up.seen.some((s) => s.url.startsWith("/admin") || s.method === "DELETE")).toBe(false);
+  });
+
+  it("marks the gateway's refusals with x-airlock-refusal, never the target's own errors", async () => {
+    const token = await gw.mint("agent");
+    const none = await fetch(`${base}/api/users`);
+    expect(none.headers.get("x-airlock-refusal")).toBe("GW_AUTH_MISSING");
+    // The target's 403 passes as the target's (its forged marker dropped), body untouched.
+    const target = await fetch(`${base}/api/forbidden`, { headers: { authorization: `Bearer ${token}` } });
+    expect(target.status).toBe(403);
+    expect(target.headers.get("x-airlock-refusal")).toBeNull();
+    expect(((await target.json()) as { error: { message: string } }).error.message).toBe("not yours");
+    const held = await fetch(`${base}/api/payments`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ amount: 7777 }) });
+    expect(held.status).toBe(202);
+    const heldBody = (await held.json()) as { error: { code: string } };
+    expect(held.headers.get("x-airlock-refusal")).toBe(heldBody.error.code);
   });
 
   it("holds a large payment for approval (async: 202 with the approval id), passes a small one", async () => {
@@ -202,24 +220,61 @@ describe("HTTP engine", () => {
     expect(gw.logs()).not.toContain(UPSTREAM_CLIENT_SECRET);
   });
 
-  it("relays a WebSocket (no mask policy applies to it) and refuses one a mask policy covers", async () => {
+  it("relays a WebSocket frame by frame: target text masked (detectors, JSON paths), the credential scrubbed, client messages judged", async () => {
     const token = await gw.mint("agent");
-    // `api` has a detector mask for every path: the upgrade is refused rather than passed unmasked.
-    const refused = await new Promise<number>((resolve) => {
-      const ws = new WebSocket(`${base.replace("http", "ws")}/api/ws`, { headers: { authorization: `Bearer ${token}` } });
-      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
-      ws.on("open", () => resolve(101));
-      ws.on("error", () => undefined);
-    });
-    expect(refused).toBe(403);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const ws = new WebSocket(`${base.replace("http", "ws")}/oauth/ws`, { headers: { authorization: `Bearer ${token}` } });
-      ws.on("open", () => ws.send("hello"));
-      ws.on("message", (m: Buffer) => {
-        resolve(m.toString());
-        ws.close();
+    const url = `${base.replace("http", "ws")}/api/ws`;
+    const open = (): Promise<WebSocket> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
       });
-      ws.on("error", reject);
+    const ask = (ws: WebSocket, msg: string): Promise<string> =>
+      new Promise((resolve) => {
+        ws.once("message", (m: Buffer) => resolve(m.toString()));
+        ws.send(msg);
+      });
+    const ws = await open();
+    // Every message on /api/ws is JSON here: a body rule (no-ws-drop) must read it (text that is not JSON would be refused).
+    expect(await ask(ws, JSON.stringify({ say: "write to dave@example.com" }))).toBe("echo: write to [EMAIL]");
+    const json = JSON.parse(await ask(ws, JSON.stringify({ op: "get", ssn: "078-05-1120", who: "eve@example.com" }))) as Record<string, string>;
+    expect(json.op).toBe("get");
+    expect(json.ssn).not.toContain("078-05");
+    expect(json.who).toBe("[EMAIL]");
+    // The target answering with the gateway's credential: scrubbed.
+    const leaked = await ask(ws, JSON.stringify({ secret: true }));
+    expect(leaked).not.toContain(CANARY);
+    expect(leaked).toContain("[REDACTED]");
+    // A client message a deny rule matches: never sent; the socket closes with 1008 and the rule.
+    const messages = (): number => up.seen.filter((x) => x.method === "WS").length;
+    const before = messages();
+    const closed = await new Promise<{ code: number; reason: string }>((resolve) => {
+      ws.once("close", (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }));
+      ws.send(JSON.stringify({ op: "drop", table: "users" }));
+    });
+    expect(closed.code).toBe(1008);
+    expect(closed.reason).toMatch(/^airlock: no drops over the socket \(rule: no-ws-drop\)/);
+    expect(messages()).toBe(before);
+    // A message the rule must read but cannot (binary, or text that is not JSON): refused too (fail closed).
+    for (const [msg, binary] of [[Buffer.from([1, 2, 3]), true], [Buffer.from("drop users"), false]] as const) {
+      const w = await open();
+      const why = await new Promise<{ code: number; reason: string }>((resolve) => {
+        w.once("close", (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }));
+        w.send(msg, { binary });
+      });
+      expect(why.code).toBe(1008);
+      expect(why.reason).toContain("fail closed");
+    }
+    expect(messages()).toBe(before);
+    // A connection with no rules on frames: relayed as is.
+    const reply = await new Promise<string>((resolve, reject) => {
+      const w = new WebSocket(`${base.replace("http", "ws")}/oauth/ws`, { headers: { authorization: `Bearer ${token}` } });
+      w.on("open", () => w.send("hello"));
+      w.on("message", (m: Buffer) => {
+        resolve(m.toString());
+        w.close();
+      });
+      w.on("error", reject);
     });
     expect(reply).toBe("echo: hello");
   });

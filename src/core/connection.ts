@@ -85,6 +85,8 @@ export interface KubernetesConnection {
   readonly name: string;
   /** `https://host:port` (or `http://` for a local test server), no path. */
   readonly server: string;
+  /** The agent group whose network-resident agents reach the API server (issue 19); absent = dialed directly. */
+  readonly via?: string | undefined;
   /** CA bundle (PEM) the API server's certificate must chain to; absent: the system CAs. */
   readonly ca?: SecretRef;
   readonly token?: SecretRef;
@@ -119,6 +121,8 @@ export interface HttpConnection {
   readonly name: string;
   /** `https://api.example.com/v1`: the path prefix in it is kept. */
   readonly baseUrl: string;
+  /** The agent group whose network-resident agents reach the target (issue 19); absent = dialed directly. */
+  readonly via?: string | undefined;
   readonly auth: HttpAuth;
   readonly groups: readonly string[];
   /** CA bundle (PEM) to verify the target; default: the system CAs. */

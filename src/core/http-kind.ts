@@ -25,6 +25,7 @@
  * Everything here is small and stable on purpose; add optional members rather than change
  * existing ones.
  */
+import type { Agent } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ConnectionType } from "./connection.js";
 import type { AllowDecision, MaskRule } from "./decision.js";
@@ -150,6 +151,12 @@ export interface UpgradeContext<T extends ConnectionType> {
   readonly mask: PlanMasker;
   /** Aborts when the session must end (revocation, shutdown). */
   readonly signal: AbortSignal;
+  /**
+   * The Node http(s) Agent that reaches `upstream` through the gateway's Dialer (directly, or
+   * through a network agent of the connection's `via` group): pass it as the `agent` of the
+   * kind's own request or WebSocket to the target, never dial the target another way.
+   */
+  readonly agent: Agent;
 }
 
 export interface HttpServedKind<T extends ConnectionType = ConnectionType> {

@@ -128,6 +128,7 @@ const kubernetesConnection = z
       .string()
       .regex(/^https?:\/\/[^/?#\s]+\/?$/, "expected the API server's URL with no path, e.g. https://10.0.0.1:6443")
       .describe("the API server's URL (https://host:port)"),
+    via: viaSchema,
     ca: secretRef.optional().describe("CA bundle (PEM) to verify the API server; default: the system CAs"),
     token: secretRef.optional().describe("bearer token the gateway presents to the API server"),
     clientCert: secretRef.optional().describe("client certificate (PEM) the gateway presents"),
@@ -162,6 +163,7 @@ const httpConnection = z.strictObject({
   name,
   type: z.literal("http"),
   baseUrl: z.url({ protocol: /^https?$/ }).describe("the target's base URL, e.g. https://api.example.com/v1 (its path prefix is kept)"),
+  via: viaSchema,
   auth: httpAuth.optional().describe("the credential the gateway injects (bearer | basic | header | query | oauth2ClientCredentials)"),
   groups: z.array(group).default([]),
   tlsCa: secretRef.optional().describe("CA bundle (PEM) to verify the target's certificate; default: the system CAs"),

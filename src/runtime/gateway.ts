@@ -536,6 +536,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         create: () => {
           httpEngine = new HttpEngine({
             gatekeeper,
+            dialer,
             resolveSecret,
             connections: liveConnections.map,
             kinds: httpKinds,

@@ -97,6 +97,9 @@ export async function startUpstream(): Promise<Upstream> {
           return;
         case "/payments":
           return json(201, { id: "pay_1", received: body.length });
+        case "/forbidden":
+          // The target's own JSON error, trying to pass itself off as the gateway's refusal.
+          return json(403, { error: { code: "GW_POLICY_DENIED", message: "not yours" } }, { "x-airlock-refusal": "GW_POLICY_DENIED" });
         default:
           return json(404, { error: "not found", path: url.pathname });
       }
@@ -106,7 +109,21 @@ export async function startUpstream(): Promise<Upstream> {
   server.on("upgrade", (req, socket, head) => {
     seen.push({ method: "UPGRADE", url: req.url ?? "", headers: req.headers, body: "" });
     wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on("message", (m, isBinary) => ws.send(isBinary ? m : `echo: ${Buffer.isBuffer(m) ? m.toString("utf8") : "?"}`));
+      // Text echoed as `echo: …`; JSON `{"say": T}` answered with the text `echo: T`, `{"secret": true}` with the
+      // credential the target was sent, any other JSON echoed as is.
+      ws.on("message", (m, isBinary) => {
+        const text = Buffer.isBuffer(m) ? m.toString("utf8") : "?";
+        seen.push({ method: "WS", url: req.url ?? "", headers: {}, body: isBinary ? "(binary)" : text });
+        if (isBinary) return ws.send(m);
+        let doc: { say?: string; secret?: boolean } | undefined;
+        try {
+          doc = JSON.parse(text) as { say?: string; secret?: boolean };
+        } catch {
+          return ws.send(`echo: ${text}`);
+        }
+        if (doc.secret === true) return ws.send(`you sent ${String(req.headers.authorization)}`);
+        ws.send(doc.say === undefined ? text : `echo: ${doc.say}`);
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -17,8 +17,8 @@
  * Refusals: errors.ts.
  */
 import { createHash } from "node:crypto";
-import { createServer as createHttpServer, request as httpRequest, Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse, type ClientRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { createServer as createHttpServer, request as httpRequest, type Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse, type ClientRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -26,7 +26,7 @@ import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { connectionMap, type Connection, type ConnectionSource } from "../../core/connection.js";
 import type { AllowDecision, MaskRule } from "../../core/decision.js";
-import type { Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
+import type { Dialer, Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
 import { GatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
 import type { HttpBodyFacts, JudgedEvent } from "../../core/events.js";
 import type { HttpRequestHead, HttpServedKind, HttpUpstream, PlanMasker, ResponseTransform } from "../../core/http-kind.js";
@@ -36,12 +36,18 @@ import type { SecretRef } from "../../core/secret.js";
 import { MaskChain, jsonPathRules, type RuleMasker } from "../../masking/index.js";
 import { LiveConnections } from "../common/live.js";
 import { JsonMaskTransform, LineMasker, SecretScrubber, Tap, WholeBodyTransform, contentEncodingOf, decoderFor, SCRUBBED } from "./body.js";
-import { renderRefusal, type RenderedRefusal } from "./errors.js";
+import { dialerAgent } from "./dial-agent.js";
+import { REFUSAL_HEADER, renderRefusal, type RenderedRefusal } from "./errors.js";
 import { normalizePath, parseQuery, splitTarget } from "./normalize.js";
+import { messageEvent, relayWebSocket } from "./websocket.js";
+import { clientConnectionOf, h2Server, hostOf, isH2Preface, requestHasBody, type ClientConnection } from "./h2.js";
+import type { Http2Server } from "node:http2";
 import { OAuthTokens, httpUpstream } from "./upstream.js";
 
 export interface HttpEngineOptions {
   readonly gatekeeper: Gatekeeper;
+  /** How targets are reached: directly, or through a network agent of the connection's `via` group. */
+  readonly dialer: Dialer;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
   readonly connections: ConnectionSource;
   /** Target kinds served over this listener besides `http` (Kubernetes): core/http-kind.ts. */
@@ -62,10 +68,21 @@ const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"]);
 /** Headers that ask a server to act as another method: refused (the gateway judges the method it sees). */
 const METHOD_OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override"];
+/** Methods a client may send again after a connection failure (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 const QUERY_OVERRIDES = new Set(["_method", "x-http-method-override", "_httpmethod"]);
+
+/** The servers a listener's sockets are handed to once sniffed: HTTP/1.1 plain, HTTP/1.1 over TLS, HTTP/2 (h2c or h2). */
+interface Servers {
+  readonly http: Server;
+  readonly https: Server | undefined;
+  readonly h2: Http2Server;
+}
 
 interface Admitted {
   readonly gate: SessionJudge;
+  /** The client speaks HTTP/2 (no connection-specific headers, no status messages). */
+  readonly http2: boolean;
   readonly connection: Connection;
   /** Requests of this session not answered yet (the session's end answers them), with how to stop their target request. */
   readonly inFlight: Map<ServerResponse, { readonly kind: HttpServedKind | undefined; stop?: () => void }>;
@@ -96,8 +113,14 @@ export class HttpEngine implements ProtocolEngine {
   readonly #kinds: ReadonlyMap<string, HttpServedKind>;
   readonly #oauth = new OAuthTokens();
   readonly #agents = new Map<string, HttpAgent>();
-  readonly #servers = new Map<string, { http: Server; https: Server | undefined }>();
+  readonly #servers = new Map<string, Servers>();
   readonly #sessions = new WeakMap<object, Map<string, Promise<AdmitResult>>>();
+  /**
+   * WebSocket upgrades refused lately, by token, connection and request: kubectl retries a
+   * refused WebSocket exec over SPDY at once, and that retry gets the same refusal (not the
+   * "SPDY is not supported" it would otherwise see, which hides the rule and the reason).
+   */
+  readonly #refusedUpgrades = new Map<string, { readonly refusal: Refusal; readonly until: number }>();
 
   constructor(options: HttpEngineOptions) {
     this.#o = options;
@@ -135,27 +158,27 @@ export class HttpEngine implements ProtocolEngine {
           socket.on("error", () => undefined);
           socket.once("close", () => resolve());
           const servers = this.#serversFor(fixed);
-          if (servers.https === undefined) {
-            servers.http.emit("connection", socket);
-            return;
-          }
-          // TLS or plain on one port: a TLS ClientHello starts with 0x16 (RFC 8446 §5.1).
           socket.once("data", (first: Buffer) => {
             socket.pause();
             socket.unshift(first);
             const tls = this.#o.tls;
+            // TLS or plain on one port: a TLS ClientHello starts with 0x16 (RFC 8446 §5.1).
             if (first[0] === 0x16 && tls !== undefined) {
               // The TLSSocket takes the ClientHello from the socket's buffer (it reads what was
               // unshifted) and then the socket's handle directly: the raw socket must NOT be
               // resumed, or the buffered ClientHello flows out to no one and the handshake hangs.
               // The certificate is the default context, not only the SNI answer: clients that
               // dial an IP address (kubectl to https://127.0.0.1) send no SNI.
-              this.#serveTls(socket, tls.context, servers.https);
+              this.#serveTls(socket, tls.context, servers);
               return;
             }
             if (tls?.require === true) {
               const r = renderRefusal(new GatewayError("GW_TLS_REQUIRED", "this gateway requires TLS: use https://"));
               socket.end(rawResponse(r));
+            } else if (isH2Preface(first)) {
+              // h2c with prior knowledge: the HTTP/2 session reads the preface from the buffer (not resumed, as for TLS).
+              servers.h2.emit("connection", socket);
+              return;
             } else servers.http.emit("connection", socket);
             socket.resume();
           });
@@ -169,8 +192,11 @@ export class HttpEngine implements ProtocolEngine {
    * decrypted stream on `server` (an HTTP server fed TLS sockets). A handshake that fails or
    * does not finish within the head timeout closes the connection.
    */
-  #serveTls(socket: Socket, context: SecureContext, server: Server | undefined): void {
+  #serveTls(socket: Socket, context: SecureContext, servers: Servers): void {
+    const server = servers.https;
     if (server === undefined) return void socket.destroy();
+    // HTTP/1.1 only over TLS for now: an HTTP/2 session fed a TLSSocket made here stalls after
+    // the handshake (measured with curl --http2), so h2 is not offered by ALPN; h2c is served.
     const secure = new TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ["http/1.1"] });
     const timer = setTimeout(() => secure.destroy(), TLS_HANDSHAKE_TIMEOUT_MS);
     const failed = (): void => {
@@ -188,7 +214,7 @@ export class HttpEngine implements ProtocolEngine {
     });
   }
 
-  #serversFor(fixed: string): { http: Server; https: Server | undefined } {
+  #serversFor(fixed: string): Servers {
     let s = this.#servers.get(fixed);
     if (s !== undefined) return s;
     const options = { maxHeaderSize: 32 * 1024, insecureHTTPParser: false, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 30_000 };
@@ -209,6 +235,7 @@ export class HttpEngine implements ProtocolEngine {
       http: wire(createHttpServer(options)),
       // Fed sockets already decrypted (#serveTls), so a plain HTTP server.
       https: tls === undefined ? undefined : wire(createHttpServer(options)),
+      h2: h2Server((req, res) => void this.#onRequest(req, res, fixed, false)),
     };
     this.#servers.set(fixed, s);
     return s;
@@ -217,7 +244,7 @@ export class HttpEngine implements ProtocolEngine {
   /** The connection a request is for, and whether its path carries the prefix. */
   #route(req: IncomingMessage, fixed: string): { name: string; byPrefix: boolean } {
     if (fixed !== "") return { name: fixed, byPrefix: false };
-    const host = (req.headers.host ?? "").replace(/:\d+$/, "").toLowerCase();
+    const host = hostOf(req).replace(/:\d+$/, "").toLowerCase();
     const byHost = this.#byHost.get(host);
     if (byHost !== undefined) return { name: byHost, byPrefix: false };
     return { name: "", byPrefix: true };
@@ -225,15 +252,16 @@ export class HttpEngine implements ProtocolEngine {
 
   async #admit(req: IncomingMessage, name: string): Promise<AdmitResult> {
     const socket = req.socket;
+    const client = clientConnectionOf(req);
     const token = tokenOf(req.headers.authorization);
     const clientAddress = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     const key = `${name}\0${createHash("sha256").update(token).digest("hex")}`;
-    let map = this.#sessions.get(socket);
+    let map = this.#sessions.get(client.key);
     if (map === undefined) {
       map = new Map();
-      this.#sessions.set(socket, map);
+      this.#sessions.set(client.key, map);
       const sessions = map;
-      socket.once("close", () => {
+      client.onClose(() => {
         for (const p of sessions.values()) {
           void p.then((r) => (r.ok ? r.s.gate.end("client_closed", { statements: r.s.seq, bytesFromClient: r.s.bytesIn, bytesToClient: r.s.bytesOut }) : undefined));
         }
@@ -244,7 +272,7 @@ export class HttpEngine implements ProtocolEngine {
       const r = await cached;
       if (!r.ok || !r.s.gate.signal.aborted) return r;
     }
-    const p = this.#admitNew(token, name, clientAddress, socket);
+    const p = this.#admitNew(token, name, clientAddress, client);
     map.set(key, p);
     const r = await p;
     // A refusal is not kept: the next request on this connection tries again.
@@ -252,7 +280,7 @@ export class HttpEngine implements ProtocolEngine {
     return r;
   }
 
-  async #admitNew(token: string, name: string, clientAddress: string, socket: Socket): Promise<AdmitResult> {
+  async #admitNew(token: string, name: string, clientAddress: string, client: ClientConnection): Promise<AdmitResult> {
     const gk = this.#o.gatekeeper;
     const known = this.#connections.get(name);
     const clientProtocol = known !== undefined && known.type !== "http" ? (this.#kinds.get(known.type)?.clientProtocol ?? "http") : "http";
@@ -267,8 +295,8 @@ export class HttpEngine implements ProtocolEngine {
     const admission = await gk.admit({ clientProtocol, connection: name, principal, clientAddress, attributes: {} }, targets);
     if (!admission.ok) return { ok: false, refusal: admission.refusal };
     const gate = admission.session;
-    const s: Admitted = { gate, connection: admission.connection, inFlight: new Map(), seq: 0, bytesIn: 0, bytesOut: 0 };
-    gate.signal.addEventListener("abort", () => this.#ended(s, socket), { once: true });
+    const s: Admitted = { gate, http2: client.http2, connection: admission.connection, inFlight: new Map(), seq: 0, bytesIn: 0, bytesOut: 0 };
+    gate.signal.addEventListener("abort", () => this.#ended(s, client), { once: true });
     return { ok: true, s };
   }
 
@@ -277,7 +305,7 @@ export class HttpEngine implements ProtocolEngine {
    * the refusal saying why (as every engine's client does), its target request is stopped, and
    * the connection closes.
    */
-  #ended(s: Admitted, socket: Socket): void {
+  #ended(s: Admitted, client: ClientConnection): void {
     const ended = new GatewayError("GW_SESSION_TERMINATED", `session ended: ${s.gate.termination?.detail ?? "terminated"}`);
     let pending = 0;
     for (const [res, e] of s.inFlight) {
@@ -285,14 +313,14 @@ export class HttpEngine implements ProtocolEngine {
       if (res.headersSent || res.writableEnded || res.destroyed) continue;
       const r = renderFor(ended, e.kind);
       pending++;
-      res.writeHead(r.status, { ...r.headers, "content-length": Buffer.byteLength(r.body), connection: "close" });
+      res.writeHead(r.status, { ...r.headers, "content-length": Buffer.byteLength(r.body), ...(s.http2 ? {} : { connection: "close" }) });
       res.end(r.body, () => {
-        if (--pending === 0) socket.destroy();
+        if (--pending === 0) client.destroy();
       });
     }
     s.inFlight.clear();
-    if (pending === 0) socket.destroy();
-    else setTimeout(() => socket.destroy(), 1_000).unref();
+    if (pending === 0) client.destroy();
+    else setTimeout(() => client.destroy(), 1_000).unref();
   }
 
   /** Everything common to plain requests and upgrades, up to the head; a refusal otherwise. */
@@ -428,22 +456,12 @@ export class HttpEngine implements ProtocolEngine {
     }
   }
 
+  /** The pooled Agent of a connection's target: its sockets come from the Dialer (dial-agent.ts). */
   #agentFor(c: Connection, up: HttpUpstream): HttpAgent {
-    const https = up.baseUrl.protocol === "https:";
-    const key = `${c.name}|${https ? "s" : ""}`;
+    const key = `${c.name}|${up.baseUrl.origin}`;
     let a = this.#agents.get(key);
     if (a === undefined) {
-      a = https
-        ? new HttpsAgent({
-            keepAlive: true,
-            maxFreeSockets: 16,
-            ...(up.tls?.ca === undefined ? {} : { ca: up.tls.ca }),
-            ...(up.tls?.cert === undefined ? {} : { cert: up.tls.cert }),
-            ...(up.tls?.key === undefined ? {} : { key: up.tls.key }),
-            ...(up.tls?.servername === undefined ? {} : { servername: up.tls.servername }),
-            rejectUnauthorized: up.tls?.rejectUnauthorized ?? true,
-          })
-        : new HttpAgent({ keepAlive: true, maxFreeSockets: 16 });
+      a = dialerAgent(this.#o.dialer, up, c.type === "http" || c.type === "kubernetes" ? c.via : undefined, this.#o.connectTimeoutMs);
       this.#agents.set(key, a);
     }
     return a;
@@ -476,30 +494,41 @@ export class HttpEngine implements ProtocolEngine {
 
   async #forward(x: Exchange, event: JudgedEvent, decision: AllowDecision, up: HttpUpstream, body: BodyPrefix): Promise<void> {
     const { req, res, s } = x;
-    const extra: OutgoingHttpHeaders = {};
-    const upReq = this.#upstreamRequest(x, up, extra);
-    const tracked = s.inFlight.get(res);
-    if (tracked !== undefined) tracked.stop = () => upReq.destroy();
-    const responded = new Promise<IncomingMessage>((resolve, reject) => {
-      upReq.once("response", resolve);
-      upReq.once("error", reject);
-      upReq.once("timeout", () => upReq.destroy(new Error("timeout")));
-    });
+    const send = (): { upReq: ClientRequest; responded: Promise<IncomingMessage> } => {
+      const upReq = this.#upstreamRequest(x, up, {});
+      const tracked = s.inFlight.get(res);
+      if (tracked !== undefined) tracked.stop = () => upReq.destroy();
+      const responded = new Promise<IncomingMessage>((resolve, reject) => {
+        upReq.once("response", resolve);
+        upReq.once("error", reject);
+        upReq.once("timeout", () => upReq.destroy(new Error("timeout")));
+      });
+      for (const c of body.chunks) upReq.write(c);
+      if (body.ended) upReq.end();
+      return { upReq, responded };
+    };
+    let sent = send();
     res.once("close", () => {
-      if (!res.writableFinished) upReq.destroy();
+      if (!res.writableFinished) sent.upReq.destroy();
     });
-    for (const c of body.chunks) upReq.write(c);
     s.bytesIn += body.size;
-    if (body.ended) upReq.end();
-    else {
+    if (!body.ended) {
       req.on("data", (c: Buffer) => (s.bytesIn += c.length));
-      req.pipe(upReq);
+      req.pipe(sent.upReq);
     }
     let upRes: IncomingMessage;
     try {
-      upRes = await responded;
+      upRes = await sent.responded.catch(async (e: unknown) => {
+        // A kept-alive connection the target closed while idle (RFC 9112 §9.3.1): an idempotent
+        // request whose whole body the gateway holds is sent once more on a fresh connection
+        // (RFC 9110 §9.2.2), as clients do; anything else is the target's failure.
+        if (!sent.upReq.reusedSocket || !body.ended || !IDEMPOTENT.has(x.head.method) || res.closed || (e as NodeJS.ErrnoException).code !== "ECONNRESET") throw e;
+        sent = send();
+        return sent.responded;
+      });
     } catch (e) {
-      const ge = new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer", { cause: e });
+      // The Dialer's own refusal (no agent of the group connected, the agent cannot reach the target) is told as it is.
+      const ge = e instanceof GatewayError ? e : new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer", { cause: e });
       this.#log.warn({ err: e, connection: s.connection.name }, "HTTP target request failed");
       s.gate.observe({ type: "upstream.failure", session: s.gate.info, code: ge.code, message: ge.message });
       if (s.connection.type === "http" && s.connection.auth.type === "oauth2ClientCredentials") this.#oauth.invalidate(s.connection.name);
@@ -544,7 +573,9 @@ export class HttpEngine implements ProtocolEngine {
         // Other media types (images, archives, octet streams) carry no text a detector reads: passed, scrubbed of the credential.
       }
     }
-    res.writeHead(status, upRes.statusMessage, outHeaders);
+    // HTTP/2 has no status messages (RFC 9113 §8.3.2).
+    if (s.http2) res.writeHead(status, outHeaders);
+    else res.writeHead(status, upRes.statusMessage, outHeaders);
     if (ctype.startsWith("text/event-stream")) res.flushHeaders();
     let failed: unknown;
     if (noBody) {
@@ -605,7 +636,8 @@ export class HttpEngine implements ProtocolEngine {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = (raw[i] ?? "").toLowerCase();
       let value = raw[i + 1] ?? "";
-      if (HOP_BY_HOP.has(name) || dropped.has(name)) continue;
+      // A target cannot pass its answer off as the gateway's refusal.
+      if (HOP_BY_HOP.has(name) || dropped.has(name) || name === REFUSAL_HEADER) continue;
       value = SecretScrubber.scrubText(value, up.secrets);
       if (headerRules.includes(name)) {
         value = SCRUBBED;
@@ -628,6 +660,9 @@ export class HttpEngine implements ProtocolEngine {
       if ("refusal" in p) return void socket.end(rawResponse(renderFor(p.refusal, p.kind)));
       const { s, kind } = p;
       kindOf = kind;
+      const retryKey = `${s.connection.name}\0${createHash("sha256").update(tokenOf(req.headers.authorization)).digest("hex")}\0${p.head.path}?${p.head.rawQuery}`;
+      const earlier = this.#refusedUpgrades.get(retryKey);
+      if (earlier !== undefined && earlier.until > Date.now() && p.head.upgrade !== "websocket") return void socket.end(rawResponse(renderFor(earlier.refusal, kind)));
       s.seq++;
       let event: JudgedEvent;
       if (kind !== undefined) {
@@ -638,7 +673,10 @@ export class HttpEngine implements ProtocolEngine {
         event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
       }
       const decision = await s.gate.judge(event);
-      if (decision.type === "deny") return void socket.end(rawResponse(renderFor(decision, kind)));
+      if (decision.type === "deny") {
+        if (p.head.upgrade === "websocket") this.#rememberRefusedUpgrade(retryKey, decision);
+        return void socket.end(rawResponse(renderFor(decision, kind)));
+      }
       const up = await this.#upstream(s.connection, kind);
       const masks = decision.plan?.masks ?? [];
       const chain = new MaskChain(masks.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
@@ -655,18 +693,67 @@ export class HttpEngine implements ProtocolEngine {
           rawHeaders: req.rawHeaders,
           mask: this.#planMasker(masks, chain, {}),
           signal: s.gate.signal,
+          agent: this.#agentFor(s.connection, up),
         });
         return;
       }
+      if (p.head.upgrade === "websocket") return await this.#relayWebSocket(req, socket, head, p, up, masks, chain);
       if (masks.length > 0) {
-        // Frames of an upgraded stream are not masked by this engine: refused rather than passed unmasked.
-        return void socket.end(rawResponse(renderFor(new GatewayError("GW_POLICY_DENIED", "a mask policy applies to this request, and upgraded (WebSocket) streams cannot be masked, so the upgrade is refused"), kind)));
+        // Another upgraded protocol is bytes the gateway cannot read: refused rather than passed unmasked.
+        return void socket.end(rawResponse(renderFor(new GatewayError("GW_POLICY_DENIED", `a mask policy applies to this request, and a ${p.head.upgrade ?? "raw"} upgrade cannot be masked, so it is refused`), kind)));
       }
       await this.#relayUpgrade(req, socket, head, p, up);
     } catch (e) {
       const ge = toGatewayError(e);
       if (ge.code === "GW_INTERNAL") this.#log.error({ err: e }, "unexpected error in an HTTP upgrade");
       socket.end(rawResponse(renderFor(ge, kindOf)));
+    }
+  }
+
+  #rememberRefusedUpgrade(key: string, refusal: Refusal): void {
+    const now = Date.now();
+    for (const [k, v] of this.#refusedUpgrades) if (v.until <= now) this.#refusedUpgrades.delete(k);
+    if (this.#refusedUpgrades.size < 10_000) this.#refusedUpgrades.set(key, { refusal, until: now + 30_000 });
+  }
+
+  /** A WebSocket on an `http` connection, frame by frame: client messages judged, target messages masked (websocket.ts). */
+  async #relayWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, p: { s: Admitted; head: HttpRequestHead; forwardPath: string }, up: HttpUpstream, masks: readonly MaskRule[], chain: MaskChain): Promise<void> {
+    const { s } = p;
+    const base = up.baseUrl;
+    let query = p.head.rawQuery;
+    if (up.query !== undefined && up.query.length > 0) {
+      const names = new Set(up.query.map(([k]) => k));
+      query = new URLSearchParams([...p.head.query.filter(([k]) => !names.has(k)), ...up.query].map(([k, v]) => [k, v] as [string, string])).toString();
+    }
+    const target = `${base.protocol === "https:" ? "wss:" : "ws:"}//${base.host}${base.pathname.replace(/\/+$/, "")}${p.forwardPath}${query === "" ? "" : `?${query}`}`;
+    const bodyRules = masks.map((m) => ({ ...m, columns: m.columns.filter((c) => !c.toLowerCase().startsWith("header:")) })).filter((m) => m.columns.length > 0 || m.detectors.length > 0);
+    const counts: Record<string, number> = {};
+    const untrack = this.#live.track(socket);
+    try {
+      await relayWebSocket({
+        req,
+        socket,
+        head,
+        target,
+        agent: this.#agentFor(s.connection, up),
+        headers: p.head.headers,
+        credential: up.headers,
+        secrets: up.secrets,
+        mask: bodyRules.length === 0 ? undefined : this.#planMasker(bodyRules, chain, counts),
+        judge: (body) => {
+          const base = { type: "http.request" as const, session: s.gate.info, seq: ++s.seq, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers) };
+          return s.gate.judge(messageEvent(base, p.head, body));
+        },
+        signal: s.gate.signal,
+        timeoutMs: this.#o.connectTimeoutMs,
+        declined: (status, headers, body) => void socket.end(rawResponse({ status, headers, body })),
+        failed: (e) => {
+          this.#log.warn({ err: e, connection: s.connection.name }, "WebSocket to the target failed");
+          socket.end(rawResponse(renderRefusal(e instanceof GatewayError ? e : new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not answer"))));
+        },
+      });
+    } finally {
+      untrack();
     }
   }
 
@@ -724,8 +811,7 @@ interface BodyPrefix {
 }
 
 function hasBody(req: IncomingMessage): boolean {
-  const cl = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (cl !== undefined && cl !== "0");
+  return requestHasBody(req);
 }
 
 /** Read the body up to `max` bytes (more: stop, the rest stays in the request stream, paused). */
@@ -829,7 +915,8 @@ function forwardableHeaders(req: IncomingMessage): Record<string, string> {
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] ?? "").toLowerCase();
-    if (HOP_BY_HOP.has(name) || dropped.has(name) || name === "authorization" || name === "host" || name === "expect") continue;
+    // Pseudo-headers of HTTP/2 (`:path`, `:authority`) are the request line, not headers.
+    if (HOP_BY_HOP.has(name) || dropped.has(name) || name === "authorization" || name === "host" || name === "expect" || name.startsWith(":")) continue;
     const v = raw[i + 1] ?? "";
     out[name] = out[name] === undefined ? v : `${out[name]}, ${v}`;
   }

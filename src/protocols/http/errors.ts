@@ -1,7 +1,9 @@
 /**
  * The HTTP engine's one renderer of refusals (INTERFACE.md): a status and a JSON body
  * `{ "error": { "code", "message", "rule" } }`; 401 carries `WWW-Authenticate: Bearer`
- * (RFC 6750 §3), an async approval 202 with the approval id and `Retry-After`.
+ * (RFC 6750 §3), an async approval 202 with the approval id and `Retry-After`. Every refusal
+ * carries `x-airlock-refusal: GW_…` (its code), so a client tells the gateway's answer from the
+ * target's own JSON error of the same status.
  */
 import { refusalText, type Refusal } from "../../core/engine.js";
 import { GatewayError, type ErrorCode } from "../../core/errors.js";
@@ -49,6 +51,9 @@ export function httpStatusOf(code: ErrorCode): number {
   }
 }
 
+/** The header naming a gateway refusal's code; a target's answer never carries it (the engine drops it from responses). */
+export const REFUSAL_HEADER = "x-airlock-refusal";
+
 export interface RenderedRefusal {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
@@ -61,11 +66,11 @@ export function renderRefusal(r: Refusal, status = httpStatusOf(r.code)): Render
   if (pending !== undefined) {
     return {
       status: 202,
-      headers: { "content-type": "application/json", "retry-after": "5", "x-airlock-approval": pending.approvalId },
+      headers: { "content-type": "application/json", "retry-after": "5", "x-airlock-approval": pending.approvalId, [REFUSAL_HEADER]: r.code },
       body: `${JSON.stringify({ approval: { id: pending.approvalId, status: "pending", expiresAt: pending.expiresAt.toISOString() }, error })}\n`,
     };
   }
-  const headers: Record<string, string> = { "content-type": "application/json" };
+  const headers: Record<string, string> = { "content-type": "application/json", [REFUSAL_HEADER]: r.code };
   if (status === 401) headers["www-authenticate"] = `Bearer realm="airlock"${r.code === "GW_AUTH_MISSING" ? "" : ', error="invalid_token"'}`;
   return { status, headers, body: `${JSON.stringify({ error })}\n` };
 }

@@ -104,7 +104,8 @@ async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
     headers: { ...up.headers },
     handshakeTimeout: UPSTREAM_TIMEOUT_MS,
     maxPayload: 2 * 1024 * 1024,
-    ...(up.tls === undefined ? {} : { ca: up.tls.ca, cert: up.tls.cert, key: up.tls.key, servername: up.tls.servername, rejectUnauthorized: up.tls.rejectUnauthorized ?? true }),
+    // Through the Dialer (directly or via a network agent), TLS per the upstream: dial-agent.ts.
+    agent: ctx.agent,
   });
   const opened = await new Promise<{ ok: true } | { ok: false; status: number; body: string }>((resolve) => {
     upstream.once("open", () => resolve({ ok: true }));
