@@ -13,6 +13,7 @@
  *   GET  /v1/console/sessions                user: admins/auditors see every session, others their own
  *   GET  /v1/console/sessions/:id            user: one session and its recording (same visibility)
  *   GET  /v1/console/sessions/:id/cast       user: its terminal recording (asciicast v2)
+ *   GET  /v1/console/sessions/:id/live       user: the session as it is recorded, live (SSE; console-live.ts)
  *   GET  /v1/console/audit                   auditor: search (principal, connection, decision, rule, type, time, text); json|jsonl|csv
  *   GET  /v1/console/identities              auditor: service accounts, role groups, tokens issued
  *   GET  /v1/console/connections             user: admins/auditors see all, others those their groups may use
@@ -42,6 +43,7 @@ import { ConsoleSessions, CONSOLE_COOKIE, consoleCookie, sameOrigin } from "./co
 import * as S from "./console-schemas.js";
 import { parseInput } from "./parse.js";
 import { registerConsoleAdminRoutes, type ConsoleAdminDeps } from "./console-admin-routes.js";
+import { registerConsoleLiveRoutes } from "./console-live.js";
 import { readCookie } from "../identity/login-state.js";
 import { CONSOLE_LOGIN_FINISH, WEB_SESSION_COOKIE } from "./approval-page.js";
 
@@ -50,6 +52,8 @@ export interface ConsoleRoutesDeps {
   readonly store: Store;
   readonly recordings: RecordingStore;
   readonly readCast?: (sessionId: string) => Promise<string | undefined>;
+  /** Where a session's recordings are written (the live view taps them; console-live.ts). */
+  readonly livePaths?: (sessionId: string) => { readonly recording: string; readonly cast: string };
   readonly liveSessions: LiveSessions;
   readonly approvals?: ApprovalService;
   /** Verifies an Airlock token (or a trusted issuer's JWT) for the token login. */
@@ -326,9 +330,20 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
     const { id } = parseInput(idParam, request.params, "id");
     const { row, live } = await visibleSession(callerOf(request), id);
     const recording = (await deps.recordings.read(id)) ?? [];
-    const hasCast = deps.readCast === undefined || row.protocol !== "ssh" ? false : (await deps.readCast(id).catch(() => undefined)) !== undefined;
+    // SSH sessions and kubectl exec (on an HTTP or Kubernetes session) record a terminal.
+    const hasCast = deps.readCast === undefined ? false : (await deps.readCast(id).catch(() => undefined)) !== undefined;
     return { session: sessionView(row, live), recording: recording.map((e) => S.recordingEntry.parse(e)), hasCast };
   });
+
+  const livePaths = deps.livePaths;
+  if (livePaths !== undefined) {
+    registerConsoleLiveRoutes(app, {
+      visibleSession,
+      isLive: (id) => deps.liveSessions.list().some((s) => s.id === id),
+      paths: livePaths,
+      logger: deps.logger,
+    });
+  }
 
   app.get("/v1/console/sessions/:id/cast", user, async (request, reply) => {
     const { id } = parseInput(idParam, request.params, "id");

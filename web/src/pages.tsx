@@ -3,8 +3,7 @@
 import { useEffect, useState, type SyntheticEvent, type ReactNode } from "react";
 import type { z } from "zod";
 import * as S from "../../src/api/console-schemas.js";
-import { ApiError, get, getText, post, query } from "./api.js";
-import { TerminalPlayer } from "./player.js";
+import { ApiError, get, post, query } from "./api.js";
 import { deletePolicy, PolicyEditor, TestConnection } from "./editing.js";
 
 type SignedIn = Extract<S.ConsoleSession, { signedIn: true }>;
@@ -14,12 +13,12 @@ export function has(me: SignedIn, role: Role): boolean {
   return me.roles.includes(role);
 }
 
-function when(iso: string | undefined): string {
+export function when(iso: string | undefined): string {
   if (iso === undefined) return "—";
   return iso.replace("T", " ").replace(/\.\d+Z$/u, " UTC");
 }
 
-function duration(ms: number): string {
+export function duration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;
@@ -27,7 +26,7 @@ function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
-function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): { data: T | undefined; error: string | undefined; reload: () => void } {
+export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): { data: T | undefined; error: string | undefined; reload: () => void } {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<string>();
   const [n, setN] = useState(0);
@@ -59,7 +58,7 @@ export function ErrorNote({ error }: { error: string | undefined }) {
   );
 }
 
-function Badge({ kind, children }: { kind: string; children: ReactNode }) {
+export function Badge({ kind, children }: { kind: string; children: ReactNode }) {
   return <span className={`badge ${kind}`}>{children}</span>;
 }
 
@@ -317,7 +316,9 @@ export function SessionsPage({ me }: { me: SignedIn }) {
                 <td>{s.statements ?? "—"}</td>
                 <td>{s.live ? <Badge kind="pending">live</Badge> : <span className="note">{s.endReason ?? "ended"}</span>}</td>
                 <td className="actions">
-                  <a href={`#/sessions/${encodeURIComponent(s.id)}`}>Replay</a>
+                  <a href={`#/sessions/${encodeURIComponent(s.id)}`} className={s.live ? "watch" : "replay"}>
+                    {s.live ? "Watch" : "Replay"}
+                  </a>
                   {s.live && has(me, "admin") && (
                     <button type="button" className="deny small" onClick={() => void kill(s.id)}>
                       Kill
@@ -330,113 +331,6 @@ export function SessionsPage({ me }: { me: SignedIn }) {
         </table>
       </div>
       {data !== undefined && data.sessions.length === 0 && <p className="note">No sessions yet.</p>}
-    </section>
-  );
-}
-
-function SqlTimeline({ recording }: { recording: readonly S.RecordingEntryView[] }) {
-  const results = new Map<number, Extract<S.RecordingEntryView, { kind: "result" }>>();
-  for (const e of recording) if (e.kind === "result") results.set(e.seq, e);
-  const queries = recording.filter((e): e is Extract<S.RecordingEntryView, { kind: "query" }> => e.kind === "query");
-  return (
-    <ol className="timeline" id="timeline">
-      {queries.map((q) => {
-        const r = results.get(q.seq);
-        return (
-          <li key={`${q.seq}-${q.stage}-${q.t}`} className={`step step-${q.decision}`}>
-            <div className="step-head">
-              <span className="mono">+{(q.t / 1000).toFixed(3)}s</span> <Badge kind={q.decision === "allow" ? "approved" : q.decision === "deny" ? "denied" : "pending"}>{q.decision}</Badge>
-              {q.rule !== undefined && <code>{q.rule}</code>}
-              {r !== undefined && (
-                <span className="note">
-                  {r.commandTag ?? ""} · {r.rowCount} row{r.rowCount === 1 ? "" : "s"} · {r.durationMs.toFixed(1)} ms
-                  {r.masked !== undefined && Object.keys(r.masked).length > 0 ? ` · masked ${Object.entries(r.masked).map(([k, v]) => `${k}×${v}`).join(", ")}` : ""}
-                </span>
-              )}
-            </div>
-            <pre className="statement">{q.sql}</pre>
-            {q.params !== undefined && <div className="note mono">params: {JSON.stringify(q.params)}</div>}
-            {q.message !== undefined && <div className="note">{q.message}</div>}
-            {r?.error !== undefined && (
-              <div className="notice error">
-                {r.error.sqlstate}: {r.error.message}
-              </div>
-            )}
-            {r?.columns !== undefined && r.rows !== undefined && r.rows.length > 0 && (
-              <div className="table-wrap">
-                <table className="rows">
-                  <thead>
-                    <tr>
-                      {r.columns.map((c, i) => (
-                        <th key={i}>{c}</th>
-                      ))}
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {r.rows.map((row, i) => (
-                      <tr key={i}>
-                        {row.map((v, j) => (
-                          <td key={j} className="mono">
-                            {v ?? <i>NULL</i>}
-                          </td>
-                        ))}
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-                {r.rowsTruncated === true && <div className="note">(more rows were sent than recorded)</div>}
-              </div>
-            )}
-          </li>
-        );
-      })}
-    </ol>
-  );
-}
-
-export function SessionPage({ id, me }: { id: string; me: SignedIn }) {
-  const { data, error } = useLoad(() => get(`/v1/console/sessions/${encodeURIComponent(id)}`, S.sessionDetail), [id]);
-  const [cast, setCast] = useState<string>();
-  useEffect(() => {
-    if (data?.hasCast !== true) return;
-    getText(`/v1/console/sessions/${encodeURIComponent(id)}/cast`).then(setCast, () => setCast(undefined));
-  }, [data, id]);
-  const s = data?.session;
-  return (
-    <section>
-      <p>
-        <a href="#/sessions">← Sessions</a>
-      </p>
-      <h1>Session {id}</h1>
-      <ErrorNote error={error} />
-      {s !== undefined && (
-        <dl className="facts">
-          <dt>Principal</dt>
-          <dd>
-            {s.principal.name} <span className="note mono">{s.principal.id}</span>
-          </dd>
-          <dt>Connection</dt>
-          <dd>
-            {s.connection} ({s.protocol})
-          </dd>
-          <dt>Client</dt>
-          <dd className="mono">{s.clientAddress}</dd>
-          <dt>Started</dt>
-          <dd>{when(s.startedAt)}</dd>
-          <dt>Ended</dt>
-          <dd>{s.live ? "live" : `${when(s.endedAt)} (${s.endReason ?? "ended"})`}</dd>
-          <dt>Statements</dt>
-          <dd>{s.statements ?? "—"}</dd>
-        </dl>
-      )}
-      {cast !== undefined && <TerminalPlayer castText={cast} />}
-      {data !== undefined && <SqlTimeline recording={data.recording} />}
-      {data !== undefined && data.recording.length === 0 && cast === undefined && <p className="note">Nothing was recorded for this session.</p>}
-      {has(me, "auditor") && s !== undefined && (
-        <p className="note">
-          <a href="#/audit">Audit log</a>
-        </p>
-      )}
     </section>
   );
 }
@@ -642,6 +536,21 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
       setPolicyError(e instanceof Error ? e.message : String(e));
     }
   };
+  const consoleNames = (policies.data?.policies ?? []).filter((p) => p.source === "console").map((p) => p.name);
+  const move = async (name: string, by: -1 | 1): Promise<void> => {
+    const names = [...consoleNames];
+    const i = names.indexOf(name);
+    const j = i + by;
+    if (i < 0 || j < 0 || j >= names.length) return;
+    [names[i], names[j]] = [names[j] ?? name, names[i] ?? name];
+    try {
+      await post("/v1/console/policies/order", { names }, S.policyOrder);
+      setPolicyError(undefined);
+      policies.reload();
+    } catch (e) {
+      setPolicyError(e instanceof Error ? e.message : String(e));
+    }
+  };
   const connections = useLoad(() => get("/v1/console/connections", S.connectionList), []);
   const ids = useLoad(() => get("/v1/console/identities", S.identities), []);
   const [form, setForm] = useState({ connection: "", principal: "", statement: "" });
@@ -734,6 +643,12 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
           <pre>{p.document}</pre>
           {admin && p.source === "console" && (
             <p className="actions">
+              <button type="button" className="small policy-up" disabled={consoleNames[0] === p.name} onClick={() => void move(p.name, -1)}>
+                Move up
+              </button>{" "}
+              <button type="button" className="small policy-down" disabled={consoleNames[consoleNames.length - 1] === p.name} onClick={() => void move(p.name, 1)}>
+                Move down
+              </button>{" "}
               <button type="button" className="small policy-edit" onClick={() => setEditing(p.document)}>
                 Edit
               </button>{" "}
