@@ -17,6 +17,8 @@
  *   GET  /v1/console/audit                   auditor: search (principal, connection, decision, rule, type, time, text); json|jsonl|csv
  *   GET  /v1/console/identities              auditor: service accounts, role groups, tokens issued
  *   GET  /v1/console/connections             user: admins/auditors see all, others those their groups may use
+ *   GET  /v1/console/connections/form        admin: JSON Schema per connection type (console-forms.ts)
+ *   POST /v1/console/connections/validate    admin: field-by-field problems of a connection document
  *   GET  /v1/console/policies                auditor
  *   POST /v1/console/policies/try            auditor: decision, rule and masking for a statement (no execution)
  *   … and those of console-admin-routes.ts (policy editing, test connection, config, sessions stream).
@@ -44,6 +46,7 @@ import * as S from "./console-schemas.js";
 import { parseInput } from "./parse.js";
 import { registerConsoleAdminRoutes, type ConsoleAdminDeps } from "./console-admin-routes.js";
 import { registerConsoleLiveRoutes } from "./console-live.js";
+import { registerConsoleFormRoutes } from "./console-forms.js";
 import { readCookie } from "../identity/login-state.js";
 import { CONSOLE_LOGIN_FINISH, WEB_SESSION_COOKIE } from "./approval-page.js";
 
@@ -446,6 +449,8 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
       ?.append({ type: "connection.change", principal: auditPrincipal(callerOf(request).principal), ...(typeof details["name"] === "string" ? { connection: details["name"] } : {}), details })
       .catch((e: unknown) => deps.logger.error({ err: e }, "could not audit a connection change"));
   };
+
+  registerConsoleFormRoutes(app);
 
   app.post("/v1/console/connections", admin, async (request, reply) => {
     const body = parseInput(registerBody, request.body, "body");

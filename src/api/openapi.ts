@@ -8,6 +8,7 @@ import type { RegisteredRoute } from "./server.js";
 import * as S from "./console-schemas.js";
 import { registerBody } from "../runtime/live-connections.js";
 import { policyOrderBody, policyOrdered } from "./console-admin-routes.js";
+import { connectionForm, validation } from "./console-forms.js";
 
 interface Shapes {
   readonly summary?: string;
@@ -37,6 +38,8 @@ export const ROUTE_SHAPES: Readonly<Record<string, Shapes>> = {
   "GET /v1/console/identities": { summary: "Service accounts, role groups and issued tokens", response: S.identities },
   "GET /v1/console/connections": { summary: "Effective connections (config and console), secrets as references", response: S.connectionList },
   "POST /v1/console/connections": { summary: "Register or change a connection at run time (the YAML's validation; secret values stored encrypted)", body: registerBody },
+  "GET /v1/console/connections/form": { summary: "JSON Schema of each connection type, as the YAML validates it (the console's forms)", response: connectionForm },
+  "POST /v1/console/connections/validate": { summary: "Check a connection document field by field, without saving", body: registerBody, response: validation },
   "POST /v1/console/connections/:name/disable": { summary: "Disable a console connection (new sessions refused at once)" },
   "POST /v1/console/connections/:name/enable": { summary: "Enable a console connection" },
   "GET /v1/console/policies": { summary: "Effective policies", response: S.policyList },

@@ -643,6 +643,8 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "GET /v1/console/identities": "auditor",
   "GET /v1/console/connections": "user",
   "POST /v1/console/connections": "admin",
+  "GET /v1/console/connections/form": "admin",
+  "POST /v1/console/connections/validate": "admin",
   "POST /v1/console/connections/:name/disable": "admin",
   "POST /v1/console/connections/:name/enable": "admin",
   "GET /v1/console/policies": "auditor",

@@ -5,6 +5,7 @@ import type { z } from "zod";
 import * as S from "../../src/api/console-schemas.js";
 import { ApiError, get, post, query } from "./api.js";
 import { deletePolicy, PolicyEditor, TestConnection } from "./editing.js";
+import { ConnectionForm, type EditTarget } from "./connection-form.js";
 
 type SignedIn = Extract<S.ConsoleSession, { signedIn: true }>;
 type Role = SignedIn["roles"][number];
@@ -339,117 +340,10 @@ export function SessionsPage({ me }: { me: SignedIn }) {
 
 const changed = S.connectionList.partial().extend({ connection: S.connectionView.optional() });
 
-function RegisterConnection({ onDone }: { onDone: () => void }) {
-  const [f, setF] = useState({ name: "", type: "postgres", host: "127.0.0.1", port: "5432", database: "", user: "", groups: "", sslmode: "prefer", hostKey: "", secretField: "password", secretMode: "value", secret: "" });
-  const [error, setError] = useState<string>();
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
-  const submit = async (e: SyntheticEvent): Promise<void> => {
-    e.preventDefault();
-    const connection: Record<string, unknown> = { name: f.name, type: f.type, host: f.host, port: Number(f.port), user: f.user, groups: f.groups.split(",").map((g) => g.trim()).filter((g) => g !== "") };
-    if (f.type === "postgres") Object.assign(connection, { database: f.database, sslmode: f.sslmode });
-    if (f.type === "ssh") connection["hostKey"] = f.hostKey;
-    if (f.type === "redis") delete connection["user"];
-    const secrets: Record<string, string> = {};
-    if (f.secret !== "") {
-      if (f.secretMode === "value") secrets[f.secretField] = f.secret;
-      else connection[f.secretField] = f.secret;
-    }
-    try {
-      await post("/v1/console/connections", { connection, secrets }, changed);
-      setError(undefined);
-      setF({ ...f, secret: "" });
-      onDone();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
-  };
-  return (
-    <form className="try" id="register" onSubmit={(e) => void submit(e)}>
-      <label>
-        Name
-        <input id="conn-name" value={f.name} onChange={set("name")} required />
-      </label>
-      <label>
-        Type
-        <select id="conn-type" value={f.type} onChange={set("type")}>
-          <option value="postgres">postgres</option>
-          <option value="ssh">ssh</option>
-          <option value="redis">redis</option>
-        </select>
-      </label>
-      <label>
-        Host
-        <input id="conn-host" value={f.host} onChange={set("host")} required />
-      </label>
-      <label>
-        Port
-        <input id="conn-port" value={f.port} onChange={set("port")} inputMode="numeric" />
-      </label>
-      {f.type === "postgres" && (
-        <label>
-          Database
-          <input id="conn-database" value={f.database} onChange={set("database")} />
-        </label>
-      )}
-      {f.type !== "redis" && (
-        <label>
-          User
-          <input id="conn-user" value={f.user} onChange={set("user")} />
-        </label>
-      )}
-      {f.type === "postgres" && (
-        <label>
-          sslmode
-          <select id="conn-sslmode" value={f.sslmode} onChange={set("sslmode")}>
-            {["disable", "prefer", "require", "verify-ca", "verify-full"].map((m) => (
-              <option key={m}>{m}</option>
-            ))}
-          </select>
-        </label>
-      )}
-      {f.type === "ssh" && (
-        <label className="wide">
-          Host key (as in known_hosts)
-          <input id="conn-hostkey" value={f.hostKey} onChange={set("hostKey")} />
-        </label>
-      )}
-      <label>
-        Groups (comma-separated)
-        <input id="conn-groups" value={f.groups} onChange={set("groups")} />
-      </label>
-      <label>
-        Secret
-        <select id="conn-secret-field" value={f.secretField} onChange={set("secretField")}>
-          <option value="password">password</option>
-          {f.type === "ssh" && <option value="privateKey">privateKey</option>}
-        </select>
-      </label>
-      <label>
-        Given as
-        <select id="conn-secret-mode" value={f.secretMode} onChange={set("secretMode")}>
-          <option value="value">value (stored encrypted)</option>
-          <option value="reference">reference (env:NAME, file:PATH)</option>
-        </select>
-      </label>
-      <label className="wide">
-        {f.secretMode === "value" ? "Value (never shown again)" : "Reference"}
-        {f.secretField === "privateKey" && f.secretMode === "value" ? (
-          <textarea id="conn-secret" rows={3} value={f.secret} onChange={set("secret")} autoComplete="off" />
-        ) : (
-          <input id="conn-secret" type={f.secretMode === "value" ? "password" : "text"} value={f.secret} onChange={set("secret")} autoComplete="new-password" />
-        )}
-      </label>
-      <button type="submit" className="primary" id="conn-save">
-        Save connection
-      </button>
-      <ErrorNote error={error} />
-    </form>
-  );
-}
-
 export function ConnectionsPage({ me }: { me: SignedIn }) {
   const { data, error, reload } = useLoad(() => get("/v1/console/connections", S.connectionList), []);
   const [actionError, setActionError] = useState<string>();
+  const [editing, setEditing] = useState<EditTarget>();
   const admin = has(me, "admin");
   const toggle = async (name: string, action: "disable" | "enable"): Promise<void> => {
     try {
@@ -500,9 +394,14 @@ export function ConnectionsPage({ me }: { me: SignedIn }) {
                     <>
                       <Badge kind={c.disabled ? "denied" : "approved"}>{c.disabled ? "console · disabled" : "console"}</Badge>{" "}
                       {admin && (
-                        <button type="button" className="small" onClick={() => void toggle(c.name, c.disabled ? "enable" : "disable")}>
-                          {c.disabled ? "Enable" : "Disable"}
-                        </button>
+                        <>
+                          <button type="button" className="small conn-toggle" onClick={() => void toggle(c.name, c.disabled ? "enable" : "disable")}>
+                            {c.disabled ? "Enable" : "Disable"}
+                          </button>{" "}
+                          <button type="button" className="small conn-edit" onClick={() => setEditing({ view: c })}>
+                            Edit
+                          </button>
+                        </>
                       )}
                     </>
                   )}
@@ -514,8 +413,9 @@ export function ConnectionsPage({ me }: { me: SignedIn }) {
       </div>
       {admin && (
         <>
-          <h2>Register or change a connection</h2>
-          <RegisterConnection onDone={reload} />
+          <h2 id="conn-form-title">{editing === undefined ? "Register a connection" : `Change ${editing.view.name}`}</h2>
+          <p className="sub">The fields are those of the configuration file's schema for the chosen type; the gateway checks them the same way.</p>
+          <ConnectionForm edit={editing} onDone={reload} />
         </>
       )}
     </section>
