@@ -5,7 +5,8 @@
  * - live view: a psql session that is still running shows its statements, decisions and masked
  *   rows as they happen; an SSH shell shows its terminal output as it is typed; the view turns
  *   into the replay when the session ends; another user cannot watch it;
- * - HTTP exchanges replay as a list with their (masked, capped) bodies;
+ * - HTTP exchanges replay as a list with their (masked, capped) bodies; a kubectl exec replays
+ *   in the terminal player (the real kubectl against the harness's fake API server);
  * - the connection form is generated from the YAML's schema per type, problems shown against
  *   the field;
  * - console policies reordered in the browser change which rule psql is refused by;
@@ -16,12 +17,15 @@
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { consoleBuildDir } from "../src/api/console-static.js";
+import { renderKubeconfig } from "../src/cli/kubeconfig.js";
+import { FakeKube } from "./harness/fake-kube.js";
+import { kubectl, writeKubeconfig } from "./harness/kubectl.js";
 import { chromiumAvailable, launchBrowser, loopbackPage } from "./harness/browser.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startUpstream, type Upstream } from "./harness/http-upstream.js";
@@ -258,6 +262,51 @@ describe("the web console, live and new pages", () => {
       await shot(page, "replay-http-narrow");
     } finally {
       await context.close();
+    }
+  });
+
+  it("replays a kubectl exec in the terminal player", { timeout: 90_000 }, async () => {
+    const kube = new FakeKube();
+    await kube.start();
+    // Its own gateway: kubectl sends a token over TLS only, so this HTTP listener has a certificate.
+    const dir = mkdtempSync(join(tmpdir(), "airlock-live-k8s-"));
+    writeFileSync(join(dir, "ca.pem"), kube.caPem);
+    writeFileSync(join(dir, "token"), kube.token);
+    const k = await startTestGateway({
+      listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
+      tls: { selfSigned: true },
+      serviceAccounts: [{ name: "agent", groups: ["agents"] }],
+      connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    });
+    try {
+      const gwCa = readFileSync(join(k.dataDir, "tls", "cert.pem"), "utf8");
+      const cfg = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${k.gw.addresses.http?.port ?? 0}`, token: await k.mint("agent"), caPem: gwCa, namespace: "default" }));
+      kube.put("pods", "default", { metadata: { name: "web-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });
+      const r = await kubectl(cfg, ["exec", "web-1", "--", "sh", "-c", "echo exec-$((6*7)) from $POD"]);
+      expect(r.stdout).toContain("exec-42");
+      const id = await until("the exec session's terminal recording", async () => {
+        for (const s of await k.gw.store.listSessions({ limit: 50, offset: 0 })) {
+          if (s.endedAt === undefined) continue;
+          const d = (await k.api(`/v1/console/sessions/${s.id}`)).body as { hasCast?: boolean };
+          if (d.hasCast === true) return s.id;
+        }
+        return undefined;
+      });
+      const { context, page } = await loopbackPage(browser);
+      try {
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await page.goto(k.gw.consoleLoginLink() ?? "");
+        await page.goto(`${k.apiUrl}/#/sessions/${id}`);
+        await page.waitForSelector("#terminal .xterm");
+        await page.click("#to-end");
+        await until("the player to show the exec's output", async () => ((await page.textContent("#terminal")) ?? "").includes("exec-42") || undefined);
+        await shot(page, "replay-kubectl-exec-desktop");
+      } finally {
+        await context.close();
+      }
+    } finally {
+      await k.stop();
+      await kube.close();
     }
   });
 
