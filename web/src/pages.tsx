@@ -479,7 +479,7 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
       <h1>Policies</h1>
       <p className="sub">
         Judged in order; the first matching deny or approval wins. Policies from the configuration file come first and are read-only here; policies saved in the console
-        follow them, by name, and apply to new sessions at once.
+        follow them, in the order set here (Move up / Move down), and apply to new sessions at once.
       </p>
       <h2>Try it</h2>
       <form className="try" onSubmit={(e) => void tryIt(e)}>
