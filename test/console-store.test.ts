@@ -203,6 +203,36 @@ describe("console connections and policies in the store", () => {
     expect((await t.api("/v1/console/config", { token: agentToken })).status).toBe(403);
   });
 
+  it("reorders console policies: the first matching one decides, psql names it, and the change is audited", async () => {
+    const doc = (name: string): string => `name: ${name}\nconnections: [legacy]\nmatch: { relations: [items] }\naction: deny\nmessage: refused by ${name}\n`;
+    for (const name of ["m-first", "a-second"]) expect((await t.api("/v1/console/policies", { body: { document: doc(name) } })).status).toBe(201);
+    const names = async (): Promise<string[]> => ((await t.api("/v1/console/policies")).body as { policies: { name: string; source?: string }[] }).policies.filter((p) => p.source === "console").map((p) => p.name);
+    // A new policy goes last (not by name).
+    expect(await names()).toEqual(["m-first", "a-second"]);
+    expect((await select("legacy")).stderr).toContain("m-first");
+    const moved = await t.api("/v1/console/policies/order", { body: { names: ["a-second", "m-first"] } });
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body).toEqual({ order: ["a-second", "m-first"] });
+    expect(await names()).toEqual(["a-second", "m-first"]);
+    const now = await select("legacy");
+    expect(now.stderr).toContain("a-second");
+    expect(now.stderr).not.toContain("m-first");
+    // Changing a policy keeps its place.
+    expect((await t.api("/v1/console/policies", { body: { document: doc("m-first").replace("deny\n", "deny\ngroups: [agents]\n") } })).status).toBe(201);
+    expect(await names()).toEqual(["a-second", "m-first"]);
+    // The order names every console policy once, and no YAML policy.
+    expect((await t.api("/v1/console/policies/order", { body: { names: ["a-second"] } })).status).toBe(400);
+    expect((await t.api("/v1/console/policies/order", { body: { names: ["a-second", "a-second", "m-first"] } })).status).toBe(400);
+    expect((await t.api("/v1/console/policies/order", { body: { names: ["no-drop", "a-second", "m-first"] } })).status).toBe(409);
+    expect((await t.api("/v1/console/policies/order", { body: { names: ["a-second", "m-first", "nope"] } })).status).toBe(404);
+    expect((await t.api("/v1/console/policies/order", { body: { names: ["m-first", "a-second"] }, token: agentToken })).status).toBe(403);
+    await t.gw.audit.flush();
+    const audit = await t.gw.store.readAudit(0, 100_000);
+    expect(audit.filter((a) => a.type === "policy.change" && a.details?.["action"] === "reorder").map((a) => a.details?.["order"])).toEqual(["a-second,m-first"]);
+    for (const name of ["m-first", "a-second"]) expect((await t.api(`/v1/console/policies/${name}/delete`, { body: {} })).status).toBe(200);
+    expect((await select("legacy")).stdout.trim()).toBe("one");
+  });
+
   it("keeps console connections and policies across a restart", { timeout: 60_000 }, async () => {
     await t.api("/v1/console/policies", { body: { document: "name: zz-no-two\nconnections: [legacy]\nmatch: { statementRegex: 'id = 2' }\naction: deny\n" } });
     await t.gw.close();

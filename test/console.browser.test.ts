@@ -135,7 +135,7 @@ describe("the web console", () => {
       await page.goto(link);
       await page.waitForSelector("#me");
       expect(await page.textContent("#me")).toBe("admin");
-      for (const nav of ["approvals", "sessions", "connections", "policies", "audit", "identities"]) expect(await page.locator(`#nav-${nav}`).count()).toBe(1);
+      for (const nav of ["approvals", "sessions", "connections", "policies", "audit", "identities", "agents"]) expect(await page.locator(`#nav-${nav}`).count()).toBe(1);
       const cookies = await context.cookies();
       const c = cookies.find((x) => x.name === "airlock_console");
       expect(c).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/" });
@@ -455,18 +455,21 @@ describe("the web console", () => {
       await page.goto(t.gw.consoleLoginLink() ?? "");
       await page.goto(`${t.apiUrl}/#/connections`);
       await page.waitForSelector("#register");
-      // The same validation as the YAML: a bad port is refused with the key named.
+      // The form is the YAML's schema for the type; a bad port is shown against the field.
+      await page.waitForSelector("#conn-database");
       await page.fill("#conn-name", "orders-live");
+      await page.fill("#conn-host", "127.0.0.1");
       await page.fill("#conn-port", "70000");
-      await page.click("#conn-save");
-      await page.waitForSelector("#register [role=alert]");
-      expect(await page.textContent("#register [role=alert]")).toContain("connection.port");
-      await page.fill("#conn-port", String(pgServer.port));
       await page.fill("#conn-database", "orders");
       await page.fill("#conn-user", "app");
+      await page.click("#conn-save");
+      await page.waitForSelector("#register [data-field=port] .field-error");
+      expect(await page.textContent("#register [data-field=port] .field-error")).toContain("65535");
+      expect(await page.locator("#register .field-error").count()).toBe(1);
+      await page.fill("#conn-port", String(pgServer.port));
       await page.selectOption("#conn-sslmode", "disable");
       await page.fill("#conn-groups", "agents");
-      await page.fill("#conn-secret", SECRET);
+      await page.fill("#conn-password", SECRET);
       await page.click("#conn-save");
       await page.waitForSelector('#connections tr[data-name="orders-live"]');
       const row = (await page.textContent('#connections tr[data-name="orders-live"]')) ?? "";
@@ -534,7 +537,7 @@ describe("the web console", () => {
         await page.waitForSelector("#token");
         await shot(page, `login-${name}`);
         await page.goto(t.gw.consoleLoginLink() ?? "");
-        for (const p of ["approvals", "sessions", "connections", "policies", "audit", "identities"]) {
+        for (const p of ["approvals", "sessions", "connections", "policies", "audit", "identities", "agents"]) {
           await page.goto(`${t.apiUrl}/#/${p}`);
           await page.waitForSelector(`#nav-${p}.active`);
           await page.waitForSelector("main.content section");

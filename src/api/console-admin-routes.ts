@@ -6,6 +6,7 @@
  *   GET  /v1/console/config                    auditor: the effective configuration, secrets as references (yaml|json)
  *   POST /v1/console/policies                  admin: create or replace a console policy {document: YAML}
  *   POST /v1/console/policies/:name/delete     admin: remove a console policy
+ *   POST /v1/console/policies/order            admin: the order console policies are judged in {names: [...]}
  *   POST /v1/console/connections/:name/test    admin: dial the target with the held credential, ok or the (secret-free) error
  *   GET  /v1/console/sessions/stream           user: the sessions list, live (Server-Sent Events)
  *
@@ -21,12 +22,15 @@ import { parseInput } from "./parse.js";
 import { connectionTestResult } from "./console-schemas.js";
 
 export const policySaveBody = z.strictObject({ document: z.string().min(1).max(64 * 1024) });
+export const policyOrderBody = z.strictObject({ names: z.array(z.string().min(1).max(200)).max(1000) });
+export { policyOrder as policyOrdered } from "./console-schemas.js";
 export const configShowQuery = z.object({ format: z.enum(["yaml", "json"]).default("yaml") });
 
 export interface ConsoleAdminDeps {
   readonly policies?: {
     save(text: string, by: string): Promise<{ readonly name: string; readonly action: string }>;
     remove(name: string): Promise<void>;
+    reorder(names: readonly string[], by: string): Promise<readonly string[]>;
   };
   readonly testConnection?: (name: string) => Promise<z.infer<typeof connectionTestResult>>;
   readonly effectiveConfig?: () => { readonly yaml: string; readonly json: Record<string, unknown> };
@@ -110,6 +114,13 @@ export function registerConsoleAdminRoutes(app: FastifyInstance, deps: ConsoleAd
     const p = await policies().save(body.document, callerOf(request).principal.id);
     await audit(request, "policy.change", { action: "save", name: p.name, policyAction: p.action });
     return reply.code(201).send({ policy: { name: p.name, action: p.action } });
+  });
+
+  app.post("/v1/console/policies/order", admin, async (request) => {
+    const body = parseInput(policyOrderBody, request.body, "body");
+    const order = await policies().reorder(body.names, callerOf(request).principal.id);
+    await audit(request, "policy.change", { action: "reorder", order: order.join(",") });
+    return { order: [...order] };
   });
 
   app.post("/v1/console/policies/:name/delete", admin, async (request) => {

@@ -13,9 +13,12 @@
  *   GET  /v1/console/sessions                user: admins/auditors see every session, others their own
  *   GET  /v1/console/sessions/:id            user: one session and its recording (same visibility)
  *   GET  /v1/console/sessions/:id/cast       user: its terminal recording (asciicast v2)
+ *   GET  /v1/console/sessions/:id/live       user: the session as it is recorded, live (SSE; console-live.ts)
  *   GET  /v1/console/audit                   auditor: search (principal, connection, decision, rule, type, time, text); json|jsonl|csv
  *   GET  /v1/console/identities              auditor: service accounts, role groups, tokens issued
  *   GET  /v1/console/connections             user: admins/auditors see all, others those their groups may use
+ *   GET  /v1/console/connections/form        admin: JSON Schema per connection type (console-forms.ts)
+ *   POST /v1/console/connections/validate    admin: field-by-field problems of a connection document
  *   GET  /v1/console/policies                auditor
  *   POST /v1/console/policies/try            auditor: decision, rule and masking for a statement (no execution)
  *   … and those of console-admin-routes.ts (policy editing, test connection, config, sessions stream).
@@ -42,6 +45,8 @@ import { ConsoleSessions, CONSOLE_COOKIE, consoleCookie, sameOrigin } from "./co
 import * as S from "./console-schemas.js";
 import { parseInput } from "./parse.js";
 import { registerConsoleAdminRoutes, type ConsoleAdminDeps } from "./console-admin-routes.js";
+import { registerConsoleLiveRoutes } from "./console-live.js";
+import { registerConsoleFormRoutes } from "./console-forms.js";
 import { readCookie } from "../identity/login-state.js";
 import { CONSOLE_LOGIN_FINISH, WEB_SESSION_COOKIE } from "./approval-page.js";
 
@@ -50,6 +55,8 @@ export interface ConsoleRoutesDeps {
   readonly store: Store;
   readonly recordings: RecordingStore;
   readonly readCast?: (sessionId: string) => Promise<string | undefined>;
+  /** Where a session's recordings are written (the live view taps them; console-live.ts). */
+  readonly livePaths?: (sessionId: string) => { readonly recording: string; readonly cast: string };
   readonly liveSessions: LiveSessions;
   readonly approvals?: ApprovalService;
   /** Verifies an Airlock token (or a trusted issuer's JWT) for the token login. */
@@ -326,9 +333,20 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
     const { id } = parseInput(idParam, request.params, "id");
     const { row, live } = await visibleSession(callerOf(request), id);
     const recording = (await deps.recordings.read(id)) ?? [];
-    const hasCast = deps.readCast === undefined || row.protocol !== "ssh" ? false : (await deps.readCast(id).catch(() => undefined)) !== undefined;
+    // SSH sessions and kubectl exec (on an HTTP or Kubernetes session) record a terminal.
+    const hasCast = deps.readCast === undefined ? false : (await deps.readCast(id).catch(() => undefined)) !== undefined;
     return { session: sessionView(row, live), recording: recording.map((e) => S.recordingEntry.parse(e)), hasCast };
   });
+
+  const livePaths = deps.livePaths;
+  if (livePaths !== undefined) {
+    registerConsoleLiveRoutes(app, {
+      visibleSession,
+      isLive: (id) => deps.liveSessions.list().some((s) => s.id === id),
+      paths: livePaths,
+      logger: deps.logger,
+    });
+  }
 
   app.get("/v1/console/sessions/:id/cast", user, async (request, reply) => {
     const { id } = parseInput(idParam, request.params, "id");
@@ -431,6 +449,8 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
       ?.append({ type: "connection.change", principal: auditPrincipal(callerOf(request).principal), ...(typeof details["name"] === "string" ? { connection: details["name"] } : {}), details })
       .catch((e: unknown) => deps.logger.error({ err: e }, "could not audit a connection change"));
   };
+
+  registerConsoleFormRoutes(app);
 
   app.post("/v1/console/connections", admin, async (request, reply) => {
     const body = parseInput(registerBody, request.body, "body");

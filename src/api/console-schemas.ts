@@ -219,6 +219,22 @@ export const tryResult = z.object({
 export type TryResult = z.infer<typeof tryResult>;
 export const connectionTestResult = z.object({ ok: z.boolean(), checked: z.enum(["login", "tcp", "command"]), ms: z.number(), code: z.string().optional(), message: z.string() });
 export type ConnectionTestResult = z.infer<typeof connectionTestResult>;
+export const policyOrder = z.object({ order: z.array(z.string()) });
 export const policySaved = z.object({ policy: z.object({ name: z.string(), action: z.string() }) });
 
+/** A connected network-resident agent (GET /v1/agents; src/agent/registry.ts AgentView). */
+export const agentView = z.object({
+  id: z.string(),
+  group: z.string(),
+  principal: z.string(),
+  name: z.string(),
+  version: z.string(),
+  address: z.string(),
+  connectedAt: z.string(),
+  lastSeen: z.string(),
+  streams: z.number(),
+  streamsOpened: z.number(),
+});
+export type AgentViewT = z.infer<typeof agentView>;
+export const agentList = z.object({ agents: z.array(agentView) });
 export const errorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), rule: z.string().optional() }) });

@@ -7,6 +7,8 @@ import { z } from "zod";
 import type { RegisteredRoute } from "./server.js";
 import * as S from "./console-schemas.js";
 import { registerBody } from "../runtime/live-connections.js";
+import { policyOrderBody, policyOrdered } from "./console-admin-routes.js";
+import { connectionForm, validation } from "./console-forms.js";
 
 interface Shapes {
   readonly summary?: string;
@@ -28,13 +30,21 @@ export const ROUTE_SHAPES: Readonly<Record<string, Shapes>> = {
   "GET /v1/console/sessions": { summary: "Sessions (own, or all for admins and auditors)", query: S.sessionsQuery, response: S.sessionList },
   "GET /v1/console/sessions/:id": { summary: "A session and its recording", response: S.sessionDetail },
   "GET /v1/console/sessions/:id/cast": { summary: "A session's terminal recording", responseType: "application/x-asciicast" },
+  "GET /v1/console/sessions/:id/live": {
+    summary: "A session as it is recorded, live (Server-Sent Events: `entry`, `terminal-start`, `terminal`, `end`)",
+    responseType: "text/event-stream",
+  },
   "GET /v1/console/audit": { summary: "Search the audit log; export as JSONL or CSV", query: S.auditQuery, response: S.auditSearch },
   "GET /v1/console/identities": { summary: "Service accounts, role groups and issued tokens", response: S.identities },
   "GET /v1/console/connections": { summary: "Effective connections (config and console), secrets as references", response: S.connectionList },
   "POST /v1/console/connections": { summary: "Register or change a connection at run time (the YAML's validation; secret values stored encrypted)", body: registerBody },
+  "GET /v1/console/connections/form": { summary: "JSON Schema of each connection type, as the YAML validates it (the console's forms)", response: connectionForm },
+  "POST /v1/console/connections/validate": { summary: "Check a connection document field by field, without saving", body: registerBody, response: validation },
   "POST /v1/console/connections/:name/disable": { summary: "Disable a console connection (new sessions refused at once)" },
   "POST /v1/console/connections/:name/enable": { summary: "Enable a console connection" },
   "GET /v1/console/policies": { summary: "Effective policies", response: S.policyList },
+  "POST /v1/console/policies/order": { summary: "Set the order console policies are judged in (after the configuration's)", body: policyOrderBody, response: policyOrdered },
+  "GET /v1/agents": { summary: "Connected network-resident agents", response: S.agentList },
   "POST /v1/console/policies/try": { summary: "Evaluate a statement as the live judge would, without running it", body: S.tryBody, response: S.tryResult },
   "GET /v1/audit/verify": { summary: "Verify the audit chain", response: S.auditVerify },
   "POST /v1/tokens": { summary: "Mint a service-account token", body: S.tokenCreateBody, response: S.tokenCreated },

@@ -638,10 +638,13 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "GET /v1/console/sessions": "user",
   "GET /v1/console/sessions/:id": "user",
   "GET /v1/console/sessions/:id/cast": "user",
+  "GET /v1/console/sessions/:id/live": "user",
   "GET /v1/console/audit": "auditor",
   "GET /v1/console/identities": "auditor",
   "GET /v1/console/connections": "user",
   "POST /v1/console/connections": "admin",
+  "GET /v1/console/connections/form": "admin",
+  "POST /v1/console/connections/validate": "admin",
   "POST /v1/console/connections/:name/disable": "admin",
   "POST /v1/console/connections/:name/enable": "admin",
   "GET /v1/console/policies": "auditor",
@@ -649,12 +652,13 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "GET /v1/console/config": "auditor",
   "POST /v1/console/policies": "admin",
   "POST /v1/console/policies/:name/delete": "admin",
+  "POST /v1/console/policies/order": "admin",
   "POST /v1/console/connections/:name/test": "admin",
   "GET /v1/console/sessions/stream": "user",
 };
 
 /** Routes that answer with an endless stream (SSE): only their refusals can be checked by inject. */
-const STREAMING_ROUTES = new Set(["GET /v1/console/approvals/stream", "GET /v1/console/sessions/stream"]);
+const STREAMING_ROUTES = new Set(["GET /v1/console/approvals/stream", "GET /v1/console/sessions/stream", "GET /v1/console/sessions/:id/live"]);
 
 const TEST_CERT = `-----BEGIN CERTIFICATE-----
 MIIBfTCCASOgAwIBAgIUJ1cRs5pGvOZ3H7xC0Yv1l0fQ9ZswCgYIKoZIzj0EAwIw

@@ -13,6 +13,7 @@ import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import { StringDecoder } from "node:string_decoder";
 import { GatewayError } from "../core/errors.js";
+import { LineTap, liveFiles, type LineSource } from "./live.js";
 
 export interface CastHeader {
   readonly width: number;
@@ -33,10 +34,22 @@ export class AsciicastWriter {
   #closed: Promise<void> | undefined;
   readonly #maxBytes: number;
   readonly #decoders = { o: new StringDecoder("utf8"), i: new StringDecoder("utf8") };
+  /** Watchers of the live view (live.ts); registered by path from start() to close(). */
+  readonly #tap = new LineTap();
+  readonly #source: LineSource;
 
   constructor(path: string, maxBytes = 256 * 1024 * 1024) {
     this.path = path;
     this.#maxBytes = maxBytes;
+    const tap = this.#tap;
+    this.#source = {
+      get count() {
+        return tap.count;
+      },
+      // Writes are in order: the callback of an empty write runs once everything before it is written.
+      settle: () => new Promise<void>((resolve) => (this.#stream === undefined || this.#stream.destroyed ? resolve() : this.#stream.write("", () => resolve()))),
+      watch: (l) => tap.watch(l),
+    };
   }
 
   get started(): boolean {
@@ -56,6 +69,7 @@ export class AsciicastWriter {
       this.#full = true; // stop writing; recording is best effort
     });
     this.#t0 = performance.now();
+    liveFiles.register(this.path, this.#source);
     this.#line(
       JSON.stringify({
         version: 2,
@@ -97,15 +111,18 @@ export class AsciicastWriter {
     if (this.#bytes + n > this.#maxBytes) {
       this.#full = true;
       const t = Math.round(performance.now() - this.#t0) / 1000;
-      this.#stream.write(`${JSON.stringify([t, "m", "recording size limit reached; the rest is not recorded"])}\n`);
+      const marker = JSON.stringify([t, "m", "recording size limit reached; the rest is not recorded"]);
+      this.#stream.write(`${marker}\n`);
+      this.#tap.emit(marker);
       return;
     }
     this.#bytes += n;
     this.#stream.write(`${line}\n`);
+    this.#tap.emit(line);
   }
 
   close(): Promise<void> {
-    this.#closed ??= new Promise((resolve) => {
+    this.#closed ??= new Promise<void>((resolve) => {
       const s = this.#stream;
       if (s === undefined) {
         resolve();
@@ -113,6 +130,9 @@ export class AsciicastWriter {
       }
       s.end(() => resolve());
       s.once("error", () => resolve());
+    }).then(() => {
+      liveFiles.unregister(this.path, this.#source);
+      this.#tap.close();
     });
     return this.#closed;
   }

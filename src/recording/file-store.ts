@@ -19,6 +19,7 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { GatewayError } from "../core/errors.js";
+import { LineTap, liveFiles, type LineSource } from "./live.js";
 import type { RecordingEntry, RecordingInput, RecordingStore, SessionRecorder } from "./types.js";
 
 export const TRUNCATION_MARKER = "…[truncated]";
@@ -187,12 +188,19 @@ class FileSessionRecorder implements SessionRecorder {
   private fh: FileHandle | undefined;
   private writing: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
+  /** Watchers of the live view (live.ts); the recorder is registered by path while open. */
+  private readonly tap = new LineTap();
+  private readonly source: LineSource;
 
   constructor(
     readonly path: string,
     private readonly dir: string,
     private readonly cb: StoreCallbacks,
-  ) {}
+  ) {
+    const tap = this.tap;
+    this.source = { get count() { return tap.count; }, settle: () => this.flush(), watch: (l) => tap.watch(l) };
+    liveFiles.register(path, this.source);
+  }
 
   append(input: RecordingInput): void {
     if (this.closing !== undefined) {
@@ -215,6 +223,7 @@ class FileSessionRecorder implements SessionRecorder {
       return;
     }
     this.chunks.push(line);
+    this.tap.emit(line.slice(0, -1));
     this.bufferedBytes += size;
     this.pendingBytes += size;
     if (this.bufferedBytes >= this.cb.flushBytes) {
@@ -298,6 +307,8 @@ class FileSessionRecorder implements SessionRecorder {
           this.cb.writeError(e, this.path);
         }
       }
+      liveFiles.unregister(this.path, this.source);
+      this.tap.close();
       this.cb.closed(this);
     })();
     return this.closing;

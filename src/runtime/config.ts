@@ -250,6 +250,19 @@ const connection = z.discriminatedUnion("type", [postgresConnection, sshConnecti
   },
 });
 
+/** Each connection type's schema, as the YAML validates it (the console's forms are generated from these). */
+export const connectionTypeSchemas = {
+  postgres: postgresConnection,
+  mysql: mysqlConnection,
+  redis: redisConnection,
+  ssh: sshConnection,
+  http: httpConnection,
+  kubernetes: kubernetesConnection,
+  mcp: mcpConnection,
+} as const;
+/** One connection entry as the YAML validates it. */
+export const connectionSchema = connection;
+
 const stringList = z.array(z.string().min(1));
 
 /**

@@ -586,6 +586,10 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           store,
           recordings,
           readCast: (id) => readCast(castPathOf(recordings.pathOf(id).dir, id)),
+          livePaths: (id) => {
+            const p = recordings.pathOf(id);
+            return { recording: p.file, cast: castPathOf(p.dir, id) };
+          },
           liveSessions: registry,
           approvals,
           authenticate: authenticator.authenticate,

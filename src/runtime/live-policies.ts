@@ -1,7 +1,8 @@
 /**
  * Policies written in the web console, layered after the configuration's.
  *
- * The effective list is the YAML's policies in their order, then the console's, ordered by name
+ * The effective list is the YAML's policies in their order, then the console's in the order set
+ * in the console (`reorder`; a new policy goes last; those never placed follow, by name)
  * (policies are judged in order; the first matching deny / approval wins, so a console policy
  * can add refusals, approvals and masks but never loosen a YAML deny that matches first).
  *
@@ -37,7 +38,13 @@ export const policyBody = z.strictObject({
   document: z.string().min(1).max(MAX_POLICY_CHARS),
 });
 
-const storedPolicy = z.object({ document: z.record(z.string(), z.unknown()), updatedAt: z.string(), updatedBy: z.string() });
+const storedPolicy = z.object({
+  document: z.record(z.string(), z.unknown()),
+  updatedAt: z.string(),
+  updatedBy: z.string(),
+  /** Place among the console's policies (judged in this order); absent = after those placed, by name. */
+  order: z.number().int().nonnegative().optional(),
+});
 type StoredPolicy = z.infer<typeof storedPolicy>;
 
 export interface PolicyViewEntry {
@@ -132,7 +139,7 @@ export class LivePolicies {
     const fingerprint = JSON.stringify(docs.map((d) => [d.name, d.body]));
     if (fingerprint === this.#fingerprint) return;
     const stored = new Map<string, StoredPolicy>();
-    const console: PolicyConfig[] = [];
+    const console: { policy: PolicyConfig; order: number }[] = [];
     for (const d of docs) {
       if (this.#configNames.has(d.name)) {
         this.#o.logger.warn({ policy: d.name }, "a console policy has the name of a configured one: the configuration's wins");
@@ -140,7 +147,7 @@ export class LivePolicies {
       }
       try {
         const e = storedPolicy.parse(JSON.parse(d.body));
-        console.push(this.#validate(e.document));
+        console.push({ policy: this.#validate(e.document), order: e.order ?? Number.MAX_SAFE_INTEGER });
         stored.set(d.name, e);
       } catch (err) {
         this.#o.logger.error({ policy: d.name, err: isGatewayError(err) ? err.message : "unreadable" }, "a stored console policy is invalid and is skipped");
@@ -148,7 +155,9 @@ export class LivePolicies {
     }
     this.#stored = stored;
     this.#fingerprint = fingerprint;
-    this.#effective = [...this.#o.config.policies, ...console];
+    // Documents come by name; a stable sort keeps that order among equals.
+    console.sort((a, b) => a.order - b.order);
+    this.#effective = [...this.#o.config.policies, ...console.map((c) => c.policy)];
     this.#o.onChange(this.#effective);
   }
 
@@ -193,10 +202,41 @@ export class LivePolicies {
     const doc = LivePolicies.parseDocument(text);
     const p = this.#validate(doc);
     if (this.#configNames.has(p.name)) throw new GatewayError("GW_CONFLICT", `policy "${p.name}" is defined in the configuration file: change it there`);
-    const entry: StoredPolicy = { document: doc, updatedAt: new Date().toISOString(), updatedBy: by };
+    await this.refresh();
+    // A changed policy keeps its place; a new one goes last.
+    const order = this.#stored.get(p.name)?.order ?? Math.max(-1, ...[...this.#stored.values()].map((e) => e.order ?? -1)) + 1;
+    const entry: StoredPolicy = { document: doc, updatedAt: new Date().toISOString(), updatedBy: by, order };
     await this.#o.docs.put({ kind: "policy", name: p.name, body: JSON.stringify(entry), updatedAt: new Date(entry.updatedAt), updatedBy: by });
     await this.refresh();
     return p;
+  }
+
+  /**
+   * Set the order of the console's policies: `names` lists every console policy once, in the
+   * order they are to be judged (after the YAML's, which keep theirs).
+   */
+  async reorder(names: readonly string[], by: string): Promise<readonly string[]> {
+    await this.refresh();
+    const current = [...this.#stored.keys()];
+    const wanted = new Set(names);
+    const yaml = names.filter((n) => this.#configNames.has(n));
+    if (yaml.length > 0) throw new GatewayError("GW_CONFLICT", `policy "${yaml[0] ?? ""}" is defined in the configuration file: its place is set there`);
+    if (wanted.size !== names.length) throw new GatewayError("GW_BAD_REQUEST", "a policy is named twice in the order");
+    const unknown = names.filter((n) => !this.#stored.has(n));
+    if (unknown.length > 0) throw new GatewayError("GW_NOT_FOUND", `no console policy ${unknown[0] ?? ""}`);
+    const missing = current.filter((n) => !wanted.has(n));
+    if (missing.length > 0) throw new GatewayError("GW_BAD_REQUEST", `the order must name every console policy; missing: ${missing.join(", ")}`);
+    const now = new Date();
+    for (const [i, name] of names.entries()) {
+      const e = this.#stored.get(name);
+      if (e === undefined || e.order === i) continue;
+      const entry: StoredPolicy = { ...e, order: i, updatedAt: now.toISOString(), updatedBy: by };
+      await this.#o.docs.put({ kind: "policy", name, body: JSON.stringify(entry), updatedAt: now, updatedBy: by });
+    }
+    await this.refresh();
+    return this.views()
+      .filter((v) => v.source === "console")
+      .map((v) => v.name);
   }
 
   async remove(name: string): Promise<void> {

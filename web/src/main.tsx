@@ -4,7 +4,9 @@ import { StrictMode, useCallback, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import * as S from "../../src/api/console-schemas.js";
 import { get, post, setCsrf } from "./api.js";
-import { ApprovalsPage, AuditPage, ConnectionsPage, ErrorNote, has, IdentitiesPage, LoginPage, PoliciesPage, SessionPage, SessionsPage } from "./pages.js";
+import { ApprovalsPage, AuditPage, ConnectionsPage, ErrorNote, has, IdentitiesPage, LoginPage, PoliciesPage, SessionsPage } from "./pages.js";
+import { SessionPage } from "./session.js";
+import { AgentsPage } from "./agents.js";
 import "./style.css";
 
 type SignedIn = Extract<S.ConsoleSession, { signedIn: true }>;
@@ -23,6 +25,7 @@ const NAV: readonly NavItem[] = [
   { path: "policies", label: "Policies", role: "auditor" },
   { path: "audit", label: "Audit", role: "auditor" },
   { path: "identities", label: "Identities", role: "auditor" },
+  { path: "agents", label: "Agents", role: "auditor" },
 ];
 
 function useHash(): string {
@@ -48,6 +51,8 @@ function Page({ me, parts }: { me: SignedIn; parts: readonly string[] }) {
       return has(me, "auditor") ? <AuditPage /> : <Forbidden />;
     case "identities":
       return has(me, "auditor") ? <IdentitiesPage me={me} /> : <Forbidden />;
+    case "agents":
+      return has(me, "auditor") ? <AgentsPage /> : <Forbidden />;
     case "approvals":
     case undefined:
       return <ApprovalsPage focus={first === "approvals" && second !== undefined ? decodeURIComponent(second) : undefined} />;

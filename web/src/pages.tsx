@@ -3,9 +3,9 @@
 import { useEffect, useState, type SyntheticEvent, type ReactNode } from "react";
 import type { z } from "zod";
 import * as S from "../../src/api/console-schemas.js";
-import { ApiError, get, getText, post, query } from "./api.js";
-import { TerminalPlayer } from "./player.js";
+import { ApiError, get, post, query } from "./api.js";
 import { deletePolicy, PolicyEditor, TestConnection } from "./editing.js";
+import { ConnectionForm, type EditTarget } from "./connection-form.js";
 
 type SignedIn = Extract<S.ConsoleSession, { signedIn: true }>;
 type Role = SignedIn["roles"][number];
@@ -14,12 +14,12 @@ export function has(me: SignedIn, role: Role): boolean {
   return me.roles.includes(role);
 }
 
-function when(iso: string | undefined): string {
+export function when(iso: string | undefined): string {
   if (iso === undefined) return "—";
   return iso.replace("T", " ").replace(/\.\d+Z$/u, " UTC");
 }
 
-function duration(ms: number): string {
+export function duration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;
@@ -27,7 +27,7 @@ function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
-function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): { data: T | undefined; error: string | undefined; reload: () => void } {
+export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): { data: T | undefined; error: string | undefined; reload: () => void } {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<string>();
   const [n, setN] = useState(0);
@@ -59,7 +59,7 @@ export function ErrorNote({ error }: { error: string | undefined }) {
   );
 }
 
-function Badge({ kind, children }: { kind: string; children: ReactNode }) {
+export function Badge({ kind, children }: { kind: string; children: ReactNode }) {
   return <span className={`badge ${kind}`}>{children}</span>;
 }
 
@@ -317,7 +317,9 @@ export function SessionsPage({ me }: { me: SignedIn }) {
                 <td>{s.statements ?? "—"}</td>
                 <td>{s.live ? <Badge kind="pending">live</Badge> : <span className="note">{s.endReason ?? "ended"}</span>}</td>
                 <td className="actions">
-                  <a href={`#/sessions/${encodeURIComponent(s.id)}`}>Replay</a>
+                  <a href={`#/sessions/${encodeURIComponent(s.id)}`} className={s.live ? "watch" : "replay"}>
+                    {s.live ? "Watch" : "Replay"}
+                  </a>
                   {s.live && has(me, "admin") && (
                     <button type="button" className="deny small" onClick={() => void kill(s.id)}>
                       Kill
@@ -334,228 +336,14 @@ export function SessionsPage({ me }: { me: SignedIn }) {
   );
 }
 
-function SqlTimeline({ recording }: { recording: readonly S.RecordingEntryView[] }) {
-  const results = new Map<number, Extract<S.RecordingEntryView, { kind: "result" }>>();
-  for (const e of recording) if (e.kind === "result") results.set(e.seq, e);
-  const queries = recording.filter((e): e is Extract<S.RecordingEntryView, { kind: "query" }> => e.kind === "query");
-  return (
-    <ol className="timeline" id="timeline">
-      {queries.map((q) => {
-        const r = results.get(q.seq);
-        return (
-          <li key={`${q.seq}-${q.stage}-${q.t}`} className={`step step-${q.decision}`}>
-            <div className="step-head">
-              <span className="mono">+{(q.t / 1000).toFixed(3)}s</span> <Badge kind={q.decision === "allow" ? "approved" : q.decision === "deny" ? "denied" : "pending"}>{q.decision}</Badge>
-              {q.rule !== undefined && <code>{q.rule}</code>}
-              {r !== undefined && (
-                <span className="note">
-                  {r.commandTag ?? ""} · {r.rowCount} row{r.rowCount === 1 ? "" : "s"} · {r.durationMs.toFixed(1)} ms
-                  {r.masked !== undefined && Object.keys(r.masked).length > 0 ? ` · masked ${Object.entries(r.masked).map(([k, v]) => `${k}×${v}`).join(", ")}` : ""}
-                </span>
-              )}
-            </div>
-            <pre className="statement">{q.sql}</pre>
-            {q.params !== undefined && <div className="note mono">params: {JSON.stringify(q.params)}</div>}
-            {q.message !== undefined && <div className="note">{q.message}</div>}
-            {r?.error !== undefined && (
-              <div className="notice error">
-                {r.error.sqlstate}: {r.error.message}
-              </div>
-            )}
-            {r?.columns !== undefined && r.rows !== undefined && r.rows.length > 0 && (
-              <div className="table-wrap">
-                <table className="rows">
-                  <thead>
-                    <tr>
-                      {r.columns.map((c, i) => (
-                        <th key={i}>{c}</th>
-                      ))}
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {r.rows.map((row, i) => (
-                      <tr key={i}>
-                        {row.map((v, j) => (
-                          <td key={j} className="mono">
-                            {v ?? <i>NULL</i>}
-                          </td>
-                        ))}
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-                {r.rowsTruncated === true && <div className="note">(more rows were sent than recorded)</div>}
-              </div>
-            )}
-          </li>
-        );
-      })}
-    </ol>
-  );
-}
-
-export function SessionPage({ id, me }: { id: string; me: SignedIn }) {
-  const { data, error } = useLoad(() => get(`/v1/console/sessions/${encodeURIComponent(id)}`, S.sessionDetail), [id]);
-  const [cast, setCast] = useState<string>();
-  useEffect(() => {
-    if (data?.hasCast !== true) return;
-    getText(`/v1/console/sessions/${encodeURIComponent(id)}/cast`).then(setCast, () => setCast(undefined));
-  }, [data, id]);
-  const s = data?.session;
-  return (
-    <section>
-      <p>
-        <a href="#/sessions">← Sessions</a>
-      </p>
-      <h1>Session {id}</h1>
-      <ErrorNote error={error} />
-      {s !== undefined && (
-        <dl className="facts">
-          <dt>Principal</dt>
-          <dd>
-            {s.principal.name} <span className="note mono">{s.principal.id}</span>
-          </dd>
-          <dt>Connection</dt>
-          <dd>
-            {s.connection} ({s.protocol})
-          </dd>
-          <dt>Client</dt>
-          <dd className="mono">{s.clientAddress}</dd>
-          <dt>Started</dt>
-          <dd>{when(s.startedAt)}</dd>
-          <dt>Ended</dt>
-          <dd>{s.live ? "live" : `${when(s.endedAt)} (${s.endReason ?? "ended"})`}</dd>
-          <dt>Statements</dt>
-          <dd>{s.statements ?? "—"}</dd>
-        </dl>
-      )}
-      {cast !== undefined && <TerminalPlayer castText={cast} />}
-      {data !== undefined && <SqlTimeline recording={data.recording} />}
-      {data !== undefined && data.recording.length === 0 && cast === undefined && <p className="note">Nothing was recorded for this session.</p>}
-      {has(me, "auditor") && s !== undefined && (
-        <p className="note">
-          <a href="#/audit">Audit log</a>
-        </p>
-      )}
-    </section>
-  );
-}
-
 // ---------------------------------------------------------------------------------- connections & policies
 
 const changed = S.connectionList.partial().extend({ connection: S.connectionView.optional() });
 
-function RegisterConnection({ onDone }: { onDone: () => void }) {
-  const [f, setF] = useState({ name: "", type: "postgres", host: "127.0.0.1", port: "5432", database: "", user: "", groups: "", sslmode: "prefer", hostKey: "", secretField: "password", secretMode: "value", secret: "" });
-  const [error, setError] = useState<string>();
-  const set = (k: keyof typeof f) => (e: { target: { value: string } }) => setF({ ...f, [k]: e.target.value });
-  const submit = async (e: SyntheticEvent): Promise<void> => {
-    e.preventDefault();
-    const connection: Record<string, unknown> = { name: f.name, type: f.type, host: f.host, port: Number(f.port), user: f.user, groups: f.groups.split(",").map((g) => g.trim()).filter((g) => g !== "") };
-    if (f.type === "postgres") Object.assign(connection, { database: f.database, sslmode: f.sslmode });
-    if (f.type === "ssh") connection["hostKey"] = f.hostKey;
-    if (f.type === "redis") delete connection["user"];
-    const secrets: Record<string, string> = {};
-    if (f.secret !== "") {
-      if (f.secretMode === "value") secrets[f.secretField] = f.secret;
-      else connection[f.secretField] = f.secret;
-    }
-    try {
-      await post("/v1/console/connections", { connection, secrets }, changed);
-      setError(undefined);
-      setF({ ...f, secret: "" });
-      onDone();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
-  };
-  return (
-    <form className="try" id="register" onSubmit={(e) => void submit(e)}>
-      <label>
-        Name
-        <input id="conn-name" value={f.name} onChange={set("name")} required />
-      </label>
-      <label>
-        Type
-        <select id="conn-type" value={f.type} onChange={set("type")}>
-          <option value="postgres">postgres</option>
-          <option value="ssh">ssh</option>
-          <option value="redis">redis</option>
-        </select>
-      </label>
-      <label>
-        Host
-        <input id="conn-host" value={f.host} onChange={set("host")} required />
-      </label>
-      <label>
-        Port
-        <input id="conn-port" value={f.port} onChange={set("port")} inputMode="numeric" />
-      </label>
-      {f.type === "postgres" && (
-        <label>
-          Database
-          <input id="conn-database" value={f.database} onChange={set("database")} />
-        </label>
-      )}
-      {f.type !== "redis" && (
-        <label>
-          User
-          <input id="conn-user" value={f.user} onChange={set("user")} />
-        </label>
-      )}
-      {f.type === "postgres" && (
-        <label>
-          sslmode
-          <select id="conn-sslmode" value={f.sslmode} onChange={set("sslmode")}>
-            {["disable", "prefer", "require", "verify-ca", "verify-full"].map((m) => (
-              <option key={m}>{m}</option>
-            ))}
-          </select>
-        </label>
-      )}
-      {f.type === "ssh" && (
-        <label className="wide">
-          Host key (as in known_hosts)
-          <input id="conn-hostkey" value={f.hostKey} onChange={set("hostKey")} />
-        </label>
-      )}
-      <label>
-        Groups (comma-separated)
-        <input id="conn-groups" value={f.groups} onChange={set("groups")} />
-      </label>
-      <label>
-        Secret
-        <select id="conn-secret-field" value={f.secretField} onChange={set("secretField")}>
-          <option value="password">password</option>
-          {f.type === "ssh" && <option value="privateKey">privateKey</option>}
-        </select>
-      </label>
-      <label>
-        Given as
-        <select id="conn-secret-mode" value={f.secretMode} onChange={set("secretMode")}>
-          <option value="value">value (stored encrypted)</option>
-          <option value="reference">reference (env:NAME, file:PATH)</option>
-        </select>
-      </label>
-      <label className="wide">
-        {f.secretMode === "value" ? "Value (never shown again)" : "Reference"}
-        {f.secretField === "privateKey" && f.secretMode === "value" ? (
-          <textarea id="conn-secret" rows={3} value={f.secret} onChange={set("secret")} autoComplete="off" />
-        ) : (
-          <input id="conn-secret" type={f.secretMode === "value" ? "password" : "text"} value={f.secret} onChange={set("secret")} autoComplete="new-password" />
-        )}
-      </label>
-      <button type="submit" className="primary" id="conn-save">
-        Save connection
-      </button>
-      <ErrorNote error={error} />
-    </form>
-  );
-}
-
 export function ConnectionsPage({ me }: { me: SignedIn }) {
   const { data, error, reload } = useLoad(() => get("/v1/console/connections", S.connectionList), []);
   const [actionError, setActionError] = useState<string>();
+  const [editing, setEditing] = useState<EditTarget>();
   const admin = has(me, "admin");
   const toggle = async (name: string, action: "disable" | "enable"): Promise<void> => {
     try {
@@ -606,9 +394,14 @@ export function ConnectionsPage({ me }: { me: SignedIn }) {
                     <>
                       <Badge kind={c.disabled ? "denied" : "approved"}>{c.disabled ? "console · disabled" : "console"}</Badge>{" "}
                       {admin && (
-                        <button type="button" className="small" onClick={() => void toggle(c.name, c.disabled ? "enable" : "disable")}>
-                          {c.disabled ? "Enable" : "Disable"}
-                        </button>
+                        <>
+                          <button type="button" className="small conn-toggle" onClick={() => void toggle(c.name, c.disabled ? "enable" : "disable")}>
+                            {c.disabled ? "Enable" : "Disable"}
+                          </button>{" "}
+                          <button type="button" className="small conn-edit" onClick={() => setEditing({ view: c })}>
+                            Edit
+                          </button>
+                        </>
                       )}
                     </>
                   )}
@@ -620,8 +413,9 @@ export function ConnectionsPage({ me }: { me: SignedIn }) {
       </div>
       {admin && (
         <>
-          <h2>Register or change a connection</h2>
-          <RegisterConnection onDone={reload} />
+          <h2 id="conn-form-title">{editing === undefined ? "Register a connection" : `Change ${editing.view.name}`}</h2>
+          <p className="sub">The fields are those of the configuration file's schema for the chosen type; the gateway checks them the same way.</p>
+          <ConnectionForm edit={editing} onDone={reload} />
         </>
       )}
     </section>
@@ -636,6 +430,21 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
   const remove = async (name: string): Promise<void> => {
     try {
       await deletePolicy(name);
+      setPolicyError(undefined);
+      policies.reload();
+    } catch (e) {
+      setPolicyError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  const consoleNames = (policies.data?.policies ?? []).filter((p) => p.source === "console").map((p) => p.name);
+  const move = async (name: string, by: -1 | 1): Promise<void> => {
+    const names = [...consoleNames];
+    const i = names.indexOf(name);
+    const j = i + by;
+    if (i < 0 || j < 0 || j >= names.length) return;
+    [names[i], names[j]] = [names[j] ?? name, names[i] ?? name];
+    try {
+      await post("/v1/console/policies/order", { names }, S.policyOrder);
       setPolicyError(undefined);
       policies.reload();
     } catch (e) {
@@ -670,7 +479,7 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
       <h1>Policies</h1>
       <p className="sub">
         Judged in order; the first matching deny or approval wins. Policies from the configuration file come first and are read-only here; policies saved in the console
-        follow them, by name, and apply to new sessions at once.
+        follow them, in the order set here (Move up / Move down), and apply to new sessions at once.
       </p>
       <h2>Try it</h2>
       <form className="try" onSubmit={(e) => void tryIt(e)}>
@@ -734,6 +543,12 @@ export function PoliciesPage({ me }: { me: SignedIn }) {
           <pre>{p.document}</pre>
           {admin && p.source === "console" && (
             <p className="actions">
+              <button type="button" className="small policy-up" disabled={consoleNames[0] === p.name} onClick={() => void move(p.name, -1)}>
+                Move up
+              </button>{" "}
+              <button type="button" className="small policy-down" disabled={consoleNames[consoleNames.length - 1] === p.name} onClick={() => void move(p.name, 1)}>
+                Move down
+              </button>{" "}
               <button type="button" className="small policy-edit" onClick={() => setEditing(p.document)}>
                 Edit
               </button>{" "}
