@@ -34,7 +34,6 @@ import { PolicyEvaluator } from "../policy/policies.js";
 import { K8sPolicyEvaluator } from "../policy/kubernetes-policies.js";
 import { HttpPolicyEvaluator } from "../policy/http-policies.js";
 import { HttpEngine } from "../protocols/http/engine.js";
-import { setExecCastPath } from "../protocols/kubernetes/exec.js";
 import { kubernetesKind } from "../protocols/kubernetes/kind.js";
 import type { HttpServedKind } from "../core/http-kind.js";
 import { RedisPolicyEvaluator } from "../policy/redis-policies.js";
@@ -404,8 +403,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const listeners: Listener[] = [];
     const addresses: { api?: ListenAddress; postgres?: ListenAddress; ssh?: ListenAddress; redis?: ListenAddress; mysql?: ListenAddress; http?: ListenAddress; agents?: ListenAddress } = {};
     // Target kinds served over the HTTP listener besides plain HTTP APIs (core/http-kind.ts).
-    setExecCastPath((id) => castPathOf(recordings.pathOf(id).dir, id));
-    const httpKinds: HttpServedKind[] = [kubernetesKind()];
+    const httpKinds: HttpServedKind[] = [kubernetesKind((id) => castPathOf(recordings.pathOf(id).dir, id))];
     let httpEngine: HttpEngine | undefined;
 
     // Stop accepting first, then end live sessions, then wait for engines to drain. A listener's

@@ -28,11 +28,8 @@ import { LineTracker } from "../common/line-tracker.js";
 import { execOptions } from "./request.js";
 import { argvToShell, chooseProtocol, CLOSE, decodeChannelMessage, encodeChannelMessage, ERROR, RESIZE, STDERR, STDIN, STDOUT, type ChannelProtocol } from "./wire/channel.js";
 
-/** Where a session's asciicast goes (set by the runtime; absent: not recorded as a terminal). */
-let castPathFor: ((sessionId: string) => string) | undefined;
-export function setExecCastPath(f: (sessionId: string) => string): void {
-  castPathFor = f;
-}
+/** Where a session's asciicast goes (given by the runtime per gateway; absent: not recorded as a terminal). */
+export type CastPathFor = (sessionId: string) => string;
 
 const UPSTREAM_TIMEOUT_MS = 15_000;
 const MAX_ERROR_BODY = 64 * 1024;
@@ -59,16 +56,16 @@ function headerOf(raw: readonly string[], name: string): string | undefined {
   return undefined;
 }
 
-export async function serveExec(ctx: UpgradeContext<ConnectionType>): Promise<void> {
+export async function serveExec(ctx: UpgradeContext<ConnectionType>, castPathFor?: CastPathFor): Promise<void> {
   try {
-    await serve(ctx);
+    await serve(ctx, castPathFor);
   } catch (e) {
     const err = isGatewayError(e) ? e : new GatewayError("GW_INTERNAL", "exec failed");
     if (!ctx.socket.destroyed) refuseHttp(ctx.socket, 502, statusJson(gatewayText(err.message), 502, "ServiceUnavailable"));
   }
 }
 
-async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
+async function serve(ctx: UpgradeContext<ConnectionType>, castPathFor: CastPathFor | undefined): Promise<void> {
   const { head, session, socket } = ctx;
   const ev = ctx.event;
   if (ev.type !== "k8s.request") throw new GatewayError("GW_INTERNAL", "exec without its request");
@@ -147,7 +144,7 @@ async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
     wss.close();
     return;
   }
-  await relay(ctx, session, client, upstream, protocol, opts.stdin, opts.tty);
+  await relay(ctx, session, client, upstream, protocol, opts.stdin, opts.tty, castPathFor);
   wss.close();
 }
 
@@ -202,7 +199,7 @@ async function refuseOverChannel(ctx: UpgradeContext<ConnectionType>, status: st
   return true;
 }
 
-function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, client: WebSocket, upstream: WebSocket, protocol: ChannelProtocol, stdin: boolean, tty: boolean): Promise<void> {
+function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, client: WebSocket, upstream: WebSocket, protocol: ChannelProtocol, stdin: boolean, tty: boolean, castPathFor: CastPathFor | undefined): Promise<void> {
   const ev = ctx.event;
   const cast = castPathFor === undefined ? undefined : new AsciicastWriter(castPathFor(session.info.id));
   cast?.start({ width: 80, height: 24, title: ev.type === "k8s.request" ? ev.text : "exec" });

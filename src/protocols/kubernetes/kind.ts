@@ -12,7 +12,7 @@ import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { Classification, ClassifyContext, HttpRequestHead, HttpServedKind, HttpUpstream, ResponseContext, ResponseTransform, UpgradeContext } from "../../core/http-kind.js";
 import type { SecretRef } from "../../core/secret.js";
 import { k8sEvent } from "./event.js";
-import { serveExec } from "./exec.js";
+import { serveExec, type CastPathFor } from "./exec.js";
 import { classifyK8sRequest, execOptions, type K8sRequest } from "./request.js";
 import { maskK8sJson } from "./secrets.js";
 
@@ -86,7 +86,8 @@ function isWebSocketUpgrade(head: HttpRequestHead): boolean {
   return head.upgrade === "websocket";
 }
 
-export function kubernetesKind(): HttpServedKind {
+/** `castPathFor`: where an exec/attach session's terminal recording goes (this gateway's recordings). */
+export function kubernetesKind(castPathFor?: CastPathFor): HttpServedKind {
   return {
     connectionType: "kubernetes",
     clientProtocol: "kubernetes",
@@ -181,7 +182,7 @@ export function kubernetesKind(): HttpServedKind {
     },
 
     upgrade(ctx: UpgradeContext<ConnectionType>): Promise<void> {
-      return serveExec(ctx);
+      return serveExec(ctx, castPathFor);
     },
   };
 }
