@@ -17,7 +17,7 @@ import { isPhoneRegion } from "../masking/detectors/phone-regions.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
 import { budgetSchema, canarySchema, resultScanSchema } from "../scan/config-schema.js";
-import { auditSink, vaultConfig } from "./config-ops.js";
+import { auditSink, awsSecretsConfig, azureSecretsConfig, gcpSecretsConfig, vaultConfig } from "./config-ops.js";
 import { INSTANCE_ID_RE } from "../store/instances.js";
 import { agentProblems, agentsConfigSchema, credentialsOnSchema, viaSchema } from "../agent/config-schema.js";
 import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
@@ -330,6 +330,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       refreshInterval: duration.default(300_000).describe("how long a value read from a secret store is used before it is read again (rotation without restart)"),
       vault: vaultConfig.optional(),
+      aws: awsSecretsConfig.optional().describe("AWS Secrets Manager for aws-sm: references"),
+      gcp: gcpSecretsConfig.optional().describe("Google Secret Manager for gcp-sm: references"),
+      azure: azureSecretsConfig.optional().describe("Azure Key Vault for azure-kv: references"),
     })
     .default({ refreshInterval: 300_000 }),
   store: z

@@ -53,7 +53,7 @@ import { PostgresEngine } from "../protocols/postgres/engine.js";
 import { FileRecordingStore } from "../recording/file-store.js";
 import type { RecordingStore } from "../recording/types.js";
 import { secretResolver } from "../secrets/resolve.js";
-import { vaultClient } from "../secrets/setup.js";
+import { secretProviders } from "../secrets/setup.js";
 import { openStore } from "../store/index.js";
 import { Cluster } from "./cluster.js";
 import { resolveInstanceId } from "./instance.js";
@@ -179,9 +179,9 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     await mkdir(keysDir, { recursive: true, mode: 0o700 });
     // Secret references beyond env:/file: (issue 20): every component resolves through this one
     // resolver, at each use (a target login resolves again, so a rotated secret is picked up).
-    const vault = config.secrets.vault === undefined ? undefined : await vaultClient(config.secrets.vault, config.secrets.refreshInterval);
-    if (vault !== undefined) cleanups.push(() => Promise.resolve(vault.close()));
-    const resolveSecret = secretResolver(vault === undefined ? {} : { vault });
+    const stores = await secretProviders(config.secrets);
+    cleanups.push(() => Promise.resolve(stores.close()));
+    const resolveSecret = secretResolver(stores.providers);
 
     const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);
     // Many gateways, one store (issue 18): each writes its own audit chain under a stable id.
