@@ -40,3 +40,13 @@ export function describeSecretRef(ref: SecretRef): string {
 function fieldSuffix(field: string | undefined): string {
   return field === undefined ? "" : `#${field}`;
 }
+
+/** A dynamic database credential that lives as long as one target connection (vault-db:). */
+export interface DbLease {
+  readonly username: string;
+  readonly password: string;
+  /** Stop renewing and revoke (idempotent; never throws). */
+  release(): void;
+}
+
+export type LeaseDbCredentials = (ref: { readonly mount: string; readonly role: string }) => Promise<DbLease>;

@@ -77,6 +77,15 @@ const postgresConnection = z.strictObject({
   database: z.string().min(1),
   user: z.string().min(1),
   password: secretRef.optional(),
+  dynamicCredentials: z
+    .string()
+    .regex(/^vault-db:[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/u, "vault-db:MOUNT/ROLE, e.g. vault-db:database/orders-readonly")
+    .transform((s) => {
+      const [mount = "", role = ""] = s.slice("vault-db:".length).split("/");
+      return { kind: "vault-db" as const, mount, role };
+    })
+    .optional()
+    .describe("vault-db:MOUNT/ROLE: log in with a user Vault's database secrets engine creates per target connection (needs secrets.vault); user and password are then not used"),
   groups: z.array(group).default([]),
   sslmode: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
   sslRootCert: secretRef.optional(),

@@ -179,7 +179,9 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     await mkdir(keysDir, { recursive: true, mode: 0o700 });
     // Secret references beyond env:/file: (issue 20): every component resolves through this one
     // resolver, at each use (a target login resolves again, so a rotated secret is picked up).
-    const stores = await secretProviders(config.secrets);
+    const stores = await secretProviders(config.secrets, {
+      onLeaseError: (what, leaseId, err) => logger.warn({ err, leaseId }, what === "renew" ? "could not renew a dynamic database credential's lease" : "could not revoke a dynamic database credential's lease"),
+    });
     cleanups.push(() => Promise.resolve(stores.close()));
     const resolveSecret = secretResolver(stores.providers);
 
@@ -284,7 +286,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     cleanups.push(() => Promise.resolve(agentServer.close()));
     const catalogs = new Catalogs(
       liveConnections.map,
-      { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes },
+      { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes, ...(stores.leaseCredentials === undefined ? {} : { leaseCredentials: stores.leaseCredentials }) },
       logger,
     );
     cleanups.push(() => catalogs.close());
@@ -440,6 +442,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               gatekeeper,
               dialer,
               resolveSecret,
+              ...(stores.leaseCredentials === undefined ? {} : { leaseCredentials: stores.leaseCredentials }),
               ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
               maxMessageBytes: config.limits.maxMessageBytes,
               connectTimeoutMs: config.limits.connectTimeout,

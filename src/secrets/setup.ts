@@ -9,7 +9,9 @@ import { AwsSecretsManager } from "./aws-sm.js";
 import { AzureKeyVault } from "./azure-kv.js";
 import { GcpSecretManager } from "./gcp-sm.js";
 import { resolveSecret as resolveLocalSecret, type SecretProviders } from "./resolve.js";
+import type { LeaseDbCredentials } from "../core/secret.js";
 import { VaultClient, type VaultAuth } from "./vault.js";
+import { vaultDatabaseLeases } from "./vault-db.js";
 
 export async function vaultClient(v: NonNullable<Config["secrets"]["vault"]>, refreshMs: number): Promise<VaultClient> {
   const a = v.auth;
@@ -32,7 +34,11 @@ export async function vaultClient(v: NonNullable<Config["secrets"]["vault"]>, re
 }
 
 /** Every configured store, and one close for all of them. */
-export async function secretProviders(s: Config["secrets"], env: NodeJS.ProcessEnv = process.env): Promise<{ providers: SecretProviders; vault: VaultClient | undefined; close(): void }> {
+export async function secretProviders(
+  s: Config["secrets"],
+  options: { readonly env?: NodeJS.ProcessEnv; readonly onLeaseError?: (what: "renew" | "revoke", leaseId: string, err: unknown) => void } = {},
+): Promise<{ providers: SecretProviders; leaseCredentials: LeaseDbCredentials | undefined; close(): void }> {
+  const env = options.env ?? process.env;
   const refreshMs = s.refreshInterval;
   const vault = s.vault === undefined ? undefined : await vaultClient(s.vault, refreshMs);
   const aws = s.aws;
@@ -93,7 +99,7 @@ export async function secretProviders(s: Config["secrets"], env: NodeJS.ProcessE
       ...(gcpSm === undefined ? {} : { "gcp-sm": gcpSm }),
       ...(azureKv === undefined ? {} : { "azure-kv": azureKv }),
     },
-    vault,
+    leaseCredentials: vault === undefined ? undefined : vaultDatabaseLeases(vault, { onValue: registerSecretValue, ...(options.onLeaseError === undefined ? {} : { onError: options.onLeaseError }) }),
     close() {
       vault?.close();
       awsSm?.close();
