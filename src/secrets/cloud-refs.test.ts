@@ -82,3 +82,42 @@ describe("helpers", () => {
     expect(iniSection(text, "nope").size).toBe(0);
   });
 });
+
+describe("configuration of the secret stores", () => {
+  const base = { host: "db", database: "d", user: "u", type: "postgres" as const };
+
+  it("takes secrets.aws/gcp/azure and dynamicCredentials", async () => {
+    const { parseConfig } = await import("../runtime/config.js");
+    const c = parseConfig({
+      secrets: {
+        aws: { region: "eu-central-1" },
+        gcp: { credentials: "file:/etc/airlock/gcp-sa.json" },
+        azure: { tenantId: "t-1", clientId: "c-1", clientSecret: "env:AZURE_CLIENT_SECRET" },
+        vault: { address: "http://127.0.0.1:8200", auth: { token: "env:VAULT_TOKEN" } },
+      },
+      connections: [
+        { ...base, name: "a", password: "aws-sm:prod/orders/db#password" },
+        { ...base, name: "b", dynamicCredentials: "vault-db:database/orders-readonly" },
+      ],
+    });
+    expect(c.secrets.aws?.region).toBe("eu-central-1");
+    expect(c.secrets.azure?.timeout).toBe(10_000);
+    const b = c.connections[1];
+    expect(b?.type === "postgres" ? b.dynamicCredentials : undefined).toEqual({ kind: "vault-db", mount: "database", role: "orders-readonly" });
+  });
+
+  it("says what is wrong", async () => {
+    const { parseConfig } = await import("../runtime/config.js");
+    const err = (doc: unknown): string => {
+      try {
+        parseConfig(doc);
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+      return "";
+    };
+    expect(err({ connections: [{ ...base, name: "b", dynamicCredentials: "vault-db:database" }] })).toContain("vault-db:MOUNT/ROLE");
+    expect(err({ secrets: { aws: { accessKeyId: "AKIA1" } } })).toContain("accessKeyId and secretAccessKey go together");
+    expect(err({ secrets: { azure: { tenantId: "t", clientId: "c", clientSecret: "env:X", vaultUrl: "https://kv.example" } } })).toContain("secrets.azure.vaultUrl");
+  });
+});
