@@ -121,4 +121,16 @@ describe("vault database secrets engine: dynamic credentials", () => {
       for (const [i, c] of contents.entries()) expect(c.includes(l.password), files[i]).toBe(false);
     }
   }, 60_000);
+
+  it("a gateway shutdown revokes the lease of a session still open", async () => {
+    const c = new pg.Client({ host: "127.0.0.1", port: t.pgPort, user: "agent", password: token, database: "orders" });
+    c.on("error", () => undefined); // the gateway ends the session
+    await c.connect();
+    const user = (await c.query<{ u: string }>("select current_user as u")).rows[0]?.u ?? "";
+    expect(await roleExists(user)).toBe(true);
+    await t.stop();
+    expect(vault.leases.find((l) => l.username === user)?.revoked).toBe(true);
+    expect(await roleExists(user)).toBe(false);
+    await c.end().catch(() => undefined);
+  }, 60_000);
 });

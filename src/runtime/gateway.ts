@@ -182,7 +182,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     const stores = await secretProviders(config.secrets, {
       onLeaseError: (what, leaseId, err) => logger.warn({ err, leaseId }, what === "renew" ? "could not renew a dynamic database credential's lease" : "could not revoke a dynamic database credential's lease"),
     });
-    cleanups.push(() => Promise.resolve(stores.close()));
+    cleanups.push(() => stores.close());
     const resolveSecret = secretResolver(stores.providers);
 
     const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);

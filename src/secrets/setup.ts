@@ -37,7 +37,7 @@ export async function vaultClient(v: NonNullable<Config["secrets"]["vault"]>, re
 export async function secretProviders(
   s: Config["secrets"],
   options: { readonly env?: NodeJS.ProcessEnv; readonly onLeaseError?: (what: "renew" | "revoke", leaseId: string, err: unknown) => void } = {},
-): Promise<{ providers: SecretProviders; leaseCredentials: LeaseDbCredentials | undefined; close(): void }> {
+): Promise<{ providers: SecretProviders; leaseCredentials: LeaseDbCredentials | undefined; close(): Promise<void> }> {
   const env = options.env ?? process.env;
   const refreshMs = s.refreshInterval;
   const vault = s.vault === undefined ? undefined : await vaultClient(s.vault, refreshMs);
@@ -92,6 +92,7 @@ export async function secretProviders(
           ...(az.authorityHost === undefined ? {} : { authorityHost: az.authorityHost }),
           ...(az.vaultUrl === undefined ? {} : { vaultUrl: az.vaultUrl }),
         });
+  const leases = vault === undefined ? undefined : vaultDatabaseLeases(vault, { onValue: registerSecretValue, ...(options.onLeaseError === undefined ? {} : { onError: options.onLeaseError }) });
   return {
     providers: {
       ...(vault === undefined ? {} : { vault }),
@@ -99,8 +100,10 @@ export async function secretProviders(
       ...(gcpSm === undefined ? {} : { "gcp-sm": gcpSm }),
       ...(azureKv === undefined ? {} : { "azure-kv": azureKv }),
     },
-    leaseCredentials: vault === undefined ? undefined : vaultDatabaseLeases(vault, { onValue: registerSecretValue, ...(options.onLeaseError === undefined ? {} : { onError: options.onLeaseError }) }),
-    close() {
+    leaseCredentials: leases?.lease,
+    // Target connections closed at shutdown are revoking their leases: give them a moment.
+    async close() {
+      await leases?.drain(5_000);
       vault?.close();
       awsSm?.close();
       gcpSm?.close();

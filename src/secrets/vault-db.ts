@@ -29,8 +29,10 @@ export interface VaultDatabaseOptions {
   readonly onError?: (what: "renew" | "revoke", leaseId: string, err: unknown) => void;
 }
 
-export function vaultDatabaseLeases(vault: VaultClient, o: VaultDatabaseOptions = {}): LeaseDbCredentials {
-  return async (ref) => {
+/** The lease function, and `drain`: waits (bounded) for revocations under way, at shutdown. */
+export function vaultDatabaseLeases(vault: VaultClient, o: VaultDatabaseOptions = {}): { lease: LeaseDbCredentials; drain(timeoutMs: number): Promise<void> } {
+  const revoking = new Set<Promise<void>>();
+  const lease: LeaseDbCredentials = async (ref) => {
     const describe = `vault-db:${ref.mount}/${ref.role}`;
     const path = `/v1/${encodeURIComponent(ref.mount)}/creds/${encodeURIComponent(ref.role)}`;
     let raw: unknown;
@@ -80,15 +82,24 @@ export function vaultDatabaseLeases(vault: VaultClient, o: VaultDatabaseOptions 
         if (released) return;
         released = true;
         if (timer !== undefined) clearTimeout(timer);
-        void (async () => {
+        const p = (async () => {
           try {
             const token = await vault.token(describe);
             await vault.call("PUT", "/v1/sys/leases/revoke", { lease_id: leaseId }, token);
           } catch (e) {
             o.onError?.("revoke", leaseId, e);
           }
-        })();
+        })().finally(() => revoking.delete(p));
+        revoking.add(p);
       },
     };
+  };
+  return {
+    lease,
+    async drain(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all([...revoking]), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      if (timer !== undefined) clearTimeout(timer);
+    },
   };
 }
