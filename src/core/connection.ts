@@ -24,6 +24,12 @@ export interface PostgresConnection {
    * performs the target login itself so that the gateway never holds the secret.
    */
   readonly credentialsOn?: "agent" | undefined;
+  /**
+   * Dynamic credentials (issue 20): each target connection logs in with a user that Vault's
+   * database secrets engine creates for it (`vault-db:MOUNT/ROLE`), revoked when it closes.
+   * `user` and `password` are then not used for the login.
+   */
+  readonly dynamicCredentials?: { readonly kind: "vault-db"; readonly mount: string; readonly role: string } | undefined;
   readonly groups: readonly string[];
   readonly sslmode: UpstreamSslMode;
   /** CA bundle (PEM) for verify-ca / verify-full. */

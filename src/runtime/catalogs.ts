@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import { connectionMap, type Connection, type ConnectionSource, type PostgresConnection } from "../core/connection.js";
 import type { Dialer } from "../core/engine.js";
-import type { SecretRef } from "../core/secret.js";
+import type { LeaseDbCredentials, SecretRef } from "../core/secret.js";
 import type { ViewResolver } from "../policy/policies.js";
 import type { Relatives } from "../policy/view-resolver.js";
 import type { ColumnAccess } from "../policy/sql/index.js";
@@ -23,12 +23,12 @@ export class Catalogs {
   readonly #mysql = new Map<string, MysqlCatalog>();
   /** Every connection (a live map when the console registers some); PostgreSQL ones have catalogs. */
   readonly #connections: ReadonlyMap<string, Connection>;
-  readonly #deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number };
+  readonly #deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number; leaseCredentials?: LeaseDbCredentials };
   readonly #logger: Logger;
 
   constructor(
     connections: ConnectionSource,
-    deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number },
+    deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number; leaseCredentials?: LeaseDbCredentials },
     logger: Logger,
   ) {
     this.#connections = connectionMap(connections);

@@ -85,3 +85,34 @@ export const vaultConfig = z.strictObject({
   ]),
   timeout: duration.default(10_000),
 });
+
+/** `secrets.aws`: AWS Secrets Manager for `aws-sm:` references (src/secrets/aws-sm.ts). */
+export const awsSecretsConfig = z
+  .strictObject({
+    region: z.string().regex(/^[a-z0-9-]{1,32}$/u).optional().describe("default AWS_REGION / AWS_DEFAULT_REGION (an ARN's own region wins)"),
+    endpoint: z.url().optional().describe("instead of https://secretsmanager.REGION.amazonaws.com (VPC endpoint, LocalStack, tests)"),
+    profile: z.string().min(1).optional().describe("profile of the shared credentials file (default AWS_PROFILE, else default)"),
+    accessKeyId: secretRef.optional().describe("default AWS_ACCESS_KEY_ID, else the profile"),
+    secretAccessKey: secretRef.optional(),
+    sessionToken: secretRef.optional(),
+    timeout: duration.default(10_000),
+  })
+  .refine((a) => (a.accessKeyId === undefined) === (a.secretAccessKey === undefined), { message: "accessKeyId and secretAccessKey go together", path: ["secretAccessKey"] });
+
+/** `secrets.gcp`: Google Secret Manager for `gcp-sm:` references (src/secrets/gcp-sm.ts). */
+export const gcpSecretsConfig = z.strictObject({
+  credentials: secretRef.optional().describe("the service-account key JSON, e.g. file:/etc/airlock/gcp-sa.json (default: the file GOOGLE_APPLICATION_CREDENTIALS names)"),
+  endpoint: z.url().optional().describe("instead of https://secretmanager.googleapis.com"),
+  tokenUri: z.url().optional().describe("instead of the key file's token_uri"),
+  timeout: duration.default(10_000),
+});
+
+/** `secrets.azure`: Azure Key Vault for `azure-kv:` references (src/secrets/azure-kv.ts). */
+export const azureSecretsConfig = z.strictObject({
+  tenantId: z.string().regex(/^[A-Za-z0-9.-]{1,128}$/u).describe("Microsoft Entra tenant id (or domain)"),
+  clientId: z.string().min(1).describe("the app registration's client id"),
+  clientSecret: secretRef.describe("its client secret"),
+  authorityHost: z.url().optional().describe("instead of https://login.microsoftonline.com"),
+  vaultUrl: z.string().includes("{vault}").optional().describe("the vault URL with {vault} for its name, instead of https://{vault}.vault.azure.net"),
+  timeout: duration.default(10_000),
+});

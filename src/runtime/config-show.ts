@@ -13,7 +13,7 @@ import { describeSecretRef, type SecretRef } from "../core/secret.js";
 import type { Config } from "./config.js";
 
 const SECRET_KEY = /pass(word|phrase)?|secret|token|credential|private|apikey|api_key|(^|[a-z])key$|^key|cookie|authorization/iu;
-const REFERENCE = /^(env|file|vault):|^stored:<encrypted>$|^literal:<redacted>$/u;
+const REFERENCE = /^(env|file|vault|aws-sm|gcp-sm|azure-kv):|^stored:<encrypted>$|^literal:<redacted>$/u;
 /** Keys whose values are names or public material, not secrets, although the key matches SECRET_KEY. */
 const NOT_SECRET = new Set(["hostKey", "sshPublicKeys", "tokenUrl", "keysClaim", "groupsClaim", "claims", "maxTtl", "defaultTtl", "endSessionsAtExpiry", "tokenEndpoint", "publicKey", "serverPublicKey", "keyId", "keys"]);
 const MAX_DEPTH = 32;
@@ -25,6 +25,9 @@ function isSecretRef(v: object): v is SecretRef {
     (k === "env" && keys.length === 2 && "name" in v) ||
     (k === "file" && keys.length === 2 && "path" in v) ||
     (k === "vault" && "mount" in v && "field" in v) ||
+    (k === "aws-sm" && "secretId" in v) ||
+    (k === "gcp-sm" && "name" in v && keys.length <= 3) ||
+    (k === "azure-kv" && "vault" in v && "secret" in v) ||
     (k === "literal" && keys.length === 2 && "value" in v)
   );
 }

@@ -17,7 +17,7 @@ import { isPhoneRegion } from "../masking/detectors/phone-regions.js";
 import { identityProblems, loginSchema, oidcIssuerSchema, rolesSchema, samlSchema } from "../identity/config-schema.js";
 import { approvalsSchema } from "../approvals/config-schema.js";
 import { budgetSchema, canarySchema, resultScanSchema } from "../scan/config-schema.js";
-import { auditSink, vaultConfig } from "./config-ops.js";
+import { auditSink, awsSecretsConfig, azureSecretsConfig, gcpSecretsConfig, vaultConfig } from "./config-ops.js";
 import { INSTANCE_ID_RE } from "../store/instances.js";
 import { agentProblems, agentsConfigSchema, credentialsOnSchema, viaSchema } from "../agent/config-schema.js";
 import { durationSchema as duration, nameSchema as name, secretRefSchema as secretRef } from "./schema-parts.js";
@@ -77,6 +77,15 @@ const postgresConnection = z.strictObject({
   database: z.string().min(1),
   user: z.string().min(1),
   password: secretRef.optional(),
+  dynamicCredentials: z
+    .string()
+    .regex(/^vault-db:[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/u, "vault-db:MOUNT/ROLE, e.g. vault-db:database/orders-readonly")
+    .transform((s) => {
+      const [mount = "", role = ""] = s.slice("vault-db:".length).split("/");
+      return { kind: "vault-db" as const, mount, role };
+    })
+    .optional()
+    .describe("vault-db:MOUNT/ROLE: log in with a user Vault's database secrets engine creates per target connection (needs secrets.vault); user and password are then not used"),
   groups: z.array(group).default([]),
   sslmode: z.enum(["disable", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
   sslRootCert: secretRef.optional(),
@@ -345,6 +354,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       refreshInterval: duration.default(300_000).describe("how long a value read from a secret store is used before it is read again (rotation without restart)"),
       vault: vaultConfig.optional(),
+      aws: awsSecretsConfig.optional().describe("AWS Secrets Manager for aws-sm: references"),
+      gcp: gcpSecretsConfig.optional().describe("Google Secret Manager for gcp-sm: references"),
+      azure: azureSecretsConfig.optional().describe("Azure Key Vault for azure-kv: references"),
     })
     .default({ refreshInterval: 300_000 }),
   store: z

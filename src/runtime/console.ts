@@ -24,7 +24,7 @@ import { evaluateEvent, evaluateSession } from "../policy/verdicts.js";
 import type { Config } from "./config.js";
 
 function isSecretRef(v: unknown): v is SecretRef {
-  return typeof v === "object" && v !== null && "kind" in v && (v.kind === "env" || v.kind === "file" || v.kind === "vault" || v.kind === "literal");
+  return typeof v === "object" && v !== null && "kind" in v && (v.kind === "env" || v.kind === "file" || v.kind === "vault" || v.kind === "aws-sm" || v.kind === "gcp-sm" || v.kind === "azure-kv" || v.kind === "literal");
 }
 
 /** A connection as the console shows it: secrets as references, never values. */

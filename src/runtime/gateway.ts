@@ -52,7 +52,7 @@ import { PostgresEngine } from "../protocols/postgres/engine.js";
 import { FileRecordingStore } from "../recording/file-store.js";
 import type { RecordingStore } from "../recording/types.js";
 import { secretResolver } from "../secrets/resolve.js";
-import { vaultClient } from "../secrets/setup.js";
+import { secretProviders } from "../secrets/setup.js";
 import { openStore } from "../store/index.js";
 import { Cluster } from "./cluster.js";
 import { resolveInstanceId } from "./instance.js";
@@ -178,9 +178,11 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     await mkdir(keysDir, { recursive: true, mode: 0o700 });
     // Secret references beyond env:/file: (issue 20): every component resolves through this one
     // resolver, at each use (a target login resolves again, so a rotated secret is picked up).
-    const vault = config.secrets.vault === undefined ? undefined : await vaultClient(config.secrets.vault, config.secrets.refreshInterval);
-    if (vault !== undefined) cleanups.push(() => Promise.resolve(vault.close()));
-    const resolveSecret = secretResolver(vault === undefined ? {} : { vault });
+    const stores = await secretProviders(config.secrets, {
+      onLeaseError: (what, leaseId, err) => logger.warn({ err, leaseId }, what === "renew" ? "could not renew a dynamic database credential's lease" : "could not revoke a dynamic database credential's lease"),
+    });
+    cleanups.push(() => stores.close());
+    const resolveSecret = secretResolver(stores.providers);
 
     const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);
     // Many gateways, one store (issue 18): each writes its own audit chain under a stable id.
@@ -283,7 +285,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     cleanups.push(() => Promise.resolve(agentServer.close()));
     const catalogs = new Catalogs(
       liveConnections.map,
-      { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes },
+      { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes, ...(stores.leaseCredentials === undefined ? {} : { leaseCredentials: stores.leaseCredentials }) },
       logger,
     );
     cleanups.push(() => catalogs.close());
@@ -440,6 +442,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               gatekeeper,
               dialer,
               resolveSecret,
+              ...(stores.leaseCredentials === undefined ? {} : { leaseCredentials: stores.leaseCredentials }),
               ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
               maxMessageBytes: config.limits.maxMessageBytes,
               connectTimeoutMs: config.limits.connectTimeout,

@@ -6,7 +6,7 @@
 import { open } from "node:fs/promises";
 import { GatewayError } from "../core/errors.js";
 import { describeSecretRef } from "../core/secret.js";
-import type { SecretRef } from "../core/secret.js";
+import type { RemoteSecretRef, SecretRef } from "../core/secret.js";
 import { registerSecretValue } from "../observability/logger.js";
 
 /** Secret files are small (passwords, PEM keys); anything larger is a mistake. */
@@ -32,28 +32,54 @@ async function resolveRaw(ref: SecretRef): Promise<string> {
       return readSecretFile(ref);
     case "vault":
       throw unresolved(ref, "vault: references need secrets.vault in the configuration");
+    case "aws-sm":
+      throw unresolved(ref, "aws-sm: references need secrets.aws in the configuration");
+    case "gcp-sm":
+      throw unresolved(ref, "gcp-sm: references need secrets.gcp in the configuration");
+    case "azure-kv":
+      throw unresolved(ref, "azure-kv: references need secrets.azure in the configuration");
   }
 }
 
-/** What resolves references beyond env:/file:/literal (configured under `secrets:`). */
-export interface SecretProviders {
-  readonly vault?: { read(ref: { readonly mount: string; readonly path: string; readonly field: string }, describe: string): Promise<string> };
+/** A remote secret store: reads the reference's value (cached and refreshed by the store's client). */
+export interface SecretProvider<K extends RemoteSecretRef["kind"]> {
+  read(ref: Extract<RemoteSecretRef, { kind: K }>, describe: string): Promise<string>;
 }
 
+/** What resolves references beyond env:/file:/literal (configured under `secrets:`). */
+export type SecretProviders = { readonly [K in RemoteSecretRef["kind"]]?: SecretProvider<K> };
+
 /**
- * A resolver with the configured providers: `vault:` through the Vault client (cached and
- * refreshed there), everything else as `resolveSecret`. Every value is registered with the log
- * scrubber.
+ * A resolver with the configured providers: `vault:`, `aws-sm:`, `gcp-sm:` and `azure-kv:`
+ * through their store's client, everything else as `resolveSecret`. Every value is registered
+ * with the log scrubber.
  */
 export function secretResolver(providers: SecretProviders): (ref: SecretRef) => Promise<string> {
   return async (ref) => {
-    if (ref.kind === "vault" && providers.vault !== undefined) {
-      const value = await providers.vault.read(ref, describeSecretRef(ref));
-      registerSecretValue(value);
-      return value;
-    }
-    return resolveSecret(ref);
+    const value = await readRemote(providers, ref);
+    if (value === undefined) return resolveSecret(ref);
+    registerSecretValue(value);
+    return value;
   };
+}
+
+/** undefined: not a remote reference, or its store is not configured (resolveSecret says so). */
+function readRemote(p: SecretProviders, ref: SecretRef): Promise<string> | undefined {
+  const describe = describeSecretRef(ref);
+  switch (ref.kind) {
+    case "vault":
+      return p.vault?.read(ref, describe);
+    case "aws-sm":
+      return p["aws-sm"]?.read(ref, describe);
+    case "gcp-sm":
+      return p["gcp-sm"]?.read(ref, describe);
+    case "azure-kv":
+      return p["azure-kv"]?.read(ref, describe);
+    case "env":
+    case "file":
+    case "literal":
+      return undefined;
+  }
 }
 
 async function readSecretFile(ref: SecretRef & { kind: "file" }): Promise<string> {

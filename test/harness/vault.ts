@@ -5,9 +5,36 @@
  * (`GET /v1/MOUNT/data/PATH`, the `{ data: { data, metadata } }` envelope, 404 for a missing
  * secret, 403 `permission denied` for a bad token), AppRole and Kubernetes logins
  * (`POST /v1/auth/MOUNT/login`, 400 on bad credentials), and the namespace header.
+ *
+ * The database secrets engine (developer.hashicorp.com/vault/api-docs/secret/databases and
+ * /api-docs/system/leases) really manages PostgreSQL users, as Vault's postgresql plugin does:
+ * `GET /v1/MOUNT/creds/ROLE` runs the role's creation statements (`CREATE ROLE "{{name}}" WITH
+ * LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'` …) on the configured server and
+ * answers `{ lease_id: "MOUNT/creds/ROLE/ID", lease_duration, renewable, data: { username,
+ * password } }`; `PUT /v1/sys/leases/renew` moves VALID UNTIL; `PUT /v1/sys/leases/revoke`
+ * runs the revocation statements (DROP ROLE) and answers 204.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import pg from "pg";
+
+/** A database role of the fake's database engine: where users are created, and how. */
+export interface FakeDbRole {
+  /** The PostgreSQL server and a superuser login (the engine's connection config). */
+  readonly connection: { readonly host: string; readonly port: number; readonly user: string; readonly password: string; readonly database: string };
+  /** Statements with {{name}}, {{password}}, {{expiration}}; default CREATE ROLE … LOGIN … VALID UNTIL. */
+  readonly creationStatements?: readonly string[];
+  /** Default TTL of a lease, seconds. */
+  readonly defaultTtl: number;
+}
+
+export interface FakeLease {
+  readonly leaseId: string;
+  readonly username: string;
+  readonly password: string;
+  renewals: number;
+  revoked: boolean;
+}
 
 export interface FakeVault {
   readonly address: string;
@@ -23,6 +50,10 @@ export interface FakeVault {
   readonly requests: string[];
   /** Successful logins (AppRole or Kubernetes) so far. */
   readonly logins: number;
+  /** Configure a database role at MOUNT/roles/ROLE. */
+  databaseRole(mount: string, role: string, config: FakeDbRole): void;
+  /** Every lease the database engine issued. */
+  readonly leases: FakeLease[];
   close(): Promise<void>;
 }
 
@@ -35,6 +66,77 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
   const kv = new Map<string, { data: Record<string, string>; version: number }>();
   const requests: string[] = [];
   let logins = 0;
+  const dbRoles = new Map<string, FakeDbRole>();
+  const leases: FakeLease[] = [];
+  const leaseRole = new Map<string, FakeDbRole>();
+  const runSql = async (role: FakeDbRole, statements: readonly string[]): Promise<void> => {
+    const c = new pg.Client(role.connection);
+    await c.connect();
+    try {
+      for (const st of statements) await c.query(st);
+    } finally {
+      await c.end();
+    }
+  };
+  const expiration = (ttl: number): string => new Date(Date.now() + ttl * 1000).toISOString();
+  const ident = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+  const database = async (req: IncomingMessage, url: URL, body: Record<string, unknown>, res: ServerResponse): Promise<boolean> => {
+    const creds = /^\/v1\/([^/]+)\/creds\/([^/]+)$/.exec(url.pathname);
+    const isLeaseOp = url.pathname === "/v1/sys/leases/renew" || url.pathname === "/v1/sys/leases/revoke";
+    if (creds === null && !isLeaseOp) return false;
+    const token = req.headers["x-vault-token"];
+    if (typeof token !== "string" || !tokens.has(token)) {
+      json(res, 403, { errors: ["permission denied"] });
+      return true;
+    }
+    if (creds !== null && req.method === "GET") {
+      const role = dbRoles.get(`${creds[1] ?? ""}/${creds[2] ?? ""}`);
+      if (role === undefined) {
+        json(res, 400, { errors: [`unknown role: ${creds[2] ?? ""}`] });
+        return true;
+      }
+      // Vault's default username template: v-{{display_name}}-{{role}}-{{random 20}}-{{unix_time}}, truncated to 63.
+      const username = `v-approle-${creds[2] ?? ""}-${randomBytes(10).toString("hex")}-${Math.floor(Date.now() / 1000)}`.slice(0, 63);
+      const password = `A1a-${randomBytes(15).toString("base64url")}`;
+      const statements = (role.creationStatements ?? [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'`]).map((st) =>
+        st.replaceAll("{{name}}", username).replaceAll("{{password}}", password).replaceAll("{{expiration}}", expiration(role.defaultTtl)),
+      );
+      try {
+        await runSql(role, statements);
+      } catch {
+        json(res, 500, { errors: ["1 error occurred: failed to create user"] });
+        return true;
+      }
+      const leaseId = `${creds[1] ?? ""}/creds/${creds[2] ?? ""}/${randomBytes(12).toString("base64url")}`;
+      leases.push({ leaseId, username, password, renewals: 0, revoked: false });
+      leaseRole.set(leaseId, role);
+      json(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: leaseId, renewable: true, lease_duration: role.defaultTtl, data: { username, password }, wrap_info: null, warnings: null, auth: null });
+      return true;
+    }
+    if (isLeaseOp && req.method === "PUT") {
+      const leaseId = body["lease_id"];
+      const lease = leases.find((l) => l.leaseId === leaseId);
+      const role = typeof leaseId === "string" ? leaseRole.get(leaseId) : undefined;
+      if (lease === undefined || role === undefined || lease.revoked) {
+        json(res, 400, { errors: ["lease not found"] });
+        return true;
+      }
+      if (url.pathname === "/v1/sys/leases/renew") {
+        const increment = typeof body["increment"] === "number" ? body["increment"] : role.defaultTtl;
+        await runSql(role, [`ALTER ROLE ${ident(lease.username)} VALID UNTIL '${expiration(increment)}'`]);
+        lease.renewals++;
+        json(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: lease.leaseId, renewable: true, lease_duration: increment, data: null, wrap_info: null, warnings: null, auth: null });
+        return true;
+      }
+      // Revocation statements of Vault's postgresql plugin: revoke its privileges, then drop it.
+      await runSql(role, [`REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM ${ident(lease.username)}`, `DROP ROLE IF EXISTS ${ident(lease.username)}`]);
+      lease.revoked = true;
+      res.writeHead(204).end();
+      return true;
+    }
+    json(res, 405, { errors: [] });
+    return true;
+  };
 
   const json = (res: ServerResponse, status: number, body: unknown): void => {
     res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
@@ -58,6 +160,11 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
         return;
       }
       const body = chunks.length === 0 ? {} : (JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>);
+      void database(req, url, body, res).then((handled) => {
+        if (!handled) kvAndLogin(url, body);
+      });
+    });
+    const kvAndLogin = (url: URL, body: Record<string, unknown>): void => {
       if (req.method === "POST" && url.pathname === "/v1/auth/approle/login") {
         if (body["role_id"] === roleId && body["secret_id"] === secretId) login(res);
         else json(res, 400, { errors: ["invalid role or secret ID"] });
@@ -93,7 +200,7 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
         return;
       }
       json(res, 404, { errors: [] });
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const a = server.address();
@@ -115,6 +222,10 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
     get logins() {
       return logins;
     },
+    databaseRole(mount, role, config) {
+      dbRoles.set(`${mount}/${role}`, config);
+    },
+    leases,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -17,7 +17,7 @@ import type { AuthContext, Dialer, Gatekeeper, ProtocolEngine, Refusal } from ".
 import { GatewayError, isGatewayError, toGatewayError } from "../../core/errors.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { Principal } from "../../core/principal.js";
-import type { SecretRef } from "../../core/secret.js";
+import type { LeaseDbCredentials, SecretRef } from "../../core/secret.js";
 import { LiveConnections, PreAuthGate, type PreAuthSlot } from "../common/live.js";
 import type { PgCatalog } from "./catalog.js";
 import type { PgPreviewer } from "./preview.js";
@@ -46,6 +46,8 @@ export interface PostgresEngineOptions {
   readonly gatekeeper: Gatekeeper;
   readonly dialer: Dialer;
   readonly resolveSecret: (ref: SecretRef) => Promise<string>;
+  /** Dynamic credentials for connections with dynamicCredentials (Vault's database engine). */
+  readonly leaseCredentials?: LeaseDbCredentials;
   readonly tls?: { readonly context: SecureContext; readonly require: boolean };
   readonly maxMessageBytes: number;
   readonly connectTimeoutMs: number;
@@ -329,6 +331,7 @@ export class PostgresEngine implements ProtocolEngine {
         timeoutMs: o.connectTimeoutMs,
         maxMessageBytes: o.maxMessageBytes,
         signal: gate.signal,
+        ...(o.leaseCredentials === undefined ? {} : { leaseCredentials: o.leaseCredentials }),
       });
     } catch (e) {
       const ge = toGatewayError(e, "GW_UPSTREAM_UNAVAILABLE");

@@ -10,7 +10,7 @@ import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from
 import type { PostgresConnection } from "../../core/connection.js";
 import { dialTargetOf, type DialTarget, type Dialer } from "../../core/engine.js";
 import { GatewayError } from "../../core/errors.js";
-import { describeSecretRef, type SecretRef } from "../../core/secret.js";
+import { describeSecretRef, type DbLease, type LeaseDbCredentials, type SecretRef } from "../../core/secret.js";
 import { FramedSocket } from "./framed.js";
 import {
   FrameReader,
@@ -37,6 +37,8 @@ export interface UpstreamDeps {
   readonly timeoutMs: number;
   readonly maxMessageBytes: number;
   readonly signal?: AbortSignal;
+  /** For connections with dynamicCredentials (Vault's database secrets engine). */
+  readonly leaseCredentials?: LeaseDbCredentials;
 }
 
 export interface UpstreamSession {
@@ -73,17 +75,27 @@ export async function connectUpstream(
   const reader = new FrameReader({ maxMessageBytes: deps.maxMessageBytes, untagged: true });
   reader.setTagged();
   const framed = new FramedSocket(raw, reader);
+  let lease: DbLease | undefined;
   try {
+    // A dynamic credential is created for this target connection and revoked when it closes.
+    if (conn.dynamicCredentials !== undefined) {
+      if (deps.leaseCredentials === undefined) {
+        throw new GatewayError("GW_SECRET_UNRESOLVED", `connection "${conn.name}": vault-db: dynamic credentials need secrets.vault in the configuration`);
+      }
+      lease = await deps.leaseCredentials(conn.dynamicCredentials);
+      const l = lease;
+      raw.once("close", () => l.release());
+    }
     let tls = false;
     // With agent-side credentials the agent speaks to the target (src/protocols/postgres/agent-login.ts).
     if (conn.sslmode !== "disable" && agentLogin === undefined) {
       tls = await negotiateTls(framed, conn, deps);
     }
     const params = new Map<string, string>(clientParams);
-    params.set("user", conn.user);
+    params.set("user", lease?.username ?? conn.user);
     params.set("database", conn.database);
     framed.write(encodeStartupMessage(params));
-    await authenticate(framed, conn, deps);
+    await authenticate(framed, conn, deps, lease);
     const parameters = new Map<string, string>();
     const notices: Buffer[] = [];
     let backendKey: UpstreamSession["backendKey"] | undefined;
@@ -124,6 +136,7 @@ export async function connectUpstream(
   } catch (e) {
     framed.detach();
     framed.socket.destroy();
+    lease?.release();
     if (e instanceof GatewayError && (e.code.startsWith("GW_UPSTREAM") || e.code === "GW_UNSUPPORTED")) throw e;
     if (e instanceof GatewayError && e.code === "GW_SECRET_UNRESOLVED") throw e;
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target did not complete start-up", { cause: e });
@@ -205,9 +218,11 @@ function readOneByte(socket: Duplex, timeoutMs: number): Promise<number> {
   });
 }
 
-async function authenticate(framed: FramedSocket, conn: PostgresConnection, deps: UpstreamDeps): Promise<void> {
-  let password: string | undefined;
+async function authenticate(framed: FramedSocket, conn: PostgresConnection, deps: UpstreamDeps, lease: DbLease | undefined): Promise<void> {
+  let password: string | undefined = lease?.password;
+  const user = lease?.username ?? conn.user;
   const needPassword = async (): Promise<string> => {
+    if (password !== undefined) return password;
     if (conn.credentialsOn === "agent") {
       // The agent answers every challenge; one reaching the gateway means it did not.
       throw new GatewayError("GW_UPSTREAM_AUTH", `connection "${conn.name}": the agent did not complete the target login`);
@@ -232,7 +247,7 @@ async function authenticate(framed: FramedSocket, conn: PostgresConnection, deps
         framed.write(encodePasswordMessage(await needPassword()));
         break;
       case "md5":
-        framed.write(encodePasswordMessage(md5PasswordResponse(conn.user, await needPassword(), auth.salt)));
+        framed.write(encodePasswordMessage(md5PasswordResponse(user, await needPassword(), auth.salt)));
         break;
       case "sasl": {
         if (!auth.mechanisms.includes("SCRAM-SHA-256")) {
