@@ -90,7 +90,7 @@ async function newGateway(name: string, keysFrom?: Gw): Promise<Gw> {
 
 async function start(g: Gw): Promise<void> {
   g.output = "";
-  const proc = spawn(process.execPath, [cli, "gateway", "--config", join(g.dataDir, "airlock.json.yaml")], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [cli, "gateway", "--workers", "1", "--config", join(g.dataDir, "airlock.json.yaml")], { stdio: ["ignore", "pipe", "pipe"] });
   proc.stdout.on("data", (d: Buffer) => (g.output += d.toString()));
   proc.stderr.on("data", (d: Buffer) => (g.output += d.toString()));
   g.proc = proc;
