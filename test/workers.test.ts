@@ -38,6 +38,7 @@ let removeCli: () => void = () => undefined;
 let server: PgServer;
 let W: GwProc;
 const open: PgClient[] = [];
+const procs: GwProc[] = [];
 
 const ID = "gw-x";
 const WORKERS = [`${ID}-w1`, `${ID}-w2`];
@@ -95,6 +96,7 @@ beforeAll(async () => {
     ],
     policies: [{ name: "deletes-need-approval", match: { operations: ["delete"] }, action: "require_approval", approvers: ["dba"] }],
   });
+  procs.push(W);
   await startGwProc(cli, W, ["--workers", "2"]);
   // Ready once the primary says both serve.
   await until("both workers", () => Promise.resolve(W.output.includes("2 workers serving") ? true : undefined), 90_000);
@@ -102,9 +104,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of open) await c.c.end().catch(() => undefined);
-  if (W !== undefined) await stopGwProc(W, "SIGKILL");
+  for (const g of procs) await stopGwProc(g, "SIGKILL");
   await server.stop();
-  if (W !== undefined) rmSync(W.dataDir, { recursive: true, force: true });
+  for (const g of procs) rmSync(g.dataDir, { recursive: true, force: true });
   removeCli();
 });
 
