@@ -159,7 +159,8 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   let stopping: Stop | undefined;
   const exits = new Map<Worker, Promise<number>>();
 
-  const fork = (slot: Slot): { ready: Promise<void>; exited: Promise<number> } => {
+  /** `again`: a restart (one that fails to start is retried with backoff; at first start it stops the gateway). */
+  const fork = (slot: Slot, again = false): { ready: Promise<void>; exited: Promise<number> } => {
     const w = cluster.fork();
     slot.worker = w;
     slot.startedAt = Date.now();
@@ -188,8 +189,9 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
       w.once("exit", (code: number | null, signal: string | null) => {
         // Killed by a signal: node reports code null (or 0 with the signal set).
         resolve(signal !== null ? 128 : (code ?? 1));
+        exits.delete(w);
         if (slot.worker === w) slot.worker = undefined;
-        if (stopping !== undefined || !becameReady) return;
+        if (stopping !== undefined || (!becameReady && !again)) return;
         // A worker that died on its own: start it again, same index, same instance id.
         const upFor = Date.now() - slot.startedAt;
         if (upFor > 60_000) slot.backoffMs = RESTART_MIN_MS;
@@ -198,8 +200,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
         o.stderr.write(`airlock: worker ${slot.identity.index} (${slot.identity.instanceId}, pid ${String(w.process.pid)}) exited (${signal ?? String(code)}); starting it again in ${delay} ms\n`);
         setTimeout(() => {
           if (stopping !== undefined) return;
-          const again = fork(slot);
-          again.ready.then(
+          fork(slot, true).ready.then(
             () => o.stdout.write(`worker ${slot.identity.index} (${slot.identity.instanceId}) is serving again (pid ${String(slot.worker?.process.pid)})\n`),
             () => undefined,
           );
