@@ -15,19 +15,26 @@
  *
  * Everything shares one event loop here (client, approver, gateway), so the numbers are an
  * upper bound for a gateway running as its own process.
+ *
+ * BENCH_APPROVAL_MODE (issue 18): `embedded` (default, as above); `postgres`: the same gateway on
+ * a PostgreSQL store (harness database); `cross`: two gateways in this process on that store,
+ * the client held on A and the approve call made to B, so the release travels B → store NOTIFY
+ * → A (what a load-balanced pair does).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import pino from "pino";
 import { parseConfig } from "../src/runtime/config.js";
-import { startGateway } from "../src/runtime/gateway.js";
+import { startGateway, type RunningGateway } from "../src/runtime/gateway.js";
 import { startPostgres } from "../test/harness/postgres.js";
 
 const RUNS = Number(process.env["BENCH_APPROVAL_RUNS"] ?? 100);
 const WARMUP = 5;
+const MODE = process.env["BENCH_APPROVAL_MODE"] ?? "embedded";
+if (MODE !== "embedded" && MODE !== "postgres" && MODE !== "cross") throw new Error("BENCH_APPROVAL_MODE: embedded, postgres or cross");
 
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -43,26 +50,37 @@ function stats(xs: readonly number[]): { p50: number; p95: number; max: number; 
 const ms = (n: number): string => n.toFixed(2);
 
 async function main(): Promise<void> {
-  const server = await startPostgres({ users: [{ name: "app", password: "bench-password", auth: "scram-sha-256" }], databases: ["bench"] });
+  const server = await startPostgres({ users: [{ name: "app", password: "bench-password", auth: "scram-sha-256" }], databases: ["bench", "store"] });
+  await server.psql("alter database store owner to app;", { database: "store" });
+  const storeUrl = MODE === "embedded" ? undefined : server.url({ user: "app", password: "bench-password", database: "store" });
   await server.psql("create table held (id int primary key, v int); insert into held values (1, 0); create table free (id int primary key, v int); insert into free values (1, 0); alter table held owner to app; alter table free owner to app;", {
     database: "bench",
   });
-  const dataDir = mkdtempSync(join(tmpdir(), "airlock-bench-approvals-"));
-  const gw = await startGateway(
-    parseConfig({
-      dataDir,
-      listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
-      log: { level: "silent" },
-      serviceAccounts: [
-        { name: "agent", groups: ["agents"] },
-        { name: "dba", groups: ["dba"] },
-      ],
-      connections: [{ name: "bench", type: "postgres", host: "127.0.0.1", port: server.port, database: "bench", user: "app", password: "bench-password", groups: ["agents"], sslmode: "disable" }],
-      policies: [{ name: "held-writes", match: { operations: ["update"], relations: ["held"] }, action: "require_approval", approvers: ["dba"] }],
-    }),
-    { logger: pino({ level: "silent" }) },
-  );
+  const dataDirs: string[] = [];
+  const start = async (name: string, keysFrom?: string): Promise<RunningGateway> => {
+    const dataDir = mkdtempSync(join(tmpdir(), `airlock-bench-approvals-${name}-`));
+    dataDirs.push(dataDir);
+    if (keysFrom !== undefined) cpSync(join(keysFrom, "keys"), join(dataDir, "keys"), { recursive: true });
+    return startGateway(
+      parseConfig({
+        dataDir,
+        ...(storeUrl === undefined ? {} : { store: { url: storeUrl }, instance: { id: `bench-${name}` } }),
+        listen: { api: "127.0.0.1:0", postgres: "127.0.0.1:0" },
+        log: { level: "silent" },
+        serviceAccounts: [
+          { name: "agent", groups: ["agents"] },
+          { name: "dba", groups: ["dba"] },
+        ],
+        connections: [{ name: "bench", type: "postgres", host: "127.0.0.1", port: server.port, database: "bench", user: "app", password: "bench-password", groups: ["agents"], sslmode: "disable" }],
+        policies: [{ name: "held-writes", match: { operations: ["update"], relations: ["held"] }, action: "require_approval", approvers: ["dba"] }],
+      }),
+      { logger: pino({ level: "silent" }) },
+    );
+  };
+  const gw = await start("a");
+  const approver = MODE === "cross" ? await start("b", dataDirs[0]) : gw;
   const api = `http://127.0.0.1:${gw.addresses.api?.port ?? 0}`;
+  const approverApi = `http://127.0.0.1:${approver.addresses.api?.port ?? 0}`;
   const mint = async (sa: string): Promise<string> => {
     const r = await fetch(`${api}/v1/tokens`, {
       method: "POST",
@@ -87,7 +105,7 @@ async function main(): Promise<void> {
       const q = c.query("update held set v = v + 1 where id = 1 returning v");
       const id = await noticed;
       const t0 = performance.now();
-      const r = await fetch(`${api}/v1/approvals/${id}/approve`, {
+      const r = await fetch(`${approverApi}/v1/approvals/${id}/approve`, {
         method: "POST",
         headers: { authorization: `Bearer ${dba}`, "content-type": "application/json" },
         body: "{}",
@@ -106,9 +124,10 @@ async function main(): Promise<void> {
     }
   } finally {
     await c.end();
+    if (approver !== gw) await approver.close();
     await gw.close();
     await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
   }
 
   const a = stats(approveToResult);
@@ -116,10 +135,12 @@ async function main(): Promise<void> {
   const u = stats(unheld);
   const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";
   const section = [
-    `## ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} — ${RUNS} runs (after ${WARMUP} warm-up)`,
+    `## ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} — ${RUNS} runs (after ${WARMUP} warm-up), mode ${MODE}`,
     "",
-    `- Machine: ${cpus().length} cores (${cpu}); Node ${process.version}; PostgreSQL 15 (test harness); store: embedded PGlite`,
-    "- Gateway, approver (fetch) and held client (node-postgres) in one process, loopback",
+    `- Machine: ${cpus().length} cores (${cpu}); Node ${process.version}; PostgreSQL 15 (test harness); store: ${MODE === "embedded" ? "embedded" : "PostgreSQL 15 (harness)"}`,
+    MODE === "cross"
+      ? "- Two gateways (A holds the client, B takes the approve call; the release goes through the store's NOTIFY), approver (fetch) and held client (node-postgres), all in one process, loopback"
+      : "- Gateway, approver (fetch) and held client (node-postgres) in one process, loopback",
     "",
     "| measure | p50 ms | p95 ms | max ms | mean ms |",
     "|---|---:|---:|---:|---:|",

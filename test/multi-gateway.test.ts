@@ -1,5 +1,5 @@
 /**
- * Many gateways, one PostgreSQL store (issue 18): two `airlock gateway` processes (the compiled
+ * Many gateways, one PostgreSQL store (issue 18): three `airlock gateway` processes (the compiled
  * CLI, each with its own config file and dataDir, sharing keys/) on one harness PostgreSQL store
  * database, a real target database, node-postgres clients.
  *
@@ -8,12 +8,15 @@
  * revoked through B ends A's session; an operator kill through B ends A's session; B lists A's
  * sessions; `kill -9` of A mid-session: B closes A's sessions as lost with their statement
  * counts; A restarts on the same instance id; `audit verify` passes over both chains, and fails
- * naming A's chain when one of its stored records is edited.
+ * naming A's chain when one of its stored records is edited. With C: an approval through C
+ * releases A's held statement, C lists A's and B's sessions, and a CancelRequest sent to B for
+ * A's session cancels A's statement (passed on through the store).
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
+import { connect } from "node:net";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -90,7 +93,7 @@ async function newGateway(name: string, keysFrom?: Gw): Promise<Gw> {
 
 async function start(g: Gw): Promise<void> {
   g.output = "";
-  const proc = spawn(process.execPath, [cli, "gateway", "--config", join(g.dataDir, "airlock.json.yaml")], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [cli, "gateway", "--workers", "1", "--config", join(g.dataDir, "airlock.json.yaml")], { stdio: ["ignore", "pipe", "pipe"] });
   proc.stdout.on("data", (d: Buffer) => (g.output += d.toString()));
   proc.stderr.on("data", (d: Buffer) => (g.output += d.toString()));
   g.proc = proc;
@@ -147,6 +150,25 @@ async function newestSessionOn(via: Gw, instance: string, known: ReadonlySet<str
 
 let A: Gw;
 let B: Gw;
+let C: Gw;
+
+/** A raw CancelRequest on a new connection to `port`; resolves when the gateway closes it (as libpq's PQcancel waits). */
+function sendCancel(port: number, c: pg.Client): Promise<void> {
+  const key: unknown = c;
+  if (typeof key !== "object" || key === null || !("processID" in key) || !("secretKey" in key) || typeof key.processID !== "number" || typeof key.secretKey !== "number") {
+    throw new Error("the client has no backend key");
+  }
+  const b = Buffer.alloc(16);
+  b.writeInt32BE(16, 0);
+  b.writeInt32BE(80877102, 4);
+  b.writeInt32BE(key.processID, 8);
+  b.writeInt32BE(key.secretKey, 12);
+  return new Promise((resolve, reject) => {
+    const s = connect(port, "127.0.0.1", () => s.write(b));
+    s.on("error", reject);
+    s.on("close", () => resolve());
+  });
+}
 
 beforeAll(async () => {
   // The CLI, compiled into a private directory (a test must not depend on dist/), with the
@@ -174,6 +196,8 @@ beforeAll(async () => {
   await start(A);
   B = await newGateway("b", A); // gateways on one store share keys/ (token signing, audit, masking)
   await start(B);
+  C = await newGateway("c", A);
+  await start(C);
 }, 600_000);
 
 afterAll(async () => {
@@ -212,6 +236,41 @@ describe("two gateways on one PostgreSQL store", () => {
     const result = await Promise.race([waiting, new Promise<{ ok: false; error: string; at: number }>((r) => setTimeout(() => r({ ok: false, error: "still held after 5 s", at: 0 }), 5_000))]);
     expect(result).toMatchObject({ ok: true, rows: 1 });
     console.log(`approval on B -> statement released on A: ${(result.at - t1).toFixed(1)} ms after B answered (${(result.at - t0).toFixed(1)} ms after the request was sent)`);
+    await held.c.end();
+  });
+
+  it("three gateways: an approval on C releases a statement held on A; C lists the sessions of A and B; a cancel sent to B cancels A's statement", async () => {
+    const token = await mint(A);
+    const held = client(A, token);
+    await held.c.connect();
+    const waiting = held.c.query("delete from items where id = 19").then(
+      (r) => ({ ok: true as const, rows: r.rowCount }),
+      (e: unknown) => ({ ok: false as const, error: String(e) }),
+    );
+    const id = await until("the pending approval, seen through C", async () => ((await api(C, "/v1/approvals?status=pending")).body["requests"] as { id: string }[] | undefined)?.[0]?.id);
+    expect((await api(C, `/v1/approvals/${id}/approve`, { body: { reason: "ok" } })).status).toBe(200);
+    const result = await Promise.race([waiting, new Promise<{ ok: false; error: string }>((r) => setTimeout(() => r({ ok: false, error: "still held after 5 s" }), 5_000))]);
+    expect(result).toMatchObject({ ok: true, rows: 1 });
+
+    const onB = client(B, token);
+    await onB.c.connect();
+    await onB.c.query("select 1");
+    const live = (await sessions(C)).filter((x) => x.live).map((x) => x.gateway);
+    expect(live).toContain("gw-a");
+    expect(live).toContain("gw-b");
+    await onB.c.end();
+
+    const sleeping = held.c.query("select pg_sleep(30)").then(
+      () => "finished",
+      (e: unknown) => String(e),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    await sendCancel(B.pgPort, held.c);
+    const outcome = await Promise.race([sleeping, new Promise<string>((r) => setTimeout(() => r("not cancelled after 5 s"), 5_000))]);
+    expect(outcome).toContain("canceling statement due to user request");
+    console.log(`cancel sent to B -> A's statement cancelled after ${Date.now() - t0} ms`);
+    expect((await held.c.query("select 2 as n")).rows).toEqual([{ n: 2 }]);
     await held.c.end();
   });
 
@@ -269,7 +328,7 @@ describe("two gateways on one PostgreSQL store", () => {
     const verified = await api(B, "/v1/audit/verify");
     expect(verified.body).toMatchObject({ ok: true });
     const chains = verified.body["chains"] as { chain: string; ok: boolean; records: number }[];
-    expect(chains.map((c) => c.chain).sort()).toEqual(["gw-a", "gw-b"]);
+    expect(chains.map((c) => c.chain).sort()).toEqual(["gw-a", "gw-b", "gw-c"]);
     for (const c of chains) expect(c.records).toBeGreaterThan(0);
     expect((await api(A, "/v1/audit/verify")).body).toMatchObject({ ok: true });
   });

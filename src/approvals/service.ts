@@ -546,7 +546,8 @@ export class ApprovalService implements HoldResolver {
   async decide(id: string, caller: Principal, vote: "approve" | "deny", reason?: string, isAdmin = caller.kind === "admin"): Promise<RequestView> {
     return this.#serial(id, async () => {
       const store = this.#o.store;
-      const r = await store.getRequest(id);
+      // Read together (one round trip's wait, not two, before the release: issue 18's latency).
+      const [r, votes] = await Promise.all([store.getRequest(id), store.listVotes(id)]);
       if (r === undefined) throw new GatewayError("GW_NOT_FOUND", `no approval request ${id}`);
       if (caller.id === r.requesterId) throw new GatewayError("GW_FORBIDDEN", "nobody approves or denies their own request");
       if (!ApprovalService.mayDecide(caller, r, isAdmin)) {
@@ -558,7 +559,6 @@ export class ApprovalService implements HoldResolver {
         await this.#expire(r);
         throw new GatewayError("GW_CONFLICT", `request ${id} has expired`);
       }
-      const votes = await store.listVotes(id);
       if (votes.some((v) => v.approverId === caller.id)) throw new GatewayError("GW_CONFLICT", `${caller.id} already decided request ${id}`);
       const approvals = votes.filter((v) => v.vote === "approve").length + (vote === "approve" ? 1 : 0);
       const final: ApprovalStatus = vote === "deny" ? "denied" : approvals >= r.minApprovals ? "approved" : "pending";

@@ -102,6 +102,7 @@ function connectOptions(opts: { api?: string; config?: string }): ConnectOptions
 interface GatewayModule {
   runGatewayCommand(options: {
     configPath?: string;
+    workers?: number;
     cwd: string;
     env: NodeJS.ProcessEnv;
     stdout: Writable;
@@ -157,12 +158,17 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .command("gateway")
     .description("run the gateway")
     .option("--config <file>", "configuration file (default: AIRLOCK_CONFIG, ./airlock.yaml, else the built-in demo)")
-    .action(async (opts: { config?: string }) => {
+    .option("--workers <n>", "processes sharing the listeners (default: the number of cores with a PostgreSQL store, else 1)", (v: string) => {
+      if (!/^[0-9]{1,3}$/.test(v) || Number(v) < 1 || Number(v) > 256) throw new InvalidArgumentError("a whole number from 1 to 256");
+      return Number(v);
+    })
+    .action(async (opts: { config?: string; workers?: number }) => {
       const runtime = await loadGatewayRuntime();
       const path = opts.config ?? (io.env["AIRLOCK_CONFIG"] === "" ? undefined : io.env["AIRLOCK_CONFIG"]);
       setExit(
         await runtime.runGatewayCommand({
           ...(path === undefined ? {} : { configPath: path }),
+          ...(opts.workers === undefined ? {} : { workers: opts.workers }),
           cwd: io.cwd,
           env: io.env,
           stdout: io.stdout,

@@ -17,13 +17,20 @@ export function adminTokenPath(dataDir: string): string {
   return join(dataDir, ADMIN_TOKEN_FILE);
 }
 
-/** Generate a new admin token, write it atomically with mode 0600, and return it. */
-export async function writeAdminToken(dataDir: string): Promise<string> {
-  const token = ADMIN_TOKEN_PREFIX + randomBytes(32).toString("base64url");
+/**
+ * Generate a new admin token (or take the one the primary of `--workers N` made for all its
+ * workers), write it atomically with mode 0600, and return it.
+ */
+export async function writeAdminToken(dataDir: string, given?: string): Promise<string> {
+  const token = given ?? newAdminToken();
   await ensurePrivateDir(dataDir);
   await writeFileAtomic(adminTokenPath(dataDir), `${token}\n`);
   registerSecretValue(token);
   return token;
+}
+
+export function newAdminToken(): string {
+  return ADMIN_TOKEN_PREFIX + randomBytes(32).toString("base64url");
 }
 
 /** Read the admin token the running gateway wrote (for the CLI on the gateway host). */

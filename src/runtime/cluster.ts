@@ -6,6 +6,7 @@
  * registration and the lost-session check at start-up still run (a killed gateway's sessions are
  * closed when it restarts); events go nowhere.
  */
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/types.js";
@@ -31,7 +32,12 @@ export interface ClusterTargets {
   readonly revocations: () => Promise<void>;
   /** End a session this gateway holds; returns how many ended. */
   readonly kill: (sessionId: string, by: string) => number;
+  /** A PostgreSQL cancel (by key digest) for a session this gateway may hold; true when it held it. */
+  readonly cancel: (keyDigest: string) => Promise<boolean>;
 }
+
+/** How long a gateway waits for the holder of a forwarded cancel to pass it on. */
+export const CANCEL_FORWARD_WAIT_MS = 2_000;
 
 export class Cluster {
   readonly instanceId: string;
@@ -41,6 +47,8 @@ export class Cluster {
   #lastHeartbeatOk = 0;
   #ticking: Promise<void> | undefined;
   #closed = false;
+  /** Cancels forwarded from here, waiting for the holder's "cancelled". */
+  readonly #cancelWaits = new Map<string, () => void>();
 
   private constructor(options: ClusterOptions, instanceId: string, events: StoreEvents) {
     this.#o = options;
@@ -100,6 +108,19 @@ export class Cluster {
           if (n > 0) this.#o.logger.info({ sessionId: e.sessionId, by: e.by }, "ended a session on request of another gateway");
           return;
         }
+        case "cancel":
+          void targets.cancel(e.key).then(
+            (held) => {
+              if (!held) return;
+              this.#o.logger.info({ from: e.from }, "passed on a cancel request that reached another gateway");
+              this.announce({ t: "cancelled", from: this.instanceId, id: e.id });
+            },
+            (err: unknown) => this.#o.logger.warn({ err }, "could not act on a cancel request from another gateway"),
+          );
+          return;
+        case "cancelled":
+          this.#cancelWaits.get(e.id)?.();
+          return;
       }
     });
   }
@@ -118,6 +139,32 @@ export class Cluster {
     if (row === undefined || row.endedAt !== undefined || row.instanceId === undefined || row.instanceId === this.instanceId) return undefined;
     await this.events.publish({ t: "kill", from: this.instanceId, sessionId, by });
     return row.instanceId;
+  }
+
+  /**
+   * A PostgreSQL cancel whose key this gateway does not hold: the gateway holding it passes it on.
+   * Resolves when it says so, or after CANCEL_FORWARD_WAIT_MS (nobody held it, or the store is slow).
+   */
+  async cancelElsewhere(keyDigest: string): Promise<void> {
+    if (this.#closed || this.events instanceof LocalStoreEvents) return;
+    const id = randomUUID();
+    const answered = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, CANCEL_FORWARD_WAIT_MS);
+      timer.unref();
+      this.#cancelWaits.set(id, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    try {
+      await this.events.publish({ t: "cancel", from: this.instanceId, id, key: keyDigest });
+      this.#o.logger.info("forwarded a cancel request to the gateway holding the session");
+      await answered;
+    } catch (err) {
+      this.#o.logger.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, "could not forward a cancel request to the other gateways");
+    } finally {
+      this.#cancelWaits.delete(id);
+    }
   }
 
   #tick(): void {

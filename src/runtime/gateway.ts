@@ -56,6 +56,7 @@ import { secretProviders } from "../secrets/setup.js";
 import { openStore } from "../store/index.js";
 import { Cluster } from "./cluster.js";
 import { resolveInstanceId } from "./instance.js";
+import type { WorkerIdentity } from "./workers.js";
 import type { Store } from "../store/types.js";
 import type { Config, ListenAddress, PolicyConfig } from "./config.js";
 import { Catalogs } from "./catalogs.js";
@@ -111,6 +112,8 @@ export interface RunningGateway {
 
 export interface StartGatewayOptions {
   readonly logger?: Logger;
+  /** One worker of `airlock gateway --workers N` (runtime/workers.ts); absent for a single process. */
+  readonly worker?: WorkerIdentity;
 }
 
 /** One protocol listener: its config address (off when absent) and how its engine is made. */
@@ -186,7 +189,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
 
     const storeUrl = config.store.url === undefined ? undefined : await resolveSecret(config.store.url);
     // Many gateways, one store (issue 18): each writes its own audit chain under a stable id.
-    const instanceId = await resolveInstanceId({ ...(config.instance.id === undefined ? {} : { configured: config.instance.id }), env: process.env, dataDir: config.dataDir });
+    const instanceId = options.worker?.instanceId ?? (await resolveInstanceId({ ...(config.instance.id === undefined ? {} : { configured: config.instance.id }), env: process.env, dataDir: config.dataDir }));
     const store = await openStore({
       instanceId,
       dataDir: config.dataDir,
@@ -200,7 +203,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     await store.claimWriter?.();
 
     const auditKey = await loadOrCreateKey(join(keysDir, "audit.key"));
-    const auditDir = join(config.dataDir, "audit");
+    // Workers sharing a dataDir each keep their own local log (their own chain).
+    const auditDir = options.worker === undefined ? join(config.dataDir, "audit") : join(config.dataDir, "audit", instanceId);
     // Export follows the store; it closes after the audit log has shipped its last records there.
     const exporter = await createAuditExporter(config.audit, { store, dir: join(auditDir, "sinks"), resolveSecret, logger });
     cleanups.push(() => exporter.close());
@@ -318,6 +322,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       approvalDecided: (id) => approvals.wake(id),
       revocations: () => tokens.pollNow(),
       kill: (sessionId, by) => registry.terminate({ sessionId }, "terminated", `terminated by ${by}`),
+      cancel: (key) => pgEngine?.cancelByDigest(key) ?? Promise.resolve(false),
     });
     cleanups.push(async () => {
       await approvals.close();
@@ -407,6 +412,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     // Target kinds served over the HTTP listener besides plain HTTP APIs (core/http-kind.ts).
     const httpKinds: HttpServedKind[] = [kubernetesKind((id) => castPathOf(recordings.pathOf(id).dir, id))];
     let httpEngine: HttpEngine | undefined;
+    let pgEngine: PostgresEngine | undefined;
 
     // Stop accepting first, then end live sessions, then wait for engines to drain. A listener's
     // close completes only once its last connection has gone, so it is awaited last: awaiting it
@@ -436,27 +442,28 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         key: "postgres",
         what: "PostgreSQL",
         address: config.listen.postgres,
-        create: () =>
-          Promise.resolve(
-            new PostgresEngine({
-              gatekeeper,
-              dialer,
-              resolveSecret,
-              ...(stores.leaseCredentials === undefined ? {} : { leaseCredentials: stores.leaseCredentials }),
-              ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
-              maxMessageBytes: config.limits.maxMessageBytes,
-              connectTimeoutMs: config.limits.connectTimeout,
-              authTimeoutMs: config.limits.authTimeout,
-              maxUnauthenticated: config.limits.maxUnauthenticated,
-              maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
-              maxRowsPerStatement: config.recording.maxRowsPerStatement,
-              maxValueBytes: config.recording.maxValueBytes,
-              logger,
-              maskerFor,
-              catalogFor: (c) => catalogs.for(c),
-              previewerFor: (c) => catalogs.previewer(c, maskerFor),
-            }),
-          ),
+        create: () => {
+          pgEngine = new PostgresEngine({
+            gatekeeper,
+            dialer,
+            resolveSecret,
+            ...(stores.leaseCredentials === undefined ? {} : { leaseCredentials: stores.leaseCredentials }),
+            ...(tls === undefined ? {} : { tls: { context: tls.context, require: tls.require } }),
+            maxMessageBytes: config.limits.maxMessageBytes,
+            connectTimeoutMs: config.limits.connectTimeout,
+            authTimeoutMs: config.limits.authTimeout,
+            maxUnauthenticated: config.limits.maxUnauthenticated,
+            maxUnauthenticatedPerAddress: config.limits.maxUnauthenticatedPerAddress,
+            maxRowsPerStatement: config.recording.maxRowsPerStatement,
+            maxValueBytes: config.recording.maxValueBytes,
+            logger,
+            maskerFor,
+            catalogFor: (c) => catalogs.for(c),
+            previewerFor: (c) => catalogs.previewer(c, maskerFor),
+            ...(storeUrl === undefined ? {} : { cancelElsewhere: (key: string) => cluster.cancelElsewhere(key) }),
+          });
+          return Promise.resolve(pgEngine);
+        },
       },
       {
         key: "ssh",
@@ -568,7 +575,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       listeners.push(await listen({ host: config.listen.http.host, port: c.port }, (s) => void serve(s), `HTTP (${c.name})`));
     }
 
-    const adminToken = await writeAdminToken(config.dataDir);
+    const adminToken = await writeAdminToken(config.dataDir, options.worker?.adminToken);
 
     let api: ApiServer | undefined;
     // The approver role: `roles.approver` plus every group named as approvers (identity/roles.ts).

@@ -4,6 +4,7 @@
  * sample customer data, a demo service account), printing commands a newcomer can paste.
  */
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { isGatewayError } from "../core/errors.js";
@@ -12,6 +13,7 @@ import { loadConfigFile, parseConfig, type Config, type RawConfig } from "./conf
 import { DEMO_POLICIES } from "./demo-policies.js";
 import { DEMO_CONNECTION, DEMO_GROUP, DEMO_SERVICE_ACCOUNT, startDemoTarget, type DemoTarget } from "./demo.js";
 import { startGateway, type RunningGateway } from "./gateway.js";
+import { isWorkerProcess, runPrimary, workerCount, workerDone, workerIdentity, workerReady, workerStop, type WorkerIdentity } from "./workers.js";
 
 export interface GatewayCommandOptions {
   readonly configPath?: string;
@@ -21,6 +23,8 @@ export interface GatewayCommandOptions {
   readonly stderr: Writable;
   /** Resolves when the gateway should stop (default: SIGINT or SIGTERM). */
   readonly until?: Promise<void>;
+  /** `--workers N`: processes sharing the listeners (runtime/workers.ts); default: see workerCount. */
+  readonly workers?: number;
 }
 
 export function demoConfig(cwd: string, target: DemoTarget, dataDir: string): Config {
@@ -47,11 +51,11 @@ export function demoConfig(cwd: string, target: DemoTarget, dataDir: string): Co
   return parseConfig(raw, resolve(cwd, "airlock.demo.yaml"));
 }
 
-function banner(gw: RunningGateway, demo: boolean): string {
+function banner(gw: RunningGateway, demo: boolean, worker: WorkerIdentity | undefined): string {
   const lines: string[] = [];
   const api = gw.addresses.api;
   const pg = gw.addresses.postgres;
-  lines.push("", `Airlock gateway is running${demo ? " with the built-in demo" : ""}.`);
+  lines.push("", `Airlock gateway is running${demo ? " with the built-in demo" : ""}${worker === undefined ? "" : ` (${worker.workers} worker processes sharing these listeners)`}.`);
   if (api !== undefined) lines.push(`  API and metrics:  http://${api.host}:${api.port}`);
   const link = demo ? gw.consoleLoginLink() : undefined;
   if (link !== undefined) lines.push(`  Web console:      ${link}   (one-time admin login link, 15 minutes)`);
@@ -81,12 +85,21 @@ function banner(gw: RunningGateway, demo: boolean): string {
 
 export async function runGatewayCommand(options: GatewayCommandOptions): Promise<number> {
   const configPath = options.configPath ?? options.env["AIRLOCK_CONFIG"] ?? (existsSync(resolve(options.cwd, "airlock.yaml")) ? "airlock.yaml" : undefined);
+  // One worker of `--workers N`: the primary sends who it is, then it runs as a gateway.
+  const worker = isWorkerProcess() ? await workerIdentity() : undefined;
   let demo: DemoTarget | undefined;
   let gw: RunningGateway | undefined;
   try {
     let config: Config;
     if (configPath !== undefined) {
       config = loadConfigFile(resolve(options.cwd, configPath));
+      if (worker === undefined) {
+        const n = workerCount(config, options.workers, availableParallelism());
+        if (n > 1) return await runPrimary({ config, workers: n, stdout: options.stdout, stderr: options.stderr, env: options.env, until: options.until?.then(() => "SIGINT" as const) ?? untilSignal() });
+      }
+    } else if (options.workers !== undefined && options.workers > 1) {
+      options.stderr.write("airlock: --workers needs a configuration with the PostgreSQL store (store.url); the built-in demo runs one process\n");
+      return 1;
     } else {
       const dataDir = resolve(options.cwd, ".airlock");
       const bootLogger = createLogger({ level: "warn" });
@@ -94,9 +107,10 @@ export async function runGatewayCommand(options: GatewayCommandOptions): Promise
       demo = await startDemoTarget(dataDir, bootLogger);
       config = demoConfig(options.cwd, demo, dataDir);
     }
-    gw = await startGateway(config);
-    options.stdout.write(banner(gw, demo !== undefined));
-    const signal = await (options.until ?? untilSignal());
+    gw = await startGateway(config, worker === undefined ? {} : { worker });
+    if (worker === undefined || worker.index === 1) options.stdout.write(banner(gw, demo !== undefined, worker));
+    if (worker !== undefined) workerReady();
+    const signal = await (worker !== undefined ? workerStop() : (options.until ?? untilSignal()));
     if (signal === "SIGTERM") {
       // An orchestrator's stop: drain (readiness fails, no new connections, live sessions may
       // finish for instance.drainTimeout), then close() ends what is left.
@@ -111,6 +125,7 @@ export async function runGatewayCommand(options: GatewayCommandOptions): Promise
   } finally {
     await gw?.close();
     await demo?.stop().catch(() => undefined);
+    if (worker !== undefined) workerDone();
   }
 }
 

@@ -24,6 +24,13 @@ export const storeEventSchema = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("revoke"), from: z.string().max(64) }),
   /** An operator ended a session: the gateway holding it ends it. */
   z.strictObject({ t: z.literal("kill"), from: z.string().max(64), sessionId: z.string().min(1).max(128), by: z.string().max(256) }),
+  /**
+   * A PostgreSQL CancelRequest reached a gateway (or worker) that does not hold the session: the
+   * holder cancels. `key` is a digest of the cancel key (engine's cancelKeyDigest), never the key.
+   */
+  z.strictObject({ t: z.literal("cancel"), from: z.string().max(64), id: z.string().min(1).max(64), key: z.string().regex(/^[0-9a-f]{32}$/) }),
+  /** The holder has passed the cancel `id` on (the asker may now close the client's cancel connection). */
+  z.strictObject({ t: z.literal("cancelled"), from: z.string().max(64), id: z.string().min(1).max(64) }),
 ]);
 export type StoreEvent = z.infer<typeof storeEventSchema>;
 

@@ -6,7 +6,7 @@
  * Refusals reach the client as native ErrorResponses whose message starts with `airlock:`;
  * the codes follow the contract in INTERFACE.md (28P01, 3D000, 42501, …).
  */
-import { randomBytes, randomInt, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
@@ -65,6 +65,21 @@ export interface PostgresEngineOptions {
   readonly catalogFor: (connection: PostgresConnection) => PgCatalog;
   /** Previews of held writes and planner estimates for a connection (absent: none). */
   readonly previewerFor?: (connection: PostgresConnection) => PgPreviewer;
+  /**
+   * A CancelRequest whose key this engine does not hold: ask the other gateways and workers on
+   * the store (issue 18); resolves once the holder has passed it on, or after a bound.
+   */
+  readonly cancelElsewhere?: (keyDigest: string) => Promise<void>;
+}
+
+/**
+ * What travels between gateways for a cancel: a digest of (process id, secret key), so the key
+ * itself never leaves the gateway that issued it, and the holder finds its session by it.
+ */
+export function cancelKeyDigest(processId: number, secretKey: Buffer): string {
+  const pid = Buffer.alloc(4);
+  pid.writeUInt32BE(processId >>> 0);
+  return createHash("sha256").update("airlock-pg-cancel\0").update(pid).update(secretKey).digest("hex").slice(0, 32);
 }
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
@@ -101,6 +116,8 @@ export class PostgresEngine implements ProtocolEngine {
   readonly #live = new LiveConnections();
   readonly #preAuth: PreAuthGate;
   readonly #cancelKeys = new Map<number, CancelEntry>();
+  /** cancelKeyDigest → process id, for cancels forwarded by other gateways. */
+  readonly #cancelDigests = new Map<string, number>();
   /** Idle target sessions per connection (session pooling), created on first use. */
   readonly #pools = new Map<string, UpstreamPool>();
 
@@ -351,6 +368,8 @@ export class PostgresEngine implements ProtocolEngine {
     const secret = randomBytes(4);
     const cancelEntry: CancelEntry = { secret, connection, upstreamKey: upstream.backendKey, live: true, inflight: new Set() };
     this.#cancelKeys.set(processId, cancelEntry);
+    const digest = cancelKeyDigest(processId, secret);
+    this.#cancelDigests.set(digest, processId);
 
     // One write for the whole log-in answer (a dozen small messages): one syscall, one packet.
     const hello: Buffer[] = [encodeAuthenticationOk()];
@@ -380,6 +399,7 @@ export class PostgresEngine implements ProtocolEngine {
     } finally {
       cancelEntry.live = false;
       this.#cancelKeys.delete(processId);
+      this.#cancelDigests.delete(digest);
     }
     // Cancels already on their way must land (on this session's idle backend, where PostgreSQL
     // ignores them) before the target connection can serve anyone else.
@@ -411,12 +431,33 @@ export class PostgresEngine implements ProtocolEngine {
   async #cancel(processId: number, secretKey: Buffer): Promise<void> {
     const entry = this.#cancelKeys.get(processId);
     if (entry === undefined || entry.secret.length !== secretKey.length || !timingSafeEqual(entry.secret, secretKey)) {
-      this.#log.debug("cancel request with an unknown key ignored");
+      if (this.#o.cancelElsewhere === undefined) {
+        this.#log.debug("cancel request with an unknown key ignored");
+        return;
+      }
+      // Another gateway or worker behind the same address may hold the session.
+      await this.#o.cancelElsewhere(cancelKeyDigest(processId, secretKey));
       return;
     }
+    await this.#cancelEntry(entry);
+  }
+
+  async #cancelEntry(entry: CancelEntry): Promise<void> {
     // A statement waiting for approval has not reached the target: withdraw it here.
     if (entry.cancelHold?.() === true) return;
     await this.#forwardCancel(entry);
+  }
+
+  /**
+   * A cancel that reached another gateway or worker, for a session this engine may hold.
+   * Returns whether it holds it (the cancel has then been passed on).
+   */
+  async cancelByDigest(keyDigest: string): Promise<boolean> {
+    const processId = this.#cancelDigests.get(keyDigest);
+    const entry = processId === undefined ? undefined : this.#cancelKeys.get(processId);
+    if (entry === undefined) return false;
+    await this.#cancelEntry(entry);
+    return true;
   }
 }
 
