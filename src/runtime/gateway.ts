@@ -524,6 +524,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               logger,
               maskerFor,
               connectionsFor: (principal) => liveConnections.list.filter((c) => c.type === "mysql" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
+              previewerFor: (c, target) => catalogs.mysqlPreviewer(c, target, maskerFor),
             }),
           ),
       },
