@@ -311,7 +311,6 @@ export class BudgetLedger {
     }
     c.used[kind] += n;
     c.pending[kind] += n;
-    c.touched = this.#clock();
     this.#metrics?.budgetConsumed(cfg.name, kind, n);
     if (!c.warned.has(kind) && c.used[kind] >= cfg.warnAt * limit) {
       c.warned.add(kind);

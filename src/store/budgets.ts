@@ -33,6 +33,8 @@ const count = z.union([z.number(), z.string(), z.bigint()]).transform(Number);
 const row = z.object({ budget: z.string(), subject: z.string(), connection: z.string(), window_start: count, rows: count, bytes: count, statements: count });
 /** Rows of windows that started more than this long ago are pruned (windows are at most 31 days). */
 const KEEP_MS = 32 * 86_400_000;
+/** Counters per statement (7 parameters each: well under SQLite's 32766 and PostgreSQL's 65535). */
+const CHUNK = 500;
 
 export class SqlBudgetCounterStore implements BudgetCounterStore {
   readonly #sql: SqlClient;
@@ -46,22 +48,27 @@ export class SqlBudgetCounterStore implements BudgetCounterStore {
     if (entries.length === 0) return [];
     return this.#sql.transaction(async (tx) => {
       const out: (BudgetCounterKey & BudgetUsage)[] = [];
-      // One statement per counter keeps the SQL the same on every backend; a flush carries the
-      // counters that moved or were read in the last seconds (a handful per gateway).
-      for (const { key, delta } of entries) {
+      // One multi-row statement per chunk (a flush carries every counter used in the last seconds).
+      for (let i = 0; i < entries.length; i += CHUNK) {
+        const chunk = entries.slice(i, i + CHUNK);
+        const params: unknown[] = [];
+        const values = chunk.map(({ key, delta }) => {
+          const n = params.length;
+          params.push(key.budget, key.subject, key.connection, key.windowStart, delta.rows, delta.bytes, delta.statements);
+          return `($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7})`;
+        });
         const rows = await tx.query(
           `INSERT INTO budget_counters (budget, subject, connection, window_start, rows, bytes, statements)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           VALUES ${values.join(", ")}
            ON CONFLICT (budget, subject, connection, window_start) DO UPDATE
              SET rows = budget_counters.rows + excluded.rows,
                  bytes = budget_counters.bytes + excluded.bytes,
                  statements = budget_counters.statements + excluded.statements
            RETURNING budget, subject, connection, window_start, rows, bytes, statements`,
-          [key.budget, key.subject, key.connection, key.windowStart, delta.rows, delta.bytes, delta.statements],
+          params,
           row,
         );
-        const r = rows[0];
-        if (r !== undefined) out.push({ budget: r.budget, subject: r.subject, connection: r.connection, windowStart: r.window_start, rows: r.rows, bytes: r.bytes, statements: r.statements });
+        for (const r of rows) out.push({ budget: r.budget, subject: r.subject, connection: r.connection, windowStart: r.window_start, rows: r.rows, bytes: r.bytes, statements: r.statements });
       }
       const now = Date.now();
       if (now - this.#lastPrune > 3_600_000) {
