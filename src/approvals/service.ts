@@ -426,7 +426,7 @@ export class ApprovalService implements HoldResolver {
   /** Run the held statement's preview; never rejects (a failure is a preview that failed). */
   async #preview(req: HoldRequest): Promise<StatementPreview> {
     const run = req.preview;
-    if (run === undefined) return { status: "unpreviewable", reason: "this connection's engine cannot run previews (PostgreSQL connections only)" };
+    if (run === undefined) return { status: "unpreviewable", reason: "this connection's engine cannot run previews (PostgreSQL and MySQL connections only)" };
     try {
       return await run();
     } catch (e) {

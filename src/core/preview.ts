@@ -76,8 +76,8 @@ export type StatementPreviewer = (statement: PreviewStatement) => Promise<Statem
 
 /** The planner's estimate of one statement (EXPLAIN (FORMAT JSON)). */
 export interface CostEstimate {
-  /** The top plan node's total cost, in the planner's units. */
-  readonly cost: number;
+  /** The top plan node's total cost, in the planner's units (absent: the target's plan gives none, e.g. MariaDB 10.x). */
+  readonly cost?: number;
   /** Rows the statement is estimated to return or, for a write, to touch. */
   readonly rows: number;
 }

@@ -33,8 +33,11 @@ export const PASS: RowVerdict = Object.freeze({ type: "pass" });
 export interface SessionGuards {
   /** Rows on their way to the client (engines that stream results: PostgreSQL). */
   readonly watch?: ResultWatch;
-  /** A statement or command is about to be judged: a refusal when a budget is spent (it is charged otherwise). */
-  statement(): DenyDecision | undefined;
+  /**
+   * A statement or command is about to be judged: a refusal when a budget is spent (it is
+   * charged otherwise). A promise while shared counters are first read from the store.
+   */
+  statement(): DenyDecision | undefined | Promise<DenyDecision | undefined>;
   /** Budget counters of the session, by budget name (facts for CEL `when:`). */
   budgetFacts(): Readonly<Record<string, Readonly<Record<string, number>>>>;
 }

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { SessionInfo } from "../core/session.js";
-import { BudgetLedger, type BudgetConfig } from "./budgets.js";
+import type { DenyDecision } from "../core/decision.js";
+import { BudgetLedger, type BudgetConfig, type SessionBudgets } from "./budgets.js";
+
+/** An in-memory ledger answers at once. */
+function spentNow(b: SessionBudgets | undefined): DenyDecision | undefined {
+  const r = b?.statement();
+  if (r instanceof Promise) throw new Error("an in-memory ledger answered asynchronously");
+  return r;
+}
 
 function session(principal: string, groups: string[], connection = "shop"): SessionInfo {
   return {
@@ -33,17 +41,17 @@ describe("BudgetLedger", () => {
     const cut = s.row(10);
     expect(cut.refusal?.code).toBe("GW_LIMIT");
     expect(cut.refusal?.rule).toBe("b");
-    expect(s.statement()?.message).toContain("budget b is spent: 10 rows per 1m");
+    expect(spentNow(s)?.message).toContain("budget b is spent: 10 rows per 1m");
   });
 
   it("starts over in the next window (aligned to the epoch)", () => {
     let now = 59_000;
     const ledger = new BudgetLedger([{ ...base, statements: 1 }], { clock: () => now });
     const s = ledger.open(session("a", []));
-    expect(s?.statement()).toBeUndefined();
-    expect(s?.statement()?.code).toBe("GW_LIMIT");
+    expect(spentNow(s)).toBeUndefined();
+    expect(spentNow(s)?.code).toBe("GW_LIMIT");
     now = 60_000;
-    expect(s?.statement()).toBeUndefined();
+    expect(spentNow(s)).toBeUndefined();
     expect(ledger.list()[0]?.windowStart).toBe(new Date(60_000).toISOString());
   });
 
@@ -57,13 +65,13 @@ describe("BudgetLedger", () => {
     expect(a?.row(100).refusal).toBeUndefined();
     expect(a?.row(1).refusal?.message).toContain("100 bytes");
     expect(b?.row(100).refusal).toBeUndefined();
-    expect(a?.statement()?.rule).toBe("each");
-    expect(b?.statement()?.rule).toBe("each");
+    expect(spentNow(a)?.rule).toBe("each");
+    expect(spentNow(b)?.rule).toBe("each");
     const c = ledger.open(session("c", ["agents"]));
-    expect(c?.statement()).toBeUndefined();
-    expect(c?.statement()).toBeUndefined();
+    expect(spentNow(c)).toBeUndefined();
+    expect(spentNow(c)).toBeUndefined();
     // The pool is shared: a fourth statement of anyone in the group does not fit.
-    expect(ledger.open(session("d", ["agents"]))?.statement()?.rule).toBe("pool");
+    expect(spentNow(ledger.open(session("d", ["agents"])))?.rule).toBe("pool");
     expect(ledger.list({ principalId: "sa:a" }).map((v) => v.budget)).toEqual(["each"]);
   });
 

@@ -7,10 +7,20 @@
  * Invariants: a charge that would pass a limit is refused and not counted (the client gets the
  * rows so far); the warning (`warnAt`) is given once per counter and window; the ledger holds
  * at most MAX_COUNTERS counters (expired windows are dropped first, then the oldest).
+ *
+ * Shared across gateways (a store with `budgets`): the data path never waits on the store.
+ * Charges count in memory (`used` = the store's total at the last sync + what this gateway
+ * counted since, `pending`); every `flushMs` (200 ms) one flush adds the pending counts of the
+ * counters used in the last LIVE_MS to the store and reads their totals back (other gateways'
+ * counts included). A counter new to this gateway is synced at once (next tick), so a restarted
+ * gateway learns the spent part of a window within one store round trip. Between two flushes
+ * the gateways together can pass a limit by what they count in that interval: a shared budget
+ * is exact to within one flush interval of traffic, never reset by a restart.
  */
 import { deny, type DenyDecision } from "../core/decision.js";
 import type { SessionInfo } from "../core/session.js";
 import { Glob, anyGlob } from "./glob.js";
+import type { BudgetCounterKey, BudgetCounterStore, BudgetUsage } from "../store/budgets.js";
 
 export type BudgetKind = "rows" | "bytes" | "statements";
 export const BUDGET_KINDS: readonly BudgetKind[] = ["rows", "bytes", "statements"];
@@ -56,6 +66,26 @@ interface Counter {
   windowStart: number;
   used: Record<BudgetKind, number>;
   warned: Set<BudgetKind>;
+  /** Counted here since the last flush (shared ledgers). */
+  pending: Record<BudgetKind, number>;
+  /** When this gateway last used the counter (shared ledgers flush live counters only). */
+  touched: number;
+  /** The store's total was read at least once. */
+  synced: boolean;
+}
+
+/** Shared budgets: how often counts go to the store, and how long an unused counter is still refreshed. */
+export const DEFAULT_FLUSH_MS = 200;
+const LIVE_MS = 10_000;
+const LOAD_TIMEOUT_MS = 2_000;
+
+/** What the sync to the store costs (measured; GET /metrics shows budget flushes). */
+export interface BudgetSyncStats {
+  readonly flushes: number;
+  readonly counters: number;
+  readonly totalMs: number;
+  readonly maxMs: number;
+  readonly failures: number;
 }
 
 interface CompiledBudget {
@@ -74,11 +104,118 @@ export class BudgetLedger {
   readonly #counters = new Map<string, Counter>();
   readonly #clock: () => number;
   readonly #metrics: BudgetMetrics | undefined;
+  readonly #store: BudgetCounterStore | undefined;
+  readonly #onSyncError: ((e: unknown) => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  #soon = false;
+  /** Pending counts of windows that rolled over before they were flushed. */
+  #late: { key: BudgetCounterKey; delta: BudgetUsage }[] = [];
+  #stats = { flushes: 0, counters: 0, totalMs: 0, maxMs: 0, failures: 0 };
 
-  constructor(budgets: readonly BudgetConfig[], options: { readonly clock?: () => number; readonly metrics?: BudgetMetrics } = {}) {
+  constructor(
+    budgets: readonly BudgetConfig[],
+    options: {
+      readonly clock?: () => number;
+      readonly metrics?: BudgetMetrics;
+      /** Counters shared through the store (absent: in memory, per gateway). */
+      readonly store?: BudgetCounterStore;
+      readonly flushMs?: number;
+      readonly onSyncError?: (e: unknown) => void;
+    } = {},
+  ) {
     this.#budgets = budgets.map((config) => ({ config, connections: config.connections.map((g) => new Glob(g)) }));
     this.#clock = options.clock ?? Date.now;
     this.#metrics = options.metrics;
+    this.#store = budgets.length === 0 ? undefined : options.store;
+    this.#onSyncError = options.onSyncError;
+    if (this.#store !== undefined) {
+      this.#timer = setInterval(() => void this.flush(), options.flushMs ?? DEFAULT_FLUSH_MS);
+      this.#timer.unref();
+    }
+  }
+
+  get shared(): boolean {
+    return this.#store !== undefined;
+  }
+
+  get syncStats(): BudgetSyncStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Send the pending counts of live counters to the store and take its totals (shared ledgers;
+   * a no-op otherwise). One flush at a time; a failed flush keeps its counts pending.
+   */
+  flush(): Promise<void> {
+    const store = this.#store;
+    if (store === undefined) return Promise.resolve();
+    this.#flushing ??= this.#flushOnce(store).finally(() => (this.#flushing = undefined));
+    return this.#flushing;
+  }
+
+  async #flushOnce(store: BudgetCounterStore): Promise<void> {
+    const now = this.#clock();
+    const live: Counter[] = [];
+    const entries: { key: BudgetCounterKey; delta: BudgetUsage }[] = this.#late;
+    this.#late = [];
+    for (const c of this.#counters.values()) {
+      if (now - c.touched > LIVE_MS && c.synced && c.pending.rows + c.pending.bytes + c.pending.statements === 0) continue;
+      this.#roll(c);
+      live.push(c);
+      entries.push({ key: keyOf(c), delta: { ...c.pending } });
+    }
+    if (entries.length === 0) return;
+    const sent = live.map((c) => ({ c, windowStart: c.windowStart, delta: { ...c.pending } }));
+    for (const s of sent) s.c.pending = { rows: 0, bytes: 0, statements: 0 };
+    const started = performance.now();
+    let totals: (BudgetCounterKey & BudgetUsage)[];
+    try {
+      totals = await store.add(entries);
+    } catch (e) {
+      this.#stats.failures++;
+      // Kept: counted again at the next flush.
+      for (const s of sent) {
+        if (s.c.windowStart === s.windowStart) for (const k of BUDGET_KINDS) s.c.pending[k] += s.delta[k];
+      }
+      this.#late.push(...entries.slice(0, entries.length - sent.length));
+      this.#onSyncError?.(e);
+      return;
+    }
+    const ms = performance.now() - started;
+    this.#stats.flushes++;
+    this.#stats.counters += entries.length;
+    this.#stats.totalMs += ms;
+    this.#stats.maxMs = Math.max(this.#stats.maxMs, ms);
+    const byKey = new Map(totals.map((t) => [`${t.budget}\u0000${t.subject}\u0000${t.connection}\u0000${t.windowStart}`, t]));
+    for (const { c, windowStart } of sent) {
+      if (c.windowStart !== windowStart) continue;
+      const t = byKey.get(`${c.budget.config.name}\u0000${c.subject}\u0000${c.connection}\u0000${windowStart}`);
+      if (t === undefined) continue;
+      // The store's total (this gateway's flushed counts included) plus what was counted meanwhile.
+      c.used = { rows: t.rows + c.pending.rows, bytes: t.bytes + c.pending.bytes, statements: t.statements + c.pending.statements };
+      c.synced = true;
+    }
+  }
+
+  /**
+   * The first read of new counters (bounded: LOAD_TIMEOUT_MS). A store that does not answer
+   * leaves them counted locally from zero (logged through onSyncError) rather than stalling
+   * every statement.
+   */
+  async load(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, LOAD_TIMEOUT_MS)));
+    await Promise.race([this.flush(), timeout]);
+    clearTimeout(timer);
+    for (const c of this.#counters.values()) c.synced = true;
+  }
+
+  /** Stop syncing, after a last flush. */
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.flush().catch(() => undefined);
   }
 
   get empty(): boolean {
@@ -110,9 +247,28 @@ export class BudgetLedger {
     let c = this.#counters.get(key);
     if (c === undefined) {
       if (this.#counters.size >= MAX_COUNTERS) this.#evict();
-      c = { budget, subject, connection, windowStart: this.#windowStart(budget), used: { rows: 0, bytes: 0, statements: 0 }, warned: new Set() };
+      c = {
+        budget,
+        subject,
+        connection,
+        windowStart: this.#windowStart(budget),
+        used: { rows: 0, bytes: 0, statements: 0 },
+        warned: new Set(),
+        pending: { rows: 0, bytes: 0, statements: 0 },
+        touched: this.#clock(),
+        synced: false,
+      };
       this.#counters.set(key, c);
+      // New to this gateway: learn the window's total from the store now, not at the next tick.
+      if (this.#store !== undefined && !this.#soon) {
+        this.#soon = true;
+        setImmediate(() => {
+          this.#soon = false;
+          void this.flush();
+        });
+      }
     }
+    c.touched = this.#clock();
     return c;
   }
 
@@ -135,8 +291,10 @@ export class BudgetLedger {
   #roll(c: Counter): void {
     const start = this.#windowStart(c.budget);
     if (start !== c.windowStart) {
+      if (this.#store !== undefined && c.pending.rows + c.pending.bytes + c.pending.statements > 0) this.#late.push({ key: keyOf(c), delta: c.pending });
       c.windowStart = start;
       c.used = { rows: 0, bytes: 0, statements: 0 };
+      c.pending = { rows: 0, bytes: 0, statements: 0 };
       c.warned.clear();
     }
   }
@@ -152,6 +310,7 @@ export class BudgetLedger {
       return { type: "spent", refusal: spentRefusal(cfg, kind, limit, c.windowStart) };
     }
     c.used[kind] += n;
+    c.pending[kind] += n;
     this.#metrics?.budgetConsumed(cfg.name, kind, n);
     if (!c.warned.has(kind) && c.used[kind] >= cfg.warnAt * limit) {
       c.warned.add(kind);
@@ -163,6 +322,7 @@ export class BudgetLedger {
   /** Is `kind` already spent (nothing more fits)? */
   spent(c: Counter, kind: BudgetKind): DenyDecision | undefined {
     this.#roll(c);
+    c.touched = this.#clock();
     const cfg = c.budget.config;
     const limit = cfg[kind];
     return limit !== undefined && c.used[kind] >= limit ? spentRefusal(cfg, kind, limit, c.windowStart) : undefined;
@@ -206,6 +366,10 @@ export class BudgetLedger {
 
 const OK: ChargeResult = Object.freeze({ type: "ok" });
 
+function keyOf(c: Counter): BudgetCounterKey {
+  return { budget: c.budget.config.name, subject: c.subject, connection: c.connection, windowStart: c.windowStart };
+}
+
 function spentRefusal(cfg: BudgetConfig, kind: BudgetKind, limit: number, windowStart: number): DenyDecision {
   const resets = new Date(windowStart + cfg.window).toISOString();
   return deny("GW_LIMIT", `budget ${cfg.name} is spent: ${limit} ${kind} per ${formatWindow(cfg.window)} (it resets at ${resets})`, cfg.name);
@@ -233,7 +397,14 @@ export class SessionBudgets {
    * A statement or command is about to be judged: refused when any budget of the session is
    * spent (rows, bytes or statements), else one statement is charged.
    */
-  statement(): DenyDecision | undefined {
+  statement(): DenyDecision | undefined | Promise<DenyDecision | undefined> {
+    // Shared counters new to this gateway: their window's total is read from the store first
+    // (a restarted gateway must not start from zero).
+    if (this.#ledger.shared && this.#counters.some((c) => !c.synced)) return this.#ledger.load().then(() => this.#statementNow());
+    return this.#statementNow();
+  }
+
+  #statementNow(): DenyDecision | undefined {
     for (const c of this.#counters) {
       for (const k of BUDGET_KINDS) {
         const spent = this.#ledger.spent(c, k);

@@ -423,8 +423,13 @@ export class SessionGate implements SessionJudge {
     // Budgets: a statement or command is refused once a budget of the session is spent.
     if (this.#guards !== undefined && COUNTED.has(event.type)) {
       const spent = this.#guards.statement();
+      if (spent instanceof Promise) return spent.then((d) => d ?? this.#route(event));
       if (spent !== undefined) return spent;
     }
+    return this.#route(event);
+  }
+
+  #route(event: JudgedEvent): Verdict | Promise<Verdict> {
     const evaluators = this.#routes.get(event.type);
     return evaluators === undefined ? ALLOW_NO_OPINION : evaluateEvent(evaluators, event);
   }

@@ -13,10 +13,15 @@ export function hasCostMatch(p: CompiledPolicy): boolean {
   return p.match?.cost !== undefined || p.match?.estimatedRows !== undefined;
 }
 
+/** The rule judges a cost the target's plan does not give (it then refuses: fail closed). */
+export function costMissing(p: CompiledPolicy, e: CostEstimate): boolean {
+  return p.match?.cost !== undefined && e.cost === undefined;
+}
+
 export function costMatches(p: CompiledPolicy, e: CostEstimate): boolean {
   const m = p.match;
   if (m === undefined) return true;
-  if (m.cost !== undefined && !compareNumber(e.cost, m.cost)) return false;
+  if (m.cost !== undefined && (e.cost === undefined || !compareNumber(e.cost, m.cost))) return false;
   if (m.estimatedRows !== undefined && !compareNumber(e.rows, m.estimatedRows)) return false;
   return true;
 }

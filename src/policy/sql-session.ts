@@ -8,7 +8,7 @@
 import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type StatementLineage, type Verdict } from "../core/decision.js";
 import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
 import type { CostEstimate } from "../core/preview.js";
-import { EXPLAINABLE_OPERATIONS, costMatches, formatEstimate, hasCostMatch, previewSettings } from "./sql-cost.js";
+import { EXPLAINABLE_OPERATIONS, costMatches, costMissing, formatEstimate, hasCostMatch, previewSettings } from "./sql-cost.js";
 import { GatewayError } from "../core/errors.js";
 import type { SessionInfo } from "../core/session.js";
 import type { Answer, SessionEvaluator } from "./evaluator.js";
@@ -713,8 +713,11 @@ export class SessionPolicies implements SessionEvaluator {
         // other key of the rule holds (engines give `estimate`; none: fail closed).
         if (!effective.some((f) => f.operations.some((op) => EXPLAINABLE_OPERATIONS.has(op)))) continue;
         if (estimate === undefined) return this.#withEstimate(event, statements, effective, p);
+        if (costMissing(p, estimate)) {
+          return deny("GW_POLICY_DENIED", `rule ${p.name} judges the planner's cost of the statement, which the target's plan does not give (MariaDB 10.x estimates rows only: use estimatedRows), so it is refused (fail closed)`, p.name);
+        }
         if (!costMatches(p, estimate)) continue;
-        costNote = ` (estimated cost ${formatEstimate(estimate.cost)}, rows ${formatEstimate(estimate.rows)})`;
+        costNote = ` (estimated ${estimate.cost === undefined ? "" : `cost ${formatEstimate(estimate.cost)}, `}rows ${formatEstimate(estimate.rows)})`;
       }
       const action = p.config.action as GuardAction;
       if (action === "allow") break;

@@ -3,7 +3,7 @@
  * (column origins for masking) and the policy evaluator (views behind column guards).
  */
 import type { Logger } from "pino";
-import { connectionMap, type Connection, type ConnectionSource, type PostgresConnection } from "../core/connection.js";
+import { connectionMap, type Connection, type ConnectionSource, type MysqlConnection, type PostgresConnection } from "../core/connection.js";
 import type { Dialer } from "../core/engine.js";
 import type { LeaseDbCredentials, SecretRef } from "../core/secret.js";
 import type { ViewResolver } from "../policy/policies.js";
@@ -11,9 +11,10 @@ import type { Relatives } from "../policy/view-resolver.js";
 import type { ColumnAccess } from "../policy/sql/index.js";
 import { PgCatalog, type InheritanceInfo, type ViewColumns } from "../protocols/postgres/catalog.js";
 import { PgPreviewer } from "../protocols/postgres/preview.js";
+import { MysqlPreviewer } from "../protocols/mysql/preview.js";
+import type { TargetOptions as MysqlTargetOptions } from "../protocols/mysql/upstream.js";
 import type { RuleMasker } from "../protocols/postgres/result-masking.js";
 import type { MaskRule } from "../core/decision.js";
-import type { MysqlConnection } from "../core/connection.js";
 import type { MysqlObjectSource } from "../policy/mysql/lineage.js";
 import { MysqlCatalog } from "../protocols/mysql/catalog.js";
 
@@ -21,6 +22,7 @@ export class Catalogs {
   readonly #catalogs = new Map<string, PgCatalog>();
   readonly #previewers = new Map<string, PgPreviewer>();
   readonly #mysql = new Map<string, MysqlCatalog>();
+  readonly #mysqlPreviewers = new Map<string, MysqlPreviewer>();
   /** Every connection (a live map when the console registers some); PostgreSQL ones have catalogs. */
   readonly #connections: ReadonlyMap<string, Connection>;
   readonly #deps: { dialer: Dialer; resolveSecret: (ref: SecretRef) => Promise<string>; timeoutMs: number; maxMessageBytes: number; leaseCredentials?: LeaseDbCredentials };
@@ -42,6 +44,16 @@ export class Catalogs {
     if (p === undefined) {
       p = new PgPreviewer(connection, this.#deps, this.#logger, maskerFor);
       this.#previewers.set(connection.name, p);
+    }
+    return p;
+  }
+
+  /** MySQL previews and EXPLAIN estimates: their own side connection per connection. */
+  mysqlPreviewer(connection: MysqlConnection, target: MysqlTargetOptions, maskerFor: (rule: MaskRule) => RuleMasker): MysqlPreviewer {
+    let p = this.#mysqlPreviewers.get(connection.name);
+    if (p === undefined) {
+      p = new MysqlPreviewer(connection, target, this.#logger, maskerFor);
+      this.#mysqlPreviewers.set(connection.name, p);
     }
     return p;
   }
@@ -144,6 +156,6 @@ export class Catalogs {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#catalogs.values(), ...this.#previewers.values()].map((c) => c.close()));
+    await Promise.allSettled([...this.#catalogs.values(), ...this.#previewers.values(), ...this.#mysqlPreviewers.values()].map((c) => c.close()));
   }
 }

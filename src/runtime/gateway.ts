@@ -344,7 +344,13 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
     tokens.onRevoke((tokenId) => rechecks.untrack(tokenId));
     cleanups.push(() => rechecks.close());
-    const budgetLedger = new BudgetLedger(config.budgets, { metrics });
+    // Counters shared with every gateway on the store (src/store/budgets.ts), flushed every 200 ms.
+    const budgetLedger = new BudgetLedger(config.budgets, {
+      metrics,
+      ...(store.budgets === undefined ? {} : { store: store.budgets }),
+      onSyncError: (e) => logger.warn({ err: e }, "budget counters could not be synced with the store (kept, retried)"),
+    });
+    cleanups.push(() => budgetLedger.close());
     // Policy evaluators are rebuilt when console policies change (runtime/live-policies.ts):
     // new sessions open the new ones, running sessions keep theirs.
     const viewResolver = catalogs.viewResolver();
@@ -534,6 +540,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
               logger,
               maskerFor,
               connectionsFor: (principal) => liveConnections.list.filter((c) => c.type === "mysql" && c.groups.some((g) => principal.groups.includes(g))).map((c) => c.name),
+              previewerFor: (c, target) => catalogs.mysqlPreviewer(c, target, maskerFor),
             }),
           ),
       },

@@ -281,6 +281,24 @@ CREATE TABLE mcp_tool_pins (
 );
 `,
   },
+  {
+    // Issue 21 (budgets shared across gateways): windowed counters per budget, subject and
+    // connection; gateways add what they counted and read the totals back (src/store/budgets.ts).
+    id: 7,
+    name: "budget counters",
+    sql: `
+CREATE TABLE budget_counters (
+  budget       text NOT NULL,
+  subject      text NOT NULL,
+  connection   text NOT NULL,
+  window_start bigint NOT NULL,
+  rows         bigint NOT NULL DEFAULT 0,
+  bytes        bigint NOT NULL DEFAULT 0,
+  statements   bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (budget, subject, connection, window_start)
+);
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

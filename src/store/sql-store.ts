@@ -12,6 +12,7 @@ import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./migrations.js";
 import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
 import { SqlConsoleDocumentStore, type ConsoleDocumentStore } from "./console-documents.js";
+import { SqlBudgetCounterStore, type BudgetCounterStore } from "./budgets.js";
 import { SqlMcpPinStore, type McpPinStore } from "./mcp-pins.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient, type SqlKind } from "./sql.js";
 import { DEFAULT_INSTANCE_ID, recordChainHead, SqlInstanceStore } from "./instances.js";
@@ -123,6 +124,9 @@ export class SqlStore implements Store {
   /** Pinned tool fingerprints of upstream MCP servers (src/store/mcp-pins.ts). */
   readonly mcpPins: McpPinStore;
 
+  /** Budget counters shared by the gateways on this store (src/store/budgets.ts). */
+  readonly budgets: BudgetCounterStore;
+
   constructor(
     private readonly sql: SqlClient,
     options: { readonly instanceId?: string } = {},
@@ -133,6 +137,7 @@ export class SqlStore implements Store {
     this.consoleDocuments = new SqlConsoleDocumentStore(sql);
     this.instances = new SqlInstanceStore(sql, this.instanceId);
     this.mcpPins = new SqlMcpPinStore(sql);
+    this.budgets = new SqlBudgetCounterStore(sql);
   }
 
   async migrate(): Promise<void> {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { computeHash, GENESIS_HASH, verifyChain } from "../audit/chain.js";
 import type { AuditEventInput, AuditRecord } from "../audit/types.js";
 import type { SessionRow, Store, TokenRow } from "./types.js";
+import { BudgetLedger } from "../policy/budgets.js";
 
 export interface StoreUnderTest {
   readonly store: Store;
@@ -122,6 +123,48 @@ export function registerStoreSuite(name: string, factory: () => Promise<StoreUnd
         expect(await pins.list("a")).toEqual([pin("a", "read", "f9")]);
         expect(await pins.list("b")).toEqual([pin("b", "read", "f3")]);
         expect(await pins.list("none")).toEqual([]);
+      });
+    });
+
+    describe("budget counters", () => {
+      it("adds counts and reads totals back per window; two ledgers on the store share a budget, and a new one starts from the stored total", async () => {
+        const counters = store.budgets;
+        expect(counters).toBeDefined();
+        if (counters === undefined) return;
+        // Windows of now (windows that ended more than 32 days ago are pruned).
+        const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+        const key = { budget: `b-${randomUUID()}`, subject: "sa:x", connection: "shop", windowStart: hour };
+        expect(await counters.add([{ key, delta: { rows: 5, bytes: 50, statements: 1 } }])).toEqual([{ ...key, rows: 5, bytes: 50, statements: 1 }]);
+        expect(await counters.add([{ key, delta: { rows: 2, bytes: 0, statements: 0 } }, { key: { ...key, windowStart: hour + 3_600_000 }, delta: { rows: 1, bytes: 1, statements: 1 } }])).toEqual([
+          { ...key, rows: 7, bytes: 50, statements: 1 },
+          { ...key, windowStart: hour + 3_600_000, rows: 1, bytes: 1, statements: 1 },
+        ]);
+        // Two gateways' ledgers (flushing by hand) on one store: 10 rows per hour, shared.
+        const budget = { name: `shared-${randomUUID()}`, connections: ["*"], per: "group" as const, window: 3_600_000, rows: 10, warnAt: 1 };
+        const info = { id: "s1", clientProtocol: "postgres" as const, targetType: "postgres" as const, connection: "shop", principal: { kind: "service_account" as const, id: "sa:a", name: "a", groups: [] }, clientAddress: "127.0.0.1:1", startedAt: new Date(), attributes: {} };
+        const a = new BudgetLedger([budget], { store: counters, flushMs: 3_600_000 });
+        const b = new BudgetLedger([budget], { store: counters, flushMs: 3_600_000 });
+        try {
+          const sa = a.open(info);
+          expect(await sa?.statement()).toBeUndefined();
+          for (let i = 0; i < 6; i++) expect(sa?.row(1).refusal).toBeUndefined();
+          await a.flush();
+          const sb = b.open(info);
+          expect(await sb?.statement()).toBeUndefined();
+          // B learned A's 6 rows: 4 more fit, the fifth is cut.
+          for (let i = 0; i < 4; i++) expect(sb?.row(1).refusal).toBeUndefined();
+          expect(sb?.row(1).refusal?.message).toContain(`budget ${budget.name} is spent: 10 rows per 1h`);
+          await b.flush();
+          await a.flush();
+          expect(a.list()[0]?.used.rows).toBe(10);
+          // A third ledger (a restarted gateway) refuses at once.
+          const c = new BudgetLedger([budget], { store: counters, flushMs: 3_600_000 });
+          expect((await c.open(info)?.statement())?.message).toContain("is spent");
+          await c.close();
+        } finally {
+          await a.close();
+          await b.close();
+        }
       });
     });
 

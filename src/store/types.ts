@@ -2,6 +2,7 @@ import type { AuditRecord } from "../audit/types.js";
 import type { ApprovalStore } from "./approvals.js";
 import type { ConsoleDocumentStore } from "./console-documents.js";
 import type { McpPinStore } from "./mcp-pins.js";
+import type { BudgetCounterStore } from "./budgets.js";
 import type { PrincipalKind } from "../core/principal.js";
 import type { SessionEndReason } from "../core/session.js";
 import type { SqlInstanceStore } from "./instances.js";
@@ -21,6 +22,8 @@ export interface Store {
   readonly consoleDocuments?: ConsoleDocumentStore;
   /** Pinned tool fingerprints of upstream MCP servers (absent in test doubles). */
   readonly mcpPins?: McpPinStore;
+  /** Budget counters shared by the gateways on the store (absent in test doubles: counters stay in memory). */
+  readonly budgets?: BudgetCounterStore;
   /** Apply pending migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
   /**

@@ -18,6 +18,7 @@ import { Duplex } from "node:stream";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import type { MaskRule } from "../../core/decision.js";
+import type { MysqlConnection } from "../../core/connection.js";
 import type { Dialer, Gatekeeper, ProtocolEngine } from "../../core/engine.js";
 import { GatewayError, toGatewayError } from "../../core/errors.js";
 import type { Principal } from "../../core/principal.js";
@@ -28,7 +29,8 @@ import { clearPasswordOf, rsaDecryptPassword } from "./auth.js";
 import { PacketChannel } from "./channel.js";
 import { renderRefusal } from "./errors.js";
 import { MysqlSession } from "./session.js";
-import { connectTarget, type TargetLink } from "./upstream.js";
+import { connectTarget, type TargetLink, type TargetOptions } from "./upstream.js";
+import type { MysqlPreviewer } from "./preview.js";
 import type { PacketLimits } from "./wire/packets.js";
 import {
   CAP,
@@ -62,6 +64,8 @@ export interface MysqlEngineOptions {
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
   /** The MySQL connections an identity may use (a login that names no database). */
   readonly connectionsFor?: (principal: Principal) => readonly string[];
+  /** Previews of held writes and planner estimates for a connection (absent: none). */
+  readonly previewerFor?: (connection: MysqlConnection, target: TargetOptions) => MysqlPreviewer;
 }
 
 /** What the gateway offers clients. Not offered: compression, LOCAL INFILE, query attributes, optional metadata. */
@@ -335,6 +339,9 @@ export class MysqlEngine implements ProtocolEngine {
       maxRowsPerStatement: this.#o.maxRowsPerStatement,
       maxValueBytes: this.#o.maxValueBytes,
       logger: this.#log,
+      ...(this.#o.previewerFor === undefined
+        ? {}
+        : { previewer: this.#o.previewerFor(connection, { dialer: this.#o.dialer, resolveSecret: this.#o.resolveSecret, timeoutMs: this.#o.connectTimeoutMs, limits: this.#limits }) }),
       killQuery: () => import("./upstream.js").then((m) => m.killQuery(connection, link.handshake.connectionId, { dialer: this.#o.dialer, resolveSecret: this.#o.resolveSecret, timeoutMs: this.#o.connectTimeoutMs, limits: this.#limits })),
     });
     try {

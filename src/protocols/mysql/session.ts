@@ -29,10 +29,12 @@ import type { DeferredHold } from "../../core/events.js";
 import { gatewayText } from "../../core/engine.js";
 import { GatewayError, type ErrorCode } from "../../core/errors.js";
 import type { SessionJudge } from "../../core/judge.js";
+import type { ResultWatch, WatchedValue } from "../../core/result-watch.js";
 import type { SessionEndReason } from "../../core/session.js";
 import { DEFAULT_LEX_MODE, lexMysql, type LexMode } from "../../policy/mysql/index.js";
 import { MaskChain, rulesForField, type RuleMasker } from "../../masking/index.js";
 import type { PacketChannel } from "./channel.js";
+import { paramLiteral, type MysqlPreviewer } from "./preview.js";
 import { errOf, renderRefusal } from "./errors.js";
 import { Cursor, type Packet, type PacketLimits } from "./wire/packets.js";
 import {
@@ -78,6 +80,8 @@ export interface MysqlSessionOptions {
   readonly logger: Logger;
   /** Stop the running statement on the target (a side connection's KILL QUERY). */
   readonly killQuery: () => Promise<boolean>;
+  /** Previews of held writes and planner estimates on a gateway-owned session (absent: none). */
+  readonly previewer?: MysqlPreviewer;
 }
 
 interface Statement {
@@ -366,7 +370,11 @@ export class MysqlSession {
     if (!(await this.#guard(sql))) return;
     const gate = this.#o.gate;
     const seq = ++this.#seq;
-    const d = await gate.judge({ type: "db.query", session: gate.info, seq, stage: "simple", sql }, { signal: gate.signal });
+    const previewer = this.#o.previewer;
+    const d = await gate.judge(
+      { type: "db.query", session: gate.info, seq, stage: "simple", sql, ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(sql) }) },
+      { signal: gate.signal, ...(previewer === undefined ? {} : { preview: (stmt) => previewer.preview(stmt) }) },
+    );
     if (d.type === "deny") return this.#refuse(d);
     await this.#relay(payload, "resultset", { seq, kind: "simple", sql, plan: d.plan, binary: false, started: Date.now() });
   }
@@ -376,7 +384,12 @@ export class MysqlSession {
     if (!(await this.#guard(sql))) return;
     const gate = this.#o.gate;
     const seq = ++this.#seq;
-    const d: AllowDecision | DenyDecision = await gate.judge({ type: "db.query", session: gate.info, seq, stage: "prepare", sql, statementName: "" }, { signal: gate.signal });
+    const previewer = this.#o.previewer;
+    // A cost rule at prepare time: EXPLAIN of a text with `?` fails and the rule refuses (fail closed).
+    const d: AllowDecision | DenyDecision = await gate.judge(
+      { type: "db.query", session: gate.info, seq, stage: "prepare", sql, statementName: "", ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(sql) }) },
+      { signal: gate.signal },
+    );
     if (d.type === "deny") return this.#refuse(d);
     this.#o.target.write(payload, 0);
     const first = await this.#targetNext();
@@ -414,6 +427,9 @@ export class MysqlSession {
       if (st.longData.size > 0) return this.#refuse({ type: "deny", code: "GW_POLICY_DENIED", message: "a held statement's values must be sent with the execution (not as long data) to be approved", rule: st.deferred.hold.rule });
       const gate = this.#o.gate;
       seq = ++this.#seq;
+      const previewer = this.#o.previewer;
+      // The preview runs with these values, whole (`shown` is clipped for the record).
+      const literals = exec.values.map((v, i) => paramLiteral(v === null ? null : binaryValueText(payload, exec.types[i]?.type ?? TYPE.NULL, exec.types[i]?.flags ?? 0, v), exec.types[i]?.type ?? TYPE.NULL));
       const d = await gate.judge(
         {
           type: "db.execute",
@@ -422,7 +438,7 @@ export class MysqlSession {
           deferred: st.deferred,
           params: { shown, values: exec.values.map((v) => (v === null ? null : payload.subarray(v.start, v.end))), formats: [], types: exec.types.map((t) => t.type) },
         },
-        { signal: gate.signal },
+        { signal: gate.signal, ...(previewer === undefined ? {} : { preview: (stmt) => previewer.preview(stmt, literals) }) },
       );
       if (d.type === "deny") return this.#refuse(d);
       plan = d.plan;
@@ -570,6 +586,8 @@ export class MysqlSession {
     let out = 1;
     /** Rows cut by maxRows: everything after the cut is discarded until the command's answer ends. */
     let cut = false;
+    /** A result guard stopped the answer (budget spent, session ended): the client got this as an ERR. */
+    let stopped: DenyDecision | undefined;
     for (;;) {
       const first = await this.#targetNext();
       const head = first.payload[0];
@@ -625,6 +643,11 @@ export class MysqlSession {
         const p = await this.#targetNext();
         const payload = p.payload;
         if (payload[0] === 0xff) {
+          if (stopped !== undefined) {
+            // The KILL QUERY of a cut result (or a target error after it): the client has its end.
+            this.#observeRows(work, cols, rows, sent, recorded, counts, true, { sqlstate: "HY000", message: stopped.message });
+            return false;
+          }
           if (cut || limited) {
             client.write(this.#terminator(this.#status & ~STATUS.MORE_RESULTS_EXISTS), out);
             this.#observeRows(work, cols, rows, sent, recorded, counts, true);
@@ -643,8 +666,8 @@ export class MysqlSession {
               cut = true;
             } else out = client.write(payload, out);
           }
-          this.#observeRows(work, cols, rows, sent, recorded, counts, limited);
-          if ((status & STATUS.MORE_RESULTS_EXISTS) === 0) return true;
+          this.#observeRows(work, cols, rows, sent, recorded, counts, limited || stopped !== undefined, stopped === undefined ? undefined : { sqlstate: "HY000", message: stopped.message });
+          if ((status & STATUS.MORE_RESULTS_EXISTS) === 0) return stopped === undefined;
           break;
         }
         rows++;
@@ -655,12 +678,78 @@ export class MysqlSession {
           this.#kill();
           continue;
         }
-        const row = work.binary ? this.#binaryRow(payload, cols, types, masks, counts) : this.#textRow(payload, cols, masks, counts);
+        let row = work.binary ? this.#binaryRow(payload, cols, types, masks, counts) : this.#textRow(payload, cols, masks, counts);
+        const watch = this.#o.gate.results;
+        if (watch !== undefined) {
+          const v = this.#watchRow(watch, work, row, cols, types);
+          if (v.type !== "pass") {
+            // Budget spent (cut) or session ended: the client has the rows so far and now an
+            // ERR as the answer's end (what a killed statement gives); the rest is discarded.
+            rows--;
+            stopped = v.refusal;
+            cut = true;
+            if (!this.#ended) client.write(renderRefusal(v.refusal), out);
+            if (v.type === "cut") this.#kill();
+            continue;
+          }
+          row = v.row;
+        }
         out = client.write(row.payload, out);
         sent++;
         if (recorded.length < this.#o.maxRowsPerStatement) recorded.push(row.shown);
         if (client.socket.writableNeedDrain) await client.drained();
       }
+    }
+  }
+
+  /**
+   * Budgets and result scanning (core/result-watch.ts) for one row about to be sent, after
+   * masking: the row to send (values replaced by the scan re-encoded), or the refusal that stops
+   * the answer. MySQL has no message that can ride along a resultset: notices (budget warnings,
+   * findings under `annotate`) are audited and logged by the watch, not shown to the client.
+   */
+  #watchRow(
+    watch: ResultWatch,
+    work: Work,
+    row: { payload: Buffer; shown: (string | null)[] },
+    cols: readonly ColumnDefinition[],
+    types: readonly number[],
+  ): { readonly type: "pass"; readonly row: { payload: Buffer; shown: (string | null)[] } } | { readonly type: "cut" | "end"; readonly refusal: DenyDecision } {
+    const p = row.payload;
+    let values: WatchedValue[] = [];
+    let binary: (BinaryValue | null)[] | undefined;
+    if (watch.wantsValues) {
+      if (work.binary) {
+        binary = decodeBinaryRow(p, types);
+        values = binary.map((v, i) => {
+          const col = cols[i];
+          return v === null || col === undefined || !isBinaryStringType(col.type) || col.charset === BINARY_CHARSET ? null : p.toString("utf8", v.start, v.end);
+        });
+      } else values = decodeTextRow(p, cols.length).map((s) => (s === null ? null : p.toString("utf8", s.start, s.end)));
+    }
+    const v = watch.row(work.seq, p.length + 4, values);
+    switch (v.type) {
+      case "pass": {
+        for (const n of v.notices ?? []) this.#log.info({ seq: work.seq, notice: n }, "result notice (not shown to a MySQL client)");
+        const replace = v.replace;
+        if (replace === undefined || replace.size === 0) return { type: "pass", row };
+        if (binary !== undefined) {
+          const map = new Map<number, Buffer | null>([...replace].map(([i, t]) => [i, Buffer.from(t, "utf8")]));
+          const rebuilt = encodeBinaryRow(p, types, binary, map);
+          return { type: "pass", row: { payload: rebuilt, shown: row.shown.map((x, i) => replace.get(i) ?? x) } };
+        }
+        const spans = decodeTextRow(p, cols.length);
+        const rebuilt = encodeTextRow(spans.map((sp, i) => {
+          const r = replace.get(i);
+          return r !== undefined ? Buffer.from(r, "utf8") : sp === null ? null : p.subarray(sp.start, sp.end);
+        }));
+        return { type: "pass", row: { payload: rebuilt, shown: row.shown.map((x, i) => replace.get(i) ?? x) } };
+      }
+      case "cut":
+        for (const n of v.notices ?? []) this.#log.info({ seq: work.seq, notice: n }, "result notice (not shown to a MySQL client)");
+        return { type: "cut", refusal: v.refusal };
+      case "end":
+        return { type: "end", refusal: v.refusal };
     }
   }
 

@@ -29,7 +29,7 @@ import type { PostgresConnection } from "../../core/connection.js";
 import type { MaskRule } from "../../core/decision.js";
 import { GatewayError } from "../../core/errors.js";
 import type { CostEstimate, PreviewSample, PreviewStatement, PreviewTableCount, StatementPreview } from "../../core/preview.js";
-import { rulesForField } from "../../masking/plan.js";
+import { clipText as clip, maskSampleRows } from "../../masking/sample.js";
 import { asNode } from "../../policy/sql/ast.js";
 import { MAX_SQL_DEPTH, parseSyncBounded, type ParseLimits } from "../../policy/sql/limits.js";
 import type { SearchPathState } from "./object-resolution.js";
@@ -57,7 +57,6 @@ export const PREVIEW_LOCK_TIMEOUT_MS = 2_000;
 export const PREVIEW_SAMPLE_ROWS = 5;
 const MAX_PLAN_LINES = 40;
 const MAX_LINE_CHARS = 300;
-const MAX_SAMPLE_VALUE_CHARS = 200;
 const MAX_TABLES = 50;
 const ESTIMATE_TTL_MS = 60_000;
 const MAX_ESTIMATES = 1_000;
@@ -77,10 +76,6 @@ type Params = NonNullable<PreviewStatement["params"]>;
 
 function lit(s: string): string {
   return `E'${s.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
-}
-
-function clip(s: string, n: number): string {
-  return s.length <= n ? s : `${s.slice(0, n)}…`;
 }
 
 /** The statement with `RETURNING *` (unless it has its own), wrapped to return a few rows; undefined when it is not one plain write. */
@@ -135,30 +130,6 @@ export function estimateFromExplain(json: string): CostEstimate {
     rows = Math.max(rows, num(children[0] as Record<string, unknown>, "Plan Rows"));
   }
   return { cost: num(top, "Total Cost"), rows };
-}
-
-/** Masks one sample value like a result field of that name (column rules by name: over-masking is the safe side). */
-function maskValue(v: string | null, column: string, masks: readonly MaskRule[], maskerFor: (rule: MaskRule) => RuleMasker): string | null {
-  if (v === null) return null;
-  const rules = rulesForField({ name: column }, masks);
-  let out: string | null = v;
-  switch (rules.kind) {
-    case "keep":
-      break;
-    case "whole": {
-      const m = maskerFor(rules.rule);
-      out = m.maskWhole(v, m.kindOf(v));
-      break;
-    }
-    case "detect":
-      for (const rule of rules.rules) {
-        if (out === null) break;
-        const r = maskerFor(rule).maskText(out);
-        if (r !== undefined) out = r.value;
-      }
-      break;
-  }
-  return out === null ? null : clip(out, MAX_SAMPLE_VALUE_CHARS);
 }
 
 /** This backend's per-table counters of the current transaction (pending ones of earlier transactions included). */
@@ -281,7 +252,7 @@ export class PgPreviewer {
     const sample: PreviewSample = {
       image,
       columns,
-      rows: ran.rows.slice(0, PREVIEW_SAMPLE_ROWS).map((r) => r.map((v, i) => maskValue(v, columns[i] ?? "", stmt.masks, this.#maskerFor))),
+      rows: maskSampleRows(columns, ran.rows.slice(0, PREVIEW_SAMPLE_ROWS), stmt.masks, this.#maskerFor),
       truncated: ran.rows.length > PREVIEW_SAMPLE_ROWS,
     };
     return { status: "previewed", affectedRows, tables, sample, plan };

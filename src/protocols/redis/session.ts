@@ -427,10 +427,20 @@ export class RedisSession {
     }
     this.#pending.shift();
     switch (head.kind) {
-      case "reply":
+      case "reply": {
         head.onReply?.(v);
+        // Budgets (core/result-watch.ts): a reply counts as one row of its size on the wire. A
+        // spent budget answers this command with an error instead (pairing is kept).
+        const verdict = this.#o.gate.results?.row(head.seq, frame.raw.length, []);
+        if (verdict !== undefined && verdict.type !== "pass") {
+          const bytes = renderRefusal(verdict.refusal);
+          this.#writeClient(bytes);
+          this.#record(head, this.#localReply(bytes), undefined);
+          break;
+        }
         this.#forwardMasked(frame, head.plan, head.command, head);
         break;
+      }
       case "subscribe":
         // An error instead of confirmations (wrong arguments).
         this.#forwardMasked(frame, head.plan, head.command, head);

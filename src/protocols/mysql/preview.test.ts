@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { estimateFromMysqlExplain, hexLiteral, paramLiteral } from "./preview.js";
+import { TYPE } from "./wire/protocol.js";
+
+const join = {
+  query_block: {
+    select_id: 1,
+    nested_loop: [
+      { table: { table_name: "a", access_type: "ALL", rows: 1000, filtered: 100 } },
+      { "block-nl-join": { table: { table_name: "b", access_type: "ALL", rows: 1000, filtered: 50 }, join_type: "BNL" } },
+    ],
+  },
+};
+
+describe("estimateFromMysqlExplain", () => {
+  it("multiplies a join's tables (rows × filtered), with no cost on MariaDB 10.x", () => {
+    expect(estimateFromMysqlExplain(JSON.stringify(join))).toEqual({ rows: 500_000 });
+  });
+  it("reads an UPDATE/DELETE's one table, wrappers (filesort) and UNION branches", () => {
+    expect(estimateFromMysqlExplain(JSON.stringify({ query_block: { select_id: 1, table: { delete: 1, table_name: "a", access_type: "ALL", rows: 1000 } } }))).toEqual({ rows: 1000 });
+    const sorted = { query_block: { select_id: 1, filesort: { sort_key: "a.v", temporary_table: { nested_loop: [{ table: { table_name: "a", rows: 10, filtered: 100 } }] } } } };
+    expect(estimateFromMysqlExplain(JSON.stringify(sorted))).toEqual({ rows: 10 });
+    const union = { query_block: { union_result: { table_name: "<union1,2>", query_specifications: [{ query_block: join.query_block }, { query_block: { nested_loop: [{ table: { rows: 7 } }] } }] } } };
+    expect(estimateFromMysqlExplain(JSON.stringify(union))).toEqual({ rows: 500_007 });
+  });
+  it("takes the cost where the target gives one (MariaDB 11, MySQL 8)", () => {
+    expect(estimateFromMysqlExplain(JSON.stringify({ query_block: { cost: 12.5, nested_loop: [{ table: { rows: 3 } }] } }))).toEqual({ rows: 3, cost: 12.5 });
+    expect(estimateFromMysqlExplain(JSON.stringify({ query_block: { cost_info: { query_cost: "101.25" }, table: { rows: 3, filtered: "100.00" } } }))).toEqual({ rows: 3, cost: 101.25 });
+  });
+  it("fails closed when a plan gives no rows (INSERT … VALUES) or cannot be read", () => {
+    expect(() => estimateFromMysqlExplain(JSON.stringify({ query_block: { select_id: 1, table: { table_name: "a" } } }))).toThrow("no row estimate");
+    expect(() => estimateFromMysqlExplain(JSON.stringify({ query_block: { nested_loop: [{ table: { rows: 3 } }, { table: { table_name: "x" } }] } }))).toThrow("no row estimate");
+    expect(() => estimateFromMysqlExplain("nope")).toThrow("could not be read");
+    expect(() => estimateFromMysqlExplain("{}")).toThrow("no query_block");
+    let deep: Record<string, unknown> = { table: { rows: 1 } };
+    for (let i = 0; i < 100; i++) deep = { filesort: { temporary_table: deep } };
+    expect(() => estimateFromMysqlExplain(JSON.stringify({ query_block: deep }))).toThrow("too deeply nested");
+  });
+});
+
+describe("preview literals", () => {
+  it("numbers stay numbers; everything else is hex (nothing in a value is read as SQL)", () => {
+    expect(paramLiteral("42", TYPE.LONGLONG)).toBe("42");
+    expect(paramLiteral("1; drop table x", TYPE.LONGLONG)).toBe(hexLiteral("1; drop table x"));
+    expect(paramLiteral("o'hara", TYPE.VAR_STRING)).toBe("_utf8mb4 X'6f2768617261'");
+    expect(paramLiteral(null, TYPE.VAR_STRING)).toBe("NULL");
+  });
+});
