@@ -147,7 +147,12 @@ describe("admission", () => {
     const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } } };
     const r = await fetch(`${t.apiUrl}/mcp/files`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify(init) });
     expect(r.status).toBe(401);
-    expect(r.headers.get("www-authenticate") ?? "").toMatch(/resource_metadata=/);
+    // RFC 9728: this resource's own metadata, at the well-known path suffixed with /mcp/files.
+    const www = r.headers.get("www-authenticate") ?? "";
+    expect(www).toMatch(/^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp\/files"$/);
+    const meta = await fetch(/resource_metadata="([^"]+)"/.exec(www)?.[1] ?? "");
+    expect(meta.status).toBe(200);
+    expect(((await meta.json()) as { resource: string }).resource).toBe(`${t.apiUrl}/mcp/files`);
     await expect(connect("files", tokens["outsider"]!)).rejects.toThrow();
     await expect(connect("nope", tokens["agent"]!)).rejects.toThrow();
   });

@@ -54,8 +54,10 @@ export function registerMcpGatewayRoutes(app: FastifyInstance, deps: McpGatewayR
   const sessions = new Map<string, Live>();
 
   const base = (request: FastifyRequest): string => (deps.publicUrl !== undefined ? deps.publicUrl.replace(/\/+$/, "") : `${request.protocol}://${request.host}`);
-  const refuse = (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string): FastifyReply => {
-    if (status === 401) void reply.header("www-authenticate", `Bearer resource_metadata="${base(request)}/.well-known/oauth-protected-resource/mcp"`);
+  const refuse = (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string, connection?: string): FastifyReply => {
+    // RFC 9728 §5.1: the metadata of this very resource (/mcp/CONNECTION), path-suffixed (mcp-routes.ts).
+    const resource = connection === undefined ? "/mcp" : `/mcp/${encodeURIComponent(connection)}`;
+    if (status === 401) void reply.header("www-authenticate", `Bearer resource_metadata="${base(request)}/.well-known/oauth-protected-resource${resource}"`);
     return reply.code(status).type("application/json; charset=utf-8").send({ error: { code, message } });
   };
   const end = (id: string): void => {
@@ -80,7 +82,7 @@ export function registerMcpGatewayRoutes(app: FastifyInstance, deps: McpGatewayR
     } catch (e) {
       await auditApiAuthFailure(deps, request, e);
       const ge = isGatewayError(e) ? e : new GatewayError("GW_AUTH_INVALID", "invalid token");
-      return refuse(request, reply, 401, ge.code.startsWith("GW_AUTH_") ? ge.code : "GW_AUTH_INVALID", ge.code.startsWith("GW_AUTH_") ? ge.message : "invalid token");
+      return refuse(request, reply, 401, ge.code.startsWith("GW_AUTH_") ? ge.code : "GW_AUTH_INVALID", ge.code.startsWith("GW_AUTH_") ? ge.message : "invalid token", connection);
     }
     if (principal.kind === "admin") return refuse(request, reply, 403, "GW_FORBIDDEN", "the admin credential cannot use MCP tools: use a service account's token or a login");
     const sid = request.headers["mcp-session-id"];

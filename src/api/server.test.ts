@@ -590,6 +590,7 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "POST /v1/mcp/:connection/pins": "admin",
   "GET /.well-known/oauth-protected-resource": "public",
   "GET /.well-known/oauth-protected-resource/mcp": "public",
+  "GET /.well-known/oauth-protected-resource/mcp/:connection": "public",
   "POST /v1/token/exchange": "public",
   "GET /v1/auth/oidc/login": "public",
   "GET /v1/auth/oidc/callback": "public",
