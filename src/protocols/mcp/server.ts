@@ -33,6 +33,7 @@ import { runExec } from "./targets/ssh.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./targets/types.js";
 import { registerHttpTools, type ToolContext } from "./http-tools.js";
 import { registerKubernetesTool } from "./kube-tool.js";
+import { httpSketch, kubeSketch, requestCheckArgs, type RequestCheckArgs, type RequestSketch } from "./check-request.js";
 
 export const MCP_SERVER_NAME = "airlock";
 
@@ -71,6 +72,11 @@ export interface McpServiceDeps {
   };
   readonly correlations: LoopbackCorrelations;
   readonly preview: (session: SessionInfo, event: JudgedEvent) => Promise<Verdict>;
+  /**
+   * The event a request to an HTTP or Kubernetes connection would be judged as, built by the HTTP
+   * engine's own code (runtime/mcp.ts), or the engine's refusal of it (check_policy).
+   */
+  readonly requestEvent: (session: SessionInfo, connection: Connection, request: RequestSketch) => Promise<JudgedEvent | { readonly code: string; readonly message: string }>;
   readonly approvals: {
     get(id: string): Promise<ApprovalInfo | undefined>;
     requestGrant(principal: Principal, connection: string, durationMs: number, reason: string): Promise<ApprovalInfo>;
@@ -249,10 +255,16 @@ export class McpService {
       "check_policy",
       {
         description:
-          "Would Airlock allow this SQL statement or shell command on this connection, and if not, which rule and why? A dry run of the same judgement; nothing runs, nothing is held.",
-        inputSchema: { connection: z.string().min(1).max(200), statement: z.string().min(1).max(1024 * 1024).describe("SQL (PostgreSQL and MySQL connections) or a command line (SSH)") },
+          "Would Airlock allow this SQL statement, shell command, HTTP request or Kubernetes action on this connection, and if not, which rule and why? " +
+          "A dry run of the same judgement; nothing runs, nothing is held. SQL/SSH/MCP: statement. HTTP: method, path (query, headers, json or body). " +
+          "Kubernetes: verb, resource, namespace, name (exec: command), or method and path.",
+        inputSchema: {
+          connection: z.string().min(1).max(200),
+          statement: z.string().min(1).max(1024 * 1024).optional().describe("SQL (PostgreSQL and MySQL connections), a command line (SSH), or TOOL {json arguments} (MCP connections)"),
+          ...requestCheckArgs,
+        },
       },
-      async (args) => toToolResult(await this.#check(caller, args.connection, args.statement)),
+      async (args) => toToolResult(await this.#check(caller, args.connection, args.statement, args)),
     );
 
     server.registerTool(
@@ -295,7 +307,7 @@ export class McpService {
       bearer: caller.bearer,
       principalId: caller.principal.id,
       correlation,
-      expect: (port) => this.#d.correlations.expect(port, caller.principal.id, correlation),
+      expect: (port, onHold) => this.#d.correlations.expect(port, caller.principal.id, correlation, onHold),
     };
   }
 
@@ -478,7 +490,7 @@ export class McpService {
     return run();
   }
 
-  async #check(caller: McpCaller, connection: string, statement: string): Promise<Envelope> {
+  async #check(caller: McpCaller, connection: string, statement: string | undefined, request: RequestCheckArgs = {}): Promise<Envelope> {
     const c = this.#d.connections.find((x) => x.name === connection);
     if (c === undefined || (caller.only !== undefined && !caller.only.includes(connection))) {
       return { status: "completed", connection, decision: "deny", code: "GW_UNKNOWN_CONNECTION", message: `unknown connection "${connection}"`, fix: fixFor("GW_UNKNOWN_CONNECTION", undefined) };
@@ -494,20 +506,31 @@ export class McpService {
       attributes: { via: "mcp", "mcp.tool": "check_policy" },
     };
     let event: JudgedEvent;
+    const needStatement: Envelope = { status: "failed", connection, code: "GW_BAD_REQUEST", message: `give statement for a ${c.type} connection` };
     switch (c.type) {
       case "postgres":
       case "mysql":
+        if (statement === undefined) return needStatement;
         event = { type: "db.query", session, seq: 1, stage: "simple", sql: statement };
         break;
       case "ssh":
+        if (statement === undefined) return needStatement;
         event = { type: "ssh.exec", session, seq: 1, command: statement };
         break;
       case "redis":
         return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge Redis commands yet (their keys come from the target's command table): run the command, a refusal changes nothing" };
       case "http":
-      case "kubernetes":
-        return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge HTTP or Kubernetes requests yet" };
+      case "kubernetes": {
+        const sketch = c.type === "http" ? httpSketch(connection, request) : kubeSketch(request);
+        if ("error" in sketch) return { status: "failed", connection, code: "GW_BAD_REQUEST", message: sketch.error };
+        const e = await this.#d.requestEvent(session, c, sketch);
+        // The engine itself would refuse the request before any policy (a path it cannot normalize, exec over a non-WebSocket, …).
+        if (!("type" in e)) return { status: "completed", connection, decision: "deny", code: e.code, message: e.message, fix: "change the request: the gateway refuses it as sent" };
+        event = e;
+        break;
+      }
       case "mcp": {
+        if (statement === undefined) return needStatement;
         // `TOOL {"argument": …}`: judged as a tools/call through /mcp/CONNECTION would be (rate limits aside).
         let call: ReturnType<typeof parseMcpCallText>;
         try {
