@@ -73,10 +73,11 @@ export interface McpServiceDeps {
   readonly correlations: LoopbackCorrelations;
   readonly preview: (session: SessionInfo, event: JudgedEvent) => Promise<Verdict>;
   /**
-   * The event a request to an HTTP or Kubernetes connection would be judged as, built by the HTTP
-   * engine's own code (runtime/mcp.ts), or the engine's refusal of it (check_policy).
+   * The events a request to an HTTP or Kubernetes connection would be judged as, in order, built
+   * by the HTTP engine's own code (runtime/mcp.ts; a Kubernetes exec: the request, then its argv
+   * as a shell command), or the engine's refusal of it (check_policy).
    */
-  readonly requestEvent: (session: SessionInfo, connection: Connection, request: RequestSketch) => Promise<JudgedEvent | { readonly code: string; readonly message: string }>;
+  readonly requestEvent: (session: SessionInfo, connection: Connection, request: RequestSketch) => Promise<readonly JudgedEvent[] | { readonly code: string; readonly message: string }>;
   readonly approvals: {
     get(id: string): Promise<ApprovalInfo | undefined>;
     requestGrant(principal: Principal, connection: string, durationMs: number, reason: string): Promise<ApprovalInfo>;
@@ -506,6 +507,7 @@ export class McpService {
       attributes: { via: "mcp", "mcp.tool": "check_policy" },
     };
     let event: JudgedEvent;
+    let more: readonly JudgedEvent[] = [];
     const needStatement: Envelope = { status: "failed", connection, code: "GW_BAD_REQUEST", message: `give statement for a ${c.type} connection` };
     switch (c.type) {
       case "postgres":
@@ -525,8 +527,11 @@ export class McpService {
         if ("error" in sketch) return { status: "failed", connection, code: "GW_BAD_REQUEST", message: sketch.error };
         const e = await this.#d.requestEvent(session, c, sketch);
         // The engine itself would refuse the request before any policy (a path it cannot normalize, exec over a non-WebSocket, …).
-        if (!("type" in e)) return { status: "completed", connection, decision: "deny", code: e.code, message: e.message, fix: "change the request: the gateway refuses it as sent" };
-        event = e;
+        if ("code" in e) return { status: "completed", connection, decision: "deny", code: e.code, message: e.message, fix: "change the request: the gateway refuses it as sent" };
+        const [first, ...rest] = e;
+        if (first === undefined) return { status: "failed", connection, code: "GW_INTERNAL", message: "nothing to judge" };
+        event = first;
+        more = rest;
         break;
       }
       case "mcp": {
@@ -542,7 +547,14 @@ export class McpService {
         break;
       }
     }
-    const v = await this.#d.preview(session, event);
+    // Judged in order as the engine would: the first refusal stands; else the first hold; else allowed (masked if any plan masks).
+    let v = await this.#d.preview(session, event);
+    for (const next of more) {
+      if (v.type === "deny") break;
+      const w = await this.#d.preview(session, next);
+      if (w.type === "deny" || (w.type === "hold" && v.type === "allow")) v = w;
+      else if (w.type === "allow" && v.type === "allow" && (w.plan?.masks.length ?? 0) > 0 && (v.plan?.masks.length ?? 0) === 0) v = w;
+    }
     switch (v.type) {
       case "allow":
         return { status: "completed", connection, decision: "allow", ...(v.rule === undefined ? {} : { rule: v.rule }), masked: (v.plan?.masks.length ?? 0) > 0, ...(v.plan?.maxRows === undefined ? {} : { maxRows: v.plan.maxRows }) };

@@ -110,7 +110,7 @@ function shownHeaders(h: IncomingHttpHeaders): Record<string, string> {
 }
 
 /** A Kubernetes Status the engine rendered for a refusal (kubernetes/kind.ts statusBody): its gateway code, rule and message. */
-function kubeRefusal(o: object): { code: string; message: string; rule?: string } | undefined {
+export function kubeRefusal(o: object): { code: string; message: string; rule?: string } | undefined {
   if (!("kind" in o) || o.kind !== "Status" || !("message" in o) || typeof o.message !== "string" || !("details" in o)) return undefined;
   const details = o.details;
   if (typeof details !== "object" || details === null || !("causes" in details) || !Array.isArray(details.causes)) return undefined;
