@@ -114,6 +114,17 @@ beforeAll(async () => {
         rateLimits: [{ tools: ["search"], calls: 2, per: "1h" }],
       },
       { name: "remote", type: "mcp", url: http.url, auth: { bearer: "env:MCPGW_TEST_UPSTREAM_TOKEN" }, groups: ["agents"], pinning: "first-use" },
+      { name: "remote-small", type: "mcp", url: http.url, auth: { bearer: "env:MCPGW_TEST_UPSTREAM_TOKEN" }, groups: ["agents"], pinning: "first-use", maxMessageBytes: 64 * 1024 },
+      {
+        name: "files-small",
+        type: "mcp",
+        command: process.execPath,
+        args: [UPSTREAM_SCRIPT],
+        env: { API_KEY: "env:MCPGW_TEST_API_KEY", DESCRIPTION_FILE: descriptionFile },
+        groups: ["agents"],
+        pinning: "first-use",
+        maxMessageBytes: 64 * 1024,
+      },
       {
         name: "remote-oauth",
         type: "mcp",
@@ -351,5 +362,30 @@ describe("README", () => {
     await c.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
     clients.push(c);
     expect((await c.listTools()).tools.map((x) => x.name)).toContain("read_file");
+  });
+});
+
+describe("upstream answers are bounded (maxMessageBytes)", () => {
+  it("an HTTP upstream's answer over the cap is a failed envelope saying so, and the session goes on", async () => {
+    const c = await connect("remote-small", tokens["agent"]!);
+    const started = Date.now();
+    const big = await call(c, "search", { query: "big:1000000" });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(big.isError).toBe(true);
+    expect(big.structuredContent).toMatchObject({ status: "failed", connection: "remote-small", code: "GW_LIMIT" });
+    expect(String(big.structuredContent?.["message"])).toContain("larger than 65536 bytes");
+    expect(textOf(big)).not.toContain("xxxxxxxxxx");
+    const small = await call(c, "search", { query: "big:1000" });
+    expect(small.isError).toBeFalsy();
+    expect(textOf(small)).toContain("x".repeat(1000));
+  });
+
+  it("a stdio upstream's answer over the cap fails the call (bounded, no hang)", async () => {
+    const c = await connect("files-small", tokens["agent"]!);
+    const started = Date.now();
+    const big = await call(c, "search", { query: "big:1000000" });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(big.isError).toBe(true);
+    expect(big.structuredContent).toMatchObject({ status: "failed", connection: "files-small" });
   });
 });
