@@ -389,3 +389,38 @@ describe("upstream answers are bounded (maxMessageBytes)", () => {
     expect(big.structuredContent).toMatchObject({ status: "failed", connection: "files-small" });
   });
 });
+
+describe("the aggregated endpoint /mcp-gateway", () => {
+  it("lists every mcp connection's tools as CONNECTION__tool, routes calls, and judges, masks and limits them per connection", async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${t.apiUrl}/mcp-gateway`), { requestInit: { headers: { authorization: `Bearer ${tokens["agent"]!}` } } });
+    const c = new Client({ name: "aggregate-test", version: "1.0.0" });
+    await c.connect(transport);
+    clients.push(c);
+    const names = await toolNames(c);
+    for (const n of names) expect(n).toMatch(/^[a-zA-Z0-9_-]{1,64}$/);
+    expect(names).toEqual(expect.arrayContaining(["remote-oauth__read_file", "remote__search", "remote__airlock_wait_approval", "files__airlock_wait_approval"]));
+    // Policies judge per connection: run_shell is denied outright, so never listed.
+    expect(names.some((n) => n.endsWith("__run_shell"))).toBe(false);
+    const masked = await call(c, "remote-oauth__read_file", { path: "/home/a.txt" });
+    expect(masked.isError).toBeFalsy();
+    expect(textOf(masked)).toContain("[EMAIL]");
+    expect(textOf(masked)).not.toContain("alice@example.com");
+    const denied = await call(c, "remote-oauth__read_file", { path: "/etc/passwd" });
+    expect(denied.structuredContent).toMatchObject({ status: "denied", rule: "no-etc" });
+    const held = await call(c, "remote__delete_file", { path: "/home/x" });
+    expect(held.structuredContent).toMatchObject({ status: "pending_approval", approvers: ["dba"] });
+    const unknown = await call(c, "nowhere__search", { query: "x" });
+    expect(unknown.structuredContent).toMatchObject({ status: "failed", code: "GW_NOT_FOUND" });
+    // The per-connection limits hold here too (size cap of remote-small).
+    const big = await call(c, "remote-small__search", { query: "big:1000000" });
+    expect(big.structuredContent).toMatchObject({ status: "failed", code: "GW_LIMIT" });
+  });
+
+  it("shows an outsider nothing of connections its groups may not use", async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${t.apiUrl}/mcp-gateway`), { requestInit: { headers: { authorization: `Bearer ${tokens["outsider"]!}` } } });
+    const c = new Client({ name: "aggregate-outsider", version: "1.0.0" });
+    await c.connect(transport);
+    clients.push(c);
+    expect(await toolNames(c)).toEqual([]);
+  });
+});

@@ -60,6 +60,8 @@ export interface ApprovalLookup {
 
 export interface McpGatewayDeps {
   readonly connection: (name: string) => Connection | undefined;
+  /** Every connection (the aggregated endpoint lists the `mcp` ones a principal may use). */
+  readonly connections: () => Iterable<Connection>;
   readonly admit: (request: AdmissionRequest) => Promise<Admission<"mcp">>;
   readonly upstream: UpstreamDeps;
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
@@ -92,6 +94,13 @@ export class McpGatewayService {
   /** Is `name` an mcp connection (so `/mcp/name` is the gateway's)? */
   isGatewayConnection(name: string): boolean {
     return this.#d.connection(name)?.type === "mcp";
+  }
+
+  /** The `mcp` connections `principal`'s groups may use (admission still decides each one). */
+  connectionsFor(principal: Principal): string[] {
+    const out: string[] = [];
+    for (const c of this.#d.connections()) if (c.type === "mcp" && c.groups.some((g) => principal.groups.includes(g))) out.push(c.name);
+    return out.sort();
   }
 
   /** Admit a session of `principal` to `connection`, and connect to its upstream. */
