@@ -114,6 +114,17 @@ beforeAll(async () => {
         rateLimits: [{ tools: ["search"], calls: 2, per: "1h" }],
       },
       { name: "remote", type: "mcp", url: http.url, auth: { bearer: "env:MCPGW_TEST_UPSTREAM_TOKEN" }, groups: ["agents"], pinning: "first-use" },
+      { name: "remote-small", type: "mcp", url: http.url, auth: { bearer: "env:MCPGW_TEST_UPSTREAM_TOKEN" }, groups: ["agents"], pinning: "first-use", maxMessageBytes: 64 * 1024 },
+      {
+        name: "files-small",
+        type: "mcp",
+        command: process.execPath,
+        args: [UPSTREAM_SCRIPT],
+        env: { API_KEY: "env:MCPGW_TEST_API_KEY", DESCRIPTION_FILE: descriptionFile },
+        groups: ["agents"],
+        pinning: "first-use",
+        maxMessageBytes: 64 * 1024,
+      },
       {
         name: "remote-oauth",
         type: "mcp",
@@ -147,7 +158,12 @@ describe("admission", () => {
     const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } } };
     const r = await fetch(`${t.apiUrl}/mcp/files`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify(init) });
     expect(r.status).toBe(401);
-    expect(r.headers.get("www-authenticate") ?? "").toMatch(/resource_metadata=/);
+    // RFC 9728: this resource's own metadata, at the well-known path suffixed with /mcp/files.
+    const www = r.headers.get("www-authenticate") ?? "";
+    expect(www).toMatch(/^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp\/files"$/);
+    const meta = await fetch(/resource_metadata="([^"]+)"/.exec(www)?.[1] ?? "");
+    expect(meta.status).toBe(200);
+    expect(((await meta.json()) as { resource: string }).resource).toBe(`${t.apiUrl}/mcp/files`);
     await expect(connect("files", tokens["outsider"]!)).rejects.toThrow();
     await expect(connect("nope", tokens["agent"]!)).rejects.toThrow();
   });
@@ -346,5 +362,65 @@ describe("README", () => {
     await c.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
     clients.push(c);
     expect((await c.listTools()).tools.map((x) => x.name)).toContain("read_file");
+  });
+});
+
+describe("upstream answers are bounded (maxMessageBytes)", () => {
+  it("an HTTP upstream's answer over the cap is a failed envelope saying so, and the session goes on", async () => {
+    const c = await connect("remote-small", tokens["agent"]!);
+    const started = Date.now();
+    const big = await call(c, "search", { query: "big:1000000" });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(big.isError).toBe(true);
+    expect(big.structuredContent).toMatchObject({ status: "failed", connection: "remote-small", code: "GW_LIMIT" });
+    expect(String(big.structuredContent?.["message"])).toContain("larger than 65536 bytes");
+    expect(textOf(big)).not.toContain("xxxxxxxxxx");
+    const small = await call(c, "search", { query: "big:1000" });
+    expect(small.isError).toBeFalsy();
+    expect(textOf(small)).toContain("x".repeat(1000));
+  });
+
+  it("a stdio upstream's answer over the cap fails the call (bounded, no hang)", async () => {
+    const c = await connect("files-small", tokens["agent"]!);
+    const started = Date.now();
+    const big = await call(c, "search", { query: "big:1000000" });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(big.isError).toBe(true);
+    expect(big.structuredContent).toMatchObject({ status: "failed", connection: "files-small" });
+  });
+});
+
+describe("the aggregated endpoint /mcp-gateway", () => {
+  it("lists every mcp connection's tools as CONNECTION__tool, routes calls, and judges, masks and limits them per connection", async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${t.apiUrl}/mcp-gateway`), { requestInit: { headers: { authorization: `Bearer ${tokens["agent"]!}` } } });
+    const c = new Client({ name: "aggregate-test", version: "1.0.0" });
+    await c.connect(transport);
+    clients.push(c);
+    const names = await toolNames(c);
+    for (const n of names) expect(n).toMatch(/^[a-zA-Z0-9_-]{1,64}$/);
+    expect(names).toEqual(expect.arrayContaining(["remote-oauth__read_file", "remote__search", "remote__airlock_wait_approval", "files__airlock_wait_approval"]));
+    // Policies judge per connection: run_shell is denied outright, so never listed.
+    expect(names.some((n) => n.endsWith("__run_shell"))).toBe(false);
+    const masked = await call(c, "remote-oauth__read_file", { path: "/home/a.txt" });
+    expect(masked.isError).toBeFalsy();
+    expect(textOf(masked)).toContain("[EMAIL]");
+    expect(textOf(masked)).not.toContain("alice@example.com");
+    const denied = await call(c, "remote-oauth__read_file", { path: "/etc/passwd" });
+    expect(denied.structuredContent).toMatchObject({ status: "denied", rule: "no-etc" });
+    const held = await call(c, "remote__delete_file", { path: "/home/x" });
+    expect(held.structuredContent).toMatchObject({ status: "pending_approval", approvers: ["dba"] });
+    const unknown = await call(c, "nowhere__search", { query: "x" });
+    expect(unknown.structuredContent).toMatchObject({ status: "failed", code: "GW_NOT_FOUND" });
+    // The per-connection limits hold here too (size cap of remote-small).
+    const big = await call(c, "remote-small__search", { query: "big:1000000" });
+    expect(big.structuredContent).toMatchObject({ status: "failed", code: "GW_LIMIT" });
+  });
+
+  it("shows an outsider nothing of connections its groups may not use", async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${t.apiUrl}/mcp-gateway`), { requestInit: { headers: { authorization: `Bearer ${tokens["outsider"]!}` } } });
+    const c = new Client({ name: "aggregate-outsider", version: "1.0.0" });
+    await c.connect(transport);
+    clients.push(c);
+    expect(await toolNames(c)).toEqual([]);
   });
 });

@@ -31,6 +31,8 @@ beforeAll(async () => {
       { name: "no-admin", connections: ["api"], match: { paths: ["/admin", "/admin/*"] }, action: "deny", message: "the admin API is off limits" },
       { name: "big-payments", connections: ["api"], match: { methods: ["POST"], paths: ["/payments"], body: ["$.amount > 1000"] }, action: "require_approval", approvers: ["approvers"], mode: "async" },
       { name: "pii", connections: ["api"], action: "mask", detectors: ["email"] },
+      // Wait mode (the default): the request waits open in its session, with nothing on the wire to say so.
+      { name: "deletes-wait", connections: ["api"], match: { methods: ["DELETE"] }, action: "require_approval", approvers: ["approvers"] },
     ],
   });
   token = await t.mint("agent", "1h");
@@ -109,5 +111,37 @@ describe("http_request tool", () => {
     expect(r.structuredContent).toMatchObject({ status: "failed", code: "GW_BAD_REQUEST" });
     const h = await c.callTool({ name: "http_request", arguments: { connection: "api", path: "/echo", headers: { "bad name": "x" } } });
     expect(h.structuredContent).toMatchObject({ status: "failed", code: "GW_BAD_REQUEST" });
+  });
+
+  it("a held DELETE in wait mode is pending_approval at once; approved, wait_approval returns the request's own answer", async () => {
+    const started = Date.now();
+    const held = await c.callTool({ name: "http_request", arguments: { connection: "api", method: "DELETE", path: "/echo", query: { id: "7" } } });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(held.isError).toBe(true);
+    expect(held.structuredContent).toMatchObject({ status: "pending_approval", rule: "deletes-wait", approvers: ["approvers"], wait: { tool: "wait_approval" } });
+    expect(up.seen.some((x) => x.method === "DELETE")).toBe(false);
+    const id = String((held.structuredContent as Record<string, unknown> | undefined)?.["approvalId"]);
+    expect((await t.api(`/v1/approvals/${id}/approve`, { token: boss, body: {} })).status).toBe(200);
+    const done = await c.callTool({ name: "wait_approval", arguments: { id, timeoutSeconds: 30 } });
+    expect(done.structuredContent).toMatchObject({ status: "completed", httpStatus: 200, json: { method: "DELETE", path: "/echo?id=7" } });
+    expect(up.seen.filter((x) => x.method === "DELETE").length).toBe(1);
+  });
+});
+
+describe("check_policy on an HTTP connection", () => {
+  const check = async (args: Record<string, unknown>): Promise<Record<string, unknown>> =>
+    ((await c.callTool({ name: "check_policy", arguments: { connection: "api", ...args } })).structuredContent ?? {}) as Record<string, unknown>;
+
+  it("judges method, path and body with the same rules, and nothing reaches the target", async () => {
+    const before = up.seen.length;
+    expect(await check({ path: "/admin/users" })).toMatchObject({ status: "completed", decision: "deny", rule: "no-admin", message: "the admin API is off limits" });
+    expect(await check({ method: "POST", path: "/payments", json: { amount: 5000 } })).toMatchObject({ decision: "require_approval", rule: "big-payments", approvers: ["approvers"], mode: "async" });
+    expect(await check({ method: "POST", path: "/payments", json: { amount: 10 } })).toMatchObject({ decision: "allow" });
+    expect(await check({ method: "DELETE", path: "/echo" })).toMatchObject({ decision: "require_approval", rule: "deletes-wait", mode: "wait" });
+    expect(await check({ path: "/users" })).toMatchObject({ decision: "allow", masked: true });
+    // The engine's own path rules: a path climbing above the connection is refused before any policy.
+    expect(await check({ path: "/a/../../etc" })).toMatchObject({ decision: "deny", code: "GW_PROTOCOL" });
+    expect(await check({})).toMatchObject({ status: "failed", code: "GW_BAD_REQUEST" });
+    expect(up.seen.length).toBe(before);
   });
 });

@@ -17,6 +17,7 @@ import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 let kube: FakeKube;
 let t: TestGateway;
 let c: Client;
+let boss: string;
 
 type S = Record<string, unknown>;
 async function call(args: S): Promise<{ isError?: boolean; s: S; raw: string }> {
@@ -33,18 +34,36 @@ beforeAll(async () => {
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
-    serviceAccounts: [{ name: "agent", groups: ["agents"] }],
+    serviceAccounts: [
+      { name: "agent", groups: ["agents"] },
+      { name: "boss", groups: ["approvers"] },
+    ],
     connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
     policies: [
       { name: "no-ns-delete", connections: ["k8s"], match: { verbs: ["delete"], resources: ["namespaces"] }, action: "deny" },
       { name: "hide-secret-data", connections: ["k8s"], match: { resources: ["secrets"] }, action: "mask" },
       { name: "pii", connections: ["k8s"], action: "mask", detectors: ["email"] },
+      { name: "no-rm", connections: ["k8s"], match: { commands: ["rm"] }, action: "deny", message: "no rm in pods" },
+      // Wait mode (the default): the request waits open in its session, with nothing on the wire to say so.
+      { name: "cm-delete-waits", connections: ["k8s"], match: { verbs: ["delete"], resources: ["configmaps"], namespaces: ["prod"] }, action: "require_approval", approvers: ["approvers"] },
+      { name: "exec-in-prod-waits", connections: ["k8s"], match: { verbs: ["exec"], namespaces: ["prod"] }, action: "require_approval", approvers: ["approvers"] },
     ],
   });
   kube.put("pods", "default", { metadata: { name: "web-1", labels: { app: "web" } }, spec: { containers: [{ name: "c", image: "busybox" }] } });
   kube.put("secrets", "default", { metadata: { name: "db" }, type: "Opaque", data: { password: Buffer.from("hunter2-cluster-pw").toString("base64") } });
   kube.log("default", "web-1", "user ana.garcia@example.es logged in");
+  kube.put("pods", "prod", { metadata: { name: "api-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });
+  kube.put("events", "default", {
+    metadata: { name: "web-1.a" },
+    involvedObject: { kind: "Pod", name: "web-1", namespace: "default" },
+    type: "Normal",
+    reason: "Started",
+    message: "Started container c for ana.garcia@example.es",
+    lastTimestamp: "2026-12-07T10:00:00Z",
+  });
+  kube.put("events", "default", { metadata: { name: "other.b" }, involvedObject: { kind: "Pod", name: "other", namespace: "default" }, type: "Warning", reason: "BackOff", message: "not this pod" });
   const token = await t.mint("agent", "1h");
+  boss = await t.mint("boss", "1h");
   c = new Client({ name: "mcp-k8s-test", version: "1" });
   await c.connect(new StreamableHTTPClientTransport(new URL(`${t.apiUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
 }, 120_000);
@@ -113,5 +132,70 @@ describe("kubernetes tool", () => {
     expect(r.s).toMatchObject({ status: "failed", code: "NotFound" });
     const bad = await call({ connection: "k8s", action: "get", resource: "pods", name: "../../secrets/db" });
     expect(bad.s).toMatchObject({ status: "failed", code: "GW_BAD_REQUEST" });
+  });
+
+  it("describe returns the object with its own events (field selector involvedObject.name), masked", async () => {
+    const d = await call({ connection: "k8s", action: "describe", resource: "pods", name: "web-1" });
+    expect(d.s).toMatchObject({ status: "completed", action: "describe", object: { kind: "Pod", metadata: { name: "web-1" } } });
+    expect(d.s["events"]).toEqual([{ type: "Normal", reason: "Started", message: "Started container c for [EMAIL]", lastTimestamp: "2026-12-07T10:00:00Z" }]);
+    expect(d.raw).not.toContain("ana.garcia@example.es");
+    expect(kube.requests.some((q) => q.url.startsWith("/api/v1/namespaces/default/events?") && q.url.includes("fieldSelector=involvedObject.name%3Dweb-1"))).toBe(true);
+  });
+
+  it("exec runs the argv in the pod as kubectl exec through the gateway would: output masked, exit code kept", async () => {
+    const ok = await call({ connection: "k8s", action: "exec", name: "web-1", command: ["sh", "-c", "echo hi from $POD; echo mail ana.garcia@example.es; echo oops >&2"] });
+    expect(ok.s).toMatchObject({ status: "completed", action: "exec", pod: "web-1", exitCode: 0, truncated: false });
+    expect(String(ok.s["stdout"])).toBe("hi from web-1\nmail [EMAIL]\n");
+    expect(ok.s["stderr"]).toBe("oops\n");
+    const failed = await call({ connection: "k8s", action: "exec", name: "web-1", command: ["sh", "-c", "exit 3"] });
+    expect(failed.s).toMatchObject({ status: "completed", exitCode: 3 });
+  });
+
+  it("an exec whose command the shell rules refuse is denied before it starts, naming the rule", async () => {
+    const r = await call({ connection: "k8s", action: "exec", name: "web-1", command: ["sh", "-c", "touch /tmp/airlock-mcp-x && rm /tmp/airlock-mcp-x"] });
+    expect(r.isError).toBe(true);
+    expect(r.s).toMatchObject({ status: "denied", code: "GW_POLICY_DENIED", rule: "no-rm" });
+    const bad = await call({ connection: "k8s", action: "exec", name: "web-1" });
+    expect(bad.s).toMatchObject({ status: "failed", code: "GW_BAD_REQUEST" });
+  });
+
+  it("a held exec (wait mode) is pending_approval at once; approved, wait_approval returns the command's output", async () => {
+    const started = Date.now();
+    const held = await call({ connection: "k8s", action: "exec", namespace: "prod", name: "api-1", command: ["echo", "from prod"] });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(held.s).toMatchObject({ status: "pending_approval", rule: "exec-in-prod-waits", approvers: ["approvers"] });
+    const id = String(held.s["approvalId"]);
+    expect((await t.api(`/v1/approvals/${id}/approve`, { token: boss, body: {} })).status).toBe(200);
+    const done = await c.callTool({ name: "wait_approval", arguments: { id, timeoutSeconds: 30 } });
+    expect(done.structuredContent).toMatchObject({ status: "completed", action: "exec", exitCode: 0, stdout: "from prod\n" });
+  });
+
+  it("a held delete (wait mode) is pending_approval at once; approved, wait_approval returns the deletion", async () => {
+    kube.put("configmaps", "prod", { metadata: { name: "flags" }, data: { a: "1" } });
+    const held = await call({ connection: "k8s", action: "delete", resource: "configmaps", namespace: "prod", name: "flags" });
+    expect(held.s).toMatchObject({ status: "pending_approval", rule: "cm-delete-waits" });
+    expect(kube.get("configmaps", "prod", "flags")).toBeDefined();
+    const id = String(held.s["approvalId"]);
+    expect((await t.api(`/v1/approvals/${id}/approve`, { token: boss, body: {} })).status).toBe(200);
+    const done = await c.callTool({ name: "wait_approval", arguments: { id, timeoutSeconds: 30 } });
+    expect(done.structuredContent).toMatchObject({ status: "completed", action: "delete", httpStatus: 200 });
+    expect(kube.get("configmaps", "prod", "flags")).toBeUndefined();
+  });
+});
+
+describe("check_policy on a Kubernetes connection", () => {
+  const check = async (args: S): Promise<S> => ((await c.callTool({ name: "check_policy", arguments: { connection: "k8s", ...args } })).structuredContent ?? {}) as S;
+
+  it("judges verb, resource, namespace and name, and an exec's argv by the shell rules; nothing reaches the cluster", async () => {
+    const before = kube.requests.length;
+    expect(await check({ verb: "delete", resource: "namespaces", name: "prod" })).toMatchObject({ status: "completed", decision: "deny", rule: "no-ns-delete" });
+    expect(await check({ verb: "delete", resource: "configmaps", namespace: "prod", name: "x" })).toMatchObject({ decision: "require_approval", rule: "cm-delete-waits", approvers: ["approvers"] });
+    expect(await check({ verb: "delete", resource: "configmaps", namespace: "dev", name: "x" })).toMatchObject({ decision: "allow" });
+    expect(await check({ verb: "get", resource: "secrets", name: "db" })).toMatchObject({ decision: "allow", masked: true });
+    expect(await check({ verb: "exec", name: "web-1", command: ["sh", "-c", "ls; rm -rf /"] })).toMatchObject({ decision: "deny", rule: "no-rm" });
+    expect(await check({ verb: "exec", name: "web-1", command: ["ls", "/"] })).toMatchObject({ decision: "allow" });
+    expect(await check({ method: "DELETE", path: "/api/v1/namespaces/prod" })).toMatchObject({ decision: "deny", rule: "no-ns-delete" });
+    expect(await check({ verb: "get", resource: "pods" })).toMatchObject({ status: "failed", code: "GW_BAD_REQUEST" });
+    expect(kube.requests.length).toBe(before);
   });
 });

@@ -13,6 +13,7 @@ import { startMariaDb, type MariaDbServer } from "./harness/mariadb.js";
 let db: MariaDbServer;
 let t: TestGateway;
 let c: Client;
+let boss: string;
 
 type S = Record<string, unknown>;
 async function call(name: string, args: S): Promise<{ isError?: boolean; s: S; raw: string }> {
@@ -24,14 +25,20 @@ beforeAll(async () => {
   db = await startMariaDb();
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0" },
-    serviceAccounts: [{ name: "agent", groups: ["agents"] }],
+    serviceAccounts: [
+      { name: "agent", groups: ["agents"] },
+      { name: "boss", groups: ["approvers"] },
+    ],
     connections: [{ name: "shop", type: "mysql", host: "127.0.0.1", port: db.port, database: "shop", user: "airlock_native", password: db.password, sslmode: "disable", groups: ["agents"] }],
     policies: [
       { name: "no-drop", connections: ["shop"], match: { operations: ["drop", "truncate"] }, action: "deny", message: "DROP and TRUNCATE are not allowed here" },
       { name: "pii", connections: ["shop"], action: "mask", columns: ["customers.card_number"], detectors: ["email"] },
+      // Wait mode (the default): the statement waits in its session; MySQL has no notice to say so.
+      { name: "deletes-wait", connections: ["shop"], match: { operations: ["delete"] }, action: "require_approval", approvers: ["approvers"] },
     ],
   });
   const token = await t.mint("agent", "1h");
+  boss = await t.mint("boss", "1h");
   c = new Client({ name: "mcp-mysql-test", version: "1" });
   await c.connect(new StreamableHTTPClientTransport(new URL(`${t.apiUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
 }, 180_000);
@@ -103,5 +110,23 @@ describe("query tool on a MySQL connection", () => {
     expect(customers?.columns.find((x) => x.name === "name")?.masked).toBeUndefined();
     const e = await call("explain", { connection: "shop", sql: "SELECT * FROM customers WHERE id = 1" });
     expect(e.s["status"]).toBe("completed");
+  });
+
+  it("a held DELETE (wait mode) is pending_approval at once; approved, wait_approval returns the statement's own result", async () => {
+    await call("query", { connection: "shop", sql: "INSERT INTO orders (customer_id, total) VALUES (2, 77)" });
+    const started = Date.now();
+    const held = await call("query", { connection: "shop", sql: "DELETE FROM orders WHERE total = 77" });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(held.isError).toBe(true);
+    expect(held.s).toMatchObject({ status: "pending_approval", connection: "shop", rule: "deletes-wait", approvers: ["approvers"], wait: { tool: "wait_approval" } });
+    const id = String(held.s["approvalId"]);
+    // Still waiting: nothing deleted, and wait_approval says so within its bound.
+    const early = await call("wait_approval", { id, timeoutSeconds: 1 });
+    expect(early.s).toMatchObject({ status: "pending_approval", approvalId: id });
+    expect((await call("query", { connection: "shop", sql: "SELECT count(*) FROM orders WHERE total = 77" })).s["rows"]).toEqual([["1"]]);
+    expect((await t.api(`/v1/approvals/${id}/approve`, { token: boss, body: {} })).status).toBe(200);
+    const done = await call("wait_approval", { id, timeoutSeconds: 30 });
+    expect(done.s).toMatchObject({ status: "completed", connection: "shop", command: "DELETE", rowCount: 1 });
+    expect((await call("query", { connection: "shop", sql: "SELECT count(*) FROM orders WHERE total = 77" })).s["rows"]).toEqual([["0"]]);
   });
 });

@@ -19,6 +19,7 @@ import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { Principal } from "../core/principal.js";
 import type { TokenService } from "../identity/tokens.js";
 import { McpGatewayError, type GatewaySessionHandle, type McpGatewayService } from "../protocols/mcp/gateway/service.js";
+import { openAggregate } from "../protocols/mcp/gateway/aggregate.js";
 import { authenticate, callerOf } from "./auth.js";
 import { auditApiAuthFailure } from "./identity-routes.js";
 import { parseInput } from "./parse.js";
@@ -35,12 +36,14 @@ export interface McpGatewayRoutesDeps {
 
 interface Live {
   readonly transport: StreamableHTTPServerTransport;
-  readonly handle: GatewaySessionHandle;
+  readonly handle: Pick<GatewaySessionHandle, "signal" | "close">;
   readonly principalId: string;
   readonly connection: string;
   lastUsed: number;
 }
 
+/** Every mcp connection of the caller behind one session, tools named CONNECTION__tool (protocols/mcp/gateway/aggregate.ts). */
+export const AGGREGATE_PATH = "/mcp-gateway";
 const MAX_SESSIONS = 1_000;
 const MAX_SESSIONS_PER_PRINCIPAL = 50;
 const IDLE_MS = 30 * 60_000;
@@ -54,8 +57,10 @@ export function registerMcpGatewayRoutes(app: FastifyInstance, deps: McpGatewayR
   const sessions = new Map<string, Live>();
 
   const base = (request: FastifyRequest): string => (deps.publicUrl !== undefined ? deps.publicUrl.replace(/\/+$/, "") : `${request.protocol}://${request.host}`);
-  const refuse = (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string): FastifyReply => {
-    if (status === 401) void reply.header("www-authenticate", `Bearer resource_metadata="${base(request)}/.well-known/oauth-protected-resource/mcp"`);
+  const refuse = (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string, connection?: string): FastifyReply => {
+    // RFC 9728 §5.1: the metadata of this very resource (/mcp/CONNECTION), path-suffixed (mcp-routes.ts).
+    const resource = connection === undefined ? "/mcp" : `/mcp/${encodeURIComponent(connection)}`;
+    if (status === 401) void reply.header("www-authenticate", `Bearer resource_metadata="${base(request)}/.well-known/oauth-protected-resource${resource}"`);
     return reply.code(status).type("application/json; charset=utf-8").send({ error: { code, message } });
   };
   const end = (id: string): void => {
@@ -72,15 +77,21 @@ export function registerMcpGatewayRoutes(app: FastifyInstance, deps: McpGatewayR
   const timer = setInterval(sweep, 60_000);
   timer.unref();
 
-  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+  const handle = (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const { connection } = parseInput(connectionParam, request.params, "connection");
+    return serve(request, reply, connection);
+  };
+  /** `connection` undefined: the aggregated endpoint (every mcp connection of the caller, aggregate.ts). */
+  const serve = async (request: FastifyRequest, reply: FastifyReply, connection: string | undefined): Promise<FastifyReply | undefined> => {
+    const path = connection === undefined ? AGGREGATE_PATH : `/mcp/${connection}`;
+    const key = connection ?? "";
     let principal: Principal;
     try {
       principal = await authenticate(request.headers.authorization, deps);
     } catch (e) {
       await auditApiAuthFailure(deps, request, e);
       const ge = isGatewayError(e) ? e : new GatewayError("GW_AUTH_INVALID", "invalid token");
-      return refuse(request, reply, 401, ge.code.startsWith("GW_AUTH_") ? ge.code : "GW_AUTH_INVALID", ge.code.startsWith("GW_AUTH_") ? ge.message : "invalid token");
+      return refuse(request, reply, 401, ge.code.startsWith("GW_AUTH_") ? ge.code : "GW_AUTH_INVALID", ge.code.startsWith("GW_AUTH_") ? ge.message : "invalid token", connection);
     }
     if (principal.kind === "admin") return refuse(request, reply, 403, "GW_FORBIDDEN", "the admin credential cannot use MCP tools: use a service account's token or a login");
     const sid = request.headers["mcp-session-id"];
@@ -91,23 +102,33 @@ export function registerMcpGatewayRoutes(app: FastifyInstance, deps: McpGatewayR
         end(sid);
         live = undefined;
       }
-      if (live === undefined || live.principalId !== principal.id || live.connection !== connection) return refuse(request, reply, 404, "GW_NOT_FOUND", "unknown MCP session: initialize a new one");
+      if (live === undefined || live.principalId !== principal.id || live.connection !== key) return refuse(request, reply, 404, "GW_NOT_FOUND", "unknown MCP session: initialize a new one");
       live.lastUsed = Date.now();
     } else if (request.method === "POST" && isInitializeRequest(request.body)) {
-      if (!deps.service.isGatewayConnection(connection)) return refuse(request, reply, 404, "GW_UNKNOWN_CONNECTION", `unknown MCP connection "${connection}"`);
+      if (connection !== undefined && !deps.service.isGatewayConnection(connection)) return refuse(request, reply, 404, "GW_UNKNOWN_CONNECTION", `unknown MCP connection "${connection}"`);
       sweep();
       const mine = [...sessions.values()].filter((s) => s.principalId === principal.id).length;
       if (sessions.size >= MAX_SESSIONS || mine >= MAX_SESSIONS_PER_PRINCIPAL) {
-        return refuse(request, reply, 429, "GW_LIMIT", `too many MCP sessions: close some (DELETE /mcp/${connection}) or wait for idle ones to end`);
+        return refuse(request, reply, 429, "GW_LIMIT", `too many MCP sessions: close some (DELETE ${path}) or wait for idle ones to end`);
       }
-      const opened = await deps.service.open(principal, connection, `${request.ip}:${request.socket.remotePort ?? 0}`, {});
-      if (!opened.ok) return refuse(request, reply, opened.status, opened.code, opened.message);
-      const h = opened.handle;
+      const address = `${request.ip}:${request.socket.remotePort ?? 0}`;
+      let h: Pick<GatewaySessionHandle, "signal" | "close">;
+      let server: { connect(t: StreamableHTTPServerTransport): Promise<void> };
+      if (connection === undefined) {
+        const agg = await openAggregate(deps.service, principal, address, "0.1.0");
+        h = agg;
+        server = agg.server;
+      } else {
+        const opened = await deps.service.open(principal, connection, address, {});
+        if (!opened.ok) return refuse(request, reply, opened.status, opened.code, opened.message);
+        h = opened.handle;
+        server = opened.handle.mcp;
+      }
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         enableJsonResponse: true,
         onsessioninitialized: (id) => {
-          sessions.set(id, { transport, handle: h, principalId: principal.id, connection, lastUsed: Date.now() });
+          sessions.set(id, { transport, handle: h, principalId: principal.id, connection: key, lastUsed: Date.now() });
         },
       });
       transport.onclose = () => {
@@ -116,10 +137,10 @@ export function registerMcpGatewayRoutes(app: FastifyInstance, deps: McpGatewayR
       };
       // The gateway ended the session (revocation, expiry, shutdown): the MCP session ends too.
       h.signal.addEventListener("abort", () => void transport.close().catch(() => undefined), { once: true });
-      await h.mcp.connect(transport);
-      live = { transport, handle: h, principalId: principal.id, connection, lastUsed: Date.now() };
+      await server.connect(transport);
+      live = { transport, handle: h, principalId: principal.id, connection: key, lastUsed: Date.now() };
     } else {
-      return refuse(request, reply, 400, "GW_BAD_REQUEST", `no MCP session: send an initialize request to /mcp/${connection} first (without Mcp-Session-Id)`);
+      return refuse(request, reply, 400, "GW_BAD_REQUEST", `no MCP session: send an initialize request to ${path} first (without Mcp-Session-Id)`);
     }
     reply.hijack();
     try {
@@ -133,6 +154,10 @@ export function registerMcpGatewayRoutes(app: FastifyInstance, deps: McpGatewayR
   app.post("/mcp/:connection", pub, handle);
   app.get("/mcp/:connection", pub, handle);
   app.delete("/mcp/:connection", pub, handle);
+  const aggregate = (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => serve(request, reply, undefined);
+  app.post(AGGREGATE_PATH, pub, aggregate);
+  app.get(AGGREGATE_PATH, pub, aggregate);
+  app.delete(AGGREGATE_PATH, pub, aggregate);
 
   const pinError = (e: unknown): never => {
     if (e instanceof McpGatewayError) throw new GatewayError("GW_NOT_FOUND", e.message);

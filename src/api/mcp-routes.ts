@@ -5,7 +5,7 @@
  *   `Authorization: Bearer` — an Airlock token, or a JWT from a trusted issuer (the API's own
  *   authenticator). Without a valid one: 401 with `WWW-Authenticate: Bearer resource_metadata=…`
  *   (RFC 9728 §5.1), so an MCP client can discover the authorization server.
- * - `GET /.well-known/oauth-protected-resource[/mcp]`: the protected resource metadata (RFC 9728
+ * - `GET /.well-known/oauth-protected-resource[/mcp[/CONNECTION]]`: the protected resource metadata (RFC 9728
  *   §3), naming the configured OIDC issuers as authorization servers.
  *
  * An MCP session belongs to the principal that initialized it: a request of another principal
@@ -24,6 +24,10 @@ import type { McpService } from "../protocols/mcp/server.js";
 import { authenticate } from "./auth.js";
 import type { TokenService } from "../identity/tokens.js";
 import { auditApiAuthFailure } from "./identity-routes.js";
+import { parseInput } from "./parse.js";
+import { z } from "zod";
+
+const connectionParam = z.object({ connection: z.string().min(1).max(200) });
 
 export interface McpRoutesDeps {
   readonly service: McpService;
@@ -86,6 +90,12 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): { 
   });
   app.get("/.well-known/oauth-protected-resource", pub, (request) => Promise.resolve(metadata(request)));
   app.get("/.well-known/oauth-protected-resource/mcp", pub, (request) => Promise.resolve(metadata(request)));
+  // RFC 9728 §3.1: the metadata of the resource `/mcp/CONNECTION` (an upstream MCP server through
+  // the gateway, mcp-gateway-routes.ts) at the well-known path suffixed with the resource's path.
+  app.get("/.well-known/oauth-protected-resource/mcp/:connection", pub, (request) => {
+    const { connection } = parseInput(connectionParam, request.params, "connection");
+    return Promise.resolve({ ...metadata(request), resource: `${baseUrl(request, deps.publicUrl)}/mcp/${encodeURIComponent(connection)}` });
+  });
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string): FastifyReply => {
     if (status === 401) void reply.header("www-authenticate", `Bearer resource_metadata="${metadataUrl(request)}"`);

@@ -207,6 +207,8 @@ export interface McpConnection {
   readonly rateLimits: readonly McpRateLimit[];
   /** Bound on the wait for the upstream's answer to one request. */
   readonly timeoutMs: number;
+  /** Largest message accepted from the upstream (default 4 MiB): a larger answer fails the call. */
+  readonly maxMessageBytes?: number;
 }
 
 /**

@@ -226,6 +226,13 @@ const mcpConnection = z
       .default([])
       .describe("per principal × tool call windows (rate limits and budgets)"),
     timeout: duration.default(60_000).describe("how long the gateway waits for the upstream's answer to one request"),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024 * 1024)
+      .default(4 * 1024 * 1024)
+      .describe("the largest message the gateway accepts from the upstream (bytes, default 4 MiB); a larger answer fails the call with GW_LIMIT"),
   })
   .refine((c) => (c.url === undefined) !== (c.command === undefined), { message: "an mcp connection needs exactly one of url (Streamable HTTP) or command (stdio)" })
   .refine((c) => c.command !== undefined || (Object.keys(c.env).length === 0 && c.cwd === undefined), { message: "env and cwd belong to a stdio upstream (command)" })
@@ -707,6 +714,7 @@ function mcpConnectionOf(c: z.output<typeof mcpConnection>, baseDir: string): Co
     pinning: c.pinning,
     rateLimits: c.rateLimits.map((r) => ({ tools: r.tools, calls: r.calls, perMs: r.per })),
     timeoutMs: c.timeout,
+    maxMessageBytes: c.maxMessageBytes,
   };
   if (c.url !== undefined) {
     const http = httpConnectionOf({ name: c.name, type: "http", baseUrl: c.url, groups: c.groups, ...(c.auth === undefined ? {} : { auth: c.auth }) }, baseDir);

@@ -398,6 +398,9 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       logger,
       metrics,
     });
+    // The MCP server's loopback sessions (protocols/mcp/correlation.ts): admission marks them, and
+    // a wait-mode hold in one is reported to its tool call (MySQL and HTTP have no in-band notice).
+    const correlations = new LoopbackCorrelations();
     const pipeline = new Pipeline({
       guards,
       evaluators,
@@ -408,7 +411,17 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       metrics,
       logger,
       endSessionsAtExpiry: config.tokens.endSessionsAtExpiry,
-      approvals,
+      approvals: {
+        admit: (session, decision) => approvals.admit(session, decision),
+        resolve: (req) =>
+          approvals.resolve({
+            ...req,
+            onHold: (n) => {
+              req.onHold?.(n);
+              correlations.held(req.session, n);
+            },
+          }),
+      },
     });
 
     const tls = await loadListenerTls(config.tls, config.dataDir, resolveSecret);
@@ -433,7 +446,6 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
 
     // One admission step for every engine: credentials, connection, session judgement, audit.
     // The MCP server's loopback sessions are admitted like any client's, and marked as MCP's.
-    const correlations = new LoopbackCorrelations();
     const gatekeeper = new SessionAdmission({
       pipeline,
       connections: liveConnections.map,

@@ -51,6 +51,7 @@ export function mcpGatewayService(o: {
   };
   return new McpGatewayService({
     connection: (name) => o.connections.get(name),
+    connections: () => o.connections.values(),
     admit: (request) => o.gatekeeper.admit(request, ["mcp"]),
     upstream: { credential, resolveSecret: o.resolveSecret, version: "0.1.0" },
     maskerFor: o.maskerFor,

@@ -12,6 +12,39 @@ import type { ApprovalRow } from "../store/approvals.js";
 import type { McpRoutesDeps } from "../api/mcp-routes.js";
 import type { Config, ListenAddress } from "./config.js";
 import type { ListenerTls } from "./tls.js";
+import type { JudgedEvent } from "../core/events.js";
+import type { SessionInfo } from "../core/session.js";
+import { bodyFacts, httpRequestEvent, sketchHead } from "../protocols/http/request-facts.js";
+import { kubernetesKind } from "../protocols/kubernetes/kind.js";
+import { execOptions } from "../protocols/kubernetes/request.js";
+import { argvToShell } from "../protocols/kubernetes/wire/channel.js";
+import type { RequestSketch } from "../protocols/mcp/check-request.js";
+
+const kube = kubernetesKind();
+
+/** check_policy on HTTP and Kubernetes connections: the event the HTTP listener would judge (the engine's and the kind's own code). */
+async function requestEvent(session: SessionInfo, connection: Connection, r: RequestSketch): Promise<readonly JudgedEvent[] | { readonly code: string; readonly message: string }> {
+  const head = sketchHead(r);
+  if ("error" in head) return { code: "GW_PROTOCOL", message: head.error };
+  const body = r.body === undefined ? { chunks: [], size: 0, ended: true } : { chunks: [r.body], size: r.body.length, ended: true };
+  switch (connection.type) {
+    case "http":
+      return [httpRequestEvent(session, 1, head, bodyFacts({ contentType: head.headers["content-type"], contentEncoding: head.headers["content-encoding"] }, body))];
+    case "kubernetes": {
+      const c = await kube.classify(head, { connection, session, seq: 1, ...(r.body === undefined ? {} : { body: r.body }) });
+      if (!c.ok) return { code: c.refusal.code, message: c.refusal.message };
+      // An exec's argv is judged as a shell command too, before it starts (protocols/kubernetes/exec.ts).
+      if (c.event.type === "k8s.request" && c.event.verb === "exec") return [c.event, { type: "ssh.exec", session, seq: 1, command: argvToShell(execOptions(head.rawQuery).command) }];
+      return [c.event];
+    }
+    case "postgres":
+    case "mysql":
+    case "ssh":
+    case "redis":
+    case "mcp":
+      return { code: "GW_UNSUPPORTED", message: `a ${connection.type} connection takes no HTTP request` };
+  }
+}
 
 function approvalInfo(r: ApprovalRow): ApprovalInfo {
   return {
@@ -63,6 +96,7 @@ export function mcpServiceDeps(o: {
     },
     correlations: o.correlations,
     preview: (session, event) => o.pipeline.preview(session, event),
+    requestEvent: (session, connection, request) => requestEvent(session, connection, request),
     approvals: {
       get: async (id) => {
         const v = await o.approvals.get(id);

@@ -36,6 +36,7 @@ const RESOURCES: readonly ResourceDef[] = [
   { group: "", version: "v1", resource: "namespaces", kind: "Namespace", namespaced: false, singular: "namespace", shortNames: ["ns"], subresources: ["status", "finalize"] },
   { group: "", version: "v1", resource: "pods", kind: "Pod", namespaced: true, singular: "pod", shortNames: ["po"], subresources: ["log", "exec", "attach", "status", "portforward"] },
   { group: "", version: "v1", resource: "secrets", kind: "Secret", namespaced: true, singular: "secret", shortNames: [], subresources: [] },
+  { group: "", version: "v1", resource: "events", kind: "Event", namespaced: true, singular: "event", shortNames: ["ev"], subresources: [] },
   { group: "", version: "v1", resource: "configmaps", kind: "ConfigMap", namespaced: true, singular: "configmap", shortNames: ["cm"], subresources: [] },
   { group: "apps", version: "v1", resource: "deployments", kind: "Deployment", namespaced: true, singular: "deployment", shortNames: ["deploy"], subresources: ["status", "scale"] },
 ];
@@ -284,7 +285,22 @@ export class FakeKube {
           else this.#json(res, 200, o);
           return;
         }
-        const items = this.#list(resource, ns, fieldName);
+        // Field selectors besides metadata.name (kubectl describe: events by involvedObject.*); others are refused as the API server does.
+        const terms = (url.searchParams.get("fieldSelector") ?? "").split(",").filter((x) => x !== "" && !x.startsWith("metadata.name"));
+        const fields: [string, string][] = [];
+        for (const term of terms) {
+          const m = /^([A-Za-z.]+)==?(.*)$/.exec(term);
+          if (m === null || (resource !== "events" && m[1] !== "metadata.namespace") || !/^(involvedObject\.(name|kind|namespace|uid)|reason|type|metadata\.namespace)$/.test(m[1] ?? "")) {
+            this.#status(res, 400, "BadRequest", `"${term}" is not a known field selector: only "metadata.name", "metadata.namespace"`);
+            return;
+          }
+          fields.push([m[1] ?? "", m[2] ?? ""]);
+        }
+        const fieldOf = (o: Obj, path: string): unknown => path.split(".").reduce<unknown>((v, k) => (typeof v === "object" && v !== null ? (v as Record<string, unknown>)[k] : undefined), o);
+        const items = this.#list(resource, ns, fieldName).filter((o) => fields.every(([f, v]) => {
+          const have = fieldOf(o, f);
+          return (typeof have === "string" ? have : "") === v;
+        }));
         if (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1") {
           this.#serveWatch(req, res, resource, ns, fieldName, url.searchParams.get("resourceVersion") ?? "", items);
           return;

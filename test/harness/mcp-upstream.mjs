@@ -28,7 +28,11 @@ export function buildUpstream(opts) {
   );
   server.registerTool("delete_file", { description: "Delete a file", inputSchema: { path: z.string() } }, async ({ path }) => ({ content: [{ type: "text", text: `deleted ${path}` }] }));
   server.registerTool("run_shell", { description: "Run a shell command", inputSchema: { command: z.string() } }, async ({ command }) => ({ content: [{ type: "text", text: `ran ${command}` }] }));
-  server.registerTool("search", { description: "Search the index", inputSchema: { query: z.string() } }, async ({ query }) => ({ content: [{ type: "text", text: `results for ${query}` }] }));
+  // `big:N` answers N bytes of text (the gateway's cap on upstream messages).
+  server.registerTool("search", { description: "Search the index", inputSchema: { query: z.string() } }, async ({ query }) => {
+    const big = /^big:(\d+)$/.exec(query);
+    return { content: [{ type: "text", text: big === null ? `results for ${query}` : "x".repeat(Number(big[1])) }] };
+  });
   server.registerTool("whoami", { description: "Which credential the server was given", inputSchema: {} }, async (_args, extra) => ({
     content: [{ type: "text", text: `credential: ${opts.credential(extra)}` }],
   }));

@@ -28,7 +28,7 @@ import { connectionMap, type Connection, type ConnectionSource } from "../../cor
 import type { AllowDecision, MaskRule } from "../../core/decision.js";
 import type { Dialer, Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
 import { GatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
-import type { HttpBodyFacts, JudgedEvent } from "../../core/events.js";
+import type { JudgedEvent } from "../../core/events.js";
 import type { HttpRequestHead, HttpServedKind, HttpUpstream, PlanMasker, ResponseTransform } from "../../core/http-kind.js";
 import type { SessionJudge } from "../../core/judge.js";
 import type { Principal } from "../../core/principal.js";
@@ -42,6 +42,7 @@ import { normalizePath, parseQuery, splitTarget } from "./normalize.js";
 import { messageEvent, relayWebSocket } from "./websocket.js";
 import { clientConnectionOf, h2Server, hostOf, isH2Preface, requestHasBody, type ClientConnection } from "./h2.js";
 import type { Http2Server } from "node:http2";
+import { httpRequestEvent, bodyFacts, isJson, redactHeaders } from "./request-facts.js";
 import { OAuthTokens, httpUpstream } from "./upstream.js";
 
 export interface HttpEngineOptions {
@@ -403,18 +404,8 @@ export class HttpEngine implements ProtocolEngine {
   async #serveHttp(x: Exchange): Promise<void> {
     const { req, s, head } = x;
     const body = await readBody(req, this.#o.maxInspectBytes);
-    const facts = bodyFacts(req, body);
-    const event: JudgedEvent = {
-      type: "http.request",
-      session: s.gate.info,
-      seq: s.seq,
-      method: head.method,
-      path: head.normalizedPath,
-      query: head.query,
-      headers: redactHeaders(head.headers),
-      body: facts,
-      text: requestText(head, facts),
-    };
+    const facts = bodyFacts({ contentType: req.headers["content-type"], contentEncoding: req.headers["content-encoding"] }, body);
+    const event: JudgedEvent = httpRequestEvent(s.gate.info, s.seq, head, facts);
     await this.#judgeAndForward(x, event, body);
   }
 
@@ -670,7 +661,7 @@ export class HttpEngine implements ProtocolEngine {
         if (!c.ok) return void socket.end(rawResponse(renderFor(await this.#refuseFeature(s, `${kind.clientProtocol}.request`, `${p.head.method} upgrade`, c.refusal.message, c.refusal.code), kind)));
         event = c.event;
       } else {
-        event = { type: "http.request", session: s.gate.info, seq: s.seq, method: p.head.method, path: p.head.normalizedPath, query: p.head.query, headers: redactHeaders(p.head.headers), body: { state: "none" }, text: requestText(p.head, { state: "none" }) };
+        event = httpRequestEvent(s.gate.info, s.seq, p.head, { state: "none" });
       }
       const decision = await s.gate.judge(event);
       if (decision.type === "deny") {
@@ -848,40 +839,9 @@ function readBody(req: IncomingMessage, max: number): Promise<BodyPrefix> {
   });
 }
 
-function isJson(ctype: string): boolean {
-  const t = ctype.split(";")[0]?.trim() ?? "";
-  return t === "application/json" || t.endsWith("+json") || t === "text/json";
-}
-
 function isText(ctype: string): boolean {
   const t = ctype.split(";")[0]?.trim() ?? "";
   return t === "" || t.startsWith("text/") || t.endsWith("+xml") || t === "application/xml" || t === "application/javascript" || t === "application/x-www-form-urlencoded" || t === "application/x-ndjson" || t === "application/yaml";
-}
-
-function bodyFacts(req: IncomingMessage, body: BodyPrefix): HttpBodyFacts {
-  if (body.size === 0 && body.ended) return { state: "none" };
-  if (!body.ended) return { state: "opaque", reason: "too_large", bytes: body.size };
-  const buf = Buffer.concat(body.chunks);
-  const sha256 = createHash("sha256").update(buf).digest("hex");
-  if (contentEncodingOf(req.headers["content-encoding"]) !== undefined) return { state: "opaque", reason: "encoded", bytes: buf.length, sha256 };
-  if (!isJson((req.headers["content-type"] ?? "").toLowerCase())) return { state: "opaque", reason: "not_json", bytes: buf.length, sha256 };
-  try {
-    return { state: "json", value: JSON.parse(buf.toString("utf8")) as unknown, bytes: buf.length, sha256 };
-  } catch {
-    return { state: "opaque", reason: "invalid_json", bytes: buf.length, sha256 };
-  }
-}
-
-function requestText(head: HttpRequestHead, body: HttpBodyFacts): string {
-  const line = `${head.method} ${head.normalizedPath}${head.rawQuery === "" ? "" : `?${head.rawQuery}`}`;
-  switch (body.state) {
-    case "none":
-      return line;
-    case "json":
-      return `${line}\nbody: ${body.bytes} bytes JSON, sha256 ${body.sha256}`;
-    case "opaque":
-      return `${line}\nbody: ${body.bytes ?? "?"} bytes (${body.reason})${body.sha256 === undefined ? "" : `, sha256 ${body.sha256}`}`;
-  }
 }
 
 /** The token from `Authorization: Bearer T`, or the password of `Basic` (user ignored). */
@@ -920,13 +880,6 @@ function forwardableHeaders(req: IncomingMessage): Record<string, string> {
     const v = raw[i + 1] ?? "";
     out[name] = out[name] === undefined ? v : `${out[name]}, ${v}`;
   }
-  return out;
-}
-
-/** Headers as recorded and judged: cookies and anything credential-like shown as [REDACTED]. */
-function redactHeaders(h: Readonly<Record<string, string>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) out[k] = k === "cookie" || /token|secret|api[-_]?key|auth|password|session/.test(k) ? SCRUBBED : v;
   return out;
 }
 

@@ -10,8 +10,16 @@
  * Only this process registers ports, and only ports of sockets it has itself connected to its own
  * listener, so a wire client cannot claim another's correlation; an entry also names the
  * principal it belongs to and applies only to a session of that principal.
+ *
+ * Holds: a wire protocol without an in-band notice (MySQL, HTTP and so Kubernetes) cannot tell
+ * its client that a statement waits for approval. A loopback call that wants to know registers
+ * a hold listener with its port; the session then carries a random `mcp.call` attribute, and the
+ * approval path (runtime/gateway.ts) reports a wait-mode hold of that session here, so that the
+ * tool answers `pending_approval` at once while the held call goes on waiting in its session.
  */
-import type { ClientProtocol } from "../../core/session.js";
+import { randomBytes } from "node:crypto";
+import type { HoldNotice } from "../../core/judge.js";
+import type { ClientProtocol, SessionInfo } from "../../core/session.js";
 
 export interface Correlation {
   readonly mcpSession?: string;
@@ -50,20 +58,45 @@ export function correlationAttributes(c: Correlation): Record<string, string> {
   return out;
 }
 
+/** The session attribute naming a loopback call that listens for holds. */
+export const MCP_CALL_ATTRIBUTE = "mcp.call";
+
 export class LoopbackCorrelations {
   readonly #byPort = new Map<number, Entry>();
+  readonly #holdListeners = new Map<string, { readonly principalId: string; readonly onHold: (n: HoldNotice) => void }>();
 
   /** Register the local port of a loopback socket before it sends anything; returns the release. */
-  expect(localPort: number, principalId: string, c: Correlation): () => void {
+  expect(localPort: number, principalId: string, c: Correlation, onHold?: (n: HoldNotice) => void): () => void {
     if (this.#byPort.size >= MAX_ENTRIES) {
       const oldest = this.#byPort.keys().next();
       if (oldest.done !== true) this.#byPort.delete(oldest.value);
     }
-    const entry: Entry = { principalId, attributes: correlationAttributes(c) };
+    const callId = onHold === undefined ? undefined : randomBytes(16).toString("base64url");
+    const attributes = correlationAttributes(c);
+    if (callId !== undefined && onHold !== undefined) {
+      attributes[MCP_CALL_ATTRIBUTE] = callId;
+      if (this.#holdListeners.size >= MAX_ENTRIES) {
+        const oldest = this.#holdListeners.keys().next();
+        if (oldest.done !== true) this.#holdListeners.delete(oldest.value);
+      }
+      this.#holdListeners.set(callId, { principalId, onHold });
+    }
+    const entry: Entry = { principalId, attributes };
     this.#byPort.set(localPort, entry);
     return () => {
       if (this.#byPort.get(localPort) === entry) this.#byPort.delete(localPort);
+      if (callId !== undefined) this.#holdListeners.delete(callId);
     };
+  }
+
+  /** The approval path: a statement of `session` now waits for approval (wait mode). Tells the loopback call, when it listens. */
+  held(session: SessionInfo, notice: HoldNotice): void {
+    if (session.clientProtocol !== "mcp") return;
+    const callId = session.attributes[MCP_CALL_ATTRIBUTE];
+    if (callId === undefined) return;
+    const l = this.#holdListeners.get(callId);
+    if (l === undefined || l.principalId !== session.principal.id) return;
+    l.onHold(notice);
   }
 
   /** For admission: what a session from `clientAddress` of `principalId` is, when it is one of ours. */

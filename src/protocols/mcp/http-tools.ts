@@ -58,7 +58,12 @@ export async function httpEnvelope(ctx: ToolContext, extra: Extra, tool: string,
       case "response":
         return shape(outcome);
       case "held":
-        return ctx.pending(call.connection, outcome, { rerun: run });
+        // Wait mode: the request itself waits in its session and its answer is wait_approval's; async mode: re-sent once approved.
+        return ctx.pending(
+          call.connection,
+          outcome,
+          outcome.result === undefined ? { rerun: run } : { result: outcome.result.then((r) => (r.type === "response" ? shape(r) : ctx.refusal(call.connection, r))) },
+        );
       case "refused":
       case "error":
         return ctx.refusal(call.connection, outcome);

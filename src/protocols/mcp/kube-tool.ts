@@ -1,19 +1,25 @@
 /**
- * The MCP `kubernetes` tool (issue 16): get, list, describe, delete, apply and logs on a
+ * The MCP `kubernetes` tool (issue 16): get, list, describe (with events), delete, apply, logs and exec on a
  * `kubernetes` connection, each one (or, for apply, two) ordinary Kubernetes API requests to
  * `/CONNECTION/api…` on the gateway's own HTTP listener, so the Kubernetes kind judges (verb,
  * resource, namespace), masks (Secrets, detectors), records and audits them as kubectl's.
  *
  * apply: create (POST); when the object exists (409 AlreadyExists), a JSON merge patch of the
- * manifest (PATCH): each request judged by its own verb.
+ * manifest (PATCH): each request judged by its own verb. describe: the object, then its events
+ * (a `list events` of its own). exec: a WebSocket exec as kubectl's (targets/kube-exec.ts).
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { toToolResult, type Envelope } from "./envelope.js";
 import { MAX_HTTP_BODY_BYTES, httpEnvelope, type ToolContext } from "./http-tools.js";
 import type { HttpAnswer, HttpCall } from "./targets/http.js";
+import { runKubeExec, type KubeExecCall } from "./targets/kube-exec.js";
+import type { ExecResult } from "./targets/ssh.js";
+import { approvalIdIn } from "./envelope.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
 
-const ACTIONS = ["get", "list", "describe", "delete", "apply", "logs"] as const;
+const ACTIONS = ["get", "list", "describe", "delete", "apply", "logs", "exec"] as const;
 type Action = (typeof ACTIONS)[number];
 
 /** Resources outside the core group agents meet most: their group/version. Others: give apiVersion. */
@@ -87,13 +93,124 @@ function shaped(connection: string, action: Action, path: string, a: HttpAnswer)
   };
 }
 
+/** Most events describe shows (the newest). */
+const MAX_EVENTS = 50;
+
+interface EventLine {
+  readonly type?: string;
+  readonly reason?: string;
+  readonly message?: string;
+  readonly count?: number;
+  readonly lastTimestamp?: string;
+  readonly source?: string;
+}
+
+/**
+ * kubectl describe's Events: the events whose involvedObject is this object (field selector
+ * involvedObject.name/kind), in its namespace (all namespaces for a cluster-scoped object). A
+ * request of its own (`list events`), judged and masked as any; refused or failed, describe
+ * still answers with the object and says why the events are missing.
+ */
+async function eventsOf(
+  object: unknown,
+  resource: string,
+  namespace: string | undefined,
+  run: (method: string, path: string, query: Record<string, string>) => Promise<Envelope>,
+): Promise<{ readonly events: readonly EventLine[] } | { readonly eventsNote: string }> {
+  const o = typeof object === "object" && object !== null ? (object as Record<string, unknown>) : {};
+  const meta = typeof o["metadata"] === "object" && o["metadata"] !== null ? (o["metadata"] as Record<string, unknown>) : {};
+  const name = typeof meta["name"] === "string" ? meta["name"] : undefined;
+  const kind = typeof o["kind"] === "string" ? o["kind"] : undefined;
+  if (name === undefined) return { eventsNote: "the object has no name: no events looked up" };
+  const clusterScoped = CLUSTER_SCOPED.has(resource.toLowerCase());
+  const path = clusterScoped ? "/api/v1/events" : kubePath({ resource: "events", namespace: typeof meta["namespace"] === "string" ? meta["namespace"] : namespace });
+  if (typeof path !== "string") return { eventsNote: path.error };
+  const selector = `involvedObject.name=${name}${kind === undefined ? "" : `,involvedObject.kind=${kind}`}`;
+  const r = await run("GET", path, { fieldSelector: selector, limit: "500" });
+  if (r.status !== "completed") {
+    const rule = "rule" in r && typeof r.rule === "string" ? `, rule ${r.rule}` : "";
+    return { eventsNote: `events not shown (${r.status}${rule}): ${r.message}` };
+  }
+  const list = r["object"];
+  const items = typeof list === "object" && list !== null && "items" in list && Array.isArray(list.items) ? (list.items as unknown[]) : [];
+  const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+  const lines = items.flatMap((e): EventLine[] => {
+    if (typeof e !== "object" || e === null) return [];
+    const x = e as Record<string, unknown>;
+    const src = typeof x["source"] === "object" && x["source"] !== null ? str((x["source"] as Record<string, unknown>)["component"]) : undefined;
+    const when = str(x["lastTimestamp"]) ?? str(x["eventTime"]);
+    const type = str(x["type"]);
+    const reason = str(x["reason"]);
+    const message = str(x["message"]);
+    const line: EventLine = {
+      ...(type === undefined ? {} : { type }),
+      ...(reason === undefined ? {} : { reason }),
+      ...(message === undefined ? {} : { message }),
+      ...(typeof x["count"] === "number" ? { count: x["count"] } : {}),
+      ...(when === undefined ? {} : { lastTimestamp: when }),
+      ...(src === undefined ? {} : { source: src }),
+    };
+    return [line];
+  });
+  lines.sort((a, b) => (a.lastTimestamp ?? "").localeCompare(b.lastTimestamp ?? ""));
+  return { events: lines.slice(-MAX_EVENTS) };
+}
+
+/** Output kept per stream of an exec; how long its command may run. */
+const MAX_EXEC_OUTPUT = 1024 * 1024;
+const DEFAULT_EXEC_SECONDS = 60;
+const MAX_EXEC_SECONDS = 600;
+
+/**
+ * `exec`: the command in a pod, as `kubectl exec POD -- CMD` through the gateway (targets/kube-exec.ts):
+ * the request judged (verb exec), the argv judged as a shell command, output masked, recorded.
+ */
+async function kubeExec(ctx: ToolContext, extra: RequestHandlerExtra<ServerRequest, ServerNotification>, call: KubeExecCall): Promise<Envelope> {
+  const wrong = ctx.target(call.connection, "kubernetes");
+  if (wrong !== undefined) return wrong;
+  const endpoint = ctx.httpEndpoint;
+  if (endpoint === undefined) return { status: "failed", connection: call.connection, code: "GW_UNSUPPORTED", message: "the gateway has no HTTP listener (listen.http), which the kubernetes tool uses" };
+  const done = (r: ExecResult): Envelope => ({
+    status: "completed",
+    connection: call.connection,
+    action: "exec",
+    pod: call.pod,
+    namespace: call.namespace,
+    exitCode: r.exitCode,
+    ...(r.signal === undefined ? {} : { signal: r.signal }),
+    stdout: r.stdout,
+    stderr: r.stderr,
+    truncated: r.truncated,
+    ...(r.truncated ? { note: `output was cut at ${MAX_EXEC_OUTPUT} bytes per stream` } : {}),
+  });
+  const run = async (): Promise<Envelope> => {
+    const outcome = await runKubeExec(endpoint, ctx.loopback(extra, "kubernetes"), call);
+    switch (outcome.type) {
+      case "exec":
+        return done(outcome);
+      case "held":
+        return ctx.pending(call.connection, outcome, outcome.result === undefined ? { rerun: run } : { result: outcome.result.then((r) => (r.type === "exec" ? done(r) : ctx.refusal(call.connection, r))) });
+      case "refused": {
+        // Async-mode approvals: refused now naming the request; the identical exec runs once approved.
+        const id = approvalIdIn(outcome.message);
+        if (id !== undefined && /waiting for approval|approve with|approval .*pending/.test(outcome.message)) return ctx.pending(call.connection, { type: "held", approvalId: id, message: outcome.message }, { rerun: run });
+        return ctx.refusal(call.connection, outcome);
+      }
+      case "error":
+        return ctx.refusal(call.connection, outcome);
+    }
+  };
+  return run();
+}
+
 export function registerKubernetesTool(server: McpServer, ctx: ToolContext): void {
   server.registerTool(
     "kubernetes",
     {
       description:
-        "Get, list, describe, delete or apply Kubernetes objects, or read a pod's logs, on a Kubernetes connection through Airlock (judged by policy by verb, resource and namespace; " +
-        "possibly held for approval; Secrets and sensitive values masked). resource is the plural (pods, deployments, configmaps); apply takes a manifest object.",
+        "Get, list, describe (with the object's events), delete or apply Kubernetes objects, read a pod's logs, or exec a command in a pod, on a Kubernetes connection through Airlock " +
+        "(judged by policy by verb, resource and namespace, an exec's command by the shell rules; possibly held for approval; Secrets and sensitive values masked). " +
+        "resource is the plural (pods, deployments, configmaps); apply takes a manifest object; exec takes name (the pod) and command (the argv).",
       inputSchema: {
         connection: ctx.connectionArg(["kubernetes"]),
         action: z.enum(ACTIONS),
@@ -104,8 +221,10 @@ export function registerKubernetesTool(server: McpServer, ctx: ToolContext): voi
         labelSelector: z.string().max(4096).optional(),
         limit: z.number().int().min(1).max(5000).optional(),
         manifest: z.record(z.string(), z.unknown()).optional().describe("apply: the object (apiVersion, kind, metadata.name, …)"),
-        container: z.string().max(253).optional().describe("logs: the container"),
+        container: z.string().max(253).optional().describe("logs, exec: the container"),
         tailLines: z.number().int().min(1).max(100_000).optional().describe("logs: the last N lines"),
+        command: z.array(z.string().max(64 * 1024)).min(1).max(1000).optional().describe('exec: the argv, e.g. ["ls", "-l", "/app"] (no shell unless you run one)'),
+        timeoutSeconds: z.number().int().min(1).max(MAX_EXEC_SECONDS).optional().describe(`exec: stop the command after this long (default ${DEFAULT_EXEC_SECONDS})`),
       },
     },
     async (args, extra) => {
@@ -123,8 +242,16 @@ export function registerKubernetesTool(server: McpServer, ctx: ToolContext): voi
         return httpEnvelope(ctx, extra, "kubernetes", "kubernetes", call, (a) => shaped(args.connection, args.action, path, a));
       };
       switch (args.action) {
+        case "describe": {
+          if (args.resource === undefined) return bad("describe needs resource");
+          if (args.name === undefined) return bad("describe needs name");
+          const path = kubePath({ resource: args.resource, apiVersion: args.apiVersion, namespace: args.namespace, name: args.name });
+          if (typeof path !== "string") return bad(path.error);
+          const got = await run("GET", path, {});
+          if (got.status !== "completed") return toToolResult(got);
+          return toToolResult({ ...got, ...(await eventsOf(got["object"], args.resource, args.namespace, run)) });
+        }
         case "get":
-        case "describe":
         case "delete":
         case "list": {
           if (args.resource === undefined) return bad(`${args.action} needs resource`);
@@ -146,6 +273,23 @@ export function registerKubernetesTool(server: McpServer, ctx: ToolContext): voi
           if (args.container !== undefined) query["container"] = args.container;
           if (args.tailLines !== undefined) query["tailLines"] = String(args.tailLines);
           return toToolResult(await run("GET", `${path}/log`, query));
+        }
+        case "exec": {
+          if (args.name === undefined) return bad("exec needs name (the pod)");
+          if (args.command === undefined) return bad('exec needs command (the argv, e.g. ["ls", "-l"])');
+          const path = kubePath({ resource: "pods", namespace: args.namespace, name: args.name });
+          if (typeof path !== "string") return bad(path.error);
+          if (args.container !== undefined && !SEGMENT.test(args.container)) return bad(`invalid container "${args.container.slice(0, 100)}"`);
+          const call: KubeExecCall = {
+            connection: args.connection,
+            namespace: args.namespace ?? "default",
+            pod: args.name,
+            ...(args.container === undefined ? {} : { container: args.container }),
+            command: args.command,
+            maxBytes: MAX_EXEC_OUTPUT,
+            timeoutMs: (args.timeoutSeconds ?? DEFAULT_EXEC_SECONDS) * 1000,
+          };
+          return toToolResult(await kubeExec(ctx, extra, call));
         }
         case "apply": {
           const m = args.manifest;

@@ -33,6 +33,7 @@ import { runExec } from "./targets/ssh.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./targets/types.js";
 import { registerHttpTools, type ToolContext } from "./http-tools.js";
 import { registerKubernetesTool } from "./kube-tool.js";
+import { httpSketch, kubeSketch, requestCheckArgs, type RequestCheckArgs, type RequestSketch } from "./check-request.js";
 
 export const MCP_SERVER_NAME = "airlock";
 
@@ -71,6 +72,12 @@ export interface McpServiceDeps {
   };
   readonly correlations: LoopbackCorrelations;
   readonly preview: (session: SessionInfo, event: JudgedEvent) => Promise<Verdict>;
+  /**
+   * The events a request to an HTTP or Kubernetes connection would be judged as, in order, built
+   * by the HTTP engine's own code (runtime/mcp.ts; a Kubernetes exec: the request, then its argv
+   * as a shell command), or the engine's refusal of it (check_policy).
+   */
+  readonly requestEvent: (session: SessionInfo, connection: Connection, request: RequestSketch) => Promise<readonly JudgedEvent[] | { readonly code: string; readonly message: string }>;
   readonly approvals: {
     get(id: string): Promise<ApprovalInfo | undefined>;
     requestGrant(principal: Principal, connection: string, durationMs: number, reason: string): Promise<ApprovalInfo>;
@@ -249,10 +256,16 @@ export class McpService {
       "check_policy",
       {
         description:
-          "Would Airlock allow this SQL statement or shell command on this connection, and if not, which rule and why? A dry run of the same judgement; nothing runs, nothing is held.",
-        inputSchema: { connection: z.string().min(1).max(200), statement: z.string().min(1).max(1024 * 1024).describe("SQL (PostgreSQL and MySQL connections) or a command line (SSH)") },
+          "Would Airlock allow this SQL statement, shell command, HTTP request or Kubernetes action on this connection, and if not, which rule and why? " +
+          "A dry run of the same judgement; nothing runs, nothing is held. SQL/SSH/MCP: statement. HTTP: method, path (query, headers, json or body). " +
+          "Kubernetes: verb, resource, namespace, name (exec: command), or method and path.",
+        inputSchema: {
+          connection: z.string().min(1).max(200),
+          statement: z.string().min(1).max(1024 * 1024).optional().describe("SQL (PostgreSQL and MySQL connections), a command line (SSH), or TOOL {json arguments} (MCP connections)"),
+          ...requestCheckArgs,
+        },
       },
-      async (args) => toToolResult(await this.#check(caller, args.connection, args.statement)),
+      async (args) => toToolResult(await this.#check(caller, args.connection, args.statement, args)),
     );
 
     server.registerTool(
@@ -295,7 +308,7 @@ export class McpService {
       bearer: caller.bearer,
       principalId: caller.principal.id,
       correlation,
-      expect: (port) => this.#d.correlations.expect(port, caller.principal.id, correlation),
+      expect: (port, onHold) => this.#d.correlations.expect(port, caller.principal.id, correlation, onHold),
     };
   }
 
@@ -478,7 +491,7 @@ export class McpService {
     return run();
   }
 
-  async #check(caller: McpCaller, connection: string, statement: string): Promise<Envelope> {
+  async #check(caller: McpCaller, connection: string, statement: string | undefined, request: RequestCheckArgs = {}): Promise<Envelope> {
     const c = this.#d.connections.find((x) => x.name === connection);
     if (c === undefined || (caller.only !== undefined && !caller.only.includes(connection))) {
       return { status: "completed", connection, decision: "deny", code: "GW_UNKNOWN_CONNECTION", message: `unknown connection "${connection}"`, fix: fixFor("GW_UNKNOWN_CONNECTION", undefined) };
@@ -494,20 +507,35 @@ export class McpService {
       attributes: { via: "mcp", "mcp.tool": "check_policy" },
     };
     let event: JudgedEvent;
+    let more: readonly JudgedEvent[] = [];
+    const needStatement: Envelope = { status: "failed", connection, code: "GW_BAD_REQUEST", message: `give statement for a ${c.type} connection` };
     switch (c.type) {
       case "postgres":
       case "mysql":
+        if (statement === undefined) return needStatement;
         event = { type: "db.query", session, seq: 1, stage: "simple", sql: statement };
         break;
       case "ssh":
+        if (statement === undefined) return needStatement;
         event = { type: "ssh.exec", session, seq: 1, command: statement };
         break;
       case "redis":
         return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge Redis commands yet (their keys come from the target's command table): run the command, a refusal changes nothing" };
       case "http":
-      case "kubernetes":
-        return { status: "failed", connection, code: "GW_UNSUPPORTED", message: "check_policy does not judge HTTP or Kubernetes requests yet" };
+      case "kubernetes": {
+        const sketch = c.type === "http" ? httpSketch(connection, request) : kubeSketch(request);
+        if ("error" in sketch) return { status: "failed", connection, code: "GW_BAD_REQUEST", message: sketch.error };
+        const e = await this.#d.requestEvent(session, c, sketch);
+        // The engine itself would refuse the request before any policy (a path it cannot normalize, exec over a non-WebSocket, …).
+        if ("code" in e) return { status: "completed", connection, decision: "deny", code: e.code, message: e.message, fix: "change the request: the gateway refuses it as sent" };
+        const [first, ...rest] = e;
+        if (first === undefined) return { status: "failed", connection, code: "GW_INTERNAL", message: "nothing to judge" };
+        event = first;
+        more = rest;
+        break;
+      }
       case "mcp": {
+        if (statement === undefined) return needStatement;
         // `TOOL {"argument": …}`: judged as a tools/call through /mcp/CONNECTION would be (rate limits aside).
         let call: ReturnType<typeof parseMcpCallText>;
         try {
@@ -519,7 +547,14 @@ export class McpService {
         break;
       }
     }
-    const v = await this.#d.preview(session, event);
+    // Judged in order as the engine would: the first refusal stands; else the first hold; else allowed (masked if any plan masks).
+    let v = await this.#d.preview(session, event);
+    for (const next of more) {
+      if (v.type === "deny") break;
+      const w = await this.#d.preview(session, next);
+      if (w.type === "deny" || (w.type === "hold" && v.type === "allow")) v = w;
+      else if (w.type === "allow" && v.type === "allow" && (w.plan?.masks.length ?? 0) > 0 && (v.plan?.masks.length ?? 0) === 0) v = w;
+    }
     switch (v.type) {
       case "allow":
         return { status: "completed", connection, decision: "allow", ...(v.rule === undefined ? {} : { rule: v.rule }), masked: (v.plan?.masks.length ?? 0) > 0, ...(v.plan?.maxRows === undefined ? {} : { maxRows: v.plan.maxRows }) };

@@ -60,6 +60,8 @@ export interface ApprovalLookup {
 
 export interface McpGatewayDeps {
   readonly connection: (name: string) => Connection | undefined;
+  /** Every connection (the aggregated endpoint lists the `mcp` ones a principal may use). */
+  readonly connections: () => Iterable<Connection>;
   readonly admit: (request: AdmissionRequest) => Promise<Admission<"mcp">>;
   readonly upstream: UpstreamDeps;
   readonly maskerFor: (rule: MaskRule) => RuleMasker;
@@ -92,6 +94,13 @@ export class McpGatewayService {
   /** Is `name` an mcp connection (so `/mcp/name` is the gateway's)? */
   isGatewayConnection(name: string): boolean {
     return this.#d.connection(name)?.type === "mcp";
+  }
+
+  /** The `mcp` connections `principal`'s groups may use (admission still decides each one). */
+  connectionsFor(principal: Principal): string[] {
+    const out: string[] = [];
+    for (const c of this.#d.connections()) if (c.type === "mcp" && c.groups.some((g) => principal.groups.includes(g))) out.push(c.name);
+    return out.sort();
   }
 
   /** Admit a session of `principal` to `connection`, and connect to its upstream. */
@@ -342,14 +351,23 @@ class GatewaySession implements GatewaySessionHandle {
     const started = Date.now();
     const up = this.#upstream;
     if (up === undefined) return toToolResult({ status: "failed", connection: this.#c.name, code: "GW_UPSTREAM_UNAVAILABLE", message: "the upstream is not connected" });
+    const guard = up.guard();
     try {
-      const r = await up.client.callTool({ name, arguments: { ...args } }, undefined, { timeout: this.#c.timeoutMs, ...(signal === undefined ? {} : { signal }) });
+      const both = signal === undefined ? guard.signal : AbortSignal.any([signal, guard.signal]);
+      const r = await up.client.callTool({ name, arguments: { ...args } }, undefined, { timeout: this.#c.timeoutMs, signal: both });
       return this.#deliver(masker, masker.toolResult(r as Record<string, unknown>), started) as CallToolResult;
     } catch (e) {
+      // An answer over the connection's maxMessageBytes: refused unread (upstream.ts), said plainly.
+      const limit: unknown = guard.signal.aborted ? guard.signal.reason : undefined;
+      if (isGatewayError(limit)) {
+        return this.#deliver(masker, toToolResult({ status: "failed", connection: this.#c.name, code: limit.code, message: limit.message }), started);
+      }
       // The upstream's protocol error, masked: a failed envelope (a tool result, not an error).
       const raw = e instanceof McpError ? e.message : "the upstream MCP server failed to answer";
       const envelope: Envelope = { status: "failed", connection: this.#c.name, code: e instanceof McpError ? `MCP_${e.code}` : "GW_UPSTREAM_UNAVAILABLE", message: masker.text(raw) };
       return this.#deliver(masker, toToolResult(envelope), started);
+    } finally {
+      guard.release();
     }
   }
 

@@ -11,6 +11,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { CreateMessageRequestSchema, ElicitRequestSchema, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { McpConnection } from "../../../core/connection.js";
 import { GatewayError } from "../../../core/errors.js";
@@ -39,7 +40,54 @@ export interface UpstreamRequestHandlers {
 export interface Upstream {
   readonly client: Client;
   readonly secrets: readonly string[];
+  /**
+   * For one request: a signal aborted (reason: a GW_LIMIT GatewayError) when the upstream sends a
+   * message over the cap while it is in flight; `release` when it is done.
+   */
+  guard(): { readonly signal: AbortSignal; release(): void };
   close(): Promise<void>;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+function tooLarge(c: McpConnection, max: number): GatewayError {
+  return new GatewayError("GW_LIMIT", `the upstream MCP server of ${c.name} sent a message larger than ${max} bytes (the connection's maxMessageBytes), so it was refused`);
+}
+
+/**
+ * A fetch whose response bodies are bounded (Streamable HTTP): a JSON answer at `max` bytes, an
+ * SSE stream at `max` bytes per event (between blank lines). Over it the body errors (nothing more
+ * is buffered) and `tripped` is told.
+ */
+export function cappedFetch(max: number, tripped: () => GatewayError): FetchLike {
+  return async (url, init) => {
+    const res = await fetch(url, init);
+    if (res.body === null) return res;
+    const sse = (res.headers.get("content-type") ?? "").toLowerCase().includes("text/event-stream");
+    let count = 0;
+    let last = 0;
+    const body = res.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (!sse) count += chunk.length;
+          else {
+            for (const b of chunk) {
+              if (b === 13) continue;
+              // An event ends at a blank line (\n\n, \r\n\r\n): the count starts again.
+              count = b === 10 && last === 10 ? 0 : count + 1;
+              last = b;
+            }
+          }
+          if (count > max) {
+            controller.error(tripped());
+            return;
+          }
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
 }
 
 /** Tools of one upstream, every page, bounded. */
@@ -53,6 +101,13 @@ export async function openUpstream(c: McpConnection, deps: UpstreamDeps, handler
     client.setRequestHandler(ElicitRequestSchema, async (request) => (await handlers.elicitation(request.params as Record<string, unknown>)) as never);
   }
   const u = c.upstream;
+  const max = c.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const inFlight = new Set<AbortController>();
+  const trip = (): GatewayError => {
+    const e = tooLarge(c, max);
+    for (const a of inFlight) a.abort(e);
+    return e;
+  };
   let secrets: readonly string[] = [];
   try {
     switch (u.transport) {
@@ -61,7 +116,7 @@ export async function openUpstream(c: McpConnection, deps: UpstreamDeps, handler
         secrets = cred.secrets;
         const url = new URL(u.url);
         for (const [k, v] of cred.query ?? []) url.searchParams.append(k, v);
-        await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers: { ...cred.headers }, redirect: "error" } }), { timeout: c.timeoutMs });
+        await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers: { ...cred.headers }, redirect: "error" }, fetch: cappedFetch(max, trip) }), { timeout: c.timeoutMs });
         break;
       }
       case "stdio": {
@@ -73,7 +128,9 @@ export async function openUpstream(c: McpConnection, deps: UpstreamDeps, handler
           if (ref.kind !== "literal") values.push(v);
         }
         secrets = values;
-        await client.connect(new StdioClientTransport({ command: u.command, args: [...u.args], env, stderr: "ignore", ...(u.cwd === undefined ? {} : { cwd: u.cwd }) }), { timeout: c.timeoutMs });
+        // The SDK's line buffer is bounded by maxBufferSize: over it the transport closes, and
+        // the calls in flight fail (the upstream is restarted by the next session).
+        await client.connect(new StdioClientTransport({ command: u.command, args: [...u.args], env, stderr: "ignore", maxBufferSize: max, ...(u.cwd === undefined ? {} : { cwd: u.cwd }) }), { timeout: c.timeoutMs });
         break;
       }
     }
@@ -82,7 +139,16 @@ export async function openUpstream(c: McpConnection, deps: UpstreamDeps, handler
     if (e instanceof GatewayError) throw e;
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `the upstream MCP server of ${c.name} could not be reached or did not initialize`, { cause: e });
   }
-  return { client, secrets, close: () => client.close().catch(() => undefined) };
+  return {
+    client,
+    secrets,
+    guard: () => {
+      const a = new AbortController();
+      inFlight.add(a);
+      return { signal: a.signal, release: () => inFlight.delete(a) };
+    },
+    close: () => client.close().catch(() => undefined),
+  };
 }
 
 /** Every tool the upstream lists (following cursors), bounded. */

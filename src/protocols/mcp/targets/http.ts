@@ -12,6 +12,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHead
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { parseRefusalText } from "../envelope.js";
+import type { HoldNotice } from "../../../core/judge.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./types.js";
 
 export interface HttpCall {
@@ -39,6 +40,8 @@ export interface HttpAnswer {
 export type HttpOutcome = HttpAnswer | Refused | Held<HttpAnswer> | TargetError;
 
 const TIMEOUT_MS = 60_000;
+/** A held request's wait: longer than any approval's validity (the engine answers when it ends). */
+const HELD_TIMEOUT_MS = 25 * 60 * 60_000;
 const MAX_HEADERS = 50;
 const MAX_HEADER_VALUE = 8 * 1024;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/;
@@ -107,7 +110,7 @@ function shownHeaders(h: IncomingHttpHeaders): Record<string, string> {
 }
 
 /** A Kubernetes Status the engine rendered for a refusal (kubernetes/kind.ts statusBody): its gateway code, rule and message. */
-function kubeRefusal(o: object): { code: string; message: string; rule?: string } | undefined {
+export function kubeRefusal(o: object): { code: string; message: string; rule?: string } | undefined {
   if (!("kind" in o) || o.kind !== "Status" || !("message" in o) || typeof o.message !== "string" || !("details" in o)) return undefined;
   const details = o.details;
   if (typeof details !== "object" || details === null || !("causes" in details) || !Array.isArray(details.causes)) return undefined;
@@ -170,8 +173,12 @@ export async function runHttp(endpoint: LoopbackEndpoint & { readonly tls: boole
   } catch {
     return { type: "error", code: "GW_UPSTREAM", message: "the gateway's HTTP listener could not be reached" };
   }
-  const release = caller.expect(sock.localPort ?? 0);
-  return new Promise<HttpOutcome>((resolve) => {
+  // Wait mode: the engine holds the request open with nothing on the wire; the approval path
+  // tells us (correlation.ts), and the call answers `held` at once while the request waits on.
+  let announce: ((n: HoldNotice) => void) | undefined;
+  let waitLonger: (() => void) | undefined;
+  const release = caller.expect(sock.localPort ?? 0, (n) => announce?.(n));
+  const final = new Promise<HttpOutcome>((resolve) => {
     let done = false;
     const finish = (o: HttpOutcome): void => {
       if (done) return;
@@ -181,6 +188,11 @@ export async function runHttp(endpoint: LoopbackEndpoint & { readonly tls: boole
       resolve(o);
     };
     const req = httpRequest({ method: call.method, path: target, headers, createConnection: () => sock, timeout: TIMEOUT_MS });
+    waitLonger = () => {
+      // Held: the answer comes once a person decides (the approval's own expiry bounds it).
+      sock.setTimeout(HELD_TIMEOUT_MS);
+      req.setTimeout(HELD_TIMEOUT_MS);
+    };
     req.once("timeout", () => finish({ type: "error", code: "GW_TIMEOUT", message: "no answer from the gateway's HTTP listener" }));
     req.once("error", () => finish({ type: "error", code: "GW_UPSTREAM", message: "the gateway closed the connection" }));
     req.once("response", (res) => {
@@ -225,5 +237,15 @@ export async function runHttp(endpoint: LoopbackEndpoint & { readonly tls: boole
       res.once("error", () => finish({ type: "error", code: "GW_UPSTREAM", message: "the answer was cut off" }));
     });
     req.end(body);
+  });
+  return new Promise<HttpOutcome>((resolve) => {
+    announce = (n) => {
+      waitLonger?.();
+      const result: Promise<HttpAnswer | Refused | TargetError> = final.then((o) =>
+        o.type === "held" ? { type: "error", code: "GW_INTERNAL", message: "the approved request was held again" } : o,
+      );
+      resolve({ type: "held", approvalId: n.approvalId, message: n.message, result });
+    };
+    void final.then(resolve);
   });
 }

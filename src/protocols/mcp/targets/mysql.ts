@@ -12,6 +12,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import mysql from "mysql2";
 import { approvalIdIn, parseRefusalText } from "../envelope.js";
 import type { SqlCall, SqlColumn, SqlRows } from "./postgres.js";
+import type { HoldNotice } from "../../../core/judge.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./types.js";
 
 export type MysqlOutcome = SqlRows | Refused | Held<SqlRows> | TargetError;
@@ -54,7 +55,10 @@ export async function runMysql(endpoint: LoopbackEndpoint & { readonly tls: bool
     return { type: "error", code: "GW_UPSTREAM", message: "the gateway's MySQL listener could not be reached" };
   }
   sock.setTimeout(0);
-  const release = caller.expect(sock.localPort ?? 0);
+  // Wait mode: MySQL has no in-band notice; the approval path tells us (correlation.ts), and the
+  // call answers `held` at once while the statement waits on in its session.
+  let announce: ((n: HoldNotice) => void) | undefined;
+  const release = caller.expect(sock.localPort ?? 0, (n) => announce?.(n));
   const conn = mysql.createConnection({
     stream: sock,
     user: "mcp",
@@ -73,7 +77,7 @@ export async function runMysql(endpoint: LoopbackEndpoint & { readonly tls: bool
   conn.on("error", (e: unknown) => {
     onFatal?.(e);
   });
-  return new Promise<MysqlOutcome>((resolve) => {
+  const final = new Promise<MysqlOutcome>((resolve) => {
     let done = false;
     const finish = (o: MysqlOutcome): void => {
       if (done) return;
@@ -117,5 +121,12 @@ export async function runMysql(endpoint: LoopbackEndpoint & { readonly tls: bool
       const select = columns.length > 0;
       finish({ type: "rows", command: select ? "SELECT" : (/^\s*(\w+)/.exec(call.sql)?.[1] ?? "").toUpperCase(), rowCount: select ? rows.length : affected, columns, rows, truncated: false, notices: [] });
     });
+  });
+  return new Promise<MysqlOutcome>((resolve) => {
+    announce = (n) => {
+      const result: Promise<SqlRows | Refused | TargetError> = final.then((o) => (o.type === "held" ? { type: "error", code: "GW_INTERNAL", message: "the approved statement was held again" } : o));
+      resolve({ type: "held", approvalId: n.approvalId, message: n.message, result });
+    };
+    void final.then(resolve);
   });
 }

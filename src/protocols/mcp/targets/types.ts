@@ -4,6 +4,7 @@
  * so judging, holding, masking, recording and audit are exactly the wire path's; these types are
  * the engine-neutral shape of the answer, turned into envelopes by the tools.
  */
+import type { HoldNotice } from "../../../core/judge.js";
 import type { Correlation } from "../correlation.js";
 
 /** The gateway's own listener a loopback call goes to. */
@@ -17,8 +18,11 @@ export interface LoopbackCaller {
   readonly bearer: string;
   readonly principalId: string;
   readonly correlation: Correlation;
-  /** Registers the loopback socket's local port before it sends anything (correlation.ts). */
-  readonly expect: (localPort: number) => () => void;
+  /**
+   * Registers the loopback socket's local port before it sends anything (correlation.ts);
+   * `onHold`: told when a statement of that session waits for approval (protocols without an in-band notice).
+   */
+  readonly expect: (localPort: number, onHold?: (n: HoldNotice) => void) => () => void;
 }
 
 /** A gateway refusal read back from the wire (`airlock: MESSAGE (rule: RULE)`). */
