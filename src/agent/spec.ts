@@ -29,7 +29,7 @@ export type OpenSpec = z.infer<typeof openSpecSchema>;
 
 /** Stable codes a CLOSE may carry; the message is safe to log (never a secret). */
 export const closeReasonSchema = z.strictObject({
-  code: z.enum(["unreachable", "refused", "login_failed", "bad_request", "shutting_down", "protocol"]),
+  code: z.enum(["unreachable", "not_allowed", "refused", "login_failed", "bad_request", "shutting_down", "protocol"]),
   message: z.string().max(500),
 });
 export type CloseReason = z.infer<typeof closeReasonSchema>;

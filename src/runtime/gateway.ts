@@ -63,7 +63,7 @@ import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
 import { AgentDialer } from "../agent/dialer.js";
 import { AgentRegistry } from "../agent/registry.js";
-import { AgentServer } from "../agent/server.js";
+import { AgentServer, agentTargets } from "../agent/server.js";
 import { startAgentListener } from "../agent/listener.js";
 import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
@@ -280,6 +280,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       heartbeatMs: config.agents.heartbeat,
       authenticate: (token) => authenticator.authenticate(token),
       logger,
+      audit: (input) => void audit.append(input).catch((e: unknown) => logger.error({ err: e, type: input.type }, "audit write failed")),
+      targetsOf: (group) => agentTargets(liveConnections.map.values(), group),
     });
     cleanups.push(() => Promise.resolve(agentServer.close()));
     const catalogs = new Catalogs(
