@@ -172,7 +172,7 @@ export class NetworkAgent {
     ws.on("close", () => {
       tunnel?.close("the gateway connection closed");
       if (this.#stopped) return;
-      const delay = backoffDelay(this.#attempt++, 500, o.maxBackoffMs ?? 30_000);
+      const delay = backoffDelay(this.#attempt++, 500, o.maxBackoffMs ?? 10_000);
       o.log("warn", "disconnected from the gateway; reconnecting", { inMs: delay });
       this.#timer = setTimeout(() => this.#connect(), delay);
     });
