@@ -11,6 +11,7 @@ import { connect, isIP, type Socket } from "node:net";
 import { z } from "zod";
 import { WebSocket } from "ws";
 import { agentPostgresLogin } from "../protocols/postgres/agent-login.js";
+import { agentRedisLogin } from "../protocols/redis/agent-login.js";
 import { GATEWAY_VERSION } from "../observability/version.js";
 import { allowedBy, announcedRules, type AllowRule } from "./allowlist.js";
 import { AGENT_HEADERS, AGENT_PATH, AGENT_TARGETS_HEADER, MAX_ANNOUNCED_TARGETS } from "./server.js";
@@ -203,6 +204,20 @@ export class NetworkAgent {
       stream.refuse({ code: "unreachable", message: `cannot reach ${spec.host}:${spec.port}` });
       return;
     }
+    if (login?.type === "redis") {
+      // Logged in before the stream is accepted: a refused AUTH is a clean refusal of the open.
+      const ok = await agentRedisLogin(socket, { ...(login.user === undefined ? {} : { user: login.user }), password: () => resolveAgentSecret(login.password, this.#o.env), timeoutMs: this.#o.dialTimeoutMs ?? 10_000 }).then(
+        () => true,
+        (e: unknown) => {
+          this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+          return false;
+        },
+      );
+      if (!ok) {
+        stream.refuse({ code: "login_failed", message: "the target refused the agent's login" });
+        return;
+      }
+    }
     this.#targets.add(socket);
     socket.on("close", () => {
       this.#targets.delete(socket);
@@ -217,14 +232,22 @@ export class NetworkAgent {
       socket.pipe(stream);
       return;
     }
-    // login.type is "postgres": the only agent-side login so far (see README "Agent-side secrets").
-    await agentPostgresLogin(stream, socket, {
-      user: login.user,
-      password: () => resolveAgentSecret(login.password, this.#o.env),
-      timeoutMs: this.#o.dialTimeoutMs ?? 10_000,
-    }).catch((e: unknown) => {
-      this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
-    });
+    switch (login.type) {
+      case "redis":
+        stream.pipe(socket);
+        socket.pipe(stream);
+        return;
+      case "postgres":
+        // The PostgreSQL login runs over the accepted stream: the gateway sends its StartupMessage.
+        await agentPostgresLogin(stream, socket, {
+          user: login.user,
+          password: () => resolveAgentSecret(login.password, this.#o.env),
+          timeoutMs: this.#o.dialTimeoutMs ?? 10_000,
+        }).catch((e: unknown) => {
+          this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+        });
+        return;
+    }
   }
 
   /**

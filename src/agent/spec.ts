@@ -17,6 +17,12 @@ export const agentLoginSchema = z.discriminatedUnion("type", [
     user: z.string().min(1).max(256),
     password: agentSecretRef,
   }),
+  z.strictObject({
+    /** Redis: the agent sends `AUTH [user] password` and hands over the stream once the target said OK. */
+    type: z.literal("redis"),
+    user: z.string().min(1).max(256).optional(),
+    password: agentSecretRef,
+  }),
 ]);
 export type AgentLogin = z.infer<typeof agentLoginSchema>;
 
