@@ -10,7 +10,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
 import { startMariaDb, type MariaDbServer } from "./harness/mariadb.js";
+import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { runProcess, startRedis, type RedisServer } from "./harness/redis.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { until } from "./harness/until.js";
@@ -20,6 +22,8 @@ let buildDir = "";
 let cli = "";
 let db: MariaDbServer;
 let redis: RedisServer;
+let pgTls: PgServer;
+const PG_PASSWORD = `pg-${randomBytes(8).toString("hex")}`;
 let t: TestGateway;
 let agent: ChildProcess | undefined;
 let agentLog = "";
@@ -45,10 +49,16 @@ describe("MySQL and Redis through a network-resident agent", () => {
     writeFileSync(tsconfig, JSON.stringify({ extends: join(repo, "tsconfig.build.json"), compilerOptions: { outDir: join(buildDir, "out"), rootDir: repo, incremental: false }, include: [], files: [join(repo, "src/cli/main.ts")] }));
     const compiled = promisify(execFile)(join(repo, "node_modules/.bin/tsc"), ["-p", tsconfig], { cwd: repo });
     cli = join(buildDir, "out", "src", "cli", "main.js");
-    [db, redis] = await Promise.all([startMariaDb(), startRedis()]);
+    [db, redis, pgTls] = await Promise.all([
+      startMariaDb(),
+      startRedis(),
+      startPostgres({ ssl: true, users: [{ name: "app", password: PG_PASSWORD, auth: "scram-sha-256" }], databases: ["orders"] }),
+    ]);
+    const caFile = join(buildDir, "pg-ca.pem");
+    writeFileSync(caFile, pgTls.caCert ?? "");
     await redis.cli(["SET", "greeting", "hello through the agent"]);
     t = await startTestGateway({
-      listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0", redis: "127.0.0.1:0" },
+      listen: { api: "127.0.0.1:0", mysql: "127.0.0.1:0", redis: "127.0.0.1:0", postgres: "127.0.0.1:0" },
       serviceAccounts: [
         { name: "edge", groups: ["edge"] },
         { name: "bot", groups: ["agents"] },
@@ -57,6 +67,7 @@ describe("MySQL and Redis through a network-resident agent", () => {
       connections: [
         { name: "cache", type: "redis", host: "127.0.0.1", port: redis.port, user: redis.user, password: "env:AGENT_REDIS_PASSWORD", credentialsOn: "agent", via: "dc", groups: ["agents"] },
         { name: "cachebad", type: "redis", host: "127.0.0.1", port: redis.port, user: redis.user, password: "env:AGENT_WRONG_PASSWORD", credentialsOn: "agent", via: "dc", groups: ["agents"] },
+        { name: "orders", type: "postgres", host: "127.0.0.1", port: pgTls.port, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", credentialsOn: "agent", via: "dc", groups: ["agents"], sslmode: "verify-full", sslRootCert: `file:${caFile}`, pool: false },
         { name: "shop", type: "mysql", host: "127.0.0.1", port: db.port, database: "shop", user: "airlock_native", password: db.password, sslmode: "disable", via: "dc", groups: ["agents"] },
         { name: "shoped", type: "mysql", host: "127.0.0.1", port: db.port, database: "shop", user: "airlock_ed", password: db.password, sslmode: "disable", via: "dc", groups: ["agents"] },
       ],
@@ -70,8 +81,8 @@ describe("MySQL and Redis through a network-resident agent", () => {
     await compiled;
     agent = spawn(
       process.execPath,
-      [cli, "agent", "--gateway", `ws://127.0.0.1:${t.gw.addresses.api?.port ?? 0}`, "--token", edgeToken, "--group", "dc", "--name", "p1", "--secret", "env:AGENT_REDIS_PASSWORD", "--secret", "env:AGENT_WRONG_PASSWORD"],
-      { env: { PATH: process.env["PATH"] ?? "", AGENT_REDIS_PASSWORD: redis.password, AGENT_WRONG_PASSWORD: "not-the-password" }, stdio: ["ignore", "ignore", "pipe"] },
+      [cli, "agent", "--gateway", `ws://127.0.0.1:${t.gw.addresses.api?.port ?? 0}`, "--token", edgeToken, "--group", "dc", "--name", "p1", "--secret", "env:AGENT_REDIS_PASSWORD", "--secret", "env:AGENT_WRONG_PASSWORD", "--secret", "env:AGENT_PG_PASSWORD"],
+      { env: { PATH: process.env["PATH"] ?? "", AGENT_PG_PASSWORD: PG_PASSWORD, AGENT_REDIS_PASSWORD: redis.password, AGENT_WRONG_PASSWORD: "not-the-password" }, stdio: ["ignore", "ignore", "pipe"] },
     );
     agent.stderr?.setEncoding("utf8").on("data", (d: string) => (agentLog += d));
     await until("the agent connected", () => (t.gw.agents.list().length === 1 ? true : undefined), 30_000).catch((e: unknown) => {
@@ -82,7 +93,7 @@ describe("MySQL and Redis through a network-resident agent", () => {
   afterAll(async () => {
     agent?.kill("SIGKILL");
     await t.stop();
-    await Promise.all([db.stop(), redis.stop()]);
+    await Promise.all([db.stop(), redis.stop(), pgTls.stop()]);
     rmSync(buildDir, { recursive: true, force: true });
   });
 
@@ -108,6 +119,13 @@ describe("MySQL and Redis through a network-resident agent", () => {
     expect(out).toMatch(/refused|credential|login/i);
     expect(out).not.toContain("not-the-password");
     expect(agentLog).toContain("agent-side login failed");
+  });
+
+  it("agent-side PostgreSQL login over TLS to the target (sslmode verify-full, the CA sent by the gateway)", async () => {
+    const r = await t.psql("orders", botToken, ["-A", "-t", "-c", "select current_user, ssl from pg_stat_ssl where pid = pg_backend_pid()"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim()).toBe("app|t");
+    expect(t.logs()).not.toContain(PG_PASSWORD);
   });
 
   it("the mariadb client through the agent (mysql_native_password and ed25519 by the gateway over the agent's stream), with masking", async () => {

@@ -10,7 +10,10 @@ import { readFile } from "node:fs/promises";
 import { connect, isIP, type Socket } from "node:net";
 import { z } from "zod";
 import { WebSocket } from "ws";
+import type { Duplex } from "node:stream";
 import { agentPostgresLogin } from "../protocols/postgres/agent-login.js";
+import { agentPostgresTls } from "../protocols/postgres/agent-tls.js";
+import { encodeErrorResponse } from "../protocols/postgres/wire/index.js";
 import { agentRedisLogin } from "../protocols/redis/agent-login.js";
 import { GATEWAY_VERSION } from "../observability/version.js";
 import { allowedBy, announcedRules, type AllowRule } from "./allowlist.js";
@@ -237,9 +240,24 @@ export class NetworkAgent {
         stream.pipe(socket);
         socket.pipe(stream);
         return;
-      case "postgres":
+      case "postgres": {
         // The PostgreSQL login runs over the accepted stream: the gateway sends its StartupMessage.
-        await agentPostgresLogin(stream, socket, {
+        let target: Duplex = socket;
+        if (login.tls !== undefined) {
+          const tls = login.tls;
+          const secured = await agentPostgresTls(socket, { sslmode: tls.sslmode, serverName: tls.serverName, timeoutMs: this.#o.dialTimeoutMs ?? 10_000, ...(tls.ca === undefined ? {} : { ca: tls.ca }) }).catch((e: unknown) => {
+            this.#o.log("warn", "TLS to the target failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+            return undefined;
+          });
+          if (secured === undefined) {
+            // Never accepted as a login: the gateway reads a FATAL and reports GW_UPSTREAM_TLS-like unavailability.
+            stream.end(encodeErrorResponse({ severity: "FATAL", code: "08001", message: "airlock agent: TLS to the target failed" }));
+            socket.destroy();
+            return;
+          }
+          target = secured;
+        }
+        await agentPostgresLogin(stream, target, {
           user: login.user,
           password: () => resolveAgentSecret(login.password, this.#o.env),
           timeoutMs: this.#o.dialTimeoutMs ?? 10_000,
@@ -247,6 +265,7 @@ export class NetworkAgent {
           this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
         });
         return;
+      }
     }
   }
 

@@ -52,7 +52,6 @@ export function agentProblems(config: {
       else if (p.kind !== "env" && !(p.kind === "file" && p.path?.startsWith("/") === true)) {
         problems.push(`connections[${i}].password: with credentialsOn: agent use env:NAME or file:/ABSOLUTE/PATH (resolved on the agent host)`);
       }
-      if (c.sslmode !== undefined && c.sslmode !== "disable") problems.push(`connections[${i}].sslmode: credentialsOn: agent supports sslmode: disable only in this version`);
       if (c.tls === true) problems.push(`connections[${i}].tls: credentialsOn: agent needs tls: false to the target in this version (the agent sends AUTH in the clear on its own network)`);
     }
   });

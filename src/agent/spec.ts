@@ -16,6 +16,14 @@ export const agentLoginSchema = z.discriminatedUnion("type", [
     type: z.literal("postgres"),
     user: z.string().min(1).max(256),
     password: agentSecretRef,
+    /** TLS from the agent to the target (the connection's sslmode; absent = disable). The CA is public material. */
+    tls: z
+      .strictObject({
+        sslmode: z.enum(["prefer", "require", "verify-ca", "verify-full"]),
+        ca: z.string().max(256 * 1024).optional(),
+        serverName: z.string().min(1).max(253),
+      })
+      .optional(),
   }),
   z.strictObject({
     /** Redis: the agent sends `AUTH [user] password` and hands over the stream once the target said OK. */

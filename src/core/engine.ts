@@ -54,7 +54,12 @@ export interface DialTarget {
    * challenge; the stream it hands back is already authenticated.
    */
   readonly agentLogin?:
-    | { readonly type: "postgres"; readonly user: string; readonly password: string }
+    | {
+        readonly type: "postgres";
+        readonly user: string;
+        readonly password: string;
+        readonly tls?: { readonly sslmode: "prefer" | "require" | "verify-ca" | "verify-full"; readonly ca?: string; readonly serverName: string };
+      }
     | { readonly type: "redis"; readonly user?: string; readonly password: string };
 }
 
