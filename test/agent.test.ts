@@ -16,6 +16,7 @@ import { execFile } from "node:child_process";
 import pg from "pg";
 import { generate } from "selfsigned";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuditRecord } from "../src/audit/types.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { freePort } from "./harness/ports.js";
@@ -56,7 +57,7 @@ let botToken = "";
 const agents = new Map<string, ChildProcess>();
 const agentLogs = new Map<string, string>();
 
-function startAgent(name: string, extra: { token?: string; group?: string } = {}): ChildProcess {
+function startAgent(name: string, extra: { token?: string; group?: string; allow?: string[] } = {}): ChildProcess {
   const child = spawn(
     "ip",
     [
@@ -67,6 +68,7 @@ function startAgent(name: string, extra: { token?: string; group?: string } = {}
       "--name", name,
       "--ca", caFile,
       "--secret", "env:AGENT_PG_PASSWORD",
+      ...(extra.allow ?? []).flatMap((a) => ["--allow", a]),
     ],
     { env: { PATH: process.env["PATH"] ?? "", AGENT_PG_PASSWORD: CANARY }, stdio: ["ignore", "ignore", "pipe"] },
   );
@@ -76,8 +78,17 @@ function startAgent(name: string, extra: { token?: string; group?: string } = {}
   return child;
 }
 
+/** The agents of dc-east (the group most tests use). */
 function connectedAgents(): { name: string; streams: number }[] {
-  return t.gw.agents.list().map((a) => ({ name: a.name, streams: a.streams }));
+  return t.gw.agents
+    .list()
+    .filter((a) => a.group === "dc-east")
+    .map((a) => ({ name: a.name, streams: a.streams }));
+}
+
+async function auditRecords(): Promise<readonly AuditRecord[]> {
+  await t.gw.audit.flush();
+  return t.gw.store.readAudit(0, 100_000);
 }
 
 function pgClient(connection: string, token: string): pg.Client {
@@ -173,11 +184,13 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
         { name: "edge", groups: ["edge-east"] },
         { name: "bot", groups: ["agents"] },
       ],
-      agents: { groups: [{ name: "dc-east", allow: ["edge-east"] }, { name: "dc-west", allow: ["edge-west"] }], heartbeat: "1s" },
+      agents: { groups: [{ name: "dc-east", allow: ["edge-east"] }, { name: "dc-west", allow: ["edge-west"] }, { name: "dc-locked", allow: ["edge-east"] }], heartbeat: "1s" },
       connections: [
         { name: "orders", type: "postgres", host: "127.0.0.1", port: nsPort, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", credentialsOn: "agent", via: "dc-east", groups: ["agents"], sslmode: "disable", pool: false },
         { name: "orders-direct", type: "postgres", host: "127.0.0.1", port: nsPort, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", groups: ["agents"], sslmode: "disable" },
         { name: "web1", type: "ssh", host: "127.0.0.1", port: nsSshPort, user: sshd.user, privateKey: `file:${sshd.clientKeyPath}`, hostKey: sshd.hostKey, via: "dc-east", groups: ["agents"] },
+        { name: "locked-pg", type: "postgres", host: "127.0.0.1", port: nsPort, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", credentialsOn: "agent", via: "dc-locked", groups: ["agents"], sslmode: "disable", pool: false },
+        { name: "locked-ssh", type: "ssh", host: "127.0.0.1", port: nsSshPort, user: sshd.user, privateKey: `file:${sshd.clientKeyPath}`, hostKey: sshd.hostKey, via: "dc-locked", groups: ["agents"] },
         { name: "west", type: "postgres", host: "127.0.0.1", port: nsPort, database: "orders", user: "app", password: "env:AGENT_PG_PASSWORD", credentialsOn: "agent", via: "dc-west", groups: ["agents"], sslmode: "disable" },
       ],
       policies: [{ name: "hide-email", action: "mask", columns: ["customers.email"], strategy: "redact" }],
@@ -255,6 +268,15 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     expect(out.stdout).toContain("STREAMS");
     // A non-auditor may not list agents.
     expect((await t.api("/v1/agents", { token: botToken })).status).toBe(403);
+    // Each connect is audited with the agent's id, group, name, version and address.
+    const connects = (await auditRecords()).filter((r) => r.type === "agent.connect" && r.decision === "allow");
+    for (const a of list) {
+      const rec = connects.find((r) => r.details?.["name"] === a.name);
+      expect(rec, a.name).toBeDefined();
+      expect(rec?.details).toMatchObject({ group: "dc-east", version: a.version, agentId: (a as { id?: string }).id });
+      expect(rec?.clientAddress).toBe(a.address);
+      expect(rec?.principal?.id).toMatch(/edge/);
+    }
   });
 
   it("an agent with a token of the wrong group, or a bad token, is refused and never registered", async () => {
@@ -262,6 +284,10 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     const bad = startAgent("forger", { token: "not-a-token" });
     await until("refusals logged", () => ((agentLogs.get("intruder") ?? "").includes("refused") && (agentLogs.get("forger") ?? "").includes("refused") ? true : undefined), 20_000);
     expect(connectedAgents().map((a) => a.name).sort()).toEqual(["east-1", "east-2"]);
+    // Both refusals are audited (agent.connect, deny) with the reason's code and the address.
+    const refused = (await auditRecords()).filter((r) => r.type === "agent.connect" && r.decision === "deny");
+    expect(refused.map((r) => r.code).sort()).toEqual(expect.arrayContaining(["GW_ACCESS_DENIED", "GW_AUTH_INVALID"]));
+    for (const r of refused) expect(r.clientAddress?.startsWith(NS_IP)).toBe(true);
     wrong.kill("SIGKILL");
     bad.kill("SIGKILL");
     agents.delete("intruder");
@@ -289,6 +315,7 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     ]);
     expect(failure).not.toBe("unexpected success");
     await c.end().catch(() => undefined);
+    await until("agent.disconnect audited", async () => ((await auditRecords()).some((r) => r.type === "agent.disconnect" && r.details?.["name"] === carrier && r.details["group"] === "dc-east") ? true : undefined), 20_000);
     await until("the session recorded as ended", async () => {
       const r = await t.api(`/v1/sessions/${sessionId}`);
       const s = (r.body as { session?: { endedAt?: string; live: boolean } }).session;
@@ -299,6 +326,36 @@ describe.skipIf(!netnsWorks())("network-resident agent (separate processes, sepa
     // Bring a replacement back for later tests.
     startAgent(carrier);
     await until("two agents again", () => (connectedAgents().length === 2 ? true : undefined), 30_000);
+  });
+
+  it("an agent with an allowlist dials only what it allows: another target is refused cleanly (and the allowed one works)", async () => {
+    const locked = startAgent("locked-1", { group: "dc-locked", allow: [`127.0.0.1:${nsPort}`] });
+    try {
+      await until("the locked agent connected", () => (t.gw.agents.list().some((a) => a.group === "dc-locked") ? true : undefined), 30_000);
+      const ok = await t.psql("locked-pg", botToken, ["-A", "-t", "-c", "select count(*) from customers"]);
+      expect(ok.stderr).toBe("");
+      expect(ok.stdout.trim()).toBe("2");
+      const pass = askpass(buildDir, botToken);
+      const r = await runSshClient("ssh", [...clientOptions(), "-p", String(t.gw.addresses.ssh?.port ?? 0), "locked-ssh@127.0.0.1", "echo should-not-run"], { askpassPath: pass });
+      expect(r.code).not.toBe(0);
+      expect(r.stdout).not.toContain("should-not-run");
+      expect(r.stderr).toContain("not in the agent's allowlist");
+      expect(agentLogs.get("locked-1")).toContain("refused to dial a target outside the allowlist");
+    } finally {
+      locked.kill("SIGKILL");
+      agents.delete("locked-1");
+    }
+  });
+
+  it("without an allowlist an agent dials only the targets the gateway announced at connect: a connection added later is refused", async () => {
+    const r = await t.api("/v1/console/connections", {
+      body: { connection: { name: "late", type: "postgres", host: "127.0.0.1", port: 9, database: "orders", user: "app", via: "dc-east", groups: ["agents"], sslmode: "disable" } },
+    });
+    expect(r.status, r.text).toBe(201);
+    const q = await t.psql("late", botToken, ["-c", "select 1"]); // 127.0.0.1:9 was not announced
+    expect(q.code).not.toBe(0);
+    expect(q.stderr).toContain(`the agent of group "dc-east" refused to dial the target: it is not in the agent's allowlist`);
+    expect((await t.api("/v1/console/connections/late/disable", { body: {} })).status).toBe(200);
   });
 
   it("load is shared: concurrent sessions are spread over both agents", async () => {

@@ -5,12 +5,19 @@
  * exponential backoff whenever the tunnel drops. Agent-side secrets (`env:`/`file:`) are resolved
  * here, on the agent host, and only used to answer a target's login challenge.
  */
+import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
-import { connect, type Socket } from "node:net";
+import { connect, isIP, type Socket } from "node:net";
+import { z } from "zod";
 import { WebSocket } from "ws";
+import type { Duplex } from "node:stream";
 import { agentPostgresLogin } from "../protocols/postgres/agent-login.js";
+import { agentPostgresTls } from "../protocols/postgres/agent-tls.js";
+import { encodeErrorResponse } from "../protocols/postgres/wire/index.js";
+import { agentRedisLogin } from "../protocols/redis/agent-login.js";
 import { GATEWAY_VERSION } from "../observability/version.js";
-import { AGENT_HEADERS, AGENT_PATH } from "./server.js";
+import { allowedBy, announcedRules, type AllowRule } from "./allowlist.js";
+import { AGENT_HEADERS, AGENT_PATH, AGENT_TARGETS_HEADER, MAX_ANNOUNCED_TARGETS } from "./server.js";
 import { openSpecSchema, parseJsonWith, type OpenSpec } from "./spec.js";
 import { Tunnel, type TunnelStream } from "./tunnel.js";
 import { HEADER_BYTES, MAX_DATA_PAYLOAD } from "./wire/frames.js";
@@ -34,6 +41,25 @@ export interface AgentOptions {
    * read arbitrary variables or files.
    */
   readonly allowSecrets: readonly string[];
+  /**
+   * The targets this agent will dial (src/agent/allowlist.ts). Undefined: only the targets the
+   * gateway announced when the tunnel opened (the connections naming this agent's group).
+   */
+  readonly allow?: readonly AllowRule[];
+}
+
+const announcedSchema = z.array(z.strictObject({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) })).max(MAX_ANNOUNCED_TARGETS);
+
+/** The gateway's announced targets from the upgrade response header; [] when absent or malformed. */
+export function parseAnnounced(value: string | string[] | undefined): { host: string; port: number }[] {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return [];
+  try {
+    const r = announcedSchema.safeParse(JSON.parse(Buffer.from(v, "base64url").toString("utf8")));
+    return r.success ? r.data : [];
+  } catch {
+    return [];
+  }
 }
 
 /** The WebSocket URL of the gateway's agent endpoint. */
@@ -76,6 +102,8 @@ export class NetworkAgent {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   readonly #targets = new Set<Socket>();
+  /** The gateway's announced targets (used when no `allow` is configured); set at each connect. */
+  #announced: AllowRule[] = [];
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -117,6 +145,11 @@ export class NetworkAgent {
       res.resume();
       ws.terminate();
     });
+    ws.on("upgrade", (res) => {
+      const targets = parseAnnounced(res.headers[AGENT_TARGETS_HEADER]);
+      this.#announced = announcedRules(targets);
+      if (o.allow === undefined) o.log("info", "no allowlist configured: dialing only the targets the gateway announced", { targets: targets.map((t) => `${t.host}:${t.port}`) });
+    });
     ws.on("open", () => {
       this.#attempt = 0;
       o.log("info", "connected to the gateway", { url: this.#url, group: o.group });
@@ -143,7 +176,7 @@ export class NetworkAgent {
     ws.on("close", () => {
       tunnel?.close("the gateway connection closed");
       if (this.#stopped) return;
-      const delay = backoffDelay(this.#attempt++, 500, o.maxBackoffMs ?? 30_000);
+      const delay = backoffDelay(this.#attempt++, 500, o.maxBackoffMs ?? 10_000);
       o.log("warn", "disconnected from the gateway; reconnecting", { inMs: delay });
       this.#timer = setTimeout(() => this.#connect(), delay);
     });
@@ -155,13 +188,38 @@ export class NetworkAgent {
       stream.refuse({ code: "bad_request", message: "malformed open request" });
       return;
     }
-    const socket = await this.#dial(spec).catch((e: unknown) => {
+    const login = spec.login;
+    if (login !== undefined && !this.#o.allowSecrets.includes(login.password)) {
+      this.#o.log("warn", "refused a login with a secret reference this agent does not allow (--secret)", { reference: login.password });
+      stream.refuse({ code: "login_failed", message: "the agent does not allow that secret reference" });
+      return;
+    }
+    const address = await this.#permit(spec);
+    if (address === undefined) {
+      stream.refuse({ code: "not_allowed", message: "the target is not in the agent's allowlist" });
+      return;
+    }
+    const socket = await this.#dial(address, spec.port).catch((e: unknown) => {
       this.#o.log("warn", "cannot reach the target", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
       return undefined;
     });
     if (socket === undefined) {
       stream.refuse({ code: "unreachable", message: `cannot reach ${spec.host}:${spec.port}` });
       return;
+    }
+    if (login?.type === "redis") {
+      // Logged in before the stream is accepted: a refused AUTH is a clean refusal of the open.
+      const ok = await agentRedisLogin(socket, { ...(login.user === undefined ? {} : { user: login.user }), password: () => resolveAgentSecret(login.password, this.#o.env), timeoutMs: this.#o.dialTimeoutMs ?? 10_000 }).then(
+        () => true,
+        (e: unknown) => {
+          this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+          return false;
+        },
+      );
+      if (!ok) {
+        stream.refuse({ code: "login_failed", message: "the target refused the agent's login" });
+        return;
+      }
     }
     this.#targets.add(socket);
     socket.on("close", () => {
@@ -172,30 +230,71 @@ export class NetworkAgent {
     stream.on("close", () => socket.destroy());
     stream.on("error", () => socket.destroy());
     stream.accept();
-    const login = spec.login;
     if (login === undefined) {
       stream.pipe(socket);
       socket.pipe(stream);
       return;
     }
-    if (!this.#o.allowSecrets.includes(login.password)) {
-      this.#o.log("warn", "refused a login with a secret reference this agent does not allow (--secret)", { reference: login.password });
-      stream.refuse({ code: "login_failed", message: "the agent does not allow that secret reference" });
-      return;
+    switch (login.type) {
+      case "redis":
+        stream.pipe(socket);
+        socket.pipe(stream);
+        return;
+      case "postgres": {
+        // The PostgreSQL login runs over the accepted stream: the gateway sends its StartupMessage.
+        let target: Duplex = socket;
+        if (login.tls !== undefined) {
+          const tls = login.tls;
+          const secured = await agentPostgresTls(socket, { sslmode: tls.sslmode, serverName: tls.serverName, timeoutMs: this.#o.dialTimeoutMs ?? 10_000, ...(tls.ca === undefined ? {} : { ca: tls.ca }) }).catch((e: unknown) => {
+            this.#o.log("warn", "TLS to the target failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+            return undefined;
+          });
+          if (secured === undefined) {
+            // Never accepted as a login: the gateway reads a FATAL and reports GW_UPSTREAM_TLS-like unavailability.
+            stream.end(encodeErrorResponse({ severity: "FATAL", code: "08001", message: "airlock agent: TLS to the target failed" }));
+            socket.destroy();
+            return;
+          }
+          target = secured;
+        }
+        await agentPostgresLogin(stream, target, {
+          user: login.user,
+          password: () => resolveAgentSecret(login.password, this.#o.env),
+          timeoutMs: this.#o.dialTimeoutMs ?? 10_000,
+        }).catch((e: unknown) => {
+          this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
+        });
+        return;
+      }
     }
-    // login.type is "postgres": the only agent-side login so far (see README "Agent-side secrets").
-    await agentPostgresLogin(stream, socket, {
-      user: login.user,
-      password: () => resolveAgentSecret(login.password, this.#o.env),
-      timeoutMs: this.#o.dialTimeoutMs ?? 10_000,
-    }).catch((e: unknown) => {
-      this.#o.log("warn", "agent-side login failed", { host: spec.host, port: spec.port, error: e instanceof Error ? e.message : String(e) });
-    });
   }
 
-  #dial(spec: OpenSpec): Promise<Socket> {
+  /**
+   * The address to dial for `spec` when the allowlist (or, without one, the gateway's announced
+   * targets) admits it; undefined (and a log line) when not. A name is resolved once here and the
+   * checked address is the one dialed.
+   */
+  async #permit(spec: OpenSpec): Promise<string | undefined> {
+    let address = spec.host;
+    if (isIP(spec.host) === 0) {
+      try {
+        address = (await lookup(spec.host)).address;
+      } catch {
+        address = ""; // name rules may still admit it; the dial then fails as unreachable
+      }
+    }
+    const rules = this.#o.allow ?? this.#announced;
+    const rule = allowedBy(rules, spec.host, spec.port, address);
+    if (rule === undefined) {
+      this.#o.log("warn", "refused to dial a target outside the allowlist", { host: spec.host, port: spec.port, allowlist: this.#o.allow === undefined ? "announced by the gateway" : "configured" });
+      return undefined;
+    }
+    return address === "" ? spec.host : address;
+  }
+
+  #dial(host: string, port: number): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const s = connect({ host: spec.host, port: spec.port, noDelay: true });
+      const s = connect({ host, port, noDelay: true });
       const timer = setTimeout(() => {
         s.destroy();
         reject(new Error("connect timeout"));

@@ -33,7 +33,11 @@ describe("agents config", () => {
     expect(bad({ agents: groups, connections: [{ ...pg, credentialsOn: "agent", password: "env:X" }] })).toContain("credentialsOn: agent needs via");
     expect(bad({ agents: groups, connections: [{ ...pg, via: "dc", credentialsOn: "agent", password: "hunter2" }] })).toContain("use env:NAME or file:/ABSOLUTE/PATH");
     expect(bad({ agents: groups, connections: [{ ...pg, via: "dc", credentialsOn: "agent", password: "file:rel/pw" }] })).toContain("use env:NAME or file:/ABSOLUTE/PATH");
-    expect(bad({ agents: groups, connections: [{ ...pg, via: "dc", credentialsOn: "agent", password: "env:X", sslmode: "require" }] })).toContain("sslmode: disable only");
+    // TLS to the target is the agent's to do: every sslmode works agent-side.
+    expect(bad({ agents: groups, connections: [{ ...pg, via: "dc", credentialsOn: "agent", password: "env:X", sslmode: "verify-full" }] })).toBe("");
+    const redis = { name: "cache", type: "redis", host: "10.0.0.6", via: "dc", credentialsOn: "agent", password: "env:R", groups: ["agents"] };
+    expect(bad({ agents: groups, connections: [{ ...redis, tls: true }] })).toContain("connections[0].tls: credentialsOn: agent needs tls: false");
+    expect(bad({ agents: groups, connections: [redis] })).toBe("");
     expect(bad({ agents: { groups: [{ name: "dc", allow: [] }] } })).toContain("agents.groups[0].allow");
     expect(bad({ agents: { groups: [groups.groups[0], groups.groups[0]] } })).toContain('duplicate agent group "dc"');
   });

@@ -35,7 +35,7 @@ export const credentialsOnSchema = z
 /** Cross-key checks: `via` names a group; agent-side credentials need an agent and a reference the agent can resolve. */
 export function agentProblems(config: {
   readonly agents: AgentsConfig;
-  readonly connections: readonly { readonly name: string; readonly type: string; readonly via?: string | undefined; readonly credentialsOn?: "agent" | undefined; readonly password?: { readonly kind: string; readonly path?: string } | undefined; readonly sslmode?: string }[];
+  readonly connections: readonly { readonly name: string; readonly type: string; readonly via?: string | undefined; readonly credentialsOn?: "agent" | undefined; readonly password?: { readonly kind: string; readonly path?: string } | undefined; readonly sslmode?: string; readonly tls?: boolean }[];
 }): string[] {
   const problems: string[] = [];
   const groups = new Set<string>();
@@ -52,7 +52,7 @@ export function agentProblems(config: {
       else if (p.kind !== "env" && !(p.kind === "file" && p.path?.startsWith("/") === true)) {
         problems.push(`connections[${i}].password: with credentialsOn: agent use env:NAME or file:/ABSOLUTE/PATH (resolved on the agent host)`);
       }
-      if (c.sslmode !== undefined && c.sslmode !== "disable") problems.push(`connections[${i}].sslmode: credentialsOn: agent supports sslmode: disable only in this version`);
+      if (c.tls === true) problems.push(`connections[${i}].tls: credentialsOn: agent needs tls: false to the target in this version (the agent sends AUTH in the clear on its own network)`);
     }
   });
   return problems;

@@ -30,8 +30,11 @@ export class AgentDialer implements Dialer {
       } catch (e) {
         if (e instanceof StreamClosedError && e.reason !== undefined) {
           // The agent answered: the target itself is unreachable or refused the login.
-          const code = e.reason.code === "login_failed" ? "GW_UPSTREAM_AUTH" : "GW_UPSTREAM_UNAVAILABLE";
-          throw new GatewayError(code, code === "GW_UPSTREAM_AUTH" ? "the target refused the agent's credential" : "the agent cannot reach the target", { cause: e });
+          if (e.reason.code === "login_failed") throw new GatewayError("GW_UPSTREAM_AUTH", "the target refused the agent's credential", { cause: e });
+          if (e.reason.code === "not_allowed") {
+            throw new GatewayError("GW_AGENT_REFUSED", `the agent of group "${target.via}" refused to dial the target: it is not in the agent's allowlist`, { cause: e });
+          }
+          throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the agent cannot reach the target", { cause: e });
         }
         if (options.signal?.aborted === true || !tunnel.closed) {
           throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the agent did not connect the target", { cause: e });

@@ -16,6 +16,20 @@ export const agentLoginSchema = z.discriminatedUnion("type", [
     type: z.literal("postgres"),
     user: z.string().min(1).max(256),
     password: agentSecretRef,
+    /** TLS from the agent to the target (the connection's sslmode; absent = disable). The CA is public material. */
+    tls: z
+      .strictObject({
+        sslmode: z.enum(["prefer", "require", "verify-ca", "verify-full"]),
+        ca: z.string().max(256 * 1024).optional(),
+        serverName: z.string().min(1).max(253),
+      })
+      .optional(),
+  }),
+  z.strictObject({
+    /** Redis: the agent sends `AUTH [user] password` and hands over the stream once the target said OK. */
+    type: z.literal("redis"),
+    user: z.string().min(1).max(256).optional(),
+    password: agentSecretRef,
   }),
 ]);
 export type AgentLogin = z.infer<typeof agentLoginSchema>;
@@ -29,7 +43,7 @@ export type OpenSpec = z.infer<typeof openSpecSchema>;
 
 /** Stable codes a CLOSE may carry; the message is safe to log (never a secret). */
 export const closeReasonSchema = z.strictObject({
-  code: z.enum(["unreachable", "refused", "login_failed", "bad_request", "shutting_down", "protocol"]),
+  code: z.enum(["unreachable", "not_allowed", "refused", "login_failed", "bad_request", "shutting_down", "protocol"]),
   message: z.string().max(500),
 });
 export type CloseReason = z.infer<typeof closeReasonSchema>;

@@ -30,6 +30,8 @@ export const AUDIT_EVENT_TYPES = [
   "canary.tripped", // a planted canary value appeared in a result (src/scan/canaries.ts)
   "policy.change", // a policy saved or deleted at run time (web console)
   "connection.test", // a "test connection" from the web console: the target dialled with the held credential
+  "agent.connect", // a network-resident agent's tunnel admitted (allow) or refused (deny): agent id, group, name, version, address
+  "agent.disconnect", // a network-resident agent's tunnel ended: agent id, group, why, streams it carried
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -7,6 +7,7 @@
  *   name: east-1
  *   ca: /etc/airlock/gateway-ca.pem
  *   secrets: [env:ORDERS_PG_PASSWORD]   # references the agent may resolve for target logins
+ *   allow: ["10.0.0.0/8:5432", "db.internal:*"]   # targets it will dial (default: those the gateway announces)
  */
 import { readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
@@ -14,6 +15,7 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { NetworkAgent, resolveAgentSecret } from "../agent/agent.js";
+import { parseAllowList, type AllowRule } from "../agent/allowlist.js";
 import type { ApiClient } from "./client.js";
 import { CliError } from "./errors.js";
 import { sanitizeInline, shortTime, table } from "./format.js";
@@ -25,6 +27,7 @@ const agentFileSchema = z.strictObject({
   name: z.string().min(1).max(128).optional(),
   ca: z.string().min(1).optional(),
   secrets: z.array(z.string().regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/, "expected env:NAME or file:/ABSOLUTE/PATH")).default([]),
+  allow: z.array(z.string().min(1).max(300)).max(10_000).optional(),
 });
 
 const agentView = z.object({
@@ -47,6 +50,7 @@ interface AgentFlags {
   name?: string;
   ca?: string;
   secret?: string[];
+  allow?: string[];
   config?: string;
 }
 
@@ -76,7 +80,8 @@ export function registerAgentCommands(
     .option("--name <name>", "a name shown in airlock agents list (default: the principal's)")
     .option("--ca <file>", "PEM CA bundle the gateway's certificate must chain to (default: the system CAs)")
     .option("--secret <ref...>", "a secret reference (env:NAME, file:/PATH) this agent may resolve for an agent-side target login (repeatable)")
-    .option("--config <file>", "a YAML file with gateway, token, group, name, ca, secrets")
+    .option("--allow <target...>", "a target this agent will dial, HOST:PORT (10.0.0.0/8:5432, db.internal:*, *.corp:22, [fd00::/8]:*) (repeatable); default: only the targets of the connections naming its group, as the gateway announces them")
+    .option("--config <file>", "a YAML file with gateway, token, group, name, ca, secrets, allow")
     .action(async (flags: AgentFlags) => {
       const file = flags.config === undefined ? undefined : readAgentFile(flags.config);
       const gateway = flags.gateway ?? file?.gateway;
@@ -100,6 +105,13 @@ export function registerAgentCommands(
         }
       }
       const name = flags.name ?? file?.name;
+      const allowEntries = flags.allow === undefined && file?.allow === undefined ? undefined : [...(flags.allow ?? []), ...(file?.allow ?? [])];
+      let allow: AllowRule[] | undefined;
+      try {
+        allow = allowEntries === undefined ? undefined : parseAllowList(allowEntries);
+      } catch (e) {
+        throw new CliError(e instanceof Error ? e.message : String(e), 2);
+      }
       const log = (level: string, message: string, fields: Record<string, unknown> = {}): void => {
         io.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
       };
@@ -114,6 +126,7 @@ export function registerAgentCommands(
           env: io.env,
           log,
           allowSecrets: [...(flags.secret ?? []), ...(file?.secrets ?? [])],
+          ...(allow === undefined ? {} : { allow }),
         });
       } catch (e) {
         throw new CliError(e instanceof Error ? e.message : String(e), 2);

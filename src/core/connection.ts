@@ -72,6 +72,8 @@ export interface RedisConnection {
   /** ACL user; absent = the `default` user (AUTH with the password only). */
   readonly user?: string;
   readonly password?: SecretRef;
+  /** `agent`: the agent of `via` resolves `password` and sends AUTH itself; the gateway never holds it. */
+  readonly credentialsOn?: "agent" | undefined;
   /** The logical database the session works in; switching to another (SELECT, MOVE, SWAPDB) is refused. */
   readonly database: number;
   readonly groups: readonly string[];

@@ -53,7 +53,14 @@ export interface DialTarget {
    * (an env:/file: reference, never a value) on its own host and answers the target's login
    * challenge; the stream it hands back is already authenticated.
    */
-  readonly agentLogin?: { readonly type: "postgres"; readonly user: string; readonly password: string };
+  readonly agentLogin?:
+    | {
+        readonly type: "postgres";
+        readonly user: string;
+        readonly password: string;
+        readonly tls?: { readonly sslmode: "prefer" | "require" | "verify-ca" | "verify-full"; readonly ca?: string; readonly serverName: string };
+      }
+    | { readonly type: "redis"; readonly user?: string; readonly password: string };
 }
 
 /** Where a connection's target is dialed: its address, and the agent group that reaches it. */

@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   "GW_UPSTREAM_TLS", // TLS to the target failed or was required and refused
   "GW_UPSTREAM_HOSTKEY", // the target's SSH host key is not the pinned one
   "GW_AGENT_UNAVAILABLE", // the connection is reached through an agent group with no agent connected
+  "GW_AGENT_REFUSED", // the agent refused to dial the connection's target: it is not in the agent's allowlist
   "GW_PROTOCOL", // the client sent something the protocol does not allow
   "GW_LIMIT", // a bound was exceeded (message size, buffer, rate)
   "GW_UNSUPPORTED", // a valid protocol feature the gateway refuses (e.g. GSSAPI, replication)

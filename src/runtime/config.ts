@@ -118,6 +118,7 @@ const redisConnection = z.strictObject({
   via: viaSchema,
   user: z.string().min(1).optional().describe("ACL user the gateway logs in as (default: the default user)"),
   password: secretRef.optional(),
+  credentialsOn: credentialsOnSchema,
   database: z.number().int().min(0).max(100_000).default(0).describe("logical database; switching to another is refused"),
   groups: z.array(group).default([]),
   tls: z.boolean().default(false).describe("TLS to the target"),
@@ -643,7 +644,8 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
         ...rest,
         ...(user === undefined ? {} : { user }),
         ...(tlsServerName === undefined ? {} : { tlsServerName }),
-        ...(password === undefined ? {} : { password: resolveFileRef(password, baseDir) }),
+        // An agent-side reference names a path on the agent host: it is not resolved here.
+        ...(password === undefined ? {} : { password: c.credentialsOn === "agent" ? password : resolveFileRef(password, baseDir) }),
         ...(tlsCa === undefined ? {} : { tlsCa: resolveFileRef(tlsCa, baseDir) }),
       };
     }

@@ -63,7 +63,7 @@ import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
 import { AgentDialer } from "../agent/dialer.js";
 import { AgentRegistry } from "../agent/registry.js";
-import { AgentServer } from "../agent/server.js";
+import { AgentServer, agentTargets } from "../agent/server.js";
 import { startAgentListener } from "../agent/listener.js";
 import { createMaskerFactory, detectorNames } from "./maskers.js";
 import { loadListenerTls, type ListenerTls } from "./tls.js";
@@ -285,8 +285,17 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       heartbeatMs: config.agents.heartbeat,
       authenticate: (token) => authenticator.authenticate(token),
       logger,
+      audit: (input) => void audit.append(input).catch((e: unknown) => logger.error({ err: e, type: input.type }, "audit write failed")),
+      targetsOf: (group) => agentTargets(liveConnections.map.values(), group),
     });
-    cleanups.push(() => Promise.resolve(agentServer.close()));
+    // The API listener's close waits for every socket, agent tunnels (upgraded) included: it is
+    // started first (nothing new comes in) and awaited here, after the tunnels are closed, so
+    // that sessions through agents drain before their tunnels go.
+    let apiClosing: Promise<void> = Promise.resolve();
+    cleanups.push(async () => {
+      agentServer.close();
+      await apiClosing;
+    });
     const catalogs = new Catalogs(
       liveConnections.map,
       { dialer, resolveSecret, timeoutMs: config.limits.connectTimeout, maxMessageBytes: config.limits.maxMessageBytes, ...(stores.leaseCredentials === undefined ? {} : { leaseCredentials: stores.leaseCredentials }) },
@@ -717,7 +726,10 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         );
       });
       // Close the API before the data path so nothing new starts during shutdown.
-      cleanups.push(() => server.close());
+      cleanups.push(() => {
+        apiClosing = server.close().catch((e: unknown) => logger.error({ err: e }, "error while closing the API listener"));
+        return Promise.resolve();
+      });
       server.onUpgrade((req, socket, head) => agentServer.handleUpgrade(req, socket, head));
     }
     if (config.listen.agents !== undefined) {

@@ -214,7 +214,8 @@ export class LiveConnections {
     }
     let config: Config;
     try {
-      config = parseConfig({ dataDir: this.#o.config.dataDir, connections: [doc] }, "the console");
+      // The agent groups come along so that a console connection may name one in `via`.
+      config = parseConfig({ dataDir: this.#o.config.dataDir, agents: this.#o.config.agents, connections: [doc] }, "the console");
     } catch (e) {
       throw new GatewayError("GW_BAD_REQUEST", isGatewayError(e) ? e.message.replace(/connections\[0\]\./gu, "connection.") : "invalid connection");
     }

@@ -68,6 +68,9 @@ describe("OCSF export", () => {
       [{ type: "ssh.command", protocol: "ssh", statement: "rm -rf /" }, 4007, 99],
       [{ type: "session.start", decision: "allow" }, 3002, 1],
       [{ type: "session.end", decision: undefined }, 3002, 2],
+      [{ type: "agent.connect", decision: "allow", connection: undefined, statement: undefined, details: { agentId: "a-1", group: "dc-east", version: "0.1.0" } }, 3002, 1],
+      [{ type: "agent.connect", decision: "deny", principal: undefined, connection: undefined, statement: undefined, details: { group: "dc-east" } }, 3002, 1],
+      [{ type: "agent.disconnect", decision: undefined, connection: undefined, statement: undefined, details: { agentId: "a-1", group: "dc-east", why: "closed" } }, 3002, 2],
       [{ type: "auth.failure", principal: undefined, decision: undefined, details: { claimedUser: "mallory" } }, 3002, 1],
       [{ type: "auth.failure", principal: undefined, decision: undefined, details: {}, clientAddress: "[::1]:4000" }, 3002, 1],
       [{ type: "approval.requested", decision: undefined }, 0, 99],
@@ -79,6 +82,13 @@ describe("OCSF export", () => {
       check(ev);
       expect([r.type, ev["class_uid"], ev["activity_id"]]).toEqual([r.type, classUid, activityId]);
     }
+  });
+
+  it("an agent's tunnel is a logon to the agent service of its group, with the agent's address", () => {
+    const ev = toOcsf(merged({ type: "agent.connect", decision: "allow", connection: undefined, statement: undefined, clientAddress: "10.0.0.2:40000", details: { agentId: "a-1", group: "dc-east", version: "0.1.0" } }), "1.2.3");
+    check(ev);
+    expect(ev).toMatchObject({ service: { name: "agent:dc-east" }, src_endpoint: { ip: "10.0.0.2", port: 40000 }, user: { uid: "sa:ci-bot" } });
+    expect(ev["unmapped"]).toMatchObject({ airlock: { type: "agent.connect", details: { agentId: "a-1", group: "dc-east", version: "0.1.0" } } });
   });
 
   it("HTTP and Kubernetes requests map to HTTP Activity, by method", () => {

@@ -8,6 +8,7 @@
  * |----------------------------------------|-------------------------------|--------------------------------|
  * | auth.failure                           | Authentication (3002)         | Logon (1), status Failure      |
  * | session.start / session.end            | Authentication (3002)         | Logon (1) / Logoff (2)         |
+ * | agent.connect / agent.disconnect       | Authentication (3002)         | Logon (1) / Logoff (2), service "agent:GROUP" |
  * | db.query, db.result (SQL, Redis)       | Datastore Activity (6005)     | from the statement's verb      |
  * | ssh.command                            | SSH Activity (4007)           | Other (99), "Command"          |
  * | http.request, k8s.request              | HTTP Activity (4002)          | from the HTTP method           |
@@ -76,6 +77,8 @@ function classOf(r: AuditRecord): ClassKey {
     case "auth.failure":
     case "session.start":
     case "session.end":
+    case "agent.connect":
+    case "agent.disconnect":
       return "authentication";
     case "db.query":
     case "db.result":
@@ -111,7 +114,7 @@ function classOf(r: AuditRecord): ClassKey {
 function activity(cls: ClassKey, r: AuditRecord): readonly [number, string] {
   switch (cls) {
     case "authentication":
-      return r.type === "session.end" ? [2, "Logoff"] : [1, "Logon"];
+      return r.type === "session.end" || r.type === "agent.disconnect" ? [2, "Logoff"] : [1, "Logon"];
     case "datastore": {
       if (r.type === "db.result" || r.type === "result.flagged" || r.type === "canary.tripped") return [1, "Read"];
       const verb = /^[\s(]*([A-Za-z]+)/.exec(r.statement ?? "")?.[1]?.toLowerCase();
@@ -228,7 +231,8 @@ export function toOcsf(r: AuditRecord, productVersion: string): Obj {
     case "authentication":
       // `user` is required by the class: an unnamed failure is still a logon attempt by someone.
       ev.user = user ?? { name: "unknown" };
-      ev.service = { name: r.connection ?? "airlock" };
+      // An agent's tunnel logs in to the gateway's agent service of its group.
+      ev.service = { name: r.connection ?? (typeof r.details?.group === "string" ? `agent:${r.details.group}` : "airlock") };
       if (r.protocol !== undefined) ev.auth_protocol = r.protocol;
       if (r.sessionId !== undefined) ev.session = { uid: r.sessionId };
       ev.is_remote = true;

@@ -37,6 +37,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case "GW_UPSTREAM_AUTH":
     case "GW_UPSTREAM_TLS":
     case "GW_UPSTREAM_HOSTKEY":
+    case "GW_AGENT_REFUSED":
       return 502;
     case "GW_AGENT_UNAVAILABLE":
       return 503;

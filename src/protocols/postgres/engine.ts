@@ -486,7 +486,7 @@ function messageForUpstreamFailure(e: GatewayError, connection: string): string 
   if (e.code === "GW_UPSTREAM_TLS") return `connection "${connection}": TLS to the target failed`;
   if (e.code === "GW_UNSUPPORTED") return `connection "${connection}": ${e.message}`;
   if (e.code === "GW_SECRET_UNRESOLVED") return `connection "${connection}": the gateway could not resolve its credential`;
-  if (e.code === "GW_AGENT_UNAVAILABLE") return `connection "${connection}": ${e.message}`;
+  if (e.code === "GW_AGENT_UNAVAILABLE" || e.code === "GW_AGENT_REFUSED") return `connection "${connection}": ${e.message}`;
   return `connection "${connection}": the target is unavailable`;
 }
 

@@ -41,6 +41,7 @@ export function sqlstateFor(code: ErrorCode): string {
     case "GW_UPSTREAM_TLS":
     case "GW_UPSTREAM_HOSTKEY":
     case "GW_AGENT_UNAVAILABLE":
+    case "GW_AGENT_REFUSED":
       return "08001"; // sqlclient_unable_to_establish_sqlconnection
     case "GW_UPSTREAM_AUTH":
       return "08004"; // sqlserver_rejected_establishment_of_sqlconnection

@@ -67,7 +67,7 @@ export async function connectUpstream(
   clientParams: ReadonlyMap<string, string>,
   deps: UpstreamDeps,
 ): Promise<UpstreamSession> {
-  const agentLogin = agentLoginOf(conn);
+  const agentLogin = await agentLoginOf(conn, deps);
   const raw = await deps.dialer.dial({ ...dialTargetOf(conn), ...(agentLogin === undefined ? {} : { agentLogin }) }, {
     timeoutMs: deps.timeoutMs,
     ...(deps.signal === undefined ? {} : { signal: deps.signal }),
@@ -144,12 +144,15 @@ export async function connectUpstream(
 }
 
 /** The agent-side login request of a connection whose credential lives on its agent. */
-function agentLoginOf(conn: PostgresConnection): DialTarget["agentLogin"] {
+async function agentLoginOf(conn: PostgresConnection, deps: UpstreamDeps): Promise<DialTarget["agentLogin"]> {
   if (conn.credentialsOn !== "agent" || conn.password === undefined) return undefined;
   if (conn.password.kind !== "env" && conn.password.kind !== "file") {
     throw new GatewayError("GW_CONFIG", `connection "${conn.name}": an agent-side credential must be env: or file:`);
   }
-  return { type: "postgres", user: conn.user, password: describeSecretRef(conn.password) };
+  // TLS is then the agent's to do (it speaks to the target); the CA bundle is public and goes along.
+  const ca = conn.sslRootCert === undefined ? undefined : await deps.resolveSecret(conn.sslRootCert);
+  const tls = conn.sslmode === "disable" ? undefined : { sslmode: conn.sslmode, serverName: conn.sslServerName ?? conn.host, ...(ca === undefined ? {} : { ca }) };
+  return { type: "postgres", user: conn.user, password: describeSecretRef(conn.password), ...(tls === undefined ? {} : { tls }) };
 }
 
 /** SSLRequest, then a TLS handshake per sslmode (libpq semantics). Returns whether TLS is on. */
@@ -195,7 +198,7 @@ async function negotiateTls(framed: FramedSocket, conn: PostgresConnection, deps
   return true;
 }
 
-function readOneByte(socket: Duplex, timeoutMs: number): Promise<number> {
+export function readOneByte(socket: Duplex, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => done(new GatewayError("GW_UPSTREAM_TLS", "no answer to SSLRequest")), timeoutMs);
     const onReadable = (): void => {

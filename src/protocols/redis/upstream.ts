@@ -8,9 +8,9 @@
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import type { RedisConnection } from "../../core/connection.js";
-import { dialTargetOf, type Dialer } from "../../core/engine.js";
+import { dialTargetOf, type DialTarget, type Dialer } from "../../core/engine.js";
 import { GatewayError } from "../../core/errors.js";
-import type { SecretRef } from "../../core/secret.js";
+import { describeSecretRef, type SecretRef } from "../../core/secret.js";
 import { RespReader, encodeCommand, type RespLimits, type RespValue } from "./wire/resp.js";
 
 export interface TargetLink {
@@ -104,8 +104,16 @@ function refused(what: string, v: RespValue): GatewayError {
   return new GatewayError("GW_UPSTREAM_AUTH", `the target refused the gateway's ${what}: ${text.slice(0, 200)}`);
 }
 
+/** The agent-side login of a connection whose credential lives on its agent (issue 19). */
+function agentLoginOf(c: RedisConnection): DialTarget["agentLogin"] {
+  if (c.credentialsOn !== "agent" || c.password === undefined) return undefined;
+  if (c.password.kind !== "env" && c.password.kind !== "file") throw new GatewayError("GW_CONFIG", `connection "${c.name}": an agent-side credential must be env: or file:`);
+  return { type: "redis", ...(c.user === undefined ? {} : { user: c.user }), password: describeSecretRef(c.password) };
+}
+
 async function dial(c: RedisConnection, o: TargetOptions): Promise<Duplex> {
-  const raw = await o.dialer.dial(dialTargetOf(c), { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) });
+  const agentLogin = agentLoginOf(c);
+  const raw = await o.dialer.dial({ ...dialTargetOf(c), ...(agentLogin === undefined ? {} : { agentLogin }) }, { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) });
   if (!c.tls) return raw;
   const ca = c.tlsCa === undefined ? undefined : await o.resolveSecret(c.tlsCa);
   return new Promise<Duplex>((resolve, reject) => {
@@ -131,7 +139,8 @@ export async function connectTarget(c: RedisConnection, login: LoginRequest, o: 
   const socket = await dial(c, o);
   const q = new ReplyQueue(socket, o.limits);
   try {
-    const password = c.password === undefined ? undefined : await o.resolveSecret(c.password);
+    // With credentialsOn: agent the agent already logged in (AUTH) before handing over the stream.
+    const password = c.password === undefined || c.credentialsOn === "agent" ? undefined : await o.resolveSecret(c.password);
     const user = c.user ?? "default";
     let hello: RespValue | undefined;
     if (login.hello !== undefined) {

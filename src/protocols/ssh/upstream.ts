@@ -9,7 +9,7 @@ import { Socket } from "node:net";
 import ssh2, { type ServerHostKeyAlgorithm } from "ssh2";
 import type { SshConnection } from "../../core/connection.js";
 import { dialTargetOf, type Dialer } from "../../core/engine.js";
-import { GatewayError } from "../../core/errors.js";
+import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { SecretRef } from "../../core/secret.js";
 
 const { Client } = ssh2;
@@ -61,6 +61,8 @@ export async function connectUpstream(c: SshConnection, o: UpstreamOptions): Pro
   const password = c.password === undefined ? undefined : await o.resolveSecret(c.password);
   // Reached through the Dialer like every engine's target; ssh2 takes the connected stream.
   const sock = await o.dialer.dial(dialTargetOf(c), { timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) }).catch((e: unknown) => {
+    // The agent's own refusals say what to fix (connect an agent, or widen its allowlist).
+    if (isGatewayError(e) && (e.code === "GW_AGENT_UNAVAILABLE" || e.code === "GW_AGENT_REFUSED")) throw new GatewayError(e.code, `connection "${c.name}": ${e.message}`, { cause: e });
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `connection "${c.name}": the target is unavailable`, { cause: e });
   });
   const client = new Client();
