@@ -41,8 +41,28 @@ function waitForPort(port: number, timeoutMs: number, exited: () => boolean): Pr
   });
 }
 
+/**
+ * Start one server. Test files start theirs in parallel: a free port can be taken by another
+ * file's server between `freePort()` and mariadbd's bind, and `mariadb-install-db` has failed
+ * once when two ran at the same moment. A failed start is retried from scratch (a new
+ * directory, a new port), up to three attempts; the last error is thrown with every attempt's.
+ */
 export async function startMariaDb(): Promise<MariaDbServer> {
-  const dir = mkdtempSync(join(tmpdir(), "airlock-mariadb-"));
+  const errors: string[] = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), "airlock-mariadb-"));
+    try {
+      return await startMariaDbOnce(dir);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      errors.push(`attempt ${attempt}: ${e instanceof Error ? e.message : String(e)}`);
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
+  throw new Error(`MariaDB did not start:\n${errors.join("\n")}`);
+}
+
+async function startMariaDbOnce(dir: string): Promise<MariaDbServer> {
   chmodSync(dir, 0o755);
   const data = join(dir, "data");
   const install = await runProcess("mariadb-install-db", [`--datadir=${data}`, "--user=mysql", "--auth-root-authentication-method=socket", "--skip-test-db"], { timeoutMs: 120_000 });
