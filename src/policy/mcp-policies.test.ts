@@ -3,7 +3,8 @@ import type { McpCallEvent, McpCallMethod } from "../core/events.js";
 import { mcpCallText } from "../core/mcp-call.js";
 import type { SessionInfo } from "../core/session.js";
 import { parseConfig } from "../runtime/config.js";
-import { McpCallLimiter, McpPolicyEvaluator } from "./mcp-policies.js";
+import { McpPolicyEvaluator } from "./mcp-policies.js";
+import { McpCallLimiter } from "./mcp-limits.js";
 
 const config = parseConfig({
   connections: [

@@ -15,10 +15,11 @@
  * `*.card`), `detectors` run over every string leaf and text content.
  *
  * Limits: the connection's `rateLimits` are windows per principal × tool, counted when a call
- * is allowed (or held) and refused with the window's size once full. They are kept in memory
- * per gateway.
+ * is allowed (or held) and refused with the window's size once full: src/policy/mcp-limits.ts
+ * (shared with every gateway on the store when the store keeps counters).
  */
 import { policyHold } from "./holds.js";
+import { McpCallLimiter, type CallLimiter } from "./mcp-limits.js";
 import { connectionMap, type Connection, type ConnectionSource, type McpRateLimit } from "../core/connection.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, McpCallEvent } from "../core/events.js";
@@ -45,43 +46,16 @@ function compile(p: PolicyConfig): McpPolicy | undefined {
   return { ...base, match: compileMcpMatch(p.match) };
 }
 
-const MAX_TRACKED_KEYS = 100_000;
-
-/** Sliding windows of call times per (limit, principal, connection, tool); bounded. */
-export class McpCallLimiter {
-  readonly #calls = new Map<string, number[]>();
-
-  /** The limit that is full for this call, or undefined after counting the call in every window. */
-  take(limits: readonly McpRateLimit[], principalId: string, connection: string, tool: string, spend = true, now = Date.now()): McpRateLimit | undefined {
-    const applicable = limits.map((l, i) => ({ l, i })).filter(({ l }) => l.tools.some((g) => new Glob(g).test(tool)));
-    const keyed = applicable.map(({ l, i }) => {
-      const key = `${i}\u0000${principalId}\u0000${connection}\u0000${tool}`;
-      const times = (this.#calls.get(key) ?? []).filter((t) => t > now - l.perMs);
-      return { l, key, times };
-    });
-    const full = keyed.find(({ l, times }) => times.length >= l.calls);
-    for (const { key, times } of keyed) {
-      if (full === undefined && spend) times.push(now);
-      this.#calls.delete(key);
-      if (times.length > 0) this.#calls.set(key, times);
-    }
-    while (this.#calls.size > MAX_TRACKED_KEYS) {
-      const oldest = this.#calls.keys().next();
-      if (oldest.done === true) break;
-      this.#calls.delete(oldest.value);
-    }
-    return full?.l;
-  }
-}
-
 export class McpPolicyEvaluator implements Evaluator {
   readonly name = "mcp-policies";
   readonly kinds = MCP_KINDS;
   readonly #policies: readonly McpPolicy[];
   readonly #connections: ReadonlyMap<string, Connection>;
-  readonly #limiter = new McpCallLimiter();
+  readonly #limiter: CallLimiter;
 
-  constructor(policies: readonly PolicyConfig[], connections: ConnectionSource) {
+  /** `limiter`: shared by the evaluators that replace this one when console policies change. */
+  constructor(policies: readonly PolicyConfig[], connections: ConnectionSource, limiter: CallLimiter = new McpCallLimiter()) {
+    this.#limiter = limiter;
     this.#policies = policies.map(compile).filter((p): p is McpPolicy => p !== undefined);
     this.#connections = connectionMap(connections);
   }
@@ -121,9 +95,9 @@ export class McpSessionPolicies implements SessionEvaluator {
   readonly #guards: readonly McpPolicy[];
   readonly #masks: readonly McpPolicy[];
   readonly #limits: readonly McpRateLimit[];
-  readonly #limiter: McpCallLimiter;
+  readonly #limiter: CallLimiter;
 
-  constructor(policies: readonly McpPolicy[], limits: readonly McpRateLimit[], limiter: McpCallLimiter) {
+  constructor(policies: readonly McpPolicy[], limits: readonly McpRateLimit[], limiter: CallLimiter) {
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies.filter((p) => p.config.action === "mask");
     this.#limits = limits;

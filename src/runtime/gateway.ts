@@ -71,6 +71,7 @@ import { LoopbackCorrelations } from "../protocols/mcp/correlation.js";
 import { mcpServiceDeps } from "./mcp.js";
 import { mcpGatewayService } from "./mcp-gateway.js";
 import { McpPolicyEvaluator } from "../policy/mcp-policies.js";
+import { McpCallLimiter, SharedMcpCallLimiter } from "../policy/mcp-limits.js";
 import { ConsoleSessions } from "../api/console-session.js";
 import { principalFinder, tryIt } from "./console.js";
 import { LiveConnections } from "./live-connections.js";
@@ -360,6 +361,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       onSyncError: (e) => logger.warn({ err: e }, "budget counters could not be synced with the store (kept, retried)"),
     });
     cleanups.push(() => budgetLedger.close());
+    // MCP call limits: shared through the same counter table (one limiter across policy reloads).
+    const mcpLimiter =
+      store.budgets === undefined
+        ? new McpCallLimiter()
+        : new SharedMcpCallLimiter(store.budgets, { onSyncError: (e) => logger.warn({ err: e }, "MCP call-limit counters could not be synced with the store (kept, retried)") });
+    if (mcpLimiter instanceof SharedMcpCallLimiter) cleanups.push(() => mcpLimiter.close());
     // Policy evaluators are rebuilt when console policies change (runtime/live-policies.ts):
     // new sessions open the new ones, running sessions keep theirs.
     const viewResolver = catalogs.viewResolver();
@@ -373,7 +380,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       new RedisPolicyEvaluator(policies),
       new K8sPolicyEvaluator(policies),
       new HttpPolicyEvaluator(policies),
-      new McpPolicyEvaluator(policies, liveConnections.map),
+      new McpPolicyEvaluator(policies, liveConnections.map, mcpLimiter),
     ];
     const swappable = policyEvaluatorsFor(config.policies).map((e) => new SwappableEvaluator(e));
     // Groups named as approvers by console policies gain the approver role too (set below).
