@@ -13,7 +13,7 @@
  * A's session cancels A's statement (passed on through the store).
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { connect } from "node:net";
@@ -84,7 +84,10 @@ async function newGateway(name: string, keysFrom?: Gw): Promise<Gw> {
     connections: [
       { name: "orders", type: "postgres", host: "127.0.0.1", port: server.port, database: "orders", user: "app", password: "app-password-1", groups: ["agents"], sslmode: "disable" },
     ],
-    policies: [{ name: "deletes-need-approval", match: { operations: ["delete"] }, action: "require_approval", approvers: ["dba"] }],
+    policies: [
+      { name: "deletes-need-approval", match: { operations: ["delete"] }, action: "require_approval", approvers: ["dba"] },
+      { name: "hide-pii", action: "mask", columns: ["*.email"], strategy: "redact" },
+    ],
   };
   writeFileSync(join(dataDir, "airlock.json.yaml"), JSON.stringify(config));
   gws.push(g);
@@ -151,6 +154,37 @@ async function newestSessionOn(via: Gw, instance: string, known: ReadonlySet<str
 let A: Gw;
 let B: Gw;
 let C: Gw;
+const CANARY_EMAIL = "canary-7f3a9c@example.com";
+
+/** SSE events of a console live view until `done` says stop (or `ms` pass). */
+async function liveEvents(g: Gw, id: string, done: (events: { event: string; data: string }[]) => boolean, ms = 15_000): Promise<{ event: string; data: string }[]> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  const events: { event: string; data: string }[] = [];
+  try {
+    const res = await fetch(`http://127.0.0.1:${g.apiPort}/v1/console/sessions/${id}/live`, { headers: { authorization: `Bearer ${adminToken(g)}` }, signal: ac.signal });
+    if (res.body === null) throw new Error(`live view: ${res.status}`);
+    let buf = "";
+    for await (const chunk of res.body) {
+      buf += Buffer.from(chunk as Uint8Array).toString();
+      let i: number;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event !== undefined && data !== undefined) events.push({ event, data });
+      }
+      if (done(events)) break;
+    }
+  } catch (e) {
+    if (!ac.signal.aborted) throw e;
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  return events;
+}
 
 /** A raw CancelRequest on a new connection to `port`; resolves when the gateway closes it (as libpq's PQcancel waits). */
 function sendCancel(port: number, c: pg.Client): Promise<void> {
@@ -188,6 +222,7 @@ beforeAll(async () => {
 
   server = await startPostgres({ users: [{ name: "app", password: "app-password-1", auth: "scram-sha-256" }], databases: ["orders", "store"] });
   await server.psql("create table items (id int primary key); insert into items select generate_series(1, 20); alter table items owner to app;", { database: "orders" });
+  await server.psql(`create table customers (id int primary key, email text); insert into customers values (1, '${CANARY_EMAIL}'); alter table customers owner to app;`, { database: "orders" });
   await server.psql("alter database store owner to app;", { database: "store" });
   storeUrl = server.url({ user: "app", password: "app-password-1", database: "store" });
   await built;
@@ -237,6 +272,45 @@ describe("two gateways on one PostgreSQL store", () => {
     expect(result).toMatchObject({ ok: true, rows: 1 });
     console.log(`approval on B -> statement released on A: ${(result.at - t1).toFixed(1)} ms after B answered (${(result.at - t0).toFixed(1)} ms after the request was sent)`);
     await held.c.end();
+  });
+
+  it("a recording made on A is readable on B: live view while it runs, then the API and `airlock sessions show`; masked rows, no secret", async () => {
+    const token = await mint(A);
+    const known = new Set((await sessions(B)).map((s) => s.id));
+    const s = client(A, token);
+    await s.c.connect();
+    const r = await s.c.query("select id, email from customers order by id");
+    expect(r.rows).toEqual([{ id: 1, email: "[EMAIL]" }]);
+    const session = await newestSessionOn(B, "gw-a", known);
+    // While the session runs on A, B's console live view shows what A copied to the store so far.
+    const live = await liveEvents(B, session.id, (ev) => ev.some((e) => e.event === "entry" && e.data.includes("from customers")));
+    expect(live.some((e) => e.event === "entry" && e.data.includes("select id, email from customers"))).toBe(true);
+    await s.c.end();
+    await until("A's session ended", async () => ((await sessions(B)).find((x) => x.id === session.id)?.endReason === undefined ? undefined : true));
+
+    const shown = await until("the whole recording through B", async () => {
+      const res = await api(B, `/v1/sessions/${session.id}`);
+      const rec = res.body["recording"] as { kind: string }[] | undefined;
+      return rec?.some((e) => e.kind === "end") === true ? rec : undefined;
+    });
+    const text = JSON.stringify(shown);
+    expect(text).toContain("select id, email from customers order by id");
+    expect(text).toContain("[EMAIL]");
+    const cliOut = await promisify(execFile)(process.execPath, [cli, "sessions", "show", session.id, "--config", join(B.dataDir, "airlock.json.yaml")]);
+    expect(cliOut.stdout).toContain("select id, email from customers order by id");
+    expect(cliOut.stdout).toContain("[EMAIL]");
+    // B's disk has no file of it: it came from the store.
+    const bFiles = existsSync(join(B.dataDir, "recordings")) ? readdirSync(join(B.dataDir, "recordings"), { recursive: true }) : [];
+    expect(bFiles.some((f) => String(f).includes(session.id))).toBe(false);
+
+    // Canary: the stored recordings never hold the unmasked value, the agent's token or the target's password.
+    const store = new pg.Client({ connectionString: storeUrl });
+    await store.connect();
+    const all = await store.query<{ data: string | null }>("select string_agg(data, '' order by session_id, kind, seq) as data from recording_chunks");
+    await store.end();
+    const stored = all.rows[0]?.data ?? "";
+    expect(stored).toContain("select id, email from customers");
+    for (const secret of [CANARY_EMAIL, token, "app-password-1"]) expect(stored).not.toContain(secret);
   });
 
   it("three gateways: an approval on C releases a statement held on A; C lists the sessions of A and B; a cancel sent to B cancels A's statement", async () => {

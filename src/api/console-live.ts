@@ -12,8 +12,10 @@
  *
  * It taps the recording writers of this gateway (src/recording/live.ts): the backlog comes from
  * the files, the rest as each line is accepted, so nothing is polled from disk while a writer
- * is open. A session running on another gateway of a shared store shows its backlog, then
- * ends when that session ends (its files are on the other gateway's disk).
+ * is open. A session held by another gateway of a shared store (no file of it here) is read
+ * from the copy in the store instead (recording/store-mirror.ts): polled every second, so the
+ * view trails the session by the mirror's flush interval (2 s) plus the poll; it ends once the
+ * session has ended and its recording's end entry arrived (or 5 s after the end at the latest).
  */
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
@@ -24,6 +26,8 @@ import { parseInput } from "./parse.js";
 import { recordingEntry } from "./console-schemas.js";
 import { followLines, liveFiles, type Following } from "../recording/live.js";
 import { recordingEntrySchema } from "../recording/file-store.js";
+import type { RecordingKind } from "../store/recording-chunks.js";
+import { stat } from "node:fs/promises";
 
 export interface ConsoleLiveDeps {
   /** Throws GW_NOT_FOUND when the caller may not see the session (or there is none). */
@@ -35,6 +39,27 @@ export interface ConsoleLiveDeps {
   readonly logger: Logger;
   /** How often a follow not yet attached looks for its writer (default 250 ms). */
   readonly pollMs?: number;
+  /** Recordings of sessions held by other gateways, from the shared store. */
+  readonly elsewhere?: {
+    /** Lines from chunk `fromSeq` on; `next`: the chunk to ask for next. */
+    readonly lines: (id: string, kind: RecordingKind, fromSeq: number) => Promise<{ readonly lines: readonly string[]; readonly next: number }>;
+    /** Whether the session has not ended (per the store). */
+    readonly running: (id: string) => Promise<boolean>;
+    /** Default 1000 ms. */
+    readonly pollMs?: number;
+  };
+}
+
+/** After the session ended, how long a remote follow waits for the recording's last lines. */
+const REMOTE_END_GRACE_MS = 5000;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const idParam = z.object({ id: z.string().min(1).max(200) });
@@ -59,6 +84,7 @@ export function registerConsoleLiveRoutes(app: FastifyInstance, deps: ConsoleLiv
     };
     let stopped = false;
     let castLines = 0;
+    let sawEnd = false;
     const onEntry = (line: string): void => {
       let json: unknown;
       try {
@@ -68,6 +94,7 @@ export function registerConsoleLiveRoutes(app: FastifyInstance, deps: ConsoleLiv
       }
       const e = recordingEntrySchema.safeParse(json);
       if (!e.success) return;
+      if (e.data.kind === "end") sawEnd = true;
       const view = recordingEntry.safeParse(e.data);
       if (view.success) send("entry", view.data);
     };
@@ -100,6 +127,40 @@ export function registerConsoleLiveRoutes(app: FastifyInstance, deps: ConsoleLiv
     };
     request.raw.once("close", stop);
     res.once("close", stop);
+
+    const elsewhere = deps.elsewhere;
+    if (elsewhere !== undefined && !deps.isLive(id) && !(await exists(paths.recording))) {
+      // Held (or last held) by another gateway: follow the copy in the store.
+      const next: Record<RecordingKind, number> = { jsonl: 0, cast: 0 };
+      let endedAt: number | undefined;
+      let ticks = 0;
+      const remoteTick = async (): Promise<void> => {
+        const running = endedAt === undefined ? await elsewhere.running(id) : false;
+        if (!running) endedAt ??= Date.now();
+        for (const kind of ["jsonl", "cast"] as const) {
+          const got = await elsewhere.lines(id, kind, next[kind]);
+          next[kind] = got.next;
+          for (const l of got.lines) (kind === "jsonl" ? onEntry : onCast)(l);
+        }
+        if (endedAt !== undefined && (sawEnd || Date.now() - endedAt >= REMOTE_END_GRACE_MS)) {
+          send("end", {});
+          res.end();
+          stop();
+          return;
+        }
+        if (++ticks % 15 === 0 && !res.writableEnded) res.write(": keep-alive\n\n");
+      };
+      const loop = (): void => {
+        if (stopped) return;
+        remoteTick()
+          .catch((e: unknown) => deps.logger.warn({ err: e, sessionId: id }, "console: live view could not read a recording from the store"))
+          .finally(() => {
+            if (!stopped) timer = setTimeout(loop, elsewhere.pollMs ?? 1000);
+          });
+      };
+      loop();
+      return;
+    }
 
     const tick = (): void => {
       if (stopped) return;

@@ -36,6 +36,7 @@ import type { RolesSettings } from "../identity/config-schema.js";
 import { rolesFor } from "../identity/roles.js";
 import type { LiveSessions } from "../policy/registry.js";
 import type { RecordingStore } from "../recording/types.js";
+import type { RecordingKind } from "../store/recording-chunks.js";
 import type { ApprovalRow } from "../store/approvals.js";
 import type { SessionRow, Store } from "../store/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
@@ -57,6 +58,8 @@ export interface ConsoleRoutesDeps {
   readonly readCast?: (sessionId: string) => Promise<string | undefined>;
   /** Where a session's recordings are written (the live view taps them; console-live.ts). */
   readonly livePaths?: (sessionId: string) => { readonly recording: string; readonly cast: string };
+  /** Recording lines of sessions held by other gateways, from the shared store (the live view polls them). */
+  readonly storedLines?: (sessionId: string, kind: RecordingKind, fromSeq: number) => Promise<{ readonly lines: readonly string[]; readonly next: number }>;
   readonly liveSessions: LiveSessions;
   readonly approvals?: ApprovalService;
   /** Verifies an Airlock token (or a trusted issuer's JWT) for the token login. */
@@ -345,6 +348,9 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
       isLive: (id) => deps.liveSessions.list().some((s) => s.id === id),
       paths: livePaths,
       logger: deps.logger,
+      ...(deps.storedLines === undefined
+        ? {}
+        : { elsewhere: { lines: deps.storedLines, running: async (id: string) => (await deps.store.getSession(id))?.endedAt === undefined } }),
     });
   }
 

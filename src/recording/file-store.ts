@@ -98,6 +98,31 @@ export const recordingEntrySchema = z.discriminatedUnion("kind", [
 type Extends<A, B> = [A] extends [B] ? true : false;
 export const _recordingSchemaMatchesContract: Extends<z.output<typeof recordingEntrySchema>, RecordingEntry> = true;
 
+/**
+ * The entries of a recording's text (a file, or the chunks kept in the store). The text after
+ * the last "\n" is empty for a complete recording, or a torn line from a crash (or a write still
+ * in progress): ignored either way. A damaged line is GW_STORE.
+ */
+export function parseRecordingText(text: string): RecordingEntry[] {
+  const lines = text.split("\n");
+  lines.pop();
+  const entries: RecordingEntry[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line === undefined || line === "") continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch (e) {
+      throw new GatewayError("GW_STORE", `the recording is damaged at line ${i + 1}`, { cause: e });
+    }
+    const r = recordingEntrySchema.safeParse(json);
+    if (!r.success) throw new GatewayError("GW_STORE", `the recording is damaged at line ${i + 1}`, { cause: r.error });
+    entries.push(r.data);
+  }
+  return entries;
+}
+
 // --- writing ----------------------------------------------------------------------------------
 
 function cut(s: string, cap: number): string {
@@ -388,25 +413,7 @@ export class FileRecordingStore implements RecordingStore {
       if (e instanceof GatewayError) throw e;
       throw new GatewayError("GW_STORE", "cannot read the recording", { cause: e });
     }
-    const lines = text.split("\n");
-    // The text after the last "\n" is empty for a complete file, or a torn line from a crash
-    // (or a write still in progress): ignored either way.
-    lines.pop();
-    const entries: RecordingEntry[] = [];
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i];
-      if (line === undefined || line === "") continue;
-      let json: unknown;
-      try {
-        json = JSON.parse(line);
-      } catch (e) {
-        throw new GatewayError("GW_STORE", `the recording is damaged at line ${i + 1}`, { cause: e });
-      }
-      const r = recordingEntrySchema.safeParse(json);
-      if (!r.success) throw new GatewayError("GW_STORE", `the recording is damaged at line ${i + 1}`, { cause: r.error });
-      entries.push(r.data);
-    }
-    return entries;
+    return parseRecordingText(text);
   }
 
   /** Flush and close every open recorder. Idempotent. */

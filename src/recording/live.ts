@@ -61,11 +61,19 @@ export class LineTap {
 }
 
 const open = new Map<string, LineSource>();
+/** Told of every writer as it registers (store-mirror.ts copies recordings to the store this way). */
+const observers = new Set<(path: string, source: LineSource) => void>();
 
 /** Writers register their file while open (paths are absolute and unique per session). */
 export const liveFiles = {
   register(path: string, source: LineSource): void {
     open.set(path, source);
+    for (const o of observers) o(path, source);
+  },
+  /** Be told of each writer registering from now on (before it accepts its first line); returns the un-observe. */
+  observe(observer: (path: string, source: LineSource) => void): () => void {
+    observers.add(observer);
+    return () => observers.delete(observer);
   },
   unregister(path: string, source: LineSource): void {
     if (open.get(path) === source) open.delete(path);

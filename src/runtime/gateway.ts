@@ -42,7 +42,6 @@ import { RedisEngine } from "../protocols/redis/engine.js";
 import { MysqlEngine } from "../protocols/mysql/engine.js";
 import { sharedMysqlClassifier } from "../policy/mysql/index.js";
 import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
-import { readCast } from "../recording/asciicast.js";
 import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
@@ -50,6 +49,9 @@ import { BudgetLedger } from "../policy/budgets.js";
 import { Guards } from "../scan/watch.js";
 import { PostgresEngine } from "../protocols/postgres/engine.js";
 import { FileRecordingStore } from "../recording/file-store.js";
+import { SharedRecordingStore } from "../recording/shared-store.js";
+import type { RecordingKind } from "../store/recording-chunks.js";
+import { RecordingStoreMirror } from "../recording/store-mirror.js";
 import type { RecordingStore } from "../recording/types.js";
 import { secretResolver } from "../secrets/resolve.js";
 import { secretProviders } from "../secrets/setup.js";
@@ -224,7 +226,16 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     });
     cleanups.push(() => cluster.close());
 
-    const recordings = new FileRecordingStore({ dataDir: config.dataDir, logger });
+    // With a shared store (PostgreSQL), recordings are copied to it as they are written and read
+    // back from it by the other gateways (recording/store-mirror.ts, shared-store.ts). The mirror
+    // closes after the recorders (cleanups run in reverse), writing what they flushed last.
+    const chunks = storeUrl === undefined ? undefined : store.recordingChunks;
+    const recordingFiles = new FileRecordingStore({ dataDir: config.dataDir, logger });
+    if (chunks !== undefined) {
+      const mirror = new RecordingStoreMirror({ chunks, root: recordingFiles.root, logger });
+      cleanups.push(() => mirror.close());
+    }
+    const recordings = new SharedRecordingStore(recordingFiles, chunks);
     cleanups.push(() => recordings.close());
 
     // The effective connections: the configuration's plus those registered in the web console,
@@ -628,11 +639,12 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
           sessions: consoleSessions,
           store,
           recordings,
-          readCast: (id) => readCast(castPathOf(recordings.pathOf(id).dir, id)),
+          readCast: (id) => recordings.readCast(id),
           livePaths: (id) => {
             const p = recordings.pathOf(id);
-            return { recording: p.file, cast: castPathOf(p.dir, id) };
+            return { recording: p.file, cast: p.cast };
           },
+          ...(recordings.shared ? { storedLines: (id: string, kind: RecordingKind, fromSeq: number) => recordings.storedLines(id, kind, fromSeq) } : {}),
           liveSessions: registry,
           approvals,
           authenticate: authenticator.authenticate,
@@ -663,7 +675,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         store,
         tokens,
         recordings,
-        ssh: { readCast: (id) => readCast(castPathOf(recordings.pathOf(id).dir, id)) },
+        ssh: { readCast: (id) => recordings.readCast(id) },
         audit: {
           verify: async () => {
             // The local log and the store anchor each other's newest record, so records

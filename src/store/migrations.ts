@@ -299,6 +299,24 @@ CREATE TABLE budget_counters (
 );
 `,
   },
+  {
+    // Issue 18 (recordings readable from any gateway): the lines of each session's recordings
+    // (JSON lines, asciicast) in chunks, appended by the gateway that holds the session while it
+    // runs (src/recording/store-mirror.ts), read back by any gateway (src/store/recording-chunks.ts).
+    id: 8,
+    name: "recording chunks",
+    sql: `
+CREATE TABLE recording_chunks (
+  session_id text NOT NULL,
+  kind       text NOT NULL,
+  seq        integer NOT NULL,
+  data       text NOT NULL,
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (session_id, kind, seq)
+);
+CREATE INDEX recording_chunks_created_idx ON recording_chunks (created_at);
+`,
+  },
 ];
 
 const appliedRow = z.object({ id: z.union([z.number(), z.string()]).transform(Number) });

@@ -13,6 +13,7 @@ import { migrate } from "./migrations.js";
 import { SqlApprovalStore, type ApprovalStore } from "./approvals.js";
 import { SqlConsoleDocumentStore, type ConsoleDocumentStore } from "./console-documents.js";
 import { SqlBudgetCounterStore, type BudgetCounterStore } from "./budgets.js";
+import { SqlRecordingChunkStore, type RecordingChunkStore } from "./recording-chunks.js";
 import { SqlMcpPinStore, type McpPinStore } from "./mcp-pins.js";
 import { sqlDate, sqlInt, sqlJson, type SqlClient, type SqlKind } from "./sql.js";
 import { DEFAULT_INSTANCE_ID, recordChainHead, SqlInstanceStore } from "./instances.js";
@@ -127,6 +128,9 @@ export class SqlStore implements Store {
   /** Budget counters shared by the gateways on this store (src/store/budgets.ts). */
   readonly budgets: BudgetCounterStore;
 
+  /** Session recordings kept in the store (src/store/recording-chunks.ts). */
+  readonly recordingChunks: RecordingChunkStore;
+
   constructor(
     private readonly sql: SqlClient,
     options: { readonly instanceId?: string } = {},
@@ -138,6 +142,7 @@ export class SqlStore implements Store {
     this.instances = new SqlInstanceStore(sql, this.instanceId);
     this.mcpPins = new SqlMcpPinStore(sql);
     this.budgets = new SqlBudgetCounterStore(sql);
+    this.recordingChunks = new SqlRecordingChunkStore(sql);
   }
 
   async migrate(): Promise<void> {

@@ -3,6 +3,7 @@ import type { ApprovalStore } from "./approvals.js";
 import type { ConsoleDocumentStore } from "./console-documents.js";
 import type { McpPinStore } from "./mcp-pins.js";
 import type { BudgetCounterStore } from "./budgets.js";
+import type { RecordingChunkStore } from "./recording-chunks.js";
 import type { PrincipalKind } from "../core/principal.js";
 import type { SessionEndReason } from "../core/session.js";
 import type { SqlInstanceStore } from "./instances.js";
@@ -24,6 +25,8 @@ export interface Store {
   readonly mcpPins?: McpPinStore;
   /** Budget counters shared by the gateways on the store (absent in test doubles: counters stay in memory). */
   readonly budgets?: BudgetCounterStore;
+  /** Session recordings kept in the store (read by every gateway on a shared store; absent in test doubles). */
+  readonly recordingChunks?: RecordingChunkStore;
   /** Apply pending migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
   /**
