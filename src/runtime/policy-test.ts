@@ -92,9 +92,9 @@ async function runCase(config: Config, c: z.output<typeof caseSchema>): Promise<
     new AccessEvaluator(config.connections),
     new PolicyEvaluator(config.policies, config.connections, new ClassificationCache(), undefined, { whenContext: () => ({ now, budgets }) }),
     new SshPolicyEvaluator(config.policies),
-    new RedisPolicyEvaluator(config.policies),
+    new RedisPolicyEvaluator(config.policies, () => ({ now, budgets })),
     new K8sPolicyEvaluator(config.policies),
-    new HttpPolicyEvaluator(config.policies),
+    new HttpPolicyEvaluator(config.policies, () => ({ now, budgets })),
     new FeatureEvaluator(),
   ];
   const known = principalFinder(config);
