@@ -21,7 +21,8 @@
  *               value of each name), headers map<string, string> (lower-case names, no credentials)
  *   redis       command string (lower case, `config|set`), keys list<string>
  *   shell       command string (the command line), argv list<string> (split on blanks)
- *   kubernetes  verb, resource, namespace, name string ("" when the request has none)
+ *   kubernetes  verb, resource, ns (the namespace: `namespace` is reserved in CEL), name
+ *               string ("" when the request has none)
  *   mcp         tool string, arguments map<string, dyn> (the call's JSON arguments)
  * and `operations`/`relations` hold the same facts as lists for every kind (HTTP: [method],
  * [path]; Redis: [command], keys; shell: [program]; Kubernetes: [verb], [resource];
@@ -70,7 +71,7 @@ const KIND_VARIABLES: { readonly [K in MatchKind]: readonly (readonly [string, s
   kubernetes: [
     ["verb", "string"],
     ["resource", "string"],
-    ["namespace", "string"],
+    ["ns", "string"],
     ["name", "string"],
   ],
   mcp: [

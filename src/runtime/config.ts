@@ -26,7 +26,7 @@ import { httpMatchProblems } from "../policy/http-match.js";
 import { whenProblem } from "../policy/cel.js";
 
 /** The match kinds whose evaluators read `when:`. */
-const WHEN_KINDS: ReadonlySet<MatchKind> = new Set<MatchKind>(["sql", "http", "redis"]);
+const WHEN_KINDS: ReadonlySet<MatchKind> = new Set<MatchKind>(["sql", "http", "redis", "kubernetes"]);
 import { mcpMatchProblems } from "../policy/mcp-match.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
@@ -322,7 +322,7 @@ const policy = z.strictObject({
   groups: stringList.optional(),
   match: policyMatch.optional(),
   /** A CEL expression that must also hold (src/policy/cel.ts): compiled and type-checked at load. */
-  when: z.string().min(1).optional().describe("CEL expression over principal, groups, connection, operations, relations, now, hour, weekday, budgets and the facts of the match kind (http: method, path, query, headers; redis: command, keys; shell: command, argv; kubernetes: verb, resource, namespace, name; mcp: tool, arguments); the policy applies only when it is true"),
+  when: z.string().min(1).optional().describe("CEL expression over principal, groups, connection, operations, relations, now, hour, weekday, budgets and the facts of the match kind (http: method, path, query, headers; redis: command, keys; shell: command, argv; kubernetes: verb, resource, ns, name; mcp: tool, arguments); the policy applies only when it is true"),
   action: z.enum(["deny", "require_approval", "require_grant", "mask", "allow"]),
   message: z.string().optional(),
   approvers: stringList.optional(),
@@ -569,7 +569,7 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
         if (match === undefined) problems.push(`policies[${i}].when: needs a match that says the kind of event (e.g. match: { methods: ["*"] } for HTTP, { commands: ["*"] } for Redis, { operations: ["*"] } for SQL)`);
       } else if (!WHEN_KINDS.has(kind)) {
         // Its evaluator would ignore `when:`, and an allow would hold unconditionally.
-        problems.push(`policies[${i}].when: ${kind} policies do not read when: yet (sql, http and redis policies do)`);
+        problems.push(`policies[${i}].when: ${kind} policies do not read when: yet (sql, http, redis and kubernetes policies do)`);
       } else {
         const problem = whenProblem(p.when, kind);
         if (problem !== undefined) problems.push(`policies[${i}].when: ${problem} (facts of ${kind} policies)`);

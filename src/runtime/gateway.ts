@@ -364,7 +364,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       }),
       new SshPolicyEvaluator(policies),
       new RedisPolicyEvaluator(policies, whenContext),
-      new K8sPolicyEvaluator(policies),
+      new K8sPolicyEvaluator(policies, whenContext),
       new HttpPolicyEvaluator(policies, whenContext),
       new McpPolicyEvaluator(policies, liveConnections.map),
     ];

@@ -93,7 +93,7 @@ async function runCase(config: Config, c: z.output<typeof caseSchema>): Promise<
     new PolicyEvaluator(config.policies, config.connections, new ClassificationCache(), undefined, { whenContext: () => ({ now, budgets }) }),
     new SshPolicyEvaluator(config.policies),
     new RedisPolicyEvaluator(config.policies, () => ({ now, budgets })),
-    new K8sPolicyEvaluator(config.policies),
+    new K8sPolicyEvaluator(config.policies, () => ({ now, budgets })),
     new HttpPolicyEvaluator(config.policies, () => ({ now, budgets })),
     new FeatureEvaluator(),
   ];
