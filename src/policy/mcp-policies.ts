@@ -18,6 +18,7 @@
  * is allowed (or held) and refused with the window's size once full. They are kept in memory
  * per gateway.
  */
+import { policyWhenHolds, type WhenContext } from "./cel.js";
 import { policyHold } from "./holds.js";
 import { connectionMap, type Connection, type ConnectionSource, type McpRateLimit } from "../core/connection.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
@@ -80,10 +81,13 @@ export class McpPolicyEvaluator implements Evaluator {
   readonly #policies: readonly McpPolicy[];
   readonly #connections: ReadonlyMap<string, Connection>;
   readonly #limiter = new McpCallLimiter();
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly PolicyConfig[], connections: ConnectionSource) {
+  /** `whenContext`: time and budget counters for `when:` (default: now, no budgets). */
+  constructor(policies: readonly PolicyConfig[], connections: ConnectionSource, whenContext?: WhenContext) {
     this.#policies = policies.map(compile).filter((p): p is McpPolicy => p !== undefined);
     this.#connections = connectionMap(connections);
+    this.#whenContext = whenContext;
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
@@ -93,7 +97,7 @@ export class McpPolicyEvaluator implements Evaluator {
     );
     const c = this.#connections.get(session.connection);
     const limits = c?.type === "mcp" ? c.rateLimits : [];
-    return new McpSessionPolicies(applicable, limits, this.#limiter);
+    return new McpSessionPolicies(applicable, limits, this.#limiter, this.#whenContext);
   }
 }
 
@@ -122,8 +126,10 @@ export class McpSessionPolicies implements SessionEvaluator {
   readonly #masks: readonly McpPolicy[];
   readonly #limits: readonly McpRateLimit[];
   readonly #limiter: McpCallLimiter;
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly McpPolicy[], limits: readonly McpRateLimit[], limiter: McpCallLimiter) {
+  constructor(policies: readonly McpPolicy[], limits: readonly McpRateLimit[], limiter: McpCallLimiter, whenContext?: WhenContext) {
+    this.#whenContext = whenContext;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies.filter((p) => p.config.action === "mask");
     this.#limits = limits;
@@ -150,6 +156,7 @@ export class McpSessionPolicies implements SessionEvaluator {
         // A policy for the whole connection does not allow what the upstream asks of the agent.
         if (upstreamRequest && p.config.action === "allow") continue;
       } else if (!mcpMatchHolds(p.match, event.tool, event.arguments)) continue;
+      if (!this.#when(p, event)) continue;
       if (p.config.action === "allow") return { ...allow, rule: p.name };
       if (p.config.action === "require_approval" || p.config.action === "require_grant") {
         if (event.method !== "tools/call") return deny("GW_POLICY_DENIED", `${event.method} cannot wait for approval, so it is refused (rule ${p.name})`, p.name);
@@ -167,6 +174,7 @@ export class McpSessionPolicies implements SessionEvaluator {
     const masks: MaskRule[] = [];
     for (const p of this.#masks) {
       if (p.match !== undefined && !mcpMatchHolds(p.match, event.tool, event.arguments)) continue;
+      if (!this.#when(p, event)) continue;
       masks.push({
         rule: p.name,
         columns: p.config.columns ?? [],
@@ -176,6 +184,11 @@ export class McpSessionPolicies implements SessionEvaluator {
       });
     }
     return masks.length === 0 ? { type: "allow" } : { type: "allow", plan: { masks } };
+  }
+
+  /** The policy's `when:` (over tool, arguments: src/policy/cel.ts) holds. */
+  #when(p: McpPolicy, e: McpCallEvent): boolean {
+    return policyWhenHolds(p.config, "mcp", e.session, this.#whenContext, { operations: [e.tool], relations: [], event: { tool: e.tool, arguments: e.arguments } });
   }
 
   #hold(p: McpPolicy, e: McpCallEvent, allow: AllowDecision): HoldDecision {

@@ -26,7 +26,7 @@ import { httpMatchProblems } from "../policy/http-match.js";
 import { whenProblem } from "../policy/cel.js";
 
 /** The match kinds whose evaluators read `when:`. */
-const WHEN_KINDS: ReadonlySet<MatchKind> = new Set<MatchKind>(["sql", "http", "redis", "kubernetes"]);
+const WHEN_KINDS: ReadonlySet<MatchKind> = new Set<MatchKind>(["sql", "http", "redis", "kubernetes", "mcp"]);
 import { mcpMatchProblems } from "../policy/mcp-match.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
@@ -569,7 +569,7 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
         if (match === undefined) problems.push(`policies[${i}].when: needs a match that says the kind of event (e.g. match: { methods: ["*"] } for HTTP, { commands: ["*"] } for Redis, { operations: ["*"] } for SQL)`);
       } else if (!WHEN_KINDS.has(kind)) {
         // Its evaluator would ignore `when:`, and an allow would hold unconditionally.
-        problems.push(`policies[${i}].when: ${kind} policies do not read when: yet (sql, http, redis and kubernetes policies do)`);
+        problems.push(`policies[${i}].when: ${kind} policies do not read when: yet (sql, http, redis, kubernetes and mcp policies do)`);
       } else {
         const problem = whenProblem(p.when, kind);
         if (problem !== undefined) problems.push(`policies[${i}].when: ${problem} (facts of ${kind} policies)`);

@@ -366,7 +366,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
       new RedisPolicyEvaluator(policies, whenContext),
       new K8sPolicyEvaluator(policies, whenContext),
       new HttpPolicyEvaluator(policies, whenContext),
-      new McpPolicyEvaluator(policies, liveConnections.map),
+      new McpPolicyEvaluator(policies, liveConnections.map, whenContext),
     ];
     const swappable = policyEvaluatorsFor(config.policies).map((e) => new SwappableEvaluator(e));
     // Groups named as approvers by console policies gain the approver role too (set below).
