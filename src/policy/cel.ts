@@ -20,7 +20,8 @@
  *   http        method string (upper case), path string, query map<string, string> (first
  *               value of each name), headers map<string, string> (lower-case names, no credentials)
  *   redis       command string (lower case, `config|set`), keys list<string>
- *   shell       command string (the command line), argv list<string> (split on blanks)
+ *   shell       command string (the program, judged one by one in a line: `a | b`), argv
+ *               list<string> (the program and its arguments, as the shell parser reads them)
  *   kubernetes  verb, resource, ns (the namespace: `namespace` is reserved in CEL), name
  *               string ("" when the request has none)
  *   mcp         tool string, arguments map<string, dyn> (the call's JSON arguments)

@@ -24,9 +24,6 @@ import { durationSchema as duration, nameSchema as name, secretRefSchema as secr
 export { parseSecretRef } from "./schema-parts.js";
 import { httpMatchProblems } from "../policy/http-match.js";
 import { whenProblem } from "../policy/cel.js";
-
-/** The match kinds whose evaluators read `when:`. */
-const WHEN_KINDS: ReadonlySet<MatchKind> = new Set<MatchKind>(["sql", "http", "redis", "kubernetes", "mcp"]);
 import { mcpMatchProblems } from "../policy/mcp-match.js";
 import { MATCH_KINDS, inferMatchKind, typedMatch, typesNamed, type MatchKind, type PolicyMatch } from "../policy/match.js";
 
@@ -567,9 +564,8 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
       // The facts of `when:` depend on the kind of event: a policy with it needs a match that says which.
       if (kind === undefined) {
         if (match === undefined) problems.push(`policies[${i}].when: needs a match that says the kind of event (e.g. match: { methods: ["*"] } for HTTP, { commands: ["*"] } for Redis, { operations: ["*"] } for SQL)`);
-      } else if (!WHEN_KINDS.has(kind)) {
-        // Its evaluator would ignore `when:`, and an allow would hold unconditionally.
-        problems.push(`policies[${i}].when: ${kind} policies do not read when: yet (sql, http, redis, kubernetes and mcp policies do)`);
+      } else if (kind === "shell" && p.match?.forwardTo !== undefined) {
+        problems.push(`policies[${i}].when: is read for programs, not for port forwards (forwardTo)`);
       } else {
         const problem = whenProblem(p.when, kind);
         if (problem !== undefined) problems.push(`policies[${i}].when: ${problem} (facts of ${kind} policies)`);

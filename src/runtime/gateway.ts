@@ -362,7 +362,7 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         whenContext,
         mysqlObjects,
       }),
-      new SshPolicyEvaluator(policies),
+      new SshPolicyEvaluator(policies, whenContext),
       new RedisPolicyEvaluator(policies, whenContext),
       new K8sPolicyEvaluator(policies, whenContext),
       new HttpPolicyEvaluator(policies, whenContext),

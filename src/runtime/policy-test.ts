@@ -91,7 +91,7 @@ async function runCase(config: Config, c: z.output<typeof caseSchema>): Promise<
   const evaluators = [
     new AccessEvaluator(config.connections),
     new PolicyEvaluator(config.policies, config.connections, new ClassificationCache(), undefined, { whenContext: () => ({ now, budgets }) }),
-    new SshPolicyEvaluator(config.policies),
+    new SshPolicyEvaluator(config.policies, () => ({ now, budgets })),
     new RedisPolicyEvaluator(config.policies, () => ({ now, budgets })),
     new K8sPolicyEvaluator(config.policies, () => ({ now, budgets })),
     new HttpPolicyEvaluator(config.policies, () => ({ now, budgets })),
