@@ -127,3 +127,56 @@ describe("airlock policy test", () => {
     expect(r.stderr).toMatch(/^airlock: invalid policy test file .*expect/);
   });
 });
+
+describe("airlock policy test: when: on SSH and MCP policies", () => {
+  it("judges SSH command lines and MCP tool calls with their facts", async () => {
+    writeFileSync(
+      join(dir, "multi.yaml"),
+      `serviceAccounts:
+  - name: ci-bot
+    groups: [agents]
+connections:
+  - name: web1
+    type: ssh
+    host: 127.0.0.1
+    user: u
+    password: p
+    hostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl
+    groups: [agents]
+  - name: bank
+    type: mcp
+    command: node
+    groups: [agents]
+policies:
+  - name: no-force-push
+    connections: [web1]
+    match: { commands: ["*"] }
+    when: 'command == "git" && "push" in argv && argv.exists(a, a == "--force")'
+    action: deny
+  - name: big-transfers
+    connections: [bank]
+    match: { tools: ["*"] }
+    when: 'tool == "transfer" && "amount" in arguments && arguments.amount > 100'
+    action: require_approval
+    approvers: [finance]
+`,
+    );
+    const file = join(dir, "multi-cases.yaml");
+    writeFileSync(
+      file,
+      `config: ./multi.yaml
+cases:
+  - { name: force push refused, principal: ci-bot, connection: web1, statement: "git push --force origin main", expect: deny, rule: no-force-push }
+  - { name: plain push passes, principal: ci-bot, connection: web1, statement: "git push origin main", expect: allow }
+  - { name: big transfer held, principal: ci-bot, connection: bank, statement: 'transfer {"amount": 500}', expect: require_approval, rule: big-transfers }
+  - { name: small transfer passes, principal: ci-bot, connection: bank, statement: 'transfer {"amount": 5}', expect: allow }
+`,
+    );
+    const out = sink();
+    const err = sink();
+    const code = await runCli(["policy", "test", file], { stdout: out.stream, stderr: err.stream, env: {}, cwd: dir });
+    expect(err.text()).toBe("");
+    expect(out.text()).toContain("4 passed, 0 failed");
+    expect(code).toBe(0);
+  });
+});

@@ -43,8 +43,21 @@ describe("CEL when: in the configuration", () => {
     const match = { operations: ["*"] };
     expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match, when: "hour >= " }] })).toThrow(/policies\[0\]\.when: /);
     expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match, when: "connection" }] })).toThrow(/policies\[0\]\.when: must be a bool/);
-    expect(() => parseConfig({ policies: [{ name: "p", action: "allow", when: "hour >= 22" }] })).toThrow(/policies\[0\]\.when: needs a SQL match/);
-    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match: { commands: ["rm"] }, when: "hour >= 22" }] })).toThrow(/needs a SQL match/);
+    expect(() => parseConfig({ policies: [{ name: "p", action: "allow", when: "hour >= 22" }] })).toThrow(/policies\[0\]\.when: needs a match that says the kind of event/);
+    expect(parseConfig({ policies: [{ name: "p", action: "deny", match: { kind: "shell", commands: ["rm"] }, when: "hour >= 22" }] }).policies[0]?.when).toBe("hour >= 22");
     expect(parseConfig({ policies: [{ name: "p", action: "deny", match, when: "hour >= 22" }] }).policies[0]?.when).toBe("hour >= 22");
+  });
+
+  it("type-checks against the facts of the match's kind", async () => {
+    const { parseConfig } = await import("../runtime/config.js");
+    const http = { methods: ["*"] };
+    const redis = { kind: "redis", commands: ["*"] };
+    expect(parseConfig({ policies: [{ name: "p", action: "deny", match: http, when: 'method == "POST" && path.startsWith("/admin") && headers["x-env"] == "prod" && query["debug"] == "1"' }] }).policies).toHaveLength(1);
+    expect(parseConfig({ policies: [{ name: "p", action: "deny", match: redis, when: 'command == "get" && keys.exists(k, k.startsWith("user:"))' }] }).policies).toHaveLength(1);
+    // A fact of another kind is not there: the error names the key and the kind.
+    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match: http, when: "keys.size() > 1" }] })).toThrow(/policies\[0\]\.when: .*keys.*\(facts of http policies\)/);
+    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match: redis, when: 'method == "GET"' }] })).toThrow(/policies\[0\]\.when: .*method.*\(facts of redis policies\)/);
+    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match: redis, when: "command + 1" }] })).toThrow(/policies\[0\]\.when: /);
+    expect(() => parseConfig({ policies: [{ name: "p", action: "deny", match: { kind: "sql", operations: ["*"] }, when: 'method == "GET"' }] })).toThrow(/facts of sql policies/);
   });
 });

@@ -23,6 +23,7 @@ import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
+import { policyWhenHolds, type WhenContext } from "./cel.js";
 import { bodyPredicateHolds, compileHttpMatch, nameValueHolds, stripTrailingSlash, type CompiledHttpMatch } from "./http-match.js";
 
 export const HTTP_KINDS: readonly JudgedKind[] = ["http.request"];
@@ -58,10 +59,23 @@ function headMatches(m: CompiledHttpMatch, e: HttpRequestEvent): boolean {
 
 type MatchResult = "yes" | "no" | "unknown";
 
-function matches(p: HttpPolicy, e: HttpRequestEvent): MatchResult {
+/** The facts of a request for CEL `when:` (src/policy/cel.ts). */
+function whenFacts(e: HttpRequestEvent): { operations: string[]; relations: string[]; event: Record<string, unknown> } {
+  const query: Record<string, string> = {};
+  for (const [k, v] of e.query) if (!(k in query)) query[k] = v;
+  return { operations: [e.method], relations: [e.path], event: { method: e.method, path: e.path, query, headers: { ...e.headers } } };
+}
+
+/** The match's keys and the policy's `when:` hold, the body aside. */
+function headAndWhen(p: HttpPolicy, e: HttpRequestEvent, context: WhenContext | undefined): boolean {
+  if (p.match !== undefined && !headMatches(p.match, e)) return false;
+  return policyWhenHolds(p.config, "http", e.session, context, whenFacts(e));
+}
+
+function matches(p: HttpPolicy, e: HttpRequestEvent, context: WhenContext | undefined): MatchResult {
   const m = p.match;
+  if (!headAndWhen(p, e, context)) return "no";
   if (m === undefined) return "yes";
-  if (!headMatches(m, e)) return "no";
   if (m.body === undefined) return "yes";
   if (e.body.state !== "json") return e.body.state === "none" ? "no" : "unknown";
   const doc = e.body.value;
@@ -72,9 +86,12 @@ export class HttpPolicyEvaluator implements Evaluator {
   readonly name = "http-policies";
   readonly kinds = HTTP_KINDS;
   readonly #policies: readonly HttpPolicy[];
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly PolicyConfig[]) {
+  /** `whenContext`: time and budget counters for `when:` (default: now, no budgets). */
+  constructor(policies: readonly PolicyConfig[], whenContext?: WhenContext) {
     this.#policies = policies.map(compile).filter((p): p is HttpPolicy => p !== undefined);
+    this.#whenContext = whenContext;
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
@@ -82,7 +99,7 @@ export class HttpPolicyEvaluator implements Evaluator {
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
-    return new HttpSessionPolicies(applicable);
+    return new HttpSessionPolicies(applicable, this.#whenContext);
   }
 }
 
@@ -90,17 +107,19 @@ export class HttpSessionPolicies implements SessionEvaluator {
   readonly kinds = HTTP_KINDS;
   readonly #guards: readonly HttpPolicy[];
   readonly #masks: readonly HttpPolicy[];
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly HttpPolicy[]) {
+  constructor(policies: readonly HttpPolicy[], whenContext?: WhenContext) {
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies.filter((p) => p.config.action === "mask");
+    this.#whenContext = whenContext;
   }
 
   evaluate(event: JudgedEvent): Verdict | undefined {
     if (event.type !== "http.request") return undefined;
     const allow = this.#allowFor(event);
     for (const p of this.#guards) {
-      const r = matches(p, event);
+      const r = matches(p, event, this.#whenContext);
       if (r === "no") continue;
       if (r === "unknown") {
         // An allow whose body predicate cannot be read does not allow; a refusing rule refuses.
@@ -125,7 +144,7 @@ export class HttpSessionPolicies implements SessionEvaluator {
   #allowFor(event: HttpRequestEvent): AllowDecision {
     const masks: MaskRule[] = [];
     for (const p of this.#masks) {
-      if (p.match !== undefined && !headMatches(p.match, event)) continue;
+      if (!headAndWhen(p, event, this.#whenContext)) continue;
       masks.push({
         rule: p.name,
         columns: p.config.columns ?? [],

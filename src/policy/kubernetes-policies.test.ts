@@ -117,3 +117,22 @@ describe("K8sPolicyEvaluator", () => {
     expect(() => parseConfig({ connections: [{ name: "c", type: "kubernetes", server: "https://h:6443", token: "t", clientCert: "file:x" }] })).toThrow(/together/);
   });
 });
+
+describe("K8sPolicyEvaluator: CEL when:", () => {
+  const { k8s } = setup([
+    { name: "prod-deletes-in-hours", match: { verbs: ["delete"] }, when: 'ns.startsWith("prod") && (hour < 9 || hour >= 17)', action: "deny" },
+    { name: "no-agent-secret-names", match: { resources: ["secrets"] }, when: 'name.contains("root") && "agents" in groups && verb == "get" && resource == "secrets"', action: "deny" },
+  ]);
+
+  it("judges verb, resource, namespace, name and groups", async () => {
+    const atTen = new Date().getUTCHours() >= 9 && new Date().getUTCHours() < 17;
+    expect(await judge(k8s, "DELETE", "/api/v1/namespaces/prod-eu/pods/p")).toBe(atTen ? "allow" : "deny:prod-deletes-in-hours");
+    expect(await judge(k8s, "DELETE", "/api/v1/namespaces/dev/pods/p")).toBe("allow");
+    expect(await judge(k8s, "GET", "/api/v1/namespaces/dev/secrets/root-ca")).toBe("deny:no-agent-secret-names");
+    expect(await judge(k8s, "GET", "/api/v1/namespaces/dev/secrets/app")).toBe("allow");
+  });
+
+  it("a fact of another kind is a configuration error naming the key", () => {
+    expect(() => setup([{ name: "x", match: { verbs: ["*"] }, when: 'path == "/"', action: "deny" }])).toThrow(/policies\[0\]\.when: .*path.*facts of kubernetes policies/);
+  });
+});

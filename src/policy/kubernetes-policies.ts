@@ -26,6 +26,7 @@
  * `columns`, JSON paths are masked whole; with neither, the values of Secrets' `data` and
  * `stringData` are masked whole (`mask` with `resources: [secrets]`: "hide their data").
  */
+import { policyWhenHolds, type WhenContext } from "./cel.js";
 import { policyHold } from "./holds.js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, K8sRequestEvent, K8sVerb } from "../core/events.js";
@@ -116,13 +117,26 @@ export function matchesK8s(p: K8sPolicy, e: K8sRequestEvent): boolean {
   return true;
 }
 
+/** The match's keys and the policy's `when:` (over verb, resource, namespace, name: src/policy/cel.ts) hold. */
+function applies(p: K8sPolicy, e: K8sRequestEvent, context: WhenContext | undefined): boolean {
+  if (!matchesK8s(p, e)) return false;
+  return policyWhenHolds(p.config, "kubernetes", e.session, context, {
+    operations: [e.verb],
+    relations: [e.resource],
+    event: { verb: e.verb, resource: e.resource, ns: e.namespace, name: e.name },
+  });
+}
+
 export class K8sPolicyEvaluator implements Evaluator {
   readonly name = "kubernetes-policies";
   readonly kinds = K8S_KINDS;
   readonly #policies: readonly K8sPolicy[];
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly PolicyConfig[]) {
+  /** `whenContext`: time and budget counters for `when:` (default: now, no budgets). */
+  constructor(policies: readonly PolicyConfig[], whenContext?: WhenContext) {
     this.#policies = policies.map(compile).filter((p): p is K8sPolicy => p !== undefined);
+    this.#whenContext = whenContext;
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
@@ -130,7 +144,7 @@ export class K8sPolicyEvaluator implements Evaluator {
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
-    return new K8sSessionPolicies(applicable);
+    return new K8sSessionPolicies(applicable, this.#whenContext);
   }
 }
 
@@ -138,8 +152,10 @@ export class K8sSessionPolicies implements SessionEvaluator {
   readonly kinds = K8S_KINDS;
   readonly #guards: readonly K8sPolicy[];
   readonly #masks: readonly K8sPolicy[];
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly K8sPolicy[]) {
+  constructor(policies: readonly K8sPolicy[], whenContext?: WhenContext) {
+    this.#whenContext = whenContext;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies.filter((p) => p.config.action === "mask");
   }
@@ -148,7 +164,7 @@ export class K8sSessionPolicies implements SessionEvaluator {
     if (event.type !== "k8s.request") return undefined;
     const allow = this.#allowFor(event);
     for (const p of this.#guards) {
-      if (!matchesK8s(p, event)) continue;
+      if (!applies(p, event, this.#whenContext)) continue;
       switch (p.config.action) {
         case "allow":
           return { ...allow, rule: p.name };
@@ -166,7 +182,7 @@ export class K8sSessionPolicies implements SessionEvaluator {
   #allowFor(e: K8sRequestEvent): AllowDecision {
     const masks: MaskRule[] = [];
     for (const p of this.#masks) {
-      if (!matchesK8s(p, e)) continue;
+      if (!applies(p, e, this.#whenContext)) continue;
       const detectors = p.config.detectors ?? [];
       const columns = p.config.columns ?? (detectors.length === 0 ? SECRET_DATA_COLUMNS : []);
       masks.push({

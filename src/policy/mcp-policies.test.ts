@@ -84,3 +84,32 @@ describe("MCP gateway policies", () => {
     expect(l.take(limits, "p", "c", "t", true, 1001)).toBeUndefined();
   });
 });
+
+describe("MCP policies: CEL when:", () => {
+  const cfg = parseConfig({
+    connections: [{ name: "bank", type: "mcp", command: "node", groups: ["a"] }],
+    policies: [
+      { name: "big-transfers", connections: ["bank"], match: { tools: ["*"] }, when: 'tool == "transfer" && "amount" in arguments && arguments.amount > 100 && !("ops" in groups)', action: "deny", message: "transfers over 100 are for ops" },
+      { name: "prod-accounts", connections: ["bank"], match: { tools: ["*"] }, when: 'has(arguments.account) && arguments.account.env == "prod"', action: "require_approval", approvers: ["ops"] },
+    ],
+  });
+  const evaluator = new McpPolicyEvaluator(cfg.policies, cfg.connections);
+
+  it("judges tool, arguments (nested, numbers) and groups", () => {
+    const s = session("bank");
+    const e = evaluator.openSession(s);
+    expect(e?.evaluate(ev(s, "transfer", { amount: 500 }))).toMatchObject({ type: "deny", rule: "big-transfers", message: "transfers over 100 are for ops" });
+    expect(e?.evaluate(ev(s, "transfer", { amount: 50 }))).toMatchObject({ type: "allow" });
+    expect(e?.evaluate(ev(s, "transfer", { amount: 100.5 }))).toMatchObject({ type: "deny", rule: "big-transfers" });
+    expect(e?.evaluate(ev(s, "balance", { amount: 500 }))).toMatchObject({ type: "allow" });
+    expect(e?.evaluate(ev(s, "transfer", { amount: 5, account: { env: "prod" } }))).toMatchObject({ type: "hold", rule: "prod-accounts" });
+    // A value of another type cannot be compared: a refusing rule holds (fail closed).
+    expect(e?.evaluate(ev(s, "transfer", { amount: "lots" }))).toMatchObject({ type: "deny", rule: "big-transfers" });
+    const ops: SessionInfo = { ...s, principal: { ...s.principal, groups: ["a", "ops"] } };
+    expect(evaluator.openSession(ops)?.evaluate(ev(ops, "transfer", { amount: 500 }))).toMatchObject({ type: "allow" });
+  });
+
+  it("type-checks against the MCP facts at load", () => {
+    expect(() => parseConfig({ policies: [{ name: "x", match: { tools: ["*"] }, when: "tool > 1", action: "deny" }] })).toThrow(/policies\[0\]\.when: .*facts of mcp policies/);
+  });
+});

@@ -18,6 +18,7 @@
  * is allowed (or held) and refused with the window's size once full: src/policy/mcp-limits.ts
  * (shared with every gateway on the store when the store keeps counters).
  */
+import { policyWhenHolds, type WhenContext } from "./cel.js";
 import { policyHold } from "./holds.js";
 import { McpCallLimiter, type CallLimiter } from "./mcp-limits.js";
 import { connectionMap, type Connection, type ConnectionSource, type McpRateLimit } from "../core/connection.js";
@@ -52,12 +53,17 @@ export class McpPolicyEvaluator implements Evaluator {
   readonly #policies: readonly McpPolicy[];
   readonly #connections: ReadonlyMap<string, Connection>;
   readonly #limiter: CallLimiter;
+  readonly #whenContext: WhenContext | undefined;
 
-  /** `limiter`: shared by the evaluators that replace this one when console policies change. */
-  constructor(policies: readonly PolicyConfig[], connections: ConnectionSource, limiter: CallLimiter = new McpCallLimiter()) {
+  /**
+   * `whenContext`: time and budget counters for `when:` (default: now, no budgets). `limiter`:
+   * shared by the evaluators that replace this one when console policies change.
+   */
+  constructor(policies: readonly PolicyConfig[], connections: ConnectionSource, whenContext?: WhenContext, limiter: CallLimiter = new McpCallLimiter()) {
     this.#limiter = limiter;
     this.#policies = policies.map(compile).filter((p): p is McpPolicy => p !== undefined);
     this.#connections = connectionMap(connections);
+    this.#whenContext = whenContext;
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
@@ -67,7 +73,7 @@ export class McpPolicyEvaluator implements Evaluator {
     );
     const c = this.#connections.get(session.connection);
     const limits = c?.type === "mcp" ? c.rateLimits : [];
-    return new McpSessionPolicies(applicable, limits, this.#limiter);
+    return new McpSessionPolicies(applicable, limits, this.#limiter, this.#whenContext);
   }
 }
 
@@ -96,8 +102,10 @@ export class McpSessionPolicies implements SessionEvaluator {
   readonly #masks: readonly McpPolicy[];
   readonly #limits: readonly McpRateLimit[];
   readonly #limiter: CallLimiter;
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly McpPolicy[], limits: readonly McpRateLimit[], limiter: CallLimiter) {
+  constructor(policies: readonly McpPolicy[], limits: readonly McpRateLimit[], limiter: CallLimiter, whenContext?: WhenContext) {
+    this.#whenContext = whenContext;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies.filter((p) => p.config.action === "mask");
     this.#limits = limits;
@@ -124,6 +132,7 @@ export class McpSessionPolicies implements SessionEvaluator {
         // A policy for the whole connection does not allow what the upstream asks of the agent.
         if (upstreamRequest && p.config.action === "allow") continue;
       } else if (!mcpMatchHolds(p.match, event.tool, event.arguments)) continue;
+      if (!this.#when(p, event)) continue;
       if (p.config.action === "allow") return { ...allow, rule: p.name };
       if (p.config.action === "require_approval" || p.config.action === "require_grant") {
         if (event.method !== "tools/call") return deny("GW_POLICY_DENIED", `${event.method} cannot wait for approval, so it is refused (rule ${p.name})`, p.name);
@@ -141,6 +150,7 @@ export class McpSessionPolicies implements SessionEvaluator {
     const masks: MaskRule[] = [];
     for (const p of this.#masks) {
       if (p.match !== undefined && !mcpMatchHolds(p.match, event.tool, event.arguments)) continue;
+      if (!this.#when(p, event)) continue;
       masks.push({
         rule: p.name,
         columns: p.config.columns ?? [],
@@ -150,6 +160,11 @@ export class McpSessionPolicies implements SessionEvaluator {
       });
     }
     return masks.length === 0 ? { type: "allow" } : { type: "allow", plan: { masks } };
+  }
+
+  /** The policy's `when:` (over tool, arguments: src/policy/cel.ts) holds. */
+  #when(p: McpPolicy, e: McpCallEvent): boolean {
+    return policyWhenHolds(p.config, "mcp", e.session, this.#whenContext, { operations: [e.tool], relations: [], event: { tool: e.tool, arguments: e.arguments } });
   }
 
   #hold(p: McpPolicy, e: McpCallEvent, allow: AllowDecision): HoldDecision {

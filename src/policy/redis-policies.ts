@@ -32,6 +32,7 @@ import type { SessionInfo } from "../core/session.js";
 import type { PolicyConfig } from "../runtime/config.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
 import { Glob, anyGlob } from "./glob.js";
+import { policyWhenHolds, type WhenContext } from "./cel.js";
 
 export const REDIS_KINDS: readonly JudgedKind[] = ["redis.command"];
 
@@ -87,9 +88,12 @@ export class RedisPolicyEvaluator implements Evaluator {
   readonly name = "redis-policies";
   readonly kinds = REDIS_KINDS;
   readonly #policies: readonly RedisPolicy[];
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly PolicyConfig[]) {
+  /** `whenContext`: time and budget counters for `when:` (default: now, no budgets). */
+  constructor(policies: readonly PolicyConfig[], whenContext?: WhenContext) {
     this.#policies = policies.map(compile).filter((p): p is RedisPolicy => p !== undefined);
+    this.#whenContext = whenContext;
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
@@ -97,7 +101,7 @@ export class RedisPolicyEvaluator implements Evaluator {
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
-    return new RedisSessionPolicies(applicable);
+    return new RedisSessionPolicies(applicable, this.#whenContext);
   }
 }
 
@@ -109,7 +113,13 @@ function namesOf(command: string): string[] {
   return bar < 0 ? [command] : [command, command.replace("|", " "), command.slice(0, bar)];
 }
 
-function matches(p: RedisPolicy, e: RedisCommandEvent): boolean {
+/** The match's keys and the policy's `when:` (over command, keys: src/policy/cel.ts) hold. */
+function matches(p: RedisPolicy, e: RedisCommandEvent, context: WhenContext | undefined): boolean {
+  if (!keysMatch(p, e)) return false;
+  return policyWhenHolds(p.config, "redis", e.session, context, { operations: [e.command], relations: e.keys, event: { command: e.command, keys: [...e.keys] } });
+}
+
+function keysMatch(p: RedisPolicy, e: RedisCommandEvent): boolean {
   if (!p.hasMatch) return true;
   const commands = p.commands;
   if (commands !== undefined && !namesOf(e.command).some((n) => anyGlob(commands, n))) return false;
@@ -141,8 +151,10 @@ export class RedisSessionPolicies implements SessionEvaluator {
   readonly #masks: readonly RedisPolicy[];
   readonly #failClosed: boolean;
   readonly #readOnly: RedisPolicy | undefined;
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly RedisPolicy[]) {
+  constructor(policies: readonly RedisPolicy[], whenContext?: WhenContext) {
+    this.#whenContext = whenContext;
     this.#guards = policies.filter((p) => p.config.action !== "mask");
     this.#masks = policies.filter((p) => p.config.action === "mask");
     this.#failClosed = this.#guards.some(isRefusing) || policies.some((p) => p.config.readOnly === true) || this.#masks.some(isWholeKeyRule);
@@ -153,7 +165,7 @@ export class RedisSessionPolicies implements SessionEvaluator {
     if (event.type !== "redis.command") return undefined;
     const allow = this.#allowFor(event);
     const name = event.command.split("|")[0] ?? event.command;
-    const explicitlyAllowed = this.#guards.some((p) => p.config.action === "allow" && (p.named.has(name) || p.named.has(event.command)) && matches(p, event));
+    const explicitlyAllowed = this.#guards.some((p) => p.config.action === "allow" && (p.named.has(name) || p.named.has(event.command)) && matches(p, event, this.#whenContext));
     if (this.#failClosed && !explicitlyAllowed) {
       if (event.unknownCommand) {
         return deny("GW_POLICY_DENIED", `${name.toUpperCase()} is not in the target's command table, so it is refused (fail closed)`, "fail-closed");
@@ -173,7 +185,7 @@ export class RedisSessionPolicies implements SessionEvaluator {
       return deny("GW_POLICY_DENIED", `the session is read-only: ${name.toUpperCase()} writes (rule ${this.#readOnly.name})`, this.#readOnly.name);
     }
     for (const p of this.#guards) {
-      if (!matches(p, event)) continue;
+      if (!matches(p, event, this.#whenContext)) continue;
       if (p.config.action === "allow") return { ...allow, rule: p.name };
       if (p.config.action === "require_approval" || p.config.action === "require_grant") return this.#hold(p, event, allow);
       return deny("GW_POLICY_DENIED", p.config.message ?? `${name.toUpperCase()} is not allowed here (rule ${p.name})`, p.name);
@@ -185,7 +197,7 @@ export class RedisSessionPolicies implements SessionEvaluator {
   #allowFor(event: RedisCommandEvent): AllowDecision {
     const masks: MaskRule[] = [];
     for (const p of this.#masks) {
-      if (!matches(p, event)) continue;
+      if (!matches(p, event, this.#whenContext)) continue;
       const detectors = p.config.detectors ?? [];
       // No detectors: the values of what it matches are masked whole (columns "*": every value).
       masks.push({ rule: p.name, columns: detectors.length === 0 ? ["*"] : [], detectors, strategy: p.config.strategy ?? "redact" });

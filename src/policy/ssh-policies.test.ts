@@ -252,3 +252,22 @@ describe("file transfers (legacy scp, rsync)", () => {
     expect(await plan(ssh, "scp -t /tmp/x")).toEqual({ hold: "approve-scp", plan: { masks: [], transfer: "raw" } });
   });
 });
+
+describe("SSH policies: CEL when:", () => {
+  it("judges each program and its argv, with budget counters", async () => {
+    const { ssh } = setup([
+      { name: "no-force-push", match: { commands: ["*"] }, when: 'command == "git" && argv.exists(a, a == "--force" || a == "-f") && "push" in argv', action: "deny" },
+      { name: "no-deep-find", match: { commands: ["find"] }, when: '!argv.exists(a, a == "-maxdepth")', action: "deny", message: "find needs -maxdepth" },
+    ]);
+    expect(await judge(ssh, { type: "ssh.exec", command: "git push --force origin main" })).toBe("deny:no-force-push");
+    expect(await judge(ssh, { type: "ssh.exec", command: "git status && git push -f" })).toBe("deny:no-force-push");
+    expect(await judge(ssh, { type: "ssh.exec", command: "git push origin main" })).toBe("allow");
+    expect(await judge(ssh, { type: "ssh.exec", command: "ls | find / -name x" })).toBe("deny:no-deep-find");
+    expect(await judge(ssh, { type: "ssh.exec", command: "find / -maxdepth 2 -name x" })).toBe("allow");
+  });
+
+  it("refuses when: on port-forward policies and type-checks against the shell facts", () => {
+    expect(() => setup([{ name: "f", match: { forwardTo: ["db:5432"] }, when: "hour > 1", action: "deny" }])).toThrow(/policies\[0\]\.when: is read for programs, not for port forwards/);
+    expect(() => setup([{ name: "f", match: { commands: ["git"] }, when: "keys.size() > 0", action: "deny" }])).toThrow(/policies\[0\]\.when: .*facts of shell policies/);
+  });
+});

@@ -20,6 +20,7 @@
  * Forwarding (direct-tcpip, `ssh -L`) is refused unless an `allow` policy with
  * `match.forwardTo` (host:port globs) matches before any deny does.
  */
+import { policyWhenHolds, type WhenContext } from "./cel.js";
 import { policyHold } from "./holds.js";
 import { RE2JS } from "re2js";
 import { deny, type AllowDecision, type HoldDecision, type MaskRule, type Verdict } from "../core/decision.js";
@@ -83,9 +84,12 @@ export class SshPolicyEvaluator implements Evaluator {
   readonly name = "ssh-policies";
   readonly kinds = SHELL_KINDS;
   readonly #policies: readonly SshPolicy[];
+  readonly #whenContext: WhenContext | undefined;
 
-  constructor(policies: readonly PolicyConfig[]) {
+  /** `whenContext`: time and budget counters for `when:` (default: now, no budgets). */
+  constructor(policies: readonly PolicyConfig[], whenContext?: WhenContext) {
     this.#policies = policies.map(compile).filter((p): p is SshPolicy => p !== undefined);
+    this.#whenContext = whenContext;
   }
 
   openSession(session: SessionInfo): SessionEvaluator | undefined {
@@ -94,7 +98,7 @@ export class SshPolicyEvaluator implements Evaluator {
     const applicable = this.#policies.filter(
       (p) => anyGlob(p.connections, session.connection) && (p.groups === undefined || p.groups.some((g) => session.principal.groups.includes(g))),
     );
-    return new SshSessionPolicies(applicable);
+    return new SshSessionPolicies(applicable, { session, context: this.#whenContext });
   }
 }
 
@@ -112,8 +116,11 @@ export class SshSessionPolicies implements SessionEvaluator {
   readonly #allow: AllowDecision;
   /** Programs refusing policies name (wildcard-only globs left out), for the analysis's fallback. */
   readonly #guarded: ((program: string) => boolean) | undefined;
+  /** For `when:`: the session and its time and budget counters. */
+  readonly #when: { readonly session: SessionInfo; readonly context: WhenContext | undefined } | undefined;
 
-  constructor(policies: readonly SshPolicy[]) {
+  constructor(policies: readonly SshPolicy[], when?: { readonly session: SessionInfo; readonly context: WhenContext | undefined }) {
+    this.#when = when;
     // Policies about commands (or about everything); forwardTo-only policies judge forwards only.
     this.#commandGuards = policies.filter((p) => isGuard(p) && (p.commands !== undefined || p.arguments !== undefined || !p.hasMatch));
     this.#forwardGuards = policies.filter((p) => isGuard(p) && (p.forwardTo !== undefined || !p.hasMatch));
@@ -176,13 +183,22 @@ export class SshSessionPolicies implements SessionEvaluator {
     return this.#judgeCommands(a.commands);
   }
 
+  /** The policy's `when:` (over the program and its argv: src/policy/cel.ts) holds for one program. */
+  #whenHolds(p: SshPolicy, c: ShellCommand): boolean {
+    if (p.config.when === undefined) return true;
+    // A session evaluator built without its session cannot evaluate: fail closed.
+    if (this.#when === undefined) return p.config.action !== "allow";
+    const argv = [c.name, ...c.args];
+    return policyWhenHolds(p.config, "shell", this.#when.session, this.#when.context, { operations: [c.name], relations: [], event: { command: c.name, argv } });
+  }
+
   #judgeCommands(commands: readonly ShellCommand[]): Verdict {
     let allowedBy: string | undefined;
     // The first hold is kept while later programs may still be denied.
     let held: { readonly policy: SshPolicy; readonly program: string } | undefined;
     for (const c of commands) {
       for (const p of this.#commandGuards) {
-        if (!matchesCommand(p, c)) continue;
+        if (!matchesCommand(p, c) || !this.#whenHolds(p, c)) continue;
         if (p.config.action === "allow") {
           allowedBy ??= p.name;
           break;

@@ -327,7 +327,7 @@ const policy = z.strictObject({
   groups: stringList.optional(),
   match: policyMatch.optional(),
   /** A CEL expression that must also hold (src/policy/cel.ts): compiled and type-checked at load. */
-  when: z.string().min(1).optional().describe("CEL expression over principal, groups, connection, operations, relations, now, hour, weekday, budgets; the policy applies only when it is true"),
+  when: z.string().min(1).optional().describe("CEL expression over principal, groups, connection, operations, relations, now, hour, weekday, budgets and the facts of the match kind (http: method, path, query, headers; redis: command, keys; shell: command, argv; kubernetes: verb, resource, ns, name; mcp: tool, arguments); the policy applies only when it is true"),
   action: z.enum(["deny", "require_approval", "require_grant", "mask", "allow"]),
   message: z.string().optional(),
   approvers: stringList.optional(),
@@ -569,10 +569,15 @@ export function parseConfig(doc: unknown, source?: string, context: ParseContext
     }
     if (kind === "http" && p.match !== undefined) problems.push(...httpMatchProblems(p.match).map((m) => `policies[${i}].match.${m}`));
     if (p.when !== undefined) {
-      const problem = whenProblem(p.when);
-      if (problem !== undefined) problems.push(`policies[${i}].when: ${problem}`);
-      // Only the SQL evaluator reads `when:` so far: elsewhere it would be ignored, and an allow would hold unconditionally.
-      if (kind !== "sql") problems.push(`policies[${i}].when: needs a SQL match (e.g. match: { operations: ["*"] }); other targets do not read when: yet`);
+      // The facts of `when:` depend on the kind of event: a policy with it needs a match that says which.
+      if (kind === undefined) {
+        if (match === undefined) problems.push(`policies[${i}].when: needs a match that says the kind of event (e.g. match: { methods: ["*"] } for HTTP, { commands: ["*"] } for Redis, { operations: ["*"] } for SQL)`);
+      } else if (kind === "shell" && p.match?.forwardTo !== undefined) {
+        problems.push(`policies[${i}].when: is read for programs, not for port forwards (forwardTo)`);
+      } else {
+        const problem = whenProblem(p.when, kind);
+        if (problem !== undefined) problems.push(`policies[${i}].when: ${problem} (facts of ${kind} policies)`);
+      }
     }
     if (kind === "mcp" && p.match !== undefined) problems.push(...mcpMatchProblems(p.match).map((m) => `policies[${i}].match.${m}`));
     if (kind !== "mcp" && p.match?.arguments !== undefined && !Array.isArray(p.match.arguments)) {

@@ -17,6 +17,7 @@ import { createAuditExporter } from "../audit/export/setup.js";
 import { AUDIT_FILE_NAME, LocalAuditLog } from "../audit/log.js";
 import { SessionAdmission } from "../protocols/common/admission.js";
 import { FeatureEvaluator } from "../policy/features.js";
+import type { WhenContext } from "../policy/cel.js";
 import type { ProtocolEngine } from "../core/engine.js";
 import { GatewayError } from "../core/errors.js";
 import { writeAdminToken } from "../identity/admin.js";
@@ -382,16 +383,17 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     // new sessions open the new ones, running sessions keep theirs.
     const viewResolver = catalogs.viewResolver();
     const mysqlObjects = catalogs.mysqlObjects();
+    const whenContext: WhenContext = (s) => ({ now: new Date(), budgets: budgetLedger.factsFor(s) });
     const policyEvaluatorsFor = (policies: readonly PolicyConfig[]): Evaluator[] => [
       new PolicyEvaluator(policies, liveConnections.map, classifications, viewResolver, {
-        whenContext: (s) => ({ now: new Date(), budgets: budgetLedger.factsFor(s) }),
+        whenContext,
         mysqlObjects,
       }),
-      new SshPolicyEvaluator(policies),
-      new RedisPolicyEvaluator(policies),
-      new K8sPolicyEvaluator(policies),
-      new HttpPolicyEvaluator(policies),
-      new McpPolicyEvaluator(policies, liveConnections.map, mcpLimiter),
+      new SshPolicyEvaluator(policies, whenContext),
+      new RedisPolicyEvaluator(policies, whenContext),
+      new K8sPolicyEvaluator(policies, whenContext),
+      new HttpPolicyEvaluator(policies, whenContext),
+      new McpPolicyEvaluator(policies, liveConnections.map, whenContext, mcpLimiter),
     ];
     const swappable = policyEvaluatorsFor(config.policies).map((e) => new SwappableEvaluator(e));
     // Groups named as approvers by console policies gain the approver role too (set below).

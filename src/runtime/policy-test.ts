@@ -11,7 +11,7 @@
  *       principal: ci-bot           # a service account (or sa:NAME, admin), or any name with `groups`
  *       groups: [agents]            # optional: groups of a principal the configuration does not list
  *       connection: orders
- *       statement: select * from orders
+ *       statement: select * from orders   # SSH: the command line; MCP: TOOL {"json": "arguments"}
  *       at: 2026-12-07T10:00:00Z    # optional: the time CEL `when:` sees (default now)
  *       budgets: { agent-rows: { rows: 9500 } }   # optional: counters CEL `when:` sees
  *       expect: allow               # allow | deny | require_approval | require_grant
@@ -26,6 +26,7 @@ import type { Principal } from "../core/principal.js";
 import { AccessEvaluator } from "../policy/access.js";
 import { HttpPolicyEvaluator } from "../policy/http-policies.js";
 import { K8sPolicyEvaluator } from "../policy/kubernetes-policies.js";
+import { McpPolicyEvaluator } from "../policy/mcp-policies.js";
 import { PolicyEvaluator } from "../policy/policies.js";
 import { RedisPolicyEvaluator } from "../policy/redis-policies.js";
 import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
@@ -91,10 +92,11 @@ async function runCase(config: Config, c: z.output<typeof caseSchema>): Promise<
   const evaluators = [
     new AccessEvaluator(config.connections),
     new PolicyEvaluator(config.policies, config.connections, new ClassificationCache(), undefined, { whenContext: () => ({ now, budgets }) }),
-    new SshPolicyEvaluator(config.policies),
-    new RedisPolicyEvaluator(config.policies),
-    new K8sPolicyEvaluator(config.policies),
-    new HttpPolicyEvaluator(config.policies),
+    new SshPolicyEvaluator(config.policies, () => ({ now, budgets })),
+    new RedisPolicyEvaluator(config.policies, () => ({ now, budgets })),
+    new K8sPolicyEvaluator(config.policies, () => ({ now, budgets })),
+    new HttpPolicyEvaluator(config.policies, () => ({ now, budgets })),
+    new McpPolicyEvaluator(config.policies, config.connections, () => ({ now, budgets })),
     new FeatureEvaluator(),
   ];
   const known = principalFinder(config);
