@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createCipheriv, randomBytes } from "node:crypto";
 import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,5 +45,81 @@ describe("SecretBox (AES-256-GCM)", () => {
     const b = SecretBox.open(file, { AIRLOCK_SECRET_KEY: hex });
     expect(() => a.open(b.seal("y", "p"), "p")).toThrow();
     expect(() => SecretBox.open(file, { AIRLOCK_SECRET_KEY: "short" })).toThrow(/32 bytes/u);
+  });
+});
+
+describe("SecretBox envelope encryption and key rotation", () => {
+  const oldKey = randomBytes(32);
+  const newKey = randomBytes(32);
+  const purpose = "connection:orders:password";
+
+  /** A value sealed the way gateways before envelope encryption did (v1: the value under the key itself). */
+  function sealV1(key: Buffer, text: string, aad: string): string {
+    const iv = randomBytes(12);
+    const c = createCipheriv("aes-256-gcm", key, iv);
+    c.setAAD(Buffer.from(aad));
+    const ct = Buffer.concat([c.update(text, "utf8"), c.final()]);
+    return ["v1", iv.toString("base64url"), c.getAuthTag().toString("base64url"), ct.toString("base64url")].join(".");
+  }
+
+  it("seals each value with its own data key wrapped by the KEK, named by id", () => {
+    const box = new SecretBox(oldKey);
+    const a = box.seal("same", purpose).split(".");
+    const b = box.seal("same", purpose).split(".");
+    expect(a[0]).toBe("v2");
+    expect(a[1]).toBe(box.keyId);
+    expect(a[2]).not.toBe(b[2]);
+    expect(Buffer.from(a[2] ?? "", "base64url")).toHaveLength(60);
+    expect(box.keyId).not.toContain(oldKey.toString("base64url").slice(0, 8));
+  });
+
+  it("rotation: the previous key still opens, rewrap moves data keys to the new key, then the old key alone fails", () => {
+    const sealedOld = new SecretBox(oldKey).seal("hunter2-canary", purpose);
+    const rotating = new SecretBox(newKey, [oldKey]);
+    expect(rotating.open(sealedOld, purpose)).toBe("hunter2-canary");
+    expect(() => new SecretBox(newKey).open(sealedOld, purpose)).toThrow(/does not have/u);
+    const { sealed, changed } = rotating.rewrap(sealedOld, purpose);
+    expect(changed).toBe(true);
+    // Only the wrapped key changed: the value's IV, tag and ciphertext are the same bytes.
+    expect(sealed.split(".").slice(3)).toEqual(sealedOld.split(".").slice(3));
+    expect(new SecretBox(newKey).open(sealed, purpose)).toBe("hunter2-canary");
+    expect(() => new SecretBox(oldKey).open(sealed, purpose)).toThrow(/cannot be decrypted/u);
+    expect(rotating.rewrap(sealed, purpose)).toEqual({ sealed, changed: false });
+  });
+
+  it("opens v1 values (today's format) with the current or a previous key, and rewrap turns them into v2", () => {
+    const v1 = sealV1(oldKey, "legacy-secret", purpose);
+    expect(new SecretBox(oldKey).open(v1, purpose)).toBe("legacy-secret");
+    expect(new SecretBox(newKey, [oldKey]).open(v1, purpose)).toBe("legacy-secret");
+    expect(() => new SecretBox(newKey).open(v1, purpose)).toThrow(/cannot be decrypted/u);
+    const { sealed } = new SecretBox(newKey, [oldKey]).rewrap(v1, purpose);
+    expect(sealed.startsWith("v2.")).toBe(true);
+    expect(new SecretBox(newKey).open(sealed, purpose)).toBe("legacy-secret");
+  });
+
+  it("refuses a tampered wrapped key, a wrapped key moved to another value, and a tampered value at rewrap", () => {
+    const box = new SecretBox(newKey, [oldKey]);
+    const s = box.seal("hunter2-canary", purpose).split(".");
+    const w = Buffer.from(s[2] ?? "", "base64url");
+    for (const at of [0, 13, 40, 59]) {
+      const t = Buffer.from(w);
+      t[at] = (t[at] ?? 0) ^ 1;
+      const tampered = [s[0], s[1], t.toString("base64url"), ...s.slice(3)].join(".");
+      expect(() => box.open(tampered, purpose)).toThrow(/cannot be decrypted/u);
+      expect(() => box.rewrap(tampered, purpose)).toThrow(/cannot be decrypted/u);
+    }
+    const other = box.seal("other", "connection:billing:password").split(".");
+    expect(() => box.open([s[0], s[1], other[2], ...s.slice(3)].join("."), purpose)).toThrow(/cannot be decrypted/u);
+    const ct = Buffer.from(s[5] ?? "", "base64url");
+    ct[0] = (ct[0] ?? 0) ^ 1;
+    expect(() => box.rewrap([...s.slice(0, 5), ct.toString("base64url")].join("."), purpose)).toThrow(/cannot be decrypted/u);
+  });
+
+  it("takes secrets.storeKey before AIRLOCK_SECRET_KEY, and checks every key's size", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "airlock-box-")), "secrets.key");
+    const box = SecretBox.open(file, { AIRLOCK_SECRET_KEY: oldKey.toString("hex") }, { storeKey: newKey.toString("base64"), previous: [oldKey.toString("hex")] });
+    expect(box.keyId).toBe(new SecretBox(newKey).keyId);
+    expect(() => SecretBox.open(file, {}, { storeKey: "c2hvcnQ=" })).toThrow(/secrets.storeKey must be 32 bytes/u);
+    expect(() => SecretBox.open(file, {}, { previous: ["short"] })).toThrow(/previousStoreKeys\[0\] must be 32 bytes/u);
   });
 });
