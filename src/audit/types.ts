@@ -30,6 +30,7 @@ export const AUDIT_EVENT_TYPES = [
   "canary.tripped", // a planted canary value appeared in a result (src/scan/canaries.ts)
   "policy.change", // a policy saved or deleted at run time (web console)
   "connection.test", // a "test connection" from the web console: the target dialled with the held credential
+  "secrets.rotate", // stored secrets' data keys re-wrapped under the current key-encryption key (airlock secrets rotate-key)
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

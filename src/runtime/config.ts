@@ -357,8 +357,12 @@ export const configSchema = z.strictObject({
       aws: awsSecretsConfig.optional().describe("AWS Secrets Manager for aws-sm: references"),
       gcp: gcpSecretsConfig.optional().describe("Google Secret Manager for gcp-sm: references"),
       azure: azureSecretsConfig.optional().describe("Azure Key Vault for azure-kv: references"),
+      storeKey: secretRef
+        .optional()
+        .describe("the key-encryption key of secrets the console stores (32 bytes, base64 or hex), e.g. env:NAME or file:PATH; default AIRLOCK_SECRET_KEY, else <dataDir>/keys/secrets.key"),
+      previousStoreKeys: z.array(secretRef).default([]).describe("older key-encryption keys that still open stored secrets during a rotation (airlock secrets rotate-key), never seal"),
     })
-    .default({ refreshInterval: 300_000 }),
+    .default({ refreshInterval: 300_000, previousStoreKeys: [] }),
   store: z
     .strictObject({
       url: secretRef.optional().describe("PostgreSQL URL for the store instead of the embedded one"),

@@ -230,7 +230,9 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     // kept in the store and shared by every gateway on it (runtime/live-connections.ts).
     const consoleDocs = store.consoleDocuments;
     if (consoleDocs === undefined) throw new GatewayError("GW_CONFIG", "this store does not keep console documents");
-    const secretBox = SecretBox.open(join(keysDir, "secrets.key"));
+    const storeKey = config.secrets.storeKey === undefined ? undefined : await resolveSecret(config.secrets.storeKey);
+    const previousStoreKeys = await Promise.all(config.secrets.previousStoreKeys.map((r) => resolveSecret(r)));
+    const secretBox = SecretBox.open(join(keysDir, "secrets.key"), process.env, { ...(storeKey === undefined ? {} : { storeKey }), previous: previousStoreKeys });
     const liveConnections = await LiveConnections.open({ config, docs: consoleDocs, box: secretBox, logger, legacyFile: join(config.dataDir, "console-connections.json") });
     cleanups.push(() => Promise.resolve(liveConnections.close()));
 

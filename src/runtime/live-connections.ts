@@ -17,10 +17,11 @@
  * - Connections from the configuration file are read-only here: a console entry cannot take or
  *   change a configured name (a stored entry with a configured name is skipped, with a warning).
  * - Secrets are either references (`env:NAME`, `file:PATH`, kept as written) or values, which are
- *   sealed with AES-256-GCM (secrets/secret-box.ts) before they are written anywhere; a value is
+ *   sealed (envelope encryption, secrets/secret-box.ts) before they are written anywhere; a value is
  *   never returned by the API again (views show `stored:<encrypted>`). A literal secret inside the
  *   connection document itself is refused: values go in `secrets`. Gateways sharing a store need
- *   the same key (AIRLOCK_SECRET_KEY) to open each other's sealed values.
+ *   the same key (secrets.storeKey / AIRLOCK_SECRET_KEY) to open each other's sealed values;
+ *   `rotateKey` re-wraps every stored data key under the current key.
  * - An older gateway kept these in `<dataDir>/console-connections.json`: at start its entries are
  *   copied into the store (entries already there win) and the file is renamed `….migrated`.
  */
@@ -73,6 +74,20 @@ const storedEntry = z.object({
 });
 type StoredEntry = z.infer<typeof storedEntry>;
 const storedFile = z.object({ version: z.literal(1), connections: z.array(storedEntry) });
+
+/** What `airlock secrets rotate-key` did. */
+export interface RotateKeyResult {
+  /** The public id of the key everything is now wrapped by. */
+  readonly keyId: string;
+  /** Console connections with stored secrets under that key now. */
+  connections: number;
+  /** Secrets whose data key was re-wrapped (or that were sealed anew from the older format). */
+  rewrapped: number;
+  /** Secrets already wrapped by that key. */
+  unchanged: number;
+  /** Connections whose secrets no key of this gateway opens (left as they are). */
+  readonly failed: string[];
+}
 
 export interface LiveConnectionsOptions {
   readonly config: Config;
@@ -256,6 +271,39 @@ export class LiveConnections {
     const e = this.#stored.get(name);
     if (e === undefined) throw new GatewayError("GW_NOT_FOUND", `no console connection ${name}`);
     await this.#write(name, { ...e, disabled, updatedAt: new Date().toISOString(), updatedBy: by });
+  }
+
+  /**
+   * Re-wrap the data key of every stored secret under the current key-encryption key (values
+   * sealed before envelope encryption are sealed anew). Afterwards the previous keys are no
+   * longer needed. An entry whose secrets no key of this gateway opens is left as it is and named.
+   */
+  async rotateKey(by: string): Promise<RotateKeyResult> {
+    await this.refresh();
+    const result: RotateKeyResult = { keyId: this.#o.box.keyId, connections: 0, rewrapped: 0, unchanged: 0, failed: [] };
+    for (const [name, e] of this.#stored) {
+      const sealed: Partial<Record<SecretField, string>> = {};
+      let rewrapped = 0;
+      try {
+        for (const f of SECRET_FIELDS) {
+          const s = e.sealed[f];
+          if (s === undefined) continue;
+          const r = this.#o.box.rewrap(s, `connection:${name}:${f}`);
+          sealed[f] = r.sealed;
+          if (r.changed) rewrapped++;
+          else result.unchanged++;
+        }
+      } catch {
+        result.failed.push(name);
+        continue;
+      }
+      if (Object.keys(sealed).length === 0) continue;
+      result.connections++;
+      result.rewrapped += rewrapped;
+      if (rewrapped > 0) await this.#o.docs.put({ kind: "connection", name, body: JSON.stringify({ ...e, sealed }), updatedAt: new Date(), updatedBy: by });
+    }
+    await this.refresh();
+    return result;
   }
 
   async #write(name: string, entry: StoredEntry): Promise<void> {
