@@ -80,6 +80,7 @@ import { effectiveConfig, effectiveConfigYaml } from "./config-show.js";
 import type { Evaluator } from "../policy/evaluator.js";
 import type { RolesSettings } from "../identity/config-schema.js";
 import { SecretBox } from "../secrets/secret-box.js";
+import { registerSecretValue } from "../observability/logger.js";
 
 export interface RunningGateway {
   readonly config: Config;
@@ -232,6 +233,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     if (consoleDocs === undefined) throw new GatewayError("GW_CONFIG", "this store does not keep console documents");
     const storeKey = config.secrets.storeKey === undefined ? undefined : await resolveSecret(config.secrets.storeKey);
     const previousStoreKeys = await Promise.all(config.secrets.previousStoreKeys.map((r) => resolveSecret(r)));
+    // The key-encryption keys are secrets too: the log scrubber knows them (env:/file: ones included).
+    for (const k of [storeKey, ...previousStoreKeys]) if (k !== undefined) registerSecretValue(k.trim());
     const secretBox = SecretBox.open(join(keysDir, "secrets.key"), process.env, { ...(storeKey === undefined ? {} : { storeKey }), previous: previousStoreKeys });
     const liveConnections = await LiveConnections.open({ config, docs: consoleDocs, box: secretBox, logger, legacyFile: join(config.dataDir, "console-connections.json") });
     cleanups.push(() => Promise.resolve(liveConnections.close()));
