@@ -15,17 +15,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/cli.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
+import { startFakeVault, type FakeVault } from "./harness/vault.js";
 
 const PG_PASSWORD = "rotate-canary-5e1a";
 let pg: PgServer;
+let vault: FakeVault | undefined;
 let t: TestGateway | undefined;
 const dataDir = mkdtempSync(join(tmpdir(), "airlock-rotate-"));
 const keyA = join(dataDir, "kek-a");
 const keyB = join(dataDir, "kek-b");
 
+/** A key file's path, or a `vault-transit:` reference as it is. */
+const ref = (k: string): string => (k.startsWith("vault-transit:") ? k : `file:${k}`);
+
 function config(storeKey: string, previous: string[] = []): Parameters<typeof startTestGateway>[0] {
   return {
-    secrets: { storeKey: `file:${storeKey}`, previousStoreKeys: previous.map((p) => `file:${p}`) },
+    secrets: {
+      storeKey: ref(storeKey),
+      previousStoreKeys: previous.map(ref),
+      ...(vault === undefined ? {} : { vault: { address: vault.address, auth: { token: vault.rootToken } } }),
+    },
     serviceAccounts: [{ name: "agent", groups: ["agents"] }],
     connections: [],
     policies: [],
@@ -70,6 +79,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
   await pg.stop();
+  await vault?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -135,5 +145,42 @@ describe("stored secrets: envelope encryption and key rotation", () => {
     const r = await rotate(g);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("left as they are: orders-live");
+  });
+
+  it("wraps data keys with Vault transit (vault-transit:KEYNAME): the key stays in Vault, rotation onto it and off a local key", { timeout: 120_000 }, async () => {
+    vault = await startFakeVault();
+    vault.transitKey("transit", "airlock-store");
+    const transitRef = "vault-transit:airlock-store";
+    let g = await restart(keyB);
+    // Stored again under the local key (the last test altered it).
+    const r = await g.api("/v1/console/connections", {
+      body: {
+        connection: { name: "orders-live", type: "postgres", host: "127.0.0.1", port: pg.port, database: "orders", user: "app", groups: ["agents"], sslmode: "disable" },
+        secrets: { password: PG_PASSWORD },
+      },
+    });
+    expect(r.status, r.text).toBe(201);
+    g = await restart(transitRef, [keyB]);
+    expect((await select(g)).stdout.trim()).toBe("one");
+    const rotated = await rotate(g);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(rotated.stdout).toContain("(1 re-wrapped, 0 already were)");
+    const sealed = (await storedBody(g)).sealed.password.split(".");
+    expect(sealed[1]).toBe(`vt-${Buffer.from("transit/airlock-store").toString("base64url")}`);
+    expect(Buffer.from(sealed[2] ?? "", "base64url").toString()).toMatch(/^vault:v1:/u);
+    const calls = vault.transitCalls;
+
+    g = await restart(transitRef);
+    const q = await select(g);
+    expect(q.stderr).toBe("");
+    expect(q.stdout.trim()).toBe("one");
+    expect(vault.transitCalls).toBeGreaterThan(calls);
+    // After a rotation of the transit key inside Vault, data keys wrapped by its older version still open.
+    vault.rotateTransitKey("transit", "airlock-store");
+    g = await restart(transitRef);
+    expect((await select(g)).stdout.trim()).toBe("one");
+
+    g = await restart(keyB);
+    expect((await select(g)).code).not.toBe(0);
   });
 });

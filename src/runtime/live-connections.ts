@@ -75,6 +75,10 @@ const storedEntry = z.object({
 type StoredEntry = z.infer<typeof storedEntry>;
 const storedFile = z.object({ version: z.literal(1), connections: z.array(storedEntry) });
 
+function openedKey(purpose: string, sealed: string): string {
+  return `${purpose}\u0000${sealed}`;
+}
+
 /** What `airlock secrets rotate-key` did. */
 export interface RotateKeyResult {
   /** The public id of the key everything is now wrapped by. */
@@ -108,6 +112,8 @@ export class LiveConnections {
   readonly names: string[] = [];
   readonly #configNames: ReadonlySet<string>;
   #stored = new Map<string, StoredEntry>();
+  /** Sealed secrets opened (the key may be remote, so opening is asynchronous): by purpose and sealed text. */
+  #opened = new Map<string, string | GatewayError>();
   #fingerprint = "";
   #stopRefresh: () => void = () => undefined;
   #refreshing: Promise<void> | undefined;
@@ -187,9 +193,36 @@ export class LiveConnections {
       }
       stored.set(d.name, e);
     }
+    this.#opened = await this.#openAll(stored.values());
     this.#stored = stored;
     this.#fingerprint = fingerprint;
     this.#publish();
+  }
+
+  /** Open every sealed secret of these entries (kept from the last read when unchanged). */
+  async #openAll(entries: Iterable<StoredEntry>): Promise<Map<string, string | GatewayError>> {
+    const opened = new Map<string, string | GatewayError>();
+    for (const e of entries) {
+      const name = e.raw["name"];
+      if (typeof name !== "string") continue;
+      for (const f of SECRET_FIELDS) {
+        const s = e.sealed[f];
+        if (s === undefined) continue;
+        const purpose = `connection:${name}:${f}`;
+        const k = openedKey(purpose, s);
+        const known = this.#opened.get(k);
+        if (known !== undefined) {
+          opened.set(k, known);
+          continue;
+        }
+        try {
+          opened.set(k, await this.#o.box.open(s, purpose));
+        } catch (err) {
+          opened.set(k, isGatewayError(err) ? err : new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret cannot be decrypted"));
+        }
+      }
+    }
+    return opened;
   }
 
   /** Rebuild map, list and names from the configuration and the stored entries. */
@@ -238,7 +271,11 @@ export class LiveConnections {
     const secrets: Partial<Record<SecretField, SecretRef>> = {};
     for (const f of SECRET_FIELDS) {
       const s = sealed[f];
-      if (s !== undefined) secrets[f] = { kind: "literal", value: this.#o.box.open(s, `connection:${c.name}:${f}`) };
+      if (s === undefined) continue;
+      const v = this.#opened.get(openedKey(`connection:${c.name}:${f}`, s));
+      if (v === undefined) throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret was not opened");
+      if (v instanceof GatewayError) throw v;
+      secrets[f] = { kind: "literal", value: v };
     }
     return { ...c, ...secrets };
   }
@@ -255,7 +292,11 @@ export class LiveConnections {
     for (const f of SECRET_FIELDS) {
       const value = body.secrets[f];
       // A changed connection keeps its stored secrets unless new values (or references) are given.
-      if (value !== undefined && typeof name === "string") sealed[f] = this.#o.box.seal(value, `connection:${name}:${f}`);
+      if (value !== undefined && typeof name === "string") {
+        const s = await this.#o.box.seal(value, `connection:${name}:${f}`);
+        sealed[f] = s;
+        this.#opened.set(openedKey(`connection:${name}:${f}`, s), value);
+      }
       else if (previous?.sealed[f] !== undefined && body.connection[f] === undefined) sealed[f] = previous.sealed[f];
     }
     const c = this.#build(body.connection, sealed);
@@ -288,7 +329,7 @@ export class LiveConnections {
         for (const f of SECRET_FIELDS) {
           const s = e.sealed[f];
           if (s === undefined) continue;
-          const r = this.#o.box.rewrap(s, `connection:${name}:${f}`);
+          const r = await this.#o.box.rewrap(s, `connection:${name}:${f}`);
           sealed[f] = r.sealed;
           if (r.changed) rewrapped++;
           else result.unchanged++;

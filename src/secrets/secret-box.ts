@@ -14,19 +14,20 @@
  * under the key directly) still open with the current or a previous key, and `rewrap` turns
  * them into v2.
  *
- * The KEK: `secrets.storeKey` (a reference, e.g. env:NAME or file:PATH, to 32 bytes, base64 or
- * hex) when configured, else `AIRLOCK_SECRET_KEY`, else `<dataDir>/keys/secrets.key` (created
- * 0600 at first use). `secrets.previousStoreKeys` still open (during a rotation), never seal.
+ * The KEK (kek.ts): `secrets.storeKey` when configured (a reference, e.g. env:NAME or file:PATH,
+ * to 32 bytes, base64 or hex; or `vault-transit:NAME`, Vault's transit engine), else
+ * `AIRLOCK_SECRET_KEY`, else `<dataDir>/keys/secrets.key` (created 0600 at first use).
+ * `secrets.previousStoreKeys` still open (during a rotation), never seal. Opening and sealing are
+ * asynchronous (a KEK may be remote).
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { GatewayError } from "../core/errors.js";
+import { LocalKek, decodeParts, gcmOpen, gcmSeal, unreadable, type KeyEncryptionKey } from "./kek.js";
 
 /** Sealed values are bounded (a PEM key fits with room to spare). */
 export const MAX_SECRET_BYTES = 64 * 1024;
-
-const UNREADABLE = "a stored secret cannot be decrypted (wrong key, or it was altered)";
 
 /** A 32-byte key written as 64 hex digits or base64. */
 export function parseStoreKey(text: string, what = "the secrets key"): Buffer {
@@ -36,65 +37,31 @@ export function parseStoreKey(text: string, what = "the secrets key"): Buffer {
   return key;
 }
 
-/** The public name of a KEK: a hash prefix, enough to pick the key, useless to guess it. */
-function keyId(key: Buffer): string {
-  return createHash("sha256").update("airlock-kek-id\0").update(key).digest("base64url").slice(0, 11);
-}
+/** A key text (local) or a KEK already built (remote). */
+export type StoreKeySource = string | KeyEncryptionKey;
 
-function gcmSeal(key: Buffer, data: Buffer, aad: string): [Buffer, Buffer, Buffer] {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
-  cipher.setAAD(Buffer.from(aad, "utf8"));
-  const ct = Buffer.concat([cipher.update(data), cipher.final()]);
-  return [iv, cipher.getAuthTag(), ct];
-}
-
-function gcmOpen(key: Buffer, iv: Buffer, tag: Buffer, ct: Buffer, aad: string): Buffer {
-  try {
-    if (iv.length !== 12 || tag.length !== 16) throw new Error("bad sizes");
-    const decipher = createDecipheriv("aes-256-gcm", key, iv);
-    decipher.setAAD(Buffer.from(aad, "utf8"));
-    decipher.setAuthTag(tag);
-    return Buffer.concat([decipher.update(ct), decipher.final()]);
-  } catch (e) {
-    throw new GatewayError("GW_SECRET_UNRESOLVED", UNREADABLE, { cause: e });
-  }
-}
-
-/** Base64url parts, each in its one canonical spelling (an altered character is always refused). */
-function decodeParts(parts: readonly string[]): Buffer[] {
-  const decoded = parts.map((text) => Buffer.from(text, "base64url"));
-  if (decoded.some((buf, i) => buf.toString("base64url") !== parts[i])) throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret is malformed");
-  return decoded;
-}
-
-export interface StoreKeys {
-  /** The KEK that seals (and opens). */
-  readonly current: Buffer;
-  /** Older KEKs that still open, during a rotation. */
-  readonly previous?: readonly Buffer[];
+function toKek(k: Buffer | KeyEncryptionKey): KeyEncryptionKey {
+  return Buffer.isBuffer(k) ? new LocalKek(k) : k;
 }
 
 export class SecretBox {
-  readonly #current: Buffer;
-  readonly #currentId: string;
+  readonly #current: KeyEncryptionKey;
   /** Every KEK that opens, by id (the current one first). */
-  readonly #keys = new Map<string, Buffer>();
+  readonly #keys = new Map<string, KeyEncryptionKey>();
 
-  constructor(key: Buffer, previous: readonly Buffer[] = []) {
-    for (const k of [key, ...previous]) if (k.length !== 32) throw new GatewayError("GW_CONFIG", "the secrets key must be 32 bytes (AES-256)");
-    this.#current = Buffer.from(key);
-    this.#currentId = keyId(this.#current);
-    for (const k of [key, ...previous]) if (!this.#keys.has(keyId(k))) this.#keys.set(keyId(k), Buffer.from(k));
+  constructor(key: Buffer | KeyEncryptionKey, previous: readonly (Buffer | KeyEncryptionKey)[] = []) {
+    this.#current = toKek(key);
+    for (const k of [this.#current, ...previous.map(toKek)]) if (!this.#keys.has(k.id)) this.#keys.set(k.id, k);
   }
 
   /**
-   * The KEK from `storeKey` (already resolved text) when given, else `AIRLOCK_SECRET_KEY`, else
-   * `keyFile` (created when missing); `previous` (resolved texts) still open.
+   * The KEK from `storeKey` (resolved key text, or a remote KEK) when given, else
+   * `AIRLOCK_SECRET_KEY`, else `keyFile` (created when missing); `previous` still open.
    */
-  static open(keyFile: string, env: NodeJS.ProcessEnv = process.env, options: { readonly storeKey?: string; readonly previous?: readonly string[] } = {}): SecretBox {
-    const previous = (options.previous ?? []).map((t, i) => parseStoreKey(t, `secrets.previousStoreKeys[${i}]`));
-    if (options.storeKey !== undefined) return new SecretBox(parseStoreKey(options.storeKey, "secrets.storeKey"), previous);
+  static open(keyFile: string, env: NodeJS.ProcessEnv = process.env, options: { readonly storeKey?: StoreKeySource; readonly previous?: readonly StoreKeySource[] } = {}): SecretBox {
+    const previous = (options.previous ?? []).map((t, i) => (typeof t === "string" ? parseStoreKey(t, `secrets.previousStoreKeys[${i}]`) : t));
+    const k = options.storeKey;
+    if (k !== undefined) return new SecretBox(typeof k === "string" ? parseStoreKey(k, "secrets.storeKey") : k, previous);
     const fromEnv = env["AIRLOCK_SECRET_KEY"];
     if (fromEnv !== undefined && fromEnv !== "") return new SecretBox(parseStoreKey(fromEnv, "AIRLOCK_SECRET_KEY"), previous);
     if (!existsSync(keyFile)) {
@@ -106,29 +73,29 @@ export class SecretBox {
 
   /** The public id of the sealing KEK (shown by rotate-key; not secret). */
   get keyId(): string {
-    return this.#currentId;
+    return this.#current.id;
   }
 
-  seal(plaintext: string, purpose: string): string {
+  async seal(plaintext: string, purpose: string): Promise<string> {
     const data = Buffer.from(plaintext, "utf8");
     if (data.length > MAX_SECRET_BYTES) throw new GatewayError("GW_BAD_REQUEST", `a secret is at most ${MAX_SECRET_BYTES} bytes`);
     const dek = randomBytes(32);
     try {
       const [iv, tag, ct] = gcmSeal(dek, data, purpose);
-      return ["v2", this.#currentId, this.#wrap(dek, purpose), ...[iv, tag, ct].map((b) => b.toString("base64url"))].join(".");
+      return ["v2", this.#current.id, await this.#current.wrap(dek, purpose), ...[iv, tag, ct].map((b) => b.toString("base64url"))].join(".");
     } finally {
       dek.fill(0);
     }
   }
 
   /** Throws GW_SECRET_UNRESOLVED (never saying the value) when the text is not a sealed value of these keys and this purpose. */
-  open(sealed: string, purpose: string): string {
+  async open(sealed: string, purpose: string): Promise<string> {
     if (sealed.length > MAX_SECRET_BYTES * 2) throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret is malformed");
     const parts = sealed.split(".");
     if (parts[0] === "v2" && parts.length === 6) {
       const [, kid, wrapped, ...rest] = parts as [string, string, string, string, string, string];
       const [iv, tag, ct] = decodeParts(rest) as [Buffer, Buffer, Buffer];
-      const dek = this.#unwrap(kid, wrapped, purpose);
+      const dek = await this.#unwrap(kid, wrapped, purpose);
       try {
         return gcmOpen(dek, iv, tag, ct, purpose).toString("utf8");
       } finally {
@@ -137,15 +104,16 @@ export class SecretBox {
     }
     if (parts[0] === "v1" && parts.length === 4) {
       const [iv, tag, ct] = decodeParts(parts.slice(1)) as [Buffer, Buffer, Buffer];
-      // v1 values carry no key id: each key that opens is tried (a wrong key fails its tag).
+      // v1 values carry no key id: each local key that opens is tried (a wrong key fails its tag).
       for (const key of this.#keys.values()) {
+        if (!(key instanceof LocalKek)) continue;
         try {
-          return gcmOpen(key, iv, tag, ct, purpose).toString("utf8");
+          return key.openLegacy(iv, tag, ct, purpose).toString("utf8");
         } catch {
           // the next key
         }
       }
-      throw new GatewayError("GW_SECRET_UNRESOLVED", UNREADABLE);
+      throw unreadable();
     }
     throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret is malformed");
   }
@@ -154,33 +122,29 @@ export class SecretBox {
    * The same value sealed with its data key wrapped by the current KEK (a v1 value is sealed
    * anew as v2). `changed` is false when it already was. Refused when no key of this box opens it.
    */
-  rewrap(sealed: string, purpose: string): { sealed: string; changed: boolean } {
+  async rewrap(sealed: string, purpose: string): Promise<{ sealed: string; changed: boolean }> {
     const parts = sealed.split(".");
     if (parts[0] === "v2" && parts.length === 6 && sealed.length <= MAX_SECRET_BYTES * 2) {
       const [, kid, wrapped, ...rest] = parts as [string, string, string, string, string, string];
-      const dek = this.#unwrap(kid, wrapped, purpose);
+      const [iv, tag, ct] = decodeParts(rest) as [Buffer, Buffer, Buffer];
+      const dek = await this.#unwrap(kid, wrapped, purpose);
       try {
         // The value's own tag is checked too: a rotation never carries an altered value on.
-        const [iv, tag, ct] = decodeParts(rest) as [Buffer, Buffer, Buffer];
         gcmOpen(dek, iv, tag, ct, purpose).fill(0);
-        if (kid === this.#currentId) return { sealed, changed: false };
-        return { sealed: ["v2", this.#currentId, this.#wrap(dek, purpose), ...rest].join("."), changed: true };
+        if (kid === this.#current.id) return { sealed, changed: false };
+        return { sealed: ["v2", this.#current.id, await this.#current.wrap(dek, purpose), ...rest].join("."), changed: true };
       } finally {
         dek.fill(0);
       }
     }
-    return { sealed: this.seal(this.open(sealed, purpose), purpose), changed: true };
+    return { sealed: await this.seal(await this.open(sealed, purpose), purpose), changed: true };
   }
 
-  #wrap(dek: Buffer, purpose: string): string {
-    return Buffer.concat(gcmSeal(this.#current, dek, `dek:${purpose}`)).toString("base64url");
-  }
-
-  #unwrap(kid: string, wrapped: string, purpose: string): Buffer {
+  #unwrap(kid: string, wrapped: string, purpose: string): Promise<Buffer> {
     const key = this.#keys.get(kid);
-    if (key === undefined) throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret cannot be decrypted (sealed under a key this gateway does not have: see secrets.previousStoreKeys)");
-    const [w] = decodeParts([wrapped]) as [Buffer];
-    if (w.length !== 12 + 16 + 32) throw new GatewayError("GW_SECRET_UNRESOLVED", UNREADABLE);
-    return gcmOpen(key, w.subarray(0, 12), w.subarray(12, 28), w.subarray(28), `dek:${purpose}`);
+    if (key === undefined) {
+      return Promise.reject(new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret cannot be decrypted (sealed under a key this gateway does not have: see secrets.previousStoreKeys)"));
+    }
+    return key.unwrap(wrapped, purpose);
   }
 }
