@@ -182,5 +182,18 @@ describe("stored secrets: envelope encryption and key rotation", () => {
 
     g = await restart(keyB);
     expect((await select(g)).code).not.toBe(0);
+
+    // A Vault ciphertext altered in the store: Vault refuses to decrypt it, the connection does not open.
+    const body = await storedBody(g);
+    const parts = body.sealed.password.split(".");
+    const vaultText = Buffer.from(parts[2] ?? "", "base64url").toString();
+    const flipped = vaultText.slice(0, 12) + (vaultText[12] === "A" ? "B" : "A") + vaultText.slice(13);
+    parts[2] = Buffer.from(flipped).toString("base64url");
+    await g.gw.store.consoleDocuments?.put({ kind: "connection", name: "orders-live", body: JSON.stringify({ ...body, sealed: { password: parts.join(".") } }), updatedAt: new Date(), updatedBy: "attacker" });
+    g = await restart(transitRef);
+    expect((await select(g)).code).not.toBe(0);
+    const r2 = await rotate(g);
+    expect(r2.code).toBe(1);
+    expect(r2.stdout).toContain("left as they are: orders-live");
   });
 });
