@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/cli.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
+import { until } from "./harness/until.js";
 import { startFakeVault, type FakeVault } from "./harness/vault.js";
 
 const PG_PASSWORD = "rotate-canary-5e1a";
@@ -179,6 +180,14 @@ describe("stored secrets: envelope encryption and key rotation", () => {
     vault.rotateTransitKey("transit", "airlock-store");
     g = await restart(transitRef);
     expect((await select(g)).stdout.trim()).toBe("one");
+
+    // Vault unavailable when the gateway starts: the connection is not usable, and is once Vault answers again (no restart).
+    vault.transitDown = true;
+    g = await restart(transitRef);
+    expect((await select(g)).code).not.toBe(0);
+    vault.transitDown = false;
+    const back = g;
+    await until("the connection opens once Vault is back", async () => ((await select(back)).stdout.trim() === "one" ? true : undefined));
 
     g = await restart(keyB);
     expect((await select(g)).code).not.toBe(0);

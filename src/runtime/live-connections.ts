@@ -32,6 +32,7 @@ import type { ConnectionView } from "../api/console-schemas.js";
 import type { Connection } from "../core/connection.js";
 import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
+import { KekUnavailable } from "../secrets/kek.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { ConsoleDocumentStore } from "../store/console-documents.js";
 import { parseConfig, type Config } from "./config.js";
@@ -195,7 +196,8 @@ export class LiveConnections {
     }
     this.#opened = await this.#openAll(stored.values());
     this.#stored = stored;
-    this.#fingerprint = fingerprint;
+    // A remote key that could not be asked (Vault down) is asked again at the next read.
+    this.#fingerprint = [...this.#opened.values()].some((v) => v instanceof KekUnavailable) ? "" : fingerprint;
     this.#publish();
   }
 
@@ -211,7 +213,7 @@ export class LiveConnections {
         const purpose = `connection:${name}:${f}`;
         const k = openedKey(purpose, s);
         const known = this.#opened.get(k);
-        if (known !== undefined) {
+        if (known !== undefined && !(known instanceof KekUnavailable)) {
           opened.set(k, known);
           continue;
         }

@@ -26,6 +26,13 @@ export interface KeyEncryptionKey {
   unwrap(wrapped: string, purpose: string): Promise<Buffer>;
 }
 
+/** A remote KEK could not be asked (unreachable, login refused, 5xx): worth trying again later, unlike a refusal. */
+export class KekUnavailable extends GatewayError {
+  constructor(message: string, cause?: unknown) {
+    super("GW_SECRET_UNRESOLVED", message, cause === undefined ? {} : { cause });
+  }
+}
+
 export function unreadable(cause?: unknown): GatewayError {
   return new GatewayError("GW_SECRET_UNRESOLVED", UNREADABLE, cause === undefined ? undefined : { cause });
 }
@@ -127,7 +134,12 @@ export class VaultTransitKek implements KeyEncryptionKey {
     const describe = `vault-transit:${this.#mount}/${this.#name}`;
     const path = `/v1/${encodeURIComponent(this.#mount)}/${op}/${encodeURIComponent(this.#name)}`;
     for (let attempt = 0; ; attempt++) {
-      const token = await this.#vault.token(describe);
+      let token: string;
+      try {
+        token = await this.#vault.token(describe);
+      } catch (e) {
+        throw new KekUnavailable(`${describe}: the Vault login failed`, e);
+      }
       try {
         return await this.#vault.call("POST", path, payload, token);
       } catch (e) {
@@ -138,10 +150,10 @@ export class VaultTransitKek implements KeyEncryptionKey {
           }
           // Vault answers 400 to a ciphertext it cannot decrypt (altered, another key).
           if (op === "decrypt" && e.status === 400) throw unreadable();
-          throw new GatewayError("GW_SECRET_UNRESOLVED", `${describe}: Vault answered ${e.status}`);
+          throw new KekUnavailable(`${describe}: Vault answered ${e.status}`);
         }
         if (e instanceof GatewayError) throw e;
-        throw new GatewayError("GW_SECRET_UNRESOLVED", `${describe}: Vault could not be reached`, { cause: e });
+        throw new KekUnavailable(`${describe}: Vault could not be reached`, e);
       }
     }
   }

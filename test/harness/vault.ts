@@ -66,6 +66,8 @@ export interface FakeVault {
   rotateTransitKey(mount: string, name: string): void;
   /** Transit encrypt/decrypt calls that succeeded. */
   readonly transitCalls: number;
+  /** While true, transit answers 503 (Vault sealed or in standby). */
+  transitDown: boolean;
   close(): Promise<void>;
 }
 
@@ -89,6 +91,10 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
     const token = req.headers["x-vault-token"];
     if (typeof token !== "string" || !tokens.has(token)) {
       json(res, 403, { errors: ["permission denied"] });
+      return true;
+    }
+    if (fake.transitDown) {
+      json(res, 503, { errors: ["Vault is sealed"] });
       return true;
     }
     const versions = transitKeys.get(`${m[1] ?? ""}/${m[3] ?? ""}`);
@@ -265,8 +271,9 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const a = server.address();
   const port = typeof a === "object" && a !== null ? a.port : 0;
-  return {
+  const fake: FakeVault = {
     address: `http://127.0.0.1:${port}`,
+    transitDown: false,
     roleId,
     secretId,
     rootToken,
@@ -297,4 +304,5 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+  return fake;
 }
