@@ -49,7 +49,7 @@ beforeAll(async () => {
     connections: [
       {
         raw: { name: "legacy", type: "postgres", host: "127.0.0.1", port: pg.port, database: "orders", user: "app", groups: ["agents"], sslmode: "disable" },
-        sealed: { password: box.seal(PG_PASSWORD, "connection:legacy:password") },
+        sealed: { password: await box.seal(PG_PASSWORD, "connection:legacy:password") },
         disabled: false,
         updatedAt: new Date().toISOString(),
         updatedBy: "admin",

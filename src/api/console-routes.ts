@@ -29,7 +29,7 @@ import { z } from "zod";
 import { ApprovalService } from "../approvals/service.js";
 import { auditPrincipal, type AuditLog, type AuditRecord } from "../audit/types.js";
 import type { Connection } from "../core/connection.js";
-import { registerBody, type RegisterBody } from "../runtime/live-connections.js";
+import { registerBody, type RegisterBody, type RotateKeyResult } from "../runtime/live-connections.js";
 import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { Principal } from "../core/principal.js";
 import type { RolesSettings } from "../identity/config-schema.js";
@@ -77,6 +77,7 @@ export interface ConsoleRoutesDeps {
   readonly liveConnections?: {
     register(body: RegisterBody, by: string): Promise<Connection>;
     setDisabled(name: string, disabled: boolean, by: string): Promise<void>;
+    rotateKey(by: string): Promise<RotateKeyResult>;
   };
   /** Policy editing, "test connection", the effective configuration (console-admin-routes.ts). */
   readonly admin?: Omit<ConsoleAdminDeps, "sessionsFor" | "auditLog" | "logger">;
@@ -473,6 +474,19 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRoutesD
       return { connection: deps.connections().find((v) => v.name === name) };
     });
   }
+
+  // Re-wrap every stored secret's data key under the current key-encryption key (secrets.storeKey).
+  app.post("/v1/secrets/rotate-key", admin, async (request) => {
+    const result = await live().rotateKey(callerOf(request).principal.id);
+    await deps.auditLog
+      ?.append({
+        type: "secrets.rotate",
+        principal: auditPrincipal(callerOf(request).principal),
+        details: { keyId: result.keyId, connections: result.connections, rewrapped: result.rewrapped, unchanged: result.unchanged, failed: result.failed.join(",") },
+      })
+      .catch((e: unknown) => deps.logger.error({ err: e }, "could not audit a key rotation"));
+    return result;
+  });
 
   registerConsoleAdminRoutes(app, {
     ...deps.admin,

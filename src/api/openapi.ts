@@ -42,6 +42,7 @@ export const ROUTE_SHAPES: Readonly<Record<string, Shapes>> = {
   "POST /v1/console/connections/validate": { summary: "Check a connection document field by field, without saving", body: registerBody, response: validation },
   "POST /v1/console/connections/:name/disable": { summary: "Disable a console connection (new sessions refused at once)" },
   "POST /v1/console/connections/:name/enable": { summary: "Enable a console connection" },
+  "POST /v1/secrets/rotate-key": { summary: "Re-wrap every stored secret's data key under the current key-encryption key (secrets.storeKey); audited secrets.rotate" },
   "GET /v1/console/policies": { summary: "Effective policies", response: S.policyList },
   "POST /v1/console/policies/order": { summary: "Set the order console policies are judged in (after the configuration's)", body: policyOrderBody, response: policyOrdered },
   "GET /v1/agents": { summary: "Connected network-resident agents", response: S.agentList },

@@ -650,6 +650,7 @@ const FULL_GATEWAY_ACCESS: Readonly<Record<string, string>> = {
   "GET /v1/console/connections/form": "admin",
   "POST /v1/console/connections/validate": "admin",
   "POST /v1/console/connections/:name/disable": "admin",
+  "POST /v1/secrets/rotate-key": "admin",
   "POST /v1/console/connections/:name/enable": "admin",
   "GET /v1/console/policies": "auditor",
   "POST /v1/console/policies/try": "auditor",

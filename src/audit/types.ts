@@ -32,6 +32,7 @@ export const AUDIT_EVENT_TYPES = [
   "connection.test", // a "test connection" from the web console: the target dialled with the held credential
   "agent.connect", // a network-resident agent's tunnel admitted (allow) or refused (deny): agent id, group, name, version, address
   "agent.disconnect", // a network-resident agent's tunnel ended: agent id, group, why, streams it carried
+  "secrets.rotate", // stored secrets' data keys re-wrapped under the current key-encryption key (airlock secrets rotate-key)
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

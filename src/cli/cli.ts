@@ -343,6 +343,28 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     setExit(res.ok ? 0 : 1);
   });
 
+  // --- secrets ------------------------------------------------------------------------------
+  const secrets = program.command("secrets").description("secrets the console stores (encrypted at rest)");
+  withApi(
+    secrets
+      .command("rotate-key")
+      .description("re-wrap every stored secret's data key under the gateway's current key (secrets.storeKey); exit 1 when one could not be opened")
+      .option("--json", "print JSON"),
+  ).action(async (opts: { json?: boolean; api?: string; config?: string }) => {
+    const client = connect(connectOptions(opts), io);
+    const res = await client.request(
+      "POST",
+      "/v1/secrets/rotate-key",
+      z.object({ keyId: z.string(), connections: z.number(), rewrapped: z.number(), unchanged: z.number(), failed: z.array(z.string()) }),
+    );
+    if (opts.json === true) json(res);
+    else {
+      print(`stored secrets of ${res.connections} connections are wrapped by key ${res.keyId} (${res.rewrapped} re-wrapped, ${res.unchanged} already were)`);
+      if (res.failed.length > 0) print(`not opened with any configured key, left as they are: ${res.failed.join(", ")}`);
+    }
+    setExit(res.failed.length === 0 ? 0 : 1);
+  });
+
   // --- approvals and access requests: ./approvals.ts -----------------------------------------
   registerApprovalCommands(program, io, setExit);
   registerKubeconfigCommand(program, io);

@@ -9,6 +9,7 @@ describe("config show redaction", () => {
     expect(redact({ kind: "vault", mount: "kv", path: "db", field: "pw" })).toBe("vault:kv/db#pw");
     expect(redact({ kind: "aws-sm", secretId: "prod/db", field: "pw" })).toBe("aws-sm:prod/db#pw");
     expect(redact({ kind: "gcp-sm", name: "projects/p/secrets/s/versions/latest" })).toBe("gcp-sm:projects/p/secrets/s/versions/latest");
+    expect(redact({ storeKey: { kind: "vault-transit", mount: "transit", name: "airlock-store" } })).toEqual({ storeKey: "vault-transit:transit/airlock-store" });
     expect(redact({ kind: "azure-kv", vault: "v", secret: "s", version: "0123456789abcdef0123456789abcdef" })).toBe("azure-kv:v/s/0123456789abcdef0123456789abcdef");
     expect(redact("postgres://app:s3cret-pw@db:5432/x", "url")).toBe("postgres://app:<redacted>@db:5432/x");
     expect(redact("plain-token-value", "token")).toBe("<redacted>");

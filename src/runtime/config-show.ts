@@ -13,7 +13,7 @@ import { describeSecretRef, type SecretRef } from "../core/secret.js";
 import type { Config } from "./config.js";
 
 const SECRET_KEY = /pass(word|phrase)?|secret|token|credential|private|apikey|api_key|(^|[a-z])key$|^key|cookie|authorization/iu;
-const REFERENCE = /^(env|file|vault|aws-sm|gcp-sm|azure-kv):|^stored:<encrypted>$|^literal:<redacted>$/u;
+const REFERENCE = /^(env|file|vault|vault-transit|aws-sm|gcp-sm|azure-kv):|^stored:<encrypted>$|^literal:<redacted>$/u;
 /** Keys whose values are names or public material, not secrets, although the key matches SECRET_KEY. */
 const NOT_SECRET = new Set(["hostKey", "sshPublicKeys", "tokenUrl", "keysClaim", "groupsClaim", "claims", "maxTtl", "defaultTtl", "endSessionsAtExpiry", "tokenEndpoint", "publicKey", "serverPublicKey", "keyId", "keys"]);
 const MAX_DEPTH = 32;
@@ -63,6 +63,9 @@ export function redact(value: unknown, key = "", depth = 0): unknown {
   if (value instanceof Set) return redact([...value], key, depth + 1);
   if (typeof value === "object") {
     if (isSecretRef(value)) return describeSecretRef(value);
+    // secrets.storeKey as Vault transit: a key name, not a secret, shown as written.
+    const t = value as { kind?: unknown; mount?: unknown; name?: unknown };
+    if (t.kind === "vault-transit" && typeof t.mount === "string" && typeof t.name === "string" && Object.keys(value).length === 3) return `vault-transit:${t.mount}/${t.name}`;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       if (typeof v === "function" || v === undefined) continue;

@@ -356,6 +356,19 @@ const policy = z.strictObject({
   previewTolerance: z.union([z.number().int().min(0), z.string().regex(/^\d+(\.\d+)?%$/, "a number of rows or a percentage like 10%")]).optional(),
 });
 
+/** `secrets.storeKey`: Vault transit (the key stays in Vault), or a reference to the key itself. */
+const storeKeyRef = z.union([
+  z
+    .string()
+    .regex(/^vault-transit:(?:[A-Za-z0-9_.-]+\/)?[A-Za-z0-9_.-]+$/u)
+    .transform((s) => {
+      const [mount, name] = s.slice("vault-transit:".length).includes("/") ? (s.slice("vault-transit:".length).split("/") as [string, string]) : ["transit", s.slice("vault-transit:".length)];
+      return { kind: "vault-transit" as const, mount, name };
+    }),
+  secretRef,
+]);
+export type StoreKeyRef = z.infer<typeof storeKeyRef>;
+
 export const configSchema = z.strictObject({
   dataDir: z.string().default("./.airlock").describe("embedded store, keys, recordings, admin credential"),
   secrets: z
@@ -365,8 +378,14 @@ export const configSchema = z.strictObject({
       aws: awsSecretsConfig.optional().describe("AWS Secrets Manager for aws-sm: references"),
       gcp: gcpSecretsConfig.optional().describe("Google Secret Manager for gcp-sm: references"),
       azure: azureSecretsConfig.optional().describe("Azure Key Vault for azure-kv: references"),
+      storeKey: storeKeyRef
+        .optional()
+        .describe(
+          "the key-encryption key of secrets the console stores: vault-transit:[MOUNT/]KEYNAME (Vault's transit engine, needs secrets.vault), or a reference to 32 bytes (base64 or hex), e.g. env:NAME or file:PATH; default AIRLOCK_SECRET_KEY, else <dataDir>/keys/secrets.key",
+        ),
+      previousStoreKeys: z.array(storeKeyRef).default([]).describe("older key-encryption keys that still open stored secrets during a rotation (airlock secrets rotate-key), never seal"),
     })
-    .default({ refreshInterval: 300_000 }),
+    .default({ refreshInterval: 300_000, previousStoreKeys: [] }),
   store: z
     .strictObject({
       url: secretRef.optional().describe("PostgreSQL URL for the store instead of the embedded one"),

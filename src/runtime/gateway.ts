@@ -61,7 +61,7 @@ import { Cluster } from "./cluster.js";
 import { resolveInstanceId } from "./instance.js";
 import type { WorkerIdentity } from "./workers.js";
 import type { Store } from "../store/types.js";
-import type { Config, ListenAddress, PolicyConfig } from "./config.js";
+import type { Config, ListenAddress, PolicyConfig, StoreKeyRef } from "./config.js";
 import { Catalogs } from "./catalogs.js";
 import { DirectDialer } from "./dialer.js";
 import { AgentDialer } from "../agent/dialer.js";
@@ -83,7 +83,9 @@ import { testConnection } from "./connection-test.js";
 import { effectiveConfig, effectiveConfigYaml } from "./config-show.js";
 import type { Evaluator } from "../policy/evaluator.js";
 import type { RolesSettings } from "../identity/config-schema.js";
-import { SecretBox } from "../secrets/secret-box.js";
+import { SecretBox, type StoreKeySource } from "../secrets/secret-box.js";
+import { VaultTransitKek } from "../secrets/kek.js";
+import { registerSecretValue } from "../observability/logger.js";
 
 export interface RunningGateway {
   readonly config: Config;
@@ -243,7 +245,20 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
     // kept in the store and shared by every gateway on it (runtime/live-connections.ts).
     const consoleDocs = store.consoleDocuments;
     if (consoleDocs === undefined) throw new GatewayError("GW_CONFIG", "this store does not keep console documents");
-    const secretBox = SecretBox.open(join(keysDir, "secrets.key"));
+    // The key-encryption keys: Vault transit (the key stays in Vault), or key texts, which the log
+    // scrubber then knows (env:/file: ones included).
+    const storeKeyOf = async (r: StoreKeyRef): Promise<StoreKeySource> => {
+      if ("kind" in r && r.kind === "vault-transit") {
+        if (stores.vault === undefined) throw new GatewayError("GW_CONFIG", "secrets.storeKey: vault-transit needs secrets.vault");
+        return new VaultTransitKek(stores.vault, r.mount, r.name);
+      }
+      const text = await resolveSecret(r);
+      registerSecretValue(text.trim());
+      return text;
+    };
+    const storeKey = config.secrets.storeKey === undefined ? undefined : await storeKeyOf(config.secrets.storeKey);
+    const previousStoreKeys = await Promise.all(config.secrets.previousStoreKeys.map(storeKeyOf));
+    const secretBox = SecretBox.open(join(keysDir, "secrets.key"), process.env, { ...(storeKey === undefined ? {} : { storeKey }), previous: previousStoreKeys });
     const liveConnections = await LiveConnections.open({ config, docs: consoleDocs, box: secretBox, logger, legacyFile: join(config.dataDir, "console-connections.json") });
     cleanups.push(() => Promise.resolve(liveConnections.close()));
 

@@ -17,10 +17,11 @@
  * - Connections from the configuration file are read-only here: a console entry cannot take or
  *   change a configured name (a stored entry with a configured name is skipped, with a warning).
  * - Secrets are either references (`env:NAME`, `file:PATH`, kept as written) or values, which are
- *   sealed with AES-256-GCM (secrets/secret-box.ts) before they are written anywhere; a value is
+ *   sealed (envelope encryption, secrets/secret-box.ts) before they are written anywhere; a value is
  *   never returned by the API again (views show `stored:<encrypted>`). A literal secret inside the
  *   connection document itself is refused: values go in `secrets`. Gateways sharing a store need
- *   the same key (AIRLOCK_SECRET_KEY) to open each other's sealed values.
+ *   the same key (secrets.storeKey / AIRLOCK_SECRET_KEY) to open each other's sealed values;
+ *   `rotateKey` re-wraps every stored data key under the current key.
  * - An older gateway kept these in `<dataDir>/console-connections.json`: at start its entries are
  *   copied into the store (entries already there win) and the file is renamed `….migrated`.
  */
@@ -31,6 +32,7 @@ import type { ConnectionView } from "../api/console-schemas.js";
 import type { Connection } from "../core/connection.js";
 import { GatewayError, isGatewayError } from "../core/errors.js";
 import type { SecretRef } from "../core/secret.js";
+import { KekUnavailable } from "../secrets/kek.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { ConsoleDocumentStore } from "../store/console-documents.js";
 import { parseConfig, type Config } from "./config.js";
@@ -74,6 +76,24 @@ const storedEntry = z.object({
 type StoredEntry = z.infer<typeof storedEntry>;
 const storedFile = z.object({ version: z.literal(1), connections: z.array(storedEntry) });
 
+function openedKey(purpose: string, sealed: string): string {
+  return `${purpose}\u0000${sealed}`;
+}
+
+/** What `airlock secrets rotate-key` did. */
+export interface RotateKeyResult {
+  /** The public id of the key everything is now wrapped by. */
+  readonly keyId: string;
+  /** Console connections with stored secrets under that key now. */
+  connections: number;
+  /** Secrets whose data key was re-wrapped (or that were sealed anew from the older format). */
+  rewrapped: number;
+  /** Secrets already wrapped by that key. */
+  unchanged: number;
+  /** Connections whose secrets no key of this gateway opens (left as they are). */
+  readonly failed: string[];
+}
+
 export interface LiveConnectionsOptions {
   readonly config: Config;
   readonly docs: ConsoleDocumentStore;
@@ -93,6 +113,8 @@ export class LiveConnections {
   readonly names: string[] = [];
   readonly #configNames: ReadonlySet<string>;
   #stored = new Map<string, StoredEntry>();
+  /** Sealed secrets opened (the key may be remote, so opening is asynchronous): by purpose and sealed text. */
+  #opened = new Map<string, string | GatewayError>();
   #fingerprint = "";
   #stopRefresh: () => void = () => undefined;
   #refreshing: Promise<void> | undefined;
@@ -172,9 +194,37 @@ export class LiveConnections {
       }
       stored.set(d.name, e);
     }
+    this.#opened = await this.#openAll(stored.values());
     this.#stored = stored;
-    this.#fingerprint = fingerprint;
+    // A remote key that could not be asked (Vault down) is asked again at the next read.
+    this.#fingerprint = [...this.#opened.values()].some((v) => v instanceof KekUnavailable) ? "" : fingerprint;
     this.#publish();
+  }
+
+  /** Open every sealed secret of these entries (kept from the last read when unchanged). */
+  async #openAll(entries: Iterable<StoredEntry>): Promise<Map<string, string | GatewayError>> {
+    const opened = new Map<string, string | GatewayError>();
+    for (const e of entries) {
+      const name = e.raw["name"];
+      if (typeof name !== "string") continue;
+      for (const f of SECRET_FIELDS) {
+        const s = e.sealed[f];
+        if (s === undefined) continue;
+        const purpose = `connection:${name}:${f}`;
+        const k = openedKey(purpose, s);
+        const known = this.#opened.get(k);
+        if (known !== undefined && !(known instanceof KekUnavailable)) {
+          opened.set(k, known);
+          continue;
+        }
+        try {
+          opened.set(k, await this.#o.box.open(s, purpose));
+        } catch (err) {
+          opened.set(k, isGatewayError(err) ? err : new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret cannot be decrypted"));
+        }
+      }
+    }
+    return opened;
   }
 
   /** Rebuild map, list and names from the configuration and the stored entries. */
@@ -224,7 +274,11 @@ export class LiveConnections {
     const secrets: Partial<Record<SecretField, SecretRef>> = {};
     for (const f of SECRET_FIELDS) {
       const s = sealed[f];
-      if (s !== undefined) secrets[f] = { kind: "literal", value: this.#o.box.open(s, `connection:${c.name}:${f}`) };
+      if (s === undefined) continue;
+      const v = this.#opened.get(openedKey(`connection:${c.name}:${f}`, s));
+      if (v === undefined) throw new GatewayError("GW_SECRET_UNRESOLVED", "a stored secret was not opened");
+      if (v instanceof GatewayError) throw v;
+      secrets[f] = { kind: "literal", value: v };
     }
     return { ...c, ...secrets };
   }
@@ -241,7 +295,11 @@ export class LiveConnections {
     for (const f of SECRET_FIELDS) {
       const value = body.secrets[f];
       // A changed connection keeps its stored secrets unless new values (or references) are given.
-      if (value !== undefined && typeof name === "string") sealed[f] = this.#o.box.seal(value, `connection:${name}:${f}`);
+      if (value !== undefined && typeof name === "string") {
+        const s = await this.#o.box.seal(value, `connection:${name}:${f}`);
+        sealed[f] = s;
+        this.#opened.set(openedKey(`connection:${name}:${f}`, s), value);
+      }
       else if (previous?.sealed[f] !== undefined && body.connection[f] === undefined) sealed[f] = previous.sealed[f];
     }
     const c = this.#build(body.connection, sealed);
@@ -257,6 +315,39 @@ export class LiveConnections {
     const e = this.#stored.get(name);
     if (e === undefined) throw new GatewayError("GW_NOT_FOUND", `no console connection ${name}`);
     await this.#write(name, { ...e, disabled, updatedAt: new Date().toISOString(), updatedBy: by });
+  }
+
+  /**
+   * Re-wrap the data key of every stored secret under the current key-encryption key (values
+   * sealed before envelope encryption are sealed anew). Afterwards the previous keys are no
+   * longer needed. An entry whose secrets no key of this gateway opens is left as it is and named.
+   */
+  async rotateKey(by: string): Promise<RotateKeyResult> {
+    await this.refresh();
+    const result: RotateKeyResult = { keyId: this.#o.box.keyId, connections: 0, rewrapped: 0, unchanged: 0, failed: [] };
+    for (const [name, e] of this.#stored) {
+      const sealed: Partial<Record<SecretField, string>> = {};
+      let rewrapped = 0;
+      try {
+        for (const f of SECRET_FIELDS) {
+          const s = e.sealed[f];
+          if (s === undefined) continue;
+          const r = await this.#o.box.rewrap(s, `connection:${name}:${f}`);
+          sealed[f] = r.sealed;
+          if (r.changed) rewrapped++;
+          else result.unchanged++;
+        }
+      } catch {
+        result.failed.push(name);
+        continue;
+      }
+      if (Object.keys(sealed).length === 0) continue;
+      result.connections++;
+      result.rewrapped += rewrapped;
+      if (rewrapped > 0) await this.#o.docs.put({ kind: "connection", name, body: JSON.stringify({ ...e, sealed }), updatedAt: new Date(), updatedBy: by });
+    }
+    await this.refresh();
+    return result;
   }
 
   async #write(name: string, entry: StoredEntry): Promise<void> {

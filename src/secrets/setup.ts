@@ -37,7 +37,7 @@ export async function vaultClient(v: NonNullable<Config["secrets"]["vault"]>, re
 export async function secretProviders(
   s: Config["secrets"],
   options: { readonly env?: NodeJS.ProcessEnv; readonly onLeaseError?: (what: "renew" | "revoke", leaseId: string, err: unknown) => void } = {},
-): Promise<{ providers: SecretProviders; leaseCredentials: LeaseDbCredentials | undefined; close(): Promise<void> }> {
+): Promise<{ providers: SecretProviders; leaseCredentials: LeaseDbCredentials | undefined; vault: VaultClient | undefined; close(): Promise<void> }> {
   const env = options.env ?? process.env;
   const refreshMs = s.refreshInterval;
   const vault = s.vault === undefined ? undefined : await vaultClient(s.vault, refreshMs);
@@ -101,6 +101,7 @@ export async function secretProviders(
       ...(azureKv === undefined ? {} : { "azure-kv": azureKv }),
     },
     leaseCredentials: leases?.lease,
+    vault,
     // Target connections closed at shutdown are revoking their leases: give them a moment.
     async close() {
       await leases?.drain(5_000);

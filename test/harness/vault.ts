@@ -13,8 +13,14 @@
  * answers `{ lease_id: "MOUNT/creds/ROLE/ID", lease_duration, renewable, data: { username,
  * password } }`; `PUT /v1/sys/leases/renew` moves VALID UNTIL; `PUT /v1/sys/leases/revoke`
  * runs the revocation statements (DROP ROLE) and answers 204.
+ *
+ * The transit engine (developer.hashicorp.com/vault/api-docs/secret/transit), for keys created
+ * with `transitKey`: `POST /v1/MOUNT/encrypt/NAME {plaintext: base64}` answers
+ * `{data: {ciphertext: "vault:vN:base64", key_version}}` (AES-256-GCM96 under the key's latest
+ * version), `POST /v1/MOUNT/decrypt/NAME {ciphertext}` answers `{data: {plaintext: base64}}`, or
+ * 400 when the ciphertext does not open; `rotateTransitKey` adds a version (older ones still decrypt).
  */
-import { randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import pg from "pg";
 
@@ -54,6 +60,14 @@ export interface FakeVault {
   databaseRole(mount: string, role: string, config: FakeDbRole): void;
   /** Every lease the database engine issued. */
   readonly leases: FakeLease[];
+  /** Create the transit key MOUNT/NAME (version 1). */
+  transitKey(mount: string, name: string): void;
+  /** Add a version to a transit key (encrypt then uses it). */
+  rotateTransitKey(mount: string, name: string): void;
+  /** Transit encrypt/decrypt calls that succeeded. */
+  readonly transitCalls: number;
+  /** While true, transit answers 503 (Vault sealed or in standby). */
+  transitDown: boolean;
   close(): Promise<void>;
 }
 
@@ -69,6 +83,57 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
   const dbRoles = new Map<string, FakeDbRole>();
   const leases: FakeLease[] = [];
   const leaseRole = new Map<string, FakeDbRole>();
+  const transitKeys = new Map<string, Buffer[]>();
+  let transitCalls = 0;
+  const transit = (req: IncomingMessage, url: URL, body: Record<string, unknown>, res: ServerResponse): boolean => {
+    const m = /^\/v1\/([^/]+)\/(encrypt|decrypt)\/([^/]+)$/.exec(url.pathname);
+    if (m === null || req.method !== "POST") return false;
+    const token = req.headers["x-vault-token"];
+    if (typeof token !== "string" || !tokens.has(token)) {
+      json(res, 403, { errors: ["permission denied"] });
+      return true;
+    }
+    if (fake.transitDown) {
+      json(res, 503, { errors: ["Vault is sealed"] });
+      return true;
+    }
+    const versions = transitKeys.get(`${m[1] ?? ""}/${m[3] ?? ""}`);
+    if (versions === undefined) {
+      json(res, 400, { errors: ["encryption key not found"] });
+      return true;
+    }
+    if (m[2] === "encrypt") {
+      const plaintext = body["plaintext"];
+      if (typeof plaintext !== "string") {
+        json(res, 400, { errors: ["missing plaintext to encrypt"] });
+        return true;
+      }
+      const version = versions.length;
+      const iv = randomBytes(12);
+      const c = createCipheriv("aes-256-gcm", versions[version - 1] ?? Buffer.alloc(32), iv);
+      const ct = Buffer.concat([c.update(Buffer.from(plaintext, "base64")), c.final(), c.getAuthTag()]);
+      transitCalls++;
+      json(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: "", renewable: false, lease_duration: 0, data: { ciphertext: `vault:v${version}:${Buffer.concat([iv, ct]).toString("base64")}`, key_version: version }, wrap_info: null, warnings: null, auth: null });
+      return true;
+    }
+    const cm = /^vault:v(\d+):([A-Za-z0-9+/=]+)$/.exec(typeof body["ciphertext"] === "string" ? body["ciphertext"] : "");
+    const key = cm === null ? undefined : versions[Number(cm[1]) - 1];
+    if (cm === null || key === undefined) {
+      json(res, 400, { errors: ["invalid ciphertext: no prefix"] });
+      return true;
+    }
+    const raw = Buffer.from(cm[2] ?? "", "base64");
+    try {
+      const d = createDecipheriv("aes-256-gcm", key, raw.subarray(0, 12));
+      d.setAuthTag(raw.subarray(raw.length - 16));
+      const plain = Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]);
+      transitCalls++;
+      json(res, 200, { request_id: randomBytes(8).toString("hex"), lease_id: "", renewable: false, lease_duration: 0, data: { plaintext: plain.toString("base64") }, wrap_info: null, warnings: null, auth: null });
+    } catch {
+      json(res, 400, { errors: ["cipher: message authentication failed"] });
+    }
+    return true;
+  };
   const runSql = async (role: FakeDbRole, statements: readonly string[]): Promise<void> => {
     const c = new pg.Client(role.connection);
     await c.connect();
@@ -160,6 +225,7 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
         return;
       }
       const body = chunks.length === 0 ? {} : (JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>);
+      if (transit(req, url, body, res)) return;
       void database(req, url, body, res).then((handled) => {
         if (!handled) kvAndLogin(url, body);
       });
@@ -205,8 +271,9 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const a = server.address();
   const port = typeof a === "object" && a !== null ? a.port : 0;
-  return {
+  const fake: FakeVault = {
     address: `http://127.0.0.1:${port}`,
+    transitDown: false,
     roleId,
     secretId,
     rootToken,
@@ -226,6 +293,16 @@ export async function startFakeVault(options: { readonly namespace?: string; rea
       dbRoles.set(`${mount}/${role}`, config);
     },
     leases,
+    transitKey(mount, name) {
+      transitKeys.set(`${mount}/${name}`, [randomBytes(32)]);
+    },
+    rotateTransitKey(mount, name) {
+      transitKeys.get(`${mount}/${name}`)?.push(randomBytes(32));
+    },
+    get transitCalls() {
+      return transitCalls;
+    },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+  return fake;
 }

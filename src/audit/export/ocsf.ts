@@ -93,6 +93,7 @@ function classOf(r: AuditRecord): ClassKey {
     case "connection.change":
     case "policy.change":
     case "connection.test":
+    case "secrets.rotate":
     case "mcp.tool_call":
     case "mcp.pin":
     case "protocol.request":
