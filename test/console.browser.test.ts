@@ -484,7 +484,7 @@ describe("the web console", () => {
       const stored = JSON.stringify(await t.gw.store.consoleDocuments?.list("connection"));
       expect(stored).toContain("orders-live");
       expect(stored).not.toContain(SECRET);
-      expect(stored).toMatch(/\\"password\\":\\"v1\./u);
+      expect(stored).toMatch(/\\"password\\":\\"v2\./u);
       expect((await pageFetch(page, "/v1/console/connections")).text).not.toContain(SECRET);
       await t.gw.audit.flush();
       const audit = await t.gw.store.readAudit(0, 100_000);

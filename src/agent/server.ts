@@ -42,7 +42,19 @@ export interface AgentServerDeps {
   readonly targetsOf: (group: string) => readonly { readonly host: string; readonly port: number }[];
 }
 
-/** The host:port of each connection whose `via` names `group`. */
+/** The host and port an `http(s)://` URL dials (default ports 80 / 443); nothing for a bad URL. */
+function pushUrl(out: { host: string; port: number }[], url: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return;
+  }
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  out.push({ host, port: u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port) });
+}
+
+/** The host:port of each connection whose `via` names `group` (HTTP and Kubernetes: their URL's). */
 export function agentTargets(connections: Iterable<Connection>, group: string): { host: string; port: number }[] {
   const out: { host: string; port: number }[] = [];
   for (const c of connections) {
@@ -54,7 +66,11 @@ export function agentTargets(connections: Iterable<Connection>, group: string): 
         if (c.via === group) out.push({ host: c.host, port: c.port });
         break;
       case "http":
+        if (c.via === group) pushUrl(out, c.baseUrl);
+        break;
       case "kubernetes":
+        if (c.via === group) pushUrl(out, c.server);
+        break;
       case "mcp":
         // Not dialed through agents in this version (no `via`).
         break;
