@@ -12,6 +12,7 @@
  * - console policies reordered in the browser change which rule psql is refused by;
  * - the Agents page lists a connected agent (group, version, address, streams, last seen), for
  *   admins and auditors only;
+ * - the Budgets page shows the counters psql sessions spend (a user sees only their own);
  * - screenshots of these pages at 1280 and 390 pixels wide (AIRLOCK_SCREENSHOTS=DIR keeps them;
  *   never compared pixel by pixel).
  */
@@ -77,6 +78,7 @@ beforeAll(async () => {
       { name: "hide-pii", action: "mask", columns: ["*.email"], strategy: "redact" },
       { name: "api-pii", connections: ["api"], action: "mask", detectors: ["email", "credit_card"], strategy: "redact" },
     ],
+    budgets: [{ name: "orders-reads", connections: ["orders"], groups: ["agents"], window: "1h", rows: 100_000, statements: 100_000 }],
   });
   for (const sa of ["agent", "other-agent", "auditor1", "edge"]) tokens[sa] = await t.mint(sa, "1h");
   browser = await launchBrowser();
@@ -431,5 +433,34 @@ describe("the web console, live and new pages", () => {
       await user.context.close();
     }
     agent.kill("SIGTERM");
+  });
+
+  it("shows budget counters as psql spends them; a user sees only their own, an auditor everyone's", { timeout: 90_000 }, async () => {
+    const before = await t.psql("orders", tokens["other-agent"] ?? "", ["-At", "-c", "select id from customers"]);
+    expect(before.stderr).toBe("");
+    const user = await signIn(tokens["agent"] ?? "");
+    try {
+      await user.page.click("#nav-budgets");
+      await user.page.waitForSelector("#budgets");
+      const q = await t.psql("orders", tokens["agent"] ?? "", ["-At", "-c", "select id from customers"]);
+      expect(q.stdout.trim()).toBe("1\n2");
+      // The page refreshes by itself: the agent's own counter appears, with the rows it read.
+      const row = user.page.locator('#budgets tr[data-budget="orders-reads"]');
+      await until("the agent's counter on the page", async () => ((await row.count()) === 1 && ((await row.locator("td.rows").textContent()) ?? "").includes("/ 100,000") ? true : undefined), 20_000);
+      expect(await row.getAttribute("data-subject")).toBe("sa:agent");
+      expect(Number(((await row.locator("td.rows").textContent()) ?? "").split(" / ")[0]?.replace(/,/g, ""))).toBeGreaterThanOrEqual(2);
+      expect(await user.page.locator('#budgets tr[data-subject="sa:other-agent"]').count()).toBe(0);
+      await shot(user.page, "budgets-desktop");
+    } finally {
+      await user.context.close();
+    }
+    const aud = await signIn(tokens["auditor1"] ?? "");
+    try {
+      await aud.page.goto(`${t.apiUrl}/#/budgets`);
+      await aud.page.waitForSelector('#budgets tr[data-subject="sa:other-agent"]');
+      expect(await aud.page.locator('#budgets tr[data-subject="sa:agent"]').count()).toBe(1);
+    } finally {
+      await aud.context.close();
+    }
   });
 });

@@ -237,4 +237,17 @@ export const agentView = z.object({
 });
 export type AgentViewT = z.infer<typeof agentView>;
 export const agentList = z.object({ agents: z.array(agentView) });
+/** One budget counter (GET /v1/budgets; src/policy/budgets.ts BudgetCounterView). */
+const budgetKinds = { rows: z.number(), bytes: z.number(), statements: z.number() };
+export const budgetCounter = z.object({
+  budget: z.string(),
+  subject: z.string(),
+  connection: z.string(),
+  windowStart: z.string(),
+  windowEnd: z.string(),
+  used: z.object(budgetKinds),
+  limits: z.object(budgetKinds).partial(),
+});
+export type BudgetCounterT = z.infer<typeof budgetCounter>;
+export const budgetList = z.object({ budgets: z.array(budgetCounter) });
 export const errorBody = z.object({ error: z.object({ code: z.string(), message: z.string(), rule: z.string().optional() }) });

@@ -7,6 +7,7 @@ import { get, post, setCsrf } from "./api.js";
 import { ApprovalsPage, AuditPage, ConnectionsPage, ErrorNote, has, IdentitiesPage, LoginPage, PoliciesPage, SessionsPage } from "./pages.js";
 import { SessionPage } from "./session.js";
 import { AgentsPage } from "./agents.js";
+import { BudgetsPage } from "./budgets.js";
 import "./style.css";
 
 type SignedIn = Extract<S.ConsoleSession, { signedIn: true }>;
@@ -26,6 +27,7 @@ const NAV: readonly NavItem[] = [
   { path: "audit", label: "Audit", role: "auditor" },
   { path: "identities", label: "Identities", role: "auditor" },
   { path: "agents", label: "Agents", role: "auditor" },
+  { path: "budgets", label: "Budgets", role: "user" },
 ];
 
 function useHash(): string {
@@ -53,6 +55,8 @@ function Page({ me, parts }: { me: SignedIn; parts: readonly string[] }) {
       return has(me, "auditor") ? <IdentitiesPage me={me} /> : <Forbidden />;
     case "agents":
       return has(me, "auditor") ? <AgentsPage /> : <Forbidden />;
+    case "budgets":
+      return <BudgetsPage />;
     case "approvals":
     case undefined:
       return <ApprovalsPage focus={first === "approvals" && second !== undefined ? decodeURIComponent(second) : undefined} />;
