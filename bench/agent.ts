@@ -12,7 +12,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, existsSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,6 +53,7 @@ async function timed(cmd: string, args: readonly string[], env: NodeJS.ProcessEn
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = (loadavg()[0] ?? 0).toFixed(1);
   const sshd = await startSshd();
   const work = mkdtempSync(join(tmpdir(), "airlock-bench-agent-"));
   const pg = await startPostgres({ users: [{ name: "app", password: PASSWORD, auth: "scram-sha-256" }], databases: ["bench"] });
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
     const d = median(tps.direct);
     const v = median(tps.via);
     const text = [
-      `## ${new Date().toISOString()} — pgbench -S, ${CLIENTS} clients, ${DURATION} s × ${REPS}, ${cpus().length} cores (shared with other work: the machine was loaded)`,
+      `## ${new Date().toISOString()} — pgbench -S, ${CLIENTS} clients, ${DURATION} s × ${REPS}, ${cpus().length} cores, load average at start ${loadAtStart}`,
       "",
       "| path | select-only TPS (median) | runs |",
       "|---|---|---|",
