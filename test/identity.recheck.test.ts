@@ -16,6 +16,7 @@ import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startOidcProvider, type TestOidcProvider } from "./harness/oidc.js";
 import { freePort } from "./harness/ports.js";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
+import { until } from "./harness/until.js";
 
 let pgServer: PgServer;
 let idp: TestOidcProvider;
@@ -189,9 +190,13 @@ describe("people's groups are re-checked at the IdP", () => {
     expect(s.err()).toContain("airlock:");
     expect(await connectPg("orders", token)).toMatchObject({ code: "28P01" });
     expect((await t.api("/v1/auth/whoami", { token })).status).toBe(401);
-    await t.gw.audit.flush();
-    const records = await t.gw.store.readAudit(0, 10_000);
-    expect(records.some((r) => r.type === "token.revoke" && r.details?.["principalId"] === "user:fred@example.com" && r.details["reason"] === "idp-refused")).toBe(true);
+    // The token is refused as soon as its revocation is known; the audit record is appended
+    // once the revocation's store write has finished, which can come a moment later.
+    await until("the revocation's audit record", async () => {
+      await t.gw.audit.flush();
+      const records = await t.gw.store.readAudit(0, 10_000);
+      return records.some((r) => r.type === "token.revoke" && r.details?.["principalId"] === "user:fred@example.com" && r.details["reason"] === "idp-refused") ? true : undefined;
+    }, 5_000);
   });
 
   it("never lets a refresh token out of the gateway", async () => {
