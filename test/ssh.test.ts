@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isFileTransfer } from "../src/policy/ssh-policies.js";
 import { startSshWorld, type SshWorld } from "./harness/ssh-gateway.js";
+import { until } from "./harness/until.js";
 import type { ClientChannel } from "ssh2";
 
 const AWS_KEY = "AKIAIOSFODNN7EXAMPLE";
@@ -289,9 +290,17 @@ describe("ssh file transfer", () => {
     expect(r.code).toBe(0);
     expect(readFileSync(join(w.dir, "down2.bin")).equals(data)).toBe(true);
     const hash = createHash("sha256").update(data).digest("hex");
-    const sessions = (await w.gw.api("/v1/sessions?limit=50")).body as { sessions: { id: string }[] };
-    let ops = "";
-    for (const s of sessions.sessions) ops += JSON.stringify((await w.gw.api(`/v1/sessions/${s.id}`)).body);
+    // sftp exits before the gateway has closed its session and flushed its recording: wait for it.
+    const collect = async (): Promise<string> => {
+      const sessions = (await w.gw.api("/v1/sessions?limit=50")).body as { sessions: { id: string }[] };
+      let all = "";
+      for (const s of sessions.sessions) all += JSON.stringify((await w.gw.api(`/v1/sessions/${s.id}`)).body);
+      return all;
+    };
+    const ops = await until("the sftp session's recorded operations", async () => {
+      const all = await collect();
+      return all.includes(`sftp remove ${remote}`) ? all : undefined;
+    }, 10_000);
     expect(ops).toContain(`sftp wrote ${sizes} bytes: ${remote}`);
     expect(ops).toContain(`sftp read ${sizes} bytes: ${remote}`);
     expect(ops).toContain(`sftp remove ${remote}`);
