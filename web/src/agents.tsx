@@ -1,40 +1,14 @@
 // The Agents page (issue 19): the network-resident agents connected to this gateway, from
 // GET /v1/agents (admin and auditor roles), refreshed every few seconds.
-import { useEffect, useState } from "react";
 import * as S from "../../src/api/console-schemas.js";
-import { get } from "./api.js";
+import { usePolled } from "./polled.js";
 import { duration, ErrorNote, when } from "./pages.js";
 
 const REFRESH_MS = 3000;
 
 export function AgentsPage() {
-  const [agents, setAgents] = useState<S.AgentViewT[]>();
-  const [error, setError] = useState<string>();
-  const [, setTick] = useState(0);
-  useEffect(() => {
-    let live = true;
-    const load = (): void => {
-      get("/v1/agents", S.agentList).then(
-        (a) => {
-          if (!live) return;
-          setAgents(a.agents);
-          setError(undefined);
-        },
-        (e: unknown) => {
-          if (live) setError(e instanceof Error ? e.message : String(e));
-        },
-      );
-    };
-    load();
-    const t = window.setInterval(() => {
-      load();
-      setTick((n) => n + 1);
-    }, REFRESH_MS);
-    return () => {
-      live = false;
-      window.clearInterval(t);
-    };
-  }, []);
+  const { data, error } = usePolled("/v1/agents", S.agentList, REFRESH_MS);
+  const agents = data?.agents;
   const groups = new Set((agents ?? []).map((a) => a.group));
   return (
     <section>

@@ -1,9 +1,8 @@
 // The Budgets page (issue 21): the budget counters of the current windows, from GET /v1/budgets
 // (admins and auditors see every counter; anyone else only their own), refreshed every few
 // seconds. Counters are shared by every gateway on the store (src/store/budgets.ts).
-import { useEffect, useState } from "react";
 import * as S from "../../src/api/console-schemas.js";
-import { get } from "./api.js";
+import { usePolled } from "./polled.js";
 import { ErrorNote, when } from "./pages.js";
 
 const REFRESH_MS = 3000;
@@ -25,29 +24,8 @@ function spent(c: S.BudgetCounterT): boolean {
 }
 
 export function BudgetsPage() {
-  const [counters, setCounters] = useState<S.BudgetCounterT[]>();
-  const [error, setError] = useState<string>();
-  useEffect(() => {
-    let live = true;
-    const load = (): void => {
-      get("/v1/budgets", S.budgetList).then(
-        (b) => {
-          if (!live) return;
-          setCounters(b.budgets);
-          setError(undefined);
-        },
-        (e: unknown) => {
-          if (live) setError(e instanceof Error ? e.message : String(e));
-        },
-      );
-    };
-    load();
-    const t = window.setInterval(load, REFRESH_MS);
-    return () => {
-      live = false;
-      window.clearInterval(t);
-    };
-  }, []);
+  const { data, error } = usePolled("/v1/budgets", S.budgetList, REFRESH_MS);
+  const counters = data?.budgets;
   return (
     <section>
       <h1>Budgets</h1>
