@@ -234,13 +234,20 @@ describe("ssh exec with a PTY (real ssh -tt)", () => {
     const st = statSync(w.sshd.home);
     chownSync(probe, st.uid, st.gid);
     chownSync(repl, st.uid, st.gid);
+    // All typed ahead at once: the refused line is erased, not interrupted, so the script lives
+    // on and neither the allowed line before it nor the lines after it are lost. A line inside
+    // an unfinished shell construct is judged on its own as well: the script runs it alone.
+    const input = [`echo ran-$((6*7))`, `rm -f ${probe}`, `echo after-$((1+1))`, "for x in 1; do", `rm -f ${probe}`, "echo alone-$((2+3))", "exit"];
     const r = await w.client("ssh", token, ["-tt", "-p", String(w.sshPort), "web1@127.0.0.1", "bash repl.sh"], {
-      input: `echo ran-$((6*7))\rrm -f ${probe}\r`,
+      input: input.map((l) => `${l}\r`).join(""),
       timeoutMs: 20_000,
     });
     expect(r.stdout).toContain("ran-42");
-    expect(r.stdout).toContain("airlock: rm is not allowed here");
+    expect(r.stdout).toContain("after-2");
+    expect(r.stdout).toContain("alone-5");
+    expect(r.stdout.match(/airlock: rm is not allowed here/g)).toHaveLength(2);
     expect(readFileSync(probe, "utf8")).toBe("keep\n");
+    expect(r.code).toBe(0);
   });
 
   it("refuses programs that start a shell or a multiplexer reading the terminal", async () => {

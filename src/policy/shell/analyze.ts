@@ -98,6 +98,12 @@ export async function isIncompleteShell(text: string): Promise<boolean> {
   return !v.ok && v.incomplete;
 }
 
+/** Whether the text is a whole bash command on its own (it parses, nothing left open). */
+export async function isCompleteShell(text: string): Promise<boolean> {
+  if (Buffer.byteLength(text, "utf8") > MAX_COMMAND_BYTES) return false;
+  return (await validate(text)).ok;
+}
+
 export interface AnalyzeOptions {
   /**
    * Whether a word names a program a refusing policy guards (its `commands` globs). Used by the

@@ -22,6 +22,17 @@ describe("LineTracker", () => {
     expect(lines(t.feed(Buffer.from("rm\x03ls\r")))).toEqual([{ line: "ls", edited: false }]);
   });
 
+  it("yields Ctrl-C, and Ctrl-D on an empty line, as cancels (the shell drops an unfinished command)", () => {
+    const t = new LineTracker();
+    const out = t.feed(Buffer.from("for i in 1; do\rrm x\x03ls\r\x04"));
+    expect(out.map((o) => o.kind)).toEqual(["pass", "line", "pass", "cancel", "pass", "line", "cancel"]);
+    expect(lines(out)).toEqual([{ line: "for i in 1; do", edited: false }, { line: "ls", edited: false }]);
+    expect(out.filter((o) => o.kind === "cancel").map((o) => o.bytes.toString("latin1"))).toEqual(["\x03", "\x04"]);
+    // Without a PTY both are bytes of the line.
+    const raw = new LineTracker(undefined, { pty: false });
+    expect(raw.feed(Buffer.from("a\x03\x04\n")).map((o) => o.kind)).toEqual(["pass", "line"]);
+  });
+
   it("holds back keys it cannot follow like Enter, as edited lines, but not bracketed paste", () => {
     const t = new LineTracker();
     expect(lines(t.feed(Buffer.from("\x1b[Arm\r")))).toEqual([{ line: "", edited: true }, { line: "rm", edited: false }]);

@@ -2,8 +2,10 @@
  * Follows what is typed into an interactive shell so each line can be judged at Enter
  * (best effort: the gateway sees keystrokes, not the shell's line buffer).
  *
- * Printable text is appended, Backspace/DEL removes the last character, Ctrl-U and Ctrl-C
- * clear the line. Ctrl-W removes the last word but marks the line `edited` (shells disagree on
+ * Printable text is appended, Backspace/DEL removes the last character, Ctrl-U clears the
+ * line. Ctrl-C, and Ctrl-D on an empty line, also cancel an unfinished multi-line command in a
+ * shell (`for … do` waiting for `done`): they are yielded as `cancel` so the caller forgets the
+ * lines it was collecting. Ctrl-W removes the last word but marks the line `edited` (shells disagree on
  * what a word is), and so does Backspace on a line with non-ASCII text (readline deletes a
  * combining mark together with its base character).
  *
@@ -23,9 +25,19 @@ import { StringDecoder } from "node:string_decoder";
 
 export type TrackerOutput =
   | { readonly kind: "pass"; readonly bytes: Buffer }
+  | { readonly kind: "cancel"; readonly bytes: Buffer }
   | { readonly kind: "line"; readonly line: string; readonly edited: boolean; readonly enter: Buffer };
 
 const ESC = 0x1b;
+
+/**
+ * What discards a typed line the gateway refused, at a terminal: End then Ctrl-U. Readline,
+ * libedit and zle move to the end and erase the line; a terminal in canonical mode takes Ctrl-E
+ * as text and erases the whole line at Ctrl-U (VKILL). Unlike Ctrl-C it neither signals the
+ * program reading the terminal (a script reading lines would die) nor makes the terminal flush
+ * input the program has not read yet (lines typed ahead, already allowed, would be lost).
+ */
+export const KILL_LINE: Buffer = Buffer.from("\x05\x15");
 
 export class LineTracker {
   #line = "";
@@ -101,7 +113,15 @@ export class LineTracker {
         this.#line = chars.join("");
         continue;
       }
-      if (b === 0x15 || b === 0x03) {
+      if (b === 0x15) {
+        this.#line = "";
+        this.#edited = false;
+        continue;
+      }
+      if (b === 0x03 || (b === 0x04 && this.#line === "")) {
+        if (i > passStart) out.push({ kind: "pass", bytes: data.subarray(passStart, i) });
+        out.push({ kind: "cancel", bytes: data.subarray(i, i + 1) });
+        passStart = i + 1;
         this.#line = "";
         this.#edited = false;
         continue;
@@ -111,8 +131,8 @@ export class LineTracker {
         this.#edited = true;
         continue;
       }
-      // Ctrl-D on an empty line is end-of-input, Ctrl-L redraws: neither changes the line.
-      if ((b === 0x04 && this.#line === "") || b === 0x0c) continue;
+      // Ctrl-L redraws: it does not change the line.
+      if (b === 0x0c) continue;
       if (b < 0x20) {
         if (i > passStart) out.push({ kind: "pass", bytes: data.subarray(passStart, i) });
         this.#key(out, data.subarray(i, i + 1));

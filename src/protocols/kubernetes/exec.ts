@@ -24,7 +24,7 @@ import type { UpgradeContext } from "../../core/http-kind.js";
 import type { SessionJudge } from "../../core/judge.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
 import { LineMasker } from "../common/line-masker.js";
-import { LineTracker } from "../common/line-tracker.js";
+import { KILL_LINE, LineTracker } from "../common/line-tracker.js";
 import { execOptions } from "./request.js";
 import { argvToShell, chooseProtocol, CLOSE, decodeChannelMessage, encodeChannelMessage, ERROR, RESIZE, STDERR, STDIN, STDOUT, type ChannelProtocol } from "./wire/channel.js";
 
@@ -233,7 +233,8 @@ function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, clien
   const onStdin = async (data: Buffer): Promise<void> => {
     cast?.input(data);
     for (const part of tracker.feed(data)) {
-      if (part.kind === "pass") {
+      if (part.kind === "pass" || part.kind === "cancel") {
+        // (Each line is judged on its own here: a cancel has no collected lines to forget.)
         if (tty) toUpstream(STDIN, part.bytes);
         else held.push(Buffer.from(part.bytes));
         continue;
@@ -255,8 +256,8 @@ function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, clien
       held = [];
       cast?.marker(`refused: ${d.message}`);
       notice(refusalText(d));
-      // With a TTY the shell already holds the typed line: Ctrl-C discards it.
-      if (tty) toUpstream(STDIN, Buffer.from([3]));
+      // With a TTY the program already holds the typed line: it is erased (not interrupted).
+      if (tty) toUpstream(STDIN, KILL_LINE);
     }
   };
 

@@ -18,6 +18,8 @@ export interface BridgeOptions {
   readonly input: (d: Buffer) => void | Promise<void>;
   /** Runs once the client's input ends, before the target's input is closed. */
   readonly onInputEnd?: () => Promise<void>;
+  /** Sees the output written to the client's terminal (after masking). */
+  readonly onOutput?: (d: Buffer) => void;
 }
 
 /** Client input written to the target as it is. */
@@ -43,7 +45,11 @@ export function bridge(ctx: SessionContext, ch: ServerChannel, up: ClientChannel
       ch.once("drain", () => up.resume());
     }
   };
-  const out = toClient(ch);
+  const toTerminal = toClient(ch);
+  const out = o.onOutput === undefined ? toTerminal : (d: Buffer): void => {
+    o.onOutput?.(d);
+    toTerminal(d);
+  };
   const err = toClient(ch.stderr);
   const outMasker = o.mask === undefined ? undefined : new LineMasker({ mask: o.mask, write: out });
   const errMasker = o.mask === undefined ? undefined : new LineMasker({ mask: o.mask, write: err });

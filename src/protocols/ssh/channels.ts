@@ -52,7 +52,7 @@ export async function exec(ctx: SessionContext, ch: ServerChannel | undefined, c
       // With a PTY the program may read the terminal and run what is typed (`ssh -t web1 tmux
       // attach`, a script reading lines): input is judged line by line, as in a shell.
       const lines = lineInput(ctx, ch, up, pty);
-      bridge(ctx, ch, up, { mask, record: true, input: lines.input, onInputEnd: lines.atEnd });
+      bridge(ctx, ch, up, { mask, record: true, input: lines.input, onInputEnd: lines.atEnd, onOutput: lines.output });
       return;
     }
     bridge(ctx, ch, up, { mask, record: true, input: passInput(up) });
@@ -107,7 +107,7 @@ export async function shell(ctx: SessionContext, ch: ServerChannel | undefined, 
     }
     setUpstream(up);
     const lines = lineInput(ctx, ch, up, pty);
-    bridge(ctx, ch, up, { mask: maskFnOf(decision, ctx.maskerFor), record: true, input: lines.input, onInputEnd: lines.atEnd });
+    bridge(ctx, ch, up, { mask: maskFnOf(decision, ctx.maskerFor), record: true, input: lines.input, onInputEnd: lines.atEnd, onOutput: lines.output });
   });
 }
 

@@ -6,8 +6,9 @@
  */
 import type { ClientChannel, PseudoTtyInfo, ServerChannel } from "ssh2";
 import { gatewayText, refusalText } from "../../core/engine.js";
-import { isIncompleteShell } from "../../policy/shell/analyze.js";
-import { LineTracker } from "../common/line-tracker.js";
+import type { Decision, DenyDecision } from "../../core/decision.js";
+import { isCompleteShell, isIncompleteShell } from "../../policy/shell/analyze.js";
+import { KILL_LINE, LineTracker } from "../common/line-tracker.js";
 import { holdHooks, type SessionContext } from "./state.js";
 
 /** The `input` and `atEnd` handlers for `bridge` (bridge.ts). */
@@ -16,9 +17,10 @@ export function lineInput(
   ch: ServerChannel,
   up: ClientChannel,
   pty: PseudoTtyInfo | undefined,
-): { readonly input: (data: Buffer) => Promise<void>; readonly atEnd: () => Promise<void> } {
+): { readonly input: (data: Buffer) => Promise<void>; readonly atEnd: () => Promise<void>; readonly output: (data: Buffer) => void } {
   const { state, gate } = ctx;
   const tracker = new LineTracker(undefined, { pty: pty !== undefined });
+  const screen = new CurrentLine();
   let pending = "";
   // Without a PTY nothing is echoed, so the lines of an unfinished command are held back
   // and forwarded (or dropped) together; with a PTY they go on at once (the shell echoes
@@ -43,6 +45,29 @@ export function lineInput(
     ch.write(note);
     state.cast?.output(note);
   };
+  const judgeLine = async (line: string, edited: boolean): Promise<Decision> => {
+    // A held line waits here (input typed meanwhile waits behind it); the notice goes to the terminal.
+    const wait = holdHooks(ch, notify);
+    return gate.judge({ type: "ssh.input", session: gate.info, seq: ++state.seq, line, edited }, wait.hooks).finally(wait.done);
+  };
+  // A refused line at a terminal: the program already holds the typed text. Only that line is
+  // erased (KILL_LINE); an unfinished multi-line command the refused line would have completed is
+  // cancelled as a whole with Ctrl-C, as the shell holds its earlier lines.
+  const refuseAtTerminal = async (d: DenyDecision, cancelCommand: boolean): Promise<void> => {
+    const note = Buffer.concat([Buffer.from(`\r\n${refusalText(d)}\r\n`), screen.current()]);
+    ch.write(note);
+    state.cast?.output(note);
+    if (!cancelCommand) {
+      up.write(KILL_LINE);
+      return;
+    }
+    // The shell handles the interrupt asynchronously: input it reads before that would be
+    // discarded with the line, so the next input waits until the shell has moved to a new
+    // line (or a second).
+    const settled = untilNewline(up, 1000);
+    up.write("\x03");
+    await settled;
+  };
   // Input is handled one chunk at a time: a line waits for its decision, and so does
   // everything typed after it.
   const handleInput = async (data: Buffer): Promise<void> => {
@@ -51,9 +76,26 @@ export function lineInput(
         send(part.bytes);
         continue;
       }
+      if (part.kind === "cancel") {
+        // Ctrl-C (or Ctrl-D on an empty line) at a terminal: the shell drops the unfinished command.
+        pending = "";
+        send(part.bytes);
+        continue;
+      }
       const text = pending === "" ? part.line : `${pending}\n${part.line}`;
       if (!part.edited && (await isIncompleteShell(text))) {
-        // Nothing runs until the command is complete: judged then, as a whole.
+        // A shell runs nothing until the command is complete: judged then, as a whole. But a
+        // program reading the terminal may run each line as it comes (a script reading lines
+        // is not a shell waiting for `done`), so there a line that is a whole command on its
+        // own is judged on its own first.
+        if (pty !== undefined && pending !== "" && (await isCompleteShell(part.line))) {
+          const alone = await judgeLine(part.line, false);
+          if (alone.type !== "allow") {
+            state.cast?.marker(`refused: ${alone.message}`);
+            await refuseAtTerminal(alone, false);
+            continue;
+          }
+        }
         pending = text;
         send(part.enter);
         continue;
@@ -65,9 +107,8 @@ export function lineInput(
         release();
         continue;
       }
-      // A held line waits here (input typed meanwhile waits behind it); the notice goes to the terminal.
-      const wait = holdHooks(ch, notify);
-      const d = await gate.judge({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: part.edited }, wait.hooks).finally(wait.done);
+      const d = await judgeLine(text, part.edited);
+      const multiLine = pending !== "";
       pending = "";
       if (d.type === "allow") {
         send(part.enter);
@@ -76,21 +117,8 @@ export function lineInput(
       }
       held = [];
       state.cast?.marker(`refused: ${d.message}`);
-      if (pty !== undefined) {
-        // The shell already holds the typed line: Ctrl-C makes it discard the line (and any
-        // unfinished multi-line command) and print a fresh prompt.
-        const note = Buffer.from(`\r\n${refusalText(d)}\r\n`);
-        ch.write(note);
-        state.cast?.output(note);
-        // The shell handles the interrupt asynchronously: input it reads before that would be
-        // discarded with the line, so the next input waits until the shell has moved to a new
-        // line (or a second).
-        const settled = untilNewline(up, 1000);
-        up.write("\x03");
-        await settled;
-      } else {
-        ch.stderr.write(`${refusalText(d)}\n`);
-      }
+      if (pty !== undefined) await refuseAtTerminal(d, multiLine);
+      else ch.stderr.write(`${refusalText(d)}\n`);
     }
   };
   // Without a PTY, a last line without a newline still runs when input ends: judge it too.
@@ -102,12 +130,48 @@ export function lineInput(
       release();
       return;
     }
-    const wait = holdHooks(ch, notify);
-    const d = await gate.judge({ type: "ssh.input", session: gate.info, seq: ++state.seq, line: text, edited: rest.edited }, wait.hooks).finally(wait.done);
+      const d = await judgeLine(text, rest.edited);
     if (d.type === "allow") release();
     else ch.stderr.write(`${refusalText(d)}\n`);
   };
-  return { input: handleInput, atEnd };
+  return { input: handleInput, atEnd, output: (d) => screen.push(d) };
+}
+
+/**
+ * The client's current output line (what its terminal shows after the last newline: the prompt
+ * and the echoed typing), shown again under a refusal notice so the line editor's redraw of the
+ * erased line lands where it expects the cursor.
+ */
+class CurrentLine {
+  static readonly #max = 2048;
+  #parts: Buffer[] = [];
+  #size = 0;
+  #over = false;
+
+  push(d: Buffer): void {
+    const nl = d.lastIndexOf(0x0a);
+    let rest = d;
+    if (nl >= 0) {
+      this.#parts = [];
+      this.#size = 0;
+      this.#over = false;
+      rest = d.subarray(nl + 1);
+    }
+    if (this.#over || rest.length === 0) return;
+    if (this.#size + rest.length > CurrentLine.#max) {
+      // A line this long is not a prompt: nothing is shown again.
+      this.#over = true;
+      this.#parts = [];
+      this.#size = 0;
+      return;
+    }
+    this.#parts.push(Buffer.from(rest));
+    this.#size += rest.length;
+  }
+
+  current(): Buffer {
+    return Buffer.concat(this.#parts);
+  }
 }
 
 /** Resolves at the first output containing a newline, or after `ms`. */
