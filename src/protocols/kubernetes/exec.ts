@@ -24,7 +24,7 @@ import type { UpgradeContext } from "../../core/http-kind.js";
 import type { SessionJudge } from "../../core/judge.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
 import { LineMasker } from "../common/line-masker.js";
-import { KILL_LINE, LineTracker } from "../common/line-tracker.js";
+import { terminalInput } from "../common/terminal-input.js";
 import { execOptions } from "./request.js";
 import { argvToShell, chooseProtocol, CLOSE, decodeChannelMessage, encodeChannelMessage, ERROR, RESIZE, STDERR, STDIN, STDOUT, type ChannelProtocol } from "./wire/channel.js";
 
@@ -210,11 +210,14 @@ function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, clien
     const masked = ctx.mask.text(text);
     return masked === text ? undefined : { text: masked, counts: {} };
   };
-  const out = new LineMasker({ mask: maskLine, write: (b) => { cast?.output(b); send(STDOUT, b); } });
+  const out = new LineMasker({ mask: maskLine, write: (b) => { terminal.output(b); cast?.output(b); send(STDOUT, b); } });
   const err = new LineMasker({ mask: maskLine, write: (b) => { cast?.output(b); send(STDERR, b); } });
-  const tracker = new LineTracker(undefined, { pty: tty });
   const toUpstream = (channel: number, data: Buffer): void => {
     if (upstream.readyState === WebSocket.OPEN) upstream.send(encodeChannelMessage(channel, data));
+  };
+  const toTerminal = (b: Buffer): void => {
+    cast?.output(b);
+    send(STDOUT, b);
   };
   const notice = (text: string): void => {
     const b = Buffer.from(tty ? `\r\n${text}\r\n` : `${text}\n`);
@@ -224,41 +227,19 @@ function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, clien
   let seq = ev.seq;
   // Input is handled one message at a time: a line waits for its decision, and so does what follows it.
   let chain = Promise.resolve();
-  // Without a TTY nothing echoes: a line's bytes are held until it is judged (as for SSH).
-  let held: Buffer[] = [];
-  const release = (): void => {
-    for (const b of held) toUpstream(STDIN, b);
-    held = [];
-  };
+  // The same line-by-line judgement as an SSH terminal (common/terminal-input.ts).
+  const terminal = terminalInput({
+    terminal: tty,
+    toTarget: (b) => toUpstream(STDIN, b),
+    toTerminal,
+    notice,
+    marker: (text) => cast?.marker(text),
+    judge: (line, edited) =>
+      session.judge({ type: "ssh.input", session: session.info, seq: ++seq, line, edited }, { onHold: (n) => notice(gatewayText(n.message)), signal: ctx.signal }),
+  });
   const onStdin = async (data: Buffer): Promise<void> => {
     cast?.input(data);
-    for (const part of tracker.feed(data)) {
-      if (part.kind === "pass" || part.kind === "cancel") {
-        // (Each line is judged on its own here: a cancel has no collected lines to forget.)
-        if (tty) toUpstream(STDIN, part.bytes);
-        else held.push(Buffer.from(part.bytes));
-        continue;
-      }
-      if (part.line.trim() === "" && !part.edited) {
-        release();
-        toUpstream(STDIN, part.enter);
-        continue;
-      }
-      const d = await session.judge(
-        { type: "ssh.input", session: session.info, seq: ++seq, line: part.line, edited: part.edited },
-        { onHold: (n) => notice(gatewayText(n.message)), signal: ctx.signal },
-      );
-      if (d.type === "allow") {
-        release();
-        toUpstream(STDIN, part.enter);
-        continue;
-      }
-      held = [];
-      cast?.marker(`refused: ${d.message}`);
-      notice(refusalText(d));
-      // With a TTY the program already holds the typed line: it is erased (not interrupted).
-      if (tty) toUpstream(STDIN, KILL_LINE);
-    }
+    await terminal.input(data);
   };
 
   return new Promise<void>((resolve) => {
@@ -303,17 +284,7 @@ function relay(ctx: UpgradeContext<ConnectionType>, session: SessionJudge, clien
             return;
           case "close":
             // Half-close of stdin: judge the last unfinished line first (it runs at EOF).
-            if (m.channel === STDIN && !tty) {
-              const rest = tracker.pendingLine();
-              if (rest !== undefined && rest.line.trim() !== "") {
-                const d = await session.judge({ type: "ssh.input", session: session.info, seq: ++seq, line: rest.line, edited: rest.edited }, { signal: ctx.signal });
-                if (d.type === "allow") release();
-                else {
-                  held = [];
-                  notice(refusalText(d));
-                }
-              }
-            }
+            if (m.channel === STDIN) await terminal.atEnd();
             if (upstream.readyState === WebSocket.OPEN) upstream.send(Buffer.from([CLOSE, m.channel]));
             return;
           case "data":
