@@ -126,6 +126,15 @@ beforeAll(async () => {
         maxMessageBytes: 64 * 1024,
       },
       {
+        name: "files-budget",
+        type: "mcp",
+        command: process.execPath,
+        args: [UPSTREAM_SCRIPT],
+        env: { API_KEY: "env:MCPGW_TEST_API_KEY", DESCRIPTION_FILE: descriptionFile },
+        groups: ["agents"],
+        pinning: "first-use",
+      },
+      {
         name: "remote-oauth",
         type: "mcp",
         url: oauthUpstream.url,
@@ -140,6 +149,7 @@ beforeAll(async () => {
       { name: "deletes-need-approval", match: { tools: ["delete_*"] }, action: "require_approval", approvers: ["dba"] },
       { name: "hide-pii", action: "mask", columns: ["$.owner.name"], detectors: ["email", "credit_card"], strategy: "redact" },
     ],
+    budgets: [{ name: "mcp-calls", connections: ["files-budget"], groups: ["agents"], window: "1h", statements: 3 }],
   });
   for (const sa of ["agent", "outsider", "dba1"]) tokens[sa] = await t.mint(sa, "1h");
 });
@@ -195,6 +205,18 @@ describe("pinning (stdio upstream, pinning: admin)", () => {
 });
 
 describe("tool calls (stdio upstream)", () => {
+  it("counts the agent's calls toward a statements budget, and refuses calls once it is spent", async () => {
+    const c = await connect("files-budget", tokens["agent"]!);
+    for (let i = 0; i < 3; i++) expect((await call(c, "read_file", { path: `/home/${i}.txt` })).isError).toBeUndefined();
+    const r = await call(c, "read_file", { path: "/home/3.txt" });
+    expect(r.isError).toBe(true);
+    expect(r.structuredContent).toMatchObject({ status: "denied", code: "GW_LIMIT", rule: "mcp-calls" });
+    expect(textOf(r)).toMatch(/budget mcp-calls is spent/);
+    const res = await t.api("/v1/budgets");
+    const list = (res.body as { budgets: { budget: string; used: { statements?: number } }[] }).budgets;
+    expect(list.find((b) => b.budget === "mcp-calls")?.used.statements).toBeGreaterThanOrEqual(3);
+  });
+
   it("a denied call comes back as a denied envelope, audited", async () => {
     const c = await connect("files", tokens["agent"]!);
     const r = await call(c, "read_file", { path: "/etc/shadow" });

@@ -421,7 +421,7 @@ export class SessionGate implements SessionJudge {
       return deny("GW_UNSUPPORTED", `no evaluator judges ${event.type} events, so it is refused (fail closed)`, "fail-closed");
     }
     // Budgets: a statement or command is refused once a budget of the session is spent.
-    if (this.#guards !== undefined && COUNTED.has(event.type)) {
+    if (this.#guards !== undefined && counted(event)) {
       const spent = this.#guards.statement();
       if (spent instanceof Promise) return spent.then((d) => d ?? this.#route(event));
       if (spent !== undefined) return spent;
@@ -694,6 +694,16 @@ function reasonOf(e: unknown): string {
 
 /** The judged kinds a `statements` budget counts: statements and commands, not protocol features. */
 const COUNTED: ReadonlySet<JudgedKind> = new Set<JudgedKind>(["db.query", "db.function_call", "ssh.exec", "ssh.input", "redis.command", "http.request", "k8s.request"]);
+
+/**
+ * Whether a `statements` budget counts the event: a statement or command, or an MCP request
+ * the agent makes (a tool call, a resource read, a prompt), not one the upstream server sends
+ * back (sampling, elicitation).
+ */
+function counted(event: JudgedEvent): boolean {
+  if (event.type === "mcp.call") return event.method === "tools/call" || event.method === "resources/read" || event.method === "prompts/get";
+  return COUNTED.has(event.type);
+}
 
 /** The held statement's preview, when its policy asks for one and the engine can run it. */
 function previewOf(hold: HoldDecision, hooks: JudgeHooks, sql: string, params: BoundParams | undefined): { readonly preview?: () => Promise<StatementPreview> } {
