@@ -12,12 +12,14 @@
  * all; the embedded store with --workers 2 is refused with a clear error.
  */
 import { spawn } from "node:child_process";
+import { get as httpGet } from "node:http";
 import { connect } from "node:net";
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { freePort } from "./harness/ports.js";
 import {
+  adminToken,
   buildCli,
   gwApi,
   mintOn,
@@ -55,6 +57,18 @@ async function clientOn(worker: string, token: string): Promise<{ client: PgClie
     if (session.gateway === worker) return { client, session };
   }
   throw new Error(`no session landed on ${worker}`);
+}
+
+/** An API request on a connection of its own (the primary may hand it to either worker). */
+function apiOnNewConnection(g: GwProc, path: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: "127.0.0.1", port: g.apiPort, path, agent: false, headers: { authorization: `Bearer ${adminToken(g)}` } }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
+    });
+    req.on("error", reject);
+  });
 }
 
 function backendKey(c: unknown): { processId: number; secretKey: number } {
@@ -111,11 +125,28 @@ afterAll(async () => {
 });
 
 describe("airlock gateway --workers 2", () => {
-  it("sessions land on both workers, each its own instance", async () => {
+  it("sessions land on both workers, each its own instance, and each one's recording reads through either worker", async () => {
     const token = await mintOn(W);
+    const sessions: { id: string; marker: string }[] = [];
     for (const w of WORKERS) {
-      const { session } = await clientOn(w, token);
+      const { client, session } = await clientOn(w, token);
       expect(session.gateway).toBe(w);
+      const marker = `recorded_on_${w.replace(/-/g, "_")}`;
+      await client.c.query(`select 1 as ${marker}`);
+      sessions.push({ id: session.id, marker });
+    }
+    // Each API request on a connection of its own: the primary hands connections to the workers
+    // in turn, so a recording made on one worker is read through the other too (the store's
+    // copy). The copy is written shortly after the statement: wait for it once, then every read
+    // must have it.
+    const recordingOf = async (id: string): Promise<string> => {
+      const r = await apiOnNewConnection(W, `/v1/sessions/${id}`);
+      expect(r.status).toBe(200);
+      return JSON.stringify((r.body as { recording?: unknown }).recording ?? []);
+    };
+    for (const { id, marker } of sessions) {
+      await until(`the recording of ${id}`, async () => ((await recordingOf(id)).includes(marker) ? true : undefined));
+      for (let i = 0; i < 6; i++) expect(await recordingOf(id)).toContain(marker);
     }
   });
 
