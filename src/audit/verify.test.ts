@@ -153,5 +153,6 @@ describe("verifyAuditStore over a real (PGlite) store", () => {
       '"statement":"SELECT 9"',
     ]);
     expect(await verifyAuditStore(store, chainKey)).toMatchObject({ ok: false, failedSeq: 10, reason: "malformed" });
-  });
+    // (PGlite runs in this process: on a loaded machine the 1,234-record chain takes well over the default 30 s.)
+  }, 120_000);
 });
