@@ -113,6 +113,11 @@ export interface DenyDecision {
   readonly message: string;
   /** An async-mode approval request this refusal created or found (HTTP answers 202 with it). */
   readonly pending?: { readonly approvalId: string; readonly expiresAt: Date };
+  /**
+   * The refusal lasts until then and no longer (a spent budget: the end of its window). HTTP
+   * answers it with 429 and `Retry-After`.
+   */
+  readonly retryAt?: Date;
 }
 
 /**

@@ -17,6 +17,12 @@ export type RowVerdict =
   /** The session must end (a canary or an injection under `end_session`): nothing more is passed. */
   | { readonly type: "end"; readonly refusal: DenyDecision };
 
+export type BytesVerdict =
+  | { readonly type: "pass"; readonly notices?: readonly string[] }
+  /** A budget is spent: only the first `fit` bytes may pass (they are counted), then the result is cut with this refusal. */
+  | { readonly type: "cut"; readonly fit: number; readonly refusal: DenyDecision; readonly notices?: readonly string[] }
+  | { readonly type: "end"; readonly refusal: DenyDecision };
+
 export interface ResultWatch {
   /** The watch reads values (scanning or canaries): the engine decodes text fields for it. */
   readonly wantsValues: boolean;
@@ -25,6 +31,17 @@ export interface ResultWatch {
    * text fields when `wantsValues` (else empty). `seq` names the statement.
    */
   row(seq: number, bytes: number, values: readonly WatchedValue[]): RowVerdict;
+  /**
+   * More bytes of a result that is not made of rows (an HTTP response body, as it streams):
+   * charged to the `bytes` limits only. A `cut` verdict: the bytes that still fit pass (and are
+   * counted, so the budget is then spent exactly), the rest does not.
+   */
+  bytes(seq: number, bytes: number): BytesVerdict;
+  /**
+   * The session's budgets at or past their `warnAt` now, one text per budget and kind (empty
+   * when none): engines that can say it on every answer from then on (an HTTP header) do.
+   */
+  budgetWarnings(): readonly string[];
 }
 
 export const PASS: RowVerdict = Object.freeze({ type: "pass" });

@@ -44,6 +44,27 @@ describe("BudgetLedger", () => {
     expect(spentNow(s)?.message).toContain("budget b is spent: 10 rows per 1m");
   });
 
+  it("bytes without rows (HTTP bodies): the part that fits is charged, the budget is then spent exactly; nearEnd tells every kind past warnAt; the refusal carries the window's end", () => {
+    const ledger = new BudgetLedger([{ ...base, bytes: 1000, statements: 10, warnAt: 0.5 }], { clock: () => 1_000 });
+    const s = ledger.open(session("a", []));
+    if (s === undefined) throw new Error("no budget");
+    expect(s.nearEnd()).toEqual([]);
+    expect(s.bytes(400)).toEqual({ warnings: [], fit: 400 });
+    const warned = s.bytes(200);
+    expect(warned.fit).toBe(200);
+    expect(warned.warnings[0]).toContain("600 of 1000 bytes");
+    expect(s.nearEnd()).toHaveLength(1);
+    expect(s.nearEnd()[0]).toContain("600 of 1000 bytes");
+    const cut = s.bytes(700);
+    expect(cut.fit).toBe(400);
+    expect(cut.refusal?.message).toMatch(/budget b is spent: 1000 bytes per 1m/);
+    expect(cut.refusal?.retryAt?.getTime()).toBe(60_000);
+    expect(s.facts()["b"]?.bytes).toBe(1000);
+    expect(s.bytes(1).fit).toBe(0);
+    // Spent exactly: the next statement is refused before it runs.
+    expect(spentNow(s)?.message).toContain("budget b is spent: 1000 bytes");
+  });
+
   it("starts over in the next window (aligned to the epoch)", () => {
     let now = 59_000;
     const ledger = new BudgetLedger([{ ...base, statements: 1 }], { clock: () => now });

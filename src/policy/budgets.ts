@@ -314,9 +314,35 @@ export class BudgetLedger {
     this.#metrics?.budgetConsumed(cfg.name, kind, n);
     if (!c.warned.has(kind) && c.used[kind] >= cfg.warnAt * limit) {
       c.warned.add(kind);
-      return { type: "ok", warn: `budget ${cfg.name}: ${c.used[kind]} of ${limit} ${kind} used in this ${formatWindow(cfg.window)} window (it resets at ${new Date(c.windowStart + cfg.window).toISOString()})` };
+      return { type: "ok", warn: warningText(c, kind, limit) };
     }
     return OK;
+  }
+
+  /** The warning of every kind of this counter at or past its `warnAt` now (not only the first time). */
+  nearEnd(c: Counter): string[] {
+    this.#roll(c);
+    const cfg = c.budget.config;
+    const out: string[] = [];
+    for (const kind of BUDGET_KINDS) {
+      const limit = cfg[kind];
+      if (limit !== undefined && c.used[kind] >= cfg.warnAt * limit) out.push(warningText(c, kind, limit));
+    }
+    return out;
+  }
+
+  /** How much more of `kind` fits now (Infinity: no limit). */
+  room(c: Counter, kind: BudgetKind): number {
+    this.#roll(c);
+    const limit = c.budget.config[kind];
+    return limit === undefined ? Infinity : Math.max(0, limit - c.used[kind]);
+  }
+
+  /** The refusal of a spent `kind` (a charge found it does not fit), counted as an exhaustion. */
+  spentBy(c: Counter, kind: BudgetKind): DenyDecision {
+    const cfg = c.budget.config;
+    this.#metrics?.budgetExhausted(cfg.name, kind);
+    return spentRefusal(cfg, kind, cfg[kind] ?? 0, c.windowStart);
   }
 
   /** Is `kind` already spent (nothing more fits)? */
@@ -370,9 +396,14 @@ function keyOf(c: Counter): BudgetCounterKey {
   return { budget: c.budget.config.name, subject: c.subject, connection: c.connection, windowStart: c.windowStart };
 }
 
+function warningText(c: Counter, kind: BudgetKind, limit: number): string {
+  const cfg = c.budget.config;
+  return `budget ${cfg.name}: ${c.used[kind]} of ${limit} ${kind} used in this ${formatWindow(cfg.window)} window (it resets at ${new Date(c.windowStart + cfg.window).toISOString()})`;
+}
+
 function spentRefusal(cfg: BudgetConfig, kind: BudgetKind, limit: number, windowStart: number): DenyDecision {
   const resets = new Date(windowStart + cfg.window).toISOString();
-  return deny("GW_LIMIT", `budget ${cfg.name} is spent: ${limit} ${kind} per ${formatWindow(cfg.window)} (it resets at ${resets})`, cfg.name);
+  return { ...deny("GW_LIMIT", `budget ${cfg.name} is spent: ${limit} ${kind} per ${formatWindow(cfg.window)} (it resets at ${resets})`, cfg.name), retryAt: new Date(windowStart + cfg.window) };
 }
 
 function formatWindow(ms: number): string {
@@ -429,6 +460,34 @@ export class SessionBudgets {
       }
     }
     return { warnings };
+  }
+
+  /**
+   * More bytes of a result that has no rows (an HTTP body): charged to `bytes` only. When they
+   * do not all fit, the part that fits (`fit`, possibly 0) is charged and the refusal returned:
+   * the budget is then spent exactly, and the next statement is refused before it runs.
+   */
+  bytes(n: number): { readonly warnings: readonly string[]; readonly fit: number; readonly refusal?: DenyDecision } {
+    let fit = n;
+    let refusal: DenyDecision | undefined;
+    for (const c of this.#counters) {
+      const room = this.#ledger.room(c, "bytes");
+      if (room < fit) {
+        fit = room;
+        refusal = this.#ledger.spentBy(c, "bytes");
+      }
+    }
+    const warnings: string[] = [];
+    for (const c of this.#counters) {
+      const r = this.#ledger.charge(c, "bytes", fit);
+      if (r.type === "ok" && r.warn !== undefined) warnings.push(r.warn);
+    }
+    return refusal === undefined ? { warnings, fit } : { warnings, fit, refusal };
+  }
+
+  /** Every budget of the session at or past its `warnAt` now, one text per budget and kind. */
+  nearEnd(): string[] {
+    return this.#counters.flatMap((c) => this.#ledger.nearEnd(c));
   }
 
   facts(): Record<string, Record<BudgetKind, number>> {

@@ -9,7 +9,7 @@
 import type { AuditEventInput } from "../audit/types.js";
 import { auditPrincipal } from "../audit/types.js";
 import { deny } from "../core/decision.js";
-import { PASS, type GuardFactory, type ResultWatch, type RowVerdict, type SessionGuards, type WatchedValue } from "../core/result-watch.js";
+import { PASS, type BytesVerdict, type GuardFactory, type ResultWatch, type RowVerdict, type SessionGuards, type WatchedValue } from "../core/result-watch.js";
 import type { SessionInfo } from "../core/session.js";
 import type { Logger } from "pino";
 import { Glob, anyGlob } from "../policy/glob.js";
@@ -17,6 +17,8 @@ import type { BudgetLedger, SessionBudgets } from "../policy/budgets.js";
 import { canaryMatcher, type CanaryMatcher } from "./canaries.js";
 import type { CanaryConfig, ResultScanConfig } from "./config-schema.js";
 import { scanInjection, type InjectionKind } from "./injection.js";
+
+const BYTES_PASS: BytesVerdict = Object.freeze({ type: "pass" });
 
 export const INJECTION_MASK = "[PROMPT_INJECTION]";
 
@@ -140,6 +142,18 @@ class SessionWatch implements SessionGuards, ResultWatch {
     }
     if (notices.length === 0 && replace === undefined) return PASS;
     return { type: "pass", ...(notices.length === 0 ? {} : { notices }), ...(replace === undefined ? {} : { replace }) };
+  }
+
+  bytes(_seq: number, bytes: number): BytesVerdict {
+    if (this.#ended) return { type: "end", refusal: deny("GW_SESSION_TERMINATED", "the session was ended by a result guard") };
+    if (this.#budgets === undefined) return BYTES_PASS;
+    const r = this.#budgets.bytes(bytes);
+    if (r.refusal !== undefined) return { type: "cut", fit: r.fit, refusal: r.refusal, ...(r.warnings.length === 0 ? {} : { notices: r.warnings }) };
+    return r.warnings.length === 0 ? BYTES_PASS : { type: "pass", notices: r.warnings };
+  }
+
+  budgetWarnings(): readonly string[] {
+    return this.#budgets?.nearEnd() ?? [];
   }
 
   #flagged(seq: number, kinds: readonly InjectionKind[], columns: readonly number[]): RowVerdict | undefined {

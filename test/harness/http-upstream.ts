@@ -1,8 +1,8 @@
 /**
  * A real local HTTP API for the HTTP engine's tests: JSON endpoints (with PII), an echo of
  * what it received (method, path, headers, body: the canary for credentials), SSE, gzip and
- * brotli, redirects, a slow endpoint, a big JSON array, a WebSocket echo and an OAuth2
- * client-credentials token endpoint. Loopback, free port.
+ * brotli, redirects, a slow endpoint, a big JSON array, n bytes of text (`/bytes`), a WebSocket
+ * echo and an OAuth2 client-credentials token endpoint. Loopback, free port.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -58,6 +58,15 @@ export async function startUpstream(): Promise<Upstream> {
           res.write("[");
           for (let i = 0; i < n; i++) res.write(`${i === 0 ? "" : ","}{"i":${i},"email":"user${i}@example.com","note":"plain text ${i}"}`);
           res.end("]");
+          return;
+        }
+        case "/bytes": {
+          // n bytes of text in 1000-byte writes; with Content-Length unless chunked=1.
+          const n = Number(url.searchParams.get("n") ?? "1000");
+          const chunked = url.searchParams.get("chunked") === "1";
+          res.writeHead(200, { "content-type": "text/plain", ...(chunked ? {} : { "content-length": n }) });
+          for (let i = 0; i < n; i += 1000) res.write("x".repeat(Math.min(1000, n - i)));
+          res.end();
           return;
         }
         case "/gzip": {

@@ -25,7 +25,7 @@ import { pipeline } from "node:stream/promises";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { connectionMap, type Connection, type ConnectionSource } from "../../core/connection.js";
-import type { AllowDecision, MaskRule } from "../../core/decision.js";
+import type { AllowDecision, DenyDecision, MaskRule } from "../../core/decision.js";
 import type { Dialer, Gatekeeper, ProtocolEngine, Refusal } from "../../core/engine.js";
 import { GatewayError, toGatewayError, type ErrorCode } from "../../core/errors.js";
 import type { JudgedEvent } from "../../core/events.js";
@@ -38,6 +38,7 @@ import { LiveConnections } from "../common/live.js";
 import { JsonMaskTransform, LineMasker, SecretScrubber, Tap, WholeBodyTransform, contentEncodingOf, decoderFor, SCRUBBED } from "./body.js";
 import { dialerAgent } from "./dial-agent.js";
 import { REFUSAL_HEADER, renderRefusal, type RenderedRefusal } from "./errors.js";
+import { BUDGET_WARNING_HEADER, BudgetMeter, headerSafe } from "./budget-meter.js";
 import { normalizePath, parseQuery, splitTarget } from "./normalize.js";
 import { messageEvent, relayWebSocket } from "./websocket.js";
 import { clientConnectionOf, h2Server, hostOf, isH2Preface, requestHasBody, type ClientConnection } from "./h2.js";
@@ -537,6 +538,21 @@ export class HttpEngine implements ProtocolEngine {
     const bodyRules = masks.map((m) => ({ ...m, columns: m.columns.filter((c) => !c.toLowerCase().startsWith("header:")) })).filter((m) => m.columns.length > 0 || m.detectors.length > 0);
     const counts: Record<string, number> = {};
     const outHeaders = this.#responseHeaders(upRes, up, s.connection.name, headerRules, counts);
+    // Budgets (budget-meter.ts): the response is one row, charged before anything is sent; its
+    // body counts toward bytes as it streams; budgets near their end are told in a header.
+    const watch = s.gate.results;
+    let meter: BudgetMeter | undefined;
+    if (watch !== undefined) {
+      const v = watch.row(event.seq, 0, []);
+      if (v.type !== "pass") {
+        upRes.destroy();
+        this.#observeCut(x, event, status, v.refusal);
+        return this.#refuse(res, v.refusal, x.kind);
+      }
+      const warnings = watch.budgetWarnings();
+      if (warnings.length > 0) outHeaders[BUDGET_WARNING_HEADER] = warnings.map(headerSafe);
+      meter = new BudgetMeter(watch, event.seq);
+    }
     const noBody = head.method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200);
     const ctype = (upRes.headers["content-type"] ?? "").toLowerCase();
     const lowerHeaders = Object.fromEntries(Object.entries(outHeaders).map(([k, v]) => [k, String(v)]));
@@ -574,7 +590,7 @@ export class HttpEngine implements ProtocolEngine {
       res.end();
     } else {
       try {
-        await pipeline([upRes as Readable, ...stages, tap, res]);
+        await pipeline([upRes as Readable, ...stages, ...(meter === undefined ? [] : [meter]), tap, res]);
       } catch (e) {
         failed = e;
         res.destroy();
@@ -582,7 +598,9 @@ export class HttpEngine implements ProtocolEngine {
     }
     s.bytesOut += tap.bytes;
     const duration = performance.now() - x.started;
-    if (failed !== undefined && !(failed instanceof Error && /premature close/i.test(failed.message))) {
+    const cut = meter?.cut;
+    if (cut !== undefined) this.#log.info({ connection: s.connection.name, rule: cut.rule, seq: event.seq }, "HTTP response cut: a budget is spent");
+    else if (failed !== undefined && !(failed instanceof Error && /premature close/i.test(failed.message))) {
       this.#log.warn({ connection: s.connection.name, err: failed }, "HTTP response aborted (fail closed)");
     }
     const reqHeaders = JSON.stringify(redactHeaders(head.headers)).slice(0, this.#o.maxRecordedBytes);
@@ -606,7 +624,29 @@ export class HttpEngine implements ProtocolEngine {
       rowsTruncated: tap.truncated,
       durationMs: Math.round(duration),
       ...(Object.keys(counts).length === 0 ? {} : { masked: counts }),
-      ...(failed === undefined ? {} : { error: { sqlstate: "GW_PROTOCOL", message: "the response was cut off: it could not be masked (fail closed) or the connection dropped" } }),
+      ...(cut !== undefined
+        ? { error: { sqlstate: cut.code, message: `${cut.message}; the response body was cut after ${tap.bytes} bytes` }, refusedBy: cut.rule ?? cut.code }
+        : failed === undefined
+          ? {}
+          : { error: { sqlstate: "GW_PROTOCOL", message: "the response was cut off: it could not be masked (fail closed) or the connection dropped" } }),
+    });
+  }
+
+  /** A response refused at its head because a budget is spent: recorded and audited (refusedBy) as the result of its request. */
+  #observeCut(x: Exchange, event: JudgedEvent, status: number, refusal: DenyDecision): void {
+    const { s, head } = x;
+    s.gate.observe({
+      type: "db.result",
+      session: s.gate.info,
+      seq: event.seq,
+      kind: "simple",
+      commandTag: `HTTP ${status}`,
+      rowCount: 0,
+      columns: ["part", "content"],
+      rows: [["request", `${head.method} ${head.path}${head.rawQuery === "" ? "" : `?${head.rawQuery}`}`]],
+      durationMs: Math.round(performance.now() - x.started),
+      error: { sqlstate: refusal.code, message: `${refusal.message}; the target's answer (${status}) was not sent` },
+      refusedBy: refusal.rule ?? refusal.code,
     });
   }
 
@@ -628,7 +668,7 @@ export class HttpEngine implements ProtocolEngine {
       const name = (raw[i] ?? "").toLowerCase();
       let value = raw[i + 1] ?? "";
       // A target cannot pass its answer off as the gateway's refusal.
-      if (HOP_BY_HOP.has(name) || dropped.has(name) || name === REFUSAL_HEADER) continue;
+      if (HOP_BY_HOP.has(name) || dropped.has(name) || name === REFUSAL_HEADER || name === BUDGET_WARNING_HEADER) continue;
       value = SecretScrubber.scrubText(value, up.secrets);
       if (headerRules.includes(name)) {
         value = SCRUBBED;
@@ -901,7 +941,10 @@ function renderFor(r: Refusal, kind: HttpServedKind | undefined): RenderedRefusa
   const rendered = renderRefusal(r);
   if (kind?.renderRefusal === undefined) return rendered;
   const k = kind.renderRefusal(r, rendered.status);
-  return { status: rendered.status, headers: { ...rendered.headers, "content-type": k.contentType }, body: k.body };
+  // No Retry-After here: client-go (kubectl) sleeps that long and retries a 429 up to 10 times,
+  // so a budget spent for an hour would stall it for hours; the Status message says when it resets.
+  const { "retry-after": _retry, ...headers } = rendered.headers;
+  return { status: rendered.status, headers: { ...headers, "content-type": k.contentType }, body: k.body };
 }
 
 function rawResponse(r: RenderedRefusal): string {

@@ -1,7 +1,8 @@
 /**
  * The HTTP engine's one renderer of refusals (INTERFACE.md): a status and a JSON body
  * `{ "error": { "code", "message", "rule" } }`; 401 carries `WWW-Authenticate: Bearer`
- * (RFC 6750 §3), an async approval 202 with the approval id and `Retry-After`. Every refusal
+ * (RFC 6750 §3), an async approval 202 with the approval id and `Retry-After`, a spent budget
+ * 429 with `Retry-After` at the end of its window. Every refusal
  * carries `x-airlock-refusal: GW_…` (its code), so a client tells the gateway's answer from the
  * target's own JSON error of the same status.
  */
@@ -61,8 +62,11 @@ export interface RenderedRefusal {
   readonly body: string;
 }
 
-export function renderRefusal(r: Refusal, status = httpStatusOf(r.code)): RenderedRefusal {
+export function renderRefusal(r: Refusal, statusOf?: number): RenderedRefusal {
   const pending = r instanceof GatewayError ? undefined : r.pending;
+  // A refusal that lasts until a known time (a spent budget): 429 Too Many Requests (RFC 6585 §4) with Retry-After then.
+  const retryAt = r instanceof GatewayError ? undefined : r.retryAt;
+  const status = statusOf ?? (retryAt !== undefined ? 429 : httpStatusOf(r.code));
   const error = { code: r.code, message: refusalText(r), ...(r.rule === undefined ? {} : { rule: r.rule }) };
   if (pending !== undefined) {
     return {
@@ -72,6 +76,7 @@ export function renderRefusal(r: Refusal, status = httpStatusOf(r.code)): Render
     };
   }
   const headers: Record<string, string> = { "content-type": "application/json", [REFUSAL_HEADER]: r.code };
+  if (retryAt !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil((retryAt.getTime() - Date.now()) / 1000)));
   if (status === 401) headers["www-authenticate"] = `Bearer realm="airlock"${r.code === "GW_AUTH_MISSING" ? "" : ', error="invalid_token"'}`;
   return { status, headers, body: `${JSON.stringify({ error })}\n` };
 }

@@ -21,6 +21,10 @@
  * is stopped with KILL QUERY on a side connection and discarded); statementTimeout kills the
  * statement and the client gets `airlock: …`; readOnly starts the target session with
  * `SET SESSION TRANSACTION READ ONLY` and refuses statements that would undo it.
+ * Warnings: the gateway's own (a budget near its end, `annotate` findings) are added to the
+ * warning count of the statement's terminator and listed after the target's by the next
+ * SHOW WARNINGS (Level Warning, Code 1105, `airlock: …`); SHOW COUNT(*) WARNINGS and
+ * SELECT @@warning_count count them too.
  */
 import type { Logger } from "pino";
 import type { MysqlConnection } from "../../core/connection.js";
@@ -43,6 +47,7 @@ import {
   COM,
   STATUS,
   TYPE,
+  addTerminatorWarnings,
   binaryValueText,
   decodeBinaryRow,
   decodeColumnDefinition,
@@ -109,7 +114,35 @@ interface Work {
   readonly started: number;
   readonly params?: readonly (string | null)[];
   timedOut?: { readonly message: string };
+  /**
+   * A diagnostic statement (SHOW WARNINGS, SHOW COUNT(*) WARNINGS, SELECT @@warning_count)
+   * answered with the gateway's warnings added to the target's.
+   */
+  readonly diagnostic?: { readonly kind: Diagnostic; readonly warnings: readonly string[] };
 }
+
+/** How a diagnostic statement's answer carries the gateway's warnings: more rows, or a bigger count. */
+type Diagnostic = "list" | "count";
+
+/**
+ * The diagnostic statements that read the warnings of the previous statement and keep them
+ * (they do not start a new diagnostics area), in their plain forms: the gateway adds its own
+ * there. Other forms (LIMIT, comments) are forwarded as they are and show the target's only.
+ */
+const DIAGNOSTICS: readonly (readonly [RegExp, Diagnostic])[] = [
+  [/^\s*show\s+warnings\s*;?\s*$/i, "list"],
+  [/^\s*show\s+count\s*\(\s*\*\s*\)\s+warnings\s*;?\s*$/i, "count"],
+  [/^\s*select\s+@@(?:session\.)?warning_count\s*;?\s*$/i, "count"],
+];
+
+function diagnosticOf(sql: string): Diagnostic | undefined {
+  return DIAGNOSTICS.find(([re]) => re.test(sql))?.[1];
+}
+
+/** The gateway's warnings kept for one statement (budget near its end, annotate findings); more are dropped. */
+const MAX_GATEWAY_WARNINGS = 64;
+/** The code of the gateway's warnings in SHOW WARNINGS: ER_UNKNOWN_ERROR, as MariaDB uses for messages of its own kind. */
+export const GATEWAY_WARNING_CODE = 1105;
 
 /** Statements that would undo the read-only limit (crude on purpose: a false match only refuses). */
 const READ_WRITE = /\bread\s+write\b|\btx_read_only\b|\btransaction_read_only\b|\bread_only\b/i;
@@ -166,6 +199,12 @@ export class MysqlSession {
   #busy = false;
   /** The session's setup statements (read-only), run again after COM_RESET_CONNECTION. */
   readonly #setup: string[] = [];
+  /**
+   * The gateway's warnings of the last statement (budget near its end, annotate findings):
+   * counted in its terminator's warning count and listed by the next SHOW WARNINGS; cleared when
+   * a statement that is not a diagnostic starts (as the server clears its own).
+   */
+  #warnings: string[] = [];
 
   constructor(o: MysqlSessionOptions) {
     this.#o = o;
@@ -367,6 +406,9 @@ export class MysqlSession {
 
   async #query(payload: Buffer): Promise<void> {
     const sql = payload.subarray(1).toString("utf8");
+    const diagnostic = diagnosticOf(sql);
+    if (diagnostic === undefined) this.#warnings = [];
+    const warnings = this.#warnings;
     if (!(await this.#guard(sql))) return;
     const gate = this.#o.gate;
     const seq = ++this.#seq;
@@ -376,11 +418,20 @@ export class MysqlSession {
       { signal: gate.signal, ...(previewer === undefined ? {} : { preview: (stmt) => previewer.preview(stmt) }) },
     );
     if (d.type === "deny") return this.#refuse(d);
-    await this.#relay(payload, "resultset", { seq, kind: "simple", sql, plan: d.plan, binary: false, started: Date.now() });
+    await this.#relay(payload, "resultset", {
+      seq,
+      kind: "simple",
+      sql,
+      plan: d.plan,
+      binary: false,
+      started: Date.now(),
+      ...(diagnostic === undefined || warnings.length === 0 ? {} : { diagnostic: { kind: diagnostic, warnings } }),
+    });
   }
 
   async #prepareStatement(payload: Buffer): Promise<void> {
     const sql = payload.subarray(1).toString("utf8");
+    this.#warnings = [];
     if (!(await this.#guard(sql))) return;
     const gate = this.#o.gate;
     const seq = ++this.#seq;
@@ -411,6 +462,7 @@ export class MysqlSession {
   async #execute(payload: Buffer): Promise<void> {
     const id = payload.length >= 5 ? payload.readUInt32LE(1) : -1;
     const st = this.#statements.get(id);
+    this.#warnings = [];
     if (st === undefined) return this.#refuse(new GatewayError("GW_PROTOCOL", `unknown prepared statement handler (${id}) given to EXECUTE`));
     if ((payload[5] ?? 0) !== 0) return this.#refuseFeature("mysql.cursor", "COM_STMT_EXECUTE with a cursor", "GW_UNSUPPORTED", "server-side cursors are not served through the gateway");
     let exec;
@@ -576,8 +628,19 @@ export class MysqlSession {
   }
 
   /** The terminator the gateway writes when it ends a resultset itself. */
-  #terminator(status: number): Buffer {
-    return this.#deprecateEof ? encodeOk({ affectedRows: 0, lastInsertId: 0, status, warnings: 0 }, 0xfe) : encodeEof({ warnings: 0, status });
+  #terminator(status: number, warnings: number): Buffer {
+    return this.#deprecateEof ? encodeOk({ affectedRows: 0, lastInsertId: 0, status, warnings }, 0xfe) : encodeEof({ warnings, status });
+  }
+
+  /** How many warnings of its own the gateway adds to this statement's terminator (none to a diagnostic's). */
+  #addedWarnings(work: Work): number {
+    return work.diagnostic === undefined ? this.#warnings.length : 0;
+  }
+
+  /** Keep a warning of the gateway for the statement's terminator and the next SHOW WARNINGS. */
+  #warn(seq: number, notice: string): void {
+    this.#log.info({ seq, notice }, "result notice (a MySQL warning)");
+    if (this.#warnings.length < MAX_GATEWAY_WARNINGS && !this.#warnings.includes(notice)) this.#warnings.push(notice);
   }
 
   /** Relay every resultset of one command (multi-statements, CALL), each recorded; true when it ended in OK. */
@@ -649,7 +712,7 @@ export class MysqlSession {
             return false;
           }
           if (cut || limited) {
-            client.write(this.#terminator(this.#status & ~STATUS.MORE_RESULTS_EXISTS), out);
+            client.write(this.#terminator(this.#status & ~STATUS.MORE_RESULTS_EXISTS, this.#addedWarnings(work)), out);
             this.#observeRows(work, cols, rows, sent, recorded, counts, true);
             return true;
           }
@@ -662,9 +725,21 @@ export class MysqlSession {
           this.#status = status;
           if (!cut) {
             if (limited) {
-              client.write(this.#terminator(status & ~STATUS.MORE_RESULTS_EXISTS), out);
+              client.write(this.#terminator(status & ~STATUS.MORE_RESULTS_EXISTS, this.#addedWarnings(work)), out);
               cut = true;
-            } else out = client.write(payload, out);
+            } else {
+              if (work.diagnostic?.kind === "list" && cols.length === 3) {
+                // SHOW WARNINGS: the target's rows, then the gateway's (not charged to budgets: the gateway's own words).
+                for (const w of work.diagnostic.warnings) {
+                  const message = gatewayText(w);
+                  out = client.write(encodeTextRow([Buffer.from("Warning"), Buffer.from(String(GATEWAY_WARNING_CODE)), Buffer.from(message, "utf8")]), out);
+                  sent++;
+                  rows++;
+                  if (recorded.length < this.#o.maxRowsPerStatement) recorded.push(["Warning", String(GATEWAY_WARNING_CODE), this.#clip(message)]);
+                }
+              }
+              out = client.write(addTerminatorWarnings(payload, this.#o.capabilities, this.#addedWarnings(work)), out);
+            }
           }
           this.#observeRows(work, cols, rows, sent, recorded, counts, limited || stopped !== undefined, stopped === undefined ? undefined : { sqlstate: "HY000", message: stopped.message });
           if ((status & STATUS.MORE_RESULTS_EXISTS) === 0) return stopped === undefined;
@@ -679,6 +754,7 @@ export class MysqlSession {
           continue;
         }
         let row = work.binary ? this.#binaryRow(payload, cols, types, masks, counts) : this.#textRow(payload, cols, masks, counts);
+        if (work.diagnostic?.kind === "count" && cols.length === 1) row = countWithGateway(row, work.diagnostic.warnings.length);
         const watch = this.#o.gate.results;
         if (watch !== undefined) {
           const v = this.#watchRow(watch, work, row, cols, types);
@@ -705,8 +781,8 @@ export class MysqlSession {
   /**
    * Budgets and result scanning (core/result-watch.ts) for one row about to be sent, after
    * masking: the row to send (values replaced by the scan re-encoded), or the refusal that stops
-   * the answer. MySQL has no message that can ride along a resultset: notices (budget warnings,
-   * findings under `annotate`) are audited and logged by the watch, not shown to the client.
+   * the answer. Notices (a budget near its end, findings under `annotate`) become MySQL
+   * warnings: counted in the statement's terminator and listed by the next SHOW WARNINGS.
    */
   #watchRow(
     watch: ResultWatch,
@@ -730,7 +806,7 @@ export class MysqlSession {
     const v = watch.row(work.seq, p.length + 4, values);
     switch (v.type) {
       case "pass": {
-        for (const n of v.notices ?? []) this.#log.info({ seq: work.seq, notice: n }, "result notice (not shown to a MySQL client)");
+        for (const n of v.notices ?? []) this.#warn(work.seq, n);
         const replace = v.replace;
         if (replace === undefined || replace.size === 0) return { type: "pass", row };
         if (binary !== undefined) {
@@ -746,7 +822,7 @@ export class MysqlSession {
         return { type: "pass", row: { payload: rebuilt, shown: row.shown.map((x, i) => replace.get(i) ?? x) } };
       }
       case "cut":
-        for (const n of v.notices ?? []) this.#log.info({ seq: work.seq, notice: n }, "result notice (not shown to a MySQL client)");
+        for (const n of v.notices ?? []) this.#warn(work.seq, n);
         return { type: "cut", refusal: v.refusal };
       case "end":
         return { type: "end", refusal: v.refusal };
@@ -850,6 +926,14 @@ export class MysqlSession {
       durationMs: Date.now() - work.started,
     });
   }
+}
+
+/** The one value of SHOW COUNT(*) WARNINGS / SELECT @@warning_count, with the gateway's warnings added. */
+function countWithGateway(row: { payload: Buffer; shown: (string | null)[] }, add: number): { payload: Buffer; shown: (string | null)[] } {
+  const n = Number(row.shown[0] ?? "");
+  if (!Number.isInteger(n)) return row;
+  const text = String(n + add);
+  return { payload: encodeTextRow([Buffer.from(text)]), shown: [text] };
 }
 
 /** The sources behind column `column` of relation `table` when the statement's lineage names it a derived relation (case-insensitively: over-matching only masks more). */

@@ -4,6 +4,10 @@ import { GatewayError } from "../../../core/errors.js";
 import {
   CAP,
   TYPE,
+  addTerminatorWarnings,
+  decodeOk,
+  encodeEof,
+  encodeOk,
   binaryValueText,
   decodeBinaryRow,
   decodeColumnDefinition,
@@ -148,5 +152,24 @@ describe("MySQL responses and resultsets", () => {
         }
       }),
     );
+  });
+});
+
+describe("MySQL terminators", () => {
+  it("adds the gateway's warnings to an EOF's or a 0xfe OK's warning count, keeping the rest byte for byte", () => {
+    const caps41 = CAP.PROTOCOL_41 >>> 0;
+    const eof = encodeEof({ warnings: 2, status: 0x22 });
+    const more = addTerminatorWarnings(eof, caps41, 3);
+    expect(more.readUInt16LE(1)).toBe(5);
+    expect(more.readUInt16LE(3)).toBe(0x22);
+    expect(eof.readUInt16LE(1)).toBe(2);
+    const capsOk = (CAP.PROTOCOL_41 | CAP.DEPRECATE_EOF) >>> 0;
+    // A large affected-rows count (3-byte lenenc) and session-state bytes after the counts.
+    const ok = Buffer.concat([encodeOk({ affectedRows: 70_000, lastInsertId: 0, status: 0x02, warnings: 1 }, 0xfe), Buffer.from([0x00, 0x01, 0x02])]);
+    const patched = addTerminatorWarnings(ok, capsOk, 2);
+    expect(decodeOk(patched, capsOk)).toEqual({ affectedRows: 70_000, lastInsertId: 0, status: 0x02, warnings: 3 });
+    expect(patched.subarray(-3)).toEqual(Buffer.from([0x00, 0x01, 0x02]));
+    expect(addTerminatorWarnings(ok, capsOk, 0)).toBe(ok);
+    expect(addTerminatorWarnings(encodeEof({ warnings: 0xfffe, status: 0 }), caps41, 9).readUInt16LE(1)).toBe(0xffff);
   });
 });

@@ -405,6 +405,27 @@ export function terminatorStatus(payload: Buffer, capabilities: number): number 
   return decodeEof(payload).status;
 }
 
+/**
+ * The terminator with `add` more warnings in its warning count (saturating at 65535): the EOF
+ * packet's, or (CLIENT_DEPRECATE_EOF) the OK packet's that replaces it. A new buffer; the rest
+ * of the packet (status, session-state info) is kept byte for byte.
+ */
+export function addTerminatorWarnings(payload: Buffer, capabilities: number, add: number): Buffer {
+  if (add <= 0 || !hasCap(capabilities, CAP.PROTOCOL_41)) return payload;
+  let at = 1;
+  if (hasCap(capabilities, CAP.DEPRECATE_EOF)) {
+    const c = new Cursor(payload, 1);
+    c.lenencInt();
+    c.lenencInt();
+    c.u16();
+    at = c.pos;
+  }
+  if (at + 2 > payload.length) return payload;
+  const out = Buffer.from(payload);
+  out.writeUInt16LE(Math.min(0xffff, out.readUInt16LE(at) + add), at);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resultsets
 
