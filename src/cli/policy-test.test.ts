@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { REDIS_7_COMMANDS } from "../protocols/redis/builtin-commands.js";
 import { runCli } from "./cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "airlock-policy-test-"));
@@ -346,5 +347,31 @@ describe("airlock policy test: every kind of event", () => {
     const err = sink();
     expect(await runCli(["policy", "test", file], { stdout: sink().stream, stderr: err.stream, env: {}, cwd: dir })).toBe(2);
     expect(err.text()).toContain("give exactly one of statement, input, redis, http, kubernetes, mcp");
+  });
+
+  it("redisCommands: judges with the table of the user's own server (redis-cli --json COMMAND)", async () => {
+    writeFileSync(join(dir, "every.yaml"), EVERY_KIND_CONFIG);
+    // A server that knows only GET: MGET is an unknown command there, whose keys nobody can say.
+    const onlyGet = (REDIS_7_COMMANDS as unknown[][]).filter((c) => c[0] === "get");
+    expect(onlyGet.length).toBe(1);
+    writeFileSync(join(dir, "commands.json"), JSON.stringify(onlyGet));
+    const file = join(dir, "own-table.yaml");
+    writeFileSync(
+      file,
+      `config: ./every.yaml
+redisCommands: ./commands.json
+cases:
+  - { name: keys by the given table, principal: ci-bot, connection: cache, redis: "GET session:abc", expect: deny, rule: session-keys-for-ops }
+  - { name: unknown to the given table, principal: ci-bot, connection: cache, redis: "SET greeting hello", expect: deny, rule: fail-closed, message: not in the target's command table }
+`,
+    );
+    const out = sink();
+    const code = await runCli(["policy", "test", file, "--json"], { stdout: out.stream, stderr: sink().stream, env: {}, cwd: dir });
+    const r = JSON.parse(out.text()) as { cases: { name: string; ok: boolean; got: string; message?: string }[] };
+    expect(r.cases.map((c) => `${c.name}: ${c.ok} ${c.got}`)).toEqual(["keys by the given table: true deny (session-keys-for-ops)", "unknown to the given table: true deny (fail-closed)"]);
+    expect(code).toBe(0);
+    // With the built-in Redis 7.0 table, SET is known and passes.
+    writeFileSync(file, `config: ./every.yaml\ncases:\n  - { name: known to Redis 7.0, principal: ci-bot, connection: cache, redis: "SET greeting hello", expect: allow }\n`);
+    expect(await runCli(["policy", "test", file], { stdout: sink().stream, stderr: sink().stream, env: {}, cwd: dir })).toBe(0);
   });
 });
