@@ -356,4 +356,9 @@ export interface McpCallEvent {
   readonly unpinned?: "changed" | "new" | "unknown";
   /** A dry run (check_policy, the console's "try it"): call limits are looked at, not spent. */
   readonly preview?: boolean;
+  /**
+   * Judged to build the tool list (a preview with no arguments): would every call of the tool be
+   * refused? A `when:` that reads the arguments cannot say, so it does not hide the tool.
+   */
+  readonly listing?: boolean;
 }

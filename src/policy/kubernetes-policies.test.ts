@@ -132,6 +132,31 @@ describe("K8sPolicyEvaluator: CEL when:", () => {
     expect(await judge(k8s, "GET", "/api/v1/namespaces/dev/secrets/app")).toBe("allow");
   });
 
+  it("what a request does not pin (ns of all namespaces, name of a list) holds for refusing policies, never for allow ones", async () => {
+    const { k8s: ev } = setup([
+      { name: "prod-for-sre", match: { resources: ["configmaps", "namespaces"] }, when: 'ns.startsWith("prod") && !("sre" in groups)', action: "deny" },
+      { name: "db-secret", match: { resources: ["secrets"] }, when: 'name == "db"', action: "deny" },
+      { name: "dev-ok", match: { resources: ["pods"] }, when: 'ns == "dev"', action: "allow" },
+    ]);
+    expect(await judge(ev, "GET", "/api/v1/configmaps")).toBe("deny:prod-for-sre");
+    expect(await judge(ev, "GET", "/api/v1/namespaces/dev/configmaps")).toBe("allow");
+    expect(await judge(ev, "GET", "/api/v1/namespaces/prod-eu/configmaps")).toBe("deny:prod-for-sre");
+    // A Namespace object's ns is its name; a list of namespaces may show any.
+    expect(await judge(ev, "DELETE", "/api/v1/namespaces/prod-eu")).toBe("deny:prod-for-sre");
+    expect(await judge(ev, "DELETE", "/api/v1/namespaces/dev")).toBe("allow");
+    expect(await judge(ev, "GET", "/api/v1/namespaces")).toBe("deny:prod-for-sre");
+    // A list names no object; a field selector pins it.
+    expect(await judge(ev, "GET", "/api/v1/namespaces/dev/secrets")).toBe("deny:db-secret");
+    expect(await judge(ev, "GET", "/api/v1/namespaces/dev/secrets", "fieldSelector=metadata.name%3Dcache")).toBe("allow");
+    expect(await judge(ev, "GET", "/api/v1/namespaces/dev/secrets/cache")).toBe("allow");
+    // An allow policy never applies to what it cannot see.
+    expect(await judge(ev, "GET", "/api/v1/pods")).toBe("allow");
+    expect(await judge(ev, "GET", "/api/v1/namespaces/dev/pods")).toBe("allow:dev-ok");
+    // The groups decide first: sre is never refused by prod-for-sre, whatever ns is.
+    const sre = { ...session, principal: { ...session.principal, groups: ["agents", "sre"] } };
+    expect((await ev.openSession(sre)?.evaluate(k8sEvent(sre, 1, classifyK8sRequest("GET", "/api/v1/configmaps", ""))))?.type).toBe("allow");
+  });
+
   it("a fact of another kind is a configuration error naming the key", () => {
     expect(() => setup([{ name: "x", match: { verbs: ["*"] }, when: 'path == "/"', action: "deny" }])).toThrow(/policies\[0\]\.when: .*path.*facts of kubernetes policies/);
   });

@@ -117,14 +117,27 @@ export function matchesK8s(p: K8sPolicy, e: K8sRequestEvent): boolean {
   return true;
 }
 
+/**
+ * The facts `when:` reads of a request (verb, resource, ns, name). What the request does not pin
+ * is left out, so an expression that reads it cannot be evaluated and holds for refusing and
+ * masking policies, not for allow policies (src/policy/cel.ts) — as the `namespaces` and `names`
+ * match keys treat such requests: `ns` of a request that may reach every namespace (a list or
+ * watch without one, a list of namespaces), `name` of a request for no one object (a list, a
+ * create whose name was not read). Else `kubectl get secrets -A` would show what a refusing
+ * `when: ns == "prod"` refuses one namespace at a time. A Namespace object's `ns` is its name.
+ */
+export function k8sWhenFacts(e: K8sRequestEvent): Record<string, string> {
+  const facts: Record<string, string> = { verb: e.verb, resource: e.resource };
+  const ns = e.namespace !== "" ? e.namespace : e.resource === "namespaces" ? e.name : "";
+  if (!(e.resourceRequest && ns === "" && (e.resource === "namespaces" || COLLECTION_VERBS.has(e.verb)))) facts["ns"] = ns;
+  if (!(e.resourceRequest && e.name === "")) facts["name"] = e.name;
+  return facts;
+}
+
 /** The match's keys and the policy's `when:` (over verb, resource, namespace, name: src/policy/cel.ts) hold. */
 function applies(p: K8sPolicy, e: K8sRequestEvent, context: WhenContext | undefined): boolean {
   if (!matchesK8s(p, e)) return false;
-  return policyWhenHolds(p.config, "kubernetes", e.session, context, {
-    operations: [e.verb],
-    relations: [e.resource],
-    event: { verb: e.verb, resource: e.resource, ns: e.namespace, name: e.name },
-  });
+  return policyWhenHolds(p.config, "kubernetes", e.session, context, { operations: [e.verb], relations: [e.resource], event: k8sWhenFacts(e) });
 }
 
 export class K8sPolicyEvaluator implements Evaluator {

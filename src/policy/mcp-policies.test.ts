@@ -109,6 +109,25 @@ describe("MCP policies: CEL when:", () => {
     expect(evaluator.openSession(ops)?.evaluate(ev(ops, "transfer", { amount: 500 }))).toMatchObject({ type: "allow" });
   });
 
+  it("for the tool list (no arguments yet), a when: that reads the arguments does not refuse; one that does not still does", () => {
+    const c = parseConfig({
+      connections: [{ name: "files", type: "mcp", command: "node", groups: ["a"] }],
+      policies: [
+        { name: "etc", connections: ["files"], match: { tools: ["read_file"] }, when: 'arguments.path.startsWith("/etc/")', action: "deny" },
+        { name: "no-shell-for-a", connections: ["files"], match: { tools: ["run_shell"] }, when: '"a" in groups && tool == "run_shell"', action: "deny" },
+      ],
+    });
+    const s = session("files");
+    const e = new McpPolicyEvaluator(c.policies, c.connections).openSession(s);
+    const listing = (tool: string): McpCallEvent => ({ ...ev(s, tool, {}, "tools/call", true), listing: true });
+    expect(e?.evaluate(listing("read_file"))).toMatchObject({ type: "allow" });
+    expect(e?.evaluate(listing("run_shell"))).toMatchObject({ type: "deny", rule: "no-shell-for-a" });
+    // A call without the argument is still refused (fail closed), and one with it is judged by it.
+    expect(e?.evaluate(ev(s, "read_file", {}))).toMatchObject({ type: "deny", rule: "etc" });
+    expect(e?.evaluate(ev(s, "read_file", { path: "/etc/passwd" }))).toMatchObject({ type: "deny", rule: "etc" });
+    expect(e?.evaluate(ev(s, "read_file", { path: "/srv/x" }))).toMatchObject({ type: "allow" });
+  });
+
   it("type-checks against the MCP facts at load", () => {
     expect(() => parseConfig({ policies: [{ name: "x", match: { tools: ["*"] }, when: "tool > 1", action: "deny" }] })).toThrow(/policies\[0\]\.when: .*facts of mcp policies/);
   });

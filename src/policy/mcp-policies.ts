@@ -162,8 +162,15 @@ export class McpSessionPolicies implements SessionEvaluator {
     return masks.length === 0 ? { type: "allow" } : { type: "allow", plan: { masks } };
   }
 
-  /** The policy's `when:` (over tool, arguments: src/policy/cel.ts) holds. */
+  /**
+   * The policy's `when:` (over tool, arguments: src/policy/cel.ts) holds. For the tool list no
+   * call exists: the arguments are unknown, and an expression that reads them does not hold
+   * (the tool is shown; each call is judged with its arguments).
+   */
   #when(p: McpPolicy, e: McpCallEvent): boolean {
+    if (e.listing === true && p.config.when !== undefined) {
+      return policyWhenHolds({ when: p.config.when, action: "allow" }, "mcp", e.session, this.#whenContext, { operations: [e.tool], relations: [], event: { tool: e.tool } });
+    }
     return policyWhenHolds(p.config, "mcp", e.session, this.#whenContext, { operations: [e.tool], relations: [], event: { tool: e.tool, arguments: e.arguments } });
   }
 

@@ -121,6 +121,27 @@ function resultOf(v: Verdict): TryResult {
 }
 
 export async function tryIt(deps: TryItDeps, input: { connection: string; principal: string; statement: string }): Promise<TryResult> {
+  return tryEvents(deps, input, (c, session) => [eventFor(c, session, input.statement)]);
+}
+
+/** What the engine itself refuses before any policy is asked (a path it cannot normalize, …). */
+export interface EngineRefusal {
+  readonly code: string;
+  readonly message: string;
+  /** `protocol` when the engine refuses it whatever the policies say. */
+  readonly rule?: string;
+}
+
+/**
+ * "Try it" over the events an engine would judge for one request, in order (a Kubernetes exec
+ * is its request, then its command as a shell command): the first refusal stands, else the
+ * first hold, else allowed (masked if any answer masks), as check_policy combines them.
+ */
+export async function tryEvents(
+  deps: TryItDeps,
+  input: { readonly connection: string; readonly principal: string },
+  build: (c: Connection, session: SessionInfo) => readonly JudgedEvent[] | EngineRefusal | Promise<readonly JudgedEvent[] | EngineRefusal>,
+): Promise<TryResult> {
   const c = deps.connections().find((x) => x.name === input.connection);
   if (c === undefined) throw new GatewayError("GW_NOT_FOUND", `no connection ${input.connection}`);
   const principal = deps.principal(input.principal);
@@ -138,14 +159,23 @@ export async function tryIt(deps: TryItDeps, input: { connection: string; princi
   };
   const start = evaluateSession(deps.evaluators, { type: "session.start", session });
   if (start.type === "deny") return resultOf(start);
-  const event = eventFor(c, session, input.statement);
-  const open = deps.evaluators.flatMap((e) => {
-    if (!e.kinds.includes(event.type)) return [];
-    const s = e.openSession?.(session);
-    return s !== undefined && s.kinds.includes(event.type) ? [s] : [];
-  });
-  if (open.length === 0) return resultOf({ type: "deny", code: "GW_UNSUPPORTED", message: `no evaluator judges ${event.type} events, so it is refused (fail closed)`, rule: "fail-closed" });
-  return resultOf(await evaluateEvent(open, event));
+  const events = await build(c, session);
+  if ("code" in events) return { decision: "deny", code: events.code, message: events.message, ...(events.rule === undefined ? {} : { rule: events.rule }), masking: [] };
+  let verdict: Verdict | undefined;
+  for (const event of events) {
+    const open = deps.evaluators.flatMap((e) => {
+      if (!e.kinds.includes(event.type)) return [];
+      const s = e.openSession?.(session);
+      return s !== undefined && s.kinds.includes(event.type) ? [s] : [];
+    });
+    const v: Verdict =
+      open.length === 0 ? { type: "deny", code: "GW_UNSUPPORTED", message: `no evaluator judges ${event.type} events, so it is refused (fail closed)`, rule: "fail-closed" } : await evaluateEvent(open, event);
+    if (verdict === undefined || v.type === "deny" || (v.type === "hold" && verdict.type === "allow")) verdict = v;
+    else if (v.type === "allow" && verdict.type === "allow" && (v.plan?.masks.length ?? 0) > 0 && (verdict.plan?.masks.length ?? 0) === 0) verdict = v;
+    if (verdict.type === "deny") break;
+  }
+  if (verdict === undefined) throw new GatewayError("GW_INTERNAL", "nothing to judge");
+  return resultOf(verdict);
 }
 
 /** Principals "try it" can stand for: the configured service accounts, and admin. */

@@ -23,7 +23,7 @@ import type { RequestSketch } from "../protocols/mcp/check-request.js";
 const kube = kubernetesKind();
 
 /** check_policy on HTTP and Kubernetes connections: the event the HTTP listener would judge (the engine's and the kind's own code). */
-async function requestEvent(session: SessionInfo, connection: Connection, r: RequestSketch): Promise<readonly JudgedEvent[] | { readonly code: string; readonly message: string }> {
+export async function requestEvent(session: SessionInfo, connection: Connection, r: RequestSketch): Promise<readonly JudgedEvent[] | { readonly code: string; readonly message: string }> {
   const head = sketchHead(r);
   if ("error" in head) return { code: "GW_PROTOCOL", message: head.error };
   const body = r.body === undefined ? { chunks: [], size: 0, ended: true } : { chunks: [r.body], size: r.body.length, ended: true };

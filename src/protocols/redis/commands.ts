@@ -243,3 +243,17 @@ export function keysBySpec(spec: CommandSpec, argv: readonly Buffer[]): { keys: 
   }
   return { keys, complete };
 }
+
+/**
+ * A `COMMAND` reply as `redis-cli --json COMMAND` prints it (strings, integers, arrays, objects
+ * for RESP3 maps) back as the reply value, so a saved table judges like the live one.
+ */
+export function respFromJson(v: unknown): RespValue {
+  if (v === null || v === undefined) return { type: "null" };
+  if (typeof v === "string") return { type: "bulk", value: Buffer.from(v, "utf8") };
+  if (typeof v === "number") return Number.isInteger(v) ? { type: "integer", value: BigInt(v) } : { type: "double", value: String(v) };
+  if (typeof v === "boolean") return { type: "boolean", value: v };
+  if (Array.isArray(v)) return { type: "array", value: v.map(respFromJson) };
+  if (typeof v === "object") return { type: "map", value: Object.entries(v).map(([k, x]) => [{ type: "bulk", value: Buffer.from(k, "utf8") }, respFromJson(x)] as const) };
+  return { type: "null" };
+}

@@ -25,10 +25,11 @@ import type { RedisConnection } from "../../core/connection.js";
 import type { MaskRule } from "../../core/decision.js";
 import { gatewayText } from "../../core/engine.js";
 import type { ErrorCode } from "../../core/errors.js";
+import type { RedisCommandEvent } from "../../core/events.js";
 import type { SessionJudge } from "../../core/judge.js";
-import type { SessionEndReason } from "../../core/session.js";
+import type { SessionEndReason, SessionInfo } from "../../core/session.js";
 import type { RuleMasker } from "../../masking/index.js";
-import type { CommandTable } from "./commands.js";
+import type { CommandKeys, CommandTable } from "./commands.js";
 import { renderRefusal } from "./errors.js";
 import { maskReply, previewReply, replyPlan, replySize, type ReplyPlan } from "./replies.js";
 import { RespError, RespReader, commandArgs, encodeCommand, encodeError, encodeResp, type RespFrame, type RespLimits, type RespValue } from "./wire/resp.js";
@@ -95,6 +96,73 @@ function showArg(b: Buffer): string {
 export function commandText(args: readonly Buffer[]): string {
   const name = args[0]?.toString("latin1").toUpperCase() ?? "";
   return [name, ...args.slice(1, 64).map(showArg), ...(args.length > 64 ? [`…(${args.length - 64} more)`] : [])].join(" ");
+}
+
+/** A command the gateway refuses whatever the policies say (it would break the session's binding), as a `protocol.request`. */
+export interface RedisFeature {
+  readonly feature: string;
+  readonly detail: string;
+  readonly code: ErrorCode;
+  readonly reason: string;
+}
+
+/**
+ * The event a command is judged as (`keys`: from the target's command table), also used by the
+ * offline `airlock policy test` (src/runtime/policy-test.ts) so both judge the same facts.
+ */
+export function redisCommandEvent(session: SessionInfo, seq: number, args: readonly Buffer[], keys: CommandKeys, inMulti: boolean): RedisCommandEvent {
+  const top = keys.name.split("|")[0] ?? keys.name;
+  return {
+    type: "redis.command",
+    session,
+    seq,
+    command: keys.name,
+    text: commandText(args),
+    keys: keys.keys.map((k) => k.toString("utf8")),
+    keysComplete: keys.complete,
+    unknownCommand: keys.unknown,
+    flags: [...keys.flags],
+    queued: inMulti && top !== "exec" && top !== "discard" && top !== "multi",
+  };
+}
+
+/** Commands that would break the pairing of this session with its connection, database and identity. */
+export function redisFeatureOf(connection: Pick<RedisConnection, "name" | "database">, top: string, args: readonly Buffer[]): RedisFeature | undefined {
+  const arg = (i: number): string => args[i]?.toString("latin1").toLowerCase() ?? "";
+  const db = String(connection.database);
+  switch (top) {
+    case "auth":
+      return { feature: "redis.reauth", detail: "AUTH within a session", code: "GW_UNSUPPORTED", reason: "the session is already logged in; to use another connection or identity, open a new connection" };
+    case "hello":
+      if (args.some((a, i) => i > 1 && a.toString("latin1").toLowerCase() === "auth")) {
+        return { feature: "redis.reauth", detail: "HELLO AUTH within a session", code: "GW_UNSUPPORTED", reason: "the session is already logged in; to use another connection or identity, open a new connection" };
+      }
+      return undefined;
+    case "reset":
+      return { feature: "redis.reset", detail: "RESET", code: "GW_UNSUPPORTED", reason: "RESET would drop the gateway's login to the target; open a new connection instead" };
+    case "monitor":
+      return { feature: "redis.monitor", detail: "MONITOR", code: "GW_UNSUPPORTED", reason: "MONITOR streams every client's commands and is not served through the gateway" };
+    case "sync":
+    case "psync":
+      return { feature: "redis.replication", detail: top.toUpperCase(), code: "GW_UNSUPPORTED", reason: "replication streams are not served through the gateway" };
+    case "client":
+      if (arg(1) === "reply") return { feature: "redis.client-reply", detail: "CLIENT REPLY", code: "GW_UNSUPPORTED", reason: "CLIENT REPLY OFF/SKIP is not served through the gateway (every command is answered)" };
+      return undefined;
+    case "select":
+      if (arg(1) !== db) return { feature: "redis.select", detail: `SELECT ${arg(1).slice(0, 20)}`, code: "GW_POLICY_DENIED", reason: `connection "${connection.name}" is database ${db}; another database is another connection` };
+      return undefined;
+    case "swapdb":
+      return { feature: "redis.select", detail: "SWAPDB", code: "GW_POLICY_DENIED", reason: `SWAPDB reaches beyond database ${db} of connection "${connection.name}"` };
+    case "move":
+      return { feature: "redis.select", detail: "MOVE", code: "GW_POLICY_DENIED", reason: `MOVE reaches beyond database ${db} of connection "${connection.name}"` };
+    case "copy": {
+      const i = args.findIndex((a, k) => k > 2 && a.toString("latin1").toLowerCase() === "db");
+      if (i > 0 && arg(i + 1) !== db) return { feature: "redis.select", detail: "COPY … DB", code: "GW_POLICY_DENIED", reason: `COPY … DB reaches beyond database ${db} of connection "${connection.name}"` };
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
 }
 
 export class RedisSession {
@@ -242,7 +310,7 @@ export class RedisSession {
       this.#enqueue({ kind: "local", seq, command: name, started, bytes: encodeResp({ type: "simple", value: "OK" }), close: true });
       return;
     }
-    const feature = this.#featureOf(top, args);
+    const feature = redisFeatureOf(this.#o.connection, top, args);
     if (feature !== undefined) {
       const d = await gate.judge({ type: "protocol.request", session: gate.info, seq, feature: feature.feature, detail: feature.detail, violation: { code: feature.code, reason: feature.reason } });
       // A protocol request the gateway refuses is always refused, whatever the decision says.
@@ -250,21 +318,7 @@ export class RedisSession {
       return;
     }
 
-    const decision = await gate.judge(
-      {
-        type: "redis.command",
-        session: gate.info,
-        seq,
-        command: name,
-        text: commandText(args),
-        keys: keys.keys.map((k) => k.toString("utf8")),
-        keysComplete: keys.complete,
-        unknownCommand: keys.unknown,
-        flags: [...keys.flags],
-        queued: this.#inMulti && top !== "exec" && top !== "discard" && top !== "multi",
-      },
-      { signal: gate.signal },
-    );
+    const decision = await gate.judge(redisCommandEvent(gate.info, seq, args, keys, this.#inMulti), { signal: gate.signal });
     if (this.#isEnded()) return;
     if (decision.type === "deny") {
       refuseLocally(renderRefusal(decision));
@@ -324,44 +378,6 @@ export class RedisSession {
    * Commands the gateway does not pass whatever the policies say: they would break the pairing
    * of replies or the session's binding to its connection, database and identity.
    */
-  #featureOf(top: string, args: readonly Buffer[]): { feature: string; detail: string; code: ErrorCode; reason: string } | undefined {
-    const arg = (i: number): string => args[i]?.toString("latin1").toLowerCase() ?? "";
-    const db = String(this.#o.connection.database);
-    switch (top) {
-      case "auth":
-        return { feature: "redis.reauth", detail: "AUTH within a session", code: "GW_UNSUPPORTED", reason: "the session is already logged in; to use another connection or identity, open a new connection" };
-      case "hello":
-        if (args.some((a, i) => i > 1 && a.toString("latin1").toLowerCase() === "auth")) {
-          return { feature: "redis.reauth", detail: "HELLO AUTH within a session", code: "GW_UNSUPPORTED", reason: "the session is already logged in; to use another connection or identity, open a new connection" };
-        }
-        return undefined;
-      case "reset":
-        return { feature: "redis.reset", detail: "RESET", code: "GW_UNSUPPORTED", reason: "RESET would drop the gateway's login to the target; open a new connection instead" };
-      case "monitor":
-        return { feature: "redis.monitor", detail: "MONITOR", code: "GW_UNSUPPORTED", reason: "MONITOR streams every client's commands and is not served through the gateway" };
-      case "sync":
-      case "psync":
-        return { feature: "redis.replication", detail: top.toUpperCase(), code: "GW_UNSUPPORTED", reason: "replication streams are not served through the gateway" };
-      case "client":
-        if (arg(1) === "reply") return { feature: "redis.client-reply", detail: "CLIENT REPLY", code: "GW_UNSUPPORTED", reason: "CLIENT REPLY OFF/SKIP is not served through the gateway (every command is answered)" };
-        return undefined;
-      case "select":
-        if (arg(1) !== db) return { feature: "redis.select", detail: `SELECT ${arg(1).slice(0, 20)}`, code: "GW_POLICY_DENIED", reason: `connection "${this.#o.connection.name}" is database ${db}; another database is another connection` };
-        return undefined;
-      case "swapdb":
-        return { feature: "redis.select", detail: "SWAPDB", code: "GW_POLICY_DENIED", reason: `SWAPDB reaches beyond database ${db} of connection "${this.#o.connection.name}"` };
-      case "move":
-        return { feature: "redis.select", detail: "MOVE", code: "GW_POLICY_DENIED", reason: `MOVE reaches beyond database ${db} of connection "${this.#o.connection.name}"` };
-      case "copy": {
-        const i = args.findIndex((a, k) => k > 2 && a.toString("latin1").toLowerCase() === "db");
-        if (i > 0 && arg(i + 1) !== db) return { feature: "redis.select", detail: "COPY … DB", code: "GW_POLICY_DENIED", reason: `COPY … DB reaches beyond database ${db} of connection "${this.#o.connection.name}"` };
-        return undefined;
-      }
-      default:
-        return undefined;
-    }
-  }
-
   #enqueue(p: Pending): void {
     this.#pending.push(p);
     this.#flushLocal();

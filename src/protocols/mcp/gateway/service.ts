@@ -305,7 +305,7 @@ class GatewaySession implements GatewaySessionHandle {
 
   /** Would a call with no arguments be refused outright? (a dry run: no limits spent, nothing audited) */
   async #preview(tool: string): Promise<boolean> {
-    const v = await this.#d.preview(this.#gate.info, { type: "mcp.call", session: this.#gate.info, seq: 0, method: "tools/call", tool, arguments: {}, text: mcpCallText(tool, {}), preview: true });
+    const v = await this.#d.preview(this.#gate.info, { type: "mcp.call", session: this.#gate.info, seq: 0, method: "tools/call", tool, arguments: {}, text: mcpCallText(tool, {}), preview: true, listing: true });
     return !(v.type === "deny" && v.code !== "GW_LIMIT");
   }
 
