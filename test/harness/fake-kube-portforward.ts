@@ -126,7 +126,7 @@ export function serveSpdyPortForward(link: ByteLink, resolvePort: (port: number)
   };
 
   link.onData((b) => {
-    chain = chain.then(() => onFrames(b)).catch((e: unknown) => { console.error("PFDBG", e); link.close(); });
+    chain = chain.then(() => onFrames(b)).catch(() => link.close());
   });
   link.onClose(() => {
     closed = true;

@@ -66,11 +66,11 @@ export interface PortForwardProcess {
  * `Forwarding from 127.0.0.1:PORT`, rejects with its output if it exits first.
  * `websockets: false` sets KUBECTL_PORT_FORWARD_WEBSOCKETS=false (plain SPDY upgrade).
  */
-export function kubectlPortForward(kubeconfig: string, args: readonly string[], options: { readonly websockets?: boolean; readonly timeoutMs?: number } = {}): Promise<PortForwardProcess> {
+export function kubectlPortForward(kubeconfig: string, args: readonly string[], options: { readonly websockets?: boolean; readonly timeoutMs?: number; readonly requestTimeout?: string } = {}): Promise<PortForwardProcess> {
   const cacheDir = mkdtempSync(join(tmpdir(), "airlock-kube-cache-"));
   const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cacheDir };
   if (options.websockets === false) env.KUBECTL_PORT_FORWARD_WEBSOCKETS = "false";
-  const p = spawn("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cacheDir, "--request-timeout", "20s", "port-forward", ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+  const p = spawn("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cacheDir, "--request-timeout", options.requestTimeout ?? "20s", "port-forward", ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   let out = "";
   const exited = new Promise<number>((resolve) => p.on("close", (code) => resolve(code ?? -1)));
   return new Promise((resolve, reject) => {
