@@ -22,6 +22,7 @@ let direct: string;
 let echo: Server;
 let t: TestGateway;
 let viaGateway: string;
+let opsToken: string;
 
 /** Send `text` through localhost:port and read until `expectLen` bytes came back (or the peer closed). */
 function roundTrip(port: number, text: string, expectLen = Buffer.byteLength(text)): Promise<string> {
@@ -64,6 +65,9 @@ beforeAll(async () => {
   kube.put("namespaces", "", { metadata: { name: "prod" } });
   kube.put("pods", "prod", { metadata: { name: "db-1" }, spec: { containers: [{ name: "c", image: "postgres" }] } });
   kube.forwardPort("prod", "db-1", 7000, (echo.address() as AddressInfo).port);
+  kube.put("namespaces", "", { metadata: { name: "staging" } });
+  kube.put("pods", "staging", { metadata: { name: "cache-1" }, spec: { containers: [{ name: "c", image: "redis" }] } });
+  kube.forwardPort("staging", "cache-1", 7000, (echo.address() as AddressInfo).port);
 
   const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-pf-"));
   writeFileSync(join(dir, "ca.pem"), kube.caPem);
@@ -71,10 +75,17 @@ beforeAll(async () => {
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
-    serviceAccounts: [{ name: "agent", groups: ["agents"] }],
+    serviceAccounts: [
+      { name: "agent", groups: ["agents"] },
+      { name: "ops1", groups: ["ops"] },
+    ],
     connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
-    policies: [{ name: "no-pf-prod", connections: ["k8s"], match: { verbs: ["portforward"], namespaces: ["prod"] }, action: "deny" }],
+    policies: [
+      { name: "no-pf-prod", connections: ["k8s"], match: { verbs: ["portforward"], namespaces: ["prod"] }, action: "deny" },
+      { name: "staging-pf", connections: ["k8s"], match: { verbs: ["portforward"], namespaces: ["staging"] }, action: "require_approval", approvers: ["ops"] },
+    ],
   });
+  opsToken = await t.mint("ops1", "1h");
   const token = await t.mint("agent");
   const gwCa = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
   viaGateway = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${t.gw.addresses.http?.port ?? 0}`, token, caPem: gwCa, namespace: "default" }));
@@ -164,7 +175,7 @@ describe("port-forward through the gateway", () => {
         },
         (e: unknown) => String(e),
       );
-      expect(err).toContain("airlock:");
+      expect(err).toContain("error upgrading connection: airlock: portforward pods/portforward db-1 -n prod is not allowed here");
       expect(err).toContain("(rule: no-pf-prod)");
       expect(kube.requests.slice(before).filter((q) => q.url.includes("/portforward"))).toEqual([]);
       expect(kube.portForwards.filter((f) => f.namespace === "prod")).toEqual([]);
@@ -172,4 +183,24 @@ describe("port-forward through the gateway", () => {
       await until("the refused port-forward's audit record", async () => ((await denials()) > denied ? true : undefined));
     }, 60_000);
   }
+});
+
+describe("port-forward held for approval", () => {
+  it("kubectl waits while pending; nothing reaches the API server; once approved the tunnel opens", async () => {
+    const before = kube.requests.length;
+    const started = kubectlPortForward(viaGateway, ["-n", "staging", "pod/cache-1", ":7000"], { timeoutMs: 60_000 });
+    const req = await until("a pending port-forward approval", async () => {
+      const r = await t.api("/v1/approvals?status=pending");
+      return (r.body as { requests: { id: string; statement: string }[] }).requests.find((q) => q.statement.includes("portforward pods/portforward cache-1 -n staging"));
+    });
+    expect(kube.requests.slice(before).filter((q) => q.url.includes("/portforward"))).toEqual([]);
+    expect((await t.api(`/v1/approvals/${req.id}/approve`, { token: opsToken, body: {} })).status).toBe(200);
+    const pf = await started;
+    try {
+      expect(await roundTrip(pf.localPort, "approved")).toBe("APPROVED");
+    } finally {
+      await pf.stop();
+    }
+    expect(kube.portForwards.filter((f) => f.namespace === "staging").length).toBe(1);
+  }, 90_000);
 });
