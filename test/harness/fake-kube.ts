@@ -4,8 +4,10 @@
  * aggregated discovery v2 when the Accept header asks for it), /version, a minimal valid
  * OpenAPI v3 index, CRUD + watch (chunked JSON event lines) for namespaces, pods, deployments,
  * secrets and configmaps, Table output when asked (`as=Table`), pod logs (follow included),
- * and exec/attach over WebSocket `v5.channel.k8s.io`/`v4.channel.k8s.io` backed by REAL
- * processes (child_process.spawn). Every request needs `Authorization: Bearer <token>`, so a
+ * exec/attach over WebSocket `v5.channel.k8s.io`/`v4.channel.k8s.io` backed by REAL
+ * processes (child_process.spawn), and port-forward over SPDY/3.1, plain (`Upgrade: SPDY/3.1`)
+ * or tunnelled in a WebSocket (`SPDY/3.1+portforward.k8s.io`), each forwarded connection joined
+ * to a local TCP server the test maps (`forwardPort`; fake-kube-portforward.ts). Every request needs `Authorization: Bearer <token>`, so a
  * test proves who called. No real cluster is reachable from these machines.
  *
  * TLS by default (a fresh self-signed certificate, `caPem`): kubectl (client-go's clientcmd)
@@ -18,6 +20,10 @@ import { createServer as createHttpsServer } from "node:https";
 import { generate } from "selfsigned";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, WebSocket, type RawData } from "ws";
+import { serveSpdyPortForward, type ByteLink, type PortForwardFact } from "./fake-kube-portforward.js";
+
+const PORTFORWARD_TUNNEL = "SPDY/3.1+portforward.k8s.io";
+const PORTFORWARD_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/;
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
 
@@ -63,7 +69,20 @@ export class FakeKube {
   readonly token: string;
   readonly requests: FakeKubeRequest[] = [];
   #server: Server | undefined;
-  #wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => (offered.has("v5.channel.k8s.io") ? "v5.channel.k8s.io" : offered.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false) });
+  #wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => (offered.has("v5.channel.k8s.io") ? "v5.channel.k8s.io" : offered.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false),
+  });
+  /**
+   * WebSocket port-forward requests: `ws` refuses `SPDY/3.1+portforward.k8s.io` as a subprotocol
+   * (`/` is not a token character), so the fake takes the header out before the handshake and
+   * answers it itself (`headers` event), as the apiserver's tunnelling handler does.
+   */
+  #tunnels = new WeakSet<IncomingMessage>();
+  /** `ns/pod:port` → the local TCP port a forwarded connection is joined to. */
+  #ports = new Map<string, number>();
+  /** Every forwarded connection the fake joined (the pod, its port, and how the tunnel came). */
+  readonly portForwards: PortForwardFact[] = [];
   #objects = new Map<string, Obj>();
   #rv = 1;
   #watchers = new Set<Watcher>();
@@ -111,7 +130,38 @@ export class FakeKube {
         socket.end("HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + JSON.stringify(statusObj(401, "Unauthorized", "Unauthorized")));
         return;
       }
+      const pf = PORTFORWARD_PATH.exec(new URL(req.url ?? "/", "http://fake").pathname);
+      if (pf !== null && (req.headers.upgrade ?? "").toLowerCase() === "spdy/3.1") {
+        const [, ns = "", pod = ""] = pf;
+        if (this.#objects.get(keyOf("pods", ns, pod)) === undefined) {
+          const body = JSON.stringify(statusObj(404, "NotFound", `pods "${pod}" not found`));
+          socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+          return;
+        }
+        socket.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n");
+        const link: ByteLink = {
+          write: (b) => {
+            if (socket.writable) socket.write(b);
+          },
+          close: () => socket.destroy(),
+          onData: (cb) => {
+            if (head.length > 0) setImmediate(() => cb(head));
+            socket.on("data", cb);
+          },
+          onClose: (cb) => void socket.once("close", cb),
+        };
+        socket.on("error", () => undefined);
+        this.#portForward(link, ns, pod, "spdy");
+        return;
+      }
+      if (pf !== null && (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).includes(PORTFORWARD_TUNNEL)) {
+        delete req.headers["sec-websocket-protocol"];
+        this.#tunnels.add(req);
+      }
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#stream(req, ws));
+    });
+    this.#wss.on("headers", (headers: string[], req: IncomingMessage) => {
+      if (this.#tunnels.has(req)) headers.push(`Sec-WebSocket-Protocol: ${PORTFORWARD_TUNNEL}`);
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     this.#server = server;
@@ -447,8 +497,39 @@ export class FakeKube {
     this.#attached.set(`${namespace}/${name}`, p);
   }
 
+  /** Join `ns/pod`'s `port` to a local TCP server (port-forward). */
+  forwardPort(namespace: string, pod: string, port: number, localPort: number): void {
+    this.#ports.set(`${namespace}/${pod}:${port}`, localPort);
+  }
+
+  #portForward(link: ByteLink, ns: string, pod: string, form: PortForwardFact["form"]): void {
+    serveSpdyPortForward(
+      link,
+      (port) => this.#ports.get(`${ns}/${pod}:${port}`),
+      (port) => this.portForwards.push({ namespace: ns, pod, port, form }),
+    );
+  }
+
   #stream(req: IncomingMessage, ws: WebSocket): void {
     const url = new URL(req.url ?? "/", "http://fake");
+    const pf = PORTFORWARD_PATH.exec(url.pathname);
+    if (pf !== null && this.#tunnels.has(req)) {
+      const [, ns = "", pod = ""] = pf;
+      if (this.#objects.get(keyOf("pods", ns, pod)) === undefined) {
+        ws.close(1011, `pods "${pod}" not found`);
+        return;
+      }
+      const link: ByteLink = {
+        write: (b) => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(b, { binary: true });
+        },
+        close: () => ws.close(1000),
+        onData: (cb) => void ws.on("message", (raw: RawData) => cb(Buffer.isBuffer(raw) ? raw : Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw))),
+        onClose: (cb) => void ws.once("close", cb),
+      };
+      this.#portForward(link, ns, pod, "websocket");
+      return;
+    }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach)$/.exec(url.pathname);
     const v5 = ws.protocol === "v5.channel.k8s.io";
     if (m === null || ws.protocol === "") {

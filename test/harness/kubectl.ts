@@ -50,3 +50,55 @@ export function kubectl(kubeconfig: string, args: readonly string[], options: { 
     else p.stdin.end();
   });
 }
+
+export interface PortForwardProcess {
+  /** The local port kubectl listens on. */
+  readonly localPort: number;
+  /** Everything kubectl printed so far (stdout and stderr). */
+  output(): string;
+  /** Resolves with kubectl's exit code. */
+  readonly exited: Promise<number>;
+  stop(): Promise<number>;
+}
+
+/**
+ * `kubectl port-forward ARGS` kept running: resolves once kubectl prints
+ * `Forwarding from 127.0.0.1:PORT`, rejects with its output if it exits first.
+ * `websockets: false` sets KUBECTL_PORT_FORWARD_WEBSOCKETS=false (plain SPDY upgrade).
+ */
+export function kubectlPortForward(kubeconfig: string, args: readonly string[], options: { readonly websockets?: boolean; readonly timeoutMs?: number; readonly requestTimeout?: string } = {}): Promise<PortForwardProcess> {
+  const cacheDir = mkdtempSync(join(tmpdir(), "airlock-kube-cache-"));
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: cacheDir };
+  if (options.websockets === false) env.KUBECTL_PORT_FORWARD_WEBSOCKETS = "false";
+  const p = spawn("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cacheDir, "--request-timeout", options.requestTimeout ?? "20s", "port-forward", ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+  let out = "";
+  const exited = new Promise<number>((resolve) => p.on("close", (code) => resolve(code ?? -1)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new Error(`kubectl port-forward did not start: ${out}`));
+    }, options.timeoutMs ?? 20_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve({
+          localPort: Number(m[1]),
+          output: () => out,
+          exited,
+          stop: () => {
+            p.kill("SIGTERM");
+            return exited;
+          },
+        });
+      }
+    };
+    p.stdout.on("data", onData);
+    p.stderr.on("data", onData);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`kubectl port-forward exited: ${out}`));
+    });
+  });
+}

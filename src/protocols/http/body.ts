@@ -73,10 +73,21 @@ export class SecretScrubber extends Transform {
         s = parts.join(SCRUBBED);
       }
     }
-    const cut = Math.max(0, s.length - this.#keep);
+    // Hold back only what could begin a secret the next chunk completes: a streamed line (a watch
+    // event, a `logs -f` line) must not wait for the next one to be let through.
+    const cut = this.#holdFrom(s);
     this.#carry = s.slice(cut);
     if (cut > 0) this.push(Buffer.from(s.slice(0, cut), "latin1"));
     cb();
+  }
+
+  /** Where the longest tail of `s` that is the beginning of a secret starts (`s.length`: none). */
+  #holdFrom(s: string): number {
+    for (let start = Math.max(0, s.length - this.#keep); start < s.length; start++) {
+      const tail = s.slice(start);
+      if (this.#secrets.some((secret) => secret.startsWith(tail))) return start;
+    }
+    return s.length;
   }
 
   override _flush(cb: TransformCallback): void {

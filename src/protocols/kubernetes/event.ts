@@ -6,10 +6,11 @@ import { describeK8sRequest, type K8sRequest } from "./request.js";
 /** Longest text shown for a request (audit, approvers, recordings). */
 const MAX_TEXT = 500;
 
-export function k8sEvent(session: SessionInfo, seq: number, r: K8sRequest, extra: { readonly name?: string; readonly command?: readonly string[]; readonly body?: unknown } = {}): K8sRequestEvent {
+export function k8sEvent(session: SessionInfo, seq: number, r: K8sRequest, extra: { readonly name?: string; readonly command?: readonly string[]; readonly ports?: readonly number[]; readonly body?: unknown } = {}): K8sRequestEvent {
   const base = { type: "k8s.request" as const, session, seq, verb: r.verb, path: r.path };
   let text = describeK8sRequest(r);
   if (extra.command !== undefined && extra.command.length > 0) text += `: ${extra.command.join(" ")}`;
+  if (extra.ports !== undefined && extra.ports.length > 0) text += ` (ports ${extra.ports.join(",")})`;
   if (text.length > MAX_TEXT) text = `${text.slice(0, MAX_TEXT)}…`;
   const body = extra.body === undefined ? {} : { body: extra.body };
   switch (r.type) {

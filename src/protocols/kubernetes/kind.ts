@@ -3,7 +3,8 @@
  * means (request.ts → a `k8s.request` event), how the API server is reached with the gateway's
  * own credential, refusals as Kubernetes `Status` objects (kubectl prints their `message`),
  * and responses masked per the decision's plan (Secrets decoded first: secrets.ts; watch
- * streams and `logs -f` line by line as they flow). Exec/attach over WebSocket: exec.ts.
+ * streams and `logs -f` line by line as they flow). Exec/attach over WebSocket: exec.ts;
+ * port-forward (SPDY, plain or tunnelled in a WebSocket): portforward.ts.
  */
 import type { Connection, ConnectionType } from "../../core/connection.js";
 import type { Refusal } from "../../core/engine.js";
@@ -13,6 +14,7 @@ import type { Classification, ClassifyContext, HttpRequestHead, HttpServedKind, 
 import type { SecretRef } from "../../core/secret.js";
 import { k8sEvent } from "./event.js";
 import { serveExec, type CastPathFor } from "./exec.js";
+import { portForwardForm, portForwardPorts, servePortForward } from "./portforward.js";
 import { classifyK8sRequest, execOptions, type K8sRequest } from "./request.js";
 import { maskK8sJson } from "./secrets.js";
 
@@ -136,7 +138,17 @@ export function kubernetesKind(castPathFor?: CastPathFor): HttpServedKind {
         return { ok: false, refusal: new GatewayError("GW_UNSUPPORTED", "Kubernetes request refused: a protobuf or CBOR body cannot be inspected; send JSON") };
       }
       let command: readonly string[] | undefined;
-      if (r.type === "resource" && (r.verb === "exec" || r.verb === "attach" || r.verb === "portforward")) {
+      let ports: readonly number[] | undefined;
+      if (r.type === "resource" && r.verb === "portforward") {
+        // kubectl's SPDY, plain or tunnelled in a WebSocket: portforward.ts reads it in passing.
+        const form = portForwardForm(head.upgrade, head.headers["sec-websocket-protocol"], head.headers["x-stream-protocol-version"]);
+        if (form instanceof GatewayError) return { ok: false, refusal: form };
+        try {
+          ports = portForwardPorts(head.rawQuery);
+        } catch (e) {
+          return { ok: false, refusal: isGatewayError(e) ? e : new GatewayError("GW_PROTOCOL", "bad port-forward ports") };
+        }
+      } else if (r.type === "resource" && (r.verb === "exec" || r.verb === "attach")) {
         if (head.upgrade !== undefined && !isWebSocketUpgrade(head)) {
           return {
             ok: false,
@@ -144,9 +156,6 @@ export function kubernetesKind(castPathFor?: CastPathFor): HttpServedKind {
           };
         }
         if (!isWebSocketUpgrade(head)) return { ok: false, refusal: new GatewayError("GW_PROTOCOL", `${r.verb} needs a WebSocket upgrade`) };
-        if (r.verb === "portforward") {
-          return { ok: false, refusal: new GatewayError("GW_UNSUPPORTED", "port-forward is not supported by the gateway yet") };
-        }
         if (r.verb === "exec") {
           try {
             command = execOptions(head.rawQuery).command;
@@ -160,6 +169,7 @@ export function kubernetesKind(castPathFor?: CastPathFor): HttpServedKind {
       const event = k8sEvent(ctx.session, ctx.seq, r, {
         ...(fromBody.name === undefined ? {} : { name: fromBody.name }),
         ...(command === undefined ? {} : { command }),
+        ...(ports === undefined || ports.length === 0 ? {} : { ports }),
       });
       return { ok: true, event, summary: event.text };
     },
@@ -182,6 +192,7 @@ export function kubernetesKind(castPathFor?: CastPathFor): HttpServedKind {
     },
 
     upgrade(ctx: UpgradeContext<ConnectionType>): Promise<void> {
+      if (ctx.event.type === "k8s.request" && ctx.event.verb === "portforward") return servePortForward(ctx);
       return serveExec(ctx, castPathFor);
     },
   };
