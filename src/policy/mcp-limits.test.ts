@@ -60,6 +60,33 @@ describe("MCP call limits shared through the store (real SQLite store)", () => {
     }
   });
 
+  it("calls a flush is sending still count while the store has not answered", async () => {
+    let release: () => void = () => undefined;
+    let hold = true;
+    const slow: BudgetCounterStore = {
+      ...counters,
+      add: async (entries) => {
+        if (hold) await new Promise<void>((r) => (release = r));
+        return counters.add(entries);
+      },
+    };
+    const l = new SharedMcpCallLimiter(slow, { flushMs: 60_000 });
+    try {
+      for (let i = 0; i < 5; i++) expect(l.take(limits, "sa:inflight", "files", "search", true, t0 + i)).toBeUndefined();
+      const flushing = l.flush(t0 + 10);
+      // The five are on their way to the store: the sixth is still refused.
+      expect(l.take(limits, "sa:inflight", "files", "search", true, t0 + 20)).toBe(limits[0]);
+      hold = false;
+      release();
+      await flushing;
+      expect(l.take(limits, "sa:inflight", "files", "search", true, t0 + 30)).toBe(limits[0]);
+    } finally {
+      hold = false;
+      release();
+      await l.close();
+    }
+  });
+
   it("the window slides: the previous window's calls weigh by how much of it is still inside the last perMs", async () => {
     const l = new SharedMcpCallLimiter(counters, { flushMs: 60_000 });
     try {

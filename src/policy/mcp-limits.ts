@@ -66,6 +66,8 @@ interface WindowCounter {
   total: number;
   /** Counted here since the last flush. */
   pending: number;
+  /** Sent to the store by the flush under way, not yet in `total`. */
+  inFlight: number;
 }
 
 function storeKey(k: BudgetCounterKey): string {
@@ -93,7 +95,8 @@ export class SharedMcpCallLimiter implements CallLimiter {
       const cur = this.#counter({ budget, subject: principalId, connection, windowStart: start }, l.perMs);
       const prev = this.#counter({ budget, subject: principalId, connection, windowStart: start - l.perMs }, l.perMs);
       const stillInside = 1 - (now - start) / l.perMs;
-      const estimate = (prev.total + prev.pending) * stillInside + cur.total + cur.pending;
+      // Calls a flush is sending count too: until the store answers they are in no total.
+      const estimate = (prev.total + prev.pending + prev.inFlight) * stillInside + cur.total + cur.pending + cur.inFlight;
       return { l, cur, estimate };
     });
     const full = windows.find(({ l, estimate }) => estimate + 1 > l.calls);
@@ -106,7 +109,7 @@ export class SharedMcpCallLimiter implements CallLimiter {
     const k = storeKey(key);
     let c = this.#counters.get(k);
     if (c === undefined) {
-      c = { key, perMs, total: 0, pending: 0 };
+      c = { key, perMs, total: 0, pending: 0, inFlight: 0 };
       this.#counters.set(k, c);
     }
     return c;
@@ -116,7 +119,7 @@ export class SharedMcpCallLimiter implements CallLimiter {
   #evict(now: number): void {
     if (this.#counters.size <= MAX_TRACKED_KEYS) return;
     for (const [k, c] of this.#counters) {
-      if (c.pending === 0 && c.key.windowStart + 2 * c.perMs < now) this.#counters.delete(k);
+      if (c.pending === 0 && c.inFlight === 0 && c.key.windowStart + 2 * c.perMs < now) this.#counters.delete(k);
     }
     while (this.#counters.size > MAX_TRACKED_KEYS) {
       const oldest = this.#counters.keys().next();
@@ -134,11 +137,12 @@ export class SharedMcpCallLimiter implements CallLimiter {
   async #flushOnce(now: number): Promise<void> {
     const sent: { c: WindowCounter; delta: number }[] = [];
     for (const [k, c] of this.#counters) {
-      if (c.key.windowStart + 2 * c.perMs < now && c.pending === 0) {
+      if (c.key.windowStart + 2 * c.perMs < now && c.pending === 0 && c.inFlight === 0) {
         this.#counters.delete(k);
         continue;
       }
       sent.push({ c, delta: c.pending });
+      c.inFlight += c.pending;
       c.pending = 0;
     }
     if (sent.length === 0) return;
@@ -146,14 +150,20 @@ export class SharedMcpCallLimiter implements CallLimiter {
     try {
       totals = await this.#store.add(sent.map(({ c, delta }) => ({ key: c.key, delta: { rows: 0, bytes: 0, statements: delta } })));
     } catch (e) {
-      for (const { c, delta } of sent) c.pending += delta;
+      for (const { c, delta } of sent) {
+        c.inFlight -= delta;
+        c.pending += delta;
+      }
       this.#onSyncError?.(e);
       return;
     }
     const byKey = new Map(totals.map((t) => [storeKey(t), t.statements]));
-    for (const { c } of sent) {
+    for (const { c, delta } of sent) {
+      c.inFlight -= delta;
       const t = byKey.get(storeKey(c.key));
+      // The store's total has this flush's calls; without one (not expected) they stay counted.
       if (t !== undefined) c.total = t;
+      else c.pending += delta;
     }
   }
 
