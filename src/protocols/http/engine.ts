@@ -189,16 +189,15 @@ export class HttpEngine implements ProtocolEngine {
   }
 
   /**
-   * TLS on a sniffed socket: handshake with the listener's certificate, then serve the
-   * decrypted stream on `server` (an HTTP server fed TLS sockets). A handshake that fails or
-   * does not finish within the head timeout closes the connection.
+   * TLS on a sniffed socket: handshake with the listener's certificate, offering `h2` and
+   * `http/1.1` by ALPN (RFC 7301), then serve the decrypted stream on the HTTP/2 server (the
+   * client chose `h2`) or the HTTP/1.1 one (it chose `http/1.1` or sent no ALPN). A handshake
+   * that fails or does not finish within the head timeout closes the connection.
    */
   #serveTls(socket: Socket, context: SecureContext, servers: Servers): void {
     const server = servers.https;
     if (server === undefined) return void socket.destroy();
-    // HTTP/1.1 only over TLS for now: an HTTP/2 session fed a TLSSocket made here stalls after
-    // the handshake (measured with curl --http2), so h2 is not offered by ALPN; h2c is served.
-    const secure = new TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ["http/1.1"] });
+    const secure = new TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ["h2", "http/1.1"] });
     const timer = setTimeout(() => secure.destroy(), TLS_HANDSHAKE_TIMEOUT_MS);
     const failed = (): void => {
       clearTimeout(timer);
@@ -211,6 +210,15 @@ export class HttpEngine implements ProtocolEngine {
       clearTimeout(timer);
       secure.off("error", failed);
       secure.on("error", () => undefined);
+      if (secure.alpnProtocol === "h2") {
+        // A server-side TLSSocket made outside tls.Server keeps `secureConnecting` true after
+        // its handshake (tls.Server clears it before 'secureConnection'); an HTTP/2 session
+        // given such a socket waits for a 'secureConnect' that a server socket never emits,
+        // and stalls (the stall an earlier attempt saw). Cleared here as tls.Server does.
+        markHandshakeDone(secure);
+        servers.h2.emit("connection", secure);
+        return;
+      }
       server.emit("connection", secure);
     });
   }
@@ -902,6 +910,11 @@ function renderFor(r: Refusal, kind: HttpServedKind | undefined): RenderedRefusa
   if (kind?.renderRefusal === undefined) return rendered;
   const k = kind.renderRefusal(r, rendered.status);
   return { status: rendered.status, headers: { ...rendered.headers, "content-type": k.contentType }, body: k.body };
+}
+
+/** What tls.Server does to a socket once its handshake is done (`secureConnecting`, not in Node's typings). */
+function markHandshakeDone(socket: TLSSocket): void {
+  Reflect.set(socket, "secureConnecting", false);
 }
 
 function rawResponse(r: RenderedRefusal): string {
