@@ -95,10 +95,10 @@ function latency(out: string, pct: string): number {
   return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
 }
 
-async function wrk(url: string, token: string | undefined, pid: number | undefined): Promise<Run> {
+async function wrk(url: string, token: string | undefined, pid: number | undefined, seconds = SECONDS): Promise<Run> {
   const cpu0 = cpuOf(pid);
-  const args = ["-t2", "-c16", `-d${SECONDS}s`, "--latency", ...(token === undefined ? [] : ["-H", `Authorization: Bearer ${token}`]), url];
-  const r = await runProcess("wrk", args, { timeoutMs: (SECONDS + 30) * 1000 });
+  const args = ["-t2", "-c16", `-d${seconds}s`, "--latency", ...(token === undefined ? [] : ["-H", `Authorization: Bearer ${token}`]), url];
+  const r = await runProcess("wrk", args, { timeoutMs: (seconds + 30) * 1000 });
   if (r.code !== 0) throw new Error(`wrk failed (is it installed? apt-get install -y wrk): ${r.stderr}${r.stdout}`);
   if (/Non-2xx or 3xx responses/.test(r.stdout)) throw new Error(`wrk saw errors on ${url}: ${r.stdout}`);
   const cpu = cpuOf(pid) - cpu0;
@@ -142,6 +142,9 @@ async function main(): Promise<void> {
     };
     const only = process.env["BENCH_HTTP_PATHS"]?.split(",");
     const paths = Object.fromEntries(Object.entries(all).filter(([, p]) => only === undefined || only.includes(p.key)));
+    // Warm-up, not counted: the first seconds under load are JIT compilation and first-use caches
+    // (a first round measured 1.5–2× the CPU per request of the next ones).
+    for (const p of Object.values(paths)) await wrk(p.url, p.token, p.pid, 2);
     const results = new Map<string, Run[]>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, p] of Object.entries(paths)) {
@@ -159,7 +162,7 @@ async function main(): Promise<void> {
       return `| ${name} | ${Math.round(rps).toLocaleString("en")} | ${m(name, "p50").toFixed(2)} | ${m(name, "p99").toFixed(2)} | ${ratio(rps, d)} | ${ratio(rps, rel)} | ${Math.round(m(name, "cpuUs"))} |`;
     });
     const report = [
-      `## ${new Date().toISOString()} — wrk -t2 -c16 -d${SECONDS}s, GET of a 20-row JSON array, ${ROUNDS} rounds (median), ${cpus().length} cores, load ${loadAtStart} at start`,
+      `## ${new Date().toISOString()} — wrk -t2 -c16 -d${SECONDS}s, GET of a 20-row JSON array, 2 s warm-up per path, ${ROUNDS} rounds (median), ${cpus().length} cores, load ${loadAtStart} at start`,
       "",
       "| path | req/s | p50 ms | p99 ms | ÷ direct | ÷ Node relay | CPU-µs/req |",
       "|---|---:|---:|---:|---:|---:|---:|",
