@@ -7,13 +7,17 @@
  * a keep-alive Agent, bodies piped, its own process: the ceiling of any proxy on Node's HTTP
  * stack here); Airlock with no masking policy (auth, admission, judge, credential injection,
  * scrub of the credential, recording, audit); Airlock with JSON masking (detectors on every
- * string leaf, streamed). Reports median requests/s, p50/p99 latency and ratios; appends to
- * bench/results-http.md with `--record`.
+ * string leaf, streamed). Reports median requests/s, p50/p99 latency, ratios and the serving
+ * process's CPU time per request (µs of user+system: the upstream's for direct, the relay's, the
+ * gateway's; less sensitive to other load on the machine than throughput); appends to
+ * bench/results-http.md with `--record`. `BENCH_HTTP_PATHS=direct,relay,plain,masked` runs a
+ * subset (e.g. only the gateway's paths under `node --cpu-prof dist/bench/http.js`: the gateway
+ * runs in this process, so its profile is the gateway's).
  *
  *   npm run bench:http [-- --record]
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../src/observability/logger.js";
@@ -68,6 +72,19 @@ interface Run {
   readonly rps: number;
   readonly p50: number;
   readonly p99: number;
+  /** CPU time (user+system) of the serving process per request, µs. */
+  readonly cpuUs: number;
+}
+
+/** CPU time (user+system, µs) of a process: this one from process.cpuUsage, a child from /proc/PID/stat (clock ticks of 10 ms). */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /** wrk's latency distribution line: `50%  1.23ms`; in ms. */
@@ -78,14 +95,17 @@ function latency(out: string, pct: string): number {
   return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
 }
 
-async function wrk(url: string, token: string | undefined): Promise<Run> {
-  const args = ["-t2", "-c16", `-d${SECONDS}s`, "--latency", ...(token === undefined ? [] : ["-H", `Authorization: Bearer ${token}`]), url];
-  const r = await runProcess("wrk", args, { timeoutMs: (SECONDS + 30) * 1000 });
+async function wrk(url: string, token: string | undefined, pid: number | undefined, seconds = SECONDS): Promise<Run> {
+  const cpu0 = cpuOf(pid);
+  const args = ["-t2", "-c16", `-d${seconds}s`, "--latency", ...(token === undefined ? [] : ["-H", `Authorization: Bearer ${token}`]), url];
+  const r = await runProcess("wrk", args, { timeoutMs: (seconds + 30) * 1000 });
   if (r.code !== 0) throw new Error(`wrk failed (is it installed? apt-get install -y wrk): ${r.stderr}${r.stdout}`);
   if (/Non-2xx or 3xx responses/.test(r.stdout)) throw new Error(`wrk saw errors on ${url}: ${r.stdout}`);
+  const cpu = cpuOf(pid) - cpu0;
   const rps = /Requests\/sec:\s+([0-9.]+)/.exec(r.stdout)?.[1];
-  if (rps === undefined) throw new Error(`unexpected wrk output: ${r.stdout}`);
-  return { rps: Number(rps), p50: latency(r.stdout, "50"), p99: latency(r.stdout, "99") };
+  const total = /^\s*([0-9]+) requests in/m.exec(r.stdout)?.[1];
+  if (rps === undefined || total === undefined) throw new Error(`unexpected wrk output: ${r.stdout}`);
+  return { rps: Number(rps), p50: latency(r.stdout, "50"), p99: latency(r.stdout, "99"), cpuUs: cpu / Math.max(1, Number(total)) };
 }
 
 async function main(): Promise<void> {
@@ -114,32 +134,38 @@ async function main(): Promise<void> {
   try {
     const token = (await gw.tokens.mint("bench", { ttlMs: 3_600_000, createdBy: "bench" })).token;
     const gwPort = gw.addresses.http?.port ?? 0;
-    const paths: Record<string, { url: string; token?: string }> = {
-      direct: { url: `http://127.0.0.1:${upPort}/rows` },
-      "Node relay": { url: `http://127.0.0.1:${relayPort}/rows` },
-      "Airlock, no masking": { url: `http://127.0.0.1:${gwPort}/plain/rows`, token },
-      "Airlock, JSON masking": { url: `http://127.0.0.1:${gwPort}/masked/rows`, token },
+    const all: Record<string, { key: string; url: string; token?: string; pid: number | undefined }> = {
+      direct: { key: "direct", url: `http://127.0.0.1:${upPort}/rows`, pid: upstream.pid },
+      "Node relay": { key: "relay", url: `http://127.0.0.1:${relayPort}/rows`, pid: relay.pid },
+      "Airlock, no masking": { key: "plain", url: `http://127.0.0.1:${gwPort}/plain/rows`, token, pid: undefined },
+      "Airlock, JSON masking": { key: "masked", url: `http://127.0.0.1:${gwPort}/masked/rows`, token, pid: undefined },
     };
+    const only = process.env["BENCH_HTTP_PATHS"]?.split(",");
+    const paths = Object.fromEntries(Object.entries(all).filter(([, p]) => only === undefined || only.includes(p.key)));
+    // Warm-up, not counted: the first seconds under load are JIT compilation and first-use caches
+    // (a first round measured 1.5–2× the CPU per request of the next ones).
+    for (const p of Object.values(paths)) await wrk(p.url, p.token, p.pid, 2);
     const results = new Map<string, Run[]>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, p] of Object.entries(paths)) {
-        const r = await wrk(p.url, p.token);
+        const r = await wrk(p.url, p.token, p.pid);
         results.set(name, [...(results.get(name) ?? []), r]);
-        console.error(`round ${round + 1} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
+        console.error(`round ${round + 1} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${Math.round(r.cpuUs)} CPU-µs/req`);
       }
     }
     const m = (name: string, k: keyof Run): number => median((results.get(name) ?? []).map((r) => r[k]));
     const d = m("direct", "rps");
     const rel = m("Node relay", "rps");
+    const ratio = (x: number, y: number): string => (y > 0 ? `${(x / y).toFixed(2)}×` : "–");
     const rows = Object.keys(paths).map((name) => {
       const rps = m(name, "rps");
-      return `| ${name} | ${Math.round(rps).toLocaleString("en")} | ${m(name, "p50").toFixed(2)} | ${m(name, "p99").toFixed(2)} | ${(rps / d).toFixed(2)}× | ${(rps / rel).toFixed(2)}× |`;
+      return `| ${name} | ${Math.round(rps).toLocaleString("en")} | ${m(name, "p50").toFixed(2)} | ${m(name, "p99").toFixed(2)} | ${ratio(rps, d)} | ${ratio(rps, rel)} | ${Math.round(m(name, "cpuUs"))} |`;
     });
     const report = [
-      `## ${new Date().toISOString()} — wrk -t2 -c16 -d${SECONDS}s, GET of a 20-row JSON array, ${ROUNDS} rounds (median), ${cpus().length} cores, load ${loadAtStart} at start`,
+      `## ${new Date().toISOString()} — wrk -t2 -c16 -d${SECONDS}s, GET of a 20-row JSON array, 2 s warm-up per path, ${ROUNDS} rounds (median), ${cpus().length} cores, load ${loadAtStart} at start`,
       "",
-      "| path | req/s | p50 ms | p99 ms | ÷ direct | ÷ Node relay |",
-      "|---|---:|---:|---:|---:|---:|",
+      "| path | req/s | p50 ms | p99 ms | ÷ direct | ÷ Node relay | CPU-µs/req |",
+      "|---|---:|---:|---:|---:|---:|---:|",
       ...rows,
       "",
     ].join("\n");

@@ -103,11 +103,31 @@ export class HttpPolicyEvaluator implements Evaluator {
   }
 }
 
+const maskRules = new WeakMap<HttpPolicy, MaskRule>();
+
+/** A mask policy as a MaskRule: one object per policy, so maskers and compiled paths cached by rule are reused. */
+function maskRuleOf(p: HttpPolicy): MaskRule {
+  let r = maskRules.get(p);
+  if (r === undefined) {
+    r = Object.freeze({
+      rule: p.name,
+      columns: p.config.columns ?? [],
+      detectors: p.config.detectors ?? [],
+      strategy: p.config.strategy ?? "redact",
+      ...(p.config.phoneRegions === undefined ? {} : { phoneRegions: p.config.phoneRegions }),
+    });
+    maskRules.set(p, r);
+  }
+  return r;
+}
+
 export class HttpSessionPolicies implements SessionEvaluator {
   readonly kinds = HTTP_KINDS;
   readonly #guards: readonly HttpPolicy[];
   readonly #masks: readonly HttpPolicy[];
   readonly #whenContext: WhenContext | undefined;
+  /** Mask plans by the set of mask policies that applied (indexes into #masks). */
+  readonly #plans = new Map<string, { readonly masks: readonly MaskRule[] }>();
 
   constructor(policies: readonly HttpPolicy[], whenContext?: WhenContext) {
     this.#guards = policies.filter((p) => p.config.action !== "mask");
@@ -142,18 +162,23 @@ export class HttpSessionPolicies implements SessionEvaluator {
   }
 
   #allowFor(event: HttpRequestEvent): AllowDecision {
-    const masks: MaskRule[] = [];
-    for (const p of this.#masks) {
-      if (!headAndWhen(p, event, this.#whenContext)) continue;
-      masks.push({
-        rule: p.name,
-        columns: p.config.columns ?? [],
-        detectors: p.config.detectors ?? [],
-        strategy: p.config.strategy ?? "redact",
-        ...(p.config.phoneRegions === undefined ? {} : { phoneRegions: p.config.phoneRegions }),
-      });
+    let masks: MaskRule[] | undefined;
+    let key = "";
+    for (let i = 0; i < this.#masks.length; i++) {
+      const p = this.#masks[i];
+      if (p === undefined || !headAndWhen(p, event, this.#whenContext)) continue;
+      (masks ??= []).push(maskRuleOf(p));
+      key += `${i},`;
     }
-    return masks.length === 0 ? { type: "allow" } : { type: "allow", plan: { masks } };
+    if (masks === undefined) return { type: "allow" };
+    // The same list of rules for the same set of policies: the maskers, compiled JSON paths and
+    // derived body/header rules the engine caches by identity are then built once, not per request.
+    let plan = this.#plans.get(key);
+    if (plan === undefined) {
+      plan = Object.freeze({ masks: Object.freeze(masks) });
+      this.#plans.set(key, plan);
+    }
+    return { type: "allow", plan };
   }
 
   #hold(p: HttpPolicy, e: HttpRequestEvent, allow: AllowDecision): HoldDecision {

@@ -21,7 +21,6 @@ import { createServer as createHttpServer, request as httpRequest, type Agent as
 import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { TLSSocket, type SecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { connectionMap, type Connection, type ConnectionSource } from "../../core/connection.js";
@@ -93,6 +92,17 @@ interface Admitted {
   bytesOut: number;
 }
 
+/** A decision's masks as the response path uses them (#maskParts). */
+interface MaskParts {
+  readonly headerRules: readonly string[];
+  readonly bodyRules: readonly MaskRule[];
+  readonly chain: MaskChain;
+  readonly pathRules: ReturnType<typeof jsonPathRules>;
+}
+
+/** Responses with a Content-Length up to this are written in one go (#respond). */
+const CORK_MAX_BYTES = 64 * 1024;
+
 type AdmitResult = { readonly ok: true; readonly s: Admitted } | { readonly ok: false; readonly refusal: Refusal };
 
 interface Exchange {
@@ -123,6 +133,8 @@ export class HttpEngine implements ProtocolEngine {
    * "SPDY is not supported" it would otherwise see, which hides the rule and the reason).
    */
   readonly #refusedUpgrades = new Map<string, { readonly refusal: Refusal; readonly until: number }>();
+  readonly #parts = new WeakMap<readonly MaskRule[], MaskParts>();
+  readonly #bodyRules = new WeakMap<MaskRule, MaskRule>();
 
   constructor(options: HttpEngineOptions) {
     this.#o = options;
@@ -190,16 +202,15 @@ export class HttpEngine implements ProtocolEngine {
   }
 
   /**
-   * TLS on a sniffed socket: handshake with the listener's certificate, then serve the
-   * decrypted stream on `server` (an HTTP server fed TLS sockets). A handshake that fails or
-   * does not finish within the head timeout closes the connection.
+   * TLS on a sniffed socket: handshake with the listener's certificate, offering `h2` and
+   * `http/1.1` by ALPN (RFC 7301), then serve the decrypted stream on the HTTP/2 server (the
+   * client chose `h2`) or the HTTP/1.1 one (it chose `http/1.1` or sent no ALPN). A handshake
+   * that fails or does not finish within the head timeout closes the connection.
    */
   #serveTls(socket: Socket, context: SecureContext, servers: Servers): void {
     const server = servers.https;
     if (server === undefined) return void socket.destroy();
-    // HTTP/1.1 only over TLS for now: an HTTP/2 session fed a TLSSocket made here stalls after
-    // the handshake (measured with curl --http2), so h2 is not offered by ALPN; h2c is served.
-    const secure = new TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ["http/1.1"] });
+    const secure = new TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: ["h2", "http/1.1"] });
     const timer = setTimeout(() => secure.destroy(), TLS_HANDSHAKE_TIMEOUT_MS);
     const failed = (): void => {
       clearTimeout(timer);
@@ -212,6 +223,15 @@ export class HttpEngine implements ProtocolEngine {
       clearTimeout(timer);
       secure.off("error", failed);
       secure.on("error", () => undefined);
+      if (secure.alpnProtocol === "h2") {
+        // A server-side TLSSocket made outside tls.Server keeps `secureConnecting` true after
+        // its handshake (tls.Server clears it before 'secureConnection'); an HTTP/2 session
+        // given such a socket waits for a 'secureConnect' that a server socket never emits,
+        // and stalls (the stall an earlier attempt saw). Cleared here as tls.Server does.
+        markHandshakeDone(secure);
+        servers.h2.emit("connection", secure);
+        return;
+      }
       server.emit("connection", secure);
     });
   }
@@ -533,9 +553,7 @@ export class HttpEngine implements ProtocolEngine {
   async #respond(x: Exchange, event: JudgedEvent, decision: AllowDecision, up: HttpUpstream, upRes: IncomingMessage): Promise<void> {
     const { res, s, head } = x;
     const status = upRes.statusCode ?? 502;
-    const masks = decision.plan?.masks ?? [];
-    const headerRules = masks.flatMap((m) => m.columns.filter((c) => c.toLowerCase().startsWith("header:")).map((c) => c.slice(7).trim().toLowerCase()));
-    const bodyRules = masks.map((m) => ({ ...m, columns: m.columns.filter((c) => !c.toLowerCase().startsWith("header:")) })).filter((m) => m.columns.length > 0 || m.detectors.length > 0);
+    const { headerRules, bodyRules, chain, pathRules } = this.#maskParts(decision.plan?.masks ?? []);
     const counts: Record<string, number> = {};
     const outHeaders = this.#responseHeaders(upRes, up, s.connection.name, headerRules, counts);
     // Budgets (budget-meter.ts): the response is one row, charged before anything is sent; its
@@ -571,11 +589,9 @@ export class HttpEngine implements ProtocolEngine {
       delete outHeaders["content-encoding"];
       delete outHeaders["content-length"];
       if (needScrub) stages.push(new SecretScrubber(up.secrets));
-      const chain = new MaskChain(bodyRules.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
-      const planMasker = this.#planMasker(bodyRules, chain, counts);
-      if (transform !== undefined) stages.push(transformStage(transform, planMasker));
+      if (transform !== undefined) stages.push(transformStage(transform, this.#planMasker(bodyRules, chain, counts)));
       else if (bodyRules.length > 0) {
-        if (isJson(ctype)) stages.push(new JsonMaskTransform({ chain, pathRules: jsonPathRules(bodyRules), maskerFor: this.#o.maskerFor, counts }));
+        if (isJson(ctype)) stages.push(new JsonMaskTransform({ chain, pathRules, maskerFor: this.#o.maskerFor, counts }));
         else if (isText(ctype)) stages.push(new LineMasker(chain, counts));
         // Other media types (images, archives, octet streams) carry no text a detector reads: passed, scrubbed of the credential.
       }
@@ -584,13 +600,18 @@ export class HttpEngine implements ProtocolEngine {
     if (s.http2) res.writeHead(status, outHeaders);
     else res.writeHead(status, upRes.statusMessage, outHeaders);
     if (ctype.startsWith("text/event-stream")) res.flushHeaders();
+    else if (!noBody && Number(upRes.headers["content-length"] ?? Infinity) <= CORK_MAX_BYTES) {
+      // A small body of known length goes out with its head in one write at its end (res.end
+      // uncorks), not as head + first chunk and then the rest; streamed bodies are not held.
+      res.cork();
+    }
     let failed: unknown;
     if (noBody) {
       upRes.resume();
       res.end();
     } else {
       try {
-        await pipeline([upRes as Readable, ...stages, ...(meter === undefined ? [] : [meter]), tap, res]);
+        await relay(upRes, meter === undefined ? stages : [...stages, meter], tap, res);
       } catch (e) {
         failed = e;
         res.destroy();
@@ -648,6 +669,33 @@ export class HttpEngine implements ProtocolEngine {
       error: { sqlstate: refusal.code, message: `${refusal.message}; the target's answer (${status}) was not sent` },
       refusedBy: refusal.rule ?? refusal.code,
     });
+  }
+
+  /**
+   * A decision's masks split for the response: header rules, body rules (without their
+   * `header:` columns), the detector chain and the compiled JSON paths. Cached by the plan's
+   * rule list (policies hand out the same list for the same set of rules), and each derived rule
+   * by its rule, so maskers and compiled paths (cached by rule identity) are built once.
+   */
+  #maskParts(masks: readonly MaskRule[]): MaskParts {
+    let parts = this.#parts.get(masks);
+    if (parts !== undefined) return parts;
+    const headerRules = masks.flatMap((m) => m.columns.filter((c) => c.toLowerCase().startsWith("header:")).map((c) => c.slice(7).trim().toLowerCase()));
+    const bodyRules = masks.map((m) => this.#bodyRule(m)).filter((m) => m.columns.length > 0 || m.detectors.length > 0);
+    const chain = new MaskChain(bodyRules.filter((m) => m.detectors.length > 0).map((m) => this.#o.maskerFor(m)));
+    parts = { headerRules, bodyRules, chain, pathRules: jsonPathRules(bodyRules) };
+    if (masks.length > 0) this.#parts.set(masks, parts);
+    return parts;
+  }
+
+  #bodyRule(m: MaskRule): MaskRule {
+    if (!m.columns.some((c) => c.toLowerCase().startsWith("header:"))) return m;
+    let b = this.#bodyRules.get(m);
+    if (b === undefined) {
+      b = { ...m, columns: m.columns.filter((c) => !c.toLowerCase().startsWith("header:")) };
+      this.#bodyRules.set(m, b);
+    }
+    return b;
   }
 
   #planMasker(rules: readonly MaskRule[], chain: MaskChain, counts: Record<string, number>): PlanMasker {
@@ -947,12 +995,55 @@ function renderFor(r: Refusal, kind: HttpServedKind | undefined): RenderedRefusa
   return { status: rendered.status, headers: { ...headers, "content-type": k.contentType }, body: k.body };
 }
 
+/** What tls.Server does to a socket once its handshake is done (`secureConnecting`, not in Node's typings). */
+function markHandshakeDone(socket: TLSSocket): void {
+  Reflect.set(socket, "secureConnecting", false);
+}
+
 function rawResponse(r: RenderedRefusal): string {
   const reason = r.status === 401 ? "Unauthorized" : r.status === 403 ? "Forbidden" : r.status === 404 ? "Not Found" : r.status === 400 ? "Bad Request" : "Error";
   let s = `HTTP/1.1 ${r.status} ${reason}\r\n`;
   for (const [k, v] of Object.entries(r.headers)) s += `${k}: ${v}\r\n`;
   s += `content-length: ${Buffer.byteLength(r.body)}\r\nconnection: close\r\n\r\n${r.body}`;
   return s;
+}
+
+/**
+ * `source → stages → tap → res`, as stream.pipeline does it but without what pipeline costs on
+ * every call (an AbortController, an end-of-stream watcher per stream, and an Error built to
+ * destroy each finished stream): resolves once `res` has finished; rejects, with every stream
+ * destroyed, when any stream fails, a readable closes before its end, or `res` closes first
+ * (the client left). The caller then destroys `res` (fail closed).
+ */
+function relay(source: Readable, stages: readonly Duplex[], tap: Duplex, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const readables: Readable[] = [source, ...stages, tap];
+    let settled = false;
+    const fail = (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      for (const r of readables) r.destroy();
+      reject(e);
+    };
+    for (const r of readables) {
+      r.on("error", fail);
+      r.once("close", () => {
+        if (!r.readableEnded) fail(new Error("premature close"));
+      });
+    }
+    res.on("error", fail);
+    res.once("finish", () => {
+      if (settled) return;
+      settled = true;
+      resolve();
+    });
+    res.once("close", () => {
+      if (!res.writableFinished) fail(new Error("premature close"));
+    });
+    let prev: Readable = source;
+    for (const d of [...stages, tap]) prev = prev.pipe(d);
+    prev.pipe(res);
+  });
 }
 
 function transformStage(t: ResponseTransform, mask: PlanMasker): Duplex {

@@ -1,11 +1,8 @@
 /**
- * HTTP/2 to clients on the HTTP listener (issue 15): h2c with prior knowledge (RFC 9113 §3.3,
- * the connection starts with the client preface) on a plain socket. Not yet h2 by ALPN over TLS:
- * an HTTP/2 session given a TLSSocket the engine made itself (after sniffing TLS on the shared
- * port) receives nothing after the handshake (Node 20, measured with curl --http2); handing the
- * raw sniffed socket to `http2.createSecureServer({ allowHTTP1: true })` works, but needs the
- * listener's certificate and key as PEM (the engine has only the SecureContext) and moves the
- * HTTP/1.1-over-TLS path onto that server: left for later. TLS clients get HTTP/1.1. Node's http2 compatibility API hands the engine request and response objects with
+ * HTTP/2 to clients on the HTTP listener (issue 15): h2 by ALPN over TLS (the engine's own
+ * TLSSocket offers `h2` and `http/1.1` on the sniffed port; engine.ts #serveTls) and h2c with
+ * prior knowledge (RFC 9113 §3.3, the connection starts with the client preface) on a plain
+ * socket. Node's http2 compatibility API hands the engine request and response objects with
  * the same surface as HTTP/1.1's (method, url, headers, rawHeaders, write/end/writeHead,
  * 'close'), so one set of handlers serves both; what differs is here:
  *  - the client connection a session belongs to is the HTTP/2 session, not the socket (each
