@@ -23,7 +23,10 @@ import type { SecretRef } from "../core/secret.js";
 import type { Authenticator } from "../identity/authenticator.js";
 import { issuerAlias } from "../identity/config-schema.js";
 import type { LoginSettings, OidcIssuerSettings, RolesSettings, SamlSettings } from "../identity/config-schema.js";
-import { SamlServiceProvider } from "../identity/saml.js";
+import type { SamlServiceProvider } from "../identity/saml.js";
+
+/** The SAML module, loaded by the caller only when SAML is configured (it costs ~15 MiB of RSS). */
+export type SamlModule = { readonly SamlServiceProvider: typeof SamlServiceProvider };
 import { LOGIN_COOKIE, LoginStates, readCookie } from "../identity/login-state.js";
 import { cleanGroup, personName } from "../identity/issuers.js";
 import type { PersonRechecks, RecheckAnswer } from "../identity/recheck.js";
@@ -150,7 +153,7 @@ function tokenPageBody(principal: Principal, minted: { readonly token: string; r
 <p>Use it as <code>AIRLOCK_TOKEN</code> for the CLI, or as the password in psql.</p>`;
 }
 
-export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoutesDeps): void {
+export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoutesDeps, saml?: SamlModule): void {
   const audit = async (input: AuditEventInput): Promise<void> => {
     if (deps.auditLog === undefined) return;
     await deps.auditLog.append(input);
@@ -289,7 +292,8 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: IdentityRoute
     const samlSettings = deps.saml;
     if (samlSettings !== undefined) {
       const acsUrl = samlSettings.callbackUrl ?? `${(deps.login.publicUrl ?? "").replace(/\/$/, "")}/v1/auth/saml/acs`;
-      const sp = new SamlServiceProvider({ settings: samlSettings, defaultCallbackUrl: acsUrl, resolveSecret: deps.resolveSecret });
+      if (saml === undefined) throw new GatewayError("GW_CONFIG", "SAML is configured but its module was not loaded");
+      const sp = new saml.SamlServiceProvider({ settings: samlSettings, defaultCallbackUrl: acsUrl, resolveSecret: deps.resolveSecret });
       // Login CSRF defence, as for OIDC: the response must come back (RelayState) to the browser
       // that started the login (cookie). The IdP posts cross-site, so on https the cookie is
       // SameSite=None; plain http is only allowed on loopback, where Lax reaches the ACS.

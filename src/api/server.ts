@@ -273,7 +273,8 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
   });
 
   registerRoutes(app, deps);
-  if (deps.identity !== undefined) registerIdentityRoutes(app, deps.identity);
+  // SAML is loaded only when configured (~15 MiB of RSS a gateway without it need not pay).
+  if (deps.identity !== undefined) registerIdentityRoutes(app, deps.identity, deps.identity.saml === undefined ? undefined : await import("../identity/saml.js"));
   if (deps.approvals !== undefined) {
     registerApprovalRoutes(app, deps.approvals);
     // The page people reach from notifications (browser login cookie, CSRF-protected form).

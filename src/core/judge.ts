@@ -76,6 +76,12 @@ export interface SessionJudge extends Judge {
    * be released (the engine ends the session).
    */
   settle?(): boolean;
+  /**
+   * `judge`, answered synchronously when nothing has to be waited for (a synchronous verdict
+   * that allows, its audit record queued because the hooks say `settlesBeforeRelease`); the
+   * promise `judge` returns otherwise. The hot path of an engine that settles before release.
+   */
+  judgeNow?(event: JudgedEvent, hooks?: JudgeHooks): Decision | Promise<Decision>;
   /** Budgets and result scanning for the rows the client receives (absent: none apply). */
   readonly results?: ResultWatch;
   /** End the session: audit, close the recording, update the store. Idempotent. */

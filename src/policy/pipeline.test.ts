@@ -10,6 +10,7 @@ import type { SessionInfo } from "../core/session.js";
 import { GatewayMetrics } from "../observability/metrics.js";
 import { FileRecordingStore } from "../recording/file-store.js";
 import { AccessEvaluator } from "./access.js";
+import type { Evaluator } from "./evaluator.js";
 import { Pipeline } from "./pipeline.js";
 import { SessionRegistry } from "./registry.js";
 
@@ -107,6 +108,50 @@ describe("Pipeline", () => {
     const second = await pipeline.startSession(session("orders", ["agents"]));
     expect(second.decision).toMatchObject({ type: "deny", code: "GW_AUDIT_UNAVAILABLE" });
     expect(second.gate).toBeUndefined();
+  });
+
+  it("judgeNow: an allow whose record is queued is decided synchronously; otherwise the record is written first (a promise)", async () => {
+    const queued: AuditEventInput[] = [];
+    let settled = 0;
+    let queueFails = false;
+    // The local log's queue/settle (src/audit/log.ts), as far as the pipeline sees them.
+    const queueing = Object.assign(audit, {
+      queue(input: AuditEventInput): AuditRecord {
+        if (queueFails) throw new GatewayError("GW_AUDIT_UNAVAILABLE", "disk full");
+        queued.push(input);
+        return { ...input, seq: 100 + queued.length, time: new Date().toISOString(), prevHash: "", hash: "" };
+      },
+      settle(seq?: number): boolean {
+        settled = seq ?? 0;
+        return true;
+      },
+    });
+    // Statements are allowed by a synchronous verdict (as the SQL policies' verdict cache answers).
+    const statements: Evaluator = { name: "statements", kinds: ["db.query"], openSession: () => ({ kinds: ["db.query"], evaluate: () => ({ type: "allow" }) }) };
+    const p = new Pipeline({ evaluators: [new AccessEvaluator(connections), statements], audit: queueing, recordings, store: new MemoryAuditStore(), registry, metrics: new GatewayMetrics(), logger: pino({ level: "silent" }), endSessionsAtExpiry: true });
+    const { gate } = await p.startSession(session("orders", ["agents"]));
+    if (gate === undefined) throw new Error("no gate");
+    const event = (seq: number, sql: string) => ({ type: "db.query" as const, session: gate.info, seq, stage: "simple" as const, sql });
+
+    const now = gate.judgeNow(event(1, "select 1"), { settlesBeforeRelease: true });
+    expect(now).not.toBeInstanceOf(Promise);
+    expect(now).toMatchObject({ type: "allow" });
+    expect(queued.map((r) => r.statement)).toEqual(["select 1"]);
+    expect(gate.settle()).toBe(true);
+    expect(settled).toBe(101);
+
+    // Not settled by the engine before release: appended (awaited) first, as judge() does.
+    const appended = audit.records.length;
+    const later = gate.judgeNow(event(2, "select 2"), {});
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toMatchObject({ type: "allow" });
+    expect(audit.records.slice(appended).map((r) => r.statement)).toEqual(["select 2"]);
+
+    // The queue fails: refused at once (fail closed), nothing queued.
+    queueFails = true;
+    expect(gate.judgeNow(event(3, "select 3"), { settlesBeforeRelease: true })).toMatchObject({ type: "deny", code: "GW_AUDIT_UNAVAILABLE" });
+    expect(queued).toHaveLength(1);
+    await gate.end("client_closed", { statements: 3, bytesFromClient: 0, bytesToClient: 0 });
   });
 
   it("ends sessions when the token expires and when it is revoked", async () => {

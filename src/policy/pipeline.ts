@@ -20,6 +20,7 @@ import { isGatewayError, type ErrorCode } from "../core/errors.js";
 import type {
   AuthFailureEvent,
   BoundParams,
+  DbQueryEvent,
   DbResultEvent,
   JudgedEvent,
   JudgedKind,
@@ -375,7 +376,23 @@ export class SessionGate implements SessionJudge {
    * recorded for a deferred hold until then. The statement is defined for later ones at once
    * (an SQL EXECUTE of it is judged with its facts): the target now has it.
    */
-  async judge(event: JudgedEvent, hooks: JudgeHooks = {}): Promise<Decision> {
+  judge(event: JudgedEvent, hooks: JudgeHooks = {}): Promise<Decision> {
+    try {
+      const d = this.judgeNow(event, hooks);
+      return d instanceof Promise ? d : Promise.resolve(d);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /**
+   * `judge`, answered synchronously when nothing has to be waited for: a synchronous (cached)
+   * verdict, no hold, and an allow whose audit record is queued (`settlesBeforeRelease`) — the
+   * hot path of a statement, with no promise or microtask hop. Everything else (holds, denies,
+   * whose record is written before the refusal goes out, asynchronous evaluators) returns the
+   * promise `judge` would. The order of the steps is the same either way.
+   */
+  judgeNow(event: JudgedEvent, hooks: JudgeHooks = {}): Decision | Promise<Decision> {
     if (event.type === "db.execute") {
       const { deferred } = event;
       return this.#conclude(deferred.hold, hooks, {
@@ -391,29 +408,36 @@ export class SessionGate implements SessionJudge {
     }
     // Most verdicts are synchronous (cached): no await, so no microtask hop, for those.
     const evaluated = this.#evaluate(event);
-    const verdict = evaluated instanceof Promise ? await evaluated : evaluated;
-    if (verdict.type === "hold" && event.type === "db.query" && event.stage !== "simple") {
-      // The target analyses a prepared statement now: what its names resolve to is kept, and
-      // each execution is approved only while they still resolve the same.
-      let objects: ObjectBinding | undefined;
-      if (event.stage === "prepare" && verdict.need === "approval") {
-        const bound = await this.#bindAtPrepare(verdict, hooks);
-        if (bound.type === "deny") return this.#conclude(bound, hooks, judgedWhat(event));
-        objects = bound.objects;
-      } else if (verdict.executes !== undefined) objects = this.#preparedObjects.get(verdict.executes);
-      verdict.onAllowed?.();
-      return {
-        type: "allow",
-        deferred: {
-          type: "deferred",
-          hold: verdict,
-          sql: event.sql,
-          ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
-          ...(objects === undefined ? {} : { objects }),
-        },
-      };
-    }
+    if (evaluated instanceof Promise) return evaluated.then((verdict) => this.#judged(event, verdict, hooks));
+    return this.#judged(event, evaluated, hooks);
+  }
+
+  #judged(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>, verdict: Verdict, hooks: JudgeHooks): Decision | Promise<Decision> {
+    if (verdict.type === "hold" && event.type === "db.query" && event.stage !== "simple") return this.#deferHold(event, verdict, hooks);
     return this.#conclude(verdict, hooks, judgedWhat(event));
+  }
+
+  /** A hold on a prepared statement: decided at each execution (see judge). */
+  async #deferHold(event: DbQueryEvent, verdict: HoldDecision, hooks: JudgeHooks): Promise<Decision> {
+    // The target analyses a prepared statement now: what its names resolve to is kept, and
+    // each execution is approved only while they still resolve the same.
+    let objects: ObjectBinding | undefined;
+    if (event.stage === "prepare" && verdict.need === "approval") {
+      const bound = await this.#bindAtPrepare(verdict, hooks);
+      if (bound.type === "deny") return this.#conclude(bound, hooks, judgedWhat(event));
+      objects = bound.objects;
+    } else if (verdict.executes !== undefined) objects = this.#preparedObjects.get(verdict.executes);
+    verdict.onAllowed?.();
+    return {
+      type: "allow",
+      deferred: {
+        type: "deferred",
+        hold: verdict,
+        sql: event.sql,
+        ...(event.statementName === undefined ? {} : { statementName: event.statementName }),
+        ...(objects === undefined ? {} : { objects }),
+      },
+    };
   }
 
   #evaluate(event: JudgedEvent): Verdict | Promise<Verdict> {
@@ -539,14 +563,13 @@ export class SessionGate implements SessionJudge {
   }
 
   /** The common tail of every judgement: resolve a hold, audit (fail closed), count, record, log a refusal. */
-  async #conclude(verdict: Verdict, hooks: JudgeHooks, what: Judged): Promise<Decision> {
-    let decision: Decision;
-    let approvalId: string | undefined;
-    if (verdict.type === "hold") {
-      const r = await this.#resolveHold(verdict, what, hooks);
-      decision = r.decision;
-      approvalId = r.approvalId;
-    } else decision = verdict;
+  #conclude(verdict: Verdict, hooks: JudgeHooks, what: Judged): Decision | Promise<Decision> {
+    if (verdict.type === "hold") return this.#resolveHold(verdict, what, hooks).then((r) => this.#decided(r.decision, r.approvalId, hooks, what));
+    return this.#decided(verdict, undefined, hooks, what);
+  }
+
+  /** Audit (fail closed), then count, record and log: synchronous for a queued allow. */
+  #decided(decision: Decision, approvalId: string | undefined, hooks: JudgeHooks, what: Judged): Decision | Promise<Decision> {
     const record: AuditEventInput = {
       type: what.audit,
       sessionId: this.info.id,
@@ -563,13 +586,20 @@ export class SessionGate implements SessionJudge {
     // for the write (no event-loop turn per statement); the engine's settle() makes the record
     // durable before anything the statement produced reaches the client. A deny is written
     // before the refusal is sent, as before.
-    let failed: Decision | undefined;
     if (decision.type === "allow" && hooks.settlesBeforeRelease === true) {
       const queued = this.#pipeline.auditQueued(record);
-      if (typeof queued === "number") this.#queuedAuditSeq = queued;
-      else failed = queued instanceof Promise ? await queued : queued;
-    } else failed = await this.#pipeline.audit(record);
-    if (failed !== undefined) decision = failed;
+      if (typeof queued === "number") {
+        this.#queuedAuditSeq = queued;
+        return this.#concluded(decision, what);
+      }
+      if (queued instanceof Promise) return queued.then((failed) => this.#concluded(failed ?? decision, what));
+      return this.#concluded(queued, what);
+    }
+    return this.#pipeline.audit(record).then((failed) => this.#concluded(failed ?? decision, what));
+  }
+
+  /** The decision is audited: count it, record it, log a refusal. */
+  #concluded(decision: Decision, what: Judged): Decision {
     this.#o.metrics.statement(this.info.clientProtocol, decision.type);
     if (decision.type === "deny") {
       // Operators see every refusal at info level: rule, code, principal, connection; never values.

@@ -20,7 +20,6 @@ import { DEFAULT_PACKET_LIMITS } from "../protocols/mysql/wire/packets.js";
 import { connectUpstream as connectPostgres } from "../protocols/postgres/upstream.js";
 import { connectTarget as connectRedis } from "../protocols/redis/upstream.js";
 import { DEFAULT_RESP_LIMITS } from "../protocols/redis/wire/resp.js";
-import { connectUpstream as connectSsh } from "../protocols/ssh/upstream.js";
 
 export interface ConnectionTestResult {
   readonly ok: boolean;
@@ -79,6 +78,8 @@ export async function testConnection(c: Connection, deps: ConnectionTestDeps): P
         break;
       }
       case "ssh": {
+        // Loaded only for an SSH connection: ssh2 costs ~15 MiB of RSS.
+        const { connectUpstream: connectSsh } = await import("../protocols/ssh/upstream.js");
         const client = await connectSsh(c, { dialer: deps.dialer, resolveSecret: deps.resolveSecret, timeoutMs: deps.timeoutMs, signal });
         client.end();
         break;

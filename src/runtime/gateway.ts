@@ -42,7 +42,7 @@ import { SshPolicyEvaluator } from "../policy/ssh-policies.js";
 import { RedisEngine } from "../protocols/redis/engine.js";
 import { MysqlEngine } from "../protocols/mysql/engine.js";
 import { sharedMysqlClassifier } from "../policy/mysql/index.js";
-import { castPathOf, createSshEngine } from "../protocols/ssh/setup.js";
+import { castPathOf } from "../protocols/ssh/cast-path.js";
 import { ClassificationCache, initSqlParser, ParserPool } from "../policy/sql/index.js";
 import { Pipeline } from "../policy/pipeline.js";
 import { SessionRegistry } from "../policy/registry.js";
@@ -532,6 +532,8 @@ export async function startGateway(config: Config, options: StartGatewayOptions 
         what: "SSH",
         address: config.listen.ssh,
         create: async () => {
+          // Loaded only with an SSH listener: ssh2 and the shell parser cost ~15 MiB of RSS.
+          const { createSshEngine } = await import("../protocols/ssh/setup.js");
           const { engine, hostPublicKey } = await createSshEngine({
             dataDir: config.dataDir,
             hostKey: config.ssh.hostKey,

@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import type { Decision, DenyDecision, ResultPlan } from "../../core/decision.js";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { DbQueryEvent, DbQueryStage, DeferredHold, JudgedEvent } from "../../core/events.js";
+
 import type { HoldNotice, JudgeHooks, SessionJudge } from "../../core/judge.js";
 import type { FunctionInfo, PgCatalog } from "./catalog.js";
 import { renderNotice } from "./errors.js";
@@ -26,6 +27,12 @@ import type { Refusals } from "./refusals.js";
 import { PLAIN, sqlEffects } from "./sql-effects.js";
 import { newExecution, type NameView, type PortalRec, type StatementRec, type TargetModel } from "./target-model.js";
 import { type BindMessage, type Frame, type FrameReader, FrontendType as F, decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeFlush } from "./wire/index.js";
+
+/** A statement's judgement: its seq (the recording's and the results' key) and the decision. */
+interface Judgement {
+  readonly seq: number;
+  readonly decision: Decision;
+}
 
 /** While a statement is held, at most this much of the client's later input is read ahead. */
 const HOLD_READ_CAP = 1024 * 1024;
@@ -138,16 +145,29 @@ export class ClientMessages {
     }
   }
 
-  /** Query, FunctionCall, Parse: what the batch collected so far goes first, then the judgement. */
-  async #judged(frame: Frame, out: OutBuffer): Promise<void> {
+  /**
+   * Query, FunctionCall, Parse: what the batch collected so far goes first, then the judgement.
+   * A Query allowed by a synchronous verdict is handled before this returns (no promise).
+   */
+  #judged(frame: Frame, out: OutBuffer): Promise<void> | undefined {
     const flushed = this.#c.flushUpstream(out);
-    if (flushed !== undefined) await flushed;
-    if (frame.type === F.Query) await this.#onQuery(frame, out);
-    else if (frame.type === F.FunctionCall) await this.#onFunctionCall(frame, out);
-    else await this.#onParse(frame, out);
+    if (flushed !== undefined) return flushed.then(() => this.#judgedNow(frame, out));
+    return this.#judgedNow(frame, out);
   }
 
-  async #judge(stage: DbQueryStage, sql: string, statementName?: string): Promise<{ seq: number; decision: Decision }> {
+  #judgedNow(frame: Frame, out: OutBuffer): Promise<void> | undefined {
+    if (frame.type === F.Query) return this.#onQuery(frame, out);
+    if (frame.type === F.FunctionCall) return this.#onFunctionCall(frame, out);
+    return this.#onParse(frame, out);
+  }
+
+  /** The gate's synchronous judgement where it has one (SessionJudge.judgeNow). */
+  #judgeNow(event: JudgedEvent, hooks: JudgeHooks): Decision | Promise<Decision> {
+    const gate = this.#c.gate;
+    return gate.judgeNow === undefined ? gate.judge(event, hooks) : gate.judgeNow(event, hooks);
+  }
+
+  #judge(stage: DbQueryStage, sql: string, statementName?: string): Judgement | Promise<Judgement> {
     const seq = ++this.#seq;
     this.statementsJudged++;
     const previewer = this.#c.previewer;
@@ -161,8 +181,8 @@ export class ClientMessages {
       ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(sql, this.#c.objects.searchPath) }),
     };
     // A prepare never waits for a person: a hold comes back deferred, decided at each Bind.
-    const decision = stage === "prepare" ? await this.#c.gate.judge(event, { resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true }) : await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
-    return { seq, decision };
+    const decision = stage === "prepare" ? this.#judgeNow(event, { resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true }) : this.#holding((hooks) => this.#judgeNow(event, hooks));
+    return decision instanceof Promise ? decision.then((d) => ({ seq, decision: d })) : { seq, decision };
   }
 
   /**
@@ -198,15 +218,23 @@ export class ClientMessages {
     out.add(this.#c.refusals.simple(denial));
   }
 
-  async #onQuery(frame: Frame, out: OutBuffer): Promise<void> {
+  /** A simple Query; synchronous (no promise) when its judgement is. */
+  #onQuery(frame: Frame, out: OutBuffer): Promise<void> | undefined {
     let sql: string;
     try {
       sql = decodeQuery(frame.body).sql;
     } catch (e) {
-      if (await this.#malformed(frame, e, out)) return;
-      throw e;
+      return this.#malformed(frame, e, out).then((refused) => {
+        if (!refused) throw e;
+      });
     }
-    const { seq, decision } = await this.#judge("simple", sql);
+    const judged = this.#judge("simple", sql);
+    if (judged instanceof Promise) return judged.then((j) => this.#queryJudged(frame, sql, j, out));
+    this.#queryJudged(frame, sql, judged, out);
+    return undefined;
+  }
+
+  #queryJudged(frame: Frame, sql: string, { seq, decision }: Judgement, out: OutBuffer): void {
     if (decision.type === "deny") {
       this.#simpleRefused(decision, out);
       return;
@@ -427,18 +455,28 @@ export class ClientMessages {
    * statement until a cancel uses it up (creating an AbortSignal per statement showed in
    * profiles of the hot path).
    */
-  async #holding(judge: (hooks: JudgeHooks) => Promise<Decision>): Promise<Decision> {
+  #holding(judge: (hooks: JudgeHooks) => Decision | Promise<Decision>): Decision | Promise<Decision> {
     if (this.#holdController.signal.aborted) this.#holdController = new AbortController();
     const hold = this.#holdController;
     this.#holdAbort = hold;
+    let decision: Decision | Promise<Decision>;
     try {
       // Results reach the client only through PgProxySession, which settles the audit first.
-      return await judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true, ...this.#previewHook });
-    } finally {
-      this.#holdAbort = undefined;
-      this.#holdWatch?.();
-      this.#holdWatch = undefined;
+      decision = judge({ onHold: this.#onHoldNotice, signal: hold.signal, resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true, ...this.#previewHook });
+    } catch (e) {
+      this.#holdEnded();
+      throw e;
     }
+    // Decided synchronously (nothing was held): no promise.
+    if (decision instanceof Promise) return decision.finally(() => this.#holdEnded());
+    this.#holdEnded();
+    return decision;
+  }
+
+  #holdEnded(): void {
+    this.#holdAbort = undefined;
+    this.#holdWatch?.();
+    this.#holdWatch = undefined;
   }
 
   /**

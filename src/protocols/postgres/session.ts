@@ -177,13 +177,15 @@ export class PgProxySession {
     const reader = this.#o.clientReader;
     try {
       // Frames that arrived together with the password message are handled first.
-      if (!(await this.#processClientFrames())) return;
+      const first = this.#processClientFrames();
+      if (!(first instanceof Promise ? await first : first)) return;
       for await (const chunk of this.#client) {
         if (this.#finished) return;
         const buf = chunk as Buffer;
         this.#bytesFromClient += buf.length;
         reader.push(buf);
-        if (!(await this.#processClientFrames())) return;
+        const more = this.#processClientFrames();
+        if (!(more instanceof Promise ? await more : more)) return;
       }
       this.#finish("client_closed");
     } catch (e) {
@@ -197,11 +199,32 @@ export class PgProxySession {
     }
   }
 
-  /** Process every complete frame buffered from the client. Returns false once the session ended. */
-  async #processClientFrames(): Promise<boolean> {
+  /**
+   * Process every complete frame buffered from the client. Returns false once the session
+   * ended. Synchronous while every frame is (a Query allowed by a cached verdict, the messages
+   * that need no judgement); from the first frame that has to wait, the rest goes on in
+   * #processClientFramesAsync, in order.
+   */
+  #processClientFrames(): boolean | Promise<boolean> {
     const reader = this.#o.clientReader;
     const out = new OutBuffer();
     for (let frame = reader.next(); frame !== undefined; frame = reader.next()) {
+      if (this.#isFinished()) return false;
+      if (frame.type === F.Terminate || (this.#results.barrier.promise !== undefined && frame.type !== F.Sync && frame.type !== F.Flush)) {
+        return this.#processClientFramesAsync(out, frame);
+      }
+      const handled = this.#messages.handle(frame, out);
+      if (handled !== undefined) return handled.then(() => this.#processClientFramesAsync(out, undefined));
+    }
+    const flushed = this.#flushUpstream(out);
+    if (flushed !== undefined) return flushed.then(() => !this.#isFinished());
+    return !this.#isFinished();
+  }
+
+  /** #processClientFrames from `first` (or the reader's next frame) on, awaiting what needs it. */
+  async #processClientFramesAsync(out: OutBuffer, first: Frame | undefined): Promise<boolean> {
+    const reader = this.#o.clientReader;
+    for (let frame = first ?? reader.next(); frame !== undefined; frame = reader.next()) {
       if (this.#finished) return false;
       const barrier = this.#results.barrier.promise;
       if (barrier !== undefined && frame.type !== F.Sync && frame.type !== F.Flush) {

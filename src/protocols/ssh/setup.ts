@@ -12,7 +12,10 @@ import type { Logger } from "pino";
 import type { MaskRule } from "../../core/decision.js";
 import type { Dialer, Gatekeeper } from "../../core/engine.js";
 import { initShellParser } from "../../policy/shell/analyze.js";
+import { castPathOf } from "./cast-path.js";
 import { SshEngine, type RegisteredKey, type TextMasker } from "./engine.js";
+
+export { castPathOf } from "./cast-path.js";
 
 export const HOST_KEY_FILE = "ssh_host_ed25519_key";
 
@@ -111,7 +114,3 @@ export async function createSshEngine(d: SshEngineDeps): Promise<{ engine: SshEn
   return { engine, hostPublicKey: publicKeyLine(hostKey) };
 }
 
-/** Where a session's asciicast lives: next to its JSON-lines recording. */
-export function castPathOf(recordingDir: string, sessionId: string): string {
-  return join(recordingDir, `${sessionId.toLowerCase()}.cast`);
-}

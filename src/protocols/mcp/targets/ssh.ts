@@ -5,7 +5,6 @@
  * arrives as that engine renders it: exit status 126 and one `airlock: …` line on stderr.
  */
 import { connect as netConnect } from "node:net";
-import { Client } from "ssh2";
 import { approvalIdIn, parseRefusalText } from "../envelope.js";
 import type { Held, LoopbackCaller, LoopbackEndpoint, Refused, TargetError } from "./types.js";
 
@@ -23,11 +22,13 @@ export type ExecOutcome = ExecResult | Refused | Held<ExecResult> | TargetError;
 const CONNECT_TIMEOUT_MS = 15_000;
 const DENIED_EXIT = 126;
 
-export function runExec(
+export async function runExec(
   endpoint: LoopbackEndpoint & { readonly hostKey?: Buffer },
   caller: LoopbackCaller,
   call: { readonly connection: string; readonly command: string; readonly maxBytes: number },
 ): Promise<ExecOutcome> {
+  // Loaded at the first exec, not with the MCP service: ssh2 costs ~15 MiB of RSS.
+  const { Client } = await import("ssh2");
   return new Promise<ExecOutcome>((resolve) => {
     let settled = false;
     let announceHold: ((h: Held<ExecResult>) => void) | undefined = (h) => {
