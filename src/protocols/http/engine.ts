@@ -600,9 +600,10 @@ export class HttpEngine implements ProtocolEngine {
     if (s.http2) res.writeHead(status, outHeaders);
     else res.writeHead(status, upRes.statusMessage, outHeaders);
     if (ctype.startsWith("text/event-stream")) res.flushHeaders();
-    else if (!noBody && Number(upRes.headers["content-length"] ?? Infinity) <= CORK_MAX_BYTES) {
+    else if (!noBody && meter === undefined && Number(upRes.headers["content-length"] ?? Infinity) <= CORK_MAX_BYTES) {
       // A small body of known length goes out with its head in one write at its end (res.end
-      // uncorks), not as head + first chunk and then the rest; streamed bodies are not held.
+      // uncorks), not as head + first chunk and then the rest; streamed bodies are not held,
+      // nor metered ones (a budget cut must leave the client the head and the bytes that fit).
       res.cork();
     }
     let failed: unknown;
@@ -614,7 +615,9 @@ export class HttpEngine implements ProtocolEngine {
         await relay(upRes, meter === undefined ? stages : [...stages, meter], tap, res);
       } catch (e) {
         failed = e;
-        res.destroy();
+        // With the error: an HTTP/2 stream is then reset (INTERNAL_ERROR), not ended cleanly
+        // as if the body were whole; an HTTP/1.1 connection is closed either way.
+        res.destroy(e instanceof Error ? e : new Error("the response was cut off"));
       }
     }
     s.bytesOut += tap.bytes;
