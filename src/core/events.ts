@@ -1,4 +1,4 @@
-import type { HoldDecision } from "./decision.js";
+import type { CostDeferral, HoldDecision } from "./decision.js";
 import type { ErrorCode } from "./errors.js";
 import type { ObjectBinding } from "./objects.js";
 import type { CostEstimate } from "./preview.js";
@@ -67,6 +67,12 @@ export interface DbQueryEvent {
    * be estimated (the rule then refuses: fail closed).
    */
   readonly estimate?: () => Promise<CostEstimate>;
+  /**
+   * A `prepare` whose text takes parameters (`$1`): the planner cannot estimate it without
+   * values, so a cost rule that applies is judged at each execution instead (CostDeferral).
+   * An over-approximation is harmless (the execution is then estimated with no values).
+   */
+  readonly parameterized?: boolean;
 }
 
 /**
@@ -91,7 +97,7 @@ export interface BoundParams {
  */
 export interface DeferredHold {
   readonly type: "deferred";
-  readonly hold: HoldDecision;
+  readonly hold: HoldDecision | CostDeferral;
   readonly sql: string;
   readonly statementName?: string;
   /**
@@ -109,6 +115,11 @@ export interface DbExecuteEvent {
   readonly seq: number;
   readonly deferred: DeferredHold;
   readonly params: BoundParams;
+  /**
+   * Asks the target's planner for this execution's estimate (EXPLAIN of the statement with
+   * these values, engine-provided): called only for a cost deferral. Rejects when it cannot be had.
+   */
+  readonly estimate?: () => Promise<CostEstimate>;
 }
 
 /**

@@ -20,7 +20,7 @@ import { ADMIN_PRINCIPAL, type Principal } from "../core/principal.js";
 import { describeSecretRef, type SecretRef } from "../core/secret.js";
 import type { ClientProtocol, SessionInfo } from "../core/session.js";
 import type { Evaluator } from "../policy/evaluator.js";
-import { evaluateEvent, evaluateSession } from "../policy/verdicts.js";
+import { evaluateEvent, evaluateSession, settledVerdict } from "../policy/verdicts.js";
 import type { Config } from "./config.js";
 
 function isSecretRef(v: unknown): v is SecretRef {
@@ -145,7 +145,7 @@ export async function tryIt(deps: TryItDeps, input: { connection: string; princi
     return s !== undefined && s.kinds.includes(event.type) ? [s] : [];
   });
   if (open.length === 0) return resultOf({ type: "deny", code: "GW_UNSUPPORTED", message: `no evaluator judges ${event.type} events, so it is refused (fail closed)`, rule: "fail-closed" });
-  return resultOf(await evaluateEvent(open, event));
+  return resultOf(await settledVerdict(await evaluateEvent(open, event)));
 }
 
 /** Principals "try it" can stand for: the configured service accounts, and admin. */
