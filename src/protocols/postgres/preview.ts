@@ -310,23 +310,56 @@ export class PgPreviewer {
     return estimateFromExplain(r.rows.map((row) => row[0] ?? "").join("\n"));
   }
 
-  /** EXPLAIN in a read-only transaction (nothing the planner does can write), with the session's settings. */
+  /**
+   * EXPLAIN in a read-only transaction (nothing the planner does can write), with the session's
+   * settings, in one round trip: the settings (transaction-local, read-only first) and the
+   * EXPLAIN go before one Sync, so they run in one implicit transaction, which ends at the Sync;
+   * a failed setting skips the EXPLAIN (the target ignores the rest until Sync).
+   */
   async #explainJson(session: UpstreamSession, explain: string, path: SearchPathState, params?: Params): Promise<StepResult> {
-    const begun = await this.#step(session, "BEGIN READ ONLY");
-    if (begun.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `EXPLAIN could not start (SQLSTATE ${begun.error.code})`);
-    try {
-      const set = await this.#step(session, this.#settingsSql(path, true));
-      if (set.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `EXPLAIN's settings were refused (SQLSTATE ${set.error.code})`);
-      return await this.#step(session, explain, params);
-    } finally {
-      await this.#step(session, "ROLLBACK");
-    }
+    let fields: RowDescriptionField[] = [];
+    const rows: (string | null)[][] = [];
+    let error: { code: string; during: "settings" | "explain" } | undefined;
+    let completed = 0;
+    const messages = Buffer.concat([
+      encodeParse("", this.#settingsSql(path, true, true), []),
+      encodeBind({ params: [], paramFormats: [] }),
+      encodeExecute("", 0),
+      ...this.#statementMessages(explain, params),
+      encodeSync(),
+    ]);
+    const ready = await sideExchange(session, messages, PREVIEW_STATEMENT_TIMEOUT_MS + 5_000, (f) => {
+      if (f.type === BackendType.CommandComplete) completed++;
+      else if (f.type === BackendType.ErrorResponse) error = { code: decodeErrorOrNotice(f.body).code, during: completed === 0 ? "settings" : "explain" };
+      else if (completed === 0) return;
+      else if (f.type === BackendType.RowDescription) fields = decodeRowDescription(f.body);
+      else if (f.type === BackendType.DataRow) rows.push(decodeDataRow(f.body).map((v) => (v === null ? null : v.toString("utf8"))));
+    });
+    // The implicit transaction ended at the Sync; anything else leaves the side session in doubt.
+    if (ready.body[0] !== 0x49 /* I */) session.socket.destroy();
+    if (error?.during === "settings") throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `EXPLAIN's settings were refused (SQLSTATE ${error.code})`);
+    return error === undefined ? { fields, rows } : { fields, rows, error: { code: error.code } };
   }
 
-  /** Transaction-local settings: time limits, and the session's search_path. */
-  #settingsSql(path: SearchPathState, local: boolean): string {
+  /** Parse/Bind/Describe/Execute of one statement with its parameters (no Sync). */
+  #statementMessages(sql: string, params?: Params): Buffer[] {
+    return [
+      encodeParse("", sql, params?.types ?? []),
+      encodeBind({
+        params: (params?.values ?? []).map((v) => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.byteLength))),
+        paramFormats: params?.formats ?? [],
+      }),
+      encodeDescribe("P", ""),
+      encodeExecute("", 0),
+    ];
+  }
+
+  /** Transaction-local settings: time limits, the session's search_path, and (`readOnly`) a read-only transaction. */
+  #settingsSql(path: SearchPathState, local: boolean, readOnly = false): string {
     const l = local ? "true" : "false";
     const parts = [
+      // Going read-only is allowed at any point of a transaction (read-write is not).
+      ...(readOnly ? ["pg_catalog.set_config('transaction_read_only', 'on', true)"] : []),
       `pg_catalog.set_config('statement_timeout', '${PREVIEW_STATEMENT_TIMEOUT_MS}', ${l})`,
       `pg_catalog.set_config('lock_timeout', '${PREVIEW_LOCK_TIMEOUT_MS}', ${l})`,
     ];
@@ -380,16 +413,7 @@ export class PgPreviewer {
     let fields: RowDescriptionField[] = [];
     const rows: (string | null)[][] = [];
     let error: { code: string } | undefined;
-    const messages = Buffer.concat([
-      encodeParse("", sql, params?.types ?? []),
-      encodeBind({
-        params: (params?.values ?? []).map((v) => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.byteLength))),
-        paramFormats: params?.formats ?? [],
-      }),
-      encodeDescribe("P", ""),
-      encodeExecute("", 0),
-      encodeSync(),
-    ]);
+    const messages = Buffer.concat([...this.#statementMessages(sql, params), encodeSync()]);
     await sideExchange(session, messages, PREVIEW_STATEMENT_TIMEOUT_MS + 5_000, (f) => {
       if (f.type === BackendType.RowDescription) fields = decodeRowDescription(f.body);
       else if (f.type === BackendType.DataRow) rows.push(decodeDataRow(f.body).map((v) => (v === null ? null : v.toString("utf8"))));
