@@ -90,10 +90,11 @@ export interface BoundParams {
 }
 
 /**
- * A prepared statement whose verdict is a hold. Preparing runs nothing, so the prepare is
- * allowed and the hold is kept, unresolved, for its executions: each is decided on its own,
- * with its values (`DbExecuteEvent`). Engines keep it as is and hand it back; they never look
- * inside.
+ * A prepared statement whose verdict is a hold, or a cost deferral (a cost rule that needs the
+ * values to estimate it). Preparing runs nothing, so the prepare is allowed and the hold is
+ * kept, unresolved, for its executions: each is decided on its own, with its values
+ * (`DbExecuteEvent`, whose `estimate` a cost deferral asks). Engines keep it as is and hand it
+ * back; they never look inside.
  */
 export interface DeferredHold {
   readonly type: "deferred";
