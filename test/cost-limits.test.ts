@@ -6,10 +6,13 @@
  * gateway, psql and node-postgres.
  */
 import pg from "pg";
+import { serialize } from "pg-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PgServer } from "./harness/postgres.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { until } from "./harness/until.js";
+import { runClient } from "./harness/postgres.js";
+import { rawSession } from "./harness/raw-pg.js";
 
 let server: PgServer;
 let t: TestGateway;
@@ -116,13 +119,161 @@ describe("cost limits before execution", () => {
     const e = await refusal(c.query("select * from missing_table"));
     expect(e.code).toBe("42501");
     expect(e.message).toContain("rule no-runaway-joins judges the planner's estimate of the statement, which could not be had (EXPLAIN failed with SQLSTATE 42P01)");
-    // Parameters without values (a Parse): PostgreSQL 15 cannot plan it, so it is refused rather than guessed.
-    const p = await refusal(c.query("select * from a where id = $1", [1]));
+    // A `$1` in a simple Query has no values at all: PostgreSQL cannot plan it, so it is refused rather than guessed.
+    const p = await refusal(c.query("select * from a where id = $1"));
     expect(p.code).toBe("42501");
-    expect(p.message).toContain("its parameters have no values yet");
+    expect(p.message).toContain("its parameters have no values");
     // Statements the planner does not estimate (SET) are not judged by cost rules.
     await c.query("set search_path = small, public");
     expect((await c.query("select v from a where id = 1")).rows).toEqual([{ v: "s" }]);
     await c.end();
+  });
+});
+
+/** The messages of a raw session's answer: type letter and, for an error, its message field. */
+function messages(buf: Buffer): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 5 <= buf.length; ) {
+    const type = String.fromCharCode(buf[i] ?? 0);
+    const len = buf.readInt32BE(i + 1);
+    const body = buf.subarray(i + 5, i + 1 + len);
+    if (type === "E") {
+      const m = body.toString("utf8").split("\0").find((f) => f.startsWith("M"));
+      out.push(`E:${m?.slice(1) ?? ""}`);
+    } else out.push(type);
+    i += 1 + len;
+  }
+  return out;
+}
+
+describe("cost rules on parameterised statements (extended protocol): judged at each Bind with its values", () => {
+  const JOIN = "select a.id, b.id from a, b where a.id > $1";
+
+  it("node-postgres: the same text is allowed or refused by the estimate with each execution's values", async () => {
+    const c = client(tokens["agent"] ?? "");
+    await c.connect();
+    // Under the limit: one row of a by its key.
+    expect((await c.query("select v from a where id = $1", [7])).rows).toEqual([{ v: "a7" }]);
+    // a.id > 999 leaves ~1 row of a: ~1000 rows, allowed; a.id > 0: ~1e6 rows, refused with the policy's message.
+    expect((await c.query(JOIN, [999])).rows.length).toBe(1000);
+    const e = await refusal(c.query(JOIN, [0]));
+    expect(e.code).toBe("42501");
+    expect(e.message).toContain("airlock: this query would return too many rows; add a WHERE or a LIMIT (estimated cost");
+    expect(e.message).toContain("rows 1.00e+6");
+    // The estimate of one value is never borrowed for another (cached by values): cheap again.
+    expect((await c.query(JOIN, [999])).rows.length).toBe(1000);
+    // A named prepared statement: each execution is judged with its own values.
+    expect((await c.query({ name: "j", text: JOIN, values: [998] })).rows.length).toBe(2000);
+    expect((await refusal(c.query({ name: "j", text: JOIN, values: [1] }))).message).toContain("too many rows");
+    expect((await c.query({ name: "j", text: JOIN, values: [999] })).rows.length).toBe(1000);
+    // The session stays usable after a refusal.
+    expect((await c.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
+    await c.end();
+    // Audited per execution: the refusal names the rule.
+    await until("the refusal's audit record", async () => {
+      const r = await t.api("/v1/audit?limit=1000");
+      const rows = (r.body as { records: { type: string; decision?: string; rule?: string; statement?: string; details?: Record<string, unknown> }[] }).records;
+      return rows.find((x) => x.type === "db.query" && x.decision === "deny" && x.rule === "no-runaway-joins" && x.statement === JOIN && x.details?.["stage"] === "execute");
+    });
+  });
+
+  it("binary-format parameters are estimated as the target reads them; malformed ones are refused clearly", async () => {
+    const c = client(tokens["agent"] ?? "");
+    await c.connect();
+    const int4 = (n: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeInt32BE(n);
+      return b;
+    };
+    // node-postgres sends a Buffer as a binary-format parameter.
+    expect((await c.query("select v from a where id = $1", [int4(7)])).rows).toEqual([{ v: "a7" }]);
+    expect((await c.query(JOIN, [int4(999)])).rows.length).toBe(1000);
+    expect((await refusal(c.query(JOIN, [int4(0)]))).message).toContain("too many rows");
+    // Three bytes are no int4: the planner cannot read the value, so the rule refuses (fail closed).
+    const bad = await refusal(c.query(JOIN, [Buffer.from([0, 0, 1])]));
+    expect(bad.code).toBe("42501");
+    expect(bad.message).toContain("rule no-runaway-joins judges the planner's estimate of the statement, which could not be had (EXPLAIN with its values failed with SQLSTATE 08P01: the target could not read its parameters");
+    // Five bytes are no int4 either (22P03 where the value is read).
+    const extra = await refusal(c.query(JOIN, [Buffer.from([0, 0, 0, 1, 2])]));
+    expect(extra.message).toContain("EXPLAIN with its values failed with SQLSTATE 22P03: the target could not read its parameters");
+    expect((await c.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
+    await c.end();
+  });
+
+  it("held for approval with its values: the approver sees them; approved, that execution runs; a cheap one is not held", async () => {
+    const c = client(tokens["agent"] ?? "");
+    await c.connect();
+    const text = "select count(*)::int as n from big where id > $1";
+    // An index range over the last few rows: cheap, not held.
+    expect((await c.query(text, [99_990])).rows).toEqual([{ n: 10 }]);
+    const q = c.query(text, [0]);
+    const req = await until("a pending request", async () => {
+      const r = await t.api("/v1/approvals?status=pending");
+      return (r.body as { requests: { id: string; statement?: string; message?: string; params?: (string | null)[] }[] }).requests.find((x) => x.statement === text);
+    });
+    expect(req.message).toContain("(estimated cost");
+    expect(req.params).toEqual(["0"]);
+    expect((await t.api(`/v1/approvals/${req.id}/approve`, { token: tokens["dba1"] ?? "", body: {} })).status).toBe(200);
+    expect((await q).rows).toEqual([{ n: 100_000 }]);
+    await c.end();
+  });
+
+  it("pipelined Binds before one Sync keep their order; a refused Bind errors in its place and the session goes on after Sync", async () => {
+    const batch = (first: number, second: number): Buffer[] => [
+      serialize.parse({ text: JOIN, types: [] }),
+      serialize.bind({ values: [String(first)] }),
+      serialize.execute({}),
+      serialize.parse({ text: "select v from a where id = $1", types: [] }),
+      serialize.bind({ values: [String(second)] }),
+      serialize.execute({}),
+      serialize.sync(),
+    ];
+    const out = await rawSession({
+      port: t.pgPort,
+      database: "shop",
+      password: tokens["agent"] ?? "",
+      // Refused first (the rest of the batch is skipped until Sync), then allowed first with the refusal second, then a plain query.
+      bytes: Buffer.concat([...batch(0, 7), ...batch(999, 8), ...batch(999, 9).slice(3), serialize.query("select 'alive'")]),
+      readyCount: 4,
+    });
+    const m = messages(out);
+    const d = (xs: string[]): string => xs.map((x) => (x.startsWith("E:") ? "E" : x)).join("");
+    const rows1000 = "D".repeat(1000);
+    // 1: Parse ok, Bind refused (E), skipped to Sync.  2: the join runs (1000 rows), then the lookup.  3: the lookup alone.  4: the query.
+    expect(d(m)).toBe(`1EZ12${rows1000}C12DCZ12DCZTDCZ`);
+    expect(m.find((x) => x.startsWith("E:"))).toContain("too many rows");
+    expect(out.toString("utf8")).toContain("a8");
+    expect(out.toString("utf8")).toContain("alive");
+  });
+
+  it("psycopg 3 (server-side binding) and pgbench -M extended are judged per execution", async () => {
+    const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(t.pgPort), PGDATABASE: "shop", PGUSER: "agent", PGPASSWORD: tokens["agent"] ?? "" };
+    const script = `
+import psycopg, json
+with psycopg.connect("") as conn:
+    cur = conn.cursor()
+    cur.execute("select v from a where id = %s", [7])
+    print(json.dumps({"cheap": cur.fetchall()}))
+    try:
+        cur.execute("select a.id, b.id from a, b where a.id > %s", [0])
+        print(json.dumps({"join": "ran"}))
+    except psycopg.Error as e:
+        print(json.dumps({"join": e.sqlstate, "message": str(e)}))
+`;
+    const py = await runClient("/usr/bin/python3", ["-c", script], { env, timeoutMs: 60_000 });
+    const lines = py.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toEqual({ cheap: [["a7"]] });
+    expect(lines[1]?.["join"]).toBe("42501");
+    expect(String(lines[1]?.["message"])).toContain("too many rows");
+    const dir = await import("node:fs").then((fs) => fs.mkdtempSync("/tmp/airlock-pgbench-"));
+    const fs = await import("node:fs");
+    fs.writeFileSync(`${dir}/cheap.sql`, "\\set id random(1, 1000)\nselect v from a where id = :id;\n");
+    fs.writeFileSync(`${dir}/join.sql`, "\\set low random(0, 10)\nselect count(*) from (select a.id, b.id from a, b where a.id > :low) j;\nselect a.id from a, b where a.id > :low;\n");
+    const ok = await runClient("pgbench", ["-n", "-M", "extended", "-t", "25", "-f", `${dir}/cheap.sql`], { env, timeoutMs: 60_000 });
+    expect(ok.stderr).not.toContain("ERROR");
+    expect(ok.stdout).toContain("number of transactions actually processed: 25/25");
+    const refused = await runClient("pgbench", ["-n", "-M", "extended", "-t", "1", "-f", `${dir}/join.sql`], { env, timeoutMs: 60_000 });
+    expect(refused.stderr).toContain("too many rows");
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

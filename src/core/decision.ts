@@ -1,7 +1,7 @@
 import type { ObjectNames } from "./objects.js";
 import type { ErrorCode } from "./errors.js";
 import type { DeferredHold } from "./events.js";
-import type { PreviewSettings } from "./preview.js";
+import type { CostEstimate, PreviewSettings } from "./preview.js";
 
 /**
  * What the pipeline decided about a judged event. Engines render it in their protocol:
@@ -163,6 +163,34 @@ export interface HoldDecision {
 
 /** What evaluators may return for a statement: a decision, or a hold the pipeline resolves. */
 export type Verdict = Decision | HoldDecision;
+
+/**
+ * A cost rule (`match.cost` / `match.estimatedRows`) applies to a statement prepared with
+ * parameters: the planner can estimate it only with values, which each execution brings. The
+ * pipeline allows the prepare (preparing runs nothing) carrying this deferral (DeferredHold),
+ * and decides each execution with `decide`, given the estimator of that execution (EXPLAIN
+ * with its values). Only the pipeline sees it; engines only ever render allow and deny.
+ */
+export interface CostDeferral {
+  readonly type: "defer";
+  /** The first cost rule that needs the values. */
+  readonly rule: string;
+  /** Why an execution would be refused by that rule (fail closed), for a refusal at the prepare. */
+  readonly message: string;
+  /**
+   * The statement's objects, when an execution may be held for approval: bound at the prepare,
+   * as for a held prepared statement (the target analyses it then).
+   */
+  readonly objects?: ObjectNames;
+  /**
+   * The verdict of one execution. `estimate` absent: the engine cannot estimate it (refused,
+   * fail closed); an estimate that cannot be had refuses too. Never rejects.
+   */
+  readonly decide: (estimate: (() => Promise<CostEstimate>) | undefined) => Verdict | Promise<Verdict>;
+}
+
+/** What an evaluator may answer: a verdict, or (a statement prepared with parameters) a cost deferral. */
+export type EvaluatorVerdict = Verdict | CostDeferral;
 
 export const ALLOW: AllowDecision = Object.freeze({ type: "allow" });
 

@@ -1,4 +1,4 @@
-import type { HoldDecision } from "./decision.js";
+import type { CostDeferral, HoldDecision } from "./decision.js";
 import type { ErrorCode } from "./errors.js";
 import type { ObjectBinding } from "./objects.js";
 import type { CostEstimate } from "./preview.js";
@@ -67,6 +67,12 @@ export interface DbQueryEvent {
    * be estimated (the rule then refuses: fail closed).
    */
   readonly estimate?: () => Promise<CostEstimate>;
+  /**
+   * A `prepare` whose text takes parameters (`$1`): the planner cannot estimate it without
+   * values, so a cost rule that applies is judged at each execution instead (CostDeferral).
+   * An over-approximation is harmless (the execution is then estimated with no values).
+   */
+  readonly parameterized?: boolean;
 }
 
 /**
@@ -84,14 +90,15 @@ export interface BoundParams {
 }
 
 /**
- * A prepared statement whose verdict is a hold. Preparing runs nothing, so the prepare is
- * allowed and the hold is kept, unresolved, for its executions: each is decided on its own,
- * with its values (`DbExecuteEvent`). Engines keep it as is and hand it back; they never look
- * inside.
+ * A prepared statement whose verdict is a hold, or a cost deferral (a cost rule that needs the
+ * values to estimate it). Preparing runs nothing, so the prepare is allowed and the hold is
+ * kept, unresolved, for its executions: each is decided on its own, with its values
+ * (`DbExecuteEvent`, whose `estimate` a cost deferral asks). Engines keep it as is and hand it
+ * back; they never look inside.
  */
 export interface DeferredHold {
   readonly type: "deferred";
-  readonly hold: HoldDecision;
+  readonly hold: HoldDecision | CostDeferral;
   readonly sql: string;
   readonly statementName?: string;
   /**
@@ -109,6 +116,11 @@ export interface DbExecuteEvent {
   readonly seq: number;
   readonly deferred: DeferredHold;
   readonly params: BoundParams;
+  /**
+   * Asks the target's planner for this execution's estimate (EXPLAIN of the statement with
+   * these values, engine-provided): called only for a cost deferral. Rejects when it cannot be had.
+   */
+  readonly estimate?: () => Promise<CostEstimate>;
 }
 
 /**

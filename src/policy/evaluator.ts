@@ -1,10 +1,10 @@
-import type { Decision, Verdict } from "../core/decision.js";
+import type { Decision, EvaluatorVerdict } from "../core/decision.js";
 import type { JudgedEvent, JudgedKind, SessionStartEvent } from "../core/events.js";
 import type { StatementTimeoutLimit } from "../core/judge.js";
 import type { SessionInfo } from "../core/session.js";
 
 /** One evaluator's answer: synchronous on the hot path, a promise when it must look something up. */
-export type Answer = Verdict | undefined | Promise<Verdict | undefined>;
+export type Answer = EvaluatorVerdict | undefined | Promise<EvaluatorVerdict | undefined>;
 
 /**
  * One stage of judgement. Evaluators run in the pipeline's fixed order; each returns a

@@ -29,7 +29,7 @@ async function judge(ev: K8sPolicyEvaluator, method: string, path: string, query
   const s = ev.openSession(session);
   const d = await s?.evaluate(k8sEvent(session, 1, classifyK8sRequest(method, path, query), name === undefined ? {} : { name }));
   if (d === undefined) return "none";
-  if (d.type === "hold") return `hold:${d.rule}`;
+  if (d.type === "hold" || d.type === "defer") return `${d.type}:${d.rule}`;
   if (d.type === "deny") return `deny:${d.rule ?? ""}`;
   return d.plan === undefined ? `allow${d.rule === undefined ? "" : `:${d.rule}`}` : `mask:${d.plan.masks.map((m) => m.rule).join(",")}`;
 }

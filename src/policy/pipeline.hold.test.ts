@@ -10,7 +10,8 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryAuditStore } from "../audit/testing.js";
 import type { AuditEventInput, AuditLog, AuditRecord } from "../audit/types.js";
-import { deny, type Decision, type HoldDecision } from "../core/decision.js";
+import { deny, type CostDeferral, type Decision, type HoldDecision, type Verdict } from "../core/decision.js";
+import type { CostEstimate } from "../core/preview.js";
 import { GatewayError } from "../core/errors.js";
 import type { ObjectBinding } from "../core/objects.js";
 import type { SessionInfo } from "../core/session.js";
@@ -245,5 +246,44 @@ describe("Pipeline holds and grants", () => {
     const blocked = await make([new AccessEvaluator(connections), refusing], r).startSession(session(["other"]));
     expect(blocked.decision).toMatchObject({ type: "deny", rule: "blocked" });
     expect(blocked.gate).toBeUndefined();
+  });
+  it("a cost deferral: the Parse is allowed unaudited; each Bind is decided with its own estimate, audited, and a hold is resolved with its values", async () => {
+    const r = new FakeResolver();
+    const asked: HoldRequest[] = [];
+    r.answer = (req) => {
+      asked.push(req);
+      return Promise.resolve({ decision: { type: "allow", rule: "costly" }, approvalId: "apr_c" });
+    };
+    const decide = async (estimate: (() => Promise<CostEstimate>) | undefined): Promise<Verdict> => {
+      if (estimate === undefined) return deny("GW_POLICY_DENIED", "no estimate", "costly");
+      const e = await estimate();
+      if (e.rows > 1000) return deny("GW_POLICY_DENIED", "too many rows", "costly");
+      return e.rows > 100 ? { ...hold, rule: "costly", onAllowed: () => undefined } : { type: "allow" };
+    };
+    const deferral: CostDeferral = { type: "defer", rule: "costly", message: "too costly", decide };
+    const costly: Evaluator = { name: "costly", kinds: ["db.query"], openSession: () => ({ kinds: ["db.query"], evaluate: () => deferral }) };
+    const { gate } = await make([new AccessEvaluator(connections), costly], r).startSession(session(["agents"]));
+    if (gate === undefined) throw new Error("not admitted");
+    const before = audit.records.length;
+    const prepared = await gate.judge({ type: "db.query", session: gate.info, seq: 1, stage: "prepare", sql: "select * from t where id > $1", statementName: "" });
+    const parsed = prepared.type === "allow" ? prepared.deferred : undefined;
+    if (parsed === undefined) throw new Error(`expected a deferral, got ${prepared.type}`);
+    expect(audit.records).toHaveLength(before);
+    const raw = (v: string): { shown: string[]; values: Buffer[]; formats: number[]; types: number[] } => ({ shown: [v], values: [Buffer.from(v)], formats: [], types: [] });
+    const rows = (n: number) => (): Promise<CostEstimate> => Promise.resolve({ cost: n, rows: n });
+    expect(await gate.judge({ type: "db.execute", session: gate.info, deferred: parsed, seq: 2, params: raw("990"), estimate: rows(10) })).toEqual({ type: "allow" });
+    expect(await gate.judge({ type: "db.execute", session: gate.info, deferred: parsed, seq: 3, params: raw("0"), estimate: rows(1e6) })).toMatchObject({ type: "deny", rule: "costly", message: "too many rows" });
+    expect(await gate.judge({ type: "db.execute", session: gate.info, deferred: parsed, seq: 4, params: raw("500"), estimate: rows(500) })).toEqual({ type: "allow", rule: "costly" });
+    expect(asked.map((q) => [q.text, q.params?.shown])).toEqual([["select * from t where id > $1", ["500"]]]);
+    // No estimator (an engine that cannot estimate): refused, fail closed.
+    expect(await gate.judge({ type: "db.execute", session: gate.info, deferred: parsed, seq: 5, params: raw("1") })).toMatchObject({ type: "deny", message: "no estimate" });
+    expect(audit.records.slice(before)).toMatchObject([
+      { type: "db.query", decision: "allow", details: { seq: 2, stage: "execute" } },
+      { type: "db.query", decision: "deny", rule: "costly", details: { seq: 3, stage: "execute" } },
+      { type: "db.query", decision: "allow", details: { seq: 4, stage: "execute", approvalId: "apr_c" } },
+      { type: "db.query", decision: "deny", details: { seq: 5, stage: "execute" } },
+    ]);
+    // A simple query with a deferral (never made by the SQL evaluator) is refused, not allowed.
+    expect(await gate.judge({ type: "db.query", session: gate.info, seq: 6, stage: "simple", sql: "select 1" })).toMatchObject({ type: "deny", message: "no estimate" });
   });
 });

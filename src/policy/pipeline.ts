@@ -15,11 +15,12 @@
  */
 import type { Logger } from "pino";
 import { auditPrincipal, type AuditEventInput, type AuditLog, type AuditPrincipal } from "../audit/types.js";
-import { deny, type Decision, type DenyDecision, type HoldDecision, type Verdict } from "../core/decision.js";
+import { deny, type CostDeferral, type Decision, type DenyDecision, type EvaluatorVerdict, type HoldDecision, type Verdict } from "../core/decision.js";
 import { isGatewayError, type ErrorCode } from "../core/errors.js";
 import type {
   AuthFailureEvent,
   BoundParams,
+  DbExecuteEvent,
   DbQueryEvent,
   DbResultEvent,
   JudgedEvent,
@@ -38,7 +39,7 @@ import type { RecordingStore, SessionRecorder } from "../recording/types.js";
 import { sessionRowFromInfo } from "../store/session-row.js";
 import type { Store } from "../store/types.js";
 import type { Evaluator, SessionEvaluator } from "./evaluator.js";
-import { evaluateEvent, evaluateSession } from "./verdicts.js";
+import { evaluateEvent, evaluateSession, settledVerdict } from "./verdicts.js";
 import type { SessionRegistry } from "./registry.js";
 
 export { evaluateEvent, evaluateSession, mergeAllows } from "./verdicts.js";
@@ -225,7 +226,7 @@ export class Pipeline {
       const se = e.openSession?.(session);
       return se !== undefined && se.kinds.includes(event.type) ? [se] : [];
     });
-    return sessions.length === 0 ? ALLOW_NO_OPINION : evaluateEvent(sessions, event);
+    return sessions.length === 0 ? ALLOW_NO_OPINION : settledVerdict(await evaluateEvent(sessions, event));
   }
 
   /** Facts outside any session (authentication failures). Never throws. */
@@ -375,6 +376,11 @@ export class SessionGate implements SessionJudge {
    * and each execution is decided on its own as a `db.execute` event. Nothing is audited or
    * recorded for a deferred hold until then. The statement is defined for later ones at once
    * (an SQL EXECUTE of it is judged with its facts): the target now has it.
+   *
+   * A cost deferral (a cost rule on a statement prepared with parameters) is deferred the same
+   * way: each execution is decided by the evaluator with that execution's estimate (the
+   * engine's `estimate`, EXPLAIN with its values), and the verdict (allow, deny or a hold,
+   * resolved now with the execution's values) is audited and recorded as any.
    */
   judge(event: JudgedEvent, hooks: JudgeHooks = {}): Promise<Decision> {
     try {
@@ -393,41 +399,51 @@ export class SessionGate implements SessionJudge {
    * promise `judge` would. The order of the steps is the same either way.
    */
   judgeNow(event: JudgedEvent, hooks: JudgeHooks = {}): Decision | Promise<Decision> {
-    if (event.type === "db.execute") {
-      const { deferred } = event;
-      return this.#conclude(deferred.hold, hooks, {
-        ...(deferred.objects === undefined ? {} : { preparedObjects: deferred.objects }),
-        audit: "db.query",
-        text: deferred.sql,
-        seq: event.seq,
-        stage: "execute",
-        details: { seq: event.seq, stage: "execute" },
-        params: event.params,
-        ...(deferred.statementName === undefined ? {} : { statementName: deferred.statementName }),
-      });
-    }
+    if (event.type === "db.execute") return this.#judgeExecution(event, hooks);
     // Most verdicts are synchronous (cached): no await, so no microtask hop, for those.
     const evaluated = this.#evaluate(event);
     if (evaluated instanceof Promise) return evaluated.then((verdict) => this.#judged(event, verdict, hooks));
     return this.#judged(event, evaluated, hooks);
   }
 
-  #judged(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>, verdict: Verdict, hooks: JudgeHooks): Decision | Promise<Decision> {
-    if (verdict.type === "hold" && event.type === "db.query" && event.stage !== "simple") return this.#deferHold(event, verdict, hooks);
+  /** One execution of a prepared statement whose hold or cost rule was deferred: decided now, with its values. */
+  async #judgeExecution(event: DbExecuteEvent, hooks: JudgeHooks): Promise<Decision> {
+    const { deferred } = event;
+    const verdict = deferred.hold.type === "defer" ? await deferred.hold.decide(event.estimate) : deferred.hold;
+    return this.#conclude(verdict, hooks, {
+      ...(deferred.objects === undefined ? {} : { preparedObjects: deferred.objects }),
+      audit: "db.query",
+      text: deferred.sql,
+      seq: event.seq,
+      stage: "execute",
+      details: { seq: event.seq, stage: "execute" },
+      params: event.params,
+      ...(deferred.statementName === undefined ? {} : { statementName: deferred.statementName }),
+    });
+  }
+
+  #judged(event: Exclude<JudgedEvent, { readonly type: "db.execute" }>, verdict: EvaluatorVerdict, hooks: JudgeHooks): Decision | Promise<Decision> {
+    if ((verdict.type === "hold" || verdict.type === "defer") && event.type === "db.query" && event.stage !== "simple") return this.#deferHold(event, verdict, hooks);
+    // A cost deferral is only ever decided per execution: anywhere else it is refused (fail closed).
+    if (verdict.type === "defer") {
+      const decided = verdict.decide(undefined);
+      return decided instanceof Promise ? decided.then((v) => this.#conclude(v, hooks, judgedWhat(event))) : this.#conclude(decided, hooks, judgedWhat(event));
+    }
     return this.#conclude(verdict, hooks, judgedWhat(event));
   }
 
-  /** A hold on a prepared statement: decided at each execution (see judge). */
-  async #deferHold(event: DbQueryEvent, verdict: HoldDecision, hooks: JudgeHooks): Promise<Decision> {
+  /** A hold or cost deferral on a prepared statement: decided at each execution (see judge). */
+  async #deferHold(event: DbQueryEvent, verdict: HoldDecision | CostDeferral, hooks: JudgeHooks): Promise<Decision> {
     // The target analyses a prepared statement now: what its names resolve to is kept, and
     // each execution is approved only while they still resolve the same.
     let objects: ObjectBinding | undefined;
-    if (event.stage === "prepare" && verdict.need === "approval") {
-      const bound = await this.#bindAtPrepare(verdict, hooks);
+    const binding = bindingOf(verdict);
+    if (event.stage === "prepare" && binding !== undefined) {
+      const bound = await this.#bindAtPrepare(binding, hooks);
       if (bound.type === "deny") return this.#conclude(bound, hooks, judgedWhat(event));
       objects = bound.objects;
-    } else if (verdict.executes !== undefined) objects = this.#preparedObjects.get(verdict.executes);
-    verdict.onAllowed?.();
+    } else if (verdict.type === "hold" && verdict.executes !== undefined) objects = this.#preparedObjects.get(verdict.executes);
+    if (verdict.type === "hold") verdict.onAllowed?.();
     return {
       type: "allow",
       deferred: {
@@ -440,7 +456,7 @@ export class SessionGate implements SessionJudge {
     };
   }
 
-  #evaluate(event: JudgedEvent): Verdict | Promise<Verdict> {
+  #evaluate(event: JudgedEvent): EvaluatorVerdict | Promise<EvaluatorVerdict> {
     if (!this.#known.has(event.type)) {
       return deny("GW_UNSUPPORTED", `no evaluator judges ${event.type} events, so it is refused (fail closed)`, "fail-closed");
     }
@@ -453,7 +469,7 @@ export class SessionGate implements SessionJudge {
     return this.#route(event);
   }
 
-  #route(event: JudgedEvent): Verdict | Promise<Verdict> {
+  #route(event: JudgedEvent): EvaluatorVerdict | Promise<EvaluatorVerdict> {
     const evaluators = this.#routes.get(event.type);
     return evaluators === undefined ? ALLOW_NO_OPINION : evaluateEvent(evaluators, event);
   }
@@ -489,7 +505,7 @@ export class SessionGate implements SessionJudge {
    * statement on a PostgreSQL connection whose engine gave no resolver is refused: its approval
    * could not be bound to what it acts on (fail closed).
    */
-  #objectBinder(hold: HoldDecision, hooks: JudgeHooks): { readonly bind?: () => Promise<ObjectBinding> } | DenyDecision {
+  #objectBinder(hold: ObjectsToBind, hooks: JudgeHooks): { readonly bind?: () => Promise<ObjectBinding> } | DenyDecision {
     const names = hold.objects;
     if (names === undefined || hold.need !== "approval") return {};
     const resolve = hooks.resolveObjects;
@@ -512,7 +528,7 @@ export class SessionGate implements SessionJudge {
   }
 
   /** A held statement being prepared: its names resolved as the target analyses them now. */
-  async #bindAtPrepare(hold: HoldDecision, hooks: JudgeHooks): Promise<{ readonly type: "bound"; readonly objects?: ObjectBinding } | DenyDecision> {
+  async #bindAtPrepare(hold: ObjectsToBind, hooks: JudgeHooks): Promise<{ readonly type: "bound"; readonly objects?: ObjectBinding } | DenyDecision> {
     const binder = this.#objectBinder(hold, hooks);
     if ("type" in binder) return binder;
     if (binder.bind === undefined) return { type: "bound" };
@@ -742,6 +758,18 @@ function previewOf(hold: HoldDecision, hooks: JudgeHooks, sql: string, params: B
   if (settings === undefined || run === undefined) return {};
   const masks = hold.allow.plan?.masks ?? [];
   return { preview: () => run({ sql, ...(params === undefined ? {} : { params }), settings, masks }) };
+}
+
+/** What an approval is bound to (a hold, or a cost deferral whose executions may be held). */
+type ObjectsToBind = Pick<HoldDecision, "need" | "objects" | "message" | "rule">;
+
+/**
+ * What a prepared statement's pending verdict binds at the prepare: a hold for approval, or a
+ * cost deferral whose executions may be held for approval (it then names the objects).
+ */
+function bindingOf(v: HoldDecision | CostDeferral): ObjectsToBind | undefined {
+  if (v.type === "hold") return v.need === "approval" ? v : undefined;
+  return v.objects === undefined ? undefined : { need: "approval", objects: v.objects, message: v.message, rule: v.rule };
 }
 
 /** No evaluator of this session has an opinion on the event: allowed, with no result plan. */

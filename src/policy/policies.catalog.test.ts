@@ -4,7 +4,7 @@
  * them, and the role/database search_path default learned at session start.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Verdict } from "../core/decision.js";
+import type { EvaluatorVerdict as Verdict } from "../core/decision.js";
 import type { DbQueryEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import { parseConfig, type RawConfig } from "../runtime/config.js";

@@ -4,7 +4,7 @@
  * real PostgreSQL lives in test/guardrails.test.ts.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import type { AllowDecision, DenyDecision, HoldDecision, MaskRule, Verdict } from "../core/decision.js";
+import type { AllowDecision, DenyDecision, EvaluatorVerdict as Verdict, HoldDecision, MaskRule } from "../core/decision.js";
 import { isGatewayError } from "../core/errors.js";
 import { createMaskerFactory } from "../masking/index.js";
 import type { DbQueryEvent } from "../core/events.js";

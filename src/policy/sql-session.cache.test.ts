@@ -7,7 +7,7 @@
  */
 import fc from "fast-check";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import type { Verdict } from "../core/decision.js";
+import type { EvaluatorVerdict as Verdict } from "../core/decision.js";
 import type { DbQueryEvent } from "../core/events.js";
 import type { SessionInfo } from "../core/session.js";
 import { parseConfig, type RawConfig } from "../runtime/config.js";

@@ -5,7 +5,7 @@
  * longer than ~500 lines because that state and the decisions reading it are one piece;
  * compilation and matching helpers live in sql-policy.ts.
  */
-import { deny, type AllowDecision, type Decision, type HoldDecision, type MaskRule, type StatementLineage, type Verdict } from "../core/decision.js";
+import { deny, type AllowDecision, type CostDeferral, type Decision, type EvaluatorVerdict, type HoldDecision, type MaskRule, type StatementLineage, type Verdict } from "../core/decision.js";
 import type { DbQueryEvent, JudgedEvent } from "../core/events.js";
 import type { CostEstimate } from "../core/preview.js";
 import { EXPLAINABLE_OPERATIONS, costMatches, costMissing, formatEstimate, hasCostMatch, previewSettings } from "./sql-cost.js";
@@ -351,6 +351,7 @@ export class SessionPolicies implements SessionEvaluator {
       !(verdict instanceof Promise) &&
       verdict !== undefined &&
       verdict.type !== "hold" &&
+      verdict.type !== "defer" &&
       version === this.#version &&
       !(event.stage === "prepare" && event.statementName !== undefined && event.statementName !== "") &&
       (!classified.ok || classified.statements.every(stateless))
@@ -547,7 +548,7 @@ export class SessionPolicies implements SessionEvaluator {
    * relations of the views it reads, and of the views it writes (an updatable view writes its
    * base table), from the catalog and from the views this session defined itself.
    */
-  #throughViews(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): Verdict | Promise<Verdict> {
+  #throughViews(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[]): EvaluatorVerdict | Promise<EvaluatorVerdict> {
     const sessionViews = this.#sessionViews.size > 0 ? effective.map((f) => [this.#sessionViewsOf(f.relationsRead), this.#sessionViewsOf(f.relationsWritten)] as const) : undefined;
     const resolver = this.#viewResolver;
     if (this.#columnGuards && (resolver !== undefined || sessionViews !== undefined)) {
@@ -704,15 +705,22 @@ export class SessionPolicies implements SessionEvaluator {
     return [...out.values()];
   }
 
-  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[], estimate?: CostEstimate): Verdict | Promise<Verdict> {
+  /**
+   * The first guard that matches decides. `execution`: deciding one execution of a statement
+   * prepared earlier (a cost deferral), whose definitions were recorded at its prepare.
+   */
+  #decide(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[], estimate?: CostEstimate, execution = false): EvaluatorVerdict | Promise<EvaluatorVerdict> {
     for (const p of this.#guards) {
       if (!effective.some((f) => this.#matches(p, f, event.sql))) continue;
       let costNote = "";
       if (hasCostMatch(p)) {
         // A cost rule judges the planner's estimate: asked of the target only now, when every
-        // other key of the rule holds (engines give `estimate`; none: fail closed).
+        // other key of the rule holds (engines give `estimate`; none: fail closed). A statement
+        // prepared with parameters is estimated at each execution, with its values.
         if (!effective.some((f) => f.operations.some((op) => EXPLAINABLE_OPERATIONS.has(op)))) continue;
-        if (estimate === undefined) return this.#withEstimate(event, statements, effective, p);
+        if (estimate === undefined) {
+          return event.stage === "prepare" && event.parameterized === true ? this.#deferCost(event, statements, effective, p) : this.#withEstimate(event, statements, effective, p);
+        }
         if (costMissing(p, estimate)) {
           return deny("GW_POLICY_DENIED", `rule ${p.name} judges the planner's cost of the statement, which the target's plan does not give (MariaDB 10.x estimates rows only: use estimatedRows), so it is refused (fail closed)`, p.name);
         }
@@ -749,15 +757,56 @@ export class SessionPolicies implements SessionEvaluator {
       return deny("GW_POLICY_DENIED", message, p.name);
     }
     const lineage = this.#unitLineage(statements);
-    this.#defined(event, statements, effective);
+    if (!execution) this.#defined(event, statements, effective);
     return this.#allow(effective, event.sql, lineage);
   }
 
+  /** Why rule `p` refuses a statement whose estimate it cannot have (fail closed). */
+  #costRefusal(p: CompiledPolicy, why: string): Decision {
+    return deny("GW_POLICY_DENIED", `rule ${p.name} judges the planner's estimate of the statement, which ${why}, so it is refused (fail closed)`, p.name);
+  }
+
+  /**
+   * A cost rule applies to a statement prepared with parameters: the planner can estimate it
+   * only with values, so each execution is decided with its own estimate (the pipeline calls
+   * `decide` at every Bind). The prepare runs nothing and goes to the target: what it defines
+   * is recorded now. The rest of the judgement (guards, masks, limits) is the same at each
+   * execution; guards after `p` see that execution's estimate too.
+   */
+  #deferCost(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[], p: CompiledPolicy): EvaluatorVerdict {
+    if (statements.length > 1) return this.#costRefusal(p, "is asked one statement at a time (send the statements separately)");
+    this.#defined(event, statements, effective);
+    const mayHold = this.#guards.some((g) => g.config.action === "require_approval");
+    const decide = (estimate: (() => Promise<CostEstimate>) | undefined): Verdict | Promise<Verdict> => {
+      if (estimate === undefined) return this.#costRefusal(p, "this connection cannot give before it runs");
+      let asked: Promise<CostEstimate>;
+      try {
+        asked = estimate();
+      } catch (e) {
+        return this.#costRefusal(p, `could not be had (${e instanceof GatewayError ? e.message : "EXPLAIN failed"})`);
+      }
+      return asked.then(
+        async (e) => {
+          const v = await this.#decide(event, statements, effective, e, true);
+          return v.type === "defer" ? this.#costRefusal(p, "could not be judged with its values") : v;
+        },
+        (e: unknown) => this.#costRefusal(p, `could not be had (${e instanceof GatewayError ? e.message : "EXPLAIN failed"})`),
+      );
+    };
+    const deferral: CostDeferral = {
+      type: "defer",
+      rule: p.name,
+      message: p.config.message ?? defaultMessage(p.config.action as GuardAction, p),
+      ...(mayHold ? { objects: objectNames(effective) } : {}),
+      decide,
+    };
+    return deferral;
+  }
+
   /** Ask the target's planner, then decide again with its estimate; a failure refuses under rule `p` (fail closed). */
-  #withEstimate(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[], p: CompiledPolicy): Verdict | Promise<Verdict> {
+  #withEstimate(event: DbQueryEvent, statements: readonly StatementFacts[], effective: readonly StatementFacts[], p: CompiledPolicy): EvaluatorVerdict | Promise<EvaluatorVerdict> {
     const ask = event.estimate;
-    const refuse = (why: string): Verdict =>
-      deny("GW_POLICY_DENIED", `rule ${p.name} judges the planner's estimate of the statement, which ${why}, so it is refused (fail closed)`, p.name);
+    const refuse = (why: string): Verdict => this.#costRefusal(p, why);
     if (ask === undefined) return refuse("this connection cannot give before it runs");
     if (statements.length > 1) return refuse("is asked one statement at a time (send the statements separately)");
     return ask().then(

@@ -223,6 +223,7 @@ describe("file transfers (legacy scp, rsync)", () => {
     if (d === undefined) return "none";
     if (d.type === "deny") return `deny:${d.rule ?? ""}`;
     if (d.type === "hold") return { hold: d.rule, plan: d.allow.plan };
+    if (d.type === "defer") return `defer:${d.rule}`;
     return d.plan ?? "no plan";
   };
 

@@ -20,7 +20,7 @@ import { ADMIN_PRINCIPAL, type Principal } from "../core/principal.js";
 import { describeSecretRef, type SecretRef } from "../core/secret.js";
 import type { ClientProtocol, SessionInfo } from "../core/session.js";
 import type { Evaluator } from "../policy/evaluator.js";
-import { evaluateEvent, evaluateSession } from "../policy/verdicts.js";
+import { evaluateEvent, evaluateSession, settledVerdict } from "../policy/verdicts.js";
 import type { Config } from "./config.js";
 
 function isSecretRef(v: unknown): v is SecretRef {
@@ -169,7 +169,7 @@ export async function tryEvents(
       return s !== undefined && s.kinds.includes(event.type) ? [s] : [];
     });
     const v: Verdict =
-      open.length === 0 ? { type: "deny", code: "GW_UNSUPPORTED", message: `no evaluator judges ${event.type} events, so it is refused (fail closed)`, rule: "fail-closed" } : await evaluateEvent(open, event);
+      open.length === 0 ? { type: "deny", code: "GW_UNSUPPORTED", message: `no evaluator judges ${event.type} events, so it is refused (fail closed)`, rule: "fail-closed" } : await settledVerdict(await evaluateEvent(open, event));
     if (verdict === undefined || v.type === "deny" || (v.type === "hold" && verdict.type === "allow")) verdict = v;
     else if (v.type === "allow" && verdict.type === "allow" && (v.plan?.masks.length ?? 0) > 0 && (verdict.plan?.masks.length ?? 0) === 0) verdict = v;
     if (verdict.type === "deny") break;

@@ -29,7 +29,7 @@ const session: SessionInfo = {
 const policies = new SshPolicyEvaluator(config.policies).openSession(session);
 
 /** The evaluator's verdict for an exec request with this command. */
-async function verdict(command: string): Promise<"deny" | "allow" | "hold" | "none"> {
+async function verdict(command: string): Promise<"deny" | "allow" | "hold" | "defer" | "none"> {
   const d = await policies?.evaluate({ type: "ssh.exec", session, seq: 1, command });
   return d === undefined ? "none" : d.type;
 }

@@ -1,6 +1,6 @@
 /** Test helper: a PolicyEvaluator session over parsed policies, judged synchronously. Not used
  * by production code. */
-import type { Verdict } from "../../core/decision.js";
+import type { EvaluatorVerdict as Verdict } from "../../core/decision.js";
 import type { SessionInfo } from "../../core/session.js";
 import { parseConfig, type RawConfig } from "../../runtime/config.js";
 import { PolicyEvaluator } from "../policies.js";

@@ -8,7 +8,9 @@
  * once; an extended-protocol statement at each Bind, not at its Parse. Preparing runs nothing,
  * so the Parse is forwarded, and every Bind of the statement is decided on its own with its
  * parameters (the approver sees the values that will run); a refused Bind is a poison, so the
- * server skips the rest of the batch until Sync as it would after a failed Bind.
+ * server skips the rest of the batch until Sync as it would after a failed Bind. A cost rule on
+ * a statement prepared with parameters is judged the same way: at each Bind, on the planner's
+ * estimate with that Bind's values (the previewer's EXPLAIN on the gateway's side session).
  */
 import type { PgPreviewer } from "./preview.js";
 import type { Duplex } from "node:stream";
@@ -33,6 +35,12 @@ interface Judgement {
   readonly seq: number;
   readonly decision: Decision;
 }
+
+/**
+ * A parameter reference (`$1`) may be in the text: an over-approximation (a `$1` inside a string
+ * literal counts too), which only defers a cost rule's estimate to the Bind.
+ */
+const PARAMETER = /\$[0-9]/;
 
 /** While a statement is held, at most this much of the client's later input is read ahead. */
 const HOLD_READ_CAP = 1024 * 1024;
@@ -167,7 +175,7 @@ export class ClientMessages {
     return gate.judgeNow === undefined ? gate.judge(event, hooks) : gate.judgeNow(event, hooks);
   }
 
-  #judge(stage: DbQueryStage, sql: string, statementName?: string): Judgement | Promise<Judgement> {
+  #judge(stage: DbQueryStage, sql: string, statementName?: string, parameterized?: boolean): Judgement | Promise<Judgement> {
     const seq = ++this.#seq;
     this.statementsJudged++;
     const previewer = this.#c.previewer;
@@ -179,6 +187,7 @@ export class ClientMessages {
       sql,
       ...(statementName === undefined ? {} : { statementName }),
       ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(sql, this.#c.objects.searchPath) }),
+      ...(parameterized === true ? { parameterized } : {}),
     };
     // A prepare never waits for a person: a hold comes back deferred, decided at each Bind.
     const decision = stage === "prepare" ? this.#judgeNow(event, { resolveObjects: this.#c.objects.resolve, settlesBeforeRelease: true }) : this.#holding((hooks) => this.#judgeNow(event, hooks));
@@ -311,7 +320,8 @@ export class ClientMessages {
         return;
       }
     }
-    const { seq, decision } = await this.#judge("prepare", parse.sql, parse.name);
+    // With parameters, a cost rule is judged at each Bind, with its values (CostDeferral).
+    const { seq, decision } = await this.#judge("prepare", parse.sql, parse.name, parse.paramTypes.length > 0 || PARAMETER.test(parse.sql));
     if (decision.type === "deny") {
       // Refused like a failed Parse: an unnamed one is gone on the target too (exec_parse_message
       // drops the unnamed statement before parsing), so the poison takes its name.
@@ -397,7 +407,11 @@ export class ClientMessages {
     if (judged === undefined) this.statementsJudged++;
     const shown = this.#renderParams(bind);
     const params = { shown, values: bind.params, formats: bind.paramFormats, types: paramTypes };
-    const event: JudgedEvent = { type: "db.execute", session: this.#c.gate.info, seq, deferred, params };
+    // A cost deferral asks for this execution's estimate: EXPLAIN of the statement with these
+    // values, types and formats, under the session's search_path (asked only then).
+    const previewer = this.#c.previewer;
+    const estimate = previewer === undefined ? undefined : () => previewer.estimate(deferred.sql, this.#c.objects.searchPath, params);
+    const event: JudgedEvent = { type: "db.execute", session: this.#c.gate.info, seq, deferred, params, ...(estimate === undefined ? {} : { estimate }) };
     const decision = await this.#holding((hooks) => this.#c.gate.judge(event, hooks));
     if (decision.type === "deny") this.#c.refusals.extended(decision, out);
     else this.#bound(frame, bind, stmt, seq, shown, decision.plan, out);

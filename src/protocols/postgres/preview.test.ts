@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { initSqlParser } from "../../policy/sql/index.js";
-import { countsChanged, estimateFromExplain, sampleQuery } from "./preview.js";
+import { countsChanged, estimateFromExplain, sampleQuery, valuesKey } from "./preview.js";
 
 beforeAll(async () => {
   await initSqlParser();
@@ -42,5 +42,30 @@ describe("countsChanged", () => {
     ]);
     expect(countsChanged([["public.t", "0", "0", "5"]], [["public.t", "0", "0", "5"]])).toEqual([]);
     expect(countsChanged([], [["public.t", "x", "-1", "2"]])).toEqual([{ relation: "public.t", inserted: 0, updated: 0, deleted: 2 }]);
+  });
+});
+
+describe("valuesKey (estimates with values are cached per execution's values)", () => {
+  const p = (values: (string | null)[], formats: number[] = [], types: number[] = []) => ({
+    shown: values,
+    values: values.map((v) => (v === null ? null : Buffer.from(v))),
+    formats,
+    types,
+  });
+  it("is the same for the same text, values, formats and types, and differs when any differs", () => {
+    const k = valuesKey("public\u0000select $1", p(["1"]));
+    expect(valuesKey("public\u0000select $1", p(["1"]))).toBe(k);
+    expect(valuesKey("public\u0000select $1", p(["2"]))).not.toBe(k);
+    expect(valuesKey("public\u0000select $1", p([null]))).not.toBe(k);
+    expect(valuesKey("public\u0000select $1", p(["1"], [1]))).not.toBe(k);
+    expect(valuesKey("public\u0000select $1", p(["1"], [], [23]))).not.toBe(k);
+    expect(valuesKey("small\u0000select $1", p(["1"]))).not.toBe(k);
+    // Value boundaries count: ["ab", "c"] is not ["a", "bc"].
+    expect(valuesKey("q", p(["ab", "c"]))).not.toBe(valuesKey("q", p(["a", "bc"])));
+  });
+  it("keeps no value: a fixed-size hash whatever the values", () => {
+    const k = valuesKey("q", p(["secret-value-1234".repeat(1000)]));
+    expect(k).toHaveLength(44);
+    expect(k).not.toContain("secret");
   });
 });

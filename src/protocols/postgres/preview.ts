@@ -22,8 +22,15 @@
  *
  * Estimates: `EXPLAIN (FORMAT JSON)` of the statement in a read-only transaction, with the
  * session's search_path; cached per search_path and exact text for a short time (a cost that
- * depends on literal values must not be answered from another text's estimate).
+ * depends on literal values must not be answered from another text's estimate). A statement
+ * prepared with parameters is estimated at each Bind with that Bind's values, declared types and
+ * format codes (text or binary: the side session parses the same text with the same types, so
+ * it reads binary values as the target does); the planner takes bound values as constants.
+ * Those estimates are cached by a SHA-256 of text, types, formats and values (never the values
+ * themselves), in a smaller map: the same values again (a poller, a retry) skip the round trip,
+ * other values are estimated anew, since the plan may differ per value.
  */
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { PostgresConnection } from "../../core/connection.js";
 import type { MaskRule } from "../../core/decision.js";
@@ -60,6 +67,8 @@ const MAX_LINE_CHARS = 300;
 const MAX_TABLES = 50;
 const ESTIMATE_TTL_MS = 60_000;
 const MAX_ESTIMATES = 1_000;
+/** Estimates with values: per value combination, so far fewer repeat; a small map. */
+const MAX_VALUE_ESTIMATES = 256;
 const MAX_EXPLAIN_JSON_CHARS = 1_048_576;
 const PARSE_LIMITS: ParseLimits = { maxBytes: 256 * 1024, maxDepth: MAX_SQL_DEPTH };
 /** What a preview may run: one plain write (its subqueries read). */
@@ -162,11 +171,34 @@ export function countsChanged(before: readonly (readonly (string | null)[])[], a
   return out.slice(0, MAX_TABLES);
 }
 
+/** The cache key of an estimate with values: a hash, so no value is kept (nor its size). */
+export function valuesKey(plain: string, params: Params): string {
+  const h = createHash("sha256");
+  const n = (x: number): void => {
+    h.update(`${x},`);
+  };
+  h.update(plain);
+  h.update("\u0000");
+  params.types.forEach(n);
+  h.update(";");
+  params.formats.forEach(n);
+  h.update(";");
+  for (const v of params.values) {
+    if (v === null) h.update("N");
+    else {
+      h.update(`V${v.byteLength}:`);
+      h.update(v);
+    }
+  }
+  return h.digest("base64");
+}
+
 export class PgPreviewer {
   readonly #conn: PostgresConnection;
   readonly #log: Logger;
   readonly #maskerFor: (rule: MaskRule) => RuleMasker;
   readonly #estimates = new Map<string, { readonly e: CostEstimate; readonly at: number }>();
+  readonly #valueEstimates = new Map<string, { readonly e: CostEstimate; readonly at: number }>();
   readonly #side: SideSession;
 
   constructor(conn: PostgresConnection, deps: UpstreamDeps, logger: Logger, maskerFor: (rule: MaskRule) => RuleMasker) {
@@ -188,15 +220,19 @@ export class PgPreviewer {
     }
   }
 
-  /** The planner's estimate of one statement. Rejects when it cannot be had. */
-  async estimate(sql: string, path: SearchPathState): Promise<CostEstimate> {
+  /**
+   * The planner's estimate of one statement; `params`: one execution's values (a Bind), which
+   * the statement is planned with. Rejects when it cannot be had.
+   */
+  async estimate(sql: string, path: SearchPathState, params?: Params): Promise<CostEstimate> {
     if (path.kind === "unknown") throw new GatewayError("GW_POLICY_DENIED", `the session's search_path is not known to the gateway (${path.why})`);
-    const key = `${path.kind === "set" ? path.value : ""}\u0000${sql}`;
-    const hit = this.#estimates.get(key);
+    const plain = `${path.kind === "set" ? path.value : ""}\u0000${sql}`;
+    const [cache, key, max] = params === undefined ? [this.#estimates, plain, MAX_ESTIMATES] : [this.#valueEstimates, valuesKey(plain, params), MAX_VALUE_ESTIMATES];
+    const hit = cache.get(key);
     if (hit !== undefined && Date.now() - hit.at <= ESTIMATE_TTL_MS) return hit.e;
-    const e = await this.#run((s) => this.#estimateOn(s, sql, path));
-    if (this.#estimates.size >= MAX_ESTIMATES) this.#estimates.clear();
-    this.#estimates.set(key, { e, at: Date.now() });
+    const e = await this.#run((s) => this.#estimateOn(s, sql, path, params));
+    if (cache.size >= max) cache.clear();
+    cache.set(key, { e, at: Date.now() });
     return e;
   }
 
@@ -258,35 +294,72 @@ export class PgPreviewer {
     return { status: "previewed", affectedRows, tables, sample, plan };
   }
 
-  async #estimateOn(session: UpstreamSession, sql: string, path: SearchPathState): Promise<CostEstimate> {
-    const r = await this.#explainJson(session, `EXPLAIN (FORMAT JSON) ${sql}`, path);
+  async #estimateOn(session: UpstreamSession, sql: string, path: SearchPathState, params?: Params): Promise<CostEstimate> {
+    const r = await this.#explainJson(session, `EXPLAIN (FORMAT JSON) ${sql}`, path, params);
     if (r.error !== undefined) {
-      // A statement with parameters and no values yet (a Parse): the Bind without values is
-      // refused (08P01) or the parameter is unknown (42P02). Not guessed: refused.
-      const params = r.error.code === "42P02" || r.error.code === "08P01";
-      const why = params ? "its parameters have no values yet, so the planner cannot estimate it before it runs" : `EXPLAIN failed with SQLSTATE ${r.error.code}`;
+      // A statement with parameters and no values (a simple Query cannot bind any): the Bind
+      // without values is refused (08P01) or the parameter is unknown (42P02). Not guessed: refused.
+      const missing = params === undefined && (r.error.code === "42P02" || r.error.code === "08P01");
+      const why = missing
+        ? "its parameters have no values, so the planner cannot estimate it before it runs"
+        : params !== undefined && (r.error.code === "08P01" || r.error.code === "22P03")
+          ? `EXPLAIN with its values failed with SQLSTATE ${r.error.code}: the target could not read its parameters (their count, format codes or binary values)`
+          : `EXPLAIN failed with SQLSTATE ${r.error.code}`;
       throw new GatewayError("GW_POLICY_DENIED", why);
     }
     return estimateFromExplain(r.rows.map((row) => row[0] ?? "").join("\n"));
   }
 
-  /** EXPLAIN in a read-only transaction (nothing the planner does can write), with the session's settings. */
-  async #explainJson(session: UpstreamSession, explain: string, path: SearchPathState): Promise<StepResult> {
-    const begun = await this.#step(session, "BEGIN READ ONLY");
-    if (begun.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `EXPLAIN could not start (SQLSTATE ${begun.error.code})`);
-    try {
-      const set = await this.#step(session, this.#settingsSql(path, true));
-      if (set.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `EXPLAIN's settings were refused (SQLSTATE ${set.error.code})`);
-      return await this.#step(session, explain);
-    } finally {
-      await this.#step(session, "ROLLBACK");
-    }
+  /**
+   * EXPLAIN in a read-only transaction (nothing the planner does can write), with the session's
+   * settings, in one round trip: the settings (transaction-local, read-only first) and the
+   * EXPLAIN go before one Sync, so they run in one implicit transaction, which ends at the Sync;
+   * a failed setting skips the EXPLAIN (the target ignores the rest until Sync).
+   */
+  async #explainJson(session: UpstreamSession, explain: string, path: SearchPathState, params?: Params): Promise<StepResult> {
+    let fields: RowDescriptionField[] = [];
+    const rows: (string | null)[][] = [];
+    let error: { code: string; during: "settings" | "explain" } | undefined;
+    let completed = 0;
+    const messages = Buffer.concat([
+      encodeParse("", this.#settingsSql(path, true, true), []),
+      encodeBind({ params: [], paramFormats: [] }),
+      encodeExecute("", 0),
+      ...this.#statementMessages(explain, params),
+      encodeSync(),
+    ]);
+    const ready = await sideExchange(session, messages, PREVIEW_STATEMENT_TIMEOUT_MS + 5_000, (f) => {
+      if (f.type === BackendType.CommandComplete) completed++;
+      else if (f.type === BackendType.ErrorResponse) error = { code: decodeErrorOrNotice(f.body).code, during: completed === 0 ? "settings" : "explain" };
+      else if (completed === 0) return;
+      else if (f.type === BackendType.RowDescription) fields = decodeRowDescription(f.body);
+      else if (f.type === BackendType.DataRow) rows.push(decodeDataRow(f.body).map((v) => (v === null ? null : v.toString("utf8"))));
+    });
+    // The implicit transaction ended at the Sync; anything else leaves the side session in doubt.
+    if (ready.body[0] !== 0x49 /* I */) session.socket.destroy();
+    if (error?.during === "settings") throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `EXPLAIN's settings were refused (SQLSTATE ${error.code})`);
+    return error === undefined ? { fields, rows } : { fields, rows, error: { code: error.code } };
   }
 
-  /** Transaction-local settings: time limits, and the session's search_path. */
-  #settingsSql(path: SearchPathState, local: boolean): string {
+  /** Parse/Bind/Describe/Execute of one statement with its parameters (no Sync). */
+  #statementMessages(sql: string, params?: Params): Buffer[] {
+    return [
+      encodeParse("", sql, params?.types ?? []),
+      encodeBind({
+        params: (params?.values ?? []).map((v) => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.byteLength))),
+        paramFormats: params?.formats ?? [],
+      }),
+      encodeDescribe("P", ""),
+      encodeExecute("", 0),
+    ];
+  }
+
+  /** Transaction-local settings: time limits, the session's search_path, and (`readOnly`) a read-only transaction. */
+  #settingsSql(path: SearchPathState, local: boolean, readOnly = false): string {
     const l = local ? "true" : "false";
     const parts = [
+      // Going read-only is allowed at any point of a transaction (read-write is not).
+      ...(readOnly ? ["pg_catalog.set_config('transaction_read_only', 'on', true)"] : []),
       `pg_catalog.set_config('statement_timeout', '${PREVIEW_STATEMENT_TIMEOUT_MS}', ${l})`,
       `pg_catalog.set_config('lock_timeout', '${PREVIEW_LOCK_TIMEOUT_MS}', ${l})`,
     ];
@@ -340,16 +413,7 @@ export class PgPreviewer {
     let fields: RowDescriptionField[] = [];
     const rows: (string | null)[][] = [];
     let error: { code: string } | undefined;
-    const messages = Buffer.concat([
-      encodeParse("", sql, params?.types ?? []),
-      encodeBind({
-        params: (params?.values ?? []).map((v) => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.byteLength))),
-        paramFormats: params?.formats ?? [],
-      }),
-      encodeDescribe("P", ""),
-      encodeExecute("", 0),
-      encodeSync(),
-    ]);
+    const messages = Buffer.concat([...this.#statementMessages(sql, params), encodeSync()]);
     await sideExchange(session, messages, PREVIEW_STATEMENT_TIMEOUT_MS + 5_000, (f) => {
       if (f.type === BackendType.RowDescription) fields = decodeRowDescription(f.body);
       else if (f.type === BackendType.DataRow) rows.push(decodeDataRow(f.body).map((v) => (v === null ? null : v.toString("utf8"))));
