@@ -69,6 +69,18 @@ describe("kubectl through the gateway", () => {
     expect(kube.get("namespaces", "", "kube-system")).toBeDefined();
   });
 
+  it("kubectl create's protobuf body is refused with the JSON way in the message, and that way works", async () => {
+    const r = await kubectl(cfg, ["create", "configmap", "gen-cm", "--from-literal=a=b"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("cannot be inspected");
+    expect(r.stderr).toContain("--dry-run=client -o yaml | kubectl apply -f -");
+    const manifest = await kubectl(cfg, ["create", "configmap", "gen-cm", "--from-literal=a=b", "--dry-run=client", "-o", "yaml"]);
+    expect(manifest.code).toBe(0);
+    const applied = await kubectl(cfg, ["apply", "-f", "-"], { stdin: manifest.stdout });
+    expect(applied.stderr).toBe("");
+    expect(applied.stdout).toContain("configmap/gen-cm created");
+  });
+
   it("masks Secrets' data (decoded, masked, encoded again)", async () => {
     const r = await kubectl(cfg, ["get", "secret", "db", "-o", "jsonpath={.data.password}"]);
     expect(r.stderr).toBe("");

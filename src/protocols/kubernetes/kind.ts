@@ -135,7 +135,7 @@ export function kubernetesKind(castPathFor?: CastPathFor): HttpServedKind {
         return { ok: false, refusal: new GatewayError("GW_UNSUPPORTED", "Kubernetes request refused: the gateway serves JSON only (protobuf and CBOR cannot be inspected); use the client's JSON content type") };
       }
       if (OPAQUE_MEDIA.test(contentType)) {
-        return { ok: false, refusal: new GatewayError("GW_UNSUPPORTED", "Kubernetes request refused: a protobuf or CBOR body cannot be inspected; send JSON") };
+        return { ok: false, refusal: new GatewayError("GW_UNSUPPORTED", "Kubernetes request refused: a protobuf or CBOR body cannot be inspected; send JSON (kubectl create namespace/configmap/secret/... sends protobuf: use `kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`, which sends JSON)") };
       }
       let command: readonly string[] | undefined;
       let ports: readonly number[] | undefined;
