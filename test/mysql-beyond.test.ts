@@ -132,12 +132,36 @@ describe("MySQL cost limits (EXPLAIN FORMAT=JSON)", () => {
     expect(r.stderr).toContain("rule costly-b judges the planner's cost of the statement, which the target's plan does not give");
   });
 
-  it("mysql2 prepared statements: a `?` has no value at prepare, so the estimate refuses (fail closed)", async () => {
+  it("mysql2 execute(): a `?` statement is judged at each execution on EXPLAIN with its values", async () => {
     const c = await connect("shop");
+    const sql = "SELECT COUNT(*) AS n FROM a x, a y WHERE x.id > ? AND x.v <> ?";
     try {
-      await expect(c.execute("SELECT a.v FROM a, b WHERE a.id = ?", [1])).rejects.toThrow(/parameters have no values yet/);
+      // Few rows of x with these values: 5 x 1000 read, under the limit; it runs.
+      const [few] = await c.execute(sql, [995, "zz"]);
+      expect(few).toEqual([{ n: 5000 }]);
+      // The same prepared statement (mysql2 reuses it) with other values: a 1e6-row join, refused
+      // before it reaches the target, with the policy's message and the values' estimate.
+      await expect(c.execute(sql, [0, "zz"])).rejects.toThrow(/airlock: this query would read too many rows; add a WHERE or a LIMIT \(estimated rows \d\.\d\de\+[56]\)/);
+      // The session goes on, and the statement still runs with cheap values.
+      const [again] = await c.execute(sql, [998, "a999"]);
+      expect(again).toEqual([{ n: 1000 }]);
       const [rows] = await c.query("SELECT v FROM a WHERE id = 8");
       expect(rows).toEqual([{ v: "a8" }]);
+    } finally {
+      await c.end();
+    }
+    const refused = await until("the refused execution audited", async () => {
+      await gw.gw.audit.flush();
+      const audit = (await gw.api("/v1/audit?afterSeq=0&limit=1000")).body as { records: AuditRecord[] };
+      return audit.records.find((r) => r.rule === "no-runaway-joins" && r.decision === "deny" && JSON.stringify(r).includes("x.id > ?"));
+    });
+    expect(JSON.stringify(refused)).toContain("estimated rows");
+  });
+
+  it("a cost rule with a `?` statement still fails closed where the plan gives no estimate for the rule (no cost on MariaDB 10.x)", async () => {
+    const c = await connect("shop");
+    try {
+      await expect(c.execute("SELECT v FROM b WHERE id = ?", [1])).rejects.toThrow(/rule costly-b judges the planner's cost of the statement, which the target's plan does not give/);
     } finally {
       await c.end();
     }
