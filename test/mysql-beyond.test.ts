@@ -1,7 +1,8 @@
 /**
  * Issue 21 on MySQL/MariaDB: previews of held writes (run in a rolled-back transaction on the
  * gateway's own side session, drift refused at release, maxAffectedRows), cost limits on
- * `EXPLAIN FORMAT=JSON` (rows; a cost rule fails closed: MariaDB 10.x gives no cost), row budgets
+ * `EXPLAIN FORMAT=JSON` (rows; a cost rule fails closed: MariaDB 10.x gives no cost; mysql2
+ * `execute()` judged at each execution with its values), row budgets
  * cutting a result mid-stream, and result scanning (prompt injection masked, canaries ending the
  * session). A real MariaDB, the real gateway, the mariadb CLI and mysql2 (text and prepared).
  */
@@ -70,6 +71,7 @@ beforeAll(async () => {
       { name: "hide-email", connections: ["shop"], action: "mask", columns: ["people.email"], strategy: "redact" },
       { name: "no-runaway-joins", connections: ["shop"], match: { relations: ["a", "b"], estimatedRows: { gt: 1e5 } }, action: "deny", message: "this query would read too many rows; add a WHERE or a LIMIT" },
       { name: "costly-b", connections: ["shop"], match: { relations: ["b"], operations: ["select"], cost: { gt: 1 } }, action: "deny" },
+      { name: "people-scans", connections: ["shop"], match: { relations: ["people"], operations: ["select"], estimatedRows: { gt: 10 } }, action: "require_approval", approvers: ["dba"] },
       { name: "people-capped", connections: ["shop"], match: { relations: ["people"], operations: ["update"] }, action: "require_approval", approvers: ["dba"], maxAffectedRows: 5 },
       { name: "writes", connections: ["shop"], match: { operations: ["delete", "insert", "update"] }, action: "require_approval", approvers: ["dba"], preview: true, previewTolerance: 1 },
     ],
@@ -156,6 +158,26 @@ describe("MySQL cost limits (EXPLAIN FORMAT=JSON)", () => {
       return audit.records.find((r) => r.rule === "no-runaway-joins" && r.decision === "deny" && JSON.stringify(r).includes("x.id > ?"));
     });
     expect(JSON.stringify(refused)).toContain("estimated rows");
+  });
+
+  it("mysql2 execute(): a require_approval cost rule holds the execution whose values are costly, with those values", async () => {
+    const c = await connect("shop");
+    const sql = "SELECT id FROM people WHERE id > ? ORDER BY id";
+    try {
+      const [few] = await c.execute(sql, [18]);
+      expect(few).toEqual([{ id: 19 }, { id: 20 }]);
+      const q = c.execute(sql, [0]);
+      const req = await until("the costly execution held", async () => {
+        const r = await gw.api("/v1/approvals?status=pending");
+        return (r.body as { requests: (ApprovalJson & { params?: (string | null)[] })[] }).requests.find((x) => x.statement === sql);
+      });
+      expect(req.params).toEqual(["0"]);
+      await approve(req.id);
+      const [all] = await q;
+      expect((all as { id: number }[]).length).toBeGreaterThan(10);
+    } finally {
+      await c.end();
+    }
   });
 
   it("a cost rule with a `?` statement still fails closed where the plan gives no estimate for the rule (no cost on MariaDB 10.x)", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { estimateFromMysqlExplain, hexLiteral, paramLiteral } from "./preview.js";
+import { estimateFromMysqlExplain, hexLiteral, paramLiteral, valuesKey } from "./preview.js";
 import { TYPE } from "./wire/protocol.js";
 
 const join = {
@@ -44,5 +44,18 @@ describe("preview literals", () => {
     expect(paramLiteral("1; drop table x", TYPE.LONGLONG)).toBe(hexLiteral("1; drop table x"));
     expect(paramLiteral("o'hara", TYPE.VAR_STRING)).toBe("_utf8mb4 X'6f2768617261'");
     expect(paramLiteral(null, TYPE.VAR_STRING)).toBe("NULL");
+  });
+});
+
+describe("valuesKey", () => {
+  it("differs per value and per split of the values, and keeps no value", () => {
+    const sql = "SELECT * FROM a WHERE id > ? AND v <> ?";
+    const k = valuesKey(sql, ["995", hexLiteral("secret-value")]);
+    expect(k).toBe(valuesKey(sql, ["995", hexLiteral("secret-value")]));
+    expect(k).not.toBe(valuesKey(sql, ["0", hexLiteral("secret-value")]));
+    expect(valuesKey(sql, ["1", "23"])).not.toBe(valuesKey(sql, ["12", "3"]));
+    expect(valuesKey(sql, ["1"])).not.toBe(valuesKey(`${sql} `, ["1"]));
+    expect(k).not.toContain(Buffer.from("secret-value").toString("hex"));
+    expect(k).toMatch(/^[A-Za-z0-9+/]{43}=$/);
   });
 });
