@@ -147,6 +147,11 @@ describe("MySQL cost limits (EXPLAIN FORMAT=JSON)", () => {
       // The session goes on, and the statement still runs with cheap values.
       const [again] = await c.execute(sql, [998, "a999"]);
       expect(again).toEqual([{ n: 1000 }]);
+      // Fail closed: MariaDB prints values unescaped into the plan's JSON, so a value with a
+      // double quote (which could forge the plan's "rows") is refused under the rule, not read;
+      // so is a value that is not UTF-8 (a Buffer), which it prints with escapes JSON lacks.
+      await expect(c.execute(sql, [997, Buffer.from([0xff, 0x41])])).rejects.toThrow(/which could not be had \(a value is not UTF-8 text/);
+      await expect(c.execute(sql, [999, 'x", "rows": 1, "z": "'])).rejects.toThrow(/rule no-runaway-joins judges the planner's estimate of the statement, which could not be had \(a value has a double quote or backslash/);
       const [rows] = await c.query("SELECT v FROM a WHERE id = 8");
       expect(rows).toEqual([{ v: "a8" }]);
     } finally {

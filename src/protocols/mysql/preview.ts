@@ -26,6 +26,7 @@
  * MariaDB 10.x gives rows per table and no cost; MariaDB 11 adds `query_block.cost`, MySQL 8
  * `query_block.cost_info.query_cost`. What is absent is absent: a cost rule then refuses.
  */
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { MysqlConnection } from "../../core/connection.js";
@@ -37,7 +38,7 @@ import type { RuleMasker } from "../../masking/index.js";
 import { DEFAULT_LEX_MODE, lexMysql } from "../../policy/mysql/index.js";
 import { MysqlSideSession, type SideResult } from "./side.js";
 import type { TargetOptions } from "./upstream.js";
-import { TYPE } from "./wire/protocol.js";
+import { TYPE, binaryValueText, isBinaryStringType, type BinaryValue } from "./wire/protocol.js";
 
 export const MYSQL_PREVIEW_STATEMENT_TIMEOUT_S = 5;
 export const MYSQL_PREVIEW_LOCK_TIMEOUT_S = 2;
@@ -79,6 +80,42 @@ export function paramLiteral(text: string | null, type: number): string {
   if (text === null) return "NULL";
   if (NUMERIC_TYPES.has(type) && /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(text)) return text;
   return hexLiteral(text);
+}
+
+/**
+ * One bound value of a COM_STMT_EXECUTE as an SQL literal for a preview or an estimate: numbers
+ * as numbers, strings and blobs from their bytes as sent (utf8mb4 when they are UTF-8, else a
+ * binary string: a blob's bytes are not decoded and re-encoded), dates and times as their text.
+ */
+export function boundLiteral(payload: Buffer, type: number, flags: number, v: BinaryValue | null): string {
+  if (v === null) return "NULL";
+  if (!NUMERIC_TYPES.has(type) && isBinaryStringType(type)) {
+    const b = payload.subarray(v.start, v.end);
+    return `${isUtf8(b) ? "_utf8mb4" : "_binary"} X'${b.toString("hex")}'`;
+  }
+  return paramLiteral(binaryValueText(payload, type, flags, v), type);
+}
+
+/**
+ * Why the plan of this text with these values could not be read safely, if so. MariaDB prints
+ * the statement's conditions, literals and values included, into EXPLAIN FORMAT=JSON's strings
+ * (`attached_condition`) without JSON escaping: a `"` or `\` there (in the text, or in a value)
+ * could end the string early and add keys (a second `"rows"` wins in JSON.parse) or whole plan
+ * nodes, so the estimate would be the statement's author's. Such input is refused (fail closed)
+ * rather than read.
+ */
+export function unreadablePlanInput(sql: string, literals: readonly string[]): string | undefined {
+  if (/["\\]/.test(sql)) return "its text has a double quote or backslash, which the target prints unescaped into its plan (EXPLAIN FORMAT=JSON), so the plan cannot be read safely";
+  for (const l of literals) {
+    // A value that is not UTF-8 (boundLiteral gives those as binary strings) is printed with
+    // backslash escapes JSON does not have: the plan would not parse.
+    if (l.startsWith("_binary ")) return "a value is not UTF-8 text, which the target prints into its plan (EXPLAIN FORMAT=JSON) in a form JSON cannot read";
+    const hex = /^_utf8mb4 X'([0-9a-f]*)'$/.exec(l)?.[1];
+    if (hex === undefined) continue;
+    const b = Buffer.from(hex, "hex");
+    if (b.includes(0x22) || b.includes(0x5c)) return "a value has a double quote or backslash, which the target prints unescaped into its plan (EXPLAIN FORMAT=JSON), so the plan cannot be read safely";
+  }
+  return undefined;
 }
 
 function num(v: unknown): number | undefined {
@@ -150,7 +187,10 @@ export function estimateFromMysqlExplain(json: string): CostEstimate {
   if (json.length > MAX_EXPLAIN_JSON_CHARS) throw new GatewayError("GW_LIMIT", "the plan is too large to read");
   let doc: unknown;
   try {
-    doc = JSON.parse(json);
+    // Raw control characters (a value's newline printed into a condition) are not JSON; as
+    // spaces they change no structure.
+    // eslint-disable-next-line no-control-regex -- control characters are what is replaced
+    doc = JSON.parse(json.replace(/[\u0000-\u001f]/g, " "));
   } catch (e) {
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target's plan could not be read", { cause: e });
   }
@@ -217,6 +257,8 @@ export class MysqlPreviewer {
    */
   async estimate(sql: string, literals?: readonly string[]): Promise<CostEstimate> {
     const withValues = literals !== undefined && literals.length > 0;
+    const unsafe = unreadablePlanInput(sql, literals ?? []);
+    if (unsafe !== undefined) throw new GatewayError("GW_POLICY_DENIED", unsafe);
     const [cache, key, max] = withValues ? [this.#valueEstimates, valuesKey(sql, literals), MAX_VALUE_ESTIMATES] : [this.#estimates, sql, MAX_ESTIMATES];
     const hit = cache.get(key);
     if (hit !== undefined && Date.now() - hit.at <= ESTIMATE_TTL_MS) return hit.e;

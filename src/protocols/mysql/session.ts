@@ -40,7 +40,7 @@ import type { SessionEndReason } from "../../core/session.js";
 import { DEFAULT_LEX_MODE, lexMysql, type LexMode } from "../../policy/mysql/index.js";
 import { MaskChain, rulesForField, type RuleMasker } from "../../masking/index.js";
 import type { PacketChannel } from "./channel.js";
-import { paramLiteral, type MysqlPreviewer } from "./preview.js";
+import { boundLiteral, type MysqlPreviewer } from "./preview.js";
 import { errOf, renderRefusal } from "./errors.js";
 import { Cursor, type Packet, type PacketLimits } from "./wire/packets.js";
 import {
@@ -501,7 +501,7 @@ export class MysqlSession {
       seq = ++this.#seq;
       const previewer = this.#o.previewer;
       // The preview runs with these values, whole (`shown` is clipped for the record).
-      const literals = exec.values.map((v, i) => paramLiteral(v === null ? null : binaryValueText(payload, exec.types[i]?.type ?? TYPE.NULL, exec.types[i]?.flags ?? 0, v), exec.types[i]?.type ?? TYPE.NULL));
+      const literals = exec.values.map((v, i) => boundLiteral(payload, exec.types[i]?.type ?? TYPE.NULL, exec.types[i]?.flags ?? 0, v));
       const d = await gate.judge(
         {
           type: "db.execute",
