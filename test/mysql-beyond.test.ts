@@ -1,7 +1,8 @@
 /**
  * Issue 21 on MySQL/MariaDB: previews of held writes (run in a rolled-back transaction on the
  * gateway's own side session, drift refused at release, maxAffectedRows), cost limits on
- * `EXPLAIN FORMAT=JSON` (rows; a cost rule fails closed: MariaDB 10.x gives no cost), row budgets
+ * `EXPLAIN FORMAT=JSON` (rows; a cost rule fails closed: MariaDB 10.x gives no cost; mysql2
+ * `execute()` judged at each execution with its values), row budgets
  * cutting a result mid-stream, and result scanning (prompt injection masked, canaries ending the
  * session). A real MariaDB, the real gateway, the mariadb CLI and mysql2 (text and prepared).
  */
@@ -70,6 +71,7 @@ beforeAll(async () => {
       { name: "hide-email", connections: ["shop"], action: "mask", columns: ["people.email"], strategy: "redact" },
       { name: "no-runaway-joins", connections: ["shop"], match: { relations: ["a", "b"], estimatedRows: { gt: 1e5 } }, action: "deny", message: "this query would read too many rows; add a WHERE or a LIMIT" },
       { name: "costly-b", connections: ["shop"], match: { relations: ["b"], operations: ["select"], cost: { gt: 1 } }, action: "deny" },
+      { name: "people-scans", connections: ["shop"], match: { relations: ["people"], operations: ["select"], estimatedRows: { gt: 10 } }, action: "require_approval", approvers: ["dba"] },
       { name: "people-capped", connections: ["shop"], match: { relations: ["people"], operations: ["update"] }, action: "require_approval", approvers: ["dba"], maxAffectedRows: 5 },
       { name: "writes", connections: ["shop"], match: { operations: ["delete", "insert", "update"] }, action: "require_approval", approvers: ["dba"], preview: true, previewTolerance: 1 },
     ],
@@ -132,12 +134,61 @@ describe("MySQL cost limits (EXPLAIN FORMAT=JSON)", () => {
     expect(r.stderr).toContain("rule costly-b judges the planner's cost of the statement, which the target's plan does not give");
   });
 
-  it("mysql2 prepared statements: a `?` has no value at prepare, so the estimate refuses (fail closed)", async () => {
+  it("mysql2 execute(): a `?` statement is judged at each execution on EXPLAIN with its values", async () => {
     const c = await connect("shop");
+    const sql = "SELECT COUNT(*) AS n FROM a x, a y WHERE x.id > ? AND x.v <> ?";
     try {
-      await expect(c.execute("SELECT a.v FROM a, b WHERE a.id = ?", [1])).rejects.toThrow(/parameters have no values yet/);
+      // Few rows of x with these values: 5 x 1000 read, under the limit; it runs.
+      const [few] = await c.execute(sql, [995, "zz"]);
+      expect(few).toEqual([{ n: 5000 }]);
+      // The same prepared statement (mysql2 reuses it) with other values: a 1e6-row join, refused
+      // before it reaches the target, with the policy's message and the values' estimate.
+      await expect(c.execute(sql, [0, "zz"])).rejects.toThrow(/airlock: this query would read too many rows; add a WHERE or a LIMIT \(estimated rows \d\.\d\de\+[56]\)/);
+      // The session goes on, and the statement still runs with cheap values.
+      const [again] = await c.execute(sql, [998, "a999"]);
+      expect(again).toEqual([{ n: 1000 }]);
+      // Fail closed: MariaDB prints values unescaped into the plan's JSON, so a value with a
+      // double quote (which could forge the plan's "rows") is refused under the rule, not read;
+      // so is a value that is not UTF-8 (a Buffer), which it prints with escapes JSON lacks.
+      await expect(c.execute(sql, [997, Buffer.from([0xff, 0x41])])).rejects.toThrow(/which could not be had \(a value is not UTF-8 text/);
+      await expect(c.execute(sql, [999, 'x", "rows": 1, "z": "'])).rejects.toThrow(/rule no-runaway-joins judges the planner's estimate of the statement, which could not be had \(a value has a double quote or backslash/);
       const [rows] = await c.query("SELECT v FROM a WHERE id = 8");
       expect(rows).toEqual([{ v: "a8" }]);
+    } finally {
+      await c.end();
+    }
+    const refused = await until("the refused execution audited", async () => {
+      await gw.gw.audit.flush();
+      const audit = (await gw.api("/v1/audit?afterSeq=0&limit=1000")).body as { records: AuditRecord[] };
+      return audit.records.find((r) => r.rule === "no-runaway-joins" && r.decision === "deny" && JSON.stringify(r).includes("x.id > ?"));
+    });
+    expect(JSON.stringify(refused)).toContain("estimated rows");
+  });
+
+  it("mysql2 execute(): a require_approval cost rule holds the execution whose values are costly, with those values", async () => {
+    const c = await connect("shop");
+    const sql = "SELECT id FROM people WHERE id > ? ORDER BY id";
+    try {
+      const [few] = await c.execute(sql, [18]);
+      expect(few).toEqual([{ id: 19 }, { id: 20 }]);
+      const q = c.execute(sql, [0]);
+      const req = await until("the costly execution held", async () => {
+        const r = await gw.api("/v1/approvals?status=pending");
+        return (r.body as { requests: (ApprovalJson & { params?: (string | null)[] })[] }).requests.find((x) => x.statement === sql);
+      });
+      expect(req.params).toEqual(["0"]);
+      await approve(req.id);
+      const [all] = await q;
+      expect((all as { id: number }[]).length).toBeGreaterThan(10);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("a cost rule with a `?` statement still fails closed where the plan gives no estimate for the rule (no cost on MariaDB 10.x)", async () => {
+    const c = await connect("shop");
+    try {
+      await expect(c.execute("SELECT v FROM b WHERE id = ?", [1])).rejects.toThrow(/rule costly-b judges the planner's cost of the statement, which the target's plan does not give/);
     } finally {
       await c.end();
     }

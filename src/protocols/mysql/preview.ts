@@ -19,10 +19,15 @@
  * (MyISAM, Aria, MEMORY are not transactional; views); a table with triggers; an INSERT into a
  * table with an AUTO_INCREMENT column (a rollback does not give the values back).
  *
- * Estimates: `EXPLAIN FORMAT=JSON` in a read-only transaction, cached per text for a minute.
+ * Estimates: `EXPLAIN FORMAT=JSON` in a read-only transaction, cached per text for a minute. A
+ * statement prepared with `?` is estimated at each execution with that execution's values
+ * (PREPARE of the EXPLAIN, EXECUTE USING the values as literals), cached per SHA-256 of text and
+ * values (never the values themselves): the plan may differ per value.
  * MariaDB 10.x gives rows per table and no cost; MariaDB 11 adds `query_block.cost`, MySQL 8
  * `query_block.cost_info.query_cost`. What is absent is absent: a cost rule then refuses.
  */
+import { isUtf8 } from "node:buffer";
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { MysqlConnection } from "../../core/connection.js";
 import type { MaskRule } from "../../core/decision.js";
@@ -33,7 +38,7 @@ import type { RuleMasker } from "../../masking/index.js";
 import { DEFAULT_LEX_MODE, lexMysql } from "../../policy/mysql/index.js";
 import { MysqlSideSession, type SideResult } from "./side.js";
 import type { TargetOptions } from "./upstream.js";
-import { TYPE } from "./wire/protocol.js";
+import { TYPE, binaryValueText, isBinaryStringType, type BinaryValue } from "./wire/protocol.js";
 
 export const MYSQL_PREVIEW_STATEMENT_TIMEOUT_S = 5;
 export const MYSQL_PREVIEW_LOCK_TIMEOUT_S = 2;
@@ -42,6 +47,8 @@ const MAX_PLAN_LINES = 40;
 const MAX_LINE_CHARS = 300;
 const ESTIMATE_TTL_MS = 60_000;
 const MAX_ESTIMATES = 1_000;
+/** Estimates with values: per value combination, so far fewer repeat; a small map. */
+const MAX_VALUE_ESTIMATES = 256;
 const MAX_EXPLAIN_JSON_CHARS = 1_048_576;
 const MAX_PLAN_DEPTH = 64;
 const PREVIEWABLE_OPERATIONS: ReadonlySet<string> = new Set(["insert", "replace", "update", "delete", "select"]);
@@ -51,6 +58,17 @@ const UNSAFE_BUILTINS: ReadonlySet<string> = new Set([
   "load_file", "master_pos_wait", "master_gtid_wait", "sys_exec", "sys_eval", "last_insert_id",
 ]);
 const NUMERIC_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.LONGLONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.DECIMAL, TYPE.NEWDECIMAL, TYPE.YEAR]);
+
+/** The cache key of an estimate with values: a SHA-256 of text and literals, so no value is kept. */
+export function valuesKey(sql: string, literals: readonly string[]): string {
+  const h = createHash("sha256");
+  h.update(sql);
+  for (const l of literals) {
+    h.update(`\u0000${l.length}:`);
+    h.update(l);
+  }
+  return h.digest("base64");
+}
 
 /** A string as an SQL literal nothing in it can escape: utf8mb4 hex. */
 export function hexLiteral(s: string): string {
@@ -62,6 +80,42 @@ export function paramLiteral(text: string | null, type: number): string {
   if (text === null) return "NULL";
   if (NUMERIC_TYPES.has(type) && /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(text)) return text;
   return hexLiteral(text);
+}
+
+/**
+ * One bound value of a COM_STMT_EXECUTE as an SQL literal for a preview or an estimate: numbers
+ * as numbers, strings and blobs from their bytes as sent (utf8mb4 when they are UTF-8, else a
+ * binary string: a blob's bytes are not decoded and re-encoded), dates and times as their text.
+ */
+export function boundLiteral(payload: Buffer, type: number, flags: number, v: BinaryValue | null): string {
+  if (v === null) return "NULL";
+  if (!NUMERIC_TYPES.has(type) && isBinaryStringType(type)) {
+    const b = payload.subarray(v.start, v.end);
+    return `${isUtf8(b) ? "_utf8mb4" : "_binary"} X'${b.toString("hex")}'`;
+  }
+  return paramLiteral(binaryValueText(payload, type, flags, v), type);
+}
+
+/**
+ * Why the plan of this text with these values could not be read safely, if so. MariaDB prints
+ * the statement's conditions, literals and values included, into EXPLAIN FORMAT=JSON's strings
+ * (`attached_condition`) without JSON escaping: a `"` or `\` there (in the text, or in a value)
+ * could end the string early and add keys (a second `"rows"` wins in JSON.parse) or whole plan
+ * nodes, so the estimate would be the statement's author's. Such input is refused (fail closed)
+ * rather than read.
+ */
+export function unreadablePlanInput(sql: string, literals: readonly string[]): string | undefined {
+  if (/["\\]/.test(sql)) return "its text has a double quote or backslash, which the target prints unescaped into its plan (EXPLAIN FORMAT=JSON), so the plan cannot be read safely";
+  for (const l of literals) {
+    // A value that is not UTF-8 (boundLiteral gives those as binary strings) is printed with
+    // backslash escapes JSON does not have: the plan would not parse.
+    if (l.startsWith("_binary ")) return "a value is not UTF-8 text, which the target prints into its plan (EXPLAIN FORMAT=JSON) in a form JSON cannot read";
+    const hex = /^_utf8mb4 X'([0-9a-f]*)'$/.exec(l)?.[1];
+    if (hex === undefined) continue;
+    const b = Buffer.from(hex, "hex");
+    if (b.includes(0x22) || b.includes(0x5c)) return "a value has a double quote or backslash, which the target prints unescaped into its plan (EXPLAIN FORMAT=JSON), so the plan cannot be read safely";
+  }
+  return undefined;
 }
 
 function num(v: unknown): number | undefined {
@@ -133,7 +187,10 @@ export function estimateFromMysqlExplain(json: string): CostEstimate {
   if (json.length > MAX_EXPLAIN_JSON_CHARS) throw new GatewayError("GW_LIMIT", "the plan is too large to read");
   let doc: unknown;
   try {
-    doc = JSON.parse(json);
+    // Raw control characters (a value's newline printed into a condition) are not JSON; as
+    // spaces they change no structure.
+    // eslint-disable-next-line no-control-regex -- control characters are what is replaced
+    doc = JSON.parse(json.replace(/[\u0000-\u001f]/g, " "));
   } catch (e) {
     throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the target's plan could not be read", { cause: e });
   }
@@ -167,6 +224,7 @@ export class MysqlPreviewer {
   readonly #maskerFor: (rule: MaskRule) => RuleMasker;
   readonly #side: MysqlSideSession;
   readonly #estimates = new Map<string, { readonly e: CostEstimate; readonly at: number }>();
+  readonly #valueEstimates = new Map<string, { readonly e: CostEstimate; readonly at: number }>();
 
   constructor(conn: MysqlConnection, o: TargetOptions, logger: Logger, maskerFor: (rule: MaskRule) => RuleMasker) {
     this.#conn = conn;
@@ -190,25 +248,42 @@ export class MysqlPreviewer {
     }
   }
 
-  /** The planner's estimate of one statement (no values: a `?` makes EXPLAIN fail). Rejects when it cannot be had. */
-  async estimate(sql: string): Promise<CostEstimate> {
-    const hit = this.#estimates.get(sql);
+  /**
+   * The planner's estimate of one statement. `literals`: one execution's values (a
+   * COM_STMT_EXECUTE of a statement prepared with `?`), as SQL literals (paramLiteral), one per
+   * `?`: EXPLAIN is prepared on the side session and executed USING them, so the planner plans
+   * with those values as constants and nothing in a value is read as SQL. Without values a `?`
+   * makes EXPLAIN fail. Rejects when it cannot be had.
+   */
+  async estimate(sql: string, literals?: readonly string[]): Promise<CostEstimate> {
+    const withValues = literals !== undefined && literals.length > 0;
+    const unsafe = unreadablePlanInput(sql, literals ?? []);
+    if (unsafe !== undefined) throw new GatewayError("GW_POLICY_DENIED", unsafe);
+    const [cache, key, max] = withValues ? [this.#valueEstimates, valuesKey(sql, literals), MAX_VALUE_ESTIMATES] : [this.#estimates, sql, MAX_ESTIMATES];
+    const hit = cache.get(key);
     if (hit !== undefined && Date.now() - hit.at <= ESTIMATE_TTL_MS) return hit.e;
     const e = await this.#side.run(async (q) => {
       await this.#limits(q);
       const begun = await q("START TRANSACTION READ ONLY");
       if (begun.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", `EXPLAIN could not start (error ${begun.error.code})`);
-      const r = await q(`EXPLAIN FORMAT=JSON ${sql}`, 1);
+      const body = sql.trim().replace(/[\s;]+$/u, "");
+      // A throw here leaves the transaction open: MysqlSideSession.run drops the side session.
+      const r = await this.#exec(q, `EXPLAIN FORMAT=JSON ${body}`, withValues ? literals : undefined, 1);
       const done = await q("ROLLBACK");
       if (done.error !== undefined) throw new GatewayError("GW_UPSTREAM_UNAVAILABLE", "the side session's read-only transaction did not end");
       if (r.error !== undefined) {
-        const why = r.error.code === 1064 && sql.includes("?") ? "its parameters have no values yet, so the planner cannot estimate it before it runs" : `EXPLAIN failed with error ${r.error.code} (SQLSTATE ${r.error.sqlstate})`;
+        const why =
+          !withValues && r.error.code === 1064 && sql.includes("?")
+            ? "its parameters have no values, so the planner cannot estimate it before it runs"
+            : withValues && r.error.code === 1210
+              ? `EXPLAIN with its values failed with error ${r.error.code} (SQLSTATE ${r.error.sqlstate}): the values do not fit its parameters`
+              : `EXPLAIN failed with error ${r.error.code} (SQLSTATE ${r.error.sqlstate})`;
         throw new GatewayError("GW_POLICY_DENIED", why);
       }
       return estimateFromMysqlExplain(r.rows.map((row) => row[0] ?? "").join("\n"));
     });
-    if (this.#estimates.size >= MAX_ESTIMATES) this.#estimates.clear();
-    this.#estimates.set(sql, { e, at: Date.now() });
+    if (cache.size >= max) cache.clear();
+    cache.set(key, { e, at: Date.now() });
     return e;
   }
 

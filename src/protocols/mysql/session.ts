@@ -8,7 +8,9 @@
  *   classified as several statements: one denied denies the packet).
  * - COM_STMT_PREPARE: judged at prepare (stage prepare); the statement id comes from the
  *   target's COM_STMT_PREPARE_OK and is tracked with its plan; executions of a statement whose
- *   verdict was a hold are judged one by one with their values (`db.execute`).
+ *   verdict was a hold are judged one by one with their values (`db.execute`), and so are those
+ *   of a statement with `?` under a cost rule (a cost deferral: each execution is decided on
+ *   EXPLAIN with its values, on the previewer's side session, before it reaches the target).
  * - COM_STMT_EXECUTE / SEND_LONG_DATA / CLOSE / RESET: only for tracked statement ids; a
  *   cursor (COM_STMT_FETCH) is refused.
  * - COM_INIT_DB to another database, COM_CHANGE_USER, COM_BINLOG_DUMP*, replication and the
@@ -38,7 +40,7 @@ import type { SessionEndReason } from "../../core/session.js";
 import { DEFAULT_LEX_MODE, lexMysql, type LexMode } from "../../policy/mysql/index.js";
 import { MaskChain, rulesForField, type RuleMasker } from "../../masking/index.js";
 import type { PacketChannel } from "./channel.js";
-import { paramLiteral, type MysqlPreviewer } from "./preview.js";
+import { boundLiteral, type MysqlPreviewer } from "./preview.js";
 import { errOf, renderRefusal } from "./errors.js";
 import { Cursor, type Packet, type PacketLimits } from "./wire/packets.js";
 import {
@@ -436,9 +438,21 @@ export class MysqlSession {
     const gate = this.#o.gate;
     const seq = ++this.#seq;
     const previewer = this.#o.previewer;
-    // A cost rule at prepare time: EXPLAIN of a text with `?` fails and the rule refuses (fail closed).
+    // A cost rule on a text with `?` is judged at each COM_STMT_EXECUTE, with its values (a
+    // cost deferral): `?` anywhere (in a literal or comment too) is an over-approximation, which
+    // only moves the estimate to the execution. Without `?` it is judged now.
+    const parameterized = sql.includes("?");
     const d: AllowDecision | DenyDecision = await gate.judge(
-      { type: "db.query", session: gate.info, seq, stage: "prepare", sql, statementName: "", ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(sql) }) },
+      {
+        type: "db.query",
+        session: gate.info,
+        seq,
+        stage: "prepare",
+        sql,
+        statementName: "",
+        ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(sql) }),
+        ...(parameterized ? { parameterized } : {}),
+      },
       { signal: gate.signal },
     );
     if (d.type === "deny") return this.#refuse(d);
@@ -476,12 +490,18 @@ export class MysqlSession {
     let plan = st.plan;
     let seq = st.seq;
     if (st.deferred !== undefined) {
-      if (st.longData.size > 0) return this.#refuse({ type: "deny", code: "GW_POLICY_DENIED", message: "a held statement's values must be sent with the execution (not as long data) to be approved", rule: st.deferred.hold.rule });
+      if (st.longData.size > 0) {
+        const why =
+          st.deferred.hold.type === "defer"
+            ? `rule ${st.deferred.hold.rule} judges the planner's estimate of each execution with its values, which must be sent with the execution (not as long data) to be estimated, so it is refused (fail closed)`
+            : "a held statement's values must be sent with the execution (not as long data) to be approved";
+        return this.#refuse({ type: "deny", code: "GW_POLICY_DENIED", message: why, rule: st.deferred.hold.rule });
+      }
       const gate = this.#o.gate;
       seq = ++this.#seq;
       const previewer = this.#o.previewer;
       // The preview runs with these values, whole (`shown` is clipped for the record).
-      const literals = exec.values.map((v, i) => paramLiteral(v === null ? null : binaryValueText(payload, exec.types[i]?.type ?? TYPE.NULL, exec.types[i]?.flags ?? 0, v), exec.types[i]?.type ?? TYPE.NULL));
+      const literals = exec.values.map((v, i) => boundLiteral(payload, exec.types[i]?.type ?? TYPE.NULL, exec.types[i]?.flags ?? 0, v));
       const d = await gate.judge(
         {
           type: "db.execute",
@@ -489,6 +509,9 @@ export class MysqlSession {
           seq,
           deferred: st.deferred,
           params: { shown, values: exec.values.map((v) => (v === null ? null : payload.subarray(v.start, v.end))), formats: [], types: exec.types.map((t) => t.type) },
+          // A cost deferral asks for this execution's estimate: EXPLAIN with these values on the
+          // gateway's side session (asked only then); the verdict lands before the execute is sent.
+          ...(previewer === undefined ? {} : { estimate: () => previewer.estimate(st.sql, literals) }),
         },
         { signal: gate.signal, ...(previewer === undefined ? {} : { preview: (stmt) => previewer.preview(stmt, literals) }) },
       );
