@@ -5,14 +5,13 @@
  * a policy applies; `kubectl exec`'s command is judged with the shell facts (command, argv).
  * Each refusal is checked in the cluster too: what was refused never reached it.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderKubeconfig } from "../src/cli/kubeconfig.js";
 import { FakeKube } from "./harness/fake-kube.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
-import { kubectl, writeKubeconfig } from "./harness/kubectl.js";
+import { gatewayKubeconfig, kubeConnection, kubectl } from "./harness/kubectl.js";
 import { until } from "./harness/until.js";
 
 let kube: FakeKube;
@@ -25,8 +24,6 @@ beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
   dir = mkdtempSync(join(tmpdir(), "airlock-k8s-when-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
@@ -34,7 +31,7 @@ beforeAll(async () => {
       { name: "agent", groups: ["agents"] },
       { name: "sre", groups: ["agents", "sre"] },
     ],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     policies: [
       {
         name: "prod-deletes-for-sre",
@@ -86,11 +83,9 @@ beforeAll(async () => {
       },
     ],
   });
-  const port = t.gw.addresses.http?.port ?? 0;
-  const gwCa = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
   for (const sa of ["agent", "sre"]) {
     const token = await t.mint(sa, "1h");
-    cfg[sa] = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${port}`, token, caPem: gwCa, namespace: "default" }));
+    cfg[sa] = gatewayKubeconfig(t, token);
   }
   for (const ns of ["prod-eu", "default", "frozen"]) kube.put("namespaces", "", { metadata: { name: ns } });
   kube.put("pods", "prod-eu", { metadata: { name: "api-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });

@@ -9,13 +9,14 @@
  *   answering as the real call is judged.
  * Refusals are checked at the upstream too (the call never reached it) and in the audit trail.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeKube } from "./harness/fake-kube.js";
+import { kubeConnection } from "./harness/kubectl.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { startHttpUpstream, type HttpUpstream } from "./harness/mcp-upstream.mjs";
 import { until } from "./harness/until.js";
@@ -62,8 +63,6 @@ beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
   dir = mkdtempSync(join(tmpdir(), "airlock-mcp-when-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
@@ -73,7 +72,7 @@ beforeAll(async () => {
     ],
     connections: [
       { name: "files", type: "mcp", url: upstream.url, auth: { bearer: "env:CEL_WHEN_MCP_TOKEN" }, groups: ["agents"], pinning: "first-use" },
-      { name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] },
+      kubeConnection(kube),
     ],
     policies: [
       {

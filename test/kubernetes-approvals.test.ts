@@ -6,16 +6,12 @@
  * and kubectl prints the gateway's message. Exec elsewhere is not held.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderKubeconfig } from "../src/cli/kubeconfig.js";
 import { FakeKube } from "./harness/fake-kube.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
-import { kubectl, writeKubeconfig } from "./harness/kubectl.js";
+import { gatewayKubeconfig, kubeConnection, kubectl } from "./harness/kubectl.js";
 import { until } from "./harness/until.js";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 
 const repo = join(import.meta.dirname, "..");
 let kube: FakeKube;
@@ -51,9 +47,6 @@ function airlockCli(args: readonly string[], token: string): Promise<{ code: num
 beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
-  const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-appr-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
@@ -61,13 +54,12 @@ beforeAll(async () => {
       { name: "agent", groups: ["agents"] },
       { name: "ops1", groups: ["ops"] },
     ],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     policies: [{ name: "prod-exec", connections: ["k8s"], match: { verbs: ["exec"], namespaces: ["prod-*"] }, action: "require_approval", approvers: ["ops"] }],
   });
   opsToken = await t.mint("ops1", "1h");
   const token = await t.mint("agent", "1h");
-  const gwCa = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
-  cfg = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${t.gw.addresses.http?.port ?? 0}`, token, caPem: gwCa, namespace: "default" }));
+  cfg = gatewayKubeconfig(t, token);
   kube.put("namespaces", "", { metadata: { name: "prod-eu" } });
   kube.put("pods", "prod-eu", { metadata: { name: "api-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });
   kube.put("pods", "default", { metadata: { name: "web-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });

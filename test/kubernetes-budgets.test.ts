@@ -5,14 +5,10 @@
  * and the target is not asked. The 429 carries no Retry-After (client-go would sleep it and retry up to 10 times, stalling for
  * the rest of the window).
  */
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderKubeconfig } from "../src/cli/kubeconfig.js";
 import { FakeKube } from "./harness/fake-kube.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
-import { kubectl, writeKubeconfig } from "./harness/kubectl.js";
+import { gatewayKubeconfig, kubeConnection, kubectl } from "./harness/kubectl.js";
 
 let kube: FakeKube;
 let t: TestGateway;
@@ -21,20 +17,15 @@ let cfg: string;
 beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
-  const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-budget-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
     serviceAccounts: [{ name: "agent", groups: ["agents"] }],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     budgets: [{ name: "k8s-rows", connections: ["k8s"], groups: ["agents"], window: "1h", rows: 6 }],
   });
   const token = await t.mint("agent");
-  const port = t.gw.addresses.http?.port ?? 0;
-  const gwCa = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
-  cfg = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${port}`, token, caPem: gwCa, namespace: "default" }));
+  cfg = gatewayKubeconfig(t, token);
   kube.put("pods", "default", { metadata: { name: "web-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });
 }, 60_000);
 

@@ -14,6 +14,7 @@ import { PassThrough, Writable } from "node:stream";
 import { ApiException, CoreV1Api, Exec, KubeConfig, Log, V1ConfigMap, V1ObjectMeta, Watch, type V1Secret, type V1Status } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeKube } from "./harness/fake-kube.js";
+import { kubeConnection } from "./harness/kubectl.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 import { until } from "./harness/until.js";
 
@@ -49,13 +50,11 @@ beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
   const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-cn-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
     serviceAccounts: [{ name: "agent", groups: ["agents"] }],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     policies: [
       { name: "no-ns-delete", connections: ["k8s"], match: { verbs: ["delete"], resources: ["namespaces"] }, action: "deny" },
       { name: "no-rm", connections: ["k8s"], match: { commands: ["rm"] }, action: "deny" },

@@ -5,16 +5,12 @@
  * SPDY side is faithful enough for kubectl), then through the gateway: judged as verb
  * `portforward` on the pod before the tunnel opens, relayed, its facts recorded and audited.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderKubeconfig } from "../src/cli/kubeconfig.js";
 import { FakeKube } from "./harness/fake-kube.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
-import { kubectlPortForward, writeKubeconfig } from "./harness/kubectl.js";
+import { gatewayKubeconfig, kubeConnection, kubectlPortForward, writeKubeconfig } from "./harness/kubectl.js";
 import { until } from "./harness/until.js";
 
 let kube: FakeKube;
@@ -69,9 +65,6 @@ beforeAll(async () => {
   kube.put("pods", "staging", { metadata: { name: "cache-1" }, spec: { containers: [{ name: "c", image: "redis" }] } });
   kube.forwardPort("staging", "cache-1", 7000, (echo.address() as AddressInfo).port);
 
-  const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-pf-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
@@ -79,7 +72,7 @@ beforeAll(async () => {
       { name: "agent", groups: ["agents"] },
       { name: "ops1", groups: ["ops"] },
     ],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     policies: [
       { name: "no-pf-prod", connections: ["k8s"], match: { verbs: ["portforward"], namespaces: ["prod"] }, action: "deny" },
       { name: "staging-pf", connections: ["k8s"], match: { verbs: ["portforward"], namespaces: ["staging"] }, action: "require_approval", approvers: ["ops"] },
@@ -87,8 +80,7 @@ beforeAll(async () => {
   });
   opsToken = await t.mint("ops1", "1h");
   const token = await t.mint("agent");
-  const gwCa = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
-  viaGateway = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${t.gw.addresses.http?.port ?? 0}`, token, caPem: gwCa, namespace: "default" }));
+  viaGateway = gatewayKubeconfig(t, token);
 }, 60_000);
 
 afterAll(async () => {

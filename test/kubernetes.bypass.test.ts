@@ -6,15 +6,13 @@
  * parameters), method overrides, watch/exec/attach/port-forward/proxy subresources,
  * impersonation headers, dry-run, patch types, deletecollection.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { request } from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderKubeconfig } from "../src/cli/kubeconfig.js";
 import { FakeKube } from "./harness/fake-kube.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
-import { kubectl, writeKubeconfig } from "./harness/kubectl.js";
+import { gatewayKubeconfig, kubeConnection, kubectl } from "./harness/kubectl.js";
 
 let kube: FakeKube;
 let t: TestGateway;
@@ -26,14 +24,11 @@ let gwCa: string;
 beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
-  const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-bypass-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
     serviceAccounts: [{ name: "agent", groups: ["agents"] }],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     policies: [
       { name: "no-ns-delete", match: { verbs: ["delete"], resources: ["namespaces"] }, action: "deny" },
       { name: "no-secrets", match: { verbs: ["get"], resources: ["secrets"] }, action: "deny" },
@@ -46,7 +41,7 @@ beforeAll(async () => {
   token = await t.mint("agent", "1h");
   port = t.gw.addresses.http?.port ?? 0;
   gwCa = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
-  cfg = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${port}`, token, caPem: gwCa, namespace: "default" }));
+  cfg = gatewayKubeconfig(t, token);
   kube.put("pods", "default", { metadata: { name: "web-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });
   kube.put("secrets", "default", { metadata: { name: "db" }, type: "Opaque", data: { password: Buffer.from("hunter2-cluster-pw").toString("base64") } });
   kube.put("deployments", "default", { metadata: { name: "web" }, spec: { replicas: 1 } });

@@ -4,14 +4,11 @@
  * kubeconfig's token over TLS only). The gateway presents its own cluster token; kubectl holds
  * an Airlock token only.
  */
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderKubeconfig } from "../src/cli/kubeconfig.js";
 import { FakeKube } from "./harness/fake-kube.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
-import { kubectl, writeKubeconfig } from "./harness/kubectl.js";
+import { gatewayKubeconfig, kubeConnection, kubectl } from "./harness/kubectl.js";
 
 let kube: FakeKube;
 let t: TestGateway;
@@ -20,14 +17,11 @@ let cfg: string;
 beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
-  const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
     serviceAccounts: [{ name: "agent", groups: ["agents"] }],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     policies: [
       { name: "no-ns-delete", connections: ["k8s"], match: { verbs: ["delete"], resources: ["namespaces"] }, action: "deny" },
       { name: "no-rm", connections: ["k8s"], match: { commands: ["rm"] }, action: "deny" },
@@ -36,9 +30,7 @@ beforeAll(async () => {
     ],
   });
   const token = await t.mint("agent");
-  const port = t.gw.addresses.http?.port ?? 0;
-  const gwCa = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
-  cfg = writeKubeconfig("", "", "", renderKubeconfig({ connection: "k8s", gatewayUrl: `https://127.0.0.1:${port}`, token, caPem: gwCa, namespace: "default" }));
+  cfg = gatewayKubeconfig(t, token);
   kube.put("pods", "default", { metadata: { name: "web-1" }, spec: { containers: [{ name: "c", image: "busybox" }] } });
   kube.put("secrets", "default", { metadata: { name: "db" }, type: "Opaque", data: { password: Buffer.from("hunter2-cluster-pw").toString("base64") } });
   kube.log("default", "web-1", "user ana.garcia@example.es logged in");

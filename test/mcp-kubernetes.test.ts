@@ -5,13 +5,11 @@
  * envelope naming the rule, and the cluster token never in a result. The SDK's client over
  * Streamable HTTP.
  */
-import { writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeKube } from "./harness/fake-kube.js";
+import { kubeConnection } from "./harness/kubectl.js";
 import { startTestGateway, type TestGateway } from "./harness/gateway.js";
 
 let kube: FakeKube;
@@ -28,9 +26,6 @@ async function call(args: S): Promise<{ isError?: boolean; s: S; raw: string }> 
 beforeAll(async () => {
   kube = new FakeKube();
   await kube.start();
-  const dir = mkdtempSync(join(tmpdir(), "airlock-mcp-k8s-"));
-  writeFileSync(join(dir, "ca.pem"), kube.caPem);
-  writeFileSync(join(dir, "token"), kube.token);
   t = await startTestGateway({
     listen: { api: "127.0.0.1:0", http: "127.0.0.1:0" },
     tls: { selfSigned: true },
@@ -38,7 +33,7 @@ beforeAll(async () => {
       { name: "agent", groups: ["agents"] },
       { name: "boss", groups: ["approvers"] },
     ],
-    connections: [{ name: "k8s", type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: ["agents"] }],
+    connections: [kubeConnection(kube)],
     policies: [
       { name: "no-ns-delete", connections: ["k8s"], match: { verbs: ["delete"], resources: ["namespaces"] }, action: "deny" },
       { name: "hide-secret-data", connections: ["k8s"], match: { resources: ["secrets"] }, action: "mask" },

@@ -1,8 +1,11 @@
 /** Run the real kubectl (/usr/bin/kubectl) with a kubeconfig written to a throwaway directory. */
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { renderKubeconfig } from "../../src/cli/kubeconfig.js";
+import type { FakeKube } from "./fake-kube.js";
+import type { TestGateway } from "./gateway.js";
 
 export interface KubectlResult {
   readonly code: number;
@@ -101,4 +104,21 @@ export function kubectlPortForward(kubeconfig: string, args: readonly string[], 
       reject(new Error(`kubectl port-forward exited: ${out}`));
     });
   });
+}
+
+/**
+ * A `kubernetes` connection to the fake API server, its CA and cluster token in files as an
+ * operator keeps them (the gateway reads them through `file:` references).
+ */
+export function kubeConnection(kube: FakeKube, name = "k8s", groups: readonly string[] = ["agents"]): { name: string; type: "kubernetes"; server: string; ca: string; token: string; groups: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), "airlock-k8s-conn-"));
+  writeFileSync(join(dir, "ca.pem"), kube.caPem);
+  writeFileSync(join(dir, "token"), kube.token);
+  return { name, type: "kubernetes", server: kube.url, ca: `file:${join(dir, "ca.pem")}`, token: `file:${join(dir, "token")}`, groups: [...groups] };
+}
+
+/** A kubeconfig for `connection` on the test gateway's HTTP listener, as `airlock kubeconfig` writes it. */
+export function gatewayKubeconfig(t: TestGateway, token: string, connection = "k8s"): string {
+  const caPem = readFileSync(join(t.dataDir, "tls", "cert.pem"), "utf8");
+  return writeKubeconfig("", "", "", renderKubeconfig({ connection, gatewayUrl: `https://127.0.0.1:${t.gw.addresses.http?.port ?? 0}`, token, caPem, namespace: "default" }));
 }
