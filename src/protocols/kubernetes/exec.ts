@@ -25,6 +25,7 @@ import type { SessionJudge } from "../../core/judge.js";
 import { AsciicastWriter } from "../../recording/asciicast.js";
 import { LineMasker } from "../common/line-masker.js";
 import { terminalInput } from "../common/terminal-input.js";
+import { refusedUpgrade } from "./refused-upgrade.js";
 import { execOptions } from "./request.js";
 import { argvToShell, chooseProtocol, CLOSE, decodeChannelMessage, encodeChannelMessage, ERROR, RESIZE, STDERR, STDIN, STDOUT, type ChannelProtocol } from "./wire/channel.js";
 
@@ -32,7 +33,6 @@ import { argvToShell, chooseProtocol, CLOSE, decodeChannelMessage, encodeChannel
 export type CastPathFor = (sessionId: string) => string;
 
 const UPSTREAM_TIMEOUT_MS = 15_000;
-const MAX_ERROR_BODY = 64 * 1024;
 
 function statusJson(message: string, code: number, reason: string): string {
   return JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code });
@@ -106,16 +106,7 @@ async function serve(ctx: UpgradeContext<ConnectionType>, castPathFor: CastPathF
   });
   const opened = await new Promise<{ ok: true } | { ok: false; status: number; body: string }>((resolve) => {
     upstream.once("open", () => resolve({ ok: true }));
-    upstream.once("unexpected-response", (_req, res) => {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      res.on("data", (c: Buffer) => {
-        n += c.length;
-        if (n <= MAX_ERROR_BODY) chunks.push(c);
-      });
-      res.on("end", () => resolve({ ok: false, status: res.statusCode ?? 502, body: Buffer.concat(chunks).toString("utf8") }));
-      res.on("error", () => resolve({ ok: false, status: 502, body: "" }));
-    });
+    upstream.once("unexpected-response", (_req, res) => void refusedUpgrade(res).then(resolve));
     upstream.once("error", () => resolve({ ok: false, status: 502, body: statusJson(gatewayText("the API server could not be reached for exec"), 502, "ServiceUnavailable") }));
   });
   if (!opened.ok) {

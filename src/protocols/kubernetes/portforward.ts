@@ -23,6 +23,7 @@ import { gatewayText } from "../../core/engine.js";
 import type { ConnectionType } from "../../core/connection.js";
 import { GatewayError, isGatewayError } from "../../core/errors.js";
 import type { UpgradeContext } from "../../core/http-kind.js";
+import { refusedUpgrade } from "./refused-upgrade.js";
 import { controlStreamId, FLAG_FIN, HeaderInflater, parseSynStream, RST_STREAM, SpdyFrameReader, SYN_STREAM, type SpdyFrame } from "./wire/spdy.js";
 import { WS_BINARY, WS_CLOSE, WS_CONTINUATION, WS_PING, WS_PONG, WsFrameReader, wsFrame } from "./wire/ws-frame.js";
 
@@ -30,7 +31,6 @@ import { WS_BINARY, WS_CLOSE, WS_CONTINUATION, WS_PING, WS_PONG, WsFrameReader, 
 export const PORTFORWARD_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io";
 export const PORTFORWARD_PROTOCOL = "portforward.k8s.io";
 const UPSTREAM_TIMEOUT_MS = 15_000;
-const MAX_ERROR_BODY = 64 * 1024;
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /**
@@ -231,16 +231,7 @@ async function serve(ctx: UpgradeContext<ConnectionType>): Promise<void> {
   req.end();
   const answer = await new Promise<{ ok: true; res: IncomingMessage; upSocket: Duplex; upHead: Buffer } | { ok: false; status: number; body: string }>((resolve) => {
     req.once("error", () => resolve({ ok: false, status: 502, body: statusJson(gatewayText("the API server could not be reached for port-forward"), 502, "ServiceUnavailable") }));
-    req.once("response", (res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      res.on("data", (c: Buffer) => {
-        n += c.length;
-        if (n <= MAX_ERROR_BODY) chunks.push(c);
-      });
-      res.on("end", () => resolve({ ok: false, status: res.statusCode ?? 502, body: Buffer.concat(chunks).toString("utf8") }));
-      res.on("error", () => resolve({ ok: false, status: 502, body: "" }));
-    });
+    req.once("response", (res: IncomingMessage) => void refusedUpgrade(res).then(resolve));
     req.once("upgrade", (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) => resolve({ ok: true, res, upSocket, upHead }));
   });
   if (!answer.ok) {
